@@ -1,0 +1,177 @@
+//! Resource quantities and durations as people write them: `500m`, `1.5`,
+//! `512Mi`, `2Gi`, `90s`, `1h30m`.
+
+use serde_json::Value;
+use std::time::Duration;
+
+/// vCPUs to thousandths: `1` → 1000, `1.5` → 1500, `"500m"` → 500.
+pub fn parse_cpu(value: &Value) -> Result<u32, String> {
+    let hint = "write a number of vCPUs such as 1, 0.5, \"2\" or \"500m\"";
+    let millis = match value {
+        Value::Number(n) => n.as_f64().map(|v| v * 1000.0),
+        Value::String(s) => match s.trim().strip_suffix('m') {
+            Some(m) => m.parse::<u32>().ok().map(f64::from),
+            None => s.trim().parse::<f64>().ok().map(|v| v * 1000.0),
+        },
+        _ => None,
+    }
+    .ok_or_else(|| format!("cannot read cpu {value}; {hint}"))?;
+    if !millis.is_finite() || millis <= 0.0 {
+        return Err(format!("cpu must be more than zero, found {value}; {hint}"));
+    }
+    if millis.fract() != 0.0 {
+        return Err(format!("cpu {value} is finer than a thousandth of a vCPU; {hint}"));
+    }
+    if millis > 1_000_000.0 {
+        return Err(format!("cpu {value} is more than any machine has (1000 vCPUs)"));
+    }
+    Ok(millis as u32)
+}
+
+/// Memory to MiB, rounding up: `512Mi` → 512, `2Gi` → 2048, `1G` → 954.
+pub fn parse_memory(value: &Value) -> Result<u64, String> {
+    let hint = "write memory with a unit, such as 512Mi, 2Gi or 1G";
+    let Value::String(text) = value else {
+        return Err(format!("memory {value} has no unit; {hint}"));
+    };
+    let text = text.trim();
+    let split = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.trim().parse().map_err(|_| format!("cannot read memory \"{text}\"; {hint}"))?;
+    let bytes_per_unit: f64 = match unit {
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "K" | "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "" => return Err(format!("memory \"{text}\" has no unit; {hint}")),
+        other => return Err(format!("unknown memory unit \"{other}\" in \"{text}\"; {hint}")),
+    };
+    if !number.is_finite() || number <= 0.0 {
+        return Err(format!("memory must be more than zero, found \"{text}\""));
+    }
+    let mib = (number * bytes_per_unit / (1024.0 * 1024.0)).ceil();
+    if mib > 64.0 * 1024.0 * 1024.0 {
+        return Err(format!("memory \"{text}\" is more than any machine has"));
+    }
+    Ok(mib as u64)
+}
+
+/// A whole number of GPUs.
+pub fn parse_gpu(value: &Value) -> Result<u32, String> {
+    match value {
+        Value::Number(n) => match n.as_u64() {
+            Some(count) if count <= 64 => Ok(count as u32),
+            Some(_) => Err(format!("gpu {n} is more than any instance has (64)")),
+            None => Err(format!("gpu must be a whole number of GPUs (0, 1, 2, ...), found {n}")),
+        },
+        other => Err(format!("gpu must be a whole number of GPUs (0, 1, 2, ...), found {other}")),
+    }
+}
+
+/// `90s`, `10m`, `1h30m`, `2d`, `250ms`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let hint = "write a duration such as 90s, 10m, 1h30m or 2d";
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(format!("empty duration; {hint}"));
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("cannot read duration \"{text}\"; {hint}"));
+        }
+        let amount: u64 = rest[..digits].parse().map_err(|_| format!("duration \"{text}\" is too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let part = match unit {
+            "ms" => Duration::from_millis(amount),
+            "s" => Duration::from_secs(amount),
+            "m" => Duration::from_secs(amount * 60),
+            "h" => Duration::from_secs(amount * 3600),
+            "d" => Duration::from_secs(amount * 86_400),
+            "" => return Err(format!("duration \"{text}\" lacks a unit after {amount}; {hint}")),
+            other => return Err(format!("unknown unit \"{other}\" in duration \"{text}\"; {hint}")),
+        };
+        total += part;
+    }
+    Ok(total)
+}
+
+/// The inverse of [`parse_duration`] for whole seconds: `5400s` → `1h30m`.
+pub fn format_duration(duration: Duration) -> String {
+    let mut secs = duration.as_secs();
+    let millis = duration.subsec_millis();
+    if secs == 0 {
+        return format!("{millis}ms");
+    }
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    if millis > 0 {
+        out.push_str(&format!("{millis}ms"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cpu_accepts_numbers_strings_and_millicores() {
+        assert_eq!(parse_cpu(&json!(1)), Ok(1000));
+        assert_eq!(parse_cpu(&json!(1.5)), Ok(1500));
+        assert_eq!(parse_cpu(&json!("1.5")), Ok(1500));
+        assert_eq!(parse_cpu(&json!("500m")), Ok(500));
+        assert!(parse_cpu(&json!(0)).unwrap_err().contains("more than zero"));
+        assert!(parse_cpu(&json!("two")).unwrap_err().contains("cannot read cpu"));
+        assert!(parse_cpu(&json!(0.0001)).unwrap_err().contains("thousandth"));
+    }
+
+    #[test]
+    fn memory_needs_a_unit_and_rounds_up_to_mib() {
+        assert_eq!(parse_memory(&json!("200Mi")), Ok(200));
+        assert_eq!(parse_memory(&json!("2Gi")), Ok(2048));
+        assert_eq!(parse_memory(&json!("1.5Gi")), Ok(1536));
+        assert_eq!(parse_memory(&json!("1G")), Ok(954));
+        assert!(parse_memory(&json!("1.5")).unwrap_err().contains("no unit"));
+        assert!(parse_memory(&json!(512)).unwrap_err().contains("no unit"));
+        assert!(parse_memory(&json!("2GB")).unwrap_err().contains("unknown memory unit \"GB\""));
+    }
+
+    #[test]
+    fn gpu_is_a_whole_count() {
+        assert_eq!(parse_gpu(&json!(2)), Ok(2));
+        assert!(parse_gpu(&json!(0.5)).unwrap_err().contains("whole number"));
+        assert!(parse_gpu(&json!(-1)).unwrap_err().contains("whole number"));
+        assert!(parse_gpu(&json!("1")).unwrap_err().contains("whole number"));
+    }
+
+    #[test]
+    fn durations_round_trip() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("120"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("10 minutes").is_err());
+        assert!(parse_duration("h").is_err());
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
+    }
+}
