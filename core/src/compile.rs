@@ -26,6 +26,9 @@ use std::collections::{BTreeMap, HashMap};
 pub const DOMAINS: [&str; 3] = ["development", "staging", "production"];
 pub const DEFAULT_PROJECT: &str = "default";
 pub const DEFAULT_DOMAIN: &str = "development";
+/// `{{code_dir}}` in a command: where the task's code is (the image's working
+/// directory in a container, the spec file's directory in a local run).
+pub const CODE_DIR_PLACEHOLDER: &str = "code_dir";
 /// Batch allows at most 10 attempts per job.
 pub const MAX_RETRIES: i64 = 9;
 
@@ -356,20 +359,17 @@ impl Compiler<'_> {
                 let known = match placeholder.split_once('.') {
                     Some(("inputs", n)) => inputs.iter().any(|v| v.name == n),
                     Some(("outputs", n)) => outputs.iter().any(|v| v.name == n),
-                    _ => false,
+                    _ => placeholder == CODE_DIR_PLACEHOLDER,
                 };
                 if !known {
                     let names = |vars: &[Variable], prefix: &str| {
                         vars.iter().map(|v| format!("{{{{{prefix}.{}}}}}", v.name)).collect::<Vec<_>>()
                     };
-                    let mut available = names(inputs, "inputs");
+                    let mut available = vec![format!("{{{{{CODE_DIR_PLACEHOLDER}}}}}")];
+                    available.extend(names(inputs, "inputs"));
                     available.extend(names(outputs, "outputs"));
                     let message = format!("unknown placeholder {{{{{placeholder}}}}} in \"{arg}\"");
-                    let hint = if available.is_empty() {
-                        "the task declares no inputs or outputs to template".to_string()
-                    } else {
-                        format!("available: {}", available.join(", "))
-                    };
+                    let hint = format!("available: {}", available.join(", "));
                     self.error(join(path, &i.to_string()), message, hint);
                 }
                 rest = &after[end + 2..];

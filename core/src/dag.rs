@@ -91,6 +91,9 @@ fn find_cycle(upstream: &[Vec<usize>], pending: &[usize]) -> Vec<usize> {
     let mut cycle: Vec<usize> = path[seen_at[node]..].to_vec();
     // We walked against the edges; present the cycle in the direction data flows.
     cycle.reverse();
+    // Start at the node declared first, so the message is the same however we entered the cycle.
+    let first = cycle.iter().enumerate().min_by_key(|(_, n)| **n).map_or(0, |(i, _)| i);
+    cycle.rotate_left(first);
     cycle.push(cycle[0]);
     cycle
 }
@@ -126,7 +129,7 @@ mod tests {
         let cycle = analyze(&[vec![], vec![0, 2], vec![1], vec![]]).unwrap_err();
         assert_eq!(cycle.len(), 3);
         assert_eq!(cycle.first(), cycle.last());
-        assert!(cycle.contains(&1) && cycle.contains(&2));
+        assert_eq!(cycle, vec![1, 2, 1]);
         assert_eq!(analyze(&[vec![0]]).unwrap_err(), vec![0, 0]);
     }
 

@@ -14,11 +14,11 @@ use serde_json::Value;
 pub struct SpecFile {
     pub project: Option<String>,
     pub domain: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub tasks: IndexMap<String, TaskSpec>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub workflows: IndexMap<String, WorkflowSpec>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub launch_plans: IndexMap<String, LaunchPlanSpec>,
 }
 
@@ -30,12 +30,12 @@ pub struct TaskSpec {
     pub image: String,
     /// The argv, never run through a shell.
     pub command: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub env: IndexMap<String, String>,
     /// name → type, or name → {type, default, description}.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub inputs: IndexMap<String, Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub outputs: IndexMap<String, Value>,
     /// {cpu, memory, gpu} or {requests: {...}, limits: {...}}.
     pub resources: Option<Value>,
@@ -44,7 +44,7 @@ pub struct TaskSpec {
     pub retries: Option<Value>,
     pub timeout: Option<Value>,
     /// name → {secrets_manager: ARN | ssm: NAME, mount: env | file}.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub secrets: IndexMap<String, SecretSpec>,
 }
 
@@ -60,12 +60,12 @@ pub struct SecretSpec {
 #[serde(deny_unknown_fields)]
 pub struct WorkflowSpec {
     pub description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub inputs: IndexMap<String, Value>,
     /// name → `$node.output`, or name → {type, from: `$node.output`}.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub outputs: IndexMap<String, Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub nodes: IndexMap<String, NodeSpec>,
     /// `fail_fast` (default) or `finish_independent`.
     pub on_failure: Option<String>,
@@ -80,7 +80,7 @@ pub struct NodeSpec {
     pub branch: Option<BranchSpec>,
     pub map: Option<MapSpec>,
     /// input name → literal, `$inputs.NAME`, `$NODE.OUTPUT`, or lists/maps of those.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub inputs: IndexMap<String, Value>,
     /// Nodes to wait for without taking their outputs.
     #[serde(default)]
@@ -110,7 +110,7 @@ pub struct BranchCaseSpec {
 pub struct BranchTargetSpec {
     pub task: Option<String>,
     pub workflow: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub inputs: IndexMap<String, Value>,
     /// Fail the execution with this message (only in `else`).
     pub fail: Option<String>,
@@ -130,9 +130,9 @@ pub struct MapSpec {
 #[serde(deny_unknown_fields)]
 pub struct LaunchPlanSpec {
     pub workflow: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub default_inputs: IndexMap<String, Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub fixed_inputs: IndexMap<String, Value>,
     pub schedule: Option<ScheduleSpec>,
     pub active: Option<bool>,
@@ -148,6 +148,40 @@ pub struct ScheduleSpec {
     pub timezone: Option<String>,
     /// A datetime workflow input that receives each run's scheduled time.
     pub kickoff_input: Option<String>,
+}
+
+/// Deserialises a mapping into an [`IndexMap`], refusing a key given twice:
+/// YAML parsers keep the last one silently, which would drop a task or node.
+fn unique_keys<'de, D, V>(deserializer: D) -> Result<IndexMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct UniqueKeys<V>(std::marker::PhantomData<V>);
+
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for UniqueKeys<V> {
+        type Value = IndexMap<String, V>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a mapping of names to entries")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+            let mut map = IndexMap::with_capacity(access.size_hint().unwrap_or(0));
+            while let Some(key) = access.next_key::<String>()? {
+                if map.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!(
+                        "duplicate name \"{key}\": each name may appear only once here"
+                    )));
+                }
+                let value = access.next_value()?;
+                map.insert(key, value);
+            }
+            Ok(map)
+        }
+    }
+
+    deserializer.deserialize_map(UniqueKeys(std::marker::PhantomData))
 }
 
 /// How a spec document is written.
@@ -182,7 +216,14 @@ pub fn parse(text: &str, format: Format) -> Result<SpecFile, Diagnostic> {
     };
     result.map_err(|(path, message)| {
         let path = if path == "." { String::new() } else { path };
-        let hint = if message.contains("unknown field") {
+        // serde_norway already puts the path in front of its message.
+        let message = match message.split_once(": ") {
+            Some((prefix, rest)) if !prefix.contains(' ') && path.starts_with(prefix) => rest.to_string(),
+            _ => message,
+        };
+        let hint = if message.contains("duplicate name") {
+            "rename one of the two entries"
+        } else if message.contains("unknown field") {
             "see docs/spec.md for the fields each section takes"
         } else if message.contains("missing field") {
             "add the field; docs/spec.md shows a complete example"

@@ -1,0 +1,37 @@
+//! `updraft compile FILE...`: the compiled IDL as canonical proto3 JSON.
+
+use crate::spec_file;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use updraft_core::compile::{Compiled, Options};
+
+pub fn run(files: &[PathBuf], options: &Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let mut documents = Vec::new();
+    let mut failed = false;
+    for path in files {
+        match spec_file::load(path, options) {
+            Ok(loaded) => documents.push(to_json(&loaded.compiled)?),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Ok(ExitCode::FAILURE);
+    }
+    let out = if documents.len() == 1 { documents.remove(0) } else { Value::Array(documents) };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn to_json(c: &Compiled) -> Result<Value, serde_json::Error> {
+    Ok(json!({
+        "project": c.project,
+        "domain": c.domain,
+        "tasks": serde_json::to_value(&c.tasks)?,
+        "workflows": serde_json::to_value(&c.workflows)?,
+        "launchPlans": serde_json::to_value(&c.launch_plans)?,
+    }))
+}

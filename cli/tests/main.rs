@@ -1,0 +1,6 @@
+//! Integration tests of the `updraft` binary: real processes, real files.
+
+mod support;
+
+mod compile;
+mod validate;

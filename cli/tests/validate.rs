@@ -1,0 +1,80 @@
+use crate::support::{files_under, repo_root, text, updraft};
+
+#[test]
+fn every_example_is_valid() {
+    let examples = files_under("examples", "yaml");
+    assert!(examples.len() >= 3, "examples/ holds the diabetes, hello and fanout specs");
+    let args: Vec<String> = examples.iter().map(|p| p.display().to_string()).collect();
+    let mut argv = vec!["validate"];
+    argv.extend(args.iter().map(String::as_str));
+    let out = updraft(&argv);
+    assert!(out.status.success(), "validate failed:\n{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("workflow diabetes: 4 nodes, 4 levels, max parallelism 1"), "{stdout}");
+    assert!(stdout.contains("critical path: split → fit → predict → score"), "{stdout}");
+    assert!(stdout.contains("launch plan diabetes_nightly: workflow diabetes, cron \"0 3 * * *\" (Europe/Paris)"));
+}
+
+/// Each broken spec names what it expects in its first line (`# expect: ...`);
+/// validation must fail and say exactly that.
+#[test]
+fn every_invalid_spec_fails_with_its_expected_error() {
+    let files = files_under("tests/data/invalid", "yaml");
+    assert!(files.len() >= 30, "one broken spec per error class");
+    let mut failures = Vec::new();
+    for file in &files {
+        let content = std::fs::read_to_string(file).unwrap();
+        let expected = content
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} lacks its '# expect: ' line", file.display()));
+        let out = updraft(&["validate", &file.display().to_string()]);
+        let stderr = text(&out.stderr);
+        if out.status.code() != Some(1) || !stderr.contains(expected) {
+            failures.push(format!("{}: exit {:?}, expected {expected:?} in:\n{stderr}", file.display(), out.status.code()));
+        }
+        assert!(stderr.contains(&file.display().to_string()), "the error names the file: {stderr}");
+        assert!(stderr.contains("hint: "), "every error says what to do: {stderr}");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn all_problems_of_a_file_are_reported_at_once() {
+    let dir = tempdir("many-problems");
+    let spec = dir.join("spec.yaml");
+    std::fs::write(
+        &spec,
+        "tasks:\n  fit: {image: x, command: [fit], retries: -2, timeout: 0s, cache: true}\n",
+    )
+    .unwrap();
+    let out = updraft(&["validate", &spec.display().to_string()]);
+    let stderr = text(&out.stderr);
+    for expected in ["tasks.fit.retries", "tasks.fit.timeout", "tasks.fit.cache"] {
+        assert!(stderr.contains(expected), "missing {expected} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn one_bad_file_fails_the_run_but_the_good_ones_are_still_checked() {
+    let good = repo_root().join("examples/hello/hello.yaml");
+    let bad = repo_root().join("tests/data/invalid/cycle.yaml");
+    let out = updraft(&["validate", &good.display().to_string(), &bad.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("hello.yaml: ok"));
+    assert!(text(&out.stderr).contains("1 of 2 file(s) invalid"));
+}
+
+#[test]
+fn a_missing_file_is_an_error_not_a_panic() {
+    let out = updraft(&["validate", "no/such/spec.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no/such/spec.yaml: cannot read"), "{}", text(&out.stderr));
+}
+
+pub fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("updraft-test-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
