@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "updraft", version, about = "Typed, cached, versioned workflows on serverless AWS — or on this machine")]
+#[command(
+    name = "updraft",
+    version,
+    about = "Typed, cached, versioned workflows on serverless AWS — or on this machine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -4,12 +4,6 @@ use std::path::{Path, PathBuf};
 use updraft_core::compile::{self, Compiled, Options};
 use updraft_core::spec::Format;
 
-/// A spec file that compiled.
-pub struct LoadedSpec {
-    pub path: PathBuf,
-    pub compiled: Compiled,
-}
-
 /// Why a spec file could not be used; `Display` gives every problem, each
 /// prefixed with the file, as `error: FILE: PATH: MESSAGE` plus a hint line.
 #[derive(Debug)]
@@ -35,7 +29,7 @@ impl std::error::Error for SpecFileError {}
 /// Refuses absurdly large specs before parsing them.
 const MAX_SPEC_BYTES: u64 = 64 * 1024 * 1024;
 
-pub fn load(path: &Path, options: &Options) -> Result<LoadedSpec, SpecFileError> {
+pub fn load(path: &Path, options: &Options) -> Result<Compiled, SpecFileError> {
     let fail = |problem: String| SpecFileError { path: path.to_path_buf(), problems: vec![problem] };
     let size = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?.len();
     if size > MAX_SPEC_BYTES {
@@ -43,9 +37,8 @@ pub fn load(path: &Path, options: &Options) -> Result<LoadedSpec, SpecFileError>
     }
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     let format = Format::from_file_name(&path.to_string_lossy());
-    let compiled = compile::compile_text(&text, format, options).map_err(|diagnostics| SpecFileError {
+    compile::compile_text(&text, format, options).map_err(|diagnostics| SpecFileError {
         path: path.to_path_buf(),
         problems: diagnostics.iter().map(ToString::to_string).collect(),
-    })?;
-    Ok(LoadedSpec { path: path.to_path_buf(), compiled })
+    })
 }

@@ -20,10 +20,8 @@ pub fn text(bytes: &[u8]) -> String {
 
 /// Every file with this extension under a directory of the repository, sorted.
 pub fn files_under(dir: &str, extension: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = walk(&repo_root().join(dir))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == extension))
-        .collect();
+    let mut files: Vec<PathBuf> =
+        walk(&repo_root().join(dir)).into_iter().filter(|p| p.extension().is_some_and(|e| e == extension)).collect();
     files.sort();
     files
 }

@@ -32,7 +32,11 @@ fn every_invalid_spec_fails_with_its_expected_error() {
         let out = updraft(&["validate", &file.display().to_string()]);
         let stderr = text(&out.stderr);
         if out.status.code() != Some(1) || !stderr.contains(expected) {
-            failures.push(format!("{}: exit {:?}, expected {expected:?} in:\n{stderr}", file.display(), out.status.code()));
+            failures.push(format!(
+                "{}: exit {:?}, expected {expected:?} in:\n{stderr}",
+                file.display(),
+                out.status.code()
+            ));
         }
         assert!(stderr.contains(&file.display().to_string()), "the error names the file: {stderr}");
         assert!(stderr.contains("hint: "), "every error says what to do: {stderr}");
@@ -44,11 +48,8 @@ fn every_invalid_spec_fails_with_its_expected_error() {
 fn all_problems_of_a_file_are_reported_at_once() {
     let dir = tempdir("many-problems");
     let spec = dir.join("spec.yaml");
-    std::fs::write(
-        &spec,
-        "tasks:\n  fit: {image: x, command: [fit], retries: -2, timeout: 0s, cache: true}\n",
-    )
-    .unwrap();
+    std::fs::write(&spec, "tasks:\n  fit: {image: x, command: [fit], retries: -2, timeout: 0s, cache: true}\n")
+        .unwrap();
     let out = updraft(&["validate", &spec.display().to_string()]);
     let stderr = text(&out.stderr);
     for expected in ["tasks.fit.retries", "tasks.fit.timeout", "tasks.fit.cache"] {

@@ -1578,9 +1578,7 @@ impl Compiler<'_> {
                     self.error(
                         join(&path, "schedule"),
                         format!("scheduled runs would lack required input \"{input}\""),
-                        format!(
-                            "give it under default_inputs or fixed_inputs, or make it the kickoff_input (a datetime)"
-                        ),
+                        "give it under default_inputs or fixed_inputs, or make it the kickoff_input (a datetime)",
                     );
                 }
             }

@@ -11,7 +11,7 @@ pub fn run(files: &[PathBuf], options: &Options) -> Result<ExitCode, Box<dyn std
     let mut failed = false;
     for path in files {
         match spec_file::load(path, options) {
-            Ok(loaded) => documents.push(to_json(&loaded.compiled)?),
+            Ok(compiled) => documents.push(to_json(&compiled)?),
             Err(e) => {
                 eprintln!("{e}");
                 failed = true;

@@ -7,13 +7,14 @@ use std::process::ExitCode;
 use updraft_core::compile::{Compiled, Options};
 use updraft_core::literal;
 use updraft_core::proto::core::{CompiledWorkflow, schedule};
-use updraft_core::types::display;
+use updraft_core::proto::core::LiteralType;
+use updraft_core::types::{Kind, display, kind};
 
 pub fn run(files: &[PathBuf], options: &Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut failed = 0;
     for path in files {
         match spec_file::load(path, options) {
-            Ok(loaded) => print!("{}", summary(&path.display().to_string(), &loaded.compiled)),
+            Ok(compiled) => print!("{}", summary(&path.display().to_string(), &compiled)),
             Err(e) => {
                 eprintln!("{e}");
                 failed += 1;
@@ -45,7 +46,8 @@ pub fn summary(file: &str, c: &Compiled) -> String {
                 format!(", cron \"{}\" ({zone})", c.expression)
             }
             Some(schedule::Kind::Rate(r)) => {
-                let unit = updraft_core::proto::core::RateUnit::try_from(r.unit).map(|u| u.as_str_name()).unwrap_or("?");
+                let unit =
+                    updraft_core::proto::core::RateUnit::try_from(r.unit).map(|u| u.as_str_name()).unwrap_or("?");
                 format!(", every {} {}", r.value, unit.to_lowercase())
             }
             None => String::new(),
@@ -74,16 +76,22 @@ fn workflow_summary(w: &CompiledWorkflow) -> String {
         .map(|p| {
             let var = p.var.clone().unwrap_or_default();
             let default = p.default.as_ref().map(|d| format!(" = {}", literal::to_json(d))).unwrap_or_default();
-            format!("{}: {}{default}", var.name, display(&var.r#type.unwrap_or_default()))
+            format!("{}: {}{default}", var.name, short(&var.r#type.unwrap_or_default()))
         })
         .collect();
     if !inputs.is_empty() {
-        out.push_str(&format!("    inputs: {}\n", abbreviate(&inputs.iter().map(String::as_str).collect::<Vec<_>>(), 8)));
+        out.push_str(&format!(
+            "    inputs: {}\n",
+            abbreviate(&inputs.iter().map(String::as_str).collect::<Vec<_>>(), 8)
+        ));
     }
     let outputs: Vec<String> =
-        t.outputs.iter().map(|v| format!("{}: {}", v.name, display(&v.r#type.clone().unwrap_or_default()))).collect();
+        t.outputs.iter().map(|v| format!("{}: {}", v.name, short(&v.r#type.clone().unwrap_or_default()))).collect();
     if !outputs.is_empty() {
-        out.push_str(&format!("    outputs: {}\n", abbreviate(&outputs.iter().map(String::as_str).collect::<Vec<_>>(), 8)));
+        out.push_str(&format!(
+            "    outputs: {}\n",
+            abbreviate(&outputs.iter().map(String::as_str).collect::<Vec<_>>(), 8)
+        ));
     }
     out
 }
@@ -101,5 +109,16 @@ fn abbreviate_chain(items: &[&str]) -> String {
         items.join(" → ")
     } else {
         format!("{} → … ({} more) → {}", items[..3].join(" → "), items.len() - 6, items[items.len() - 3..].join(" → "))
+    }
+}
+
+/// A type for a one-line summary: a dataframe's columns are counted, not listed.
+fn short(t: &LiteralType) -> String {
+    match kind(t) {
+        Kind::DataFrame(d) if !d.columns.is_empty() => {
+            let format = if d.format.is_empty() { String::new() } else { format!("<{}>", d.format) };
+            format!("dataframe{format}{{{} columns}}", d.columns.len())
+        }
+        _ => display(t),
     }
 }
