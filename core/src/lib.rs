@@ -8,6 +8,7 @@ pub mod cache_key;
 pub mod compile;
 pub mod dag;
 pub mod diagnostics;
+pub mod execution;
 pub mod expr;
 pub mod literal;
 pub mod quantity;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use updraft_core::compile::{Compiled, Options};
 use updraft_core::literal;
-use updraft_core::proto::core::{CompiledWorkflow, schedule};
 use updraft_core::proto::core::LiteralType;
+use updraft_core::proto::core::{CompiledWorkflow, schedule};
 use updraft_core::types::{Kind, display, kind};
 
 pub fn run(files: &[PathBuf], options: &Options) -> Result<ExitCode, Box<dyn std::error::Error>> {

@@ -1,0 +1,168 @@
+//! The task I/O contract (docs/task-contract.md): how a task process gets its
+//! inputs and gives back its outputs. The same for a local process and for
+//! `updraft exec` in a container; only where files live differs.
+
+use crate::literal;
+use crate::proto::core::{Column, Literal, LiteralType, SimpleType, literal::Value as LV};
+use crate::types::{Kind, display, kind};
+use std::collections::BTreeMap;
+
+/// Path of the inputs document (JSON: input name → value, files as local paths).
+pub const ENV_INPUTS: &str = "UPDRAFT_INPUTS";
+/// Directory where the task writes each output NAME as the file or directory `NAME`.
+pub const ENV_OUTPUTS_DIR: &str = "UPDRAFT_OUTPUTS_DIR";
+/// Where the task's code is: the image's working directory, or locally the spec's directory.
+pub const ENV_CODE_DIR: &str = "UPDRAFT_CODE_DIR";
+pub const ENV_EXECUTION_ID: &str = "UPDRAFT_EXECUTION_ID";
+pub const ENV_NODE_ID: &str = "UPDRAFT_NODE_ID";
+/// 1 for the first attempt.
+pub const ENV_ATTEMPT: &str = "UPDRAFT_ATTEMPT";
+
+/// A value as it appears in argv: strings as they are, numbers and booleans as
+/// JSON writes them, collections as compact JSON, files as their local path,
+/// absent values as the empty string.
+pub fn render_value(value: &Literal) -> String {
+    match &value.value {
+        Some(LV::String(s)) => s.clone(),
+        Some(LV::None(_)) | None => String::new(),
+        Some(LV::File(b)) | Some(LV::Directory(b)) | Some(LV::Dataframe(b)) => b.uri.clone(),
+        _ => match literal::to_json(value) {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        },
+    }
+}
+
+/// Fills `{{inputs.NAME}}`, `{{outputs.NAME}}` and `{{code_dir}}` in the argv.
+/// Compilation has checked the names, so an unknown one here is a bug upstream.
+pub fn render_argv(
+    args: &[String],
+    inputs: &BTreeMap<String, Literal>,
+    output_paths: &BTreeMap<String, String>,
+    code_dir: &str,
+) -> Result<Vec<String>, String> {
+    args.iter()
+        .map(|arg| {
+            let mut out = String::with_capacity(arg.len());
+            let mut rest = arg.as_str();
+            while let Some(start) = rest.find("{{") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                let end = after.find("}}").ok_or_else(|| format!("unclosed placeholder in \"{arg}\""))?;
+                let placeholder = after[..end].trim();
+                let value = match placeholder.split_once('.') {
+                    Some(("inputs", name)) => inputs.get(name).map(render_value),
+                    Some(("outputs", name)) => output_paths.get(name).cloned(),
+                    _ if placeholder == crate::compile::CODE_DIR_PLACEHOLDER => Some(code_dir.to_string()),
+                    _ => None,
+                };
+                out.push_str(&value.ok_or_else(|| format!("no value for {{{{{placeholder}}}}} in \"{arg}\""))?);
+                rest = &after[end + 2..];
+            }
+            out.push_str(rest);
+            Ok(out)
+        })
+        .collect()
+}
+
+/// The inputs document: every input as plain JSON.
+pub fn inputs_document(inputs: &BTreeMap<String, Literal>) -> serde_json::Value {
+    serde_json::Value::Object(inputs.iter().map(|(k, v)| (k.clone(), literal::to_json(v))).collect())
+}
+
+/// Whether an output of this type is data on disk (a file, directory or table)
+/// rather than a value written as JSON.
+pub fn is_blob(t: &LiteralType) -> bool {
+    match kind(t) {
+        Kind::File(_) | Kind::Directory | Kind::DataFrame(_) => true,
+        Kind::Optional(inner) => is_blob(inner),
+        _ => false,
+    }
+}
+
+/// Reads a value output from the text the task wrote: JSON of the declared
+/// type. A string output may also be plain text (one trailing newline dropped).
+pub fn parse_value_output(name: &str, text: &str, t: &LiteralType) -> Result<Literal, String> {
+    let parsed: Result<serde_json::Value, _> = serde_json::from_str(text);
+    let value = match (parsed, kind(t)) {
+        (Ok(v @ serde_json::Value::String(_)), _) => v,
+        (_, Kind::Simple(SimpleType::String)) => {
+            serde_json::Value::String(text.strip_suffix('\n').unwrap_or(text).to_string())
+        }
+        (Ok(v), _) => v,
+        (Err(_), _) => {
+            let shown: String = text.chars().take(60).collect();
+            return Err(format!("output \"{name}\": expected {} as JSON, found {shown:?}", display(t)));
+        }
+    };
+    literal::from_json(&value, t).map_err(|e| format!("output \"{name}\" has the wrong type: {e}"))
+}
+
+/// Checks a CSV header against the columns a dataframe type declares.
+pub fn check_csv_header(name: &str, header: &str, columns: &[Column]) -> Result<(), String> {
+    let present: Vec<&str> =
+        header.trim_end_matches(['\r', '\n']).split(',').map(|c| c.trim().trim_matches('"')).collect();
+    let missing: Vec<&str> = columns.iter().map(|c| c.name.as_str()).filter(|c| !present.contains(c)).collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "dataframe \"{name}\" lacks declared column(s) {}; its header has: {}",
+            missing.join(", "),
+            present.join(", ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types;
+    use serde_json::json;
+
+    fn t(text: &str) -> LiteralType {
+        types::parse(&json!(text)).unwrap()
+    }
+
+    #[test]
+    fn argv_is_templated_without_a_shell() {
+        let inputs: BTreeMap<String, Literal> = [
+            ("seed".to_string(), literal::integer(7)),
+            ("name".to_string(), literal::string("a b; rm -rf /")),
+            ("sizes".to_string(), literal::list(vec![literal::integer(1), literal::integer(2)])),
+        ]
+        .into();
+        let outputs: BTreeMap<String, String> = [("model".to_string(), "/out/model".to_string())].into();
+        let args: Vec<String> = [
+            "{{code_dir}}/fit.py",
+            "--seed={{inputs.seed}}",
+            "{{inputs.name}}",
+            "{{ inputs.sizes }}",
+            "{{outputs.model}}",
+        ]
+        .map(String::from)
+        .to_vec();
+        let argv = render_argv(&args, &inputs, &outputs, "/code").unwrap();
+        assert_eq!(argv, ["/code/fit.py", "--seed=7", "a b; rm -rf /", "[1,2]", "/out/model"]);
+        assert!(render_argv(&["{{inputs.nope}}".into()], &inputs, &outputs, "/").is_err());
+    }
+
+    #[test]
+    fn value_outputs_are_json_of_their_type() {
+        assert_eq!(parse_value_output("a", "0.75\n", &t("float")), Ok(literal::float(0.75)));
+        assert_eq!(parse_value_output("s", "hello\n", &t("string")), Ok(literal::string("hello")));
+        assert_eq!(parse_value_output("s", "\"hi\"", &t("string")), Ok(literal::string("hi")));
+        let err = parse_value_output("accuracy", "\"high\"", &t("float")).unwrap_err();
+        assert!(err.contains("output \"accuracy\" has the wrong type: expected float, found string"), "{err}");
+        assert!(parse_value_output("n", "seven", &t("int")).unwrap_err().contains("expected int as JSON"));
+    }
+
+    #[test]
+    fn csv_headers_are_checked_against_declared_columns() {
+        let columns = vec![Column { name: "age".into(), r#type: 1 }, Column { name: "bmi".into(), r#type: 2 }];
+        assert!(check_csv_header("t", "age,bmi,outcome\n", &columns).is_ok());
+        assert!(
+            check_csv_header("t", "\"age\",glucose", &columns).unwrap_err().contains("lacks declared column(s) bmi")
+        );
+    }
+}
