@@ -1,9 +1,12 @@
 //! `updraft`: validate, compile and run workflows.
 
 mod commands;
+mod local;
 mod spec_file;
 
 use clap::{Parser, Subcommand};
+use commands::executions::OutputFormat;
+use local::executor::CacheMode;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,6 +41,34 @@ enum Command {
         #[command(flatten)]
         namespace: Namespace,
     },
+    /// Run a workflow on this machine: local processes, local cache, no cloud.
+    Run {
+        /// The spec file.
+        file: PathBuf,
+        /// The workflow to run; optional when the file defines one.
+        workflow: Option<String>,
+        /// A workflow input, NAME=VALUE (lists, maps and structs as JSON). Repeatable.
+        #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
+        inputs: Vec<String>,
+        /// Neither read nor write the cache.
+        #[arg(long, conflicts_with = "overwrite_cache")]
+        no_cache: bool,
+        /// Run every task and replace its cache entry.
+        #[arg(long)]
+        overwrite_cache: bool,
+        /// At most this many tasks at once (they are also limited by CPU and memory requests).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        max_parallel: Option<u32>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: OutputFormat,
+        #[command(flatten)]
+        namespace: Namespace,
+    },
+    /// Inspect local executions.
+    Executions {
+        #[command(subcommand)]
+        command: ExecutionsCommand,
+    },
     /// Print the compiled IDL of spec files as JSON (one object per file; an array for several).
     Compile {
         #[arg(required = true)]
@@ -50,10 +81,49 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ExecutionsCommand {
+    /// The most recent executions, newest first.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
+    /// One execution with its nodes, outputs and error.
+    Get {
+        id: String,
+        #[arg(long, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate { files, namespace } => commands::validate::run(&files, &namespace.into()),
+        Command::Run { file, workflow, inputs, no_cache, overwrite_cache, max_parallel, output, namespace } => {
+            let cache_mode = match (no_cache, overwrite_cache) {
+                (true, _) => CacheMode::Disabled,
+                (_, true) => CacheMode::Overwrite,
+                _ => CacheMode::Use,
+            };
+            commands::run::run(commands::run::RunArgs {
+                file,
+                workflow,
+                inputs,
+                cache_mode,
+                max_parallel: max_parallel.map(|n| n as usize),
+                output,
+                options: namespace.into(),
+            })
+        }
+        Command::Executions { command: ExecutionsCommand::List { limit, output } } => {
+            commands::executions::list(limit, output)
+        }
+        Command::Executions { command: ExecutionsCommand::Get { id, output } } => {
+            commands::executions::get(&id, output)
+        }
         Command::Compile { files, version, namespace } => {
             commands::compile::run(&files, &updraft_core::compile::Options { version, ..namespace.into() })
         }

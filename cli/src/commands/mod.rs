@@ -1,2 +1,4 @@
 pub mod compile;
+pub mod executions;
+pub mod run;
 pub mod validate;

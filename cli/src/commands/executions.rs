@@ -1,0 +1,118 @@
+//! `updraft executions list|get`: what the embedded metadata store knows.
+
+use crate::local::home::Home;
+use crate::local::progress::phase_name;
+use crate::local::store::Store;
+use serde_json::json;
+use std::process::ExitCode;
+use updraft_core::literal;
+use updraft_core::proto::core::{CacheStatus, Execution, NodeExecution, NodePhase, WorkflowPhase};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+pub fn list(limit: usize, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let store = Store::open(&Home::from_env()?.database())?;
+    let executions = store.list(limit)?;
+    if output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&executions)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<22} {:<20} {:<10} {:<20} {:>9}", "EXECUTION", "WORKFLOW", "PHASE", "STARTED (UTC)", "DURATION");
+    for e in &executions {
+        let workflow = e.workflow_id.as_ref().map(|w| w.name.as_str()).unwrap_or_default();
+        let started = e
+            .created_at
+            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        println!(
+            "{:<22} {:<20} {:<10} {:<20} {:>9}",
+            e.id.as_ref().map(|i| i.name.as_str()).unwrap_or_default(),
+            workflow,
+            workflow_phase(e.phase),
+            started,
+            seconds(e.duration)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn get(name: &str, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let store = Store::open(&Home::from_env()?.database())?;
+    let Some((execution, nodes)) = store.get(name)? else {
+        eprintln!("error: no execution \"{name}\"\n  hint: `updraft executions list` shows the recent ones");
+        return Ok(ExitCode::FAILURE);
+    };
+    print_execution(&execution, &nodes, output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The summary of a run: node table, outputs, final phase (or all of it as JSON).
+pub fn print_execution(
+    execution: &Execution,
+    nodes: &[NodeExecution],
+    output: OutputFormat,
+) -> Result<(), serde_json::Error> {
+    let outputs = execution.outputs.clone().unwrap_or_default().values;
+    if output == OutputFormat::Json {
+        let plain: serde_json::Map<String, serde_json::Value> =
+            outputs.iter().map(|(k, v)| (k.clone(), literal::to_json(v))).collect();
+        let document = json!({
+            "execution": serde_json::to_value(execution)?,
+            "nodes": serde_json::to_value(nodes)?,
+            "outputs": plain,
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(());
+    }
+    println!();
+    println!("{:<28} {:<10} {:>9} {:>8}  {}", "NODE", "PHASE", "DURATION", "ATTEMPTS", "CACHE");
+    for n in nodes {
+        let id = n.id.as_ref().map(|i| i.node_id.as_str()).unwrap_or_default();
+        let phase = phase_name(NodePhase::try_from(n.phase).unwrap_or_default());
+        let items =
+            if n.items_total > 0 { format!(" ({}/{} items)", n.items_done, n.items_total) } else { String::new() };
+        let cache = match CacheStatus::try_from(n.cache_status).unwrap_or_default() {
+            CacheStatus::CacheHit => "hit",
+            CacheStatus::CacheMiss => "miss",
+            CacheStatus::CachePopulated => "stored",
+            CacheStatus::CacheOverwritten => "overwritten",
+            CacheStatus::CacheDisabled => "-",
+        };
+        let attempts = if n.attempts > 0 { n.attempts.to_string() } else { "-".into() };
+        println!("{id:<28} {phase:<10} {:>9} {attempts:>8}  {cache}{items}", seconds(n.duration));
+    }
+    if !outputs.is_empty() {
+        println!("\noutputs:");
+        for (name, value) in &outputs {
+            println!("  {name} = {}", literal::to_json(value));
+        }
+    }
+    let id = execution.id.as_ref().map(|i| i.name.as_str()).unwrap_or_default();
+    println!("\nexecution {id} {} in {}", workflow_phase(execution.phase), seconds(execution.duration));
+    if let Some(error) = &execution.error {
+        let node = if error.node_id.is_empty() { String::new() } else { format!("node {}: ", error.node_id) };
+        eprintln!("error: {node}{}", error.message);
+    }
+    Ok(())
+}
+
+fn workflow_phase(phase: i32) -> &'static str {
+    match WorkflowPhase::try_from(phase).unwrap_or_default() {
+        WorkflowPhase::WorkflowSucceeded => "SUCCEEDED",
+        WorkflowPhase::WorkflowFailed => "FAILED",
+        WorkflowPhase::WorkflowAborted => "ABORTED",
+        WorkflowPhase::WorkflowRunning => "RUNNING",
+        WorkflowPhase::WorkflowQueued => "QUEUED",
+        WorkflowPhase::WorkflowTimedOut => "TIMED_OUT",
+        WorkflowPhase::Undefined => "-",
+    }
+}
+
+fn seconds(d: Option<updraft_core::proto::Duration>) -> String {
+    d.map(|d| format!("{:.2}s", d.seconds as f64 + d.nanos as f64 / 1e9)).unwrap_or_else(|| "-".into())
+}

@@ -1,0 +1,175 @@
+//! `updraft run FILE [WORKFLOW] --input k=v ...`: a local run, no cloud needed.
+
+use super::executions::{OutputFormat, print_execution};
+use crate::local::blobs;
+use crate::local::executor::{self, CacheMode, RunRequest};
+use crate::local::home::Home;
+use crate::local::resources::Capacity;
+use crate::spec_file;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use updraft_core::compile::Options;
+use updraft_core::execution::retry::Backoff;
+use updraft_core::literal;
+use updraft_core::proto::core::{Literal, WorkflowPhase, literal::Value as LV};
+use updraft_core::types::display;
+
+pub struct RunArgs {
+    pub file: PathBuf,
+    pub workflow: Option<String>,
+    pub inputs: Vec<String>,
+    pub cache_mode: CacheMode,
+    pub max_parallel: Option<usize>,
+    pub output: OutputFormat,
+    pub options: Options,
+}
+
+/// Bad input to `updraft run` (exit code 2): nothing was started.
+const EXIT_BAD_INPUT: u8 = 2;
+/// The execution was cancelled (Ctrl-C), as shells report SIGINT.
+const EXIT_ABORTED: u8 = 130;
+
+pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let bad_input = |message: String| {
+        eprintln!("{message}");
+        Ok(ExitCode::from(EXIT_BAD_INPUT))
+    };
+    let compiled = match spec_file::load(&args.file, &args.options) {
+        Ok(c) => c,
+        Err(e) => return bad_input(e.to_string()),
+    };
+    let names: Vec<String> =
+        compiled.workflows.iter().filter_map(|w| w.template.as_ref()?.id.as_ref().map(|i| i.name.clone())).collect();
+    let workflow_name = match (&args.workflow, names.as_slice()) {
+        (Some(name), _) if names.contains(name) => name.clone(),
+        (Some(name), _) => {
+            return bad_input(format!(
+                "error: {}: no workflow \"{name}\"; it defines: {}",
+                args.file.display(),
+                names.join(", ")
+            ));
+        }
+        (None, [only]) => only.clone(),
+        (None, []) => return bad_input(format!("error: {}: defines no workflow to run", args.file.display())),
+        (None, _) => {
+            return bad_input(format!(
+                "error: {} defines several workflows; name one: updraft run {} <{}>",
+                args.file.display(),
+                args.file.display(),
+                names.join("|")
+            ));
+        }
+    };
+    let workflow = compiled.workflow(&workflow_name).expect("listed above");
+    let template = workflow.template.clone().unwrap_or_default();
+    let code_dir = args.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize()?;
+
+    let inputs = match launch_inputs(&template, &args.inputs, &code_dir) {
+        Ok(inputs) => inputs,
+        Err(message) => {
+            let signature: Vec<String> = template
+                .inputs
+                .iter()
+                .filter_map(|p| {
+                    let v = p.var.as_ref()?;
+                    let default = p.default.as_ref().map(|d| format!(" = {}", literal::to_json(d))).unwrap_or_default();
+                    Some(format!("{}: {}{default}", v.name, display(&v.r#type.clone().unwrap_or_default())))
+                })
+                .collect();
+            return bad_input(format!(
+                "error: {message}\n  hint: workflow {workflow_name} takes --input NAME=VALUE for: {}",
+                if signature.is_empty() { "(no inputs)".to_string() } else { signature.join(", ") }
+            ));
+        }
+    };
+
+    let home = Home::from_env()?;
+    let result = executor::run(
+        &home,
+        RunRequest {
+            compiled: compiled.clone(),
+            workflow: workflow_name,
+            inputs,
+            code_dir,
+            cache_mode: args.cache_mode,
+            capacity: Capacity::of_this_machine(args.max_parallel),
+            backoff: Backoff::default(),
+            show_progress: args.output == OutputFormat::Text,
+        },
+    )?;
+    print_execution(&result.execution, &result.nodes, args.output)?;
+    Ok(match WorkflowPhase::try_from(result.execution.phase) {
+        Ok(WorkflowPhase::WorkflowSucceeded) => ExitCode::SUCCESS,
+        Ok(WorkflowPhase::WorkflowAborted) => ExitCode::from(EXIT_ABORTED),
+        _ => ExitCode::FAILURE,
+    })
+}
+
+/// The workflow's inputs for this run: `--input` values over defaults; every
+/// required input present; files resolved to absolute paths and digested.
+fn launch_inputs(
+    template: &updraft_core::proto::core::WorkflowTemplate,
+    given: &[String],
+    code_dir: &Path,
+) -> Result<BTreeMap<String, Literal>, String> {
+    let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+    let mut inputs = BTreeMap::new();
+    for pair in given {
+        let Some((name, text)) = pair.split_once('=') else {
+            return Err(format!("--input {pair:?} is not NAME=VALUE"));
+        };
+        let Some(param) = template.inputs.iter().find(|p| p.var.as_ref().is_some_and(|v| v.name == name)) else {
+            return Err(format!("--input {name}: the workflow has no input \"{name}\""));
+        };
+        let t = param.var.as_ref().and_then(|v| v.r#type.clone()).unwrap_or_default();
+        let mut value = literal::from_cli(text, &t).map_err(|e| format!("--input {name}={text}: {e}"))?;
+        resolve_files(&mut value, &cwd).map_err(|e| format!("--input {name}: {e}"))?;
+        inputs.insert(name.to_string(), value);
+    }
+    for param in &template.inputs {
+        let var = param.var.clone().unwrap_or_default();
+        if inputs.contains_key(&var.name) {
+            continue;
+        }
+        match &param.default {
+            Some(default) => {
+                let mut value = default.clone();
+                // Paths written in a spec are relative to the spec file.
+                resolve_files(&mut value, code_dir).map_err(|e| format!("default of input {}: {e}", var.name))?;
+                inputs.insert(var.name.clone(), value);
+            }
+            None if var.r#type.as_ref().is_some_and(updraft_core::types::is_optional) => {
+                inputs.insert(var.name.clone(), literal::none());
+            }
+            None => {
+                return Err(format!(
+                    "missing required input \"{}\" ({})",
+                    var.name,
+                    display(&var.r#type.unwrap_or_default())
+                ));
+            }
+        }
+    }
+    Ok(inputs)
+}
+
+/// Makes every file, directory and dataframe path absolute, checks it exists,
+/// and records its content digest (what the cache key uses).
+fn resolve_files(value: &mut Literal, base: &Path) -> Result<(), String> {
+    match &mut value.value {
+        Some(LV::File(b)) | Some(LV::Dataframe(b)) | Some(LV::Directory(b)) => {
+            let path = base.join(&b.uri);
+            let path =
+                path.canonicalize().map_err(|e| format!("{} does not exist or cannot be read: {e}", path.display()))?;
+            let digest = if path.is_dir() { blobs::dir_sha256(&path) } else { blobs::file_sha256(&path) }
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            b.uri = path.display().to_string();
+            b.digest = format!("{}{digest}", blobs::DIGEST_PREFIX);
+            Ok(())
+        }
+        Some(LV::List(l)) => l.values.iter_mut().try_for_each(|v| resolve_files(v, base)),
+        Some(LV::Map(m)) | Some(LV::Struct(m)) => m.values.values_mut().try_for_each(|v| resolve_files(v, base)),
+        _ => Ok(()),
+    }
+}

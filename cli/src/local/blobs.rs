@@ -1,0 +1,119 @@
+//! A content-addressed blob store on the local disk: outputs are moved in under
+//! their sha256, so equal data is stored once and a cache hit can hand out the
+//! same path again.
+
+use sha2::{Digest, Sha256};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+pub const DIGEST_PREFIX: &str = "sha256:";
+
+pub struct BlobStore {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl BlobStore {
+    pub fn new(root: PathBuf, tmp: PathBuf) -> BlobStore {
+        BlobStore { root, tmp }
+    }
+
+    /// Moves (or copies, across file systems) a file into the store; returns its
+    /// digest and stored path.
+    pub fn put_file(&self, path: &Path) -> io::Result<(String, PathBuf)> {
+        let hex = file_sha256(path)?;
+        let target = self.root.join("sha256").join(&hex);
+        if !target.exists() {
+            place(path, &target, &self.tmp)?;
+        }
+        Ok((format!("{DIGEST_PREFIX}{hex}"), target))
+    }
+
+    /// Stores a directory tree under the digest of its manifest.
+    pub fn put_dir(&self, path: &Path) -> io::Result<(String, PathBuf)> {
+        let hex = dir_sha256(path)?;
+        let target = self.root.join("dirs").join(&hex);
+        if !target.exists() {
+            place(path, &target, &self.tmp)?;
+        }
+        Ok((format!("{DIGEST_PREFIX}{hex}"), target))
+    }
+}
+
+/// Renames into place, or copies to a temporary name and renames, so that a
+/// reader never sees half a blob.
+fn place(from: &Path, to: &Path, tmp: &Path) -> io::Result<()> {
+    if std::fs::rename(from, to).is_ok() {
+        return Ok(());
+    }
+    let staging = tmp.join(format!("{}-{}", std::process::id(), to.file_name().unwrap_or_default().to_string_lossy()));
+    copy_recursively(from, &staging)?;
+    match std::fs::rename(&staging, to) {
+        Ok(()) => Ok(()),
+        Err(_) if to.exists() => {
+            // Someone stored the same content first.
+            let _ = remove(&staging);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn remove(path: &Path) -> io::Result<()> {
+    if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) }
+}
+
+pub fn copy_recursively(from: &Path, to: &Path) -> io::Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_recursively(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(from, to).map(|_| ())
+    }
+}
+
+pub fn file_sha256(path: &Path) -> io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// sha256 over the sorted manifest `relative/path\0<file sha256>\n`.
+pub fn dir_sha256(path: &Path) -> io::Result<String> {
+    let mut entries = Vec::new();
+    collect(path, path, &mut entries)?;
+    entries.sort();
+    let mut hasher = Sha256::new();
+    for (relative, digest) in entries {
+        hasher.update(relative.as_bytes());
+        hasher.update([0]);
+        hasher.update(digest.as_bytes());
+        hasher.update([b'\n']);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect(root, &path, out)?;
+        } else {
+            let relative = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
+            out.push((relative, file_sha256(&path)?));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! The local task-output cache: one small JSON document per cache key, holding
+//! the outputs (blobs by their content-addressed path). An entry whose blobs
+//! have gone missing is a miss, never a broken run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use updraft_core::proto::core::{Literal, LiteralMap, literal::Value as LV};
+
+pub struct LocalCache {
+    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+impl LocalCache {
+    pub fn new(dir: PathBuf, tmp: PathBuf) -> LocalCache {
+        LocalCache { dir, tmp }
+    }
+
+    fn entry(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.json"))
+    }
+
+    pub fn get(&self, key: &str) -> Option<BTreeMap<String, Literal>> {
+        let text = std::fs::read_to_string(self.entry(key)).ok()?;
+        let outputs: LiteralMap = serde_json::from_str(&text).ok()?;
+        outputs.values.values().all(blobs_present).then_some(outputs.values)
+    }
+
+    /// Writes atomically (temporary file, then rename): a reader sees the old
+    /// entry or the new one.
+    pub fn put(&self, key: &str, outputs: &BTreeMap<String, Literal>) -> std::io::Result<()> {
+        let document = serde_json::to_vec(&LiteralMap { values: outputs.clone() }).map_err(std::io::Error::other)?;
+        let staging = self.tmp.join(format!("{key}.{}.json", std::process::id()));
+        std::fs::write(&staging, document)?;
+        std::fs::rename(&staging, self.entry(key))
+    }
+}
+
+fn blobs_present(literal: &Literal) -> bool {
+    match &literal.value {
+        Some(LV::File(b)) | Some(LV::Directory(b)) | Some(LV::Dataframe(b)) => Path::new(&b.uri).exists(),
+        Some(LV::List(l)) => l.values.iter().all(blobs_present),
+        Some(LV::Map(m)) | Some(LV::Struct(m)) => m.values.values().all(blobs_present),
+        _ => true,
+    }
+}

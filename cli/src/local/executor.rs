@@ -1,0 +1,845 @@
+//! The local executor: drives a compiled workflow on this machine. Nodes start
+//! as soon as their inputs are ready and the resource pool admits them; the
+//! semantics (bindings, branches, maps, retries, failure policy, the task
+//! contract, cache keys) come from `updraft_core::execution`, the same as in
+//! the cloud.
+
+use super::blobs::BlobStore;
+use super::cache::LocalCache;
+use super::home::Home;
+use super::process::{self, Attempt, Outcome};
+use super::progress::Progress;
+use super::resources::{Capacity, ResourcePool};
+use super::store::{Store, StoreError};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use updraft_core::cache_key;
+use updraft_core::compile::Compiled;
+use updraft_core::execution::condition;
+use updraft_core::execution::contract::{
+    self, ENV_ATTEMPT, ENV_CODE_DIR, ENV_EXECUTION_ID, ENV_INPUTS, ENV_NODE_ID, ENV_OUTPUTS_DIR,
+};
+use updraft_core::execution::map;
+use updraft_core::execution::resolve::{ValueMap, resolve_inputs};
+use updraft_core::execution::retry::Backoff;
+use updraft_core::execution::scheduler::Scheduler;
+use updraft_core::literal;
+use updraft_core::proto::core::{
+    Blob, CacheStatus, CompiledWorkflow, ErrorKind, Execution, ExecutionError, ExecutionId, Identifier, Literal,
+    LiteralMap, LiteralType, Node, NodeExecution, NodeExecutionId, NodePhase, TaskTemplate, WorkflowPhase, branch_node,
+    literal::Value as LV, node,
+};
+use updraft_core::types::{self, Kind, display, kind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    /// Serve hits, store misses.
+    Use,
+    /// `--no-cache`: neither read nor write.
+    Disabled,
+    /// `--overwrite-cache`: run everything, replace the entries.
+    Overwrite,
+}
+
+pub struct RunRequest {
+    pub compiled: Compiled,
+    pub workflow: String,
+    pub inputs: BTreeMap<String, Literal>,
+    /// `{{code_dir}}`: the spec file's directory.
+    pub code_dir: PathBuf,
+    pub cache_mode: CacheMode,
+    pub capacity: Capacity,
+    pub backoff: Backoff,
+    pub show_progress: bool,
+}
+
+pub struct RunResult {
+    pub execution: Execution,
+    pub nodes: Vec<NodeExecution>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start the local runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Why a node did not succeed.
+#[derive(Debug, Clone)]
+struct Failure {
+    phase: NodePhase,
+    error: ExecutionError,
+}
+
+impl Failure {
+    fn user(node: &str, code: &str, message: String) -> Failure {
+        Failure {
+            phase: NodePhase::Failed,
+            error: ExecutionError {
+                code: code.into(),
+                message,
+                node_id: node.into(),
+                kind: ErrorKind::User as i32,
+                log_uri: String::new(),
+            },
+        }
+    }
+
+    fn aborted(node: &str) -> Failure {
+        let mut f = Failure::user(node, "Aborted", "the run was cancelled".into());
+        f.phase = NodePhase::Aborted;
+        f.error.kind = ErrorKind::System as i32;
+        f
+    }
+}
+
+type Outputs = BTreeMap<String, Literal>;
+type NodeResult = Result<(Outputs, NodePhase), Failure>;
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+struct Ctx {
+    tasks: HashMap<String, TaskTemplate>,
+    workflows: HashMap<String, Arc<CompiledWorkflow>>,
+    home: Home,
+    blobs: BlobStore,
+    cache: LocalCache,
+    execution: ExecutionId,
+    code_dir: String,
+    cache_mode: CacheMode,
+    pool: Arc<ResourcePool>,
+    backoff: Backoff,
+    cancel: watch::Receiver<bool>,
+    recorder: Mutex<Recorder>,
+}
+
+/// Persists node records and prints progress, in the order events happen.
+struct Recorder {
+    store: Store,
+    progress: Progress,
+    nodes: Vec<NodeExecution>,
+    positions: HashMap<String, usize>,
+    error: Option<StoreError>,
+}
+
+impl Recorder {
+    fn record(&mut self, node: NodeExecution) {
+        let id = node.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
+        let seconds = node.duration.map(|d| d.seconds as f64 + d.nanos as f64 / 1e9);
+        let phase = NodePhase::try_from(node.phase).unwrap_or_default();
+        if phase != NodePhase::Running || seconds.is_none() {
+            self.progress.node(&id, phase, seconds, CacheStatus::try_from(node.cache_status).unwrap_or_default());
+        }
+        let position = *self.positions.entry(id).or_insert_with(|| {
+            self.nodes.push(NodeExecution::default());
+            self.nodes.len() - 1
+        });
+        if let Err(e) = self.store.put_node(&node, position) {
+            self.error.get_or_insert(e);
+        }
+        self.nodes[position] = node;
+    }
+}
+
+impl Ctx {
+    fn record(&self, node: NodeExecution) {
+        self.recorder.lock().expect("recorder lock").record(node);
+    }
+
+    fn progress(&self) -> std::sync::MutexGuard<'_, Recorder> {
+        self.recorder.lock().expect("recorder lock")
+    }
+
+    fn node_record(&self, path: &str) -> NodeExecution {
+        NodeExecution {
+            id: Some(NodeExecutionId { execution_id: Some(self.execution.clone()), node_id: path.to_string() }),
+            started_at: Some(now()),
+            ..Default::default()
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+}
+
+/// Runs a workflow to completion (or until Ctrl-C) and returns its records.
+pub fn run(home: &Home, request: RunRequest) -> Result<RunResult, RunError> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(RunError::Runtime)?;
+    runtime.block_on(run_async(home, request))
+}
+
+async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunError> {
+    let store = Store::open(&home.database())?;
+    let workflow = request.compiled.workflow(&request.workflow).cloned().expect("the caller checked the workflow");
+    let template = workflow.template.clone().unwrap_or_default();
+    let execution_id = ExecutionId {
+        project: request.compiled.project.clone(),
+        domain: request.compiled.domain.clone(),
+        name: new_execution_name(),
+    };
+    let started = Instant::now();
+    let mut execution = Execution {
+        id: Some(execution_id.clone()),
+        workflow_id: template.id.clone(),
+        inputs: Some(LiteralMap { values: request.inputs.clone() }),
+        phase: WorkflowPhase::WorkflowRunning as i32,
+        created_at: Some(now()),
+        started_at: Some(now()),
+        updated_at: Some(now()),
+        principal: std::env::var("USER").unwrap_or_default(),
+        ..Default::default()
+    };
+    store.put_execution(&execution)?;
+    let progress = Progress::new(request.show_progress);
+    progress.message(&format!(
+        "execution {} of workflow {} ({}/{}); logs under {}",
+        execution_id.name,
+        request.workflow,
+        execution_id.project,
+        execution_id.domain,
+        home.node_dir(&execution_id.name, "").display()
+    ));
+
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let mut workflows: HashMap<String, Arc<CompiledWorkflow>> = HashMap::new();
+    collect_workflows(&request.compiled.workflows, &mut workflows);
+    let ctx = Arc::new(Ctx {
+        tasks: request
+            .compiled
+            .tasks
+            .iter()
+            .map(|t| (t.id.as_ref().map(|i| i.name.clone()).unwrap_or_default(), t.clone()))
+            .collect(),
+        workflows,
+        blobs: BlobStore::new(home.blobs(), home.tmp()),
+        cache: LocalCache::new(home.cache(), home.tmp()),
+        home: home.clone(),
+        execution: execution_id.clone(),
+        code_dir: request.code_dir.display().to_string(),
+        cache_mode: request.cache_mode,
+        pool: ResourcePool::new(request.capacity),
+        backoff: request.backoff,
+        cancel: cancel_rx,
+        recorder: Mutex::new(Recorder { store, progress, nodes: Vec::new(), positions: HashMap::new(), error: None }),
+    });
+
+    let run = run_workflow(Arc::clone(&ctx), Arc::new(workflow), request.inputs.clone(), String::new());
+    tokio::pin!(run);
+    let result = tokio::select! {
+        result = &mut run => result,
+        _ = shutdown_signal() => {
+            ctx.progress().progress.message("interrupted: stopping running tasks (Ctrl-C again is not needed)");
+            let _ = cancel_tx.send(true);
+            // Let every node see the cancellation, kill its process group and record itself.
+            run.await
+        }
+    };
+
+    let elapsed = started.elapsed();
+    execution.updated_at = Some(now());
+    execution.duration = Some(to_duration(elapsed));
+    match result {
+        Ok(outputs) => {
+            execution.phase = WorkflowPhase::WorkflowSucceeded as i32;
+            execution.outputs = Some(LiteralMap { values: outputs });
+        }
+        Err(failure) => {
+            execution.phase = match failure.phase {
+                NodePhase::Aborted => WorkflowPhase::WorkflowAborted,
+                _ => WorkflowPhase::WorkflowFailed,
+            } as i32;
+            execution.error = Some(failure.error);
+        }
+    }
+    let mut recorder = ctx.recorder.lock().expect("recorder lock");
+    recorder.store.put_execution(&execution)?;
+    if let Some(e) = recorder.error.take() {
+        return Err(e.into());
+    }
+    Ok(RunResult { execution, nodes: std::mem::take(&mut recorder.nodes) })
+}
+
+fn collect_workflows(list: &[CompiledWorkflow], into: &mut HashMap<String, Arc<CompiledWorkflow>>) {
+    for w in list {
+        let name = w.template.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.name.clone()).unwrap_or_default();
+        into.entry(name).or_insert_with(|| Arc::new(w.clone()));
+        collect_workflows(&w.subworkflows, into);
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+/// Runs the DAG of one workflow; `prefix` names the enclosing subworkflow node.
+fn run_workflow(
+    ctx: Arc<Ctx>,
+    workflow: Arc<CompiledWorkflow>,
+    inputs: Outputs,
+    prefix: String,
+) -> BoxFuture<Result<Outputs, Failure>> {
+    Box::pin(async move {
+        let template = workflow.template.clone().unwrap_or_default();
+        let mut scheduler = Scheduler::new(&template);
+        let mut values = ValueMap { inputs, outputs: HashMap::new() };
+        let mut running: JoinSet<(usize, NodeResult)> = JoinSet::new();
+        let mut first_failure: Option<Failure> = None;
+
+        loop {
+            for index in scheduler.ready() {
+                let node = &template.nodes[index];
+                let path = format!("{prefix}{}", node.id);
+                scheduler.running(index);
+                match prepare(&ctx, node, &values, &path) {
+                    Ok(future) => {
+                        running.spawn(async move { (index, future.await) });
+                    }
+                    Err(failure) => {
+                        let mut record = ctx.node_record(&path);
+                        record.phase = failure.phase as i32;
+                        record.error = Some(failure.error.clone());
+                        ctx.record(record);
+                        scheduler.finished(index, failure.phase);
+                        first_failure.get_or_insert(failure);
+                    }
+                }
+            }
+            if scheduler.is_finished() {
+                break;
+            }
+            let Some(joined) = running.join_next().await else { break };
+            let (index, result) = joined.expect("node tasks do not panic");
+            match result {
+                Ok((outputs, phase)) => {
+                    values.outputs.insert(template.nodes[index].id.clone(), outputs);
+                    scheduler.finished(index, phase);
+                }
+                Err(failure) => {
+                    scheduler.finished(index, failure.phase);
+                    // An abort caused by a cancel is less informative than a real failure.
+                    if first_failure.as_ref().is_none_or(|f| f.phase == NodePhase::Aborted) {
+                        first_failure = Some(failure);
+                    }
+                }
+            }
+        }
+
+        for (index, node) in template.nodes.iter().enumerate() {
+            if scheduler.phase(index) == NodePhase::Skipped {
+                let mut record = ctx.node_record(&format!("{prefix}{}", node.id));
+                record.started_at = None;
+                record.phase = NodePhase::Skipped as i32;
+                ctx.record(record);
+            }
+        }
+        if let Some(failure) = first_failure {
+            return Err(failure);
+        }
+        if ctx.cancelled() {
+            return Err(Failure::aborted(prefix.trim_end_matches('/')));
+        }
+        let mut outputs = Outputs::new();
+        for binding in &template.output_bindings {
+            let data = binding.binding.clone().unwrap_or_default();
+            let value = updraft_core::execution::resolve::resolve(&data, &values)
+                .map_err(|e| Failure::user(&prefix, "OutputUnavailable", e.to_string()))?;
+            outputs.insert(binding.var.clone(), value);
+        }
+        Ok(outputs)
+    })
+}
+
+/// Resolves a node's inputs now (its upstream nodes are done) and returns the
+/// future that runs it.
+fn prepare(ctx: &Arc<Ctx>, node: &Node, values: &ValueMap, path: &str) -> Result<BoxFuture<NodeResult>, Failure> {
+    let target = node.target.clone().ok_or_else(|| Failure::user(path, "InvalidNode", "node has no target".into()))?;
+    let resolve_error =
+        |e: updraft_core::execution::ResolveError| Failure::user(path, "InputUnavailable", e.to_string());
+    match target {
+        node::Target::Branch(branch) => {
+            let mut chosen = None;
+            for case in &branch.cases {
+                let condition = case.condition.clone().unwrap_or_default();
+                if condition::evaluate(&condition, values).map_err(resolve_error)? {
+                    chosen = case.then_node.clone();
+                    break;
+                }
+            }
+            let chosen = match (chosen, branch.otherwise) {
+                (Some(n), _) => n,
+                (None, Some(branch_node::Otherwise::ElseNode(n))) => *n,
+                (None, Some(branch_node::Otherwise::ElseFail(message))) => {
+                    return Err(Failure::user(path, "BranchFailed", message));
+                }
+                (None, None) => {
+                    return Err(Failure::user(
+                        path,
+                        "NoBranchTaken",
+                        "no case of the branch matched and it has no else".into(),
+                    ));
+                }
+            };
+            ctx.progress().progress.message(&format!("{path}: branch takes {}", chosen.id));
+            prepare(ctx, &chosen, values, path)
+        }
+        node::Target::Task(t) => {
+            let task = task(ctx, t.task_id.as_ref(), path)?;
+            let inputs = task_inputs(&task, &node.inputs, values).map_err(resolve_error)?;
+            let ctx = Arc::clone(ctx);
+            let path = path.to_string();
+            Ok(Box::pin(async move { run_task_node(ctx, task, inputs, path).await }))
+        }
+        node::Target::Map(m) => {
+            let task = task(ctx, m.task_id.as_ref(), path)?;
+            let inputs = task_inputs(&task, &node.inputs, values).map_err(resolve_error)?;
+            let ctx = Arc::clone(ctx);
+            let path = path.to_string();
+            Ok(Box::pin(async move { run_map_node(ctx, task, m, inputs, path).await }))
+        }
+        node::Target::Workflow(w) => {
+            let name = w.workflow_id.as_ref().map(|i| i.name.clone()).unwrap_or_default();
+            let workflow =
+                ctx.workflows.get(&name).cloned().ok_or_else(|| {
+                    Failure::user(path, "UnknownWorkflow", format!("workflow {name} is not compiled in"))
+                })?;
+            let template = workflow.template.clone().unwrap_or_default();
+            let defaults: Outputs = template
+                .inputs
+                .iter()
+                .filter_map(|p| Some((p.var.as_ref()?.name.clone(), p.default.clone()?)))
+                .collect();
+            let optional = template
+                .inputs
+                .iter()
+                .filter_map(|p| p.var.as_ref())
+                .filter(|v| is_optional(v.r#type.as_ref()))
+                .map(|v| v.name.clone());
+            let inputs =
+                resolve_inputs(&node.inputs, &defaults, optional.collect::<Vec<_>>(), values).map_err(resolve_error)?;
+            let ctx = Arc::clone(ctx);
+            let path = path.to_string();
+            Ok(Box::pin(async move {
+                let mut record = ctx.node_record(&path);
+                record.phase = NodePhase::Running as i32;
+                record.inputs = Some(LiteralMap { values: inputs.clone() });
+                ctx.record(record.clone());
+                let started = Instant::now();
+                let result = run_workflow(Arc::clone(&ctx), workflow, inputs, format!("{path}/")).await;
+                finish_record(&ctx, record, started, &result, 1, CacheStatus::CacheDisabled);
+                result.map(|o| (o, NodePhase::Succeeded))
+            }))
+        }
+    }
+}
+
+fn task(ctx: &Ctx, id: Option<&Identifier>, path: &str) -> Result<TaskTemplate, Failure> {
+    let name = id.map(|i| i.name.as_str()).unwrap_or_default();
+    ctx.tasks
+        .get(name)
+        .cloned()
+        .ok_or_else(|| Failure::user(path, "UnknownTask", format!("task {name} is not compiled in")))
+}
+
+fn is_optional(t: Option<&LiteralType>) -> bool {
+    t.is_some_and(types::is_optional)
+}
+
+fn task_inputs(
+    task: &TaskTemplate,
+    bindings: &[updraft_core::proto::core::Binding],
+    values: &ValueMap,
+) -> Result<Outputs, updraft_core::execution::ResolveError> {
+    let interface = task.interface.clone().unwrap_or_default();
+    let optional: Vec<String> =
+        interface.inputs.iter().filter(|v| is_optional(v.r#type.as_ref())).map(|v| v.name.clone()).collect();
+    resolve_inputs(bindings, &task.input_defaults, optional, values)
+}
+
+fn finish_record(
+    ctx: &Ctx,
+    mut record: NodeExecution,
+    started: Instant,
+    result: &Result<Outputs, Failure>,
+    attempts: u32,
+    cache: CacheStatus,
+) {
+    record.updated_at = Some(now());
+    record.duration = Some(to_duration(started.elapsed()));
+    record.attempts = attempts;
+    record.cache_status = cache as i32;
+    match result {
+        Ok(outputs) => {
+            record.phase = if cache == CacheStatus::CacheHit { NodePhase::Cached } else { NodePhase::Succeeded } as i32;
+            record.outputs = Some(LiteralMap { values: outputs.clone() });
+        }
+        Err(failure) => {
+            record.phase = failure.phase as i32;
+            record.error = Some(failure.error.clone());
+        }
+    }
+    ctx.record(record);
+}
+
+async fn run_task_node(ctx: Arc<Ctx>, task: TaskTemplate, inputs: Outputs, path: String) -> NodeResult {
+    let mut record = ctx.node_record(&path);
+    record.phase = NodePhase::Running as i32;
+    record.inputs = Some(LiteralMap { values: inputs.clone() });
+    let started = Instant::now();
+    let key = cache_key_for(&ctx, &task, &inputs);
+    record.cache_key = key.clone().unwrap_or_default();
+    ctx.record(record.clone());
+    let (result, attempts, cache) = run_task(&ctx, &task, &inputs, &path, key.as_deref()).await;
+    finish_record(&ctx, record, started, &result, attempts, cache);
+    let phase = if cache == CacheStatus::CacheHit { NodePhase::Cached } else { NodePhase::Succeeded };
+    result.map(|o| (o, phase))
+}
+
+fn cache_key_for(ctx: &Ctx, task: &TaskTemplate, inputs: &Outputs) -> Option<String> {
+    (ctx.cache_mode != CacheMode::Disabled).then(|| cache_key::for_task(task, inputs)).flatten()
+}
+
+/// Runs a map node: one task run per item, at most `concurrency` at once, each
+/// cached on its own.
+async fn run_map_node(
+    ctx: Arc<Ctx>,
+    task: TaskTemplate,
+    map_node: updraft_core::proto::core::MapNode,
+    inputs: Outputs,
+    path: String,
+) -> NodeResult {
+    let mut record = ctx.node_record(&path);
+    record.phase = NodePhase::Running as i32;
+    record.inputs = Some(LiteralMap { values: inputs.clone() });
+    let started = Instant::now();
+    let items = match map::split_items(&inputs, &map_node.mapped_inputs) {
+        Ok(items) => items,
+        Err(e) => {
+            let result = Err(Failure::user(&path, "MapInputs", e.to_string()));
+            finish_record(&ctx, record, started, &result, 1, CacheStatus::CacheDisabled);
+            return result.map(|o| (o, NodePhase::Succeeded));
+        }
+    };
+    let total = items.len();
+    record.items_total = total as u32;
+    ctx.record(record.clone());
+
+    let limit = if map_node.concurrency == 0 { Semaphore::MAX_PERMITS } else { map_node.concurrency as usize };
+    let semaphore = Arc::new(Semaphore::new(limit));
+    let mut running = JoinSet::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let (ctx, task, semaphore) = (Arc::clone(&ctx), task.clone(), Arc::clone(&semaphore));
+        let item_path = format!("{path}/{i}");
+        running.spawn(async move {
+            let _permit = semaphore.acquire_owned().await.expect("semaphore open");
+            let key = cache_key_for(&ctx, &task, &item);
+            let (result, _, cache) = run_task(&ctx, &task, &item, &item_path, key.as_deref()).await;
+            (i, result, cache)
+        });
+    }
+    let mut results: Vec<Option<Outputs>> = vec![None; total];
+    let mut failures = Vec::new();
+    let mut done = 0;
+    let mut all_hits = total > 0;
+    let step = (total / 10).max(1);
+    while let Some(joined) = running.join_next().await {
+        let (i, result, cache) = joined.expect("map items do not panic");
+        all_hits &= cache == CacheStatus::CacheHit;
+        match result {
+            Ok(outputs) => results[i] = Some(outputs),
+            Err(f) => failures.push((i, f)),
+        }
+        done += 1;
+        if done % step == 0 || done == total {
+            ctx.progress().progress.items(&path, done, total);
+        }
+    }
+    record.items_done = results.iter().filter(|r| r.is_some()).count() as u32;
+    let output_names: Vec<String> =
+        task.interface.clone().unwrap_or_default().outputs.iter().map(|v| v.name.clone()).collect();
+    failures.sort_by_key(|(i, _)| *i);
+    let result = if let Some((_, f)) = failures.iter().find(|(_, f)| f.phase == NodePhase::Aborted) {
+        Err(f.clone())
+    } else {
+        map::gather(&results, &output_names, map_node.min_success_ratio).map_err(|e| {
+            let first = failures
+                .first()
+                .map(|(i, f)| format!("; first failure, item {i}: {}", f.error.message))
+                .unwrap_or_default();
+            Failure::user(&path, "MapFailed", format!("{e}{first}"))
+        })
+    };
+    let cache = if all_hits { CacheStatus::CacheHit } else { CacheStatus::CacheDisabled };
+    finish_record(&ctx, record, started, &result, 1, cache);
+    let phase = if all_hits { NodePhase::Cached } else { NodePhase::Succeeded };
+    result.map(|o| (o, phase))
+}
+
+/// One task invocation with cache lookup, resources, retries and output
+/// collection. Returns the result, the attempts made and the cache status.
+async fn run_task(
+    ctx: &Arc<Ctx>,
+    task: &TaskTemplate,
+    inputs: &Outputs,
+    path: &str,
+    key: Option<&str>,
+) -> (Result<Outputs, Failure>, u32, CacheStatus) {
+    if ctx.cache_mode == CacheMode::Use
+        && let Some(key) = key
+        && let Some(outputs) = ctx.cache.get(key)
+    {
+        return (Ok(outputs), 0, CacheStatus::CacheHit);
+    }
+    let requests = task.resources.and_then(|r| r.requests).unwrap_or_default();
+    // Without a request a task takes a quarter CPU and 256 MiB, so trivial steps run side by side.
+    let cpu = if requests.cpu_millis > 0 { requests.cpu_millis as u64 } else { 250 };
+    let memory = if requests.memory_mib > 0 { requests.memory_mib } else { 256 };
+    let _permit = ctx.pool.acquire(cpu, memory).await;
+
+    let dir = ctx.home.node_dir(&ctx.execution.name, path);
+    let max_attempts = task.retries + 1;
+    let mut last_failure = None;
+    let mut attempt = 0;
+    while attempt < max_attempts {
+        attempt += 1;
+        let delay = ctx.backoff.delay(attempt);
+        if !delay.is_zero() {
+            ctx.progress().progress.message(&format!(
+                "{path}: retrying in {:.1}s (attempt {attempt} of {max_attempts})",
+                delay.as_secs_f64()
+            ));
+            let mut cancel = ctx.cancel.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = process::cancelled(&mut cancel) => return (Err(Failure::aborted(path)), attempt - 1, CacheStatus::CacheDisabled),
+            }
+        }
+        match run_attempt(ctx, task, inputs, path, &dir, attempt).await {
+            Ok(outputs) => {
+                let cache = match (key, ctx.cache_mode) {
+                    (Some(key), mode) => {
+                        if let Err(e) = ctx.cache.put(key, &outputs) {
+                            ctx.progress().progress.message(&format!("{path}: could not store the cache entry: {e}"));
+                        }
+                        if mode == CacheMode::Overwrite {
+                            CacheStatus::CacheOverwritten
+                        } else {
+                            CacheStatus::CachePopulated
+                        }
+                    }
+                    (None, _) => CacheStatus::CacheDisabled,
+                };
+                return (Ok(outputs), attempt, cache);
+            }
+            Err((failure, retryable)) => {
+                if !retryable || failure.phase == NodePhase::Aborted {
+                    return (Err(failure), attempt, CacheStatus::CacheDisabled);
+                }
+                last_failure = Some(failure);
+            }
+        }
+    }
+    let mut failure = last_failure.expect("at least one attempt ran");
+    if max_attempts > 1 {
+        failure.error.message = format!("{} (after {max_attempts} attempts)", failure.error.message);
+    }
+    (Err(failure), attempt, CacheStatus::CacheDisabled)
+}
+
+/// One attempt: fresh outputs directory, inputs document, templated argv, the
+/// process, then the outputs checked against the interface. The flag says
+/// whether another attempt could help.
+async fn run_attempt(
+    ctx: &Arc<Ctx>,
+    task: &TaskTemplate,
+    inputs: &Outputs,
+    path: &str,
+    dir: &Path,
+    attempt: u32,
+) -> Result<Outputs, (Failure, bool)> {
+    let system = |message: String| {
+        let mut f = Failure::user(path, "SystemError", message);
+        f.error.kind = ErrorKind::System as i32;
+        (f, true)
+    };
+    let outputs_dir = dir.join("outputs");
+    if outputs_dir.exists() {
+        std::fs::remove_dir_all(&outputs_dir)
+            .map_err(|e| system(format!("cannot clear {}: {e}", outputs_dir.display())))?;
+    }
+    std::fs::create_dir_all(&outputs_dir)
+        .map_err(|e| system(format!("cannot create {}: {e}", outputs_dir.display())))?;
+    let inputs_path = dir.join("inputs.json");
+    std::fs::write(&inputs_path, contract::inputs_document(inputs).to_string())
+        .map_err(|e| system(format!("cannot write {}: {e}", inputs_path.display())))?;
+
+    let interface = task.interface.clone().unwrap_or_default();
+    let output_paths: BTreeMap<String, String> =
+        interface.outputs.iter().map(|v| (v.name.clone(), outputs_dir.join(&v.name).display().to_string())).collect();
+    let container = task.container.clone().unwrap_or_default();
+    let argv = contract::render_argv(&container.args, inputs, &output_paths, &ctx.code_dir).map_err(|e| system(e))?;
+    let mut env: Vec<(String, String)> = container.env.clone().into_iter().collect();
+    env.extend([
+        (ENV_INPUTS.to_string(), inputs_path.display().to_string()),
+        (ENV_OUTPUTS_DIR.to_string(), outputs_dir.display().to_string()),
+        (ENV_CODE_DIR.to_string(), ctx.code_dir.clone()),
+        (ENV_EXECUTION_ID.to_string(), ctx.execution.name.clone()),
+        (ENV_NODE_ID.to_string(), path.to_string()),
+        (ENV_ATTEMPT.to_string(), attempt.to_string()),
+    ]);
+    let stderr = dir.join("stderr.log");
+    let timeout = task.timeout.map(|d| Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32));
+    let outcome = process::run(
+        Attempt { argv, env, cwd: dir.to_path_buf(), stdout: dir.join("stdout.log"), stderr: stderr.clone(), timeout },
+        ctx.cancel.clone(),
+    )
+    .await;
+    let task_name = task.id.as_ref().map(|i| i.name.as_str()).unwrap_or_default();
+    let failed = |code: &str, what: String| {
+        let tail = process::tail(&stderr, 10);
+        let tail = if tail.is_empty() {
+            String::new()
+        } else {
+            format!("\n  last lines of stderr:\n    {}", tail.replace('\n', "\n    "))
+        };
+        let mut f =
+            Failure::user(path, code, format!("task {task_name} {what}{tail}\n  full log: {}", stderr.display()));
+        f.error.log_uri = stderr.display().to_string();
+        f
+    };
+    match outcome {
+        Outcome::Exited(0) => collect_outputs(ctx, &interface.outputs, &outputs_dir).map_err(|message| {
+            let mut f = failed("BadOutputs", message);
+            f.error.message =
+                f.error.message.replacen(&format!("task {task_name} "), &format!("task {task_name}: "), 1);
+            (f, false)
+        }),
+        Outcome::Exited(code) => Err((failed("NonZeroExit", format!("exited with code {code}")), true)),
+        Outcome::Signaled(signal) => Err((failed("Killed", format!("was killed by signal {signal}")), true)),
+        Outcome::TimedOut => {
+            let mut f = failed(
+                "Timeout",
+                format!(
+                    "ran past its timeout of {}",
+                    timeout.map(updraft_core::quantity::format_duration).unwrap_or_default()
+                ),
+            );
+            f.phase = NodePhase::TimedOut;
+            Err((f, true))
+        }
+        Outcome::Cancelled => Err((Failure::aborted(path), false)),
+        Outcome::SpawnFailed(message) => Err((failed("CannotStart", format!("could not start: {message}")), false)),
+    }
+}
+
+/// Reads every declared output from the outputs directory; files go into the
+/// blob store under their digest.
+fn collect_outputs(ctx: &Ctx, declared: &[updraft_core::proto::core::Variable], dir: &Path) -> Result<Outputs, String> {
+    let mut outputs = Outputs::new();
+    for var in declared {
+        let t = var.r#type.clone().unwrap_or_default();
+        let path = dir.join(&var.name);
+        if !path.exists() {
+            if types::is_optional(&t) {
+                outputs.insert(var.name.clone(), literal::none());
+                continue;
+            }
+            return Err(format!(
+                "did not write output \"{}\" ({}); expected it at {}",
+                var.name,
+                display(&t),
+                path.display()
+            ));
+        }
+        let value = if contract::is_blob(&t) {
+            store_blob(ctx, &var.name, &t, &path)?
+        } else {
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("cannot read output \"{}\": {e}", var.name))?;
+            contract::parse_value_output(&var.name, &text, &t)?
+        };
+        outputs.insert(var.name.clone(), value);
+    }
+    Ok(outputs)
+}
+
+fn store_blob(ctx: &Ctx, name: &str, t: &LiteralType, path: &Path) -> Result<Literal, String> {
+    let wrong = |found: &str| format!("output \"{name}\" has the wrong type: expected {}, found {found}", display(t));
+    let stored = |r: std::io::Result<(String, PathBuf)>| r.map_err(|e| format!("cannot store output \"{name}\": {e}"));
+    let blob = |digest: String, stored: PathBuf, format: &str| Blob {
+        uri: stored.display().to_string(),
+        format: format.to_string(),
+        digest,
+    };
+    Ok(Literal {
+        value: Some(match kind(t) {
+            Kind::Optional(inner) => return store_blob(ctx, name, inner, path),
+            Kind::Directory => {
+                if !path.is_dir() {
+                    return Err(wrong("a file"));
+                }
+                let (digest, at) = stored(ctx.blobs.put_dir(path))?;
+                LV::Directory(blob(digest, at, ""))
+            }
+            Kind::File(f) => {
+                if path.is_dir() {
+                    return Err(wrong("a directory"));
+                }
+                let (digest, at) = stored(ctx.blobs.put_file(path))?;
+                LV::File(blob(digest, at, &f.format))
+            }
+            Kind::DataFrame(d) => {
+                if path.is_dir() {
+                    return Err(wrong("a directory"));
+                }
+                let format = if d.format.is_empty() { "csv".to_string() } else { d.format.clone() };
+                if format == "csv" && !d.columns.is_empty() {
+                    let header = first_line(path).map_err(|e| format!("cannot read output \"{name}\": {e}"))?;
+                    contract::check_csv_header(name, &header, &d.columns)?;
+                }
+                let (digest, at) = stored(ctx.blobs.put_file(path))?;
+                LV::Dataframe(blob(digest, at, &format))
+            }
+            _ => return Err(wrong("data on disk")),
+        }),
+    })
+}
+
+fn first_line(path: &Path) -> std::io::Result<String> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(std::fs::File::open(path)?).read_line(&mut line)?;
+    Ok(line)
+}
+
+fn now() -> updraft_core::proto::Timestamp {
+    let t = chrono::Utc::now();
+    updraft_core::proto::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+fn to_duration(d: Duration) -> updraft_core::proto::Duration {
+    updraft_core::proto::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
+/// `20261123-141758-3fa2`: sortable, unique enough for one machine, valid as a
+/// Step Functions execution name.
+fn new_execution_name() -> String {
+    let t = chrono::Utc::now();
+    let salt = (t.timestamp_subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xffff;
+    format!("{}-{salt:04x}", t.format("%Y%m%d-%H%M%S"))
+}

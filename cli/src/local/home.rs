@@ -1,0 +1,61 @@
+//! Where local runs keep their state: `$UPDRAFT_HOME`, or `~/.updraft`.
+//!
+//! ```text
+//! updraft.db                 executions and node executions (SQLite)
+//! blobs/sha256/<hex>         files and dataframes by content digest
+//! blobs/dirs/<hex>/          directories by manifest digest
+//! cache/<key>.json           cached task outputs by cache key
+//! runs/<execution>/<node>/   per-node working directory, inputs.json, outputs/, logs
+//! ```
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    pub fn from_env() -> std::io::Result<Home> {
+        let root = match std::env::var_os("UPDRAFT_HOME") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => {
+                let home = std::env::var_os("HOME").ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "neither UPDRAFT_HOME nor HOME is set")
+                })?;
+                PathBuf::from(home).join(".updraft")
+            }
+        };
+        Home::at(root)
+    }
+
+    pub fn at(root: PathBuf) -> std::io::Result<Home> {
+        for dir in ["blobs/sha256", "blobs/dirs", "cache", "runs", "tmp"] {
+            std::fs::create_dir_all(root.join(dir))?;
+        }
+        let root = root.canonicalize()?;
+        Ok(Home { root })
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.root.join("updraft.db")
+    }
+
+    pub fn blobs(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    pub fn cache(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
+    /// Scratch space on the same file system as the blobs, so that renames are atomic.
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn node_dir(&self, execution_id: &str, node_path: &str) -> PathBuf {
+        // Node paths hold '/' (subworkflows) and '[i]' (map items): both are fine in a path.
+        self.root.join("runs").join(execution_id).join(node_path)
+    }
+}

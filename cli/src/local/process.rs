@@ -1,0 +1,114 @@
+//! One attempt of a task as a local process: argv run directly (no shell), in
+//! its own process group so that a timeout or Ctrl-C stops everything it
+//! started, with stdout and stderr going to log files.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub struct Attempt {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(i32),
+    Signaled(i32),
+    TimedOut,
+    Cancelled,
+    /// The program could not be started (not found, not executable).
+    SpawnFailed(String),
+}
+
+/// How long a cancelled process group gets between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(2);
+
+pub async fn run(attempt: Attempt, mut cancel: watch::Receiver<bool>) -> Outcome {
+    let (Ok(stdout), Ok(stderr)) = (std::fs::File::create(&attempt.stdout), std::fs::File::create(&attempt.stderr))
+    else {
+        return Outcome::SpawnFailed(format!("cannot create log files in {}", attempt.cwd.display()));
+    };
+    let Some((program, args)) = attempt.argv.split_first() else {
+        return Outcome::SpawnFailed("empty command".into());
+    };
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .envs(attempt.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&attempt.cwd)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return Outcome::SpawnFailed(format!("cannot start {program:?}: {e}")),
+    };
+    let Some(pgid) = child.id().map(|pid| pid as i32) else {
+        return Outcome::SpawnFailed("the process ended before it could be tracked".into());
+    };
+
+    let timeout = async {
+        match attempt.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        status = child.wait() => match status {
+            Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
+                (Some(code), _) => Outcome::Exited(code),
+                (None, Some(signal)) => Outcome::Signaled(signal),
+                _ => Outcome::Exited(-1),
+            },
+            Err(e) => Outcome::SpawnFailed(format!("lost track of the process: {e}")),
+        },
+        _ = timeout => {
+            kill_group(pgid, libc::SIGKILL);
+            let _ = child.wait().await;
+            Outcome::TimedOut
+        }
+        _ = cancelled(&mut cancel) => {
+            kill_group(pgid, libc::SIGTERM);
+            if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+                kill_group(pgid, libc::SIGKILL);
+                let _ = child.wait().await;
+            }
+            Outcome::Cancelled
+        }
+    };
+    // Whatever the task left running in the background goes with it.
+    kill_group(pgid, libc::SIGKILL);
+    outcome
+}
+
+/// Resolves once cancellation has been requested.
+pub async fn cancelled(cancel: &mut watch::Receiver<bool>) {
+    while !*cancel.borrow_and_update() {
+        if cancel.changed().await.is_err() {
+            // The sender is gone: nobody can cancel any more.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn kill_group(pgid: i32, signal: i32) {
+    // SAFETY: killpg only sends a signal; a group that is already gone yields ESRCH, which we ignore.
+    unsafe {
+        libc::killpg(pgid, signal);
+    }
+}
+
+/// The last `lines` lines of a log file, for error messages.
+pub fn tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
