@@ -70,7 +70,7 @@ pub fn print_execution(
         return Ok(());
     }
     println!();
-    println!("{:<28} {:<10} {:>9} {:>8}  {}", "NODE", "PHASE", "DURATION", "ATTEMPTS", "CACHE");
+    println!("{:<28} {:<10} {:>9} {:>8}  CACHE", "NODE", "PHASE", "DURATION", "ATTEMPTS");
     for n in nodes {
         let id = n.id.as_ref().map(|i| i.node_id.as_str()).unwrap_or_default();
         let phase = phase_name(NodePhase::try_from(n.phase).unwrap_or_default());

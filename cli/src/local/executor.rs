@@ -692,7 +692,7 @@ async fn run_attempt(
     let output_paths: BTreeMap<String, String> =
         interface.outputs.iter().map(|v| (v.name.clone(), outputs_dir.join(&v.name).display().to_string())).collect();
     let container = task.container.clone().unwrap_or_default();
-    let argv = contract::render_argv(&container.args, inputs, &output_paths, &ctx.code_dir).map_err(|e| system(e))?;
+    let argv = contract::render_argv(&container.args, inputs, &output_paths, &ctx.code_dir).map_err(system)?;
     let mut env: Vec<(String, String)> = container.env.clone().into_iter().collect();
     env.extend([
         (ENV_INPUTS.to_string(), inputs_path.display().to_string()),
