@@ -3,4 +3,5 @@
 mod support;
 
 mod compile;
+mod run;
 mod validate;

@@ -38,3 +38,43 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A scratch directory holding a spec (`spec.yaml`), the test task script and
+/// its own UPDRAFT_HOME, so tests never share state.
+pub struct Sandbox {
+    pub dir: PathBuf,
+}
+
+impl Sandbox {
+    pub fn new(name: &str, spec: &str) -> Sandbox {
+        let dir = std::env::temp_dir().join(format!("updraft-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("home")).unwrap();
+        std::fs::copy(repo_root().join("tests/data/run/step.py"), dir.join("step.py")).unwrap();
+        std::fs::write(dir.join("spec.yaml"), spec).unwrap();
+        Sandbox { dir }
+    }
+
+    /// A sandbox around an example: its whole directory copied in.
+    pub fn with_example(name: &str, example: &str) -> Sandbox {
+        let source = repo_root().join("examples").join(example);
+        let sandbox = Sandbox::new(name, &std::fs::read_to_string(&source).unwrap());
+        for entry in std::fs::read_dir(source.parent().unwrap()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, sandbox.dir.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        sandbox
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_updraft"));
+        command.args(args).current_dir(&self.dir).env("UPDRAFT_HOME", self.dir.join("home"));
+        command
+    }
+
+    pub fn updraft(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("the updraft binary starts")
+    }
+}

@@ -656,7 +656,11 @@ async fn run_task(
     }
     let mut failure = last_failure.expect("at least one attempt ran");
     if max_attempts > 1 {
-        failure.error.message = format!("{} (after {max_attempts} attempts)", failure.error.message);
+        // The count belongs on the first line, before the stderr tail and log path.
+        let message = &failure.error.message;
+        let (first, rest) = message.split_once('\n').map_or((message.as_str(), ""), |(a, b)| (a, b));
+        let separator = if rest.is_empty() { "" } else { "\n" };
+        failure.error.message = format!("{first} (after {max_attempts} attempts){separator}{rest}");
     }
     (Err(failure), attempt, CacheStatus::CacheDisabled)
 }

@@ -1,0 +1,332 @@
+//! `updraft run` end to end: real processes, real files, the real SQLite store.
+
+use crate::support::{Sandbox, text};
+use serde_json::Value;
+
+const STEP: &str = "[python3, \"{{code_dir}}/step.py\"";
+
+fn json_run(sandbox: &Sandbox, extra: &[&str]) -> (Option<i32>, Value) {
+    let mut args = vec!["run", "spec.yaml", "--output", "json"];
+    args.extend_from_slice(extra);
+    let out = sandbox.updraft(&args);
+    let doc = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("run prints JSON; stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr)));
+    (out.status.code(), doc)
+}
+
+fn node<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"]["nodeId"] == id)
+        .unwrap_or_else(|| panic!("node {id} in {doc}"))
+}
+
+#[test]
+fn hello_runs_and_prints_its_output() {
+    let sandbox = Sandbox::with_example("hello-run", "hello/hello.yaml");
+    let out = sandbox.updraft(&["run", "spec.yaml", "--input", "name=Ada"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("greeting = \"Hello, Ada!\""), "{stdout}");
+    assert!(stdout.contains("SUCCEEDED"), "{stdout}");
+    assert!(text(&out.stderr).contains("greet"), "live progress names the node");
+}
+
+#[test]
+fn a_cached_task_is_skipped_on_the_second_run() {
+    let spec = format!(
+        "tasks:\n  add:\n    image: x\n    command: {STEP}, add, \"{{{{inputs.a}}}}\", \"2\", \"{{{{outputs.sum}}}}\"]\n    inputs: {{a: int}}\n    outputs: {{sum: int}}\n    cache: {{version: \"1\"}}\nworkflows:\n  w:\n    inputs: {{a: int}}\n    nodes:\n      add: {{task: add, inputs: {{a: $inputs.a}}}}\n    outputs: {{sum: $add.sum}}\n"
+    );
+    let sandbox = Sandbox::new("cache", &spec);
+    let (code, first) = json_run(&sandbox, &["-i", "a=40"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(first["outputs"]["sum"], 42);
+    assert_eq!(node(&first, "add")["phase"], "SUCCEEDED");
+    assert_eq!(node(&first, "add")["cacheStatus"], "CACHE_POPULATED");
+
+    let (_, second) = json_run(&sandbox, &["-i", "a=40"]);
+    assert_eq!(node(&second, "add")["phase"], "CACHED");
+    assert_eq!(second["outputs"]["sum"], 42);
+    assert_eq!(node(&second, "add")["cacheKey"], node(&first, "add")["cacheKey"]);
+
+    let (_, other_input) = json_run(&sandbox, &["-i", "a=1"]);
+    assert_eq!(node(&other_input, "add")["phase"], "SUCCEEDED", "a new input is a miss");
+
+    let (_, no_cache) = json_run(&sandbox, &["-i", "a=40", "--no-cache"]);
+    assert_eq!(node(&no_cache, "add")["phase"], "SUCCEEDED");
+    assert_eq!(node(&no_cache, "add")["cacheStatus"], Value::Null, "CACHE_DISABLED is the default and omitted");
+
+    let (_, overwrite) = json_run(&sandbox, &["-i", "a=40", "--overwrite-cache"]);
+    assert_eq!(node(&overwrite, "add")["cacheStatus"], "CACHE_OVERWRITTEN");
+}
+
+#[test]
+fn bad_inputs_are_refused_before_anything_runs() {
+    let sandbox = Sandbox::with_example("bad-input", "hello/hello.yaml");
+    let spec = "tasks:\n  t: {image: x, command: [t, \"{{inputs.seed}}\"], inputs: {seed: int}}\nworkflows:\n  w:\n    inputs: {seed: int}\n    nodes:\n      t: {task: t, inputs: {seed: $inputs.seed}}\n";
+    std::fs::write(sandbox.dir.join("typed.yaml"), spec).unwrap();
+    for (args, expected) in [
+        (vec!["run", "typed.yaml", "--input", "seed=abc"], "--input seed=abc: expected int, found \"abc\""),
+        (vec!["run", "typed.yaml"], "missing required input \"seed\" (int)"),
+        (vec!["run", "typed.yaml", "-i", "sede=1"], "the workflow has no input \"sede\""),
+        (vec!["run", "typed.yaml", "-i", "seed"], "is not NAME=VALUE"),
+        (vec!["run", "typed.yaml", "nope"], "no workflow \"nope\""),
+    ] {
+        let out = sandbox.updraft(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
+        assert!(stderr.contains("hint:") || stderr.contains("defines"), "{stderr}");
+    }
+    let list = sandbox.updraft(&["executions", "list", "--output", "json"]);
+    assert_eq!(serde_json::from_slice::<Value>(&list.stdout).unwrap(), serde_json::json!([]), "nothing was recorded");
+}
+
+#[test]
+fn a_failing_task_shows_its_stderr_and_log_and_is_retried() {
+    let spec = format!(
+        "tasks:\n  boom:\n    image: x\n    command: {STEP}, fail, \"3\", \"the model diverged\"]\n    retries: 1\nworkflows:\n  w:\n    nodes:\n      boom: {{task: boom}}\n"
+    );
+    let sandbox = Sandbox::new("fail", &spec);
+    let out = sandbox.updraft(&["run", "spec.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("task boom exited with code 3 (after 2 attempts)"), "{stderr}");
+    assert!(stderr.contains("the model diverged"), "the tail of stderr is shown: {stderr}");
+    let log = stderr.split("full log: ").nth(1).expect("the log path is named").lines().next().unwrap();
+    assert!(std::fs::read_to_string(log).unwrap().contains("the model diverged"));
+    assert!(text(&out.stdout).contains("FAILED"));
+}
+
+#[test]
+fn a_flaky_task_succeeds_on_retry() {
+    let spec = format!(
+        "tasks:\n  flaky:\n    image: x\n    command: {STEP}, flaky, \"{{{{inputs.marker}}}}\", \"{{{{outputs.status}}}}\"]\n    inputs: {{marker: string}}\n    outputs: {{status: string}}\n    retries: 2\nworkflows:\n  w:\n    inputs: {{marker: string}}\n    nodes:\n      flaky: {{task: flaky, inputs: {{marker: $inputs.marker}}}}\n    outputs: {{status: $flaky.status}}\n"
+    );
+    let sandbox = Sandbox::new("flaky", &spec);
+    let marker = sandbox.dir.join("marker").display().to_string();
+    let (code, doc) = json_run(&sandbox, &["-i", &format!("marker={marker}")]);
+    assert_eq!(code, Some(0));
+    assert_eq!(doc["outputs"]["status"], "recovered");
+    assert_eq!(node(&doc, "flaky")["attempts"], 2);
+}
+
+#[test]
+fn a_missing_or_mistyped_output_fails_the_node_by_name() {
+    let spec = format!(
+        "tasks:\n  lazy:\n    image: x\n    command: {STEP}, nothing]\n    outputs: {{model: file}}\n  liar:\n    image: x\n    command: {STEP}, raw, \"high\", \"{{{{outputs.accuracy}}}}\"]\n    outputs: {{accuracy: float}}\nworkflows:\n  lazy:\n    nodes:\n      lazy: {{task: lazy}}\n  liar:\n    nodes:\n      liar: {{task: liar}}\n"
+    );
+    let sandbox = Sandbox::new("outputs", &spec);
+    let out = sandbox.updraft(&["run", "spec.yaml", "lazy"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("did not write output \"model\" (file)"), "{}", text(&out.stderr));
+    let out = sandbox.updraft(&["run", "spec.yaml", "liar"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("output \"accuracy\": expected float as JSON, found \"high\""),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_timeout_kills_the_task_and_is_reported() {
+    let spec = format!(
+        "tasks:\n  slow:\n    image: x\n    command: {STEP}, sleep, \"30\", \"{{{{inputs.pidfile}}}}\"]\n    inputs: {{pidfile: string}}\n    timeout: 1s\nworkflows:\n  w:\n    inputs: {{pidfile: string}}\n    nodes:\n      slow: {{task: slow, inputs: {{pidfile: $inputs.pidfile}}}}\n"
+    );
+    let sandbox = Sandbox::new("timeout", &spec);
+    let pidfile = sandbox.dir.join("pid").display().to_string();
+    let (code, doc) = json_run(&sandbox, &["-i", &format!("pidfile={pidfile}")]);
+    assert_eq!(code, Some(1));
+    assert_eq!(node(&doc, "slow")["phase"], "TIMED_OUT");
+    assert!(doc["execution"]["error"]["message"].as_str().unwrap().contains("ran past its timeout of 1s"));
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the task process was killed");
+}
+
+#[test]
+fn ctrl_c_kills_the_tasks_and_records_the_execution_aborted() {
+    let spec = format!(
+        "tasks:\n  slow:\n    image: x\n    command: {STEP}, sleep, \"60\", \"{{{{inputs.pidfile}}}}\"]\n    inputs: {{pidfile: string}}\nworkflows:\n  w:\n    inputs: {{pidfile: string}}\n    nodes:\n      slow: {{task: slow, inputs: {{pidfile: $inputs.pidfile}}}}\n"
+    );
+    let sandbox = Sandbox::new("abort", &spec);
+    let pidfile = sandbox.dir.join("pid");
+    let mut child = sandbox
+        .command(&["run", "spec.yaml", "--output", "json", "-i", &format!("pidfile={}", pidfile.display())])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the task never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let task_pid = std::fs::read_to_string(&pidfile).unwrap();
+    // SAFETY: sends SIGINT to the child we spawned, as Ctrl-C would.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["execution"]["phase"], "WORKFLOW_ABORTED");
+    assert_eq!(node(&doc, "slow")["phase"], "ABORTED");
+    assert!(!std::path::Path::new(&format!("/proc/{task_pid}")).exists(), "the task process was killed");
+
+    let name = doc["execution"]["id"]["name"].as_str().unwrap();
+    let stored = sandbox.updraft(&["executions", "get", name, "--output", "json"]);
+    let stored: Value = serde_json::from_slice(&stored.stdout).unwrap();
+    assert_eq!(stored["execution"]["phase"], "WORKFLOW_ABORTED", "the store agrees");
+}
+
+#[test]
+fn map_branch_and_subworkflow_nodes_run() {
+    let spec = format!(
+        r#"tasks:
+  square:
+    image: x
+    command: {STEP}, square, "{{{{inputs.x}}}}", "{{{{outputs.y}}}}"]
+    inputs: {{x: int}}
+    outputs: {{y: int}}
+  echo:
+    image: x
+    command: {STEP}, echo, "{{{{inputs.v}}}}", "{{{{outputs.v}}}}"]
+    inputs: {{v: string}}
+    outputs: {{v: string}}
+workflows:
+  squares:
+    inputs: {{xs: list<int>}}
+    nodes:
+      sq:
+        map: {{task: square, over: [x], concurrency: 2, min_success_ratio: 0.5}}
+        inputs: {{x: $inputs.xs}}
+    outputs: {{ys: $sq.ys}}
+  main:
+    inputs: {{xs: list<int>, big: int}}
+    nodes:
+      sub: {{workflow: squares, inputs: {{xs: $inputs.xs}}}}
+      pick:
+        branch:
+          cases:
+            - if: $inputs.big > 10
+              then: {{task: echo, inputs: {{v: big}}}}
+          else: {{task: echo, inputs: {{v: small}}}}
+    outputs: {{ys: $sub.ys, size: $pick.v}}
+"#
+    )
+    .replace("$sq.ys", "$sq.y");
+    let sandbox = Sandbox::new("kinds", &spec);
+    let (code, doc) = json_run(&sandbox, &["main", "-i", "xs=[1,2,3,4]", "-i", "big=11"]);
+    assert_eq!(code, Some(0), "{doc}");
+    // Item 3 fails; a ratio of 0.5 lets the map succeed with a gap.
+    assert_eq!(doc["outputs"]["ys"], serde_json::json!([1, 4, null, 16]));
+    assert_eq!(doc["outputs"]["size"], "big");
+    assert_eq!(node(&doc, "sub/sq")["itemsDone"], 3);
+    assert_eq!(node(&doc, "sub/sq")["itemsTotal"], 4);
+    assert_eq!(node(&doc, "sub")["phase"], "SUCCEEDED");
+
+    let (_, small) = json_run(&sandbox, &["main", "-i", "xs=[5]", "-i", "big=1"]);
+    assert_eq!(small["outputs"]["size"], "small");
+}
+
+#[test]
+fn independent_nodes_run_in_parallel_unless_limited() {
+    let spec = format!(
+        "tasks:\n  span:\n    image: x\n    command: {STEP}, span, \"{{{{inputs.log}}}}\", \"0.6\"]\n    inputs: {{log: string}}\nworkflows:\n  w:\n    inputs: {{log: string}}\n    nodes:\n      a: {{task: span, inputs: {{log: $inputs.log}}}}\n      b: {{task: span, inputs: {{log: $inputs.log}}}}\n"
+    );
+    let sandbox = Sandbox::new("parallel", &spec);
+    let spans = |log: &std::path::Path| -> Vec<(f64, f64)> {
+        std::fs::read_to_string(log)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let (a, b) = l.split_once(' ').unwrap();
+                (a.parse().unwrap(), b.parse().unwrap())
+            })
+            .collect()
+    };
+    let overlap = |s: &[(f64, f64)]| s[0].0 < s[1].1 && s[1].0 < s[0].1;
+
+    let parallel_log = sandbox.dir.join("parallel.log");
+    let (code, _) = json_run(&sandbox, &["-i", &format!("log={}", parallel_log.display())]);
+    assert_eq!(code, Some(0));
+    assert!(overlap(&spans(&parallel_log)), "a and b ran at the same time");
+
+    let serial_log = sandbox.dir.join("serial.log");
+    let (code, _) = json_run(&sandbox, &["-i", &format!("log={}", serial_log.display()), "--max-parallel", "1"]);
+    assert_eq!(code, Some(0));
+    assert!(!overlap(&spans(&serial_log)), "--max-parallel 1 runs one at a time");
+}
+
+#[test]
+fn fail_fast_and_finish_independent() {
+    let body = |policy: &str| {
+        format!(
+            "tasks:\n  boom: {{image: x, command: {STEP}, fail, \"1\", boom]}}\n  slow: {{image: x, command: {STEP}, span, \"{{{{inputs.log}}}}\", \"0.3\"], inputs: {{log: string}}}}\nworkflows:\n  w:\n    on_failure: {policy}\n    inputs: {{log: string}}\n    nodes:\n      boom: {{task: boom}}\n      after_boom: {{task: slow, inputs: {{log: $inputs.log}}, after: [boom]}}\n      first: {{task: slow, inputs: {{log: $inputs.log}}}}\n      second: {{task: slow, inputs: {{log: $inputs.log}}, after: [first]}}\n"
+        )
+    };
+    let sandbox = Sandbox::new("policy-fast", &body("fail_fast"));
+    let log = sandbox.dir.join("log").display().to_string();
+    let (code, doc) = json_run(&sandbox, &["-i", &format!("log={log}")]);
+    assert_eq!(code, Some(1));
+    assert_eq!(node(&doc, "after_boom")["phase"], "SKIPPED");
+    assert_eq!(node(&doc, "second")["phase"], "SKIPPED", "fail-fast starts nothing new");
+
+    let sandbox = Sandbox::new("policy-independent", &body("finish_independent"));
+    let (code, doc) = json_run(&sandbox, &["-i", &format!("log={log}-2")]);
+    assert_eq!(code, Some(1));
+    assert_eq!(node(&doc, "after_boom")["phase"], "SKIPPED");
+    assert_eq!(node(&doc, "second")["phase"], "SUCCEEDED", "independent nodes finish");
+}
+
+#[test]
+fn executions_are_listed_and_shown() {
+    let sandbox = Sandbox::with_example("executions", "hello/hello.yaml");
+    let (_, doc) = json_run(&sandbox, &[]);
+    let name = doc["execution"]["id"]["name"].as_str().unwrap().to_string();
+    let list = text(&sandbox.updraft(&["executions", "list"]).stdout);
+    assert!(list.contains(&name) && list.contains("hello") && list.contains("SUCCEEDED"), "{list}");
+    let get = sandbox.updraft(&["executions", "get", &name]);
+    assert!(text(&get.stdout).contains("greeting = \"Hello, world!\""), "{}", text(&get.stdout));
+    let missing = sandbox.updraft(&["executions", "get", "nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("no execution \"nope\""));
+}
+
+#[test]
+fn task_contract_environment_is_set() {
+    let spec = format!(
+        "tasks:\n  env:\n    image: x\n    command: {STEP}, env, UPDRAFT_NODE_ID, \"{{{{outputs.v}}}}\"]\n    outputs: {{v: string}}\n    env: {{MODE: fast}}\nworkflows:\n  w:\n    nodes:\n      probe: {{task: env}}\n    outputs: {{v: $probe.v}}\n"
+    );
+    let sandbox = Sandbox::new("contract", &spec);
+    let (_, doc) = json_run(&sandbox, &[]);
+    assert_eq!(doc["outputs"]["v"], "probe");
+}
+
+/// The README's first command: the seed pipeline, then the same again from cache.
+/// Needs the example's Python requirements (scripts/test installs them).
+#[test]
+fn the_diabetes_pipeline_trains_then_reruns_from_cache() {
+    let sandbox = Sandbox::new("diabetes", "");
+    let run = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_updraft"))
+            .args(["run", "examples/diabetes/diabetes.yaml", "--output", "json"])
+            .current_dir(crate::support::repo_root())
+            .env("UPDRAFT_HOME", sandbox.dir.join("home"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let first = run();
+    let accuracy = first["outputs"]["accuracy"].as_f64().expect("an accuracy");
+    assert!((0.5..=1.0).contains(&accuracy), "a classifier better than chance: {accuracy}");
+    let model = first["outputs"]["model"].as_str().unwrap();
+    assert!(std::fs::metadata(model).unwrap().len() > 1000, "the model file is stored");
+
+    let second = run();
+    for id in ["split", "fit", "predict", "score"] {
+        assert_eq!(node(&second, id)["phase"], "CACHED", "{id}");
+    }
+    assert_eq!(second["outputs"], first["outputs"]);
+}
