@@ -153,7 +153,7 @@ fn ctrl_c_kills_the_tasks_and_records_the_execution_aborted() {
     );
     let sandbox = Sandbox::new("abort", &spec);
     let pidfile = sandbox.dir.join("pid");
-    let mut child = sandbox
+    let child = sandbox
         .command(&["run", "spec.yaml", "--output", "json", "-i", &format!("pidfile={}", pidfile.display())])
         .stdout(std::process::Stdio::piped())
         .spawn()
