@@ -1,7 +1,11 @@
 //! The figures behind `./bench/run`, each printed as `name: value unit`.
 //!
 //! Compile benchmarks time the whole path a spec takes in `updraft compile`
-//! (parse JSON text, validate, compile, analyse the DAG), in-process.
+//! (parse JSON text, validate, compile, analyse the DAG), in-process. Local
+//! execution benchmarks run the release `updraft` binary (`UPDRAFT_BIN`) as a
+//! user would, against a scratch `UPDRAFT_HOME`.
+
+mod local;
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -13,9 +17,10 @@ fn main() {
     report("compile_10k_nodes_ms", median_ms(7, || compile(&wide, 10_000)));
     let fan_in = fan_in(1_000);
     report("compile_fanin_1000_ms", median_ms(7, || compile(&fan_in, 1_001)));
+    local::run_all();
 }
 
-fn report(name: &str, value: f64) {
+pub fn report(name: &str, value: f64) {
     println!("{name}: {value:.2} ms");
 }
 
@@ -25,7 +30,7 @@ fn compile(text: &str, expected_nodes: usize) {
     assert_eq!(nodes, expected_nodes);
 }
 
-fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+pub fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
     f(); // warm-up
     let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
