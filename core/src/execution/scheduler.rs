@@ -40,18 +40,6 @@ impl Scheduler {
         }
     }
 
-    pub fn id(&self, node: usize) -> &str {
-        &self.ids[node]
-    }
-
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
     pub fn phase(&self, node: usize) -> NodePhase {
         self.phase[node]
     }
@@ -102,19 +90,6 @@ impl Scheduler {
 
     pub fn has_failed(&self) -> bool {
         self.failed
-    }
-
-    /// Marks every node not yet finished as ABORTED (cancellation).
-    pub fn abort(&mut self) -> Vec<usize> {
-        let mut aborted = Vec::new();
-        for (i, p) in self.phase.iter_mut().enumerate() {
-            if matches!(p, NodePhase::Undefined | NodePhase::Queued | NodePhase::Running) {
-                *p = NodePhase::Aborted;
-                aborted.push(i);
-            }
-        }
-        self.failed = true;
-        aborted
     }
 }
 
