@@ -165,6 +165,14 @@ impl Ctx {
         }
     }
 
+    /// A RUNNING record of a node about to run with these inputs (not yet stored).
+    fn running_record(&self, path: &str, inputs: &Outputs) -> NodeExecution {
+        let mut record = self.node_record(path);
+        record.phase = NodePhase::Running as i32;
+        record.inputs = Some(LiteralMap { values: inputs.clone() });
+        record
+    }
+
     fn cancelled(&self) -> bool {
         *self.cancel.borrow()
     }
@@ -435,9 +443,7 @@ fn prepare(ctx: &Arc<Ctx>, node: &Node, values: &ValueMap, path: &str) -> Result
             let ctx = Arc::clone(ctx);
             let path = path.to_string();
             Ok(Box::pin(async move {
-                let mut record = ctx.node_record(&path);
-                record.phase = NodePhase::Running as i32;
-                record.inputs = Some(LiteralMap { values: inputs.clone() });
+                let record = ctx.running_record(&path, &inputs);
                 ctx.record(record.clone());
                 let started = Instant::now();
                 let result = run_workflow(Arc::clone(&ctx), workflow, inputs, format!("{path}/")).await;
@@ -497,9 +503,7 @@ fn finish_record(
 }
 
 async fn run_task_node(ctx: Arc<Ctx>, task: TaskTemplate, inputs: Outputs, path: String) -> NodeResult {
-    let mut record = ctx.node_record(&path);
-    record.phase = NodePhase::Running as i32;
-    record.inputs = Some(LiteralMap { values: inputs.clone() });
+    let mut record = ctx.running_record(&path, &inputs);
     let started = Instant::now();
     let key = cache_key_for(&ctx, &task, &inputs);
     record.cache_key = key.clone().unwrap_or_default();
@@ -523,9 +527,7 @@ async fn run_map_node(
     inputs: Outputs,
     path: String,
 ) -> NodeResult {
-    let mut record = ctx.node_record(&path);
-    record.phase = NodePhase::Running as i32;
-    record.inputs = Some(LiteralMap { values: inputs.clone() });
+    let mut record = ctx.running_record(&path, &inputs);
     let started = Instant::now();
     let items = match map::split_items(&inputs, &map_node.mapped_inputs) {
         Ok(items) => items,

@@ -1,588 +1,11 @@
-//! Validation and compilation: a [`SpecFile`] becomes the IDL's task templates,
-//! compiled workflows and launch plans, or a list of [`Diagnostic`]s each naming
-//! its path and what to do. Every check the issue tracker calls "bad input" lives
-//! here, so the CLI, the local executor and the register Lambda agree.
+//! Workflows: node interfaces, bindings and references, branches, maps,
+//! subworkflows, the DAG and its outputs.
 
-use crate::dag;
-use crate::diagnostics::{Diagnostic, Diagnostics, join};
-use crate::expr::{self, Condition, Operand as ExprOperand};
-use crate::literal;
-use crate::proto::core::{
-    Binding, BindingCollection, BindingData, BindingMap, BooleanExpression, BranchNode, CacheConfig, Comparison,
-    CompiledWorkflow, Conjunction, Container, DagSummary, FailurePolicy, Identifier, IfBlock, LaunchPlanSpec,
-    LiteralMap, LiteralType, MapNode, Node, NodeIds, NodeLevel, Operand, OutputReference, Parameter,
-    ResourceQuantities, ResourceType, Resources, Schedule, Secret, SecretMount, TaskNode, TaskTemplate, TypedInterface,
-    Variable, WorkflowNode, WorkflowTemplate, binding_data, boolean_expression, branch_node, node, operand, schedule,
-    secret,
-};
-use crate::quantity;
-use crate::schedule as sched;
-use crate::spec::{self, BranchTargetSpec, Format, NodeSpec, SpecFile, TaskSpec, WorkflowSpec};
-use crate::types::{self, Kind, check_assignable, display, kind};
-use indexmap::IndexMap;
-use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
-
-pub const DOMAINS: [&str; 3] = ["development", "staging", "production"];
-pub const DEFAULT_PROJECT: &str = "default";
-pub const DEFAULT_DOMAIN: &str = "development";
-/// `{{code_dir}}` in a command: where the task's code is (the image's working
-/// directory in a container, the spec file's directory in a local run).
-pub const CODE_DIR_PLACEHOLDER: &str = "code_dir";
-/// Batch allows at most 10 attempts per job.
-pub const MAX_RETRIES: i64 = 9;
-
-/// Where compiled entities are registered. `None` takes the spec's own
-/// `project:`/`domain:` (or the defaults).
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    pub project: Option<String>,
-    pub domain: Option<String>,
-    pub version: String,
-}
-
-/// Everything one spec document compiles to.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Compiled {
-    pub project: String,
-    pub domain: String,
-    pub tasks: Vec<TaskTemplate>,
-    pub workflows: Vec<CompiledWorkflow>,
-    pub launch_plans: Vec<LaunchPlanSpec>,
-}
-
-impl Compiled {
-    pub fn workflow(&self, name: &str) -> Option<&CompiledWorkflow> {
-        self.workflows
-            .iter()
-            .find(|w| w.template.as_ref().and_then(|t| t.id.as_ref()).is_some_and(|id| id.name == name))
-    }
-}
-
-/// Parses and compiles one document.
-pub fn compile_text(text: &str, format: Format, options: &Options) -> Result<Compiled, Diagnostics> {
-    let spec = spec::parse(text, format)?;
-    compile(&spec, options)
-}
-
-pub fn compile(spec: &SpecFile, options: &Options) -> Result<Compiled, Diagnostics> {
-    let mut c = Compiler {
-        spec,
-        diags: Diagnostics::default(),
-        project: String::new(),
-        domain: String::new(),
-        version: options.version.clone(),
-        tasks: IndexMap::new(),
-        workflows: HashMap::new(),
-    };
-    c.project = options.project.clone().or_else(|| spec.project.clone()).unwrap_or_else(|| DEFAULT_PROJECT.into());
-    c.domain = options.domain.clone().or_else(|| spec.domain.clone()).unwrap_or_else(|| DEFAULT_DOMAIN.into());
-    c.check_namespace();
-    if spec.tasks.is_empty() && spec.workflows.is_empty() && spec.launch_plans.is_empty() {
-        c.diags.push(
-            Diagnostic::new("", "the document defines no tasks, workflows or launch plans")
-                .with_hint("a spec has top-level sections tasks:, workflows: and launch_plans: (docs/spec.md)"),
-        );
-    }
-
-    for (name, task) in &spec.tasks {
-        let compiled = c.task(name, task);
-        c.tasks.insert(name.clone(), compiled);
-    }
-    let mut workflows = Vec::new();
-    for name in c.workflow_order() {
-        let compiled = c.workflow(&name, &spec.workflows[&name]);
-        if let Some(w) = &compiled {
-            workflows.push(w.clone());
-        }
-        c.workflows.insert(name, compiled);
-    }
-    // Keep the document's order in the output.
-    workflows.sort_by_key(|w| spec.workflows.get_index_of(&w.template.as_ref().unwrap().id.as_ref().unwrap().name));
-    let launch_plans: Vec<_> = spec.launch_plans.iter().filter_map(|(name, lp)| c.launch_plan(name, lp)).collect();
-
-    let Compiler { diags, project, domain, tasks, .. } = c;
-    diags.into_result(Compiled {
-        project,
-        domain,
-        tasks: tasks.into_values().flatten().collect(),
-        workflows,
-        launch_plans,
-    })
-}
-
-struct Compiler<'a> {
-    spec: &'a SpecFile,
-    diags: Diagnostics,
-    project: String,
-    domain: String,
-    version: String,
-    /// `None` marks an invalid entity, already reported: its users are not reported again.
-    tasks: IndexMap<String, Option<TaskTemplate>>,
-    workflows: HashMap<String, Option<CompiledWorkflow>>,
-}
-
-/// What a node takes and gives, known before its bindings are compiled.
-struct NodeInterface {
-    /// (name, type, may be left unbound)
-    inputs: Vec<(String, LiteralType, bool)>,
-    /// `None` when the node's target is invalid (already reported).
-    outputs: Option<IndexMap<String, LiteralType>>,
-    description: String,
-}
-
-/// Names visible to bindings inside one workflow.
-struct Scope<'s> {
-    workflow: &'s str,
-    inputs: &'s IndexMap<String, LiteralType>,
-    nodes: &'s IndexMap<String, NodeInterface>,
-}
-
-enum Reference {
-    Input(String),
-    Output { node: usize, node_id: String, var: String },
-}
+use super::*;
 
 impl Compiler<'_> {
-    fn id(&self, resource_type: ResourceType, name: &str) -> Identifier {
-        Identifier {
-            resource_type: resource_type as i32,
-            project: self.project.clone(),
-            domain: self.domain.clone(),
-            name: name.to_string(),
-            version: self.version.clone(),
-        }
-    }
-
-    fn error(&mut self, path: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) {
-        self.diags.push(Diagnostic::new(path, message).with_hint(hint));
-    }
-
-    fn check_namespace(&mut self) {
-        if !is_project_name(&self.project) {
-            let message = format!("project \"{}\" is not a valid project name", self.project);
-            self.error(
-                "project",
-                message,
-                "use lowercase letters, digits and '-', starting with a letter (at most 63)",
-            );
-        }
-        if !DOMAINS.contains(&self.domain.as_str()) {
-            let message = format!("domain \"{}\" is not one of development, staging, production", self.domain);
-            self.error("domain", message, "set domain: development (the default), staging or production");
-        }
-        if !self.version.is_empty() && !is_version(&self.version) {
-            let message = format!("version \"{}\" is not a valid version label", self.version);
-            self.error(
-                "version",
-                message,
-                "use letters, digits, '.', '_' and '-' (at most 128), e.g. v1 or 2026-11-23.1",
-            );
-        }
-    }
-
-    fn check_name(&mut self, path: &str, what: &str, name: &str) -> bool {
-        if is_name(name) {
-            return true;
-        }
-        let message = format!("\"{name}\" is not a valid {what} name");
-        self.error(path, message, "start with a letter; then letters, digits, '_' or '-'; at most 63 characters");
-        false
-    }
-
-    fn check_variable_name(&mut self, path: &str, name: &str) -> bool {
-        if is_variable(name) {
-            return true;
-        }
-        let message = format!("\"{name}\" is not a valid input/output name");
-        self.error(
-            path,
-            message,
-            "use letters, digits and '_', starting with a letter or '_' (it appears in {{inputs.NAME}})",
-        );
-        false
-    }
-
-    // ---------------------------------------------------------------- tasks
-
-    fn task(&mut self, name: &str, spec: &TaskSpec) -> Option<TaskTemplate> {
-        let path = join("tasks", name);
-        let errors_before = self.diags.len();
-        self.check_name(&path, "task", name);
-        if spec.image.trim().is_empty() {
-            self.error(join(&path, "image"), "image is empty", "name the container image, e.g. python:3.11-slim");
-        }
-        if spec.command.is_empty() {
-            self.error(
-                join(&path, "command"),
-                "command is empty",
-                "give the argv, e.g. [python, train.py, \"{{inputs.seed}}\"]",
-            );
-        }
-
-        let (inputs, input_defaults) = self.variables(&join(&path, "inputs"), &spec.inputs, true);
-        let (outputs, _) = self.variables(&join(&path, "outputs"), &spec.outputs, false);
-        self.check_placeholders(&join(&path, "command"), &spec.command, &inputs, &outputs);
-
-        for key in spec.env.keys() {
-            let env_path = join(&join(&path, "env"), key);
-            if !is_env_name(key) {
-                self.error(
-                    env_path,
-                    format!("\"{key}\" is not a valid environment variable name"),
-                    "use letters, digits and '_', not starting with a digit",
-                );
-            } else if key.starts_with("UPDRAFT_") {
-                self.error(
-                    env_path,
-                    format!("\"{key}\" is reserved"),
-                    "UPDRAFT_* variables are set by Updraft itself; choose another name",
-                );
-            }
-        }
-
-        let resources = spec.resources.as_ref().and_then(|r| self.resources(&join(&path, "resources"), r));
-        let cache = spec.cache.as_ref().and_then(|c| self.cache(&join(&path, "cache"), c));
-        let retries = match &spec.retries {
-            None => 0,
-            Some(Value::Number(n)) if n.as_i64().is_some_and(|r| (0..=MAX_RETRIES).contains(&r)) => {
-                n.as_i64().unwrap() as u32
-            }
-            Some(other) => {
-                let message = format!("retries must be a whole number from 0 to {MAX_RETRIES}, found {other}");
-                self.error(
-                    join(&path, "retries"),
-                    message,
-                    "retries counts extra attempts after a failure; 0 means run once",
-                );
-                0
-            }
-        };
-        let timeout = spec.timeout.as_ref().and_then(|t| self.timeout(&join(&path, "timeout"), t));
-        let secrets = self.secrets(&join(&path, "secrets"), spec);
-
-        if self.diags.len() > errors_before {
-            return None;
-        }
-        Some(TaskTemplate {
-            id: Some(self.id(ResourceType::Task, name)),
-            interface: Some(TypedInterface { inputs, outputs }),
-            container: Some(Container {
-                image: spec.image.trim().to_string(),
-                args: spec.command.clone(),
-                env: spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            }),
-            resources,
-            cache,
-            retries,
-            timeout,
-            secrets,
-            description: spec.description.clone().unwrap_or_default(),
-            input_defaults,
-        })
-    }
-
-    /// Reads `name: type` or `name: {type, default, description}` entries.
-    fn variables(
-        &mut self,
-        path: &str,
-        entries: &IndexMap<String, Value>,
-        defaults_allowed: bool,
-    ) -> (Vec<Variable>, BTreeMap<String, crate::proto::core::Literal>) {
-        let mut vars = Vec::new();
-        let mut defaults = BTreeMap::new();
-        for (name, value) in entries {
-            let var_path = join(path, name);
-            if !self.check_variable_name(&var_path, name) {
-                continue;
-            }
-            let (type_value, default, description) = match value {
-                Value::Object(o) if o.contains_key("type") => {
-                    if let Some(extra) = o.keys().find(|k| !["type", "default", "description"].contains(&k.as_str())) {
-                        let message = format!("unknown field \"{extra}\"");
-                        self.error(join(&var_path, extra), message, "an input takes type, default and description");
-                    }
-                    (&o["type"], o.get("default"), o.get("description").and_then(Value::as_str).unwrap_or_default())
-                }
-                other => (other, None, ""),
-            };
-            let literal_type = match types::parse(type_value) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.error(join(&var_path, "type"), e, "see the type list in docs/spec.md");
-                    continue;
-                }
-            };
-            if let Some(default) = default {
-                if !defaults_allowed {
-                    self.error(
-                        join(&var_path, "default"),
-                        "outputs cannot have defaults",
-                        "remove default; the task must write every output",
-                    );
-                } else {
-                    match literal::from_json(&unescape(default), &literal_type) {
-                        Ok(l) => {
-                            defaults.insert(name.clone(), l);
-                        }
-                        Err(e) => self.error(
-                            join(&var_path, "default"),
-                            format!("default does not fit the type: {e}"),
-                            "give a default of the declared type",
-                        ),
-                    }
-                }
-            }
-            vars.push(Variable {
-                name: name.clone(),
-                r#type: Some(literal_type),
-                description: description.to_string(),
-            });
-        }
-        (vars, defaults)
-    }
-
-    fn check_placeholders(&mut self, path: &str, command: &[String], inputs: &[Variable], outputs: &[Variable]) {
-        for (i, arg) in command.iter().enumerate() {
-            let mut rest = arg.as_str();
-            while let Some(start) = rest.find("{{") {
-                let after = &rest[start + 2..];
-                let Some(end) = after.find("}}") else {
-                    self.error(
-                        join(path, &i.to_string()),
-                        format!("unclosed placeholder in \"{arg}\""),
-                        "close it with }}",
-                    );
-                    break;
-                };
-                let placeholder = after[..end].trim();
-                let known = match placeholder.split_once('.') {
-                    Some(("inputs", n)) => inputs.iter().any(|v| v.name == n),
-                    Some(("outputs", n)) => outputs.iter().any(|v| v.name == n),
-                    _ => placeholder == CODE_DIR_PLACEHOLDER,
-                };
-                if !known {
-                    let names = |vars: &[Variable], prefix: &str| {
-                        vars.iter().map(|v| format!("{{{{{prefix}.{}}}}}", v.name)).collect::<Vec<_>>()
-                    };
-                    let mut available = vec![format!("{{{{{CODE_DIR_PLACEHOLDER}}}}}")];
-                    available.extend(names(inputs, "inputs"));
-                    available.extend(names(outputs, "outputs"));
-                    let message = format!("unknown placeholder {{{{{placeholder}}}}} in \"{arg}\"");
-                    let hint = format!("available: {}", available.join(", "));
-                    self.error(join(path, &i.to_string()), message, hint);
-                }
-                rest = &after[end + 2..];
-            }
-        }
-    }
-
-    fn resources(&mut self, path: &str, value: &Value) -> Option<Resources> {
-        let Value::Object(map) = value else {
-            self.error(
-                path,
-                format!("resources must be a mapping, found {value}"),
-                "write resources: {cpu: 1, memory: 2Gi, gpu: 0}",
-            );
-            return None;
-        };
-        let shorthand = ["cpu", "memory", "gpu"].iter().any(|k| map.contains_key(*k));
-        let nested = map.contains_key("requests") || map.contains_key("limits");
-        if shorthand && nested {
-            self.error(
-                path,
-                "resources mixes cpu/memory/gpu with requests/limits",
-                "use either {cpu, memory, gpu} or {requests: {...}, limits: {...}}",
-            );
-            return None;
-        }
-        if let Some(extra) = map.keys().find(|k| !["cpu", "memory", "gpu", "requests", "limits"].contains(&k.as_str()))
-        {
-            self.error(
-                join(path, extra),
-                format!("unknown resource \"{extra}\""),
-                "resources are cpu, memory and gpu (optionally under requests and limits)",
-            );
-            return None;
-        }
-        if shorthand {
-            let q = self.quantities(path, map)?;
-            return Some(Resources { requests: Some(q), limits: Some(q) });
-        }
-        let mut part = |key: &str| -> Option<Option<ResourceQuantities>> {
-            match map.get(key) {
-                None => Some(None),
-                Some(Value::Object(m)) => self.quantities(&join(path, key), m).map(Some),
-                Some(other) => {
-                    self.error(
-                        join(path, key),
-                        format!("{key} must be a mapping, found {other}"),
-                        "write {cpu: 1, memory: 2Gi}",
-                    );
-                    None
-                }
-            }
-        };
-        let requests = part("requests")?;
-        let limits = part("limits")?;
-        let requests = requests.or(limits);
-        let limits = limits.or(requests);
-        if let (Some(r), Some(l)) = (requests, limits) {
-            for (what, below) in [
-                ("cpu", r.cpu_millis > l.cpu_millis && l.cpu_millis > 0),
-                ("memory", r.memory_mib > l.memory_mib && l.memory_mib > 0),
-                ("gpu", r.gpu != l.gpu && map.contains_key("limits") && map.contains_key("requests")),
-            ] {
-                if below {
-                    self.error(
-                        join(&join(path, "limits"), what),
-                        format!("the {what} limit is below (or, for gpu, differs from) the request"),
-                        "a limit must be at least the request; GPUs cannot be shared, so request and limit are equal",
-                    );
-                    return None;
-                }
-            }
-        }
-        Some(Resources { requests, limits })
-    }
-
-    fn quantities(&mut self, path: &str, map: &serde_json::Map<String, Value>) -> Option<ResourceQuantities> {
-        let mut q = ResourceQuantities::default();
-        let mut ok = true;
-        for (key, value) in map {
-            let result = match key.as_str() {
-                "cpu" => quantity::parse_cpu(value).map(|v| q.cpu_millis = v),
-                "memory" => quantity::parse_memory(value).map(|v| q.memory_mib = v),
-                "gpu" => quantity::parse_gpu(value).map(|v| q.gpu = v),
-                other => Err(format!("unknown resource \"{other}\"; resources are cpu, memory and gpu")),
-            };
-            if let Err(e) = result {
-                self.error(join(path, key), e, "examples: cpu: 2, cpu: \"500m\", memory: 4Gi, gpu: 1");
-                ok = false;
-            }
-        }
-        ok.then_some(q)
-    }
-
-    fn cache(&mut self, path: &str, value: &Value) -> Option<CacheConfig> {
-        let hint = "write cache: {version: \"1\"} to cache outputs (bump the version to invalidate), or cache: false";
-        let (enabled, version) = match value {
-            Value::Bool(b) => (*b, None),
-            Value::Object(o) => {
-                if let Some(extra) = o.keys().find(|k| *k != "enabled" && *k != "version") {
-                    self.error(join(path, extra), format!("unknown field \"{extra}\""), hint);
-                    return None;
-                }
-                let enabled = match o.get("enabled") {
-                    None => true,
-                    Some(Value::Bool(b)) => *b,
-                    Some(other) => {
-                        self.error(
-                            join(path, "enabled"),
-                            format!("enabled must be true or false, found {other}"),
-                            hint,
-                        );
-                        return None;
-                    }
-                };
-                let version = match o.get("version") {
-                    None => None,
-                    Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
-                    Some(Value::Number(n)) => Some(n.to_string()),
-                    Some(other) => {
-                        self.error(
-                            join(path, "version"),
-                            format!("cache version must be a non-empty string, found {other}"),
-                            hint,
-                        );
-                        return None;
-                    }
-                };
-                (enabled, version)
-            }
-            other => {
-                self.error(path, format!("cache must be a mapping or false, found {other}"), hint);
-                return None;
-            }
-        };
-        match (enabled, version) {
-            (true, None) => {
-                self.error(path, "cache is enabled but has no version", "add cache: {version: \"1\"}; bump it whenever the task's logic changes in a way the image and command do not show");
-                None
-            }
-            (enabled, version) => Some(CacheConfig { enabled, version: version.unwrap_or_default() }),
-        }
-    }
-
-    fn timeout(&mut self, path: &str, value: &Value) -> Option<crate::proto::Duration> {
-        let parsed = match value {
-            Value::String(s) => quantity::parse_duration(s),
-            Value::Number(n) => n
-                .as_u64()
-                .map(std::time::Duration::from_secs)
-                .ok_or_else(|| format!("timeout {n} is not a whole number of seconds")),
-            other => Err(format!("timeout must be a duration, found {other}")),
-        };
-        match parsed {
-            Ok(d) if d.is_zero() => {
-                self.error(
-                    path,
-                    "timeout is zero",
-                    "give the longest an attempt may run, e.g. 30m; leave timeout out for no limit",
-                );
-                None
-            }
-            Ok(d) => Some(crate::proto::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }),
-            Err(e) => {
-                self.error(path, e, "e.g. timeout: 30m or timeout: 2h");
-                None
-            }
-        }
-    }
-
-    fn secrets(&mut self, path: &str, spec: &TaskSpec) -> Vec<Secret> {
-        let mut out = Vec::new();
-        for (name, s) in &spec.secrets {
-            let p = join(path, name);
-            if !is_env_name(name) {
-                self.error(
-                    &p,
-                    format!("\"{name}\" is not a valid secret name"),
-                    "the name becomes an environment variable or file name: letters, digits and '_'",
-                );
-                continue;
-            }
-            let source = match (&s.secrets_manager, &s.ssm) {
-                (Some(arn), None) if !arn.trim().is_empty() => secret::Source::SecretsManager(arn.trim().to_string()),
-                (None, Some(param)) if !param.trim().is_empty() => {
-                    secret::Source::SsmParameter(param.trim().to_string())
-                }
-                _ => {
-                    self.error(&p, "a secret names exactly one source", "write {secrets_manager: <ARN or name>} or {ssm: /path/to/parameter}; the value itself never goes in a spec");
-                    continue;
-                }
-            };
-            let mount = match s.mount.as_deref() {
-                None | Some("env") => SecretMount::Env,
-                Some("file") => SecretMount::File,
-                Some(other) => {
-                    self.error(
-                        join(&p, "mount"),
-                        format!("unknown mount \"{other}\""),
-                        "mount is env (default) or file",
-                    );
-                    continue;
-                }
-            };
-            out.push(Secret { name: name.clone(), source: Some(source), mount: mount as i32 });
-        }
-        out
-    }
-
-    // ------------------------------------------------------------ workflows
-
     /// Workflows in an order where subworkflows come first; reports recursion.
-    fn workflow_order(&mut self) -> Vec<String> {
+    pub(super) fn workflow_order(&mut self) -> Vec<String> {
         let names: Vec<&String> = self.spec.workflows.keys().collect();
         let upstream: Vec<Vec<usize>> = self
             .spec
@@ -615,7 +38,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn workflow(&mut self, name: &str, spec: &WorkflowSpec) -> Option<CompiledWorkflow> {
+    pub(super) fn workflow(&mut self, name: &str, spec: &WorkflowSpec) -> Option<CompiledWorkflow> {
         let path = join("workflows", name);
         let errors_before = self.diags.len();
         self.check_name(&path, "workflow", name);
@@ -743,7 +166,7 @@ impl Compiler<'_> {
     }
 
     /// The tasks and subworkflows that the nodes refer to, each once.
-    fn dependencies(&self, nodes: &[Node]) -> (Vec<TaskTemplate>, Vec<CompiledWorkflow>) {
+    pub(super) fn dependencies(&self, nodes: &[Node]) -> (Vec<TaskTemplate>, Vec<CompiledWorkflow>) {
         let mut task_names: Vec<&str> = Vec::new();
         let mut workflow_names: Vec<&str> = Vec::new();
         for n in nodes {
@@ -780,7 +203,7 @@ impl Compiler<'_> {
         (tasks, workflows)
     }
 
-    fn task_interface(&self, task: &TaskTemplate) -> NodeInterface {
+    pub(super) fn task_interface(&self, task: &TaskTemplate) -> NodeInterface {
         let interface = task.interface.clone().unwrap_or_default();
         NodeInterface {
             inputs: interface
@@ -799,7 +222,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn workflow_interface(&self, workflow: &CompiledWorkflow) -> NodeInterface {
+    pub(super) fn workflow_interface(&self, workflow: &CompiledWorkflow) -> NodeInterface {
         let template = workflow.template.clone().unwrap_or_default();
         NodeInterface {
             inputs: template
@@ -819,12 +242,17 @@ impl Compiler<'_> {
         }
     }
 
-    fn invalid_interface() -> NodeInterface {
+    pub(super) fn invalid_interface() -> NodeInterface {
         NodeInterface { inputs: Vec::new(), outputs: None, description: String::new() }
     }
 
     /// Looks up a task (`task: NAME`) or workflow (`workflow: NAME`) target.
-    fn target_interface(&mut self, path: &str, task: Option<&String>, workflow: Option<&String>) -> NodeInterface {
+    pub(super) fn target_interface(
+        &mut self,
+        path: &str,
+        task: Option<&String>,
+        workflow: Option<&String>,
+    ) -> NodeInterface {
         match (task, workflow) {
             (Some(t), None) => match self.tasks.get(t) {
                 Some(Some(task)) => self.task_interface(task),
@@ -865,7 +293,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn node_interface(&mut self, path: &str, node: &NodeSpec) -> NodeInterface {
+    pub(super) fn node_interface(&mut self, path: &str, node: &NodeSpec) -> NodeInterface {
         let targets = [node.task.is_some(), node.workflow.is_some(), node.branch.is_some(), node.map.is_some()];
         if targets.iter().filter(|t| **t).count() != 1 {
             self.error(
@@ -919,7 +347,7 @@ impl Compiler<'_> {
         self.target_interface(path, node.task.as_ref(), node.workflow.as_ref())
     }
 
-    fn min_success_ratio(&mut self, path: &str, value: Option<&Value>) -> f64 {
+    pub(super) fn min_success_ratio(&mut self, path: &str, value: Option<&Value>) -> f64 {
         match value {
             None => 1.0,
             Some(v) => match v.as_f64() {
@@ -937,7 +365,7 @@ impl Compiler<'_> {
     }
 
     /// A branch's outputs: those of its cases, which must agree.
-    fn branch_interface(&mut self, path: &str, node: &NodeSpec, branch: &spec::BranchSpec) -> NodeInterface {
+    pub(super) fn branch_interface(&mut self, path: &str, node: &NodeSpec, branch: &spec::BranchSpec) -> NodeInterface {
         let branch_path = join(path, "branch");
         if !node.inputs.is_empty() {
             self.error(
@@ -1008,7 +436,14 @@ impl Compiler<'_> {
         }
     }
 
-    fn node(&mut self, path: &str, id: &str, spec: &NodeSpec, scope: &Scope, deps: &mut Vec<usize>) -> Option<Node> {
+    pub(super) fn node(
+        &mut self,
+        path: &str,
+        id: &str,
+        spec: &NodeSpec,
+        scope: &Scope,
+        deps: &mut Vec<usize>,
+    ) -> Option<Node> {
         let interface = &scope.nodes[id];
         interface.outputs.as_ref()?;
         let target = if let Some(branch) = &spec.branch {
@@ -1056,7 +491,7 @@ impl Compiler<'_> {
     /// Compiles a node's input bindings against its interface; reports unknown,
     /// missing and mistyped inputs.
     #[allow(clippy::too_many_arguments)]
-    fn bindings(
+    pub(super) fn bindings(
         &mut self,
         path: &str,
         interface: &[(String, LiteralType, bool)],
@@ -1101,7 +536,7 @@ impl Compiler<'_> {
         ok.then_some(out)
     }
 
-    fn binding(
+    pub(super) fn binding(
         &mut self,
         path: &str,
         value: &Value,
@@ -1235,7 +670,12 @@ impl Compiler<'_> {
 
     /// Resolves `inputs.NAME` or `NODE.OUTPUT` (the text after `$`). The type is
     /// `None` when the referenced node is itself invalid (already reported).
-    fn reference(&mut self, path: &str, text: &str, scope: &Scope) -> Option<(Reference, Option<LiteralType>)> {
+    pub(super) fn reference(
+        &mut self,
+        path: &str,
+        text: &str,
+        scope: &Scope,
+    ) -> Option<(Reference, Option<LiteralType>)> {
         let Some((head, var)) =
             text.split_once('.').filter(|(h, v)| !h.is_empty() && !v.is_empty() && !v.contains('.'))
         else {
@@ -1278,7 +718,7 @@ impl Compiler<'_> {
         Some((Reference::Output { node: index, node_id: head.into(), var: var.into() }, Some(t.clone())))
     }
 
-    fn unknown_node(&mut self, path: &str, name: &str, scope: &Scope) {
+    pub(super) fn unknown_node(&mut self, path: &str, name: &str, scope: &Scope) {
         let hint = suggest(name, scope.nodes.keys()).map_or_else(
             || format!("nodes of workflow {}: {}", scope.workflow, list(scope.nodes.keys())),
             |s| format!("did you mean \"{s}\"?"),
@@ -1286,7 +726,7 @@ impl Compiler<'_> {
         self.error(path, format!("unknown node \"{name}\" in workflow {}", scope.workflow), hint);
     }
 
-    fn branch(
+    pub(super) fn branch(
         &mut self,
         path: &str,
         id: &str,
@@ -1323,7 +763,7 @@ impl Compiler<'_> {
         ok.then_some(BranchNode { cases, otherwise })
     }
 
-    fn branch_target(
+    pub(super) fn branch_target(
         &mut self,
         path: &str,
         id: &str,
@@ -1344,7 +784,13 @@ impl Compiler<'_> {
         Some(Node { id: id.to_string(), inputs, upstream_node_ids: Vec::new(), target: Some(target) })
     }
 
-    fn condition(&mut self, path: &str, text: &str, scope: &Scope, deps: &mut Vec<usize>) -> Option<BooleanExpression> {
+    pub(super) fn condition(
+        &mut self,
+        path: &str,
+        text: &str,
+        scope: &Scope,
+        deps: &mut Vec<usize>,
+    ) -> Option<BooleanExpression> {
         let parsed = match expr::parse(text) {
             Ok(c) => c,
             Err(e) => {
@@ -1359,7 +805,7 @@ impl Compiler<'_> {
         self.boolean_expression(path, &parsed, scope, deps)
     }
 
-    fn boolean_expression(
+    pub(super) fn boolean_expression(
         &mut self,
         path: &str,
         c: &Condition,
@@ -1404,7 +850,7 @@ impl Compiler<'_> {
         })
     }
 
-    fn operand(
+    pub(super) fn operand(
         &mut self,
         path: &str,
         o: &ExprOperand,
@@ -1437,7 +883,12 @@ impl Compiler<'_> {
         }
     }
 
-    fn workflow_outputs(&mut self, path: &str, spec: &WorkflowSpec, scope: &Scope) -> (Vec<Variable>, Vec<Binding>) {
+    pub(super) fn workflow_outputs(
+        &mut self,
+        path: &str,
+        spec: &WorkflowSpec,
+        scope: &Scope,
+    ) -> (Vec<Variable>, Vec<Binding>) {
         let mut vars = Vec::new();
         let mut bindings = Vec::new();
         let mut deps = Vec::new();
@@ -1509,245 +960,4 @@ impl Compiler<'_> {
         }
         (vars, bindings)
     }
-
-    // --------------------------------------------------------- launch plans
-
-    fn launch_plan(&mut self, name: &str, spec: &spec::LaunchPlanSpec) -> Option<LaunchPlanSpec> {
-        let path = join("launch_plans", name);
-        let errors_before = self.diags.len();
-        self.check_name(&path, "launch plan", name);
-        let workflow = match self.workflows.get(&spec.workflow) {
-            Some(Some(w)) => w.template.clone().unwrap_or_default(),
-            Some(None) => return None,
-            None => {
-                let hint = suggest(&spec.workflow, self.spec.workflows.keys()).map_or_else(
-                    || format!("known workflows: {}", list(self.spec.workflows.keys())),
-                    |s| format!("did you mean \"{s}\"?"),
-                );
-                self.error(join(&path, "workflow"), format!("unknown workflow \"{}\"", spec.workflow), hint);
-                return None;
-            }
-        };
-        let params: IndexMap<String, &Parameter> =
-            workflow.inputs.iter().map(|p| (p.var.as_ref().map(|v| v.name.clone()).unwrap_or_default(), p)).collect();
-        let literal_map = |c: &mut Self, section: &str, values: &IndexMap<String, Value>| -> LiteralMap {
-            let mut out = BTreeMap::new();
-            for (input, value) in values {
-                let p = join(&join(&path, section), input);
-                let Some(param) = params.get(input) else {
-                    c.error(
-                        &p,
-                        format!("workflow {} has no input \"{input}\"", spec.workflow),
-                        format!("its inputs are: {}", list(params.keys())),
-                    );
-                    continue;
-                };
-                let t = param.var.as_ref().and_then(|v| v.r#type.clone()).unwrap_or_default();
-                match literal::from_json(&unescape(value), &t) {
-                    Ok(l) => {
-                        out.insert(input.clone(), l);
-                    }
-                    Err(e) => {
-                        c.error(&p, format!("type mismatch: {e}"), format!("give a value of type {}", display(&t)))
-                    }
-                }
-            }
-            LiteralMap { values: out }
-        };
-        let default_inputs = literal_map(self, "default_inputs", &spec.default_inputs);
-        let fixed_inputs = literal_map(self, "fixed_inputs", &spec.fixed_inputs);
-        for input in spec.default_inputs.keys().filter(|k| spec.fixed_inputs.contains_key(*k)) {
-            self.error(
-                join(&join(&path, "fixed_inputs"), input),
-                format!("\"{input}\" is both a default and a fixed input"),
-                "a fixed input cannot be overridden, so it needs no default; keep one",
-            );
-        }
-
-        let schedule = spec.schedule.as_ref().and_then(|s| self.schedule(&join(&path, "schedule"), s, &params, spec));
-        if let Some(schedule) = &schedule {
-            // A scheduled run has nobody to ask for missing inputs.
-            for (input, param) in &params {
-                let t = param.var.as_ref().and_then(|v| v.r#type.clone()).unwrap_or_default();
-                let supplied = param.default.is_some()
-                    || types::is_optional(&t)
-                    || default_inputs.values.contains_key(input)
-                    || fixed_inputs.values.contains_key(input)
-                    || schedule.kickoff_time_input == *input;
-                if !supplied {
-                    self.error(
-                        join(&path, "schedule"),
-                        format!("scheduled runs would lack required input \"{input}\""),
-                        "give it under default_inputs or fixed_inputs, or make it the kickoff_input (a datetime)",
-                    );
-                }
-            }
-        }
-        if self.diags.len() > errors_before {
-            return None;
-        }
-        Some(LaunchPlanSpec {
-            id: Some(self.id(ResourceType::LaunchPlan, name)),
-            workflow_id: workflow.id,
-            default_inputs: Some(default_inputs),
-            fixed_inputs: Some(fixed_inputs),
-            schedule,
-            active: spec.active.unwrap_or(true),
-        })
-    }
-
-    fn schedule(
-        &mut self,
-        path: &str,
-        spec: &spec::ScheduleSpec,
-        params: &IndexMap<String, &Parameter>,
-        lp: &spec::LaunchPlanSpec,
-    ) -> Option<Schedule> {
-        let kind = match (&spec.cron, &spec.rate) {
-            (Some(cron), None) => match sched::cron_schedule(cron, spec.timezone.as_deref()) {
-                Ok(c) => schedule::Kind::Cron(c),
-                Err(e) => {
-                    let field = if e.contains("time zone") { "timezone" } else { "cron" };
-                    self.error(join(path, field), e, "cron fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * *\"; or an alias such as @daily");
-                    return None;
-                }
-            },
-            (None, Some(rate)) => {
-                if spec.timezone.is_some() {
-                    self.error(join(path, "timezone"), "a fixed rate has no time zone", "remove timezone, or use cron");
-                    return None;
-                }
-                match sched::parse_rate(rate) {
-                    Ok(r) => schedule::Kind::Rate(r),
-                    Err(e) => {
-                        self.error(join(path, "rate"), e, "e.g. rate: 6h");
-                        return None;
-                    }
-                }
-            }
-            _ => {
-                self.error(
-                    path,
-                    "a schedule has exactly one of cron or rate",
-                    "e.g. schedule: {cron: \"0 3 * * *\"} or schedule: {rate: 6h}",
-                );
-                return None;
-            }
-        };
-        let kickoff = spec.kickoff_input.clone().unwrap_or_default();
-        if !kickoff.is_empty() {
-            let p = join(path, "kickoff_input");
-            match params.get(&kickoff).and_then(|p| p.var.as_ref()).and_then(|v| v.r#type.as_ref()) {
-                None => {
-                    self.error(
-                        &p,
-                        format!("workflow {} has no input \"{kickoff}\"", lp.workflow),
-                        "name a datetime input of the workflow, which receives each run's scheduled time",
-                    );
-                    return None;
-                }
-                Some(t) if !matches!(kind_of_simple(t), Some(crate::proto::core::SimpleType::Datetime)) => {
-                    self.error(
-                        &p,
-                        format!("kickoff input \"{kickoff}\" is {}, not datetime", display(t)),
-                        "declare the input as datetime",
-                    );
-                    return None;
-                }
-                Some(_) if lp.fixed_inputs.contains_key(&kickoff) => {
-                    self.error(
-                        &p,
-                        format!("kickoff input \"{kickoff}\" is also a fixed input"),
-                        "remove it from fixed_inputs; the scheduler sets it",
-                    );
-                    return None;
-                }
-                Some(_) => {}
-            }
-        }
-        Some(Schedule { kind: Some(kind), kickoff_time_input: kickoff })
-    }
-}
-
-fn kind_of_simple(t: &LiteralType) -> Option<crate::proto::core::SimpleType> {
-    match kind(t) {
-        Kind::Simple(s) => Some(s),
-        Kind::Optional(inner) => kind_of_simple(inner),
-        _ => None,
-    }
-}
-
-/// Whether a value holds a `$reference` anywhere (`$$` escapes a literal `$`).
-fn contains_reference(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.starts_with('$') && !s.starts_with("$$"),
-        Value::Array(items) => items.iter().any(contains_reference),
-        Value::Object(entries) => entries.values().any(contains_reference),
-        _ => false,
-    }
-}
-
-/// Turns `$$text` into the literal `$text`, everywhere in a value.
-fn unescape(value: &Value) -> Value {
-    match value {
-        Value::String(s) if s.starts_with("$$") => Value::String(s[1..].to_string()),
-        Value::Array(items) => Value::Array(items.iter().map(unescape).collect()),
-        Value::Object(entries) => Value::Object(entries.iter().map(|(k, v)| (k.clone(), unescape(v))).collect()),
-        other => other.clone(),
-    }
-}
-
-fn is_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= 63
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-fn is_project_name(name: &str) -> bool {
-    is_name(name) && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-fn is_variable(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= 63
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-fn is_env_name(name: &str) -> bool {
-    is_variable(name)
-}
-
-fn is_version(version: &str) -> bool {
-    version.len() <= 128 && version.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
-}
-
-fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
-    let names: Vec<&str> = names.map(String::as_str).collect();
-    if names.is_empty() { "(none)".into() } else { names.join(", ") }
-}
-
-/// The closest candidate within two edits, for "did you mean" hints.
-fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a String>) -> Option<&'a str> {
-    candidates
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c.as_str())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for j in 0..b.len() {
-            let current = row[j + 1];
-            row[j + 1] = (previous + usize::from(ca != b[j])).min(row[j] + 1).min(current + 1);
-            previous = current;
-        }
-    }
-    row[b.len()]
 }
