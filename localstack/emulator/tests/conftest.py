@@ -1,0 +1,86 @@
+"""Starts the emulator once per test session on a free port, as a real server
+process, and hands out boto3 clients pointed at it."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import boto3
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EMULATOR = os.path.join(HERE, "..", "updraft_emulator.py")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def endpoint():
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"updraft-emulator-{port}.log"), "w")
+    process = subprocess.Popen([sys.executable, EMULATOR, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    deadline = time.time() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1)
+            break
+        except OSError:
+            if time.time() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError(f"the emulator did not start; see {log.name}")
+            time.sleep(0.2)
+    # Configure before creating any resource: each mode keeps its own backend.
+    config = json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/config", data=config, method="POST"))
+    yield url
+    os.killpg(process.pid, 9)
+    process.wait()
+
+
+@pytest.fixture(scope="session")
+def aws(endpoint):
+    def client(service):
+        return boto3.client(service, region_name="us-east-1", endpoint_url=endpoint,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+    return client
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def role_arn(aws):
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": [
+        "lambda.amazonaws.com", "states.amazonaws.com", "batch.amazonaws.com"]}, "Action": "sts:AssumeRole"}]}
+    return aws("iam").create_role(RoleName=unique("role"), AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+
+
+@pytest.fixture(scope="session")
+def job_queue(aws, role_arn):
+    batch = aws("batch")
+    environment = batch.create_compute_environment(
+        computeEnvironmentName=unique("ce"), type="UNMANAGED", state="ENABLED", serviceRole=role_arn)
+    queue = batch.create_job_queue(jobQueueName=unique("queue"), state="ENABLED", priority=1,
+                                   computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}])
+    return queue["jobQueueArn"]
+
+
+def wait_for(check, timeout=30, every=0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(every)
+    raise AssertionError("timed out waiting")

@@ -1,0 +1,206 @@
+"""One test per patch of updraft_emulator.py: each fails loudly if a moto
+upgrade changes the behaviour the patch relies on."""
+import io
+import json
+import os
+import stat
+import sys
+import urllib.request
+import zipfile
+
+import pytest
+
+from conftest import unique, wait_for
+
+PYTHON = sys.executable
+
+
+def job_definition(aws, command, environment=None):
+    return aws("batch").register_job_definition(
+        jobDefinitionName=unique("jd"), type="container",
+        containerProperties={"image": "busybox", "command": command, "environment": environment or [],
+                             "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "128"}]},
+    )["jobDefinitionArn"]
+
+
+def finished_job(aws, job_id):
+    def done():
+        job = aws("batch").describe_jobs(jobs=[job_id])["jobs"][0]
+        return job if job["status"] in ("SUCCEEDED", "FAILED") else None
+    return wait_for(done)
+
+
+def job_log(aws, job):
+    stream = job["container"]["logStreamName"]
+    events = aws("logs").get_log_events(logGroupName="/aws/batch/job", logStreamName=stream)["events"]
+    return [e["message"] for e in events]
+
+
+# ------------------------------------------------------------------ (b) Batch jobs run as processes
+
+def test_batch_job_runs_its_command_with_environment_and_parameters(aws, job_queue):
+    script = "import os, sys; print('hello', os.environ['GREETING'], sys.argv[1])"
+    definition = job_definition(aws, [PYTHON, "-c", script, "Ref::who"], [{"name": "GREETING", "value": "from batch"}])
+    job = aws("batch").submit_job(jobName=unique("job"), jobQueue=job_queue, jobDefinition=definition,
+                                  parameters={"who": "updraft"})
+    job = finished_job(aws, job["jobId"])
+    assert job["status"] == "SUCCEEDED"
+    assert job["container"]["exitCode"] == 0
+    assert job_log(aws, job) == ["hello from batch updraft"]
+
+
+def test_batch_job_exit_code_fails_the_job_with_a_reason(aws, job_queue):
+    definition = job_definition(aws, [PYTHON, "-c", "import sys; print('oops', file=sys.stderr); sys.exit(3)"])
+    job = aws("batch").submit_job(jobName=unique("job"), jobQueue=job_queue, jobDefinition=definition)
+    job = finished_job(aws, job["jobId"])
+    assert job["status"] == "FAILED"
+    assert job["container"]["exitCode"] == 3
+    assert job["statusReason"] == "Essential container in task exited"
+    assert job_log(aws, job) == ["oops"]
+
+
+def test_batch_job_overrides_apply(aws, job_queue):
+    definition = job_definition(aws, [PYTHON, "-c", "print('default')"])
+    job = aws("batch").submit_job(
+        jobName=unique("job"), jobQueue=job_queue, jobDefinition=definition,
+        containerOverrides={"command": [PYTHON, "-c", "import os; print(os.environ['X'])"],
+                            "environment": [{"name": "X", "value": "overridden"}]})
+    job = finished_job(aws, job["jobId"])
+    assert job_log(aws, job) == ["overridden"]
+
+
+# ------------------------------------------------------------------ (a) Step Functions batch:submitJob.sync
+
+def run_state_machine(aws, role_arn, definition, payload=None):
+    sfn = aws("stepfunctions")
+    machine = sfn.create_state_machine(name=unique("sm"), definition=json.dumps(definition), roleArn=role_arn)
+    execution = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name=unique("run"),
+                                    input=json.dumps(payload or {}))
+
+    def done():
+        d = sfn.describe_execution(executionArn=execution["executionArn"])
+        return d if d["status"] != "RUNNING" else None
+    return wait_for(done), execution["executionArn"]
+
+
+def submit_job_sync(job_queue, definition):
+    return {"StartAt": "Run", "States": {"Run": {
+        "Type": "Task", "Resource": "arn:aws:states:::batch:submitJob.sync",
+        "Parameters": {"JobName": "sfn-job", "JobQueue": job_queue, "JobDefinition": definition,
+                       "ContainerOverrides": {"Environment": [{"Name": "STEP", "Value.$": "$.step"}]}},
+        "End": True}}}
+
+
+def test_state_machine_waits_for_a_batch_job_to_succeed(aws, role_arn, job_queue):
+    definition = job_definition(aws, [PYTHON, "-c", "import os; print('step', os.environ['STEP'])"])
+    result, _ = run_state_machine(aws, role_arn, submit_job_sync(job_queue, definition), {"step": "fit"})
+    assert result["status"] == "SUCCEEDED", result
+    output = json.loads(result["output"])
+    assert output["Status"] == "SUCCEEDED", "the sync response is PascalCase, as AWS returns it"
+    job = aws("batch").describe_jobs(jobs=[output["JobId"]])["jobs"][0]
+    assert job_log(aws, job) == ["step fit"]
+
+
+def test_state_machine_fails_when_its_batch_job_fails(aws, role_arn, job_queue):
+    definition = job_definition(aws, [PYTHON, "-c", "raise SystemExit(3)"])
+    result, arn = run_state_machine(aws, role_arn, submit_job_sync(job_queue, definition), {"step": "fit"})
+    assert result["status"] == "FAILED"
+    history = aws("stepfunctions").get_execution_history(executionArn=arn)["events"]
+    failed = [e for e in history if e["type"] == "TaskFailed"]
+    assert failed and failed[0]["taskFailedEventDetails"]["error"] == "States.TaskFailed"
+    cause = json.loads(failed[0]["taskFailedEventDetails"]["cause"])
+    assert cause["Container"]["ExitCode"] == 3
+
+
+# ------------------------------------------------------------------ (c) Lambda runs the package's bootstrap
+
+BOOTSTRAP = f"""#!{PYTHON}
+import json, os, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+while True:
+    with urllib.request.urlopen(api + "next") as r:
+        request_id = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        event = json.loads(r.read())
+    if event.get("fail"):
+        body, path = {{"errorType": "Boom", "errorMessage": "asked to fail"}}, "/error"
+    else:
+        body, path = {{"echo": event, "function": os.environ["AWS_LAMBDA_FUNCTION_NAME"],
+                       "setting": os.environ.get("SETTING")}}, "/response"
+    if event.get("touch"):
+        open(event["touch"], "w").write(json.dumps(event))
+    print("handled", request_id)
+    urllib.request.urlopen(urllib.request.Request(api + request_id + path, data=json.dumps(body).encode(), method="POST"))
+"""
+
+
+def deployment_package():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as package:
+        info = zipfile.ZipInfo("bootstrap")
+        info.external_attr = (stat.S_IFREG | 0o755) << 16
+        package.writestr(info, BOOTSTRAP)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def function_arn(aws, role_arn):
+    return aws("lambda").create_function(
+        FunctionName=unique("fn"), Runtime="provided.al2023", Role=role_arn, Handler="bootstrap",
+        Code={"ZipFile": deployment_package()}, Environment={"Variables": {"SETTING": "on"}}, Timeout=10,
+    )["FunctionArn"]
+
+
+def test_lambda_invoke_runs_the_bootstrap(aws, function_arn):
+    response = aws("lambda").invoke(FunctionName=function_arn, Payload=json.dumps({"x": 1}).encode())
+    body = json.loads(response["Payload"].read())
+    assert "FunctionError" not in response
+    assert body["echo"] == {"x": 1}
+    assert body["function"] == function_arn.split(":")[-1]
+    assert body["setting"] == "on"
+
+
+def test_lambda_errors_are_reported_as_function_errors(aws, function_arn):
+    response = aws("lambda").invoke(FunctionName=function_arn, Payload=json.dumps({"fail": True}).encode())
+    assert response.get("FunctionError")
+    assert json.loads(response["Payload"].read())["errorMessage"] == "asked to fail"
+
+
+# ------------------------------------------------------------------ (d) firing a scheduled rule on demand
+
+def fire(endpoint, rule):
+    request = urllib.request.Request(f"{endpoint}/moto-api/updraft/fire-rule", method="POST",
+                                     data=json.dumps({"name": rule}).encode())
+    return json.loads(urllib.request.urlopen(request).read())
+
+
+def test_firing_a_rule_starts_its_state_machine_and_invokes_its_lambda(aws, endpoint, role_arn, function_arn, tmp_path):
+    sfn = aws("stepfunctions")
+    machine = sfn.create_state_machine(name=unique("nightly"), roleArn=role_arn, definition=json.dumps(
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+    events = aws("events")
+    rule = unique("nightly")
+    events.put_rule(Name=rule, ScheduleExpression="cron(0 3 * * ? *)")
+    touched = tmp_path / "touched.json"
+    events.put_targets(Rule=rule, Targets=[
+        {"Id": "sfn", "Arn": machine, "RoleArn": role_arn},
+        {"Id": "fn", "Arn": function_arn, "Input": json.dumps({"touch": str(touched), "launch_plan": "nightly"})},
+    ])
+    answer = fire(endpoint, rule)
+    assert sorted(answer["delivered"]) == sorted([machine, function_arn])
+    executions = wait_for(lambda: sfn.list_executions(stateMachineArn=machine)["executions"])
+    assert len(executions) == 1
+    described = sfn.describe_execution(executionArn=executions[0]["executionArn"])
+    event = json.loads(described["input"])
+    assert event["detail-type"] == "Scheduled Event" and event["resources"][0].endswith(f"rule/{rule}")
+    wait_for(touched.exists)
+    assert json.loads(touched.read_text())["launch_plan"] == "nightly"
+
+
+def test_moto_is_the_pinned_version():
+    """The patches reach into moto's internals: an upgrade must be a deliberate
+    change of requirements.txt, re-run against these tests."""
+    import moto
+
+    pins = open(os.path.join(os.path.dirname(__file__), "..", "requirements.txt")).read()
+    pinned = next(line.split("==")[1].strip() for line in pins.splitlines() if line.startswith("moto"))
+    assert moto.__version__ == pinned
