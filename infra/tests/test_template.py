@@ -1,0 +1,43 @@
+"""The stack template: cfn-lint clean and least privilege."""
+import os
+import sys
+
+import pytest
+
+INFRA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+TEMPLATE = os.path.join(INFRA, "template.yaml")
+sys.path.insert(0, INFRA)
+
+from check_iam import main, problems  # noqa: E402
+
+
+def test_cfn_lint_is_clean():
+    from cfnlint.api import lint_all
+
+    matches = lint_all(open(TEMPLATE).read())
+    assert matches == [], "\n".join(str(m) for m in matches)
+
+
+def test_the_template_passes_the_iam_check():
+    assert main(["check_iam.py", TEMPLATE]) == 0
+
+
+def role(*statements):
+    return {"Resources": {"R": {"Type": "AWS::IAM::Role", "Properties": {
+        "Policies": [{"PolicyName": "p", "PolicyDocument": {"Statement": list(statements)}}]}}}}
+
+
+@pytest.mark.parametrize("statement, expected", [
+    ({"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::b"}, "wildcard action '*'"),
+    ({"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::b"}, "wildcard action 's3:*'"),
+    ({"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}, "Resource '*' for s3:GetObject"),
+    ({"Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:aws:s3:::b"}, "NotAction/NotResource"),
+])
+def test_broad_statements_are_refused(statement, expected):
+    found = problems(role(statement))
+    assert len(found) == 1 and expected in found[0] and found[0].startswith("R statement")
+
+
+def test_star_is_accepted_only_for_actions_without_resource_level_permissions():
+    assert problems(role({"Effect": "Allow", "Action": "batch:DescribeJobs", "Resource": "*"})) == []
+    assert problems(role({"Effect": "Deny", "Action": "*", "Resource": "*"})) == []
