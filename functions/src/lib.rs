@@ -4,3 +4,4 @@
 //! requests into calls on `core` and `core`'s answers into HTTP responses.
 
 pub mod api;
+pub mod health;
