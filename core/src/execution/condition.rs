@@ -41,13 +41,8 @@ pub fn evaluate(expression: &BooleanExpression, values: &impl Values) -> Result<
 fn operand_value(operand: Option<&Operand>, values: &impl Values) -> Result<Literal, ResolveError> {
     match operand.and_then(|o| o.value.as_ref()) {
         Some(operand::Value::Literal(l)) => Ok(l.clone()),
-        Some(operand::Value::WorkflowInput(name)) => {
-            values.workflow_input(name).cloned().ok_or_else(|| ResolveError::MissingInput(name.clone()))
-        }
-        Some(operand::Value::Promise(p)) => values
-            .node_output(&p.node_id, &p.var)
-            .cloned()
-            .ok_or_else(|| ResolveError::MissingOutput { node_id: p.node_id.clone(), var: p.var.clone() }),
+        Some(operand::Value::WorkflowInput(name)) => super::resolve::workflow_input(name, values),
+        Some(operand::Value::Promise(p)) => super::resolve::node_output(p, values),
         None => Err(ResolveError::Empty("condition operand".into())),
     }
 }

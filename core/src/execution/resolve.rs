@@ -1,7 +1,9 @@
 //! Turning a node's bindings into concrete input values.
 
 use crate::literal;
-use crate::proto::core::{Binding, BindingData, Literal, LiteralList, LiteralMap, binding_data, literal::Value as LV};
+use crate::proto::core::{
+    Binding, BindingData, Literal, LiteralList, LiteralMap, OutputReference, binding_data, literal::Value as LV,
+};
 use std::collections::BTreeMap;
 
 /// The values a binding can refer to: the workflow's inputs and the outputs of
@@ -24,13 +26,8 @@ pub enum ResolveError {
 pub fn resolve(binding: &BindingData, values: &impl Values) -> Result<Literal, ResolveError> {
     match &binding.value {
         Some(binding_data::Value::Literal(l)) => Ok(l.clone()),
-        Some(binding_data::Value::WorkflowInput(name)) => {
-            values.workflow_input(name).cloned().ok_or_else(|| ResolveError::MissingInput(name.clone()))
-        }
-        Some(binding_data::Value::Promise(p)) => values
-            .node_output(&p.node_id, &p.var)
-            .cloned()
-            .ok_or_else(|| ResolveError::MissingOutput { node_id: p.node_id.clone(), var: p.var.clone() }),
+        Some(binding_data::Value::WorkflowInput(name)) => workflow_input(name, values),
+        Some(binding_data::Value::Promise(p)) => node_output(p, values),
         Some(binding_data::Value::Collection(c)) => Ok(Literal {
             value: Some(LV::List(LiteralList {
                 values: c.bindings.iter().map(|b| resolve(b, values)).collect::<Result<_, _>>()?,
@@ -47,6 +44,19 @@ pub fn resolve(binding: &BindingData, values: &impl Values) -> Result<Literal, R
         }),
         None => Err(ResolveError::Empty(String::new())),
     }
+}
+
+/// The value of a workflow input, or why there is none.
+pub fn workflow_input(name: &str, values: &impl Values) -> Result<Literal, ResolveError> {
+    values.workflow_input(name).cloned().ok_or_else(|| ResolveError::MissingInput(name.to_string()))
+}
+
+/// The value of an upstream node's output, or why there is none.
+pub fn node_output(reference: &OutputReference, values: &impl Values) -> Result<Literal, ResolveError> {
+    values
+        .node_output(&reference.node_id, &reference.var)
+        .cloned()
+        .ok_or_else(|| ResolveError::MissingOutput { node_id: reference.node_id.clone(), var: reference.var.clone() })
 }
 
 /// The inputs of a node: its bindings, then the target's defaults for inputs
@@ -90,7 +100,7 @@ impl Values for ValueMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::core::{BindingCollection, OutputReference};
+    use crate::proto::core::BindingCollection;
 
     #[test]
     fn resolves_references_collections_defaults_and_optionals() {
