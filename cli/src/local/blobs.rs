@@ -46,7 +46,11 @@ fn place(from: &Path, to: &Path, tmp: &Path) -> io::Result<()> {
     if std::fs::rename(from, to).is_ok() {
         return Ok(());
     }
-    let staging = tmp.join(format!("{}-{}", std::process::id(), to.file_name().unwrap_or_default().to_string_lossy()));
+    // Unique per call: two map items may store the same content at the same moment.
+    static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = to.file_name().unwrap_or_default().to_string_lossy();
+    let staging = tmp.join(format!("{}-{n}-{name}", std::process::id()));
     copy_recursively(from, &staging)?;
     match std::fs::rename(&staging, to) {
         Ok(()) => Ok(()),
