@@ -30,7 +30,10 @@ impl LocalCache {
     /// entry or the new one.
     pub fn put(&self, key: &str, outputs: &BTreeMap<String, Literal>) -> std::io::Result<()> {
         let document = serde_json::to_vec(&LiteralMap { values: outputs.clone() }).map_err(std::io::Error::other)?;
-        let staging = self.tmp.join(format!("{key}.{}.json", std::process::id()));
+        // Unique per call: map items with equal inputs share a key and may finish together.
+        static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let staging = self.tmp.join(format!("{key}.{}.{n}.json", std::process::id()));
         std::fs::write(&staging, document)?;
         std::fs::rename(&staging, self.entry(key))
     }
