@@ -93,17 +93,14 @@ pub fn compile(spec: &SpecFile, options: &Options) -> Result<Compiled, Diagnosti
         let compiled = c.task(name, task);
         c.tasks.insert(name.clone(), compiled);
     }
-    let mut workflows = Vec::new();
     for name in c.workflow_order() {
         let compiled = c.workflow(&name, &spec.workflows[&name]);
-        if let Some(w) = &compiled {
-            workflows.push(w.clone());
-        }
         c.workflows.insert(name, compiled);
     }
-    // Keep the document's order in the output.
-    workflows.sort_by_key(|w| spec.workflows.get_index_of(&w.template.as_ref().unwrap().id.as_ref().unwrap().name));
     let launch_plans: Vec<_> = spec.launch_plans.iter().filter_map(|(name, lp)| c.launch_plan(name, lp)).collect();
+    // In the document's order, moved out rather than cloned: a workflow can be large.
+    let workflows: Vec<CompiledWorkflow> =
+        spec.workflows.keys().filter_map(|name| c.workflows.remove(name).flatten()).collect();
 
     let Compiler { diags, project, domain, tasks, .. } = c;
     diags.into_result(Compiled {
