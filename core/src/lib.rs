@@ -10,6 +10,7 @@ pub mod dag;
 pub mod diagnostics;
 pub mod execution;
 pub mod expr;
+pub mod job_definition;
 pub mod literal;
 pub mod quantity;
 pub mod schedule;

@@ -1,0 +1,58 @@
+//! Snapshot tests of generated Batch job definitions: every example task, a GPU
+//! task and a task with secrets. `UPDATE_SNAPSHOTS=1` rewrites the snapshots;
+//! review the diff before committing it.
+
+use std::path::{Path, PathBuf};
+use updraft_core::compile::{Options, compile_text};
+use updraft_core::job_definition::{Settings, job_definition};
+use updraft_core::spec::Format;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn settings() -> Settings {
+    Settings {
+        name_prefix: "updraft".into(),
+        job_role_arn: "arn:aws:iam::123456789012:role/updraft-job".into(),
+        execution_role_arn: "arn:aws:iam::123456789012:role/updraft-job-execution".into(),
+        log_group: "/aws/batch/updraft".into(),
+        exec_path: "/updraft/updraft".into(),
+    }
+}
+
+#[test]
+fn job_definitions_match_their_snapshots() {
+    let specs = [
+        "examples/diabetes/diabetes.yaml",
+        "examples/hello/hello.yaml",
+        "examples/fanout/fanout.yaml",
+        "tests/data/job_definitions/gpu_and_secret.yaml",
+    ];
+    let snapshots = repo().join("tests/data/job_definitions/snapshots");
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let mut mismatches = Vec::new();
+    let mut seen = 0;
+    for spec in specs {
+        let text = std::fs::read_to_string(repo().join(spec)).unwrap();
+        let compiled = compile_text(&text, Format::Yaml, &Options { version: "v1".into(), ..Default::default() })
+            .unwrap_or_else(|e| panic!("{spec}: {e}"));
+        for task in &compiled.tasks {
+            let name = task.id.as_ref().unwrap().name.clone();
+            let file = snapshots.join(format!("{}-{name}.json", compiled.project));
+            let actual = serde_json::to_string_pretty(&job_definition(task, &settings())).unwrap() + "\n";
+            seen += 1;
+            if update {
+                std::fs::write(&file, &actual).unwrap();
+                continue;
+            }
+            match std::fs::read_to_string(&file) {
+                Ok(expected) if expected == actual => {}
+                Ok(_) => mismatches.push(format!("{} differs; got:\n{actual}", file.display())),
+                Err(_) => mismatches.push(format!("{} is missing (run with UPDATE_SNAPSHOTS=1)", file.display())),
+            }
+        }
+    }
+    assert_eq!(seen, 11, "every example task and the two extra tasks");
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
