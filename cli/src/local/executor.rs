@@ -716,6 +716,7 @@ async fn run_attempt(
     )
     .await;
     let task_name = task.id.as_ref().map(|i| i.name.as_str()).unwrap_or_default();
+    // `what` continues "task NAME", so it starts with a space or a colon.
     let failed = |code: &str, what: String| {
         let tail = process::tail(&stderr, 10);
         let tail = if tail.is_empty() {
@@ -724,24 +725,20 @@ async fn run_attempt(
             format!("\n  last lines of stderr:\n    {}", tail.replace('\n', "\n    "))
         };
         let mut f =
-            Failure::user(path, code, format!("task {task_name} {what}{tail}\n  full log: {}", stderr.display()));
+            Failure::user(path, code, format!("task {task_name}{what}{tail}\n  full log: {}", stderr.display()));
         f.error.log_uri = stderr.display().to_string();
         f
     };
     match outcome {
-        Outcome::Exited(0) => collect_outputs(ctx, &interface.outputs, &outputs_dir).map_err(|message| {
-            let mut f = failed("BadOutputs", message);
-            f.error.message =
-                f.error.message.replacen(&format!("task {task_name} "), &format!("task {task_name}: "), 1);
-            (f, false)
-        }),
-        Outcome::Exited(code) => Err((failed("NonZeroExit", format!("exited with code {code}")), true)),
-        Outcome::Signaled(signal) => Err((failed("Killed", format!("was killed by signal {signal}")), true)),
+        Outcome::Exited(0) => collect_outputs(ctx, &interface.outputs, &outputs_dir)
+            .map_err(|message| (failed("BadOutputs", format!(": {message}")), false)),
+        Outcome::Exited(code) => Err((failed("NonZeroExit", format!(" exited with code {code}")), true)),
+        Outcome::Signaled(signal) => Err((failed("Killed", format!(" was killed by signal {signal}")), true)),
         Outcome::TimedOut => {
             let mut f = failed(
                 "Timeout",
                 format!(
-                    "ran past its timeout of {}",
+                    " ran past its timeout of {}",
                     timeout.map(updraft_core::quantity::format_duration).unwrap_or_default()
                 ),
             );
@@ -749,7 +746,7 @@ async fn run_attempt(
             Err((f, true))
         }
         Outcome::Cancelled => Err((Failure::aborted(path), false)),
-        Outcome::SpawnFailed(message) => Err((failed("CannotStart", format!("could not start: {message}")), false)),
+        Outcome::SpawnFailed(message) => Err((failed("CannotStart", format!(" could not start: {message}")), false)),
     }
 }
 
