@@ -1,6 +1,8 @@
-//! `updraft`: validate, compile and run workflows.
+//! `updraft`: validate, compile and run workflows; deploy the stack; run a task in a container.
 
+mod aws;
 mod commands;
+mod deploy;
 mod local;
 mod spec_file;
 
@@ -79,6 +81,8 @@ enum Command {
         #[command(flatten)]
         namespace: Namespace,
     },
+    /// Create or update the Updraft stack (infra/template.yaml) in AWS, LocalStack or the emulator.
+    Deploy(commands::deploy::DeployArgs),
 }
 
 #[derive(Subcommand)]
@@ -127,6 +131,7 @@ fn main() -> ExitCode {
         Command::Compile { files, version, namespace } => {
             commands::compile::run(&files, &updraft_core::compile::Options { version, ..namespace.into() })
         }
+        Command::Deploy(args) => commands::deploy::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,5 @@
 pub mod compile;
+pub mod deploy;
 pub mod executions;
 pub mod run;
 pub mod validate;

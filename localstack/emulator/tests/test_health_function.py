@@ -1,14 +1,15 @@
 """The real health Lambda (functions/src/bin/health.rs, built by cargo) as the
 emulator runs it: its deployment package holds the Rust binary as `bootstrap`."""
-import io
 import json
 import os
-import stat
-import zipfile
+import sys
 
 import pytest
 
 from conftest import unique
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from package_functions import package  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
@@ -20,14 +21,6 @@ def health_binary():
         pytest.fail(f"{path} is missing; build it with: cargo build -p updraft-functions --bin health")
     return path
 
-
-def package(binary):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        info = zipfile.ZipInfo("bootstrap")
-        info.external_attr = (stat.S_IFREG | 0o755) << 16
-        archive.writestr(info, open(binary, "rb").read())
-    return buffer.getvalue()
 
 
 def test_the_health_function_answers_through_the_emulator(aws, role_arn):
