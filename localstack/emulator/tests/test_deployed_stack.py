@@ -1,0 +1,168 @@
+"""End to end: `localstack/emulator/deploy` puts infra/template.yaml into the
+emulator with `updraft deploy`, then work runs on the stack's own resources:
+(i) a Batch job on its CPU queue, (ii) Step Functions `submitJob.sync` through
+its state-machine role, (iii) its deployed health Lambda, the real Rust binary."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import unique, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+DEPLOY = os.path.join(HERE, "..", "deploy")
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+UPDRAFT = os.path.join(TARGET, "debug", "updraft")
+PYTHON = sys.executable
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+
+
+def deploy(endpoint, *args):
+    return subprocess.run([DEPLOY, endpoint, "--output", "json", *args], capture_output=True, text=True,
+                          env={**os.environ, **CREDENTIALS}, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def stack(endpoint):
+    name, prefix = unique("stack"), unique("e2e")
+    result = deploy(endpoint, "--stack-name", name, "--name-prefix", prefix)
+    assert result.returncode == 0, result.stderr
+    deployed = json.loads(result.stdout)
+    return {"name": name, "prefix": prefix, **deployed}
+
+
+def test_the_stack_is_created_with_its_outputs(stack, aws):
+    assert stack["status"] == "CREATE_COMPLETE" and stack["change"] == "created"
+    outputs = stack["outputs"]
+    assert outputs["CpuJobQueueArn"].endswith(f":job-queue/{stack['prefix']}-cpu")
+    assert outputs["MetadataTableName"] == f"{stack['prefix']}-metadata"
+    table = aws("dynamodb").describe_table(TableName=outputs["MetadataTableName"])["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    aws("s3").head_bucket(Bucket=outputs["DataBucketName"])
+    queue = aws("batch").describe_job_queues(jobQueues=[outputs["CpuJobQueueArn"]])["jobQueues"][0]
+    environment = queue["computeEnvironmentOrder"][0]["computeEnvironment"]
+    assert environment.endswith(f"compute-environment/{stack['prefix']}-cpu-api"), \
+        "on the emulator the compute environment comes from the Batch API"
+
+
+def test_deploying_again_updates_the_same_stack(stack, endpoint):
+    result = deploy(endpoint, "--stack-name", stack["name"], "--name-prefix", stack["prefix"])
+    assert result.returncode == 0, result.stderr
+    again = json.loads(result.stdout)
+    assert again["stack_id"] == stack["stack_id"]
+    assert again["change"] in ("updated", "unchanged")
+    assert again["outputs"] == stack["outputs"]
+
+
+def test_missing_packages_fail_before_anything_is_created(stack, endpoint, aws, tmp_path):
+    name = unique("stack")
+    result = subprocess.run([UPDRAFT, "deploy", "--endpoint-url", endpoint, "--stack-name", name,
+                             "--name-prefix", unique("none"), "--packages", str(tmp_path)],
+                            capture_output=True, text=True, env={**os.environ, **CREDENTIALS})
+    assert result.returncode == 2, result.stderr
+    assert "no package for 4 function(s)" in result.stderr and "hint: build them with `cargo lambda build" in result.stderr
+    stacks = [s["StackName"] for s in aws("cloudformation").list_stacks()["StackSummaries"]]
+    assert name not in stacks
+
+
+# ------------------------------------------------------------------ (i) a Batch job on the stack's queue
+
+def job_definition(aws, stack, command):
+    return aws("batch").register_job_definition(
+        jobDefinitionName=unique(stack["prefix"]), type="container",
+        containerProperties={"image": "public.ecr.aws/docker/library/python:3.11-slim", "command": command,
+                             "jobRoleArn": stack["outputs"]["JobRoleArn"],
+                             "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}]},
+    )["jobDefinitionArn"]
+
+
+def finished_job(aws, job_id):
+    def done():
+        job = aws("batch").describe_jobs(jobs=[job_id])["jobs"][0]
+        return job if job["status"] in ("SUCCEEDED", "FAILED") else None
+    return wait_for(done)
+
+
+def job_log(aws, job):
+    events = aws("logs").get_log_events(logGroupName="/aws/batch/job",
+                                        logStreamName=job["container"]["logStreamName"])["events"]
+    return [e["message"] for e in events]
+
+
+def test_a_batch_job_on_the_stacks_queue_runs_and_reports_status_and_log(stack, aws):
+    queue = stack["outputs"]["CpuJobQueueArn"]
+    ok = job_definition(aws, stack, [PYTHON, "-c", "print('trained on', 'the stack queue')"])
+    job = finished_job(aws, aws("batch").submit_job(jobName=unique("fit"), jobQueue=queue, jobDefinition=ok)["jobId"])
+    assert (job["status"], job["container"]["exitCode"]) == ("SUCCEEDED", 0)
+    assert job_log(aws, job) == ["trained on the stack queue"]
+
+    bad = job_definition(aws, stack, [PYTHON, "-c", "import sys; print('bad data', file=sys.stderr); sys.exit(3)"])
+    job = finished_job(aws, aws("batch").submit_job(jobName=unique("fit"), jobQueue=queue, jobDefinition=bad)["jobId"])
+    assert (job["status"], job["container"]["exitCode"]) == ("FAILED", 3)
+    assert job["statusReason"] == "Essential container in task exited"
+    assert job_log(aws, job) == ["bad data"]
+
+
+# ------------------------------------------------------------------ (ii) Step Functions submitJob.sync
+
+def run_job_through_a_state_machine(aws, stack, command):
+    definition = job_definition(aws, stack, command)
+    asl = {"StartAt": "Run", "States": {"Run": {
+        "Type": "Task", "Resource": "arn:aws:states:::batch:submitJob.sync",
+        "Parameters": {"JobName": "node", "JobQueue": stack["outputs"]["CpuJobQueueArn"], "JobDefinition": definition,
+                       "ContainerOverrides": {"Environment": [{"Name": "NODE", "Value.$": "$.node"}]}},
+        "End": True}}}
+    sfn = aws("stepfunctions")
+    machine = sfn.create_state_machine(name=f"{stack['prefix']}-{unique('wf')}", definition=json.dumps(asl),
+                                       roleArn=stack["outputs"]["StateMachineRoleArn"])
+    run = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name=unique("run"),
+                              input=json.dumps({"node": "fit"}))
+
+    def done():
+        d = sfn.describe_execution(executionArn=run["executionArn"])
+        return d if d["status"] != "RUNNING" else None
+    return wait_for(done), run["executionArn"]
+
+
+def test_submit_job_sync_succeeds_with_the_job(stack, aws):
+    result, _ = run_job_through_a_state_machine(aws, stack, [PYTHON, "-c", "import os; print('node', os.environ['NODE'])"])
+    assert result["status"] == "SUCCEEDED", result
+    output = json.loads(result["output"])
+    assert output["Status"] == "SUCCEEDED"
+    job = aws("batch").describe_jobs(jobs=[output["JobId"]])["jobs"][0]
+    assert job["jobQueue"] == stack["outputs"]["CpuJobQueueArn"]
+    assert job_log(aws, job) == ["node fit"]
+
+
+def test_submit_job_sync_fails_with_the_job(stack, aws):
+    result, arn = run_job_through_a_state_machine(aws, stack, [PYTHON, "-c", "raise SystemExit(4)"])
+    assert result["status"] == "FAILED"
+    failed = [e for e in aws("stepfunctions").get_execution_history(executionArn=arn)["events"]
+              if e["type"] == "TaskFailed"]
+    assert failed[0]["taskFailedEventDetails"]["error"] == "States.TaskFailed"
+    assert json.loads(failed[0]["taskFailedEventDetails"]["cause"])["Container"]["ExitCode"] == 4
+
+
+# ------------------------------------------------------------------ (iii) the deployed health Lambda
+
+def invoke(aws, function, event):
+    response = aws("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
+    return response, json.loads(response["Payload"].read())
+
+
+def test_the_deployed_health_function_answers(stack, aws):
+    event = {"resource": "/v1/health", "path": "/v1/health", "httpMethod": "GET", "headers": {}, "body": None}
+    response, payload = invoke(aws, f"{stack['prefix']}-health", event)
+    assert "FunctionError" not in response, payload
+    assert payload["statusCode"] == 200
+    body = json.loads(payload["body"])
+    assert (body["status"], body["service"], body["path"]) == ("ok", "updraft", "/v1/health")
+
+
+def test_the_deployed_api_function_says_it_is_not_implemented_yet(stack, aws):
+    _, payload = invoke(aws, f"{stack['prefix']}-api", {"httpMethod": "POST", "path": "/v1/tasks", "body": "{}"})
+    assert payload["statusCode"] == 501
+    assert json.loads(payload["body"])["code"] == "NOT_IMPLEMENTED"
