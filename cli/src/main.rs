@@ -4,6 +4,7 @@ mod aws;
 mod commands;
 mod deploy;
 mod local;
+mod outputs;
 mod spec_file;
 
 use clap::{Parser, Subcommand};

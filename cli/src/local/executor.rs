@@ -11,6 +11,7 @@ use super::process::{self, Attempt, Outcome};
 use super::progress::Progress;
 use super::resources::{Capacity, ResourcePool};
 use super::store::{Store, StoreError};
+use crate::outputs::{self, BlobKind, Output};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -33,9 +34,9 @@ use updraft_core::literal;
 use updraft_core::proto::core::{
     Blob, CacheStatus, CompiledWorkflow, ErrorKind, Execution, ExecutionError, ExecutionId, Identifier, Literal,
     LiteralMap, LiteralType, Node, NodeExecution, NodeExecutionId, NodePhase, TaskTemplate, WorkflowPhase, branch_node,
-    literal::Value as LV, node,
+    node,
 };
-use updraft_core::types::{self, Kind, display, kind};
+use updraft_core::types;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheMode {
@@ -750,84 +751,25 @@ async fn run_attempt(
     }
 }
 
-/// Reads every declared output from the outputs directory; files go into the
-/// blob store under their digest.
+/// Reads every declared output from the outputs directory (the shared contract
+/// check); files go into the blob store under their digest.
 fn collect_outputs(ctx: &Ctx, declared: &[updraft_core::proto::core::Variable], dir: &Path) -> Result<Outputs, String> {
     let mut outputs = Outputs::new();
     for var in declared {
-        let t = var.r#type.clone().unwrap_or_default();
-        let path = dir.join(&var.name);
-        if !path.exists() {
-            if types::is_optional(&t) {
-                outputs.insert(var.name.clone(), literal::none());
-                continue;
+        let value = match outputs::check(var, dir)? {
+            Output::Absent => literal::none(),
+            Output::Value(value) => value,
+            Output::Blob { kind, format } => {
+                let path = dir.join(&var.name);
+                let stored =
+                    if kind == BlobKind::Directory { ctx.blobs.put_dir(&path) } else { ctx.blobs.put_file(&path) };
+                let (digest, at) = stored.map_err(|e| format!("cannot store output \"{}\": {e}", var.name))?;
+                outputs::blob_literal(kind, Blob { uri: at.display().to_string(), format, digest })
             }
-            return Err(format!(
-                "did not write output \"{}\" ({}); expected it at {}",
-                var.name,
-                display(&t),
-                path.display()
-            ));
-        }
-        let value = if contract::is_blob(&t) {
-            store_blob(ctx, &var.name, &t, &path)?
-        } else {
-            let text =
-                std::fs::read_to_string(&path).map_err(|e| format!("cannot read output \"{}\": {e}", var.name))?;
-            contract::parse_value_output(&var.name, &text, &t)?
         };
         outputs.insert(var.name.clone(), value);
     }
     Ok(outputs)
-}
-
-fn store_blob(ctx: &Ctx, name: &str, t: &LiteralType, path: &Path) -> Result<Literal, String> {
-    let wrong = |found: &str| format!("output \"{name}\" has the wrong type: expected {}, found {found}", display(t));
-    let stored = |r: std::io::Result<(String, PathBuf)>| r.map_err(|e| format!("cannot store output \"{name}\": {e}"));
-    let blob = |digest: String, stored: PathBuf, format: &str| Blob {
-        uri: stored.display().to_string(),
-        format: format.to_string(),
-        digest,
-    };
-    Ok(Literal {
-        value: Some(match kind(t) {
-            Kind::Optional(inner) => return store_blob(ctx, name, inner, path),
-            Kind::Directory => {
-                if !path.is_dir() {
-                    return Err(wrong("a file"));
-                }
-                let (digest, at) = stored(ctx.blobs.put_dir(path))?;
-                LV::Directory(blob(digest, at, ""))
-            }
-            Kind::File(f) => {
-                if path.is_dir() {
-                    return Err(wrong("a directory"));
-                }
-                let (digest, at) = stored(ctx.blobs.put_file(path))?;
-                LV::File(blob(digest, at, &f.format))
-            }
-            Kind::DataFrame(d) => {
-                if path.is_dir() {
-                    return Err(wrong("a directory"));
-                }
-                let format = if d.format.is_empty() { "csv".to_string() } else { d.format.clone() };
-                if format == "csv" && !d.columns.is_empty() {
-                    let header = first_line(path).map_err(|e| format!("cannot read output \"{name}\": {e}"))?;
-                    contract::check_csv_header(name, &header, &d.columns)?;
-                }
-                let (digest, at) = stored(ctx.blobs.put_file(path))?;
-                LV::Dataframe(blob(digest, at, &format))
-            }
-            _ => return Err(wrong("data on disk")),
-        }),
-    })
-}
-
-fn first_line(path: &Path) -> std::io::Result<String> {
-    use std::io::BufRead;
-    let mut line = String::new();
-    std::io::BufReader::new(std::fs::File::open(path)?).read_line(&mut line)?;
-    Ok(line)
 }
 
 fn now() -> updraft_core::proto::Timestamp {

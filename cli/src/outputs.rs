@@ -1,0 +1,117 @@
+//! Reading a finished task's outputs directory against its interface: the half
+//! of the task contract (docs/task-contract.md) that `updraft run` and
+//! `updraft exec` share. Where the data then goes (the local blob store, S3)
+//! is each caller's business.
+
+use std::path::Path;
+use updraft_core::execution::contract;
+use updraft_core::proto::core::{Blob, Literal, LiteralType, Variable, literal::Value as LV};
+use updraft_core::types::{self, Kind, display, kind};
+
+pub enum Output {
+    /// An optional output the task did not write.
+    Absent,
+    Value(Literal),
+    /// Data on disk, checked against the declared type, still at its path.
+    Blob {
+        kind: BlobKind,
+        format: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobKind {
+    File,
+    Directory,
+    DataFrame,
+}
+
+/// The literal for stored data of this kind.
+pub fn blob_literal(kind: BlobKind, blob: Blob) -> Literal {
+    Literal {
+        value: Some(match kind {
+            BlobKind::File => LV::File(blob),
+            BlobKind::Directory => LV::Directory(blob),
+            BlobKind::DataFrame => LV::Dataframe(blob),
+        }),
+    }
+}
+
+/// Checks output `var` at `dir/<name>`: present unless optional, a directory
+/// exactly where one is declared, values of the declared type, CSV headers
+/// holding the declared columns, Parquet files that are Parquet. Errors name
+/// the output, the expected type and what was found.
+pub fn check(var: &Variable, dir: &Path) -> Result<Output, String> {
+    let t = var.r#type.clone().unwrap_or_default();
+    let path = dir.join(&var.name);
+    if !path.exists() {
+        if types::is_optional(&t) {
+            return Ok(Output::Absent);
+        }
+        return Err(format!(
+            "did not write output \"{}\" ({}); expected it at {}",
+            var.name,
+            display(&t),
+            path.display()
+        ));
+    }
+    if !contract::is_blob(&t) {
+        if path.is_dir() {
+            return Err(format!(
+                "output \"{}\" has the wrong type: expected {}, found a directory",
+                var.name,
+                display(&t)
+            ));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read output \"{}\": {e}", var.name))?;
+        return contract::parse_value_output(&var.name, &text, &t).map(Output::Value);
+    }
+    check_blob(&var.name, &t, &path)
+}
+
+fn check_blob(name: &str, t: &LiteralType, path: &Path) -> Result<Output, String> {
+    let wrong = |found: &str| format!("output \"{name}\" has the wrong type: expected {}, found {found}", display(t));
+    let unreadable = |e: std::io::Error| format!("cannot read output \"{name}\": {e}");
+    match kind(t) {
+        Kind::Optional(inner) => check_blob(name, inner, path),
+        Kind::Directory if path.is_dir() => Ok(Output::Blob { kind: BlobKind::Directory, format: String::new() }),
+        Kind::Directory => Err(wrong("a file")),
+        _ if path.is_dir() => Err(wrong("a directory")),
+        Kind::File(f) => Ok(Output::Blob { kind: BlobKind::File, format: f.format.clone() }),
+        Kind::DataFrame(d) => {
+            let format = if d.format.is_empty() { "csv".to_string() } else { d.format.clone() };
+            match format.as_str() {
+                "csv" if !d.columns.is_empty() => {
+                    contract::check_csv_header(name, &first_line(path).map_err(unreadable)?, &d.columns)?
+                }
+                "parquet" if !is_parquet(path).map_err(unreadable)? => {
+                    return Err(wrong("a file that is not Parquet (no PAR1 magic at both ends)"));
+                }
+                _ => {}
+            }
+            Ok(Output::Blob { kind: BlobKind::DataFrame, format })
+        }
+        _ => Err(wrong("data on disk")),
+    }
+}
+
+fn first_line(path: &Path) -> std::io::Result<String> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(std::fs::File::open(path)?).read_line(&mut line)?;
+    Ok(line)
+}
+
+/// A Parquet file starts and ends with `PAR1`.
+fn is_parquet(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    if file.metadata()?.len() < 12 {
+        return Ok(false);
+    }
+    let (mut head, mut tail) = ([0u8; 4], [0u8; 4]);
+    file.read_exact(&mut head)?;
+    file.seek(SeekFrom::End(-4))?;
+    file.read_exact(&mut tail)?;
+    Ok(&head == b"PAR1" && &tail == b"PAR1")
+}
