@@ -3,6 +3,7 @@
 mod aws;
 mod commands;
 mod deploy;
+mod exec;
 mod local;
 mod outputs;
 mod spec_file;
@@ -84,6 +85,13 @@ enum Command {
     },
     /// Create or update the Updraft stack (infra/template.yaml) in AWS, LocalStack or the emulator.
     Deploy(commands::deploy::DeployArgs),
+    /// Run one task attempt inside a container: inputs from S3, the argv without a shell,
+    /// outputs checked and uploaded with their digests (the job definition's entrypoint).
+    Exec {
+        /// The task's argv, placeholders ({{inputs.x}}, {{outputs.y}}, {{code_dir}}) unfilled.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGV")]
+        argv: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -133,6 +141,7 @@ fn main() -> ExitCode {
             commands::compile::run(&files, &updraft_core::compile::Options { version, ..namespace.into() })
         }
         Command::Deploy(args) => commands::deploy::run(args),
+        Command::Exec { argv } => commands::exec::run(argv),
     };
     match result {
         Ok(code) => code,

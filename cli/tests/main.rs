@@ -1,7 +1,9 @@
 //! Integration tests of the `updraft` binary: real processes, real files.
 
+mod emulator;
 mod support;
 
 mod compile;
+mod exec;
 mod run;
 mod validate;

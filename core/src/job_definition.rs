@@ -6,6 +6,7 @@
 //! contract's implementation for containers). CPU-only tasks go to Fargate, with
 //! the request rounded up to a valid Fargate size; GPU tasks need EC2.
 
+use crate::execution::contract;
 use crate::proto::core::{SecretMount, TaskTemplate, secret};
 use serde_json::{Value, json};
 
@@ -29,7 +30,7 @@ const MIN_TIMEOUT_SECONDS: i64 = 60;
 /// Environment variable that carries a secret meant as a file; `updraft exec`
 /// writes it to `$UPDRAFT_SECRETS_DIR/<name>` and removes it from the task's environment.
 pub fn secret_file_variable(name: &str) -> String {
-    format!("UPDRAFT_SECRET_FILE_{name}")
+    format!("{}{name}", contract::SECRET_FILE_PREFIX)
 }
 
 pub fn job_definition(task: &TaskTemplate, settings: &Settings) -> Value {
@@ -50,7 +51,10 @@ pub fn job_definition(task: &TaskTemplate, settings: &Settings) -> Value {
 
     let mut command = vec![settings.exec_path.clone(), "exec".into(), "--".into()];
     command.extend(container.args.iter().cloned());
-    let environment: Vec<Value> = container.env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
+    let mut environment: Vec<Value> = container.env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
+    // `updraft exec` checks the outputs against the interface; inputs and output prefix vary per run.
+    let interface = serde_json::to_string(&task.interface.clone().unwrap_or_default()).unwrap_or_default();
+    environment.push(json!({"name": contract::ENV_INTERFACE, "value": interface}));
     let secrets: Vec<Value> = task
         .secrets
         .iter()

@@ -1,5 +1,6 @@
 pub mod compile;
 pub mod deploy;
+pub mod exec;
 pub mod executions;
 pub mod run;
 pub mod validate;

@@ -712,7 +712,15 @@ async fn run_attempt(
     let stderr = dir.join("stderr.log");
     let timeout = task.timeout.map(|d| Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32));
     let outcome = process::run(
-        Attempt { argv, env, cwd: dir.to_path_buf(), stdout: dir.join("stdout.log"), stderr: stderr.clone(), timeout },
+        Attempt {
+            argv,
+            env,
+            remove_env: Vec::new(),
+            cwd: dir.to_path_buf(),
+            stdout: Some(dir.join("stdout.log")),
+            stderr: Some(stderr.clone()),
+            timeout,
+        },
         ctx.cancel.clone(),
     )
     .await;

@@ -9,11 +9,22 @@ use tokio::sync::watch;
 
 pub struct Attempt {
     pub argv: Vec<String>,
+    /// Set on top of this process's environment.
     pub env: Vec<(String, String)>,
+    /// Taken out of the inherited environment (secrets meant as files).
+    pub remove_env: Vec<String>,
     pub cwd: PathBuf,
-    pub stdout: PathBuf,
-    pub stderr: PathBuf,
+    /// Log files; `None` passes the stream through (`updraft exec`, where the container's log is the log).
+    pub stdout: Option<PathBuf>,
+    pub stderr: Option<PathBuf>,
     pub timeout: Option<Duration>,
+}
+
+fn stream(path: &Option<PathBuf>) -> std::io::Result<Stdio> {
+    match path {
+        Some(path) => std::fs::File::create(path).map(Stdio::from),
+        None => Ok(Stdio::inherit()),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,14 +41,16 @@ pub enum Outcome {
 const GRACE: Duration = Duration::from_secs(2);
 
 pub async fn run(attempt: Attempt, mut cancel: watch::Receiver<bool>) -> Outcome {
-    let (Ok(stdout), Ok(stderr)) = (std::fs::File::create(&attempt.stdout), std::fs::File::create(&attempt.stderr))
-    else {
+    let (Ok(stdout), Ok(stderr)) = (stream(&attempt.stdout), stream(&attempt.stderr)) else {
         return Outcome::SpawnFailed(format!("cannot create log files in {}", attempt.cwd.display()));
     };
     let Some((program, args)) = attempt.argv.split_first() else {
         return Outcome::SpawnFailed("empty command".into());
     };
     let mut command = tokio::process::Command::new(program);
+    for name in &attempt.remove_env {
+        command.env_remove(name);
+    }
     command
         .args(args)
         .envs(attempt.env.iter().map(|(k, v)| (k, v)))

@@ -17,6 +17,18 @@ pub const ENV_EXECUTION_ID: &str = "UPDRAFT_EXECUTION_ID";
 pub const ENV_NODE_ID: &str = "UPDRAFT_NODE_ID";
 /// 1 for the first attempt.
 pub const ENV_ATTEMPT: &str = "UPDRAFT_ATTEMPT";
+/// Directory holding the secrets declared with `mount: file`, one file per secret.
+pub const ENV_SECRETS_DIR: &str = "UPDRAFT_SECRETS_DIR";
+
+// The job description `updraft exec` reads in a container (docs/task-contract.md).
+/// The task's typed interface as proto JSON; fixed per task version, so it sits in the job definition.
+pub const ENV_INTERFACE: &str = "UPDRAFT_INTERFACE";
+/// `s3://` URI of the inputs (a `LiteralMap` as proto JSON); per run, as a container override.
+pub const ENV_INPUTS_URI: &str = "UPDRAFT_INPUTS_URI";
+/// `s3://` prefix that receives the outputs and, last, `outputs.json`; per run.
+pub const ENV_OUTPUT_PREFIX: &str = "UPDRAFT_OUTPUT_PREFIX";
+/// Secrets meant as files arrive in variables with this prefix (see `job_definition`).
+pub const SECRET_FILE_PREFIX: &str = "UPDRAFT_SECRET_FILE_";
 
 /// A value as it appears in argv: strings as they are, numbers and booleans as
 /// JSON writes them, collections as compact JSON, files as their local path,

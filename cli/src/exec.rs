@@ -1,0 +1,464 @@
+//! `updraft exec -- ARGV...`: the task contract inside a Batch container.
+//!
+//! Reads the job description from the environment, downloads the inputs from
+//! S3 (checking recorded digests), runs the argv without a shell in a process
+//! group of its own with stdout/stderr passed through to the container's log,
+//! checks the outputs against the interface (the same check as `updraft run`),
+//! uploads them, and writes `outputs.json` **last**: a reader that finds it
+//! finds every output. SIGTERM (Batch stopping the job, or its timeout) stops
+//! the task and exits without writing it.
+
+use crate::local::process::{self, Attempt, Outcome};
+use crate::outputs::{self, BlobKind, Output};
+use aws_sdk_s3::Client;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use updraft_core::cache_key;
+use updraft_core::execution::contract::{self, *};
+use updraft_core::literal;
+use updraft_core::proto::core::{Blob, Literal, LiteralMap, TypedInterface, literal::Value as LV};
+use updraft_functions::s3::{self, DataError, S3Uri};
+
+/// A value whose JSON is larger than this is stored as its own object and the
+/// outputs document refers to it, so state payloads (256 KiB in Step Functions) stay small.
+pub const VALUE_INLINE_LIMIT: usize = 64 * 1024;
+
+/// Exit codes of exec's own failures; any other non-zero code is the task's.
+pub const EXIT_BAD_JOB: u8 = 64;
+pub const EXIT_BAD_OUTPUTS: u8 = 65;
+pub const EXIT_DATA: u8 = 74;
+/// As a shell reports a SIGTERM'd process.
+pub const EXIT_TERMINATED: u8 = 143;
+
+/// What the environment says this job is.
+#[derive(Debug)]
+pub struct Job {
+    pub interface: TypedInterface,
+    pub inputs_uri: Option<S3Uri>,
+    pub output_prefix: S3Uri,
+    pub execution_id: String,
+    pub node_id: String,
+    pub attempt: u32,
+    pub work_dir: PathBuf,
+    pub code_dir: String,
+    /// (secret name, value) of secrets meant as files.
+    pub secret_files: Vec<(String, String)>,
+}
+
+impl Job {
+    /// Every problem at once, as `NAME: what is wrong`.
+    pub fn from_env(vars: &BTreeMap<String, String>) -> Result<Job, String> {
+        let mut problems = Vec::new();
+        let interface = match vars.get(ENV_INTERFACE) {
+            Some(text) => serde_json::from_str(text).unwrap_or_else(|e| {
+                problems.push(format!("{ENV_INTERFACE}: not a task interface as JSON: {e}"));
+                TypedInterface::default()
+            }),
+            None => {
+                problems.push(format!("{ENV_INTERFACE} is not set (the job definition sets it)"));
+                TypedInterface::default()
+            }
+        };
+        let mut uri = |name: &str, required: bool| match vars.get(name) {
+            Some(text) => S3Uri::parse(text).map(Some).unwrap_or_else(|e| {
+                problems.push(format!("{name}: {e}"));
+                None
+            }),
+            None if required => {
+                problems.push(format!("{name} is not set (the state machine sets it per run)"));
+                None
+            }
+            None => None,
+        };
+        let inputs_uri = uri(ENV_INPUTS_URI, false);
+        let output_prefix = uri(ENV_OUTPUT_PREFIX, true);
+        if !interface.inputs.is_empty() && inputs_uri.is_none() && !vars.contains_key(ENV_INPUTS_URI) {
+            problems.push(format!("{ENV_INPUTS_URI} is not set, but the task has inputs"));
+        }
+        // Batch numbers attempts from 0; the contract from 1.
+        let attempt = match (vars.get(ENV_ATTEMPT), vars.get("AWS_BATCH_JOB_ATTEMPT")) {
+            (Some(a), _) => a.parse().ok(),
+            (None, Some(a)) => a.parse::<u32>().ok().map(|a| a + 1),
+            (None, None) => Some(1),
+        }
+        .unwrap_or_else(|| {
+            problems.push(format!("{ENV_ATTEMPT}: not a number"));
+            1
+        });
+        if !problems.is_empty() {
+            return Err(problems.join("\n  "));
+        }
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        Ok(Job {
+            interface,
+            inputs_uri,
+            output_prefix: output_prefix.expect("checked above"),
+            execution_id: vars.get(ENV_EXECUTION_ID).cloned().unwrap_or_default(),
+            node_id: vars.get(ENV_NODE_ID).cloned().unwrap_or_default(),
+            attempt,
+            work_dir: vars
+                .get("UPDRAFT_WORK_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("updraft-exec-{}", std::process::id()))),
+            code_dir: vars.get(ENV_CODE_DIR).cloned().unwrap_or_else(|| cwd.display().to_string()),
+            secret_files: vars
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix(SECRET_FILE_PREFIX)?.to_string(), v.clone())))
+                .collect(),
+        })
+    }
+}
+
+/// Why exec stopped, with the exit code it reports.
+#[derive(Debug)]
+pub enum Failure {
+    BadJob(String),
+    Data(DataError),
+    /// The task ran and exited non-zero, or was killed.
+    Task {
+        code: u8,
+        message: String,
+    },
+    BadOutputs(String),
+    Terminated,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (code, message, _) = self.describe();
+        write!(f, "{code}: {message}")
+    }
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::BadJob(_) => EXIT_BAD_JOB,
+            Failure::Data(_) => EXIT_DATA,
+            Failure::Task { code, .. } => *code,
+            Failure::BadOutputs(_) => EXIT_BAD_OUTPUTS,
+            Failure::Terminated => EXIT_TERMINATED,
+        }
+    }
+
+    /// The error document's code, message and whether another attempt could help.
+    fn describe(&self) -> (&'static str, String, bool) {
+        match self {
+            Failure::BadJob(m) => ("BadJob", m.clone(), false),
+            Failure::Data(e) => ("DataError", e.to_string(), e.is_retryable()),
+            Failure::Task { message, .. } => ("TaskFailed", message.clone(), true),
+            Failure::BadOutputs(m) => ("BadOutputs", m.clone(), false),
+            Failure::Terminated => ("Terminated", "stopped by SIGTERM".into(), true),
+        }
+    }
+}
+
+/// Timings for the summary line and the benchmark.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub inputs: Duration,
+    pub task: Duration,
+    pub outputs: Duration,
+    pub output_bytes: u64,
+}
+
+/// Runs the job; on failure (but not on SIGTERM) writes `error.json` under the
+/// output prefix so the control plane can say why without reading logs.
+pub async fn run(s3: &Client, job: &Job, argv: &[String], terminate: watch::Receiver<bool>) -> Result<Report, Failure> {
+    let result = run_job(s3, job, argv, terminate).await;
+    if let Err(failure) = &result
+        && !matches!(failure, Failure::Terminated)
+    {
+        let (code, message, retryable) = failure.describe();
+        let document = json!({"code": code, "message": message, "retryable": retryable, "attempt": job.attempt});
+        let _ = s3::put_bytes(
+            s3,
+            &job.output_prefix.join("error.json"),
+            document.to_string().into_bytes(),
+            "application/json",
+        )
+        .await;
+    }
+    result
+}
+
+async fn run_job(
+    s3: &Client,
+    job: &Job,
+    argv: &[String],
+    mut terminate: watch::Receiver<bool>,
+) -> Result<Report, Failure> {
+    let mut report = Report::default();
+    let local_error =
+        |what: &str, path: &Path, e: std::io::Error| Failure::BadJob(format!("{what} {}: {e}", path.display()));
+    let outputs_dir = job.work_dir.join("outputs");
+    let inputs_dir = job.work_dir.join("inputs");
+    let task_dir = job.work_dir.join("task");
+    for dir in [&outputs_dir, &inputs_dir, &task_dir] {
+        std::fs::create_dir_all(dir).map_err(|e| local_error("cannot create", dir, e))?;
+    }
+
+    let started = Instant::now();
+    let inputs = tokio::select! {
+        inputs = fetch_inputs(s3, job, &inputs_dir) => inputs?,
+        _ = process::cancelled(&mut terminate) => return Err(Failure::Terminated),
+    };
+    report.inputs = started.elapsed();
+
+    let secrets_dir = job.work_dir.join("secrets");
+    if !job.secret_files.is_empty() {
+        write_secrets(&secrets_dir, &job.secret_files)
+            .map_err(|e| local_error("cannot write secrets to", &secrets_dir, e))?;
+    }
+    let inputs_path = job.work_dir.join("inputs.json");
+    std::fs::write(&inputs_path, contract::inputs_document(&inputs).to_string())
+        .map_err(|e| local_error("cannot write", &inputs_path, e))?;
+    let output_paths: BTreeMap<String, String> = job
+        .interface
+        .outputs
+        .iter()
+        .map(|v| (v.name.clone(), outputs_dir.join(&v.name).display().to_string()))
+        .collect();
+    let argv = contract::render_argv(argv, &inputs, &output_paths, &job.code_dir).map_err(Failure::BadJob)?;
+
+    let started = Instant::now();
+    let outcome = process::run(
+        Attempt {
+            argv,
+            env: vec![
+                (ENV_INPUTS.into(), inputs_path.display().to_string()),
+                (ENV_OUTPUTS_DIR.into(), outputs_dir.display().to_string()),
+                (ENV_CODE_DIR.into(), job.code_dir.clone()),
+                (ENV_SECRETS_DIR.into(), secrets_dir.display().to_string()),
+                (ENV_ATTEMPT.into(), job.attempt.to_string()),
+            ],
+            // The task sees secrets meant as files only as files, and none of exec's plumbing.
+            remove_env: job
+                .secret_files
+                .iter()
+                .map(|(name, _)| format!("{SECRET_FILE_PREFIX}{name}"))
+                .chain([ENV_INTERFACE, ENV_INPUTS_URI, ENV_OUTPUT_PREFIX].map(String::from))
+                .collect(),
+            cwd: task_dir,
+            stdout: None,
+            stderr: None,
+            timeout: None,
+        },
+        terminate.clone(),
+    )
+    .await;
+    report.task = started.elapsed();
+    match outcome {
+        Outcome::Exited(0) => {}
+        Outcome::Exited(code) => {
+            return Err(Failure::Task {
+                code: code.clamp(1, 255) as u8,
+                message: format!("the task exited with code {code}"),
+            });
+        }
+        Outcome::Signaled(signal) => {
+            return Err(Failure::Task {
+                code: (128 + signal).min(255) as u8,
+                message: format!("the task was killed by signal {signal}"),
+            });
+        }
+        Outcome::Cancelled => return Err(Failure::Terminated),
+        Outcome::SpawnFailed(message) => return Err(Failure::BadJob(message)),
+        Outcome::TimedOut => unreachable!("exec sets no timeout; Batch enforces the attempt timeout with SIGTERM"),
+    }
+
+    let mut checked = Vec::new();
+    let mut problems = Vec::new();
+    for var in &job.interface.outputs {
+        match outputs::check(var, &outputs_dir) {
+            Ok(output) => checked.push((var.name.clone(), output)),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Failure::BadOutputs(problems.join("\n")));
+    }
+
+    let started = Instant::now();
+    let document = tokio::select! {
+        document = publish(s3, job, &outputs_dir, checked, &mut report) => document?,
+        _ = process::cancelled(&mut terminate) => return Err(Failure::Terminated),
+    };
+    // Last: its presence means every output above is in place.
+    s3::put_bytes(s3, &job.output_prefix.join("outputs.json"), document.to_string().into_bytes(), "application/json")
+        .await
+        .map_err(Failure::Data)?;
+    report.outputs = started.elapsed();
+    Ok(report)
+}
+
+/// The inputs as the task sees them: blobs downloaded, their URIs replaced by local paths.
+async fn fetch_inputs(s3: &Client, job: &Job, dir: &Path) -> Result<BTreeMap<String, Literal>, Failure> {
+    let Some(uri) = &job.inputs_uri else {
+        return Ok(BTreeMap::new());
+    };
+    let bytes = s3::get_bytes(s3, uri).await.map_err(Failure::Data)?;
+    let map: LiteralMap = serde_json::from_slice(&bytes)
+        .map_err(|e| Failure::BadJob(format!("{uri}: not a map of input values as proto JSON: {e}")))?;
+    let mut inputs: BTreeMap<String, Literal> = map.values.into_iter().collect();
+    let mut problems = Vec::new();
+    for var in &job.interface.inputs {
+        let t = var.r#type.clone().unwrap_or_default();
+        match inputs.get(&var.name) {
+            Some(value) => {
+                if let Err(e) = literal::check_type(value, &t) {
+                    problems.push(format!("input \"{}\": {e}", var.name));
+                }
+            }
+            None if updraft_core::types::is_optional(&t) => {
+                inputs.insert(var.name.clone(), literal::none());
+            }
+            None => problems.push(format!("input \"{}\" is missing from {uri}", var.name)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Failure::BadJob(problems.join("\n")));
+    }
+    for (name, value) in inputs.iter_mut() {
+        let mut blobs = Vec::new();
+        collect_blobs(value, &mut blobs);
+        let many = blobs.len() > 1;
+        for (i, (blob, is_dir)) in blobs.into_iter().enumerate() {
+            if !blob.uri.starts_with("s3://") {
+                continue;
+            }
+            let from = S3Uri::parse(&blob.uri).map_err(Failure::BadJob)?;
+            let local = if many { dir.join(name).join(i.to_string()) } else { dir.join(name) };
+            if is_dir {
+                s3::download_dir(s3, &from, &local).await.map_err(Failure::Data)?;
+            } else {
+                s3::download_file(s3, &from, &local, Some(&blob.digest)).await.map_err(Failure::Data)?;
+            }
+            blob.uri = local.display().to_string();
+        }
+    }
+    Ok(inputs)
+}
+
+/// Every blob in a value (lists and maps of files included), and whether it is a directory.
+fn collect_blobs<'a>(value: &'a mut Literal, out: &mut Vec<(&'a mut Blob, bool)>) {
+    match &mut value.value {
+        Some(LV::File(b)) | Some(LV::Dataframe(b)) => out.push((b, false)),
+        Some(LV::Directory(b)) => out.push((b, true)),
+        Some(LV::List(list)) => list.values.iter_mut().for_each(|v| collect_blobs(v, out)),
+        Some(LV::Map(map)) | Some(LV::Struct(map)) => map.values.values_mut().for_each(|v| collect_blobs(v, out)),
+        _ => {}
+    }
+}
+
+fn write_secrets(dir: &Path, secrets: &[(String, String)]) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    for (name, value) in secrets {
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(dir.join(name))?;
+        std::io::Write::write_all(&mut file, value.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Uploads the checked outputs; returns the outputs document.
+async fn publish(
+    s3: &Client,
+    job: &Job,
+    dir: &Path,
+    checked: Vec<(String, Output)>,
+    report: &mut Report,
+) -> Result<Value, Failure> {
+    let mut entries = serde_json::Map::new();
+    for (name, output) in checked {
+        let entry = match output {
+            Output::Absent | Output::Value(_) => {
+                let value = if let Output::Value(v) = output { v } else { literal::none() };
+                let text = serde_json::to_string(&value).expect("literals serialize");
+                let digest = format!("sha256:{}", hex::encode(cache_key::literal_digest(&value)));
+                report.output_bytes += text.len() as u64;
+                if text.len() > VALUE_INLINE_LIMIT {
+                    let to = job.output_prefix.join(&format!("values/{name}.json"));
+                    s3::put_bytes(s3, &to, text.clone().into_bytes(), "application/json")
+                        .await
+                        .map_err(Failure::Data)?;
+                    json!({"uri": to.to_string(), "digest": digest, "size_bytes": text.len()})
+                } else {
+                    json!({"value": serde_json::from_str::<Value>(&text).expect("just written"), "digest": digest, "size_bytes": text.len()})
+                }
+            }
+            Output::Blob { kind, format } => {
+                let to = job.output_prefix.join(&format!("outputs/{name}"));
+                let path = dir.join(&name);
+                let (digest, size) = if kind == BlobKind::Directory {
+                    s3::upload_dir(s3, &path, &to).await
+                } else {
+                    s3::upload_file(s3, &path, &to).await
+                }
+                .map_err(Failure::Data)?;
+                report.output_bytes += size;
+                let value = outputs::blob_literal(kind, Blob { uri: to.to_string(), format, digest: digest.clone() });
+                json!({"value": value, "digest": digest, "size_bytes": size})
+            }
+        };
+        entries.insert(name, entry);
+    }
+    Ok(json!({
+        "execution_id": job.execution_id,
+        "node_id": job.node_id,
+        "attempt": job.attempt,
+        "outputs": entries,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_job_description_comes_from_the_environment() {
+        let interface = r#"{"inputs":[{"name":"n","type":{"simple":"INTEGER"}}],"outputs":[]}"#;
+        let job = Job::from_env(&vars(&[
+            (ENV_INTERFACE, interface),
+            (ENV_INPUTS_URI, "s3://data/runs/r1/fit/inputs.json"),
+            (ENV_OUTPUT_PREFIX, "s3://data/runs/r1/fit/1/"),
+            ("AWS_BATCH_JOB_ATTEMPT", "2"),
+            ("UPDRAFT_SECRET_FILE_TOKEN", "s3cr3t"),
+        ]))
+        .unwrap();
+        assert_eq!(job.interface.inputs[0].name, "n");
+        assert_eq!(job.output_prefix.join("outputs.json").to_string(), "s3://data/runs/r1/fit/1/outputs.json");
+        assert_eq!(job.attempt, 3, "Batch counts from 0");
+        assert_eq!(job.secret_files, [("TOKEN".to_string(), "s3cr3t".to_string())]);
+    }
+
+    #[test]
+    fn a_bad_job_description_names_every_problem() {
+        let interface = r#"{"inputs":[{"name":"n","type":{"simple":"INTEGER"}}]}"#;
+        let err = Job::from_env(&vars(&[(ENV_INTERFACE, interface), (ENV_OUTPUT_PREFIX, "data/x")])).unwrap_err();
+        assert!(err.contains("UPDRAFT_OUTPUT_PREFIX: \"data/x\" is not an s3://bucket/key URI"), "{err}");
+        assert!(err.contains("UPDRAFT_INPUTS_URI is not set, but the task has inputs"), "{err}");
+        let err = Job::from_env(&vars(&[])).unwrap_err();
+        assert!(
+            err.contains("UPDRAFT_INTERFACE is not set") && err.contains("UPDRAFT_OUTPUT_PREFIX is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn blobs_are_found_inside_collections() {
+        let file = |uri: &str| Literal { value: Some(LV::File(Blob { uri: uri.into(), ..Default::default() })) };
+        let mut value = literal::list(vec![file("s3://b/1"), file("s3://b/2")]);
+        let mut blobs = Vec::new();
+        collect_blobs(&mut value, &mut blobs);
+        assert_eq!(blobs.iter().map(|(b, _)| b.uri.as_str()).collect::<Vec<_>>(), ["s3://b/1", "s3://b/2"]);
+    }
+}

@@ -1,0 +1,257 @@
+//! `updraft exec` against the emulator's S3: the real binary, real objects.
+//! Each test compiles a one-task spec with `updraft compile` and runs the task
+//! the way its Batch job definition would: the interface in UPDRAFT_INTERFACE,
+//! `updraft exec -- <the task's argv>`.
+
+use crate::emulator::{S3, endpoint};
+use crate::support::text;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+struct Task {
+    interface: String,
+    argv: Vec<String>,
+    dir: PathBuf,
+}
+
+/// Compiles `tasks: {<name>: <spec>}` and returns the one task's interface and argv.
+fn task(name: &str, spec: &str) -> Task {
+    let dir = std::env::temp_dir().join(format!("updraft-exec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("spec.yaml"), format!("tasks:\n  {name}:\n{spec}")).unwrap();
+    let out = crate::support::updraft(&["compile", dir.join("spec.yaml").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let compiled: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let task = &compiled["tasks"][0];
+    let argv = task["container"]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    Task { interface: task["interface"].to_string(), argv, dir }
+}
+
+impl Task {
+    fn command(&self, bucket: &str, inputs_key: Option<&str>) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_updraft"));
+        command
+            .arg("exec")
+            .arg("--")
+            .args(&self.argv)
+            .current_dir(&self.dir)
+            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("UPDRAFT_INTERFACE", &self.interface)
+            .env("UPDRAFT_OUTPUT_PREFIX", format!("s3://{bucket}/run/node/"))
+            .env("UPDRAFT_WORK_DIR", self.dir.join("work"));
+        if let Some(key) = inputs_key {
+            command.env("UPDRAFT_INPUTS_URI", format!("s3://{bucket}/{key}"));
+        }
+        command
+    }
+
+    fn exec(&self, bucket: &str, inputs_key: Option<&str>) -> Output {
+        self.command(bucket, inputs_key).output().expect("updraft exec starts")
+    }
+}
+
+fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+fn outputs_document(s3: &S3, bucket: &str) -> Value {
+    serde_json::from_slice(&s3.get(bucket, "run/node/outputs.json").expect("outputs.json written")).unwrap()
+}
+
+fn key_of(uri: &Value, bucket: &str) -> String {
+    uri.as_str().unwrap().strip_prefix(&format!("s3://{bucket}/")).expect("an object of the bucket").to_string()
+}
+
+#[test]
+fn a_file_in_becomes_a_checked_dataframe_out() {
+    let s3 = S3::new();
+    let bucket = s3.bucket("file-to-frame");
+    let raw = b"a,b\n1,2\n3,4\n5,6\n";
+    s3.put(&bucket, "data/raw.csv", raw);
+    let inputs = json!({"values": {
+        "raw": {"file": {"uri": format!("s3://{bucket}/data/raw.csv"), "format": "csv", "digest": digest(raw)}},
+        "factor": {"integer": "10"},
+    }});
+    s3.put(&bucket, "run/node/inputs.json", inputs.to_string().as_bytes());
+    let script = "import csv, sys\n\
+                  rows = list(csv.DictReader(open(sys.argv[1])))\n\
+                  with open(sys.argv[3], 'w') as f:\n\
+                  \x20   f.write('x,y\\n')\n\
+                  \x20   for r in rows: f.write(f\"{int(r['a']) * int(sys.argv[2])},{r['b']}\\n\")\n\
+                  open(sys.argv[4], 'w').write(str(len(rows)))\n";
+    let t = task(
+        "shape",
+        &format!(
+            "    image: python:3.11-slim\n    inputs: {{raw: file<csv>, factor: int}}\n    outputs:\n      table: {{dataframe: {{format: csv, columns: {{x: int, y: int}}}}}}\n      rows: int\n    command: [python3, -c, {script:?}, \"{{{{inputs.raw}}}}\", \"{{{{inputs.factor}}}}\", \"{{{{outputs.table}}}}\", \"{{{{outputs.rows}}}}\"]\n"
+        ),
+    );
+    let out = t.exec(&bucket, Some("run/node/inputs.json"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let document = outputs_document(&s3, &bucket);
+    let table = &document["outputs"]["table"];
+    let frame = &table["value"]["dataframe"];
+    assert_eq!(frame["format"], "csv");
+    let stored = s3.get(&bucket, &key_of(&frame["uri"], &bucket)).unwrap();
+    assert_eq!(text(&stored), "x,y\n10,2\n30,4\n50,6\n");
+    assert_eq!(frame["digest"], digest(&stored));
+    assert_eq!(table["digest"], digest(&stored));
+    assert_eq!(table["size_bytes"], stored.len());
+    let rows = &document["outputs"]["rows"];
+    assert_eq!(rows["value"], json!({"integer": "3"}));
+    assert!(rows["digest"].as_str().unwrap().starts_with("sha256:"));
+}
+
+#[test]
+fn a_directory_keeps_its_structure_both_ways() {
+    let s3 = S3::new();
+    let bucket = s3.bucket("dir-round-trip");
+    let files = [("images/a.txt", "alpha"), ("images/nested/b.txt", "beta"), ("labels.json", "{}")];
+    for (path, content) in files {
+        s3.put(&bucket, &format!("data/set/{path}"), content.as_bytes());
+    }
+    let inputs = json!({"values": {"set": {"directory": {"uri": format!("s3://{bucket}/data/set")}}}});
+    s3.put(&bucket, "run/node/inputs.json", inputs.to_string().as_bytes());
+    let t = task(
+        "copy",
+        "    image: busybox\n    inputs: {set: directory}\n    outputs: {copy: directory}\n    command: [cp, -r, \"{{inputs.set}}\", \"{{outputs.copy}}\"]\n",
+    );
+    let out = t.exec(&bucket, Some("run/node/inputs.json"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let document = outputs_document(&s3, &bucket);
+    let uri = &document["outputs"]["copy"]["value"]["directory"]["uri"];
+    let prefix = format!("{}/", key_of(uri, &bucket));
+    let copied: Vec<String> = s3.keys(&bucket, &prefix).into_iter().map(|k| k[prefix.len()..].to_string()).collect();
+    assert_eq!(copied, ["images/a.txt", "images/nested/b.txt", "labels.json"]);
+    for (path, content) in files {
+        assert_eq!(s3.get(&bucket, &format!("{prefix}{path}")).unwrap(), content.as_bytes());
+    }
+    assert!(document["outputs"]["copy"]["digest"].as_str().unwrap().starts_with("sha256:"));
+}
+
+#[test]
+fn a_200_mib_output_goes_up_in_parts_with_its_digest() {
+    let s3 = S3::new();
+    let bucket = s3.bucket("multipart");
+    let t = task(
+        "big",
+        "    image: busybox\n    outputs: {blob: file}\n    command: [sh, -c, 'head -c 209715200 /dev/urandom > \"$0\"', \"{{outputs.blob}}\"]\n",
+    );
+    let out = t.exec(&bucket, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let local = std::fs::read(t.dir.join("work/outputs/blob")).unwrap();
+    assert_eq!(local.len(), 200 * 1024 * 1024);
+    let document = outputs_document(&s3, &bucket);
+    let file = &document["outputs"]["blob"]["value"]["file"];
+    assert_eq!(file["digest"], digest(&local));
+    let key = key_of(&file["uri"], &bucket);
+    let head = s3.block_on(s3.client.head_object().bucket(&bucket).key(&key).send()).unwrap();
+    assert_eq!(head.content_length(), Some(200 * 1024 * 1024));
+    assert!(head.e_tag().unwrap().trim_matches('"').ends_with("-13"), "13 parts of 16 MiB: {:?}", head.e_tag());
+    assert_eq!(s3.get(&bucket, &key).unwrap(), local);
+    assert!(text(&out.stderr).contains("outputs 209715200 bytes in"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_wrong_typed_output_fails_cleanly_and_publishes_nothing() {
+    let s3 = S3::new();
+    let bucket = s3.bucket("wrong-type");
+    let t = task(
+        "score",
+        "    image: busybox\n    outputs: {accuracy: float, report: file}\n    command: [sh, -c, 'echo \\\"high\\\" > \"$0\"; echo fine > \"$1\"', \"{{outputs.accuracy}}\", \"{{outputs.report}}\"]\n",
+    );
+    let out = t.exec(&bucket, None);
+    assert_eq!(out.status.code(), Some(65), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("output \"accuracy\" has the wrong type: expected float, found string"), "{stderr}");
+    assert!(s3.get(&bucket, "run/node/outputs.json").is_none());
+    assert!(s3.keys(&bucket, "run/node/outputs/").is_empty(), "nothing is uploaded before every output is checked");
+    let error: Value = serde_json::from_slice(&s3.get(&bucket, "run/node/error.json").unwrap()).unwrap();
+    assert_eq!((error["code"].as_str(), error["retryable"].as_bool()), (Some("BadOutputs"), Some(false)));
+}
+
+#[test]
+fn sigterm_mid_run_stops_the_task_and_leaves_no_outputs_document() {
+    let s3 = S3::new();
+    let bucket = s3.bucket("sigterm");
+    let t = task(
+        "slow",
+        "    image: busybox\n    outputs: {n: int}\n    command: [sh, -c, 'echo 1 > \"$0\"; echo $$ > \"$0.pid\"; sleep 60', \"{{outputs.n}}\"]\n",
+    );
+    let mut child = t.command(&bucket, None).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let pid_file = t.dir.join("work/outputs/n.pid");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pid_file.exists() || std::fs::read_to_string(&pid_file).unwrap().trim().is_empty() {
+        assert!(Instant::now() < deadline, "the task did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let task_pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let started = Instant::now();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    assert!(started.elapsed() < Duration::from_secs(10), "stopped promptly, not after the task's sleep");
+    // SAFETY: signal 0 only checks whether the process exists.
+    assert_ne!(unsafe { libc::kill(task_pid, 0) }, 0, "the task's process is gone too");
+    assert!(Path::new(&t.dir.join("work/outputs/n")).exists(), "the task had written an output");
+    assert!(s3.get(&bucket, "run/node/outputs.json").is_none());
+    assert!(s3.keys(&bucket, "run/").is_empty(), "no outputs and no error document");
+}
+
+#[test]
+fn secrets_meant_as_files_are_files_only() {
+    let s3 = S3::new();
+    let bucket = s3.bucket("secrets");
+    let script = "import os, sys\n\
+                  secret = open(os.path.join(os.environ['UPDRAFT_SECRETS_DIR'], 'TOKEN')).read()\n\
+                  mode = oct(os.stat(os.path.join(os.environ['UPDRAFT_SECRETS_DIR'], 'TOKEN')).st_mode & 0o777)\n\
+                  leaked = [k for k, v in os.environ.items() if secret in v]\n\
+                  open(sys.argv[1], 'w').write(f'{len(secret)} {mode} {leaked}')\n";
+    let t = task(
+        "secretive",
+        &format!(
+            "    image: python:3.11-slim\n    outputs: {{seen: string}}\n    command: [python3, -c, {script:?}, \"{{{{outputs.seen}}}}\"]\n"
+        ),
+    );
+    let out = t.command(&bucket, None).env("UPDRAFT_SECRET_FILE_TOKEN", "hunter2").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let document = outputs_document(&s3, &bucket);
+    assert_eq!(
+        document["outputs"]["seen"]["value"],
+        json!({"string": "7 0o600 []"}),
+        "as a file, mode 600, in no variable"
+    );
+    assert!(!text(&out.stderr).contains("hunter2") && !text(&out.stdout).contains("hunter2"));
+    assert!(!document.to_string().contains("hunter2"));
+}
+
+#[test]
+fn a_bad_job_description_or_input_exits_64_naming_the_problem() {
+    let s3 = S3::new();
+    let bucket = s3.bucket("bad-job");
+    let t = task(
+        "typed",
+        "    image: busybox\n    inputs: {raw: file}\n    outputs: {n: int}\n    command: [cat, \"{{inputs.raw}}\"]\n",
+    );
+    let out = t.command(&bucket, None).env_remove("UPDRAFT_OUTPUT_PREFIX").output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("UPDRAFT_OUTPUT_PREFIX is not set") && stderr.contains("UPDRAFT_INPUTS_URI is not set"),
+        "{stderr}"
+    );
+
+    s3.put(&bucket, "run/node/inputs.json", json!({"values": {"raw": {"integer": "3"}}}).to_string().as_bytes());
+    let out = t.exec(&bucket, Some("run/node/inputs.json"));
+    assert_eq!(out.status.code(), Some(64));
+    assert!(text(&out.stderr).contains("input \"raw\""), "{}", text(&out.stderr));
+    assert!(s3.get(&bucket, "run/node/outputs.json").is_none());
+}
