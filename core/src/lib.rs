@@ -6,6 +6,7 @@
 
 pub mod cache_key;
 pub mod compile;
+pub mod compute;
 pub mod dag;
 pub mod diagnostics;
 pub mod execution;
