@@ -27,6 +27,8 @@ pub fn run_all() {
     bench.run(diabetes, &[]); // fills the cache
     crate::report("local_diabetes_cached_rerun_ms", crate::median_ms(5, || bench.run(diabetes, &[])));
 
+    crate::exec::run_all(&bench.updraft, &scratch);
+
     let _ = std::fs::remove_dir_all(&scratch);
 }
 

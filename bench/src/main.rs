@@ -3,8 +3,10 @@
 //! Compile benchmarks time the whole path a spec takes in `updraft compile`
 //! (parse JSON text, validate, compile, analyse the DAG), in-process. Local
 //! execution benchmarks run the release `updraft` binary (`UPDRAFT_BIN`) as a
-//! user would, against a scratch `UPDRAFT_HOME`.
+//! user would, against a scratch `UPDRAFT_HOME`; exec benchmarks run
+//! `updraft exec` against the emulator's S3.
 
+mod exec;
 mod local;
 
 use serde_json::{Value, json};

@@ -255,3 +255,23 @@ fn a_bad_job_description_or_input_exits_64_naming_the_problem() {
     assert!(text(&out.stderr).contains("input \"raw\""), "{}", text(&out.stderr));
     assert!(s3.get(&bucket, "run/node/outputs.json").is_none());
 }
+
+#[test]
+fn a_large_value_travels_as_a_reference_with_its_digest() {
+    let s3 = S3::new();
+    let bucket = s3.bucket("large-value");
+    let t = task(
+        "many",
+        "    image: python:3.11-slim\n    outputs: {ids: list<int>, n: int}\n    command: [python3, -c, \"import json, sys; json.dump(list(range(20000)), open(sys.argv[1], 'w')); open(sys.argv[2], 'w').write('20000')\", \"{{outputs.ids}}\", \"{{outputs.n}}\"]\n",
+    );
+    let out = t.exec(&bucket, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let document = outputs_document(&s3, &bucket);
+    let ids = &document["outputs"]["ids"];
+    assert!(ids.get("value").is_none(), "over 64 KiB of JSON stays out of the document");
+    assert!(ids["size_bytes"].as_u64().unwrap() > 64 * 1024);
+    let stored: Value = serde_json::from_slice(&s3.get(&bucket, &key_of(&ids["uri"], &bucket)).unwrap()).unwrap();
+    assert_eq!(stored["list"]["values"].as_array().unwrap().len(), 20000);
+    assert_eq!(stored["list"]["values"][19999], json!({"integer": "19999"}));
+    assert_eq!(document["outputs"]["n"]["value"], json!({"integer": "20000"}), "small values stay inline");
+}

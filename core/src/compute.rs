@@ -55,7 +55,10 @@ mod tests {
 
     fn task(gpu: u32) -> TaskTemplate {
         TaskTemplate {
-            resources: Some(Resources { requests: Some(ResourceQuantities { gpu, ..Default::default() }), limits: None }),
+            resources: Some(Resources {
+                requests: Some(ResourceQuantities { gpu, ..Default::default() }),
+                limits: None,
+            }),
             ..Default::default()
         }
     }
