@@ -164,6 +164,28 @@ pub async fn deploy(config: &SdkConfig, request: DeployRequest) -> Result<Deploy
         });
     }
 
+    // A stack that cannot take an update is refused before anything is uploaded or created.
+    let cfn = aws_sdk_cloudformation::Client::new(config);
+    let existing = current_status(&cfn, &request.stack_name).await?;
+    match &existing {
+        Some(StackStatus::RollbackComplete) => {
+            return Err(DeployError::Input {
+                message: format!("stack {} is in ROLLBACK_COMPLETE: its first creation failed", request.stack_name),
+                hint: format!(
+                    "delete it (aws cloudformation delete-stack --stack-name {}) and deploy again",
+                    request.stack_name
+                ),
+            });
+        }
+        Some(status) if status.as_str().ends_with("_IN_PROGRESS") => {
+            return Err(DeployError::Input {
+                message: format!("stack {} is busy ({})", request.stack_name, status.as_str()),
+                hint: "wait for the running operation to finish, then deploy again".into(),
+            });
+        }
+        _ => {}
+    }
+
     let s3 = crate::aws::s3_client(config);
     let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
     let bucket = match &request.code_bucket {
@@ -190,40 +212,7 @@ pub async fn deploy(config: &SdkConfig, request: DeployRequest) -> Result<Deploy
             .map_err(|e| DeployError::Aws { action: "s3:PutObject", message: crate::aws::describe(&e) })?;
     }
 
-    let (cpu_environment, gpu_environment) = match request.compute_environments {
-        ComputeEnvironments::Stack => (
-            request.cpu_compute_environment.clone().unwrap_or_default(),
-            request.gpu_compute_environment.clone().unwrap_or_default(),
-        ),
-        ComputeEnvironments::Api => {
-            let batch = aws_sdk_batch::Client::new(config);
-            let iam = aws_sdk_iam::Client::new(config);
-            let role = crate::aws::batch_service_role(&iam, &request.name_prefix).await?;
-            let cpu = match &request.cpu_compute_environment {
-                Some(arn) => arn.clone(),
-                None => {
-                    crate::aws::unmanaged_compute_environment(
-                        &batch,
-                        &format!("{}-cpu-api", request.name_prefix),
-                        &role,
-                    )
-                    .await?
-                }
-            };
-            let gpu = match &request.gpu_compute_environment {
-                Some(arn) => arn.clone(),
-                None => {
-                    crate::aws::unmanaged_compute_environment(
-                        &batch,
-                        &format!("{}-gpu-api", request.name_prefix),
-                        &role,
-                    )
-                    .await?
-                }
-            };
-            (cpu, gpu)
-        }
-    };
+    let (cpu_environment, gpu_environment) = compute_environments(config, &request).await?;
 
     let mut parameters: BTreeMap<String, String> = [
         ("NamePrefix", request.name_prefix.clone()),
@@ -255,26 +244,9 @@ pub async fn deploy(config: &SdkConfig, request: DeployRequest) -> Result<Deploy
         None
     };
 
-    let cfn = aws_sdk_cloudformation::Client::new(config);
     let capabilities = [Capability::CapabilityIam, Capability::CapabilityNamedIam];
     let started = Instant::now();
-    let existing = current_status(&cfn, &request.stack_name).await?;
     let change = match existing {
-        Some(StackStatus::RollbackComplete) => {
-            return Err(DeployError::Input {
-                message: format!("stack {} is in ROLLBACK_COMPLETE: its first creation failed", request.stack_name),
-                hint: format!(
-                    "delete it (aws cloudformation delete-stack --stack-name {}) and deploy again",
-                    request.stack_name
-                ),
-            });
-        }
-        Some(status) if status.as_str().ends_with("_IN_PROGRESS") => {
-            return Err(DeployError::Input {
-                message: format!("stack {} is busy ({})", request.stack_name, status.as_str()),
-                hint: "wait for the running operation to finish, then deploy again".into(),
-            });
-        }
         None => {
             let mut create = cfn
                 .create_stack()
@@ -308,6 +280,55 @@ pub async fn deploy(config: &SdkConfig, request: DeployRequest) -> Result<Deploy
         }
     };
 
+    wait(&cfn, &request, change, started).await
+}
+
+/// The compute environments to pass to the template: given ones, or (API
+/// path) UNMANAGED ones found or created through the Batch API.
+async fn compute_environments(config: &SdkConfig, request: &DeployRequest) -> Result<(String, String), DeployError> {
+    Ok(match request.compute_environments {
+        ComputeEnvironments::Stack => (
+            request.cpu_compute_environment.clone().unwrap_or_default(),
+            request.gpu_compute_environment.clone().unwrap_or_default(),
+        ),
+        ComputeEnvironments::Api => {
+            let batch = aws_sdk_batch::Client::new(config);
+            let iam = aws_sdk_iam::Client::new(config);
+            let role = crate::aws::batch_service_role(&iam, &request.name_prefix).await?;
+            let cpu = match &request.cpu_compute_environment {
+                Some(arn) => arn.clone(),
+                None => {
+                    crate::aws::unmanaged_compute_environment(
+                        &batch,
+                        &format!("{}-cpu-api", request.name_prefix),
+                        &role,
+                    )
+                    .await?
+                }
+            };
+            let gpu = match &request.gpu_compute_environment {
+                Some(arn) => arn.clone(),
+                None => {
+                    crate::aws::unmanaged_compute_environment(
+                        &batch,
+                        &format!("{}-gpu-api", request.name_prefix),
+                        &role,
+                    )
+                    .await?
+                }
+            };
+            (cpu, gpu)
+        }
+    })
+}
+
+/// Polls the stack until it leaves *_IN_PROGRESS; its outputs, or the failed resources' reasons.
+async fn wait(
+    cfn: &aws_sdk_cloudformation::Client,
+    request: &DeployRequest,
+    change: StackChange,
+    started: Instant,
+) -> Result<Deployed, DeployError> {
     loop {
         let stack = cfn
             .describe_stacks()
@@ -328,8 +349,8 @@ pub async fn deploy(config: &SdkConfig, request: DeployRequest) -> Result<Deploy
             let succeeded = matches!(status.as_str(), "CREATE_COMPLETE" | "UPDATE_COMPLETE")
                 || (change == StackChange::Unchanged && status.ends_with("_COMPLETE") && !status.contains("ROLLBACK"));
             if !succeeded {
-                let reasons = failure_reasons(&cfn, &request.stack_name).await;
-                return Err(DeployError::StackFailed { stack: request.stack_name, status, reasons });
+                let reasons = failure_reasons(cfn, &request.stack_name).await;
+                return Err(DeployError::StackFailed { stack: request.stack_name.clone(), status, reasons });
             }
             let outputs = stack
                 .outputs
@@ -340,7 +361,7 @@ pub async fn deploy(config: &SdkConfig, request: DeployRequest) -> Result<Deploy
             return Ok(Deployed { stack_id: stack.stack_id.unwrap_or_default(), status, change, outputs });
         }
         if started.elapsed() > request.timeout {
-            return Err(DeployError::TimedOut { stack: request.stack_name, status, waited: started.elapsed() });
+            return Err(DeployError::TimedOut { stack: request.stack_name.clone(), status, waited: started.elapsed() });
         }
         tokio::time::sleep(request.poll_every).await;
     }
