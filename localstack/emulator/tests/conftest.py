@@ -84,3 +84,18 @@ def wait_for(check, timeout=30, every=0.1):
             return result
         time.sleep(every)
     raise AssertionError("timed out waiting")
+
+
+def finished_job(aws, job_id):
+    """The Batch job once it is SUCCEEDED or FAILED."""
+    def done():
+        job = aws("batch").describe_jobs(jobs=[job_id])["jobs"][0]
+        return job if job["status"] in ("SUCCEEDED", "FAILED") else None
+    return wait_for(done)
+
+
+def job_log(aws, job):
+    """The lines the job wrote, from its CloudWatch log stream."""
+    stream = job["container"]["logStreamName"]
+    events = aws("logs").get_log_events(logGroupName="/aws/batch/job", logStreamName=stream)["events"]
+    return [e["message"] for e in events]

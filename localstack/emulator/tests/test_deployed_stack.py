@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import unique, wait_for
+from conftest import finished_job, job_log, unique, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
@@ -77,19 +77,6 @@ def job_definition(aws, stack, command):
                              "jobRoleArn": stack["outputs"]["JobRoleArn"],
                              "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}]},
     )["jobDefinitionArn"]
-
-
-def finished_job(aws, job_id):
-    def done():
-        job = aws("batch").describe_jobs(jobs=[job_id])["jobs"][0]
-        return job if job["status"] in ("SUCCEEDED", "FAILED") else None
-    return wait_for(done)
-
-
-def job_log(aws, job):
-    events = aws("logs").get_log_events(logGroupName="/aws/batch/job",
-                                        logStreamName=job["container"]["logStreamName"])["events"]
-    return [e["message"] for e in events]
 
 
 def test_a_batch_job_on_the_stacks_queue_runs_and_reports_status_and_log(stack, aws):

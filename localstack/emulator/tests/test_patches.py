@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from conftest import unique, wait_for
+from conftest import finished_job, job_log, unique, wait_for
 
 PYTHON = sys.executable
 
@@ -21,19 +21,6 @@ def job_definition(aws, command, environment=None):
         containerProperties={"image": "busybox", "command": command, "environment": environment or [],
                              "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "128"}]},
     )["jobDefinitionArn"]
-
-
-def finished_job(aws, job_id):
-    def done():
-        job = aws("batch").describe_jobs(jobs=[job_id])["jobs"][0]
-        return job if job["status"] in ("SUCCEEDED", "FAILED") else None
-    return wait_for(done)
-
-
-def job_log(aws, job):
-    stream = job["container"]["logStreamName"]
-    events = aws("logs").get_log_events(logGroupName="/aws/batch/job", logStreamName=stream)["events"]
-    return [e["message"] for e in events]
 
 
 # ------------------------------------------------------------------ (b) Batch jobs run as processes
