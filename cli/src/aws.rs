@@ -3,7 +3,9 @@
 
 use crate::deploy::DeployError;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudformation::config::http::HttpResponse;
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
+use updraft_functions::sdk_error::describe;
 
 /// Credentials, region and endpoint from the usual places (environment,
 /// profile, instance role); `--endpoint-url` and `--region` win over them.
@@ -24,17 +26,12 @@ pub async fn sdk_config(endpoint_url: Option<&str>, region: Option<&str>) -> Sdk
     config
 }
 
-/// An SDK error as one line: the service's code and message when there is one,
-/// else the whole chain (a connection failure says where it tried to connect).
-pub fn describe<E, R>(e: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match (e.code(), e.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        _ => DisplayErrorContext(e).to_string(),
-    }
+/// Maps a failed SDK call to a deploy error naming the action (any client:
+/// they share smithy's `SdkError`).
+pub fn failed<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    action: &'static str,
+) -> impl FnOnce(SdkError<E, HttpResponse>) -> DeployError {
+    move |e| DeployError::Aws { action, message: describe(&e) }
 }
 
 /// Emulators serve buckets on one host, so with a custom endpoint S3 uses path-style addressing.
@@ -61,7 +58,7 @@ pub async fn batch_service_role(iam: &aws_sdk_iam::Client, prefix: &str) -> Resu
         .description("Batch service role of Updraft's API-created compute environments")
         .send()
         .await
-        .map_err(|e| DeployError::Aws { action: "iam:CreateRole", message: describe(&e) })?;
+        .map_err(failed("iam:CreateRole"))?;
     Ok(created.role.map(|r| r.arn).unwrap_or_default())
 }
 
@@ -76,7 +73,7 @@ pub async fn unmanaged_compute_environment(
         .compute_environments(name)
         .send()
         .await
-        .map_err(|e| DeployError::Aws { action: "batch:DescribeComputeEnvironments", message: describe(&e) })?;
+        .map_err(failed("batch:DescribeComputeEnvironments"))?;
     if let Some(arn) =
         found.compute_environments.unwrap_or_default().into_iter().find_map(|c| c.compute_environment_arn)
     {
@@ -90,6 +87,6 @@ pub async fn unmanaged_compute_environment(
         .service_role(service_role)
         .send()
         .await
-        .map_err(|e| DeployError::Aws { action: "batch:CreateComputeEnvironment", message: describe(&e) })?;
+        .map_err(failed("batch:CreateComputeEnvironment"))?;
     Ok(created.compute_environment_arn.unwrap_or_default())
 }

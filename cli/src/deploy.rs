@@ -13,6 +13,7 @@
 //!
 //! The `SdkConfig` comes from the caller; this module never builds one.
 
+use crate::aws::failed;
 use aws_config::SdkConfig;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
@@ -84,12 +85,6 @@ impl DeployError {
     pub fn is_input(&self) -> bool {
         matches!(self, DeployError::Input { .. })
     }
-}
-
-fn aws<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    action: &'static str,
-) -> impl FnOnce(aws_sdk_cloudformation::error::SdkError<E>) -> DeployError {
-    move |e| DeployError::Aws { action, message: crate::aws::describe(&e) }
 }
 
 /// The function names a template wants packages for, in order of appearance.
@@ -192,11 +187,7 @@ pub async fn deploy(config: &SdkConfig, request: DeployRequest) -> Result<Deploy
         Some(b) => b.clone(),
         None => {
             let sts = aws_sdk_sts::Client::new(config);
-            let identity = sts
-                .get_caller_identity()
-                .send()
-                .await
-                .map_err(|e| DeployError::Aws { action: "sts:GetCallerIdentity", message: crate::aws::describe(&e) })?;
+            let identity = sts.get_caller_identity().send().await.map_err(failed("sts:GetCallerIdentity"))?;
             format!("{}-deploy-{}-{region}", request.name_prefix, identity.account().unwrap_or_default())
         }
     };
@@ -209,7 +200,7 @@ pub async fn deploy(config: &SdkConfig, request: DeployRequest) -> Result<Deploy
             .body(bytes.into())
             .send()
             .await
-            .map_err(|e| DeployError::Aws { action: "s3:PutObject", message: crate::aws::describe(&e) })?;
+            .map_err(failed("s3:PutObject"))?;
     }
 
     let (cpu_environment, gpu_environment) = compute_environments(config, &request).await?;
@@ -238,7 +229,7 @@ pub async fn deploy(config: &SdkConfig, request: DeployRequest) -> Result<Deploy
             .body(request.template.clone().into_bytes().into())
             .send()
             .await
-            .map_err(|e| DeployError::Aws { action: "s3:PutObject", message: crate::aws::describe(&e) })?;
+            .map_err(failed("s3:PutObject"))?;
         Some(format!("https://{bucket}.s3.{region}.amazonaws.com/{key}"))
     } else {
         None
@@ -257,7 +248,7 @@ pub async fn deploy(config: &SdkConfig, request: DeployRequest) -> Result<Deploy
                 Some(url) => create.template_url(url),
                 None => create.template_body(&request.template),
             };
-            create.send().await.map_err(aws("cloudformation:CreateStack"))?;
+            create.send().await.map_err(failed("cloudformation:CreateStack"))?;
             StackChange::Created
         }
         Some(_) => {
@@ -275,7 +266,7 @@ pub async fn deploy(config: &SdkConfig, request: DeployRequest) -> Result<Deploy
                 Err(e) if e.message().is_some_and(|m| m.contains("No updates are to be performed")) => {
                     StackChange::Unchanged
                 }
-                Err(e) => return Err(aws("cloudformation:UpdateStack")(e)),
+                Err(e) => return Err(failed("cloudformation:UpdateStack")(e)),
             }
         }
     };
@@ -286,40 +277,21 @@ pub async fn deploy(config: &SdkConfig, request: DeployRequest) -> Result<Deploy
 /// The compute environments to pass to the template: given ones, or (API
 /// path) UNMANAGED ones found or created through the Batch API.
 async fn compute_environments(config: &SdkConfig, request: &DeployRequest) -> Result<(String, String), DeployError> {
-    Ok(match request.compute_environments {
-        ComputeEnvironments::Stack => (
-            request.cpu_compute_environment.clone().unwrap_or_default(),
-            request.gpu_compute_environment.clone().unwrap_or_default(),
-        ),
-        ComputeEnvironments::Api => {
-            let batch = aws_sdk_batch::Client::new(config);
-            let iam = aws_sdk_iam::Client::new(config);
-            let role = crate::aws::batch_service_role(&iam, &request.name_prefix).await?;
-            let cpu = match &request.cpu_compute_environment {
-                Some(arn) => arn.clone(),
-                None => {
-                    crate::aws::unmanaged_compute_environment(
-                        &batch,
-                        &format!("{}-cpu-api", request.name_prefix),
-                        &role,
-                    )
-                    .await?
-                }
-            };
-            let gpu = match &request.gpu_compute_environment {
-                Some(arn) => arn.clone(),
-                None => {
-                    crate::aws::unmanaged_compute_environment(
-                        &batch,
-                        &format!("{}-gpu-api", request.name_prefix),
-                        &role,
-                    )
-                    .await?
-                }
-            };
-            (cpu, gpu)
+    let (cpu, gpu) = (&request.cpu_compute_environment, &request.gpu_compute_environment);
+    if request.compute_environments == ComputeEnvironments::Stack || (cpu.is_some() && gpu.is_some()) {
+        // Given ones; an empty value makes the stack create that environment.
+        return Ok((cpu.clone().unwrap_or_default(), gpu.clone().unwrap_or_default()));
+    }
+    let batch = aws_sdk_batch::Client::new(config);
+    let role = crate::aws::batch_service_role(&aws_sdk_iam::Client::new(config), &request.name_prefix).await?;
+    let given_or_created = async |given: &Option<String>, kind: &str| match given {
+        Some(arn) => Ok(arn.clone()),
+        None => {
+            let name = format!("{}-{kind}-api", request.name_prefix);
+            crate::aws::unmanaged_compute_environment(&batch, &name, &role).await
         }
-    })
+    };
+    Ok((given_or_created(cpu, "cpu").await?, given_or_created(gpu, "gpu").await?))
 }
 
 /// Polls the stack until it leaves *_IN_PROGRESS; its outputs, or the failed resources' reasons.
@@ -335,7 +307,7 @@ async fn wait(
             .stack_name(&request.stack_name)
             .send()
             .await
-            .map_err(aws("cloudformation:DescribeStacks"))?
+            .map_err(failed("cloudformation:DescribeStacks"))?
             .stacks
             .unwrap_or_default()
             .into_iter()
@@ -372,7 +344,7 @@ async fn current_status(cfn: &aws_sdk_cloudformation::Client, stack: &str) -> Re
         Ok(out) => Ok(out.stacks.unwrap_or_default().into_iter().next().and_then(|s| s.stack_status)),
         // CloudFormation answers a missing stack with a ValidationError, not a typed error.
         Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => Ok(None),
-        Err(e) => Err(aws("cloudformation:DescribeStacks")(e)),
+        Err(e) => Err(failed("cloudformation:DescribeStacks")(e)),
     }
 }
 
@@ -411,10 +383,7 @@ async fn ensure_bucket(s3: &aws_sdk_s3::Client, bucket: &str, region: &str) -> R
                 .build(),
         );
     }
-    create
-        .send()
-        .await
-        .map_err(|e| DeployError::Aws { action: "s3:CreateBucket", message: crate::aws::describe(&e) })?;
+    create.send().await.map_err(failed("s3:CreateBucket"))?;
     s3.put_public_access_block()
         .bucket(bucket)
         .public_access_block_configuration(
@@ -427,7 +396,7 @@ async fn ensure_bucket(s3: &aws_sdk_s3::Client, bucket: &str, region: &str) -> R
         )
         .send()
         .await
-        .map_err(|e| DeployError::Aws { action: "s3:PutPublicAccessBlock", message: crate::aws::describe(&e) })?;
+        .map_err(failed("s3:PutPublicAccessBlock"))?;
     Ok(())
 }
 

@@ -166,6 +166,20 @@ impl Encoder {
     }
 }
 
+/// A directory's content digest (hex): sha256 over its sorted manifest lines
+/// `relative/path\0<file sha256 hex>\n`. The local blob store and S3 use the same.
+pub fn directory_digest(mut manifest: Vec<(String, String)>) -> String {
+    manifest.sort();
+    let mut hasher = Sha256::new();
+    for (relative, file_hex) in manifest {
+        hasher.update(relative.as_bytes());
+        hasher.update([0]);
+        hasher.update(file_hex.as_bytes());
+        hasher.update([b'\n']);
+    }
+    hex::encode(hasher.finalize())
+}
+
 /// sha256 of a value's canonical encoding.
 pub fn literal_digest(literal: &Literal) -> [u8; 32] {
     let mut e = Encoder::default();
@@ -269,6 +283,15 @@ mod tests {
     /// Golden vectors of docs/caching.md, computed by docs/cache_key_reference.py
     /// (written from the document, not from this code): any change here breaks every stored cache
     /// entry and every other implementation, so it needs a new encoding tag.
+    #[test]
+    fn directory_digests_ignore_listing_order() {
+        let a = vec![("a/x".to_string(), "11".to_string()), ("b".to_string(), "22".to_string())];
+        let mut b = a.clone();
+        b.reverse();
+        assert_eq!(directory_digest(a.clone()), directory_digest(b));
+        assert_ne!(directory_digest(a), directory_digest(vec![("a/x".to_string(), "11".to_string())]));
+    }
+
     #[test]
     fn golden_vectors() {
         assert_eq!(hex::encode(literal_digest(&literal::integer(7))), GOLDEN_INT_7);

@@ -7,3 +7,4 @@ pub mod api;
 pub mod health;
 pub mod placeholder;
 pub mod s3;
+pub mod sdk_error;

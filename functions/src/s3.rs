@@ -3,11 +3,11 @@
 //! for large files, directories as key prefixes that keep their structure.
 //!
 //! Digests are `sha256:<hex>` of the bytes; a directory's is the sha256 of its
-//! manifest (see `dir_digest`), the same as the local blob store's.
+//! manifest (`updraft_core::cache_key::directory_digest`), as in the local blob store.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use sha2::{Digest, Sha256};
@@ -86,11 +86,7 @@ fn s3_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
             SdkError::ConstructionFailure(_) => false,
             _ => true,
         };
-        let message = match (e.code(), e.message()) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            _ => DisplayErrorContext(&e).to_string(),
-        };
-        DataError::S3 { action, uri, message, retryable }
+        DataError::S3 { action, uri, message: crate::sdk_error::describe(&e), retryable }
     }
 }
 
@@ -275,20 +271,7 @@ pub async fn upload_dir(s3: &Client, dir: &Path, to: &S3Uri) -> Result<(String, 
         total += size;
         manifest.push((relative, digest.trim_start_matches("sha256:").to_string()));
     }
-    Ok((dir_digest(manifest), total))
-}
-
-/// sha256 over the sorted manifest `relative/path\0<file sha256 hex>\n`.
-pub fn dir_digest(mut manifest: Vec<(String, String)>) -> String {
-    manifest.sort();
-    let mut hasher = Sha256::new();
-    for (relative, hex) in manifest {
-        hasher.update(relative.as_bytes());
-        hasher.update([0]);
-        hasher.update(hex.as_bytes());
-        hasher.update([b'\n']);
-    }
-    digest_string(hasher)
+    Ok((format!("sha256:{}", updraft_core::cache_key::directory_digest(manifest)), total))
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), DataError> {
@@ -348,14 +331,5 @@ mod tests {
         assert_eq!(S3Uri::parse("s3://data").unwrap().join("a").key, "a");
         assert!(S3Uri::parse("https://x/y").unwrap_err().contains("not an s3://"));
         assert!(S3Uri::parse("s3:///k").is_err());
-    }
-
-    #[test]
-    fn directory_digests_ignore_listing_order() {
-        let a = vec![("a/x".to_string(), "11".to_string()), ("b".to_string(), "22".to_string())];
-        let mut b = a.clone();
-        b.reverse();
-        assert_eq!(dir_digest(a.clone()), dir_digest(b));
-        assert_ne!(dir_digest(a), dir_digest(vec![("a/x".to_string(), "11".to_string())]));
     }
 }

@@ -94,19 +94,11 @@ pub fn file_sha256(path: &Path) -> io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// sha256 over the sorted manifest `relative/path\0<file sha256>\n`.
+/// The directory's content digest (`updraft_core::cache_key::directory_digest`).
 pub fn dir_sha256(path: &Path) -> io::Result<String> {
     let mut entries = Vec::new();
     collect(path, path, &mut entries)?;
-    entries.sort();
-    let mut hasher = Sha256::new();
-    for (relative, digest) in entries {
-        hasher.update(relative.as_bytes());
-        hasher.update([0]);
-        hasher.update(digest.as_bytes());
-        hasher.update([b'\n']);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(updraft_core::cache_key::directory_digest(entries))
 }
 
 fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> io::Result<()> {
