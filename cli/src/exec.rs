@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use updraft_core::cache_key;
 use updraft_core::execution::contract::{self, *};
 use updraft_core::literal;
-use updraft_core::proto::core::{Blob, Literal, LiteralMap, TypedInterface, literal::Value as LV};
+use updraft_core::proto::core::{Blob, Literal, LiteralMap, TypedInterface};
 use updraft_functions::s3::{self, DataError, S3Uri};
 
 /// A value whose JSON is larger than this is stored as its own object and the
@@ -322,36 +322,8 @@ async fn fetch_inputs(s3: &Client, job: &Job, dir: &Path) -> Result<BTreeMap<Str
     if !problems.is_empty() {
         return Err(Failure::BadJob(problems.join("\n")));
     }
-    for (name, value) in inputs.iter_mut() {
-        let mut blobs = Vec::new();
-        collect_blobs(value, &mut blobs);
-        let many = blobs.len() > 1;
-        for (i, (blob, is_dir)) in blobs.into_iter().enumerate() {
-            if !blob.uri.starts_with("s3://") {
-                continue;
-            }
-            let from = S3Uri::parse(&blob.uri).map_err(Failure::BadJob)?;
-            let local = if many { dir.join(name).join(i.to_string()) } else { dir.join(name) };
-            if is_dir {
-                s3::download_dir(s3, &from, &local).await.map_err(Failure::Data)?;
-            } else {
-                s3::download_file(s3, &from, &local, Some(&blob.digest)).await.map_err(Failure::Data)?;
-            }
-            blob.uri = local.display().to_string();
-        }
-    }
+    crate::data::download_inputs(s3, &mut inputs, dir).await.map_err(Failure::Data)?;
     Ok(inputs)
-}
-
-/// Every blob in a value (lists and maps of files included), and whether it is a directory.
-fn collect_blobs<'a>(value: &'a mut Literal, out: &mut Vec<(&'a mut Blob, bool)>) {
-    match &mut value.value {
-        Some(LV::File(b)) | Some(LV::Dataframe(b)) => out.push((b, false)),
-        Some(LV::Directory(b)) => out.push((b, true)),
-        Some(LV::List(list)) => list.values.iter_mut().for_each(|v| collect_blobs(v, out)),
-        Some(LV::Map(map)) | Some(LV::Struct(map)) => map.values.values_mut().for_each(|v| collect_blobs(v, out)),
-        _ => {}
-    }
 }
 
 fn write_secrets(dir: &Path, secrets: &[(String, String)]) -> std::io::Result<()> {
@@ -451,14 +423,5 @@ mod tests {
             err.contains("UPDRAFT_INTERFACE is not set") && err.contains("UPDRAFT_OUTPUT_PREFIX is not set"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn blobs_are_found_inside_collections() {
-        let file = |uri: &str| Literal { value: Some(LV::File(Blob { uri: uri.into(), ..Default::default() })) };
-        let mut value = literal::list(vec![file("s3://b/1"), file("s3://b/2")]);
-        let mut blobs = Vec::new();
-        collect_blobs(&mut value, &mut blobs);
-        assert_eq!(blobs.iter().map(|(b, _)| b.uri.as_str()).collect::<Vec<_>>(), ["s3://b/1", "s3://b/2"]);
     }
 }

@@ -2,6 +2,7 @@
 
 mod aws;
 mod commands;
+mod data;
 mod deploy;
 mod exec;
 mod local;
@@ -65,6 +66,10 @@ enum Command {
         max_parallel: Option<u32>,
         #[arg(long, value_enum, default_value = "text")]
         output: OutputFormat,
+        /// Keep task outputs in S3 under this prefix (s3://bucket/prefix) instead of on this
+        /// machine; AWS credentials and AWS_ENDPOINT_URL as for any AWS tool.
+        #[arg(long, value_name = "S3_URI")]
+        blob_store: Option<String>,
         #[command(flatten)]
         namespace: Namespace,
     },
@@ -115,7 +120,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate { files, namespace } => commands::validate::run(&files, &namespace.into()),
-        Command::Run { file, workflow, inputs, no_cache, overwrite_cache, max_parallel, output, namespace } => {
+        Command::Run {
+            file,
+            workflow,
+            inputs,
+            no_cache,
+            overwrite_cache,
+            max_parallel,
+            output,
+            blob_store,
+            namespace,
+        } => {
             let cache_mode = match (no_cache, overwrite_cache) {
                 (true, _) => CacheMode::Disabled,
                 (_, true) => CacheMode::Overwrite,
@@ -128,6 +143,7 @@ fn main() -> ExitCode {
                 cache_mode,
                 max_parallel: max_parallel.map(|n| n as usize),
                 output,
+                blob_store,
                 options: namespace.into(),
             })
         }

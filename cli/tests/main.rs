@@ -3,6 +3,8 @@
 mod emulator;
 mod support;
 
+mod blob_store;
+
 mod compile;
 mod exec;
 mod run;

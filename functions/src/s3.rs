@@ -246,18 +246,29 @@ pub async fn list_prefix(s3: &Client, prefix: &S3Uri) -> Result<Vec<String>, Dat
     }
 }
 
-/// Downloads every object under a prefix into `dir`, keeping the relative paths.
-pub async fn download_dir(s3: &Client, from: &S3Uri, dir: &Path) -> Result<(), DataError> {
+/// Downloads every object under a prefix into `dir`, keeping the relative
+/// paths; returns the directory's digest. With `expected`, a different digest
+/// is an error (the tree is left for the caller to discard).
+pub async fn download_dir(s3: &Client, from: &S3Uri, dir: &Path, expected: Option<&str>) -> Result<String, DataError> {
     let base = from.join("").key;
     tokio::fs::create_dir_all(dir).await.map_err(local(dir))?;
+    let mut manifest = Vec::new();
     for key in list_prefix(s3, from).await? {
         let relative = &key[base.len()..];
         if relative.is_empty() || relative.split('/').any(|part| part == ".." || part == ".") {
             continue; // A key that would escape the directory is not data of it.
         }
-        download_file(s3, &S3Uri { bucket: from.bucket.clone(), key: key.clone() }, &dir.join(relative), None).await?;
+        let object = S3Uri { bucket: from.bucket.clone(), key: key.clone() };
+        let digest = download_file(s3, &object, &dir.join(relative), None).await?;
+        manifest.push((relative.to_string(), digest.trim_start_matches("sha256:").to_string()));
     }
-    Ok(())
+    let digest = format!("sha256:{}", updraft_core::cache_key::directory_digest(manifest));
+    if let Some(expected) = expected.filter(|e| !e.is_empty())
+        && expected != digest
+    {
+        return Err(DataError::DigestMismatch { uri: from.to_string(), expected: expected.into(), found: digest });
+    }
+    Ok(digest)
 }
 
 /// Uploads a directory tree under a prefix; returns the manifest digest and total size.
@@ -307,6 +318,18 @@ pub async fn put_bytes(s3: &Client, to: &S3Uri, bytes: Vec<u8>, content_type: &s
         .send()
         .await
         .map_err(s3_error("PutObject", to))?;
+    Ok(())
+}
+
+/// Whether the bucket exists and these credentials may use it; the error says which not.
+pub async fn check_bucket(s3: &Client, bucket: &str) -> Result<(), DataError> {
+    let uri = S3Uri { bucket: bucket.to_string(), key: String::new() };
+    s3.head_bucket().bucket(bucket).send().await.map_err(s3_error("HeadBucket", &uri))?;
+    Ok(())
+}
+
+pub async fn delete(s3: &Client, uri: &S3Uri) -> Result<(), DataError> {
+    s3.delete_object().bucket(&uri.bucket).key(&uri.key).send().await.map_err(s3_error("DeleteObject", uri))?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 
 use super::executions::{OutputFormat, print_execution};
 use crate::local::blobs;
-use crate::local::executor::{self, CacheMode, RunRequest};
+use crate::local::executor::{self, CacheMode, RunError, RunRequest};
 use crate::local::home::Home;
 use crate::local::resources::Capacity;
 use crate::spec_file;
@@ -14,6 +14,7 @@ use updraft_core::execution::retry::Backoff;
 use updraft_core::literal;
 use updraft_core::proto::core::{Literal, WorkflowPhase, literal::Value as LV};
 use updraft_core::types::display;
+use updraft_functions::s3::S3Uri;
 
 pub struct RunArgs {
     pub file: PathBuf,
@@ -22,6 +23,7 @@ pub struct RunArgs {
     pub cache_mode: CacheMode,
     pub max_parallel: Option<usize>,
     pub output: OutputFormat,
+    pub blob_store: Option<String>,
     pub options: Options,
 }
 
@@ -34,6 +36,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let bad_input = |message: String| {
         eprintln!("{message}");
         Ok(ExitCode::from(EXIT_BAD_INPUT))
+    };
+    let blob_store = match args.blob_store.as_deref().map(S3Uri::parse).transpose() {
+        Ok(root) => root,
+        Err(e) => {
+            return bad_input(format!(
+                "error: --blob-store: {e}\n  hint: give an S3 prefix such as s3://my-bucket/updraft; \
+                 without the flag, outputs stay under $UPDRAFT_HOME/blobs"
+            ));
+        }
     };
     let compiled = match spec_file::load(&args.file, &args.options) {
         Ok(c) => c,
@@ -85,7 +96,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     };
 
     let home = Home::from_env()?;
-    let result = executor::run(
+    let result = match executor::run(
         &home,
         RunRequest {
             compiled: compiled.clone(),
@@ -96,8 +107,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             capacity: Capacity::of_this_machine(args.max_parallel),
             backoff: Backoff::default(),
             show_progress: args.output == OutputFormat::Text,
+            blob_store,
         },
-    )?;
+    ) {
+        Err(e @ RunError::BlobStore { .. }) => {
+            return bad_input(format!(
+                "error: {e}\n  hint: create the bucket, or check the credentials and AWS_ENDPOINT_URL; nothing was run"
+            ));
+        }
+        result => result?,
+    };
     print_execution(&result.execution, &result.nodes, args.output)?;
     Ok(match WorkflowPhase::try_from(result.execution.phase) {
         Ok(WorkflowPhase::WorkflowSucceeded) => ExitCode::SUCCESS,

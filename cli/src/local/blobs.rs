@@ -1,12 +1,74 @@
-//! A content-addressed blob store on the local disk: outputs are moved in under
-//! their sha256, so equal data is stored once and a cache hit can hand out the
-//! same path again.
+//! Where a local run keeps what its tasks write. By default a content-addressed
+//! store on the local disk: outputs are moved in under their sha256, so equal
+//! data is stored once and a cache hit can hand out the same path again. With
+//! `--blob-store s3://…`, the same addressing in S3 (`super::s3_blobs`).
 
+use super::s3_blobs::S3BlobStore;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use updraft_core::proto::core::Literal;
+use updraft_functions::s3::DataError;
 
 pub const DIGEST_PREFIX: &str = "sha256:";
+
+pub enum Blobs {
+    Disk(BlobStore),
+    S3(S3BlobStore),
+}
+
+impl Blobs {
+    /// Stores a checked output (a file, or a directory tree); returns its digest and URI.
+    pub async fn put(&self, path: &Path, is_dir: bool) -> Result<(String, String), DataError> {
+        match self {
+            Blobs::Disk(disk) => {
+                let stored = if is_dir { disk.put_dir(path) } else { disk.put_file(path) };
+                let (digest, at) = stored.map_err(|source| DataError::Local { path: path.into(), source })?;
+                Ok((digest, at.display().to_string()))
+            }
+            Blobs::S3(s3) => {
+                let (digest, at) = if is_dir { s3.put_dir(path).await? } else { s3.put_file(path).await? };
+                Ok((digest, at.to_string()))
+            }
+        }
+    }
+
+    /// Whether this run can read every blob that (cached) values name: local
+    /// paths that exist, and S3 objects when the store is S3. A cache entry
+    /// that fails this is a miss, never a broken run.
+    pub async fn hold_all(&self, values: &BTreeMap<String, Literal>) -> bool {
+        for value in values.values() {
+            let mut value = value.clone();
+            let mut found = Vec::new();
+            crate::data::collect_blobs(&mut value, &mut found);
+            for (blob, is_dir) in found {
+                let readable = match (self, blob.uri.starts_with("s3://")) {
+                    (_, false) => Path::new(&blob.uri).exists(),
+                    (Blobs::S3(s3), true) => s3.holds(&blob.uri, is_dir).await.unwrap_or(false),
+                    (Blobs::Disk(_), true) => false,
+                };
+                if !readable {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// The inputs as a task on this machine sees them: blobs in S3 downloaded under `dir`.
+    pub async fn localize(
+        &self,
+        inputs: &BTreeMap<String, Literal>,
+        dir: &Path,
+    ) -> Result<BTreeMap<String, Literal>, DataError> {
+        let mut local = inputs.clone();
+        if let Blobs::S3(s3) = self {
+            crate::data::download_inputs(s3.client(), &mut local, dir).await?;
+        }
+        Ok(local)
+    }
+}
 
 pub struct BlobStore {
     root: PathBuf,

@@ -1,10 +1,11 @@
 //! The local task-output cache: one small JSON document per cache key, holding
-//! the outputs (blobs by their content-addressed path). An entry whose blobs
-//! have gone missing is a miss, never a broken run.
+//! the outputs (blobs by their content-addressed path or S3 URI). Whether an
+//! entry's blobs can still be read is the blob store's question
+//! (`Blobs::hold_all`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use updraft_core::proto::core::{Literal, LiteralMap, literal::Value as LV};
+use std::path::PathBuf;
+use updraft_core::proto::core::{Literal, LiteralMap};
 
 pub struct LocalCache {
     dir: PathBuf,
@@ -23,7 +24,7 @@ impl LocalCache {
     pub fn get(&self, key: &str) -> Option<BTreeMap<String, Literal>> {
         let text = std::fs::read_to_string(self.entry(key)).ok()?;
         let outputs: LiteralMap = serde_json::from_str(&text).ok()?;
-        outputs.values.values().all(blobs_present).then_some(outputs.values)
+        Some(outputs.values)
     }
 
     /// Writes atomically (temporary file, then rename): a reader sees the old
@@ -36,14 +37,5 @@ impl LocalCache {
         let staging = self.tmp.join(format!("{key}.{}.{n}.json", std::process::id()));
         std::fs::write(&staging, document)?;
         std::fs::rename(&staging, self.entry(key))
-    }
-}
-
-fn blobs_present(literal: &Literal) -> bool {
-    match &literal.value {
-        Some(LV::File(b)) | Some(LV::Directory(b)) | Some(LV::Dataframe(b)) => Path::new(&b.uri).exists(),
-        Some(LV::List(l)) => l.values.iter().all(blobs_present),
-        Some(LV::Map(m)) | Some(LV::Struct(m)) => m.values.values().all(blobs_present),
-        _ => true,
     }
 }

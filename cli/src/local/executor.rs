@@ -4,12 +4,13 @@
 //! contract, cache keys) come from `updraft_core::execution`, the same as in
 //! the cloud.
 
-use super::blobs::BlobStore;
+use super::blobs::{BlobStore, Blobs};
 use super::cache::LocalCache;
 use super::home::Home;
 use super::process::{self, Attempt, Outcome};
 use super::progress::Progress;
 use super::resources::{Capacity, ResourcePool};
+use super::s3_blobs::S3BlobStore;
 use super::store::{Store, StoreError};
 use crate::outputs::{self, BlobKind, Output};
 use std::collections::{BTreeMap, HashMap};
@@ -37,6 +38,7 @@ use updraft_core::proto::core::{
     node,
 };
 use updraft_core::types;
+use updraft_functions::s3::{DataError, S3Uri};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheMode {
@@ -58,6 +60,8 @@ pub struct RunRequest {
     pub capacity: Capacity,
     pub backoff: Backoff,
     pub show_progress: bool,
+    /// Keep task outputs under this S3 prefix instead of `$UPDRAFT_HOME/blobs`.
+    pub blob_store: Option<S3Uri>,
 }
 
 pub struct RunResult {
@@ -71,6 +75,9 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("cannot start the local runtime: {0}")]
     Runtime(std::io::Error),
+    /// Nothing ran: the blob store cannot be used.
+    #[error("the blob store {uri} cannot be used: {source}")]
+    BlobStore { uri: String, source: DataError },
 }
 
 /// Why a node did not succeed.
@@ -110,7 +117,7 @@ struct Ctx {
     tasks: HashMap<String, TaskTemplate>,
     workflows: HashMap<String, Arc<CompiledWorkflow>>,
     home: Home,
-    blobs: BlobStore,
+    blobs: Blobs,
     cache: LocalCache,
     execution: ExecutionId,
     code_dir: String,
@@ -186,6 +193,16 @@ pub fn run(home: &Home, request: RunRequest) -> Result<RunResult, RunError> {
 }
 
 async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunError> {
+    let blobs = match &request.blob_store {
+        None => Blobs::Disk(BlobStore::new(home.blobs(), home.tmp())),
+        Some(root) => {
+            let config = crate::aws::sdk_config(None, None).await;
+            let store = S3BlobStore::open(crate::aws::s3_client(&config), root.clone())
+                .await
+                .map_err(|source| RunError::BlobStore { uri: root.to_string(), source })?;
+            Blobs::S3(store)
+        }
+    };
     let store = Store::open(&home.database())?;
     let workflow = request.compiled.workflow(&request.workflow).cloned().expect("the caller checked the workflow");
     let template = workflow.template.clone().unwrap_or_default();
@@ -228,7 +245,7 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
             .map(|t| (t.id.as_ref().map(|i| i.name.clone()).unwrap_or_default(), t.clone()))
             .collect(),
         workflows,
-        blobs: BlobStore::new(home.blobs(), home.tmp()),
+        blobs,
         cache: LocalCache::new(home.cache(), home.tmp()),
         home: home.clone(),
         execution: execution_id.clone(),
@@ -605,6 +622,7 @@ async fn run_task(
     if ctx.cache_mode == CacheMode::Use
         && let Some(key) = key
         && let Some(outputs) = ctx.cache.get(key)
+        && ctx.blobs.hold_all(&outputs).await
     {
         return (Ok(outputs), 0, CacheStatus::CacheHit);
     }
@@ -691,6 +709,12 @@ async fn run_attempt(
     }
     std::fs::create_dir_all(&outputs_dir)
         .map_err(|e| system(format!("cannot create {}: {e}", outputs_dir.display())))?;
+    let inputs = &ctx.blobs.localize(inputs, &dir.join("inputs")).await.map_err(|e| {
+        let retryable = e.is_retryable();
+        let (mut failure, _) = system(format!("cannot fetch the inputs: {e}"));
+        failure.error.code = "DataError".into();
+        (failure, retryable)
+    })?;
     let inputs_path = dir.join("inputs.json");
     std::fs::write(&inputs_path, contract::inputs_document(inputs).to_string())
         .map_err(|e| system(format!("cannot write {}: {e}", inputs_path.display())))?;
@@ -739,8 +763,16 @@ async fn run_attempt(
         f
     };
     match outcome {
-        Outcome::Exited(0) => collect_outputs(ctx, &interface.outputs, &outputs_dir)
-            .map_err(|message| (failed("BadOutputs", format!(": {message}")), false)),
+        Outcome::Exited(0) => match collect_outputs(ctx, &interface.outputs, &outputs_dir).await {
+            Ok(outputs) => Ok(outputs),
+            Err(OutputError::Bad(message)) => Err((failed("BadOutputs", format!(": {message}")), false)),
+            Err(OutputError::Store(e)) => {
+                let retryable = e.is_retryable();
+                let (mut failure, _) = system(format!("cannot store the outputs: {e}"));
+                failure.error.code = "DataError".into();
+                Err((failure, retryable))
+            }
+        },
         Outcome::Exited(code) => Err((failed("NonZeroExit", format!(" exited with code {code}")), true)),
         Outcome::Signaled(signal) => Err((failed("Killed", format!(" was killed by signal {signal}")), true)),
         Outcome::TimedOut => {
@@ -759,20 +791,30 @@ async fn run_attempt(
     }
 }
 
+enum OutputError {
+    /// The task broke its contract; another attempt will not help.
+    Bad(String),
+    /// The blob store failed; whether a retry can help, the error says.
+    Store(DataError),
+}
+
 /// Reads every declared output from the outputs directory (the shared contract
-/// check); files go into the blob store under their digest.
-fn collect_outputs(ctx: &Ctx, declared: &[updraft_core::proto::core::Variable], dir: &Path) -> Result<Outputs, String> {
+/// check); files and directories go into the blob store under their digest.
+async fn collect_outputs(
+    ctx: &Ctx,
+    declared: &[updraft_core::proto::core::Variable],
+    dir: &Path,
+) -> Result<Outputs, OutputError> {
     let mut outputs = Outputs::new();
     for var in declared {
-        let value = match outputs::check(var, dir)? {
+        let value = match outputs::check(var, dir).map_err(OutputError::Bad)? {
             Output::Absent => literal::none(),
             Output::Value(value) => value,
             Output::Blob { kind, format } => {
                 let path = dir.join(&var.name);
-                let stored =
-                    if kind == BlobKind::Directory { ctx.blobs.put_dir(&path) } else { ctx.blobs.put_file(&path) };
-                let (digest, at) = stored.map_err(|e| format!("cannot store output \"{}\": {e}", var.name))?;
-                outputs::blob_literal(kind, Blob { uri: at.display().to_string(), format, digest })
+                let (digest, uri) =
+                    ctx.blobs.put(&path, kind == BlobKind::Directory).await.map_err(OutputError::Store)?;
+                outputs::blob_literal(kind, Blob { uri, format, digest })
             }
         };
         outputs.insert(var.name.clone(), value);

@@ -8,4 +8,5 @@ pub mod home;
 pub mod process;
 pub mod progress;
 pub mod resources;
+pub mod s3_blobs;
 pub mod store;
