@@ -4,7 +4,7 @@
 //! is each caller's business.
 
 use std::path::Path;
-use updraft_core::execution::contract;
+use updraft_core::execution::{contract, parquet};
 use updraft_core::proto::core::{Blob, Literal, LiteralType, Variable, literal::Value as LV};
 use updraft_core::types::{self, Kind, display, kind};
 
@@ -39,7 +39,8 @@ pub fn blob_literal(kind: BlobKind, blob: Blob) -> Literal {
 
 /// Checks output `var` at `dir/<name>`: present unless optional, a directory
 /// exactly where one is declared, values of the declared type, CSV headers
-/// holding the declared columns, Parquet files that are Parquet. Errors name
+/// holding the declared columns, Parquet schemas holding them with
+/// compatible types. Errors name
 /// the output, the expected type and what was found.
 pub fn check(var: &Variable, dir: &Path) -> Result<Output, String> {
     let t = var.r#type.clone().unwrap_or_default();
@@ -84,8 +85,11 @@ fn check_blob(name: &str, t: &LiteralType, path: &Path) -> Result<Output, String
                 "csv" if !d.columns.is_empty() => {
                     contract::check_csv_header(name, &first_line(path).map_err(unreadable)?, &d.columns)?
                 }
-                "parquet" if !is_parquet(path).map_err(unreadable)? => {
-                    return Err(wrong("a file that is not Parquet (no PAR1 magic at both ends)"));
+                "parquet" => {
+                    let columns = parquet_columns(path)
+                        .map_err(unreadable)?
+                        .map_err(|why| wrong(&format!("a file that is not Parquet: {why}")))?;
+                    parquet::check_columns(name, &columns, &d.columns)?;
                 }
                 _ => {}
             }
@@ -102,16 +106,26 @@ fn first_line(path: &Path) -> std::io::Result<String> {
     Ok(line)
 }
 
-/// A Parquet file starts and ends with `PAR1`.
-fn is_parquet(path: &Path) -> std::io::Result<bool> {
+/// The top-level columns from a Parquet file's footer; the inner error says
+/// why the file is not Parquet.
+fn parquet_columns(path: &Path) -> std::io::Result<Result<Vec<parquet::ParquetColumn>, String>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::File::open(path)?;
-    if file.metadata()?.len() < 12 {
-        return Ok(false);
+    let size = file.metadata()?.len();
+    let mut head = [0u8; 4];
+    if size < 12 || file.read_exact(&mut head).is_err() || &head != b"PAR1" {
+        return Ok(Err("it does not start with the Parquet magic PAR1".into()));
     }
-    let (mut head, mut tail) = ([0u8; 4], [0u8; 4]);
-    file.read_exact(&mut head)?;
-    file.seek(SeekFrom::End(-4))?;
+    let mut tail = [0u8; 8];
+    file.seek(SeekFrom::End(-8))?;
     file.read_exact(&mut tail)?;
-    Ok(&head == b"PAR1" && &tail == b"PAR1")
+    let length = match parquet::footer_length(tail) {
+        Ok(length) if (length as u64) <= size - 12 => length,
+        Ok(length) => return Ok(Err(format!("its footer length {length} exceeds the file"))),
+        Err(why) => return Ok(Err(why)),
+    };
+    let mut footer = vec![0u8; length];
+    file.seek(SeekFrom::End(-8 - length as i64))?;
+    file.read_exact(&mut footer)?;
+    Ok(parquet::top_level_columns(&footer))
 }

@@ -132,6 +132,45 @@ fn a_missing_or_mistyped_output_fails_the_node_by_name() {
 }
 
 #[test]
+fn parquet_outputs_are_checked_against_the_declared_columns() {
+    // The task hands over a Parquet file written by pyarrow (tests/data/parquet/make.py).
+    let fixture = crate::support::repo_root().join("tests/data/parquet/typed.parquet");
+    let task = |name: &str, columns: &str| {
+        format!(
+            "  {name}:\n    image: x\n    command: [cp, {fixture:?}, \"{{{{outputs.table}}}}\"]\n    outputs:\n      table: {{dataframe: {{format: parquet, columns: {{{columns}}}}}}}\n"
+        )
+    };
+    let spec = format!(
+        "tasks:\n{}{}{}workflows:\n  good:\n    nodes: {{write: {{task: good}}}}\n  wrong:\n    nodes: {{write: {{task: wrong}}}}\n  not_parquet:\n    nodes: {{write: {{task: csv}}}}\n",
+        task("good", "id: int, score: float, name: string, at: datetime"),
+        task("wrong", "id: string, label: string"),
+        "  csv:\n    image: x\n    command: [cp, \"{{code_dir}}/spec.yaml\", \"{{outputs.table}}\"]\n    outputs: {table: dataframe<parquet>}\n",
+    );
+    let sandbox = Sandbox::new("parquet", &spec);
+    let out = sandbox.updraft(&["run", "spec.yaml", "good"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let out = sandbox.updraft(&["run", "spec.yaml", "wrong"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("dataframe \"table\" lacks declared column(s) label; its schema has: id, small,"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("column \"id\" is declared string, but the file holds INT64"), "{stderr}");
+
+    let out = sandbox.updraft(&["run", "spec.yaml", "not_parquet"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "output \"table\" has the wrong type: expected dataframe<parquet>, found a file that is not Parquet"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_timeout_kills_the_task_and_is_reported() {
     let spec = format!(
         "tasks:\n  slow:\n    image: x\n    command: {STEP}, sleep, \"30\", \"{{{{inputs.pidfile}}}}\"]\n    inputs: {{pidfile: string}}\n    timeout: 1s\nworkflows:\n  w:\n    inputs: {{pidfile: string}}\n    nodes:\n      slow: {{task: slow, inputs: {{pidfile: $inputs.pidfile}}}}\n"

@@ -7,6 +7,7 @@
 pub mod condition;
 pub mod contract;
 pub mod map;
+pub mod parquet;
 pub mod resolve;
 pub mod retry;
 pub mod scheduler;
