@@ -7,6 +7,7 @@ mod deploy;
 mod exec;
 mod local;
 mod outputs;
+mod queues;
 mod spec_file;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,10 @@ enum Command {
     Validate {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also check every task against this deployed stack's job queues (a GPU task
+        /// needs a GPU queue with EC2 capacity) and show where each would run.
+        #[arg(long, value_name = "STACK_NAME")]
+        stack: Option<String>,
         #[command(flatten)]
         namespace: Namespace,
     },
@@ -119,7 +124,9 @@ enum ExecutionsCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Validate { files, namespace } => commands::validate::run(&files, &namespace.into()),
+        Command::Validate { files, stack, namespace } => {
+            commands::validate::run(&files, &namespace.into(), stack.as_deref())
+        }
         Command::Run {
             file,
             workflow,

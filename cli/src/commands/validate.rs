@@ -5,16 +5,45 @@ use crate::spec_file;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use updraft_core::compile::{Compiled, Options};
+use updraft_core::compute::{self, Queues};
 use updraft_core::literal;
 use updraft_core::proto::core::LiteralType;
 use updraft_core::proto::core::{CompiledWorkflow, schedule};
 use updraft_core::types::{Kind, display, kind};
 
-pub fn run(files: &[PathBuf], options: &Options) -> Result<ExitCode, Box<dyn std::error::Error>> {
+/// The stack could not be read (exit code 2): nothing was checked against it.
+const EXIT_NO_STACK: u8 = 2;
+
+pub fn run(files: &[PathBuf], options: &Options, stack: Option<&str>) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let queues = match stack {
+        None => None,
+        Some(stack) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let found = runtime.block_on(async {
+                let config = crate::aws::sdk_config(None, None).await;
+                crate::queues::of_stack(&config, stack).await
+            });
+            match found {
+                Ok(queues) => Some(queues),
+                Err(message) => {
+                    eprintln!(
+                        "error: --stack: {message}\n  hint: name a stack made by `updraft deploy`; credentials, region and AWS_ENDPOINT_URL as for any AWS tool"
+                    );
+                    return Ok(ExitCode::from(EXIT_NO_STACK));
+                }
+            }
+        }
+    };
     let mut failed = 0;
     for path in files {
-        match spec_file::load(path, options) {
-            Ok(compiled) => print!("{}", summary(&path.display().to_string(), &compiled)),
+        let checked = spec_file::load(path, options).and_then(|compiled| match &queues {
+            Some(queues) => routes(&compiled, queues)
+                .map(|routes| (compiled, routes))
+                .map_err(|problems| spec_file::SpecFileError { path: path.clone(), problems }),
+            None => Ok((compiled, String::new())),
+        });
+        match checked {
+            Ok((compiled, routes)) => print!("{}{routes}", summary(&path.display().to_string(), &compiled)),
             Err(e) => {
                 eprintln!("{e}");
                 failed += 1;
@@ -26,6 +55,20 @@ pub fn run(files: &[PathBuf], options: &Options) -> Result<ExitCode, Box<dyn std
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where each task would run on the stack, or every task that cannot run there.
+fn routes(compiled: &Compiled, queues: &Queues) -> Result<String, Vec<String>> {
+    let mut lines = String::new();
+    let mut problems = Vec::new();
+    for task in &compiled.tasks {
+        let name = task.id.as_ref().map(|i| i.name.as_str()).unwrap_or_default();
+        match compute::route(task, queues, &format!("tasks.{name}")) {
+            Ok(queue) => lines.push_str(&format!("  task {name}: job queue {}\n", queue.arn)),
+            Err(diagnostic) => problems.push(diagnostic.to_string()),
+        }
+    }
+    if problems.is_empty() { Ok(lines) } else { Err(problems) }
 }
 
 pub fn summary(file: &str, c: &Compiled) -> String {

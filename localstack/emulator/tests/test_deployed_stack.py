@@ -1,7 +1,8 @@
 """End to end: `localstack/emulator/deploy` puts infra/template.yaml into the
 emulator with `updraft deploy`, then work runs on the stack's own resources:
 (i) a Batch job on its CPU queue, (ii) Step Functions `submitJob.sync` through
-its state-machine role, (iii) its deployed health Lambda, the real Rust binary."""
+its state-machine role, (iii) its deployed health Lambda, the real Rust binary;
+(iv) tasks checked against its queues with `updraft validate --stack`."""
 import json
 import os
 import subprocess
@@ -153,3 +154,56 @@ def test_the_deployed_api_function_says_it_is_not_implemented_yet(stack, aws):
     _, payload = invoke(aws, f"{stack['prefix']}-api", {"httpMethod": "POST", "path": "/v1/tasks", "body": "{}"})
     assert payload["statusCode"] == 501
     assert json.loads(payload["body"])["code"] == "NOT_IMPLEMENTED"
+
+
+# ------------------------------------------------------------------ (iv) tasks against the stack's queues
+
+SPEC = """
+tasks:
+  prep: {image: python:3.11-slim, command: [python3, -V]}
+  train: {image: pytorch/pytorch:latest, command: [python3, -V], resources: {cpu: 4, memory: 16Gi, gpu: 1}}
+"""
+
+
+def validate(endpoint, stack_name, tmp_path):
+    spec = tmp_path / "gpu.yaml"
+    spec.write_text(SPEC)
+    return subprocess.run([UPDRAFT, "validate", str(spec), "--stack", stack_name], capture_output=True, text=True,
+                          env={**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
+
+
+def test_validate_routes_gpu_tasks_to_the_stacks_gpu_queue(stack, endpoint, tmp_path):
+    result = validate(endpoint, stack["name"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    outputs = stack["outputs"]
+    assert f"task prep: job queue {outputs['CpuJobQueueArn']}" in result.stdout
+    assert f"task train: job queue {outputs['GpuJobQueueArn']}" in result.stdout
+
+
+def test_validate_refuses_a_gpu_task_where_the_gpu_queue_reaches_only_fargate(stack, endpoint, aws, tmp_path):
+    """A stack deployed with a Fargate environment passed in as its GPU environment."""
+    batch, ec2 = aws("batch"), aws("ec2")
+    role = aws("iam").create_role(RoleName=unique("batch-service"), AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    fargate = batch.create_compute_environment(
+        computeEnvironmentName=unique("fargate"), type="MANAGED", serviceRole=role,
+        computeResources={"type": "FARGATE", "maxvCpus": 16,
+                          "subnets": [ec2.describe_subnets()["Subnets"][0]["SubnetId"]],
+                          "securityGroupIds": [ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]]},
+    )["computeEnvironmentArn"]
+    cpu = batch.describe_job_queues(jobQueues=[stack["outputs"]["CpuJobQueueArn"]])["jobQueues"][0]
+    name = unique("stack")
+    result = deploy(endpoint, "--stack-name", name, "--name-prefix", unique("fargate"),
+                    "--parameter", f"GpuComputeEnvironmentArn={fargate}",
+                    "--parameter", f"CpuComputeEnvironmentArn={cpu['computeEnvironmentOrder'][0]['computeEnvironment']}")
+    assert result.returncode == 0, result.stderr
+    gpu_queue = json.loads(result.stdout)["outputs"]["GpuJobQueueArn"]
+
+    result = validate(endpoint, name, tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert f"tasks.train.resources.gpu: requests 1 GPU(s), but job queue {gpu_queue} runs on Fargate only" \
+        in result.stderr
+    assert "hint: give the GPU queue an EC2 compute environment" in result.stderr
+
+    result = validate(endpoint, unique("no-such-stack"), tmp_path)
+    assert result.returncode == 2
+    assert "error: --stack: cannot read stack" in result.stderr and "hint: name a stack made by" in result.stderr

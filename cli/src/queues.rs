@@ -1,0 +1,71 @@
+//! A deployed stack's job queues and what their compute environments run on,
+//! read from AWS so that tasks can be checked against them
+//! (`updraft validate --stack`) with `updraft_core::compute::route`.
+
+use aws_config::SdkConfig;
+use aws_sdk_batch::types::{CeType, CrType};
+use updraft_core::compute::{Platform, Queue, Queues};
+use updraft_functions::sdk_error::describe;
+
+/// The stack's `CpuJobQueueArn` and `GpuJobQueueArn` outputs, each with the
+/// platforms of the compute environments it feeds.
+pub async fn of_stack(config: &SdkConfig, stack: &str) -> Result<Queues, String> {
+    let cfn = aws_sdk_cloudformation::Client::new(config);
+    let described = cfn
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| format!("cannot read stack {stack}: {}", describe(&e)))?;
+    let outputs = described.stacks().first().map(|s| s.outputs()).unwrap_or_default();
+    let output = |key: &str| {
+        outputs
+            .iter()
+            .find(|o| o.output_key() == Some(key))
+            .and_then(|o| o.output_value())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let cpu = output("CpuJobQueueArn")
+        .ok_or_else(|| format!("stack {stack} has no CpuJobQueueArn output; is it an Updraft stack?"))?;
+    let batch = aws_sdk_batch::Client::new(config);
+    let cpu = queue(&batch, &cpu).await?;
+    let gpu = match output("GpuJobQueueArn") {
+        Some(arn) => Some(queue(&batch, &arn).await?),
+        None => None,
+    };
+    Ok(Queues { cpu, gpu })
+}
+
+async fn queue(batch: &aws_sdk_batch::Client, arn: &str) -> Result<Queue, String> {
+    let found = batch
+        .describe_job_queues()
+        .job_queues(arn)
+        .send()
+        .await
+        .map_err(|e| format!("cannot read job queue {arn}: {}", describe(&e)))?;
+    let queue = found.job_queues().first().ok_or_else(|| format!("job queue {arn} does not exist"))?;
+    let environments: Vec<String> =
+        queue.compute_environment_order().iter().filter_map(|o| o.compute_environment().map(str::to_string)).collect();
+    let mut platforms = Vec::new();
+    if !environments.is_empty() {
+        let described = batch
+            .describe_compute_environments()
+            .set_compute_environments(Some(environments))
+            .send()
+            .await
+            .map_err(|e| format!("cannot read the compute environments of {arn}: {}", describe(&e)))?;
+        for environment in described.compute_environments() {
+            let platform = match (environment.r#type(), environment.compute_resources().and_then(|r| r.r#type())) {
+                // Unmanaged environments are EC2 instances their owner runs.
+                (Some(CeType::Unmanaged), _) => Platform::Ec2,
+                (_, Some(CrType::Fargate | CrType::FargateSpot)) => Platform::Fargate,
+                _ => Platform::Ec2,
+            };
+            if !platforms.contains(&platform) {
+                platforms.push(platform);
+            }
+        }
+    }
+    Ok(Queue { arn: arn.to_string(), platforms })
+}
