@@ -1,7 +1,7 @@
 //! Which Batch job queue a task runs on, and whether it can run there at all.
 //! GPU tasks go to the GPU queue; Fargate has no GPUs, so a GPU task whose
-//! queue can only reach Fargate is rejected when it is registered, not after
-//! it has sat in RUNNABLE forever.
+//! queue can only reach Fargate is rejected before it runs (`updraft validate
+//! --stack` today, registration later), not after it has sat in RUNNABLE forever.
 
 use crate::Diagnostic;
 use crate::proto::core::TaskTemplate;
