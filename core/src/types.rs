@@ -77,7 +77,8 @@ pub fn list_element(t: &LiteralType) -> Option<&LiteralType> {
     }
 }
 
-fn simple_name(t: SimpleType) -> &'static str {
+/// A simple type as specs write it: `int`, `float`, ...
+pub fn simple_name(t: SimpleType) -> &'static str {
     match t {
         SimpleType::Integer => "int",
         SimpleType::Float => "float",

@@ -702,6 +702,12 @@ async fn run_attempt(
         f.error.kind = ErrorKind::System as i32;
         (f, true)
     };
+    // The blob store failed (S3 on the way in or out); its error says whether a retry can help.
+    let data_failure = |what: String, e: DataError| {
+        let (mut failure, _) = system(format!("{what}: {e}"));
+        failure.error.code = "DataError".into();
+        (failure, e.is_retryable())
+    };
     let outputs_dir = dir.join("outputs");
     if outputs_dir.exists() {
         std::fs::remove_dir_all(&outputs_dir)
@@ -709,12 +715,11 @@ async fn run_attempt(
     }
     std::fs::create_dir_all(&outputs_dir)
         .map_err(|e| system(format!("cannot create {}: {e}", outputs_dir.display())))?;
-    let inputs = &ctx.blobs.localize(inputs, &dir.join("inputs")).await.map_err(|e| {
-        let retryable = e.is_retryable();
-        let (mut failure, _) = system(format!("cannot fetch the inputs: {e}"));
-        failure.error.code = "DataError".into();
-        (failure, retryable)
-    })?;
+    let inputs = &ctx
+        .blobs
+        .localize(inputs, &dir.join("inputs"))
+        .await
+        .map_err(|e| data_failure("cannot fetch the inputs".into(), e))?;
     let inputs_path = dir.join("inputs.json");
     std::fs::write(&inputs_path, contract::inputs_document(inputs).to_string())
         .map_err(|e| system(format!("cannot write {}: {e}", inputs_path.display())))?;
@@ -766,12 +771,7 @@ async fn run_attempt(
         Outcome::Exited(0) => match collect_outputs(ctx, &interface.outputs, &outputs_dir).await {
             Ok(outputs) => Ok(outputs),
             Err(OutputError::Bad(message)) => Err((failed("BadOutputs", format!(": {message}")), false)),
-            Err(OutputError::Store(e)) => {
-                let retryable = e.is_retryable();
-                let (mut failure, _) = system(format!("cannot store the outputs: {e}"));
-                failure.error.code = "DataError".into();
-                Err((failure, retryable))
-            }
+            Err(OutputError::Store(name, e)) => Err(data_failure(format!("cannot store output \"{name}\""), e)),
         },
         Outcome::Exited(code) => Err((failed("NonZeroExit", format!(" exited with code {code}")), true)),
         Outcome::Signaled(signal) => Err((failed("Killed", format!(" was killed by signal {signal}")), true)),
@@ -794,8 +794,8 @@ async fn run_attempt(
 enum OutputError {
     /// The task broke its contract; another attempt will not help.
     Bad(String),
-    /// The blob store failed; whether a retry can help, the error says.
-    Store(DataError),
+    /// The blob store could not take this output.
+    Store(String, DataError),
 }
 
 /// Reads every declared output from the outputs directory (the shared contract
@@ -812,8 +812,11 @@ async fn collect_outputs(
             Output::Value(value) => value,
             Output::Blob { kind, format } => {
                 let path = dir.join(&var.name);
-                let (digest, uri) =
-                    ctx.blobs.put(&path, kind == BlobKind::Directory).await.map_err(OutputError::Store)?;
+                let (digest, uri) = ctx
+                    .blobs
+                    .put(&path, kind == BlobKind::Directory)
+                    .await
+                    .map_err(|e| OutputError::Store(var.name.clone(), e))?;
                 outputs::blob_literal(kind, Blob { uri, format, digest })
             }
         };

@@ -10,6 +10,7 @@
 //! protocol specification.
 
 use crate::proto::core::{Column, SimpleType};
+use crate::types::simple_name;
 
 /// What a top-level column holds, as far as Updraft's column types go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,18 +98,6 @@ fn compatible(want: SimpleType, holds: Holds) -> bool {
             // Arrow writes durations as plain INT64 (the unit lives in its own metadata).
             | (SimpleType::Duration, Holds::Int)
     )
-}
-
-fn simple_name(t: SimpleType) -> &'static str {
-    match t {
-        SimpleType::Integer => "int",
-        SimpleType::Float => "float",
-        SimpleType::String => "string",
-        SimpleType::Boolean => "bool",
-        SimpleType::Datetime => "datetime",
-        SimpleType::Duration => "duration",
-        SimpleType::Unspecified => "unspecified",
-    }
 }
 
 /// The index after element `i` and all its descendants (iterative: a hostile
