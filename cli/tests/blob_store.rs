@@ -1,7 +1,7 @@
 //! `updraft run --blob-store s3://…`: a local run whose task outputs live in
 //! the emulator's S3, with the same digests and cache keys as on disk.
 
-use crate::emulator::{S3, endpoint};
+use crate::emulator::{S3, on_emulator};
 use crate::support::{Sandbox, text};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -62,13 +62,7 @@ workflows:
 
 fn run(sandbox: &Sandbox, args: &[&str]) -> (Option<i32>, Value, String) {
     let mut command = sandbox.command(&["run", "spec.yaml", "--output", "json", "-i", "n=3"]);
-    command
-        .args(args)
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1");
-    let out = command.output().expect("updraft starts");
+    let out = on_emulator(command.args(args)).output().expect("updraft starts");
     let doc = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (out.status.code(), doc, text(&out.stderr))
 }

@@ -43,6 +43,15 @@ fn start() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// Points a command's AWS clients at the emulator, with the credentials it accepts.
+pub fn on_emulator(command: &mut Command) -> &mut Command {
+    command
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+}
+
 /// An S3 client on the emulator, and a runtime to drive it from a plain test.
 pub struct S3 {
     pub client: aws_sdk_s3::Client,

@@ -3,7 +3,7 @@
 //! the way its Batch job definition would: the interface in UPDRAFT_INTERFACE,
 //! `updraft exec -- <the task's argv>`.
 
-use crate::emulator::{S3, endpoint};
+use crate::emulator::{S3, on_emulator};
 use crate::support::text;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -34,15 +34,11 @@ fn task(name: &str, spec: &str) -> Task {
 impl Task {
     fn command(&self, bucket: &str, inputs_key: Option<&str>) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_updraft"));
-        command
+        on_emulator(&mut command)
             .arg("exec")
             .arg("--")
             .args(&self.argv)
             .current_dir(&self.dir)
-            .env("AWS_ENDPOINT_URL", endpoint())
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
             .env("UPDRAFT_INTERFACE", &self.interface)
             .env("UPDRAFT_OUTPUT_PREFIX", format!("s3://{bucket}/run/node/"))
             .env("UPDRAFT_WORK_DIR", self.dir.join("work"));
