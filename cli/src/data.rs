@@ -21,12 +21,7 @@ pub async fn download_inputs(s3: &Client, inputs: &mut BTreeMap<String, Literal>
             if !blob.uri.starts_with("s3://") {
                 continue;
             }
-            let from = S3Uri::parse(&blob.uri).map_err(|message| DataError::S3 {
-                action: "GetObject",
-                uri: blob.uri.clone(),
-                message,
-                retryable: false,
-            })?;
+            let from = S3Uri::parse(&blob.uri).map_err(DataError::BadUri)?;
             let local = if many { dir.join(name).join(i.to_string()) } else { dir.join(name) };
             if is_dir {
                 s3::download_dir(s3, &from, &local, Some(&blob.digest)).await?;

@@ -322,7 +322,10 @@ async fn fetch_inputs(s3: &Client, job: &Job, dir: &Path) -> Result<BTreeMap<Str
     if !problems.is_empty() {
         return Err(Failure::BadJob(problems.join("\n")));
     }
-    crate::data::download_inputs(s3, &mut inputs, dir).await.map_err(Failure::Data)?;
+    crate::data::download_inputs(s3, &mut inputs, dir).await.map_err(|e| match e {
+        DataError::BadUri(message) => Failure::BadJob(format!("{uri}: {message}")),
+        e => Failure::Data(e),
+    })?;
     Ok(inputs)
 }
 

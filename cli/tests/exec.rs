@@ -250,6 +250,16 @@ fn a_bad_job_description_or_input_exits_64_naming_the_problem() {
     assert_eq!(out.status.code(), Some(64));
     assert!(text(&out.stderr).contains("input \"raw\""), "{}", text(&out.stderr));
     assert!(s3.get(&bucket, "run/node/outputs.json").is_none());
+
+    // A file reference that names no bucket is a bad input document, not a failure of S3.
+    s3.put(
+        &bucket,
+        "run/node/inputs.json",
+        json!({"values": {"raw": {"file": {"uri": "s3:///raw.csv"}}}}).to_string().as_bytes(),
+    );
+    let out = t.exec(&bucket, Some("run/node/inputs.json"));
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("\"s3:///raw.csv\" names no bucket"), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -61,6 +61,9 @@ pub enum DataError {
     Local { path: PathBuf, source: std::io::Error },
     #[error("{uri} has digest {found}, but {expected} was recorded: the data changed or is corrupt")]
     DigestMismatch { uri: String, expected: String, found: String },
+    /// A reference that names no object (`s3:///key`): the document holding it is wrong.
+    #[error("{0}")]
+    BadUri(String),
 }
 
 impl DataError {
@@ -69,7 +72,7 @@ impl DataError {
     pub fn is_retryable(&self) -> bool {
         match self {
             DataError::S3 { retryable, .. } => *retryable,
-            DataError::Local { .. } | DataError::DigestMismatch { .. } => false,
+            DataError::Local { .. } | DataError::DigestMismatch { .. } | DataError::BadUri(_) => false,
         }
     }
 }
