@@ -5,6 +5,7 @@ mod commands;
 mod data;
 mod deploy;
 mod exec;
+mod files;
 mod local;
 mod outputs;
 mod queues;

@@ -3,6 +3,7 @@
 //! `updraft exec` share. Where the data then goes (the local blob store, S3)
 //! is each caller's business.
 
+use crate::files;
 use std::path::Path;
 use updraft_core::execution::{contract, parquet};
 use updraft_core::proto::core::{Blob, Literal, LiteralType, Variable, literal::Value as LV};
@@ -45,6 +46,8 @@ pub fn blob_literal(kind: BlobKind, blob: Blob) -> Literal {
 pub fn check(var: &Variable, dir: &Path) -> Result<Output, String> {
     let t = var.r#type.clone().unwrap_or_default();
     let path = dir.join(&var.name);
+    // Not `exists()`, which follows links: a dangling link is "not written", any other
+    // link is classified below by what it points to.
     if !path.exists() {
         if types::is_optional(&t) {
             return Ok(Output::Absent);
@@ -56,16 +59,29 @@ pub fn check(var: &Variable, dir: &Path) -> Result<Output, String> {
             path.display()
         ));
     }
+    // A pipe, device or socket would block or never end: refused before any read.
+    let is_dir = match files::entry(&path) {
+        Ok(files::Entry::Directory) => true,
+        Ok(files::Entry::File) => false,
+        Err(e) => return Err(format!("output \"{}\" cannot be used: {e}", var.name)),
+    };
     if !contract::is_blob(&t) {
-        if path.is_dir() {
+        if is_dir {
             return Err(format!(
                 "output \"{}\" has the wrong type: expected {}, found a directory",
                 var.name,
                 display(&t)
             ));
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read output \"{}\": {e}", var.name))?;
+        let limit = contract::MAX_VALUE_OUTPUT_BYTES;
+        let text = files::read_text_limited(&path, limit, "value outputs are limited to").map_err(|e| {
+            format!("cannot read output \"{}\": {e}; write large data to a file output instead", var.name)
+        })?;
         return contract::parse_value_output(&var.name, &text, &t).map(Output::Value);
+    }
+    if is_dir {
+        // Every entry must be data: a pipe deep inside would block whoever stores it.
+        files::walk_files(&path).map_err(|e| format!("output \"{}\" cannot be used: {e}", var.name))?;
     }
     check_blob(&var.name, &t, &path)
 }
@@ -99,18 +115,19 @@ fn check_blob(name: &str, t: &LiteralType, path: &Path) -> Result<Output, String
     }
 }
 
+/// The header line of a CSV file, read at most 1 MiB far.
 fn first_line(path: &Path) -> std::io::Result<String> {
-    use std::io::BufRead;
-    let mut line = String::new();
-    std::io::BufReader::new(std::fs::File::open(path)?).read_line(&mut line)?;
-    Ok(line)
+    use std::io::{BufRead, Read};
+    let mut line = Vec::new();
+    std::io::BufReader::new(files::open_regular(path)?.take(1 << 20)).read_until(b'\n', &mut line)?;
+    Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
 /// The top-level columns from a Parquet file's footer; the inner error says
 /// why the file is not Parquet.
 fn parquet_columns(path: &Path) -> std::io::Result<Result<Vec<parquet::ParquetColumn>, String>> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path)?;
+    let mut file = files::open_regular(path)?;
     let size = file.metadata()?.len();
     let mut head = [0u8; 4];
     if size < 12 || file.read_exact(&mut head).is_err() || &head != b"PAR1" {
@@ -120,7 +137,8 @@ fn parquet_columns(path: &Path) -> std::io::Result<Result<Vec<parquet::ParquetCo
     file.seek(SeekFrom::End(-8))?;
     file.read_exact(&mut tail)?;
     let length = match parquet::footer_length(tail) {
-        Ok(length) if (length as u64) <= size - 12 => length,
+        // Footers hold the schema, kilobytes in practice; 64 MiB bounds what is read.
+        Ok(length) if (length as u64) <= size - 12 && length <= 64 << 20 => length,
         Ok(length) => return Ok(Err(format!("its footer length {length} exceeds the file"))),
         Err(why) => return Ok(Err(why)),
     };

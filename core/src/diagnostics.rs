@@ -22,12 +22,33 @@ impl Diagnostic {
     }
 }
 
+/// Text as a person can read it: characters that print as nothing or move the
+/// cursor (controls, a byte-order mark, zero-width and bidirectional marks) are
+/// written as `\u{feff}`, so `name` and `name\u{200b}` never look alike in an error.
+pub fn visible(text: &str) -> String {
+    let invisible = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}' | '\u{1160}' | '\u{180e}' | '\u{3164}' | '\u{feff}')
+            || ('\u{200b}'..='\u{200f}').contains(&c)
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2060}'..='\u{206f}').contains(&c)
+            || ('\u{fe00}'..='\u{fe0f}').contains(&c)
+            || ('\u{fff0}'..='\u{fffb}').contains(&c)
+            || ('\u{e0000}'..='\u{e0fff}').contains(&c)
+    };
+    if !text.chars().any(invisible) {
+        return text.to_string();
+    }
+    text.chars().map(|c| if invisible(c) { format!("\\u{{{:x}}}", c as u32) } else { c.to_string() }).collect()
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)?;
+        let (path, message) = (visible(&self.path), visible(&self.message));
+        if path.is_empty() {
+            write!(f, "{message}")?;
         } else {
-            write!(f, "{}: {}", self.path, self.message)?;
+            write!(f, "{path}: {message}")?;
         }
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
@@ -89,4 +110,19 @@ impl fmt::Display for Diagnostics {
 /// Joins a parent path and a child key.
 pub fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invisible_characters_are_escaped() {
+        assert_eq!(visible("\u{feff}Pregnancies"), "\\u{feff}Pregnancies");
+        assert_eq!(visible("fit\u{200b}"), "fit\\u{200b}");
+        assert_eq!(visible("a\u{1b}[31mred"), "a\\u{1b}[31mred");
+        assert_eq!(visible("line one\n\tline two é 漢"), "line one\n\tline two é 漢");
+        let shown = Diagnostic::new("workflows.w.nodes.fit\u{200b}", "bad").to_string();
+        assert_eq!(shown, "workflows.w.nodes.fit\\u{200b}: bad");
+    }
 }

@@ -33,8 +33,31 @@ enum Token {
     Close,
 }
 
+/// The most comparisons one condition may hold. Conditions are trees that every
+/// reader walks recursively, so their size is bounded; a longer rule belongs in a task.
+pub const MAX_COMPARISONS: usize = 100;
+/// How deeply parentheses may nest in a condition.
+pub const MAX_PARENTHESES_DEPTH: usize = 16;
+
 pub fn parse(text: &str) -> Result<Condition, String> {
     let tokens = tokenize(text)?;
+    let comparisons = tokens.iter().filter(|t| matches!(t, Token::Compare(_))).count();
+    if comparisons > MAX_COMPARISONS {
+        return Err(format!(
+            "the condition has {comparisons} comparisons; the limit is {MAX_COMPARISONS} (compute the decision in a task and branch on its output)"
+        ));
+    }
+    let mut depth = 0usize;
+    for token in &tokens {
+        match token {
+            Token::Open => depth += 1,
+            Token::Close => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_PARENTHESES_DEPTH {
+            return Err(format!("parentheses nest more than {MAX_PARENTHESES_DEPTH} deep, the limit"));
+        }
+    }
     let mut parser = Parser { tokens, pos: 0 };
     let condition = parser.or()?;
     if parser.pos < parser.tokens.len() {
@@ -210,5 +233,14 @@ mod tests {
         assert!(parse("accuracy > 1").unwrap_err().contains("neither a number nor a reference"));
         assert!(parse("($a.b > 1").unwrap_err().contains("missing ')'"));
         assert!(parse("$a.b").unwrap_err().contains("expected a comparison"));
+    }
+
+    #[test]
+    fn huge_conditions_are_refused_with_the_limit() {
+        let flat = vec!["$a.b > 1"; 2000].join(" and ");
+        assert!(parse(&flat).unwrap_err().contains("2000 comparisons; the limit is 100"));
+        let nested = format!("{}$a.b > 1{}", "(".repeat(5000), ")".repeat(5000));
+        assert!(parse(&nested).unwrap_err().contains("nest more than 16 deep"));
+        assert!(parse(&vec!["$a.b > 1"; 100].join(" or ")).is_ok());
     }
 }

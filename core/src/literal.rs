@@ -4,7 +4,7 @@
 use crate::proto::core::{
     Blob, Literal, LiteralList, LiteralMap, LiteralType, NoneValue, SimpleType, literal::Value as LV,
 };
-use crate::quantity::{format_duration, parse_duration};
+use crate::quantity::{check_duration, format_duration, parse_duration};
 use crate::types::{Kind, display, kind};
 use serde_json::{Map, Number, Value};
 use std::collections::BTreeMap;
@@ -64,6 +64,9 @@ pub fn from_json(value: &Value, t: &LiteralType) -> Result<Literal, String> {
         (Kind::Optional(inner), v) => from_json(v, inner)?,
         (Kind::Simple(SimpleType::Integer), Value::Number(n)) => match n.as_i64() {
             Some(i) => integer(i),
+            None if n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() >= 9.2e18) => {
+                return Err(int_out_of_range(n));
+            }
             None => return wrong(),
         },
         (Kind::Simple(SimpleType::Float), Value::Number(n)) => float(n.as_f64().unwrap_or(f64::NAN)),
@@ -72,7 +75,7 @@ pub fn from_json(value: &Value, t: &LiteralType) -> Result<Literal, String> {
         (Kind::Simple(SimpleType::Datetime), Value::String(s)) => datetime(parse_datetime(s)?),
         (Kind::Simple(SimpleType::Duration), Value::String(s)) => duration(parse_duration(s)?),
         (Kind::Simple(SimpleType::Duration), Value::Number(n)) if n.as_u64().is_some() => {
-            duration(std::time::Duration::from_secs(n.as_u64().unwrap_or_default()))
+            duration(check_duration(std::time::Duration::from_secs(n.as_u64().unwrap_or_default()))?)
         }
         (Kind::List(element), Value::Array(items)) => list(
             items
@@ -151,9 +154,12 @@ pub fn from_cli(text: &str, t: &LiteralType) -> Result<Literal, String> {
     match kind(t) {
         Kind::Optional(_) if text == "null" || text.is_empty() => Ok(none()),
         Kind::Optional(inner) => from_cli(text, inner),
-        Kind::Simple(SimpleType::Integer) => {
-            text.trim().parse::<i64>().map(integer).map_err(|_| format!("expected int, found \"{text}\""))
-        }
+        Kind::Simple(SimpleType::Integer) => text.trim().parse::<i64>().map(integer).map_err(|e| match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                format!("int {} is too large: ints range from {} to {}", text.trim(), i64::MIN, i64::MAX)
+            }
+            _ => format!("expected int, found \"{text}\""),
+        }),
         Kind::Simple(SimpleType::Float) => match text.trim().parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(float(v)),
             _ => Err(format!("expected float, found \"{text}\"")),
@@ -169,6 +175,10 @@ pub fn from_cli(text: &str, t: &LiteralType) -> Result<Literal, String> {
         Kind::File(_) | Kind::Directory | Kind::DataFrame(_) => from_json(&Value::String(text.to_string()), t),
         _ => as_json(text),
     }
+}
+
+fn int_out_of_range(n: &Number) -> String {
+    format!("int {n} is too large: ints range from {} to {}", i64::MIN, i64::MAX)
 }
 
 /// RFC 3339 (`2026-11-23T03:00:00Z`) or a plain date (`2026-11-23`, midnight UTC).
@@ -296,6 +306,19 @@ mod tests {
         assert_eq!(from_cli("hello world", &t("string")), Ok(string("hello world")));
         assert_eq!(to_json(&from_cli("2026-11-23", &t("datetime")).unwrap()), json!("2026-11-23T00:00:00Z"));
         assert_eq!(to_json(&from_cli("1h30m", &t("duration")).unwrap()), json!("1h30m"));
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_too_large_with_the_range() {
+        for value in [json!(9223372036854775808u64), json!(1e20), json!(-1e19)] {
+            let error = from_json(&value, &t("int")).unwrap_err();
+            assert!(error.contains("too large") && error.contains("9223372036854775807"), "{value}: {error}");
+        }
+        let error = from_cli("9223372036854775808", &t("int")).unwrap_err();
+        assert!(error.contains("too large") && error.contains("9223372036854775807"), "{error}");
+        assert!(from_json(&json!(1e300), &t("duration")).is_err());
+        assert!(from_json(&json!(u64::MAX), &t("duration")).unwrap_err().contains("too large"));
+        assert!(from_cli("999999999999999d", &t("duration")).unwrap_err().contains("too large"));
     }
 
     #[test]

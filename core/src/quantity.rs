@@ -72,12 +72,19 @@ pub fn parse_gpu(value: &Value) -> Result<u32, String> {
     }
 }
 
-/// `90s`, `10m`, `1h30m`, `2d`, `250ms`, or a bare number of seconds.
+/// The longest duration a spec may give (timeouts, backoff, duration values): 365 days.
+/// Longer values are refused rather than wrapped, so no timeout can turn into an
+/// instant kill; it also fits every AWS field a duration is compiled into.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+
+/// `90s`, `10m`, `1h30m`, `2d`, `250ms`, or a bare number of seconds; at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let hint = "write a duration such as 90s, 10m, 1h30m or 2d";
     let text = text.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
+    let too_large = || format!("duration \"{text}\" is too large: the maximum is {}", format_duration(MAX_DURATION));
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let seconds = text.parse::<u64>().map_err(|_| too_large())?;
+        return check_duration(Duration::from_secs(seconds)).map_err(|_| too_large());
     }
     let mut total = Duration::ZERO;
     let mut rest = text;
@@ -89,23 +96,39 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         if digits == 0 {
             return Err(format!("cannot read duration \"{text}\"; {hint}"));
         }
-        let amount: u64 = rest[..digits].parse().map_err(|_| format!("duration \"{text}\" is too large"))?;
+        let amount: u64 = rest[..digits].parse().map_err(|_| too_large())?;
         rest = &rest[digits..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        let part = match unit {
-            "ms" => Duration::from_millis(amount),
-            "s" => Duration::from_secs(amount),
-            "m" => Duration::from_secs(amount * 60),
-            "h" => Duration::from_secs(amount * 3600),
-            "d" => Duration::from_secs(amount * 86_400),
+        let millis_per_unit: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
             "" => return Err(format!("duration \"{text}\" lacks a unit after {amount}; {hint}")),
             other => return Err(format!("unknown unit \"{other}\" in duration \"{text}\"; {hint}")),
         };
-        total += part;
+        let part = amount.checked_mul(millis_per_unit).map(Duration::from_millis).ok_or_else(too_large)?;
+        total = total.checked_add(part).ok_or_else(too_large)?;
+        if total > MAX_DURATION {
+            return Err(too_large());
+        }
     }
     Ok(total)
+}
+
+/// Refuses a duration longer than [`MAX_DURATION`], naming the maximum.
+pub fn check_duration(duration: Duration) -> Result<Duration, String> {
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "duration of {}s is too large: the maximum is {}",
+            duration.as_secs(),
+            format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(duration)
 }
 
 /// The inverse of [`parse_duration`] for whole seconds: `5400s` → `1h30m`.
@@ -173,5 +196,16 @@ mod tests {
         assert!(parse_duration("h").is_err());
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
         assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
+    }
+
+    #[test]
+    fn huge_durations_are_too_large_not_wrapped() {
+        for text in ["999999999999999d", "18446744073709551615s1s", "18446744073709551616", "366d", "8760h1s"] {
+            let error = parse_duration(text).unwrap_err();
+            assert!(error.contains("too large") && error.contains("maximum is 365d"), "{text}: {error}");
+        }
+        assert_eq!(parse_duration("365d"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("31536000"), Ok(MAX_DURATION));
+        assert!(check_duration(Duration::from_secs(u64::MAX)).unwrap_err().contains("too large"));
     }
 }

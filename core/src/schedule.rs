@@ -131,22 +131,43 @@ pub fn parse_rate(text: &str) -> Result<FixedRate, String> {
     Ok(FixedRate { value, unit: unit as i32 })
 }
 
-/// IANA names look like Area/Location; the full database is checked by the scheduler.
+/// The IANA time zone names (tzdata 2025b, canonical names and links), one a line:
+/// EventBridge Scheduler refuses any other name, so registration does too.
+const TIMEZONES: &str = include_str!("timezones.txt");
+
 pub fn check_timezone(zone: &str) -> Result<(), String> {
-    let well_formed = zone == "UTC"
-        || (zone.contains('/')
-            && zone
-                .split('/')
-                .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c))));
-    if well_formed {
-        Ok(())
-    } else {
-        Err(format!("\"{zone}\" is not an IANA time zone; write e.g. UTC, Europe/Paris or America/New_York"))
+    if TIMEZONES.lines().any(|known| known == zone) {
+        return Ok(());
+    }
+    let hint = "write an IANA name such as UTC, Europe/Paris or America/New_York";
+    let folded = zone.trim().to_ascii_lowercase();
+    match TIMEZONES.lines().find(|known| known.to_ascii_lowercase() == folded) {
+        Some(known) => Err(format!("\"{zone}\" is not an IANA time zone; did you mean \"{known}\"?")),
+        None => Err(format!("\"{zone}\" is not an IANA time zone; {hint}")),
     }
 }
 
+/// Days in each month, February in a leap year: a schedule fires if a date exists at all.
+const DAYS_IN_MONTH: [u32; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/// Refuses a cron whose day-of-month never occurs in its months (`0 0 30 2 *`).
+/// When day-of-week is restricted too, cron fires on either, so it always fires.
+fn check_fires(cron: &Cron, expression: &str) -> Result<(), String> {
+    if !cron.dom_restricted || cron.dow_restricted {
+        return Ok(());
+    }
+    let fires = cron.months.iter().any(|&m| cron.days_of_month.iter().any(|&d| d <= DAYS_IN_MONTH[m as usize - 1]));
+    if fires {
+        return Ok(());
+    }
+    Err(format!(
+        "cron \"{expression}\" never fires: no month it names has day {:?}; pick days that exist in those months",
+        cron.days_of_month
+    ))
+}
+
 pub fn cron_schedule(expression: &str, timezone: Option<&str>) -> Result<CronSchedule, String> {
-    parse_cron(expression)?;
+    check_fires(&parse_cron(expression)?, expression)?;
     if let Some(zone) = timezone {
         check_timezone(zone)?;
     }
@@ -180,6 +201,15 @@ mod tests {
     }
 
     #[test]
+    fn a_cron_that_can_never_fire_is_refused() {
+        assert!(cron_schedule("0 0 30 2 *", None).unwrap_err().contains("never fires"));
+        assert!(cron_schedule("0 0 31 4,6,9,11 *", None).unwrap_err().contains("never fires"));
+        assert!(cron_schedule("0 0 29 2 *", None).is_ok(), "leap years have February 29");
+        assert!(cron_schedule("0 0 30 2 mon", None).is_ok(), "day-of-week ORs with day-of-month");
+        assert!(cron_schedule("0 0 31 1-3 *", None).is_ok());
+    }
+
+    #[test]
     fn rates() {
         assert_eq!(parse_rate("6h").unwrap(), FixedRate { value: 6, unit: RateUnit::Hour as i32 });
         assert_eq!(parse_rate("2 days").unwrap(), FixedRate { value: 2, unit: RateUnit::Day as i32 });
@@ -193,5 +223,8 @@ mod tests {
         assert!(check_timezone("America/Argentina/Buenos_Aires").is_ok());
         assert!(check_timezone("CET ").is_err());
         assert!(check_timezone("Paris").is_err());
+        assert!(check_timezone("UTC").is_ok());
+        assert!(check_timezone("Mars/Olympus_Mons").unwrap_err().contains("not an IANA time zone"));
+        assert!(check_timezone("europe/paris").unwrap_err().contains("did you mean \"Europe/Paris\""));
     }
 }

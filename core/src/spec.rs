@@ -203,13 +203,20 @@ impl Format {
 pub fn parse(text: &str, format: Format) -> Result<SpecFile, Diagnostic> {
     let result = match format {
         Format::Json => {
-            let de = &mut serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(|e| (e.path().to_string(), e.inner().to_string()))
+            let mut de = serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| (e.path().to_string(), e.inner().to_string()))
+                .and_then(|spec| {
+                    de.end().map(|()| spec).map_err(|e| {
+                        (String::new(), format!("trailing content after the JSON document ({e}); a spec is one document"))
+                    })
+                })
         }
         Format::Yaml => {
             if text.trim().is_empty() {
                 return Ok(SpecFile::default());
             }
+            check_expansion(text)?;
             serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text))
                 .map_err(|e| (e.path().to_string(), e.inner().to_string()))
         }
@@ -221,7 +228,11 @@ pub fn parse(text: &str, format: Format) -> Result<SpecFile, Diagnostic> {
             Some((prefix, rest)) if !prefix.contains(' ') && path.starts_with(prefix) => rest.to_string(),
             _ => message,
         };
-        let hint = if message.contains("duplicate name") {
+        let hint = if message.contains("recursion limit exceeded") {
+            "the document nests deeper than 128 levels, the limit for specs; flatten it"
+        } else if message.contains("repetition limit exceeded") {
+            "YAML aliases are replayed too often; write the repeated parts out or use fewer aliases"
+        } else if message.contains("duplicate name") {
             "rename one of the two entries"
         } else if message.contains("unknown field") {
             "see docs/spec.md for the fields each section takes"
@@ -232,4 +243,98 @@ pub fn parse(text: &str, format: Format) -> Result<SpecFile, Diagnostic> {
         };
         Diagnostic::new(path, message).with_hint(hint)
     })
+}
+
+/// The most a YAML spec may expand to once its aliases (`*name`) are replayed,
+/// counted as scalar bytes plus 16 per node: the same as the file size limit, so
+/// a small file of nested aliases (a "billion laughs") cannot take the memory.
+pub const MAX_EXPANDED_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Walks the document as the real parse will, aliases replayed, counting its
+/// expanded size without keeping anything; stops at [`MAX_EXPANDED_BYTES`].
+fn check_expansion(text: &str) -> Result<(), Diagnostic> {
+    use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    use std::cell::Cell;
+
+    #[derive(Clone, Copy)]
+    struct Budget<'a>(&'a Cell<u64>);
+
+    impl Budget<'_> {
+        fn spend<E: Error>(self, bytes: usize) -> Result<(), E> {
+            let total = self.0.get().saturating_add(bytes as u64 + 16);
+            self.0.set(total);
+            if total > MAX_EXPANDED_BYTES {
+                return Err(E::custom(EXPANSION_MESSAGE));
+            }
+            Ok(())
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Budget<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Budget<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any YAML value")
+        }
+        fn visit_bool<E: Error>(self, _: bool) -> Result<(), E> {
+            self.spend(0)
+        }
+        fn visit_i64<E: Error>(self, _: i64) -> Result<(), E> {
+            self.spend(0)
+        }
+        fn visit_u64<E: Error>(self, _: u64) -> Result<(), E> {
+            self.spend(0)
+        }
+        fn visit_f64<E: Error>(self, _: f64) -> Result<(), E> {
+            self.spend(0)
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<(), E> {
+            self.spend(v.len())
+        }
+        fn visit_unit<E: Error>(self) -> Result<(), E> {
+            self.spend(0)
+        }
+        fn visit_none<E: Error>(self) -> Result<(), E> {
+            self.spend(0)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            self.spend(0)?;
+            while seq.next_element_seed(self)?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            self.spend(0)?;
+            while map.next_key_seed(self)?.is_some() {
+                map.next_value_seed(self)?;
+            }
+            Ok(())
+        }
+        fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+            use serde::de::VariantAccess;
+            let ((), variant) = data.variant_seed(self)?;
+            variant.newtype_variant_seed(self)
+        }
+    }
+
+    const EXPANSION_MESSAGE: &str = "the document expands to more than 64 MiB once its YAML aliases are replayed";
+    let used = Cell::new(0);
+    match Budget(&used).deserialize(serde_norway::Deserializer::from_str(text)) {
+        Err(e) if e.to_string().contains(EXPANSION_MESSAGE) => Err(Diagnostic::new("", EXPANSION_MESSAGE).with_hint(
+            "specs are limited to 64 MiB expanded; write the repeated parts out once, or use fewer nested aliases",
+        )),
+        // Syntax and shape errors are reported by the real parse, with their paths.
+        _ => Ok(()),
+    }
 }

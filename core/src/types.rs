@@ -168,17 +168,33 @@ const TYPE_HINT: &str = "types are int, float, string, bool, datetime, duration,
 directory, dataframe, list<T>, map<T>, optional<T> (or T?), {struct: {field: T}}, \
 {dataframe: {format: csv, columns: {name: T}}}";
 
+/// How deeply types may nest (`list<list<...>>`, structs in structs): every
+/// reader of values and types walks them recursively.
+pub const MAX_TYPE_DEPTH: usize = 32;
+
+fn too_deep() -> String {
+    format!("the type nests more than {MAX_TYPE_DEPTH} levels deep, the limit; use a file for deeply nested data")
+}
+
 /// Parses a type as written in a spec: a string expression or a mapping.
 pub fn parse(value: &Value) -> Result<LiteralType, String> {
+    parse_nested(value, 0)
+}
+
+fn parse_nested(value: &Value, depth: usize) -> Result<LiteralType, String> {
+    if depth >= MAX_TYPE_DEPTH {
+        return Err(too_deep());
+    }
+    let parse = |inner: &Value| parse_nested(inner, depth + 1);
     match value {
-        Value::String(text) => parse_expr(text),
+        Value::String(text) => parse_expr(text, depth),
         Value::Object(map) if map.len() == 1 => {
             let (key, inner) = map.iter().next().expect("one entry");
             match key.as_str() {
                 "list" => Ok(list_of(parse(inner)?)),
                 "map" => Ok(map_of(parse(inner)?)),
                 "optional" => Ok(optional_of(parse(inner)?)),
-                "struct" => parse_struct(inner),
+                "struct" => parse_struct(inner, depth),
                 "file" => match inner {
                     Value::Object(o) => Ok(file(o.get("format").and_then(Value::as_str).unwrap_or(""))),
                     Value::String(format) => Ok(file(format)),
@@ -192,7 +208,7 @@ pub fn parse(value: &Value) -> Result<LiteralType, String> {
     }
 }
 
-fn parse_struct(fields: &Value) -> Result<LiteralType, String> {
+fn parse_struct(fields: &Value, depth: usize) -> Result<LiteralType, String> {
     let Value::Object(fields) = fields else {
         return Err(format!("struct takes a mapping of field names to types, found {fields}"));
     };
@@ -202,7 +218,7 @@ fn parse_struct(fields: &Value) -> Result<LiteralType, String> {
     let fields = fields
         .iter()
         .map(|(name, t)| {
-            parse(t)
+            parse_nested(t, depth + 1)
                 .map(|t| Field { name: name.clone(), r#type: Some(t) })
                 .map_err(|e| format!("field \"{name}\": {e}"))
         })
@@ -241,8 +257,8 @@ fn check_format(format: &str) -> Result<String, String> {
     Ok(format.to_ascii_lowercase())
 }
 
-fn parse_expr(text: &str) -> Result<LiteralType, String> {
-    let mut parser = TypeParser { text, pos: 0 };
+fn parse_expr(text: &str, depth: usize) -> Result<LiteralType, String> {
+    let mut parser = TypeParser { text, pos: 0, depth };
     let t = parser.parse_type()?;
     parser.skip_ws();
     if parser.pos != text.len() {
@@ -254,6 +270,8 @@ fn parse_expr(text: &str) -> Result<LiteralType, String> {
 struct TypeParser<'a> {
     text: &'a str,
     pos: usize,
+    /// Types entered so far, bounded by MAX_TYPE_DEPTH.
+    depth: usize,
 }
 
 impl TypeParser<'_> {
@@ -287,6 +305,16 @@ impl TypeParser<'_> {
     }
 
     fn parse_type(&mut self) -> Result<LiteralType, String> {
+        self.depth += 1;
+        if self.depth > MAX_TYPE_DEPTH {
+            return Err(too_deep());
+        }
+        let t = self.parse_one();
+        self.depth -= 1;
+        t
+    }
+
+    fn parse_one(&mut self) -> Result<LiteralType, String> {
         let name = self.word().to_ascii_lowercase();
         let t = match name.as_str() {
             "list" => {
@@ -465,6 +493,19 @@ mod tests {
         assert!(parse(&json!("list<int")).unwrap_err().contains("expected '>'"));
         assert!(parse(&json!("map<int, float>")).unwrap_err().contains("keys are always strings"));
         assert!(parse(&json!({"dataframe": {"columns": {"a": "list<int>"}}})).unwrap_err().contains("column \"a\""));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_with_the_limit() {
+        let deep = format!("{}int{}", "list<".repeat(5000), ">".repeat(5000));
+        assert!(parse(&json!(deep)).unwrap_err().contains("more than 32 levels"));
+        let mut mapping = json!("int");
+        for _ in 0..100 {
+            mapping = json!({"list": mapping});
+        }
+        assert!(parse(&mapping).unwrap_err().contains("more than 32 levels"));
+        let ok = format!("{}int{}", "list<".repeat(31), ">".repeat(31));
+        assert!(parse(&json!(ok)).is_ok());
     }
 
     #[test]

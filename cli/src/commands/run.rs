@@ -141,6 +141,9 @@ fn launch_inputs(
         let Some(param) = template.inputs.iter().find(|p| p.var.as_ref().is_some_and(|v| v.name == name)) else {
             return Err(format!("--input {name}: the workflow has no input \"{name}\""));
         };
+        if inputs.contains_key(name) {
+            return Err(format!("--input {name} is given twice; give each input once"));
+        }
         let t = param.var.as_ref().and_then(|v| v.r#type.clone()).unwrap_or_default();
         let mut value = literal::from_cli(text, &t).map_err(|e| format!("--input {name}={text}: {e}"))?;
         resolve_files(&mut value, &cwd).map_err(|e| format!("--input {name}: {e}"))?;
@@ -176,12 +179,18 @@ fn launch_inputs(
 /// Makes every file, directory and dataframe path absolute, checks it exists,
 /// and records its content digest (what the cache key uses).
 fn resolve_files(value: &mut Literal, base: &Path) -> Result<(), String> {
+    let want_dir = matches!(value.value, Some(LV::Directory(_)));
     match &mut value.value {
         Some(LV::File(b)) | Some(LV::Dataframe(b)) | Some(LV::Directory(b)) => {
             let path = base.join(&b.uri);
             let path =
                 path.canonicalize().map_err(|e| format!("{} does not exist or cannot be read: {e}", path.display()))?;
-            let digest = if path.is_dir() { blobs::dir_sha256(&path) } else { blobs::file_sha256(&path) }
+            match (want_dir, path.is_dir()) {
+                (false, true) => return Err(format!("{} is a directory, but the input is a file", path.display())),
+                (true, false) => return Err(format!("{} is not a directory, but the input is one", path.display())),
+                _ => {}
+            }
+            let digest = if want_dir { blobs::dir_sha256(&path) } else { blobs::file_sha256(&path) }
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             b.uri = path.display().to_string();
             b.digest = format!("{}{digest}", blobs::DIGEST_PREFIX);

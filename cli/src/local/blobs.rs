@@ -34,9 +34,10 @@ impl Blobs {
         }
     }
 
-    /// Whether this run can read every blob that (cached) values name: local
-    /// paths that exist, and S3 objects when the store is S3. A cache entry
-    /// that fails this is a miss, never a broken run.
+    /// Whether this run can read every blob that (cached) values name, intact:
+    /// local paths whose content still has the recorded digest, and S3 objects
+    /// when the store is S3. A cache entry that fails this is a miss, never a
+    /// broken run and never data that changed since it was stored.
     pub async fn hold_all(&self, values: &BTreeMap<String, Literal>) -> bool {
         for value in values.values() {
             let mut value = value.clone();
@@ -44,7 +45,7 @@ impl Blobs {
             crate::data::collect_blobs(&mut value, &mut found);
             for (blob, is_dir) in found {
                 let readable = match (self, blob.uri.starts_with("s3://")) {
-                    (_, false) => Path::new(&blob.uri).exists(),
+                    (_, false) => has_digest(Path::new(&blob.uri), is_dir, &blob.digest),
                     (Blobs::S3(s3), true) => s3.holds(&blob.uri, is_dir).await.unwrap_or(false),
                     (Blobs::Disk(_), true) => false,
                 };
@@ -56,18 +57,100 @@ impl Blobs {
         true
     }
 
-    /// The inputs as a task on this machine sees them: blobs in S3 downloaded under `dir`.
+    /// The inputs as a task on this machine sees them: every blob copied (or, from
+    /// S3, downloaded) under `dir`, read-only, and checked against its digest on the
+    /// way. A task never gets the store's own files, so it cannot change what later
+    /// tasks and runs read, and data that changed since it was recorded is refused.
     pub async fn localize(
         &self,
         inputs: &BTreeMap<String, Literal>,
         dir: &Path,
     ) -> Result<BTreeMap<String, Literal>, DataError> {
         let mut local = inputs.clone();
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|source| DataError::Local { path: dir.into(), source })?;
+        }
         if let Blobs::S3(s3) = self {
             crate::data::download_inputs(s3.client(), &mut local, dir).await?;
         }
+        copy_local_inputs(&mut local, dir)?;
         Ok(local)
     }
+}
+
+/// Copies every blob that is a local path (not S3, not yet under `dir`) to
+/// `dir/<input>[/<i>]/<file name>`, verifying its digest, and points the literal at the copy.
+fn copy_local_inputs(inputs: &mut BTreeMap<String, Literal>, dir: &Path) -> Result<(), DataError> {
+    for (name, value) in inputs.iter_mut() {
+        let mut blobs = Vec::new();
+        crate::data::collect_blobs(value, &mut blobs);
+        let many = blobs.len() > 1;
+        for (i, (blob, is_dir)) in blobs.into_iter().enumerate() {
+            let from = PathBuf::from(&blob.uri);
+            if blob.uri.starts_with("s3://") || from.starts_with(dir) {
+                continue;
+            }
+            let parent = if many { dir.join(name).join(i.to_string()) } else { dir.join(name) };
+            let to = parent.join(from.file_name().unwrap_or(std::ffi::OsStr::new("data")));
+            let local = |source| DataError::Local { path: from.clone(), source };
+            std::fs::create_dir_all(&parent).map_err(local)?;
+            let found = if is_dir { copy_dir_verified(&from, &to) } else { copy_file_verified(&from, &to) }
+                .map_err(local)?;
+            let found = format!("{DIGEST_PREFIX}{found}");
+            if !blob.digest.is_empty() && found != blob.digest {
+                return Err(DataError::DigestMismatch { uri: blob.uri.clone(), expected: blob.digest.clone(), found });
+            }
+            blob.uri = to.display().to_string();
+        }
+    }
+    Ok(())
+}
+
+/// Whether a local blob exists and its content has `digest` (`sha256:…`).
+fn has_digest(path: &Path, is_dir: bool, digest: &str) -> bool {
+    let found = if is_dir { dir_sha256(path) } else { file_sha256(path) };
+    found.is_ok_and(|hex| digest.strip_prefix(DIGEST_PREFIX) == Some(hex.as_str()))
+}
+
+/// Copies a regular file, hashing it on the way; the copy is read-only.
+fn copy_file_verified(from: &Path, to: &Path) -> io::Result<String> {
+    use std::io::Write;
+    let mut source = crate::files::open_regular(from)?;
+    let mut target = std::fs::File::create(to)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let n = source.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        target.write_all(&buffer[..n])?;
+    }
+    make_read_only(to)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Copies a directory tree (links followed to files only, special files
+/// refused); returns its digest. Files are read-only, folders stay removable.
+fn copy_dir_verified(from: &Path, to: &Path) -> io::Result<String> {
+    std::fs::create_dir_all(to)?;
+    let mut manifest = Vec::new();
+    for (relative, path) in crate::files::walk_files(from)? {
+        let target = to.join(&relative);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        manifest.push((relative, copy_file_verified(&path, &target)?));
+    }
+    Ok(updraft_core::cache_key::directory_digest(manifest))
+}
+
+/// Read-only for everyone: a task that tries to append to its input fails
+/// instead of changing data (root ignores the mode, hence copies as well).
+fn make_read_only(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444))
 }
 
 pub struct BlobStore {
@@ -81,12 +164,14 @@ impl BlobStore {
     }
 
     /// Moves (or copies, across file systems) a file into the store; returns its
-    /// digest and stored path.
+    /// digest and stored path. A stored blob whose content no longer has its
+    /// digest (changed on disk) is replaced, never kept.
     pub fn put_file(&self, path: &Path) -> io::Result<(String, PathBuf)> {
         let hex = file_sha256(path)?;
         let target = self.root.join("sha256").join(&hex);
-        if !target.exists() {
+        if !has_digest(&target, false, &format!("{DIGEST_PREFIX}{hex}")) {
             place(path, &target, &self.tmp)?;
+            make_read_only(&target)?;
         }
         Ok((format!("{DIGEST_PREFIX}{hex}"), target))
     }
@@ -95,8 +180,14 @@ impl BlobStore {
     pub fn put_dir(&self, path: &Path) -> io::Result<(String, PathBuf)> {
         let hex = dir_sha256(path)?;
         let target = self.root.join("dirs").join(&hex);
-        if !target.exists() {
+        if !has_digest(&target, true, &format!("{DIGEST_PREFIX}{hex}")) {
+            if target.exists() {
+                remove(&target)?;
+            }
             place(path, &target, &self.tmp)?;
+            for (_, file) in crate::files::walk_files(&target)? {
+                make_read_only(&file)?;
+            }
         }
         Ok((format!("{DIGEST_PREFIX}{hex}"), target))
     }
@@ -142,8 +233,9 @@ pub fn copy_recursively(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
+/// The sha256 of a regular file's content, in hex; pipes and devices are refused.
 pub fn file_sha256(path: &Path) -> io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
+    let mut file = crate::files::open_regular(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 16];
     loop {
@@ -159,19 +251,8 @@ pub fn file_sha256(path: &Path) -> io::Result<String> {
 /// The directory's content digest (`updraft_core::cache_key::directory_digest`).
 pub fn dir_sha256(path: &Path) -> io::Result<String> {
     let mut entries = Vec::new();
-    collect(path, path, &mut entries)?;
-    Ok(updraft_core::cache_key::directory_digest(entries))
-}
-
-fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect(root, &path, out)?;
-        } else {
-            let relative = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
-            out.push((relative, file_sha256(&path)?));
-        }
+    for (relative, file) in crate::files::walk_files(path)? {
+        entries.push((relative, file_sha256(&file)?));
     }
-    Ok(())
+    Ok(updraft_core::cache_key::directory_digest(entries))
 }

@@ -738,7 +738,8 @@ async fn run_attempt(
         (ENV_NODE_ID.to_string(), path.to_string()),
         (ENV_ATTEMPT.to_string(), attempt.to_string()),
     ]);
-    let stderr = dir.join("stderr.log");
+    // Each attempt keeps its own logs: a retry must not overwrite why the first one failed.
+    let stderr = dir.join(format!("attempt-{attempt}.stderr.log"));
     let timeout = task.timeout.map(|d| Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32));
     let outcome = process::run(
         Attempt {
@@ -746,7 +747,7 @@ async fn run_attempt(
             env,
             remove_env: Vec::new(),
             cwd: dir.to_path_buf(),
-            stdout: Some(dir.join("stdout.log")),
+            stdout: Some(dir.join(format!("attempt-{attempt}.stdout.log"))),
             stderr: Some(stderr.clone()),
             timeout,
         },

@@ -29,11 +29,23 @@ impl Home {
         Home::at(root)
     }
 
+    /// Creates the layout under `root`; errors name the path and the variable that chose it.
     pub fn at(root: PathBuf) -> std::io::Result<Home> {
+        let named = |path: &std::path::Path, e: std::io::Error| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot use {} as the Updraft home (UPDRAFT_HOME, default ~/.updraft): {e}; \
+                     set UPDRAFT_HOME to a writable directory",
+                    path.display()
+                ),
+            )
+        };
         for dir in ["blobs/sha256", "blobs/dirs", "cache", "runs", "tmp"] {
-            std::fs::create_dir_all(root.join(dir))?;
+            let path = root.join(dir);
+            std::fs::create_dir_all(&path).map_err(|e| named(&path, e))?;
         }
-        let root = root.canonicalize()?;
+        let root = root.canonicalize().map_err(|e| named(&root, e))?;
         Ok(Home { root })
     }
 

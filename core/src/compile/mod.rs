@@ -35,6 +35,9 @@ pub const DEFAULT_DOMAIN: &str = "development";
 pub const CODE_DIR_PLACEHOLDER: &str = "code_dir";
 /// Batch allows at most 10 attempts per job.
 pub const MAX_RETRIES: i64 = 9;
+/// How deep subworkflows may nest (a workflow calling a workflow calling ...):
+/// node paths, log directories and the cloud's child executions grow with it.
+pub const MAX_WORKFLOW_NESTING: usize = 32;
 
 /// Where compiled entities are registered. `None` takes the spec's own
 /// `project:`/`domain:` (or the defaults).
@@ -56,11 +59,76 @@ pub struct Compiled {
 }
 
 impl Compiled {
+    /// A workflow of the document as written: its template and DAG, with empty
+    /// `tasks` and `subworkflows` (the document holds each entity once).
     pub fn workflow(&self, name: &str) -> Option<&CompiledWorkflow> {
         self.workflows
             .iter()
             .find(|w| w.template.as_ref().and_then(|t| t.id.as_ref()).is_some_and(|id| id.name == name))
     }
+
+    /// One workflow with everything it runs, as registration stores it and an
+    /// executor needs it (Flyte's compiled closure): every task it uses directly or
+    /// through subworkflows, and every subworkflow once, callees first, each
+    /// referenced by id and not nested again. Linear in the size of the spec.
+    pub fn closure(&self, name: &str) -> Option<CompiledWorkflow> {
+        let mut primary = self.workflow(name)?.clone();
+        let mut task_names: Vec<String> = Vec::new();
+        let mut workflow_names: Vec<String> = Vec::new();
+        // Depth-first, callees before callers; nesting is bounded by MAX_WORKFLOW_NESTING.
+        fn visit(doc: &Compiled, w: &CompiledWorkflow, tasks: &mut Vec<String>, workflows: &mut Vec<String>) {
+            for (kind, callee) in references(w) {
+                match kind {
+                    ResourceType::Task if !tasks.contains(&callee) => tasks.push(callee),
+                    ResourceType::Workflow if !workflows.contains(&callee) => {
+                        if let Some(sub) = doc.workflow(&callee) {
+                            visit(doc, sub, tasks, workflows);
+                        }
+                        if !workflows.contains(&callee) {
+                            workflows.push(callee);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        visit(self, &primary, &mut task_names, &mut workflow_names);
+        let task_id = |t: &TaskTemplate| t.id.as_ref().map(|i| i.name.clone()).unwrap_or_default();
+        primary.tasks = task_names
+            .iter()
+            .filter_map(|n| self.tasks.iter().find(|t| task_id(t) == *n).cloned())
+            .collect();
+        primary.subworkflows = workflow_names.iter().filter_map(|n| self.workflow(n).cloned()).collect();
+        Some(primary)
+    }
+}
+
+/// The tasks and workflows a workflow's nodes (branch cases included) call, in node order.
+fn references(w: &CompiledWorkflow) -> Vec<(ResourceType, String)> {
+    let mut out = Vec::new();
+    let nodes = w.template.as_ref().map(|t| t.nodes.as_slice()).unwrap_or_default();
+    for n in nodes {
+        let mut targets = vec![n];
+        if let Some(node::Target::Branch(b)) = &n.target {
+            targets.extend(b.cases.iter().filter_map(|c| c.then_node.as_ref()));
+            if let Some(branch_node::Otherwise::ElseNode(inner)) = &b.otherwise {
+                targets.push(inner);
+            }
+        }
+        for target in targets {
+            match &target.target {
+                Some(node::Target::Task(TaskNode { task_id: Some(id) }))
+                | Some(node::Target::Map(MapNode { task_id: Some(id), .. })) => {
+                    out.push((ResourceType::Task, id.name.clone()))
+                }
+                Some(node::Target::Workflow(WorkflowNode { workflow_id: Some(id) })) => {
+                    out.push((ResourceType::Workflow, id.name.clone()))
+                }
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 /// Parses and compiles one document.

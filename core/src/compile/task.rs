@@ -329,7 +329,8 @@ impl Compiler<'_> {
             Value::Number(n) => n
                 .as_u64()
                 .map(std::time::Duration::from_secs)
-                .ok_or_else(|| format!("timeout {n} is not a whole number of seconds")),
+                .ok_or_else(|| format!("timeout {n} is not a whole number of seconds"))
+                .and_then(quantity::check_duration),
             other => Err(format!("timeout must be a duration, found {other}")),
         };
         match parsed {

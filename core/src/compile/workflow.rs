@@ -25,7 +25,28 @@ impl Compiler<'_> {
             })
             .collect();
         match dag::analyze(&upstream) {
-            Ok(a) => a.order.iter().map(|&i| names[i].clone()).collect(),
+            Ok(a) => {
+                // How deep each workflow nests subworkflows; callees come first in `order`.
+                let mut depth = vec![1usize; names.len()];
+                for &i in &a.order {
+                    depth[i] = 1 + upstream[i].iter().map(|&callee| depth[callee]).max().unwrap_or(0);
+                    if depth[i] == MAX_WORKFLOW_NESTING + 1 {
+                        self.error(
+                            join("workflows", names[i]),
+                            format!(
+                                "subworkflows nest {} levels deep here; the limit is {MAX_WORKFLOW_NESTING}",
+                                depth[i]
+                            ),
+                            "flatten the chain: call the inner workflows' nodes directly, or split the pipeline",
+                        );
+                    }
+                }
+                // Too deep: reported once above; marked invalid so their users are not reported again.
+                for (_, name) in names.iter().enumerate().filter(|(i, _)| depth[*i] > MAX_WORKFLOW_NESTING) {
+                    self.workflows.insert((*name).clone(), None);
+                }
+                a.order.iter().filter(|&&i| depth[i] <= MAX_WORKFLOW_NESTING).map(|&i| names[i].clone()).collect()
+            }
             Err(cycle) => {
                 let chain: Vec<&str> = cycle.iter().map(|&i| names[i].as_str()).collect();
                 self.error(
@@ -141,7 +162,6 @@ impl Compiler<'_> {
                 .collect(),
         };
 
-        let (tasks, subworkflows) = self.dependencies(&nodes);
         let parameters = input_vars
             .into_iter()
             .map(|var| {
@@ -160,47 +180,11 @@ impl Compiler<'_> {
                 description: spec.description.clone().unwrap_or_default(),
             }),
             dag: Some(dag),
-            tasks,
-            subworkflows,
+            // A document holds each task and workflow once; `Compiled::closure` assembles
+            // one workflow with everything it calls, so output stays linear in the spec.
+            tasks: Vec::new(),
+            subworkflows: Vec::new(),
         })
-    }
-
-    /// The tasks and subworkflows that the nodes refer to, each once.
-    pub(super) fn dependencies(&self, nodes: &[Node]) -> (Vec<TaskTemplate>, Vec<CompiledWorkflow>) {
-        let mut task_names: Vec<&str> = Vec::new();
-        let mut workflow_names: Vec<&str> = Vec::new();
-        for n in nodes {
-            let mut targets = vec![n];
-            if let Some(node::Target::Branch(b)) = &n.target {
-                targets.extend(b.cases.iter().filter_map(|c| c.then_node.as_ref()));
-                if let Some(branch_node::Otherwise::ElseNode(inner)) = &b.otherwise {
-                    targets.push(inner);
-                }
-            }
-            for target in targets {
-                match &target.target {
-                    Some(node::Target::Task(TaskNode { task_id: Some(id) }))
-                    | Some(node::Target::Map(MapNode { task_id: Some(id), .. })) => task_names.push(&id.name),
-                    Some(node::Target::Workflow(WorkflowNode { workflow_id: Some(id) })) => {
-                        workflow_names.push(&id.name)
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let mut seen = std::collections::HashSet::new();
-        let tasks = task_names
-            .into_iter()
-            .filter(|n| seen.insert(*n))
-            .filter_map(|n| self.tasks.get(n).cloned().flatten())
-            .collect();
-        let mut seen = std::collections::HashSet::new();
-        let workflows = workflow_names
-            .into_iter()
-            .filter(|n| seen.insert(*n))
-            .filter_map(|n| self.workflows.get(n).cloned().flatten())
-            .collect();
-        (tasks, workflows)
     }
 
     pub(super) fn task_interface(&self, task: &TaskTemplate) -> NodeInterface {

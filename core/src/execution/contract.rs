@@ -30,6 +30,11 @@ pub const ENV_OUTPUT_PREFIX: &str = "UPDRAFT_OUTPUT_PREFIX";
 /// Secrets meant as files arrive in variables with this prefix (see `job_definition`).
 pub const SECRET_FILE_PREFIX: &str = "UPDRAFT_SECRET_FILE_";
 
+/// The largest value output (an int, a string, a list as JSON) a task may write:
+/// values travel in metadata records and, in the cloud, in Step Functions state
+/// (256 KiB per state), so anything larger belongs in a file output.
+pub const MAX_VALUE_OUTPUT_BYTES: u64 = 256 * 1024;
+
 /// A value as it appears in argv: strings as they are, numbers and booleans as
 /// JSON writes them, collections as compact JSON, files as their local path,
 /// absent values as the empty string.
@@ -118,11 +123,11 @@ pub fn check_csv_header(name: &str, header: &str, columns: &[Column]) -> Result<
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!(
+        Err(crate::diagnostics::visible(&format!(
             "dataframe \"{name}\" lacks declared column(s) {}; its header has: {}",
             missing.join(", "),
             present.join(", ")
-        ))
+        )))
     }
 }
 
