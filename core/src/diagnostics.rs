@@ -28,7 +28,10 @@ impl Diagnostic {
 pub fn visible(text: &str) -> String {
     let invisible = |c: char| {
         (c.is_control() && c != '\n' && c != '\t')
-            || matches!(c, '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}' | '\u{1160}' | '\u{180e}' | '\u{3164}' | '\u{feff}')
+            || matches!(
+                c,
+                '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}' | '\u{1160}' | '\u{180e}' | '\u{3164}' | '\u{feff}'
+            )
             || ('\u{200b}'..='\u{200f}').contains(&c)
             || ('\u{202a}'..='\u{202e}').contains(&c)
             || ('\u{2060}'..='\u{206f}').contains(&c)

@@ -208,7 +208,10 @@ pub fn parse(text: &str, format: Format) -> Result<SpecFile, Diagnostic> {
                 .map_err(|e| (e.path().to_string(), e.inner().to_string()))
                 .and_then(|spec| {
                     de.end().map(|()| spec).map_err(|e| {
-                        (String::new(), format!("trailing content after the JSON document ({e}); a spec is one document"))
+                        (
+                            String::new(),
+                            format!("trailing content after the JSON document ({e}); a spec is one document"),
+                        )
                     })
                 })
         }

@@ -94,8 +94,8 @@ fn copy_local_inputs(inputs: &mut BTreeMap<String, Literal>, dir: &Path) -> Resu
             let to = parent.join(from.file_name().unwrap_or(std::ffi::OsStr::new("data")));
             let local = |source| DataError::Local { path: from.clone(), source };
             std::fs::create_dir_all(&parent).map_err(local)?;
-            let found = if is_dir { copy_dir_verified(&from, &to) } else { copy_file_verified(&from, &to) }
-                .map_err(local)?;
+            let found =
+                if is_dir { copy_dir_verified(&from, &to) } else { copy_file_verified(&from, &to) }.map_err(local)?;
             let found = format!("{DIGEST_PREFIX}{found}");
             if !blob.digest.is_empty() && found != blob.digest {
                 return Err(DataError::DigestMismatch { uri: blob.uri.clone(), expected: blob.digest.clone(), found });

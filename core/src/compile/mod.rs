@@ -94,10 +94,8 @@ impl Compiled {
         }
         visit(self, &primary, &mut task_names, &mut workflow_names);
         let task_id = |t: &TaskTemplate| t.id.as_ref().map(|i| i.name.clone()).unwrap_or_default();
-        primary.tasks = task_names
-            .iter()
-            .filter_map(|n| self.tasks.iter().find(|t| task_id(t) == *n).cloned())
-            .collect();
+        primary.tasks =
+            task_names.iter().filter_map(|n| self.tasks.iter().find(|t| task_id(t) == *n).cloned()).collect();
         primary.subworkflows = workflow_names.iter().filter_map(|n| self.workflow(n).cloned()).collect();
         Some(primary)
     }
