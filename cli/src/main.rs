@@ -103,6 +103,9 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGV")]
         argv: Vec<String>,
     },
+    /// Internal: the watchdog of one local execution (see local::runner).
+    #[command(name = "__watch-runner", hide = true)]
+    WatchRunner { execution: String },
 }
 
 #[derive(Subcommand)]
@@ -166,6 +169,7 @@ fn main() -> ExitCode {
         }
         Command::Deploy(args) => commands::deploy::run(args),
         Command::Exec { argv } => commands::exec::run(argv),
+        Command::WatchRunner { execution } => local::runner::watch(&execution).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -34,7 +34,7 @@ pub fn load(path: &Path, options: &Options) -> Result<Compiled, SpecFileError> {
     let text = crate::files::read_text_limited(path, MAX_SPEC_BYTES, "specs are limited to").map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::NotFound => "check the path",
-            std::io::ErrorKind::InvalidData => "split the spec, or save it as UTF-8",
+            std::io::ErrorKind::InvalidData => "a spec is UTF-8 text of at most 64 MiB",
             _ => "give the path of a spec file (YAML, or JSON ending in .json)",
         };
         fail(format!("cannot read: {e}\n  hint: {hint}"))

@@ -7,5 +7,6 @@ mod blob_store;
 
 mod compile;
 mod exec;
+mod hostile;
 mod run;
 mod validate;

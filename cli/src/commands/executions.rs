@@ -2,6 +2,7 @@
 
 use crate::local::home::Home;
 use crate::local::progress::phase_name;
+use crate::local::runner;
 use crate::local::store::Store;
 use serde_json::json;
 use std::process::ExitCode;
@@ -14,14 +15,24 @@ pub enum OutputFormat {
     Json,
 }
 
-pub fn list(limit: usize, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
+/// The store, with executions whose runner died closed first (they would show RUNNING forever).
+fn open_store() -> Result<Store, Box<dyn std::error::Error>> {
     let store = Store::open(&Home::from_env()?.database())?;
-    let executions = store.list(limit)?;
+    runner::close_orphans(&store)?;
+    Ok(store)
+}
+
+pub fn list(limit: usize, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let listing = open_store()?.list(limit)?;
+    for warning in &listing.skipped {
+        eprintln!("warning: {warning}");
+    }
+    let executions = listing.executions;
     if output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&executions)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<22} {:<20} {:<10} {:<20} {:>9}", "EXECUTION", "WORKFLOW", "PHASE", "STARTED (UTC)", "DURATION");
+    println!("{:<24} {:<20} {:<10} {:<20} {:>9}", "EXECUTION", "WORKFLOW", "PHASE", "STARTED (UTC)", "DURATION");
     for e in &executions {
         let workflow = e.workflow_id.as_ref().map(|w| w.name.as_str()).unwrap_or_default();
         let started = e
@@ -30,7 +41,7 @@ pub fn list(limit: usize, output: OutputFormat) -> Result<ExitCode, Box<dyn std:
             .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
             .unwrap_or_default();
         println!(
-            "{:<22} {:<20} {:<10} {:<20} {:>9}",
+            "{:<24} {:<20} {:<10} {:<20} {:>9}",
             e.id.as_ref().map(|i| i.name.as_str()).unwrap_or_default(),
             workflow,
             workflow_phase(e.phase),
@@ -42,7 +53,7 @@ pub fn list(limit: usize, output: OutputFormat) -> Result<ExitCode, Box<dyn std:
 }
 
 pub fn get(name: &str, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let store = Store::open(&Home::from_env()?.database())?;
+    let store = open_store()?;
     let Some((execution, nodes)) = store.get(name)? else {
         eprintln!("error: no execution \"{name}\"\n  hint: `updraft executions list` shows the recent ones");
         return Ok(ExitCode::FAILURE);

@@ -10,6 +10,7 @@ use super::home::Home;
 use super::process::{self, Attempt, Outcome};
 use super::progress::Progress;
 use super::resources::{Capacity, ResourcePool};
+use super::runner;
 use super::s3_blobs::S3BlobStore;
 use super::store::{Store, StoreError};
 use crate::outputs::{self, BlobKind, Output};
@@ -125,6 +126,8 @@ struct Ctx {
     pool: Arc<ResourcePool>,
     backoff: Backoff,
     cancel: watch::Receiver<bool>,
+    /// Started with the first task process: kills what tasks leave behind if this process dies.
+    watchdog: std::sync::OnceLock<Option<runner::Watchdog>>,
     recorder: Mutex<Recorder>,
 }
 
@@ -203,10 +206,14 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
             Blobs::S3(store)
         }
     };
-    let store = Store::open(&home.database())?;
+    let mut store = Store::open(&home.database())?;
+    // Runs whose `updraft run` was killed are closed (ABORTED, with the reason) before this one starts.
+    for closed in runner::close_orphans(&store)? {
+        eprintln!("warning: execution {closed} was left running by a process that died; marked ABORTED");
+    }
     let workflow = request.compiled.workflow(&request.workflow).cloned().expect("the caller checked the workflow");
     let template = workflow.template.clone().unwrap_or_default();
-    let execution_id = ExecutionId {
+    let mut execution_id = ExecutionId {
         project: request.compiled.project.clone(),
         domain: request.compiled.domain.clone(),
         name: new_execution_name(),
@@ -223,7 +230,19 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
         principal: std::env::var("USER").unwrap_or_default(),
         ..Default::default()
     };
-    store.put_execution(&execution)?;
+    // Names carry 32 random bits; a collision is refused by the store and a new name drawn.
+    let runner = runner::this_process();
+    let mut tries = 0;
+    loop {
+        match store.create_execution(&execution, &runner) {
+            Err(StoreError::NameTaken(_)) if tries < 8 => {
+                tries += 1;
+                execution_id.name = new_execution_name();
+                execution.id = Some(execution_id.clone());
+            }
+            result => break result?,
+        }
+    }
     let progress = Progress::new(request.show_progress);
     progress.message(&format!(
         "execution {} of workflow {} ({}/{}); logs under {}",
@@ -254,6 +273,7 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
         pool: ResourcePool::new(request.capacity),
         backoff: request.backoff,
         cancel: cancel_rx,
+        watchdog: std::sync::OnceLock::new(),
         recorder: Mutex::new(Recorder { store, progress, nodes: Vec::new(), positions: HashMap::new(), error: None }),
     });
 
@@ -740,6 +760,13 @@ async fn run_attempt(
     ]);
     // Each attempt keeps its own logs: a retry must not overwrite why the first one failed.
     let stderr = dir.join(format!("attempt-{attempt}.stderr.log"));
+    ctx.watchdog.get_or_init(|| match runner::start_watchdog(&ctx.execution.name, ctx.home.root()) {
+        Ok(watchdog) => Some(watchdog),
+        Err(e) => {
+            ctx.progress().progress.message(&format!("warning: no watchdog for this run's tasks: {e}"));
+            None
+        }
+    });
     let timeout = task.timeout.map(|d| Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32));
     let outcome = process::run(
         Attempt {
@@ -826,7 +853,7 @@ async fn collect_outputs(
     Ok(outputs)
 }
 
-fn now() -> updraft_core::proto::Timestamp {
+pub(crate) fn now() -> updraft_core::proto::Timestamp {
     let t = chrono::Utc::now();
     updraft_core::proto::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
 }
@@ -835,10 +862,16 @@ fn to_duration(d: Duration) -> updraft_core::proto::Duration {
     updraft_core::proto::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
 }
 
-/// `20261123-141758-3fa2`: sortable, unique enough for one machine, valid as a
-/// Step Functions execution name.
+/// `20261123-141758-3fa2c01b`: sortable, with 32 random bits, valid as a Step
+/// Functions execution name. The store refuses a name that exists.
 fn new_execution_name() -> String {
     let t = chrono::Utc::now();
-    let salt = (t.timestamp_subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xffff;
-    format!("{}-{salt:04x}", t.format("%Y%m%d-%H%M%S"))
+    let mut salt = [0u8; 4];
+    // SAFETY: getrandom writes at most the buffer's length into it.
+    let filled = unsafe { libc::getrandom(salt.as_mut_ptr().cast(), salt.len(), 0) };
+    if filled != salt.len() as isize {
+        // No entropy source: time and pid still make a clash unlikely, and the store refuses one.
+        salt = (t.timestamp_subsec_nanos() ^ std::process::id().rotate_left(16)).to_le_bytes();
+    }
+    format!("{}-{}", t.format("%Y%m%d-%H%M%S"), hex::encode(salt))
 }

@@ -49,6 +49,10 @@ impl Home {
         Ok(Home { root })
     }
 
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     pub fn database(&self) -> PathBuf {
         self.root.join("updraft.db")
     }

@@ -8,5 +8,6 @@ pub mod home;
 pub mod process;
 pub mod progress;
 pub mod resources;
+pub mod runner;
 pub mod s3_blobs;
 pub mod store;

@@ -5,7 +5,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
-use updraft_core::proto::core::{Execution, NodeExecution};
+use updraft_core::proto::core::{Execution, NodeExecution, WorkflowPhase};
 
 pub struct Store {
     conn: Connection,
@@ -17,6 +17,15 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("metadata store holds a record that does not parse: {0}")]
     Corrupt(#[from] serde_json::Error),
+    /// An execution of this name exists: ids are never reused, and never merged.
+    #[error("metadata store: an execution named {0} exists already")]
+    NameTaken(String),
+}
+
+/// What `list` read: the executions, and a warning for each record skipped.
+pub struct Listing {
+    pub executions: Vec<Execution>,
+    pub skipped: Vec<String>,
 }
 
 const SCHEMA: &str = "
@@ -26,6 +35,12 @@ CREATE TABLE IF NOT EXISTS executions (
     record      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS executions_by_time ON executions (created_at);
+-- Executions whose runner has not finished them: which process runs each
+-- (boot id:pid:start time), so that one killed mid-run is found and closed.
+CREATE TABLE IF NOT EXISTS runners (
+    execution   TEXT PRIMARY KEY,
+    runner      TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS node_executions (
     execution   TEXT NOT NULL,
     node_id     TEXT NOT NULL,
@@ -46,15 +61,70 @@ impl Store {
         Ok(Store { conn })
     }
 
-    pub fn put_execution(&self, execution: &Execution) -> Result<(), StoreError> {
+    /// Records a new execution and the process that runs it, or fails with
+    /// `NameTaken`: an existing execution is never overwritten by another.
+    pub fn create_execution(&mut self, execution: &Execution, runner: &str) -> Result<(), StoreError> {
         let id = execution.id.clone().unwrap_or_default();
         let created = execution.created_at.map(|t| (t.seconds, t.nanos)).unwrap_or_default();
-        self.conn.execute(
-            "INSERT INTO executions (name, created_at, record) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name) DO UPDATE SET record = excluded.record",
+        let transaction = self.conn.transaction()?;
+        let inserted = transaction.execute(
+            "INSERT INTO executions (name, created_at, record) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
             params![id.name, format!("{:020}.{:09}", created.0, created.1), serde_json::to_string(execution)?],
         )?;
+        if inserted == 0 {
+            return Err(StoreError::NameTaken(id.name));
+        }
+        transaction
+            .execute("INSERT OR REPLACE INTO runners (execution, runner) VALUES (?1, ?2)", params![id.name, runner])?;
+        transaction.commit()?;
         Ok(())
+    }
+
+    /// Updates an execution's record; a finished one leaves the runners table.
+    pub fn put_execution(&self, execution: &Execution) -> Result<(), StoreError> {
+        let id = execution.id.clone().unwrap_or_default();
+        self.conn.execute(
+            "UPDATE executions SET record = ?2 WHERE name = ?1",
+            params![id.name, serde_json::to_string(execution)?],
+        )?;
+        if execution.phase != WorkflowPhase::WorkflowRunning as i32 {
+            self.conn.execute("DELETE FROM runners WHERE execution = ?1", [&id.name])?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the node records of an execution that `change` alters (returns true for).
+    pub fn update_nodes(
+        &self,
+        execution: &str,
+        mut change: impl FnMut(&mut NodeExecution) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut statement = self.conn.prepare("SELECT node_id, record FROM node_executions WHERE execution = ?1")?;
+        let rows: Vec<(String, String)> =
+            statement.query_map([execution], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<Result<_, _>>()?;
+        for (node_id, record) in rows {
+            let Ok(mut node) = serde_json::from_str::<NodeExecution>(&record) else { continue };
+            if change(&mut node) {
+                self.conn.execute(
+                    "UPDATE node_executions SET record = ?3 WHERE execution = ?1 AND node_id = ?2",
+                    params![execution, node_id, serde_json::to_string(&node)?],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the runner of an execution whose record is gone.
+    pub fn forget_runner(&self, execution: &str) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM runners WHERE execution = ?1", [execution])?;
+        Ok(())
+    }
+
+    /// Executions still marked running, with the process that runs each.
+    pub fn running(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut statement = self.conn.prepare("SELECT execution, runner FROM runners")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn put_node(&self, node: &NodeExecution, position: usize) -> Result<(), StoreError> {
@@ -68,11 +138,22 @@ impl Store {
         Ok(())
     }
 
-    /// The newest executions first.
-    pub fn list(&self, limit: usize) -> Result<Vec<Execution>, StoreError> {
-        let mut statement = self.conn.prepare("SELECT record FROM executions ORDER BY created_at DESC LIMIT ?1")?;
-        let records = statement.query_map([limit as i64], |row| row.get::<_, String>(0))?;
-        records.map(|r| Ok(serde_json::from_str(&r?)?)).collect()
+    /// The newest executions first. A record that does not parse is skipped
+    /// with a warning naming it, so one bad row cannot hide all the others.
+    pub fn list(&self, limit: usize) -> Result<Listing, StoreError> {
+        let mut statement =
+            self.conn.prepare("SELECT name, record FROM executions ORDER BY created_at DESC LIMIT ?1")?;
+        let rows =
+            statement.query_map([limit as i64], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+        let mut listing = Listing { executions: Vec::new(), skipped: Vec::new() };
+        for row in rows {
+            let (name, record) = row?;
+            match serde_json::from_str(&record) {
+                Ok(execution) => listing.executions.push(execution),
+                Err(e) => listing.skipped.push(format!("execution {name}: its record does not parse ({e}); skipped")),
+            }
+        }
+        Ok(listing)
     }
 
     pub fn get(&self, name: &str) -> Result<Option<(Execution, Vec<NodeExecution>)>, StoreError> {
@@ -88,5 +169,39 @@ impl Store {
             .map(|r| Ok(serde_json::from_str(&r?)?))
             .collect::<Result<Vec<NodeExecution>, StoreError>>()?;
         Ok(Some((serde_json::from_str(&record)?, nodes)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use updraft_core::proto::core::ExecutionId;
+
+    fn execution(name: &str, principal: &str) -> Execution {
+        Execution {
+            id: Some(ExecutionId { name: name.into(), ..Default::default() }),
+            phase: WorkflowPhase::WorkflowRunning as i32,
+            principal: principal.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_execution_name_is_never_reused_or_merged() {
+        let dir = std::env::temp_dir().join(format!("updraft-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut store = Store::open(&dir.join("updraft.db")).unwrap();
+        store.create_execution(&execution("20261127-000000-00000000", "first"), "boot:1:1").unwrap();
+        let clash = store.create_execution(&execution("20261127-000000-00000000", "second"), "boot:2:2");
+        assert!(matches!(clash, Err(StoreError::NameTaken(_))), "{clash:?}");
+        let (kept, _) = store.get("20261127-000000-00000000").unwrap().unwrap();
+        assert_eq!(kept.principal, "first", "the first run's record is untouched");
+        assert_eq!(store.running().unwrap(), [("20261127-000000-00000000".to_string(), "boot:1:1".to_string())]);
+
+        let mut finished = kept.clone();
+        finished.phase = WorkflowPhase::WorkflowSucceeded as i32;
+        store.put_execution(&finished).unwrap();
+        assert!(store.running().unwrap().is_empty(), "a finished execution has no runner");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -98,8 +98,15 @@ impl Compiler<'_> {
             (Some(cron), None) => match sched::cron_schedule(cron, spec.timezone.as_deref()) {
                 Ok(c) => schedule::Kind::Cron(c),
                 Err(e) => {
-                    let field = if e.contains("time zone") { "timezone" } else { "cron" };
-                    self.error(join(path, field), e, "cron fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * *\"; or an alias such as @daily");
+                    let (field, hint) = if e.contains("time zone") {
+                        ("timezone", "time zones are IANA names (tzdata), as EventBridge Scheduler takes them")
+                    } else {
+                        (
+                            "cron",
+                            "cron fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * *\"; or an alias such as @daily",
+                        )
+                    };
+                    self.error(join(path, field), e, hint);
                     return None;
                 }
             },

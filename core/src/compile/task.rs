@@ -21,7 +21,14 @@ impl Compiler<'_> {
 
         let (inputs, input_defaults) = self.variables(&join(&path, "inputs"), &spec.inputs, true);
         let (outputs, _) = self.variables(&join(&path, "outputs"), &spec.outputs, false);
-        self.check_placeholders(&join(&path, "command"), &spec.command, &inputs, &outputs);
+        // Names as declared, valid types or not: a bad type is reported once, at the type.
+        let declared = |vars: &IndexMap<String, Value>| vars.keys().cloned().collect::<Vec<_>>();
+        self.check_placeholders(
+            &join(&path, "command"),
+            &spec.command,
+            &declared(&spec.inputs),
+            &declared(&spec.outputs),
+        );
 
         for key in spec.env.keys() {
             let env_path = join(&join(&path, "env"), key);
@@ -141,13 +148,7 @@ impl Compiler<'_> {
         (vars, defaults)
     }
 
-    pub(super) fn check_placeholders(
-        &mut self,
-        path: &str,
-        command: &[String],
-        inputs: &[Variable],
-        outputs: &[Variable],
-    ) {
+    pub(super) fn check_placeholders(&mut self, path: &str, command: &[String], inputs: &[String], outputs: &[String]) {
         for (i, arg) in command.iter().enumerate() {
             let mut rest = arg.as_str();
             while let Some(start) = rest.find("{{") {
@@ -162,13 +163,13 @@ impl Compiler<'_> {
                 };
                 let placeholder = after[..end].trim();
                 let known = match placeholder.split_once('.') {
-                    Some(("inputs", n)) => inputs.iter().any(|v| v.name == n),
-                    Some(("outputs", n)) => outputs.iter().any(|v| v.name == n),
+                    Some(("inputs", n)) => inputs.iter().any(|v| v == n),
+                    Some(("outputs", n)) => outputs.iter().any(|v| v == n),
                     _ => placeholder == CODE_DIR_PLACEHOLDER,
                 };
                 if !known {
-                    let names = |vars: &[Variable], prefix: &str| {
-                        vars.iter().map(|v| format!("{{{{{prefix}.{}}}}}", v.name)).collect::<Vec<_>>()
+                    let names = |vars: &[String], prefix: &str| {
+                        vars.iter().map(|v| format!("{{{{{prefix}.{v}}}}}")).collect::<Vec<_>>()
                     };
                     let mut available = vec![format!("{{{{{CODE_DIR_PLACEHOLDER}}}}}")];
                     available.extend(names(inputs, "inputs"));

@@ -48,10 +48,11 @@ impl Compiler<'_> {
                 a.order.iter().filter(|&&i| depth[i] <= MAX_WORKFLOW_NESTING).map(|&i| names[i].clone()).collect()
             }
             Err(cycle) => {
-                let chain: Vec<&str> = cycle.iter().map(|&i| names[i].as_str()).collect();
+                // The DAG runs callee before caller; people read a cycle of calls caller first.
+                let chain: Vec<&str> = cycle.iter().rev().map(|&i| names[i].as_str()).collect();
                 self.error(
                     join("workflows", chain[0]),
-                    format!("workflows call each other in a cycle: {}", chain.join(" → ")),
+                    format!("workflows call each other in a cycle: {} (each calls the next)", chain.join(" → ")),
                     "a workflow cannot contain itself; break the cycle",
                 );
                 Vec::new()

@@ -1,0 +1,377 @@
+//! Hostile input and faults, one test (or more) per class: specs and values built
+//! to hurt, tasks that misbehave, a runner that is killed. Each must end in a
+//! clear error or a correct result, never a hang, an abort or corrupt data.
+
+use crate::support::{Sandbox, text, updraft};
+use serde_json::Value;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs a command that must finish by itself within `limit`: a hang fails the test.
+fn within(mut command: Command, limit: Duration) -> Output {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running after {limit:?}: it blocked");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("JSON on stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr)))
+}
+
+fn node<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    doc["nodes"].as_array().unwrap().iter().find(|n| n["id"]["nodeId"] == id).unwrap()
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+// ---------------------------------------------------------------- cache and store integrity
+
+/// `make` writes a file; `vandal` appends to the copy it gets; `read` must still
+/// see the original, in this run and from the cache in the next.
+const VANDAL: &str = r#"tasks:
+  make:
+    image: x
+    command: [sh, -c, 'printf original > "$0"', "{{outputs.data}}"]
+    outputs: {data: file}
+    cache: {version: "1"}
+  vandal:
+    image: x
+    command: [sh, -c, 'chmod u+w "$0"; printf -- "-changed" >> "$0"; echo 1 > "$1"', "{{inputs.data}}", "{{outputs.n}}"]
+    inputs: {data: file}
+    outputs: {n: int}
+  read:
+    image: x
+    command: [sh, -c, 'printf "\"%s\"" "$(cat "$0")" > "$1"', "{{inputs.data}}", "{{outputs.text}}"]
+    inputs: {data: file, after: int}
+    outputs: {text: string}
+workflows:
+  w:
+    outputs: {text: $read.text}
+    nodes:
+      make: {task: make}
+      vandal: {task: vandal, inputs: {data: $make.data}}
+      read: {task: read, inputs: {data: $make.data, after: $vandal.n}}
+"#;
+
+#[test]
+fn a_task_cannot_change_its_inputs_in_the_store() {
+    let sandbox = Sandbox::new("hostile-vandal", VANDAL);
+    for run in ["first", "cached"] {
+        let out = sandbox.updraft(&["run", "spec.yaml", "--output", "json"]);
+        assert!(out.status.success(), "{run}: {}", text(&out.stderr));
+        let doc = json(&out);
+        assert_eq!(doc["outputs"]["text"], "original", "{run} run: the store kept its data");
+        let stored = doc["nodes"].as_array().unwrap().iter().find(|n| n["id"]["nodeId"] == "make").unwrap();
+        let path = stored["outputs"]["values"]["data"]["file"]["uri"].as_str().unwrap();
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "original");
+    }
+}
+
+#[test]
+fn a_stored_blob_changed_on_disk_is_a_miss_and_recomputed() {
+    let sandbox = Sandbox::new("hostile-tamper", VANDAL);
+    let first = json(&sandbox.updraft(&["run", "spec.yaml", "--output", "json"]));
+    let path = node(&first, "make")["outputs"]["values"]["data"]["file"]["uri"].as_str().unwrap().to_string();
+    // Someone (root, or after a chmod) rewrites the stored blob in place.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&path, "tampered").unwrap();
+
+    let out = sandbox.updraft(&["run", "spec.yaml", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let second = json(&out);
+    assert_eq!(node(&second, "make")["phase"], "SUCCEEDED", "a blob that lost its digest is not a hit");
+    assert_eq!(second["outputs"]["text"], "original");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "original", "the store holds the right content again");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o222, 0, "stored blobs are read-only: {mode:o}");
+}
+
+// ---------------------------------------------------------------- arithmetic, recursion, growth
+
+#[test]
+fn huge_numbers_nesting_and_chains_end_in_errors_not_aborts() {
+    let sandbox = Sandbox::new("hostile-specs", "");
+    let task = "tasks:\n  t: {image: x, command: [t]";
+    let nested_type = format!("{task}, inputs: {{x: \"{}int{}\"}}}}\n", "list<".repeat(5000), ">".repeat(5000));
+    let condition = vec!["$inputs.n > 1"; 2000].join(" and ");
+    let branch = format!(
+        "{task}}}\nworkflows:\n  w:\n    inputs: {{n: int}}\n    nodes:\n      b:\n        branch:\n          cases:\n            - {{if: \"{condition}\", then: {{task: t}}}}\n          else: {{task: t}}\n"
+    );
+    let mut chain = format!("{task}}}\nworkflows:\n  w0:\n    nodes:\n      a: {{task: t}}\n");
+    for k in 1..2000 {
+        chain.push_str(&format!("  w{k}:\n    nodes:\n      a: {{workflow: w{}}}\n", k - 1));
+    }
+    for (name, spec, expected) in [
+        ("timeout", format!("{task}, timeout: 999999999999999d}}\n"), "too large: the maximum is 365d"),
+        ("overflow", format!("{task}, timeout: 18446744073709551615s1s}}\n"), "too large: the maximum is 365d"),
+        ("type", nested_type, "more than 32 levels deep"),
+        ("condition", branch, "2000 comparisons; the limit is 100"),
+        ("chain", chain, "the limit is 32"),
+    ] {
+        let path = sandbox.dir.join(format!("{name}.yaml"));
+        std::fs::write(&path, spec).unwrap();
+        for command in ["validate", "compile"] {
+            let out = within(sandbox.command(&[command, path.to_str().unwrap()]), Duration::from_secs(30));
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{command} {name}: {stderr}");
+            assert!(stderr.contains(expected) && stderr.contains("hint: "), "{command} {name}: {stderr}");
+        }
+    }
+    let out = sandbox.updraft(&["run", "timeout.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "run refuses it before anything starts");
+}
+
+#[test]
+fn out_of_range_inputs_name_the_range() {
+    let sandbox = Sandbox::with_example("hostile-int", "hello/hello.yaml");
+    let spec = "tasks:\n  t: {image: x, command: [t, \"{{inputs.n}}\", \"{{inputs.d}}\"], inputs: {n: int, d: duration}}\nworkflows:\n  w:\n    inputs: {n: int, d: duration}\n    nodes:\n      t: {task: t, inputs: {n: $inputs.n, d: $inputs.d}}\n";
+    std::fs::write(sandbox.dir.join("typed.yaml"), spec).unwrap();
+    for (args, expected) in [
+        (["-i", "n=9223372036854775808", "-i", "d=1s"], "int 9223372036854775808 is too large"),
+        (["-i", "n=1", "-i", "d=99999999999999999d"], "too large: the maximum is 365d"),
+    ] {
+        let mut argv = vec!["run", "typed.yaml"];
+        argv.extend(args);
+        let out = sandbox.updraft(&argv);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(text(&out.stderr).contains(expected), "{}", text(&out.stderr));
+    }
+}
+
+// ---------------------------------------------------------------- special files
+
+#[test]
+fn pipes_and_devices_never_block_a_run() {
+    let spec = r#"tasks:
+  pipe:
+    image: x
+    command: [mkfifo, "{{outputs.data}}"]
+    outputs: {data: file}
+  read:
+    image: x
+    command: [cat, "{{inputs.data}}"]
+    inputs: {data: file}
+  list:
+    image: x
+    command: [ls, "{{inputs.tree}}"]
+    inputs: {tree: directory}
+workflows:
+  leaves_a_pipe:
+    nodes:
+      p: {task: pipe}
+  takes_a_file:
+    inputs: {data: file}
+    nodes:
+      r: {task: read, inputs: {data: $inputs.data}}
+  takes_a_tree:
+    inputs: {tree: directory}
+    nodes:
+      l: {task: list, inputs: {tree: $inputs.tree}}
+"#;
+    let sandbox = Sandbox::new("hostile-fifo", spec);
+    let out = within(sandbox.command(&["run", "spec.yaml", "leaves_a_pipe"]), Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is a named pipe, not a regular file"), "{}", text(&out.stderr));
+
+    mkfifo(&sandbox.dir.join("input.pipe"));
+    let out = within(
+        sandbox.command(&["run", "spec.yaml", "takes_a_file", "-i", "data=input.pipe"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2), "refused before anything starts");
+    assert!(text(&out.stderr).contains("named pipe"), "{}", text(&out.stderr));
+
+    std::fs::create_dir(sandbox.dir.join("tree")).unwrap();
+    mkfifo(&sandbox.dir.join("tree/inner.pipe"));
+    let out =
+        within(sandbox.command(&["run", "spec.yaml", "takes_a_tree", "-i", "tree=tree"]), Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2), "a pipe inside a directory input is refused too");
+    assert!(text(&out.stderr).contains("inner.pipe is a named pipe"), "{}", text(&out.stderr));
+
+    let out = within(sandbox.command(&["validate", "/dev/zero"]), Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/dev/zero is a device"), "{}", text(&out.stderr));
+    let out = within(sandbox.command(&["validate", "input.pipe"]), Duration::from_secs(10));
+    assert!(text(&out.stderr).contains("is a named pipe"), "{}", text(&out.stderr));
+}
+
+// ---------------------------------------------------------------- inputs and specs accepted that should not be
+
+#[test]
+fn wrong_kinds_of_input_are_refused() {
+    let spec = "tasks:\n  t: {image: x, command: [cat, \"{{inputs.f}}\"], inputs: {f: file}}\nworkflows:\n  w:\n    inputs: {f: file, n: int?}\n    nodes:\n      t: {task: t, inputs: {f: $inputs.f}}\n";
+    let sandbox = Sandbox::new("hostile-inputs", spec);
+    for (args, expected) in [
+        (vec!["-i", "f=."], "is a directory, but the input is a file"),
+        (vec!["-i", "f=spec.yaml", "-i", "n=1", "-i", "n=2"], "--input n is given twice"),
+    ] {
+        let mut argv = vec!["run", "spec.yaml"];
+        argv.extend(args);
+        let out = sandbox.updraft(&argv);
+        assert_eq!(out.status.code(), Some(2), "{argv:?}");
+        assert!(text(&out.stderr).contains(expected), "{argv:?}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn a_huge_value_output_is_refused_with_the_limit() {
+    let spec = r#"tasks:
+  big:
+    image: x
+    command: [sh, -c, 'printf "\"" > "$0"; head -c 3000000 /dev/zero | tr "\0" a >> "$0"; printf "\"" >> "$0"', "{{outputs.s}}"]
+    outputs: {s: string}
+workflows:
+  w:
+    nodes:
+      big: {task: big}
+"#;
+    let sandbox = Sandbox::new("hostile-value", spec);
+    let out = sandbox.updraft(&["run", "spec.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("value outputs are limited to 262144 bytes") && stderr.contains("file output"), "{stderr}");
+}
+
+// ---------------------------------------------------------------- crash consistency
+
+#[test]
+fn killing_the_runner_kills_its_tasks_and_the_run_shows_aborted() {
+    let spec = r#"tasks:
+  slow:
+    image: x
+    command: [sh, -c, 'sleep 300 & sleep 300; echo 1 > "$0"', "{{outputs.n}}"]
+    outputs: {n: int}
+workflows:
+  w:
+    nodes:
+      a: {task: slow}
+"#;
+    let sandbox = Sandbox::new("hostile-sigkill", spec);
+    let mut runner =
+        sandbox.command(&["run", "spec.yaml"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let marker = sandbox.dir.join("home").display().to_string();
+    let task_processes = || {
+        // Task processes carry the execution's id and run under the sandbox's home.
+        let out = Command::new("ps").args(["-eo", "pid,args"]).output().unwrap();
+        text(&out.stdout).lines().filter(|l| l.contains("sleep 300") || l.contains(&marker)).count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_dir(sandbox.dir.join("home/runs")).is_ok_and(|mut d| d.next().is_some())
+        || Command::new("pgrep").args(["-f", "sleep 300"]).output().unwrap().stdout.is_empty()
+    {
+        assert!(Instant::now() < deadline, "the task never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+
+    let list = within(sandbox.command(&["executions", "list"]), Duration::from_secs(10));
+    let listing = text(&list.stdout);
+    assert!(listing.contains("ABORTED"), "{listing}");
+    let name = listing.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let get = sandbox.updraft(&["executions", "get", &name, "--output", "json"]);
+    let doc = json(&get);
+    assert_eq!(doc["execution"]["phase"], "WORKFLOW_ABORTED");
+    assert_eq!(doc["execution"]["error"]["code"], "RunnerDied");
+    assert_eq!(node(&doc, "a")["phase"], "ABORTED");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while task_processes() > 0 {
+        assert!(Instant::now() < deadline, "task processes outlived their runner");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn one_unreadable_record_does_not_hide_the_others() {
+    let sandbox = Sandbox::with_example("hostile-record", "hello/hello.yaml");
+    for name in ["Ada", "Grace"] {
+        assert!(sandbox.updraft(&["run", "spec.yaml", "-i", &format!("name={name}")]).status.success());
+    }
+    let db = rusqlite::Connection::open(sandbox.dir.join("home/updraft.db")).unwrap();
+    let damaged = db
+        .execute("UPDATE executions SET record = '{not json' WHERE rowid = (SELECT min(rowid) FROM executions)", [])
+        .unwrap();
+    assert_eq!(damaged, 1);
+    let out = sandbox.updraft(&["executions", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().filter(|l| l.contains("SUCCEEDED")).count(), 1, "the good one is listed");
+    assert!(text(&out.stderr).contains("does not parse") && text(&out.stderr).contains("skipped"));
+}
+
+// ---------------------------------------------------------------- messages
+
+#[test]
+fn messages_show_invisible_characters_and_keep_every_attempt_log() {
+    let spec = r#"tasks:
+  frame:
+    image: x
+    command: [sh, -c, 'printf "\357\273\277a,b\n1,2\n" > "$0"', "{{outputs.df}}"]
+    outputs: {df: {dataframe: {format: csv, columns: {a: int, b: int}}}}
+  flaky:
+    image: x
+    command: [sh, -c, 'echo "attempt $UPDRAFT_ATTEMPT failed" >&2; exit 3']
+    retries: 1
+workflows:
+  bom:
+    nodes:
+      f: {task: frame}
+  retried:
+    nodes:
+      f: {task: flaky}
+"#;
+    let sandbox = Sandbox::new("hostile-messages", spec);
+    let out = sandbox.updraft(&["run", "spec.yaml", "bom"]);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("\\u{feff}a"), "a byte-order mark is shown, not hidden: {stderr}");
+
+    let out = sandbox.updraft(&["run", "spec.yaml", "retried", "--output", "json"]);
+    let doc = json(&out);
+    let log = node(&doc, "f")["error"]["logUri"].as_str().unwrap().to_string();
+    let dir = std::path::Path::new(&log).parent().unwrap();
+    for attempt in [1, 2] {
+        let kept = std::fs::read_to_string(dir.join(format!("attempt-{attempt}.stderr.log"))).unwrap();
+        assert_eq!(kept.trim(), format!("attempt {attempt} failed"));
+    }
+
+    std::fs::write(sandbox.dir.join("zw.yaml"), "tasks:\n  \"fit\u{200b}\": {image: x, command: [t]}\n").unwrap();
+    let out = sandbox.updraft(&["validate", "zw.yaml"]);
+    assert!(text(&out.stderr).contains("fit\\u{200b}"), "{}", text(&out.stderr));
+
+    std::fs::write(sandbox.dir.join("latin1.yaml"), b"tasks:\n  t: {image: caf\xe9, command: [t]}\n").unwrap();
+    let out = sandbox.updraft(&["validate", "latin1.yaml"]);
+    assert!(text(&out.stderr).contains("invalid byte at offset 23"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn an_unusable_updraft_home_is_named() {
+    let sandbox = Sandbox::with_example("hostile-home", "hello/hello.yaml");
+    let file = sandbox.dir.join("not-a-directory");
+    std::fs::write(&file, "").unwrap();
+    let out = sandbox.command(&["run", "spec.yaml"]).env("UPDRAFT_HOME", &file).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&file.display().to_string()) && stderr.contains("UPDRAFT_HOME"), "{stderr}");
+}
+
+#[test]
+fn a_cycle_of_calls_reads_in_call_order() {
+    let spec = "tasks:\n  t: {image: x, command: [t]}\nworkflows:\n  w3:\n    nodes:\n      n: {workflow: w1}\n  w1:\n    nodes:\n      n: {workflow: w2}\n  w2:\n    nodes:\n      n: {workflow: w3}\n";
+    let sandbox = Sandbox::new("hostile-cycle", spec);
+    let out = updraft(&["validate", sandbox.dir.join("spec.yaml").to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("w3 → w1 → w2 → w3"), "{stderr}");
+    assert_eq!(stderr.matches("call each other").count(), 1, "reported once: {stderr}");
+}
