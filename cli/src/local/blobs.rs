@@ -45,7 +45,11 @@ impl Blobs {
             crate::data::collect_blobs(&mut value, &mut found);
             for (blob, is_dir) in found {
                 let readable = match (self, blob.uri.starts_with("s3://")) {
-                    (_, false) => has_digest(Path::new(&blob.uri), is_dir, &blob.digest),
+                    (_, false) => {
+                        // Hashing runs off the runtime's thread, so Ctrl-C is heard meanwhile.
+                        let (path, digest) = (PathBuf::from(&blob.uri), blob.digest.clone());
+                        tokio::task::spawn_blocking(move || has_digest(&path, is_dir, &digest)).await.unwrap_or(false)
+                    }
                     (Blobs::S3(s3), true) => s3.holds(&blob.uri, is_dir).await.unwrap_or(false),
                     (Blobs::Disk(_), true) => false,
                 };
@@ -73,8 +77,11 @@ impl Blobs {
         if let Blobs::S3(s3) = self {
             crate::data::download_inputs(s3.client(), &mut local, dir).await?;
         }
-        copy_local_inputs(&mut local, dir)?;
-        Ok(local)
+        // Copying and hashing run off the runtime's thread, so Ctrl-C is heard meanwhile.
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || copy_local_inputs(&mut local, &dir).map(|()| local))
+            .await
+            .map_err(|e| DataError::Local { path: PathBuf::new(), source: io::Error::other(e) })?
     }
 }
 
