@@ -11,13 +11,14 @@
 use crate::local::process::{self, Attempt, Outcome};
 use crate::outputs::{self, BlobKind, Output};
 use aws_sdk_s3::Client;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use updraft_core::cache_key;
 use updraft_core::execution::contract::{self, *};
+use updraft_core::execution::failure::{self, FailureCode};
+use updraft_core::execution::node::fill_optional_inputs;
 use updraft_core::literal;
 use updraft_core::proto::core::{Blob, Literal, LiteralMap, TypedInterface};
 use updraft_functions::s3::{self, DataError, S3Uri};
@@ -26,12 +27,8 @@ use updraft_functions::s3::{self, DataError, S3Uri};
 /// outputs document refers to it, so state payloads (256 KiB in Step Functions) stay small.
 pub const VALUE_INLINE_LIMIT: usize = 64 * 1024;
 
-/// Exit codes of exec's own failures; any other non-zero code is the task's.
+/// The exit code of a job description that cannot be used (core's failure table).
 pub const EXIT_BAD_JOB: u8 = 64;
-pub const EXIT_BAD_OUTPUTS: u8 = 65;
-pub const EXIT_DATA: u8 = 74;
-/// As a shell reports a SIGTERM'd process.
-pub const EXIT_TERMINATED: u8 = 143;
 
 /// What the environment says this job is.
 #[derive(Debug)]
@@ -134,25 +131,34 @@ impl std::fmt::Display for Failure {
 }
 
 impl Failure {
+    /// The code in the shared failure table (`core::execution::failure`).
+    pub fn code(&self) -> FailureCode {
+        match self {
+            Failure::BadJob(_) => FailureCode::BadJob,
+            Failure::Data(e) if e.is_retryable() => FailureCode::DataUnavailable,
+            Failure::Data(_) => FailureCode::DataError,
+            Failure::Task { code, .. } => failure::from_exit_code(*code),
+            Failure::BadOutputs(_) => FailureCode::BadOutputs,
+            Failure::Terminated => FailureCode::Terminated,
+        }
+    }
+
+    /// exec's own failures end with the table's exit code; a task's failure with the task's.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Failure::BadJob(_) => EXIT_BAD_JOB,
-            Failure::Data(_) => EXIT_DATA,
             Failure::Task { code, .. } => *code,
-            Failure::BadOutputs(_) => EXIT_BAD_OUTPUTS,
-            Failure::Terminated => EXIT_TERMINATED,
+            other => other.code().exit_code().expect("exec's own failures have exit codes in the table"),
         }
     }
 
     /// The error document's code, message and whether another attempt could help.
-    fn describe(&self) -> (&'static str, String, bool) {
-        match self {
-            Failure::BadJob(m) => ("BadJob", m.clone(), false),
-            Failure::Data(e) => ("DataError", e.to_string(), e.is_retryable()),
-            Failure::Task { message, .. } => ("TaskFailed", message.clone(), true),
-            Failure::BadOutputs(m) => ("BadOutputs", m.clone(), false),
-            Failure::Terminated => ("Terminated", "stopped by SIGTERM".into(), true),
-        }
+    fn describe(&self) -> (FailureCode, String, bool) {
+        let message = match self {
+            Failure::BadJob(m) | Failure::BadOutputs(m) | Failure::Task { message: m, .. } => m.clone(),
+            Failure::Data(e) => e.to_string(),
+            Failure::Terminated => "stopped by SIGTERM".into(),
+        };
+        (self.code(), message, self.code().retryable())
     }
 }
 
@@ -173,14 +179,9 @@ pub async fn run(s3: &Client, job: &Job, argv: &[String], terminate: watch::Rece
         && !matches!(failure, Failure::Terminated)
     {
         let (code, message, retryable) = failure.describe();
-        let document = json!({"code": code, "message": message, "retryable": retryable, "attempt": job.attempt});
-        let _ = s3::put_bytes(
-            s3,
-            &job.output_prefix.join("error.json"),
-            document.to_string().into_bytes(),
-            "application/json",
-        )
-        .await;
+        let document = ErrorDocument { code: code.as_str().into(), message, retryable, attempt: job.attempt };
+        let bytes = serde_json::to_vec(&document).expect("documents serialize");
+        let _ = s3::put_bytes(s3, &job.output_prefix.join("error.json"), bytes, "application/json").await;
     }
     result
 }
@@ -254,8 +255,11 @@ async fn run_job(
     match outcome {
         Outcome::Exited(0) => {}
         Outcome::Exited(code) => {
+            // exec's own exit codes are reserved: Batch must not read a task's 65 as "bad outputs".
+            let exit = code.clamp(1, 255) as u8;
+            let reserved = failure::EXIT_CODES.iter().any(|(_, e)| *e == exit);
             return Err(Failure::Task {
-                code: code.clamp(1, 255) as u8,
+                code: if reserved { 1 } else { exit },
                 message: format!("the task exited with code {code}"),
             });
         }
@@ -288,7 +292,8 @@ async fn run_job(
         _ = process::cancelled(&mut terminate) => return Err(Failure::Terminated),
     };
     // Last: its presence means every output above is in place.
-    s3::put_bytes(s3, &job.output_prefix.join("outputs.json"), document.to_string().into_bytes(), "application/json")
+    let bytes = serde_json::to_vec(&document).expect("documents serialize");
+    s3::put_bytes(s3, &job.output_prefix.join("outputs.json"), bytes, "application/json")
         .await
         .map_err(Failure::Data)?;
     report.outputs = started.elapsed();
@@ -304,19 +309,15 @@ async fn fetch_inputs(s3: &Client, job: &Job, dir: &Path) -> Result<BTreeMap<Str
     let map: LiteralMap = serde_json::from_slice(&bytes)
         .map_err(|e| Failure::BadJob(format!("{uri}: not a map of input values as proto JSON: {e}")))?;
     let mut inputs: BTreeMap<String, Literal> = map.values.into_iter().collect();
-    let mut problems = Vec::new();
+    let mut problems: Vec<String> = fill_optional_inputs(&job.interface, &mut inputs)
+        .into_iter()
+        .map(|name| format!("input \"{name}\" is missing from {uri}"))
+        .collect();
     for var in &job.interface.inputs {
-        let t = var.r#type.clone().unwrap_or_default();
-        match inputs.get(&var.name) {
-            Some(value) => {
-                if let Err(e) = literal::check_type(value, &t) {
-                    problems.push(format!("input \"{}\": {e}", var.name));
-                }
-            }
-            None if updraft_core::types::is_optional(&t) => {
-                inputs.insert(var.name.clone(), literal::none());
-            }
-            None => problems.push(format!("input \"{}\" is missing from {uri}", var.name)),
+        if let Some(value) = inputs.get(&var.name)
+            && let Err(e) = literal::check_type(value, &var.r#type.clone().unwrap_or_default())
+        {
+            problems.push(format!("input \"{}\": {e}", var.name));
         }
     }
     if !problems.is_empty() {
@@ -347,23 +348,22 @@ async fn publish(
     dir: &Path,
     checked: Vec<(String, Output)>,
     report: &mut Report,
-) -> Result<Value, Failure> {
-    let mut entries = serde_json::Map::new();
+) -> Result<OutputsDocument, Failure> {
+    let mut entries = BTreeMap::new();
     for (name, output) in checked {
         let entry = match output {
             Output::Absent | Output::Value(_) => {
                 let value = if let Output::Value(v) = output { v } else { literal::none() };
                 let text = serde_json::to_string(&value).expect("literals serialize");
-                let digest = format!("sha256:{}", hex::encode(cache_key::literal_digest(&value)));
-                report.output_bytes += text.len() as u64;
+                let digest = digest_string(&hex::encode(cache_key::literal_digest(&value)));
+                let size_bytes = text.len() as u64;
+                report.output_bytes += size_bytes;
                 if text.len() > VALUE_INLINE_LIMIT {
                     let to = job.output_prefix.join(&format!("values/{name}.json"));
-                    s3::put_bytes(s3, &to, text.clone().into_bytes(), "application/json")
-                        .await
-                        .map_err(Failure::Data)?;
-                    json!({"uri": to.to_string(), "digest": digest, "size_bytes": text.len()})
+                    s3::put_bytes(s3, &to, text.into_bytes(), "application/json").await.map_err(Failure::Data)?;
+                    OutputEntry { value: None, uri: Some(to.to_string()), digest, size_bytes }
                 } else {
-                    json!({"value": serde_json::from_str::<Value>(&text).expect("just written"), "digest": digest, "size_bytes": text.len()})
+                    OutputEntry { value: Some(value), uri: None, digest, size_bytes }
                 }
             }
             Output::Blob { kind, format } => {
@@ -377,17 +377,17 @@ async fn publish(
                 .map_err(Failure::Data)?;
                 report.output_bytes += size;
                 let value = outputs::blob_literal(kind, Blob { uri: to.to_string(), format, digest: digest.clone() });
-                json!({"value": value, "digest": digest, "size_bytes": size})
+                OutputEntry { value: Some(value), uri: None, digest, size_bytes: size }
             }
         };
         entries.insert(name, entry);
     }
-    Ok(json!({
-        "execution_id": job.execution_id,
-        "node_id": job.node_id,
-        "attempt": job.attempt,
-        "outputs": entries,
-    }))
+    Ok(OutputsDocument {
+        execution_id: job.execution_id.clone(),
+        node_id: job.node_id.clone(),
+        attempt: job.attempt,
+        outputs: entries,
+    })
 }
 
 #[cfg(test)]

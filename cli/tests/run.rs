@@ -369,3 +369,17 @@ fn the_diabetes_pipeline_trains_then_reruns_from_cache() {
     }
     assert_eq!(second["outputs"], first["outputs"]);
 }
+
+/// A broken output contract fails the same way every time: `updraft run` does not
+/// retry it, and neither does Batch (core's failure table, in the job definition).
+#[test]
+fn a_wrong_typed_output_is_not_retried() {
+    let spec = "tasks:\n  t:\n    image: x\n    command: [sh, -c, 'echo \\\"high\\\" > \"$0\"', \"{{outputs.accuracy}}\"]\n    outputs: {accuracy: float}\n    retries: 2\nworkflows:\n  w:\n    nodes:\n      t: {task: t}\n";
+    let sandbox = Sandbox::new("wrong-type-no-retry", spec);
+    let (code, doc) = json_run(&sandbox, &[]);
+    assert_eq!(code, Some(1));
+    let t = node(&doc, "t");
+    assert_eq!(t["error"]["code"], "BadOutputs");
+    assert_eq!(t["attempts"], 1, "retries: 2 and yet one attempt: {t}");
+    assert!(t["error"]["message"].as_str().unwrap().contains("output \"accuracy\" has the wrong type"), "{t}");
+}

@@ -95,7 +95,11 @@ pub fn job_definition(task: &TaskTemplate, settings: &Settings) -> Value {
         "type": "container",
         "platformCapabilities": [if gpu > 0 { "EC2" } else { "FARGATE" }],
         "containerProperties": container_properties,
-        "retryStrategy": {"attempts": (task.retries + 1).min(MAX_ATTEMPTS)},
+        // Batch retries what `updraft run` retries: not a broken output contract, a bad job or corrupt data.
+        "retryStrategy": {
+            "attempts": (task.retries + 1).min(MAX_ATTEMPTS),
+            "evaluateOnExit": crate::execution::failure::batch_evaluate_on_exit(),
+        },
         "propagateTags": true,
         "tags": {
             "updraft:project": id.project,

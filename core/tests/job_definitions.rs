@@ -56,3 +56,27 @@ fn job_definitions_match_their_snapshots() {
     assert_eq!(seen, 11, "every example task and the two extra tasks");
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+/// The job definition carries core's failure table: Batch stops on the exit codes
+/// `updraft exec` uses for failures that would fail again (a wrong-typed output among them).
+#[test]
+fn batch_does_not_retry_what_updraft_run_does_not() {
+    use updraft_core::execution::failure::FailureCode;
+    let text = "tasks:\n  t: {image: x, command: [t], retries: 2}\n";
+    let compiled = compile_text(text, Format::Yaml, &Options { version: "v1".into(), ..Default::default() }).unwrap();
+    let definition = job_definition(&compiled.tasks[0], &settings());
+    let strategy = &definition["retryStrategy"];
+    assert_eq!(strategy["attempts"], 3);
+    let stops: Vec<&str> = strategy["evaluateOnExit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|rule| rule["action"] == "EXIT")
+        .map(|rule| rule["onExitCode"].as_str().unwrap())
+        .collect();
+    for code in FailureCode::ALL.into_iter().filter(|c| c.exit_code().is_some()) {
+        let exit = code.exit_code().unwrap().to_string();
+        assert_eq!(stops.contains(&exit.as_str()), !code.retryable(), "{code} exits {exit}");
+    }
+    assert!(stops.contains(&FailureCode::BadOutputs.exit_code().unwrap().to_string().as_str()));
+}

@@ -149,29 +149,11 @@ fn launch_inputs(
         resolve_files(&mut value, &cwd).map_err(|e| format!("--input {name}: {e}"))?;
         inputs.insert(name.to_string(), value);
     }
-    for param in &template.inputs {
-        let var = param.var.clone().unwrap_or_default();
-        if inputs.contains_key(&var.name) {
-            continue;
-        }
-        match &param.default {
-            Some(default) => {
-                let mut value = default.clone();
-                // Paths written in a spec are relative to the spec file.
-                resolve_files(&mut value, code_dir).map_err(|e| format!("default of input {}: {e}", var.name))?;
-                inputs.insert(var.name.clone(), value);
-            }
-            None if var.r#type.as_ref().is_some_and(updraft_core::types::is_optional) => {
-                inputs.insert(var.name.clone(), literal::none());
-            }
-            None => {
-                return Err(format!(
-                    "missing required input \"{}\" ({})",
-                    var.name,
-                    display(&var.r#type.unwrap_or_default())
-                ));
-            }
-        }
+    let given: Vec<String> = inputs.keys().cloned().collect();
+    let mut inputs = updraft_core::execution::node::launch_inputs(template, inputs)?;
+    // Paths written in a spec (defaults) are relative to the spec file.
+    for (name, value) in inputs.iter_mut().filter(|(name, _)| !given.contains(name)) {
+        resolve_files(value, code_dir).map_err(|e| format!("default of input {name}: {e}"))?;
     }
     Ok(inputs)
 }

@@ -24,21 +24,19 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use updraft_core::cache_key;
 use updraft_core::compile::Compiled;
-use updraft_core::execution::condition;
 use updraft_core::execution::contract::{
     self, ENV_ATTEMPT, ENV_CODE_DIR, ENV_EXECUTION_ID, ENV_INPUTS, ENV_NODE_ID, ENV_OUTPUTS_DIR,
 };
-use updraft_core::execution::map;
-use updraft_core::execution::resolve::{ValueMap, resolve_inputs};
+use updraft_core::execution::failure::FailureCode;
+use updraft_core::execution::node::{self as rules, ItemResult, NodeFailure, RetryDecision, RetryPolicy};
+use updraft_core::execution::resolve::ValueMap;
 use updraft_core::execution::retry::Backoff;
 use updraft_core::execution::scheduler::Scheduler;
 use updraft_core::literal;
 use updraft_core::proto::core::{
-    Blob, CacheStatus, CompiledWorkflow, ErrorKind, Execution, ExecutionError, ExecutionId, Identifier, Literal,
-    LiteralMap, LiteralType, Node, NodeExecution, NodeExecutionId, NodePhase, TaskTemplate, WorkflowPhase, branch_node,
-    node,
+    Blob, CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier, Literal, LiteralMap, Node,
+    NodeExecution, NodeExecutionId, NodePhase, TaskTemplate, WorkflowPhase, node,
 };
-use updraft_core::types;
 use updraft_functions::s3::{DataError, S3Uri};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,24 +87,35 @@ struct Failure {
 }
 
 impl Failure {
-    fn user(node: &str, code: &str, message: String) -> Failure {
+    /// A failure of `node` in the shared vocabulary; the code decides kind and phase.
+    fn new(node: &str, code: FailureCode, message: String) -> Failure {
+        let phase = match code {
+            FailureCode::Aborted => NodePhase::Aborted,
+            FailureCode::Timeout => NodePhase::TimedOut,
+            _ => NodePhase::Failed,
+        };
         Failure {
-            phase: NodePhase::Failed,
+            phase,
             error: ExecutionError {
-                code: code.into(),
+                code: code.as_str().into(),
                 message,
                 node_id: node.into(),
-                kind: ErrorKind::User as i32,
+                kind: code.kind() as i32,
                 log_uri: String::new(),
             },
         }
     }
 
+    fn of(node: &str, failure: NodeFailure) -> Failure {
+        Failure::new(node, failure.code, failure.message)
+    }
+
     fn aborted(node: &str) -> Failure {
-        let mut f = Failure::user(node, "Aborted", "the run was cancelled".into());
-        f.phase = NodePhase::Aborted;
-        f.error.kind = ErrorKind::System as i32;
-        f
+        Failure::new(node, FailureCode::Aborted, "the run was cancelled".into())
+    }
+
+    fn code(&self) -> FailureCode {
+        FailureCode::parse(&self.error.code).unwrap_or(FailureCode::SystemError)
     }
 }
 
@@ -404,7 +413,7 @@ fn run_workflow(
         for binding in &template.output_bindings {
             let data = binding.binding.clone().unwrap_or_default();
             let value = updraft_core::execution::resolve::resolve(&data, &values)
-                .map_err(|e| Failure::user(&prefix, "OutputUnavailable", e.to_string()))?;
+                .map_err(|e| Failure::new(&prefix, FailureCode::OutputUnavailable, e.to_string()))?;
             outputs.insert(binding.var.clone(), value);
         }
         Ok(outputs)
@@ -414,70 +423,37 @@ fn run_workflow(
 /// Resolves a node's inputs now (its upstream nodes are done) and returns the
 /// future that runs it.
 fn prepare(ctx: &Arc<Ctx>, node: &Node, values: &ValueMap, path: &str) -> Result<BoxFuture<NodeResult>, Failure> {
-    let target = node.target.clone().ok_or_else(|| Failure::user(path, "InvalidNode", "node has no target".into()))?;
-    let resolve_error =
-        |e: updraft_core::execution::ResolveError| Failure::user(path, "InputUnavailable", e.to_string());
+    let target = node.target.clone().ok_or_else(|| {
+        Failure::new(path, FailureCode::UnknownTarget, "the node has no task, workflow, branch or map".into())
+    })?;
+    let failed = |e: NodeFailure| Failure::of(path, e);
     match target {
         node::Target::Branch(branch) => {
-            let mut chosen = None;
-            for case in &branch.cases {
-                let condition = case.condition.clone().unwrap_or_default();
-                if condition::evaluate(&condition, values).map_err(resolve_error)? {
-                    chosen = case.then_node.clone();
-                    break;
-                }
-            }
-            let chosen = match (chosen, branch.otherwise) {
-                (Some(n), _) => n,
-                (None, Some(branch_node::Otherwise::ElseNode(n))) => *n,
-                (None, Some(branch_node::Otherwise::ElseFail(message))) => {
-                    return Err(Failure::user(path, "BranchFailed", message));
-                }
-                (None, None) => {
-                    return Err(Failure::user(
-                        path,
-                        "NoBranchTaken",
-                        "no case of the branch matched and it has no else".into(),
-                    ));
-                }
-            };
+            let chosen = rules::choose_branch(&branch, values).map_err(failed)?;
             ctx.progress().progress.message(&format!("{path}: branch takes {}", chosen.id));
-            prepare(ctx, &chosen, values, path)
+            prepare(ctx, chosen, values, path)
         }
         node::Target::Task(t) => {
             let task = task(ctx, t.task_id.as_ref(), path)?;
-            let inputs = task_inputs(&task, &node.inputs, values).map_err(resolve_error)?;
+            let inputs = rules::task_inputs(&task, &node.inputs, values).map_err(failed)?;
             let ctx = Arc::clone(ctx);
             let path = path.to_string();
             Ok(Box::pin(async move { run_task_node(ctx, task, inputs, path).await }))
         }
         node::Target::Map(m) => {
             let task = task(ctx, m.task_id.as_ref(), path)?;
-            let inputs = task_inputs(&task, &node.inputs, values).map_err(resolve_error)?;
+            let inputs = rules::task_inputs(&task, &node.inputs, values).map_err(failed)?;
             let ctx = Arc::clone(ctx);
             let path = path.to_string();
             Ok(Box::pin(async move { run_map_node(ctx, task, m, inputs, path).await }))
         }
         node::Target::Workflow(w) => {
             let name = w.workflow_id.as_ref().map(|i| i.name.clone()).unwrap_or_default();
-            let workflow =
-                ctx.workflows.get(&name).cloned().ok_or_else(|| {
-                    Failure::user(path, "UnknownWorkflow", format!("workflow {name} is not compiled in"))
-                })?;
+            let workflow = ctx.workflows.get(&name).cloned().ok_or_else(|| {
+                Failure::new(path, FailureCode::UnknownTarget, format!("workflow {name} is not compiled in"))
+            })?;
             let template = workflow.template.clone().unwrap_or_default();
-            let defaults: Outputs = template
-                .inputs
-                .iter()
-                .filter_map(|p| Some((p.var.as_ref()?.name.clone(), p.default.clone()?)))
-                .collect();
-            let optional = template
-                .inputs
-                .iter()
-                .filter_map(|p| p.var.as_ref())
-                .filter(|v| is_optional(v.r#type.as_ref()))
-                .map(|v| v.name.clone());
-            let inputs =
-                resolve_inputs(&node.inputs, &defaults, optional.collect::<Vec<_>>(), values).map_err(resolve_error)?;
+            let inputs = rules::workflow_inputs(&template, &node.inputs, values).map_err(failed)?;
             let ctx = Arc::clone(ctx);
             let path = path.to_string();
             Ok(Box::pin(async move {
@@ -497,22 +473,7 @@ fn task(ctx: &Ctx, id: Option<&Identifier>, path: &str) -> Result<TaskTemplate, 
     ctx.tasks
         .get(name)
         .cloned()
-        .ok_or_else(|| Failure::user(path, "UnknownTask", format!("task {name} is not compiled in")))
-}
-
-fn is_optional(t: Option<&LiteralType>) -> bool {
-    t.is_some_and(types::is_optional)
-}
-
-fn task_inputs(
-    task: &TaskTemplate,
-    bindings: &[updraft_core::proto::core::Binding],
-    values: &ValueMap,
-) -> Result<Outputs, updraft_core::execution::ResolveError> {
-    let interface = task.interface.clone().unwrap_or_default();
-    let optional: Vec<String> =
-        interface.inputs.iter().filter(|v| is_optional(v.r#type.as_ref())).map(|v| v.name.clone()).collect();
-    resolve_inputs(bindings, &task.input_defaults, optional, values)
+        .ok_or_else(|| Failure::new(path, FailureCode::UnknownTarget, format!("task {name} is not compiled in")))
 }
 
 fn finish_record(
@@ -567,10 +528,10 @@ async fn run_map_node(
 ) -> NodeResult {
     let mut record = ctx.running_record(&path, &inputs);
     let started = Instant::now();
-    let items = match map::split_items(&inputs, &map_node.mapped_inputs) {
+    let items = match rules::map_items(&map_node, &inputs) {
         Ok(items) => items,
         Err(e) => {
-            let result = Err(Failure::user(&path, "MapInputs", e.to_string()));
+            let result = Err(Failure::of(&path, e));
             finish_record(&ctx, record, started, &result, 1, CacheStatus::CacheDisabled);
             return result.map(|o| (o, NodePhase::Succeeded));
         }
@@ -592,38 +553,28 @@ async fn run_map_node(
             (i, result, cache)
         });
     }
-    let mut results: Vec<Option<Outputs>> = vec![None; total];
-    let mut failures = Vec::new();
+    let mut results: Vec<Option<ItemResult>> = vec![None; total];
     let mut done = 0;
     let mut all_hits = total > 0;
     let step = (total / 10).max(1);
     while let Some(joined) = running.join_next().await {
         let (i, result, cache) = joined.expect("map items do not panic");
         all_hits &= cache == CacheStatus::CacheHit;
-        match result {
-            Ok(outputs) => results[i] = Some(outputs),
-            Err(f) => failures.push((i, f)),
-        }
+        results[i] = Some(match result {
+            Ok(outputs) => ItemResult::Succeeded(outputs),
+            Err(f) => ItemResult::Failed(NodeFailure::new(f.code(), f.error.message)),
+        });
         done += 1;
         if done % step == 0 || done == total {
             ctx.progress().progress.items(&path, done, total);
         }
     }
-    record.items_done = results.iter().filter(|r| r.is_some()).count() as u32;
+    let results: Vec<ItemResult> = results.into_iter().map(|r| r.expect("every item reported")).collect();
+    record.items_done = results.iter().filter(|r| matches!(r, ItemResult::Succeeded(_))).count() as u32;
     let output_names: Vec<String> =
         task.interface.clone().unwrap_or_default().outputs.iter().map(|v| v.name.clone()).collect();
-    failures.sort_by_key(|(i, _)| *i);
-    let result = if let Some((_, f)) = failures.iter().find(|(_, f)| f.phase == NodePhase::Aborted) {
-        Err(f.clone())
-    } else {
-        map::gather(&results, &output_names, map_node.min_success_ratio).map_err(|e| {
-            let first = failures
-                .first()
-                .map(|(i, f)| format!("; first failure, item {i}: {}", f.error.message))
-                .unwrap_or_default();
-            Failure::user(&path, "MapFailed", format!("{e}{first}"))
-        })
-    };
+    let result =
+        rules::map_outcome(&results, &output_names, map_node.min_success_ratio).map_err(|e| Failure::of(&path, e));
     let cache = if all_hits { CacheStatus::CacheHit } else { CacheStatus::CacheDisabled };
     finish_record(&ctx, record, started, &result, 1, cache);
     let phase = if all_hits { NodePhase::Cached } else { NodePhase::Succeeded };
@@ -646,31 +597,14 @@ async fn run_task(
     {
         return (Ok(outputs), 0, CacheStatus::CacheHit);
     }
-    let requests = task.resources.and_then(|r| r.requests).unwrap_or_default();
-    // Without a request a task takes a quarter CPU and 256 MiB, so trivial steps run side by side.
-    let cpu = if requests.cpu_millis > 0 { requests.cpu_millis as u64 } else { 250 };
-    let memory = if requests.memory_mib > 0 { requests.memory_mib } else { 256 };
+    let (cpu, memory) = rules::default_requests(task.resources.and_then(|r| r.requests));
     let _permit = ctx.pool.acquire(cpu, memory).await;
 
     let dir = ctx.home.node_dir(&ctx.execution.name, path);
-    let max_attempts = task.retries + 1;
-    let mut last_failure = None;
-    let mut attempt = 0;
-    while attempt < max_attempts {
-        attempt += 1;
-        let delay = ctx.backoff.delay(attempt);
-        if !delay.is_zero() {
-            ctx.progress().progress.message(&format!(
-                "{path}: retrying in {:.1}s (attempt {attempt} of {max_attempts})",
-                delay.as_secs_f64()
-            ));
-            let mut cancel = ctx.cancel.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = process::cancelled(&mut cancel) => return (Err(Failure::aborted(path)), attempt - 1, CacheStatus::CacheDisabled),
-            }
-        }
-        match run_attempt(ctx, task, inputs, path, &dir, attempt).await {
+    let policy = RetryPolicy::for_task(task, ctx.backoff);
+    let mut attempt = 1;
+    loop {
+        let failure = match run_attempt(ctx, task, inputs, path, &dir, attempt).await {
             Ok(outputs) => {
                 let cache = match (key, ctx.cache_mode) {
                     (Some(key), mode) => {
@@ -687,23 +621,54 @@ async fn run_task(
                 };
                 return (Ok(outputs), attempt, cache);
             }
-            Err((failure, retryable)) => {
-                if !retryable || failure.phase == NodePhase::Aborted {
-                    return (Err(failure), attempt, CacheStatus::CacheDisabled);
-                }
-                last_failure = Some(failure);
+            Err(failure) => failure,
+        };
+        let delay = match policy.decide(attempt, failure.code(), jitter()) {
+            RetryDecision::Retry { after, .. } => after,
+            RetryDecision::GiveUp => {
+                return (Err(with_attempts(failure, attempt)), attempt, CacheStatus::CacheDisabled);
             }
+        };
+        attempt += 1;
+        ctx.progress().progress.message(&format!(
+            "{path}: retrying in {:.1}s (attempt {attempt} of {})",
+            delay.as_secs_f64(),
+            policy.max_attempts
+        ));
+        let mut cancel = ctx.cancel.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = process::cancelled(&mut cancel) => return (Err(Failure::aborted(path)), attempt - 1, CacheStatus::CacheDisabled),
         }
     }
-    let mut failure = last_failure.expect("at least one attempt ran");
-    if max_attempts > 1 {
-        // The count belongs on the first line, before the stderr tail and log path.
+}
+
+/// The attempt count belongs on the first line of a retried failure, before the stderr tail and log path.
+fn with_attempts(mut failure: Failure, attempts: u32) -> Failure {
+    if attempts > 1 {
         let message = &failure.error.message;
         let (first, rest) = message.split_once('\n').map_or((message.as_str(), ""), |(a, b)| (a, b));
         let separator = if rest.is_empty() { "" } else { "\n" };
-        failure.error.message = format!("{first} (after {max_attempts} attempts){separator}{rest}");
+        failure.error.message = format!("{first} (after {attempts} attempts){separator}{rest}");
     }
-    (Err(failure), attempt, CacheStatus::CacheDisabled)
+    failure
+}
+
+/// Randomness for the retry backoff's jitter, in [0, 1).
+fn jitter() -> f64 {
+    random_u32() as f64 / (u32::MAX as f64 + 1.0)
+}
+
+fn random_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    // SAFETY: getrandom writes at most the buffer's length into it.
+    let filled = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if filled == bytes.len() as isize {
+        u32::from_le_bytes(bytes)
+    } else {
+        // No entropy source: time and pid still spread retries and make a name clash unlikely.
+        chrono::Utc::now().timestamp_subsec_nanos() ^ std::process::id().rotate_left(16)
+    }
 }
 
 /// One attempt: fresh outputs directory, inputs document, templated argv, the
@@ -716,17 +681,12 @@ async fn run_attempt(
     path: &str,
     dir: &Path,
     attempt: u32,
-) -> Result<Outputs, (Failure, bool)> {
-    let system = |message: String| {
-        let mut f = Failure::user(path, "SystemError", message);
-        f.error.kind = ErrorKind::System as i32;
-        (f, true)
-    };
+) -> Result<Outputs, Failure> {
+    let system = |message: String| Failure::new(path, FailureCode::SystemError, message);
     // The blob store failed (S3 on the way in or out); its error says whether a retry can help.
     let data_failure = |what: String, e: DataError| {
-        let (mut failure, _) = system(format!("{what}: {e}"));
-        failure.error.code = "DataError".into();
-        (failure, e.is_retryable())
+        let code = if e.is_retryable() { FailureCode::DataUnavailable } else { FailureCode::DataError };
+        Failure::new(path, code, format!("{what}: {e}"))
     };
     let outputs_dir = dir.join("outputs");
     if outputs_dir.exists() {
@@ -783,39 +743,34 @@ async fn run_attempt(
     .await;
     let task_name = task.id.as_ref().map(|i| i.name.as_str()).unwrap_or_default();
     // `what` continues "task NAME", so it starts with a space or a colon.
-    let failed = |code: &str, what: String| {
+    let failed = |code: FailureCode, what: String| {
         let tail = process::tail(&stderr, 10);
         let tail = if tail.is_empty() {
             String::new()
         } else {
             format!("\n  last lines of stderr:\n    {}", tail.replace('\n', "\n    "))
         };
-        let mut f =
-            Failure::user(path, code, format!("task {task_name}{what}{tail}\n  full log: {}", stderr.display()));
+        let mut f = Failure::new(path, code, format!("task {task_name}{what}{tail}\n  full log: {}", stderr.display()));
         f.error.log_uri = stderr.display().to_string();
         f
     };
     match outcome {
         Outcome::Exited(0) => match collect_outputs(ctx, &interface.outputs, &outputs_dir).await {
             Ok(outputs) => Ok(outputs),
-            Err(OutputError::Bad(message)) => Err((failed("BadOutputs", format!(": {message}")), false)),
+            Err(OutputError::Bad(message)) => Err(failed(FailureCode::BadOutputs, format!(": {message}"))),
             Err(OutputError::Store(name, e)) => Err(data_failure(format!("cannot store output \"{name}\""), e)),
         },
-        Outcome::Exited(code) => Err((failed("NonZeroExit", format!(" exited with code {code}")), true)),
-        Outcome::Signaled(signal) => Err((failed("Killed", format!(" was killed by signal {signal}")), true)),
-        Outcome::TimedOut => {
-            let mut f = failed(
-                "Timeout",
-                format!(
-                    " ran past its timeout of {}",
-                    timeout.map(updraft_core::quantity::format_duration).unwrap_or_default()
-                ),
-            );
-            f.phase = NodePhase::TimedOut;
-            Err((f, true))
-        }
-        Outcome::Cancelled => Err((Failure::aborted(path), false)),
-        Outcome::SpawnFailed(message) => Err((failed("CannotStart", format!(" could not start: {message}")), false)),
+        Outcome::Exited(code) => Err(failed(FailureCode::NonZeroExit, format!(" exited with code {code}"))),
+        Outcome::Signaled(signal) => Err(failed(FailureCode::Killed, format!(" was killed by signal {signal}"))),
+        Outcome::TimedOut => Err(failed(
+            FailureCode::Timeout,
+            format!(
+                " ran past its timeout of {}",
+                timeout.map(updraft_core::quantity::format_duration).unwrap_or_default()
+            ),
+        )),
+        Outcome::Cancelled => Err(Failure::aborted(path)),
+        Outcome::SpawnFailed(message) => Err(failed(FailureCode::CannotStart, format!(" could not start: {message}"))),
     }
 }
 
@@ -862,16 +817,7 @@ fn to_duration(d: Duration) -> updraft_core::proto::Duration {
     updraft_core::proto::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
 }
 
-/// `20261123-141758-3fa2c01b`: sortable, with 32 random bits, valid as a Step
-/// Functions execution name. The store refuses a name that exists.
+/// A new execution name (`core::execution::node::execution_name`); the store refuses one that exists.
 fn new_execution_name() -> String {
-    let t = chrono::Utc::now();
-    let mut salt = [0u8; 4];
-    // SAFETY: getrandom writes at most the buffer's length into it.
-    let filled = unsafe { libc::getrandom(salt.as_mut_ptr().cast(), salt.len(), 0) };
-    if filled != salt.len() as isize {
-        // No entropy source: time and pid still make a clash unlikely, and the store refuses one.
-        salt = (t.timestamp_subsec_nanos() ^ std::process::id().rotate_left(16)).to_le_bytes();
-    }
-    format!("{}-{}", t.format("%Y%m%d-%H%M%S"), hex::encode(salt))
+    rules::execution_name(chrono::Utc::now(), random_u32())
 }

@@ -30,6 +30,53 @@ pub const ENV_OUTPUT_PREFIX: &str = "UPDRAFT_OUTPUT_PREFIX";
 /// Secrets meant as files arrive in variables with this prefix (see `job_definition`).
 pub const SECRET_FILE_PREFIX: &str = "UPDRAFT_SECRET_FILE_";
 
+/// How every content digest is written: `sha256:` and 64 hex digits.
+pub const DIGEST_PREFIX: &str = "sha256:";
+
+/// A digest as records and documents write it.
+pub fn digest_string(hex: &str) -> String {
+    format!("{DIGEST_PREFIX}{hex}")
+}
+
+/// The hex part of a recorded digest (`sha256:<hex>`), if it is one.
+pub fn digest_hex(digest: &str) -> Option<&str> {
+    digest.strip_prefix(DIGEST_PREFIX)
+}
+
+/// `outputs.json`, which `updraft exec` writes last under the attempt's output
+/// prefix: its presence means every output is in place (docs/task-contract.md).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OutputsDocument {
+    pub execution_id: String,
+    pub node_id: String,
+    pub attempt: u32,
+    pub outputs: BTreeMap<String, OutputEntry>,
+}
+
+/// One output in [`OutputsDocument`]: the value itself (files as S3 blobs), or
+/// for a large value the URI of the object holding it; always its digest and size.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OutputEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Literal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    pub digest: String,
+    pub size_bytes: u64,
+}
+
+/// `error.json`, written by `updraft exec` when an attempt fails (not when it is
+/// stopped by SIGTERM), so the control plane can say why without reading logs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorDocument {
+    /// A [`FailureCode`](super::failure::FailureCode), as `as_str` spells it.
+    pub code: String,
+    pub message: String,
+    /// Whether another attempt could help (`FailureCode::retryable`, refined by the data error).
+    pub retryable: bool,
+    pub attempt: u32,
+}
+
 /// The largest value output (an int, a string, a list as JSON) a task may write:
 /// values travel in metadata records and, in the cloud, in Step Functions state
 /// (256 KiB per state), so anything larger belongs in a file output.
@@ -139,6 +186,50 @@ mod tests {
 
     fn t(text: &str) -> LiteralType {
         types::parse(&json!(text)).unwrap()
+    }
+
+    #[test]
+    fn contract_documents_round_trip_in_their_documented_shape() {
+        let document = OutputsDocument {
+            execution_id: "e1".into(),
+            node_id: "fit".into(),
+            attempt: 2,
+            outputs: [
+                (
+                    "accuracy".to_string(),
+                    OutputEntry {
+                        value: Some(literal::float(0.5)),
+                        uri: None,
+                        digest: digest_string("ab"),
+                        size_bytes: 14,
+                    },
+                ),
+                (
+                    "big".to_string(),
+                    OutputEntry {
+                        value: None,
+                        uri: Some("s3://b/values/big.json".into()),
+                        digest: digest_string("cd"),
+                        size_bytes: 70000,
+                    },
+                ),
+            ]
+            .into(),
+        };
+        let json = serde_json::to_value(&document).unwrap();
+        assert_eq!(
+            json["outputs"]["accuracy"],
+            json!({"value": {"float": 0.5}, "digest": "sha256:ab", "size_bytes": 14})
+        );
+        assert_eq!(json["outputs"]["big"]["uri"], "s3://b/values/big.json");
+        assert_eq!(serde_json::from_value::<OutputsDocument>(json).unwrap(), document);
+        let error = ErrorDocument { code: "BadOutputs".into(), message: "m".into(), retryable: false, attempt: 1 };
+        assert_eq!(
+            serde_json::to_value(&error).unwrap(),
+            json!({"code": "BadOutputs", "message": "m", "retryable": false, "attempt": 1})
+        );
+        assert_eq!(digest_hex("sha256:ab"), Some("ab"));
+        assert_eq!(digest_hex("md5:ab"), None);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 
 pub mod condition;
 pub mod contract;
+pub mod failure;
 pub mod map;
+pub mod node;
 pub mod parquet;
 pub mod resolve;
 pub mod retry;
