@@ -8,20 +8,20 @@
 //! finds every output. SIGTERM (Batch stopping the job, or its timeout) stops
 //! the task and exits without writing it.
 
-use crate::local::process::{self, Attempt, Outcome};
 use crate::outputs::{self, BlobKind, Output};
+use crate::process::{self, Attempt, Outcome};
 use aws_sdk_s3::Client;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use updraft_aws::s3::{self, DataError, S3Uri};
 use updraft_core::cache_key;
 use updraft_core::execution::contract::{self, *};
 use updraft_core::execution::failure::{self, FailureCode};
 use updraft_core::execution::node::fill_optional_inputs;
 use updraft_core::literal;
 use updraft_core::proto::core::{Blob, Literal, LiteralMap, TypedInterface};
-use updraft_functions::s3::{self, DataError, S3Uri};
 
 /// A value whose JSON is larger than this is stored as its own object and the
 /// outputs document refers to it, so state payloads (256 KiB in Step Functions) stay small.
@@ -323,7 +323,7 @@ async fn fetch_inputs(s3: &Client, job: &Job, dir: &Path) -> Result<BTreeMap<Str
     if !problems.is_empty() {
         return Err(Failure::BadJob(problems.join("\n")));
     }
-    crate::data::download_inputs(s3, &mut inputs, dir).await.map_err(|e| match e {
+    updraft_aws::data::download_inputs(s3, &mut inputs, dir).await.map_err(|e| match e {
         DataError::BadUri(message) => Failure::BadJob(format!("{uri}: {message}")),
         e => Failure::Data(e),
     })?;

@@ -1,14 +1,10 @@
 //! `updraft`: validate, compile and run workflows; deploy the stack; run a task in a container.
 
-mod aws;
 mod commands;
-mod data;
-mod deploy;
 mod exec;
-mod files;
 mod local;
 mod outputs;
-mod queues;
+mod process;
 mod spec_file;
 
 use clap::{Parser, Subcommand};

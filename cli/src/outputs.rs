@@ -3,8 +3,8 @@
 //! `updraft exec` share. Where the data then goes (the local blob store, S3)
 //! is each caller's business.
 
-use crate::files;
 use std::path::Path;
+use updraft_aws::files;
 use updraft_core::execution::{contract, parquet};
 use updraft_core::proto::core::{Blob, Literal, LiteralType, Variable, literal::Value as LV};
 use updraft_core::types::{self, Kind, display, kind};

@@ -31,7 +31,7 @@ const MAX_SPEC_BYTES: u64 = 64 * 1024 * 1024;
 
 pub fn load(path: &Path, options: &Options) -> Result<Compiled, SpecFileError> {
     let fail = |problem: String| SpecFileError { path: path.to_path_buf(), problems: vec![problem] };
-    let text = crate::files::read_text_limited(path, MAX_SPEC_BYTES, "specs are limited to").map_err(|e| {
+    let text = updraft_aws::files::read_text_limited(path, MAX_SPEC_BYTES, "specs are limited to").map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::NotFound => "check the path",
             std::io::ErrorKind::InvalidData => "a spec is UTF-8 text of at most 64 MiB",

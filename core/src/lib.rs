@@ -13,6 +13,7 @@ pub mod execution;
 pub mod expr;
 pub mod job_definition;
 pub mod literal;
+pub mod ports;
 pub mod quantity;
 pub mod schedule;
 pub mod spec;

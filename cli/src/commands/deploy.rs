@@ -1,11 +1,11 @@
 //! `updraft deploy`: create or update the stack, print its outputs.
 
 use super::executions::OutputFormat;
-use crate::deploy::{self, ComputeEnvironments, DeployRequest, StackChange};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use updraft_aws::deploy::{self, ComputeEnvironments, DeployRequest, StackChange};
 
 #[derive(clap::Args)]
 pub struct DeployArgs {
@@ -40,7 +40,7 @@ pub struct DeployArgs {
     /// Who creates the compute environments; default: the stack, or the Batch API when an
     /// endpoint URL (an emulator) is set.
     #[arg(long, value_enum)]
-    compute_environments: Option<ComputeEnvironments>,
+    compute_environments: Option<ComputeEnvironmentsArg>,
     /// Any other template parameter. Repeatable.
     #[arg(long = "parameter", value_name = "KEY=VALUE")]
     parameters: Vec<String>,
@@ -58,6 +58,15 @@ pub struct DeployArgs {
 
 /// Bad input (exit 2): nothing was created.
 const EXIT_BAD_INPUT: u8 = 2;
+
+/// `--compute-environments`, as `deploy::ComputeEnvironments` (the adapter crate has no clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ComputeEnvironmentsArg {
+    /// The stack creates them (Fargate for CPU, EC2 GPU instances for GPU).
+    Stack,
+    /// Created through the Batch API as UNMANAGED environments (emulators).
+    Api,
+}
 
 pub fn run(args: DeployArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let bad_input = |message: String| {
@@ -80,7 +89,7 @@ pub fn run(args: DeployArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = runtime.block_on(async {
-        let config = crate::aws::sdk_config(args.endpoint_url.as_deref(), args.region.as_deref()).await;
+        let config = updraft_aws::config::sdk_config(args.endpoint_url.as_deref(), args.region.as_deref()).await;
         let emulated = config.endpoint_url().is_some();
         let request = DeployRequest {
             stack_name: args.stack_name.clone(),
@@ -92,11 +101,12 @@ pub fn run(args: DeployArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             security_groups: args.security_groups.clone(),
             cpu_compute_environment: args.cpu_compute_environment.clone(),
             gpu_compute_environment: args.gpu_compute_environment.clone(),
-            compute_environments: args.compute_environments.unwrap_or(if emulated {
-                ComputeEnvironments::Api
-            } else {
-                ComputeEnvironments::Stack
-            }),
+            compute_environments: match args.compute_environments {
+                Some(ComputeEnvironmentsArg::Stack) => ComputeEnvironments::Stack,
+                Some(ComputeEnvironmentsArg::Api) => ComputeEnvironments::Api,
+                None if emulated => ComputeEnvironments::Api,
+                None => ComputeEnvironments::Stack,
+            },
             parameters,
             timeout: Duration::from_secs(args.timeout_minutes * 60),
             // Emulators finish at once; CloudFormation takes minutes and limits DescribeStacks calls.

@@ -26,8 +26,8 @@ pub fn run(argv: Vec<String>) -> Result<ExitCode, Box<dyn std::error::Error>> {
             eprintln!("updraft exec: stopping the task; no outputs will be published");
             let _ = terminate.send(true);
         });
-        let config = crate::aws::sdk_config(None, None).await;
-        let s3 = crate::aws::s3_client(&config);
+        let config = updraft_aws::config::sdk_config(None, None).await;
+        let s3 = updraft_aws::config::s3_client(&config);
         Ok::<_, std::io::Error>(exec::run(&s3, &job, &argv, terminated).await)
     })?;
     if !vars.contains_key("UPDRAFT_WORK_DIR") {

@@ -1,7 +1,6 @@
 //! `updraft run FILE [WORKFLOW] --input k=v ...`: a local run, no cloud needed.
 
 use super::executions::{OutputFormat, print_execution};
-use crate::local::blobs;
 use crate::local::executor::{self, CacheMode, RunError, RunRequest};
 use crate::local::home::Home;
 use crate::local::resources::Capacity;
@@ -9,12 +8,13 @@ use crate::spec_file;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use updraft_aws::files;
+use updraft_aws::s3::S3Uri;
 use updraft_core::compile::Options;
 use updraft_core::execution::retry::Backoff;
 use updraft_core::literal;
 use updraft_core::proto::core::{Literal, WorkflowPhase, literal::Value as LV};
 use updraft_core::types::display;
-use updraft_functions::s3::S3Uri;
 
 pub struct RunArgs {
     pub file: PathBuf,
@@ -172,10 +172,10 @@ fn resolve_files(value: &mut Literal, base: &Path) -> Result<(), String> {
                 (true, false) => return Err(format!("{} is not a directory, but the input is one", path.display())),
                 _ => {}
             }
-            let digest = if want_dir { blobs::dir_sha256(&path) } else { blobs::file_sha256(&path) }
+            let digest = if want_dir { files::dir_sha256(&path) } else { files::file_sha256(&path) }
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             b.uri = path.display().to_string();
-            b.digest = format!("{}{digest}", blobs::DIGEST_PREFIX);
+            b.digest = updraft_core::execution::contract::digest_string(&digest);
             Ok(())
         }
         Some(LV::List(l)) => l.values.iter_mut().try_for_each(|v| resolve_files(v, base)),

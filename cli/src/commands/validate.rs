@@ -20,8 +20,8 @@ pub fn run(files: &[PathBuf], options: &Options, stack: Option<&str>) -> Result<
         Some(stack) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let found = runtime.block_on(async {
-                let config = crate::aws::sdk_config(None, None).await;
-                crate::queues::of_stack(&config, stack).await
+                let config = updraft_aws::config::sdk_config(None, None).await;
+                updraft_aws::queues::of_stack(&config, stack).await
             });
             match found {
                 Ok(queues) => Some(queues),

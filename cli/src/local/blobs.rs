@@ -8,32 +8,43 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use updraft_aws::files::{dir_sha256, file_sha256};
+use updraft_aws::s3::DataError;
+use updraft_core::execution::contract::DIGEST_PREFIX;
+use updraft_core::ports::{self, PortError, StoredBlob};
 use updraft_core::proto::core::Literal;
-use updraft_functions::s3::DataError;
-
-pub const DIGEST_PREFIX: &str = "sha256:";
 
 pub enum Blobs {
     Disk(BlobStore),
     S3(S3BlobStore),
 }
 
-impl Blobs {
-    /// Stores a checked output (a file, or a directory tree); returns its digest and URI.
-    pub async fn put(&self, path: &Path, is_dir: bool) -> Result<(String, String), DataError> {
+impl ports::BlobStore for Blobs {
+    async fn put(&self, path: &Path, is_dir: bool) -> Result<StoredBlob, PortError> {
         match self {
-            Blobs::Disk(disk) => {
-                let stored = if is_dir { disk.put_dir(path) } else { disk.put_file(path) };
-                let (digest, at) = stored.map_err(|source| DataError::Local { path: path.into(), source })?;
-                Ok((digest, at.display().to_string()))
-            }
-            Blobs::S3(s3) => {
-                let (digest, at) = if is_dir { s3.put_dir(path).await? } else { s3.put_file(path).await? };
-                Ok((digest, at.to_string()))
-            }
+            Blobs::Disk(disk) => disk.put(path, is_dir).await,
+            Blobs::S3(s3) => s3.put(path, is_dir).await,
         }
     }
 
+    /// Local paths (a run's own inputs, or the disk store's blobs) are re-hashed
+    /// whichever store is in use; S3 URIs only an S3 store can reach.
+    async fn holds(&self, uri: &str, digest: &str, is_dir: bool) -> bool {
+        match (self, uri.starts_with("s3://")) {
+            (Blobs::S3(s3), true) => s3.holds(uri, digest, is_dir).await,
+            (Blobs::Disk(_), true) => false,
+            (_, false) => local_holds(uri, digest, is_dir).await,
+        }
+    }
+}
+
+/// Re-hashes a local blob off the runtime's thread, so Ctrl-C is heard meanwhile.
+async fn local_holds(uri: &str, digest: &str, is_dir: bool) -> bool {
+    let (path, digest) = (PathBuf::from(uri), digest.to_string());
+    tokio::task::spawn_blocking(move || has_digest(&path, is_dir, &digest)).await.unwrap_or(false)
+}
+
+impl Blobs {
     /// Whether this run can read every blob that (cached) values name, intact:
     /// local paths whose content still has the recorded digest, and S3 objects
     /// when the store is S3. A cache entry that fails this is a miss, never a
@@ -42,18 +53,9 @@ impl Blobs {
         for value in values.values() {
             let mut value = value.clone();
             let mut found = Vec::new();
-            crate::data::collect_blobs(&mut value, &mut found);
+            updraft_aws::data::collect_blobs(&mut value, &mut found);
             for (blob, is_dir) in found {
-                let readable = match (self, blob.uri.starts_with("s3://")) {
-                    (_, false) => {
-                        // Hashing runs off the runtime's thread, so Ctrl-C is heard meanwhile.
-                        let (path, digest) = (PathBuf::from(&blob.uri), blob.digest.clone());
-                        tokio::task::spawn_blocking(move || has_digest(&path, is_dir, &digest)).await.unwrap_or(false)
-                    }
-                    (Blobs::S3(s3), true) => s3.holds(&blob.uri, is_dir).await.unwrap_or(false),
-                    (Blobs::Disk(_), true) => false,
-                };
-                if !readable {
+                if !ports::BlobStore::holds(self, &blob.uri, &blob.digest, is_dir).await {
                     return false;
                 }
             }
@@ -75,7 +77,7 @@ impl Blobs {
             std::fs::remove_dir_all(dir).map_err(|source| DataError::Local { path: dir.into(), source })?;
         }
         if let Blobs::S3(s3) = self {
-            crate::data::download_inputs(s3.client(), &mut local, dir).await?;
+            updraft_aws::data::download_inputs(s3.client(), &mut local, dir).await?;
         }
         // Copying and hashing run off the runtime's thread, so Ctrl-C is heard meanwhile.
         let dir = dir.to_path_buf();
@@ -90,7 +92,7 @@ impl Blobs {
 fn copy_local_inputs(inputs: &mut BTreeMap<String, Literal>, dir: &Path) -> Result<(), DataError> {
     for (name, value) in inputs.iter_mut() {
         let mut blobs = Vec::new();
-        crate::data::collect_blobs(value, &mut blobs);
+        updraft_aws::data::collect_blobs(value, &mut blobs);
         let many = blobs.len() > 1;
         for (i, (blob, is_dir)) in blobs.into_iter().enumerate() {
             let from = PathBuf::from(&blob.uri);
@@ -122,7 +124,7 @@ fn has_digest(path: &Path, is_dir: bool, digest: &str) -> bool {
 /// Copies a regular file, hashing it on the way; the copy is read-only.
 fn copy_file_verified(from: &Path, to: &Path) -> io::Result<String> {
     use std::io::Write;
-    let mut source = crate::files::open_regular(from)?;
+    let mut source = updraft_aws::files::open_regular(from)?;
     let mut target = std::fs::File::create(to)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 16];
@@ -143,7 +145,7 @@ fn copy_file_verified(from: &Path, to: &Path) -> io::Result<String> {
 fn copy_dir_verified(from: &Path, to: &Path) -> io::Result<String> {
     std::fs::create_dir_all(to)?;
     let mut manifest = Vec::new();
-    for (relative, path) in crate::files::walk_files(from)? {
+    for (relative, path) in updraft_aws::files::walk_files(from)? {
         let target = to.join(&relative);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
@@ -192,11 +194,23 @@ impl BlobStore {
                 remove(&target)?;
             }
             place(path, &target, &self.tmp)?;
-            for (_, file) in crate::files::walk_files(&target)? {
+            for (_, file) in updraft_aws::files::walk_files(&target)? {
                 make_read_only(&file)?;
             }
         }
         Ok((format!("{DIGEST_PREFIX}{hex}"), target))
+    }
+}
+
+impl ports::BlobStore for BlobStore {
+    async fn put(&self, path: &Path, is_dir: bool) -> Result<StoredBlob, PortError> {
+        let stored = if is_dir { self.put_dir(path) } else { self.put_file(path) };
+        let (digest, at) = stored.map_err(|source| PortError::from(DataError::Local { path: path.into(), source }))?;
+        Ok(StoredBlob { digest, uri: at.display().to_string() })
+    }
+
+    async fn holds(&self, uri: &str, digest: &str, is_dir: bool) -> bool {
+        local_holds(uri, digest, is_dir).await
     }
 }
 
@@ -238,28 +252,4 @@ pub fn copy_recursively(from: &Path, to: &Path) -> io::Result<()> {
     } else {
         std::fs::copy(from, to).map(|_| ())
     }
-}
-
-/// The sha256 of a regular file's content, in hex; pipes and devices are refused.
-pub fn file_sha256(path: &Path) -> io::Result<String> {
-    let mut file = crate::files::open_regular(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
-}
-
-/// The directory's content digest (`updraft_core::cache_key::directory_digest`).
-pub fn dir_sha256(path: &Path) -> io::Result<String> {
-    let mut entries = Vec::new();
-    for (relative, file) in crate::files::walk_files(path)? {
-        entries.push((relative, file_sha256(&file)?));
-    }
-    Ok(updraft_core::cache_key::directory_digest(entries))
 }

@@ -7,13 +7,13 @@
 use super::blobs::{BlobStore, Blobs};
 use super::cache::LocalCache;
 use super::home::Home;
-use super::process::{self, Attempt, Outcome};
 use super::progress::Progress;
 use super::resources::{Capacity, ResourcePool};
 use super::runner;
 use super::s3_blobs::S3BlobStore;
 use super::store::{Store, StoreError};
 use crate::outputs::{self, BlobKind, Output};
+use crate::process::{self, Attempt, Outcome};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use updraft_aws::s3::{DataError, S3Uri};
 use updraft_core::cache_key;
 use updraft_core::compile::Compiled;
 use updraft_core::execution::contract::{
@@ -33,11 +34,11 @@ use updraft_core::execution::resolve::ValueMap;
 use updraft_core::execution::retry::Backoff;
 use updraft_core::execution::scheduler::Scheduler;
 use updraft_core::literal;
+use updraft_core::ports::{BlobStore as _, CacheStore as _, PortError};
 use updraft_core::proto::core::{
     Blob, CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier, Literal, LiteralMap, Node,
     NodeExecution, NodeExecutionId, NodePhase, TaskTemplate, WorkflowPhase, node,
 };
-use updraft_functions::s3::{DataError, S3Uri};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheMode {
@@ -208,14 +209,14 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
     let blobs = match &request.blob_store {
         None => Blobs::Disk(BlobStore::new(home.blobs(), home.tmp())),
         Some(root) => {
-            let config = crate::aws::sdk_config(None, None).await;
-            let store = S3BlobStore::open(crate::aws::s3_client(&config), root.clone())
+            let config = updraft_aws::config::sdk_config(None, None).await;
+            let store = S3BlobStore::open(updraft_aws::config::s3_client(&config), root.clone())
                 .await
                 .map_err(|source| RunError::BlobStore { uri: root.to_string(), source })?;
             Blobs::S3(store)
         }
     };
-    let mut store = Store::open(&home.database())?;
+    let store = Store::open(&home.database())?;
     // Runs whose `updraft run` was killed are closed (ABORTED, with the reason) before this one starts.
     for closed in runner::close_orphans(&store)? {
         eprintln!("warning: execution {closed} was left running by a process that died; marked ABORTED");
@@ -592,7 +593,7 @@ async fn run_task(
 ) -> (Result<Outputs, Failure>, u32, CacheStatus) {
     if ctx.cache_mode == CacheMode::Use
         && let Some(key) = key
-        && let Some(outputs) = ctx.cache.get(key)
+        && let Ok(Some(outputs)) = ctx.cache.get(key).await
         && ctx.blobs.hold_all(&outputs).await
     {
         return (Ok(outputs), 0, CacheStatus::CacheHit);
@@ -608,7 +609,7 @@ async fn run_task(
             Ok(outputs) => {
                 let cache = match (key, ctx.cache_mode) {
                     (Some(key), mode) => {
-                        if let Err(e) = ctx.cache.put(key, &outputs) {
+                        if let Err(e) = ctx.cache.put(key, &outputs).await {
                             ctx.progress().progress.message(&format!("{path}: could not store the cache entry: {e}"));
                         }
                         if mode == CacheMode::Overwrite {
@@ -684,7 +685,7 @@ async fn run_attempt(
 ) -> Result<Outputs, Failure> {
     let system = |message: String| Failure::new(path, FailureCode::SystemError, message);
     // The blob store failed (S3 on the way in or out); its error says whether a retry can help.
-    let data_failure = |what: String, e: DataError| {
+    let data_failure = |what: String, e: PortError| {
         let code = if e.is_retryable() { FailureCode::DataUnavailable } else { FailureCode::DataError };
         Failure::new(path, code, format!("{what}: {e}"))
     };
@@ -699,7 +700,7 @@ async fn run_attempt(
         .blobs
         .localize(inputs, &dir.join("inputs"))
         .await
-        .map_err(|e| data_failure("cannot fetch the inputs".into(), e))?;
+        .map_err(|e| data_failure("cannot fetch the inputs".into(), e.into()))?;
     let inputs_path = dir.join("inputs.json");
     std::fs::write(&inputs_path, contract::inputs_document(inputs).to_string())
         .map_err(|e| system(format!("cannot write {}: {e}", inputs_path.display())))?;
@@ -778,7 +779,7 @@ enum OutputError {
     /// The task broke its contract; another attempt will not help.
     Bad(String),
     /// The blob store could not take this output.
-    Store(String, DataError),
+    Store(String, PortError),
 }
 
 /// Reads every declared output from the outputs directory (the shared contract
@@ -795,12 +796,12 @@ async fn collect_outputs(
             Output::Value(value) => value,
             Output::Blob { kind, format } => {
                 let path = dir.join(&var.name);
-                let (digest, uri) = ctx
+                let stored = ctx
                     .blobs
                     .put(&path, kind == BlobKind::Directory)
                     .await
                     .map_err(|e| OutputError::Store(var.name.clone(), e))?;
-                outputs::blob_literal(kind, Blob { uri, format, digest })
+                outputs::blob_literal(kind, Blob { uri: stored.uri, format, digest: stored.digest })
             }
         };
         outputs.insert(var.name.clone(), value);

@@ -5,7 +5,6 @@ pub mod blobs;
 pub mod cache;
 pub mod executor;
 pub mod home;
-pub mod process;
 pub mod progress;
 pub mod resources;
 pub mod runner;

@@ -7,10 +7,12 @@
 //! that is already there is not uploaded again, and a directory cut short by a
 //! crash is never taken for a whole one.
 
-use super::blobs;
 use aws_sdk_s3::Client;
 use std::path::Path;
-use updraft_functions::s3::{self, DataError, S3Uri};
+use updraft_aws::files::{dir_sha256, file_sha256};
+use updraft_aws::s3::{self, DataError, S3Uri};
+use updraft_core::execution::contract::digest_string;
+use updraft_core::ports::{self, PortError, StoredBlob};
 
 pub struct S3BlobStore {
     client: Client,
@@ -30,8 +32,8 @@ impl S3BlobStore {
 
     /// Uploads a file under its digest unless it is there already; returns the digest and where it is.
     pub async fn put_file(&self, path: &Path) -> Result<(String, S3Uri), DataError> {
-        let hex = blobs::file_sha256(path).map_err(|source| DataError::Local { path: path.into(), source })?;
-        let digest = format!("{}{hex}", blobs::DIGEST_PREFIX);
+        let hex = file_sha256(path).map_err(|source| DataError::Local { path: path.into(), source })?;
+        let digest = digest_string(&hex);
         let to = self.root.join(&format!("sha256/{hex}"));
         if !s3::exists(&self.client, &to).await? {
             let (uploaded, _) = s3::upload_file(&self.client, path, &to).await?;
@@ -45,8 +47,8 @@ impl S3BlobStore {
 
     /// Uploads a directory tree under its digest, then its completion marker.
     pub async fn put_dir(&self, path: &Path) -> Result<(String, S3Uri), DataError> {
-        let hex = blobs::dir_sha256(path).map_err(|source| DataError::Local { path: path.into(), source })?;
-        let digest = format!("{}{hex}", blobs::DIGEST_PREFIX);
+        let hex = dir_sha256(path).map_err(|source| DataError::Local { path: path.into(), source })?;
+        let digest = digest_string(&hex);
         let to = self.root.join(&format!("dirs/{hex}"));
         let marker = completion_marker(&to);
         if !s3::exists(&self.client, &marker).await? {
@@ -63,10 +65,22 @@ impl S3BlobStore {
     }
 
     /// Whether a stored file, or a whole stored directory, is at `uri`.
-    pub async fn holds(&self, uri: &str, is_dir: bool) -> Result<bool, DataError> {
+    pub async fn has_object(&self, uri: &str, is_dir: bool) -> Result<bool, DataError> {
         let Ok(uri) = S3Uri::parse(uri) else { return Ok(false) };
         let probe = if is_dir { completion_marker(&uri) } else { uri };
         s3::exists(&self.client, &probe).await
+    }
+}
+
+impl ports::BlobStore for S3BlobStore {
+    async fn put(&self, path: &Path, is_dir: bool) -> Result<StoredBlob, PortError> {
+        let (digest, at) = if is_dir { self.put_dir(path).await? } else { self.put_file(path).await? };
+        Ok(StoredBlob { digest, uri: at.to_string() })
+    }
+
+    /// Presence only: digests are checked when the data is downloaded.
+    async fn holds(&self, uri: &str, _digest: &str, is_dir: bool) -> bool {
+        self.has_object(uri, is_dir).await.unwrap_or(false)
     }
 }
 

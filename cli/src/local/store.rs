@@ -5,10 +5,13 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
+use std::sync::Mutex;
+use updraft_core::ports::{ExecutionStore, PortError};
 use updraft_core::proto::core::{Execution, NodeExecution, WorkflowPhase};
 
 pub struct Store {
-    conn: Connection,
+    /// One connection, shared by the executor's tasks (rusqlite's is not `Sync`).
+    conn: Mutex<Connection>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,10 @@ CREATE TABLE IF NOT EXISTS node_executions (
 ";
 
 impl Store {
+    fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let conn = Connection::open(path)?;
         // WAL: readers (`executions get` in another terminal) never block the running executor.
@@ -58,15 +65,16 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn })
+        Ok(Store { conn: Mutex::new(conn) })
     }
 
     /// Records a new execution and the process that runs it, or fails with
     /// `NameTaken`: an existing execution is never overwritten by another.
-    pub fn create_execution(&mut self, execution: &Execution, runner: &str) -> Result<(), StoreError> {
+    pub fn create_execution(&self, execution: &Execution, runner: &str) -> Result<(), StoreError> {
         let id = execution.id.clone().unwrap_or_default();
         let created = execution.created_at.map(|t| (t.seconds, t.nanos)).unwrap_or_default();
-        let transaction = self.conn.transaction()?;
+        let mut conn = self.connection();
+        let transaction = conn.transaction()?;
         let inserted = transaction.execute(
             "INSERT INTO executions (name, created_at, record) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
             params![id.name, format!("{:020}.{:09}", created.0, created.1), serde_json::to_string(execution)?],
@@ -83,12 +91,12 @@ impl Store {
     /// Updates an execution's record; a finished one leaves the runners table.
     pub fn put_execution(&self, execution: &Execution) -> Result<(), StoreError> {
         let id = execution.id.clone().unwrap_or_default();
-        self.conn.execute(
+        self.connection().execute(
             "UPDATE executions SET record = ?2 WHERE name = ?1",
             params![id.name, serde_json::to_string(execution)?],
         )?;
         if execution.phase != WorkflowPhase::WorkflowRunning as i32 {
-            self.conn.execute("DELETE FROM runners WHERE execution = ?1", [&id.name])?;
+            self.connection().execute("DELETE FROM runners WHERE execution = ?1", [&id.name])?;
         }
         Ok(())
     }
@@ -99,13 +107,14 @@ impl Store {
         execution: &str,
         mut change: impl FnMut(&mut NodeExecution) -> bool,
     ) -> Result<(), StoreError> {
-        let mut statement = self.conn.prepare("SELECT node_id, record FROM node_executions WHERE execution = ?1")?;
+        let conn = self.connection();
+        let mut statement = conn.prepare("SELECT node_id, record FROM node_executions WHERE execution = ?1")?;
         let rows: Vec<(String, String)> =
             statement.query_map([execution], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<Result<_, _>>()?;
         for (node_id, record) in rows {
             let Ok(mut node) = serde_json::from_str::<NodeExecution>(&record) else { continue };
             if change(&mut node) {
-                self.conn.execute(
+                conn.execute(
                     "UPDATE node_executions SET record = ?3 WHERE execution = ?1 AND node_id = ?2",
                     params![execution, node_id, serde_json::to_string(&node)?],
                 )?;
@@ -116,13 +125,14 @@ impl Store {
 
     /// Drops the runner of an execution whose record is gone.
     pub fn forget_runner(&self, execution: &str) -> Result<(), StoreError> {
-        self.conn.execute("DELETE FROM runners WHERE execution = ?1", [execution])?;
+        self.connection().execute("DELETE FROM runners WHERE execution = ?1", [execution])?;
         Ok(())
     }
 
     /// Executions still marked running, with the process that runs each.
     pub fn running(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let mut statement = self.conn.prepare("SELECT execution, runner FROM runners")?;
+        let conn = self.connection();
+        let mut statement = conn.prepare("SELECT execution, runner FROM runners")?;
         let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -130,7 +140,7 @@ impl Store {
     pub fn put_node(&self, node: &NodeExecution, position: usize) -> Result<(), StoreError> {
         let id = node.id.clone().unwrap_or_default();
         let execution = id.execution_id.unwrap_or_default().name;
-        self.conn.execute(
+        self.connection().execute(
             "INSERT INTO node_executions (execution, node_id, position, record) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (execution, node_id) DO UPDATE SET record = excluded.record",
             params![execution, id.node_id, position as i64, serde_json::to_string(node)?],
@@ -141,8 +151,8 @@ impl Store {
     /// The newest executions first. A record that does not parse is skipped
     /// with a warning naming it, so one bad row cannot hide all the others.
     pub fn list(&self, limit: usize) -> Result<Listing, StoreError> {
-        let mut statement =
-            self.conn.prepare("SELECT name, record FROM executions ORDER BY created_at DESC LIMIT ?1")?;
+        let conn = self.connection();
+        let mut statement = conn.prepare("SELECT name, record FROM executions ORDER BY created_at DESC LIMIT ?1")?;
         let rows =
             statement.query_map([limit as i64], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
         let mut listing = Listing { executions: Vec::new(), skipped: Vec::new() };
@@ -158,17 +168,55 @@ impl Store {
 
     pub fn get(&self, name: &str) -> Result<Option<(Execution, Vec<NodeExecution>)>, StoreError> {
         let record: Option<String> = self
-            .conn
+            .connection()
             .query_row("SELECT record FROM executions WHERE name = ?1", [name], |row| row.get(0))
             .optional()?;
         let Some(record) = record else { return Ok(None) };
+        let conn = self.connection();
         let mut statement =
-            self.conn.prepare("SELECT record FROM node_executions WHERE execution = ?1 ORDER BY position")?;
+            conn.prepare("SELECT record FROM node_executions WHERE execution = ?1 ORDER BY position")?;
         let nodes = statement
             .query_map([name], |row| row.get::<_, String>(0))?
             .map(|r| Ok(serde_json::from_str(&r?)?))
             .collect::<Result<Vec<NodeExecution>, StoreError>>()?;
         Ok(Some((serde_json::from_str(&record)?, nodes)))
+    }
+}
+
+/// The embedded store as the port the control plane's readers are written
+/// against; `updraft run` itself also records who runs each execution
+/// (`create_execution`), which the port has no notion of.
+impl ExecutionStore for Store {
+    async fn create(&self, execution: &Execution) -> Result<(), PortError> {
+        self.create_execution(execution, "").map_err(port_error)?;
+        self.forget_runner(&execution.id.clone().unwrap_or_default().name).map_err(port_error)
+    }
+
+    async fn update(&self, execution: &Execution) -> Result<(), PortError> {
+        self.put_execution(execution).map_err(port_error)
+    }
+
+    async fn put_node(&self, node: &NodeExecution, position: usize) -> Result<(), PortError> {
+        Store::put_node(self, node, position).map_err(port_error)
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<(Execution, Vec<NodeExecution>)>, PortError> {
+        Store::get(self, name).map_err(port_error)
+    }
+
+    async fn list(&self, limit: usize) -> Result<Vec<Execution>, PortError> {
+        Store::list(self, limit).map(|listing| listing.executions).map_err(port_error)
+    }
+}
+
+fn port_error(e: StoreError) -> PortError {
+    match e {
+        StoreError::NameTaken(_) => PortError::Conflict(e.to_string()),
+        // A busy database (another updraft writing) clears up; a corrupt one does not.
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
+            PortError::Transient(e.to_string())
+        }
+        e => PortError::Permanent(e.to_string()),
     }
 }
 
@@ -190,7 +238,7 @@ mod tests {
     fn an_execution_name_is_never_reused_or_merged() {
         let dir = std::env::temp_dir().join(format!("updraft-store-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut store = Store::open(&dir.join("updraft.db")).unwrap();
+        let store = Store::open(&dir.join("updraft.db")).unwrap();
         store.create_execution(&execution("20261127-000000-00000000", "first"), "boot:1:1").unwrap();
         let clash = store.create_execution(&execution("20261127-000000-00000000", "second"), "boot:2:2");
         assert!(matches!(clash, Err(StoreError::NameTaken(_))), "{clash:?}");
@@ -202,6 +250,10 @@ mod tests {
         finished.phase = WorkflowPhase::WorkflowSucceeded as i32;
         store.put_execution(&finished).unwrap();
         assert!(store.running().unwrap().is_empty(), "a finished execution has no runner");
+
+        // Through the port, the same contract as core's in-memory fake.
+        let again = updraft_core::ports::memory::block_on(ExecutionStore::create(&store, &kept));
+        assert!(matches!(again, Err(PortError::Conflict(_))), "{again:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

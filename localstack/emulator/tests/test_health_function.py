@@ -1,4 +1,4 @@
-"""The real health Lambda (functions/src/bin/health.rs, built by cargo) as the
+"""The real health Lambda (functions/lambda/src/bin/health.rs, built by cargo) as the
 emulator runs it: its deployment package holds the Rust binary as `bootstrap`."""
 import json
 import os

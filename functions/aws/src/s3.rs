@@ -13,6 +13,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use updraft_core::execution::contract::{digest_hex, digest_string};
 
 /// Files up to this size go in one PutObject; larger ones in parts of this size.
 /// 16 MiB keeps a 200 MiB file at 13 parts and a 160 GiB file under S3's 10,000.
@@ -77,18 +78,24 @@ impl DataError {
     }
 }
 
+/// The port's view: whether the same call could succeed later, and the message.
+impl From<DataError> for updraft_core::ports::PortError {
+    fn from(e: DataError) -> Self {
+        if e.is_retryable() {
+            updraft_core::ports::PortError::Transient(e.to_string())
+        } else {
+            updraft_core::ports::PortError::Permanent(e.to_string())
+        }
+    }
+}
+
 fn s3_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     action: &'static str,
     uri: &S3Uri,
 ) -> impl FnOnce(SdkError<E, HttpResponse>) -> DataError {
     let uri = uri.to_string();
     move |e| {
-        // Timeouts, dropped connections, throttling and 5xx answers can pass; a 4xx will not.
-        let retryable = match &e {
-            SdkError::ServiceError(s) => s.raw().status().as_u16() >= 500 || e.code() == Some("SlowDown"),
-            SdkError::ConstructionFailure(_) => false,
-            _ => true,
-        };
+        let retryable = crate::sdk_error::is_retryable(&e);
         DataError::S3 { action, uri, message: crate::sdk_error::describe(&e), retryable }
     }
 }
@@ -97,8 +104,13 @@ fn local(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
     move |source| DataError::Local { path: path.to_path_buf(), source }
 }
 
-pub fn digest_string(hasher: Sha256) -> String {
-    format!("sha256:{}", hex::encode(hasher.finalize()))
+/// A finished hash as records write digests (`sha256:<hex>`).
+pub fn hasher_digest(hasher: Sha256) -> String {
+    digest_string(&hex::encode(hasher.finalize()))
+}
+
+fn hex_of(digest: &str) -> String {
+    digest_hex(digest).unwrap_or(digest).to_string()
 }
 
 /// Uploads a file; returns its digest and size. Large files go in parts, and a
@@ -109,7 +121,7 @@ pub async fn upload_file(s3: &Client, path: &Path, to: &S3Uri) -> Result<(String
     if size as usize <= PART_SIZE {
         let mut bytes = Vec::with_capacity(size as usize);
         file.read_to_end(&mut bytes).await.map_err(local(path))?;
-        let digest = digest_string(Sha256::new_with_prefix(&bytes));
+        let digest = hasher_digest(Sha256::new_with_prefix(&bytes));
         s3.put_object()
             .bucket(&to.bucket)
             .key(&to.key)
@@ -187,7 +199,7 @@ async fn upload_parts(
         parts.push(done.expect("part upload task does not panic")?);
     }
     parts.sort_by_key(|p| p.part_number);
-    Ok((digest_string(hasher), parts))
+    Ok((hasher_digest(hasher), parts))
 }
 
 /// Downloads an object to a file (parent directories created); returns its digest.
@@ -217,7 +229,7 @@ pub async fn download_file(
         file.write_all(&chunk).await.map_err(local(path))?;
     }
     file.flush().await.map_err(local(path))?;
-    let digest = digest_string(hasher);
+    let digest = hasher_digest(hasher);
     if let Some(expected) = expected.filter(|e| !e.is_empty())
         && expected != digest
     {
@@ -263,9 +275,9 @@ pub async fn download_dir(s3: &Client, from: &S3Uri, dir: &Path, expected: Optio
         }
         let object = S3Uri { bucket: from.bucket.clone(), key: key.clone() };
         let digest = download_file(s3, &object, &dir.join(relative), None).await?;
-        manifest.push((relative.to_string(), digest.trim_start_matches("sha256:").to_string()));
+        manifest.push((relative.to_string(), hex_of(&digest)));
     }
-    let digest = format!("sha256:{}", updraft_core::cache_key::directory_digest(manifest));
+    let digest = digest_string(&updraft_core::cache_key::directory_digest(manifest));
     if let Some(expected) = expected.filter(|e| !e.is_empty())
         && expected != digest
     {
@@ -276,28 +288,16 @@ pub async fn download_dir(s3: &Client, from: &S3Uri, dir: &Path, expected: Optio
 
 /// Uploads a directory tree under a prefix; returns the manifest digest and total size.
 pub async fn upload_dir(s3: &Client, dir: &Path, to: &S3Uri) -> Result<(String, u64), DataError> {
-    let mut files = Vec::new();
-    walk(dir, dir, &mut files)?;
+    // The same walk as the local store's digests: links followed to files only, special files refused.
+    let files = crate::files::walk_files(dir).map_err(local(dir))?;
     let mut manifest = Vec::new();
     let mut total = 0;
-    for relative in files {
-        let (digest, size) = upload_file(s3, &dir.join(&relative), &to.join(&relative)).await?;
+    for (relative, path) in files {
+        let (digest, size) = upload_file(s3, &path, &to.join(&relative)).await?;
         total += size;
-        manifest.push((relative, digest.trim_start_matches("sha256:").to_string()));
+        manifest.push((relative, hex_of(&digest)));
     }
-    Ok((format!("sha256:{}", updraft_core::cache_key::directory_digest(manifest)), total))
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), DataError> {
-    for entry in std::fs::read_dir(dir).map_err(local(dir))? {
-        let path = entry.map_err(local(dir))?.path();
-        if path.is_dir() {
-            walk(root, &path, out)?;
-        } else {
-            out.push(path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned());
-        }
-    }
-    Ok(())
+    Ok((digest_string(&updraft_core::cache_key::directory_digest(manifest)), total))
 }
 
 pub async fn get_bytes(s3: &Client, from: &S3Uri) -> Result<Vec<u8>, DataError> {

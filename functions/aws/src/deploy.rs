@@ -13,9 +13,11 @@
 //!
 //! The `SdkConfig` comes from the caller; this module never builds one.
 
-use crate::aws::failed;
+use crate::sdk_error::describe;
 use aws_config::SdkConfig;
+use aws_sdk_cloudformation::config::http::HttpResponse;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::error::SdkError;
 use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -23,11 +25,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The template shipped with this binary, so `updraft deploy` works from anywhere.
-pub const BUNDLED_TEMPLATE: &str = include_str!("../../infra/template.yaml");
+pub const BUNDLED_TEMPLATE: &str = include_str!("../../../infra/template.yaml");
 /// CloudFormation takes at most this many bytes inline; larger templates go through S3.
 const MAX_TEMPLATE_BODY: usize = 51_200;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ComputeEnvironments {
     /// The stack creates them (Fargate for CPU, EC2 GPU instances for GPU).
     Stack,
@@ -181,7 +183,7 @@ pub async fn deploy(config: &SdkConfig, request: DeployRequest) -> Result<Deploy
         _ => {}
     }
 
-    let s3 = crate::aws::s3_client(config);
+    let s3 = crate::config::s3_client(config);
     let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
     let bucket = match &request.code_bucket {
         Some(b) => b.clone(),
@@ -283,12 +285,12 @@ async fn compute_environments(config: &SdkConfig, request: &DeployRequest) -> Re
         return Ok((cpu.clone().unwrap_or_default(), gpu.clone().unwrap_or_default()));
     }
     let batch = aws_sdk_batch::Client::new(config);
-    let role = crate::aws::batch_service_role(&aws_sdk_iam::Client::new(config), &request.name_prefix).await?;
+    let role = batch_service_role(&aws_sdk_iam::Client::new(config), &request.name_prefix).await?;
     let given_or_created = async |given: &Option<String>, kind: &str| match given {
         Some(arn) => Ok(arn.clone()),
         None => {
             let name = format!("{}-{kind}-api", request.name_prefix);
-            crate::aws::unmanaged_compute_environment(&batch, &name, &role).await
+            unmanaged_compute_environment(&batch, &name, &role).await
         }
     };
     Ok((given_or_created(cpu, "cpu").await?, given_or_created(gpu, "gpu").await?))
@@ -398,6 +400,65 @@ async fn ensure_bucket(s3: &aws_sdk_s3::Client, bucket: &str, region: &str) -> R
         .await
         .map_err(failed("s3:PutPublicAccessBlock"))?;
     Ok(())
+}
+
+/// Maps a failed SDK call to a deploy error naming the action (any client:
+/// they share smithy's `SdkError`).
+pub fn failed<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    action: &'static str,
+) -> impl FnOnce(SdkError<E, HttpResponse>) -> DeployError {
+    move |e| DeployError::Aws { action, message: describe(&e) }
+}
+
+/// The role an API-created compute environment names: found or created. It
+/// only has to exist (emulators check that); an UNMANAGED environment has no
+/// instances for Batch to manage, so the role is given no permissions.
+pub async fn batch_service_role(iam: &aws_sdk_iam::Client, prefix: &str) -> Result<String, DeployError> {
+    let name = format!("{prefix}-batch-service");
+    if let Ok(found) = iam.get_role().role_name(&name).send().await
+        && let Some(role) = found.role
+    {
+        return Ok(role.arn);
+    }
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"batch.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let created = iam
+        .create_role()
+        .role_name(&name)
+        .assume_role_policy_document(trust)
+        .description("Batch service role of Updraft's API-created compute environments")
+        .send()
+        .await
+        .map_err(failed("iam:CreateRole"))?;
+    Ok(created.role.map(|r| r.arn).unwrap_or_default())
+}
+
+/// An UNMANAGED compute environment (no VPC, no instances to manage): found or created.
+pub async fn unmanaged_compute_environment(
+    batch: &aws_sdk_batch::Client,
+    name: &str,
+    service_role: &str,
+) -> Result<String, DeployError> {
+    let found = batch
+        .describe_compute_environments()
+        .compute_environments(name)
+        .send()
+        .await
+        .map_err(failed("batch:DescribeComputeEnvironments"))?;
+    if let Some(arn) =
+        found.compute_environments.unwrap_or_default().into_iter().find_map(|c| c.compute_environment_arn)
+    {
+        return Ok(arn);
+    }
+    let created = batch
+        .create_compute_environment()
+        .compute_environment_name(name)
+        .r#type(aws_sdk_batch::types::CeType::Unmanaged)
+        .state(aws_sdk_batch::types::CeState::Enabled)
+        .service_role(service_role)
+        .send()
+        .await
+        .map_err(failed("batch:CreateComputeEnvironment"))?;
+    Ok(created.compute_environment_arn.unwrap_or_default())
 }
 
 #[cfg(test)]

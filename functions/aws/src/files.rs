@@ -6,6 +6,7 @@
 //! before a byte is read, and read with a size limit; directory walks follow
 //! links to regular files only.
 
+use sha2::{Digest, Sha256};
 use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -112,6 +113,30 @@ pub fn walk_files(root: &Path) -> io::Result<Vec<(String, std::path::PathBuf)>> 
         }
     }
     Ok(out)
+}
+
+/// The sha256 of a regular file's content, in hex; pipes and devices are refused.
+pub fn file_sha256(path: &Path) -> io::Result<String> {
+    let mut file = open_regular(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The directory's content digest (`updraft_core::cache_key::directory_digest`).
+pub fn dir_sha256(path: &Path) -> io::Result<String> {
+    let mut entries = Vec::new();
+    for (relative, file) in walk_files(path)? {
+        entries.push((relative, file_sha256(&file)?));
+    }
+    Ok(updraft_core::cache_key::directory_digest(entries))
 }
 
 #[cfg(test)]

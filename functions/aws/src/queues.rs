@@ -2,10 +2,10 @@
 //! read from AWS so that tasks can be checked against them
 //! (`updraft validate --stack`) with `updraft_core::compute::route`.
 
+use crate::sdk_error::describe;
 use aws_config::SdkConfig;
 use aws_sdk_batch::types::{CeType, CrType};
 use updraft_core::compute::{Platform, Queue, Queues};
-use updraft_functions::sdk_error::describe;
 
 /// The stack's `CpuJobQueueArn` and `GpuJobQueueArn` outputs, each with the
 /// platforms of the compute environments it feeds.

@@ -2,11 +2,11 @@
 //! `updraft exec` (in a container) and `updraft run --blob-store s3://…` (on
 //! this machine) share. A task only ever sees local paths.
 
+use crate::s3::{self, DataError, S3Uri};
 use aws_sdk_s3::Client;
 use std::collections::BTreeMap;
 use std::path::Path;
 use updraft_core::proto::core::{Blob, Literal, literal::Value as LV};
-use updraft_functions::s3::{self, DataError, S3Uri};
 
 /// Downloads every blob of `inputs` that lives in S3 (files, dataframes and
 /// directories, also inside lists and maps) under `dir`, checks it against

@@ -1,0 +1,133 @@
+//! The ports: what the node logic needs from the outside world, as traits with
+//! no runtime or SDK types in them. Adapters fill them (the local disk and SQLite
+//! for `updraft run`, S3 and DynamoDB for the cloud); `memory` holds in-memory
+//! fakes for unit tests. Each method's doc states its contract, which every
+//! implementation keeps, so the node logic can rely on it whichever is plugged in.
+
+use crate::execution::node::Outputs;
+use crate::proto::core::{CompiledWorkflow, Execution, Identifier, LaunchPlanSpec, NodeExecution, TaskTemplate};
+use std::future::Future;
+use std::path::Path;
+
+/// Why a port call failed, and whether the same call could succeed later.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// Throttled, timed out, connection lost: the same call may succeed later.
+    #[error("{0} (transient: retrying may help)")]
+    Transient(String),
+    /// Refused for good: denied, malformed, missing bucket.
+    #[error("{0}")]
+    Permanent(String),
+    /// A write lost to a different value already there (see each method).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl PortError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, PortError::Transient(_))
+    }
+}
+
+/// A stored file or directory tree: its content digest (`sha256:…`) and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub digest: String,
+    pub uri: String,
+}
+
+/// Task data, addressed by content.
+pub trait BlobStore: Send + Sync {
+    /// Stores the file (or, with `is_dir`, the directory tree) at `path` under its
+    /// digest. Storing equal content twice yields the same URI; a stored blob is
+    /// never changed afterwards, and one found corrupt is replaced.
+    fn put(&self, path: &Path, is_dir: bool) -> impl Future<Output = Result<StoredBlob, PortError>> + Send;
+
+    /// Whether `uri` can be read and (where the store can tell cheaply) still
+    /// has `digest`. A `false` makes a cache entry a miss, never a failure.
+    fn holds(&self, uri: &str, digest: &str, is_dir: bool) -> impl Future<Output = bool> + Send;
+}
+
+/// Task outputs by cache key (docs/caching.md).
+pub trait CacheStore: Send + Sync {
+    /// The outputs stored under `key`, if any. The blobs they name may be gone:
+    /// callers check them with [`BlobStore::holds`].
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Outputs>, PortError>> + Send;
+    /// Stores (or replaces) the outputs under `key`; readers see the old entry or the new one, never half.
+    fn put(&self, key: &str, outputs: &Outputs) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Removes the entry; removing a missing one is not an error.
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Execution and node execution records.
+pub trait ExecutionStore: Send + Sync {
+    /// Records a new execution. An execution of the same name exists: `Conflict`,
+    /// and the existing record is left as it was (names are never reused).
+    fn create(&self, execution: &Execution) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Replaces the record of an existing execution.
+    fn update(&self, execution: &Execution) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Creates or replaces one node's record (`position` orders the nodes of an execution).
+    fn put_node(&self, node: &NodeExecution, position: usize) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// One execution and its nodes in order, or `None`.
+    fn get(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<(Execution, Vec<NodeExecution>)>, PortError>> + Send;
+    /// The newest executions first, at most `limit`.
+    fn list(&self, limit: usize) -> impl Future<Output = Result<Vec<Execution>, PortError>> + Send;
+}
+
+/// One registrable entity.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entity {
+    Task(TaskTemplate),
+    /// A workflow's closure (`Compiled::closure`).
+    Workflow(CompiledWorkflow),
+    LaunchPlan(LaunchPlanSpec),
+}
+
+impl Entity {
+    pub fn id(&self) -> Option<&Identifier> {
+        match self {
+            Entity::Task(t) => t.id.as_ref(),
+            Entity::Workflow(w) => w.template.as_ref().and_then(|t| t.id.as_ref()),
+            Entity::LaunchPlan(l) => l.id.as_ref(),
+        }
+    }
+}
+
+/// How a registration ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    Created,
+    /// The same id with the same content was there: nothing was written.
+    AlreadyRegistered,
+}
+
+/// Registered entities: immutable and versioned.
+pub trait Registry: Send + Sync {
+    /// Registers entities all-or-nothing. For each, the same (kind, project,
+    /// domain, name, version) with identical content is `AlreadyRegistered`; with
+    /// different content the whole call is a `Conflict` naming both digests and
+    /// nothing is written.
+    fn register(&self, entities: &[Entity]) -> impl Future<Output = Result<Vec<Registration>, PortError>> + Send;
+    /// One entity by its full id (resource type, project, domain, name, version).
+    fn get(&self, id: &Identifier) -> impl Future<Output = Result<Option<Entity>, PortError>> + Send;
+}
+
+/// What drives a workflow's DAG in the cloud (Step Functions).
+pub trait WorkflowEngine: Send + Sync {
+    /// Starts `execution_name` of the registered workflow with inputs stored at
+    /// `inputs_uri`. Starting the same name with the same inputs again returns
+    /// the same run (idempotent launches); with other inputs, `Conflict`.
+    fn start(
+        &self,
+        workflow: &Identifier,
+        execution_name: &str,
+        inputs_uri: &str,
+    ) -> impl Future<Output = Result<String, PortError>> + Send;
+    /// Asks a running execution to stop; stopping a finished one is not an error.
+    fn stop(&self, run: &str, reason: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+pub mod memory;

@@ -1,0 +1,17 @@
+//! Updraft's adapters to the outside world, shared by the `updraft` binary and
+//! the Lambda functions; no Lambda runtime in here, so the binary shipped into
+//! every task image stays small.
+//!
+//! - `files`: user and task files opened without trusting them, and their content digests;
+//! - `s3`, `data`: task data in S3 (digests computed while streaming, directories as prefixes);
+//! - `sdk_error`: every SDK failure as one line, and whether a retry can help;
+//! - `config`: the `SdkConfig` and clients, built at the edge and passed in;
+//! - `deploy`, `queues`: the stack through CloudFormation, and its Batch queues.
+
+pub mod config;
+pub mod data;
+pub mod deploy;
+pub mod files;
+pub mod queues;
+pub mod s3;
+pub mod sdk_error;
