@@ -9,9 +9,9 @@ use super::cache::LocalCache;
 use super::home::Home;
 use super::progress::Progress;
 use super::resources::{Capacity, ResourcePool};
-use super::runner;
 use super::s3_blobs::S3BlobStore;
 use super::store::{Store, StoreError};
+use super::{now, runner};
 use crate::outputs::{self, BlobKind, Output};
 use crate::process::{self, Attempt, Outcome};
 use std::collections::{BTreeMap, HashMap};
@@ -807,11 +807,6 @@ async fn collect_outputs(
         outputs.insert(var.name.clone(), value);
     }
     Ok(outputs)
-}
-
-pub(crate) fn now() -> updraft_core::proto::Timestamp {
-    let t = chrono::Utc::now();
-    updraft_core::proto::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
 }
 
 fn to_duration(d: Duration) -> updraft_core::proto::Duration {

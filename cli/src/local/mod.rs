@@ -10,3 +10,9 @@ pub mod resources;
 pub mod runner;
 pub mod s3_blobs;
 pub mod store;
+
+/// The current time as records store it.
+pub fn now() -> updraft_core::proto::Timestamp {
+    let t = chrono::Utc::now();
+    updraft_core::proto::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}

@@ -75,7 +75,7 @@ pub fn close_orphans(store: &Store) -> Result<Vec<String>, StoreError> {
         }
         kill_leftovers(&name);
         let pid = runner.split(':').nth(1).unwrap_or("?");
-        let now = crate::local::executor::now();
+        let now = super::now();
         store.update_nodes(&name, |node| {
             let unfinished = [NodePhase::Queued as i32, NodePhase::Running as i32].contains(&node.phase);
             if unfinished {
