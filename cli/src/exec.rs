@@ -247,6 +247,8 @@ async fn run_job(
             stdout: None,
             stderr: None,
             timeout: None,
+            // The container's log driver takes the streams; CloudWatch bounds them.
+            max_log_bytes: None,
         },
         terminate.clone(),
     )
@@ -271,7 +273,9 @@ async fn run_job(
         }
         Outcome::Cancelled => return Err(Failure::Terminated),
         Outcome::SpawnFailed(message) => return Err(Failure::BadJob(message)),
-        Outcome::TimedOut => unreachable!("exec sets no timeout; Batch enforces the attempt timeout with SIGTERM"),
+        Outcome::TimedOut | Outcome::LogLimit(_) => {
+            unreachable!("exec sets no timeout and no log limit; Batch enforces the attempt timeout with SIGTERM")
+        }
     }
 
     let mut checked = Vec::new();

@@ -18,6 +18,17 @@ pub struct Attempt {
     pub stdout: Option<PathBuf>,
     pub stderr: Option<PathBuf>,
     pub timeout: Option<Duration>,
+    /// The most each log file may grow to; past it the task is stopped (`None`: no limit).
+    pub max_log_bytes: Option<u64>,
+}
+
+/// What a local attempt may write to each of stdout and stderr: 1 GiB, so a task
+/// stuck printing cannot fill the disk. `UPDRAFT_MAX_LOG_BYTES` changes it.
+pub const MAX_LOG_BYTES: u64 = 1 << 30;
+
+/// The log limit in force: `UPDRAFT_MAX_LOG_BYTES` or [`MAX_LOG_BYTES`].
+pub fn max_log_bytes() -> u64 {
+    std::env::var("UPDRAFT_MAX_LOG_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(MAX_LOG_BYTES)
 }
 
 fn stream(path: &Option<PathBuf>) -> std::io::Result<Stdio> {
@@ -32,6 +43,8 @@ pub enum Outcome {
     Exited(i32),
     Signaled(i32),
     TimedOut,
+    /// A log file grew past `max_log_bytes`; the task was stopped.
+    LogLimit(u64),
     Cancelled,
     /// The program could not be started (not found, not executable).
     SpawnFailed(String),
@@ -88,6 +101,19 @@ pub async fn run(attempt: Attempt, mut cancel: watch::Receiver<bool>) -> Outcome
             None => std::future::pending().await,
         }
     };
+    // Log files are checked twice a second; a task writing past the limit is stopped.
+    let logs: Vec<PathBuf> = [&attempt.stdout, &attempt.stderr].into_iter().flatten().cloned().collect();
+    let log_limit = async {
+        let Some(limit) = attempt.max_log_bytes.filter(|_| !logs.is_empty()) else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if logs.iter().any(|log| std::fs::metadata(log).is_ok_and(|m| m.len() > limit)) {
+                return limit;
+            }
+        }
+    };
     let outcome = tokio::select! {
         status = child.wait() => match status {
             Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
@@ -101,6 +127,11 @@ pub async fn run(attempt: Attempt, mut cancel: watch::Receiver<bool>) -> Outcome
             kill_group(pgid, libc::SIGKILL);
             let _ = child.wait().await;
             Outcome::TimedOut
+        }
+        limit = log_limit => {
+            kill_group(pgid, libc::SIGKILL);
+            let _ = child.wait().await;
+            Outcome::LogLimit(limit)
         }
         _ = cancelled(&mut cancel) => {
             kill_group(pgid, libc::SIGTERM);

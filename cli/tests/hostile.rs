@@ -244,6 +244,23 @@ workflows:
     assert!(stderr.contains("value outputs are limited to 262144 bytes") && stderr.contains("file output"), "{stderr}");
 }
 
+#[test]
+fn a_task_that_floods_its_log_is_stopped_at_the_limit() {
+    let spec = "tasks:\n  flood:\n    image: x\n    command: [yes, flood]\n    retries: 2\nworkflows:\n  w:\n    nodes:\n      f: {task: flood}\n";
+    let sandbox = Sandbox::new("hostile-flood", spec);
+    let mut command = sandbox.command(&["run", "spec.yaml", "--output", "json"]);
+    command.env("UPDRAFT_MAX_LOG_BYTES", "1000000");
+    let out = within(command, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1));
+    let doc = json(&out);
+    let f = node(&doc, "f");
+    assert_eq!(f["error"]["code"], "LogLimit");
+    assert_eq!(f["attempts"], 1, "it would flood again: not retried");
+    let log = f["error"]["logUri"].as_str().unwrap().replace("stderr", "stdout");
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert!(size < 1_000_000_000, "stopped near the limit, not at the disk's end: {size} bytes");
+}
+
 // ---------------------------------------------------------------- crash consistency
 
 #[test]
@@ -364,6 +381,7 @@ fn an_unusable_updraft_home_is_named() {
     assert_ne!(out.status.code(), Some(0));
     let stderr = text(&out.stderr);
     assert!(stderr.contains(&file.display().to_string()) && stderr.contains("UPDRAFT_HOME"), "{stderr}");
+    assert!(stderr.contains("hint: "), "{stderr}");
 }
 
 #[test]

@@ -738,6 +738,7 @@ async fn run_attempt(
             stdout: Some(dir.join(format!("attempt-{attempt}.stdout.log"))),
             stderr: Some(stderr.clone()),
             timeout,
+            max_log_bytes: Some(process::max_log_bytes()),
         },
         ctx.cancel.clone(),
     )
@@ -768,6 +769,12 @@ async fn run_attempt(
             format!(
                 " ran past its timeout of {}",
                 timeout.map(updraft_core::quantity::format_duration).unwrap_or_default()
+            ),
+        )),
+        Outcome::LogLimit(limit) => Err(failed(
+            FailureCode::LogLimit,
+            format!(
+                " wrote more than {limit} bytes to stdout or stderr, the limit (UPDRAFT_MAX_LOG_BYTES); it was stopped"
             ),
         )),
         Outcome::Cancelled => Err(Failure::aborted(path)),

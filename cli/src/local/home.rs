@@ -35,8 +35,8 @@ impl Home {
             std::io::Error::new(
                 e.kind(),
                 format!(
-                    "cannot use {} as the Updraft home (UPDRAFT_HOME, default ~/.updraft): {e}; \
-                     set UPDRAFT_HOME to a writable directory",
+                    "cannot use {} as the Updraft home (UPDRAFT_HOME, default ~/.updraft): {e}\n  \
+                     hint: set UPDRAFT_HOME to a writable directory",
                     path.display()
                 ),
             )

@@ -17,6 +17,8 @@ pub enum FailureCode {
     Timeout,
     /// The program could not be started (not found, not executable).
     CannotStart,
+    /// The task wrote more to stdout or stderr than a local run keeps.
+    LogLimit,
     /// The task exited 0 but broke the output contract (missing or wrong-typed output).
     BadOutputs,
     /// The job description (in a container: the environment) is wrong.
@@ -50,11 +52,12 @@ pub enum FailureCode {
 }
 
 impl FailureCode {
-    pub const ALL: [FailureCode; 19] = [
+    pub const ALL: [FailureCode; 20] = [
         FailureCode::NonZeroExit,
         FailureCode::Killed,
         FailureCode::Timeout,
         FailureCode::CannotStart,
+        FailureCode::LogLimit,
         FailureCode::BadOutputs,
         FailureCode::BadJob,
         FailureCode::DataError,
@@ -79,6 +82,7 @@ impl FailureCode {
             FailureCode::Killed => "Killed",
             FailureCode::Timeout => "Timeout",
             FailureCode::CannotStart => "CannotStart",
+            FailureCode::LogLimit => "LogLimit",
             FailureCode::BadOutputs => "BadOutputs",
             FailureCode::BadJob => "BadJob",
             FailureCode::DataError => "DataError",
@@ -188,6 +192,7 @@ mod tests {
                 ("Killed", true, User, None),
                 ("Timeout", true, User, None),
                 ("CannotStart", false, User, None),
+                ("LogLimit", false, User, None),
                 ("BadOutputs", false, User, Some(65)),
                 ("BadJob", false, User, Some(64)),
                 ("DataError", false, User, Some(74)),
