@@ -73,20 +73,6 @@ pub async fn run(attempt: Attempt, mut cancel: watch::Receiver<bool>) -> Outcome
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
-    let parent = std::process::id() as i32;
-    // SAFETY: between fork and exec this calls only async-signal-safe functions.
-    unsafe {
-        command.pre_exec(move || {
-            // The task dies with the thread that started it, even if that process is SIGKILLed
-            // (its own children are the watchdog's job, see local::runner).
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if libc::getppid() != parent {
-                // The parent died before the line above took effect.
-                libc::_exit(137);
-            }
-            Ok(())
-        });
-    }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => return Outcome::SpawnFailed(format!("cannot start {program:?}: {e}")),

@@ -73,6 +73,11 @@ impl Blobs {
         dir: &Path,
     ) -> Result<BTreeMap<String, Literal>, DataError> {
         let mut local = inputs.clone();
+        let mut blobs = Vec::new();
+        local.values_mut().for_each(|value| updraft_aws::data::collect_blobs(value, &mut blobs));
+        if blobs.is_empty() {
+            return Ok(local);
+        }
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|source| DataError::Local { path: dir.into(), source })?;
         }

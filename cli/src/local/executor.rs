@@ -673,8 +673,8 @@ fn random_u32() -> u32 {
 }
 
 /// One attempt: fresh outputs directory, inputs document, templated argv, the
-/// process, then the outputs checked against the interface. The flag says
-/// whether another attempt could help.
+/// process, then the outputs checked against the interface. The failure's code
+/// says whether another attempt could help (core's failure table).
 async fn run_attempt(
     ctx: &Arc<Ctx>,
     task: &TaskTemplate,
