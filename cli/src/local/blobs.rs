@@ -4,9 +4,8 @@
 //! `--blob-store s3://…`, the same addressing in S3 (`super::s3_blobs`).
 
 use super::s3_blobs::S3BlobStore;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use updraft_aws::files::{dir_sha256, file_sha256};
 use updraft_aws::s3::DataError;
@@ -128,21 +127,9 @@ fn has_digest(path: &Path, is_dir: bool, digest: &str) -> bool {
 
 /// Copies a regular file, hashing it on the way; the copy is read-only.
 fn copy_file_verified(from: &Path, to: &Path) -> io::Result<String> {
-    use std::io::Write;
-    let mut source = updraft_aws::files::open_regular(from)?;
-    let mut target = std::fs::File::create(to)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    loop {
-        let n = source.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        target.write_all(&buffer[..n])?;
-    }
+    let hex = updraft_aws::files::sha256_copying(from, std::fs::File::create(to)?)?;
     make_read_only(to)?;
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hex)
 }
 
 /// Copies a directory tree (links followed to files only, special files

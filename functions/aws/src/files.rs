@@ -117,6 +117,12 @@ pub fn walk_files(root: &Path) -> io::Result<Vec<(String, std::path::PathBuf)>> 
 
 /// The sha256 of a regular file's content, in hex; pipes and devices are refused.
 pub fn file_sha256(path: &Path) -> io::Result<String> {
+    sha256_copying(path, io::sink())
+}
+
+/// Reads a regular file once, writing it to `sink` and hashing it on the way;
+/// returns the sha256 in hex (so a copy is verified by the same read that makes it).
+pub fn sha256_copying(path: &Path, mut sink: impl io::Write) -> io::Result<String> {
     let mut file = open_regular(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 16];
@@ -126,6 +132,7 @@ pub fn file_sha256(path: &Path) -> io::Result<String> {
             break;
         }
         hasher.update(&buffer[..n]);
+        sink.write_all(&buffer[..n])?;
     }
     Ok(hex::encode(hasher.finalize()))
 }
