@@ -122,7 +122,7 @@ enum ExecutionsCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_arguments();
     let result = match cli.command {
         Command::Validate { files, stack, namespace } => {
             commands::validate::run(&files, &namespace.into(), stack.as_deref())
@@ -174,6 +174,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line; `updraft run --help` also says which GPUs this machine offers
+/// (found only then: detection may start `nvidia-smi`).
+fn parse_arguments() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<String> = std::env::args().collect();
+    let mut command = Cli::command();
+    if args.get(1).is_some_and(|a| a == "run") && args.iter().any(|a| a == "--help" || a == "-h") {
+        let found = local::gpus::Gpus::detect().describe();
+        command = command.mut_subcommand("run", |run| {
+            run.after_help(format!(
+                "GPUs: {found}. A task with resources.gpu: N waits for N free devices and sees only them \
+                 (CUDA_VISIBLE_DEVICES); tasks without a GPU request see none. UPDRAFT_GPUS=0,1 or \
+                 UPDRAFT_GPUS=none sets the devices to use."
+            ))
+        });
+    }
+    Cli::from_arg_matches(&command.get_matches_from(args)).unwrap_or_else(|e| e.exit())
 }
 
 impl From<Namespace> for updraft_core::compile::Options {

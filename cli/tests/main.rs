@@ -7,6 +7,7 @@ mod blob_store;
 
 mod compile;
 mod exec;
+mod gpus;
 mod hostile;
 mod run;
 mod validate;

@@ -95,7 +95,10 @@ pub fn print_execution(
             CacheStatus::CacheDisabled => "-",
         };
         let attempts = if n.attempts > 0 { n.attempts.to_string() } else { "-".into() };
-        println!("{id:<28} {phase:<10} {:>9} {attempts:>8}  {cache}{items}", seconds(n.duration));
+        let gpus: Vec<String> =
+            n.attempt_devices.iter().map(|a| format!("attempt {}: GPU {}", a.attempt, a.gpus.join(","))).collect();
+        let gpus = if gpus.is_empty() { String::new() } else { format!(" ({})", gpus.join("; ")) };
+        println!("{id:<28} {phase:<10} {:>9} {attempts:>8}  {cache}{items}{gpus}", seconds(n.duration));
     }
     if !outputs.is_empty() {
         println!("\noutputs:");

@@ -2,6 +2,7 @@
 
 use super::executions::{OutputFormat, print_execution};
 use crate::local::executor::{self, CacheMode, RunError, RunRequest};
+use crate::local::gpus::Gpus;
 use crate::local::home::Home;
 use crate::local::resources::Capacity;
 use crate::spec_file;
@@ -95,6 +96,28 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         }
     };
 
+    // GPUs are found only when a task of this workflow asks for one, and a request
+    // for more than there are is refused before anything starts (CPU and memory are clamped).
+    let closure = compiled.closure(&workflow_name).expect("listed above");
+    let gpu_tasks: Vec<(String, u32)> = closure
+        .tasks
+        .iter()
+        .filter_map(|t| {
+            let gpu = t.resources.and_then(|r| r.requests).map_or(0, |r| r.gpu);
+            (gpu > 0).then(|| (t.id.as_ref().map(|i| i.name.clone()).unwrap_or_default(), gpu))
+        })
+        .collect();
+    let gpus = (!gpu_tasks.is_empty()).then(Gpus::detect);
+    if let Some(found) = &gpus
+        && let Some((task, wanted)) = gpu_tasks.iter().find(|(_, gpu)| *gpu as usize > found.devices.len())
+    {
+        return bad_input(format!(
+            "error: task {task} asks for {wanted} GPU(s), but this machine offers {}; nothing was run\n  \
+             hint: run it where there are enough GPUs, lower resources.gpu, or set UPDRAFT_GPUS to the devices to use",
+            found.describe()
+        ));
+    }
+
     let home = Home::from_env()?;
     let result = match executor::run(
         &home,
@@ -108,6 +131,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             backoff: Backoff::default(),
             show_progress: args.output == OutputFormat::Text,
             blob_store,
+            gpus,
         },
     ) {
         Err(e @ RunError::BlobStore { .. }) => {

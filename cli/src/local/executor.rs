@@ -6,6 +6,7 @@
 
 use super::blobs::{BlobStore, Blobs};
 use super::cache::LocalCache;
+use super::gpus::Gpus;
 use super::home::Home;
 use super::progress::Progress;
 use super::resources::{Capacity, ResourcePool};
@@ -36,8 +37,8 @@ use updraft_core::execution::scheduler::Scheduler;
 use updraft_core::literal;
 use updraft_core::ports::{BlobStore as _, CacheStore as _, PortError};
 use updraft_core::proto::core::{
-    Blob, CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier, Literal, LiteralMap, Node,
-    NodeExecution, NodeExecutionId, NodePhase, TaskTemplate, WorkflowPhase, node,
+    AttemptDevices, Blob, CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier, Literal,
+    LiteralMap, Node, NodeExecution, NodeExecutionId, NodePhase, TaskTemplate, WorkflowPhase, node,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,8 @@ pub struct RunRequest {
     pub show_progress: bool,
     /// Keep task outputs under this S3 prefix instead of `$UPDRAFT_HOME/blobs`.
     pub blob_store: Option<S3Uri>,
+    /// The GPUs tasks may be given; `None` when no task of the workflow asks for one.
+    pub gpus: Option<Gpus>,
 }
 
 pub struct RunResult {
@@ -147,12 +150,17 @@ struct Recorder {
     progress: Progress,
     nodes: Vec<NodeExecution>,
     positions: HashMap<String, usize>,
+    /// GPUs per attempt, by node path, copied into each record of that node.
+    devices: HashMap<String, Vec<AttemptDevices>>,
     error: Option<StoreError>,
 }
 
 impl Recorder {
-    fn record(&mut self, node: NodeExecution) {
+    fn record(&mut self, mut node: NodeExecution) {
         let id = node.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
+        if let Some(devices) = self.devices.get(&id) {
+            node.attempt_devices = devices.clone();
+        }
         let seconds = node.duration.map(|d| d.seconds as f64 + d.nanos as f64 / 1e9);
         let phase = NodePhase::try_from(node.phase).unwrap_or_default();
         if phase != NodePhase::Running || seconds.is_none() {
@@ -192,6 +200,14 @@ impl Ctx {
         record.phase = NodePhase::Running as i32;
         record.inputs = Some(LiteralMap { values: inputs.clone() });
         record
+    }
+
+    /// Says which GPUs an attempt got, in the progress lines and the node's record.
+    fn note_devices(&self, path: &str, attempt: u32, gpus: &[String]) {
+        let mut recorder = self.progress();
+        let plural = if gpus.len() == 1 { "" } else { "s" };
+        recorder.progress.message(&format!("{path}: attempt {attempt} on GPU{plural} {}", gpus.join(",")));
+        recorder.devices.entry(path.to_string()).or_default().push(AttemptDevices { attempt, gpus: gpus.to_vec() });
     }
 
     fn cancelled(&self) -> bool {
@@ -262,6 +278,9 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
         execution_id.domain,
         home.node_dir(&execution_id.name, "").display()
     ));
+    if let Some(gpus) = &request.gpus {
+        progress.message(&format!("GPUs: {}", gpus.describe()));
+    }
 
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let mut workflows: HashMap<String, Arc<CompiledWorkflow>> = HashMap::new();
@@ -280,11 +299,21 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
         execution: execution_id.clone(),
         code_dir: request.code_dir.display().to_string(),
         cache_mode: request.cache_mode,
-        pool: ResourcePool::new(request.capacity),
+        pool: ResourcePool::new(
+            request.capacity,
+            request.gpus.iter().flat_map(|g| g.devices.iter().map(|d| d.id.clone())).collect(),
+        ),
         backoff: request.backoff,
         cancel: cancel_rx,
         watchdog: std::sync::OnceLock::new(),
-        recorder: Mutex::new(Recorder { store, progress, nodes: Vec::new(), positions: HashMap::new(), error: None }),
+        recorder: Mutex::new(Recorder {
+            store,
+            progress,
+            nodes: Vec::new(),
+            positions: HashMap::new(),
+            devices: HashMap::new(),
+            error: None,
+        }),
     });
 
     let run = run_workflow(Arc::clone(&ctx), Arc::new(workflow), request.inputs.clone(), String::new());
@@ -598,14 +627,22 @@ async fn run_task(
     {
         return (Ok(outputs), 0, CacheStatus::CacheHit);
     }
-    let (cpu, memory) = rules::default_requests(task.resources.and_then(|r| r.requests));
-    let _permit = ctx.pool.acquire(cpu, memory).await;
+    let requests = task.resources.and_then(|r| r.requests);
+    let (cpu, memory) = rules::default_requests(requests);
+    let gpus = requests.map_or(0, |r| r.gpu as usize);
 
     let dir = ctx.home.node_dir(&ctx.execution.name, path);
     let policy = RetryPolicy::for_task(task, ctx.backoff);
     let mut attempt = 1;
     loop {
-        let failure = match run_attempt(ctx, task, inputs, path, &dir, attempt).await {
+        // Resources are held per attempt: a retry's backoff holds no CPU, memory or GPU.
+        let permit = ctx.pool.acquire(cpu, memory, gpus).await;
+        if !permit.gpus.is_empty() {
+            ctx.note_devices(path, attempt, &permit.gpus);
+        }
+        let attempted = run_attempt(ctx, task, inputs, path, &dir, attempt, &permit.gpus).await;
+        drop(permit);
+        let failure = match attempted {
             Ok(outputs) => {
                 let cache = match (key, ctx.cache_mode) {
                     (Some(key), mode) => {
@@ -682,6 +719,7 @@ async fn run_attempt(
     path: &str,
     dir: &Path,
     attempt: u32,
+    gpus: &[String],
 ) -> Result<Outputs, Failure> {
     let system = |message: String| Failure::new(path, FailureCode::SystemError, message);
     // The blob store failed (S3 on the way in or out); its error says whether a retry can help.
@@ -718,6 +756,9 @@ async fn run_attempt(
         (ENV_EXECUTION_ID.to_string(), ctx.execution.name.clone()),
         (ENV_NODE_ID.to_string(), path.to_string()),
         (ENV_ATTEMPT.to_string(), attempt.to_string()),
+        // Its own devices, or none: a task that asked for no GPU must not take one by accident.
+        ("CUDA_VISIBLE_DEVICES".to_string(), gpus.join(",")),
+        ("NVIDIA_VISIBLE_DEVICES".to_string(), if gpus.is_empty() { "void".to_string() } else { gpus.join(",") }),
     ]);
     // Each attempt keeps its own logs: a retry must not overwrite why the first one failed.
     let stderr = dir.join(format!("attempt-{attempt}.stderr.log"));

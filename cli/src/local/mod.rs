@@ -4,6 +4,7 @@
 pub mod blobs;
 pub mod cache;
 pub mod executor;
+pub mod gpus;
 pub mod home;
 pub mod progress;
 pub mod resources;
