@@ -87,14 +87,15 @@ pub async fn run(attempt: Attempt, mut cancel: watch::Receiver<bool>) -> Outcome
             None => std::future::pending().await,
         }
     };
-    // Log files are checked twice a second; a task writing past the limit is stopped.
+    // Log files are checked ten times a second; a task writing past the limit is stopped
+    // (a very fast writer may overshoot by what it writes in 100 ms).
     let logs: Vec<PathBuf> = [&attempt.stdout, &attempt.stderr].into_iter().flatten().cloned().collect();
     let log_limit = async {
         let Some(limit) = attempt.max_log_bytes.filter(|_| !logs.is_empty()) else {
             return std::future::pending().await;
         };
         loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
             if logs.iter().any(|log| std::fs::metadata(log).is_ok_and(|m| m.len() > limit)) {
                 return limit;
             }
