@@ -180,9 +180,11 @@ fn main() -> ExitCode {
 /// (found only then: detection may start `nvidia-smi`).
 fn parse_arguments() -> Cli {
     use clap::{CommandFactory, FromArgMatches};
-    let args: Vec<String> = std::env::args().collect();
+    // As the OS gave them (`args()` would panic on an argument that is not UTF-8).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let is = |a: &std::ffi::OsString, words: &[&str]| a.to_str().is_some_and(|a| words.contains(&a));
     let mut command = Cli::command();
-    if args.get(1).is_some_and(|a| a == "run") && args.iter().any(|a| a == "--help" || a == "-h") {
+    if args.get(1).is_some_and(|a| is(a, &["run"])) && args.iter().any(|a| is(a, &["--help", "-h"])) {
         let found = local::gpus::Gpus::detect().describe();
         command = command.mut_subcommand("run", |run| {
             run.after_help(format!(

@@ -83,17 +83,18 @@ pub fn check(var: &Variable, dir: &Path) -> Result<Output, String> {
         // Every entry must be data: a pipe deep inside would block whoever stores it.
         files::walk_files(&path).map_err(|e| format!("output \"{}\" cannot be used: {e}", var.name))?;
     }
-    check_blob(&var.name, &t, &path)
+    check_blob(&var.name, &t, &path, is_dir)
 }
 
-fn check_blob(name: &str, t: &LiteralType, path: &Path) -> Result<Output, String> {
+/// `is_dir`: what the output path holds, as classified (without following links to directories).
+fn check_blob(name: &str, t: &LiteralType, path: &Path, is_dir: bool) -> Result<Output, String> {
     let wrong = |found: &str| format!("output \"{name}\" has the wrong type: expected {}, found {found}", display(t));
     let unreadable = |e: std::io::Error| format!("cannot read output \"{name}\": {e}");
     match kind(t) {
-        Kind::Optional(inner) => check_blob(name, inner, path),
-        Kind::Directory if path.is_dir() => Ok(Output::Blob { kind: BlobKind::Directory, format: String::new() }),
+        Kind::Optional(inner) => check_blob(name, inner, path, is_dir),
+        Kind::Directory if is_dir => Ok(Output::Blob { kind: BlobKind::Directory, format: String::new() }),
         Kind::Directory => Err(wrong("a file")),
-        _ if path.is_dir() => Err(wrong("a directory")),
+        _ if is_dir => Err(wrong("a directory")),
         Kind::File(f) => Ok(Output::Blob { kind: BlobKind::File, format: f.format.clone() }),
         Kind::DataFrame(d) => {
             let format = if d.format.is_empty() { "csv".to_string() } else { d.format.clone() };

@@ -142,12 +142,17 @@ fn out_of_range_inputs_name_the_range() {
         (["-i", "n=9223372036854775808", "-i", "d=1s"], "int 9223372036854775808 is too large"),
         (["-i", "n=1", "-i", "d=99999999999999999d"], "too large: the maximum is 365d"),
     ] {
-        let mut argv = vec!["run", "typed.yaml"];
-        argv.extend(args);
-        let out = sandbox.updraft(&argv);
-        assert_eq!(out.status.code(), Some(2));
-        assert!(text(&out.stderr).contains(expected), "{}", text(&out.stderr));
+        assert_run_refused(&sandbox, "typed.yaml", &args, expected);
     }
+}
+
+/// `updraft run SPEC ARGS` stops before anything runs (exit 2) saying `expected`.
+fn assert_run_refused(sandbox: &Sandbox, spec: &str, args: &[&str], expected: &str) {
+    let mut argv = vec!["run", spec];
+    argv.extend_from_slice(args);
+    let out = sandbox.updraft(&argv);
+    assert_eq!(out.status.code(), Some(2), "{argv:?}");
+    assert!(text(&out.stderr).contains(expected), "{argv:?}: {}", text(&out.stderr));
 }
 
 // ---------------------------------------------------------------- special files
@@ -217,11 +222,7 @@ fn wrong_kinds_of_input_are_refused() {
         (vec!["-i", "f=."], "is a directory, but the input is a file"),
         (vec!["-i", "f=spec.yaml", "-i", "n=1", "-i", "n=2"], "--input n is given twice"),
     ] {
-        let mut argv = vec!["run", "spec.yaml"];
-        argv.extend(args);
-        let out = sandbox.updraft(&argv);
-        assert_eq!(out.status.code(), Some(2), "{argv:?}");
-        assert!(text(&out.stderr).contains(expected), "{argv:?}: {}", text(&out.stderr));
+        assert_run_refused(&sandbox, "spec.yaml", &args, expected);
     }
 }
 

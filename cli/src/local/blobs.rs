@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use updraft_aws::files::{dir_sha256, file_sha256};
 use updraft_aws::s3::DataError;
-use updraft_core::execution::contract::DIGEST_PREFIX;
+use updraft_core::execution::contract::{digest_hex, digest_string};
 use updraft_core::ports::{self, PortError, StoredBlob};
 use updraft_core::proto::core::Literal;
 
@@ -72,9 +72,7 @@ impl Blobs {
         dir: &Path,
     ) -> Result<BTreeMap<String, Literal>, DataError> {
         let mut local = inputs.clone();
-        let mut blobs = Vec::new();
-        local.values_mut().for_each(|value| updraft_aws::data::collect_blobs(value, &mut blobs));
-        if blobs.is_empty() {
+        if updraft_aws::data::input_blobs(&mut local, dir).is_empty() {
             return Ok(local);
         }
         if dir.exists() {
@@ -94,27 +92,21 @@ impl Blobs {
 /// Copies every blob that is a local path (not S3, not yet under `dir`) to
 /// `dir/<input>[/<i>]/<file name>`, verifying its digest, and points the literal at the copy.
 fn copy_local_inputs(inputs: &mut BTreeMap<String, Literal>, dir: &Path) -> Result<(), DataError> {
-    for (name, value) in inputs.iter_mut() {
-        let mut blobs = Vec::new();
-        updraft_aws::data::collect_blobs(value, &mut blobs);
-        let many = blobs.len() > 1;
-        for (i, (blob, is_dir)) in blobs.into_iter().enumerate() {
-            let from = PathBuf::from(&blob.uri);
-            if blob.uri.starts_with("s3://") || from.starts_with(dir) {
-                continue;
-            }
-            let parent = if many { dir.join(name).join(i.to_string()) } else { dir.join(name) };
-            let to = parent.join(from.file_name().unwrap_or(std::ffi::OsStr::new("data")));
-            let local = |source| DataError::Local { path: from.clone(), source };
-            std::fs::create_dir_all(&parent).map_err(local)?;
-            let found =
-                if is_dir { copy_dir_verified(&from, &to) } else { copy_file_verified(&from, &to) }.map_err(local)?;
-            let found = format!("{DIGEST_PREFIX}{found}");
-            if !blob.digest.is_empty() && found != blob.digest {
-                return Err(DataError::DigestMismatch { uri: blob.uri.clone(), expected: blob.digest.clone(), found });
-            }
-            blob.uri = to.display().to_string();
+    for (blob, is_dir, place) in updraft_aws::data::input_blobs(inputs, dir) {
+        let from = PathBuf::from(&blob.uri);
+        if blob.uri.starts_with("s3://") || from.starts_with(dir) {
+            continue;
         }
+        let to = place.join(from.file_name().unwrap_or(std::ffi::OsStr::new("data")));
+        let local = |source| DataError::Local { path: from.clone(), source };
+        std::fs::create_dir_all(&place).map_err(local)?;
+        let found =
+            if is_dir { copy_dir_verified(&from, &to) } else { copy_file_verified(&from, &to) }.map_err(local)?;
+        let found = digest_string(&found);
+        if !blob.digest.is_empty() && found != blob.digest {
+            return Err(DataError::DigestMismatch { uri: blob.uri.clone(), expected: blob.digest.clone(), found });
+        }
+        blob.uri = to.display().to_string();
     }
     Ok(())
 }
@@ -122,7 +114,7 @@ fn copy_local_inputs(inputs: &mut BTreeMap<String, Literal>, dir: &Path) -> Resu
 /// Whether a local blob exists and its content has `digest` (`sha256:…`).
 fn has_digest(path: &Path, is_dir: bool, digest: &str) -> bool {
     let found = if is_dir { dir_sha256(path) } else { file_sha256(path) };
-    found.is_ok_and(|hex| digest.strip_prefix(DIGEST_PREFIX) == Some(hex.as_str()))
+    found.is_ok_and(|hex| digest_hex(digest) == Some(hex.as_str()))
 }
 
 /// Copies a regular file, hashing it on the way; the copy is read-only.
@@ -136,15 +128,13 @@ fn copy_file_verified(from: &Path, to: &Path) -> io::Result<String> {
 /// refused); returns its digest. Files are read-only, folders stay removable.
 fn copy_dir_verified(from: &Path, to: &Path) -> io::Result<String> {
     std::fs::create_dir_all(to)?;
-    let mut manifest = Vec::new();
-    for (relative, path) in updraft_aws::files::walk_files(from)? {
-        let target = to.join(&relative);
+    updraft_aws::files::dir_sha256_each(from, |relative, path| {
+        let target = to.join(relative);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        manifest.push((relative, copy_file_verified(&path, &target)?));
-    }
-    Ok(updraft_core::cache_key::directory_digest(manifest))
+        copy_file_verified(path, &target)
+    })
 }
 
 /// Read-only for everyone: a task that tries to append to its input fails
@@ -169,19 +159,21 @@ impl BlobStore {
     /// digest (changed on disk) is replaced, never kept.
     pub fn put_file(&self, path: &Path) -> io::Result<(String, PathBuf)> {
         let hex = file_sha256(path)?;
+        let digest = digest_string(&hex);
         let target = self.root.join("sha256").join(&hex);
-        if !has_digest(&target, false, &format!("{DIGEST_PREFIX}{hex}")) {
+        if !has_digest(&target, false, &digest) {
             place(path, &target, &self.tmp)?;
             make_read_only(&target)?;
         }
-        Ok((format!("{DIGEST_PREFIX}{hex}"), target))
+        Ok((digest, target))
     }
 
     /// Stores a directory tree under the digest of its manifest.
     pub fn put_dir(&self, path: &Path) -> io::Result<(String, PathBuf)> {
         let hex = dir_sha256(path)?;
+        let digest = digest_string(&hex);
         let target = self.root.join("dirs").join(&hex);
-        if !has_digest(&target, true, &format!("{DIGEST_PREFIX}{hex}")) {
+        if !has_digest(&target, true, &digest) {
             if target.exists() {
                 remove(&target)?;
             }
@@ -190,7 +182,7 @@ impl BlobStore {
                 make_read_only(&file)?;
             }
         }
-        Ok((format!("{DIGEST_PREFIX}{hex}"), target))
+        Ok((digest, target))
     }
 }
 

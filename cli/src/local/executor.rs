@@ -83,23 +83,18 @@ pub enum RunError {
     BlobStore { uri: String, source: DataError },
 }
 
-/// Why a node did not succeed.
+/// Why a node did not succeed: the code in the shared vocabulary, and the record's error.
 #[derive(Debug, Clone)]
 struct Failure {
-    phase: NodePhase,
+    code: FailureCode,
     error: ExecutionError,
 }
 
 impl Failure {
-    /// A failure of `node` in the shared vocabulary; the code decides kind and phase.
+    /// A failure of `node`; the code decides the error's kind and the node's phase.
     fn new(node: &str, code: FailureCode, message: String) -> Failure {
-        let phase = match code {
-            FailureCode::Aborted => NodePhase::Aborted,
-            FailureCode::Timeout => NodePhase::TimedOut,
-            _ => NodePhase::Failed,
-        };
         Failure {
-            phase,
+            code,
             error: ExecutionError {
                 code: code.as_str().into(),
                 message,
@@ -118,8 +113,12 @@ impl Failure {
         Failure::new(node, FailureCode::Aborted, "the run was cancelled".into())
     }
 
-    fn code(&self) -> FailureCode {
-        FailureCode::parse(&self.error.code).unwrap_or(FailureCode::SystemError)
+    fn phase(&self) -> NodePhase {
+        match self.code {
+            FailureCode::Aborted => NodePhase::Aborted,
+            FailureCode::Timeout => NodePhase::TimedOut,
+            _ => NodePhase::Failed,
+        }
     }
 }
 
@@ -260,7 +259,7 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
     let runner = runner::this_process();
     let mut tries = 0;
     loop {
-        match store.create_execution(&execution, &runner) {
+        match store.create_execution(&execution, Some(&runner)) {
             Err(StoreError::NameTaken(_)) if tries < 8 => {
                 tries += 1;
                 execution_id.name = new_execution_name();
@@ -337,7 +336,7 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
             execution.outputs = Some(LiteralMap { values: outputs });
         }
         Err(failure) => {
-            execution.phase = match failure.phase {
+            execution.phase = match failure.phase() {
                 NodePhase::Aborted => WorkflowPhase::WorkflowAborted,
                 _ => WorkflowPhase::WorkflowFailed,
             } as i32;
@@ -397,10 +396,10 @@ fn run_workflow(
                     }
                     Err(failure) => {
                         let mut record = ctx.node_record(&path);
-                        record.phase = failure.phase as i32;
+                        record.phase = failure.phase() as i32;
                         record.error = Some(failure.error.clone());
                         ctx.record(record);
-                        scheduler.finished(index, failure.phase);
+                        scheduler.finished(index, failure.phase());
                         first_failure.get_or_insert(failure);
                     }
                 }
@@ -416,9 +415,9 @@ fn run_workflow(
                     scheduler.finished(index, phase);
                 }
                 Err(failure) => {
-                    scheduler.finished(index, failure.phase);
+                    scheduler.finished(index, failure.phase());
                     // An abort caused by a cancel is less informative than a real failure.
-                    if first_failure.as_ref().is_none_or(|f| f.phase == NodePhase::Aborted) {
+                    if first_failure.as_ref().is_none_or(|f| f.phase() == NodePhase::Aborted) {
                         first_failure = Some(failure);
                     }
                 }
@@ -524,7 +523,7 @@ fn finish_record(
             record.outputs = Some(LiteralMap { values: outputs.clone() });
         }
         Err(failure) => {
-            record.phase = failure.phase as i32;
+            record.phase = failure.phase() as i32;
             record.error = Some(failure.error.clone());
         }
     }
@@ -592,7 +591,7 @@ async fn run_map_node(
         all_hits &= cache == CacheStatus::CacheHit;
         results[i] = Some(match result {
             Ok(outputs) => ItemResult::Succeeded(outputs),
-            Err(f) => ItemResult::Failed(NodeFailure::new(f.code(), f.error.message)),
+            Err(f) => ItemResult::Failed(NodeFailure::new(f.code, f.error.message)),
         });
         done += 1;
         if done % step == 0 || done == total {
@@ -661,7 +660,7 @@ async fn run_task(
             }
             Err(failure) => failure,
         };
-        let delay = match policy.decide(attempt, failure.code(), jitter()) {
+        let delay = match policy.decide(attempt, failure.code, jitter()) {
             RetryDecision::Retry { after, .. } => after,
             RetryDecision::GiveUp => {
                 return (Err(with_attempts(failure, attempt)), attempt, CacheStatus::CacheDisabled);

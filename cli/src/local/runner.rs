@@ -20,26 +20,25 @@ use updraft_core::proto::core::{ErrorKind, ExecutionError, NodePhase, WorkflowPh
 /// This process as `boot-id:pid:start-time`: a pid alone is reused, its start
 /// time (clock ticks since boot) and the boot id are not.
 pub fn this_process() -> String {
-    identity(std::process::id()).unwrap_or_else(|| format!("unknown:{}:0", std::process::id()))
+    identity(std::process::id()).map_or_else(|| format!("unknown:{}:0", std::process::id()), |(id, _)| id)
 }
 
-fn identity(pid: u32) -> Option<String> {
+/// A process's identity and whether it has died unreaped (a zombie), from one
+/// read of `/proc/<pid>/stat`.
+fn identity(pid: u32) -> Option<(String, bool)> {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
-    let start_time = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.to_string();
-    Some(format!("{}:{pid}:{start_time}", boot.trim()))
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let zombie = matches!(fields.first(), Some(&"Z") | Some(&"X"));
+    Some((format!("{}:{pid}:{}", boot.trim(), fields.get(19)?), zombie))
 }
 
 /// Whether the process recorded as `recorded` (see [`this_process`]) still runs;
 /// a zombie (dead, not yet reaped by its parent) does not.
 pub fn is_alive(recorded: &str) -> bool {
     let Some(pid) = recorded.split(':').nth(1).and_then(|p| p.parse::<u32>().ok()) else { return false };
-    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next().map(String::from)))
-        .is_some_and(|state| state == "Z" || state == "X");
-    !zombie && identity(pid).is_some_and(|now| now == recorded)
+    identity(pid).is_some_and(|(now, zombie)| !zombie && now == recorded)
 }
 
 /// Kills (SIGKILL) every process of this user whose environment holds

@@ -68,9 +68,9 @@ impl Store {
         Ok(Store { conn: Mutex::new(conn) })
     }
 
-    /// Records a new execution and the process that runs it, or fails with
-    /// `NameTaken`: an existing execution is never overwritten by another.
-    pub fn create_execution(&self, execution: &Execution, runner: &str) -> Result<(), StoreError> {
+    /// Records a new execution and, if given, the process that runs it, or fails
+    /// with `NameTaken`: an existing execution is never overwritten by another.
+    pub fn create_execution(&self, execution: &Execution, runner: Option<&str>) -> Result<(), StoreError> {
         let id = execution.id.clone().unwrap_or_default();
         let created = execution.created_at.map(|t| (t.seconds, t.nanos)).unwrap_or_default();
         let mut conn = self.connection();
@@ -82,8 +82,12 @@ impl Store {
         if inserted == 0 {
             return Err(StoreError::NameTaken(id.name));
         }
-        transaction
-            .execute("INSERT OR REPLACE INTO runners (execution, runner) VALUES (?1, ?2)", params![id.name, runner])?;
+        if let Some(runner) = runner {
+            transaction.execute(
+                "INSERT OR REPLACE INTO runners (execution, runner) VALUES (?1, ?2)",
+                params![id.name, runner],
+            )?;
+        }
         transaction.commit()?;
         Ok(())
     }
@@ -96,7 +100,7 @@ impl Store {
             params![id.name, serde_json::to_string(execution)?],
         )?;
         if execution.phase != WorkflowPhase::WorkflowRunning as i32 {
-            self.connection().execute("DELETE FROM runners WHERE execution = ?1", [&id.name])?;
+            self.forget_runner(&id.name)?;
         }
         Ok(())
     }
@@ -123,7 +127,7 @@ impl Store {
         Ok(())
     }
 
-    /// Drops the runner of an execution whose record is gone.
+    /// Drops the runner of an execution: it finished, or its record is gone.
     pub fn forget_runner(&self, execution: &str) -> Result<(), StoreError> {
         self.connection().execute("DELETE FROM runners WHERE execution = ?1", [execution])?;
         Ok(())
@@ -188,8 +192,7 @@ impl Store {
 /// (`create_execution`), which the port has no notion of.
 impl ExecutionStore for Store {
     async fn create(&self, execution: &Execution) -> Result<(), PortError> {
-        self.create_execution(execution, "").map_err(port_error)?;
-        self.forget_runner(&execution.id.clone().unwrap_or_default().name).map_err(port_error)
+        self.create_execution(execution, None).map_err(port_error)
     }
 
     async fn update(&self, execution: &Execution) -> Result<(), PortError> {
@@ -239,8 +242,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("updraft-store-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let store = Store::open(&dir.join("updraft.db")).unwrap();
-        store.create_execution(&execution("20261127-000000-00000000", "first"), "boot:1:1").unwrap();
-        let clash = store.create_execution(&execution("20261127-000000-00000000", "second"), "boot:2:2");
+        store.create_execution(&execution("20261127-000000-00000000", "first"), Some("boot:1:1")).unwrap();
+        let clash = store.create_execution(&execution("20261127-000000-00000000", "second"), Some("boot:2:2"));
         assert!(matches!(clash, Err(StoreError::NameTaken(_))), "{clash:?}");
         let (kept, _) = store.get("20261127-000000-00000000").unwrap().unwrap();
         assert_eq!(kept.principal, "first", "the first run's record is untouched");

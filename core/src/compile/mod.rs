@@ -81,12 +81,11 @@ impl Compiled {
                 match kind {
                     ResourceType::Task if !tasks.contains(&callee) => tasks.push(callee),
                     ResourceType::Workflow if !workflows.contains(&callee) => {
+                        // Callees first; the graph is acyclic, so `callee` is not added meanwhile.
                         if let Some(sub) = doc.workflow(&callee) {
                             visit(doc, sub, tasks, workflows);
                         }
-                        if !workflows.contains(&callee) {
-                            workflows.push(callee);
-                        }
+                        workflows.push(callee);
                     }
                     _ => {}
                 }

@@ -42,7 +42,7 @@ impl Compiler<'_> {
                     }
                 }
                 // Too deep: reported once above; marked invalid so their users are not reported again.
-                for (_, name) in names.iter().enumerate().filter(|(i, _)| depth[*i] > MAX_WORKFLOW_NESTING) {
+                for (name, _) in names.iter().zip(&depth).filter(|(_, d)| **d > MAX_WORKFLOW_NESTING) {
                     self.workflows.insert((*name).clone(), None);
                 }
                 a.order.iter().filter(|&&i| depth[i] <= MAX_WORKFLOW_NESTING).map(|&i| names[i].clone()).collect()

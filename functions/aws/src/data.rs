@@ -5,7 +5,7 @@
 use crate::s3::{self, DataError, S3Uri};
 use aws_sdk_s3::Client;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use updraft_core::proto::core::{Blob, Literal, literal::Value as LV};
 
 /// Downloads every blob of `inputs` that lives in S3 (files, dataframes and
@@ -13,25 +13,35 @@ use updraft_core::proto::core::{Blob, Literal, literal::Value as LV};
 /// its recorded digest, and points the literal at the local copy. Blobs that
 /// are already local paths are left as they are.
 pub async fn download_inputs(s3: &Client, inputs: &mut BTreeMap<String, Literal>, dir: &Path) -> Result<(), DataError> {
+    for (blob, is_dir, local) in input_blobs(inputs, dir) {
+        if !blob.uri.starts_with("s3://") {
+            continue;
+        }
+        let from = S3Uri::parse(&blob.uri).map_err(DataError::BadUri)?;
+        if is_dir {
+            s3::download_dir(s3, &from, &local, Some(&blob.digest)).await?;
+        } else {
+            s3::download_file(s3, &from, &local, Some(&blob.digest)).await?;
+        }
+        blob.uri = local.display().to_string();
+    }
+    Ok(())
+}
+
+/// Every blob of `inputs`, whether it is a directory, and the place a task's
+/// copy of it goes: `dir/<input>`, or `dir/<input>/<i>` when the input holds several.
+pub fn input_blobs<'a>(inputs: &'a mut BTreeMap<String, Literal>, dir: &Path) -> Vec<(&'a mut Blob, bool, PathBuf)> {
+    let mut out = Vec::new();
     for (name, value) in inputs.iter_mut() {
         let mut blobs = Vec::new();
         collect_blobs(value, &mut blobs);
         let many = blobs.len() > 1;
         for (i, (blob, is_dir)) in blobs.into_iter().enumerate() {
-            if !blob.uri.starts_with("s3://") {
-                continue;
-            }
-            let from = S3Uri::parse(&blob.uri).map_err(DataError::BadUri)?;
-            let local = if many { dir.join(name).join(i.to_string()) } else { dir.join(name) };
-            if is_dir {
-                s3::download_dir(s3, &from, &local, Some(&blob.digest)).await?;
-            } else {
-                s3::download_file(s3, &from, &local, Some(&blob.digest)).await?;
-            }
-            blob.uri = local.display().to_string();
+            let place = if many { dir.join(name).join(i.to_string()) } else { dir.join(name) };
+            out.push((blob, is_dir, place));
         }
     }
-    Ok(())
+    out
 }
 
 /// Every blob in a value (lists and maps of files included), and whether it is a directory.

@@ -139,9 +139,17 @@ pub fn sha256_copying(path: &Path, mut sink: impl io::Write) -> io::Result<Strin
 
 /// The directory's content digest (`updraft_core::cache_key::directory_digest`).
 pub fn dir_sha256(path: &Path) -> io::Result<String> {
+    dir_sha256_each(path, |_, file| file_sha256(file))
+}
+
+/// The directory's content digest, with each file's hex digest from `per_file`
+/// (given the file's relative and absolute path): so a copy of the tree can be
+/// made and digested by the same walk.
+pub fn dir_sha256_each(path: &Path, mut per_file: impl FnMut(&str, &Path) -> io::Result<String>) -> io::Result<String> {
     let mut entries = Vec::new();
     for (relative, file) in walk_files(path)? {
-        entries.push((relative, file_sha256(&file)?));
+        let hex = per_file(&relative, &file)?;
+        entries.push((relative, hex));
     }
     Ok(updraft_core::cache_key::directory_digest(entries))
 }
