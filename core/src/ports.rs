@@ -5,7 +5,11 @@
 //! implementation keeps, so the node logic can rely on it whichever is plugged in.
 
 use crate::execution::node::Outputs;
-use crate::proto::core::{CompiledWorkflow, Execution, Identifier, LaunchPlanSpec, NodeExecution, TaskTemplate};
+use crate::proto::api::{EntitySummary, NamedEntity, Project};
+use crate::proto::core::{
+    CompiledWorkflow, Execution, Identifier, LaunchPlanSpec, NodeExecution, ResourceType, TaskTemplate,
+};
+use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::path::Path;
 
@@ -21,6 +25,12 @@ pub enum PortError {
     /// A write lost to a different value already there (see each method).
     #[error("{0}")]
     Conflict(String),
+    /// What the call names does not exist (see each method).
+    #[error("{0}")]
+    NotFound(String),
+    /// The call's own arguments are wrong (a page token from another listing).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl PortError {
@@ -94,6 +104,39 @@ impl Entity {
             Entity::LaunchPlan(l) => l.id.as_ref(),
         }
     }
+
+    pub fn resource_type(&self) -> ResourceType {
+        match self {
+            Entity::Task(_) => ResourceType::Task,
+            Entity::Workflow(_) => ResourceType::Workflow,
+            Entity::LaunchPlan(_) => ResourceType::LaunchPlan,
+        }
+    }
+
+    /// The entity's canonical JSON (the IDL's proto3 JSON mapping).
+    pub fn to_json(&self) -> String {
+        match self {
+            Entity::Task(t) => serde_json::to_string(t),
+            Entity::Workflow(w) => serde_json::to_string(w),
+            Entity::LaunchPlan(l) => serde_json::to_string(l),
+        }
+        .expect("entities serialize")
+    }
+
+    /// The entity of `kind` whose canonical JSON is `json`.
+    pub fn from_json(kind: ResourceType, json: &str) -> Result<Entity, serde_json::Error> {
+        Ok(match kind {
+            ResourceType::Workflow => Entity::Workflow(serde_json::from_str(json)?),
+            ResourceType::LaunchPlan => Entity::LaunchPlan(serde_json::from_str(json)?),
+            _ => Entity::Task(serde_json::from_str(json)?),
+        })
+    }
+
+    /// The content digest a registry compares: `sha256:` of the canonical JSON.
+    /// A launch plan's `active` is its declared initial state, part of its content.
+    pub fn digest(&self) -> String {
+        crate::execution::contract::digest_string(&hex::encode(Sha256::digest(self.to_json())))
+    }
 }
 
 /// How a registration ended.
@@ -104,15 +147,68 @@ pub enum Registration {
     AlreadyRegistered,
 }
 
-/// Registered entities: immutable and versioned.
+/// The refusal of a re-registration with other content: both digests, and what to do.
+pub fn registration_conflict(id: &Identifier, registered: &str, offered: &str) -> PortError {
+    let kind = ResourceType::try_from(id.resource_type).unwrap_or_default().as_str_name().to_lowercase().replace('_', " ");
+    PortError::Conflict(format!(
+        "{kind} {}/{}/{} version {} is registered with content {registered}; this one is {offered} \
+         (versions are immutable: register the change under a new version)",
+        id.project, id.domain, id.name, id.version
+    ))
+}
+
+/// Which page of a listing: at most `limit` items after `token`, which is the
+/// `next_token` of the previous page (opaque, valid only for the same listing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub token: Option<String>,
+}
+
+/// One page of a listing; `next_token` is `None` on the last page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_token: Option<String>,
+}
+
+/// Registered entities: immutable and versioned (FlyteAdmin's model).
+///
+/// Preconditions every implementation keeps: ids are complete (kind, project,
+/// domain, name, version all set; the caller checks); an entity is written once
+/// and never changed, so its digest identifies its content for good; a failed
+/// call leaves the registry as it was.
 pub trait Registry: Send + Sync {
     /// Registers entities all-or-nothing. For each, the same (kind, project,
     /// domain, name, version) with identical content is `AlreadyRegistered`; with
-    /// different content the whole call is a `Conflict` naming both digests and
-    /// nothing is written.
+    /// different content the whole call is a `Conflict` ([`registration_conflict`])
+    /// and nothing is written. Concurrent calls for the same id with different
+    /// content: exactly one wins, decided by the store's conditional write.
+    /// A launch plan declared `active` becomes its name's active version.
     fn register(&self, entities: &[Entity]) -> impl Future<Output = Result<Vec<Registration>, PortError>> + Send;
-    /// One entity by its full id (resource type, project, domain, name, version).
+    /// One entity by its full id, or `None`. A launch plan's `active` says whether
+    /// it is its name's active version now.
     fn get(&self, id: &Identifier) -> impl Future<Output = Result<Option<Entity>, PortError>> + Send;
+    /// The versions of the entity `id` names (its version is ignored), newest first.
+    fn versions(
+        &self,
+        id: &Identifier,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<EntitySummary>, PortError>> + Send;
+    /// The names of one kind in a project and domain, in alphabetical order.
+    fn names(
+        &self,
+        kind: ResourceType,
+        project: &str,
+        domain: &str,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<NamedEntity>, PortError>> + Send;
+    /// Every project with the domains that hold entities, alphabetical.
+    fn projects(&self) -> impl Future<Output = Result<Vec<Project>, PortError>> + Send;
+    /// Makes the launch plan `id` its name's one active version, or (with `false`)
+    /// makes it inactive; deactivating a version that is not active changes
+    /// nothing. An unregistered `id`: `NotFound`.
+    fn set_active(&self, id: &Identifier, active: bool) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// What drives a workflow's DAG in the cloud (Step Functions).

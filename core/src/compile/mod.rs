@@ -67,6 +67,19 @@ impl Compiled {
             .find(|w| w.template.as_ref().and_then(|t| t.id.as_ref()).is_some_and(|id| id.name == name))
     }
 
+    /// What registering this document stores: every task, every workflow as its
+    /// closure, every launch plan (tasks first, so a reader meets callees first).
+    pub fn registrable(&self) -> Vec<crate::ports::Entity> {
+        use crate::ports::Entity;
+        let workflows = self.workflows.iter().filter_map(|w| {
+            let name = &w.template.as_ref()?.id.as_ref()?.name;
+            self.closure(name).map(Entity::Workflow)
+        });
+        let tasks = self.tasks.iter().cloned().map(Entity::Task);
+        let plans = self.launch_plans.iter().cloned().map(Entity::LaunchPlan);
+        tasks.chain(workflows).chain(plans).collect()
+    }
+
     /// One workflow with everything it runs, as registration stores it and an
     /// executor needs it (Flyte's compiled closure): every task it uses directly or
     /// through subworkflows, and every subworkflow once, callees first, each

@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::proto::core::WorkflowPhase;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -83,54 +82,144 @@ impl ExecutionStore for MemoryExecutions {
     }
 }
 
-/// The content digest the registry compares: sha256 of the entity's canonical JSON.
-pub fn entity_digest(entity: &Entity) -> String {
-    let json = match entity {
-        Entity::Task(t) => serde_json::to_vec(t),
-        Entity::Workflow(w) => serde_json::to_vec(w),
-        Entity::LaunchPlan(l) => serde_json::to_vec(l),
-    }
-    .expect("entities serialize");
-    crate::execution::contract::digest_string(&hex::encode(Sha256::digest(json)))
+fn name_key(id: &Identifier) -> (i32, String, String, String) {
+    (id.resource_type, id.project.clone(), id.domain.clone(), id.name.clone())
 }
 
-fn key_of(id: &Identifier) -> String {
-    format!("{}/{}/{}/{}/{}", id.resource_type, id.project, id.domain, id.name, id.version)
+/// Registered entities in insertion order (the order stands in for time).
+#[derive(Default)]
+pub struct MemoryRegistry {
+    state: Mutex<RegistryState>,
 }
 
 #[derive(Default)]
-pub struct MemoryRegistry {
-    entities: Mutex<HashMap<String, (String, Entity)>>,
+struct RegistryState {
+    /// (kind, project, domain, name) → version → (sequence, digest, entity)
+    entities: BTreeMap<(i32, String, String, String), BTreeMap<String, (u64, String, Entity)>>,
+    active: HashMap<(i32, String, String, String), String>,
+    sequence: u64,
+}
+
+fn page_of<T: Clone>(items: Vec<T>, page: &PageRequest) -> Result<Page<T>, PortError> {
+    let start = match &page.token {
+        Some(token) => token.parse::<usize>().map_err(|_| PortError::Invalid(format!("bad page token {token}")))?,
+        None => 0,
+    };
+    let end = (start + page.limit.max(1)).min(items.len());
+    let next_token = (end < items.len()).then(|| end.to_string());
+    Ok(Page { items: items.get(start..end).unwrap_or_default().to_vec(), next_token })
 }
 
 impl Registry for MemoryRegistry {
     async fn register(&self, entities: &[Entity]) -> Result<Vec<Registration>, PortError> {
-        let mut stored = self.entities.lock().expect("registry lock");
+        let mut state = self.state.lock().expect("registry lock");
         let mut outcomes = Vec::with_capacity(entities.len());
         // Check everything first: all or nothing.
         for entity in entities {
             let id = entity.id().cloned().unwrap_or_default();
-            let digest = entity_digest(entity);
-            match stored.get(&key_of(&id)) {
-                Some((existing, _)) if *existing == digest => outcomes.push(Registration::AlreadyRegistered),
-                Some((existing, _)) => {
-                    return Err(PortError::Conflict(format!(
-                        "{} {} version {} is registered with content {existing}; this one is {digest}",
-                        id.project, id.name, id.version
-                    )));
-                }
+            let digest = entity.digest();
+            match state.entities.get(&name_key(&id)).and_then(|versions| versions.get(&id.version)) {
+                Some((_, existing, _)) if *existing == digest => outcomes.push(Registration::AlreadyRegistered),
+                Some((_, existing, _)) => return Err(registration_conflict(&id, existing, &digest)),
                 None => outcomes.push(Registration::Created),
             }
         }
-        for entity in entities {
+        for (entity, outcome) in entities.iter().zip(&outcomes) {
+            if *outcome == Registration::AlreadyRegistered {
+                continue;
+            }
             let id = entity.id().cloned().unwrap_or_default();
-            stored.entry(key_of(&id)).or_insert_with(|| (entity_digest(entity), entity.clone()));
+            state.sequence += 1;
+            let sequence = state.sequence;
+            if matches!(entity, Entity::LaunchPlan(plan) if plan.active) {
+                state.active.insert(name_key(&id), id.version.clone());
+            }
+            let versions = state.entities.entry(name_key(&id)).or_default();
+            versions.insert(id.version.clone(), (sequence, entity.digest(), entity.clone()));
         }
         Ok(outcomes)
     }
 
     async fn get(&self, id: &Identifier) -> Result<Option<Entity>, PortError> {
-        Ok(self.entities.lock().expect("registry lock").get(&key_of(id)).map(|(_, e)| e.clone()))
+        let state = self.state.lock().expect("registry lock");
+        let Some((_, _, entity)) = state.entities.get(&name_key(id)).and_then(|v| v.get(&id.version)) else {
+            return Ok(None);
+        };
+        let mut entity = entity.clone();
+        if let Entity::LaunchPlan(plan) = &mut entity {
+            plan.active = state.active.get(&name_key(id)) == Some(&id.version);
+        }
+        Ok(Some(entity))
+    }
+
+    async fn versions(&self, id: &Identifier, page: &PageRequest) -> Result<Page<EntitySummary>, PortError> {
+        let state = self.state.lock().expect("registry lock");
+        let mut versions: Vec<&(u64, String, Entity)> =
+            state.entities.get(&name_key(id)).map(|v| v.values().collect()).unwrap_or_default();
+        versions.sort_by_key(|(sequence, _, _)| std::cmp::Reverse(*sequence));
+        let summaries = versions
+            .into_iter()
+            .map(|(sequence, digest, entity)| EntitySummary {
+                id: entity.id().cloned(),
+                digest: digest.clone(),
+                created_at: Some(crate::proto::Timestamp { seconds: *sequence as i64, nanos: 0 }),
+            })
+            .collect();
+        page_of(summaries, page)
+    }
+
+    async fn names(
+        &self,
+        kind: ResourceType,
+        project: &str,
+        domain: &str,
+        page: &PageRequest,
+    ) -> Result<Page<NamedEntity>, PortError> {
+        let state = self.state.lock().expect("registry lock");
+        let names = state
+            .entities
+            .iter()
+            .filter(|((k, p, d, _), _)| *k == kind as i32 && p == project && d == domain)
+            .filter_map(|(key, versions)| {
+                let (sequence, _, latest) = versions.values().max_by_key(|(sequence, _, _)| *sequence)?;
+                Some(NamedEntity {
+                    resource_type: kind as i32,
+                    project: project.into(),
+                    domain: domain.into(),
+                    name: key.3.clone(),
+                    latest_version: latest.id().map(|i| i.version.clone()).unwrap_or_default(),
+                    updated_at: Some(crate::proto::Timestamp { seconds: *sequence as i64, nanos: 0 }),
+                    active_version: state.active.get(key).cloned().unwrap_or_default(),
+                })
+            })
+            .collect();
+        page_of(names, page)
+    }
+
+    async fn projects(&self) -> Result<Vec<Project>, PortError> {
+        let state = self.state.lock().expect("registry lock");
+        let mut projects: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+        for (_, project, domain, _) in state.entities.keys() {
+            projects.entry(project).or_default().insert(domain);
+        }
+        Ok(projects
+            .into_iter()
+            .map(|(name, domains)| Project { name: name.into(), domains: domains.into_iter().map(String::from).collect() })
+            .collect())
+    }
+
+    async fn set_active(&self, id: &Identifier, active: bool) -> Result<(), PortError> {
+        let mut state = self.state.lock().expect("registry lock");
+        let registered = state.entities.get(&name_key(id)).is_some_and(|v| v.contains_key(&id.version));
+        if !registered {
+            return Err(PortError::NotFound(format!("launch plan {} version {} is not registered", id.name, id.version)));
+        }
+        if active {
+            state.active.insert(name_key(id), id.version.clone());
+        } else if state.active.get(&name_key(id)) == Some(&id.version) {
+            state.active.remove(&name_key(id));
+        }
+        Ok(())
     }
 }
 
@@ -207,6 +296,57 @@ mod tests {
         assert!(matches!(&conflict, PortError::Conflict(m) if m.contains("sha256:")), "{conflict}");
         let v2 = task("v2", "a");
         assert_eq!(block_on(registry.get(v2.id().unwrap())), Ok(None), "nothing of a refused call is written");
+    }
+
+    #[test]
+    fn listings_page_newest_versions_first_and_names_alphabetically() {
+        let registry = MemoryRegistry::default();
+        for version in ["v1", "v2", "v3"] {
+            block_on(registry.register(&[task(version, version)])).unwrap();
+        }
+        let id = task("", "").id().cloned().unwrap();
+        let first = block_on(registry.versions(&id, &PageRequest { limit: 2, token: None })).unwrap();
+        let versions = |page: &Page<EntitySummary>| -> Vec<String> {
+            page.items.iter().map(|s| s.id.clone().unwrap().version).collect()
+        };
+        assert_eq!(versions(&first), ["v3", "v2"]);
+        let rest = block_on(registry.versions(&id, &PageRequest { limit: 2, token: first.next_token })).unwrap();
+        assert_eq!((versions(&rest), rest.next_token), (vec!["v1".to_string()], None));
+        let bad = block_on(registry.versions(&id, &PageRequest { limit: 2, token: Some("x".into()) }));
+        assert!(matches!(bad, Err(PortError::Invalid(_))));
+        let names = block_on(registry.names(ResourceType::Task, "p", "development", &PageRequest::default())).unwrap();
+        assert_eq!((names.items[0].name.as_str(), names.items[0].latest_version.as_str()), ("fit", "v3"));
+        let projects = block_on(registry.projects()).unwrap();
+        assert_eq!((projects[0].name.as_str(), projects[0].domains.clone()), ("p", vec!["development".to_string()]));
+    }
+
+    #[test]
+    fn one_launch_plan_version_is_active_at_a_time() {
+        let registry = MemoryRegistry::default();
+        let plan = |version: &str, active: bool| {
+            Entity::LaunchPlan(LaunchPlanSpec {
+                id: Some(Identifier {
+                    resource_type: ResourceType::LaunchPlan as i32,
+                    name: "nightly".into(),
+                    version: version.into(),
+                    ..Default::default()
+                }),
+                active,
+                ..Default::default()
+            })
+        };
+        block_on(registry.register(&[plan("v1", true), plan("v2", false)])).unwrap();
+        let is_active = |version: &str| match block_on(registry.get(plan(version, false).id().unwrap())) {
+            Ok(Some(Entity::LaunchPlan(p))) => p.active,
+            other => panic!("{other:?}"),
+        };
+        assert!(is_active("v1") && !is_active("v2"));
+        block_on(registry.set_active(plan("v2", false).id().unwrap(), true)).unwrap();
+        assert!(!is_active("v1") && is_active("v2"));
+        block_on(registry.set_active(plan("v1", false).id().unwrap(), false)).unwrap();
+        assert!(is_active("v2"), "deactivating an inactive version changes nothing");
+        let missing = block_on(registry.set_active(plan("v9", false).id().unwrap(), true));
+        assert!(matches!(missing, Err(PortError::NotFound(_))));
     }
 
     #[test]

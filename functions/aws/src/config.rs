@@ -27,3 +27,16 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some()).build();
     aws_sdk_s3::Client::from_conf(s3)
 }
+
+/// DynamoDB with more patience for throttling than the SDK's default three
+/// attempts: a registration or a node step that gives up early fails a run.
+pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(6);
+    let dynamo = aws_sdk_dynamodb::config::Builder::from(config).retry_config(retry).build();
+    aws_sdk_dynamodb::Client::from_conf(dynamo)
+}
+
+/// A required setting of a Lambda function (the template sets it); the error names it.
+pub fn required_env(name: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| format!("the environment variable {name} is not set (the stack's template sets it)"))
+}

@@ -6,6 +6,7 @@
 //! - `s3`, `data`: task data in S3 (digests computed while streaming, directories as prefixes);
 //! - `sdk_error`: every SDK failure as one line, and whether a retry can help;
 //! - `config`: the `SdkConfig` and clients, built at the edge and passed in;
+//! - `registry`: registered entities in the stack's DynamoDB table (docs/storage.md);
 //! - `deploy`, `queues`: the stack through CloudFormation, and its Batch queues.
 
 pub mod config;
@@ -13,5 +14,6 @@ pub mod data;
 pub mod deploy;
 pub mod files;
 pub mod queues;
+pub mod registry;
 pub mod s3;
 pub mod sdk_error;

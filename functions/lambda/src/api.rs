@@ -1,15 +1,67 @@
-//! The HTTPS API's edge: request checks and the mapping of domain errors to
-//! HTTP statuses with an `ErrorResponse` body that names the place and the fix,
-//! and says whether sending the same request again can help.
+//! The HTTPS API (API Gateway REST, Lambda proxy integration): routes, request
+//! checks, and the mapping of domain errors to HTTP statuses with an
+//! `ErrorResponse` body that names the place and the fix, and says whether
+//! sending the same request again can help. Generic over the registry port:
+//! unit tests use the in-memory registry, the Lambda the DynamoDB one.
+//! docs/api/openapi.yaml describes every route in [`ROUTES`].
 
+use serde_json::{Value, json};
+use std::collections::HashMap;
 use updraft_core::compile::{self, Compiled, Options};
+use updraft_core::ports::{Entity, PageRequest, PortError, Registration, Registry};
+use updraft_core::proto::api::{
+    Diagnostic, ErrorResponse, GetLaunchPlanResponse, GetTaskResponse, GetWorkflowResponse, ListNamesResponse,
+    ListProjectsResponse, ListVersionsResponse, RegisterRequest, RegisterResponse,
+};
+use updraft_core::proto::core::{Identifier, ResourceType};
 use updraft_core::spec::Format;
-use updraft_proto::api::{ErrorResponse, RegisterRequest};
 
 /// Specs arrive in the request body; API Gateway caps bodies at 10 MB, and a
 /// spec is text, so a much smaller limit catches mistakes (a dataset pasted in)
 /// with a clear message.
 pub const MAX_SPEC_BYTES: usize = 1024 * 1024;
+
+/// A request body's limit: the spec's, plus room for JSON escaping and the other fields.
+pub const MAX_BODY_BYTES: usize = 2 * MAX_SPEC_BYTES;
+
+/// A listing's page size when the request names none, and its largest.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+/// Every route this function serves, as (method, path template).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/register"),
+    ("GET", "/v1/projects"),
+    ("GET", "/v1/tasks/{project}/{domain}"),
+    ("GET", "/v1/tasks/{project}/{domain}/{name}"),
+    ("GET", "/v1/tasks/{project}/{domain}/{name}/{version}"),
+    ("GET", "/v1/workflows/{project}/{domain}"),
+    ("GET", "/v1/workflows/{project}/{domain}/{name}"),
+    ("GET", "/v1/workflows/{project}/{domain}/{name}/{version}"),
+    ("GET", "/v1/launch-plans/{project}/{domain}"),
+    ("GET", "/v1/launch-plans/{project}/{domain}/{name}"),
+    ("GET", "/v1/launch-plans/{project}/{domain}/{name}/{version}"),
+    ("POST", "/v1/launch-plans/{project}/{domain}/{name}/{version}/activate"),
+    ("POST", "/v1/launch-plans/{project}/{domain}/{name}/{version}/deactivate"),
+];
+
+/// One HTTP request, as the proxy event carries it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApiRequest {
+    pub method: String,
+    pub path: String,
+    pub query: HashMap<String, String>,
+    /// Header names in lower case.
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// One answer: status and JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: String,
+}
 
 /// An error answer: HTTP status and body.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,38 +71,74 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn bad_request(code: &str, path: &str, message: impl Into<String>, hint: impl Into<String>) -> ApiError {
+    pub fn new(status: u16, code: &str, path: &str, message: impl Into<String>, hint: impl Into<String>) -> ApiError {
         ApiError {
-            status: 400,
+            status,
             body: ErrorResponse {
                 code: code.into(),
                 message: message.into(),
                 path: path.into(),
                 hint: hint.into(),
-                retryable: false,
+                retryable: status == 503,
+                diagnostics: Vec::new(),
             },
+        }
+    }
+
+    pub fn bad_request(code: &str, path: &str, message: impl Into<String>, hint: impl Into<String>) -> ApiError {
+        ApiError::new(400, code, path, message, hint)
+    }
+
+    fn response(&self) -> ApiResponse {
+        ApiResponse { status: self.status, body: serde_json::to_string(&self.body).expect("errors serialize") }
+    }
+
+    /// A port failure: what the caller did wrong (4xx), or a 503 to retry, or a 500.
+    fn from_port(error: PortError, path: &str) -> ApiError {
+        match error {
+            PortError::Conflict(m) => ApiError::new(409, "Conflict", path, m, "register the changed content under a new version"),
+            PortError::NotFound(m) => ApiError::new(404, "NotFound", path, m, "list what exists with a GET one level up"),
+            PortError::Invalid(m) => ApiError::bad_request("InvalidRequest", path, m, "fix the request as the message says"),
+            PortError::Transient(m) => ApiError::new(503, "Unavailable", path, m, "retry the same request after a short wait"),
+            PortError::Permanent(m) => {
+                // The stack itself is wrong (a missing table, a denied call): logged in full for the operator.
+                tracing::error!(error = %m, "the metadata store refused a request");
+                ApiError::new(500, "Internal", path, m, "the stack is misconfigured; its operator can see the function's log")
+            }
         }
     }
 }
 
+impl From<ApiError> for ApiResponse {
+    fn from(error: ApiError) -> ApiResponse {
+        error.response()
+    }
+}
+
+fn ok<T: serde::Serialize>(status: u16, body: &T) -> ApiResponse {
+    ApiResponse { status, body: serde_json::to_string(body).expect("responses serialize") }
+}
+
 /// Validates and compiles the spec of a register request. Nothing is written
 /// before this has succeeded, so a bad spec leaves no partial registration.
-pub fn compile_register_request(request: &RegisterRequest) -> Result<Compiled, Vec<ApiError>> {
+pub fn compile_register_request(request: &RegisterRequest) -> Result<Compiled, ApiError> {
     if request.version.trim().is_empty() {
-        return Err(vec![ApiError::bad_request(
+        return Err(ApiError::bad_request(
             "MissingVersion",
             "version",
             "a registration needs a version label",
             "pass --version, e.g. v1 or a git commit",
-        )]);
+        ));
     }
+    check_segment("version", &request.version)?;
     if request.spec.len() > MAX_SPEC_BYTES {
-        return Err(vec![ApiError::bad_request(
+        return Err(ApiError::new(
+            413,
             "SpecTooLarge",
             "spec",
             format!("the spec is {} bytes; the limit is {MAX_SPEC_BYTES}", request.spec.len()),
             "keep data out of specs: pass datasets as file or dataframe inputs",
-        )]);
+        ));
     }
     let options = Options {
         project: non_empty(&request.project),
@@ -59,12 +147,19 @@ pub fn compile_register_request(request: &RegisterRequest) -> Result<Compiled, V
     };
     let format = Format::from_file_name(&request.file_name);
     compile::compile_text(&request.spec, format, &options).map_err(|diagnostics| {
-        diagnostics
+        let diagnostics: Vec<Diagnostic> = diagnostics
             .iter()
-            .map(|d| {
-                ApiError::bad_request("InvalidSpec", &d.path, d.message.clone(), d.hint.clone().unwrap_or_default())
-            })
-            .collect()
+            .map(|d| Diagnostic { path: d.path.clone(), message: d.message.clone(), hint: d.hint.clone().unwrap_or_default() })
+            .collect();
+        let first = diagnostics.first().cloned().unwrap_or_default();
+        let mut error = ApiError::bad_request(
+            "InvalidSpec",
+            &first.path,
+            format!("the spec has {} problem(s); the first: {}", diagnostics.len(), first.message),
+            first.hint,
+        );
+        error.body.diagnostics = diagnostics;
+        error
     })
 }
 
@@ -72,51 +167,307 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.trim().is_empty()).then(|| s.to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(spec: &str) -> RegisterRequest {
-        RegisterRequest {
-            project: "demo".into(),
-            version: "v1".into(),
-            spec: spec.into(),
-            file_name: "spec.yaml".into(),
-            ..Default::default()
-        }
+/// Project, domain, name and version are path segments and key parts: a
+/// letter or digit first, then letters, digits and `_ . + -`, at most 128.
+fn check_segment(what: &str, value: &str) -> Result<(), ApiError> {
+    let valid = value.len() <= 128
+        && value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c));
+    if valid {
+        return Ok(());
     }
+    Err(ApiError::bad_request(
+        "InvalidName",
+        what,
+        format!("{what} {:?} is not a valid {what}", value.chars().take(140).collect::<String>()),
+        "use letters, digits and _ . + - (a letter or digit first, at most 128 characters)",
+    ))
+}
 
-    #[test]
-    fn a_valid_spec_compiles_with_the_request_namespace_and_version() {
-        let compiled = compile_register_request(&request(
-            "tasks:\n  t: {image: x, command: [t]}\nworkflows:\n  w:\n    nodes:\n      t: {task: t}\n",
-        ))
-        .unwrap();
-        assert_eq!(compiled.project, "demo");
-        assert_eq!(compiled.domain, "development");
-        let id = compiled.tasks[0].id.clone().unwrap();
-        assert_eq!((id.name.as_str(), id.version.as_str()), ("t", "v1"));
-    }
+/// Which route a request is for, with its path parameters.
+#[derive(Debug, PartialEq)]
+enum Route {
+    Register,
+    Projects,
+    Names(ResourceType, String, String),
+    Versions(Identifier),
+    Get(Identifier),
+    SetActive(Identifier, bool),
+}
 
-    #[test]
-    fn every_spec_problem_becomes_a_400_naming_its_path() {
-        let errors =
-            compile_register_request(&request("tasks:\n  t: {image: x, command: [t], retries: -1, cache: true}\n"))
-                .unwrap_err();
-        assert_eq!(errors.len(), 2);
-        assert!(errors.iter().all(|e| e.status == 400 && !e.body.retryable && e.body.code == "InvalidSpec"));
-        let paths: Vec<&str> = errors.iter().map(|e| e.body.path.as_str()).collect();
-        assert_eq!(paths, ["tasks.t.cache", "tasks.t.retries"]);
-        assert!(errors[0].body.hint.contains("version"));
-    }
-
-    #[test]
-    fn missing_version_and_huge_specs_are_refused_first() {
-        let mut no_version = request("tasks: {}");
-        no_version.version.clear();
-        assert_eq!(compile_register_request(&no_version).unwrap_err()[0].body.code, "MissingVersion");
-        let huge = request(&"#".repeat(MAX_SPEC_BYTES + 1));
-        let error = &compile_register_request(&huge).unwrap_err()[0];
-        assert_eq!((error.status, error.body.code.as_str()), (400, "SpecTooLarge"));
+fn kind_of(segment: &str) -> Option<ResourceType> {
+    match segment {
+        "tasks" => Some(ResourceType::Task),
+        "workflows" => Some(ResourceType::Workflow),
+        "launch-plans" => Some(ResourceType::LaunchPlan),
+        _ => None,
     }
 }
+
+fn route(method: &str, path: &str) -> Result<Route, ApiError> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let not_found = || {
+        ApiError::new(404, "NoSuchRoute", "path", format!("no route {path}"), "see docs/api/openapi.yaml for the routes")
+    };
+    let found = match segments.as_slice() {
+        ["v1", "register"] => ("POST", Route::Register),
+        ["v1", "projects"] => ("GET", Route::Projects),
+        ["v1", kind, rest @ ..] if (2..=6).contains(&rest.len()) => {
+            let kind = kind_of(kind).ok_or_else(not_found)?;
+            for (what, value) in ["project", "domain", "name", "version"].iter().zip(rest.iter().take(4)) {
+                check_segment(what, value)?;
+            }
+            let id = |version: &str| Identifier {
+                resource_type: kind as i32,
+                project: rest[0].into(),
+                domain: rest[1].into(),
+                name: rest.get(2).copied().unwrap_or_default().into(),
+                version: version.into(),
+            };
+            match rest {
+                [project, domain] => ("GET", Route::Names(kind, project.to_string(), domain.to_string())),
+                [_, _, _] => ("GET", Route::Versions(id(""))),
+                [_, _, _, version] => ("GET", Route::Get(id(version))),
+                [_, _, _, version, action] if kind == ResourceType::LaunchPlan => match *action {
+                    "activate" => ("POST", Route::SetActive(id(version), true)),
+                    "deactivate" => ("POST", Route::SetActive(id(version), false)),
+                    _ => return Err(not_found()),
+                },
+                _ => return Err(not_found()),
+            }
+        }
+        _ => return Err(not_found()),
+    };
+    if method != found.0 {
+        return Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "method",
+            format!("{path} answers {}, not {method}", found.0),
+            format!("send {} {path}", found.0),
+        ));
+    }
+    Ok(found.1)
+}
+
+fn page_request(request: &ApiRequest) -> Result<PageRequest, ApiError> {
+    let limit = match request.query.get("limit") {
+        None => DEFAULT_PAGE,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "InvalidLimit",
+                    "limit",
+                    format!("limit {text:.20} is not a number from 1 to {MAX_PAGE}"),
+                    format!("pass a limit from 1 to {MAX_PAGE}, or none for {DEFAULT_PAGE}"),
+                ));
+            }
+        },
+    };
+    let token = request.query.get("token").filter(|t| !t.is_empty()).cloned();
+    Ok(PageRequest { limit, token })
+}
+
+/// The register request in a body: JSON, within the limit, with exactly the IDL's fields.
+fn register_request(request: &ApiRequest) -> Result<RegisterRequest, ApiError> {
+    let content_type = request.headers.get("content-type").map(String::as_str).unwrap_or_default();
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "content-type",
+            format!("the body must be application/json, not {:?}", content_type.chars().take(100).collect::<String>()),
+            "send the header Content-Type: application/json",
+        ));
+    }
+    if request.body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            413,
+            "BodyTooLarge",
+            "body",
+            format!("the body is {} bytes; the limit is {MAX_BODY_BYTES}", request.body.len()),
+            "keep data out of specs: pass datasets as file or dataframe inputs",
+        ));
+    }
+    let malformed = |path: &str, message: String| {
+        ApiError::bad_request(
+            "MalformedBody",
+            path,
+            format!("the body is not a RegisterRequest: {message}"),
+            "send {\"version\": ..., \"spec\": ..., \"project\": ..., \"domain\": ..., \"fileName\": ...} as JSON",
+        )
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(&request.body);
+    let parsed: RegisterRequest = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        malformed(if path == "." { "body" } else { &path }, e.inner().to_string())
+    })?;
+    deserializer.end().map_err(|e| malformed("body", e.to_string()))?;
+    Ok(parsed)
+}
+
+/// Answers one request. Never panics on input; every refusal is a 4xx with an
+/// `ErrorResponse`; 5xx only when the store fails (503: retry helps).
+pub async fn handle<R: Registry>(registry: &R, request: &ApiRequest) -> ApiResponse {
+    match answer(registry, request).await {
+        Ok(response) => response,
+        Err(error) => error.into(),
+    }
+}
+
+async fn answer<R: Registry>(registry: &R, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    match route(&request.method, &request.path)? {
+        Route::Register => {
+            let body = register_request(request)?;
+            let compiled = compile_register_request(&body)?;
+            let entities = compiled.registrable();
+            if entities.is_empty() {
+                return Err(ApiError::bad_request(
+                    "EmptySpec",
+                    "spec",
+                    "the spec defines no task, workflow or launch plan",
+                    "register a spec file with `tasks:`, `workflows:` or `launch_plans:`",
+                ));
+            }
+            let outcomes = registry.register(&entities).await.map_err(|e| ApiError::from_port(e, "spec"))?;
+            let mut response = RegisterResponse::default();
+            for (entity, outcome) in entities.iter().zip(outcomes) {
+                let id = entity.id().cloned().unwrap_or_default();
+                match outcome {
+                    Registration::Created => response.created.push(id),
+                    Registration::AlreadyRegistered => response.unchanged.push(id),
+                }
+            }
+            Ok(ok(if response.created.is_empty() { 200 } else { 201 }, &response))
+        }
+        Route::Projects => {
+            let projects = registry.projects().await.map_err(|e| ApiError::from_port(e, "path"))?;
+            Ok(ok(200, &ListProjectsResponse { projects }))
+        }
+        Route::Names(kind, project, domain) => {
+            let page = page_request(request)?;
+            let names = registry.names(kind, &project, &domain, &page).await.map_err(|e| ApiError::from_port(e, "token"))?;
+            Ok(ok(200, &ListNamesResponse { entities: names.items, next_token: names.next_token.unwrap_or_default() }))
+        }
+        Route::Versions(id) => {
+            let page = page_request(request)?;
+            let versions = registry.versions(&id, &page).await.map_err(|e| ApiError::from_port(e, "token"))?;
+            if versions.items.is_empty() && page.token.is_none() {
+                return Err(not_registered(&id));
+            }
+            Ok(ok(200, &ListVersionsResponse { versions: versions.items, next_token: versions.next_token.unwrap_or_default() }))
+        }
+        Route::Get(id) => get(registry, &id).await,
+        Route::SetActive(id, active) => {
+            registry.set_active(&id, active).await.map_err(|e| ApiError::from_port(e, "path"))?;
+            get(registry, &id).await
+        }
+    }
+}
+
+fn not_registered(id: &Identifier) -> ApiError {
+    let kind = ResourceType::try_from(id.resource_type).unwrap_or_default();
+    let what = kind.as_str_name().to_lowercase().replace('_', " ");
+    let version = if id.version.is_empty() { String::new() } else { format!(" version {}", id.version) };
+    ApiError::new(
+        404,
+        "NotFound",
+        "path",
+        format!("no {what} {}/{}/{}{version} is registered", id.project, id.domain, id.name),
+        "list the registered names and versions with GET one level up (updraft get)",
+    )
+}
+
+async fn get<R: Registry>(registry: &R, id: &Identifier) -> Result<ApiResponse, ApiError> {
+    let entity = registry.get(id).await.map_err(|e| ApiError::from_port(e, "path"))?;
+    Ok(match entity.ok_or_else(|| not_registered(id))? {
+        Entity::Task(task) => ok(200, &GetTaskResponse { task: Some(task) }),
+        Entity::Workflow(workflow) => ok(200, &GetWorkflowResponse { workflow: Some(workflow) }),
+        Entity::LaunchPlan(plan) => ok(200, &GetLaunchPlanResponse { launch_plan: Some(plan) }),
+    })
+}
+
+/// The request in an API Gateway (REST) proxy event; `None` for any other event.
+pub fn from_proxy_event(event: &Value) -> Option<Result<ApiRequest, ApiError>> {
+    let method = event.get("httpMethod")?.as_str()?.to_string();
+    let path = event.get("path").and_then(Value::as_str).unwrap_or("/").to_string();
+    let strings = |field: &str| -> HashMap<String, String> {
+        event
+            .get(field)
+            .and_then(Value::as_object)
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+            .unwrap_or_default()
+    };
+    let headers = strings("headers").into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    let query = strings("queryStringParameters");
+    let text = event.get("body").and_then(Value::as_str).unwrap_or_default();
+    let body = if event.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false) {
+        match decode_base64(text) {
+            Some(bytes) => bytes,
+            None => {
+                let error = ApiError::bad_request("MalformedBody", "body", "the body is not valid base64", "send JSON");
+                return Some(Err(error));
+            }
+        }
+    } else {
+        text.as_bytes().to_vec()
+    };
+    Some(Ok(ApiRequest { method, path, query, headers, body }))
+}
+
+/// Standard base64 (API Gateway's encoding of binary bodies).
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes = text.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= value(c)? << (18 - 6 * i);
+        }
+        let take = match chunk.len() {
+            4 => 3,
+            3 => 2,
+            2 => 1,
+            _ => return None,
+        };
+        out.extend_from_slice(&n.to_be_bytes()[1..1 + take]);
+    }
+    Some(out)
+}
+
+/// The proxy integration's answer.
+pub fn to_proxy_response(response: &ApiResponse) -> Value {
+    let mut headers = json!({"content-type": "application/json"});
+    if response.status == 503 {
+        headers["retry-after"] = json!("1");
+    }
+    json!({"statusCode": response.status, "headers": headers, "body": response.body})
+}
+
+/// The Lambda's whole job: a proxy event in, a proxy response out, one log line.
+pub async fn respond<R: Registry>(registry: &R, event: &Value) -> Result<Value, String> {
+    let started = std::time::Instant::now();
+    let request = from_proxy_event(event).ok_or("the api function answers API Gateway proxy events only")?;
+    let response = match &request {
+        Ok(request) => handle(registry, request).await,
+        Err(error) => error.clone().into(),
+    };
+    let (method, path) = request.as_ref().map(|r| (r.method.as_str(), r.path.as_str())).unwrap_or_default();
+    tracing::info!(method, path, status = response.status, ms = started.elapsed().as_millis() as u64, "answered");
+    Ok(to_proxy_response(&response))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,7 @@
 //! Updraft's control plane on AWS: one thin Lambda binary per function over
-//! handlers here, which call `core` and the adapters of `updraft-aws`. So far:
-//! turning API requests into calls on `core` and `core`'s answers into HTTP
-//! responses, and the health function.
+//! handlers here, which call `core` and the adapters of `updraft-aws`: the
+//! HTTPS API (registration and queries of the registry) and the health function;
+//! the node and status functions are placeholders until cloud execution.
 
 pub mod api;
 pub mod health;

@@ -1,0 +1,312 @@
+use super::*;
+use updraft_core::ports::memory::{MemoryRegistry, block_on};
+use updraft_core::ports::{Page, PageRequest};
+use updraft_core::proto::api::{EntitySummary, NamedEntity, Project};
+
+const SPEC: &str = "project: demo\ntasks:\n  fit: {image: python:3.11, command: [python, fit.py]}\n\
+                    workflows:\n  train:\n    nodes:\n      fit: {task: fit}\n\
+                    launch_plans:\n  nightly: {workflow: train, schedule: {cron: '0 3 * * *'}}\n";
+
+fn post(path: &str, body: &str) -> ApiRequest {
+    ApiRequest {
+        method: "POST".into(),
+        path: path.into(),
+        headers: [("content-type".to_string(), "application/json".to_string())].into(),
+        body: body.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+fn get_request(path: &str) -> ApiRequest {
+    ApiRequest { method: "GET".into(), path: path.into(), ..Default::default() }
+}
+
+fn register_body(spec: &str, version: &str) -> String {
+    serde_json::to_string(&RegisterRequest {
+        version: version.into(),
+        spec: spec.into(),
+        file_name: "spec.yaml".into(),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn call(registry: &MemoryRegistry, request: &ApiRequest) -> (u16, Value) {
+    let response = block_on(handle(registry, request));
+    (response.status, serde_json::from_str(&response.body).expect("every answer is JSON"))
+}
+
+#[test]
+fn registration_creates_then_is_a_no_op_then_refuses_changed_content_with_both_digests() {
+    let registry = MemoryRegistry::default();
+    let (status, body) = call(&registry, &post("/v1/register", &register_body(SPEC, "v1")));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["created"].as_array().unwrap().len(), 3, "a task, a workflow and a launch plan: {body}");
+
+    let (status, body) = call(&registry, &post("/v1/register", &register_body(SPEC, "v1")));
+    assert_eq!((status, body["unchanged"].as_array().unwrap().len()), (200, 3), "{body}");
+
+    let changed = SPEC.replace("python:3.11", "python:3.12");
+    let (status, body) = call(&registry, &post("/v1/register", &register_body(&changed, "v1")));
+    assert_eq!((status, body["code"].as_str()), (409, Some("Conflict")), "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert_eq!(message.matches("sha256:").count(), 2, "both digests: {message}");
+    assert!(message.contains("demo/development/fit version v1"), "{message}");
+}
+
+#[test]
+fn an_invalid_spec_is_a_400_with_every_diagnostic_and_writes_nothing() {
+    let registry = MemoryRegistry::default();
+    let spec = "tasks:\n  ok: {image: x, command: [x]}\n  t: {image: x, command: [t], retries: -1, cache: true}\n";
+    let (status, body) = call(&registry, &post("/v1/register", &register_body(spec, "v1")));
+    assert_eq!((status, body["code"].as_str()), (400, Some("InvalidSpec")), "{body}");
+    let paths: Vec<&str> = body["diagnostics"].as_array().unwrap().iter().map(|d| d["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["tasks.t.cache", "tasks.t.retries"]);
+    assert!(body["diagnostics"][0]["hint"].as_str().unwrap().contains("version"), "{body}");
+    let (status, _) = call(&registry, &get_request("/v1/tasks/default/development/ok/v1"));
+    assert_eq!(status, 404, "nothing of an invalid spec is registered");
+}
+
+#[test]
+fn gets_and_listings_answer_the_idl_json() {
+    let registry = MemoryRegistry::default();
+    for version in ["v1", "v2"] {
+        call(&registry, &post("/v1/register", &register_body(&SPEC.replace("fit.py", version), version)));
+    }
+    let (status, body) = call(&registry, &get_request("/v1/tasks/demo/development/fit/v2"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["task"]["container"]["args"][1], "v2");
+    let (_, body) = call(&registry, &get_request("/v1/workflows/demo/development/train/v1"));
+    assert_eq!(body["workflow"]["tasks"][0]["id"]["name"], "fit", "workflows are stored as closures: {body}");
+
+    let mut versions = get_request("/v1/tasks/demo/development/fit");
+    versions.query.insert("limit".into(), "1".into());
+    let (_, first) = call(&registry, &versions);
+    assert_eq!(first["versions"][0]["id"]["version"], "v2", "newest first: {first}");
+    versions.query.insert("token".into(), first["nextToken"].as_str().unwrap().into());
+    let (_, rest) = call(&registry, &versions);
+    assert_eq!(rest["versions"][0]["id"]["version"], "v1");
+    assert!(rest.get("nextToken").is_none_or(|t| t == ""), "{rest}");
+
+    let (_, names) = call(&registry, &get_request("/v1/workflows/demo/development"));
+    assert_eq!((names["entities"][0]["name"].as_str(), names["entities"][0]["latestVersion"].as_str()), (Some("train"), Some("v2")));
+    let (_, projects) = call(&registry, &get_request("/v1/projects"));
+    assert_eq!(projects["projects"][0], json!({"name": "demo", "domains": ["development"]}));
+
+    let (status, body) = call(&registry, &get_request("/v1/tasks/demo/development/missing/v1"));
+    assert_eq!((status, body["code"].as_str()), (404, Some("NotFound")));
+    assert!(body["message"].as_str().unwrap().contains("no task demo/development/missing version v1"), "{body}");
+}
+
+#[test]
+fn launch_plans_are_activated_and_deactivated_one_version_at_a_time() {
+    let registry = MemoryRegistry::default();
+    for version in ["v1", "v2"] {
+        call(&registry, &post("/v1/register", &register_body(SPEC, version)));
+    }
+    let active = |version: &str| {
+        let (_, body) = call(&registry, &get_request(&format!("/v1/launch-plans/demo/development/nightly/{version}")));
+        body["launchPlan"]["active"].as_bool().unwrap_or(false)
+    };
+    assert!(!active("v1") && active("v2"), "the newest registration of an active plan is the active one");
+    let (status, body) = call(&registry, &post("/v1/launch-plans/demo/development/nightly/v1/activate", ""));
+    assert_eq!((status, body["launchPlan"]["active"].as_bool()), (200, Some(true)), "{body}");
+    assert!(!active("v2"));
+    let (status, _) = call(&registry, &post("/v1/launch-plans/demo/development/nightly/v1/deactivate", ""));
+    assert_eq!(status, 200);
+    assert!(!active("v1") && !active("v2"));
+    let (status, _) = call(&registry, &post("/v1/launch-plans/demo/development/nightly/v9/activate", ""));
+    assert_eq!(status, 404);
+    let (status, _) = call(&registry, &post("/v1/tasks/demo/development/fit/v1/activate", ""));
+    assert_eq!(status, 404, "only launch plans are activated");
+}
+
+#[test]
+fn request_problems_get_their_precise_status() {
+    let registry = MemoryRegistry::default();
+    let status_code = |request: &ApiRequest| {
+        let (status, body) = call(&registry, request);
+        (status, body["code"].as_str().unwrap_or_default().to_string())
+    };
+    let mut text = post("/v1/register", &register_body(SPEC, "v1"));
+    text.headers.insert("content-type".into(), "text/yaml".into());
+    assert_eq!(status_code(&text), (415, "UnsupportedMediaType".into()));
+    let mut charset = post("/v1/register", &register_body(SPEC, "v1"));
+    charset.headers.insert("content-type".into(), "Application/JSON; charset=utf-8".into());
+    assert_eq!(status_code(&charset).0, 201);
+
+    let huge = post("/v1/register", &"x".repeat(MAX_BODY_BYTES + 1));
+    assert_eq!(status_code(&huge), (413, "BodyTooLarge".into()));
+    let big_spec = post("/v1/register", &register_body(&"#".repeat(MAX_SPEC_BYTES + 1), "v1"));
+    assert_eq!(status_code(&big_spec), (413, "SpecTooLarge".into()));
+
+    let unknown_field = post("/v1/register", r#"{"version": "v1", "spec": "tasks: {}", "sepc": 1}"#);
+    let (status, body) = call(&registry, &unknown_field);
+    assert_eq!((status, body["path"].as_str()), (400, Some("sepc")), "{body}");
+    let wrong_type = post("/v1/register", r#"{"version": 1}"#);
+    let (status, body) = call(&registry, &wrong_type);
+    assert_eq!((status, body["path"].as_str()), (400, Some("version")), "{body}");
+    assert_eq!(status_code(&post("/v1/register", r#"{"version": "v1"} {}"#)).0, 400);
+    assert_eq!(status_code(&post("/v1/register", &register_body(SPEC, ""))), (400, "MissingVersion".into()));
+    assert_eq!(status_code(&post("/v1/register", &register_body(SPEC, "v1#x"))), (400, "InvalidName".into()));
+
+    assert_eq!(status_code(&get_request("/v1/register")), (405, "MethodNotAllowed".into()));
+    assert_eq!(status_code(&get_request("/v2/tasks")), (404, "NoSuchRoute".into()));
+    assert_eq!(status_code(&get_request("/v1/models/p/d")), (404, "NoSuchRoute".into()));
+    assert_eq!(status_code(&get_request("/v1/tasks/p/d/n/v/x/y/z")), (404, "NoSuchRoute".into()));
+    assert_eq!(status_code(&get_request("/v1/tasks/p/d/..%2F/v1")), (400, "InvalidName".into()));
+    let mut bad_limit = get_request("/v1/tasks/p/d");
+    bad_limit.query.insert("limit".into(), "0".into());
+    assert_eq!(status_code(&bad_limit), (400, "InvalidLimit".into()));
+    let mut bad_token = get_request("/v1/tasks/p/d/n");
+    bad_token.query.insert("token".into(), "not-a-token".into());
+    assert_eq!(status_code(&bad_token).0, 400);
+}
+
+/// A store that fails every call the same way.
+struct Failing(PortError);
+
+impl Registry for Failing {
+    async fn register(&self, _: &[Entity]) -> Result<Vec<Registration>, PortError> {
+        Err(self.0.clone())
+    }
+    async fn get(&self, _: &Identifier) -> Result<Option<Entity>, PortError> {
+        Err(self.0.clone())
+    }
+    async fn versions(&self, _: &Identifier, _: &PageRequest) -> Result<Page<EntitySummary>, PortError> {
+        Err(self.0.clone())
+    }
+    async fn names(&self, _: ResourceType, _: &str, _: &str, _: &PageRequest) -> Result<Page<NamedEntity>, PortError> {
+        Err(self.0.clone())
+    }
+    async fn projects(&self) -> Result<Vec<Project>, PortError> {
+        Err(self.0.clone())
+    }
+    async fn set_active(&self, _: &Identifier, _: bool) -> Result<(), PortError> {
+        Err(self.0.clone())
+    }
+}
+
+#[test]
+fn a_throttled_store_is_a_503_that_says_retry_and_a_broken_one_a_500() {
+    let throttled = Failing(PortError::Transient("ThrottlingException: slow down".into()));
+    let response = block_on(handle(&throttled, &post("/v1/register", &register_body(SPEC, "v1"))));
+    let body: ErrorResponse = serde_json::from_str(&response.body).unwrap();
+    assert_eq!((response.status, body.retryable), (503, true));
+    assert_eq!(to_proxy_response(&response)["headers"]["retry-after"], "1");
+    let denied = Failing(PortError::Permanent("AccessDeniedException".into()));
+    let response = block_on(handle(&denied, &get_request("/v1/projects")));
+    let body: ErrorResponse = serde_json::from_str(&response.body).unwrap();
+    assert_eq!((response.status, body.retryable), (500, false));
+}
+
+#[test]
+fn proxy_events_become_requests_and_responses_proxy_answers() {
+    let event = json!({
+        "httpMethod": "POST", "path": "/v1/register",
+        "headers": {"Content-Type": "application/json"},
+        "queryStringParameters": null,
+        "body": "eyJ2ZXJzaW9uIjoidjEifQ==", "isBase64Encoded": true,
+    });
+    let request = from_proxy_event(&event).unwrap().unwrap();
+    assert_eq!(request.body, br#"{"version":"v1"}"#);
+    assert_eq!(request.headers["content-type"], "application/json");
+    assert!(from_proxy_event(&json!({"source": "aws.events"})).is_none());
+    let bad = json!({"httpMethod": "POST", "path": "/v1/register", "body": "***", "isBase64Encoded": true});
+    assert_eq!(from_proxy_event(&bad).unwrap().unwrap_err().status, 400);
+    let answer = block_on(respond(&MemoryRegistry::default(), &json!({"httpMethod": "GET", "path": "/v1/projects"}))).unwrap();
+    assert_eq!((answer["statusCode"].as_u64(), answer["body"].as_str()), (Some(200), Some("{}")));
+}
+
+#[test]
+fn every_route_in_the_table_is_routed_and_nothing_else() {
+    for (method, template) in ROUTES {
+        let path = template
+            .replace("{project}", "p")
+            .replace("{domain}", "development")
+            .replace("{name}", "n")
+            .replace("{version}", "v1");
+        assert!(route(method, &path).is_ok(), "{method} {path}");
+    }
+    assert!(route("DELETE", "/v1/tasks/p/d/n/v1").is_err());
+}
+
+/// A small deterministic generator (xorshift), so a failure reproduces.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn string(&mut self, max: u64) -> String {
+        let len = self.below(max + 1);
+        (0..len).map(|_| char::from_u32(self.below(0x800) as u32).unwrap_or('?')).collect()
+    }
+    fn json(&mut self, depth: u32) -> Value {
+        match if depth == 0 { self.below(4) } else { self.below(6) } {
+            0 => Value::Null,
+            1 => json!(self.next() as i64),
+            2 => json!(self.below(2) == 1),
+            3 => json!(self.string(40)),
+            4 => Value::Array((0..self.below(4)).map(|_| self.json(depth - 1)).collect()),
+            _ => {
+                let keys = ["version", "spec", "project", "domain", "fileName", "file_name", "x"];
+                let mut map = serde_json::Map::new();
+                for _ in 0..self.below(5) {
+                    map.insert(keys[self.below(keys.len() as u64) as usize].into(), self.json(depth - 1));
+                }
+                Value::Object(map)
+            }
+        }
+    }
+}
+
+#[test]
+fn hundreds_of_hostile_bodies_each_get_a_4xx_json_error_and_no_panic() {
+    let registry = MemoryRegistry::default();
+    let mut random = Random(0x5eed_1234_abcd_ef01);
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..150 {
+        bodies.push(serde_json::to_vec(&random.json(4)).unwrap());
+    }
+    for _ in 0..30 {
+        // Right shape, hostile spec text.
+        let spec: String = random.string(300);
+        bodies.push(register_body(&spec, "v1").into_bytes());
+    }
+    for depth in [100, 129, 10_000, 200_000] {
+        bodies.push(format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes());
+        bodies.push(format!("{{\"version\":\"v1\",\"spec\":\"{}\"}}", "[".repeat(depth)).into_bytes());
+    }
+    bodies.push(register_body(&format!("tasks:\n  t: {{image: '{}', command: [x]}}\n", "a".repeat(900_000)), "v1").into_bytes());
+    bodies.push(format!("{{\"version\":\"{}\",\"spec\":\"\"}}", "v".repeat(100_000)).into_bytes());
+    bodies.push(b"\xff\xfe\x00garbage".to_vec());
+    bodies.push(Vec::new());
+    bodies.push(b"{\"version\": \"v1\", \"spec\": ".to_vec());
+    bodies.push(br#"{"version": "v1", "spec": "a: &a [*a]"}"#.to_vec());
+    bodies.push(br#"{"version": "v1", "spec": "tasks: {t: {image: x, command: [x], timeout: 99999999999d}}"}"#.to_vec());
+    for wrong in [r#"{"spec": 5}"#, r#"{"spec": []}"#, r#"{"version": null}"#, r#"[]"#, r#""a""#, "1e999", r#"{"project": {"a": 1}}"#] {
+        bodies.push(wrong.as_bytes().to_vec());
+    }
+    assert!(bodies.len() >= 200, "{}", bodies.len());
+    let methods = ["POST", "GET", "PUT", "DELETE"];
+    let paths = ["/v1/register", "/v1/register", "/v1/tasks/p/d/n/v", "/v1/launch-plans/p/d/n/v/activate", "/", "/v1/../etc"];
+    for (i, body) in bodies.into_iter().enumerate() {
+        let mut request = post(paths[i % paths.len()], "");
+        request.method = methods[(i / 7) % methods.len()].into();
+        request.body = body;
+        let response = block_on(handle(&registry, &request));
+        let error: ErrorResponse = serde_json::from_str(&response.body)
+            .unwrap_or_else(|e| panic!("body {i}: the answer is not an ErrorResponse ({e}): {}", response.body));
+        assert!((400..500).contains(&response.status), "body {i}: status {} {}", response.status, response.body);
+        assert!(!error.code.is_empty() && !error.message.is_empty() && !error.retryable, "body {i}: {error:?}");
+    }
+    let (_, projects) = call(&registry, &get_request("/v1/projects"));
+    assert_eq!(projects, json!({}), "no hostile body registered anything (empty lists are omitted)");
+}
