@@ -19,16 +19,29 @@ Patches, each covered by a test in tests/test_patches.py:
 (d) POST /moto-api/updraft/fire-rule {"name": RULE} delivers a scheduled
     EventBridge rule's event to its Lambda and Step Functions targets now,
     since nothing fires schedules here.
+(e) DynamoDB reads and writes take one lock, as DynamoDB's own item-level
+    serialisation does: moto checks a condition and then writes without one,
+    so two racing conditional writes could both win.
+(f) A request to a deployed REST API stage, addressed as LocalStack does
+    (`/restapis/<api id>/<stage>/_user_request_/<path>`), goes through the
+    stage's resources and method: `AWS_IAM` methods refuse a request without
+    a valid SigV4 signature of the emulator's test key (testing/testing), and
+    an `AWS_PROXY` integration invokes the Lambda function with API Gateway's
+    proxy event and turns its answer into the HTTP response.
+(g) CloudFormation creates `AWS::ApiGateway::Stage` resources (moto has the
+    Stage API but not its CloudFormation type, so the stage was missing).
 
 Usage: updraft_emulator.py [--host 127.0.0.1] [--port 5000]
 Everything else is moto's own server.
 """
 import argparse
+import base64
 import http.server
 import io
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -360,11 +373,242 @@ def add_fire_rule_endpoint():
     urls.url_paths["{0}/moto-api/updraft/fire-rule$"] = _fire_rule
 
 
+# ---------------------------------------------------------------- (e) DynamoDB item serialisation
+
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def patch_dynamodb_lock():
+    from moto.dynamodb.models import DynamoDBBackend
+
+    def locked(method):
+        def call(self, *args, **kwargs):
+            with _DYNAMODB_LOCK:
+                return method(self, *args, **kwargs)
+        call.__wrapped__ = method
+        return call
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item", "query", "scan"):
+        setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
+
+
+# ---------------------------------------------------------------- (f) API Gateway stage requests
+
+_STAGE_PATH = re.compile(r"^/restapis/([^/]+)/([^/]+)/_user_request_(/.*)?$")
+# The credentials the emulator knows the secret of; AWS knows every key's.
+_TEST_KEYS = {"testing": "testing"}
+# API Gateway's payload limit.
+_MAX_BODY = 10 * 1024 * 1024
+
+
+def _gateway_answer(start_response, status, body, headers=None):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 413: "Payload Too Large",
+               502: "Bad Gateway"}
+    all_headers = {"Content-Type": "application/json", **(headers or {}), "Content-Length": str(len(data))}
+    start_response(f"{status} {reasons.get(status, 'Status')}", list(all_headers.items()))
+    return [data]
+
+
+def _template_params(template, wanted):
+    """The path parameters when the path parts `wanted` match a resource's `template`, else None."""
+    params = {}
+    for i, part in enumerate(template):
+        if i >= len(wanted):
+            return None
+        if part.startswith("{") and part.endswith("+}"):
+            params[part[1:-2]] = "/".join(wanted[i:])
+            return params
+        if part.startswith("{"):
+            params[part[1:-1]] = wanted[i]
+        elif part != wanted[i]:
+            return None
+    return params if len(template) == len(wanted) else None
+
+
+def _match_resource(api, path):
+    """The resource whose path template matches `path` (the most literal parts win), and its parameters."""
+    wanted = [p for p in path.split("/") if p]
+    best = (None, None, -1)
+    for resource in api.resources.values():
+        template = [p for p in resource.get_path().split("/") if p]
+        params = _template_params(template, wanted)
+        literal = sum(1 for p in template if not p.startswith("{"))
+        if params is not None and literal > best[2]:
+            best = (resource, params, literal)
+    return best[0], best[1]
+
+
+def _signature_problem(method, environ, path, query, body, region):
+    """None when the request carries a valid SigV4 signature for execute-api; else why not."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    if not auth:
+        return "Missing Authentication Token"
+    match = re.match(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+                     r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$", auth)
+    if not match:
+        return "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' (SigV4)"
+    key, _day, scope_region, service, signed, signature = match.groups()
+    if service != "execute-api" or scope_region != region:
+        return f"Credential should be scoped to a valid region and the service execute-api, not {scope_region}/{service}"
+    if key not in _TEST_KEYS:
+        return "The security token included in the request is invalid."
+    headers = {}
+    for name in signed.split(";"):
+        value = environ.get("HTTP_" + name.upper().replace("-", "_"))
+        if value is None and name == "content-type":
+            value = environ.get("CONTENT_TYPE")
+        if value is None and name == "content-length":
+            value = environ.get("CONTENT_LENGTH")
+        if value is None:
+            return f"the signed header {name} is missing"
+        headers[name] = value
+    url = f"http://{headers.get('host', 'localhost')}{path}" + (f"?{query}" if query else "")
+    request = AWSRequest(method=method, url=url, headers=headers, data=body)
+    request.context["timestamp"] = headers.get("x-amz-date", "")
+    signer = SigV4Auth(Credentials(key, _TEST_KEYS[key]), "execute-api", region)
+    canonical = signer.canonical_request(request)
+    expected = signer.signature(signer.string_to_sign(request, canonical), request)
+    if expected != signature:
+        return ("The request signature we calculated does not match the signature you provided. "
+                "Check your AWS Secret Access Key and signing method.")
+    return None
+
+
+def _stage_request(environ, start_response, api_id, stage, path):
+    from urllib.parse import parse_qs
+
+    from moto.apigateway.models import apigateway_backends
+    from moto.awslambda.models import lambda_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    method = environ["REQUEST_METHOD"]
+    query = environ.get("QUERY_STRING", "")
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length > _MAX_BODY:
+        return _gateway_answer(start_response, 413, {"message": "Request Too Long"})
+    body = environ["wsgi.input"].read(length) if length else b""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    scope = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/", auth)
+    region = scope.group(1) if scope else os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    backend = apigateway_backends[DEFAULT_ACCOUNT_ID][region]
+    api = backend.apis.get(api_id)
+    if api is None or stage not in api.stages:
+        return _gateway_answer(start_response, 403, {"message": "Forbidden"})
+    resource, params = _match_resource(api, path)
+    methods = resource.resource_methods if resource else {}
+    integration_method = methods.get(method) or methods.get("ANY")
+    if integration_method is None:
+        return _gateway_answer(start_response, 403, {"message": "Missing Authentication Token"})
+    if integration_method.authorization_type == "AWS_IAM":
+        problem = _signature_problem(method, environ, f"/restapis/{api_id}/{stage}/_user_request_{path}", query, body,
+                                     region)
+        if problem:
+            return _gateway_answer(start_response, 403, {"message": problem})
+    integration = integration_method.method_integration
+    if integration is None or integration.integration_type != "AWS_PROXY":
+        return _gateway_answer(start_response, 502, {"message": "only AWS_PROXY (Lambda) integrations run here"})
+    function_arn = integration.uri.split("/functions/")[1].rsplit("/invocations", 1)[0]
+    headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_")}
+    if environ.get("CONTENT_TYPE"):
+        headers["Content-Type"] = environ["CONTENT_TYPE"]
+    multi_query = parse_qs(query, keep_blank_values=True)
+    try:
+        text, binary = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, binary = base64.b64encode(body).decode(), True
+    event = {
+        "resource": resource.get_path(), "path": path, "httpMethod": method,
+        "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": params or None, "stageVariables": None,
+        "requestContext": {
+            "accountId": DEFAULT_ACCOUNT_ID, "apiId": api_id, "stage": stage, "resourcePath": resource.get_path(),
+            "httpMethod": method, "path": f"/{stage}{path}", "requestId": str(uuid.uuid4()), "protocol": "HTTP/1.1",
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"accessKey": (re.search(r"Credential=([^/]+)/", auth) or [None, None])[1],
+                         "sourceIp": environ.get("REMOTE_ADDR")},
+        },
+        "body": text or None, "isBase64Encoded": binary,
+    }
+    function = lambda_backends[DEFAULT_ACCOUNT_ID][region].get_function(function_arn)
+    answer_headers = {}
+    result = function.invoke(json.dumps(event), {}, answer_headers)
+    try:
+        answer = json.loads(result)
+        status = int(answer["statusCode"])
+    except (ValueError, KeyError, TypeError):
+        LOG.warning("the function %s gave no proxy answer: %.500s", function_arn, result)
+        return _gateway_answer(start_response, 502, {"message": "Internal server error"})
+    if "x-amz-function-error" in answer_headers:
+        return _gateway_answer(start_response, 502, {"message": "Internal server error"})
+    data = answer.get("body") or ""
+    data = base64.b64decode(data) if answer.get("isBase64Encoded") else data.encode()
+    return _gateway_answer(start_response, status, data, {str(k): str(v) for k, v in (answer.get("headers") or {}).items()})
+
+
+def add_stage_routing():
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    dispatch = DomainDispatcherApplication.__call__
+
+    def call(self, environ, start_response):
+        match = _STAGE_PATH.match(environ.get("PATH_INFO", ""))
+        if match:
+            api_id, stage, path = match.group(1), match.group(2), match.group(3) or "/"
+            return _stage_request(environ, start_response, api_id, stage, path)
+        return dispatch(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = call
+
+
+def add_stage_resource():
+    from moto.apigateway.models import apigateway_backends
+    from moto.core.common_models import CloudFormationModel
+
+    class StageResource(CloudFormationModel):
+        # moto's model metaclass files each model under the service named in its module.
+        __module__ = "moto.apigateway.models"
+
+        def __init__(self, name):
+            self.name = name
+
+        @property
+        def physical_resource_id(self):
+            return self.name
+
+        @staticmethod
+        def cloudformation_name_type():
+            return "StageName"
+
+        @staticmethod
+        def cloudformation_type():
+            return "AWS::ApiGateway::Stage"
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            properties = cloudformation_json["Properties"]
+            backend = apigateway_backends[account_id][region_name]
+            backend.create_stage(properties["RestApiId"], properties["StageName"], properties["DeploymentId"],
+                                 variables=properties.get("Variables"), description=properties.get("Description", ""))
+            return cls(properties["StageName"])
+
+    return StageResource
+
+
 def apply_patches():
     patch_stepfunctions_batch()
     patch_batch_jobs()
     patch_lambda()
     add_fire_rule_endpoint()
+    patch_dynamodb_lock()
+    add_stage_routing()
+    add_stage_resource()
 
 
 def main():
