@@ -5,6 +5,7 @@ mod exec;
 mod local;
 mod outputs;
 mod process;
+mod remote;
 mod spec_file;
 
 use clap::{Parser, Subcommand};
@@ -99,9 +100,82 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGV")]
         argv: Vec<String>,
     },
+    /// Register the tasks, workflows and launch plans of spec files with the stack's API
+    /// under a version (one all-or-nothing request per file).
+    Register {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The version label of every entity, e.g. a git commit. Versions are immutable:
+        /// the same content again is a no-op, different content is refused.
+        #[arg(long)]
+        version: String,
+        #[command(flatten)]
+        remote: commands::registry::Remote,
+        #[arg(long, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
+    /// List or show registered entities: names, a name's versions (newest first), or one version.
+    Get {
+        #[arg(value_enum)]
+        kind: commands::registry::Kind,
+        name: Option<String>,
+        #[arg(long)]
+        version: Option<String>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        remote: commands::registry::Remote,
+        #[arg(long, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
+    /// Activate or deactivate a registered launch plan version (one version of a name is active).
+    Launchplan {
+        #[command(subcommand)]
+        command: LaunchPlanCommand,
+    },
+    /// Settings of the remote commands (~/.updraft/config.toml, or UPDRAFT_CONFIG).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Internal: the watchdog of one local execution (see local::runner).
     #[command(name = "__watch-runner", hide = true)]
     WatchRunner { execution: String },
+}
+
+#[derive(Subcommand)]
+enum LaunchPlanCommand {
+    /// Make this version the launch plan's active one (its schedule fires).
+    Activate(LaunchPlanArgs),
+    /// Make this version inactive.
+    Deactivate(LaunchPlanArgs),
+}
+
+#[derive(clap::Args)]
+struct LaunchPlanArgs {
+    name: String,
+    #[arg(long)]
+    version: String,
+    #[command(flatten)]
+    remote: commands::registry::Remote,
+    #[arg(long, value_enum, default_value = "text")]
+    output: OutputFormat,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Write the API endpoint of a deployed stack into the config file.
+    Init {
+        /// The CloudFormation stack `updraft deploy` created.
+        #[arg(long)]
+        stack: String,
+        /// Read the stack from this AWS endpoint (LocalStack, the emulator); AWS_ENDPOINT_URL works too.
+        #[arg(long)]
+        endpoint_url: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -165,6 +239,22 @@ fn main() -> ExitCode {
         }
         Command::Deploy(args) => commands::deploy::run(args),
         Command::Exec { argv } => commands::exec::run(argv),
+        Command::Register { files, version, remote, output } => {
+            commands::registry::register(&files, &version, &remote, output)
+        }
+        Command::Get { kind, name, version, limit, remote, output } => {
+            commands::registry::get(kind, name.as_deref(), version.as_deref(), limit, &remote, output)
+        }
+        Command::Launchplan { command } => {
+            let (args, active) = match command {
+                LaunchPlanCommand::Activate(args) => (args, true),
+                LaunchPlanCommand::Deactivate(args) => (args, false),
+            };
+            commands::registry::set_active(&args.name, &args.version, active, &args.remote, args.output)
+        }
+        Command::Config { command: ConfigCommand::Init { stack, endpoint_url, region } } => {
+            commands::registry::config_init(&stack, endpoint_url.as_deref(), region.as_deref())
+        }
         Command::WatchRunner { execution } => local::runner::watch(&execution).map(|()| ExitCode::SUCCESS),
     };
     match result {

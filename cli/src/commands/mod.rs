@@ -2,5 +2,6 @@ pub mod compile;
 pub mod deploy;
 pub mod exec;
 pub mod executions;
+pub mod registry;
 pub mod run;
 pub mod validate;

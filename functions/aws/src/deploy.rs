@@ -296,6 +296,23 @@ async fn compute_environments(config: &SdkConfig, request: &DeployRequest) -> Re
     Ok((given_or_created(cpu, "cpu").await?, given_or_created(gpu, "gpu").await?))
 }
 
+/// A deployed stack's non-empty outputs by key.
+pub async fn stack_outputs(config: &SdkConfig, stack: &str) -> Result<BTreeMap<String, String>, String> {
+    let cfn = aws_sdk_cloudformation::Client::new(config);
+    let described = cfn
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| format!("cannot read stack {stack}: {}", describe(&e)))?;
+    let outputs = described.stacks().first().map(|s| s.outputs()).unwrap_or_default();
+    Ok(outputs
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
+        .filter(|(_, value)| !value.is_empty())
+        .collect())
+}
+
 /// Polls the stack until it leaves *_IN_PROGRESS; its outputs, or the failed resources' reasons.
 async fn wait(
     cfn: &aws_sdk_cloudformation::Client,

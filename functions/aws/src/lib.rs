@@ -6,9 +6,11 @@
 //! - `s3`, `data`: task data in S3 (digests computed while streaming, directories as prefixes);
 //! - `sdk_error`: every SDK failure as one line, and whether a retry can help;
 //! - `config`: the `SdkConfig` and clients, built at the edge and passed in;
+//! - `api_client`: SigV4-signed requests to Updraft's HTTPS API (the CLI's remote commands);
 //! - `registry`: registered entities in the stack's DynamoDB table (docs/storage.md);
 //! - `deploy`, `queues`: the stack through CloudFormation, and its Batch queues.
 
+pub mod api_client;
 pub mod config;
 pub mod data;
 pub mod deploy;

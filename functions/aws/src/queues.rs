@@ -10,28 +10,14 @@ use updraft_core::compute::{Platform, Queue, Queues};
 /// The stack's `CpuJobQueueArn` and `GpuJobQueueArn` outputs, each with the
 /// platforms of the compute environments it feeds.
 pub async fn of_stack(config: &SdkConfig, stack: &str) -> Result<Queues, String> {
-    let cfn = aws_sdk_cloudformation::Client::new(config);
-    let described = cfn
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(|e| format!("cannot read stack {stack}: {}", describe(&e)))?;
-    let outputs = described.stacks().first().map(|s| s.outputs()).unwrap_or_default();
-    let output = |key: &str| {
-        outputs
-            .iter()
-            .find(|o| o.output_key() == Some(key))
-            .and_then(|o| o.output_value())
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
-    let cpu = output("CpuJobQueueArn")
+    let outputs = crate::deploy::stack_outputs(config, stack).await?;
+    let cpu = outputs
+        .get("CpuJobQueueArn")
         .ok_or_else(|| format!("stack {stack} has no CpuJobQueueArn output; is it an Updraft stack?"))?;
     let batch = aws_sdk_batch::Client::new(config);
-    let cpu = queue(&batch, &cpu).await?;
-    let gpu = match output("GpuJobQueueArn") {
-        Some(arn) => Some(queue(&batch, &arn).await?),
+    let cpu = queue(&batch, cpu).await?;
+    let gpu = match outputs.get("GpuJobQueueArn") {
+        Some(arn) => Some(queue(&batch, arn).await?),
         None => None,
     };
     Ok(Queues { cpu, gpu })

@@ -1,0 +1,310 @@
+//! `updraft register`, `get`, `launchplan` and `config init`: the registry
+//! through the HTTPS API (docs/api/openapi.yaml), signed with SigV4.
+
+use super::executions::OutputFormat;
+use crate::remote::{self, Config};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use updraft_aws::api_client::{ApiAnswer, ApiClient};
+use updraft_core::proto::api::{
+    ListNamesResponse, ListProjectsResponse, ListVersionsResponse, RegisterRequest, RegisterResponse,
+};
+
+/// Specs sent to the API are read with the server's limit (it answers 413 past it).
+const MAX_SPEC_BYTES: u64 = 1024 * 1024;
+
+/// What `updraft get` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Tasks,
+    Workflows,
+    LaunchPlans,
+    Projects,
+}
+
+impl Kind {
+    fn segment(self) -> &'static str {
+        match self {
+            Kind::Tasks => "tasks",
+            Kind::Workflows => "workflows",
+            Kind::LaunchPlans => "launch-plans",
+            Kind::Projects => "projects",
+        }
+    }
+}
+
+/// Where remote commands send their requests, and the namespace defaults.
+#[derive(clap::Args, Clone, Default)]
+pub struct Remote {
+    /// The API's stage URL (default: UPDRAFT_ENDPOINT, then the config file).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Project (default: the config file's, else `default`).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Domain (default: the config file's, else `development`).
+    #[arg(long)]
+    pub domain: Option<String>,
+}
+
+struct Session {
+    config: Config,
+    client: ApiClient,
+    runtime: tokio::runtime::Runtime,
+    project: String,
+    domain: String,
+}
+
+fn session(remote: &Remote) -> Result<Session, String> {
+    let config = remote::resolve(remote.endpoint.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let client = runtime.block_on(remote::client(&config))?;
+    let project = remote.project.clone().or(config.project.clone()).unwrap_or_else(|| "default".into());
+    let domain = remote.domain.clone().or(config.domain.clone()).unwrap_or_else(|| "development".into());
+    Ok(Session { config, client, runtime, project, domain })
+}
+
+impl Session {
+    fn send(&self, method: &str, path: &str, query: &[(&str, &str)], body: Option<Vec<u8>>) -> Result<ApiAnswer, String> {
+        self.runtime.block_on(self.client.send(method, path, query, body)).map_err(|e| e.to_string())
+    }
+}
+
+/// An answer's JSON when it is a success; the API's refusal, printed, when not.
+fn accepted(answer: ApiAnswer) -> Result<Value, ExitCode> {
+    if (200..300).contains(&answer.status) {
+        return serde_json::from_slice(&answer.body).map_err(|e| {
+            eprintln!("error: the API answered {} with a body that is not JSON: {e}", answer.status);
+            ExitCode::FAILURE
+        });
+    }
+    eprintln!("{}", remote::describe_refusal(&answer));
+    Err(ExitCode::FAILURE)
+}
+
+fn failed(message: String) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    eprintln!("error: {message}");
+    Ok(ExitCode::FAILURE)
+}
+
+/// Registers each file's entities under `version`, one all-or-nothing request per file.
+pub fn register(
+    files: &[PathBuf],
+    version: &str,
+    remote: &Remote,
+    output: OutputFormat,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let session = match session(remote) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let mut code = ExitCode::SUCCESS;
+    let mut answers = Vec::new();
+    for file in files {
+        let spec = match updraft_aws::files::read_text_limited(file, MAX_SPEC_BYTES, "specs sent to the API are limited to") {
+            Ok(spec) => spec,
+            Err(e) => {
+                eprintln!("error: {}: cannot read: {e}", file.display());
+                code = ExitCode::FAILURE;
+                continue;
+            }
+        };
+        let request = RegisterRequest {
+            project: remote.project.clone().or(session.config.project.clone()).unwrap_or_default(),
+            domain: remote.domain.clone().or(session.config.domain.clone()).unwrap_or_default(),
+            version: version.into(),
+            spec,
+            file_name: file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        };
+        let answer = match session.send("POST", "/v1/register", &[], Some(serde_json::to_vec(&request)?)) {
+            Ok(answer) => answer,
+            Err(e) => return failed(e),
+        };
+        let status = answer.status;
+        match accepted(answer) {
+            Ok(body) => {
+                let response: RegisterResponse = serde_json::from_value(body.clone())?;
+                if output == OutputFormat::Text {
+                    for (what, ids) in [("registered", &response.created), ("unchanged", &response.unchanged)] {
+                        for id in ids {
+                            let kind = updraft_core::proto::core::ResourceType::try_from(id.resource_type)
+                                .map(|k| k.as_str_name().to_lowercase().replace('_', " "))
+                                .unwrap_or_default();
+                            println!("{what:<10} {kind:<11} {}/{}/{} {}", id.project, id.domain, id.name, id.version);
+                        }
+                    }
+                }
+                answers.push(serde_json::json!({"file": file, "status": status, "response": body}));
+            }
+            Err(failure) => {
+                eprintln!("  ({}: nothing of it was registered)", file.display());
+                code = failure;
+            }
+        }
+    }
+    if output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&answers)?);
+    }
+    Ok(code)
+}
+
+/// `updraft get KIND [NAME] [--version V]`: names, a name's versions, or one entity.
+pub fn get(
+    kind: Kind,
+    name: Option<&str>,
+    version: Option<&str>,
+    limit: usize,
+    remote: &Remote,
+    output: OutputFormat,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let session = match session(remote) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let base = format!("/v1/{}/{}/{}", kind.segment(), session.project, session.domain);
+    let (path, listing) = match (kind, name, version) {
+        (Kind::Projects, ..) => ("/v1/projects".to_string(), true),
+        (_, None, Some(_)) => return failed("--version needs a NAME".into()),
+        (_, None, None) => (base, true),
+        (_, Some(name), None) => (format!("{base}/{name}"), true),
+        (_, Some(name), Some(version)) => (format!("{base}/{name}/{version}"), false),
+    };
+    let mut items: Vec<Value> = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page_size = limit.clamp(1, 1000).to_string();
+        let mut query = vec![];
+        if listing && kind != Kind::Projects {
+            query.push(("limit", page_size.as_str()));
+            if !token.is_empty() {
+                query.push(("token", token.as_str()));
+            }
+        }
+        let answer = match session.send("GET", &path, &query, None) {
+            Ok(answer) => answer,
+            Err(e) => return failed(e),
+        };
+        let body = match accepted(answer) {
+            Ok(body) => body,
+            Err(code) => return Ok(code),
+        };
+        if !listing {
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let field = match (kind, name) {
+            (Kind::Projects, _) => "projects",
+            (_, Some(_)) => "versions",
+            _ => "entities",
+        };
+        items.extend(body.get(field).and_then(Value::as_array).cloned().unwrap_or_default());
+        token = body.get("nextToken").and_then(Value::as_str).unwrap_or_default().to_string();
+        if token.is_empty() || items.len() >= limit {
+            break;
+        }
+    }
+    items.truncate(limit);
+    if output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_table(kind, name.is_some(), items)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(kind: Kind, versions: bool, items: Vec<Value>) -> Result<(), Box<dyn std::error::Error>> {
+    let time = |t: &Option<updraft_core::proto::Timestamp>| {
+        t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default()
+    };
+    if kind == Kind::Projects {
+        let projects: ListProjectsResponse = serde_json::from_value(serde_json::json!({"projects": items}))?;
+        println!("{:<30} DOMAINS", "PROJECT");
+        for p in projects.projects {
+            println!("{:<30} {}", p.name, p.domains.join(", "));
+        }
+    } else if versions {
+        let list: ListVersionsResponse = serde_json::from_value(serde_json::json!({"versions": items}))?;
+        println!("{:<24} {:<20} {:<20}", "VERSION", "CREATED (UTC)", "DIGEST");
+        for v in list.versions {
+            let digest: String = v.digest.chars().take(19).collect();
+            println!("{:<24} {:<20} {digest}", v.id.map(|i| i.version).unwrap_or_default(), time(&v.created_at));
+        }
+    } else {
+        let list: ListNamesResponse = serde_json::from_value(serde_json::json!({"entities": items}))?;
+        let active = if kind == Kind::LaunchPlans { "ACTIVE" } else { "" };
+        println!("{:<30} {:<24} {:<20} {active}", "NAME", "LATEST VERSION", "UPDATED (UTC)");
+        for e in list.entities {
+            println!("{:<30} {:<24} {:<20} {}", e.name, e.latest_version, time(&e.updated_at), e.active_version);
+        }
+    }
+    Ok(())
+}
+
+/// `updraft launchplan activate|deactivate NAME --version V`.
+pub fn set_active(
+    name: &str,
+    version: &str,
+    active: bool,
+    remote: &Remote,
+    output: OutputFormat,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let session = match session(remote) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let action = if active { "activate" } else { "deactivate" };
+    let path = format!("/v1/launch-plans/{}/{}/{name}/{version}/{action}", session.project, session.domain);
+    let answer = match session.send("POST", &path, &[], None) {
+        Ok(answer) => answer,
+        Err(e) => return failed(e),
+    };
+    match accepted(answer) {
+        Ok(body) if output == OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&body)?),
+        Ok(body) => {
+            let now = body.pointer("/launchPlan/active").and_then(Value::as_bool).unwrap_or(false);
+            println!("launch plan {name} {version}: {}", if now { "active" } else { "inactive" });
+        }
+        Err(code) => return Ok(code),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `updraft config init --stack NAME`: the stack's API endpoint into the config file.
+pub fn config_init(
+    stack: &str,
+    endpoint_url: Option<&str>,
+    region: Option<&str>,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let path = match remote::config_path() {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let sdk = runtime.block_on(updraft_aws::config::sdk_config(endpoint_url, region));
+    let outputs = match runtime.block_on(updraft_aws::deploy::stack_outputs(&sdk, stack)) {
+        Ok(outputs) => outputs,
+        Err(e) => return failed(format!("{e}\n  hint: deploy it with `updraft deploy --stack-name {stack}`, or name the stack it made")),
+    };
+    let endpoint = match (sdk.endpoint_url(), outputs.get("ApiId"), outputs.get("ApiStageName")) {
+        // An emulator serves every stage on its own address, LocalStack's way.
+        (Some(emulator), Some(api), Some(stage)) => {
+            format!("{}/restapis/{api}/{stage}/_user_request_", emulator.trim_end_matches('/'))
+        }
+        _ => match outputs.get("ApiUrl") {
+            Some(url) => url.clone(),
+            None => return failed(format!("stack {stack} has no ApiUrl output; is it an Updraft stack?")),
+        },
+    };
+    let mut config = remote::read_config(&path).ok().flatten().unwrap_or_default();
+    config.endpoint = endpoint;
+    config.region = sdk.region().map(|r| r.to_string());
+    config.stack = Some(stack.into());
+    if let Err(e) = remote::write_config(&path, &config) {
+        return failed(e);
+    }
+    println!("wrote {}: endpoint {}", path.display(), config.endpoint);
+    Ok(ExitCode::SUCCESS)
+}
