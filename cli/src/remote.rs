@@ -61,10 +61,12 @@ pub fn write_config(path: &Path, config: &Config) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let header = "# Updraft's API endpoint (written by `updraft config init`; --endpoint and UPDRAFT_ENDPOINT override it).\n";
+    let header =
+        "# Updraft's API endpoint (written by `updraft config init`; --endpoint and UPDRAFT_ENDPOINT override it).\n";
     // Written whole and renamed, so a reader never sees half a file.
     let partial = path.with_extension("toml.partial");
-    std::fs::write(&partial, format!("{header}{text}")).map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+    std::fs::write(&partial, format!("{header}{text}"))
+        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
     std::fs::rename(&partial, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
@@ -98,14 +100,19 @@ pub async fn client(config: &Config) -> Result<ApiClient, String> {
 
 /// A refusal from the API, printed as `updraft validate` prints problems.
 pub fn describe_refusal(answer: &ApiAnswer) -> String {
-    let Ok(error) = serde_json::from_slice::<ErrorResponse>(&answer.body) else {
+    let error = serde_json::from_slice::<ErrorResponse>(&answer.body).ok().filter(|e| !e.code.is_empty());
+    let Some(error) = error else {
         // API Gateway's own answers ({"message": ...}) and anything else.
         let text = String::from_utf8_lossy(&answer.body);
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
             .unwrap_or_else(|| text.chars().take(500).collect());
-        let hint = if answer.status == 403 { "\n  hint: check your AWS credentials and that they may call this API" } else { "" };
+        let hint = if answer.status == 403 {
+            "\n  hint: check your AWS credentials and that they may call this API"
+        } else {
+            ""
+        };
         return format!("error: HTTP {}: {message}{hint}", answer.status);
     };
     let mut lines = Vec::new();
@@ -140,7 +147,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("updraft-config-{}", std::process::id()));
         let path = dir.join("config.toml");
         assert_eq!(read_config(&path), Ok(None));
-        let config = Config { endpoint: "https://x/live".into(), region: Some("eu-west-1".into()), ..Default::default() };
+        let config =
+            Config { endpoint: "https://x/live".into(), region: Some("eu-west-1".into()), ..Default::default() };
         write_config(&path, &config).unwrap();
         assert_eq!(read_config(&path), Ok(Some(config)));
         std::fs::write(&path, "endpoint = \"https://x/live\"\nregoin = \"eu\"\n").unwrap();
@@ -158,8 +166,14 @@ mod tests {
             "diagnostics":[{"path":"tasks.t.cache","message":"needs a version","hint":"add cache_version"},
                            {"path":"tasks.t.retries","message":"negative"}]}"#;
         let text = describe_refusal(&ApiAnswer { status: 400, body: body.into() });
-        assert_eq!(text, "error: tasks.t.cache: needs a version\n  hint: add cache_version\nerror: tasks.t.retries: negative");
-        let gateway = describe_refusal(&ApiAnswer { status: 403, body: br#"{"message":"Missing Authentication Token"}"#.to_vec() });
+        assert_eq!(
+            text,
+            "error: tasks.t.cache: needs a version\n  hint: add cache_version\nerror: tasks.t.retries: negative"
+        );
+        let gateway = describe_refusal(&ApiAnswer {
+            status: 403,
+            body: br#"{"message":"Missing Authentication Token"}"#.to_vec(),
+        });
         assert!(gateway.starts_with("error: HTTP 403: Missing Authentication Token\n  hint:"), "{gateway}");
     }
 }

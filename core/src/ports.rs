@@ -149,7 +149,8 @@ pub enum Registration {
 
 /// The refusal of a re-registration with other content: both digests, and what to do.
 pub fn registration_conflict(id: &Identifier, registered: &str, offered: &str) -> PortError {
-    let kind = ResourceType::try_from(id.resource_type).unwrap_or_default().as_str_name().to_lowercase().replace('_', " ");
+    let kind =
+        ResourceType::try_from(id.resource_type).unwrap_or_default().as_str_name().to_lowercase().replace('_', " ");
     PortError::Conflict(format!(
         "{kind} {}/{}/{} version {} is registered with content {registered}; this one is {offered} \
          (versions are immutable: register the change under a new version)",

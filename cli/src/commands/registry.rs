@@ -66,7 +66,13 @@ fn session(remote: &Remote) -> Result<Session, String> {
 }
 
 impl Session {
-    fn send(&self, method: &str, path: &str, query: &[(&str, &str)], body: Option<Vec<u8>>) -> Result<ApiAnswer, String> {
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<ApiAnswer, String> {
         self.runtime.block_on(self.client.send(method, path, query, body)).map_err(|e| e.to_string())
     }
 }
@@ -102,14 +108,15 @@ pub fn register(
     let mut code = ExitCode::SUCCESS;
     let mut answers = Vec::new();
     for file in files {
-        let spec = match updraft_aws::files::read_text_limited(file, MAX_SPEC_BYTES, "specs sent to the API are limited to") {
-            Ok(spec) => spec,
-            Err(e) => {
-                eprintln!("error: {}: cannot read: {e}", file.display());
-                code = ExitCode::FAILURE;
-                continue;
-            }
-        };
+        let spec =
+            match updraft_aws::files::read_text_limited(file, MAX_SPEC_BYTES, "specs sent to the API are limited to") {
+                Ok(spec) => spec,
+                Err(e) => {
+                    eprintln!("error: {}: cannot read: {e}", file.display());
+                    code = ExitCode::FAILURE;
+                    continue;
+                }
+            };
         let request = RegisterRequest {
             project: remote.project.clone().or(session.config.project.clone()).unwrap_or_default(),
             domain: remote.domain.clone().or(session.config.domain.clone()).unwrap_or_default(),
@@ -286,7 +293,11 @@ pub fn config_init(
     let sdk = runtime.block_on(updraft_aws::config::sdk_config(endpoint_url, region));
     let outputs = match runtime.block_on(updraft_aws::deploy::stack_outputs(&sdk, stack)) {
         Ok(outputs) => outputs,
-        Err(e) => return failed(format!("{e}\n  hint: deploy it with `updraft deploy --stack-name {stack}`, or name the stack it made")),
+        Err(e) => {
+            return failed(format!(
+                "{e}\n  hint: deploy it with `updraft deploy --stack-name {stack}`, or name the stack it made"
+            ));
+        }
     };
     let endpoint = match (sdk.endpoint_url(), outputs.get("ApiId"), outputs.get("ApiStageName")) {
         // An emulator serves every stage on its own address, LocalStack's way.

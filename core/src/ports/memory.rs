@@ -82,7 +82,13 @@ impl ExecutionStore for MemoryExecutions {
     }
 }
 
-fn name_key(id: &Identifier) -> (i32, String, String, String) {
+/// (kind, project, domain, name): one entity's versions.
+type NameKey = (i32, String, String, String);
+
+/// One stored version: insertion sequence, digest, content.
+type Stored = (u64, String, Entity);
+
+fn name_key(id: &Identifier) -> NameKey {
     (id.resource_type, id.project.clone(), id.domain.clone(), id.name.clone())
 }
 
@@ -94,9 +100,8 @@ pub struct MemoryRegistry {
 
 #[derive(Default)]
 struct RegistryState {
-    /// (kind, project, domain, name) → version → (sequence, digest, entity)
-    entities: BTreeMap<(i32, String, String, String), BTreeMap<String, (u64, String, Entity)>>,
-    active: HashMap<(i32, String, String, String), String>,
+    entities: BTreeMap<NameKey, BTreeMap<String, Stored>>,
+    active: HashMap<NameKey, String>,
     sequence: u64,
 }
 
@@ -154,7 +159,7 @@ impl Registry for MemoryRegistry {
 
     async fn versions(&self, id: &Identifier, page: &PageRequest) -> Result<Page<EntitySummary>, PortError> {
         let state = self.state.lock().expect("registry lock");
-        let mut versions: Vec<&(u64, String, Entity)> =
+        let mut versions: Vec<&Stored> =
             state.entities.get(&name_key(id)).map(|v| v.values().collect()).unwrap_or_default();
         versions.sort_by_key(|(sequence, _, _)| std::cmp::Reverse(*sequence));
         let summaries = versions
@@ -204,7 +209,10 @@ impl Registry for MemoryRegistry {
         }
         Ok(projects
             .into_iter()
-            .map(|(name, domains)| Project { name: name.into(), domains: domains.into_iter().map(String::from).collect() })
+            .map(|(name, domains)| Project {
+                name: name.into(),
+                domains: domains.into_iter().map(String::from).collect(),
+            })
             .collect())
     }
 
@@ -212,7 +220,10 @@ impl Registry for MemoryRegistry {
         let mut state = self.state.lock().expect("registry lock");
         let registered = state.entities.get(&name_key(id)).is_some_and(|v| v.contains_key(&id.version));
         if !registered {
-            return Err(PortError::NotFound(format!("launch plan {} version {} is not registered", id.name, id.version)));
+            return Err(PortError::NotFound(format!(
+                "launch plan {} version {} is not registered",
+                id.name, id.version
+            )));
         }
         if active {
             state.active.insert(name_key(id), id.version.clone());

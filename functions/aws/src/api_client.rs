@@ -54,7 +54,9 @@ impl ApiClient {
     /// (else the SDK configuration's) with the configuration's credentials.
     pub fn new(config: &SdkConfig, endpoint: &str, region: Option<&str>) -> Result<ApiClient, ApiClientError> {
         let base = endpoint.trim_end_matches('/').to_string();
-        let uri: http::Uri = base.parse().map_err(|e: http::uri::InvalidUri| ApiClientError::BadEndpoint(base.clone(), e.to_string()))?;
+        let uri: http::Uri = base
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| ApiClientError::BadEndpoint(base.clone(), e.to_string()))?;
         let scheme_ok = matches!(uri.scheme_str(), Some("https") | Some("http"));
         let host = match uri.authority() {
             Some(authority) if scheme_ok => authority.to_string(),
@@ -64,7 +66,10 @@ impl ApiClient {
         let credentials = config
             .credentials_provider()
             .ok_or_else(|| ApiClientError::Credentials("no credentials provider is configured".into()))?;
-        let connector = Connector::builder().tls_provider(Provider::Rustls(CryptoMode::AwsLc)).tls_context(tls::TlsContext::default()).build();
+        let connector = Connector::builder()
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(tls::TlsContext::default())
+            .build();
         Ok(ApiClient { base, host, region: region.ok_or(ApiClientError::NoRegion)?, credentials, connector })
     }
 
@@ -147,10 +152,21 @@ mod tests {
         let config = SdkConfig::builder()
             .credentials_provider(SharedCredentialsProvider::new(aws_credential_types::Credentials::for_tests()))
             .build();
-        assert!(matches!(ApiClient::new(&config, "ftp://x/live", Some("us-east-1")), Err(ApiClientError::BadEndpoint(..))));
-        assert!(matches!(ApiClient::new(&config, "not a url", Some("us-east-1")), Err(ApiClientError::BadEndpoint(..))));
+        assert!(matches!(
+            ApiClient::new(&config, "ftp://x/live", Some("us-east-1")),
+            Err(ApiClientError::BadEndpoint(..))
+        ));
+        assert!(matches!(
+            ApiClient::new(&config, "not a url", Some("us-east-1")),
+            Err(ApiClientError::BadEndpoint(..))
+        ));
         assert!(matches!(ApiClient::new(&config, "https://x/live", None), Err(ApiClientError::NoRegion)));
-        let client = ApiClient::new(&config, "https://abc.execute-api.us-east-1.amazonaws.com/live/", Some("us-east-1")).unwrap();
-        assert_eq!((client.endpoint(), client.host.as_str()), ("https://abc.execute-api.us-east-1.amazonaws.com/live", "abc.execute-api.us-east-1.amazonaws.com"));
+        let client =
+            ApiClient::new(&config, "https://abc.execute-api.us-east-1.amazonaws.com/live/", Some("us-east-1"))
+                .unwrap();
+        assert_eq!(
+            (client.endpoint(), client.host.as_str()),
+            ("https://abc.execute-api.us-east-1.amazonaws.com/live", "abc.execute-api.us-east-1.amazonaws.com")
+        );
     }
 }

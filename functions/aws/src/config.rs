@@ -38,5 +38,6 @@ pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
 
 /// A required setting of a Lambda function (the template sets it); the error names it.
 pub fn required_env(name: &str) -> Result<String, String> {
-    std::env::var(name).map_err(|_| format!("the environment variable {name} is not set (the stack's template sets it)"))
+    std::env::var(name)
+        .map_err(|_| format!("the environment variable {name} is not set (the stack's template sets it)"))
 }

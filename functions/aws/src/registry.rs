@@ -143,7 +143,9 @@ impl DynamoRegistry {
         for chunk in ids.chunks(100) {
             let keys: Vec<Item> = chunk
                 .iter()
-                .map(|id| HashMap::from([("pk".into(), s(key::entity(id))), ("sk".into(), s(key::version(&id.version)))]))
+                .map(|id| {
+                    HashMap::from([("pk".into(), s(key::entity(id))), ("sk".into(), s(key::version(&id.version)))])
+                })
                 .collect();
             let mut request = KeysAndAttributes::builder()
                 .set_keys(Some(keys))
@@ -204,7 +206,8 @@ impl DynamoRegistry {
                 .send()
                 .await
                 .map_err(|e| {
-                    let message = format!("storing the body of {} in s3://{}/{key}: {}", id.name, self.bucket, describe(&e));
+                    let message =
+                        format!("storing the body of {} in s3://{}/{key}: {}", id.name, self.bucket, describe(&e));
                     if is_retryable(&e) { PortError::Transient(message) } else { PortError::Permanent(message) }
                 })?;
             item.insert("body_uri".into(), s(format!("s3://{}/{key}", self.bucket)));
@@ -313,12 +316,8 @@ impl DynamoRegistry {
             let message = format!("reading {uri}: {}", describe(&e));
             if is_retryable(&e) { PortError::Transient(message) } else { PortError::Permanent(message) }
         })?;
-        let bytes = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| PortError::Transient(format!("reading {uri}: {e}")))?
-            .into_bytes();
+        let bytes =
+            object.body.collect().await.map_err(|e| PortError::Transient(format!("reading {uri}: {e}")))?.into_bytes();
         String::from_utf8(bytes.to_vec()).map_err(|_| PortError::Permanent(format!("{uri} is not UTF-8")))
     }
 }
@@ -334,7 +333,11 @@ impl Registry for DynamoRegistry {
                 match existing {
                     Some(existing) if *existing == digest => outcomes.push(Registration::AlreadyRegistered),
                     Some(existing) => {
-                        return Err(registration_conflict(entity.id().unwrap_or(&Identifier::default()), existing, &digest));
+                        return Err(registration_conflict(
+                            entity.id().unwrap_or(&Identifier::default()),
+                            existing,
+                            &digest,
+                        ));
                     }
                     None => {
                         outcomes.push(Registration::Created);
@@ -374,8 +377,9 @@ impl Registry for DynamoRegistry {
         };
         let kind = ResourceType::try_from(id.resource_type).unwrap_or_default();
         let body = self.body(&item).await?;
-        let mut entity = Entity::from_json(kind, &body)
-            .map_err(|e| PortError::Permanent(format!("the stored body of {} {} is not valid: {e}", id.name, id.version)))?;
+        let mut entity = Entity::from_json(kind, &body).map_err(|e| {
+            PortError::Permanent(format!("the stored body of {} {} is not valid: {e}", id.name, id.version))
+        })?;
         if let Entity::LaunchPlan(plan) = &mut entity {
             plan.active = self.active_version(id).await? == id.version;
         }
@@ -477,11 +481,13 @@ impl Registry for DynamoRegistry {
     }
 
     async fn set_active(&self, id: &Identifier, active: bool) -> Result<(), PortError> {
-        let not_found =
-            || PortError::NotFound(format!("launch plan {}/{}/{} version {} is not registered", id.project, id.domain, id.name, id.version));
-        let names = || {
-            HashMap::from([("pk".to_string(), s(key::names_of(id))), ("sk".to_string(), s(&id.name))])
+        let not_found = || {
+            PortError::NotFound(format!(
+                "launch plan {}/{}/{} version {} is not registered",
+                id.project, id.domain, id.name, id.version
+            ))
         };
+        let names = || HashMap::from([("pk".to_string(), s(key::names_of(id))), ("sk".to_string(), s(&id.name))]);
         if !active {
             if self.entity_item(id).await?.is_none() {
                 return Err(not_found());
@@ -543,7 +549,8 @@ mod tests {
 
     #[test]
     fn page_tokens_round_trip_and_belong_to_one_listing() {
-        let key: Item = HashMap::from([("pk".to_string(), s("NAMES#task#p#development")), ("sk".to_string(), s("fit"))]);
+        let key: Item =
+            HashMap::from([("pk".to_string(), s("NAMES#task#p#development")), ("sk".to_string(), s("fit"))]);
         let token = encode_token(Some(&key)).unwrap();
         assert_eq!(decode_token(&token, ("pk", "NAMES#task#p#development")).unwrap(), key);
         assert!(matches!(decode_token(&token, ("pk", "NAMES#task#other#development")), Err(PortError::Invalid(_))));

@@ -67,21 +67,21 @@ pub struct ApiResponse {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: u16,
-    pub body: ErrorResponse,
+    pub body: Box<ErrorResponse>,
 }
 
 impl ApiError {
     pub fn new(status: u16, code: &str, path: &str, message: impl Into<String>, hint: impl Into<String>) -> ApiError {
         ApiError {
             status,
-            body: ErrorResponse {
+            body: Box::new(ErrorResponse {
                 code: code.into(),
                 message: message.into(),
                 path: path.into(),
                 hint: hint.into(),
                 retryable: status == 503,
                 diagnostics: Vec::new(),
-            },
+            }),
         }
     }
 
@@ -96,14 +96,28 @@ impl ApiError {
     /// A port failure: what the caller did wrong (4xx), or a 503 to retry, or a 500.
     fn from_port(error: PortError, path: &str) -> ApiError {
         match error {
-            PortError::Conflict(m) => ApiError::new(409, "Conflict", path, m, "register the changed content under a new version"),
-            PortError::NotFound(m) => ApiError::new(404, "NotFound", path, m, "list what exists with a GET one level up"),
-            PortError::Invalid(m) => ApiError::bad_request("InvalidRequest", path, m, "fix the request as the message says"),
-            PortError::Transient(m) => ApiError::new(503, "Unavailable", path, m, "retry the same request after a short wait"),
+            PortError::Conflict(m) => {
+                ApiError::new(409, "Conflict", path, m, "register the changed content under a new version")
+            }
+            PortError::NotFound(m) => {
+                ApiError::new(404, "NotFound", path, m, "list what exists with a GET one level up")
+            }
+            PortError::Invalid(m) => {
+                ApiError::bad_request("InvalidRequest", path, m, "fix the request as the message says")
+            }
+            PortError::Transient(m) => {
+                ApiError::new(503, "Unavailable", path, m, "retry the same request after a short wait")
+            }
             PortError::Permanent(m) => {
                 // The stack itself is wrong (a missing table, a denied call): logged in full for the operator.
                 tracing::error!(error = %m, "the metadata store refused a request");
-                ApiError::new(500, "Internal", path, m, "the stack is misconfigured; its operator can see the function's log")
+                ApiError::new(
+                    500,
+                    "Internal",
+                    path,
+                    m,
+                    "the stack is misconfigured; its operator can see the function's log",
+                )
             }
         }
     }
@@ -149,7 +163,11 @@ pub fn compile_register_request(request: &RegisterRequest) -> Result<Compiled, A
     compile::compile_text(&request.spec, format, &options).map_err(|diagnostics| {
         let diagnostics: Vec<Diagnostic> = diagnostics
             .iter()
-            .map(|d| Diagnostic { path: d.path.clone(), message: d.message.clone(), hint: d.hint.clone().unwrap_or_default() })
+            .map(|d| Diagnostic {
+                path: d.path.clone(),
+                message: d.message.clone(),
+                hint: d.hint.clone().unwrap_or_default(),
+            })
             .collect();
         let first = diagnostics.first().cloned().unwrap_or_default();
         let mut error = ApiError::bad_request(
@@ -207,7 +225,13 @@ fn kind_of(segment: &str) -> Option<ResourceType> {
 fn route(method: &str, path: &str) -> Result<Route, ApiError> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let not_found = || {
-        ApiError::new(404, "NoSuchRoute", "path", format!("no route {path}"), "see docs/api/openapi.yaml for the routes")
+        ApiError::new(
+            404,
+            "NoSuchRoute",
+            "path",
+            format!("no route {path}"),
+            "see docs/api/openapi.yaml for the routes",
+        )
     };
     let found = match segments.as_slice() {
         ["v1", "register"] => ("POST", Route::Register),
@@ -348,7 +372,8 @@ async fn answer<R: Registry>(registry: &R, request: &ApiRequest) -> Result<ApiRe
         }
         Route::Names(kind, project, domain) => {
             let page = page_request(request)?;
-            let names = registry.names(kind, &project, &domain, &page).await.map_err(|e| ApiError::from_port(e, "token"))?;
+            let names =
+                registry.names(kind, &project, &domain, &page).await.map_err(|e| ApiError::from_port(e, "token"))?;
             Ok(ok(200, &ListNamesResponse { entities: names.items, next_token: names.next_token.unwrap_or_default() }))
         }
         Route::Versions(id) => {
@@ -357,7 +382,10 @@ async fn answer<R: Registry>(registry: &R, request: &ApiRequest) -> Result<ApiRe
             if versions.items.is_empty() && page.token.is_none() {
                 return Err(not_registered(&id));
             }
-            Ok(ok(200, &ListVersionsResponse { versions: versions.items, next_token: versions.next_token.unwrap_or_default() }))
+            Ok(ok(
+                200,
+                &ListVersionsResponse { versions: versions.items, next_token: versions.next_token.unwrap_or_default() },
+            ))
         }
         Route::Get(id) => get(registry, &id).await,
         Route::SetActive(id, active) => {

@@ -60,7 +60,8 @@ fn an_invalid_spec_is_a_400_with_every_diagnostic_and_writes_nothing() {
     let spec = "tasks:\n  ok: {image: x, command: [x]}\n  t: {image: x, command: [t], retries: -1, cache: true}\n";
     let (status, body) = call(&registry, &post("/v1/register", &register_body(spec, "v1")));
     assert_eq!((status, body["code"].as_str()), (400, Some("InvalidSpec")), "{body}");
-    let paths: Vec<&str> = body["diagnostics"].as_array().unwrap().iter().map(|d| d["path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> =
+        body["diagnostics"].as_array().unwrap().iter().map(|d| d["path"].as_str().unwrap()).collect();
     assert_eq!(paths, ["tasks.t.cache", "tasks.t.retries"]);
     assert!(body["diagnostics"][0]["hint"].as_str().unwrap().contains("version"), "{body}");
     let (status, _) = call(&registry, &get_request("/v1/tasks/default/development/ok/v1"));
@@ -89,7 +90,10 @@ fn gets_and_listings_answer_the_idl_json() {
     assert!(rest.get("nextToken").is_none_or(|t| t == ""), "{rest}");
 
     let (_, names) = call(&registry, &get_request("/v1/workflows/demo/development"));
-    assert_eq!((names["entities"][0]["name"].as_str(), names["entities"][0]["latestVersion"].as_str()), (Some("train"), Some("v2")));
+    assert_eq!(
+        (names["entities"][0]["name"].as_str(), names["entities"][0]["latestVersion"].as_str()),
+        (Some("train"), Some("v2"))
+    );
     let (_, projects) = call(&registry, &get_request("/v1/projects"));
     assert_eq!(projects["projects"][0], json!({"name": "demo", "domains": ["development"]}));
 
@@ -214,7 +218,8 @@ fn proxy_events_become_requests_and_responses_proxy_answers() {
     assert!(from_proxy_event(&json!({"source": "aws.events"})).is_none());
     let bad = json!({"httpMethod": "POST", "path": "/v1/register", "body": "***", "isBase64Encoded": true});
     assert_eq!(from_proxy_event(&bad).unwrap().unwrap_err().status, 400);
-    let answer = block_on(respond(&MemoryRegistry::default(), &json!({"httpMethod": "GET", "path": "/v1/projects"}))).unwrap();
+    let answer =
+        block_on(respond(&MemoryRegistry::default(), &json!({"httpMethod": "GET", "path": "/v1/projects"}))).unwrap();
     assert_eq!((answer["statusCode"].as_u64(), answer["body"].as_str()), (Some(200), Some("{}")));
 }
 
@@ -284,19 +289,31 @@ fn hundreds_of_hostile_bodies_each_get_a_4xx_json_error_and_no_panic() {
         bodies.push(format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes());
         bodies.push(format!("{{\"version\":\"v1\",\"spec\":\"{}\"}}", "[".repeat(depth)).into_bytes());
     }
-    bodies.push(register_body(&format!("tasks:\n  t: {{image: '{}', command: [x]}}\n", "a".repeat(900_000)), "v1").into_bytes());
+    bodies.push(
+        register_body(&format!("tasks:\n  t: {{image: '{}', command: [x]}}\n", "a".repeat(900_000)), "v1").into_bytes(),
+    );
     bodies.push(format!("{{\"version\":\"{}\",\"spec\":\"\"}}", "v".repeat(100_000)).into_bytes());
     bodies.push(b"\xff\xfe\x00garbage".to_vec());
     bodies.push(Vec::new());
     bodies.push(b"{\"version\": \"v1\", \"spec\": ".to_vec());
     bodies.push(br#"{"version": "v1", "spec": "a: &a [*a]"}"#.to_vec());
-    bodies.push(br#"{"version": "v1", "spec": "tasks: {t: {image: x, command: [x], timeout: 99999999999d}}"}"#.to_vec());
-    for wrong in [r#"{"spec": 5}"#, r#"{"spec": []}"#, r#"{"version": null}"#, r#"[]"#, r#""a""#, "1e999", r#"{"project": {"a": 1}}"#] {
+    bodies
+        .push(br#"{"version": "v1", "spec": "tasks: {t: {image: x, command: [x], timeout: 99999999999d}}"}"#.to_vec());
+    for wrong in [
+        r#"{"spec": 5}"#,
+        r#"{"spec": []}"#,
+        r#"{"version": null}"#,
+        r#"[]"#,
+        r#""a""#,
+        "1e999",
+        r#"{"project": {"a": 1}}"#,
+    ] {
         bodies.push(wrong.as_bytes().to_vec());
     }
     assert!(bodies.len() >= 200, "{}", bodies.len());
     let methods = ["POST", "GET", "PUT", "DELETE"];
-    let paths = ["/v1/register", "/v1/register", "/v1/tasks/p/d/n/v", "/v1/launch-plans/p/d/n/v/activate", "/", "/v1/../etc"];
+    let paths =
+        ["/v1/register", "/v1/register", "/v1/tasks/p/d/n/v", "/v1/launch-plans/p/d/n/v/activate", "/", "/v1/../etc"];
     for (i, body) in bodies.into_iter().enumerate() {
         let mut request = post(paths[i % paths.len()], "");
         request.method = methods[(i / 7) % methods.len()].into();
