@@ -47,6 +47,8 @@ def test_the_stack_is_created_with_its_outputs(stack, aws):
     environment = queue["computeEnvironmentOrder"][0]["computeEnvironment"]
     assert environment.endswith(f"compute-environment/{stack['prefix']}-cpu-api"), \
         "on the emulator the compute environment comes from the Batch API"
+    stage = aws("apigateway").get_stage(restApiId=outputs["ApiId"], stageName=outputs["ApiStageName"])
+    assert stage["stageName"] == "live", "the template's Stage resource exists (emulator patch g)"
 
 
 def test_deploying_again_updates_the_same_stack(stack, endpoint):
@@ -150,10 +152,12 @@ def test_the_deployed_health_function_answers(stack, aws):
     assert (body["status"], body["service"], body["path"]) == ("ok", "updraft", "/v1/health")
 
 
-def test_the_deployed_api_function_says_it_is_not_implemented_yet(stack, aws):
-    _, payload = invoke(aws, f"{stack['prefix']}-api", {"httpMethod": "POST", "path": "/v1/tasks", "body": "{}"})
-    assert payload["statusCode"] == 501
-    assert json.loads(payload["body"])["code"] == "NOT_IMPLEMENTED"
+def test_the_deployed_api_function_answers_proxy_events_with_its_table(stack, aws):
+    _, payload = invoke(aws, f"{stack['prefix']}-api", {"httpMethod": "GET", "path": "/v1/nowhere"})
+    assert payload["statusCode"] == 404
+    assert json.loads(payload["body"])["code"] == "NoSuchRoute"
+    _, payload = invoke(aws, f"{stack['prefix']}-api", {"httpMethod": "GET", "path": "/v1/projects"})
+    assert payload["statusCode"] == 200, payload
 
 
 # ------------------------------------------------------------------ (iv) tasks against the stack's queues

@@ -1,0 +1,186 @@
+"""The registry end to end: the stack deployed into the emulator, the real `updraft`
+CLI signing requests with SigV4, the emulator's API Gateway routing the stage URL to
+the real api Lambda (a Rust bootstrap), which keeps entities in the stack's DynamoDB
+table and large bodies in its bucket."""
+import glob
+import json
+import os
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from conftest import unique
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+DEPLOY = os.path.join(HERE, "..", "deploy")
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+UPDRAFT = os.path.join(TARGET, "debug", "updraft")
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+EXAMPLES = sorted(glob.glob(os.path.join(REPO, "examples", "*", "*.yaml")))
+
+HELLO = """
+tasks:
+  greet:
+    image: python:3.11-slim
+    command: [python3, greet.py, "{{inputs.name}}", "{{outputs.greeting}}"]
+    inputs: {name: string}
+    outputs: {greeting: string}
+"""
+
+
+@pytest.fixture(scope="module")
+def api(endpoint, tmp_path_factory):
+    name, prefix = unique("stack"), unique("reg")
+    deployed = subprocess.run([DEPLOY, endpoint, "--output", "json", "--stack-name", name, "--name-prefix", prefix],
+                              capture_output=True, text=True, env={**os.environ, **CREDENTIALS}, timeout=900)
+    assert deployed.returncode == 0, deployed.stderr
+    config = tmp_path_factory.mktemp("config") / "config.toml"
+    env = {**os.environ, **CREDENTIALS, "UPDRAFT_CONFIG": str(config)}
+    env.pop("UPDRAFT_ENDPOINT", None)
+    init = subprocess.run([UPDRAFT, "config", "init", "--stack", name, "--endpoint-url", endpoint],
+                          capture_output=True, text=True, env=env)
+    assert init.returncode == 0, init.stderr
+    url = config.read_text().split('endpoint = "')[1].split('"')[0]
+    return {"env": env, "url": url, "outputs": json.loads(deployed.stdout)["outputs"]}
+
+
+def updraft(api, *args):
+    return subprocess.run([UPDRAFT, *args], capture_output=True, text=True, env=api["env"], timeout=120)
+
+
+def signed(api, method, path, body=b"", secret="testing", sign=True, send_body=None):
+    """A raw request to the stage URL, signed as botocore signs (or not), and its answer."""
+    url = api["url"] + path
+    request = AWSRequest(method=method, url=url, data=body, headers={"Content-Type": "application/json"})
+    if sign:
+        SigV4Auth(Credentials("testing", secret), "execute-api", "us-east-1").add_auth(request)
+    data = body if send_body is None else send_body
+    http = urllib.request.Request(url, data=data or None, method=method, headers=dict(request.headers))
+    try:
+        with urllib.request.urlopen(http, timeout=60) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"{}")
+
+
+def register_body(spec, version, name="spec.yaml"):
+    return json.dumps({"version": version, "spec": spec, "fileName": name, "project": "races"}).encode()
+
+
+def test_the_examples_register_list_and_come_back(api):
+    first = updraft(api, "register", *EXAMPLES, "--version", "v1")
+    assert first.returncode == 0, first.stderr
+    assert "registered task        examples/development/fit v1" in first.stdout
+    assert "registered launch plan examples/development/diabetes_nightly v1" in first.stdout
+    again = updraft(api, "register", *EXAMPLES, "--version", "v1")
+    assert again.returncode == 0, again.stderr
+    assert "registered" not in again.stdout and again.stdout.count("unchanged") == first.stdout.count("registered")
+
+    names = updraft(api, "get", "tasks", "--project", "examples", "--output", "json")
+    assert [n["name"] for n in json.loads(names.stdout)] == ["fit", "predict", "score", "split"]
+    table = updraft(api, "get", "tasks", "--project", "examples")
+    assert table.stdout.splitlines()[0].split()[:3] == ["NAME", "LATEST", "VERSION"], table.stdout
+    workflow = updraft(api, "get", "workflows", "diabetes", "--version", "v1", "--project", "examples")
+    assert workflow.returncode == 0, workflow.stderr
+    closure = json.loads(workflow.stdout)["workflow"]
+    assert sorted(t["id"]["name"] for t in closure["tasks"]) == ["fit", "predict", "score", "split"]
+    projects = json.loads(updraft(api, "get", "projects", "--output", "json").stdout)
+    assert {"name": "examples", "domains": ["development"]} in projects
+
+
+def test_changed_content_under_a_registered_version_is_a_409_naming_both_digests(api, tmp_path):
+    spec = tmp_path / "hello.yaml"
+    spec.write_text(HELLO)
+    assert updraft(api, "register", str(spec), "--version", "v7", "--project", "conflicts").returncode == 0
+    spec.write_text(HELLO.replace("python:3.11-slim", "python:3.12-slim"))
+    refused = updraft(api, "register", str(spec), "--version", "v7", "--project", "conflicts")
+    assert refused.returncode == 1
+    assert refused.stderr.count("sha256:") == 2, refused.stderr
+    assert "register the change under a new version" in refused.stderr
+    shown = json.loads(updraft(api, "get", "tasks", "greet", "--version", "v7", "--project", "conflicts").stdout)
+    assert shown["task"]["container"]["image"] == "python:3.11-slim", "the registered version is unchanged"
+
+
+def test_an_invalid_spec_is_a_400_with_every_diagnostic_and_nothing_registered(api, tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("tasks:\n  ok: {image: x, command: [x]}\n  t: {image: x, command: [t], retries: -1, cache: true}\n")
+    refused = updraft(api, "register", str(spec), "--version", "v1", "--project", "invalid")
+    assert refused.returncode == 1
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert [e.split(":")[1].strip() for e in errors] == ["tasks.t.cache", "tasks.t.retries"], refused.stderr
+    assert "hint:" in refused.stderr
+    status, body = signed(api, "GET", "/v1/tasks/invalid/development/ok/v1")
+    assert (status, body["code"]) == (404, "NotFound")
+
+
+def test_requests_without_a_valid_signature_are_refused_before_the_function(api):
+    status, body = signed(api, "GET", "/v1/projects", sign=False)
+    assert (status, body["message"]) == (403, "Missing Authentication Token")
+    status, body = signed(api, "GET", "/v1/projects", secret="not-the-secret")
+    assert status == 403 and "signature" in body["message"]
+    body = register_body(HELLO, "v1")
+    status, _ = signed(api, "POST", "/v1/register", body=body, send_body=body.replace(b"v1", b"v2"))
+    assert status == 403, "a body changed after signing is refused"
+    status, body = signed(api, "GET", "/v1/projects")
+    assert status == 200, body
+
+
+def test_api_errors_keep_their_status_through_the_gateway(api):
+    status, body = signed(api, "POST", "/v1/register", body=b'{"version": "v1", "spec": "x", "sepc": 1}')
+    assert (status, body["code"], body["path"]) == (400, "MalformedBody", "sepc")
+    status, body = signed(api, "GET", "/v1/register")
+    assert (status, body["code"]) == (405, "MethodNotAllowed")
+    status, body = signed(api, "GET", "/v1/tasks/examples/development/fit?limit=0")
+    assert (status, body["code"]) == (400, "InvalidLimit")
+
+
+def test_twenty_concurrent_registrations_of_one_version_have_one_winner(api):
+    results = [None] * 20
+
+    def register(i):
+        spec = HELLO.replace("python:3.11-slim", f"python:3.11-slim-{i}")
+        results[i] = signed(api, "POST", "/v1/register", body=register_body(spec, "race"))
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [201] + [409] * 19, results
+    winner = next(i for i, (status, _) in enumerate(results) if status == 201)
+    assert all(body["message"].count("sha256:") == 2 for status, body in results if status == 409)
+    status, body = signed(api, "GET", "/v1/tasks/races/development/greet/race")
+    assert body["task"]["container"]["image"] == f"python:3.11-slim-{winner}"
+
+
+def test_a_large_entity_is_kept_in_the_bucket_and_read_back_whole(api, aws, tmp_path):
+    args = ", ".join(f"arg-{i:05d}-{'x' * 20}" for i in range(3000))
+    spec = tmp_path / "large.yaml"
+    spec.write_text(f"tasks:\n  big: {{image: x, command: [python3, {args}]}}\n")
+    registered = updraft(api, "register", str(spec), "--version", "v1", "--project", "large")
+    assert registered.returncode == 0, registered.stderr
+    shown = json.loads(updraft(api, "get", "tasks", "big", "--version", "v1", "--project", "large").stdout)
+    assert len(shown["task"]["container"]["args"]) == 3001
+    keys = aws("s3").list_objects_v2(Bucket=api["outputs"]["DataBucketName"], Prefix="specs/").get("Contents", [])
+    assert keys, "the body over the item limit went to specs/ in the bucket"
+
+
+def test_launch_plans_are_activated_and_deactivated_from_the_cli(api):
+    assert updraft(api, "register", *EXAMPLES, "--version", "v1").returncode == 0
+    plan = ("diabetes_nightly", "--version", "v1", "--project", "examples")
+    off = updraft(api, "launchplan", "deactivate", *plan)
+    assert (off.returncode, off.stdout.strip()) == (0, "launch plan diabetes_nightly v1: inactive"), off.stderr
+    listed = json.loads(updraft(api, "get", "launch-plans", "--project", "examples", "--output", "json").stdout)
+    assert listed[0].get("activeVersion", "") == ""
+    on = updraft(api, "launchplan", "activate", *plan)
+    assert on.stdout.strip() == "launch plan diabetes_nightly v1: active", on.stderr
+    missing = updraft(api, "launchplan", "activate", "diabetes_nightly", "--version", "v9", "--project", "examples")
+    assert missing.returncode == 1 and "is not registered" in missing.stderr
