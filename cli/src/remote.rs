@@ -46,7 +46,9 @@ pub fn read_config(path: &Path) -> Result<Option<Config>, String> {
     };
     let config: Config = toml::from_str(&text).map_err(|e| {
         let problem = e.message().trim_end_matches('.');
-        let line = e.span().map(|span| text.as_bytes()[..span.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1);
+        let line = e
+            .span()
+            .map(|span| text.as_bytes()[..span.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1);
         let place = line.map(|l| format!(" line {l}")).unwrap_or_default();
         format!("{}{place}: {problem}; fix it or {INIT} again", path.display())
     })?;

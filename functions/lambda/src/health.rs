@@ -4,6 +4,9 @@
 
 use serde_json::{Value, json};
 
+/// The one route this function serves.
+pub const ROUTE: (&str, &str) = ("GET", "/v1/health");
+
 /// An API Gateway (REST, Lambda proxy) response for any request.
 pub fn respond(event: &Value) -> Value {
     let body = json!({

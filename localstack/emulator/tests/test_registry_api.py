@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -16,6 +17,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from conftest import unique
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "docs", "api"))
+from test_openapi import load, resolve, validator  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
@@ -184,3 +188,30 @@ def test_launch_plans_are_activated_and_deactivated_from_the_cli(api):
     assert on.stdout.strip() == "launch plan diabetes_nightly v1: active", on.stderr
     missing = updraft(api, "launchplan", "activate", "diabetes_nightly", "--version", "v9", "--project", "examples")
     assert missing.returncode == 1 and "is not registered" in missing.stderr
+
+
+def test_live_answers_match_the_openapi_document(api):
+    """The document describes what the deployed function really answers."""
+    document = load()
+
+    def check(method, template, path, body=b""):
+        status, answer = signed(api, method, path, body=body)
+        operation = document["paths"][template][method.lower()]
+        response = resolve(document, operation["responses"][str(status)])
+        validator(document, response["content"]["application/json"]["schema"]).validate(answer)
+        return status
+
+    assert updraft(api, "register", *EXAMPLES, "--version", "v1").returncode == 0
+    assert check("POST", "/v1/register", "/v1/register", register_body(HELLO, "doc")) == 201
+    assert check("POST", "/v1/register", "/v1/register", register_body(HELLO, "doc")) == 200
+    assert check("POST", "/v1/register", "/v1/register", register_body(HELLO.replace("3.11", "3.12"), "doc")) == 409
+    assert check("POST", "/v1/register", "/v1/register", register_body("tasks: {t: {image: x}}", "doc")) == 400
+    assert check("GET", "/v1/projects", "/v1/projects") == 200
+    assert check("GET", "/v1/tasks/{project}/{domain}", "/v1/tasks/examples/development") == 200
+    assert check("GET", "/v1/tasks/{project}/{domain}/{name}", "/v1/tasks/examples/development/fit") == 200
+    assert check("GET", "/v1/tasks/{project}/{domain}/{name}/{version}", "/v1/tasks/examples/development/fit/v1") == 200
+    assert check("GET", "/v1/workflows/{project}/{domain}/{name}/{version}",
+                 "/v1/workflows/examples/development/diabetes/v1") == 200
+    assert check("GET", "/v1/launch-plans/{project}/{domain}/{name}/{version}",
+                 "/v1/launch-plans/examples/development/diabetes_nightly/v1") == 200
+    assert check("GET", "/v1/tasks/{project}/{domain}/{name}/{version}", "/v1/tasks/examples/development/fit/v9") == 404

@@ -327,3 +327,23 @@ fn hundreds_of_hostile_bodies_each_get_a_4xx_json_error_and_no_panic() {
     let (_, projects) = call(&registry, &get_request("/v1/projects"));
     assert_eq!(projects, json!({}), "no hostile body registered anything (empty lists are omitted)");
 }
+
+#[test]
+fn the_openapi_document_lists_exactly_the_served_routes() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api/openapi.yaml");
+    let document: Value = serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys().filter(|k| *k != "parameters") {
+            documented.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    let mut served: Vec<(String, String)> = ROUTES
+        .iter()
+        .chain([&crate::health::ROUTE])
+        .map(|(method, path)| (method.to_string(), path.to_string()))
+        .collect();
+    documented.sort();
+    served.sort();
+    assert_eq!(documented, served, "docs/api/openapi.yaml and api::ROUTES must list the same routes");
+}
