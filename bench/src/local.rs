@@ -28,6 +28,7 @@ pub fn run_all() {
     crate::report("local_diabetes_cached_rerun_ms", crate::median_ms(5, || bench.run(diabetes, &[])));
 
     crate::exec::run_all(&bench.updraft, &scratch);
+    crate::api::run_all(&bench.updraft);
 
     let _ = std::fs::remove_dir_all(&scratch);
 }

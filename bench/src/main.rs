@@ -4,8 +4,10 @@
 //! (parse JSON text, validate, compile, analyse the DAG), in-process. Local
 //! execution benchmarks run the release `updraft` binary (`UPDRAFT_BIN`) as a
 //! user would, against a scratch `UPDRAFT_HOME`; exec benchmarks run
-//! `updraft exec` against the emulator's S3.
+//! `updraft exec` against the emulator's S3; API benchmarks run `updraft
+//! register` and `get` against the stack deployed into the emulator.
 
+mod api;
 mod exec;
 mod local;
 

@@ -9,5 +9,6 @@ mod compile;
 mod exec;
 mod gpus;
 mod hostile;
+mod remote;
 mod run;
 mod validate;

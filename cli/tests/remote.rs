@@ -1,0 +1,84 @@
+//! The remote commands' edge: where the endpoint comes from and what a missing
+//! or broken configuration, an unreachable API or a missing stack prints. Each
+//! is one line with the file and what to run, an exit code of 1, never a panic.
+//! (Registration itself runs end to end in localstack/emulator/tests/test_registry_api.py.)
+
+use crate::support::{repo_root, text};
+use std::process::{Command, Output};
+
+fn updraft_with(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_updraft"));
+    command
+        .args(args)
+        .current_dir(repo_root())
+        .env("UPDRAFT_CONFIG", config)
+        .env_remove("UPDRAFT_ENDPOINT")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("the updraft binary starts")
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("updraft-remote-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn one_line_error(out: &Output) -> String {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: ") && !stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn without_a_config_file_the_error_says_which_file_and_what_to_run() {
+    let config = scratch("missing").join("config.toml");
+    for args in [&["get", "tasks"][..], &["register", "examples/hello/hello.yaml", "--version", "v1"]] {
+        let stderr = one_line_error(&updraft_with(&config, args, &[]));
+        assert!(stderr.contains(&config.display().to_string()), "{stderr}");
+        assert!(stderr.contains("updraft config init --stack"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_broken_config_file_is_reported_with_its_line() {
+    let config = scratch("broken").join("config.toml");
+    std::fs::write(&config, "endpoint = \"https://x/live\"\nregion = 5\n").unwrap();
+    let stderr = one_line_error(&updraft_with(&config, &["get", "tasks"], &[]));
+    assert!(stderr.contains("config.toml line 2") && stderr.contains("updraft config init"), "{stderr}");
+    std::fs::write(&config, "\u{0}\u{1}binary").unwrap();
+    one_line_error(&updraft_with(&config, &["get", "tasks"], &[]));
+    std::fs::write(&config, "endpoint = \"\"\n").unwrap();
+    let stderr = one_line_error(&updraft_with(&config, &["get", "tasks"], &[]));
+    assert!(stderr.contains("`endpoint` is empty"), "{stderr}");
+}
+
+#[test]
+fn an_explicit_endpoint_wins_and_an_unreachable_one_is_named() {
+    let config = scratch("unreachable").join("config.toml");
+    std::fs::write(&config, "endpoint = \"https://from-the-file.invalid/live\"\n").unwrap();
+    let unreachable = "http://127.0.0.1:9/live";
+    let out = updraft_with(&config, &["get", "tasks"], &[("UPDRAFT_ENDPOINT", unreachable)]);
+    let stderr = one_line_error(&out);
+    assert!(stderr.contains("cannot reach http://127.0.0.1:9/live/v1/tasks/default/development"), "{stderr}");
+    let out = updraft_with(&config, &["get", "tasks", "--endpoint", "ftp://nowhere"], &[]);
+    assert!(one_line_error(&out).contains("is not a URL like https://host/stage"));
+}
+
+#[test]
+fn config_init_names_a_missing_stack_and_writes_nothing() {
+    let config = scratch("init").join("config.toml");
+    let endpoint = crate::emulator::endpoint();
+    let out = updraft_with(&config, &["config", "init", "--stack", "no-such-stack", "--endpoint-url", endpoint], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot read stack no-such-stack") && stderr.contains("updraft deploy"), "{stderr}");
+    assert!(!config.exists());
+}
