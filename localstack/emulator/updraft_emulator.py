@@ -231,12 +231,15 @@ class _RuntimeApi(http.server.BaseHTTPRequestHandler):
         pass
 
     def _reply(self, status, body=b"", headers=None):
-        self.send_response(status)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the bootstrap was stopped after its answer; nobody waits for this one
 
     def do_GET(self):
         inv = self.server.invocation
@@ -594,7 +597,9 @@ def add_stage_resource():
         def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
             properties = cloudformation_json["Properties"]
             backend = apigateway_backends[account_id][region_name]
-            backend.create_stage(properties["RestApiId"], properties["StageName"], properties["DeploymentId"],
+            # moto's Ref of a Deployment is the model itself, not its id.
+            deployment = getattr(properties["DeploymentId"], "id", properties["DeploymentId"])
+            backend.create_stage(properties["RestApiId"], properties["StageName"], deployment,
                                  variables=properties.get("Variables"), description=properties.get("Description", ""))
             return cls(properties["StageName"])
 

@@ -144,7 +144,6 @@ pub fn compile_register_request(request: &RegisterRequest) -> Result<Compiled, A
             "pass --version, e.g. v1 or a git commit",
         ));
     }
-    check_segment("version", &request.version)?;
     if request.spec.len() > MAX_SPEC_BYTES {
         return Err(ApiError::new(
             413,
@@ -186,11 +185,12 @@ fn non_empty(s: &str) -> Option<String> {
 }
 
 /// Project, domain, name and version are path segments and key parts: a
-/// letter or digit first, then letters, digits and `_ . + -`, at most 128.
+/// letter or digit first, then letters, digits and `_ . -`, at most 128
+/// (compilation holds registered ones to narrower rules).
 fn check_segment(what: &str, value: &str) -> Result<(), ApiError> {
     let valid = value.len() <= 128
         && value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c));
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if valid {
         return Ok(());
     }
@@ -198,7 +198,7 @@ fn check_segment(what: &str, value: &str) -> Result<(), ApiError> {
         "InvalidName",
         what,
         format!("{what} {:?} is not a valid {what}", value.chars().take(140).collect::<String>()),
-        "use letters, digits and _ . + - (a letter or digit first, at most 128 characters)",
+        "use letters, digits and _ . - (a letter or digit first, at most 128 characters)",
     ))
 }
 
