@@ -121,6 +121,9 @@ enum Command {
         name: Option<String>,
         #[arg(long)]
         version: Option<String>,
+        /// Only names that start with this (when listing names).
+        #[arg(long, conflicts_with = "name")]
+        prefix: Option<String>,
         /// At most this many rows.
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -242,8 +245,9 @@ fn main() -> ExitCode {
         Command::Register { files, version, remote, output } => {
             commands::registry::register(&files, &version, &remote, output)
         }
-        Command::Get { kind, name, version, limit, remote, output } => {
-            commands::registry::get(kind, name.as_deref(), version.as_deref(), limit, &remote, output)
+        Command::Get { kind, name, version, prefix, limit, remote, output } => {
+            let what = commands::registry::Wanted { kind, name, version, prefix, limit };
+            commands::registry::get(&what, &remote, output)
         }
         Command::Launchplan { command } => {
             let (args, active) = match command {

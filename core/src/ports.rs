@@ -196,12 +196,14 @@ pub trait Registry: Send + Sync {
         id: &Identifier,
         page: &PageRequest,
     ) -> impl Future<Output = Result<Page<EntitySummary>, PortError>> + Send;
-    /// The names of one kind in a project and domain, in alphabetical order.
+    /// The names of one kind in a project and domain that start with `prefix`
+    /// (every name when it is empty), in alphabetical order.
     fn names(
         &self,
         kind: ResourceType,
         project: &str,
         domain: &str,
+        prefix: &str,
         page: &PageRequest,
     ) -> impl Future<Output = Result<Page<NamedEntity>, PortError>> + Send;
     /// Every project with the domains that hold entities, alphabetical.

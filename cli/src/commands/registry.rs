@@ -156,15 +156,18 @@ pub fn register(
     Ok(code)
 }
 
+/// What `updraft get` asks for.
+pub struct Wanted {
+    pub kind: Kind,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub prefix: Option<String>,
+    pub limit: usize,
+}
+
 /// `updraft get KIND [NAME] [--version V]`: names, a name's versions, or one entity.
-pub fn get(
-    kind: Kind,
-    name: Option<&str>,
-    version: Option<&str>,
-    limit: usize,
-    remote: &Remote,
-    output: OutputFormat,
-) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub fn get(wanted: &Wanted, remote: &Remote, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let (kind, name, version, limit) = (wanted.kind, wanted.name.as_deref(), wanted.version.as_deref(), wanted.limit);
     let session = match session(remote) {
         Ok(s) => s,
         Err(e) => return failed(e),
@@ -186,6 +189,9 @@ pub fn get(
             query.push(("limit", page_size.as_str()));
             if !token.is_empty() {
                 query.push(("token", token.as_str()));
+            }
+            if let Some(prefix) = &wanted.prefix {
+                query.push(("prefix", prefix.as_str()));
             }
         }
         let answer = match session.send("GET", &path, &query, None) {

@@ -178,13 +178,14 @@ impl Registry for MemoryRegistry {
         kind: ResourceType,
         project: &str,
         domain: &str,
+        prefix: &str,
         page: &PageRequest,
     ) -> Result<Page<NamedEntity>, PortError> {
         let state = self.state.lock().expect("registry lock");
         let names = state
             .entities
             .iter()
-            .filter(|((k, p, d, _), _)| *k == kind as i32 && p == project && d == domain)
+            .filter(|((k, p, d, n), _)| *k == kind as i32 && p == project && d == domain && n.starts_with(prefix))
             .filter_map(|(key, versions)| {
                 let (sequence, _, latest) = versions.values().max_by_key(|(sequence, _, _)| *sequence)?;
                 Some(NamedEntity {
@@ -325,7 +326,8 @@ mod tests {
         assert_eq!((versions(&rest), rest.next_token), (vec!["v1".to_string()], None));
         let bad = block_on(registry.versions(&id, &PageRequest { limit: 2, token: Some("x".into()) }));
         assert!(matches!(bad, Err(PortError::Invalid(_))));
-        let names = block_on(registry.names(ResourceType::Task, "p", "development", &PageRequest::default())).unwrap();
+        let names =
+            block_on(registry.names(ResourceType::Task, "p", "development", "", &PageRequest::default())).unwrap();
         assert_eq!((names.items[0].name.as_str(), names.items[0].latest_version.as_str()), ("fit", "v3"));
         let projects = block_on(registry.projects()).unwrap();
         assert_eq!((projects[0].name.as_str(), projects[0].domains.clone()), ("p", vec!["development".to_string()]));

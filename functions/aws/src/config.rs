@@ -35,9 +35,3 @@ pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
     let dynamo = aws_sdk_dynamodb::config::Builder::from(config).retry_config(retry).build();
     aws_sdk_dynamodb::Client::from_conf(dynamo)
 }
-
-/// A required setting of a Lambda function (the template sets it); the error names it.
-pub fn required_env(name: &str) -> Result<String, String> {
-    std::env::var(name)
-        .map_err(|_| format!("the environment variable {name} is not set (the stack's template sets it)"))
-}

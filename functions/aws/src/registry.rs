@@ -420,16 +420,20 @@ impl Registry for DynamoRegistry {
         kind: ResourceType,
         project: &str,
         domain: &str,
+        prefix: &str,
         page: &PageRequest,
     ) -> Result<Page<NamedEntity>, PortError> {
         let partition = key::names(kind, project, domain);
         let start = page.token.as_deref().map(|t| decode_token(t, ("pk", &partition))).transpose()?;
-        let answer = self
-            .dynamo
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(&partition))
+        let mut query = self.dynamo.query().table_name(&self.table).expression_attribute_values(":pk", s(&partition));
+        query = if prefix.is_empty() {
+            query.key_condition_expression("pk = :pk")
+        } else {
+            query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", s(prefix))
+        };
+        let answer = query
             .limit(page_limit(page))
             .set_exclusive_start_key(start)
             .send()

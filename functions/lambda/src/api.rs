@@ -372,8 +372,14 @@ async fn answer<R: Registry>(registry: &R, request: &ApiRequest) -> Result<ApiRe
         }
         Route::Names(kind, project, domain) => {
             let page = page_request(request)?;
-            let names =
-                registry.names(kind, &project, &domain, &page).await.map_err(|e| ApiError::from_port(e, "token"))?;
+            let prefix = request.query.get("prefix").map(String::as_str).unwrap_or_default();
+            if !prefix.is_empty() {
+                check_segment("prefix", prefix)?;
+            }
+            let names = registry
+                .names(kind, &project, &domain, prefix, &page)
+                .await
+                .map_err(|e| ApiError::from_port(e, "token"))?;
             Ok(ok(200, &ListNamesResponse { entities: names.items, next_token: names.next_token.unwrap_or_default() }))
         }
         Route::Versions(id) => {
@@ -482,6 +488,25 @@ pub fn to_proxy_response(response: &ApiResponse) -> Value {
         headers["retry-after"] = json!("1");
     }
     json!({"statusCode": response.status, "headers": headers, "body": response.body})
+}
+
+/// The api function's settings, from the variables the template sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    /// The metadata table.
+    pub table: String,
+    /// The data bucket (large entity bodies under `specs/`).
+    pub bucket: String,
+}
+
+impl ApiConfig {
+    pub fn from_env() -> Result<ApiConfig, String> {
+        let required = |name: &str| {
+            std::env::var(name)
+                .map_err(|_| format!("{name} is not set (infra/template.yaml sets it on the api function)"))
+        };
+        Ok(ApiConfig { table: required("UPDRAFT_TABLE")?, bucket: required("UPDRAFT_BUCKET")? })
+    }
 }
 
 /// The Lambda's whole job: a proxy event in, a proxy response out, one log line.

@@ -89,6 +89,8 @@ def test_the_examples_register_list_and_come_back(api):
 
     names = updraft(api, "get", "tasks", "--project", "examples", "--output", "json")
     assert [n["name"] for n in json.loads(names.stdout)] == ["fit", "predict", "score", "split"]
+    filtered = updraft(api, "get", "tasks", "--project", "examples", "--prefix", "sp", "--output", "json")
+    assert [n["name"] for n in json.loads(filtered.stdout)] == ["split"], filtered.stderr
     table = updraft(api, "get", "tasks", "--project", "examples")
     assert table.stdout.splitlines()[0].split()[:3] == ["NAME", "LATEST", "VERSION"], table.stdout
     workflow = updraft(api, "get", "workflows", "diabetes", "--version", "v1", "--project", "examples")

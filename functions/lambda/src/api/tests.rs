@@ -96,6 +96,11 @@ fn gets_and_listings_answer_the_idl_json() {
     );
     let (_, projects) = call(&registry, &get_request("/v1/projects"));
     assert_eq!(projects["projects"][0], json!({"name": "demo", "domains": ["development"]}));
+    let mut filtered = get_request("/v1/tasks/demo/development");
+    filtered.query.insert("prefix".into(), "fi".into());
+    assert_eq!(call(&registry, &filtered).1["entities"][0]["name"], "fit");
+    filtered.query.insert("prefix".into(), "zz".into());
+    assert_eq!(call(&registry, &filtered).1, json!({}), "no name starts with zz");
 
     let (status, body) = call(&registry, &get_request("/v1/tasks/demo/development/missing/v1"));
     assert_eq!((status, body["code"].as_str()), (404, Some("NotFound")));
@@ -181,7 +186,14 @@ impl Registry for Failing {
     async fn versions(&self, _: &Identifier, _: &PageRequest) -> Result<Page<EntitySummary>, PortError> {
         Err(self.0.clone())
     }
-    async fn names(&self, _: ResourceType, _: &str, _: &str, _: &PageRequest) -> Result<Page<NamedEntity>, PortError> {
+    async fn names(
+        &self,
+        _: ResourceType,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &PageRequest,
+    ) -> Result<Page<NamedEntity>, PortError> {
         Err(self.0.clone())
     }
     async fn projects(&self) -> Result<Vec<Project>, PortError> {

@@ -3,20 +3,21 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
-use updraft_aws::config::{dynamodb_client, required_env, s3_client, sdk_config};
+use updraft_aws::config::{dynamodb_client, s3_client, sdk_config};
 use updraft_aws::registry::DynamoRegistry;
+use updraft_functions::api::{self, ApiConfig};
 
 fn main() -> Result<(), Error> {
     // JSON lines when the function's LoggingConfig says so (AWS_LAMBDA_LOG_FORMAT).
     lambda_runtime::tracing::init_default_subscriber();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let (table, bucket) = (required_env("UPDRAFT_TABLE")?, required_env("UPDRAFT_BUCKET")?);
+        let config = ApiConfig::from_env()?;
         let sdk = sdk_config(None, None).await;
-        let registry = DynamoRegistry::new(dynamodb_client(&sdk), s3_client(&sdk), table, bucket);
+        let registry = DynamoRegistry::new(dynamodb_client(&sdk), s3_client(&sdk), config.table, config.bucket);
         let registry = &registry;
         run(service_fn(move |event: LambdaEvent<Value>| async move {
-            updraft_functions::api::respond(registry, &event.payload).await.map_err(Error::from)
+            api::respond(registry, &event.payload).await.map_err(Error::from)
         }))
         .await
     })
