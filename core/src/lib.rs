@@ -17,6 +17,7 @@ pub mod ports;
 pub mod quantity;
 pub mod schedule;
 pub mod spec;
+pub mod state_machine;
 pub mod types;
 
 pub use diagnostics::{Diagnostic, Diagnostics};

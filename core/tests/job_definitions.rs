@@ -2,14 +2,12 @@
 //! task and a task with secrets. `UPDATE_SNAPSHOTS=1` rewrites the snapshots;
 //! review the diff before committing it.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use support::{check_snapshot, repo};
 use updraft_core::compile::{Options, compile_text};
 use updraft_core::job_definition::{Settings, job_definition};
 use updraft_core::spec::Format;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
 
 fn settings() -> Settings {
     Settings {
@@ -30,7 +28,6 @@ fn job_definitions_match_their_snapshots() {
         "tests/data/job_definitions/gpu_and_secret.yaml",
     ];
     let snapshots = repo().join("tests/data/job_definitions/snapshots");
-    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
     let mut mismatches = Vec::new();
     let mut seen = 0;
     for spec in specs {
@@ -40,17 +37,8 @@ fn job_definitions_match_their_snapshots() {
         for task in &compiled.tasks {
             let name = task.id.as_ref().unwrap().name.clone();
             let file = snapshots.join(format!("{}-{name}.json", compiled.project));
-            let actual = serde_json::to_string_pretty(&job_definition(task, &settings())).unwrap() + "\n";
+            check_snapshot(&file, &job_definition(task, &settings()), &mut mismatches);
             seen += 1;
-            if update {
-                std::fs::write(&file, &actual).unwrap();
-                continue;
-            }
-            match std::fs::read_to_string(&file) {
-                Ok(expected) if expected == actual => {}
-                Ok(_) => mismatches.push(format!("{} differs; got:\n{actual}", file.display())),
-                Err(_) => mismatches.push(format!("{} is missing (run with UPDATE_SNAPSHOTS=1)", file.display())),
-            }
         }
     }
     assert_eq!(seen, 11, "every example task and the two extra tasks");

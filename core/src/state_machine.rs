@@ -1,0 +1,227 @@
+//! The Step Functions definition of a workflow version: a pure function of the
+//! compiled workflow (docs/cloud-execution.md explains the design).
+//!
+//! Every node is one `lambda:invoke.waitForTaskToken` state, all of them in one
+//! `Parallel` state: the execution holds one task token per node. The node
+//! function "arms" a node with its token; the node starts when its last upstream
+//! node completes (or at once, without upstream nodes), whichever comes second,
+//! decided by conditional writes in the metadata table; its completion answers
+//! the token. So any DAG runs without barriers (a node never waits for nodes it
+//! does not depend on), each node costs one state transition and at most two
+//! Lambda invocations (arm, and the completion of its job), and a cache hit
+//! answers its token without starting a job. The DAG's edges live in the
+//! registered workflow, which the node function reads; the definition only
+//! enumerates the nodes, which keeps it linear in their number.
+
+use crate::proto::core::{CompiledWorkflow, Identifier};
+use serde_json::{Value, json};
+
+/// Step Functions' limit on a definition's size.
+pub const MAX_DEFINITION_BYTES: usize = 1024 * 1024;
+
+/// How long an execution may run before Step Functions stops it: nothing
+/// waits forever, even if a completion is lost (a standard execution may run a year).
+pub const EXECUTION_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
+
+/// What a definition refers to in the deployed stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Targets {
+    /// The node function (prepare, start and complete nodes; finish executions).
+    pub node_function_arn: String,
+}
+
+/// Why a workflow cannot become a state machine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateMachineError {
+    #[error(
+        "the state machine of {workflow} would be {bytes} bytes; Step Functions takes at most {MAX_DEFINITION_BYTES} \
+         (about 3,000 nodes): split the workflow into subworkflows"
+    )]
+    TooLarge { workflow: String, bytes: usize },
+}
+
+/// The state machine's name: `<prefix>-<project>-<domain>-<workflow>-<version>`
+/// in Step Functions' alphabet, at most 80 characters; a long one keeps its
+/// start and a digest of the whole, so distinct versions never share a name.
+pub fn state_machine_name(prefix: &str, id: &Identifier) -> String {
+    let raw = format!("{prefix}-{}-{}-{}-{}", id.project, id.domain, id.name, id.version);
+    let clean: String =
+        raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    if clean.len() <= 80 {
+        return clean;
+    }
+    use sha2::{Digest, Sha256};
+    let digest = hex::encode(Sha256::digest(raw.as_bytes()));
+    format!("{}-{}", &clean[..63], &digest[..16])
+}
+
+/// Task state names: node ids are unique in a workflow and already in a safe alphabet.
+fn state_name(node_id: &str) -> String {
+    format!("node {node_id}")
+}
+
+/// Lambda's own transient errors: the invoke is retried (arming is idempotent).
+fn lambda_retry() -> Value {
+    json!([{
+        "ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                        "Lambda.TooManyRequestsException"],
+        "IntervalSeconds": 1,
+        "MaxAttempts": 5,
+        "BackoffRate": 2.0,
+        "JitterStrategy": "FULL"
+    }])
+}
+
+fn node_state(node_id: &str, targets: &Targets) -> Value {
+    json!({
+        "Type": "Task",
+        "Comment": "armed by the node function; answered when the node ends (docs/cloud-execution.md)",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {
+            "FunctionName": targets.node_function_arn,
+            "Payload": {
+                "action": "arm",
+                "execution.$": "$$.Execution.Name",
+                "node": node_id,
+                "token.$": "$$.Task.Token"
+            }
+        },
+        "Retry": lambda_retry(),
+        // Node results live in the metadata table; the state carries nothing on.
+        "ResultPath": null,
+        "End": true
+    })
+}
+
+fn finish_state(outcome: &str, targets: &Targets, next: Option<&str>) -> Value {
+    let mut payload = json!({"action": "finish", "execution.$": "$$.Execution.Name", "outcome": outcome});
+    if outcome == "failed" {
+        payload["error.$"] = json!("$.error");
+    }
+    let mut state = json!({
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": targets.node_function_arn, "Payload": payload},
+        "Retry": lambda_retry(),
+        "ResultPath": null
+    });
+    match next {
+        Some(next) => state["Next"] = json!(next),
+        None => state["End"] = json!(true),
+    }
+    state
+}
+
+/// The definition (Amazon States Language) of `workflow`'s state machine.
+pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Value, StateMachineError> {
+    let template = workflow.template.clone().unwrap_or_default();
+    let id = template.id.clone().unwrap_or_default();
+    let branches: Vec<Value> = template
+        .nodes
+        .iter()
+        .map(|node| {
+            let name = state_name(&node.id);
+            json!({"StartAt": name, "States": {name: node_state(&node.id, targets)}})
+        })
+        .collect();
+    let mut states = serde_json::Map::new();
+    if branches.is_empty() {
+        states.insert("Finish".into(), finish_state("succeeded", targets, None));
+    } else {
+        states.insert(
+            "Nodes".into(),
+            json!({
+                "Type": "Parallel",
+                "Comment": "one branch per node; each starts when its upstream nodes have ended",
+                "Branches": branches,
+                "ResultPath": null,
+                "Next": "Finish",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Record failure"}]
+            }),
+        );
+        states.insert("Finish".into(), finish_state("succeeded", targets, None));
+        states.insert("Record failure".into(), finish_state("failed", targets, Some("Failed")));
+        states.insert(
+            "Failed".into(),
+            json!({"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}),
+        );
+    }
+    let start = if template.nodes.is_empty() { "Finish" } else { "Nodes" };
+    let definition = json!({
+        "Comment": format!(
+            "Updraft workflow {}/{}/{} version {} (generated by updraft_core::state_machine)",
+            id.project, id.domain, id.name, id.version
+        ),
+        "StartAt": start,
+        "TimeoutSeconds": EXECUTION_TIMEOUT_SECONDS,
+        "States": states
+    });
+    let bytes = definition.to_string().len();
+    if bytes > MAX_DEFINITION_BYTES {
+        return Err(StateMachineError::TooLarge { workflow: id.name, bytes });
+    }
+    Ok(definition)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{Options, compile_text};
+    use crate::spec::Format;
+
+    fn targets() -> Targets {
+        Targets { node_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:updraft-node".into() }
+    }
+
+    fn compiled(spec: &str, workflow: &str) -> CompiledWorkflow {
+        let options = Options { version: "v1".into(), ..Default::default() };
+        compile_text(spec, Format::Yaml, &options).unwrap().closure(workflow).unwrap()
+    }
+
+    const N_SHAPE: &str = "tasks:\n  t: {image: x, command: [t]}\nworkflows:\n  n:\n    nodes:\n\
+        \x20     a: {task: t}\n      b: {task: t}\n      c: {task: t, after: [a]}\n      d: {task: t, after: [a, b]}\n";
+
+    #[test]
+    fn every_node_is_one_armed_task_state_in_one_parallel_state() {
+        let definition = definition(&compiled(N_SHAPE, "n"), &targets()).unwrap();
+        let branches = definition["States"]["Nodes"]["Branches"].as_array().unwrap();
+        assert_eq!(branches.len(), 4);
+        for (branch, node) in branches.iter().zip(["a", "b", "c", "d"]) {
+            let state = &branch["States"][format!("node {node}")];
+            assert_eq!(state["Resource"], "arn:aws:states:::lambda:invoke.waitForTaskToken");
+            assert_eq!(state["Parameters"]["Payload"]["node"], node);
+            assert_eq!(state["Parameters"]["Payload"]["token.$"], "$$.Task.Token");
+            assert_eq!(branch["States"].as_object().unwrap().len(), 1, "one state per node: one transition");
+        }
+        assert_eq!(definition["States"]["Nodes"]["Catch"][0]["Next"], "Record failure");
+        assert_eq!(definition["States"]["Failed"]["Type"], "Fail");
+    }
+
+    #[test]
+    fn names_fit_step_functions_and_stay_distinct_when_shortened() {
+        let id = |version: &str| Identifier {
+            project: "p".into(),
+            domain: "development".into(),
+            name: "train".into(),
+            version: version.into(),
+            ..Default::default()
+        };
+        assert_eq!(state_machine_name("updraft", &id("v1")), "updraft-p-development-train-v1");
+        let (a, b) = (
+            state_machine_name("updraft", &id(&"a".repeat(100))),
+            state_machine_name("updraft", &id(&format!("{}b", "a".repeat(99)))),
+        );
+        assert!(a.len() <= 80 && b.len() <= 80 && a != b, "{a} {b}");
+        assert_eq!(state_machine_name("updraft", &id("1.0+x")), "updraft-p-development-train-1_0_x");
+    }
+
+    #[test]
+    fn a_workflow_too_large_for_one_definition_is_refused_with_the_way_out() {
+        let mut spec = String::from("tasks:\n  t: {image: x, command: [t]}\nworkflows:\n  big:\n    nodes:\n");
+        for i in 0..4000 {
+            spec.push_str(&format!("      node_with_a_long_name_{i:05}: {{task: t}}\n"));
+        }
+        let error = definition(&compiled(&spec, "big"), &targets()).unwrap_err();
+        assert!(error.to_string().contains("split the workflow into subworkflows"), "{error}");
+    }
+}
