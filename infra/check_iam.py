@@ -15,6 +15,7 @@ from cfnlint.decode import decode_str
 # Actions without resource-level permissions (Service Authorization Reference).
 STAR_RESOURCE_ONLY = {
     "batch:DescribeJobs": "Batch's Describe* actions support no resource-level permissions",
+    "batch:DescribeJobDefinitions": "Batch's Describe* actions support no resource-level permissions",
 }
 
 POLICY_HOLDERS = {

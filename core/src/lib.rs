@@ -5,6 +5,7 @@
 //! functions) call into this crate and do the I/O themselves.
 
 pub mod cache_key;
+pub mod cloud_resources;
 pub mod compile;
 pub mod compute;
 pub mod dag;

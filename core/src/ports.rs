@@ -9,6 +9,7 @@ use crate::proto::api::{EntitySummary, NamedEntity, Project};
 use crate::proto::core::{
     CompiledWorkflow, Execution, Identifier, LaunchPlanSpec, NodeExecution, ResourceType, TaskTemplate,
 };
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::path::Path;
@@ -212,6 +213,23 @@ pub trait Registry: Send + Sync {
     /// makes it inactive; deactivating a version that is not active changes
     /// nothing. An unregistered `id`: `NotFound`.
     fn set_active(&self, id: &Identifier, active: bool) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// The cloud resources a registered version runs with (`cloud_resources::plan`).
+/// Both methods are idempotent: names carry the version, and a version's
+/// content never changes, so an existing resource of that name is the one wanted.
+pub trait Provisioner: Send + Sync {
+    /// Makes sure an active Batch job definition `name` exists, registering `body`
+    /// (a `RegisterJobDefinition` request) when none does; its ARN.
+    fn ensure_job_definition(&self, name: &str, body: &Value)
+    -> impl Future<Output = Result<String, PortError>> + Send;
+    /// Makes sure the state machine `name` exists; its ARN. One of that name with
+    /// another definition is a `Conflict` (the stack's settings changed under it).
+    fn ensure_state_machine(
+        &self,
+        name: &str,
+        definition: &Value,
+    ) -> impl Future<Output = Result<String, PortError>> + Send;
 }
 
 /// What drives a workflow's DAG in the cloud (Step Functions).

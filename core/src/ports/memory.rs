@@ -235,6 +235,39 @@ impl Registry for MemoryRegistry {
     }
 }
 
+/// Records the resources it was asked for; `failing` makes every call fail.
+#[derive(Default)]
+pub struct MemoryProvisioner {
+    pub resources: Mutex<BTreeMap<String, serde_json::Value>>,
+    pub failing: Mutex<Option<PortError>>,
+}
+
+impl MemoryProvisioner {
+    fn ensure(&self, name: &str, body: &serde_json::Value) -> Result<String, PortError> {
+        if let Some(error) = self.failing.lock().expect("provisioner lock").clone() {
+            return Err(error);
+        }
+        let mut resources = self.resources.lock().expect("provisioner lock");
+        match resources.get(name) {
+            Some(existing) if existing != body => Err(PortError::Conflict(format!("{name} exists with other content"))),
+            _ => {
+                resources.insert(name.to_string(), body.clone());
+                Ok(format!("arn:memory:{name}"))
+            }
+        }
+    }
+}
+
+impl Provisioner for MemoryProvisioner {
+    async fn ensure_job_definition(&self, name: &str, body: &serde_json::Value) -> Result<String, PortError> {
+        self.ensure(name, body)
+    }
+
+    async fn ensure_state_machine(&self, name: &str, definition: &serde_json::Value) -> Result<String, PortError> {
+        self.ensure(name, definition)
+    }
+}
+
 /// Runs nothing: records what was started and stopped.
 #[derive(Default)]
 pub struct MemoryEngine {

@@ -3,9 +3,8 @@
 //! bodies over [`INLINE_BODY_LIMIT`] live in the data bucket under
 //! `specs/<sha256>.json`, named by their digest.
 
-use crate::sdk_error::{describe, is_retryable};
+use crate::sdk_error::{describe, is_retryable, port_error};
 use aws_sdk_dynamodb::Client as Dynamo;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update};
 use std::collections::HashMap;
 use updraft_core::ports::{Entity, Page, PageRequest, PortError, Registration, Registry, registration_conflict};
@@ -89,14 +88,6 @@ fn now() -> String {
 fn timestamp(text: &str) -> Option<Timestamp> {
     let time = chrono::DateTime::parse_from_rfc3339(text).ok()?;
     Some(Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 })
-}
-
-fn port_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    what: &str,
-    e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
-) -> PortError {
-    let message = format!("{what}: {}", describe(e));
-    if is_retryable(e) { PortError::Transient(message) } else { PortError::Permanent(message) }
 }
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> PortError {

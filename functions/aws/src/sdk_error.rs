@@ -40,3 +40,16 @@ where
         _ => true,
     }
 }
+
+/// A failed SDK call as a port error: transient when a retry can help.
+pub fn port_error<E>(
+    what: &str,
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> updraft_core::ports::PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use updraft_core::ports::PortError;
+    let message = format!("{what}: {}", describe(e));
+    if is_retryable(e) { PortError::Transient(message) } else { PortError::Permanent(message) }
+}

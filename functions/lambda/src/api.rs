@@ -1,20 +1,24 @@
 //! The HTTPS API (API Gateway REST, Lambda proxy integration): routes, request
 //! checks, and the mapping of domain errors to HTTP statuses with an
 //! `ErrorResponse` body that names the place and the fix, and says whether
-//! sending the same request again can help. Generic over the registry port:
-//! unit tests use the in-memory registry, the Lambda the DynamoDB one.
+//! sending the same request again can help. Generic over the registry and
+//! provisioner ports: unit tests use in-memory ones, the Lambda DynamoDB, Batch
+//! and Step Functions.
 //! docs/api/openapi.yaml describes every route in [`ROUTES`].
 
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use updraft_core::cloud_resources::{self, CloudSettings, Resource};
 use updraft_core::compile::{self, Compiled, Options};
-use updraft_core::ports::{Entity, PageRequest, PortError, Registration, Registry};
+use updraft_core::job_definition;
+use updraft_core::ports::{Entity, PageRequest, PortError, Provisioner, Registration, Registry};
 use updraft_core::proto::api::{
     Diagnostic, ErrorResponse, GetLaunchPlanResponse, GetTaskResponse, GetWorkflowResponse, ListNamesResponse,
     ListProjectsResponse, ListVersionsResponse, RegisterRequest, RegisterResponse,
 };
 use updraft_core::proto::core::{Identifier, ResourceType};
 use updraft_core::spec::Format;
+use updraft_core::state_machine;
 
 /// Specs arrive in the request body; API Gateway caps bodies at 10 MB, and a
 /// spec is text, so a much smaller limit catches mistakes (a dataset pasted in)
@@ -332,16 +336,47 @@ fn register_request(request: &ApiRequest) -> Result<RegisterRequest, ApiError> {
     Ok(parsed)
 }
 
+/// What the API works with.
+pub struct Api<R, P> {
+    pub registry: R,
+    pub provisioner: P,
+    /// What registered versions' job definitions and state machines refer to.
+    pub cloud: CloudSettings,
+}
+
 /// Answers one request. Never panics on input; every refusal is a 4xx with an
 /// `ErrorResponse`; 5xx only when the store fails (503: retry helps).
-pub async fn handle<R: Registry>(registry: &R, request: &ApiRequest) -> ApiResponse {
-    match answer(registry, request).await {
+pub async fn handle<R: Registry, P: Provisioner>(api: &Api<R, P>, request: &ApiRequest) -> ApiResponse {
+    match answer(api, request).await {
         Ok(response) => response,
         Err(error) => error.into(),
     }
 }
 
-async fn answer<R: Registry>(registry: &R, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+/// Makes sure every resource of a registration exists. Runs after the registry
+/// write (a conflicting version must not touch the resources of the registered
+/// one), on every registration, so sending a request again repairs a failure here.
+async fn provision<P: Provisioner>(provisioner: &P, resources: &[Resource]) -> Result<(), ApiError> {
+    for resource in resources {
+        let made = match resource {
+            Resource::JobDefinition { name, body } => provisioner.ensure_job_definition(name, body).await,
+            Resource::StateMachine { name, definition } => provisioner.ensure_state_machine(name, definition).await,
+        };
+        made.map_err(|e| {
+            let message = format!("the entities are registered, but {} could not be made: {e}", resource.name());
+            let mut error = ApiError::from_port(e, "spec");
+            if error.status >= 500 {
+                error.body.message = message;
+                error.body.hint = "send the same request again: it is a no-op for the registry and retries this".into();
+            }
+            error
+        })?;
+    }
+    Ok(())
+}
+
+async fn answer<R: Registry, P: Provisioner>(api: &Api<R, P>, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    let registry = &api.registry;
     match route(&request.method, &request.path)? {
         Route::Register => {
             let body = register_request(request)?;
@@ -355,7 +390,12 @@ async fn answer<R: Registry>(registry: &R, request: &ApiRequest) -> Result<ApiRe
                     "register a spec file with `tasks:`, `workflows:` or `launch_plans:`",
                 ));
             }
+            // Planned before anything is written: a workflow too large for a state machine is a 400.
+            let resources = cloud_resources::plan(&entities, &api.cloud).map_err(|e| {
+                ApiError::bad_request("WorkflowTooLarge", "spec", e.to_string(), "split it into subworkflows")
+            })?;
             let outcomes = registry.register(&entities).await.map_err(|e| ApiError::from_port(e, "spec"))?;
+            provision(&api.provisioner, &resources).await?;
             let mut response = RegisterResponse::default();
             for (entity, outcome) in entities.iter().zip(outcomes) {
                 let id = entity.id().cloned().unwrap_or_default();
@@ -491,12 +531,15 @@ pub fn to_proxy_response(response: &ApiResponse) -> Value {
 }
 
 /// The api function's settings, from the variables the template sets.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// The metadata table.
     pub table: String,
     /// The data bucket (large entity bodies under `specs/`).
     pub bucket: String,
+    /// The role state machines run as.
+    pub state_machine_role: String,
+    pub cloud: CloudSettings,
 }
 
 impl ApiConfig {
@@ -505,16 +548,40 @@ impl ApiConfig {
             std::env::var(name)
                 .map_err(|_| format!("{name} is not set (infra/template.yaml sets it on the api function)"))
         };
-        Ok(ApiConfig { table: required("UPDRAFT_TABLE")?, bucket: required("UPDRAFT_BUCKET")? })
+        let jobs = job_definition::Settings {
+            name_prefix: required("UPDRAFT_NAME_PREFIX")?,
+            job_role_arn: required("UPDRAFT_JOB_ROLE")?,
+            execution_role_arn: required("UPDRAFT_JOB_EXECUTION_ROLE")?,
+            log_group: required("UPDRAFT_JOB_LOG_GROUP")?,
+            exec_path: required("UPDRAFT_EXEC_PATH")?,
+        };
+        let state_machines = state_machine::Targets { node_function_arn: required("UPDRAFT_NODE_FUNCTION")? };
+        Ok(ApiConfig {
+            table: required("UPDRAFT_TABLE")?,
+            bucket: required("UPDRAFT_BUCKET")?,
+            state_machine_role: required("UPDRAFT_STATE_MACHINE_ROLE")?,
+            cloud: CloudSettings { jobs, state_machines },
+        })
+    }
+
+    /// `arn:<partition>:states:<region>:<account>:stateMachine:`, from the node function's ARN.
+    pub fn state_machine_arn_prefix(&self) -> String {
+        let parts: Vec<&str> = self.cloud.state_machines.node_function_arn.split(':').collect();
+        match parts.as_slice() {
+            ["arn", partition, "lambda", region, account, ..] => {
+                format!("arn:{partition}:states:{region}:{account}:stateMachine:")
+            }
+            _ => String::new(),
+        }
     }
 }
 
 /// The Lambda's whole job: a proxy event in, a proxy response out, one log line.
-pub async fn respond<R: Registry>(registry: &R, event: &Value) -> Result<Value, String> {
+pub async fn respond<R: Registry, P: Provisioner>(api: &Api<R, P>, event: &Value) -> Result<Value, String> {
     let started = std::time::Instant::now();
     let request = from_proxy_event(event).ok_or("the api function answers API Gateway proxy events only")?;
     let response = match &request {
-        Ok(request) => handle(registry, request).await,
+        Ok(request) => handle(api, request).await,
         Err(error) => error.clone().into(),
     };
     let (method, path) = request.as_ref().map(|r| (r.method.as_str(), r.path.as_str())).unwrap_or_default();

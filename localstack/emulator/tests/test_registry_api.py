@@ -217,3 +217,25 @@ def test_live_answers_match_the_openapi_document(api):
     assert check("GET", "/v1/launch-plans/{project}/{domain}/{name}/{version}",
                  "/v1/launch-plans/examples/development/diabetes_nightly/v1") == 200
     assert check("GET", "/v1/tasks/{project}/{domain}/{name}/{version}", "/v1/tasks/examples/development/fit/v9") == 404
+
+
+def test_registration_makes_each_versions_job_definitions_and_state_machine_once(api, aws):
+    assert updraft(api, "register", *EXAMPLES, "--version", "v1").returncode == 0
+    assert updraft(api, "register", *EXAMPLES, "--version", "v1").returncode == 0
+    prefix = api["outputs"]["MetadataTableName"].removesuffix("-metadata")
+    name = f"{prefix}-examples-development-diabetes-v1"
+    machines = [m for m in aws("stepfunctions").list_state_machines()["stateMachines"] if m["name"] == name]
+    assert len(machines) == 1, [m["name"] for m in aws("stepfunctions").list_state_machines()["stateMachines"]]
+    definition = json.loads(aws("stepfunctions").describe_state_machine(
+        stateMachineArn=machines[0]["stateMachineArn"])["definition"])
+    with open(os.path.join(REPO, "tests/data/state_machines/snapshots/examples-diabetes.json")) as f:
+        expected = json.load(f)
+    node_function = definition["States"]["Finish"]["Parameters"]["FunctionName"]
+    assert node_function.endswith(f":function:{prefix}-node")
+    assert json.dumps(definition) == json.dumps(expected).replace(
+        "arn:aws:lambda:us-east-1:123456789012:function:updraft-node", node_function), \
+        "the generator's definition, as registered"
+    jobs = aws("batch").describe_job_definitions(jobDefinitionName=f"{prefix}-examples-development-fit-v1")
+    assert [d["revision"] for d in jobs["jobDefinitions"]] == [1], "registering again made no new revision"
+    command = jobs["jobDefinitions"][0]["containerProperties"]["command"]
+    assert os.path.basename(command[0]) == "updraft" and command[1:3] == ["exec", "--"], command

@@ -1,5 +1,5 @@
 use super::*;
-use updraft_core::ports::memory::{MemoryRegistry, block_on};
+use updraft_core::ports::memory::{MemoryProvisioner, MemoryRegistry, block_on};
 use updraft_core::ports::{Page, PageRequest};
 use updraft_core::proto::api::{EntitySummary, NamedEntity, Project};
 
@@ -31,14 +31,37 @@ fn register_body(spec: &str, version: &str) -> String {
     .unwrap()
 }
 
-fn call(registry: &MemoryRegistry, request: &ApiRequest) -> (u16, Value) {
-    let response = block_on(handle(registry, request));
+fn cloud() -> CloudSettings {
+    CloudSettings {
+        jobs: job_definition::Settings {
+            name_prefix: "updraft".into(),
+            job_role_arn: "arn:aws:iam::123456789012:role/updraft-job".into(),
+            execution_role_arn: "arn:aws:iam::123456789012:role/updraft-job-execution".into(),
+            log_group: "/aws/batch/updraft".into(),
+            exec_path: "/updraft/updraft".into(),
+        },
+        state_machines: state_machine::Targets {
+            node_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:updraft-node".into(),
+        },
+    }
+}
+
+fn with_registry<R: Registry>(registry: R) -> Api<R, MemoryProvisioner> {
+    Api { registry, provisioner: MemoryProvisioner::default(), cloud: cloud() }
+}
+
+fn new_api() -> Api<MemoryRegistry, MemoryProvisioner> {
+    with_registry(MemoryRegistry::default())
+}
+
+fn call(api: &Api<MemoryRegistry, MemoryProvisioner>, request: &ApiRequest) -> (u16, Value) {
+    let response = block_on(handle(api, request));
     (response.status, serde_json::from_str(&response.body).expect("every answer is JSON"))
 }
 
 #[test]
 fn registration_creates_then_is_a_no_op_then_refuses_changed_content_with_both_digests() {
-    let registry = MemoryRegistry::default();
+    let registry = new_api();
     let (status, body) = call(&registry, &post("/v1/register", &register_body(SPEC, "v1")));
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["created"].as_array().unwrap().len(), 3, "a task, a workflow and a launch plan: {body}");
@@ -56,7 +79,7 @@ fn registration_creates_then_is_a_no_op_then_refuses_changed_content_with_both_d
 
 #[test]
 fn an_invalid_spec_is_a_400_with_every_diagnostic_and_writes_nothing() {
-    let registry = MemoryRegistry::default();
+    let registry = new_api();
     let spec = "tasks:\n  ok: {image: x, command: [x]}\n  t: {image: x, command: [t], retries: -1, cache: true}\n";
     let (status, body) = call(&registry, &post("/v1/register", &register_body(spec, "v1")));
     assert_eq!((status, body["code"].as_str()), (400, Some("InvalidSpec")), "{body}");
@@ -70,7 +93,7 @@ fn an_invalid_spec_is_a_400_with_every_diagnostic_and_writes_nothing() {
 
 #[test]
 fn gets_and_listings_answer_the_idl_json() {
-    let registry = MemoryRegistry::default();
+    let registry = new_api();
     for version in ["v1", "v2"] {
         call(&registry, &post("/v1/register", &register_body(&SPEC.replace("fit.py", version), version)));
     }
@@ -109,7 +132,7 @@ fn gets_and_listings_answer_the_idl_json() {
 
 #[test]
 fn launch_plans_are_activated_and_deactivated_one_version_at_a_time() {
-    let registry = MemoryRegistry::default();
+    let registry = new_api();
     for version in ["v1", "v2"] {
         call(&registry, &post("/v1/register", &register_body(SPEC, version)));
     }
@@ -132,7 +155,7 @@ fn launch_plans_are_activated_and_deactivated_one_version_at_a_time() {
 
 #[test]
 fn request_problems_get_their_precise_status() {
-    let registry = MemoryRegistry::default();
+    let registry = new_api();
     let status_code = |request: &ApiRequest| {
         let (status, body) = call(&registry, request);
         (status, body["code"].as_str().unwrap_or_default().to_string())
@@ -207,12 +230,12 @@ impl Registry for Failing {
 #[test]
 fn a_throttled_store_is_a_503_that_says_retry_and_a_broken_one_a_500() {
     let throttled = Failing(PortError::Transient("ThrottlingException: slow down".into()));
-    let response = block_on(handle(&throttled, &post("/v1/register", &register_body(SPEC, "v1"))));
+    let response = block_on(handle(&with_registry(throttled), &post("/v1/register", &register_body(SPEC, "v1"))));
     let body: ErrorResponse = serde_json::from_str(&response.body).unwrap();
     assert_eq!((response.status, body.retryable), (503, true));
     assert_eq!(to_proxy_response(&response)["headers"]["retry-after"], "1");
     let denied = Failing(PortError::Permanent("AccessDeniedException".into()));
-    let response = block_on(handle(&denied, &get_request("/v1/projects")));
+    let response = block_on(handle(&with_registry(denied), &get_request("/v1/projects")));
     let body: ErrorResponse = serde_json::from_str(&response.body).unwrap();
     assert_eq!((response.status, body.retryable), (500, false));
 }
@@ -231,8 +254,7 @@ fn proxy_events_become_requests_and_responses_proxy_answers() {
     assert!(from_proxy_event(&json!({"source": "aws.events"})).is_none());
     let bad = json!({"httpMethod": "POST", "path": "/v1/register", "body": "***", "isBase64Encoded": true});
     assert_eq!(from_proxy_event(&bad).unwrap().unwrap_err().status, 400);
-    let answer =
-        block_on(respond(&MemoryRegistry::default(), &json!({"httpMethod": "GET", "path": "/v1/projects"}))).unwrap();
+    let answer = block_on(respond(&new_api(), &json!({"httpMethod": "GET", "path": "/v1/projects"}))).unwrap();
     assert_eq!((answer["statusCode"].as_u64(), answer["body"].as_str()), (Some(200), Some("{}")));
 }
 
@@ -287,7 +309,7 @@ impl Random {
 
 #[test]
 fn hundreds_of_hostile_bodies_each_get_a_4xx_json_error_and_no_panic() {
-    let registry = MemoryRegistry::default();
+    let registry = new_api();
     let mut random = Random(0x5eed_1234_abcd_ef01);
     let mut bodies: Vec<Vec<u8>> = Vec::new();
     for _ in 0..150 {
@@ -359,4 +381,40 @@ fn the_openapi_document_lists_exactly_the_served_routes() {
     documented.sort();
     served.sort();
     assert_eq!(documented, served, "docs/api/openapi.yaml and api::ROUTES must list the same routes");
+}
+
+#[test]
+fn registration_makes_each_versions_job_definitions_and_state_machine_once() {
+    let api = new_api();
+    call(&api, &post("/v1/register", &register_body(SPEC, "v1")));
+    let made: Vec<String> = api.provisioner.resources.lock().unwrap().keys().cloned().collect();
+    assert_eq!(made, ["updraft-demo-development-fit-v1", "updraft-demo-development-train-v1"]);
+    let definition = api.provisioner.resources.lock().unwrap()["updraft-demo-development-train-v1"].clone();
+    assert_eq!(definition["States"]["Nodes"]["Branches"][0]["StartAt"], "node fit");
+}
+
+#[test]
+fn a_failure_to_make_the_resources_is_a_503_and_sending_again_repairs_it() {
+    let api = new_api();
+    *api.provisioner.failing.lock().unwrap() = Some(PortError::Transient("TooManyRequestsException".into()));
+    let (status, body) = call(&api, &post("/v1/register", &register_body(SPEC, "v1")));
+    assert_eq!((status, body["retryable"].as_bool()), (503, Some(true)), "{body}");
+    assert!(body["hint"].as_str().unwrap().contains("send the same request again"), "{body}");
+    *api.provisioner.failing.lock().unwrap() = None;
+    let (status, body) = call(&api, &post("/v1/register", &register_body(SPEC, "v1")));
+    assert_eq!(status, 200, "the entities were registered the first time: {body}");
+    assert_eq!(api.provisioner.resources.lock().unwrap().len(), 2, "and now their resources exist");
+}
+
+#[test]
+fn a_workflow_too_large_for_a_state_machine_is_refused_before_anything_is_written() {
+    let api = new_api();
+    let mut spec = String::from("tasks:\n  t: {image: x, command: [t]}\nworkflows:\n  big:\n    nodes:\n");
+    for i in 0..4000 {
+        spec.push_str(&format!("      node_with_a_long_name_{i:05}: {{task: t}}\n"));
+    }
+    let (status, body) = call(&api, &post("/v1/register", &register_body(&spec, "v1")));
+    assert_eq!((status, body["code"].as_str()), (400, Some("WorkflowTooLarge")), "{body}");
+    assert_eq!(call(&api, &get_request("/v1/projects")).1, json!({}), "nothing registered");
+    assert!(api.provisioner.resources.lock().unwrap().is_empty());
 }

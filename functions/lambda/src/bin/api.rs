@@ -1,11 +1,13 @@
-//! Lambda entry point of the api function: API Gateway proxy events in, the
-//! registry in the stack's table and bucket (see `updraft_functions::api`).
+//! Lambda entry point of the api function: API Gateway proxy events in; the
+//! registry in the stack's table and bucket, versions' job definitions and
+//! state machines in Batch and Step Functions (see `updraft_functions::api`).
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 use updraft_aws::config::{dynamodb_client, s3_client, sdk_config};
 use updraft_aws::registry::DynamoRegistry;
-use updraft_functions::api::{self, ApiConfig};
+use updraft_functions::api::{self, Api, ApiConfig};
+use updraft_functions::provision::AwsProvisioner;
 
 fn main() -> Result<(), Error> {
     // JSON lines when the function's LoggingConfig says so (AWS_LAMBDA_LOG_FORMAT).
@@ -14,10 +16,13 @@ fn main() -> Result<(), Error> {
     runtime.block_on(async {
         let config = ApiConfig::from_env()?;
         let sdk = sdk_config(None, None).await;
-        let registry = DynamoRegistry::new(dynamodb_client(&sdk), s3_client(&sdk), config.table, config.bucket);
-        let registry = &registry;
+        let (batch, sfn) = (aws_sdk_batch::Client::new(&sdk), aws_sdk_sfn::Client::new(&sdk));
+        let provisioner =
+            AwsProvisioner::new(batch, sfn, &config.state_machine_role, config.state_machine_arn_prefix());
+        let registry = DynamoRegistry::new(dynamodb_client(&sdk), s3_client(&sdk), &config.table, &config.bucket);
+        let api = &Api { registry, provisioner, cloud: config.cloud };
         run(service_fn(move |event: LambdaEvent<Value>| async move {
-            api::respond(registry, &event.payload).await.map_err(Error::from)
+            api::respond(api, &event.payload).await.map_err(Error::from)
         }))
         .await
     })
