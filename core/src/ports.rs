@@ -59,6 +59,41 @@ pub trait BlobStore: Send + Sync {
     fn holds(&self, uri: &str, digest: &str, is_dir: bool) -> impl Future<Output = bool> + Send;
 }
 
+/// Blobs a literal names (files, directories, dataframes), with whether each is a directory.
+pub fn blobs(literal: &crate::proto::core::Literal) -> Vec<(&str, &str, bool)> {
+    let mut found = Vec::new();
+    let mut stack = vec![literal];
+    while let Some(value) = stack.pop() {
+        match &value.value {
+            Some(crate::proto::core::literal::Value::File(b))
+            | Some(crate::proto::core::literal::Value::Dataframe(b)) => {
+                found.push((b.uri.as_str(), b.digest.as_str(), false))
+            }
+            Some(crate::proto::core::literal::Value::Directory(b)) => {
+                found.push((b.uri.as_str(), b.digest.as_str(), true))
+            }
+            Some(crate::proto::core::literal::Value::List(list)) => stack.extend(list.values.iter()),
+            Some(crate::proto::core::literal::Value::Map(map))
+            | Some(crate::proto::core::literal::Value::Struct(map)) => stack.extend(map.values.values()),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// Whether the store still holds every blob that `values` name (a cache entry
+/// whose blob is gone is a miss, never a failure).
+pub async fn holds_all<B: BlobStore>(store: &B, values: &Outputs) -> bool {
+    for value in values.values() {
+        for (uri, digest, is_dir) in blobs(value) {
+            if !store.holds(uri, digest, is_dir).await {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// Task outputs by cache key (docs/caching.md).
 pub trait CacheStore: Send + Sync {
     /// The outputs stored under `key`, if any. The blobs they name may be gone:

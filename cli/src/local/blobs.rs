@@ -49,17 +49,7 @@ impl Blobs {
     /// when the store is S3. A cache entry that fails this is a miss, never a
     /// broken run and never data that changed since it was stored.
     pub async fn hold_all(&self, values: &BTreeMap<String, Literal>) -> bool {
-        for value in values.values() {
-            let mut value = value.clone();
-            let mut found = Vec::new();
-            updraft_aws::data::collect_blobs(&mut value, &mut found);
-            for (blob, is_dir) in found {
-                if !ports::BlobStore::holds(self, &blob.uri, &blob.digest, is_dir).await {
-                    return false;
-                }
-            }
-        }
-        true
+        ports::holds_all(self, values).await
     }
 
     /// The inputs as a task on this machine sees them: every blob copied (or, from

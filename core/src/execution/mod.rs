@@ -13,5 +13,6 @@ pub mod parquet;
 pub mod resolve;
 pub mod retry;
 pub mod scheduler;
+pub mod steps;
 
 pub use resolve::{ResolveError, Values};

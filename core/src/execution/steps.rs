@@ -1,0 +1,279 @@
+//! The node protocol of a cloud run (docs/cloud-execution.md): what the node
+//! function does when Step Functions arms a node and when a node's job ends.
+//! Pure decisions over ports, so the protocol is tested here with in-memory
+//! ports and runs unchanged in the Lambda over DynamoDB, Batch and Step Functions.
+//!
+//! A node starts when it is armed (its state holds a task token) and its last
+//! upstream node has ended, whichever comes second; a conditional claim makes
+//! exactly one caller start it. Its inputs come from the same node rules as a
+//! local run's (`execution::node`), its cache key is the same (`cache_key`), and a
+//! verified cache hit ends it at once without a job. When a node ends, its token
+//! is answered and each downstream node learns that one more upstream node ended.
+
+use super::failure::FailureCode;
+use super::node::{self, NodeFailure, Outputs};
+use super::resolve::Values;
+use crate::cache_key;
+use crate::ports::{BlobStore, CacheStore, PortError, holds_all};
+use crate::proto::core::{CompiledWorkflow, FailurePolicy, Literal, Node, NodePhase, TaskTemplate, node::Target};
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// One node's coordination state in a run, as the run store holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeSlot {
+    /// Upstream nodes that have not ended yet.
+    pub pending: u32,
+    /// The task token of the node's state, once armed.
+    pub token: Option<String>,
+    /// Whether an upstream node failed or was skipped: the node will be skipped.
+    pub skip: bool,
+}
+
+/// How a node ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeEnd {
+    pub phase: NodePhase,
+    pub outputs: Outputs,
+    pub failure: Option<NodeFailure>,
+}
+
+impl NodeEnd {
+    fn ok(phase: NodePhase, outputs: Outputs) -> NodeEnd {
+        NodeEnd { phase, outputs, failure: None }
+    }
+
+    fn failed(failure: NodeFailure) -> NodeEnd {
+        NodeEnd { phase: NodePhase::Failed, outputs: Outputs::new(), failure: Some(failure) }
+    }
+
+    fn skipped() -> NodeEnd {
+        NodeEnd { phase: NodePhase::Skipped, outputs: Outputs::new(), failure: None }
+    }
+}
+
+/// The per-run state of the protocol; every method is one conditional write
+/// (or read), so concurrent arms and completions are safe.
+pub trait RunStore: Send + Sync {
+    /// Stores `node`'s token; the slot after the write. Arming again stores the new token.
+    fn arm(&self, node: &str, token: &str) -> impl Future<Output = Result<NodeSlot, PortError>> + Send;
+    /// One upstream node of `node` ended (`failed`: failed or was skipped); the slot after the write.
+    fn upstream_ended(&self, node: &str, failed: bool) -> impl Future<Output = Result<NodeSlot, PortError>> + Send;
+    /// The slot as it is.
+    fn slot(&self, node: &str) -> impl Future<Output = Result<NodeSlot, PortError>> + Send;
+    /// Claims the start of `node`: `true` for exactly one caller, ever.
+    fn claim(&self, node: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Records how `node` ended: `true` the first time, `false` when it had ended already.
+    fn end(&self, node: &str, end: &NodeEnd) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// The run's inputs and the outputs of its ended nodes.
+    fn values(&self) -> impl Future<Output = Result<RunValues, PortError>> + Send;
+}
+
+/// A run's values, for resolving bindings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunValues {
+    pub inputs: Outputs,
+    pub outputs: BTreeMap<String, Outputs>,
+}
+
+impl Values for RunValues {
+    fn workflow_input(&self, name: &str) -> Option<&Literal> {
+        self.inputs.get(name)
+    }
+    fn node_output(&self, node_id: &str, var: &str) -> Option<&Literal> {
+        self.outputs.get(node_id)?.get(var)
+    }
+}
+
+/// Starts task jobs (Batch).
+pub trait Jobs: Send + Sync {
+    /// Submits one job of `task` for `node` with `inputs`; its id. When it ends, the
+    /// adapter calls [`Steps::job_ended`] with the outputs or the failure.
+    fn submit(
+        &self,
+        node: &str,
+        task: &TaskTemplate,
+        inputs: &Outputs,
+    ) -> impl Future<Output = Result<String, PortError>> + Send;
+}
+
+/// Answers the task tokens of node states (Step Functions).
+pub trait Tokens: Send + Sync {
+    /// The node's state succeeds (its node ended: succeeded, cached, skipped, or failed
+    /// under the policy that lets independent nodes finish).
+    fn succeed(&self, token: &str, node: &str, phase: NodePhase) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// The node's state fails, which fails the run at once.
+    fn fail(&self, token: &str, failure: &NodeFailure) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// The protocol for one run of one workflow (its closure).
+pub struct Steps<'a, S, C, B, J, T> {
+    pub workflow: &'a CompiledWorkflow,
+    pub store: &'a S,
+    pub cache: &'a C,
+    pub blobs: &'a B,
+    pub jobs: &'a J,
+    pub tokens: &'a T,
+    /// Run every task and replace its cache entry (`overwrite_cache` at launch).
+    pub overwrite_cache: bool,
+}
+
+impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, C, B, J, T> {
+    fn node(&self, id: &str) -> Result<&Node, PortError> {
+        let template = self.workflow.template.as_ref();
+        template
+            .and_then(|t| t.nodes.iter().find(|n| n.id == id))
+            .ok_or_else(|| PortError::Invalid(format!("the workflow has no node {id}")))
+    }
+
+    fn downstream(&self, id: &str) -> Vec<String> {
+        let nodes = self.workflow.template.as_ref().map(|t| t.nodes.as_slice()).unwrap_or_default();
+        nodes.iter().filter(|n| n.upstream_node_ids.iter().any(|u| u == id)).map(|n| n.id.clone()).collect()
+    }
+
+    fn task(&self, id: &crate::proto::core::Identifier) -> Option<&TaskTemplate> {
+        self.workflow.tasks.iter().find(|t| t.id.as_ref().is_some_and(|t| t.name == id.name && t.version == id.version))
+    }
+
+    fn fail_immediately(&self) -> bool {
+        let policy = self.workflow.template.as_ref().map(|t| t.failure_policy).unwrap_or_default();
+        policy == FailurePolicy::FailImmediately as i32
+    }
+
+    /// A node's state armed it with `token`: starts it if its upstream nodes have all ended.
+    pub async fn arm(&self, node: &str, token: &str) -> Result<(), PortError> {
+        self.node(node)?;
+        let slot = self.store.arm(node, token).await?;
+        if slot.pending == 0 {
+            self.start_ready(vec![(node.to_string(), slot)]).await?;
+        }
+        Ok(())
+    }
+
+    /// A node's job ended with its outputs or its failure (after Batch's retries).
+    pub async fn job_ended(&self, node: &str, result: Result<Outputs, NodeFailure>) -> Result<(), PortError> {
+        let end = match result {
+            Ok(outputs) => {
+                let target = self.node(node)?;
+                if let Some(Target::Task(t)) = &target.target
+                    && let Some(task) = t.task_id.as_ref().and_then(|id| self.task(id))
+                    && let Some(key) = self.cache_key(target, task).await?
+                {
+                    // A lost cache entry costs a rerun later, not this run.
+                    let _ = self.cache.put(&key, &outputs).await;
+                }
+                NodeEnd::ok(NodePhase::Succeeded, outputs)
+            }
+            Err(failure) => NodeEnd::failed(failure),
+        };
+        let slot = NodeSlot { token: None, ..Default::default() };
+        self.finish(vec![(node.to_string(), slot, end)]).await
+    }
+
+    async fn cache_key(&self, node: &Node, task: &TaskTemplate) -> Result<Option<String>, PortError> {
+        let values = self.store.values().await?;
+        Ok(node::task_inputs(task, &node.inputs, &values).ok().and_then(|inputs| cache_key::for_task(task, &inputs)))
+    }
+
+    /// Starts every ready node in the list, and those that their ends make ready,
+    /// without recursion: a chain of cache hits is a loop, not a deep stack.
+    async fn start_ready(&self, mut ready: Vec<(String, NodeSlot)>) -> Result<(), PortError> {
+        while let Some((id, slot)) = ready.pop() {
+            if slot.token.is_none() || !self.store.claim(&id).await? {
+                continue;
+            }
+            let end = if slot.skip { Some(NodeEnd::skipped()) } else { self.start(&id).await? };
+            if let Some(end) = end {
+                self.finish_one(&id, &slot, end, &mut ready).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts one claimed node: `Some` when it ended at once (a cache hit, a
+    /// failure to start), `None` when its job runs.
+    async fn start(&self, id: &str) -> Result<Option<NodeEnd>, PortError> {
+        let target = self.node(id)?;
+        let values = self.store.values().await?;
+        // A branch runs its chosen case as the node itself.
+        let chosen = match &target.target {
+            Some(Target::Branch(branch)) => match node::choose_branch(branch, &values) {
+                Ok(case) => case,
+                Err(failure) => return Ok(Some(NodeEnd::failed(failure))),
+            },
+            _ => target,
+        };
+        let Some(Target::Task(task_node)) = &chosen.target else {
+            let failure = NodeFailure::new(
+                FailureCode::BadJob,
+                format!("node {id}: subworkflow and map nodes do not run in the cloud yet (docs/cloud-execution.md)"),
+            );
+            return Ok(Some(NodeEnd::failed(failure)));
+        };
+        let Some(task) = task_node.task_id.as_ref().and_then(|t| self.task(t)) else {
+            let failure =
+                NodeFailure::new(FailureCode::BadJob, format!("node {id}: its task is not in the workflow's closure"));
+            return Ok(Some(NodeEnd::failed(failure)));
+        };
+        let inputs = match node::task_inputs(task, &chosen.inputs, &values) {
+            Ok(inputs) => inputs,
+            Err(failure) => return Ok(Some(NodeEnd::failed(failure))),
+        };
+        if !self.overwrite_cache
+            && let Some(key) = cache_key::for_task(task, &inputs)
+            && let Some(outputs) = self.cache.get(&key).await?
+            && holds_all(self.blobs, &outputs).await
+        {
+            return Ok(Some(NodeEnd::ok(NodePhase::Cached, outputs)));
+        }
+        self.jobs.submit(id, task, &inputs).await?;
+        Ok(None)
+    }
+
+    async fn finish(&self, ended: Vec<(String, NodeSlot, NodeEnd)>) -> Result<(), PortError> {
+        let mut ready = Vec::new();
+        for (id, slot, end) in ended {
+            self.finish_one(&id, &slot, end, &mut ready).await?;
+        }
+        self.start_ready(ready).await
+    }
+
+    /// Records one node's end (once), answers its token, and tells its downstream
+    /// nodes; those that become ready are pushed onto `ready`.
+    async fn finish_one(
+        &self,
+        id: &str,
+        slot: &NodeSlot,
+        end: NodeEnd,
+        ready: &mut Vec<(String, NodeSlot)>,
+    ) -> Result<(), PortError> {
+        if !self.store.end(id, &end).await? {
+            return Ok(()); // delivered twice: the first delivery did the rest
+        }
+        // The token: the slot's, or (for a job that ended) the one stored at arming.
+        let token = match &slot.token {
+            Some(token) => Some(token.clone()),
+            None => self.store.slot(id).await?.token,
+        };
+        let failed = matches!(end.phase, NodePhase::Failed | NodePhase::Skipped);
+        if let Some(token) = token {
+            match (&end.failure, self.fail_immediately()) {
+                (Some(failure), true) => {
+                    // The run fails now; Step Functions cancels every waiting node.
+                    return self.tokens.fail(&token, failure).await;
+                }
+                _ => self.tokens.succeed(&token, id, end.phase).await?,
+            }
+        }
+        for child in self.downstream(id) {
+            let slot = self.store.upstream_ended(&child, failed).await?;
+            if slot.pending == 0 {
+                ready.push((child, slot));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
