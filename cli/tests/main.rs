@@ -4,6 +4,7 @@ mod emulator;
 mod support;
 
 mod blob_store;
+mod cloud_steps;
 
 mod compile;
 mod exec;

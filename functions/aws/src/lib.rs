@@ -8,6 +8,7 @@
 //! - `config`: the `SdkConfig` and clients, built at the edge and passed in;
 //! - `api_client`: SigV4-signed requests to Updraft's HTTPS API (the CLI's remote commands);
 //! - `registry`: registered entities in the stack's DynamoDB table (docs/storage.md);
+//! - `runs`: a cloud run's node state (the node protocol's `RunStore`) and the cache in DynamoDB;
 //! - `deploy`, `queues`: the stack through CloudFormation, and its Batch queues.
 
 pub mod api_client;
@@ -17,5 +18,6 @@ pub mod deploy;
 pub mod files;
 pub mod queues;
 pub mod registry;
+pub mod runs;
 pub mod s3;
 pub mod sdk_error;

@@ -1,0 +1,215 @@
+//! The node protocol of a cloud run (`updraft_core::execution::steps`) over the
+//! real DynamoDB run store and cache (`updraft_aws::runs`) in the emulator: a
+//! fresh table per test, arms and completions racing as separate Lambda
+//! invocations would. Jobs and task tokens are recorded, not run (the node
+//! function's Batch and Step Functions adapters come with cloud execution).
+
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use updraft_aws::runs::{DynamoCache, DynamoRun};
+use updraft_core::compile::{Options, compile_text};
+use updraft_core::execution::node::{NodeFailure, Outputs};
+use updraft_core::execution::steps::{Jobs, Steps, Tokens};
+use updraft_core::literal;
+use updraft_core::ports::{BlobStore, PortError, StoredBlob};
+use updraft_core::proto::core::{CompiledWorkflow, ExecutionId, NodePhase, TaskTemplate};
+use updraft_core::spec::Format;
+
+#[derive(Default)]
+struct Recorded {
+    jobs: Mutex<Vec<String>>,
+    answers: Mutex<Vec<(String, NodePhase)>>,
+}
+
+impl Jobs for Recorded {
+    async fn submit(&self, node: &str, _: &TaskTemplate, _: &Outputs) -> Result<String, PortError> {
+        self.jobs.lock().unwrap().push(node.to_string());
+        Ok(node.to_string())
+    }
+}
+
+impl Tokens for Recorded {
+    async fn succeed(&self, token: &str, _: &str, phase: NodePhase) -> Result<(), PortError> {
+        self.answers.lock().unwrap().push((token.to_string(), phase));
+        Ok(())
+    }
+    async fn fail(&self, token: &str, _: &NodeFailure) -> Result<(), PortError> {
+        self.answers.lock().unwrap().push((token.to_string(), NodePhase::Failed));
+        Ok(())
+    }
+}
+
+struct EveryBlob;
+
+impl BlobStore for EveryBlob {
+    async fn put(&self, _: &Path, _: bool) -> Result<StoredBlob, PortError> {
+        unreachable!()
+    }
+    async fn holds(&self, _: &str, _: &str, _: bool) -> bool {
+        true
+    }
+}
+
+struct Fixture {
+    dynamo: aws_sdk_dynamodb::Client,
+    table: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn fixture() -> Fixture {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(crate::emulator::endpoint())
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    let dynamo = aws_sdk_dynamodb::Client::from_conf(config);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let table = format!("runs-{}-{nanos}", std::process::id());
+    let key =
+        |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
+    let attribute = |name: &str| {
+        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
+    };
+    runtime
+        .block_on(
+            dynamo
+                .create_table()
+                .table_name(&table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .key_schema(key("pk", KeyType::Hash))
+                .key_schema(key("sk", KeyType::Range))
+                .attribute_definitions(attribute("pk"))
+                .attribute_definitions(attribute("sk"))
+                .send(),
+        )
+        .expect("table created");
+    Fixture { dynamo, table, runtime }
+}
+
+fn workflow(nodes: &str) -> CompiledWorkflow {
+    let spec = format!(
+        "tasks:\n  inc: {{image: x, command: [inc], inputs: {{x: int}}, outputs: {{y: int}}, cache: {{version: '1'}}}}\n\
+         workflows:\n  w:\n    inputs: {{x: {{type: int, default: 0}}}}\n    nodes:\n{nodes}"
+    );
+    compile_text(&spec, Format::Yaml, &Options { version: "v1".into(), ..Default::default() })
+        .unwrap()
+        .closure("w")
+        .unwrap()
+}
+
+fn new_run(f: &Fixture, workflow: &CompiledWorkflow, name: &str) -> DynamoRun {
+    let id = ExecutionId { project: "p".into(), domain: "development".into(), name: name.into() };
+    let run = DynamoRun::new(f.dynamo.clone(), &f.table, &id);
+    let counts: Vec<(String, u32)> = workflow
+        .template
+        .as_ref()
+        .unwrap()
+        .nodes
+        .iter()
+        .map(|n| (n.id.clone(), n.upstream_node_ids.len() as u32))
+        .collect();
+    f.runtime.block_on(run.create(&[("x".to_string(), literal::integer(1))].into(), &counts)).unwrap();
+    run
+}
+
+fn y(value: i64) -> Result<Outputs, NodeFailure> {
+    Ok([("y".to_string(), literal::integer(value))].into())
+}
+
+#[test]
+fn a_fan_in_node_starts_once_when_its_twenty_parents_end_concurrently() {
+    let f = fixture();
+    let mut nodes = String::new();
+    let mut parents = Vec::new();
+    for i in 0..20 {
+        nodes.push_str(&format!("      p{i}: {{task: inc, inputs: {{x: {i}}}}}\n"));
+        parents.push(format!("p{i}"));
+    }
+    nodes.push_str(&format!("      child: {{task: inc, inputs: {{x: 100}}, after: [{}]}}\n", parents.join(", ")));
+    let workflow = Arc::new(workflow(&nodes));
+    let run = new_run(&f, &workflow, "fan-in");
+    let recorded = Arc::new(Recorded::default());
+    let cache = DynamoCache::new(f.dynamo.clone(), &f.table);
+    f.runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        // Every node armed and every parent's job ending, all at once, in separate "invocations".
+        for node in parents.iter().cloned().chain(["child".to_string()]) {
+            let (run, cache, workflow, recorded) = (run.clone(), cache.clone(), workflow.clone(), recorded.clone());
+            tasks.spawn(async move {
+                let s = Steps {
+                    workflow: &workflow,
+                    store: &run,
+                    cache: &cache,
+                    blobs: &EveryBlob,
+                    jobs: &*recorded,
+                    tokens: &*recorded,
+                    overwrite_cache: false,
+                };
+                s.arm(&node, &format!("token-{node}")).await.unwrap();
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        for (i, parent) in parents.iter().cloned().enumerate() {
+            let (run, cache, workflow, recorded) = (run.clone(), cache.clone(), workflow.clone(), recorded.clone());
+            tasks.spawn(async move {
+                let s = Steps {
+                    workflow: &workflow,
+                    store: &run,
+                    cache: &cache,
+                    blobs: &EveryBlob,
+                    jobs: &*recorded,
+                    tokens: &*recorded,
+                    overwrite_cache: false,
+                };
+                s.job_ended(&parent, y(i as i64 + 1)).await.unwrap();
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    });
+    let jobs = recorded.jobs.lock().unwrap().clone();
+    assert_eq!(jobs.iter().filter(|j| *j == "child").count(), 1, "claimed once: {jobs:?}");
+    assert_eq!(jobs.len(), 21);
+    assert_eq!(recorded.answers.lock().unwrap().len(), 20, "the child's token waits for its own job");
+}
+
+#[test]
+fn a_second_run_is_answered_from_the_dynamodb_cache_without_jobs() {
+    let f = fixture();
+    let workflow = workflow("      a: {task: inc, inputs: {x: $inputs.x}}\n      b: {task: inc, inputs: {x: $a.y}}\n");
+    let cache = DynamoCache::new(f.dynamo.clone(), &f.table);
+    for (name, expected_jobs) in [("first", 2), ("second", 0)] {
+        let run = new_run(&f, &workflow, name);
+        let recorded = Recorded::default();
+        let s = Steps {
+            workflow: &workflow,
+            store: &run,
+            cache: &cache,
+            blobs: &EveryBlob,
+            jobs: &recorded,
+            tokens: &recorded,
+            overwrite_cache: false,
+        };
+        f.runtime.block_on(async {
+            s.arm("b", "tb").await.unwrap();
+            s.arm("a", "ta").await.unwrap();
+            if expected_jobs > 0 {
+                s.job_ended("a", y(2)).await.unwrap();
+                s.job_ended("b", y(3)).await.unwrap();
+            }
+        });
+        assert_eq!(recorded.jobs.lock().unwrap().len(), expected_jobs, "{name}");
+        let phases: Vec<NodePhase> = recorded.answers.lock().unwrap().iter().map(|(_, p)| *p).collect();
+        let expected = if expected_jobs > 0 { NodePhase::Succeeded } else { NodePhase::Cached };
+        assert_eq!(phases, [expected, expected], "{name}");
+    }
+    let again = DynamoRun::new(
+        f.dynamo.clone(),
+        &f.table,
+        &ExecutionId { project: "p".into(), domain: "development".into(), name: "first".into() },
+    );
+    let created = f.runtime.block_on(again.create(&Outputs::new(), &[]));
+    assert!(matches!(created, Err(PortError::Conflict(_))), "execution names are never reused");
+}

@@ -1,0 +1,299 @@
+//! A cloud run's state and the task-output cache in the metadata table
+//! (docs/storage.md): the `RunStore` of the node protocol
+//! (`updraft_core::execution::steps`) and the `CacheStore`. Every protocol step
+//! is one conditional or atomic write, so concurrent arms and completions of a
+//! run (separate Lambda invocations) keep the protocol's guarantees.
+
+use crate::sdk_error::port_error;
+use aws_sdk_dynamodb::Client as Dynamo;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use std::collections::HashMap;
+use updraft_core::execution::node::Outputs;
+use updraft_core::execution::steps::{NodeEnd, NodeSlot, RunStore, RunValues};
+use updraft_core::ports::{CacheStore, PortError};
+use updraft_core::proto::core::{ExecutionId, LiteralMap};
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn outputs_json(outputs: &Outputs) -> String {
+    let map = LiteralMap { values: outputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect() };
+    serde_json::to_string(&map).expect("literals serialize")
+}
+
+fn outputs_from(item: &Item, attribute: &str) -> Result<Outputs, PortError> {
+    let Some(text) = item.get(attribute).and_then(|v| v.as_s().ok()) else {
+        return Ok(Outputs::new());
+    };
+    let map: LiteralMap = serde_json::from_str(text)
+        .map_err(|e| PortError::Permanent(format!("a stored {attribute} is not a LiteralMap: {e}")))?;
+    Ok(map.values.into_iter().collect())
+}
+
+/// The partition of one execution: its item and one item per node.
+pub fn execution_key(id: &ExecutionId) -> String {
+    format!("EXEC#{}#{}#{}", id.project, id.domain, id.name)
+}
+
+fn node_key(node: &str) -> String {
+    format!("NODE#{node}")
+}
+
+/// One run's state: the execution item and its node items.
+#[derive(Clone)]
+pub struct DynamoRun {
+    dynamo: Dynamo,
+    table: String,
+    partition: String,
+}
+
+impl DynamoRun {
+    pub fn new(dynamo: Dynamo, table: impl Into<String>, execution: &ExecutionId) -> Self {
+        DynamoRun { dynamo, table: table.into(), partition: execution_key(execution) }
+    }
+
+    /// Writes a new run: its inputs and, per node, how many upstream nodes it waits
+    /// for. A run of that name exists already: `Conflict` (names are never reused),
+    /// and nothing is written.
+    pub async fn create(&self, inputs: &Outputs, upstream_counts: &[(String, u32)]) -> Result<(), PortError> {
+        let created = self
+            .dynamo
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&self.partition))
+            .item("sk", s("EXEC"))
+            .item("run_inputs", s(outputs_json(inputs)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                return Err(PortError::Conflict(format!("the execution {} exists already", self.partition)));
+            }
+            Err(e) => return Err(port_error("creating the execution", &e)),
+        }
+        for (node, pending) in upstream_counts {
+            self.dynamo
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(&self.partition))
+                .item("sk", s(node_key(node)))
+                .item("node", s(node))
+                .item("pending_upstream", AttributeValue::N(pending.to_string()))
+                .send()
+                .await
+                .map_err(|e| port_error("creating a node", &e))?;
+        }
+        Ok(())
+    }
+
+    fn slot_of(item: &Item) -> NodeSlot {
+        NodeSlot {
+            pending: item.get("pending_upstream").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
+            token: item.get("task_token").and_then(|v| v.as_s().ok()).cloned(),
+            skip: item.get("upstream_failed").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        }
+    }
+
+    async fn update(
+        &self,
+        node: &str,
+        expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<NodeSlot, PortError> {
+        let mut update = self
+            .dynamo
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&self.partition))
+            .key("sk", s(node_key(node)))
+            .update_expression(expression)
+            // A node item exists from the run's creation: never create one here.
+            .condition_expression("attribute_exists(pk)")
+            .return_values(ReturnValue::AllNew);
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        let answer = update.send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) {
+                PortError::Invalid(format!("the run {} has no node {node}", self.partition))
+            } else {
+                port_error("updating a node", &e)
+            }
+        })?;
+        Ok(answer.attributes.as_ref().map(Self::slot_of).unwrap_or_default())
+    }
+
+    /// Whether a conditional write lost its condition (`Ok(false)`) or was made.
+    async fn conditional(
+        &self,
+        node: &str,
+        expression: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool, PortError> {
+        let mut update = self
+            .dynamo
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&self.partition))
+            .key("sk", s(node_key(node)))
+            .update_expression(expression)
+            .condition_expression(condition);
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(port_error("updating a node", &e)),
+        }
+    }
+}
+
+impl RunStore for DynamoRun {
+    async fn arm(&self, node: &str, token: &str) -> Result<NodeSlot, PortError> {
+        self.update(node, "SET task_token = :token", vec![(":token", s(token))]).await
+    }
+
+    async fn upstream_ended(&self, node: &str, failed: bool) -> Result<NodeSlot, PortError> {
+        let minus_one = (":one", AttributeValue::N("-1".into()));
+        if failed {
+            self.update(node, "ADD pending_upstream :one SET upstream_failed = :yes", vec![minus_one, (":yes", AttributeValue::Bool(true))])
+                .await
+        } else {
+            self.update(node, "ADD pending_upstream :one", vec![minus_one]).await
+        }
+    }
+
+    async fn slot(&self, node: &str) -> Result<NodeSlot, PortError> {
+        let answer = self
+            .dynamo
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&self.partition))
+            .key("sk", s(node_key(node)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("reading a node", &e))?;
+        Ok(answer.item.as_ref().map(Self::slot_of).unwrap_or_default())
+    }
+
+    async fn claim(&self, node: &str) -> Result<bool, PortError> {
+        self.conditional(
+            node,
+            "SET claimed = :yes",
+            "attribute_exists(pk) AND attribute_not_exists(claimed)",
+            vec![(":yes", AttributeValue::Bool(true))],
+        )
+        .await
+    }
+
+    async fn end(&self, node: &str, end: &NodeEnd) -> Result<bool, PortError> {
+        let phase = end.phase.as_str_name().to_string();
+        let mut values = vec![
+            (":phase", s(phase)),
+            (":outputs", s(outputs_json(&end.outputs))),
+            (":at", s(chrono::Utc::now().to_rfc3339())),
+        ];
+        let mut expression = "SET node_phase = :phase, node_outputs = :outputs, ended_at = :at".to_string();
+        if let Some(failure) = &end.failure {
+            expression.push_str(", failure_code = :code, failure_message = :message");
+            values.push((":code", s(failure.code.as_str())));
+            values.push((":message", s(&failure.message)));
+        }
+        self.conditional(node, &expression, "attribute_exists(pk) AND attribute_not_exists(node_phase)", values).await
+    }
+
+    async fn values(&self) -> Result<RunValues, PortError> {
+        let mut values = RunValues::default();
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamo
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(&self.partition))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| port_error("reading the run", &e))?;
+            for item in page.items() {
+                let sk = item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
+                if sk == "EXEC" {
+                    values.inputs = outputs_from(item, "run_inputs")?;
+                } else if let Some(node) = sk.strip_prefix("NODE#")
+                    && item.contains_key("node_phase")
+                {
+                    values.outputs.insert(node.to_string(), outputs_from(item, "node_outputs")?);
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(values);
+            }
+        }
+    }
+}
+
+/// Task outputs by cache key, one item per key (`CACHE#<key>`).
+#[derive(Clone)]
+pub struct DynamoCache {
+    dynamo: Dynamo,
+    table: String,
+}
+
+impl DynamoCache {
+    pub fn new(dynamo: Dynamo, table: impl Into<String>) -> Self {
+        DynamoCache { dynamo, table: table.into() }
+    }
+}
+
+impl CacheStore for DynamoCache {
+    async fn get(&self, key: &str) -> Result<Option<Outputs>, PortError> {
+        let answer = self
+            .dynamo
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CACHE#{key}")))
+            .key("sk", s("CACHE"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("reading the cache", &e))?;
+        answer.item.as_ref().map(|item| outputs_from(item, "outputs")).transpose()
+    }
+
+    async fn put(&self, key: &str, outputs: &Outputs) -> Result<(), PortError> {
+        self.dynamo
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("CACHE#{key}")))
+            .item("sk", s("CACHE"))
+            .item("outputs", s(outputs_json(outputs)))
+            .item("created_at", s(chrono::Utc::now().to_rfc3339()))
+            .send()
+            .await
+            .map_err(|e| port_error("writing the cache", &e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), PortError> {
+        self.dynamo
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CACHE#{key}")))
+            .key("sk", s("CACHE"))
+            .send()
+            .await
+            .map_err(|e| port_error("deleting a cache entry", &e))?;
+        Ok(())
+    }
+}
