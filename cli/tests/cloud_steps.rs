@@ -7,7 +7,7 @@
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use updraft_aws::runs::{DynamoCache, DynamoRun};
+use updraft_aws::runs::{DynamoCache, DynamoRun, Launch};
 use updraft_core::compile::{Options, compile_text};
 use updraft_core::execution::node::{NodeFailure, Outputs};
 use updraft_core::execution::steps::{Jobs, Steps, Tokens};
@@ -111,7 +111,10 @@ fn new_run(f: &Fixture, workflow: &CompiledWorkflow, name: &str) -> DynamoRun {
         .iter()
         .map(|n| (n.id.clone(), n.upstream_node_ids.len() as u32))
         .collect();
-    f.runtime.block_on(run.create(&[("x".to_string(), literal::integer(1))].into(), &counts)).unwrap();
+    let (id, inputs) =
+        (workflow.template.as_ref().unwrap().id.clone().unwrap(), [("x".to_string(), literal::integer(1))].into());
+    let launch = Launch { workflow: &id, inputs: &inputs, upstream_counts: &counts, overwrite_cache: false };
+    f.runtime.block_on(run.create(&launch)).unwrap();
     run
 }
 
@@ -210,6 +213,8 @@ fn a_second_run_is_answered_from_the_dynamodb_cache_without_jobs() {
         &f.table,
         &ExecutionId { project: "p".into(), domain: "development".into(), name: "first".into() },
     );
-    let created = f.runtime.block_on(again.create(&Outputs::new(), &[]));
+    let (id, none) = (workflow.template.as_ref().unwrap().id.clone().unwrap(), Outputs::new());
+    let launch = Launch { workflow: &id, inputs: &none, upstream_counts: &[], overwrite_cache: false };
+    let created = f.runtime.block_on(again.create(&launch));
     assert!(matches!(created, Err(PortError::Conflict(_))), "execution names are never reused");
 }

@@ -72,7 +72,13 @@ fn lambda_retry() -> Value {
     }])
 }
 
-fn node_state(node_id: &str, targets: &Targets) -> Value {
+/// The workflow version a state machine runs: a constant of its payloads, so the
+/// node function knows which registered closure to read.
+fn workflow_constant(id: &Identifier) -> Value {
+    json!({"project": id.project, "domain": id.domain, "name": id.name, "version": id.version})
+}
+
+fn node_state(node_id: &str, workflow: &Value, targets: &Targets) -> Value {
     json!({
         "Type": "Task",
         "Comment": "armed by the node function; answered when the node ends (docs/cloud-execution.md)",
@@ -81,6 +87,7 @@ fn node_state(node_id: &str, targets: &Targets) -> Value {
             "FunctionName": targets.node_function_arn,
             "Payload": {
                 "action": "arm",
+                "workflow": workflow,
                 "execution.$": "$$.Execution.Name",
                 "node": node_id,
                 "token.$": "$$.Task.Token"
@@ -93,8 +100,9 @@ fn node_state(node_id: &str, targets: &Targets) -> Value {
     })
 }
 
-fn finish_state(outcome: &str, targets: &Targets, next: Option<&str>) -> Value {
-    let mut payload = json!({"action": "finish", "execution.$": "$$.Execution.Name", "outcome": outcome});
+fn finish_state(outcome: &str, workflow: &Value, targets: &Targets, next: Option<&str>) -> Value {
+    let mut payload =
+        json!({"action": "finish", "workflow": workflow, "execution.$": "$$.Execution.Name", "outcome": outcome});
     if outcome == "failed" {
         payload["error.$"] = json!("$.error");
     }
@@ -116,17 +124,18 @@ fn finish_state(outcome: &str, targets: &Targets, next: Option<&str>) -> Value {
 pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Value, StateMachineError> {
     let template = workflow.template.clone().unwrap_or_default();
     let id = template.id.clone().unwrap_or_default();
+    let workflow_id = workflow_constant(&id);
     let branches: Vec<Value> = template
         .nodes
         .iter()
         .map(|node| {
             let name = state_name(&node.id);
-            json!({"StartAt": name, "States": {name: node_state(&node.id, targets)}})
+            json!({"StartAt": name, "States": {name: node_state(&node.id, &workflow_id, targets)}})
         })
         .collect();
     let mut states = serde_json::Map::new();
     if branches.is_empty() {
-        states.insert("Finish".into(), finish_state("succeeded", targets, None));
+        states.insert("Finish".into(), finish_state("succeeded", &workflow_id, targets, None));
     } else {
         states.insert(
             "Nodes".into(),
@@ -139,8 +148,8 @@ pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Valu
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Record failure"}]
             }),
         );
-        states.insert("Finish".into(), finish_state("succeeded", targets, None));
-        states.insert("Record failure".into(), finish_state("failed", targets, Some("Failed")));
+        states.insert("Finish".into(), finish_state("succeeded", &workflow_id, targets, None));
+        states.insert("Record failure".into(), finish_state("failed", &workflow_id, targets, Some("Failed")));
         states.insert(
             "Failed".into(),
             json!({"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}),

@@ -42,6 +42,15 @@ fn node_key(node: &str) -> String {
     format!("NODE#{node}")
 }
 
+/// What a launch writes.
+pub struct Launch<'a> {
+    pub workflow: &'a updraft_core::proto::core::Identifier,
+    pub inputs: &'a Outputs,
+    /// Per node, how many upstream nodes it waits for.
+    pub upstream_counts: &'a [(String, u32)],
+    pub overwrite_cache: bool,
+}
+
 /// One run's state: the execution item and its node items.
 #[derive(Clone)]
 pub struct DynamoRun {
@@ -58,14 +67,20 @@ impl DynamoRun {
     /// Writes a new run: its inputs and, per node, how many upstream nodes it waits
     /// for. A run of that name exists already: `Conflict` (names are never reused),
     /// and nothing is written.
-    pub async fn create(&self, inputs: &Outputs, upstream_counts: &[(String, u32)]) -> Result<(), PortError> {
+    pub async fn create(&self, launch: &Launch<'_>) -> Result<(), PortError> {
+        let workflow = launch.workflow;
         let created = self
             .dynamo
             .put_item()
             .table_name(&self.table)
             .item("pk", s(&self.partition))
             .item("sk", s("EXEC"))
-            .item("run_inputs", s(outputs_json(inputs)))
+            .item("run_inputs", s(outputs_json(launch.inputs)))
+            .item("workflow_name", s(&workflow.name))
+            .item("workflow_version", s(&workflow.version))
+            .item("run_phase", s("RUNNING"))
+            .item("created_at", s(chrono::Utc::now().to_rfc3339()))
+            .item("overwrite_cache", AttributeValue::Bool(launch.overwrite_cache))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
@@ -76,7 +91,7 @@ impl DynamoRun {
             }
             Err(e) => return Err(port_error("creating the execution", &e)),
         }
-        for (node, pending) in upstream_counts {
+        for (node, pending) in launch.upstream_counts {
             self.dynamo
                 .put_item()
                 .table_name(&self.table)
@@ -89,6 +104,88 @@ impl DynamoRun {
                 .map_err(|e| port_error("creating a node", &e))?;
         }
         Ok(())
+    }
+
+    /// Whether the launch asked to run every task and replace its cache entries.
+    pub async fn overwrite_cache(&self) -> Result<bool, PortError> {
+        let item = self.execution_item().await?;
+        Ok(item.and_then(|i| i.get("overwrite_cache").and_then(|v| v.as_bool().ok()).copied()).unwrap_or(false))
+    }
+
+    async fn execution_item(&self) -> Result<Option<Item>, PortError> {
+        let answer = self
+            .dynamo
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&self.partition))
+            .key("sk", s("EXEC"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("reading the execution", &e))?;
+        Ok(answer.item)
+    }
+
+    /// Records the end of the run (the state machine's Finish or Record failure step).
+    pub async fn finish(&self, succeeded: bool, error: &serde_json::Value) -> Result<(), PortError> {
+        let phase = if succeeded { "SUCCEEDED" } else { "FAILED" };
+        let mut update = self
+            .dynamo
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&self.partition))
+            .key("sk", s("EXEC"))
+            .update_expression("SET run_phase = :phase, ended_at = :at, run_error = :error")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":phase", s(phase))
+            .expression_attribute_values(":at", s(chrono::Utc::now().to_rfc3339()));
+        update = update.expression_attribute_values(":error", s(error.to_string()));
+        update.send().await.map_err(|e| port_error("recording the end of the run", &e))?;
+        Ok(())
+    }
+
+    /// The run as stored: the execution item and its node items, as JSON objects
+    /// of their attributes (the API shapes them into the IDL).
+    pub async fn record(&self) -> Result<Option<(serde_json::Value, Vec<serde_json::Value>)>, PortError> {
+        let mut execution = None;
+        let mut nodes = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamo
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(&self.partition))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| port_error("reading the run", &e))?;
+            for item in page.items() {
+                let object: serde_json::Map<String, serde_json::Value> = item
+                    .iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "pk" | "task_token" | "claimed"))
+                    .map(|(k, v)| {
+                        let value = match v {
+                            AttributeValue::S(text) => serde_json::Value::String(text.clone()),
+                            AttributeValue::N(n) => serde_json::json!(n.parse::<i64>().unwrap_or_default()),
+                            AttributeValue::Bool(b) => serde_json::Value::Bool(*b),
+                            _ => serde_json::Value::Null,
+                        };
+                        (k.clone(), value)
+                    })
+                    .collect();
+                match item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) {
+                    Some("EXEC") => execution = Some(serde_json::Value::Object(object)),
+                    _ => nodes.push(serde_json::Value::Object(object)),
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(execution.map(|e| (e, nodes)));
+            }
+        }
     }
 
     fn slot_of(item: &Item) -> NodeSlot {
@@ -163,8 +260,12 @@ impl RunStore for DynamoRun {
     async fn upstream_ended(&self, node: &str, failed: bool) -> Result<NodeSlot, PortError> {
         let minus_one = (":one", AttributeValue::N("-1".into()));
         if failed {
-            self.update(node, "ADD pending_upstream :one SET upstream_failed = :yes", vec![minus_one, (":yes", AttributeValue::Bool(true))])
-                .await
+            self.update(
+                node,
+                "ADD pending_upstream :one SET upstream_failed = :yes",
+                vec![minus_one, (":yes", AttributeValue::Bool(true))],
+            )
+            .await
         } else {
             self.update(node, "ADD pending_upstream :one", vec![minus_one]).await
         }

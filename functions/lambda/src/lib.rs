@@ -5,5 +5,6 @@
 
 pub mod api;
 pub mod health;
+pub mod node;
 pub mod placeholder;
 pub mod provision;

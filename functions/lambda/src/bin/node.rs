@@ -1,11 +1,25 @@
-//! Lambda entry point of the node function: a placeholder until the control plane (see `placeholder`).
+//! Lambda entry point of the node function: state machines' `{action: arm|finish}`
+//! and Batch job state changes in, the node protocol out (see `updraft_functions::node`).
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
+use updraft_aws::config::{dynamodb_client, s3_client, sdk_config};
+use updraft_aws::registry::DynamoRegistry;
+use updraft_functions::node::{self, NodeConfig, NodeServices};
 
 fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(run(service_fn(|event: LambdaEvent<Value>| async move {
-        updraft_functions::placeholder::respond("node", &event.payload).map_err(Error::from)
-    })))
+    runtime.block_on(async {
+        let config = NodeConfig::from_env()?;
+        let sdk = sdk_config(None, None).await;
+        let (dynamo, s3) = (dynamodb_client(&sdk), s3_client(&sdk));
+        let registry = DynamoRegistry::new(dynamo.clone(), s3.clone(), &config.table, &config.bucket);
+        let (batch, sfn) = (aws_sdk_batch::Client::new(&sdk), aws_sdk_sfn::Client::new(&sdk));
+        let services = &NodeServices { registry, dynamo, s3, batch, sfn, config };
+        run(service_fn(move |event: LambdaEvent<Value>| async move {
+            node::handle(services, &event.payload).await.map_err(Error::from)
+        }))
+        .await
+    })
 }

@@ -1,0 +1,401 @@
+//! The node function: the node protocol of docs/cloud-execution.md on AWS.
+//! Step Functions calls it to arm a node (`{action: arm}`) and to finish a run
+//! (`{action: finish}`); EventBridge brings it Batch "Job State Change" events
+//! of the nodes' jobs. Every decision is `updraft_core::execution::steps`'; this
+//! module only reads events and fills the ports: the run in DynamoDB, jobs in
+//! Batch, task tokens in Step Functions, blobs in S3.
+
+use aws_sdk_sfn::error::ProvideErrorMetadata;
+use serde_json::{Value, json};
+use updraft_aws::runs::{DynamoCache, DynamoRun};
+use updraft_aws::s3::{self, S3Uri};
+use updraft_aws::sdk_error::port_error;
+use updraft_core::execution::contract::{ErrorDocument, OutputsDocument};
+use updraft_core::execution::failure::{self, FailureCode};
+use updraft_core::execution::node::{NodeFailure, Outputs};
+use updraft_core::execution::steps::{Jobs, Steps, Tokens};
+use updraft_core::job_definition::job_definition_name;
+use updraft_core::ports::{BlobStore, Entity, PortError, Registry, StoredBlob};
+use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap, NodePhase, ResourceType, TaskTemplate};
+
+/// The node function's settings, from the variables the template sets.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub table: String,
+    pub bucket: String,
+    pub name_prefix: String,
+    pub cpu_queue: String,
+    pub gpu_queue: String,
+}
+
+impl NodeConfig {
+    pub fn from_env() -> Result<NodeConfig, String> {
+        let required = |name: &str| {
+            std::env::var(name)
+                .map_err(|_| format!("{name} is not set (infra/template.yaml sets it on the node function)"))
+        };
+        Ok(NodeConfig {
+            table: required("UPDRAFT_TABLE")?,
+            bucket: required("UPDRAFT_BUCKET")?,
+            name_prefix: required("UPDRAFT_NAME_PREFIX")?,
+            cpu_queue: required("UPDRAFT_CPU_QUEUE")?,
+            gpu_queue: required("UPDRAFT_GPU_QUEUE")?,
+        })
+    }
+}
+
+/// Which run and workflow an event is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRef {
+    pub execution: ExecutionId,
+    pub workflow: Identifier,
+}
+
+/// What the node function is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeEvent {
+    Arm {
+        run: RunRef,
+        node: String,
+        token: String,
+    },
+    Finish {
+        run: RunRef,
+        succeeded: bool,
+        error: Value,
+    },
+    /// A node's Batch job reached SUCCEEDED or FAILED.
+    JobEnded {
+        run: RunRef,
+        node: String,
+        succeeded: bool,
+        exit_code: Option<i64>,
+        reason: String,
+        log_stream: String,
+    },
+}
+
+fn text(value: &Value, pointer: &str) -> String {
+    value.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// The run a state's payload names: the workflow is a constant of its state
+/// machine, the execution name Step Functions' own.
+fn run_of_payload(event: &Value) -> RunRef {
+    let workflow = Identifier {
+        resource_type: ResourceType::Workflow as i32,
+        project: text(event, "/workflow/project"),
+        domain: text(event, "/workflow/domain"),
+        name: text(event, "/workflow/name"),
+        version: text(event, "/workflow/version"),
+    };
+    let execution = ExecutionId {
+        project: workflow.project.clone(),
+        domain: workflow.domain.clone(),
+        name: text(event, "/execution"),
+    };
+    RunRef { execution, workflow }
+}
+
+/// A job's parameters carry its run and node (set at submission).
+const PARAMETERS: [&str; 6] =
+    ["updraft_project", "updraft_domain", "updraft_execution", "updraft_node", "updraft_workflow", "updraft_version"];
+
+pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
+    if event.get("detail-type").and_then(Value::as_str) == Some("Batch Job State Change") {
+        let detail = &event["detail"];
+        let p = |name: &str| text(detail, &format!("/parameters/{name}"));
+        if PARAMETERS.iter().any(|name| p(name).is_empty()) {
+            return Err(format!("job {} is not a node's job (no updraft parameters)", text(detail, "/jobName")));
+        }
+        let run = RunRef {
+            execution: ExecutionId {
+                project: p("updraft_project"),
+                domain: p("updraft_domain"),
+                name: p("updraft_execution"),
+            },
+            workflow: Identifier {
+                resource_type: ResourceType::Workflow as i32,
+                project: p("updraft_project"),
+                domain: p("updraft_domain"),
+                name: p("updraft_workflow"),
+                version: p("updraft_version"),
+            },
+        };
+        let status = text(detail, "/status");
+        if status != "SUCCEEDED" && status != "FAILED" {
+            return Err(format!("job status {status} is not an end"));
+        }
+        return Ok(NodeEvent::JobEnded {
+            run,
+            node: p("updraft_node"),
+            succeeded: status == "SUCCEEDED",
+            exit_code: detail.pointer("/container/exitCode").and_then(Value::as_i64),
+            reason: text(detail, "/statusReason"),
+            log_stream: text(detail, "/container/logStreamName"),
+        });
+    }
+    match event.get("action").and_then(Value::as_str) {
+        Some("arm") => {
+            Ok(NodeEvent::Arm { run: run_of_payload(event), node: text(event, "/node"), token: text(event, "/token") })
+        }
+        Some("finish") => Ok(NodeEvent::Finish {
+            run: run_of_payload(event),
+            succeeded: text(event, "/outcome") == "succeeded",
+            error: event.get("error").cloned().unwrap_or(Value::Null),
+        }),
+        _ => Err("the node function takes {action: arm|finish} from state machines and Batch job state changes".into()),
+    }
+}
+
+/// The AWS clients the node function uses.
+pub struct NodeServices<R> {
+    pub registry: R,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub batch: aws_sdk_batch::Client,
+    pub sfn: aws_sdk_sfn::Client,
+    pub config: NodeConfig,
+}
+
+/// Where a node's job keeps its inputs document and outputs.
+fn node_prefix(bucket: &str, run: &RunRef, node: &str) -> S3Uri {
+    let e = &run.execution;
+    S3Uri { bucket: bucket.into(), key: format!("runs/{}/{}/{}/{node}/", e.project, e.domain, e.name) }
+}
+
+struct BatchJobs<'a> {
+    batch: &'a aws_sdk_batch::Client,
+    s3: &'a aws_sdk_s3::Client,
+    config: &'a NodeConfig,
+    run: &'a RunRef,
+}
+
+impl Jobs for BatchJobs<'_> {
+    async fn submit(&self, node: &str, task: &TaskTemplate, inputs: &Outputs) -> Result<String, PortError> {
+        let prefix = node_prefix(&self.config.bucket, self.run, node);
+        let inputs_uri = prefix.join("inputs.json");
+        let document = LiteralMap { values: inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect() };
+        let bytes = serde_json::to_vec(&document).expect("literals serialize");
+        s3::put_bytes(self.s3, &inputs_uri, bytes, "application/json").await.map_err(PortError::from)?;
+        let id = task.id.clone().unwrap_or_default();
+        let definition = job_definition_name(&self.config.name_prefix, &id.project, &id.domain, &id.name, &id.version);
+        let gpu = task.resources.and_then(|r| r.requests).is_some_and(|r| r.gpu > 0);
+        let queue = if gpu { &self.config.gpu_queue } else { &self.config.cpu_queue };
+        let e = &self.run.execution;
+        let env =
+            |name: &str, value: String| aws_sdk_batch::types::KeyValuePair::builder().name(name).value(value).build();
+        let overrides = aws_sdk_batch::types::ContainerOverrides::builder()
+            .environment(env("UPDRAFT_INPUTS_URI", inputs_uri.to_string()))
+            .environment(env("UPDRAFT_OUTPUT_PREFIX", prefix.to_string()))
+            .environment(env("UPDRAFT_EXECUTION_ID", e.name.clone()))
+            .environment(env("UPDRAFT_NODE_ID", node.to_string()))
+            .build();
+        let values =
+            [&e.project, &e.domain, &e.name, &node.to_string(), &self.run.workflow.name, &self.run.workflow.version];
+        let mut request = self
+            .batch
+            .submit_job()
+            .job_name(job_name(&e.name, node))
+            .job_queue(queue)
+            .job_definition(definition)
+            .container_overrides(overrides);
+        for (name, value) in PARAMETERS.iter().zip(values) {
+            request = request.parameters(*name, value.as_str());
+        }
+        let submitted = request.send().await.map_err(|e| port_error(&format!("submitting the job of {node}"), &e))?;
+        Ok(submitted.job_id().unwrap_or_default().to_string())
+    }
+}
+
+/// Batch job names: letters, digits, `-` and `_`, at most 128.
+fn job_name(execution: &str, node: &str) -> String {
+    let raw = format!("{execution}-{node}");
+    raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(128).collect()
+}
+
+struct SfnTokens<'a> {
+    sfn: &'a aws_sdk_sfn::Client,
+}
+
+/// A token whose execution ended (stopped, timed out, failed elsewhere) cannot be answered: nothing waits for it.
+fn gone<E>(e: &aws_sdk_sfn::error::SdkError<E, aws_sdk_sfn::config::http::HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    matches!(e.code(), Some("TaskDoesNotExist" | "TaskTimedOut" | "InvalidToken"))
+}
+
+impl Tokens for SfnTokens<'_> {
+    async fn succeed(&self, token: &str, node: &str, phase: NodePhase) -> Result<(), PortError> {
+        let output = json!({"node": node, "phase": phase.as_str_name()}).to_string();
+        match self.sfn.send_task_success().task_token(token).output(output).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if gone(&e) => Ok(()),
+            Err(e) => Err(port_error(&format!("answering the token of {node}"), &e)),
+        }
+    }
+
+    async fn fail(&self, token: &str, failure: &NodeFailure) -> Result<(), PortError> {
+        let answered = self
+            .sfn
+            .send_task_failure()
+            .task_token(token)
+            .error(failure.code.as_str())
+            .cause(failure.message.chars().take(32_000).collect::<String>())
+            .send()
+            .await;
+        match answered {
+            Ok(_) => Ok(()),
+            Err(e) if gone(&e) => Ok(()),
+            Err(e) => Err(port_error("failing a node's token", &e)),
+        }
+    }
+}
+
+/// Blobs in S3: a file is there, or a directory has objects under its prefix.
+struct S3Blobs<'a> {
+    s3: &'a aws_sdk_s3::Client,
+}
+
+impl BlobStore for S3Blobs<'_> {
+    async fn put(&self, path: &std::path::Path, _: bool) -> Result<StoredBlob, PortError> {
+        Err(PortError::Permanent(format!("the node function stores no blobs ({})", path.display())))
+    }
+
+    async fn holds(&self, uri: &str, _digest: &str, is_dir: bool) -> bool {
+        let Ok(uri) = S3Uri::parse(uri) else { return false };
+        if is_dir {
+            return s3::list_prefix(self.s3, &uri).await.is_ok_and(|keys| !keys.is_empty());
+        }
+        s3::exists(self.s3, &uri).await.unwrap_or(false)
+    }
+}
+
+/// The outputs a succeeded job recorded, or why they cannot be used.
+async fn job_outputs(s3_client: &aws_sdk_s3::Client, prefix: &S3Uri) -> Result<Outputs, NodeFailure> {
+    let bad = |message: String| NodeFailure::new(FailureCode::BadOutputs, message);
+    let bytes = s3::get_bytes(s3_client, &prefix.join("outputs.json"))
+        .await
+        .map_err(|e| bad(format!("the job succeeded but its outputs.json cannot be read: {e}")))?;
+    let document: OutputsDocument =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("outputs.json is not an outputs document: {e}")))?;
+    document
+        .outputs
+        .into_iter()
+        .map(|(name, entry)| match entry.value {
+            Some(value) => Ok((name, value)),
+            None => Err(bad(format!("output {name} is stored by reference, which cloud runs do not read yet"))),
+        })
+        .collect()
+}
+
+/// Why a job failed: `error.json` when `updraft exec` wrote one, else the exit code and Batch's reason.
+async fn job_failure(
+    s3_client: &aws_sdk_s3::Client,
+    prefix: &S3Uri,
+    exit_code: Option<i64>,
+    reason: &str,
+    log_stream: &str,
+) -> NodeFailure {
+    let logs = if log_stream.is_empty() { String::new() } else { format!(" (log stream {log_stream})") };
+    if let Ok(bytes) = s3::get_bytes(s3_client, &prefix.join("error.json")).await
+        && let Ok(document) = serde_json::from_slice::<ErrorDocument>(&bytes)
+    {
+        let code =
+            FailureCode::ALL.into_iter().find(|c| c.as_str() == document.code).unwrap_or(FailureCode::NonZeroExit);
+        return NodeFailure::new(code, format!("{}{logs}", document.message));
+    }
+    let code = match exit_code {
+        Some(exit) => failure::from_exit_code(exit.clamp(0, 255) as u8),
+        None => FailureCode::CannotStart,
+    };
+    let exit = exit_code.map(|c| format!("exit code {c}: ")).unwrap_or_default();
+    NodeFailure::new(code, format!("{exit}{reason}{logs}"))
+}
+
+/// Handles one event; the result is what Step Functions' `lambda:invoke` sees.
+pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> Result<Value, String> {
+    let event = parse_event(event)?;
+    let run = match &event {
+        NodeEvent::Arm { run, .. } | NodeEvent::Finish { run, .. } | NodeEvent::JobEnded { run, .. } => run.clone(),
+    };
+    let store = DynamoRun::new(services.dynamo.clone(), &services.config.table, &run.execution);
+    if let NodeEvent::Finish { succeeded, error, .. } = &event {
+        store.finish(*succeeded, error).await.map_err(|e| e.to_string())?;
+        return Ok(json!({"execution": run.execution.name, "succeeded": succeeded}));
+    }
+    let Some(Entity::Workflow(workflow)) = services.registry.get(&run.workflow).await.map_err(|e| e.to_string())?
+    else {
+        return Err(format!("workflow {} version {} is not registered", run.workflow.name, run.workflow.version));
+    };
+    let cache = DynamoCache::new(services.dynamo.clone(), &services.config.table);
+    let jobs = BatchJobs { batch: &services.batch, s3: &services.s3, config: &services.config, run: &run };
+    let tokens = SfnTokens { sfn: &services.sfn };
+    let blobs = S3Blobs { s3: &services.s3 };
+    let overwrite_cache = store.overwrite_cache().await.map_err(|e| e.to_string())?;
+    let steps = Steps {
+        workflow: &workflow,
+        store: &store,
+        cache: &cache,
+        blobs: &blobs,
+        jobs: &jobs,
+        tokens: &tokens,
+        overwrite_cache,
+    };
+    match event {
+        NodeEvent::Arm { node, token, .. } => steps.arm(&node, &token).await.map_err(|e| e.to_string())?,
+        NodeEvent::JobEnded { node, succeeded, exit_code, reason, log_stream, .. } => {
+            let prefix = node_prefix(&services.config.bucket, &run, &node);
+            let result = if succeeded {
+                job_outputs(&services.s3, &prefix).await
+            } else {
+                Err(job_failure(&services.s3, &prefix, exit_code, &reason, &log_stream).await)
+            };
+            steps.job_ended(&node, result).await.map_err(|e| e.to_string())?;
+        }
+        NodeEvent::Finish { .. } => unreachable!("handled above"),
+    }
+    Ok(json!({"execution": run.execution.name}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_payloads_and_batch_events_are_read() {
+        let arm = json!({"action": "arm", "execution": "e1", "node": "fit", "token": "t",
+                         "workflow": {"project": "p", "domain": "development", "name": "train", "version": "v1"}});
+        let NodeEvent::Arm { run, node, token } = parse_event(&arm).unwrap() else { panic!() };
+        assert_eq!(
+            (run.execution.name.as_str(), run.workflow.version.as_str(), node.as_str(), token.as_str()),
+            ("e1", "v1", "fit", "t")
+        );
+        let parameters: serde_json::Map<String, Value> =
+            PARAMETERS.iter().map(|p| (p.to_string(), json!(format!("{p}-value")))).collect();
+        let job = json!({"detail-type": "Batch Job State Change", "source": "aws.batch",
+            "detail": {"status": "FAILED", "statusReason": "Essential container in task exited", "parameters": parameters,
+                       "container": {"exitCode": 3, "logStreamName": "fit/default/abc"}}});
+        let NodeEvent::JobEnded { node, succeeded, exit_code, log_stream, .. } = parse_event(&job).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (node.as_str(), succeeded, exit_code, log_stream.as_str()),
+            ("updraft_node-value", false, Some(3), "fit/default/abc")
+        );
+        let mut running = job.clone();
+        running["detail"]["status"] = json!("RUNNING");
+        assert!(parse_event(&running).is_err(), "only ends complete nodes");
+        assert!(
+            parse_event(&json!({"detail-type": "Batch Job State Change", "detail": {"status": "FAILED"}})).is_err()
+        );
+        assert!(parse_event(&json!({"hello": 1})).is_err());
+    }
+
+    #[test]
+    fn job_names_keep_to_batchs_alphabet() {
+        assert_eq!(job_name("20261127-abc.1", "fit"), "20261127-abc_1-fit");
+        assert_eq!(job_name(&"e".repeat(200), "n").len(), 128);
+    }
+}
