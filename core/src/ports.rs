@@ -7,7 +7,7 @@
 use crate::execution::node::Outputs;
 use crate::proto::api::{EntitySummary, NamedEntity, Project};
 use crate::proto::core::{
-    CompiledWorkflow, Execution, Identifier, LaunchPlanSpec, NodeExecution, ResourceType, TaskTemplate,
+    CompiledWorkflow, Execution, ExecutionId, Identifier, LaunchPlanSpec, NodeExecution, ResourceType, TaskTemplate,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -265,6 +265,24 @@ pub trait Provisioner: Send + Sync {
         name: &str,
         definition: &Value,
     ) -> impl Future<Output = Result<String, PortError>> + Send;
+}
+
+/// Cloud runs: launched from a registered workflow version, read back from their records.
+pub trait Runs: Send + Sync {
+    /// Records the run (its inputs and nodes) and starts its state machine. A run
+    /// of that name exists: `Conflict`, and nothing is started.
+    fn launch(
+        &self,
+        execution: &ExecutionId,
+        workflow: &CompiledWorkflow,
+        inputs: &Outputs,
+        overwrite_cache: bool,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// The run and its nodes as recorded, or `None`.
+    fn get(
+        &self,
+        execution: &ExecutionId,
+    ) -> impl Future<Output = Result<Option<(Execution, Vec<NodeExecution>)>, PortError>> + Send;
 }
 
 /// What drives a workflow's DAG in the cloud (Step Functions).

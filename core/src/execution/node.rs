@@ -87,6 +87,22 @@ pub fn launch_inputs(workflow: &WorkflowTemplate, mut given: Outputs) -> Result<
     Ok(given)
 }
 
+/// A launch's inputs checked before anything starts: every given name is an
+/// input of the workflow and its value has the declared type; then
+/// [`launch_inputs`] fills in defaults and optionals.
+pub fn checked_launch_inputs(workflow: &WorkflowTemplate, given: Outputs) -> Result<Outputs, String> {
+    for (name, value) in &given {
+        let Some(var) = workflow.inputs.iter().filter_map(|p| p.var.as_ref()).find(|v| &v.name == name) else {
+            let known: Vec<&str> =
+                workflow.inputs.iter().filter_map(|p| p.var.as_ref()).map(|v| v.name.as_str()).collect();
+            return Err(format!("the workflow has no input \"{name}\" (its inputs: {})", known.join(", ")));
+        };
+        let t = var.r#type.clone().unwrap_or_default();
+        literal::check_type(value, &t).map_err(|e| format!("input \"{name}\": {e}"))?;
+    }
+    launch_inputs(workflow, given)
+}
+
 /// A task's inputs as a job received them (the cloud path: inputs document
 /// written by the node step): absent optional inputs become `none`; returns the
 /// names of absent required ones.

@@ -268,6 +268,53 @@ impl Provisioner for MemoryProvisioner {
     }
 }
 
+/// Runs launched: their records, with every node queued.
+#[derive(Default)]
+pub struct MemoryRuns {
+    pub runs: Mutex<BTreeMap<String, (Execution, Vec<NodeExecution>)>>,
+}
+
+impl Runs for MemoryRuns {
+    async fn launch(
+        &self,
+        execution: &ExecutionId,
+        workflow: &CompiledWorkflow,
+        inputs: &Outputs,
+        _overwrite_cache: bool,
+    ) -> Result<(), PortError> {
+        let mut runs = self.runs.lock().expect("runs lock");
+        if runs.contains_key(&execution.name) {
+            return Err(PortError::Conflict(format!("the execution {} exists already", execution.name)));
+        }
+        let template = workflow.template.clone().unwrap_or_default();
+        let record = Execution {
+            id: Some(execution.clone()),
+            workflow_id: template.id.clone(),
+            inputs: Some(crate::proto::core::LiteralMap { values: inputs.clone().into_iter().collect() }),
+            phase: WorkflowPhase::WorkflowRunning as i32,
+            ..Default::default()
+        };
+        let nodes = template
+            .nodes
+            .iter()
+            .map(|n| NodeExecution {
+                id: Some(crate::proto::core::NodeExecutionId {
+                    execution_id: Some(execution.clone()),
+                    node_id: n.id.clone(),
+                }),
+                phase: crate::proto::core::NodePhase::Queued as i32,
+                ..Default::default()
+            })
+            .collect();
+        runs.insert(execution.name.clone(), (record, nodes));
+        Ok(())
+    }
+
+    async fn get(&self, execution: &ExecutionId) -> Result<Option<(Execution, Vec<NodeExecution>)>, PortError> {
+        Ok(self.runs.lock().expect("runs lock").get(&execution.name).cloned())
+    }
+}
+
 /// Runs nothing: records what was started and stopped.
 #[derive(Default)]
 pub struct MemoryEngine {

@@ -10,13 +10,18 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use updraft_core::cloud_resources::{self, CloudSettings, Resource};
 use updraft_core::compile::{self, Compiled, Options};
+use updraft_core::execution::node;
 use updraft_core::job_definition;
+use updraft_core::ports::Runs;
 use updraft_core::ports::{Entity, PageRequest, PortError, Provisioner, Registration, Registry};
+use updraft_core::proto::api::{
+    CreateExecutionRequest, CreateExecutionResponse, GetExecutionResponse, create_execution_request,
+};
 use updraft_core::proto::api::{
     Diagnostic, ErrorResponse, GetLaunchPlanResponse, GetTaskResponse, GetWorkflowResponse, ListNamesResponse,
     ListProjectsResponse, ListVersionsResponse, RegisterRequest, RegisterResponse,
 };
-use updraft_core::proto::core::{Identifier, ResourceType};
+use updraft_core::proto::core::{ExecutionId, Identifier, ResourceType};
 use updraft_core::spec::Format;
 use updraft_core::state_machine;
 
@@ -47,6 +52,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/launch-plans/{project}/{domain}/{name}/{version}"),
     ("POST", "/v1/launch-plans/{project}/{domain}/{name}/{version}/activate"),
     ("POST", "/v1/launch-plans/{project}/{domain}/{name}/{version}/deactivate"),
+    ("POST", "/v1/executions"),
+    ("GET", "/v1/executions/{project}/{domain}/{name}"),
 ];
 
 /// One HTTP request, as the proxy event carries it.
@@ -215,6 +222,8 @@ enum Route {
     Versions(Identifier),
     Get(Identifier),
     SetActive(Identifier, bool),
+    Launch,
+    Execution(ExecutionId),
 }
 
 fn kind_of(segment: &str) -> Option<ResourceType> {
@@ -240,6 +249,14 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
     let found = match segments.as_slice() {
         ["v1", "register"] => ("POST", Route::Register),
         ["v1", "projects"] => ("GET", Route::Projects),
+        ["v1", "executions"] => ("POST", Route::Launch),
+        ["v1", "executions", project, domain, name] => {
+            for (what, value) in [("project", project), ("domain", domain), ("name", name)] {
+                check_segment(what, value)?;
+            }
+            let id = ExecutionId { project: project.to_string(), domain: domain.to_string(), name: name.to_string() };
+            ("GET", Route::Execution(id))
+        }
         ["v1", kind, rest @ ..] if (2..=6).contains(&rest.len()) => {
             let kind = kind_of(kind).ok_or_else(not_found)?;
             for (what, value) in ["project", "domain", "name", "version"].iter().zip(rest.iter().take(4)) {
@@ -297,8 +314,8 @@ fn page_request(request: &ApiRequest) -> Result<PageRequest, ApiError> {
     Ok(PageRequest { limit, token })
 }
 
-/// The register request in a body: JSON, within the limit, with exactly the IDL's fields.
-fn register_request(request: &ApiRequest) -> Result<RegisterRequest, ApiError> {
+/// A JSON body within the limit.
+fn check_json_request(request: &ApiRequest) -> Result<(), ApiError> {
     let content_type = request.headers.get("content-type").map(String::as_str).unwrap_or_default();
     let media_type = content_type.split(';').next().unwrap_or_default().trim();
     if !media_type.eq_ignore_ascii_case("application/json") {
@@ -319,34 +336,26 @@ fn register_request(request: &ApiRequest) -> Result<RegisterRequest, ApiError> {
             "keep data out of specs: pass datasets as file or dataframe inputs",
         ));
     }
-    let malformed = |path: &str, message: String| {
-        ApiError::bad_request(
-            "MalformedBody",
-            path,
-            format!("the body is not a RegisterRequest: {message}"),
-            "send {\"version\": ..., \"spec\": ..., \"project\": ..., \"domain\": ..., \"fileName\": ...} as JSON",
-        )
-    };
-    let mut deserializer = serde_json::Deserializer::from_slice(&request.body);
-    let parsed: RegisterRequest = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        malformed(if path == "." { "body" } else { &path }, e.inner().to_string())
-    })?;
-    deserializer.end().map_err(|e| malformed("body", e.to_string()))?;
-    Ok(parsed)
+    Ok(())
+}
+
+/// The register request in a body: JSON, within the limit, with exactly the IDL's fields.
+fn register_request(request: &ApiRequest) -> Result<RegisterRequest, ApiError> {
+    json_body(request, "RegisterRequest")
 }
 
 /// What the API works with.
-pub struct Api<R, P> {
+pub struct Api<R, P, L> {
     pub registry: R,
     pub provisioner: P,
+    pub runs: L,
     /// What registered versions' job definitions and state machines refer to.
     pub cloud: CloudSettings,
 }
 
 /// Answers one request. Never panics on input; every refusal is a 4xx with an
 /// `ErrorResponse`; 5xx only when the store fails (503: retry helps).
-pub async fn handle<R: Registry, P: Provisioner>(api: &Api<R, P>, request: &ApiRequest) -> ApiResponse {
+pub async fn handle<R: Registry, P: Provisioner, L: Runs>(api: &Api<R, P, L>, request: &ApiRequest) -> ApiResponse {
     match answer(api, request).await {
         Ok(response) => response,
         Err(error) => error.into(),
@@ -375,7 +384,10 @@ async fn provision<P: Provisioner>(provisioner: &P, resources: &[Resource]) -> R
     Ok(())
 }
 
-async fn answer<R: Registry, P: Provisioner>(api: &Api<R, P>, request: &ApiRequest) -> Result<ApiResponse, ApiError> {
+async fn answer<R: Registry, P: Provisioner, L: Runs>(
+    api: &Api<R, P, L>,
+    request: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
     let registry = &api.registry;
     match route(&request.method, &request.path)? {
         Route::Register => {
@@ -438,7 +450,135 @@ async fn answer<R: Registry, P: Provisioner>(api: &Api<R, P>, request: &ApiReque
             registry.set_active(&id, active).await.map_err(|e| ApiError::from_port(e, "path"))?;
             get(registry, &id).await
         }
+        Route::Launch => launch(api, request).await,
+        Route::Execution(id) => {
+            let found = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;
+            let (execution, nodes) = found.ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "NotFound",
+                    "path",
+                    format!("no execution {}/{}/{}", id.project, id.domain, id.name),
+                    "list executions with updraft executions list --remote",
+                )
+            })?;
+            Ok(ok(200, &GetExecutionResponse { execution: Some(execution), nodes }))
+        }
     }
+}
+
+/// A JSON body of `T` (the IDL's canonical JSON), or the precise refusal.
+fn json_body<T: serde::de::DeserializeOwned>(request: &ApiRequest, what: &str) -> Result<T, ApiError> {
+    check_json_request(request)?;
+    let malformed = |path: &str, message: String| {
+        ApiError::bad_request(
+            "MalformedBody",
+            path,
+            format!("the body is not a {what}: {message}"),
+            "see docs/api/openapi.yaml",
+        )
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(&request.body);
+    let parsed: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        malformed(if path == "." { "body" } else { &path }, e.inner().to_string())
+    })?;
+    deserializer.end().map_err(|e| malformed("body", e.to_string()))?;
+    Ok(parsed)
+}
+
+/// Starts a run of a registered workflow (or launch plan) with type-checked inputs.
+async fn launch<R: Registry, P: Provisioner, L: Runs>(
+    api: &Api<R, P, L>,
+    request: &ApiRequest,
+) -> Result<ApiResponse, ApiError> {
+    let body: CreateExecutionRequest = json_body(request, "CreateExecutionRequest")?;
+    let mut given: node::Outputs = body.inputs.clone().map(|m| m.values.into_iter().collect()).unwrap_or_default();
+    let workflow_id = match &body.target {
+        Some(create_execution_request::Target::Workflow(id)) => id.clone(),
+        Some(create_execution_request::Target::LaunchPlan(id)) => {
+            let id = Identifier { resource_type: ResourceType::LaunchPlan as i32, ..id.clone() };
+            let Some(Entity::LaunchPlan(plan)) =
+                api.registry.get(&id).await.map_err(|e| ApiError::from_port(e, "launchPlan"))?
+            else {
+                return Err(not_registered(&id));
+            };
+            // Fixed inputs win over given ones; defaults fill what is left.
+            for (name, value) in plan.default_inputs.map(|m| m.values).unwrap_or_default() {
+                given.entry(name).or_insert(value);
+            }
+            given.extend(plan.fixed_inputs.map(|m| m.values).unwrap_or_default());
+            plan.workflow_id.unwrap_or_default()
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "MissingTarget",
+                "workflow",
+                "a launch names a workflow or a launch plan",
+                "set workflow: {project, domain, name, version}",
+            ));
+        }
+    };
+    let workflow_id = Identifier { resource_type: ResourceType::Workflow as i32, ..workflow_id };
+    for (what, value) in [
+        ("project", &workflow_id.project),
+        ("domain", &workflow_id.domain),
+        ("name", &workflow_id.name),
+        ("version", &workflow_id.version),
+    ] {
+        check_segment(what, value)?;
+    }
+    let Some(Entity::Workflow(workflow)) =
+        api.registry.get(&workflow_id).await.map_err(|e| ApiError::from_port(e, "workflow"))?
+    else {
+        return Err(not_registered(&workflow_id));
+    };
+    let template = workflow.template.clone().unwrap_or_default();
+    let inputs = node::checked_launch_inputs(&template, given).map_err(|message| {
+        ApiError::bad_request("InvalidInputs", "inputs", message, "pass every required input with its declared type")
+    })?;
+    let name = if body.name.is_empty() {
+        node::execution_name(chrono::Utc::now(), launch_random())
+    } else {
+        check_segment("name", &body.name)?;
+        body.name.clone()
+    };
+    let id = ExecutionId { project: workflow_id.project.clone(), domain: workflow_id.domain.clone(), name };
+    match api.runs.launch(&id, &workflow, &inputs, body.overwrite_cache).await {
+        Ok(()) => Ok(ok(201, &CreateExecutionResponse { id: Some(id) })),
+        // The name is the idempotency key: the same launch again is the same run.
+        Err(PortError::Conflict(message)) => {
+            match api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "name"))? {
+                Some((existing, _))
+                    if existing
+                        .workflow_id
+                        .as_ref()
+                        .is_some_and(|w| w.name == workflow_id.name && w.version == workflow_id.version)
+                        && existing.inputs.as_ref().map(|m| m.values.clone()).unwrap_or_default()
+                            == inputs.clone().into_iter().collect() =>
+                {
+                    Ok(ok(200, &CreateExecutionResponse { id: Some(id) }))
+                }
+                _ => Err(ApiError::new(
+                    409,
+                    "Conflict",
+                    "name",
+                    message,
+                    "launch under another name, or none for a generated one",
+                )),
+            }
+        }
+        Err(e) => Err(ApiError::from_port(e, "workflow")),
+    }
+}
+
+/// 32 random bits for generated execution names (from the OS, no extra crate).
+fn launch_random() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher
+        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher.finish() as u32
 }
 
 fn not_registered(id: &Identifier) -> ApiError {
@@ -577,7 +717,7 @@ impl ApiConfig {
 }
 
 /// The Lambda's whole job: a proxy event in, a proxy response out, one log line.
-pub async fn respond<R: Registry, P: Provisioner>(api: &Api<R, P>, event: &Value) -> Result<Value, String> {
+pub async fn respond<R: Registry, P: Provisioner, L: Runs>(api: &Api<R, P, L>, event: &Value) -> Result<Value, String> {
     let started = std::time::Instant::now();
     let request = from_proxy_event(event).ok_or("the api function answers API Gateway proxy events only")?;
     let response = match &request {

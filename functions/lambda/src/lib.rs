@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod health;
+pub mod launch;
 pub mod node;
 pub mod placeholder;
 pub mod provision;

@@ -1,5 +1,5 @@
 use super::*;
-use updraft_core::ports::memory::{MemoryProvisioner, MemoryRegistry, block_on};
+use updraft_core::ports::memory::{MemoryProvisioner, MemoryRegistry, MemoryRuns, block_on};
 use updraft_core::ports::{Page, PageRequest};
 use updraft_core::proto::api::{EntitySummary, NamedEntity, Project};
 
@@ -46,15 +46,17 @@ fn cloud() -> CloudSettings {
     }
 }
 
-fn with_registry<R: Registry>(registry: R) -> Api<R, MemoryProvisioner> {
-    Api { registry, provisioner: MemoryProvisioner::default(), cloud: cloud() }
+type TestApi = Api<MemoryRegistry, MemoryProvisioner, MemoryRuns>;
+
+fn with_registry<R: Registry>(registry: R) -> Api<R, MemoryProvisioner, MemoryRuns> {
+    Api { registry, provisioner: MemoryProvisioner::default(), runs: MemoryRuns::default(), cloud: cloud() }
 }
 
-fn new_api() -> Api<MemoryRegistry, MemoryProvisioner> {
+fn new_api() -> TestApi {
     with_registry(MemoryRegistry::default())
 }
 
-fn call(api: &Api<MemoryRegistry, MemoryProvisioner>, request: &ApiRequest) -> (u16, Value) {
+fn call(api: &TestApi, request: &ApiRequest) -> (u16, Value) {
     let response = block_on(handle(api, request));
     (response.status, serde_json::from_str(&response.body).expect("every answer is JSON"))
 }
@@ -417,4 +419,38 @@ fn a_workflow_too_large_for_a_state_machine_is_refused_before_anything_is_writte
     assert_eq!((status, body["code"].as_str()), (400, Some("WorkflowTooLarge")), "{body}");
     assert_eq!(call(&api, &get_request("/v1/projects")).1, json!({}), "nothing registered");
     assert!(api.provisioner.resources.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_launch_type_checks_its_inputs_before_anything_starts_and_its_name_is_its_idempotency_key() {
+    let api = new_api();
+    let spec = "tasks:\n  t: {image: x, command: [t], inputs: {n: int}}\nworkflows:\n  w:\n    inputs: {n: int}\n\
+                \x20   nodes:\n      a: {task: t, inputs: {n: $inputs.n}}\n";
+    assert_eq!(call(&api, &post("/v1/register", &register_body(spec, "v1"))).0, 201);
+    let launch = |inputs: Value, name: &str| {
+        let body = json!({"workflow": {"project": "default", "domain": "development", "name": "w", "version": "v1"},
+                          "inputs": {"values": inputs}, "name": name});
+        call(&api, &post("/v1/executions", &body.to_string()))
+    };
+    let (status, body) = launch(json!({"n": {"string": "seven"}}), "");
+    assert_eq!((status, body["code"].as_str()), (400, Some("InvalidInputs")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("input \"n\""), "{body}");
+    let (status, body) = launch(json!({}), "");
+    assert!(status == 400 && body["message"].as_str().unwrap().contains("missing required input \"n\""), "{body}");
+    let (status, body) = launch(json!({"m": {"integer": "1"}}), "");
+    assert!(status == 400 && body["message"].as_str().unwrap().contains("no input \"m\""), "{body}");
+    assert!(api.runs.runs.lock().unwrap().is_empty(), "nothing started");
+
+    let (status, body) = launch(json!({"n": {"integer": "7"}}), "nightly-1");
+    assert_eq!((status, body["id"]["name"].as_str()), (201, Some("nightly-1")), "{body}");
+    assert_eq!(launch(json!({"n": {"integer": "7"}}), "nightly-1").0, 200, "the same launch again is the same run");
+    assert_eq!(launch(json!({"n": {"integer": "8"}}), "nightly-1").0, 409, "another launch under a taken name");
+    let (status, body) = call(&api, &get_request("/v1/executions/default/development/nightly-1"));
+    assert_eq!((status, body["execution"]["phase"].as_str()), (200, Some("WORKFLOW_RUNNING")), "{body}");
+    assert_eq!(body["nodes"][0]["id"]["nodeId"], "a");
+    let (status, body) = launch(json!({"n": {"integer": "7"}}), "");
+    assert_eq!(status, 201, "{body}");
+    let unknown = json!({"workflow": {"project": "default", "domain": "development", "name": "nope", "version": "v1"}});
+    assert_eq!(call(&api, &post("/v1/executions", &unknown.to_string())).0, 404);
+    assert_eq!(call(&api, &get_request("/v1/executions/default/development/none")).0, 404);
 }

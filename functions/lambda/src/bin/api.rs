@@ -7,6 +7,7 @@ use serde_json::Value;
 use updraft_aws::config::{dynamodb_client, s3_client, sdk_config};
 use updraft_aws::registry::DynamoRegistry;
 use updraft_functions::api::{self, Api, ApiConfig};
+use updraft_functions::launch::AwsRuns;
 use updraft_functions::provision::AwsProvisioner;
 
 fn main() -> Result<(), Error> {
@@ -19,8 +20,16 @@ fn main() -> Result<(), Error> {
         let (batch, sfn) = (aws_sdk_batch::Client::new(&sdk), aws_sdk_sfn::Client::new(&sdk));
         let provisioner =
             AwsProvisioner::new(batch, sfn, &config.state_machine_role, config.state_machine_arn_prefix());
-        let registry = DynamoRegistry::new(dynamodb_client(&sdk), s3_client(&sdk), &config.table, &config.bucket);
-        let api = &Api { registry, provisioner, cloud: config.cloud };
+        let dynamo = dynamodb_client(&sdk);
+        let registry = DynamoRegistry::new(dynamo.clone(), s3_client(&sdk), &config.table, &config.bucket);
+        let runs = AwsRuns {
+            dynamo,
+            sfn: aws_sdk_sfn::Client::new(&sdk),
+            table: config.table.clone(),
+            name_prefix: config.cloud.jobs.name_prefix.clone(),
+            state_machine_arn_prefix: config.state_machine_arn_prefix(),
+        };
+        let api = &Api { registry, provisioner, runs, cloud: config.cloud };
         run(service_fn(move |event: LambdaEvent<Value>| async move {
             api::respond(api, &event.payload).await.map_err(Error::from)
         }))

@@ -1,0 +1,122 @@
+//! The `Runs` port on AWS: a launch records the run in the metadata table
+//! (inputs, one node item per node with its upstream count) and then starts the
+//! workflow version's state machine with the run's name as the execution name;
+//! a GET answers from the table alone, never from Step Functions.
+
+use serde_json::Value;
+use updraft_aws::runs::{DynamoRun, Launch};
+use updraft_aws::sdk_error::port_error;
+use updraft_core::execution::node::Outputs;
+use updraft_core::ports::{PortError, Runs};
+use updraft_core::proto::Timestamp;
+use updraft_core::proto::core::{
+    CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier, LiteralMap, NodeExecution, NodeExecutionId,
+    NodePhase, ResourceType, WorkflowPhase,
+};
+use updraft_core::state_machine::state_machine_name;
+
+pub struct AwsRuns {
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub sfn: aws_sdk_sfn::Client,
+    pub table: String,
+    pub name_prefix: String,
+    /// `arn:<partition>:states:<region>:<account>:stateMachine:`.
+    pub state_machine_arn_prefix: String,
+}
+
+fn time(text: &str) -> Option<Timestamp> {
+    let t = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+    Some(Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 })
+}
+
+fn text<'a>(record: &'a Value, key: &str) -> &'a str {
+    record.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn literals(record: &Value, key: &str) -> Option<LiteralMap> {
+    serde_json::from_str(text(record, key)).ok()
+}
+
+/// The IDL's view of a stored run.
+fn execution_of(id: &ExecutionId, record: &Value) -> Execution {
+    let phase = match text(record, "run_phase") {
+        "SUCCEEDED" => WorkflowPhase::WorkflowSucceeded,
+        "FAILED" => WorkflowPhase::WorkflowFailed,
+        _ => WorkflowPhase::WorkflowRunning,
+    };
+    let error = serde_json::from_str::<Value>(text(record, "run_error")).ok().filter(|e| !e.is_null()).map(|e| {
+        ExecutionError {
+            code: text(&e, "Error").to_string(),
+            message: text(&e, "Cause").to_string(),
+            ..Default::default()
+        }
+    });
+    Execution {
+        id: Some(id.clone()),
+        workflow_id: Some(Identifier {
+            resource_type: ResourceType::Workflow as i32,
+            project: id.project.clone(),
+            domain: id.domain.clone(),
+            name: text(record, "workflow_name").into(),
+            version: text(record, "workflow_version").into(),
+        }),
+        inputs: literals(record, "run_inputs"),
+        phase: phase as i32,
+        created_at: time(text(record, "created_at")),
+        updated_at: time(text(record, "ended_at")),
+        error,
+        ..Default::default()
+    }
+}
+
+fn node_of(id: &ExecutionId, record: &Value) -> NodeExecution {
+    let phase = NodePhase::from_str_name(text(record, "node_phase")).unwrap_or(NodePhase::Queued);
+    let error = (!text(record, "failure_code").is_empty()).then(|| ExecutionError {
+        code: text(record, "failure_code").into(),
+        message: text(record, "failure_message").into(),
+        node_id: text(record, "node").into(),
+        ..Default::default()
+    });
+    NodeExecution {
+        id: Some(NodeExecutionId { execution_id: Some(id.clone()), node_id: text(record, "node").into() }),
+        phase: phase as i32,
+        updated_at: time(text(record, "ended_at")),
+        outputs: literals(record, "node_outputs"),
+        error,
+        ..Default::default()
+    }
+}
+
+impl Runs for AwsRuns {
+    async fn launch(
+        &self,
+        execution: &ExecutionId,
+        workflow: &CompiledWorkflow,
+        inputs: &Outputs,
+        overwrite_cache: bool,
+    ) -> Result<(), PortError> {
+        let template = workflow.template.clone().unwrap_or_default();
+        let id = template.id.clone().unwrap_or_default();
+        let counts: Vec<(String, u32)> =
+            template.nodes.iter().map(|n| (n.id.clone(), n.upstream_node_ids.len() as u32)).collect();
+        let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
+        run.create(&Launch { workflow: &id, inputs, upstream_counts: &counts, overwrite_cache }).await?;
+        let machine = format!("{}{}", self.state_machine_arn_prefix, state_machine_name(&self.name_prefix, &id));
+        self.sfn
+            .start_execution()
+            .state_machine_arn(&machine)
+            .name(&execution.name)
+            .input("{}")
+            .send()
+            .await
+            .map_err(|e| port_error(&format!("starting {machine}"), &e))?;
+        Ok(())
+    }
+
+    async fn get(&self, execution: &ExecutionId) -> Result<Option<(Execution, Vec<NodeExecution>)>, PortError> {
+        let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
+        Ok(run.record().await?.map(|(record, nodes)| {
+            (execution_of(execution, &record), nodes.iter().map(|n| node_of(execution, n)).collect())
+        }))
+    }
+}
