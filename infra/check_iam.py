@@ -16,6 +16,8 @@ from cfnlint.decode import decode_str
 STAR_RESOURCE_ONLY = {
     "batch:DescribeJobs": "Batch's Describe* actions support no resource-level permissions",
     "batch:DescribeJobDefinitions": "Batch's Describe* actions support no resource-level permissions",
+    "states:SendTaskSuccess": "task-token actions support no resource-level permissions",
+    "states:SendTaskFailure": "task-token actions support no resource-level permissions",
 }
 
 POLICY_HOLDERS = {

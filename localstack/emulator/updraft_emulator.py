@@ -30,6 +30,9 @@ Patches, each covered by a test in tests/test_patches.py:
     proxy event and turns its answer into the HTTP response.
 (g) CloudFormation creates `AWS::ApiGateway::Stage` resources (moto has the
     Stage API but not its CloudFormation type, so the stage was missing).
+(h) A Batch job that ends sends its "Batch Job State Change" event (the job's
+    DescribeJobs view as detail) to the default event bus: every enabled rule
+    whose pattern matches gets it delivered to its Lambda targets, as AWS does.
 
 Usage: updraft_emulator.py [--host 127.0.0.1] [--port 5000]
 Everything else is moto's own server.
@@ -179,6 +182,36 @@ def _run_job_as_process(self):
         LOG.exception("Batch job %s could not run", self.job_id)
         self.job_stopped_reason = f"CannotStartContainerError: {err}"
         self._mark_stopped(success=False)
+    _emit_job_state_change(self)
+
+
+def _emit_job_state_change(job):
+    """(h) The job's end as EventBridge delivers it: to matching rules' Lambda targets."""
+    import boto3
+    from moto.events.models import events_backends
+
+    try:
+        _, _, _, region, account = job.job_queue.arn.split(":")[:5]
+        event = {
+            "version": "0", "id": str(uuid.uuid4()), "detail-type": "Batch Job State Change", "source": "aws.batch",
+            "account": account, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region,
+            "resources": [job.arn], "detail": job.describe(),
+        }
+        backend = events_backends[account][region]
+        rules = backend.event_buses["default"].rules.values()
+        lambda_client = boto3.client("lambda", region_name=region, endpoint_url=_ENDPOINT,
+                                     aws_access_key_id="testing", aws_secret_access_key="testing")
+        for rule in rules:
+            # A schedule-only rule has no pattern (moto would match it to every event).
+            pattern = rule.event_pattern.get_pattern()
+            if rule.state != "ENABLED" or not pattern or not rule.event_pattern.matches_event(event):
+                continue
+            for target in rule.targets:
+                if ":lambda:" in target["Arn"]:
+                    lambda_client.invoke(FunctionName=target["Arn"], InvocationType="Event",
+                                         Payload=json.dumps(event, default=str).encode())
+    except Exception:  # an event that cannot be delivered must not break the job
+        LOG.exception("the state change of Batch job %s was not delivered", job.job_id)
 
 
 def patch_batch_jobs():
