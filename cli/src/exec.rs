@@ -75,10 +75,9 @@ impl Job {
         if !interface.inputs.is_empty() && inputs_uri.is_none() && !vars.contains_key(ENV_INPUTS_URI) {
             problems.push(format!("{ENV_INPUTS_URI} is not set, but the task has inputs"));
         }
-        // Batch numbers attempts from 0; the contract from 1.
+        // Batch numbers attempts from 1, as the contract does (AWS Batch user guide, "Automated job retries").
         let attempt = match (vars.get(ENV_ATTEMPT), vars.get("AWS_BATCH_JOB_ATTEMPT")) {
-            (Some(a), _) => a.parse().ok(),
-            (None, Some(a)) => a.parse::<u32>().ok().map(|a| a + 1),
+            (Some(a), _) | (None, Some(a)) => a.parse().ok(),
             (None, None) => Some(1),
         }
         .unwrap_or_else(|| {
@@ -415,7 +414,7 @@ mod tests {
         .unwrap();
         assert_eq!(job.interface.inputs[0].name, "n");
         assert_eq!(job.output_prefix.join("outputs.json").to_string(), "s3://data/runs/r1/fit/1/outputs.json");
-        assert_eq!(job.attempt, 3, "Batch counts from 0");
+        assert_eq!(job.attempt, 2, "Batch's attempt number, which starts at 1");
         assert_eq!(job.secret_files, [("TOKEN".to_string(), "s3cr3t".to_string())]);
     }
 

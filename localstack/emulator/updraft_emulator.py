@@ -33,6 +33,9 @@ Patches, each covered by a test in tests/test_patches.py:
 (h) A Batch job that ends sends its "Batch Job State Change" event (the job's
     DescribeJobs view as detail) to the default event bus: every enabled rule
     whose pattern matches gets it delivered to its Lambda targets, as AWS does.
+(i) A job definition's retryStrategy is honoured: up to `attempts` attempts,
+    each with AWS_BATCH_JOB_ATTEMPT (from 1) and its own entry in `attempts`,
+    stopping early on an `evaluateOnExit` EXIT rule's exit code.
 
 Usage: updraft_emulator.py [--host 127.0.0.1] [--port 5000]
 Everything else is moto's own server.
@@ -118,9 +121,62 @@ def _wait_while(job, status):
         time.sleep(_POLL)
 
 
+def _run_attempt(job, command, env):
+    """One attempt of a job as a process: its exit code (None when stopped) and why it stopped."""
+    output = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        command, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = None
+    if job._get_attempt_duration():
+        deadline = time.monotonic() + job._get_attempt_duration()
+    reason = None
+    while process.poll() is None:
+        if job.stop:
+            reason = job.job_stopped_reason or "Terminated"
+        elif deadline and time.monotonic() > deadline:
+            reason = "Job attempt duration exceeded timeout"
+        if reason:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            break
+        time.sleep(_POLL)
+    # Whatever the job left running goes with it.
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    output.seek(0)
+    _log_lines(job, output.read().decode("utf-8", "replace").splitlines())
+    if reason is None and process.returncode != 0:
+        reason = "Essential container in task exited"
+    return process.returncode, reason
+
+
+def _log_lines(job, lines):
+    from moto.core.utils import unix_time_millis
+
+    now = unix_time_millis()
+    job.log_stream_name = job._stream_name
+    job._log_backend.ensure_log_group(job._log_group)
+    job._log_backend.ensure_log_stream(job._log_group, job.log_stream_name)
+    if lines:
+        job._log_backend.put_log_events(
+            job._log_group, job.log_stream_name, [{"timestamp": now, "message": line} for line in lines]
+        )
+
+
+def _retry_plan(job):
+    """(i) The job definition's retryStrategy: how many attempts, and the exit codes that end retrying."""
+    strategy = job.job_definition.retry_strategy or {}
+    attempts = max(1, min(10, int(strategy.get("attempts") or 1)))
+    exits = {str(rule.get("onExitCode")) for rule in strategy.get("evaluateOnExit") or []
+             if str(rule.get("action", "")).upper() == "EXIT" and rule.get("onExitCode")}
+    return attempts, exits
+
+
 def _run_job_as_process(self):
     from moto.batch.utils import JobStatus
-    from moto.core.utils import unix_time_millis
 
     try:
         self.advance()
@@ -134,48 +190,19 @@ def _run_job_as_process(self):
         for state in (JobStatus.PENDING, JobStatus.RUNNABLE, JobStatus.STARTING):
             self.advance()
             _wait_while(self, state)
-        self.job_started_at = datetime.now()
-        self._start_attempt()
-
-        env = {**_base_environment(), **_emulator_environment(), **environment}
-        output = tempfile.TemporaryFile()
-        process = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = None
-        if self._get_attempt_duration():
-            deadline = time.monotonic() + self._get_attempt_duration()
-        reason = None
-        while process.poll() is None:
-            if self.stop:
-                reason = self.job_stopped_reason or "Terminated"
-            elif deadline and time.monotonic() > deadline:
-                reason = "Job attempt duration exceeded timeout"
-            if reason:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        attempts, exits = _retry_plan(self)
+        for attempt in range(1, attempts + 1):
+            self.job_started_at = datetime.now()
+            self._start_attempt()
+            env = {**_base_environment(), **_emulator_environment(), **environment,
+                   "AWS_BATCH_JOB_ATTEMPT": str(attempt)}
+            self.exit_code, reason = _run_attempt(self, command, env)
+            self.latest_attempt["container"]["exitCode"] = self.exit_code
+            self.latest_attempt["statusReason"] = reason or ""
+            if reason is None or self.stop or str(self.exit_code) in exits or attempt == attempts:
                 break
-            time.sleep(_POLL)
-        # Whatever the job left running goes with it.
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-        output.seek(0)
-        lines = output.read().decode("utf-8", "replace").splitlines()
-        now = unix_time_millis()
-        self.log_stream_name = self._stream_name
-        self._log_backend.ensure_log_group(self._log_group)
-        self._log_backend.ensure_log_stream(self._log_group, self.log_stream_name)
-        if lines:
-            self._log_backend.put_log_events(
-                self._log_group, self.log_stream_name, [{"timestamp": now, "message": line} for line in lines]
-            )
-        self.exit_code = process.returncode
-        if reason is None and process.returncode != 0:
-            reason = "Essential container in task exited"
+            self.job_stopped_at = datetime.now()
+            self._stop_attempt()
         self.job_stopped_reason = reason
         self._mark_stopped(success=reason is None)
     except Exception as err:  # a job thread must always end the job

@@ -36,19 +36,43 @@ pub struct NodeEnd {
     pub phase: NodePhase,
     pub outputs: Outputs,
     pub failure: Option<NodeFailure>,
+    /// Attempts its job made (0: no job ran).
+    pub attempts: u32,
+    /// Where the last attempt's log is (empty: no job ran).
+    pub log_uri: String,
+}
+
+/// How a node's job ended, as its executor reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobReport {
+    pub result: Result<Outputs, NodeFailure>,
+    pub attempts: u32,
+    pub log_uri: String,
 }
 
 impl NodeEnd {
     fn ok(phase: NodePhase, outputs: Outputs) -> NodeEnd {
-        NodeEnd { phase, outputs, failure: None }
+        NodeEnd { phase, outputs, failure: None, attempts: 0, log_uri: String::new() }
     }
 
     fn failed(failure: NodeFailure) -> NodeEnd {
-        NodeEnd { phase: NodePhase::Failed, outputs: Outputs::new(), failure: Some(failure) }
+        NodeEnd {
+            phase: NodePhase::Failed,
+            outputs: Outputs::new(),
+            failure: Some(failure),
+            attempts: 0,
+            log_uri: String::new(),
+        }
     }
 
     fn skipped() -> NodeEnd {
-        NodeEnd { phase: NodePhase::Skipped, outputs: Outputs::new(), failure: None }
+        NodeEnd {
+            phase: NodePhase::Skipped,
+            outputs: Outputs::new(),
+            failure: None,
+            attempts: 0,
+            log_uri: String::new(),
+        }
     }
 }
 
@@ -152,7 +176,12 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
 
     /// A node's job ended with its outputs or its failure (after Batch's retries).
     pub async fn job_ended(&self, node: &str, result: Result<Outputs, NodeFailure>) -> Result<(), PortError> {
-        let end = match result {
+        self.job_reported(node, JobReport { result, attempts: 1, log_uri: String::new() }).await
+    }
+
+    /// A node's job ended, with its attempts and log location.
+    pub async fn job_reported(&self, node: &str, report: JobReport) -> Result<(), PortError> {
+        let mut end = match report.result {
             Ok(outputs) => {
                 let target = self.node(node)?;
                 if let Some(Target::Task(t)) = &target.target
@@ -166,6 +195,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
             }
             Err(failure) => NodeEnd::failed(failure),
         };
+        (end.attempts, end.log_uri) = (report.attempts, report.log_uri);
         let slot = NodeSlot { token: None, ..Default::default() };
         self.finish(vec![(node.to_string(), slot, end)]).await
     }

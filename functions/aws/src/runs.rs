@@ -302,7 +302,13 @@ impl RunStore for DynamoRun {
             (":outputs", s(outputs_json(&end.outputs))),
             (":at", s(chrono::Utc::now().to_rfc3339())),
         ];
-        let mut expression = "SET node_phase = :phase, node_outputs = :outputs, ended_at = :at".to_string();
+        values.push((":attempts", AttributeValue::N(end.attempts.to_string())));
+        let mut expression =
+            "SET node_phase = :phase, node_outputs = :outputs, ended_at = :at, node_attempts = :attempts".to_string();
+        if !end.log_uri.is_empty() {
+            expression.push_str(", log_uri = :log");
+            values.push((":log", s(&end.log_uri)));
+        }
         if let Some(failure) = &end.failure {
             expression.push_str(", failure_code = :code, failure_message = :message");
             values.push((":code", s(failure.code.as_str())));

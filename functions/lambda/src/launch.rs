@@ -75,6 +75,7 @@ fn node_of(id: &ExecutionId, record: &Value) -> NodeExecution {
         code: text(record, "failure_code").into(),
         message: text(record, "failure_message").into(),
         node_id: text(record, "node").into(),
+        log_uri: text(record, "log_uri").into(),
         ..Default::default()
     });
     NodeExecution {
@@ -82,6 +83,7 @@ fn node_of(id: &ExecutionId, record: &Value) -> NodeExecution {
         phase: phase as i32,
         updated_at: time(text(record, "ended_at")),
         outputs: literals(record, "node_outputs"),
+        attempts: record.get("node_attempts").and_then(Value::as_u64).unwrap_or(0) as u32,
         error,
         ..Default::default()
     }

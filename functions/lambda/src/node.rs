@@ -13,7 +13,7 @@ use updraft_aws::sdk_error::port_error;
 use updraft_core::execution::contract::{ErrorDocument, OutputsDocument};
 use updraft_core::execution::failure::{self, FailureCode};
 use updraft_core::execution::node::{NodeFailure, Outputs};
-use updraft_core::execution::steps::{Jobs, Steps, Tokens};
+use updraft_core::execution::steps::{JobReport, Jobs, Steps, Tokens};
 use updraft_core::job_definition::job_definition_name;
 use updraft_core::ports::{BlobStore, Entity, PortError, Registry, StoredBlob};
 use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap, NodePhase, ResourceType, TaskTemplate};
@@ -26,6 +26,8 @@ pub struct NodeConfig {
     pub name_prefix: String,
     pub cpu_queue: String,
     pub gpu_queue: String,
+    /// Where jobs log (log URIs of failed nodes point into it).
+    pub job_log_group: String,
 }
 
 impl NodeConfig {
@@ -40,6 +42,7 @@ impl NodeConfig {
             name_prefix: required("UPDRAFT_NAME_PREFIX")?,
             cpu_queue: required("UPDRAFT_CPU_QUEUE")?,
             gpu_queue: required("UPDRAFT_GPU_QUEUE")?,
+            job_log_group: required("UPDRAFT_JOB_LOG_GROUP")?,
         })
     }
 }
@@ -72,6 +75,7 @@ pub enum NodeEvent {
         exit_code: Option<i64>,
         reason: String,
         log_stream: String,
+        attempts: u32,
     },
 }
 
@@ -133,6 +137,7 @@ pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
             exit_code: detail.pointer("/container/exitCode").and_then(Value::as_i64),
             reason: text(detail, "/statusReason"),
             log_stream: text(detail, "/container/logStreamName"),
+            attempts: detail.get("attempts").and_then(Value::as_array).map_or(1, |a| a.len().max(1) as u32),
         });
     }
     match event.get("action").and_then(Value::as_str) {
@@ -345,14 +350,20 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
     };
     match event {
         NodeEvent::Arm { node, token, .. } => steps.arm(&node, &token).await.map_err(|e| e.to_string())?,
-        NodeEvent::JobEnded { node, succeeded, exit_code, reason, log_stream, .. } => {
+        NodeEvent::JobEnded { node, succeeded, exit_code, reason, log_stream, attempts, .. } => {
             let prefix = node_prefix(&services.config.bucket, &run, &node);
             let result = if succeeded {
                 job_outputs(&services.s3, &prefix).await
             } else {
                 Err(job_failure(&services.s3, &prefix, exit_code, &reason, &log_stream).await)
             };
-            steps.job_ended(&node, result).await.map_err(|e| e.to_string())?;
+            let log_uri = if log_stream.is_empty() {
+                String::new()
+            } else {
+                format!("cloudwatch:{}:{log_stream}", services.config.job_log_group)
+            };
+            let report = JobReport { result, attempts, log_uri };
+            steps.job_reported(&node, report).await.map_err(|e| e.to_string())?;
         }
         NodeEvent::Finish { .. } => unreachable!("handled above"),
     }

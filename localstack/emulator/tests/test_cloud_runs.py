@@ -1,0 +1,146 @@
+"""Cloud runs end to end in the emulator: launch through the API (SigV4, the real api
+Lambda), the workflow version's state machine on moto's Step Functions interpreter,
+the real node Lambda arming nodes and completing them from Batch job state changes,
+each task a Batch job running `updraft exec` as a local process, records and the cache
+in DynamoDB. Tasks here are Python one-liners (no code directory needed)."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import unique
+from test_registry_api import CREDENTIALS, DEPLOY, UPDRAFT, signed, updraft
+
+SPEC = """
+project: cloud
+tasks:
+  add:
+    image: python:3.11-slim
+    command: [python3, -c, "import sys; open(sys.argv[2], 'w').write(str(int(sys.argv[1]) + 1))",
+              "{{inputs.x}}", "{{outputs.y}}"]
+    inputs: {x: int}
+    outputs: {y: int}
+    cache: {version: "1"}
+  nap:
+    image: python:3.11-slim
+    command: [python3, -c, "import sys, time; time.sleep(float(sys.argv[1])); open(sys.argv[2], 'w').write('1')",
+              "{{inputs.seconds}}", "{{outputs.done}}"]
+    inputs: {seconds: float, label: string}
+    outputs: {done: int}
+  flaky:
+    image: python:3.11-slim
+    command: [python3, -c, "import sys; print('bad data in row 7', file=sys.stderr); sys.exit(3)"]
+    retries: 2
+workflows:
+  chain:
+    inputs: {x: {type: int, default: 1}}
+    nodes:
+      a: {task: add, inputs: {x: $inputs.x}}
+      b: {task: add, inputs: {x: $a.y}}
+    outputs: {y: $b.y}
+  # a→c, a→d, b→d with b slow: c must not wait for b.
+  n_shape:
+    inputs: {run: string}
+    nodes:
+      a: {task: nap, inputs: {seconds: 0.2, label: $inputs.run}}
+      b: {task: nap, inputs: {seconds: 3.0, label: $inputs.run}}
+      c: {task: nap, inputs: {seconds: 0.2, label: $inputs.run}, after: [a]}
+      d: {task: nap, inputs: {seconds: 0.2, label: $inputs.run}, after: [a, b]}
+  failing:
+    nodes:
+      broken: {task: flaky}
+      after: {task: add, inputs: {x: 1}, after: [broken]}
+"""
+
+
+@pytest.fixture(scope="module")
+def cloud(endpoint, tmp_path_factory):
+    name, prefix = unique("stack"), unique("run")
+    deployed = subprocess.run([DEPLOY, endpoint, "--output", "json", "--stack-name", name, "--name-prefix", prefix],
+                              capture_output=True, text=True, env={**os.environ, **CREDENTIALS}, timeout=900)
+    assert deployed.returncode == 0, deployed.stderr
+    scratch = tmp_path_factory.mktemp("cloud")
+    env = {**os.environ, **CREDENTIALS, "UPDRAFT_CONFIG": str(scratch / "config.toml")}
+    env.pop("UPDRAFT_ENDPOINT", None)
+    assert subprocess.run([UPDRAFT, "config", "init", "--stack", name, "--endpoint-url", endpoint], env=env).returncode == 0
+    url = (scratch / "config.toml").read_text().split('endpoint = "')[1].split('"')[0]
+    api = {"env": env, "url": url, "outputs": json.loads(deployed.stdout)["outputs"]}
+    spec = scratch / "cloud.yaml"
+    spec.write_text(SPEC)
+    registered = updraft(api, "register", str(spec), "--version", "v1")
+    assert registered.returncode == 0, registered.stderr
+    return api
+
+
+def launch(api, workflow, inputs=None, name=None):
+    body = {"workflow": {"project": "cloud", "domain": "development", "name": workflow, "version": "v1"},
+            "inputs": {"values": inputs or {}}, "name": name or unique(workflow).replace("_", "-")}
+    status, answer = signed(api, "POST", "/v1/executions", body=json.dumps(body).encode())
+    assert status == 201, answer
+    return answer["id"]["name"]
+
+
+def finished(api, name, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status, answer = signed(api, "GET", f"/v1/executions/cloud/development/{name}")
+        assert status == 200, answer
+        if answer["execution"]["phase"] != "WORKFLOW_RUNNING":
+            return answer
+        time.sleep(0.2)
+    raise AssertionError(f"{name} still running after {timeout} s: {answer}")
+
+
+def nodes(answer):
+    return {n["id"]["nodeId"]: n for n in answer["nodes"]}
+
+
+def jobs_on_queue(aws, api):
+    batch = aws("batch")
+    queue = api["outputs"]["CpuJobQueueArn"]
+    return sum(len(batch.list_jobs(jobQueue=queue, jobStatus=s)["jobSummaryList"]) for s in ("SUCCEEDED", "FAILED"))
+
+
+def test_values_flow_through_a_chain_and_a_relaunch_is_all_cached_without_a_job(cloud, aws):
+    first = finished(cloud, launch(cloud, "chain", {"x": {"integer": "40"}}))
+    assert first["execution"]["phase"] == "WORKFLOW_SUCCEEDED", first
+    assert nodes(first)["b"]["outputs"]["values"]["y"] == {"integer": "42"}
+    assert {n["phase"] for n in first["nodes"]} == {"SUCCEEDED"}
+    jobs = jobs_on_queue(aws, cloud)
+    again = finished(cloud, launch(cloud, "chain", {"x": {"integer": "40"}}))
+    assert {n["phase"] for n in again["nodes"]} == {"CACHED"}, again
+    assert jobs_on_queue(aws, cloud) == jobs, "a cache hit never starts a Batch job"
+
+
+def test_in_an_n_shaped_dag_c_does_not_wait_for_b(cloud):
+    started = time.time()
+    answer = finished(cloud, launch(cloud, "n_shape", {"run": {"string": unique("n")}}))
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer
+    ended = {node: n["updatedAt"] for node, n in nodes(answer).items()}
+    assert ended["c"] < ended["b"], f"c ended after b, so it waited for a level: {ended}"
+    assert ended["d"] > ended["b"]
+    assert time.time() - started < 3.0 * 3, "the critical path (3 s), not a sum of levels"
+
+
+def test_a_failing_task_is_retried_by_its_policy_then_fails_the_run_with_its_log(cloud):
+    answer = finished(cloud, launch(cloud, "failing"))
+    assert answer["execution"]["phase"] == "WORKFLOW_FAILED", answer
+    broken = nodes(answer)["broken"]
+    assert broken["phase"] == "FAILED"
+    assert broken["attempts"] == 3, "retries: 2 is three attempts"
+    assert broken["error"]["code"] == "NonZeroExit", broken
+    assert broken["error"]["logUri"].startswith("cloudwatch:"), broken
+    assert "phase" not in nodes(answer)["after"] or nodes(answer)["after"]["phase"] != "SUCCEEDED"
+    assert answer["execution"]["error"]["code"] == "NonZeroExit", answer["execution"]
+
+
+def test_bad_launches_start_nothing(cloud):
+    wrong = {"workflow": {"project": "cloud", "domain": "development", "name": "chain", "version": "v1"},
+             "inputs": {"values": {"x": {"string": "forty"}}}}
+    status, answer = signed(cloud, "POST", "/v1/executions", body=json.dumps(wrong).encode())
+    assert (status, answer["code"]) == (400, "InvalidInputs"), answer
+    unknown = {"workflow": {"project": "cloud", "domain": "development", "name": "nope", "version": "v1"}}
+    status, answer = signed(cloud, "POST", "/v1/executions", body=json.dumps(unknown).encode())
+    assert status == 404, answer
