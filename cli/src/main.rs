@@ -100,6 +100,35 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGV")]
         argv: Vec<String>,
     },
+    /// Run a registered workflow version in the cloud (the stack's API); --watch follows it.
+    Launch {
+        /// A spec file (its workflow's types read locally) or the name of a registered workflow.
+        target: String,
+        /// The workflow, when the spec file defines several.
+        workflow: Option<String>,
+        /// The registered version to run.
+        #[arg(long)]
+        version: String,
+        /// A workflow input, NAME=VALUE (lists, maps and structs as JSON). Repeatable.
+        #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
+        inputs: Vec<String>,
+        /// The execution's name: launching the same name and inputs again is the same run.
+        #[arg(long)]
+        name: Option<String>,
+        /// Run every task and replace its cache entry.
+        #[arg(long)]
+        overwrite_cache: bool,
+        /// Follow the run to its end with progress lines and the summary table.
+        #[arg(long)]
+        watch: bool,
+        /// Runs in the cloud (what launch always does; `updraft run` runs locally).
+        #[arg(long)]
+        remote: bool,
+        #[command(flatten)]
+        remote_settings: commands::registry::Remote,
+        #[arg(long, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
     /// Register the tasks, workflows and launch plans of spec files with the stack's API
     /// under a version (one all-or-nothing request per file).
     Register {
@@ -193,6 +222,11 @@ enum ExecutionsCommand {
     /// One execution with its nodes, outputs and error.
     Get {
         id: String,
+        /// Read it from the stack's API (a cloud run) instead of this machine's store.
+        #[arg(long)]
+        remote: bool,
+        #[command(flatten)]
+        remote_settings: commands::registry::Remote,
         #[arg(long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
@@ -234,14 +268,40 @@ fn main() -> ExitCode {
         Command::Executions { command: ExecutionsCommand::List { limit, output } } => {
             commands::executions::list(limit, output)
         }
-        Command::Executions { command: ExecutionsCommand::Get { id, output } } => {
-            commands::executions::get(&id, output)
+        Command::Executions { command: ExecutionsCommand::Get { id, remote, remote_settings, output } } => {
+            if remote {
+                commands::launch::get_remote(&id, &remote_settings, output)
+            } else {
+                commands::executions::get(&id, output)
+            }
         }
         Command::Compile { files, version, namespace } => {
             commands::compile::run(&files, &updraft_core::compile::Options { version, ..namespace.into() })
         }
         Command::Deploy(args) => commands::deploy::run(args),
         Command::Exec { argv } => commands::exec::run(argv),
+        Command::Launch {
+            target,
+            workflow,
+            version,
+            inputs,
+            name,
+            overwrite_cache,
+            watch,
+            remote: _,
+            remote_settings,
+            output,
+        } => commands::launch::launch(commands::launch::LaunchArgs {
+            target,
+            workflow,
+            version,
+            inputs,
+            name,
+            overwrite_cache,
+            watch,
+            remote: remote_settings,
+            output,
+        }),
         Command::Register { files, version, remote, output } => {
             commands::registry::register(&files, &version, &remote, output)
         }

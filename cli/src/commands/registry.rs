@@ -48,15 +48,15 @@ pub struct Remote {
     pub domain: Option<String>,
 }
 
-struct Session {
-    config: Config,
+pub(crate) struct Session {
+    pub config: Config,
     client: ApiClient,
-    runtime: tokio::runtime::Runtime,
-    project: String,
-    domain: String,
+    pub runtime: tokio::runtime::Runtime,
+    pub project: String,
+    pub domain: String,
 }
 
-fn session(remote: &Remote) -> Result<Session, String> {
+pub(crate) fn session(remote: &Remote) -> Result<Session, String> {
     let config = remote::resolve(remote.endpoint.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let client = runtime.block_on(remote::client(&config))?;
@@ -66,7 +66,7 @@ fn session(remote: &Remote) -> Result<Session, String> {
 }
 
 impl Session {
-    fn send(
+    pub fn send(
         &self,
         method: &str,
         path: &str,
@@ -318,6 +318,7 @@ pub fn config_init(
     let mut config = remote::read_config(&path).ok().flatten().unwrap_or_default();
     config.endpoint = endpoint;
     config.region = sdk.region().map(|r| r.to_string());
+    config.data_bucket = outputs.get("DataBucketName").cloned();
     config.stack = Some(stack.into());
     if let Err(e) = remote::write_config(&path, &config) {
         return failed(e);

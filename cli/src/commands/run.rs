@@ -151,7 +151,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
 /// The workflow's inputs for this run: `--input` values over defaults; every
 /// required input present; files resolved to absolute paths and digested.
-fn launch_inputs(
+pub(crate) fn launch_inputs(
     template: &updraft_core::proto::core::WorkflowTemplate,
     given: &[String],
     code_dir: &Path,

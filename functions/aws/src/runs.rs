@@ -126,8 +126,8 @@ impl DynamoRun {
         Ok(answer.item)
     }
 
-    /// Records the end of the run (the state machine's Finish or Record failure step).
-    pub async fn finish(&self, succeeded: bool, error: &serde_json::Value) -> Result<(), PortError> {
+    /// Records the end of the run (the state machine's Finish or Record failure step) and its outputs.
+    pub async fn finish(&self, succeeded: bool, error: &serde_json::Value, outputs: &Outputs) -> Result<(), PortError> {
         let phase = if succeeded { "SUCCEEDED" } else { "FAILED" };
         let mut update = self
             .dynamo
@@ -135,7 +135,8 @@ impl DynamoRun {
             .table_name(&self.table)
             .key("pk", s(&self.partition))
             .key("sk", s("EXEC"))
-            .update_expression("SET run_phase = :phase, ended_at = :at, run_error = :error")
+            .update_expression("SET run_phase = :phase, ended_at = :at, run_error = :error, run_outputs = :outputs")
+            .expression_attribute_values(":outputs", s(outputs_json(outputs)))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":phase", s(phase))
             .expression_attribute_values(":at", s(chrono::Utc::now().to_rfc3339()));
@@ -286,13 +287,9 @@ impl RunStore for DynamoRun {
     }
 
     async fn claim(&self, node: &str) -> Result<bool, PortError> {
-        self.conditional(
-            node,
-            "SET claimed = :yes",
-            "attribute_exists(pk) AND attribute_not_exists(claimed)",
-            vec![(":yes", AttributeValue::Bool(true))],
-        )
-        .await
+        let values = vec![(":yes", AttributeValue::Bool(true)), (":at", s(chrono::Utc::now().to_rfc3339()))];
+        let condition = "attribute_exists(pk) AND attribute_not_exists(claimed)";
+        self.conditional(node, "SET claimed = :yes, started_at = :at", condition, values).await
     }
 
     async fn end(&self, node: &str, end: &NodeEnd) -> Result<bool, PortError> {

@@ -10,8 +10,8 @@ use updraft_core::execution::node::Outputs;
 use updraft_core::ports::{PortError, Runs};
 use updraft_core::proto::Timestamp;
 use updraft_core::proto::core::{
-    CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier, LiteralMap, NodeExecution, NodeExecutionId,
-    NodePhase, ResourceType, WorkflowPhase,
+    CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier, LiteralMap, NodeExecution,
+    NodeExecutionId, NodePhase, ResourceType, WorkflowPhase,
 };
 use updraft_core::state_machine::state_machine_name;
 
@@ -27,6 +27,16 @@ pub struct AwsRuns {
 fn time(text: &str) -> Option<Timestamp> {
     let t = chrono::DateTime::parse_from_rfc3339(text).ok()?;
     Some(Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 })
+}
+
+fn between(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<updraft_core::proto::Duration> {
+    let (from, to) = (from?, to?);
+    let nanos = (to.seconds - from.seconds) as i128 * 1_000_000_000 + (to.nanos - from.nanos) as i128;
+    let nanos = nanos.max(0);
+    Some(updraft_core::proto::Duration {
+        seconds: (nanos / 1_000_000_000) as i64,
+        nanos: (nanos % 1_000_000_000) as i32,
+    })
 }
 
 fn text<'a>(record: &'a Value, key: &str) -> &'a str {
@@ -51,6 +61,8 @@ fn execution_of(id: &ExecutionId, record: &Value) -> Execution {
             ..Default::default()
         }
     });
+    let created = time(text(record, "created_at"));
+    let ended = time(text(record, "ended_at"));
     Execution {
         id: Some(id.clone()),
         workflow_id: Some(Identifier {
@@ -61,9 +73,12 @@ fn execution_of(id: &ExecutionId, record: &Value) -> Execution {
             version: text(record, "workflow_version").into(),
         }),
         inputs: literals(record, "run_inputs"),
+        outputs: literals(record, "run_outputs"),
         phase: phase as i32,
-        created_at: time(text(record, "created_at")),
-        updated_at: time(text(record, "ended_at")),
+        created_at: created,
+        started_at: created,
+        updated_at: ended,
+        duration: between(created, ended),
         error,
         ..Default::default()
     }
@@ -78,10 +93,15 @@ fn node_of(id: &ExecutionId, record: &Value) -> NodeExecution {
         log_uri: text(record, "log_uri").into(),
         ..Default::default()
     });
+    let (started, ended) = (time(text(record, "started_at")), time(text(record, "ended_at")));
+    let cache_status = if phase == NodePhase::Cached { CacheStatus::CacheHit } else { CacheStatus::CacheDisabled };
     NodeExecution {
         id: Some(NodeExecutionId { execution_id: Some(id.clone()), node_id: text(record, "node").into() }),
         phase: phase as i32,
-        updated_at: time(text(record, "ended_at")),
+        started_at: started,
+        updated_at: ended,
+        duration: between(started, ended),
+        cache_status: cache_status as i32,
         outputs: literals(record, "node_outputs"),
         attempts: record.get("node_attempts").and_then(Value::as_u64).unwrap_or(0) as u32,
         error,

@@ -13,7 +13,8 @@ use updraft_aws::sdk_error::port_error;
 use updraft_core::execution::contract::{ErrorDocument, OutputsDocument};
 use updraft_core::execution::failure::{self, FailureCode};
 use updraft_core::execution::node::{NodeFailure, Outputs};
-use updraft_core::execution::steps::{JobReport, Jobs, Steps, Tokens};
+use updraft_core::execution::resolve::resolve;
+use updraft_core::execution::steps::{JobReport, Jobs, RunStore, Steps, Tokens};
 use updraft_core::job_definition::job_definition_name;
 use updraft_core::ports::{BlobStore, Entity, PortError, Registry, StoredBlob};
 use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap, NodePhase, ResourceType, TaskTemplate};
@@ -326,14 +327,21 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
         NodeEvent::Arm { run, .. } | NodeEvent::Finish { run, .. } | NodeEvent::JobEnded { run, .. } => run.clone(),
     };
     let store = DynamoRun::new(services.dynamo.clone(), &services.config.table, &run.execution);
-    if let NodeEvent::Finish { succeeded, error, .. } = &event {
-        store.finish(*succeeded, error).await.map_err(|e| e.to_string())?;
-        return Ok(json!({"execution": run.execution.name, "succeeded": succeeded}));
-    }
     let Some(Entity::Workflow(workflow)) = services.registry.get(&run.workflow).await.map_err(|e| e.to_string())?
     else {
         return Err(format!("workflow {} version {} is not registered", run.workflow.name, run.workflow.version));
     };
+    if let NodeEvent::Finish { succeeded, error, .. } = &event {
+        // The workflow's outputs from its nodes' (a failed run keeps what it has).
+        let values = store.values().await.map_err(|e| e.to_string())?;
+        let bindings = workflow.template.as_ref().map(|t| t.output_bindings.clone()).unwrap_or_default();
+        let outputs: Outputs = bindings
+            .iter()
+            .filter_map(|b| Some((b.var.clone(), resolve(b.binding.as_ref()?, &values).ok()?)))
+            .collect();
+        store.finish(*succeeded, error, &outputs).await.map_err(|e| e.to_string())?;
+        return Ok(json!({"execution": run.execution.name, "succeeded": succeeded}));
+    }
     let cache = DynamoCache::new(services.dynamo.clone(), &services.config.table);
     let jobs = BatchJobs { batch: &services.batch, s3: &services.s3, config: &services.config, run: &run };
     let tokens = SfnTokens { sfn: &services.sfn };

@@ -1,0 +1,230 @@
+//! `updraft launch` and `updraft executions list|get --remote`: runs in the
+//! cloud through the HTTPS API. Inputs are typed by the workflow (from the spec
+//! file, or the registered version); local files are uploaded to the stack's
+//! bucket under their content digest first. `--watch` follows the run with the
+//! same progress lines and summary table as a local run.
+
+use super::executions::{OutputFormat, print_execution};
+use super::registry::{Remote, Session, session};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use updraft_aws::s3::{self, S3Uri};
+use updraft_core::compile::Options;
+use updraft_core::proto::api::{CreateExecutionResponse, GetExecutionResponse, GetWorkflowResponse};
+use updraft_core::proto::core::{
+    ExecutionId, Literal, NodePhase, WorkflowPhase, WorkflowTemplate, literal::Value as LV,
+};
+
+pub struct LaunchArgs {
+    /// A spec file, or the name of a registered workflow.
+    pub target: String,
+    pub workflow: Option<String>,
+    pub version: String,
+    pub inputs: Vec<String>,
+    pub name: Option<String>,
+    pub overwrite_cache: bool,
+    pub watch: bool,
+    pub remote: Remote,
+    pub output: OutputFormat,
+}
+
+fn failed(message: String) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    eprintln!("error: {message}");
+    Ok(ExitCode::FAILURE)
+}
+
+/// The workflow's template: compiled from the spec file, or read from the registry.
+fn template(args: &LaunchArgs, session: &Session) -> Result<(WorkflowTemplate, PathBuf), String> {
+    let path = PathBuf::from(&args.target);
+    if path.is_file() {
+        let options = Options {
+            project: args.remote.project.clone(),
+            domain: args.remote.domain.clone(),
+            version: args.version.clone(),
+        };
+        let compiled = crate::spec_file::load(&path, &options).map_err(|e| e.to_string())?;
+        let names: Vec<String> =
+            compiled.workflows.iter().filter_map(|w| Some(w.template.as_ref()?.id.as_ref()?.name.clone())).collect();
+        let name = match (&args.workflow, names.as_slice()) {
+            (Some(name), _) => name.clone(),
+            (None, [only]) => only.clone(),
+            (None, _) => {
+                return Err(format!(
+                    "{} defines {} workflows; name one: {}",
+                    path.display(),
+                    names.len(),
+                    names.join(", ")
+                ));
+            }
+        };
+        let workflow =
+            compiled.workflow(&name).ok_or_else(|| format!("{} has no workflow \"{name}\"", path.display()))?;
+        let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+        return Ok((workflow.template.clone().unwrap_or_default(), dir));
+    }
+    let route = format!("/v1/workflows/{}/{}/{}/{}", session.project, session.domain, args.target, args.version);
+    let answer = session.send("GET", &route, &[], None)?;
+    if answer.status != 200 {
+        return Err(crate::remote::describe_refusal(&answer).trim_start_matches("error: ").to_string());
+    }
+    let response: GetWorkflowResponse = serde_json::from_slice(&answer.body).map_err(|e| e.to_string())?;
+    let template = response.workflow.and_then(|w| w.template).unwrap_or_default();
+    Ok((template, std::env::current_dir().unwrap_or_default()))
+}
+
+/// Uploads every local file or directory an input names to the bucket, under its digest.
+async fn upload_blobs(s3_client: &aws_sdk_s3::Client, bucket: &str, value: &mut Literal) -> Result<(), String> {
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match &mut value.value {
+            Some(LV::File(b)) | Some(LV::Dataframe(b)) if !b.uri.starts_with("s3://") => {
+                let hex = b.digest.trim_start_matches("sha256:").to_string();
+                let to = S3Uri { bucket: bucket.into(), key: format!("inputs/sha256/{hex}") };
+                if !s3::exists(s3_client, &to).await.map_err(|e| e.to_string())? {
+                    s3::upload_file(s3_client, std::path::Path::new(&b.uri), &to).await.map_err(|e| e.to_string())?;
+                }
+                b.uri = to.to_string();
+            }
+            Some(LV::Directory(b)) if !b.uri.starts_with("s3://") => {
+                let hex = b.digest.trim_start_matches("sha256:").to_string();
+                let to = S3Uri { bucket: bucket.into(), key: format!("inputs/dirs/{hex}/") };
+                s3::upload_dir(s3_client, std::path::Path::new(&b.uri), &to).await.map_err(|e| e.to_string())?;
+                b.uri = to.to_string();
+            }
+            Some(LV::List(l)) => stack.extend(l.values.iter_mut()),
+            Some(LV::Map(m)) | Some(LV::Struct(m)) => stack.extend(m.values.values_mut()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn has_local_blobs(value: &Literal) -> bool {
+    updraft_core::ports::blobs(value).iter().any(|(uri, _, _)| !uri.starts_with("s3://"))
+}
+
+pub fn launch(args: LaunchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let session = match session(&args.remote) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let (template, base) = match template(&args, &session) {
+        Ok(t) => t,
+        Err(e) => return failed(e),
+    };
+    let mut inputs = match super::run::launch_inputs(&template, &args.inputs, &base) {
+        Ok(inputs) => inputs,
+        Err(e) => return failed(e),
+    };
+    if inputs.values().any(has_local_blobs) {
+        let Some(bucket) = session.config.data_bucket.clone() else {
+            return failed(
+                "local files among the inputs need the stack's bucket: run `updraft config init --stack NAME` again"
+                    .into(),
+            );
+        };
+        let sdk = session.runtime.block_on(updraft_aws::config::sdk_config(None, None));
+        let s3_client = updraft_aws::config::s3_client(&sdk);
+        for (name, value) in inputs.iter_mut() {
+            if let Err(e) = session.runtime.block_on(upload_blobs(&s3_client, &bucket, value)) {
+                return failed(format!("input {name}: cannot upload to s3://{bucket}: {e}"));
+            }
+        }
+    }
+    let id = template.id.clone().unwrap_or_default();
+    let values: BTreeMap<String, serde_json::Value> =
+        inputs.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).expect("literals serialize"))).collect();
+    let body = json!({
+        "workflow": {"project": id.project, "domain": id.domain, "name": id.name, "version": args.version},
+        "inputs": {"values": values},
+        "name": args.name.clone().unwrap_or_default(),
+        "overwriteCache": args.overwrite_cache,
+    });
+    let answer = session.send("POST", "/v1/executions", &[], Some(serde_json::to_vec(&body)?))?;
+    if !(200..300).contains(&answer.status) {
+        eprintln!("{}", crate::remote::describe_refusal(&answer));
+        return Ok(ExitCode::FAILURE);
+    }
+    let created: CreateExecutionResponse = serde_json::from_slice(&answer.body)?;
+    let run = created.id.unwrap_or_default();
+    let name = run.name.clone();
+    if !args.watch {
+        match args.output {
+            OutputFormat::Json => println!("{}", String::from_utf8_lossy(&answer.body)),
+            OutputFormat::Text => println!(
+                "launched {name} ({} {}); follow it with: updraft executions get {name} --remote --project {}",
+                id.name, args.version, id.project
+            ),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.output == OutputFormat::Text {
+        println!("execution {name}: {} {} in the cloud", id.name, args.version);
+    }
+    watch(&session, &run, args.output)
+}
+
+/// Polls the run until it ends, printing each node's phase change.
+fn watch(session: &Session, id: &ExecutionId, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let mut seen: BTreeMap<String, i32> = BTreeMap::new();
+    loop {
+        let run = match get(session, id)? {
+            Ok(run) => run,
+            Err(code) => return Ok(code),
+        };
+        let execution = run.execution.clone().unwrap_or_default();
+        for node in &run.nodes {
+            let id = node.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
+            if seen.get(&id) != Some(&node.phase)
+                && node.phase != NodePhase::Queued as i32
+                && output == OutputFormat::Text
+            {
+                let phase = NodePhase::try_from(node.phase).map(|p| p.as_str_name()).unwrap_or("-");
+                println!("  {id:<28} {phase}");
+            }
+            seen.insert(id, node.phase);
+        }
+        if execution.phase != WorkflowPhase::WorkflowRunning as i32
+            && execution.phase != WorkflowPhase::WorkflowQueued as i32
+        {
+            print_execution(&execution, &run.nodes, output)?;
+            return Ok(if execution.phase == WorkflowPhase::WorkflowSucceeded as i32 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn get(
+    session: &Session,
+    id: &ExecutionId,
+) -> Result<Result<GetExecutionResponse, ExitCode>, Box<dyn std::error::Error>> {
+    let route = format!("/v1/executions/{}/{}/{}", id.project, id.domain, id.name);
+    let answer = session.send("GET", &route, &[], None)?;
+    if answer.status != 200 {
+        eprintln!("{}", crate::remote::describe_refusal(&answer));
+        return Ok(Err(ExitCode::FAILURE));
+    }
+    Ok(Ok(serde_json::from_slice(&answer.body)?))
+}
+
+/// `updraft executions get NAME --remote`.
+pub fn get_remote(name: &str, remote: &Remote, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let session = match session(remote) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let id = ExecutionId { project: session.project.clone(), domain: session.domain.clone(), name: name.into() };
+    let run = match get(&session, &id)? {
+        Ok(run) => run,
+        Err(code) => return Ok(code),
+    };
+    print_execution(&run.execution.unwrap_or_default(), &run.nodes, output)?;
+    Ok(ExitCode::SUCCESS)
+}
