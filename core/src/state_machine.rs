@@ -8,7 +8,8 @@
 //! decided by conditional writes in the metadata table; its completion answers
 //! the token. So any DAG runs without barriers (a node never waits for nodes it
 //! does not depend on), each node costs one state transition and at most two
-//! Lambda invocations (arm, and the completion of its job), and a cache hit
+//! Lambda invocations (arm, and the completion of its job; the run's end is a
+//! DynamoDB write by Step Functions itself), and a cache hit
 //! answers its token without starting a job. The DAG's edges live in the
 //! registered workflow, which the node function reads; the definition only
 //! enumerates the nodes, which keeps it linear in their number.
@@ -26,8 +27,10 @@ pub const EXECUTION_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
 /// What a definition refers to in the deployed stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Targets {
-    /// The node function (prepare, start and complete nodes; finish executions).
+    /// The node function (arms, starts and completes nodes).
     pub node_function_arn: String,
+    /// The metadata table: the run's end is recorded there directly (no Lambda).
+    pub table: String,
 }
 
 /// Why a workflow cannot become a state machine.
@@ -100,17 +103,39 @@ fn node_state(node_id: &str, workflow: &Value, targets: &Targets) -> Value {
     })
 }
 
-fn finish_state(outcome: &str, workflow: &Value, targets: &Targets, next: Option<&str>) -> Value {
-    let mut payload =
-        json!({"action": "finish", "workflow": workflow, "execution.$": "$$.Execution.Name", "outcome": outcome});
+/// Records the run's end on its execution item with Step Functions' own DynamoDB
+/// integration: one transition, no Lambda invocation per execution.
+fn finish_state(outcome: &str, id: &Identifier, targets: &Targets, next: Option<&str>) -> Value {
+    let partition = format!("EXEC#{}#{}#{{}}", id.project, id.domain);
+    let mut values = json!({
+        ":phase": {"S": if outcome == "failed" { "FAILED" } else { "SUCCEEDED" }},
+        ":at": {"S.$": "$$.State.EnteredTime"}
+    });
+    let mut expression = "SET run_phase = :phase, ended_at = :at".to_string();
     if outcome == "failed" {
-        payload["error.$"] = json!("$.error");
+        values[":error"] = json!({"S.$": "States.JsonToString($.error)"});
+        expression.push_str(", run_error = :error");
     }
     let mut state = json!({
         "Type": "Task",
-        "Resource": "arn:aws:states:::lambda:invoke",
-        "Parameters": {"FunctionName": targets.node_function_arn, "Payload": payload},
-        "Retry": lambda_retry(),
+        "Resource": "arn:aws:states:::dynamodb:updateItem",
+        "Parameters": {
+            "TableName": targets.table,
+            "Key": {
+                "pk": {"S.$": format!("States.Format('{partition}', $$.Execution.Name)")},
+                "sk": {"S": "EXEC"}
+            },
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": values
+        },
+        "Retry": [{
+            "ErrorEquals": ["DynamoDB.ProvisionedThroughputExceededException", "DynamoDB.ThrottlingException",
+                            "DynamoDB.InternalServerErrorException", "States.Timeout"],
+            "IntervalSeconds": 1,
+            "MaxAttempts": 5,
+            "BackoffRate": 2.0,
+            "JitterStrategy": "FULL"
+        }],
         "ResultPath": null
     });
     match next {
@@ -135,7 +160,7 @@ pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Valu
         .collect();
     let mut states = serde_json::Map::new();
     if branches.is_empty() {
-        states.insert("Finish".into(), finish_state("succeeded", &workflow_id, targets, None));
+        states.insert("Finish".into(), finish_state("succeeded", &id, targets, None));
     } else {
         states.insert(
             "Nodes".into(),
@@ -148,8 +173,8 @@ pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Valu
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Record failure"}]
             }),
         );
-        states.insert("Finish".into(), finish_state("succeeded", &workflow_id, targets, None));
-        states.insert("Record failure".into(), finish_state("failed", &workflow_id, targets, Some("Failed")));
+        states.insert("Finish".into(), finish_state("succeeded", &id, targets, None));
+        states.insert("Record failure".into(), finish_state("failed", &id, targets, Some("Failed")));
         states.insert(
             "Failed".into(),
             json!({"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}),
@@ -179,7 +204,10 @@ mod tests {
     use crate::spec::Format;
 
     fn targets() -> Targets {
-        Targets { node_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:updraft-node".into() }
+        Targets {
+            node_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:updraft-node".into(),
+            table: "updraft-metadata".into(),
+        }
     }
 
     fn compiled(spec: &str, workflow: &str) -> CompiledWorkflow {

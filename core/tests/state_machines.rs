@@ -19,7 +19,10 @@ const SPECS: [&str; 4] = [
 ];
 
 fn targets() -> Targets {
-    Targets { node_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:updraft-node".into() }
+    Targets {
+        node_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:updraft-node".into(),
+        table: "updraft-metadata".into(),
+    }
 }
 
 /// (project-workflow, definition) for every workflow of the specs.

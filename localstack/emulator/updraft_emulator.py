@@ -36,6 +36,9 @@ Patches, each covered by a test in tests/test_patches.py:
 (i) A job definition's retryStrategy is honoured: up to `attempts` attempts,
     each with AWS_BATCH_JOB_ATTEMPT (from 1) and its own entry in `attempts`,
     stopping early on an `evaluateOnExit` EXIT rule's exit code.
+(j) GET /moto-api/updraft/counters counts what cloud runs cost: Lambda
+    invocations per function, Batch jobs run, DynamoDB write requests
+    (benchmarks and tests read differences of it).
 
 Usage: updraft_emulator.py [--host 127.0.0.1] [--port 5000]
 Everything else is moto's own server.
@@ -95,6 +98,19 @@ def patch_stepfunctions_batch():
 
 # How often a job thread looks at its state; moto advances job states itself.
 _POLL = 0.05
+
+
+# (j) What the emulator was asked to do, for benchmarks and tests.
+_COUNTERS = {"lambda_invocations": {}, "batch_jobs": 0, "dynamodb_writes": 0}
+_COUNTERS_LOCK = threading.Lock()
+
+
+def _count(key, name=None):
+    with _COUNTERS_LOCK:
+        if name is None:
+            _COUNTERS[key] += 1
+        else:
+            _COUNTERS[key][name] = _COUNTERS[key].get(name, 0) + 1
 
 
 # Where this emulator listens; set by main().
@@ -190,6 +206,7 @@ def _run_job_as_process(self):
         for state in (JobStatus.PENDING, JobStatus.RUNNABLE, JobStatus.STARTING):
             self.advance()
             _wait_while(self, state)
+        _count("batch_jobs")
         attempts, exits = _retry_plan(self)
         for attempt in range(1, attempts + 1):
             self.job_started_at = datetime.now()
@@ -333,6 +350,7 @@ class _RuntimeApi(http.server.BaseHTTPRequestHandler):
 
 
 def _invoke_bootstrap(self, event=None):
+    _count("lambda_invocations", self.function_name)
     directory = _unpacked(self)
     timeout = float(self.timeout or 3)
     invocation = {
@@ -430,10 +448,17 @@ def _fire_rule(request, full_url, headers):
     return 200, {"Content-Type": "application/json"}, json.dumps({"delivered": delivered, "event": event})
 
 
+def _counters(request, full_url, headers):
+    with _COUNTERS_LOCK:
+        body = json.dumps(_COUNTERS)
+    return 200, {"Content-Type": "application/json"}, body
+
+
 def add_fire_rule_endpoint():
     from moto.moto_api._internal import urls
 
     urls.url_paths["{0}/moto-api/updraft/fire-rule$"] = _fire_rule
+    urls.url_paths["{0}/moto-api/updraft/counters$"] = _counters
 
 
 # ---------------------------------------------------------------- (e) DynamoDB item serialisation
@@ -444,8 +469,12 @@ _DYNAMODB_LOCK = threading.RLock()
 def patch_dynamodb_lock():
     from moto.dynamodb.models import DynamoDBBackend
 
+    writes = {"put_item", "update_item", "delete_item", "transact_write_items"}
+
     def locked(method):
         def call(self, *args, **kwargs):
+            if method.__name__ in writes:
+                _count("dynamodb_writes")
             with _DYNAMODB_LOCK:
                 return method(self, *args, **kwargs)
         call.__wrapped__ = method

@@ -6,7 +6,7 @@
 
 use crate::sdk_error::port_error;
 use aws_sdk_dynamodb::Client as Dynamo;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, WriteRequest};
 use std::collections::HashMap;
 use updraft_core::execution::node::Outputs;
 use updraft_core::execution::steps::{NodeEnd, NodeSlot, RunStore, RunValues};
@@ -91,17 +91,31 @@ impl DynamoRun {
             }
             Err(e) => return Err(port_error("creating the execution", &e)),
         }
-        for (node, pending) in launch.upstream_counts {
-            self.dynamo
-                .put_item()
-                .table_name(&self.table)
-                .item("pk", s(&self.partition))
-                .item("sk", s(node_key(node)))
-                .item("node", s(node))
-                .item("pending_upstream", AttributeValue::N(pending.to_string()))
-                .send()
-                .await
-                .map_err(|e| port_error("creating a node", &e))?;
+        // Node items in batches of 25 (BatchWriteItem's limit), retrying what DynamoDB leaves unprocessed.
+        for chunk in launch.upstream_counts.chunks(25) {
+            let mut writes: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|(node, pending)| {
+                    let item: Item = HashMap::from([
+                        ("pk".to_string(), s(&self.partition)),
+                        ("sk".to_string(), s(node_key(node))),
+                        ("node".to_string(), s(node)),
+                        ("pending_upstream".to_string(), AttributeValue::N(pending.to_string())),
+                    ]);
+                    let put = PutRequest::builder().set_item(Some(item)).build().expect("the item is set");
+                    WriteRequest::builder().put_request(put).build()
+                })
+                .collect();
+            while !writes.is_empty() {
+                let answer = self
+                    .dynamo
+                    .batch_write_item()
+                    .request_items(&self.table, writes)
+                    .send()
+                    .await
+                    .map_err(|e| port_error("creating the nodes", &e))?;
+                writes = answer.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+            }
         }
         Ok(())
     }
@@ -124,25 +138,6 @@ impl DynamoRun {
             .await
             .map_err(|e| port_error("reading the execution", &e))?;
         Ok(answer.item)
-    }
-
-    /// Records the end of the run (the state machine's Finish or Record failure step) and its outputs.
-    pub async fn finish(&self, succeeded: bool, error: &serde_json::Value, outputs: &Outputs) -> Result<(), PortError> {
-        let phase = if succeeded { "SUCCEEDED" } else { "FAILED" };
-        let mut update = self
-            .dynamo
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&self.partition))
-            .key("sk", s("EXEC"))
-            .update_expression("SET run_phase = :phase, ended_at = :at, run_error = :error, run_outputs = :outputs")
-            .expression_attribute_values(":outputs", s(outputs_json(outputs)))
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":phase", s(phase))
-            .expression_attribute_values(":at", s(chrono::Utc::now().to_rfc3339()));
-        update = update.expression_attribute_values(":error", s(error.to_string()));
-        update.send().await.map_err(|e| port_error("recording the end of the run", &e))?;
-        Ok(())
     }
 
     /// The run as stored: the execution item and its node items, as JSON objects

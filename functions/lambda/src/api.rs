@@ -453,7 +453,7 @@ async fn answer<R: Registry, P: Provisioner, L: Runs>(
         Route::Launch => launch(api, request).await,
         Route::Execution(id) => {
             let found = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;
-            let (execution, nodes) = found.ok_or_else(|| {
+            let (mut execution, nodes) = found.ok_or_else(|| {
                 ApiError::new(
                     404,
                     "NotFound",
@@ -462,6 +462,9 @@ async fn answer<R: Registry, P: Provisioner, L: Runs>(
                     "list executions with updraft executions list --remote",
                 )
             })?;
+            if execution.outputs.is_none() {
+                execution.outputs = run_outputs(registry, &execution, &nodes).await?;
+            }
             Ok(ok(200, &GetExecutionResponse { execution: Some(execution), nodes }))
         }
     }
@@ -570,6 +573,32 @@ async fn launch<R: Registry, P: Provisioner, L: Runs>(
         }
         Err(e) => Err(ApiError::from_port(e, "workflow")),
     }
+}
+
+/// A run's workflow outputs, from its nodes' outputs and the workflow's output
+/// bindings (computed on read: the run's end is recorded without a Lambda).
+async fn run_outputs<R: Registry>(
+    registry: &R,
+    execution: &updraft_core::proto::core::Execution,
+    nodes: &[updraft_core::proto::core::NodeExecution],
+) -> Result<Option<updraft_core::proto::core::LiteralMap>, ApiError> {
+    let Some(id) = &execution.workflow_id else { return Ok(None) };
+    let Some(Entity::Workflow(workflow)) = registry.get(id).await.map_err(|e| ApiError::from_port(e, "path"))? else {
+        return Ok(None);
+    };
+    let mut values = updraft_core::execution::resolve::ValueMap::default();
+    for node in nodes {
+        let name = node.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
+        values.outputs.insert(name, node.outputs.clone().map(|m| m.values.into_iter().collect()).unwrap_or_default());
+    }
+    let bindings = workflow.template.map(|t| t.output_bindings).unwrap_or_default();
+    let outputs: std::collections::BTreeMap<String, updraft_core::proto::core::Literal> = bindings
+        .iter()
+        .filter_map(|b| {
+            Some((b.var.clone(), updraft_core::execution::resolve::resolve(b.binding.as_ref()?, &values).ok()?))
+        })
+        .collect();
+    Ok((!outputs.is_empty()).then_some(updraft_core::proto::core::LiteralMap { values: outputs }))
 }
 
 /// 32 random bits for generated execution names (from the OS, no extra crate).
@@ -695,7 +724,10 @@ impl ApiConfig {
             log_group: required("UPDRAFT_JOB_LOG_GROUP")?,
             exec_path: required("UPDRAFT_EXEC_PATH")?,
         };
-        let state_machines = state_machine::Targets { node_function_arn: required("UPDRAFT_NODE_FUNCTION")? };
+        let state_machines = state_machine::Targets {
+            node_function_arn: required("UPDRAFT_NODE_FUNCTION")?,
+            table: required("UPDRAFT_TABLE")?,
+        };
         Ok(ApiConfig {
             table: required("UPDRAFT_TABLE")?,
             bucket: required("UPDRAFT_BUCKET")?,

@@ -73,7 +73,6 @@ fn execution_of(id: &ExecutionId, record: &Value) -> Execution {
             version: text(record, "workflow_version").into(),
         }),
         inputs: literals(record, "run_inputs"),
-        outputs: literals(record, "run_outputs"),
         phase: phase as i32,
         created_at: created,
         started_at: created,

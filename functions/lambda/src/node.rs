@@ -1,7 +1,7 @@
 //! The node function: the node protocol of docs/cloud-execution.md on AWS.
-//! Step Functions calls it to arm a node (`{action: arm}`) and to finish a run
-//! (`{action: finish}`); EventBridge brings it Batch "Job State Change" events
-//! of the nodes' jobs. Every decision is `updraft_core::execution::steps`'; this
+//! Step Functions calls it to arm a node (`{action: arm}`); EventBridge brings
+//! it Batch "Job State Change" events of the nodes' jobs. (A run's end is
+//! recorded by the state machine itself, without this function.) Every decision is `updraft_core::execution::steps`'; this
 //! module only reads events and fills the ports: the run in DynamoDB, jobs in
 //! Batch, task tokens in Step Functions, blobs in S3.
 
@@ -13,8 +13,7 @@ use updraft_aws::sdk_error::port_error;
 use updraft_core::execution::contract::{ErrorDocument, OutputsDocument};
 use updraft_core::execution::failure::{self, FailureCode};
 use updraft_core::execution::node::{NodeFailure, Outputs};
-use updraft_core::execution::resolve::resolve;
-use updraft_core::execution::steps::{JobReport, Jobs, RunStore, Steps, Tokens};
+use updraft_core::execution::steps::{JobReport, Jobs, Steps, Tokens};
 use updraft_core::job_definition::job_definition_name;
 use updraft_core::ports::{BlobStore, Entity, PortError, Registry, StoredBlob};
 use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap, NodePhase, ResourceType, TaskTemplate};
@@ -62,11 +61,6 @@ pub enum NodeEvent {
         run: RunRef,
         node: String,
         token: String,
-    },
-    Finish {
-        run: RunRef,
-        succeeded: bool,
-        error: Value,
     },
     /// A node's Batch job reached SUCCEEDED or FAILED.
     JobEnded {
@@ -145,12 +139,7 @@ pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
         Some("arm") => {
             Ok(NodeEvent::Arm { run: run_of_payload(event), node: text(event, "/node"), token: text(event, "/token") })
         }
-        Some("finish") => Ok(NodeEvent::Finish {
-            run: run_of_payload(event),
-            succeeded: text(event, "/outcome") == "succeeded",
-            error: event.get("error").cloned().unwrap_or(Value::Null),
-        }),
-        _ => Err("the node function takes {action: arm|finish} from state machines and Batch job state changes".into()),
+        _ => Err("the node function takes {action: arm} from state machines and Batch job state changes".into()),
     }
 }
 
@@ -324,24 +313,13 @@ async fn job_failure(
 pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> Result<Value, String> {
     let event = parse_event(event)?;
     let run = match &event {
-        NodeEvent::Arm { run, .. } | NodeEvent::Finish { run, .. } | NodeEvent::JobEnded { run, .. } => run.clone(),
+        NodeEvent::Arm { run, .. } | NodeEvent::JobEnded { run, .. } => run.clone(),
     };
     let store = DynamoRun::new(services.dynamo.clone(), &services.config.table, &run.execution);
     let Some(Entity::Workflow(workflow)) = services.registry.get(&run.workflow).await.map_err(|e| e.to_string())?
     else {
         return Err(format!("workflow {} version {} is not registered", run.workflow.name, run.workflow.version));
     };
-    if let NodeEvent::Finish { succeeded, error, .. } = &event {
-        // The workflow's outputs from its nodes' (a failed run keeps what it has).
-        let values = store.values().await.map_err(|e| e.to_string())?;
-        let bindings = workflow.template.as_ref().map(|t| t.output_bindings.clone()).unwrap_or_default();
-        let outputs: Outputs = bindings
-            .iter()
-            .filter_map(|b| Some((b.var.clone(), resolve(b.binding.as_ref()?, &values).ok()?)))
-            .collect();
-        store.finish(*succeeded, error, &outputs).await.map_err(|e| e.to_string())?;
-        return Ok(json!({"execution": run.execution.name, "succeeded": succeeded}));
-    }
     let cache = DynamoCache::new(services.dynamo.clone(), &services.config.table);
     let jobs = BatchJobs { batch: &services.batch, s3: &services.s3, config: &services.config, run: &run };
     let tokens = SfnTokens { sfn: &services.sfn };
@@ -373,7 +351,6 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
             let report = JobReport { result, attempts, log_uri };
             steps.job_reported(&node, report).await.map_err(|e| e.to_string())?;
         }
-        NodeEvent::Finish { .. } => unreachable!("handled above"),
     }
     Ok(json!({"execution": run.execution.name}))
 }

@@ -144,3 +144,20 @@ def test_bad_launches_start_nothing(cloud):
     unknown = {"workflow": {"project": "cloud", "domain": "development", "name": "nope", "version": "v1"}}
     status, answer = signed(cloud, "POST", "/v1/executions", body=json.dumps(unknown).encode())
     assert status == 404, answer
+
+
+def test_the_cli_launches_watches_and_reads_a_run_back(cloud, tmp_path):
+    spec = tmp_path / "cloud.yaml"
+    spec.write_text(SPEC)
+    watched = updraft(cloud, "launch", str(spec), "chain", "--version", "v1", "--input", "x=100", "--watch")
+    assert watched.returncode == 0, watched.stderr
+    lines = watched.stdout.splitlines()
+    assert lines[0].startswith("execution ") and "chain v1 in the cloud" in lines[0], watched.stdout
+    assert "  a                            SUCCEEDED" in lines, watched.stdout
+    assert "  y = 102" in lines and lines[-1].endswith(" SUCCEEDED in " + lines[-1].split(" in ")[-1]), watched.stdout
+    name = lines[0].split()[1].rstrip(":")
+    shown = updraft(cloud, "executions", "get", name, "--remote", "--project", "cloud", "--output", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["outputs"] == {"y": 102}
+    refused = updraft(cloud, "launch", str(spec), "chain", "--version", "v1", "--input", "x=many")
+    assert refused.returncode == 1 and "--input x=many" in refused.stderr, refused.stderr

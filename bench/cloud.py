@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Cloud-run figures from the offline emulator (./bench/run deploys the stack and
+writes UPDRAFT_CONFIG first): what a node costs in Step Functions transitions,
+Lambda invocations and DynamoDB writes (read from the execution's history and the
+emulator's counters, GET /moto-api/updraft/counters), the launch request's
+latency, and an N-shaped DAG's makespan over its critical path.
+
+usage: cloud.py UPDRAFT_BIN ENDPOINT   (prints `name: value unit` lines)"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+CHAIN = 8
+SPEC = """
+project: bench
+tasks:
+  add:
+    image: python:3.11-slim
+    command: [python3, -c, "import sys; open(sys.argv[2], 'w').write(str(int(sys.argv[1]) + 1))",
+              "{{inputs.x}}", "{{outputs.y}}"]
+    inputs: {x: int}
+    outputs: {y: int}
+    cache: {version: "1"}
+  nap:
+    image: python:3.11-slim
+    command: [python3, -c, "import sys, time; time.sleep(float(sys.argv[1])); open(sys.argv[2], 'w').write('1')",
+              "{{inputs.seconds}}", "{{outputs.done}}"]
+    inputs: {seconds: float, label: string}
+    outputs: {done: int}
+workflows:
+  chain:
+    inputs: {x: int}
+    nodes:
+%(chain)s
+  n_shape:
+    inputs: {run: string}
+    nodes:
+      a: {task: nap, inputs: {seconds: 1.0, label: $inputs.run}}
+      b: {task: nap, inputs: {seconds: 3.0, label: $inputs.run}}
+      c: {task: nap, inputs: {seconds: 1.0, label: $inputs.run}, after: [a]}
+      d: {task: nap, inputs: {seconds: 1.0, label: $inputs.run}, after: [a, b]}
+"""
+# The N-shape's critical path: b then d.
+CRITICAL_PATH_S = 3.0 + 1.0
+
+
+def chain_nodes():
+    lines = ["      n0: {task: add, inputs: {x: $inputs.x}}"]
+    lines += [f"      n{i}: {{task: add, inputs: {{x: $n{i - 1}.y}}}}" for i in range(1, CHAIN)]
+    return "\n".join(lines)
+
+
+def main(updraft, endpoint):
+    config = open(os.environ["UPDRAFT_CONFIG"]).read()
+    base = config.split('endpoint = "')[1].split('"')[0]
+    session = dict(region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="testing",
+                   aws_secret_access_key="testing")
+    sfn = boto3.client("stepfunctions", **session)
+
+    def call(method, path, body=b""):
+        request = AWSRequest(method=method, url=base + path, data=body, headers={"Content-Type": "application/json"})
+        SigV4Auth(Credentials("testing", "testing"), "execute-api", "us-east-1").add_auth(request)
+        http = urllib.request.Request(base + path, data=body or None, method=method, headers=dict(request.headers))
+        with urllib.request.urlopen(http, timeout=60) as answer:
+            return json.loads(answer.read())
+
+    def counters():
+        with urllib.request.urlopen(f"{endpoint}/moto-api/updraft/counters") as answer:
+            return json.loads(answer.read())
+
+    def launch(workflow, inputs, name):
+        body = {"workflow": {"project": "bench", "domain": "development", "name": workflow, "version": "v1"},
+                "inputs": {"values": inputs}, "name": name}
+        started = time.perf_counter()
+        call("POST", "/v1/executions", json.dumps(body).encode())
+        return (time.perf_counter() - started) * 1000
+
+    def wait(name):
+        while True:
+            answer = call("GET", f"/v1/executions/bench/development/{name}")
+            if answer["execution"]["phase"] != "WORKFLOW_RUNNING":
+                return answer
+            time.sleep(0.1)
+
+    def transitions(name):
+        arn = next(m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
+                   if m["name"].endswith("-bench-development-chain-v1"))
+        execution = f"{arn.replace(':stateMachine:', ':execution:')}:{name}"
+        events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+        return sum(1 for e in events if e["type"].endswith("StateEntered"))
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as spec:
+        spec.write(SPEC % {"chain": chain_nodes()})
+    subprocess.run([updraft, "register", spec.name, "--version", "v1"], check=True, capture_output=True)
+
+    x = {"integer": str(uuid.uuid4().int % 1_000_000_000)}
+    before = counters()
+    miss = f"miss-{uuid.uuid4().hex[:8]}"
+    launch("chain", {"x": x}, miss)
+    assert wait(miss)["execution"]["phase"] == "WORKFLOW_SUCCEEDED"
+    after = counters()
+    nodes = [k for k in after["lambda_invocations"] if k.endswith("-node")]
+    lambda_calls = sum(after["lambda_invocations"][k] - before["lambda_invocations"].get(k, 0) for k in nodes)
+    print(f"sfn_transitions_per_node_miss: {transitions(miss) / CHAIN:.2f} transitions")
+    print(f"lambda_invocations_per_node: {lambda_calls / CHAIN:.2f} invocations")
+    print(f"ddb_writes_per_node: {(after['dynamodb_writes'] - before['dynamodb_writes']) / CHAIN:.2f} writes")
+
+    hit = f"hit-{uuid.uuid4().hex[:8]}"
+    before = counters()
+    launch("chain", {"x": x}, hit)
+    answer = wait(hit)
+    assert {n["phase"] for n in answer["nodes"]} == {"CACHED"}, answer
+    assert counters()["batch_jobs"] == before["batch_jobs"], "a cached run starts no job"
+    print(f"sfn_transitions_per_node_hit: {transitions(hit) / CHAIN:.2f} transitions")
+
+    latencies = [launch("chain", {"x": x}, f"lat-{uuid.uuid4().hex[:8]}") for _ in range(5)]
+    print(f"api_launch_ms: {statistics.median(latencies):.2f} ms")
+
+    shape = f"n-{uuid.uuid4().hex[:8]}"
+    launch("n_shape", {"run": {"string": shape}}, shape)
+    answer = wait(shape)
+    created, ended = answer["execution"]["createdAt"], answer["execution"]["updatedAt"]
+    seconds = (parse(ended) - parse(created))
+    print(f"cloud_makespan_over_critical_path: {seconds / CRITICAL_PATH_S:.2f} ratio")
+
+
+def parse(text):
+    from datetime import datetime
+    return datetime.fromisoformat(text[:26] + text[-6:] if "." in text else text).timestamp()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2])
