@@ -20,6 +20,9 @@ pub struct Config {
     /// The stack the endpoint came from (for the record).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<String>,
+    /// The AWS endpoint the stack lives behind (an emulator's); absent for AWS itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_endpoint_url: Option<String>,
     /// The stack's data bucket: local files given as launch inputs are uploaded there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_bucket: Option<String>,

@@ -36,6 +36,9 @@ Patches, each covered by a test in tests/test_patches.py:
 (i) A job definition's retryStrategy is honoured: up to `attempts` attempts,
     each with AWS_BATCH_JOB_ATTEMPT (from 1) and its own entry in `attempts`,
     stopping early on an `evaluateOnExit` EXIT rule's exit code.
+(k) POST /moto-api/updraft/images {"IMAGE": "DIR"} stands in for pulling an
+    image: jobs whose container image is IMAGE run in DIR (their `{{code_dir}}`,
+    as an image's working directory is in a container).
 (j) GET /moto-api/updraft/counters counts what cloud runs cost: Lambda
     invocations per function, Batch jobs run, DynamoDB write requests
     (benchmarks and tests read differences of it).
@@ -137,11 +140,17 @@ def _wait_while(job, status):
         time.sleep(_POLL)
 
 
+# (k) Image → host directory, the emulator's stand-in for an image's working directory.
+_IMAGE_DIRS = {}
+
+
 def _run_attempt(job, command, env):
     """One attempt of a job as a process: its exit code (None when stopped) and why it stopped."""
     output = tempfile.TemporaryFile()
+    workdir = _IMAGE_DIRS.get(job._get_container_property("image", ""))
     process = subprocess.Popen(
-        command, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        command, env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = None
     if job._get_attempt_duration():
@@ -448,6 +457,16 @@ def _fire_rule(request, full_url, headers):
     return 200, {"Content-Type": "application/json"}, json.dumps({"delivered": delivered, "event": event})
 
 
+def _images(request, full_url, headers):
+    body = request.get_data() if hasattr(request, "get_data") else request.body
+    mapping = json.loads(body or b"{}")
+    missing = [d for d in mapping.values() if not os.path.isdir(d)]
+    if missing:
+        return 400, {"Content-Type": "application/json"}, json.dumps({"message": f"not directories: {missing}"})
+    _IMAGE_DIRS.update(mapping)
+    return 200, {"Content-Type": "application/json"}, json.dumps(_IMAGE_DIRS)
+
+
 def _counters(request, full_url, headers):
     with _COUNTERS_LOCK:
         body = json.dumps(_COUNTERS)
@@ -459,6 +478,7 @@ def add_fire_rule_endpoint():
 
     urls.url_paths["{0}/moto-api/updraft/fire-rule$"] = _fire_rule
     urls.url_paths["{0}/moto-api/updraft/counters$"] = _counters
+    urls.url_paths["{0}/moto-api/updraft/images$"] = _images
 
 
 # ---------------------------------------------------------------- (e) DynamoDB item serialisation

@@ -319,6 +319,7 @@ pub fn config_init(
     config.endpoint = endpoint;
     config.region = sdk.region().map(|r| r.to_string());
     config.data_bucket = outputs.get("DataBucketName").cloned();
+    config.aws_endpoint_url = sdk.endpoint_url().map(str::to_string);
     config.stack = Some(stack.into());
     if let Err(e) = remote::write_config(&path, &config) {
         return failed(e);

@@ -40,6 +40,8 @@ pub struct NodeEnd {
     pub attempts: u32,
     /// Where the last attempt's log is (empty: no job ran).
     pub log_uri: String,
+    /// The task's cache key (empty when it is not cached): the same as a local run's.
+    pub cache_key: String,
 }
 
 /// How a node's job ended, as its executor reports it.
@@ -52,7 +54,7 @@ pub struct JobReport {
 
 impl NodeEnd {
     fn ok(phase: NodePhase, outputs: Outputs) -> NodeEnd {
-        NodeEnd { phase, outputs, failure: None, attempts: 0, log_uri: String::new() }
+        NodeEnd { phase, outputs, failure: None, attempts: 0, log_uri: String::new(), cache_key: String::new() }
     }
 
     fn failed(failure: NodeFailure) -> NodeEnd {
@@ -62,6 +64,7 @@ impl NodeEnd {
             failure: Some(failure),
             attempts: 0,
             log_uri: String::new(),
+            cache_key: String::new(),
         }
     }
 
@@ -72,6 +75,7 @@ impl NodeEnd {
             failure: None,
             attempts: 0,
             log_uri: String::new(),
+            cache_key: String::new(),
         }
     }
 }
@@ -182,27 +186,43 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     /// A node's job ended, with its attempts and log location.
     pub async fn job_reported(&self, node: &str, report: JobReport) -> Result<(), PortError> {
         let mut end = match report.result {
-            Ok(outputs) => {
-                let target = self.node(node)?;
-                if let Some(Target::Task(t)) = &target.target
-                    && let Some(task) = t.task_id.as_ref().and_then(|id| self.task(id))
-                    && let Some(key) = self.cache_key(target, task).await?
-                {
-                    // A lost cache entry costs a rerun later, not this run.
-                    let _ = self.cache.put(&key, &outputs).await;
-                }
-                NodeEnd::ok(NodePhase::Succeeded, outputs)
-            }
+            Ok(outputs) => NodeEnd::ok(NodePhase::Succeeded, outputs),
             Err(failure) => NodeEnd::failed(failure),
         };
+        if end.phase == NodePhase::Succeeded {
+            let values = self.store.values().await?;
+            if let Ok(Some((task, inputs))) = self.invocation(node, &values)
+                && let Some(key) = cache_key::for_task(task, &inputs)
+            {
+                // A lost cache entry costs a rerun later, not this run.
+                let _ = self.cache.put(&key, &end.outputs).await;
+                end.cache_key = key;
+            }
+        }
         (end.attempts, end.log_uri) = (report.attempts, report.log_uri);
         let slot = NodeSlot { token: None, ..Default::default() };
         self.finish(vec![(node.to_string(), slot, end)]).await
     }
 
-    async fn cache_key(&self, node: &Node, task: &TaskTemplate) -> Result<Option<String>, PortError> {
-        let values = self.store.values().await?;
-        Ok(node::task_inputs(task, &node.inputs, &values).ok().and_then(|inputs| cache_key::for_task(task, &inputs)))
+    /// The task a node runs and its inputs (a branch: its chosen case's), or why
+    /// it cannot run; `None` for nodes that run no task of their own.
+    fn invocation(&self, id: &str, values: &RunValues) -> Result<Option<(&TaskTemplate, Outputs)>, NodeFailure> {
+        let bad = |message: String| NodeFailure::new(FailureCode::BadJob, message);
+        let target = self.node(id).map_err(|e| bad(e.to_string()))?;
+        // A branch runs its chosen case as the node itself.
+        let chosen = match &target.target {
+            Some(Target::Branch(branch)) => node::choose_branch(branch, values)?,
+            _ => target,
+        };
+        let Some(Target::Task(task_node)) = &chosen.target else {
+            return Ok(None);
+        };
+        let task = task_node
+            .task_id
+            .as_ref()
+            .and_then(|t| self.task(t))
+            .ok_or_else(|| bad(format!("node {id}: its task is not in the workflow's closure")))?;
+        Ok(Some((task, node::task_inputs(task, &chosen.inputs, values)?)))
     }
 
     /// Starts every ready node in the list, and those that their ends make ready,
@@ -223,38 +243,26 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     /// Starts one claimed node: `Some` when it ended at once (a cache hit, a
     /// failure to start), `None` when its job runs.
     async fn start(&self, id: &str) -> Result<Option<NodeEnd>, PortError> {
-        let target = self.node(id)?;
         let values = self.store.values().await?;
-        // A branch runs its chosen case as the node itself.
-        let chosen = match &target.target {
-            Some(Target::Branch(branch)) => match node::choose_branch(branch, &values) {
-                Ok(case) => case,
-                Err(failure) => return Ok(Some(NodeEnd::failed(failure))),
-            },
-            _ => target,
-        };
-        let Some(Target::Task(task_node)) = &chosen.target else {
-            let failure = NodeFailure::new(
-                FailureCode::BadJob,
-                format!("node {id}: subworkflow and map nodes do not run in the cloud yet (docs/cloud-execution.md)"),
-            );
-            return Ok(Some(NodeEnd::failed(failure)));
-        };
-        let Some(task) = task_node.task_id.as_ref().and_then(|t| self.task(t)) else {
-            let failure =
-                NodeFailure::new(FailureCode::BadJob, format!("node {id}: its task is not in the workflow's closure"));
-            return Ok(Some(NodeEnd::failed(failure)));
-        };
-        let inputs = match node::task_inputs(task, &chosen.inputs, &values) {
-            Ok(inputs) => inputs,
+        let (task, inputs) = match self.invocation(id, &values) {
+            Ok(Some(invocation)) => invocation,
+            Ok(None) => {
+                let message = format!(
+                    "node {id}: subworkflow and map nodes do not run in the cloud yet (docs/cloud-execution.md)"
+                );
+                return Ok(Some(NodeEnd::failed(NodeFailure::new(FailureCode::BadJob, message))));
+            }
             Err(failure) => return Ok(Some(NodeEnd::failed(failure))),
         };
+        let key = cache_key::for_task(task, &inputs);
         if !self.overwrite_cache
-            && let Some(key) = cache_key::for_task(task, &inputs)
-            && let Some(outputs) = self.cache.get(&key).await?
+            && let Some(key) = &key
+            && let Some(outputs) = self.cache.get(key).await?
             && holds_all(self.blobs, &outputs).await
         {
-            return Ok(Some(NodeEnd::ok(NodePhase::Cached, outputs)));
+            let mut end = NodeEnd::ok(NodePhase::Cached, outputs);
+            end.cache_key = key.clone();
+            return Ok(Some(end));
         }
         self.jobs.submit(id, task, &inputs).await?;
         Ok(None)

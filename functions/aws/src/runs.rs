@@ -297,6 +297,10 @@ impl RunStore for DynamoRun {
         values.push((":attempts", AttributeValue::N(end.attempts.to_string())));
         let mut expression =
             "SET node_phase = :phase, node_outputs = :outputs, ended_at = :at, node_attempts = :attempts".to_string();
+        if !end.cache_key.is_empty() {
+            expression.push_str(", cache_key = :key");
+            values.push((":key", s(&end.cache_key)));
+        }
         if !end.log_uri.is_empty() {
             expression.push_str(", log_uri = :log");
             values.push((":log", s(&end.log_uri)));

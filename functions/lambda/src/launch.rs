@@ -101,6 +101,7 @@ fn node_of(id: &ExecutionId, record: &Value) -> NodeExecution {
         updated_at: ended,
         duration: between(started, ended),
         cache_status: cache_status as i32,
+        cache_key: text(record, "cache_key").into(),
         outputs: literals(record, "node_outputs"),
         attempts: record.get("node_attempts").and_then(Value::as_u64).unwrap_or(0) as u32,
         error,

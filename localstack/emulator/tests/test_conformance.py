@@ -1,0 +1,69 @@
+"""One workflow, two executors: every example runs locally (`updraft run`) and in the
+emulated cloud (`updraft launch --watch`: API, state machine, node Lambda, Batch jobs
+running `updraft exec`), and both must agree on node phases, cache keys and outputs
+(file outputs by content digest). The emulator runs an example's jobs in its directory,
+the stand-in for the image's working directory (emulator patch k)."""
+import json
+import os
+import subprocess
+import tempfile
+import urllib.request
+
+import pytest
+
+from conftest import unique
+from test_cloud_runs import cloud  # noqa: F401  (the deployed stack, registered and configured)
+from test_registry_api import REPO, UPDRAFT, updraft
+
+
+def plain(literal):
+    """A value to compare: files by digest, everything else as is."""
+    for kind in ("file", "dataframe", "directory"):
+        if kind in literal:
+            return {kind: literal[kind]["digest"]}
+    return literal
+
+
+def summary(document):
+    nodes = {n["id"]["nodeId"]: n for n in document["nodes"]}
+    return {
+        node: (n["phase"], n.get("cacheKey", ""), {k: plain(v) for k, v in (n.get("outputs") or {}).get("values", {}).items()})
+        for node, n in nodes.items()
+    }
+
+
+def run_locally(spec):
+    with tempfile.TemporaryDirectory() as home:
+        result = subprocess.run([UPDRAFT, "run", spec, "--output", "json"], capture_output=True, text=True,
+                                env={**os.environ, "UPDRAFT_HOME": home}, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("example", ["hello", "diabetes"])
+def test_an_example_gives_the_same_phases_cache_keys_and_outputs_locally_and_in_the_cloud(cloud, endpoint, example):  # noqa: F811
+    directory = os.path.join(REPO, "examples", example)
+    spec = os.path.join(directory, f"{example}.yaml")
+    version = unique("conf")
+    assert updraft(cloud, "register", spec, "--version", version).returncode == 0
+    images = json.dumps({"python:3.11-slim": directory}).encode()
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/updraft/images", data=images, method="POST"))
+    remote = updraft(cloud, "launch", spec, "--version", version, "--watch", "--output", "json")
+    assert remote.returncode == 0, remote.stderr + remote.stdout
+    local = run_locally(spec)
+    in_cloud = json.loads(remote.stdout)
+    assert summary(in_cloud) == summary(local)
+    outputs = [{k: plain(v) for k, v in run["execution"]["outputs"]["values"].items()} for run in (in_cloud, local)]
+    assert outputs[0] == outputs[1], "the workflow's outputs (the accuracy, for diabetes), files by digest"
+
+
+def test_map_nodes_are_refused_in_the_cloud_with_the_reason(cloud, endpoint):  # noqa: F811
+    spec = os.path.join(REPO, "examples", "fanout", "fanout.yaml")
+    version = unique("conf")
+    assert updraft(cloud, "register", spec, "--version", version).returncode == 0
+    images = json.dumps({"python:3.11-slim": os.path.dirname(spec)}).encode()
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/updraft/images", data=images, method="POST"))
+    remote = updraft(cloud, "launch", spec, "--version", version, "--watch", "--output", "json")
+    assert remote.returncode == 1
+    squares = next(n for n in json.loads(remote.stdout)["nodes"] if n["id"]["nodeId"] == "squares")
+    assert squares["phase"] == "FAILED" and "map nodes do not run in the cloud yet" in squares["error"]["message"]
