@@ -59,6 +59,15 @@ impl Job {
                 TypedInterface::default()
             }
         };
+        // An item of a map node's array job finds its inputs and outputs under its index.
+        let mut vars = vars.clone();
+        if let Some(prefix) = vars.get(ENV_ARRAY_PREFIX).cloned() {
+            let index = vars.get("AWS_BATCH_JOB_ARRAY_INDEX").cloned().unwrap_or_else(|| "0".into());
+            let item = format!("{}/{index}/", prefix.trim_end_matches('/'));
+            vars.insert(ENV_INPUTS_URI.into(), format!("{item}inputs.json"));
+            vars.insert(ENV_OUTPUT_PREFIX.into(), item);
+        }
+        let vars = &vars;
         let mut uri = |name: &str, required: bool| match vars.get(name) {
             Some(text) => S3Uri::parse(text).map(Some).unwrap_or_else(|e| {
                 problems.push(format!("{name}: {e}"));
@@ -416,6 +425,24 @@ mod tests {
         assert_eq!(job.output_prefix.join("outputs.json").to_string(), "s3://data/runs/r1/fit/1/outputs.json");
         assert_eq!(job.attempt, 2, "Batch's attempt number, which starts at 1");
         assert_eq!(job.secret_files, [("TOKEN".to_string(), "s3cr3t".to_string())]);
+    }
+
+    #[test]
+    fn an_array_job_item_reads_and_writes_under_its_index() {
+        let interface = r#"{"inputs":[{"name":"n","type":{"simple":"INTEGER"}}],"outputs":[]}"#;
+        let item = |index: Option<&str>| {
+            let mut pairs = vec![(ENV_INTERFACE, interface), (ENV_ARRAY_PREFIX, "s3://data/runs/r1/squares/items/")];
+            pairs.extend(index.map(|i| ("AWS_BATCH_JOB_ARRAY_INDEX", i)));
+            Job::from_env(&vars(&pairs)).unwrap()
+        };
+        let seventh = item(Some("7"));
+        assert_eq!(seventh.inputs_uri.unwrap().to_string(), "s3://data/runs/r1/squares/items/7/inputs.json");
+        assert_eq!(seventh.output_prefix.to_string(), "s3://data/runs/r1/squares/items/7/");
+        assert_eq!(
+            item(None).output_prefix.to_string(),
+            "s3://data/runs/r1/squares/items/0/",
+            "a one-item map is a plain job"
+        );
     }
 
     #[test]

@@ -27,6 +27,10 @@ impl Jobs for Recorded {
         self.jobs.lock().unwrap().push(node.to_string());
         Ok(node.to_string())
     }
+    async fn submit_map(&self, node: &str, _: &TaskTemplate, _: &[Outputs]) -> Result<String, PortError> {
+        self.jobs.lock().unwrap().push(node.to_string());
+        Ok(node.to_string())
+    }
 }
 
 impl Tokens for Recorded {

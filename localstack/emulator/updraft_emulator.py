@@ -36,6 +36,9 @@ Patches, each covered by a test in tests/test_patches.py:
 (i) A job definition's retryStrategy is honoured: up to `attempts` attempts,
     each with AWS_BATCH_JOB_ATTEMPT (from 1) and its own entry in `attempts`,
     stopping early on an `evaluateOnExit` EXIT rule's exit code.
+(l) Array jobs: each child gets AWS_BATCH_JOB_ARRAY_INDEX, and the parent
+    ends when its last child does (SUCCEEDED if every child did, else FAILED)
+    with its own state-change event; moto left the parent SUBMITTED.
 (k) POST /moto-api/updraft/images {"IMAGE": "DIR"} stands in for pulling an
     image: jobs whose container image is IMAGE run in DIR (their `{{code_dir}}`,
     as an image's working directory is in a container).
@@ -222,6 +225,9 @@ def _run_job_as_process(self):
             self._start_attempt()
             env = {**_base_environment(), **_emulator_environment(), **environment,
                    "AWS_BATCH_JOB_ATTEMPT": str(attempt)}
+            index = (self.array_properties or {}).get("index")
+            if index is not None:
+                env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(index)
             self.exit_code, reason = _run_attempt(self, command, env)
             self.latest_attempt["container"]["exitCode"] = self.exit_code
             self.latest_attempt["statusReason"] = reason or ""
@@ -236,6 +242,29 @@ def _run_job_as_process(self):
         self.job_stopped_reason = f"CannotStartContainerError: {err}"
         self._mark_stopped(success=False)
     _emit_job_state_change(self)
+    _end_array_parent(self)
+
+
+_ARRAY_LOCK = threading.Lock()
+
+
+def _end_array_parent(child):
+    """(l) The parent of an array job ends with its last child."""
+    if (child.array_properties or {}).get("index") is None:
+        return
+    parent = child.all_jobs.get(child.job_id.rsplit(":", 1)[0])
+    if parent is None:
+        return
+    with _ARRAY_LOCK:
+        children = parent._child_jobs or []
+        if parent.job_stopped or not all(c.job_stopped for c in children):
+            return
+        succeeded = all(c.status == "SUCCEEDED" for c in children)
+        if not succeeded:
+            parent.job_stopped_reason = "one or more child jobs failed"
+        parent.job_started_at = min(c.job_started_at for c in children if c.job_started_at) if children else None
+        parent._mark_stopped(success=succeeded)
+    _emit_job_state_change(parent)
 
 
 def _emit_job_state_change(job):

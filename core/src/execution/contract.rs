@@ -27,6 +27,10 @@ pub const ENV_INTERFACE: &str = "UPDRAFT_INTERFACE";
 pub const ENV_INPUTS_URI: &str = "UPDRAFT_INPUTS_URI";
 /// `s3://` prefix that receives the outputs and, last, `outputs.json`; per run.
 pub const ENV_OUTPUT_PREFIX: &str = "UPDRAFT_OUTPUT_PREFIX";
+/// `s3://` prefix of a map node's items, set instead of the inputs URI and output
+/// prefix on its array job: each item reads `<prefix><index>/inputs.json` and writes
+/// under `<prefix><index>/`, its index from `AWS_BATCH_JOB_ARRAY_INDEX` (0 without one).
+pub const ENV_ARRAY_PREFIX: &str = "UPDRAFT_ARRAY_PREFIX";
 /// Secrets meant as files arrive in variables with this prefix (see `job_definition`).
 pub const SECRET_FILE_PREFIX: &str = "UPDRAFT_SECRET_FILE_";
 

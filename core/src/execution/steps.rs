@@ -15,7 +15,9 @@ use super::node::{self, NodeFailure, Outputs};
 use super::resolve::Values;
 use crate::cache_key;
 use crate::ports::{BlobStore, CacheStore, PortError, holds_all};
-use crate::proto::core::{CompiledWorkflow, FailurePolicy, Literal, Node, NodePhase, TaskTemplate, node::Target};
+use crate::proto::core::{
+    CompiledWorkflow, FailurePolicy, Literal, MapNode, Node, NodePhase, TaskTemplate, node::Target,
+};
 use std::collections::BTreeMap;
 use std::future::Future;
 
@@ -123,6 +125,22 @@ pub trait Jobs: Send + Sync {
         task: &TaskTemplate,
         inputs: &Outputs,
     ) -> impl Future<Output = Result<String, PortError>> + Send;
+    /// Submits one job per item of a map node (Batch: one array job); its id. When
+    /// every item has ended, the adapter calls [`Steps::map_reported`].
+    fn submit_map(
+        &self,
+        node: &str,
+        task: &TaskTemplate,
+        items: &[Outputs],
+    ) -> impl Future<Output = Result<String, PortError>> + Send;
+}
+
+/// What a node runs.
+enum Invocation<'w> {
+    /// A task on its inputs (a branch: its chosen case's task).
+    Task(&'w TaskTemplate, Outputs),
+    /// A task on each item of a map node.
+    Map(&'w TaskTemplate, &'w MapNode, Vec<Outputs>),
 }
 
 /// Answers the task tokens of node states (Step Functions).
@@ -132,6 +150,10 @@ pub trait Tokens: Send + Sync {
     fn succeed(&self, token: &str, node: &str, phase: NodePhase) -> impl Future<Output = Result<(), PortError>> + Send;
     /// The node's state fails, which fails the run at once.
     fn fail(&self, token: &str, failure: &NodeFailure) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+fn output_names(task: &TaskTemplate) -> Vec<String> {
+    task.interface.clone().unwrap_or_default().outputs.iter().map(|v| v.name.clone()).collect()
 }
 
 /// The protocol for one run of one workflow (its closure).
@@ -191,7 +213,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         };
         if end.phase == NodePhase::Succeeded {
             let values = self.store.values().await?;
-            if let Ok(Some((task, inputs))) = self.invocation(node, &values)
+            if let Ok(Some(Invocation::Task(task, inputs))) = self.invocation(node, &values)
                 && let Some(key) = cache_key::for_task(task, &inputs)
             {
                 // A lost cache entry costs a rerun later, not this run.
@@ -204,9 +226,40 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         self.finish(vec![(node.to_string(), slot, end)]).await
     }
 
-    /// The task a node runs and its inputs (a branch: its chosen case's), or why
-    /// it cannot run; `None` for nodes that run no task of their own.
-    fn invocation(&self, id: &str, values: &RunValues) -> Result<Option<(&TaskTemplate, Outputs)>, NodeFailure> {
+    /// Every item of a map node ended (after Batch's retries of each).
+    pub async fn map_reported(
+        &self,
+        node: &str,
+        items: Vec<node::ItemResult>,
+        attempts: u32,
+        log_uri: String,
+    ) -> Result<(), PortError> {
+        let values = self.store.values().await?;
+        let mut end = match self.invocation(node, &values) {
+            Ok(Some(Invocation::Map(task, map_node, inputs))) => {
+                // Each item's outputs are cached as a local run caches them, under the item's key.
+                for (item, result) in inputs.iter().zip(&items) {
+                    if let (Some(key), node::ItemResult::Succeeded(outputs)) = (cache_key::for_task(task, item), result)
+                    {
+                        let _ = self.cache.put(&key, outputs).await;
+                    }
+                }
+                match node::map_outcome(&items, &output_names(task), map_node.min_success_ratio) {
+                    Ok(outputs) => NodeEnd::ok(NodePhase::Succeeded, outputs),
+                    Err(failure) => NodeEnd::failed(failure),
+                }
+            }
+            Ok(_) => NodeEnd::failed(NodeFailure::new(FailureCode::BadJob, format!("node {node} is not a map node"))),
+            Err(failure) => NodeEnd::failed(failure),
+        };
+        (end.attempts, end.log_uri) = (attempts, log_uri);
+        let slot = NodeSlot { token: None, ..Default::default() };
+        self.finish(vec![(node.to_string(), slot, end)]).await
+    }
+
+    /// What a node runs (a branch: its chosen case), or why it cannot run;
+    /// `None` for nodes that run no task of their own (subworkflows).
+    fn invocation(&self, id: &str, values: &RunValues) -> Result<Option<Invocation<'_>>, NodeFailure> {
         let bad = |message: String| NodeFailure::new(FailureCode::BadJob, message);
         let target = self.node(id).map_err(|e| bad(e.to_string()))?;
         // A branch runs its chosen case as the node itself.
@@ -214,15 +267,23 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
             Some(Target::Branch(branch)) => node::choose_branch(branch, values)?,
             _ => target,
         };
-        let Some(Target::Task(task_node)) = &chosen.target else {
-            return Ok(None);
+        let task_of = |task_id: Option<&crate::proto::core::Identifier>| {
+            task_id
+                .and_then(|t| self.task(t))
+                .ok_or_else(|| bad(format!("node {id}: its task is not in the workflow's closure")))
         };
-        let task = task_node
-            .task_id
-            .as_ref()
-            .and_then(|t| self.task(t))
-            .ok_or_else(|| bad(format!("node {id}: its task is not in the workflow's closure")))?;
-        Ok(Some((task, node::task_inputs(task, &chosen.inputs, values)?)))
+        match &chosen.target {
+            Some(Target::Task(task_node)) => {
+                let task = task_of(task_node.task_id.as_ref())?;
+                Ok(Some(Invocation::Task(task, node::task_inputs(task, &chosen.inputs, values)?)))
+            }
+            Some(Target::Map(map_node)) => {
+                let task = task_of(map_node.task_id.as_ref())?;
+                let inputs = node::task_inputs(task, &chosen.inputs, values)?;
+                Ok(Some(Invocation::Map(task, map_node, node::map_items(map_node, &inputs)?)))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Starts every ready node in the list, and those that their ends make ready,
@@ -244,28 +305,54 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     /// failure to start), `None` when its job runs.
     async fn start(&self, id: &str) -> Result<Option<NodeEnd>, PortError> {
         let values = self.store.values().await?;
-        let (task, inputs) = match self.invocation(id, &values) {
-            Ok(Some(invocation)) => invocation,
-            Ok(None) => {
-                let message = format!(
-                    "node {id}: subworkflow and map nodes do not run in the cloud yet (docs/cloud-execution.md)"
-                );
-                return Ok(Some(NodeEnd::failed(NodeFailure::new(FailureCode::BadJob, message))));
+        match self.invocation(id, &values) {
+            Ok(Some(Invocation::Task(task, inputs))) => {
+                if let Some(key) = cache_key::for_task(task, &inputs)
+                    && let Some(outputs) = self.cached(&key).await?
+                {
+                    let mut end = NodeEnd::ok(NodePhase::Cached, outputs);
+                    end.cache_key = key;
+                    return Ok(Some(end));
+                }
+                self.jobs.submit(id, task, &inputs).await?;
+                Ok(None)
             }
-            Err(failure) => return Ok(Some(NodeEnd::failed(failure))),
-        };
-        let key = cache_key::for_task(task, &inputs);
-        if !self.overwrite_cache
-            && let Some(key) = &key
-            && let Some(outputs) = self.cache.get(key).await?
-            && holds_all(self.blobs, &outputs).await
-        {
-            let mut end = NodeEnd::ok(NodePhase::Cached, outputs);
-            end.cache_key = key.clone();
-            return Ok(Some(end));
+            Ok(Some(Invocation::Map(task, map_node, items))) => {
+                // Every item a verified hit (or no item at all): no job starts.
+                let mut hits = Vec::with_capacity(items.len());
+                for item in &items {
+                    let Some(key) = cache_key::for_task(task, item) else { break };
+                    let Some(outputs) = self.cached(&key).await? else { break };
+                    hits.push(node::ItemResult::Succeeded(outputs));
+                }
+                if hits.len() < items.len() {
+                    self.jobs.submit_map(id, task, &items).await?;
+                    return Ok(None);
+                }
+                let phase = if items.is_empty() { NodePhase::Succeeded } else { NodePhase::Cached };
+                Ok(Some(match node::map_outcome(&hits, &output_names(task), map_node.min_success_ratio) {
+                    Ok(outputs) => NodeEnd::ok(phase, outputs),
+                    Err(failure) => NodeEnd::failed(failure),
+                }))
+            }
+            Ok(None) => {
+                let message =
+                    format!("node {id}: subworkflow nodes do not run in the cloud yet (docs/cloud-execution.md)");
+                Ok(Some(NodeEnd::failed(NodeFailure::new(FailureCode::BadJob, message))))
+            }
+            Err(failure) => Ok(Some(NodeEnd::failed(failure))),
         }
-        self.jobs.submit(id, task, &inputs).await?;
-        Ok(None)
+    }
+
+    /// A verified cache hit: the entry, if every blob it names is still there.
+    async fn cached(&self, key: &str) -> Result<Option<Outputs>, PortError> {
+        if self.overwrite_cache {
+            return Ok(None);
+        }
+        match self.cache.get(key).await? {
+            Some(outputs) if holds_all(self.blobs, &outputs).await => Ok(Some(outputs)),
+            _ => Ok(None),
+        }
     }
 
     async fn finish(&self, ended: Vec<(String, NodeSlot, NodeEnd)>) -> Result<(), PortError> {

@@ -5,6 +5,7 @@
 //! module only reads events and fills the ports: the run in DynamoDB, jobs in
 //! Batch, task tokens in Step Functions, blobs in S3.
 
+use aws_sdk_batch::types::KeyValuePair;
 use aws_sdk_sfn::error::ProvideErrorMetadata;
 use serde_json::{Value, json};
 use updraft_aws::runs::{DynamoCache, DynamoRun};
@@ -12,6 +13,7 @@ use updraft_aws::s3::{self, S3Uri};
 use updraft_aws::sdk_error::port_error;
 use updraft_core::execution::contract::{ErrorDocument, OutputsDocument};
 use updraft_core::execution::failure::{self, FailureCode};
+use updraft_core::execution::node::ItemResult;
 use updraft_core::execution::node::{NodeFailure, Outputs};
 use updraft_core::execution::steps::{JobReport, Jobs, Steps, Tokens};
 use updraft_core::job_definition::job_definition_name;
@@ -71,7 +73,11 @@ pub enum NodeEvent {
         reason: String,
         log_stream: String,
         attempts: u32,
+        /// A map node's array job: how many items it ran.
+        items: Option<usize>,
     },
+    /// An event the node function has nothing to do with (an array job's child).
+    Ignored(String),
 }
 
 fn text(value: &Value, pointer: &str) -> String {
@@ -121,6 +127,9 @@ pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
                 version: p("updraft_version"),
             },
         };
+        if detail.pointer("/arrayProperties/index").is_some() {
+            return Ok(NodeEvent::Ignored("an array job's child: its parent's end completes the map node".into()));
+        }
         let status = text(detail, "/status");
         if status != "SUCCEEDED" && status != "FAILED" {
             return Err(format!("job status {status} is not an end"));
@@ -133,6 +142,7 @@ pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
             reason: text(detail, "/statusReason"),
             log_stream: text(detail, "/container/logStreamName"),
             attempts: detail.get("attempts").and_then(Value::as_array).map_or(1, |a| a.len().max(1) as u32),
+            items: p(ITEMS_PARAMETER).parse().ok(),
         });
     }
     match event.get("action").and_then(Value::as_str) {
@@ -166,26 +176,33 @@ struct BatchJobs<'a> {
     run: &'a RunRef,
 }
 
-impl Jobs for BatchJobs<'_> {
-    async fn submit(&self, node: &str, task: &TaskTemplate, inputs: &Outputs) -> Result<String, PortError> {
-        let prefix = node_prefix(&self.config.bucket, self.run, node);
-        let inputs_uri = prefix.join("inputs.json");
-        let document = LiteralMap { values: inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect() };
-        let bytes = serde_json::to_vec(&document).expect("literals serialize");
-        s3::put_bytes(self.s3, &inputs_uri, bytes, "application/json").await.map_err(PortError::from)?;
+async fn put_inputs(s3_client: &aws_sdk_s3::Client, at: &S3Uri, inputs: &Outputs) -> Result<(), PortError> {
+    let document = LiteralMap { values: inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect() };
+    let bytes = serde_json::to_vec(&document).expect("literals serialize");
+    s3::put_bytes(s3_client, at, bytes, "application/json").await.map_err(PortError::from)
+}
+
+impl BatchJobs<'_> {
+    /// Submits the job of `task` for `node` with these environment overrides; an
+    /// array job of `items` children when there are two or more (Batch's minimum).
+    async fn submit_job(
+        &self,
+        node: &str,
+        task: &TaskTemplate,
+        environment: Vec<(&str, String)>,
+        items: Option<usize>,
+    ) -> Result<String, PortError> {
         let id = task.id.clone().unwrap_or_default();
         let definition = job_definition_name(&self.config.name_prefix, &id.project, &id.domain, &id.name, &id.version);
         let gpu = task.resources.and_then(|r| r.requests).is_some_and(|r| r.gpu > 0);
         let queue = if gpu { &self.config.gpu_queue } else { &self.config.cpu_queue };
         let e = &self.run.execution;
-        let env =
-            |name: &str, value: String| aws_sdk_batch::types::KeyValuePair::builder().name(name).value(value).build();
-        let overrides = aws_sdk_batch::types::ContainerOverrides::builder()
-            .environment(env("UPDRAFT_INPUTS_URI", inputs_uri.to_string()))
-            .environment(env("UPDRAFT_OUTPUT_PREFIX", prefix.to_string()))
-            .environment(env("UPDRAFT_EXECUTION_ID", e.name.clone()))
-            .environment(env("UPDRAFT_NODE_ID", node.to_string()))
-            .build();
+        let mut overrides = aws_sdk_batch::types::ContainerOverrides::builder()
+            .environment(KeyValuePair::builder().name("UPDRAFT_EXECUTION_ID").value(&e.name).build())
+            .environment(KeyValuePair::builder().name("UPDRAFT_NODE_ID").value(node).build());
+        for (name, value) in environment {
+            overrides = overrides.environment(KeyValuePair::builder().name(name).value(value).build());
+        }
         let values =
             [&e.project, &e.domain, &e.name, &node.to_string(), &self.run.workflow.name, &self.run.workflow.version];
         let mut request = self
@@ -194,14 +211,49 @@ impl Jobs for BatchJobs<'_> {
             .job_name(job_name(&e.name, node))
             .job_queue(queue)
             .job_definition(definition)
-            .container_overrides(overrides);
+            .container_overrides(overrides.build());
         for (name, value) in PARAMETERS.iter().zip(values) {
             request = request.parameters(*name, value.as_str());
+        }
+        if let Some(items) = items {
+            request = request.parameters(ITEMS_PARAMETER, items.to_string());
+            if items >= 2 {
+                let array = aws_sdk_batch::types::ArrayProperties::builder().size(items as i32).build();
+                request = request.array_properties(array);
+            }
         }
         let submitted = request.send().await.map_err(|e| port_error(&format!("submitting the job of {node}"), &e))?;
         Ok(submitted.job_id().unwrap_or_default().to_string())
     }
 }
+
+impl Jobs for BatchJobs<'_> {
+    async fn submit(&self, node: &str, task: &TaskTemplate, inputs: &Outputs) -> Result<String, PortError> {
+        let prefix = node_prefix(&self.config.bucket, self.run, node);
+        let inputs_uri = prefix.join("inputs.json");
+        put_inputs(self.s3, &inputs_uri, inputs).await?;
+        let environment =
+            vec![("UPDRAFT_INPUTS_URI", inputs_uri.to_string()), ("UPDRAFT_OUTPUT_PREFIX", prefix.to_string())];
+        self.submit_job(node, task, environment, None).await
+    }
+
+    async fn submit_map(&self, node: &str, task: &TaskTemplate, items: &[Outputs]) -> Result<String, PortError> {
+        let prefix = items_prefix(&self.config.bucket, self.run, node);
+        for (i, item) in items.iter().enumerate() {
+            put_inputs(self.s3, &prefix.join(&format!("{i}/inputs.json")), item).await?;
+        }
+        let environment = vec![(updraft_core::execution::contract::ENV_ARRAY_PREFIX, prefix.to_string())];
+        self.submit_job(node, task, environment, Some(items.len())).await
+    }
+}
+
+/// Where a map node's items keep their inputs and outputs (`<index>/` under it).
+fn items_prefix(bucket: &str, run: &RunRef, node: &str) -> S3Uri {
+    node_prefix(bucket, run, node).join("items/")
+}
+
+/// A map node's job carries its item count, which tells its end from a task's.
+const ITEMS_PARAMETER: &str = "updraft_items";
 
 /// Batch job names: letters, digits, `-` and `_`, at most 128.
 fn job_name(execution: &str, node: &str) -> String {
@@ -314,6 +366,7 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
     let event = parse_event(event)?;
     let run = match &event {
         NodeEvent::Arm { run, .. } | NodeEvent::JobEnded { run, .. } => run.clone(),
+        NodeEvent::Ignored(why) => return Ok(json!({"ignored": why})),
     };
     let store = DynamoRun::new(services.dynamo.clone(), &services.config.table, &run.execution);
     let Some(Entity::Workflow(workflow)) = services.registry.get(&run.workflow).await.map_err(|e| e.to_string())?
@@ -336,6 +389,21 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
     };
     match event {
         NodeEvent::Arm { node, token, .. } => steps.arm(&node, &token).await.map_err(|e| e.to_string())?,
+        NodeEvent::Ignored(_) => {}
+        NodeEvent::JobEnded { node, items: Some(items), .. } => {
+            let prefix = items_prefix(&services.config.bucket, &run, &node);
+            let mut results = Vec::with_capacity(items);
+            for i in 0..items {
+                let item = prefix.join(&format!("{i}/"));
+                results.push(match job_outputs(&services.s3, &item).await {
+                    Ok(outputs) => ItemResult::Succeeded(outputs),
+                    Err(_) => {
+                        ItemResult::Failed(job_failure(&services.s3, &item, None, "the item's job failed", "").await)
+                    }
+                });
+            }
+            steps.map_reported(&node, results, 1, String::new()).await.map_err(|e| e.to_string())?;
+        }
         NodeEvent::JobEnded { node, succeeded, exit_code, reason, log_stream, attempts, .. } => {
             let prefix = node_prefix(&services.config.bucket, &run, &node);
             let result = if succeeded {

@@ -32,38 +32,37 @@ def summary(document):
     }
 
 
-def run_locally(spec):
+def run_locally(spec, inputs):
     with tempfile.TemporaryDirectory() as home:
-        result = subprocess.run([UPDRAFT, "run", spec, "--output", "json"], capture_output=True, text=True,
+        result = subprocess.run([UPDRAFT, "run", spec, *inputs, "--output", "json"], capture_output=True, text=True,
                                 env={**os.environ, "UPDRAFT_HOME": home}, timeout=600)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("example", ["hello", "diabetes"])
-def test_an_example_gives_the_same_phases_cache_keys_and_outputs_locally_and_in_the_cloud(cloud, endpoint, example):  # noqa: F811
+# fanout maps over 12 items here instead of its default 100: the emulator runs every item as a process.
+@pytest.mark.parametrize("example, inputs", [("hello", []), ("diabetes", []), ("fanout", ["--input", "count=12"])])
+def test_an_example_gives_the_same_phases_cache_keys_and_outputs_locally_and_in_the_cloud(cloud, endpoint, example, inputs):  # noqa: F811
     directory = os.path.join(REPO, "examples", example)
     spec = os.path.join(directory, f"{example}.yaml")
     version = unique("conf")
     assert updraft(cloud, "register", spec, "--version", version).returncode == 0
     images = json.dumps({"python:3.11-slim": directory}).encode()
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/updraft/images", data=images, method="POST"))
-    remote = updraft(cloud, "launch", spec, "--version", version, "--watch", "--output", "json")
+    remote = updraft(cloud, "launch", spec, "--version", version, *inputs, "--watch", "--output", "json")
     assert remote.returncode == 0, remote.stderr + remote.stdout
-    local = run_locally(spec)
+    local = run_locally(spec, inputs)
     in_cloud = json.loads(remote.stdout)
     assert summary(in_cloud) == summary(local)
     outputs = [{k: plain(v) for k, v in run["execution"]["outputs"]["values"].items()} for run in (in_cloud, local)]
     assert outputs[0] == outputs[1], "the workflow's outputs (the accuracy, for diabetes), files by digest"
 
 
-def test_map_nodes_are_refused_in_the_cloud_with_the_reason(cloud, endpoint):  # noqa: F811
-    spec = os.path.join(REPO, "examples", "fanout", "fanout.yaml")
+def test_subworkflow_nodes_are_refused_in_the_cloud_with_the_reason(cloud, endpoint):  # noqa: F811
+    spec = os.path.join(REPO, "tests", "data", "state_machines", "shapes.yaml")
     version = unique("conf")
     assert updraft(cloud, "register", spec, "--version", version).returncode == 0
-    images = json.dumps({"python:3.11-slim": os.path.dirname(spec)}).encode()
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/updraft/images", data=images, method="POST"))
-    remote = updraft(cloud, "launch", spec, "--version", version, "--watch", "--output", "json")
-    assert remote.returncode == 1
-    squares = next(n for n in json.loads(remote.stdout)["nodes"] if n["id"]["nodeId"] == "squares")
-    assert squares["phase"] == "FAILED" and "map nodes do not run in the cloud yet" in squares["error"]["message"]
+    remote = updraft(cloud, "launch", spec, "with_subworkflow", "--version", version, "--watch", "--output", "json")
+    assert remote.returncode == 1, remote.stderr
+    inner = next(n for n in json.loads(remote.stdout)["nodes"] if n["id"]["nodeId"] == "inner")
+    assert inner["phase"] == "FAILED" and "subworkflow nodes do not run in the cloud yet" in inner["error"]["message"]

@@ -230,10 +230,13 @@ def test_registration_makes_each_versions_job_definitions_and_state_machine_once
         stateMachineArn=machines[0]["stateMachineArn"])["definition"])
     with open(os.path.join(REPO, "tests/data/state_machines/snapshots/examples-diabetes.json")) as f:
         expected = json.load(f)
-    node_function = definition["States"]["Finish"]["Parameters"]["FunctionName"]
+    first = definition["States"]["Nodes"]["Branches"][0]["States"]
+    node_function = next(iter(first.values()))["Parameters"]["FunctionName"]
     assert node_function.endswith(f":function:{prefix}-node")
+    assert definition["States"]["Finish"]["Parameters"]["TableName"] == api["outputs"]["MetadataTableName"]
     assert json.dumps(definition) == json.dumps(expected).replace(
-        "arn:aws:lambda:us-east-1:123456789012:function:updraft-node", node_function), \
+        "arn:aws:lambda:us-east-1:123456789012:function:updraft-node", node_function).replace(
+        '"updraft-metadata"', json.dumps(api["outputs"]["MetadataTableName"])), \
         "the generator's definition, as registered"
     jobs = aws("batch").describe_job_definitions(jobDefinitionName=f"{prefix}-examples-development-fit-v1")
     assert [d["revision"] for d in jobs["jobDefinitions"]] == [1], "registering again made no new revision"

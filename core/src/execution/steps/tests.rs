@@ -80,6 +80,7 @@ impl RunStore for MemoryRun {
 #[derive(Default)]
 struct RecordedJobs {
     submitted: Mutex<Vec<(String, Outputs)>>,
+    maps: Mutex<Vec<(String, Vec<Outputs>)>>,
 }
 
 impl Jobs for RecordedJobs {
@@ -87,6 +88,10 @@ impl Jobs for RecordedJobs {
         let mut submitted = self.submitted.lock().unwrap();
         submitted.push((node.to_string(), inputs.clone()));
         Ok(format!("job-{}", submitted.len()))
+    }
+    async fn submit_map(&self, node: &str, _task: &TaskTemplate, items: &[Outputs]) -> Result<String, PortError> {
+        self.maps.lock().unwrap().push((node.to_string(), items.to_vec()));
+        Ok(format!("map-{node}"))
     }
 }
 
@@ -330,4 +335,42 @@ fn a_branch_runs_its_chosen_case_as_the_node() {
     let w = workflow(nodes, "");
     let run = simulate(&w, &[], &MemoryCache::default(), &Blobs::default());
     assert_eq!(run.phases["pick"], NodePhase::Succeeded, "x = 1 takes the first case, not the failing else");
+}
+
+#[test]
+fn a_map_node_runs_its_items_as_one_submission_and_a_rerun_of_all_hits_starts_none() {
+    let nodes = r"      each:
+        map: {task: inc, over: [x]}
+        inputs: {x: [1, 2, 3]}
+";
+    let w = workflow(nodes, "");
+    let cache = MemoryCache::default();
+    let (tokens, blobs) = (RecordedTokens::default(), Blobs::default());
+    for (run_name, expect_map) in [("first", true), ("again", false)] {
+        let run = MemoryRun::new(&w, Outputs::new());
+        let jobs = RecordedJobs::default();
+        let steps = Steps {
+            workflow: &w,
+            store: &run,
+            cache: &cache,
+            blobs: &blobs,
+            jobs: &jobs,
+            tokens: &tokens,
+            overwrite_cache: false,
+        };
+        block_on(steps.arm("each", "t")).unwrap();
+        let maps = jobs.maps.lock().unwrap().clone();
+        assert_eq!(maps.len(), usize::from(expect_map), "{run_name}");
+        if expect_map {
+            assert_eq!(maps[0].1.len(), 3, "one submission of three items");
+            let results =
+                (2..5).map(|y| node::ItemResult::Succeeded([("y".to_string(), literal::integer(y))].into())).collect();
+            block_on(steps.map_reported("each", results, 1, String::new())).unwrap();
+        }
+        let state = run.state.lock().unwrap();
+        let end = &state.ended["each"];
+        assert_eq!(end.phase, if expect_map { NodePhase::Succeeded } else { NodePhase::Cached }, "{run_name}");
+        let expected = literal::list(vec![literal::integer(2), literal::integer(3), literal::integer(4)]);
+        assert_eq!(end.outputs["y"], expected, "{run_name}");
+    }
 }
