@@ -46,13 +46,13 @@ workflows:
   n_shape:
     inputs: {run: string}
     nodes:
-      a: {task: nap, inputs: {seconds: 1.0, label: $inputs.run}}
-      b: {task: nap, inputs: {seconds: 3.0, label: $inputs.run}}
-      c: {task: nap, inputs: {seconds: 1.0, label: $inputs.run}, after: [a]}
-      d: {task: nap, inputs: {seconds: 1.0, label: $inputs.run}, after: [a, b]}
+      a: {task: nap, inputs: {seconds: 2.0, label: $inputs.run}}
+      b: {task: nap, inputs: {seconds: 12.0, label: $inputs.run}}
+      c: {task: nap, inputs: {seconds: 2.0, label: $inputs.run}, after: [a]}
+      d: {task: nap, inputs: {seconds: 2.0, label: $inputs.run}, after: [a, b]}
 """
 # The N-shape's critical path: b then d.
-CRITICAL_PATH_S = 3.0 + 1.0
+CRITICAL_PATH_S = 12.0 + 2.0
 
 
 def chain_nodes():
