@@ -216,6 +216,11 @@ enum ExecutionsCommand {
     List {
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// List the stack's runs (the API) instead of this machine's.
+        #[arg(long)]
+        remote: bool,
+        #[command(flatten)]
+        remote_settings: commands::registry::Remote,
         #[arg(long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
@@ -265,8 +270,12 @@ fn main() -> ExitCode {
                 options: namespace.into(),
             })
         }
-        Command::Executions { command: ExecutionsCommand::List { limit, output } } => {
-            commands::executions::list(limit, output)
+        Command::Executions { command: ExecutionsCommand::List { limit, remote, remote_settings, output } } => {
+            if remote {
+                commands::launch::list_remote(limit, &remote_settings, output)
+            } else {
+                commands::executions::list(limit, output)
+            }
         }
         Command::Executions { command: ExecutionsCommand::Get { id, remote, remote_settings, output } } => {
             if remote {

@@ -278,6 +278,13 @@ pub trait Runs: Send + Sync {
         inputs: &Outputs,
         overwrite_cache: bool,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// The runs of a project and domain, newest first.
+    fn list(
+        &self,
+        project: &str,
+        domain: &str,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<Execution>, PortError>> + Send;
     /// The run and its nodes as recorded, or `None`.
     fn get(
         &self,

@@ -27,13 +27,18 @@ pub fn list(limit: usize, output: OutputFormat) -> Result<ExitCode, Box<dyn std:
     for warning in &listing.skipped {
         eprintln!("warning: {warning}");
     }
-    let executions = listing.executions;
+    print_list(&listing.executions, output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Executions as a table (newest first, as given) or as JSON.
+pub fn print_list(executions: &[Execution], output: OutputFormat) -> Result<(), serde_json::Error> {
     if output == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&executions)?);
-        return Ok(ExitCode::SUCCESS);
+        println!("{}", serde_json::to_string_pretty(executions)?);
+        return Ok(());
     }
     println!("{:<24} {:<20} {:<10} {:<20} {:>9}", "EXECUTION", "WORKFLOW", "PHASE", "STARTED (UTC)", "DURATION");
-    for e in &executions {
+    for e in executions {
         let workflow = e.workflow_id.as_ref().map(|w| w.name.as_str()).unwrap_or_default();
         let started = e
             .created_at
@@ -49,7 +54,7 @@ pub fn list(limit: usize, output: OutputFormat) -> Result<ExitCode, Box<dyn std:
             seconds(e.duration)
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 pub fn get(name: &str, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {

@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 use updraft_aws::s3::{self, S3Uri};
 use updraft_core::compile::Options;
-use updraft_core::proto::api::{CreateExecutionResponse, GetExecutionResponse, GetWorkflowResponse};
+use updraft_core::proto::api::{
+    CreateExecutionResponse, GetExecutionResponse, GetWorkflowResponse, ListExecutionsResponse,
+};
 use updraft_core::proto::core::{
     ExecutionId, Literal, NodePhase, WorkflowPhase, WorkflowTemplate, literal::Value as LV,
 };
@@ -227,5 +229,27 @@ pub fn get_remote(name: &str, remote: &Remote, output: OutputFormat) -> Result<E
         Err(code) => return Ok(code),
     };
     print_execution(&run.execution.unwrap_or_default(), &run.nodes, output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `updraft executions list --remote`: the stack's runs of a project and domain, newest first.
+pub fn list_remote(
+    limit: usize,
+    remote: &Remote,
+    output: OutputFormat,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let session = match session(remote) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let route = format!("/v1/executions/{}/{}", session.project, session.domain);
+    let page = limit.clamp(1, 1000).to_string();
+    let answer = session.send("GET", &route, &[("limit", page.as_str())], None)?;
+    if answer.status != 200 {
+        eprintln!("{}", crate::remote::describe_refusal(&answer));
+        return Ok(ExitCode::FAILURE);
+    }
+    let listed: ListExecutionsResponse = serde_json::from_slice(&answer.body)?;
+    super::executions::print_list(&listed.executions, output)?;
     Ok(ExitCode::SUCCESS)
 }

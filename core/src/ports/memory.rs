@@ -310,6 +310,17 @@ impl Runs for MemoryRuns {
         Ok(())
     }
 
+    async fn list(&self, project: &str, domain: &str, page: &PageRequest) -> Result<Page<Execution>, PortError> {
+        let runs = self.runs.lock().expect("runs lock");
+        let mut found: Vec<Execution> = runs
+            .values()
+            .map(|(e, _)| e.clone())
+            .filter(|e| e.id.as_ref().is_some_and(|i| i.project == project && i.domain == domain))
+            .collect();
+        found.reverse(); // names sort by time in these tests
+        page_of(found, page)
+    }
+
     async fn get(&self, execution: &ExecutionId) -> Result<Option<(Execution, Vec<NodeExecution>)>, PortError> {
         Ok(self.runs.lock().expect("runs lock").get(&execution.name).cloned())
     }

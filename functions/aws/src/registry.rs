@@ -95,7 +95,7 @@ fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
 }
 
 /// A page token: the listing's last evaluated key, as hex of its JSON.
-fn encode_token(key: Option<&Item>) -> Option<String> {
+pub(crate) fn encode_token(key: Option<&Item>) -> Option<String> {
     let key = key?;
     let strings: HashMap<&str, &str> =
         key.iter().filter_map(|(name, value)| Some((name.as_str(), value.as_s().ok()?.as_str()))).collect();
@@ -104,7 +104,7 @@ fn encode_token(key: Option<&Item>) -> Option<String> {
 
 /// The key a token continues after; refused unless it belongs to this
 /// listing (`partition` names the attribute and value every key of it has).
-fn decode_token(token: &str, partition: (&str, &str)) -> Result<Item, PortError> {
+pub(crate) fn decode_token(token: &str, partition: (&str, &str)) -> Result<Item, PortError> {
     let invalid = || PortError::Invalid(format!("the page token {token:.40} is not one this listing returned"));
     let bytes = hex::decode(token).map_err(|_| invalid())?;
     let strings: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;

@@ -42,6 +42,55 @@ fn node_key(node: &str) -> String {
     format!("NODE#{node}")
 }
 
+/// An item's attributes as JSON (the API shapes them into the IDL), without keys and tokens.
+fn attributes_json(item: &Item) -> serde_json::Map<String, serde_json::Value> {
+    item.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "pk" | "task_token" | "claimed" | "gsi1pk" | "gsi1sk"))
+        .map(|(k, v)| {
+            let value = match v {
+                AttributeValue::S(text) => serde_json::Value::String(text.clone()),
+                AttributeValue::N(n) => serde_json::json!(n.parse::<i64>().unwrap_or_default()),
+                AttributeValue::Bool(b) => serde_json::Value::Bool(*b),
+                _ => serde_json::Value::Null,
+            };
+            (k.clone(), value)
+        })
+        .collect()
+}
+
+/// A project's and domain's runs, newest first: (execution name, its record) and the next page's token.
+pub async fn list_runs(
+    dynamo: &Dynamo,
+    table: &str,
+    project: &str,
+    domain: &str,
+    page: &updraft_core::ports::PageRequest,
+) -> Result<(Vec<(String, serde_json::Value)>, Option<String>), PortError> {
+    let partition = format!("EXECS#{project}#{domain}");
+    let start = page.token.as_deref().map(|t| crate::registry::decode_token(t, ("gsi1pk", &partition))).transpose()?;
+    let answer = dynamo
+        .query()
+        .table_name(table)
+        .index_name("by-time")
+        .key_condition_expression("gsi1pk = :pk")
+        .expression_attribute_values(":pk", s(&partition))
+        .scan_index_forward(false)
+        .limit(page.limit.clamp(1, 1000) as i32)
+        .set_exclusive_start_key(start)
+        .send()
+        .await
+        .map_err(|e| port_error("listing runs", &e))?;
+    let runs = answer
+        .items()
+        .iter()
+        .map(|item| {
+            let name = item.get("gsi1sk").and_then(|v| v.as_s().ok()).and_then(|k| k.split_once('#')).map(|(_, n)| n);
+            (name.unwrap_or_default().to_string(), serde_json::Value::Object(attributes_json(item)))
+        })
+        .collect();
+    Ok((runs, crate::registry::encode_token(answer.last_evaluated_key())))
+}
+
 /// What a launch writes.
 pub struct Launch<'a> {
     pub workflow: &'a updraft_core::proto::core::Identifier,
@@ -56,12 +105,13 @@ pub struct Launch<'a> {
 pub struct DynamoRun {
     dynamo: Dynamo,
     table: String,
+    execution: ExecutionId,
     partition: String,
 }
 
 impl DynamoRun {
     pub fn new(dynamo: Dynamo, table: impl Into<String>, execution: &ExecutionId) -> Self {
-        DynamoRun { dynamo, table: table.into(), partition: execution_key(execution) }
+        DynamoRun { dynamo, table: table.into(), execution: execution.clone(), partition: execution_key(execution) }
     }
 
     /// Writes a new run: its inputs and, per node, how many upstream nodes it waits
@@ -69,6 +119,8 @@ impl DynamoRun {
     /// and nothing is written.
     pub async fn create(&self, launch: &Launch<'_>) -> Result<(), PortError> {
         let workflow = launch.workflow;
+        // Fixed width, so that the text sorts as the time does.
+        let created_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
         let created = self
             .dynamo
             .put_item()
@@ -79,7 +131,10 @@ impl DynamoRun {
             .item("workflow_name", s(&workflow.name))
             .item("workflow_version", s(&workflow.version))
             .item("run_phase", s("RUNNING"))
-            .item("created_at", s(chrono::Utc::now().to_rfc3339()))
+            .item("created_at", s(&created_at))
+            // The by-time index lists a project's runs newest first.
+            .item("gsi1pk", s(format!("EXECS#{}#{}", self.execution.project, self.execution.domain)))
+            .item("gsi1sk", s(format!("{created_at}#{}", self.execution.name)))
             .item("overwrite_cache", AttributeValue::Bool(launch.overwrite_cache))
             .condition_expression("attribute_not_exists(pk)")
             .send()
@@ -159,19 +214,7 @@ impl DynamoRun {
                 .await
                 .map_err(|e| port_error("reading the run", &e))?;
             for item in page.items() {
-                let object: serde_json::Map<String, serde_json::Value> = item
-                    .iter()
-                    .filter(|(k, _)| !matches!(k.as_str(), "pk" | "task_token" | "claimed"))
-                    .map(|(k, v)| {
-                        let value = match v {
-                            AttributeValue::S(text) => serde_json::Value::String(text.clone()),
-                            AttributeValue::N(n) => serde_json::json!(n.parse::<i64>().unwrap_or_default()),
-                            AttributeValue::Bool(b) => serde_json::Value::Bool(*b),
-                            _ => serde_json::Value::Null,
-                        };
-                        (k.clone(), value)
-                    })
-                    .collect();
+                let object = attributes_json(item);
                 match item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) {
                     Some("EXEC") => execution = Some(serde_json::Value::Object(object)),
                     _ => nodes.push(serde_json::Value::Object(object)),

@@ -15,7 +15,8 @@ use updraft_core::job_definition;
 use updraft_core::ports::Runs;
 use updraft_core::ports::{Entity, PageRequest, PortError, Provisioner, Registration, Registry};
 use updraft_core::proto::api::{
-    CreateExecutionRequest, CreateExecutionResponse, GetExecutionResponse, create_execution_request,
+    CreateExecutionRequest, CreateExecutionResponse, GetExecutionResponse, ListExecutionsResponse,
+    create_execution_request,
 };
 use updraft_core::proto::api::{
     Diagnostic, ErrorResponse, GetLaunchPlanResponse, GetTaskResponse, GetWorkflowResponse, ListNamesResponse,
@@ -53,6 +54,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/launch-plans/{project}/{domain}/{name}/{version}/activate"),
     ("POST", "/v1/launch-plans/{project}/{domain}/{name}/{version}/deactivate"),
     ("POST", "/v1/executions"),
+    ("GET", "/v1/executions/{project}/{domain}"),
     ("GET", "/v1/executions/{project}/{domain}/{name}"),
 ];
 
@@ -223,6 +225,7 @@ enum Route {
     Get(Identifier),
     SetActive(Identifier, bool),
     Launch,
+    Executions(String, String),
     Execution(ExecutionId),
 }
 
@@ -250,6 +253,11 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
         ["v1", "register"] => ("POST", Route::Register),
         ["v1", "projects"] => ("GET", Route::Projects),
         ["v1", "executions"] => ("POST", Route::Launch),
+        ["v1", "executions", project, domain] => {
+            check_segment("project", project)?;
+            check_segment("domain", domain)?;
+            ("GET", Route::Executions(project.to_string(), domain.to_string()))
+        }
         ["v1", "executions", project, domain, name] => {
             for (what, value) in [("project", project), ("domain", domain), ("name", name)] {
                 check_segment(what, value)?;
@@ -451,6 +459,13 @@ async fn answer<R: Registry, P: Provisioner, L: Runs>(
             get(registry, &id).await
         }
         Route::Launch => launch(api, request).await,
+        Route::Executions(project, domain) => {
+            let page = page_request(request)?;
+            let runs = api.runs.list(&project, &domain, &page).await.map_err(|e| ApiError::from_port(e, "token"))?;
+            let response =
+                ListExecutionsResponse { executions: runs.items, next_token: runs.next_token.unwrap_or_default() };
+            Ok(ok(200, &response))
+        }
         Route::Execution(id) => {
             let found = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;
             let (mut execution, nodes) = found.ok_or_else(|| {

@@ -4,10 +4,10 @@
 //! a GET answers from the table alone, never from Step Functions.
 
 use serde_json::Value;
-use updraft_aws::runs::{DynamoRun, Launch};
+use updraft_aws::runs::{DynamoRun, Launch, list_runs};
 use updraft_aws::sdk_error::port_error;
 use updraft_core::execution::node::Outputs;
-use updraft_core::ports::{PortError, Runs};
+use updraft_core::ports::{Page, PageRequest, PortError, Runs};
 use updraft_core::proto::Timestamp;
 use updraft_core::proto::core::{
     CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier, LiteralMap, NodeExecution,
@@ -133,6 +133,18 @@ impl Runs for AwsRuns {
             .await
             .map_err(|e| port_error(&format!("starting {machine}"), &e))?;
         Ok(())
+    }
+
+    async fn list(&self, project: &str, domain: &str, page: &PageRequest) -> Result<Page<Execution>, PortError> {
+        let (runs, next_token) = list_runs(&self.dynamo, &self.table, project, domain, page).await?;
+        let items = runs
+            .iter()
+            .map(|(name, record)| {
+                let id = ExecutionId { project: project.into(), domain: domain.into(), name: name.clone() };
+                execution_of(&id, record)
+            })
+            .collect();
+        Ok(Page { items, next_token })
     }
 
     async fn get(&self, execution: &ExecutionId) -> Result<Option<(Execution, Vec<NodeExecution>)>, PortError> {

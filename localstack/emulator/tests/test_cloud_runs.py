@@ -167,5 +167,8 @@ def test_the_cli_launches_watches_and_reads_a_run_back(cloud, tmp_path):
     shown = updraft(cloud, "executions", "get", name, "--remote", "--project", "cloud", "--output", "json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["outputs"] == {"y": 102}
+    listed = updraft(cloud, "executions", "list", "--remote", "--project", "cloud", "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)[0]["id"]["name"] == name, "newest first"
     refused = updraft(cloud, "launch", str(spec), "chain", "--version", "v1", "--input", "x=many")
     assert refused.returncode == 1 and "--input x=many" in refused.stderr, refused.stderr

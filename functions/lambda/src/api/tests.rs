@@ -451,6 +451,8 @@ fn a_launch_type_checks_its_inputs_before_anything_starts_and_its_name_is_its_id
     assert_eq!(body["nodes"][0]["id"]["nodeId"], "a");
     let (status, body) = launch(json!({"n": {"integer": "7"}}), "");
     assert_eq!(status, 201, "{body}");
+    let (status, listed) = call(&api, &get_request("/v1/executions/default/development"));
+    assert_eq!((status, listed["executions"].as_array().map(Vec::len)), (200, Some(2)), "{listed}");
     let unknown = json!({"workflow": {"project": "default", "domain": "development", "name": "nope", "version": "v1"}});
     assert_eq!(call(&api, &post("/v1/executions", &unknown.to_string())).0, 404);
     assert_eq!(call(&api, &get_request("/v1/executions/default/development/none")).0, 404);
