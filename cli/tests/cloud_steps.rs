@@ -31,6 +31,16 @@ impl Jobs for Recorded {
         self.jobs.lock().unwrap().push(node.to_string());
         Ok(node.to_string())
     }
+    async fn start_subworkflow(
+        &self,
+        node: &str,
+        _: &CompiledWorkflow,
+        _: &Outputs,
+        _: bool,
+    ) -> Result<String, PortError> {
+        self.jobs.lock().unwrap().push(node.to_string());
+        Ok(node.to_string())
+    }
 }
 
 impl Tokens for Recorded {

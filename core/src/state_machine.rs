@@ -145,6 +145,37 @@ fn finish_state(outcome: &str, id: &Identifier, targets: &Targets, next: Option<
     state
 }
 
+/// A subworkflow's run (its input carries `parent`) tells its parent node how it
+/// ended; a top-level run goes straight to `otherwise`.
+fn parent_choice(tell: &str, otherwise: &str) -> Value {
+    json!({
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.parent", "IsPresent": true, "Next": tell}],
+        "Default": otherwise
+    })
+}
+
+fn tell_parent(succeeded: bool, workflow: &Value, targets: &Targets, next: &str) -> Value {
+    let mut payload = json!({
+        "action": "child_ended",
+        "workflow": workflow,
+        "execution.$": "$$.Execution.Name",
+        "parent.$": "$.parent",
+        "succeeded": succeeded
+    });
+    if !succeeded {
+        payload["error.$"] = json!("$.error");
+    }
+    json!({
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": targets.node_function_arn, "Payload": payload},
+        "Retry": lambda_retry(),
+        "ResultPath": null,
+        "Next": next
+    })
+}
+
 /// The definition (Amazon States Language) of `workflow`'s state machine.
 pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Value, StateMachineError> {
     let template = workflow.template.clone().unwrap_or_default();
@@ -159,9 +190,7 @@ pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Valu
         })
         .collect();
     let mut states = serde_json::Map::new();
-    if branches.is_empty() {
-        states.insert("Finish".into(), finish_state("succeeded", &id, targets, None));
-    } else {
+    if !branches.is_empty() {
         states.insert(
             "Nodes".into(),
             json!({
@@ -173,13 +202,18 @@ pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Valu
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Record failure"}]
             }),
         );
-        states.insert("Finish".into(), finish_state("succeeded", &id, targets, None));
-        states.insert("Record failure".into(), finish_state("failed", &id, targets, Some("Failed")));
+        states.insert("Record failure".into(), finish_state("failed", &id, targets, Some("Failed parent?")));
+        states.insert("Failed parent?".into(), parent_choice("Tell parent of failure", "Failed"));
+        states.insert("Tell parent of failure".into(), tell_parent(false, &workflow_id, targets, "Failed"));
         states.insert(
             "Failed".into(),
             json!({"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}),
         );
     }
+    states.insert("Finish".into(), finish_state("succeeded", &id, targets, Some("Has parent?")));
+    states.insert("Has parent?".into(), parent_choice("Tell parent", "Done"));
+    states.insert("Tell parent".into(), tell_parent(true, &workflow_id, targets, "Done"));
+    states.insert("Done".into(), json!({"Type": "Succeed"}));
     let start = if template.nodes.is_empty() { "Finish" } else { "Nodes" };
     let definition = json!({
         "Comment": format!(

@@ -133,6 +133,16 @@ pub trait Jobs: Send + Sync {
         task: &TaskTemplate,
         items: &[Outputs],
     ) -> impl Future<Output = Result<String, PortError>> + Send;
+    /// Starts a child run of a subworkflow node (its closure entry) with its inputs;
+    /// when the child ends, the adapter calls [`Steps::job_reported`] with the
+    /// subworkflow's outputs or its failure.
+    fn start_subworkflow(
+        &self,
+        node: &str,
+        workflow: &CompiledWorkflow,
+        inputs: &Outputs,
+        overwrite_cache: bool,
+    ) -> impl Future<Output = Result<String, PortError>> + Send;
 }
 
 /// What a node runs.
@@ -141,6 +151,8 @@ enum Invocation<'w> {
     Task(&'w TaskTemplate, Outputs),
     /// A task on each item of a map node.
     Map(&'w TaskTemplate, &'w MapNode, Vec<Outputs>),
+    /// A subworkflow (from the closure) on its inputs.
+    Workflow(&'w CompiledWorkflow, Outputs),
 }
 
 /// Answers the task tokens of node states (Step Functions).
@@ -282,6 +294,22 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 let inputs = node::task_inputs(task, &chosen.inputs, values)?;
                 Ok(Some(Invocation::Map(task, map_node, node::map_items(map_node, &inputs)?)))
             }
+            Some(Target::Workflow(workflow_node)) => {
+                let wanted = workflow_node.workflow_id.clone().unwrap_or_default();
+                let sub = self
+                    .workflow
+                    .subworkflows
+                    .iter()
+                    .find(|w| {
+                        w.template
+                            .as_ref()
+                            .and_then(|t| t.id.as_ref())
+                            .is_some_and(|i| i.name == wanted.name && i.version == wanted.version)
+                    })
+                    .ok_or_else(|| bad(format!("node {id}: its subworkflow is not in the workflow's closure")))?;
+                let template = sub.template.clone().unwrap_or_default();
+                Ok(Some(Invocation::Workflow(sub, node::workflow_inputs(&template, &chosen.inputs, values)?)))
+            }
             _ => Ok(None),
         }
     }
@@ -335,9 +363,13 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                     Err(failure) => NodeEnd::failed(failure),
                 }))
             }
+            Ok(Some(Invocation::Workflow(sub, inputs))) => {
+                // A child run of the subworkflow's own state machine; its end completes this node.
+                self.jobs.start_subworkflow(id, sub, &inputs, self.overwrite_cache).await?;
+                Ok(None)
+            }
             Ok(None) => {
-                let message =
-                    format!("node {id}: subworkflow nodes do not run in the cloud yet (docs/cloud-execution.md)");
+                let message = format!("node {id} runs nothing (no task, map or subworkflow)");
                 Ok(Some(NodeEnd::failed(NodeFailure::new(FailureCode::BadJob, message))))
             }
             Err(failure) => Ok(Some(NodeEnd::failed(failure))),

@@ -109,13 +109,17 @@ fn node_of(id: &ExecutionId, record: &Value) -> NodeExecution {
     }
 }
 
-impl Runs for AwsRuns {
-    async fn launch(
+impl AwsRuns {
+    /// Records a run and starts its version's state machine with `input` (a
+    /// subworkflow's run carries its parent there). A run of that name exists:
+    /// `Conflict`, and nothing starts.
+    pub async fn start(
         &self,
         execution: &ExecutionId,
         workflow: &CompiledWorkflow,
         inputs: &Outputs,
         overwrite_cache: bool,
+        input: &Value,
     ) -> Result<(), PortError> {
         let template = workflow.template.clone().unwrap_or_default();
         let id = template.id.clone().unwrap_or_default();
@@ -128,11 +132,23 @@ impl Runs for AwsRuns {
             .start_execution()
             .state_machine_arn(&machine)
             .name(&execution.name)
-            .input("{}")
+            .input(input.to_string())
             .send()
             .await
             .map_err(|e| port_error(&format!("starting {machine}"), &e))?;
         Ok(())
+    }
+}
+
+impl Runs for AwsRuns {
+    async fn launch(
+        &self,
+        execution: &ExecutionId,
+        workflow: &CompiledWorkflow,
+        inputs: &Outputs,
+        overwrite_cache: bool,
+    ) -> Result<(), PortError> {
+        self.start(execution, workflow, inputs, overwrite_cache, &serde_json::json!({})).await
     }
 
     async fn list(&self, project: &str, domain: &str, page: &PageRequest) -> Result<Page<Execution>, PortError> {

@@ -15,10 +15,13 @@ use updraft_core::execution::contract::{ErrorDocument, OutputsDocument};
 use updraft_core::execution::failure::{self, FailureCode};
 use updraft_core::execution::node::ItemResult;
 use updraft_core::execution::node::{NodeFailure, Outputs};
-use updraft_core::execution::steps::{JobReport, Jobs, Steps, Tokens};
+use updraft_core::execution::resolve::resolve;
+use updraft_core::execution::steps::{JobReport, Jobs, RunStore, Steps, Tokens};
 use updraft_core::job_definition::job_definition_name;
 use updraft_core::ports::{BlobStore, Entity, PortError, Registry, StoredBlob};
-use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap, NodePhase, ResourceType, TaskTemplate};
+use updraft_core::proto::core::{
+    CompiledWorkflow, ExecutionId, Identifier, LiteralMap, NodePhase, ResourceType, TaskTemplate,
+};
 
 /// The node function's settings, from the variables the template sets.
 #[derive(Debug, Clone)]
@@ -30,6 +33,8 @@ pub struct NodeConfig {
     pub gpu_queue: String,
     /// Where jobs log (log URIs of failed nodes point into it).
     pub job_log_group: String,
+    /// `arn:<partition>:states:<region>:<account>:stateMachine:` (subworkflows' machines).
+    pub state_machine_arn_prefix: String,
 }
 
 impl NodeConfig {
@@ -45,6 +50,7 @@ impl NodeConfig {
             cpu_queue: required("UPDRAFT_CPU_QUEUE")?,
             gpu_queue: required("UPDRAFT_GPU_QUEUE")?,
             job_log_group: required("UPDRAFT_JOB_LOG_GROUP")?,
+            state_machine_arn_prefix: required("UPDRAFT_STATE_MACHINE_PREFIX")?,
         })
     }
 }
@@ -75,6 +81,14 @@ pub enum NodeEvent {
         attempts: u32,
         /// A map node's array job: how many items it ran.
         items: Option<usize>,
+    },
+    /// A subworkflow node's child run ended (its state machine says so).
+    ChildEnded {
+        run: RunRef,
+        node: String,
+        child: RunRef,
+        succeeded: bool,
+        error: Value,
     },
     /// An event the node function has nothing to do with (an array job's child).
     Ignored(String),
@@ -149,13 +163,39 @@ pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
         Some("arm") => {
             Ok(NodeEvent::Arm { run: run_of_payload(event), node: text(event, "/node"), token: text(event, "/token") })
         }
-        _ => Err("the node function takes {action: arm} from state machines and Batch job state changes".into()),
+        Some("child_ended") => {
+            let child = run_of_payload(event);
+            let parent = &event["parent"];
+            let run = RunRef {
+                execution: ExecutionId {
+                    project: text(parent, "/project"),
+                    domain: text(parent, "/domain"),
+                    name: text(parent, "/execution"),
+                },
+                workflow: Identifier {
+                    resource_type: ResourceType::Workflow as i32,
+                    project: text(parent, "/project"),
+                    domain: text(parent, "/domain"),
+                    name: text(parent, "/workflow"),
+                    version: text(parent, "/version"),
+                },
+            };
+            let succeeded = event.get("succeeded").and_then(Value::as_bool).unwrap_or(false);
+            let error = event.get("error").cloned().unwrap_or(Value::Null);
+            Ok(NodeEvent::ChildEnded { run, node: text(parent, "/node"), child, succeeded, error })
+        }
+        _ => {
+            Err("the node function takes {action: arm|child_ended} from state machines and Batch job state changes"
+                .into())
+        }
     }
 }
 
 /// The AWS clients the node function uses.
 pub struct NodeServices<R> {
     pub registry: R,
+    /// Starts subworkflows' child runs.
+    pub runs: crate::launch::AwsRuns,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
     pub batch: aws_sdk_batch::Client,
@@ -170,6 +210,7 @@ fn node_prefix(bucket: &str, run: &RunRef, node: &str) -> S3Uri {
 }
 
 struct BatchJobs<'a> {
+    runs: &'a crate::launch::AwsRuns,
     batch: &'a aws_sdk_batch::Client,
     s3: &'a aws_sdk_s3::Client,
     config: &'a NodeConfig,
@@ -237,6 +278,27 @@ impl Jobs for BatchJobs<'_> {
         self.submit_job(node, task, environment, None).await
     }
 
+    async fn start_subworkflow(
+        &self,
+        node: &str,
+        workflow: &CompiledWorkflow,
+        inputs: &Outputs,
+        overwrite_cache: bool,
+    ) -> Result<String, PortError> {
+        let e = &self.run.execution;
+        let child =
+            ExecutionId { project: e.project.clone(), domain: e.domain.clone(), name: child_name(&e.name, node) };
+        let parent = json!({"parent": {
+            "project": e.project, "domain": e.domain, "execution": e.name, "node": node,
+            "workflow": self.run.workflow.name, "version": self.run.workflow.version,
+        }});
+        match self.runs.start(&child, workflow, inputs, overwrite_cache, &parent).await {
+            // Started before (a retried call): the same child run.
+            Ok(()) | Err(PortError::Conflict(_)) => Ok(child.name),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn submit_map(&self, node: &str, task: &TaskTemplate, items: &[Outputs]) -> Result<String, PortError> {
         let prefix = items_prefix(&self.config.bucket, self.run, node);
         for (i, item) in items.iter().enumerate() {
@@ -254,6 +316,22 @@ fn items_prefix(bucket: &str, run: &RunRef, node: &str) -> S3Uri {
 
 /// A map node's job carries its item count, which tells its end from a task's.
 const ITEMS_PARAMETER: &str = "updraft_items";
+
+/// A child run's name: its parent's and its node's, within Step Functions' 80
+/// characters (a long one keeps a digest of the whole, so names stay distinct).
+fn child_name(parent: &str, node: &str) -> String {
+    let raw: String = format!("{parent}-{node}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    if raw.len() <= 80 {
+        return raw;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    raw.hash(&mut hasher);
+    format!("{}-{:016x}", &raw[..63], hasher.finish())
+}
 
 /// Batch job names: letters, digits, `-` and `_`, at most 128.
 fn job_name(execution: &str, node: &str) -> String {
@@ -319,6 +397,29 @@ impl BlobStore for S3Blobs<'_> {
     }
 }
 
+/// A finished child run's workflow outputs, from its nodes' and its output bindings.
+async fn child_outputs<R: Registry>(services: &NodeServices<R>, child: &RunRef) -> Result<Outputs, NodeFailure> {
+    let lost = |message: String| NodeFailure::new(FailureCode::OutputUnavailable, message);
+    let Ok(Some(Entity::Workflow(workflow))) = services.registry.get(&child.workflow).await else {
+        return Err(lost(format!(
+            "subworkflow {} version {} is not registered",
+            child.workflow.name, child.workflow.version
+        )));
+    };
+    let store = DynamoRun::new(services.dynamo.clone(), &services.config.table, &child.execution);
+    let values = store.values().await.map_err(|e| lost(e.to_string()))?;
+    let bindings = workflow.template.map(|t| t.output_bindings).unwrap_or_default();
+    bindings
+        .iter()
+        .map(|b| {
+            let value =
+                resolve(b.binding.as_ref().ok_or_else(|| lost(format!("output {} has no binding", b.var)))?, &values)
+                    .map_err(|e| lost(format!("output {}: {e}", b.var)))?;
+            Ok((b.var.clone(), value))
+        })
+        .collect()
+}
+
 /// The outputs a succeeded job recorded, or why they cannot be used.
 async fn job_outputs(s3_client: &aws_sdk_s3::Client, prefix: &S3Uri) -> Result<Outputs, NodeFailure> {
     let bad = |message: String| NodeFailure::new(FailureCode::BadOutputs, message);
@@ -365,7 +466,7 @@ async fn job_failure(
 pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> Result<Value, String> {
     let event = parse_event(event)?;
     let run = match &event {
-        NodeEvent::Arm { run, .. } | NodeEvent::JobEnded { run, .. } => run.clone(),
+        NodeEvent::Arm { run, .. } | NodeEvent::JobEnded { run, .. } | NodeEvent::ChildEnded { run, .. } => run.clone(),
         NodeEvent::Ignored(why) => return Ok(json!({"ignored": why})),
     };
     let store = DynamoRun::new(services.dynamo.clone(), &services.config.table, &run.execution);
@@ -374,7 +475,13 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
         return Err(format!("workflow {} version {} is not registered", run.workflow.name, run.workflow.version));
     };
     let cache = DynamoCache::new(services.dynamo.clone(), &services.config.table);
-    let jobs = BatchJobs { batch: &services.batch, s3: &services.s3, config: &services.config, run: &run };
+    let jobs = BatchJobs {
+        runs: &services.runs,
+        batch: &services.batch,
+        s3: &services.s3,
+        config: &services.config,
+        run: &run,
+    };
     let tokens = SfnTokens { sfn: &services.sfn };
     let blobs = S3Blobs { s3: &services.s3 };
     let overwrite_cache = store.overwrite_cache().await.map_err(|e| e.to_string())?;
@@ -390,6 +497,21 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
     match event {
         NodeEvent::Arm { node, token, .. } => steps.arm(&node, &token).await.map_err(|e| e.to_string())?,
         NodeEvent::Ignored(_) => {}
+        NodeEvent::ChildEnded { node, child, succeeded, error, .. } => {
+            let result = if succeeded {
+                child_outputs(services, &child).await
+            } else {
+                let code = text(&error, "/Error");
+                let code =
+                    FailureCode::ALL.into_iter().find(|c| c.as_str() == code).unwrap_or(FailureCode::SystemError);
+                Err(NodeFailure::new(
+                    code,
+                    format!("subworkflow run {}: {}", child.execution.name, text(&error, "/Cause")),
+                ))
+            };
+            let report = JobReport { result, attempts: 0, log_uri: String::new() };
+            steps.job_reported(&node, report).await.map_err(|e| e.to_string())?;
+        }
         NodeEvent::JobEnded { node, items: Some(items), .. } => {
             let prefix = items_prefix(&services.config.bucket, &run, &node);
             let mut results = Vec::with_capacity(items);

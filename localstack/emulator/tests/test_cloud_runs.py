@@ -52,6 +52,9 @@ workflows:
     nodes:
       broken: {task: flaky}
       after: {task: add, inputs: {x: 1}, after: [broken]}
+  outer:
+    nodes:
+      sub: {workflow: failing}
 """
 
 
@@ -142,6 +145,14 @@ def test_a_failing_task_is_retried_by_its_policy_then_fails_the_run_with_its_log
     assert broken["error"]["logUri"].startswith("cloudwatch:"), broken
     assert "phase" not in nodes(answer)["after"] or nodes(answer)["after"]["phase"] != "SUCCEEDED"
     assert answer["execution"]["error"]["code"] == "NonZeroExit", answer["execution"]
+
+
+def test_a_failing_subworkflow_fails_its_node_and_the_run(cloud):
+    answer = finished(cloud, launch(cloud, "outer"))
+    assert answer["execution"]["phase"] == "WORKFLOW_FAILED", answer
+    sub = nodes(answer)["sub"]
+    assert (sub["phase"], sub["error"]["code"]) == ("FAILED", "NonZeroExit"), sub
+    assert "subworkflow run" in sub["error"]["message"], sub
 
 
 def test_bad_launches_start_nothing(cloud):

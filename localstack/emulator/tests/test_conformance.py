@@ -58,11 +58,16 @@ def test_an_example_gives_the_same_phases_cache_keys_and_outputs_locally_and_in_
     assert outputs[0] == outputs[1], "the workflow's outputs (the accuracy, for diabetes), files by digest"
 
 
-def test_subworkflow_nodes_are_refused_in_the_cloud_with_the_reason(cloud, endpoint):  # noqa: F811
+def test_a_subworkflow_runs_as_a_child_run_that_completes_its_node(cloud):  # noqa: F811
     spec = os.path.join(REPO, "tests", "data", "state_machines", "shapes.yaml")
     version = unique("conf")
     assert updraft(cloud, "register", spec, "--version", version).returncode == 0
     remote = updraft(cloud, "launch", spec, "with_subworkflow", "--version", version, "--watch", "--output", "json")
-    assert remote.returncode == 1, remote.stderr
-    inner = next(n for n in json.loads(remote.stdout)["nodes"] if n["id"]["nodeId"] == "inner")
-    assert inner["phase"] == "FAILED" and "subworkflow nodes do not run in the cloud yet" in inner["error"]["message"]
+    assert remote.returncode == 0, remote.stderr + remote.stdout
+    run = json.loads(remote.stdout)
+    phases = {n["id"]["nodeId"]: n["phase"] for n in run["nodes"]}
+    assert phases == {"first": "SUCCEEDED", "inner": "SUCCEEDED", "last": "SUCCEEDED"}, phases
+    child = f"{run['execution']['id']['name']}-inner"
+    shown = updraft(cloud, "executions", "get", child, "--remote", "--project", "shapes", "--output", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert {n["phase"] for n in json.loads(shown.stdout)["nodes"]} == {"SUCCEEDED"}, "the diamond ran as its own run"

@@ -93,6 +93,16 @@ impl Jobs for RecordedJobs {
         self.maps.lock().unwrap().push((node.to_string(), items.to_vec()));
         Ok(format!("map-{node}"))
     }
+    async fn start_subworkflow(
+        &self,
+        node: &str,
+        _: &CompiledWorkflow,
+        inputs: &Outputs,
+        _: bool,
+    ) -> Result<String, PortError> {
+        self.submitted.lock().unwrap().push((node.to_string(), inputs.clone()));
+        Ok(format!("child-{node}"))
+    }
 }
 
 /// Answers by token: (token, Ok(phase) | Err(failure code)).

@@ -5,6 +5,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 use updraft_aws::config::{dynamodb_client, s3_client, sdk_config};
 use updraft_aws::registry::DynamoRegistry;
+use updraft_functions::launch::AwsRuns;
 use updraft_functions::node::{self, NodeConfig, NodeServices};
 
 fn main() -> Result<(), Error> {
@@ -16,7 +17,14 @@ fn main() -> Result<(), Error> {
         let (dynamo, s3) = (dynamodb_client(&sdk), s3_client(&sdk));
         let registry = DynamoRegistry::new(dynamo.clone(), s3.clone(), &config.table, &config.bucket);
         let (batch, sfn) = (aws_sdk_batch::Client::new(&sdk), aws_sdk_sfn::Client::new(&sdk));
-        let services = &NodeServices { registry, dynamo, s3, batch, sfn, config };
+        let runs = AwsRuns {
+            dynamo: dynamo.clone(),
+            sfn: sfn.clone(),
+            table: config.table.clone(),
+            name_prefix: config.name_prefix.clone(),
+            state_machine_arn_prefix: config.state_machine_arn_prefix.clone(),
+        };
+        let services = &NodeServices { registry, runs, dynamo, s3, batch, sfn, config };
         run(service_fn(move |event: LambdaEvent<Value>| async move {
             node::handle(services, &event.payload).await.map_err(Error::from)
         }))
