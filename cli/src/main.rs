@@ -166,6 +166,11 @@ enum Command {
         #[command(subcommand)]
         command: LaunchPlanCommand,
     },
+    /// The stack's task-output cache: list or delete a task version's entries.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Settings of the remote commands (~/.updraft/config.toml, or UPDRAFT_CONFIG).
     Config {
         #[command(subcommand)]
@@ -187,6 +192,25 @@ enum LaunchPlanCommand {
 #[derive(clap::Args)]
 struct LaunchPlanArgs {
     name: String,
+    #[arg(long)]
+    version: String,
+    #[command(flatten)]
+    remote: commands::registry::Remote,
+    #[arg(long, value_enum, default_value = "text")]
+    output: OutputFormat,
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// A task version's cache entries, newest first.
+    List(CacheArgs),
+    /// Delete every cache entry of a task version: its next runs execute it again.
+    Delete(CacheArgs),
+}
+
+#[derive(clap::Args)]
+struct CacheArgs {
+    task: String,
     #[arg(long)]
     version: String,
     #[command(flatten)]
@@ -324,6 +348,13 @@ fn main() -> ExitCode {
                 LaunchPlanCommand::Deactivate(args) => (args, false),
             };
             commands::registry::set_active(&args.name, &args.version, active, &args.remote, args.output)
+        }
+        Command::Cache { command } => {
+            let (args, delete) = match command {
+                CacheCommand::List(args) => (args, false),
+                CacheCommand::Delete(args) => (args, true),
+            };
+            commands::registry::cache(&args.task, &args.version, delete, &args.remote, args.output)
         }
         Command::Config { command: ConfigCommand::Init { stack, endpoint_url, region } } => {
             commands::registry::config_init(&stack, endpoint_url.as_deref(), region.as_deref())

@@ -103,6 +103,33 @@ pub trait CacheStore: Send + Sync {
     fn put(&self, key: &str, outputs: &Outputs) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Removes the entry; removing a missing one is not an error.
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// [`put`](CacheStore::put), recording which task version the entry belongs
+    /// to, so that [`entries`](CacheStore::entries) and [`evict`](CacheStore::evict) find it.
+    fn put_for(
+        &self,
+        key: &str,
+        _task: &Identifier,
+        outputs: &Outputs,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.put(key, outputs)
+    }
+    /// The entries stored for a task version (`put_for`), newest first.
+    fn entries(&self, task: &Identifier) -> impl Future<Output = Result<Vec<CacheEntry>, PortError>> + Send {
+        let name = task.name.clone();
+        async move { Err(PortError::Invalid(format!("this cache does not index entries by task ({name})"))) }
+    }
+    /// Removes every entry of a task version; how many there were.
+    fn evict(&self, task: &Identifier) -> impl Future<Output = Result<u32, PortError>> + Send {
+        let name = task.name.clone();
+        async move { Err(PortError::Invalid(format!("this cache does not index entries by task ({name})"))) }
+    }
+}
+
+/// One cache entry as listed: its key and when it was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    pub key: String,
+    pub created_at: String,
 }
 
 /// Execution and node execution records.

@@ -285,6 +285,42 @@ pub fn set_active(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `updraft cache list|delete TASK --version V`.
+pub fn cache(
+    task: &str,
+    version: &str,
+    delete: bool,
+    remote: &Remote,
+    output: OutputFormat,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let session = match session(remote) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let path = format!("/v1/cache/{}/{}/{task}/{version}", session.project, session.domain);
+    let answer = match session.send(if delete { "DELETE" } else { "GET" }, &path, &[], None) {
+        Ok(answer) => answer,
+        Err(e) => return failed(e),
+    };
+    let body = match accepted(answer) {
+        Ok(body) => body,
+        Err(code) => return Ok(code),
+    };
+    if output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    } else if delete {
+        let deleted = body.get("deleted").and_then(Value::as_u64).unwrap_or(0);
+        println!("deleted {deleted} cache entr{} of {task} {version}", if deleted == 1 { "y" } else { "ies" });
+    } else {
+        println!("{:<66} STORED (UTC)", "CACHE KEY");
+        for entry in body.get("entries").and_then(Value::as_array).into_iter().flatten() {
+            let text = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            println!("{:<66} {}", text("key"), text("createdAt"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `updraft config init --stack NAME`: the stack's API endpoint into the config file.
 pub fn config_init(
     stack: &str,

@@ -229,7 +229,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 && let Some(key) = cache_key::for_task(task, &inputs)
             {
                 // A lost cache entry costs a rerun later, not this run.
-                let _ = self.cache.put(&key, &end.outputs).await;
+                let _ = self.cache.put_for(&key, &task.id.clone().unwrap_or_default(), &end.outputs).await;
                 end.cache_key = key;
             }
         }
@@ -253,7 +253,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 for (item, result) in inputs.iter().zip(&items) {
                     if let (Some(key), node::ItemResult::Succeeded(outputs)) = (cache_key::for_task(task, item), result)
                     {
-                        let _ = self.cache.put(&key, outputs).await;
+                        let _ = self.cache.put_for(&key, &task.id.clone().unwrap_or_default(), outputs).await;
                     }
                 }
                 match node::map_outcome(&items, &output_names(task), map_node.min_success_ratio) {

@@ -9,6 +9,12 @@ use std::sync::Mutex;
 #[derive(Default)]
 pub struct MemoryCache {
     entries: Mutex<HashMap<String, Outputs>>,
+    /// Keys by task version, in the order they were stored.
+    by_task: Mutex<BTreeMap<String, Vec<String>>>,
+}
+
+fn task_key(task: &Identifier) -> String {
+    format!("{}/{}/{}/{}", task.project, task.domain, task.name, task.version)
 }
 
 impl CacheStore for MemoryCache {
@@ -24,6 +30,29 @@ impl CacheStore for MemoryCache {
     async fn delete(&self, key: &str) -> Result<(), PortError> {
         self.entries.lock().expect("cache lock").remove(key);
         Ok(())
+    }
+
+    async fn put_for(&self, key: &str, task: &Identifier, outputs: &Outputs) -> Result<(), PortError> {
+        self.put(key, outputs).await?;
+        let mut by_task = self.by_task.lock().expect("cache lock");
+        let keys = by_task.entry(task_key(task)).or_default();
+        keys.retain(|k| k != key);
+        keys.push(key.to_string());
+        Ok(())
+    }
+
+    async fn entries(&self, task: &Identifier) -> Result<Vec<CacheEntry>, PortError> {
+        let by_task = self.by_task.lock().expect("cache lock");
+        let entries = self.entries.lock().expect("cache lock");
+        let keys = by_task.get(&task_key(task)).cloned().unwrap_or_default();
+        let live = keys.into_iter().rev().filter(|k| entries.contains_key(k));
+        Ok(live.map(|key| CacheEntry { key, created_at: String::new() }).collect())
+    }
+
+    async fn evict(&self, task: &Identifier) -> Result<u32, PortError> {
+        let keys = self.by_task.lock().expect("cache lock").remove(&task_key(task)).unwrap_or_default();
+        let mut entries = self.entries.lock().expect("cache lock");
+        Ok(keys.iter().filter(|k| entries.remove(*k).is_some()).count() as u32)
     }
 }
 

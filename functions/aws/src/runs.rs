@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, WriteRequ
 use std::collections::HashMap;
 use updraft_core::execution::node::Outputs;
 use updraft_core::execution::steps::{NodeEnd, NodeSlot, RunStore, RunValues};
-use updraft_core::ports::{CacheStore, PortError};
-use updraft_core::proto::core::{ExecutionId, LiteralMap};
+use updraft_core::ports::{CacheEntry, CacheStore, PortError};
+use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -442,4 +442,63 @@ impl CacheStore for DynamoCache {
             .map_err(|e| port_error("deleting a cache entry", &e))?;
         Ok(())
     }
+
+    async fn put_for(&self, key: &str, task: &Identifier, outputs: &Outputs) -> Result<(), PortError> {
+        let created_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        self.dynamo
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("CACHE#{key}")))
+            .item("sk", s("CACHE"))
+            .item("outputs", s(outputs_json(outputs)))
+            .item("created_at", s(&created_at))
+            // The by-owner index lists a task version's entries (updraft cache list|delete).
+            .item("gsi2pk", s(cache_owner(task)))
+            .item("gsi2sk", s(format!("{created_at}#{key}")))
+            .send()
+            .await
+            .map_err(|e| port_error("writing the cache", &e))?;
+        Ok(())
+    }
+
+    async fn entries(&self, task: &Identifier) -> Result<Vec<CacheEntry>, PortError> {
+        let mut entries = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamo
+                .query()
+                .table_name(&self.table)
+                .index_name("by-owner")
+                .key_condition_expression("gsi2pk = :owner")
+                .expression_attribute_values(":owner", s(cache_owner(task)))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| port_error("listing cache entries", &e))?;
+            for item in page.items() {
+                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let key = text("pk").trim_start_matches("CACHE#").to_string();
+                entries.push(CacheEntry { key, created_at: text("created_at") });
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(entries);
+            }
+        }
+    }
+
+    async fn evict(&self, task: &Identifier) -> Result<u32, PortError> {
+        let entries = self.entries(task).await?;
+        for entry in &entries {
+            self.delete(&entry.key).await?;
+        }
+        Ok(entries.len() as u32)
+    }
+}
+
+/// The by-owner partition of a task version's cache entries.
+fn cache_owner(task: &Identifier) -> String {
+    format!("CACHETASK#{}#{}#{}#{}", task.project, task.domain, task.name, task.version)
 }

@@ -12,11 +12,11 @@ use updraft_core::cloud_resources::{self, CloudSettings, Resource};
 use updraft_core::compile::{self, Compiled, Options};
 use updraft_core::execution::node;
 use updraft_core::job_definition;
-use updraft_core::ports::Runs;
+use updraft_core::ports::{CacheStore, Runs};
 use updraft_core::ports::{Entity, PageRequest, PortError, Provisioner, Registration, Registry};
 use updraft_core::proto::api::{
-    CreateExecutionRequest, CreateExecutionResponse, GetExecutionResponse, ListExecutionsResponse,
-    create_execution_request,
+    CacheEntry, CreateExecutionRequest, CreateExecutionResponse, EvictCacheResponse, GetExecutionResponse,
+    ListCacheEntriesResponse, ListExecutionsResponse, create_execution_request,
 };
 use updraft_core::proto::api::{
     Diagnostic, ErrorResponse, GetLaunchPlanResponse, GetTaskResponse, GetWorkflowResponse, ListNamesResponse,
@@ -56,6 +56,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/executions"),
     ("GET", "/v1/executions/{project}/{domain}"),
     ("GET", "/v1/executions/{project}/{domain}/{name}"),
+    ("GET", "/v1/cache/{project}/{domain}/{task}/{version}"),
+    ("DELETE", "/v1/cache/{project}/{domain}/{task}/{version}"),
 ];
 
 /// One HTTP request, as the proxy event carries it.
@@ -227,6 +229,8 @@ enum Route {
     Launch,
     Executions(String, String),
     Execution(ExecutionId),
+    CacheEntries(Identifier),
+    EvictCache(Identifier),
 }
 
 fn kind_of(segment: &str) -> Option<ResourceType> {
@@ -253,6 +257,20 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
         ["v1", "register"] => ("POST", Route::Register),
         ["v1", "projects"] => ("GET", Route::Projects),
         ["v1", "executions"] => ("POST", Route::Launch),
+        ["v1", "cache", project, domain, task, version] => {
+            for (what, value) in [("project", project), ("domain", domain), ("task", task), ("version", version)] {
+                check_segment(what, value)?;
+            }
+            let id = Identifier {
+                resource_type: ResourceType::Task as i32,
+                project: project.to_string(),
+                domain: domain.to_string(),
+                name: task.to_string(),
+                version: version.to_string(),
+            };
+            // One path, two methods: listing and eviction.
+            if method == "DELETE" { ("DELETE", Route::EvictCache(id)) } else { ("GET", Route::CacheEntries(id)) }
+        }
         ["v1", "executions", project, domain] => {
             check_segment("project", project)?;
             check_segment("domain", domain)?;
@@ -353,17 +371,22 @@ fn register_request(request: &ApiRequest) -> Result<RegisterRequest, ApiError> {
 }
 
 /// What the API works with.
-pub struct Api<R, P, L> {
+pub struct Api<R, P, L, C> {
     pub registry: R,
     pub provisioner: P,
     pub runs: L,
+    /// The task-output cache (listing and eviction by task version).
+    pub cache: C,
     /// What registered versions' job definitions and state machines refer to.
     pub cloud: CloudSettings,
 }
 
 /// Answers one request. Never panics on input; every refusal is a 4xx with an
 /// `ErrorResponse`; 5xx only when the store fails (503: retry helps).
-pub async fn handle<R: Registry, P: Provisioner, L: Runs>(api: &Api<R, P, L>, request: &ApiRequest) -> ApiResponse {
+pub async fn handle<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
+    api: &Api<R, P, L, C>,
+    request: &ApiRequest,
+) -> ApiResponse {
     match answer(api, request).await {
         Ok(response) => response,
         Err(error) => error.into(),
@@ -392,8 +415,8 @@ async fn provision<P: Provisioner>(provisioner: &P, resources: &[Resource]) -> R
     Ok(())
 }
 
-async fn answer<R: Registry, P: Provisioner, L: Runs>(
-    api: &Api<R, P, L>,
+async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
+    api: &Api<R, P, L, C>,
     request: &ApiRequest,
 ) -> Result<ApiResponse, ApiError> {
     let registry = &api.registry;
@@ -459,6 +482,15 @@ async fn answer<R: Registry, P: Provisioner, L: Runs>(
             get(registry, &id).await
         }
         Route::Launch => launch(api, request).await,
+        Route::CacheEntries(task) => {
+            let entries = api.cache.entries(&task).await.map_err(|e| ApiError::from_port(e, "path"))?;
+            let entries = entries.into_iter().map(|e| CacheEntry { key: e.key, created_at: e.created_at }).collect();
+            Ok(ok(200, &ListCacheEntriesResponse { entries }))
+        }
+        Route::EvictCache(task) => {
+            let deleted = api.cache.evict(&task).await.map_err(|e| ApiError::from_port(e, "path"))?;
+            Ok(ok(200, &EvictCacheResponse { deleted }))
+        }
         Route::Executions(project, domain) => {
             let page = page_request(request)?;
             let runs = api.runs.list(&project, &domain, &page).await.map_err(|e| ApiError::from_port(e, "token"))?;
@@ -506,8 +538,8 @@ fn json_body<T: serde::de::DeserializeOwned>(request: &ApiRequest, what: &str) -
 }
 
 /// Starts a run of a registered workflow (or launch plan) with type-checked inputs.
-async fn launch<R: Registry, P: Provisioner, L: Runs>(
-    api: &Api<R, P, L>,
+async fn launch<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
+    api: &Api<R, P, L, C>,
     request: &ApiRequest,
 ) -> Result<ApiResponse, ApiError> {
     let body: CreateExecutionRequest = json_body(request, "CreateExecutionRequest")?;
@@ -764,7 +796,10 @@ impl ApiConfig {
 }
 
 /// The Lambda's whole job: a proxy event in, a proxy response out, one log line.
-pub async fn respond<R: Registry, P: Provisioner, L: Runs>(api: &Api<R, P, L>, event: &Value) -> Result<Value, String> {
+pub async fn respond<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
+    api: &Api<R, P, L, C>,
+    event: &Value,
+) -> Result<Value, String> {
     let started = std::time::Instant::now();
     let request = from_proxy_event(event).ok_or("the api function answers API Gateway proxy events only")?;
     let response = match &request {

@@ -123,6 +123,18 @@ def seconds_between(start, end):
     return (parse(end) - parse(start)).total_seconds()
 
 
+def test_a_task_versions_cache_is_listed_and_evicted_so_the_next_run_executes_it(cloud, aws):
+    x = {"integer": str(int(time.time() * 1000) % 1_000_000)}
+    assert finished(cloud, launch(cloud, "chain", {"x": x}))["execution"]["phase"] == "WORKFLOW_SUCCEEDED"
+    listed = updraft(cloud, "cache", "list", "add", "--version", "v1", "--project", "cloud", "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)["entries"]) >= 2, listed.stdout
+    evicted = updraft(cloud, "cache", "delete", "add", "--version", "v1", "--project", "cloud")
+    assert evicted.returncode == 0 and evicted.stdout.startswith("deleted "), evicted.stderr
+    again = finished(cloud, launch(cloud, "chain", {"x": x}))
+    assert {n["phase"] for n in again["nodes"]} == {"SUCCEEDED"}, "evicted entries are not hits"
+
+
 def test_an_n_shaped_dag_runs_in_its_critical_path_not_its_levels(cloud):
     answer = finished(cloud, launch(cloud, "n_shape", {"run": {"string": unique("n")}}))
     assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer

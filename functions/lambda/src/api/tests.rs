@@ -1,5 +1,5 @@
 use super::*;
-use updraft_core::ports::memory::{MemoryProvisioner, MemoryRegistry, MemoryRuns, block_on};
+use updraft_core::ports::memory::{MemoryCache, MemoryProvisioner, MemoryRegistry, MemoryRuns, block_on};
 use updraft_core::ports::{Page, PageRequest};
 use updraft_core::proto::api::{EntitySummary, NamedEntity, Project};
 
@@ -47,10 +47,11 @@ fn cloud() -> CloudSettings {
     }
 }
 
-type TestApi = Api<MemoryRegistry, MemoryProvisioner, MemoryRuns>;
+type TestApi = Api<MemoryRegistry, MemoryProvisioner, MemoryRuns, MemoryCache>;
 
-fn with_registry<R: Registry>(registry: R) -> Api<R, MemoryProvisioner, MemoryRuns> {
-    Api { registry, provisioner: MemoryProvisioner::default(), runs: MemoryRuns::default(), cloud: cloud() }
+fn with_registry<R: Registry>(registry: R) -> Api<R, MemoryProvisioner, MemoryRuns, MemoryCache> {
+    let (provisioner, runs, cache) = (MemoryProvisioner::default(), MemoryRuns::default(), MemoryCache::default());
+    Api { registry, provisioner, runs, cache, cloud: cloud() }
 }
 
 fn new_api() -> TestApi {
@@ -268,6 +269,7 @@ fn every_route_in_the_table_is_routed_and_nothing_else() {
             .replace("{project}", "p")
             .replace("{domain}", "development")
             .replace("{name}", "n")
+            .replace("{task}", "t")
             .replace("{version}", "v1");
         assert!(route(method, &path).is_ok(), "{method} {path}");
     }
@@ -456,4 +458,27 @@ fn a_launch_type_checks_its_inputs_before_anything_starts_and_its_name_is_its_id
     let unknown = json!({"workflow": {"project": "default", "domain": "development", "name": "nope", "version": "v1"}});
     assert_eq!(call(&api, &post("/v1/executions", &unknown.to_string())).0, 404);
     assert_eq!(call(&api, &get_request("/v1/executions/default/development/none")).0, 404);
+}
+
+#[test]
+fn a_task_versions_cache_entries_are_listed_and_evicted() {
+    let api = new_api();
+    let task = Identifier {
+        resource_type: ResourceType::Task as i32,
+        project: "p".into(),
+        domain: "development".into(),
+        name: "fit".into(),
+        version: "v1".into(),
+    };
+    for key in ["k1", "k2"] {
+        block_on(api.cache.put_for(key, &task, &Default::default())).unwrap();
+    }
+    let (status, body) = call(&api, &get_request("/v1/cache/p/development/fit/v1"));
+    let keys: Vec<&str> = body["entries"].as_array().unwrap().iter().map(|e| e["key"].as_str().unwrap()).collect();
+    assert_eq!((status, keys), (200, vec!["k2", "k1"]), "newest first");
+    let mut delete = get_request("/v1/cache/p/development/fit/v1");
+    delete.method = "DELETE".into();
+    assert_eq!(call(&api, &delete), (200, json!({"deleted": 2})));
+    assert_eq!(call(&api, &get_request("/v1/cache/p/development/fit/v1")).1, json!({}));
+    assert_eq!(block_on(api.cache.get("k1")), Ok(None), "evicted entries are gone");
 }

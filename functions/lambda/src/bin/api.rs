@@ -6,6 +6,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 use updraft_aws::config::{dynamodb_client, s3_client, sdk_config};
 use updraft_aws::registry::DynamoRegistry;
+use updraft_aws::runs::DynamoCache;
 use updraft_functions::api::{self, Api, ApiConfig};
 use updraft_functions::launch::AwsRuns;
 use updraft_functions::provision::AwsProvisioner;
@@ -29,7 +30,8 @@ fn main() -> Result<(), Error> {
             name_prefix: config.cloud.jobs.name_prefix.clone(),
             state_machine_arn_prefix: config.state_machine_arn_prefix(),
         };
-        let api = &Api { registry, provisioner, runs, cloud: config.cloud };
+        let cache = DynamoCache::new(runs.dynamo.clone(), &config.table);
+        let api = &Api { registry, provisioner, runs, cache, cloud: config.cloud };
         run(service_fn(move |event: LambdaEvent<Value>| async move {
             api::respond(api, &event.payload).await.map_err(Error::from)
         }))
