@@ -36,6 +36,8 @@ Patches, each covered by a test in tests/test_patches.py:
 (i) A job definition's retryStrategy is honoured: up to `attempts` attempts,
     each with AWS_BATCH_JOB_ATTEMPT (from 1) and its own entry in `attempts`,
     stopping early on an `evaluateOnExit` EXIT rule's exit code.
+(m) SubmitJob to a DISABLED job queue is refused (ClientException), as AWS
+    refuses new jobs there; moto queued them.
 (l) Array jobs: each child gets AWS_BATCH_JOB_ARRAY_INDEX, and the parent
     ends when its last child does (SUCCEEDED if every child did, else FAILED)
     with its own state-change event; moto left the parent SUBMITTED.
@@ -298,6 +300,17 @@ def _emit_job_state_change(job):
 
 def patch_batch_jobs():
     from moto.batch import models
+    from moto.batch.exceptions import ClientException
+
+    submit_job = models.BatchBackend.submit_job
+
+    def submit_job_if_enabled(self, job_name, job_def_id, job_queue, *args, **kwargs):
+        queue = self.get_job_queue(job_queue)
+        if queue is not None and queue.state == "DISABLED":
+            raise ClientException(f"Job queue {queue.name} is DISABLED: it takes no new jobs")
+        return submit_job(self, job_name, job_def_id, job_queue, *args, **kwargs)
+
+    models.BatchBackend.submit_job = submit_job_if_enabled
 
     models.Job.run = _run_job_as_process
     container_details = models.Job._container_details

@@ -167,6 +167,18 @@ def test_a_failing_subworkflow_fails_its_node_and_the_run(cloud):
     assert "subworkflow run" in sub["error"]["message"], sub
 
 
+def test_a_run_whose_queue_takes_no_jobs_fails_at_once_with_the_reason(cloud, aws):
+    batch, queue = aws("batch"), cloud["outputs"]["CpuJobQueueArn"]
+    batch.update_job_queue(jobQueue=queue, state="DISABLED")
+    try:
+        answer = finished(cloud, launch(cloud, "chain", {"x": {"integer": str(int(time.time()))}}), timeout=60)
+    finally:
+        batch.update_job_queue(jobQueue=queue, state="ENABLED")
+    assert answer["execution"]["phase"] == "WORKFLOW_FAILED", answer
+    cause = answer["execution"]["error"]["message"]
+    assert "submitting the job of a" in cause and "DISABLED" in cause, cause
+
+
 def test_bad_launches_start_nothing(cloud):
     wrong = {"workflow": {"project": "cloud", "domain": "development", "name": "chain", "version": "v1"},
              "inputs": {"values": {"x": {"string": "forty"}}}}
