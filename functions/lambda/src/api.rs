@@ -56,6 +56,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/executions"),
     ("GET", "/v1/executions/{project}/{domain}"),
     ("GET", "/v1/executions/{project}/{domain}/{name}"),
+    ("GET", "/v1/executions/{project}/{domain}/{name}/nodes"),
     ("GET", "/v1/cache/{project}/{domain}/{task}/{version}"),
     ("DELETE", "/v1/cache/{project}/{domain}/{task}/{version}"),
 ];
@@ -228,7 +229,8 @@ enum Route {
     SetActive(Identifier, bool),
     Launch,
     Executions(String, String),
-    Execution(ExecutionId),
+    /// One run; `true`: its nodes only.
+    Execution(ExecutionId, bool),
     CacheEntries(Identifier),
     EvictCache(Identifier),
 }
@@ -281,7 +283,14 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
                 check_segment(what, value)?;
             }
             let id = ExecutionId { project: project.to_string(), domain: domain.to_string(), name: name.to_string() };
-            ("GET", Route::Execution(id))
+            ("GET", Route::Execution(id, false))
+        }
+        ["v1", "executions", project, domain, name, "nodes"] => {
+            for (what, value) in [("project", project), ("domain", domain), ("name", name)] {
+                check_segment(what, value)?;
+            }
+            let id = ExecutionId { project: project.to_string(), domain: domain.to_string(), name: name.to_string() };
+            ("GET", Route::Execution(id, true))
         }
         ["v1", kind, rest @ ..] if (2..=6).contains(&rest.len()) => {
             let kind = kind_of(kind).ok_or_else(not_found)?;
@@ -498,7 +507,7 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
                 ListExecutionsResponse { executions: runs.items, next_token: runs.next_token.unwrap_or_default() };
             Ok(ok(200, &response))
         }
-        Route::Execution(id) => {
+        Route::Execution(id, nodes_only) => {
             let found = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;
             let (mut execution, nodes) = found.ok_or_else(|| {
                 ApiError::new(
@@ -511,6 +520,9 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             })?;
             if execution.outputs.is_none() {
                 execution.outputs = run_outputs(registry, &execution, &nodes).await?;
+            }
+            if nodes_only {
+                return Ok(ok(200, &GetExecutionResponse { execution: None, nodes }));
             }
             Ok(ok(200, &GetExecutionResponse { execution: Some(execution), nodes }))
         }

@@ -83,8 +83,11 @@ fn execution_of(id: &ExecutionId, record: &Value) -> Execution {
     }
 }
 
-fn node_of(id: &ExecutionId, record: &Value) -> NodeExecution {
-    let phase = NodePhase::from_str_name(text(record, "node_phase")).unwrap_or(NodePhase::Queued);
+/// A node's record; in a run that has ended, a node that never started was skipped
+/// (a local run records those SKIPPED too).
+fn node_of(id: &ExecutionId, record: &Value, run_ended: bool) -> NodeExecution {
+    let waiting = if run_ended { NodePhase::Skipped } else { NodePhase::Queued };
+    let phase = NodePhase::from_str_name(text(record, "node_phase")).unwrap_or(waiting);
     let error = (!text(record, "failure_code").is_empty()).then(|| ExecutionError {
         code: text(record, "failure_code").into(),
         message: text(record, "failure_message").into(),
@@ -166,7 +169,11 @@ impl Runs for AwsRuns {
     async fn get(&self, execution: &ExecutionId) -> Result<Option<(Execution, Vec<NodeExecution>)>, PortError> {
         let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
         Ok(run.record().await?.map(|(record, nodes)| {
-            (execution_of(execution, &record), nodes.iter().map(|n| node_of(execution, n)).collect())
+            let execution = execution_of(execution, &record);
+            let ended = execution.phase != WorkflowPhase::WorkflowRunning as i32;
+            let id = execution.id.clone().unwrap_or_default();
+            let nodes = nodes.iter().map(|n| node_of(&id, n, ended)).collect();
+            (execution, nodes)
         }))
     }
 }

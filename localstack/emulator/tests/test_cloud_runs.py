@@ -155,7 +155,10 @@ def test_a_failing_task_is_retried_by_its_policy_then_fails_the_run_with_its_log
     assert broken["attempts"] == 3, "retries: 2 is three attempts"
     assert broken["error"]["code"] == "NonZeroExit", broken
     assert broken["error"]["logUri"].startswith("cloudwatch:"), broken
-    assert "phase" not in nodes(answer)["after"] or nodes(answer)["after"]["phase"] != "SUCCEEDED"
+    assert nodes(answer)["after"]["phase"] == "SKIPPED", "never started, as a local run records it"
+    name = answer["execution"]["id"]["name"]
+    status, only = signed(cloud, "GET", f"/v1/executions/cloud/development/{name}/nodes")
+    assert status == 200 and "execution" not in only and len(only["nodes"]) == 2, only
     assert answer["execution"]["error"]["code"] == "NonZeroExit", answer["execution"]
 
 
