@@ -1,6 +1,6 @@
-//! What the api, node and status functions answer until the control plane
-//! ships them: the stack deploys and wires them today, so their packages must
-//! exist, but they say plainly that they do nothing yet instead of pretending.
+//! What the status function answers until abort and timeout records ship (the
+//! next issue): the stack deploys and wires it today, so its package must exist,
+//! but it says plainly that it does nothing yet instead of pretending.
 
 use serde_json::{Value, json};
 
