@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use updraft_aws::runs::{DynamoCache, DynamoRun};
 use updraft_aws::s3::{self, S3Uri};
 use updraft_aws::sdk_error::port_error;
+use updraft_core::compute::{self, Platform, Queue, Queues};
 use updraft_core::execution::contract::{ErrorDocument, OutputsDocument};
 use updraft_core::execution::failure::{self, FailureCode};
 use updraft_core::execution::node::ItemResult;
@@ -235,8 +236,12 @@ impl BatchJobs<'_> {
     ) -> Result<String, PortError> {
         let id = task.id.clone().unwrap_or_default();
         let definition = job_definition_name(&self.config.name_prefix, &id.project, &id.domain, &id.name, &id.version);
-        let gpu = task.resources.and_then(|r| r.requests).is_some_and(|r| r.gpu > 0);
-        let queue = if gpu { &self.config.gpu_queue } else { &self.config.cpu_queue };
+        // The stack's two queues, as the template makes them: Fargate for CPU, EC2 GPU instances.
+        let queues = Queues {
+            cpu: Queue { arn: self.config.cpu_queue.clone(), platforms: vec![Platform::Fargate] },
+            gpu: Some(Queue { arn: self.config.gpu_queue.clone(), platforms: vec![Platform::Ec2] }),
+        };
+        let queue = &compute::route(task, &queues, node).map_err(|d| PortError::Invalid(d.to_string()))?.arn;
         let e = &self.run.execution;
         let mut overrides = aws_sdk_batch::types::ContainerOverrides::builder()
             .environment(KeyValuePair::builder().name("UPDRAFT_EXECUTION_ID").value(&e.name).build())

@@ -384,3 +384,23 @@ fn a_map_node_runs_its_items_as_one_submission_and_a_rerun_of_all_hits_starts_no
         assert_eq!(end.outputs["y"], expected, "{run_name}");
     }
 }
+
+#[test]
+fn overwrite_cache_runs_every_task_even_on_a_hit() {
+    let w = workflow("      a: {task: inc, inputs: {x: $inputs.x}}\n", "");
+    let cache = MemoryCache::default();
+    simulate(&w, &[], &cache, &Blobs::default());
+    let run = MemoryRun::new(&w, [("x".to_string(), literal::integer(1))].into());
+    let (jobs, tokens, blobs) = (RecordedJobs::default(), RecordedTokens::default(), Blobs::default());
+    let steps = Steps {
+        workflow: &w,
+        store: &run,
+        cache: &cache,
+        blobs: &blobs,
+        jobs: &jobs,
+        tokens: &tokens,
+        overwrite_cache: true,
+    };
+    block_on(steps.arm("a", "t")).unwrap();
+    assert_eq!(jobs.submitted.lock().unwrap().len(), 1, "the entry exists, but overwrite_cache runs the task");
+}
