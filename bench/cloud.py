@@ -86,12 +86,14 @@ def main(updraft, endpoint):
         call("POST", "/v1/executions", json.dumps(body).encode())
         return (time.perf_counter() - started) * 1000
 
-    def wait(name):
-        while True:
+    def wait(name, timeout=300):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
             answer = call("GET", f"/v1/executions/bench/development/{name}")
             if answer["execution"]["phase"] != "WORKFLOW_RUNNING":
                 return answer
             time.sleep(0.1)
+        raise SystemExit(f"run {name} did not end within {timeout} s")
 
     def transitions(name):
         arn = next(m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
@@ -143,4 +145,5 @@ def parse(text):
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit(__doc__)
+    sys.stdout.reconfigure(line_buffering=True)
     main(sys.argv[1], sys.argv[2])

@@ -417,7 +417,8 @@ def _invoke_bootstrap(self, event=None):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RuntimeApi)
     server.daemon_threads = True
     server.invocation = invocation
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # A short poll: shutdown() waits for the loop to notice it (0.5 s by default, per invocation).
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
     env = {
         **_base_environment(),
         **_emulator_environment(),

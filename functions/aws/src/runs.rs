@@ -200,6 +200,19 @@ impl DynamoRun {
     pub async fn record(&self) -> Result<Option<(serde_json::Value, Vec<serde_json::Value>)>, PortError> {
         let mut execution = None;
         let mut nodes = Vec::new();
+        for item in self.items().await? {
+            let object = serde_json::Value::Object(attributes_json(&item));
+            match item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) {
+                Some("EXEC") => execution = Some(object),
+                _ => nodes.push(object),
+            }
+        }
+        Ok(execution.map(|e| (e, nodes)))
+    }
+
+    /// Every item of the run's partition (its execution item first), read consistently.
+    async fn items(&self) -> Result<Vec<Item>, PortError> {
+        let mut items = Vec::new();
         let mut start = None;
         loop {
             let page = self
@@ -213,16 +226,10 @@ impl DynamoRun {
                 .send()
                 .await
                 .map_err(|e| port_error("reading the run", &e))?;
-            for item in page.items() {
-                let object = attributes_json(item);
-                match item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) {
-                    Some("EXEC") => execution = Some(serde_json::Value::Object(object)),
-                    _ => nodes.push(serde_json::Value::Object(object)),
-                }
-            }
+            items.extend(page.items.unwrap_or_default());
             start = page.last_evaluated_key;
             if start.is_none() {
-                return Ok(execution.map(|e| (e, nodes)));
+                return Ok(items);
             }
         }
     }
@@ -358,34 +365,17 @@ impl RunStore for DynamoRun {
 
     async fn values(&self) -> Result<RunValues, PortError> {
         let mut values = RunValues::default();
-        let mut start = None;
-        loop {
-            let page = self
-                .dynamo
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(&self.partition))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| port_error("reading the run", &e))?;
-            for item in page.items() {
-                let sk = item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
-                if sk == "EXEC" {
-                    values.inputs = outputs_from(item, "run_inputs")?;
-                } else if let Some(node) = sk.strip_prefix("NODE#")
-                    && item.contains_key("node_phase")
-                {
-                    values.outputs.insert(node.to_string(), outputs_from(item, "node_outputs")?);
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(values);
+        for item in self.items().await? {
+            let sk = item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
+            if sk == "EXEC" {
+                values.inputs = outputs_from(&item, "run_inputs")?;
+            } else if let Some(node) = sk.strip_prefix("NODE#")
+                && item.contains_key("node_phase")
+            {
+                values.outputs.insert(node.to_string(), outputs_from(&item, "node_outputs")?);
             }
         }
+        Ok(values)
     }
 }
 
