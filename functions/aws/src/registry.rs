@@ -72,7 +72,7 @@ mod key {
     }
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
@@ -80,12 +80,13 @@ fn text<'a>(item: &'a Item, name: &str) -> &'a str {
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default()
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     // Fixed width, so that the text sorts as the time does.
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-fn timestamp(text: &str) -> Option<Timestamp> {
+/// An RFC 3339 time as the IDL's timestamp.
+pub fn timestamp(text: &str) -> Option<Timestamp> {
     let time = chrono::DateTime::parse_from_rfc3339(text).ok()?;
     Some(Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 })
 }

@@ -4,6 +4,7 @@
 //! is one conditional or atomic write, so concurrent arms and completions of a
 //! run (separate Lambda invocations) keep the protocol's guarantees.
 
+use crate::registry::{now, s};
 use crate::sdk_error::port_error;
 use aws_sdk_dynamodb::Client as Dynamo;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, WriteRequest};
@@ -14,10 +15,6 @@ use updraft_core::ports::{CacheEntry, CacheStore, PortError};
 use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap};
 
 type Item = HashMap<String, AttributeValue>;
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
 
 fn outputs_json(outputs: &Outputs) -> String {
     let map = LiteralMap { values: outputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect() };
@@ -120,7 +117,7 @@ impl DynamoRun {
     pub async fn create(&self, launch: &Launch<'_>) -> Result<(), PortError> {
         let workflow = launch.workflow;
         // Fixed width, so that the text sorts as the time does.
-        let created_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        let created_at = now();
         let created = self
             .dynamo
             .put_item()
@@ -242,25 +239,37 @@ impl DynamoRun {
         }
     }
 
-    async fn update(
+    /// An update of `node`'s item with these values.
+    fn node_update(
         &self,
         node: &str,
         expression: &str,
         values: Vec<(&str, AttributeValue)>,
-    ) -> Result<NodeSlot, PortError> {
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
         let mut update = self
             .dynamo
             .update_item()
             .table_name(&self.table)
             .key("pk", s(&self.partition))
             .key("sk", s(node_key(node)))
-            .update_expression(expression)
-            // A node item exists from the run's creation: never create one here.
-            .condition_expression("attribute_exists(pk)")
-            .return_values(ReturnValue::AllNew);
+            .update_expression(expression);
         for (name, value) in values {
             update = update.expression_attribute_values(name, value);
         }
+        update
+    }
+
+    async fn update(
+        &self,
+        node: &str,
+        expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<NodeSlot, PortError> {
+        let update = self
+            .node_update(node, expression, values)
+            // A node item exists from the run's creation: never create one here.
+            .condition_expression("attribute_exists(pk)")
+            .return_values(ReturnValue::AllNew);
         let answer = update.send().await.map_err(|e| {
             if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) {
                 PortError::Invalid(format!("the run {} has no node {node}", self.partition))
@@ -279,18 +288,7 @@ impl DynamoRun {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<bool, PortError> {
-        let mut update = self
-            .dynamo
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&self.partition))
-            .key("sk", s(node_key(node)))
-            .update_expression(expression)
-            .condition_expression(condition);
-        for (name, value) in values {
-            update = update.expression_attribute_values(name, value);
-        }
-        match update.send().await {
+        match self.node_update(node, expression, values).condition_expression(condition).send().await {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(port_error("updating a node", &e)),
@@ -390,6 +388,25 @@ impl DynamoCache {
     pub fn new(dynamo: Dynamo, table: impl Into<String>) -> Self {
         DynamoCache { dynamo, table: table.into() }
     }
+
+    /// Stores (or replaces) an entry, indexed under its task version when one is given.
+    async fn write(&self, key: &str, task: Option<&Identifier>, outputs: &Outputs) -> Result<(), PortError> {
+        let created_at = now();
+        let mut put = self
+            .dynamo
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("CACHE#{key}")))
+            .item("sk", s("CACHE"))
+            .item("outputs", s(outputs_json(outputs)))
+            .item("created_at", s(&created_at));
+        if let Some(task) = task {
+            // The by-owner index lists a task version's entries (updraft cache list|delete).
+            put = put.item("gsi2pk", s(cache_owner(task))).item("gsi2sk", s(format!("{created_at}#{key}")));
+        }
+        put.send().await.map_err(|e| port_error("writing the cache", &e))?;
+        Ok(())
+    }
 }
 
 impl CacheStore for DynamoCache {
@@ -408,17 +425,7 @@ impl CacheStore for DynamoCache {
     }
 
     async fn put(&self, key: &str, outputs: &Outputs) -> Result<(), PortError> {
-        self.dynamo
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(format!("CACHE#{key}")))
-            .item("sk", s("CACHE"))
-            .item("outputs", s(outputs_json(outputs)))
-            .item("created_at", s(chrono::Utc::now().to_rfc3339()))
-            .send()
-            .await
-            .map_err(|e| port_error("writing the cache", &e))?;
-        Ok(())
+        self.write(key, None, outputs).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), PortError> {
@@ -434,21 +441,7 @@ impl CacheStore for DynamoCache {
     }
 
     async fn put_for(&self, key: &str, task: &Identifier, outputs: &Outputs) -> Result<(), PortError> {
-        let created_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-        self.dynamo
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(format!("CACHE#{key}")))
-            .item("sk", s("CACHE"))
-            .item("outputs", s(outputs_json(outputs)))
-            .item("created_at", s(&created_at))
-            // The by-owner index lists a task version's entries (updraft cache list|delete).
-            .item("gsi2pk", s(cache_owner(task)))
-            .item("gsi2sk", s(format!("{created_at}#{key}")))
-            .send()
-            .await
-            .map_err(|e| port_error("writing the cache", &e))?;
-        Ok(())
+        self.write(key, Some(task), outputs).await
     }
 
     async fn entries(&self, task: &Identifier) -> Result<Vec<CacheEntry>, PortError> {

@@ -4,6 +4,7 @@
 //! a GET answers from the table alone, never from Step Functions.
 
 use serde_json::Value;
+use updraft_aws::registry::timestamp;
 use updraft_aws::runs::{DynamoRun, Launch, list_runs};
 use updraft_aws::sdk_error::port_error;
 use updraft_core::execution::node::Outputs;
@@ -22,11 +23,6 @@ pub struct AwsRuns {
     pub name_prefix: String,
     /// `arn:<partition>:states:<region>:<account>:stateMachine:`.
     pub state_machine_arn_prefix: String,
-}
-
-fn time(text: &str) -> Option<Timestamp> {
-    let t = chrono::DateTime::parse_from_rfc3339(text).ok()?;
-    Some(Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 })
 }
 
 fn between(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<updraft_core::proto::Duration> {
@@ -61,8 +57,8 @@ fn execution_of(id: &ExecutionId, record: &Value) -> Execution {
             ..Default::default()
         }
     });
-    let created = time(text(record, "created_at"));
-    let ended = time(text(record, "ended_at"));
+    let created = timestamp(text(record, "created_at"));
+    let ended = timestamp(text(record, "ended_at"));
     Execution {
         id: Some(id.clone()),
         workflow_id: Some(Identifier {
@@ -95,7 +91,7 @@ fn node_of(id: &ExecutionId, record: &Value, run_ended: bool) -> NodeExecution {
         log_uri: text(record, "log_uri").into(),
         ..Default::default()
     });
-    let (started, ended) = (time(text(record, "started_at")), time(text(record, "ended_at")));
+    let (started, ended) = (timestamp(text(record, "started_at")), timestamp(text(record, "ended_at")));
     let cache_status = if phase == NodePhase::Cached { CacheStatus::CacheHit } else { CacheStatus::CacheDisabled };
     NodeExecution {
         id: Some(NodeExecutionId { execution_id: Some(id.clone()), node_id: text(record, "node").into() }),
