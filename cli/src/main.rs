@@ -5,6 +5,7 @@ mod exec;
 mod local;
 mod outputs;
 mod process;
+mod python;
 mod remote;
 mod spec_file;
 
@@ -178,7 +179,7 @@ enum Command {
     },
     /// Internal: the watchdog of one local execution (see local::runner).
     #[command(name = "__watch-runner", hide = true)]
-    WatchRunner { execution: String },
+    WatchRunner { execution: String, runner: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -359,7 +360,9 @@ fn main() -> ExitCode {
         Command::Config { command: ConfigCommand::Init { stack, endpoint_url, region } } => {
             commands::registry::config_init(&stack, endpoint_url.as_deref(), region.as_deref())
         }
-        Command::WatchRunner { execution } => local::runner::watch(&execution).map(|()| ExitCode::SUCCESS),
+        Command::WatchRunner { execution, runner } => {
+            local::runner::watch(&execution, runner.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

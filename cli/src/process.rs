@@ -2,7 +2,9 @@
 //! its own process group so that a timeout or Ctrl-C stops everything it
 //! started, with stdout and stderr going to log files.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -53,12 +55,26 @@ pub enum Outcome {
 /// How long a cancelled process group gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
 
-pub async fn run(attempt: Attempt, mut cancel: watch::Receiver<bool>) -> Outcome {
+/// A started attempt: its process group, and a future of how it ended.
+pub struct Started {
+    pub pgid: i32,
+    pub ended: Pin<Box<dyn Future<Output = Outcome> + Send>>,
+}
+
+pub async fn run(attempt: Attempt, cancel: watch::Receiver<bool>) -> Outcome {
+    match spawn(&attempt) {
+        Ok(started) => supervise(started, &attempt, cancel).await,
+        Err(outcome) => outcome,
+    }
+}
+
+/// Starts the argv as a child of this process, in a process group of its own.
+fn spawn(attempt: &Attempt) -> Result<Started, Outcome> {
     let (Ok(stdout), Ok(stderr)) = (stream(&attempt.stdout), stream(&attempt.stderr)) else {
-        return Outcome::SpawnFailed(format!("cannot create log files in {}", attempt.cwd.display()));
+        return Err(Outcome::SpawnFailed(format!("cannot create log files in {}", attempt.cwd.display())));
     };
     let Some((program, args)) = attempt.argv.split_first() else {
-        return Outcome::SpawnFailed("empty command".into());
+        return Err(Outcome::SpawnFailed("empty command".into()));
     };
     let mut command = tokio::process::Command::new(program);
     for name in &attempt.remove_env {
@@ -75,12 +91,28 @@ pub async fn run(attempt: Attempt, mut cancel: watch::Receiver<bool>) -> Outcome
         .kill_on_drop(true);
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(e) => return Outcome::SpawnFailed(format!("cannot start {program:?}: {e}")),
+        Err(e) => return Err(Outcome::SpawnFailed(format!("cannot start {program:?}: {e}"))),
     };
     let Some(pgid) = child.id().map(|pid| pid as i32) else {
-        return Outcome::SpawnFailed("the process ended before it could be tracked".into());
+        return Err(Outcome::SpawnFailed("the process ended before it could be tracked".into()));
     };
+    let ended = async move {
+        match child.wait().await {
+            Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
+                (Some(code), _) => Outcome::Exited(code),
+                (None, Some(signal)) => Outcome::Signaled(signal),
+                _ => Outcome::Exited(-1),
+            },
+            Err(e) => Outcome::SpawnFailed(format!("lost track of the process: {e}")),
+        }
+    };
+    Ok(Started { pgid, ended: Box::pin(ended) })
+}
 
+/// Waits for a started attempt under the attempt's timeout, log limit and
+/// cancellation; whatever the group still runs afterwards is killed.
+pub async fn supervise(started: Started, attempt: &Attempt, mut cancel: watch::Receiver<bool>) -> Outcome {
+    let Started { pgid, mut ended } = started;
     let timeout = async {
         match attempt.timeout {
             Some(t) => tokio::time::sleep(t).await,
@@ -102,29 +134,22 @@ pub async fn run(attempt: Attempt, mut cancel: watch::Receiver<bool>) -> Outcome
         }
     };
     let outcome = tokio::select! {
-        status = child.wait() => match status {
-            Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
-                (Some(code), _) => Outcome::Exited(code),
-                (None, Some(signal)) => Outcome::Signaled(signal),
-                _ => Outcome::Exited(-1),
-            },
-            Err(e) => Outcome::SpawnFailed(format!("lost track of the process: {e}")),
-        },
+        outcome = &mut ended => outcome,
         _ = timeout => {
             kill_group(pgid, libc::SIGKILL);
-            let _ = child.wait().await;
+            let _ = ended.await;
             Outcome::TimedOut
         }
         limit = log_limit => {
             kill_group(pgid, libc::SIGKILL);
-            let _ = child.wait().await;
+            let _ = ended.await;
             Outcome::LogLimit(limit)
         }
         _ = cancelled(&mut cancel) => {
             kill_group(pgid, libc::SIGTERM);
-            if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+            if tokio::time::timeout(GRACE, &mut ended).await.is_err() {
                 kill_group(pgid, libc::SIGKILL);
-                let _ = child.wait().await;
+                let _ = ended.await;
             }
             Outcome::Cancelled
         }
@@ -149,6 +174,19 @@ fn kill_group(pgid: i32, signal: i32) {
     unsafe {
         libc::killpg(pgid, signal);
     }
+}
+
+/// An attempt forked by a warm Python worker: the child is the worker's, so its
+/// end comes as the worker's report (exit code, or minus the signal).
+pub fn forked(pid: i32, ended: tokio::sync::oneshot::Receiver<Option<i32>>) -> Started {
+    let ended = async move {
+        match ended.await {
+            Ok(Some(code)) if code >= 0 => Outcome::Exited(code),
+            Ok(Some(signal)) => Outcome::Signaled(-signal),
+            _ => Outcome::SpawnFailed("lost track of the task: its warm Python worker ended".into()),
+        }
+    };
+    Started { pgid: pid, ended: Box::pin(ended) }
 }
 
 /// The last `lines` lines of a log file, for error messages.

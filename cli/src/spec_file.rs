@@ -1,15 +1,30 @@
 //! Reading spec files from disk and reporting their problems with the file name.
+//! A Python spec (`.py`, or `module:workflow`) is first translated by the SDK
+//! into the same document a YAML file holds (`crate::python`); its problems are
+//! reported at the Python line that caused them.
 
+use crate::python::{self, SpecAnswer, Worker, WorkerKey};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use updraft_core::compile::{self, Compiled, Options};
+use updraft_core::diagnostics::Diagnostics;
 use updraft_core::spec::Format;
 
 /// Why a spec file could not be used; `Display` gives every problem, each
-/// prefixed with the file, as `error: FILE: PATH: MESSAGE` plus a hint line.
+/// prefixed with the file, as `error: FILE: PATH: MESSAGE` plus a hint line
+/// (for Python, `error: FILE:LINE: PATH: MESSAGE`).
 #[derive(Debug)]
 pub struct SpecFileError {
     pub path: PathBuf,
     pub problems: Vec<String>,
+    /// Where each problem is, when more precise than the file (`diabetes.py:42`).
+    pub locations: Vec<Option<String>>,
+}
+
+impl SpecFileError {
+    pub fn new(path: &Path, problems: Vec<String>) -> SpecFileError {
+        SpecFileError { path: path.to_path_buf(), problems, locations: Vec::new() }
+    }
 }
 
 impl std::fmt::Display for SpecFileError {
@@ -18,7 +33,10 @@ impl std::fmt::Display for SpecFileError {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "error: {}: {problem}", self.path.display())?;
+            match self.locations.get(i).cloned().flatten() {
+                Some(location) => write!(f, "error: {location}: {problem}")?,
+                None => write!(f, "error: {}: {problem}", self.path.display())?,
+            }
         }
         Ok(())
     }
@@ -30,7 +48,82 @@ impl std::error::Error for SpecFileError {}
 const MAX_SPEC_BYTES: u64 = 64 * 1024 * 1024;
 
 pub fn load(path: &Path, options: &Options) -> Result<Compiled, SpecFileError> {
-    let fail = |problem: String| SpecFileError { path: path.to_path_buf(), problems: vec![problem] };
+    load_keeping_worker(path, options).map(|(compiled, _)| compiled)
+}
+
+/// The directory `{{code_dir}}` stands for in a local run: the spec file's.
+pub fn code_dir(path: &Path) -> std::io::Result<PathBuf> {
+    let file = python::spec_file_path(path);
+    file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize()
+}
+
+/// As [`load`]; for a Python spec also the warm worker that translated it (a
+/// local run forks its Python tasks from it, so the imports are paid once).
+pub fn load_keeping_worker(
+    path: &Path,
+    options: &Options,
+) -> Result<(Compiled, Option<(WorkerKey, Worker)>), SpecFileError> {
+    if !python::is_python_spec(path) {
+        return load_text_file(path, options).map(|compiled| (compiled, None));
+    }
+    let (key, worker, document, locations) = translate(path)?;
+    let text = document.to_string();
+    let compiled = compile::compile_text(&text, Format::Json, options)
+        .map_err(|diagnostics| located(path, &diagnostics, &locations))?;
+    Ok((compiled, Some((key, worker))))
+}
+
+/// The spec text of a file as the API takes it, and the file name that tells its
+/// format: a Python spec is sent as its translation (JSON).
+pub fn spec_text(path: &Path, max_bytes: u64) -> Result<(String, String), SpecFileError> {
+    if python::is_python_spec(path) {
+        let (_, _, document, _) = translate(path)?;
+        let stem = python::spec_file_path(path).file_stem().map(|s| s.to_string_lossy().into_owned());
+        return Ok((document.to_string(), format!("{}.json", stem.unwrap_or_else(|| "spec".into()))));
+    }
+    let text = updraft_aws::files::read_text_limited(path, max_bytes, "specs sent to the API are limited to")
+        .map_err(|e| SpecFileError::new(path, vec![format!("cannot read: {e}")]))?;
+    Ok((text, path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()))
+}
+
+type Translation = (WorkerKey, Worker, serde_json::Value, HashMap<String, String>);
+
+/// Runs the SDK's translation of a Python spec (`python3 -m updraft worker --spec`).
+fn translate(path: &Path) -> Result<Translation, SpecFileError> {
+    let fail = |problem: String| SpecFileError::new(path, vec![problem]);
+    let code_dir = code_dir(python::spec_file_path(path))
+        .or_else(|_| Path::new(".").canonicalize())
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    let key = WorkerKey { python: python::interpreter(), code_dir: code_dir.display().to_string(), env: Vec::new() };
+    let (worker, answer) = Worker::start(&key, Some(path), &crate::local::runner::this_process())
+        .map_err(|e| fail(format!("cannot translate the Python: {e}")))?;
+    match answer {
+        SpecAnswer::Spec { document, locations } => Ok((key, worker, document, locations)),
+        SpecAnswer::Error { location, message, hint } => {
+            let hint = if hint.is_empty() { String::new() } else { format!("\n  hint: {hint}") };
+            Err(SpecFileError { path: path.to_path_buf(), problems: vec![format!("{message}{hint}")], locations: vec![Some(location)] })
+        }
+    }
+}
+
+/// Each diagnostic at the Python line of the deepest entity its path is inside.
+fn located(path: &Path, diagnostics: &Diagnostics, locations: &HashMap<String, String>) -> SpecFileError {
+    let at = |spec_path: &str| {
+        locations
+            .iter()
+            .filter(|(key, _)| spec_path == key.as_str() || spec_path.starts_with(&format!("{key}.")))
+            .max_by_key(|(key, _)| key.len())
+            .map(|(_, location)| location.clone())
+    };
+    SpecFileError {
+        path: path.to_path_buf(),
+        problems: diagnostics.iter().map(ToString::to_string).collect(),
+        locations: diagnostics.iter().map(|d| at(&d.path)).collect(),
+    }
+}
+
+fn load_text_file(path: &Path, options: &Options) -> Result<Compiled, SpecFileError> {
+    let fail = |problem: String| SpecFileError::new(path, vec![problem]);
     let text = updraft_aws::files::read_text_limited(path, MAX_SPEC_BYTES, "specs are limited to").map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::NotFound => "check the path",
@@ -40,8 +133,6 @@ pub fn load(path: &Path, options: &Options) -> Result<Compiled, SpecFileError> {
         fail(format!("cannot read: {e}\n  hint: {hint}"))
     })?;
     let format = Format::from_file_name(&path.to_string_lossy());
-    compile::compile_text(&text, format, options).map_err(|diagnostics| SpecFileError {
-        path: path.to_path_buf(),
-        problems: diagnostics.iter().map(ToString::to_string).collect(),
-    })
+    compile::compile_text(&text, format, options)
+        .map_err(|diagnostics| SpecFileError::new(path, diagnostics.iter().map(ToString::to_string).collect()))
 }

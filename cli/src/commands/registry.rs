@@ -108,21 +108,20 @@ pub fn register(
     let mut code = ExitCode::SUCCESS;
     let mut answers = Vec::new();
     for file in files {
-        let spec =
-            match updraft_aws::files::read_text_limited(file, MAX_SPEC_BYTES, "specs sent to the API are limited to") {
-                Ok(spec) => spec,
-                Err(e) => {
-                    eprintln!("error: {}: cannot read: {e}", file.display());
-                    code = ExitCode::FAILURE;
-                    continue;
-                }
-            };
+        let (spec, file_name) = match crate::spec_file::spec_text(file, MAX_SPEC_BYTES) {
+            Ok(spec) => spec,
+            Err(e) => {
+                eprintln!("{e}");
+                code = ExitCode::FAILURE;
+                continue;
+            }
+        };
         let request = RegisterRequest {
             project: remote.project.clone().or(session.config.project.clone()).unwrap_or_default(),
             domain: remote.domain.clone().or(session.config.domain.clone()).unwrap_or_default(),
             version: version.into(),
             spec,
-            file_name: file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            file_name,
         };
         let answer = match session.send("POST", "/v1/register", &[], Some(serde_json::to_vec(&request)?)) {
             Ok(answer) => answer,

@@ -47,8 +47,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             ));
         }
     };
-    let compiled = match spec_file::load(&args.file, &args.options) {
-        Ok(c) => c,
+    let (compiled, python_worker) = match spec_file::load_keeping_worker(&args.file, &args.options) {
+        Ok(loaded) => loaded,
         Err(e) => return bad_input(e.to_string()),
     };
     let names: Vec<String> =
@@ -75,7 +75,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     };
     let workflow = compiled.workflow(&workflow_name).expect("listed above");
     let template = workflow.template.clone().unwrap_or_default();
-    let code_dir = args.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize()?;
+    let code_dir = spec_file::code_dir(&args.file)?;
 
     let inputs = match launch_inputs(&template, &args.inputs, &code_dir) {
         Ok(inputs) => inputs,
@@ -132,6 +132,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             show_progress: args.output == OutputFormat::Text,
             blob_store,
             gpus,
+            python_worker,
         },
     ) {
         Err(e @ RunError::BlobStore { .. }) => {

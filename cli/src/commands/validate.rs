@@ -39,7 +39,7 @@ pub fn run(files: &[PathBuf], options: &Options, stack: Option<&str>) -> Result<
         let checked = spec_file::load(path, options).and_then(|compiled| match &queues {
             Some(queues) => routes(&compiled, queues)
                 .map(|routes| (compiled, routes))
-                .map_err(|problems| spec_file::SpecFileError { path: path.clone(), problems }),
+                .map_err(|problems| spec_file::SpecFileError::new(path, problems)),
             None => Ok((compiled, String::new())),
         });
         match checked {

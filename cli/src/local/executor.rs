@@ -15,7 +15,8 @@ use super::store::{Store, StoreError};
 use super::{now, runner};
 use crate::outputs::{self, BlobKind, Output};
 use crate::process::{self, Attempt, Outcome};
-use std::collections::{BTreeMap, HashMap};
+use crate::python::{self, ForkRequest, Forked, WorkerKey};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -65,6 +66,8 @@ pub struct RunRequest {
     pub blob_store: Option<S3Uri>,
     /// The GPUs tasks may be given; `None` when no task of the workflow asks for one.
     pub gpus: Option<Gpus>,
+    /// The warm Python worker that translated a `.py` spec, for this run's Python tasks.
+    pub python_worker: Option<(WorkerKey, python::Worker)>,
 }
 
 pub struct RunResult {
@@ -140,6 +143,10 @@ struct Ctx {
     cancel: watch::Receiver<bool>,
     /// Started with the first task process: kills what tasks leave behind if this process dies.
     watchdog: std::sync::OnceLock<Option<runner::Watchdog>>,
+    /// Warm workers for Python tasks, stopped with the run.
+    python: python::Pool,
+    /// Why some Python tasks run in fresh processes, each said once.
+    cold_reasons: Mutex<HashSet<String>>,
     recorder: Mutex<Recorder>,
 }
 
@@ -305,6 +312,8 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
         backoff: request.backoff,
         cancel: cancel_rx,
         watchdog: std::sync::OnceLock::new(),
+        python: python::Pool::new(runner.clone(), request.python_worker),
+        cold_reasons: Mutex::default(),
         recorder: Mutex::new(Recorder {
             store,
             progress,
@@ -769,20 +778,42 @@ async fn run_attempt(
         }
     });
     let timeout = task.timeout.map(|d| Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32));
-    let outcome = process::run(
-        Attempt {
-            argv,
-            env,
-            remove_env: Vec::new(),
-            cwd: dir.to_path_buf(),
-            stdout: Some(dir.join(format!("attempt-{attempt}.stdout.log"))),
-            stderr: Some(stderr.clone()),
-            timeout,
-            max_log_bytes: Some(process::max_log_bytes()),
-        },
-        ctx.cancel.clone(),
-    )
-    .await;
+    let attempt_spec = Attempt {
+        argv,
+        env,
+        remove_env: Vec::new(),
+        cwd: dir.to_path_buf(),
+        stdout: Some(dir.join(format!("attempt-{attempt}.stdout.log"))),
+        stderr: Some(stderr.clone()),
+        timeout,
+        max_log_bytes: Some(process::max_log_bytes()),
+    };
+    let outcome = match python::warm_entry(&attempt_spec.argv) {
+        Some((python, entry)) => {
+            let mut task_env: Vec<(String, String)> = container.env.clone().into_iter().collect();
+            task_env.sort();
+            let key = WorkerKey { python: python.to_string(), code_dir: ctx.code_dir.clone(), env: task_env };
+            let request = ForkRequest {
+                entry,
+                cwd: dir,
+                env: &attempt_spec.env,
+                stdout: attempt_spec.stdout.as_deref().expect("set above"),
+                stderr: &stderr,
+            };
+            match ctx.python.fork(&key, request).await {
+                Forked::Running { pid, ended } => {
+                    process::supervise(process::forked(pid, ended), &attempt_spec, ctx.cancel.clone()).await
+                }
+                Forked::Cold(reason) => {
+                    if ctx.cold_reasons.lock().expect("cold lock").insert(reason.clone()) {
+                        ctx.progress().progress.message(&format!("{path}: runs in a fresh process: {reason}"));
+                    }
+                    process::run(attempt_spec, ctx.cancel.clone()).await
+                }
+            }
+        }
+        None => process::run(attempt_spec, ctx.cancel.clone()).await,
+    };
     let task_name = task.id.as_ref().map(|i| i.name.as_str()).unwrap_or_default();
     // `what` continues "task NAME", so it starts with a space or a colon.
     let failed = |code: FailureCode, what: String| {

@@ -11,6 +11,7 @@
 //! gone: ABORTED, with the reason.
 
 use super::store::{Store, StoreError};
+use crate::python::ENV_RUNNER;
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
@@ -42,9 +43,12 @@ pub fn is_alive(recorded: &str) -> bool {
 }
 
 /// Kills (SIGKILL) every process of this user whose environment holds
-/// `UPDRAFT_EXECUTION_ID=<execution>`; returns how many.
-pub fn kill_leftovers(execution: &str) -> usize {
-    let needle = format!("{ENV_EXECUTION_ID}={execution}\0");
+/// `UPDRAFT_EXECUTION_ID=<execution>`, or `UPDRAFT_RUNNER=<runner>` (the run's
+/// warm Python workers and the tasks forked from them, which keep the worker's
+/// environment in `/proc`); returns how many.
+pub fn kill_leftovers(execution: &str, runner: Option<&str>) -> usize {
+    let mut needles = vec![format!("{ENV_EXECUTION_ID}={execution}\0")];
+    needles.extend(runner.map(|r| format!("{ENV_RUNNER}={r}\0")));
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
     let mut killed = 0;
@@ -55,7 +59,8 @@ pub fn kill_leftovers(execution: &str) -> usize {
         }
         // Other users' environments are unreadable: those are not ours to kill anyway.
         let Ok(environment) = std::fs::read(entry.path().join("environ")) else { continue };
-        if environment.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+        let holds = |needle: &String| environment.windows(needle.len()).any(|w| w == needle.as_bytes());
+        if needles.iter().any(holds) {
             // SAFETY: kill only sends a signal.
             if unsafe { libc::kill(pid as i32, libc::SIGKILL) } == 0 {
                 killed += 1;
@@ -74,7 +79,7 @@ pub fn close_orphans(store: &Store) -> Result<Vec<String>, StoreError> {
         if is_alive(&runner) {
             continue;
         }
-        kill_leftovers(&name);
+        kill_leftovers(&name, Some(&runner));
         let pid = runner.split(':').nth(1).unwrap_or("?");
         let now = super::now();
         store.update_nodes(&name, |node| {
@@ -124,7 +129,7 @@ pub fn start_watchdog(execution: &str, home: &Path) -> std::io::Result<Watchdog>
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     use std::os::unix::process::CommandExt;
     std::process::Command::new(std::env::current_exe()?)
-        .args(["__watch-runner", execution])
+        .args(["__watch-runner", execution, &this_process()])
         .env("UPDRAFT_HOME", home)
         .stdin(std::process::Stdio::from(read))
         .stdout(std::process::Stdio::null())
@@ -134,10 +139,10 @@ pub fn start_watchdog(execution: &str, home: &Path) -> std::io::Result<Watchdog>
     Ok(Watchdog { _pipe: write })
 }
 
-/// The watchdog's side (`updraft __watch-runner EXECUTION`): waits for the
+/// The watchdog's side (`updraft __watch-runner EXECUTION RUNNER`): waits for the
 /// runner to go, then closes the execution if the runner left it open and kills
-/// what its tasks left behind.
-pub fn watch(execution: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// what its tasks and workers left behind.
+pub fn watch(execution: &str, runner: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
     for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: ignoring a signal installs no handler code.
         unsafe { libc::signal(signal, libc::SIG_IGN) };
@@ -150,7 +155,7 @@ pub fn watch(execution: &str) -> Result<(), Box<dyn std::error::Error>> {
     unsafe { libc::alarm(60) };
     let home = super::home::Home::from_env()?;
     close_orphans(&Store::open(&home.database())?)?;
-    kill_leftovers(execution);
+    kill_leftovers(execution, runner);
     Ok(())
 }
 

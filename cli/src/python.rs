@@ -1,0 +1,329 @@
+//! Python specs and warm Python workers (docs/python.md).
+//!
+//! A `.py` spec (or `module:workflow`) is translated by the Python SDK into the
+//! spec document YAML holds: `python3 -m updraft worker --spec FILE` imports the
+//! file, answers with the document, and then stays up as the warm worker of a
+//! local run, so the spec's imports are paid once. A task whose argv is exactly
+//! `[python, -m, updraft.task, MODULE:FUNCTION]` (what the SDK writes) runs as a
+//! child forked from such a worker instead of a fresh interpreter; the protocol
+//! is described in the SDK's `updraft/_worker.py`.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// The module that runs one SDK task under the task contract.
+pub const TASK_MODULE: &str = "updraft.task";
+/// Set in every warm worker's environment to the runner's identity
+/// (`runner::this_process`), so the watchdog finds workers and their children.
+pub const ENV_RUNNER: &str = "UPDRAFT_RUNNER";
+
+/// The interpreter that translates `.py` specs: `UPDRAFT_PYTHON`, else `python3`.
+pub fn interpreter() -> String {
+    std::env::var("UPDRAFT_PYTHON").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "python3".into())
+}
+
+/// Whether a spec argument names Python: a `.py` file, `FILE.py:workflow`, or
+/// `package.module:workflow` that is not a file.
+pub fn is_python_spec(spec: &Path) -> bool {
+    let text = spec.to_string_lossy();
+    if text.ends_with(".py") {
+        return true;
+    }
+    if spec.exists() {
+        return false;
+    }
+    let Some((module, workflow)) = text.rsplit_once(':') else { return false };
+    let word = |s: &str| {
+        s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    module.ends_with(".py") || (module.split('.').all(word) && word(workflow))
+}
+
+/// The `.py` file of a Python spec argument (without `:workflow`), if it is one.
+pub fn spec_file_path(spec: &Path) -> &Path {
+    let text = spec.to_str().unwrap_or_default();
+    match text.rsplit_once(':') {
+        Some((file, _)) if file.ends_with(".py") => Path::new(file),
+        _ => spec,
+    }
+}
+
+/// `(interpreter, MODULE:FUNCTION)` when an argv is an SDK task that may run warm.
+pub fn warm_entry(argv: &[String]) -> Option<(&str, &str)> {
+    match argv {
+        [python, dash_m, module, entry] if dash_m == "-m" && module == TASK_MODULE && entry.contains(':') => {
+            let program = Path::new(python).file_name()?.to_str()?;
+            program.starts_with("python").then_some((python.as_str(), entry.as_str()))
+        }
+        _ => None,
+    }
+}
+
+/// What the translation of a Python spec gave.
+pub enum SpecAnswer {
+    /// The spec document (JSON, as a YAML file holds it) and `file:line` by spec path.
+    Spec { document: serde_json::Value, locations: HashMap<String, String> },
+    /// The Python could not be read as a spec: where (`file:line`), what, and what to do.
+    Error { location: String, message: String, hint: String },
+}
+
+/// Which worker a task can use: the same interpreter, code directory and task environment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WorkerKey {
+    pub python: String,
+    pub code_dir: String,
+    /// The task's own `env:` (applied before the worker imports anything).
+    pub env: Vec<(String, String)>,
+}
+
+/// A worker process, killed (and reaped) when dropped.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A started worker process (not yet serving a run).
+pub struct Worker {
+    child: KillOnDrop,
+    stdin: ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Worker {
+    /// Starts a worker; with `spec`, it first translates that spec and answers with it.
+    pub fn start(key: &WorkerKey, spec: Option<&Path>, runner: &str) -> std::io::Result<(Worker, SpecAnswer)> {
+        let mut command = Command::new(&key.python);
+        command.args(["-m", "updraft", "worker", "--code-dir", &key.code_dir]);
+        if let Some(spec) = spec {
+            command.arg("--spec").arg(spec);
+        }
+        let child = command
+            .envs(key.env.iter().map(|(k, v)| (k, v)))
+            .env(ENV_RUNNER, runner)
+            .env(updraft_core::execution::contract::ENV_CODE_DIR, &key.code_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start {}: {e}", key.python)))?;
+        let mut child = KillOnDrop(child);
+        let stdin = child.0.stdin.take().expect("piped");
+        let mut stdout = BufReader::new(child.0.stdout.take().expect("piped"));
+        let answer = read_framed(&mut stdout).map_err(|e| {
+            let _ = child.0.kill();
+            let status = child.0.wait().ok().map(|s| s.to_string()).unwrap_or_default();
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "{} -m updraft worker did not answer ({e}; {status}); is the SDK installed? \
+                     pip install ./sdk/python from the repository",
+                    key.python
+                ),
+            )
+        })?;
+        let text = |field: &str| answer.get(field).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let answer = if answer.get("error").is_some() {
+            SpecAnswer::Error { location: text("where"), message: text("error"), hint: text("hint") }
+        } else {
+            let locations = answer
+                .get("locations")
+                .and_then(|l| serde_json::from_value(l.clone()).ok())
+                .unwrap_or_default();
+            SpecAnswer::Spec { document: answer.get("spec").cloned().unwrap_or_default(), locations }
+        };
+        Ok((Worker { child, stdin, stdout }, answer))
+    }
+}
+
+/// `LENGTH\n` then that many bytes of JSON.
+fn read_framed(stdout: &mut BufReader<std::process::ChildStdout>) -> std::io::Result<serde_json::Value> {
+    let mut header = String::new();
+    stdout.read_line(&mut header)?;
+    let length: usize = header
+        .trim()
+        .parse()
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "no answer on its stdout"))?;
+    let mut body = vec![0; length];
+    stdout.read_exact(&mut body)?;
+    serde_json::from_slice(&body).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// How the worker answered a request to run an attempt.
+pub enum Forked {
+    /// The attempt runs as this process (and process group); `ended` gives its exit code
+    /// (negative: the signal that killed it), or `None` if the worker itself went away.
+    Running { pid: i32, ended: oneshot::Receiver<Option<i32>> },
+    /// Run it as a fresh process instead, for this reason.
+    Cold(String),
+}
+
+struct Pending {
+    started: Option<oneshot::Sender<Result<i32, String>>>,
+    ended: oneshot::Sender<Option<i32>>,
+}
+
+/// A worker serving a run: requests go to its stdin; a thread reads its answers.
+struct Serving {
+    stdin: Mutex<ChildStdin>,
+    pending: Arc<Mutex<HashMap<u64, Pending>>>,
+    next: AtomicU64,
+    _process: KillOnDrop,
+}
+
+impl Serving {
+    fn new(worker: Worker) -> Serving {
+        let Worker { child, stdin, stdout } = worker;
+        let pending: Arc<Mutex<HashMap<u64, Pending>>> = Arc::default();
+        let answers = Arc::clone(&pending);
+        std::thread::spawn(move || read_answers(stdout, answers));
+        Serving { stdin: Mutex::new(stdin), pending, next: AtomicU64::new(1), _process: child }
+    }
+
+    async fn fork(&self, request: serde_json::Value) -> Forked {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (started_tx, started_rx) = oneshot::channel();
+        let (ended_tx, ended_rx) = oneshot::channel();
+        self.pending.lock().expect("pending lock").insert(id, Pending { started: Some(started_tx), ended: ended_tx });
+        let mut line = request;
+        line["id"] = id.into();
+        let mut text = line.to_string();
+        text.push('\n');
+        if let Err(e) = self.stdin.lock().expect("stdin lock").write_all(text.as_bytes()) {
+            self.pending.lock().expect("pending lock").remove(&id);
+            return Forked::Cold(format!("the warm worker is gone ({e})"));
+        }
+        match started_rx.await {
+            Ok(Ok(pid)) => Forked::Running { pid, ended: ended_rx },
+            Ok(Err(reason)) => Forked::Cold(reason),
+            Err(_) => Forked::Cold("the warm worker ended".into()),
+        }
+    }
+}
+
+fn read_answers(stdout: BufReader<std::process::ChildStdout>, pending: Arc<Mutex<HashMap<u64, Pending>>>) {
+    for line in stdout.lines() {
+        let Ok(line) = line else { break };
+        let Ok(answer) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let Some(id) = answer.get("id").and_then(|i| i.as_u64()) else { continue };
+        let mut pending = pending.lock().expect("pending lock");
+        if let Some(pid) = answer.get("pid").and_then(|p| p.as_i64()) {
+            if let Some(started) = pending.get_mut(&id).and_then(|p| p.started.take()) {
+                let _ = started.send(Ok(pid as i32));
+            }
+        } else if let Some(reason) = answer.get("cold").and_then(|c| c.as_str()) {
+            if let Some(entry) = pending.remove(&id)
+                && let Some(started) = entry.started
+            {
+                let _ = started.send(Err(reason.to_string()));
+            }
+        } else if let Some(code) = answer.get("exit").and_then(|c| c.as_i64())
+            && let Some(entry) = pending.remove(&id)
+        {
+            let _ = entry.ended.send(Some(code as i32));
+        }
+    }
+    // The worker is gone: every attempt waiting on it learns so (the senders drop).
+    pending.lock().expect("pending lock").clear();
+}
+
+/// The warm workers of one run, started lazily, one per [`WorkerKey`]; all are
+/// stopped when the pool is dropped (the run is over).
+pub struct Pool {
+    runner: String,
+    workers: tokio::sync::Mutex<HashMap<WorkerKey, Option<Arc<Serving>>>>,
+}
+
+/// One attempt, as the worker needs it.
+pub struct ForkRequest<'a> {
+    pub entry: &'a str,
+    pub cwd: &'a Path,
+    pub env: &'a [(String, String)],
+    pub stdout: &'a Path,
+    pub stderr: &'a Path,
+}
+
+impl Pool {
+    /// A pool for the run of `runner`; `adopted` is the worker that translated the spec.
+    pub fn new(runner: String, adopted: Option<(WorkerKey, Worker)>) -> Pool {
+        let workers = adopted.into_iter().map(|(key, worker)| (key, Some(Arc::new(Serving::new(worker))))).collect();
+        Pool { runner, workers: tokio::sync::Mutex::new(workers) }
+    }
+
+    /// Forks the attempt from the key's worker (starting it first if needed).
+    pub async fn fork(&self, key: &WorkerKey, request: ForkRequest<'_>) -> Forked {
+        let serving = {
+            let mut workers = self.workers.lock().await;
+            match workers.get(key) {
+                Some(Some(serving)) => Arc::clone(serving),
+                Some(None) => return Forked::Cold("its warm worker could not start".into()),
+                None => {
+                    let started = Worker::start(key, None, &self.runner);
+                    let serving = started.ok().map(|(worker, _)| Arc::new(Serving::new(worker)));
+                    workers.insert(key.clone(), serving.clone());
+                    match serving {
+                        Some(serving) => serving,
+                        None => return Forked::Cold("its warm worker could not start".into()),
+                    }
+                }
+            }
+        };
+        let env: serde_json::Map<String, serde_json::Value> =
+            request.env.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+        serving
+            .fork(serde_json::json!({
+                "entry": request.entry,
+                "cwd": request.cwd,
+                "env": env,
+                "stdout": request.stdout,
+                "stderr": request.stderr,
+            }))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn only_the_sdk_argv_runs_warm() {
+        assert_eq!(warm_entry(&argv(&["python3", "-m", "updraft.task", "m:f"])), Some(("python3", "m:f")));
+        assert_eq!(
+            warm_entry(&argv(&["/usr/bin/python3.11", "-m", "updraft.task", "pkg.m:f"])),
+            Some(("/usr/bin/python3.11", "pkg.m:f"))
+        );
+        for cold in [
+            &["python3", "-m", "updraft.task", "--fresh-process", "m:f"][..],
+            &["python3", "task.py", "m:f"],
+            &["sh", "-m", "updraft.task", "m:f"],
+            &["python3", "-m", "updraft.task", "no-colon"],
+        ] {
+            assert_eq!(warm_entry(&argv(cold)), None, "{cold:?}");
+        }
+    }
+
+    #[test]
+    fn python_specs_are_files_or_module_references() {
+        assert!(is_python_spec(Path::new("examples/diabetes/diabetes.py")));
+        assert!(is_python_spec(Path::new("pipelines.train:nightly")));
+        assert!(is_python_spec(Path::new("flows.py:train")));
+        assert!(!is_python_spec(Path::new("examples/hello/hello.yaml")));
+        assert!(!is_python_spec(Path::new("a b:c")));
+        assert_eq!(spec_file_path(Path::new("flows.py:train")), Path::new("flows.py"));
+        assert_eq!(spec_file_path(Path::new("flows.py")), Path::new("flows.py"));
+    }
+}

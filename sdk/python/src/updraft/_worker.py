@@ -1,0 +1,205 @@
+"""The warm worker of local runs: a fork server for Python tasks.
+
+`updraft run` starts one per (interpreter, code directory, task environment)
+the first time a Python task needs it (for a `.py` spec, the process that
+translated the spec is that worker, so its imports are paid once). The parent
+only imports: the spec's module, or a task's module on its first request; it
+runs no task code. Each task attempt is a child forked from it, in its own
+process group, with the attempt's environment, working directory and log files:
+it starts with everything the parent imported, and whatever the task changes
+(module globals, caches, the random state) dies with the child.
+
+Protocol, on the worker's stdin and its original stdout (the worker's own
+prints go to stderr): one framed message first (`LENGTH\\n` then that many
+bytes of JSON: `{"spec": ..., "locations": ...}`, `{"ready": true}` or
+`{"error": ...}`), then JSON lines.
+
+    → {"id": 1, "entry": "mod:fn", "cwd": DIR, "env": {...}, "stdout": LOG, "stderr": LOG}
+    ← {"id": 1, "pid": 4242}              the child runs, in process group 4242
+    ← {"id": 1, "cold": "why"}            no fork: run a fresh process instead
+    ← {"id": 1, "exit": 0}                the child ended (negative: killed by that signal)
+
+The worker ends when its stdin closes, killing children left behind.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import selectors
+import signal
+import sys
+import threading
+import traceback
+from typing import Any
+
+
+class Server:
+    def __init__(self, protocol_out: int) -> None:
+        self.out = protocol_out
+        self.children: dict[int, int] = {}
+        self.cold: str | None = None
+        self.wake_read, self.wake_write = os.pipe()
+        os.set_blocking(self.wake_read, False)
+        os.set_blocking(self.wake_write, False)
+        self.selector = selectors.DefaultSelector()
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = (json.dumps(message) + "\n").encode()
+        while data:
+            data = data[os.write(self.out, data):]
+
+    def serve(self) -> None:
+        signal.set_wakeup_fd(self.wake_write)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        # Ctrl-C is the runner's to handle: it stops each task's group, then closes stdin.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.selector.register(0, selectors.EVENT_READ)
+        self.selector.register(self.wake_read, selectors.EVENT_READ)
+        pending = b""
+        while True:
+            for key, _ in self.selector.select():
+                if key.fd == self.wake_read:
+                    try:
+                        while os.read(self.wake_read, 512):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    self.reap()
+                    continue
+                chunk = os.read(0, 65536)
+                if not chunk:
+                    self.shut_down()
+                    return
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        self.handle(json.loads(line))
+
+    def handle(self, request: dict[str, Any]) -> None:
+        ident = request["id"]
+        module = request["entry"].partition(":")[0]
+        if self.cold is None and module not in sys.modules:
+            try:
+                importlib.import_module(module)
+            except BaseException as e:
+                # The fresh process that runs instead shows the whole error in the task's log.
+                self.send({"id": ident, "cold": f"cannot import {module}: {e}"})
+                return
+            if threading.active_count() > 1:
+                self.cold = f"importing {module} started threads, after which forking is unsafe"
+        if self.cold is not None:
+            self.send({"id": ident, "cold": self.cold})
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(self.child(request))
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass  # the child got there first, or has already ended
+        self.children[pid] = ident
+        self.send({"id": ident, "pid": pid})
+
+    def child(self, request: dict[str, Any]) -> int:
+        try:
+            os.setpgid(0, 0)
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self.selector.close()
+            for fd in (self.out, self.wake_read, self.wake_write):
+                os.close(fd)
+            os.chdir(request["cwd"])
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+                log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(log, fd)
+                os.close(log)
+            os.environ.update(request["env"])
+            _reseed()
+            from .task import run
+
+            sys.argv = ["updraft.task", request["entry"]]
+            return run(request["entry"])
+        except BaseException:
+            traceback.print_exc()
+            return 70
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except BaseException:
+                pass
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            ident = self.children.pop(pid, None)
+            if ident is not None:
+                self.send({"id": ident, "exit": os.waitstatus_to_exitcode(status)})
+
+    def shut_down(self) -> None:
+        for pid in self.children:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _reseed() -> None:
+    """A fresh interpreter seeds its random generators from the OS; so does each child
+    (Python's `random` reseeds itself after a fork, numpy's global generator does not)."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        try:
+            numpy.random.seed()
+        except Exception:
+            pass
+
+
+def framed(fd: int, message: dict[str, Any]) -> None:
+    data = json.dumps(message).encode()
+    data = f"{len(data)}\n".encode() + data
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def main(target: str | None, code_dir: str | None) -> int:
+    # The protocol keeps the original stdout; anything the imported code prints goes to stderr.
+    protocol_out = os.dup(1)
+    os.dup2(2, 1)
+    if code_dir and code_dir not in sys.path:
+        sys.path.insert(0, code_dir)
+    if target is None:
+        framed(protocol_out, {"ready": True})
+    else:
+        from ._core import UpdraftError
+        from ._spec import document, load
+
+        try:
+            framed(protocol_out, document(*load(target)))
+        except UpdraftError as e:
+            framed(protocol_out, {"error": e.message, "where": e.where, "hint": e.hint})
+            return 1
+        except BaseException as e:
+            message = f"cannot be read as a spec: {e}\n{_traceback(e)}"
+            framed(protocol_out, {"error": message, "where": target, "hint": ""})
+            return 1
+    Server(protocol_out).serve()
+    return 0
+
+
+def _traceback(e: BaseException) -> str:
+    return "".join(traceback.format_exception(type(e), e, e.__traceback__)).rstrip()
