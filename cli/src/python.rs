@@ -22,7 +22,9 @@ pub const TASK_MODULE: &str = "updraft.task";
 /// (`runner::this_process`), so the watchdog finds workers and their children.
 pub const ENV_RUNNER: &str = "UPDRAFT_RUNNER";
 
-/// The interpreter that translates `.py` specs: `UPDRAFT_PYTHON`, else `python3`.
+/// The interpreter that translates `.py` specs and runs the warm workers of
+/// tasks whose argv starts with `python3` (what the SDK writes): `UPDRAFT_PYTHON`,
+/// else `python3` from `PATH`.
 pub fn interpreter() -> String {
     std::env::var("UPDRAFT_PYTHON").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "python3".into())
 }
@@ -54,12 +56,14 @@ pub fn spec_file_path(spec: &Path) -> &Path {
     }
 }
 
-/// `(interpreter, MODULE:FUNCTION)` when an argv is an SDK task that may run warm.
-pub fn warm_entry(argv: &[String]) -> Option<(&str, &str)> {
+/// `(interpreter, MODULE:FUNCTION)` when an argv is an SDK task that may run
+/// warm; a plain `python3` is [`interpreter`].
+pub fn warm_entry(argv: &[String]) -> Option<(String, &str)> {
     match argv {
         [python, dash_m, module, entry] if dash_m == "-m" && module == TASK_MODULE && entry.contains(':') => {
             let program = Path::new(python).file_name()?.to_str()?;
-            program.starts_with("python").then_some((python.as_str(), entry.as_str()))
+            let python = if python == "python3" { interpreter() } else { python.clone() };
+            program.starts_with("python").then_some((python, entry.as_str()))
         }
         _ => None,
     }
@@ -301,10 +305,10 @@ mod tests {
 
     #[test]
     fn only_the_sdk_argv_runs_warm() {
-        assert_eq!(warm_entry(&argv(&["python3", "-m", "updraft.task", "m:f"])), Some(("python3", "m:f")));
+        assert_eq!(warm_entry(&argv(&["python3", "-m", "updraft.task", "m:f"])), Some((interpreter(), "m:f")));
         assert_eq!(
             warm_entry(&argv(&["/usr/bin/python3.11", "-m", "updraft.task", "pkg.m:f"])),
-            Some(("/usr/bin/python3.11", "pkg.m:f"))
+            Some(("/usr/bin/python3.11".to_string(), "pkg.m:f"))
         );
         for cold in [
             &["python3", "-m", "updraft.task", "--fresh-process", "m:f"][..],

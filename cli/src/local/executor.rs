@@ -792,7 +792,7 @@ async fn run_attempt(
         Some((python, entry)) => {
             let mut task_env: Vec<(String, String)> = container.env.clone().into_iter().collect();
             task_env.sort();
-            let key = WorkerKey { python: python.to_string(), code_dir: ctx.code_dir.clone(), env: task_env };
+            let key = WorkerKey { python, code_dir: ctx.code_dir.clone(), env: task_env };
             let request = ForkRequest {
                 entry,
                 cwd: dir,

@@ -17,8 +17,9 @@ impl Progress {
 
     fn line(&self, text: &str) {
         if self.enabled {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "[{:>7.2}s] {text}", self.start.elapsed().as_secs_f64());
+            // One write per line (stderr is unbuffered): lines of parallel runs never mix.
+            let line = format!("[{:>7.2}s] {text}\n", self.start.elapsed().as_secs_f64());
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
     }
 

@@ -24,6 +24,7 @@ The worker ends when its stdin closes, killing children left behind.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -40,6 +41,9 @@ class Server:
         self.out = protocol_out
         self.children: dict[int, int] = {}
         self.cold: str | None = None
+        # A child forked ahead of the next request, waiting for it on a pipe: the
+        # fork's cost is paid while the runner is busy elsewhere.
+        self.spare: tuple[int, int] | None = None
         self.wake_read, self.wake_write = os.pipe()
         os.set_blocking(self.wake_read, False)
         os.set_blocking(self.wake_write, False)
@@ -58,30 +62,35 @@ class Server:
         self.selector.register(0, selectors.EVENT_READ)
         self.selector.register(self.wake_read, selectors.EVENT_READ)
         pending = b""
-        while True:
-            for key, _ in self.selector.select():
-                if key.fd == self.wake_read:
-                    try:
-                        while os.read(self.wake_read, 512):
+        try:
+            while True:
+                for key, _ in self.selector.select():
+                    if key.fd == self.wake_read:
+                        try:
+                            while os.read(self.wake_read, 512):
+                                pass
+                        except BlockingIOError:
                             pass
-                    except BlockingIOError:
-                        pass
-                    self.reap()
-                    continue
-                chunk = os.read(0, 65536)
-                if not chunk:
-                    self.shut_down()
-                    return
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        self.handle(json.loads(line))
+                        self.reap()
+                        continue
+                    chunk = os.read(0, 65536)
+                    if not chunk:
+                        return
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            self.handle(json.loads(line))
+        except BrokenPipeError:
+            return  # the runner is gone
+        finally:
+            self.shut_down()
 
     def handle(self, request: dict[str, Any]) -> None:
         ident = request["id"]
         module = request["entry"].partition(":")[0]
         if self.cold is None and module not in sys.modules:
+            self.discard_spare()  # it was forked without this module
             try:
                 importlib.import_module(module)
             except BaseException as e:
@@ -90,20 +99,53 @@ class Server:
                 return
             if threading.active_count() > 1:
                 self.cold = f"importing {module} started threads, after which forking is unsafe"
+            # What the imports made stays put: a child's garbage collector never
+            # walks (and so never copies) the parent's objects.
+            gc.freeze()
         if self.cold is not None:
             self.send({"id": ident, "cold": self.cold})
             return
+        if self.spare is None:
+            self.spare = self.fork_spare()
+        pid, pipe = self.spare
+        self.spare = None
+        self.children[pid] = ident
+        # The pid first: the child reports its own end, which must not overtake this.
+        self.send({"id": ident, "pid": pid})
+        data = json.dumps(request).encode()
+        try:
+            while data:
+                data = data[os.write(pipe, data):]
+        finally:
+            os.close(pipe)
+        self.spare = self.fork_spare()
+
+    def fork_spare(self) -> tuple[int, int]:
+        """A child in its own process group, waiting for the request it will run."""
+        read, write = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            os._exit(self.child(request))
+            os.close(write)
+            chunks = []
+            while chunk := os.read(read, 65536):
+                chunks.append(chunk)
+            if not chunks:
+                os._exit(0)  # the worker went away before using it
+            os._exit(self.child(json.loads(b"".join(chunks))))
+        os.close(read)
         try:
             os.setpgid(pid, pid)
         except OSError:
-            pass  # the child got there first, or has already ended
-        self.children[pid] = ident
-        self.send({"id": ident, "pid": pid})
+            pass  # the child got there first
+        return pid, write
+
+    def discard_spare(self) -> None:
+        if self.spare is not None:
+            pid, pipe = self.spare
+            self.spare = None
+            os.close(pipe)  # it reads nothing and exits; reap() collects it
 
     def child(self, request: dict[str, Any]) -> int:
         try:
@@ -113,8 +155,10 @@ class Server:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             self.selector.close()
-            for fd in (self.out, self.wake_read, self.wake_write):
+            for fd in (self.wake_read, self.wake_write):
                 os.close(fd)
+            if self.spare is not None:
+                os.close(self.spare[1])
             os.chdir(request["cwd"])
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
@@ -124,19 +168,23 @@ class Server:
                 os.close(log)
             os.environ.update(request["env"])
             _reseed()
-            from .task import run
+            from ._run import run
 
             sys.argv = ["updraft.task", request["entry"]]
-            return run(request["entry"])
+            code = run(request["entry"])
         except BaseException:
             traceback.print_exc()
-            return 70
-        finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            except BaseException:
-                pass
+            code = 70
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+        # Said by the child itself, once its outputs are written: the runner need not
+        # wait for the process to be torn down and reaped (the worker's own report
+        # follows and is ignored). One short write to a pipe is atomic.
+        self.send({"id": request["id"], "exit": code})
+        return code
 
     def reap(self) -> None:
         while self.children:
@@ -151,6 +199,7 @@ class Server:
                 self.send({"id": ident, "exit": os.waitstatus_to_exitcode(status)})
 
     def shut_down(self) -> None:
+        self.discard_spare()
         for pid in self.children:
             try:
                 os.killpg(pid, signal.SIGKILL)
@@ -197,6 +246,8 @@ def main(target: str | None, code_dir: str | None) -> int:
             message = f"cannot be read as a spec: {e}\n{_traceback(e)}"
             framed(protocol_out, {"error": message, "where": target, "hint": ""})
             return 1
+    from . import _run  # noqa: F401 - what every child runs, imported once here
+
     Server(protocol_out).serve()
     return 0
 
