@@ -1,10 +1,10 @@
 """`python -m updraft spec|compile|worker ...`.
 
-    python -m updraft spec FILE.py|MODULE[:WORKFLOW]     the spec document, as JSON
-    python -m updraft compile FILE.py [updraft compile options]
-                                                          the compiled IDL (runs `updraft compile`)
-    python -m updraft worker [--spec TARGET] [--code-dir DIR]
-                                                          a warm worker (started by `updraft run`)
+python -m updraft spec FILE.py|MODULE[:WORKFLOW]     the spec document, as JSON
+python -m updraft compile FILE.py [updraft compile options]
+                                                      the compiled IDL (runs `updraft compile`)
+python -m updraft worker [--spec TARGET] [--code-dir DIR]
+                                                      a warm worker (started by `updraft run`)
 """
 
 from __future__ import annotations
@@ -37,8 +37,11 @@ def main(argv: list[str]) -> int:
         # The IDL is the Rust compiler's to write: one semantics for YAML and Python.
         binary = os.environ.get("UPDRAFT_BIN") or shutil.which("updraft")
         if binary is None:
-            print("error: updraft is not on PATH (or set UPDRAFT_BIN); `python -m updraft spec FILE` "
-                  "prints the spec document without it", file=sys.stderr)
+            print(
+                "error: updraft is not on PATH (or set UPDRAFT_BIN); `python -m updraft spec FILE` "
+                "prints the spec document without it",
+                file=sys.stderr,
+            )
             return 1
         os.execv(binary, [binary, "compile", *args])
     if command == "worker":

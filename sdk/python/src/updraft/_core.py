@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, NamedTuple, ParamSpec, TypeVar
 
 from . import _types
+from ._types import UpdraftTypeError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -127,6 +128,11 @@ def _output_fields(annotation: Any) -> list[tuple[str, Any]]:
     if isinstance(annotation, type) and issubclass(annotation, tuple) and hasattr(annotation, "_fields"):
         hints = typing.get_type_hints(annotation, include_extras=True)
         return [(name, hints[name]) for name in annotation._fields]
+    if typing.get_origin(annotation) is tuple:
+        items = typing.get_args(annotation)
+        if not items or items[-1] is Ellipsis:
+            raise UpdraftTypeError("a tuple of outputs names each one's type: tuple[int, str]")
+        return [(f"o{i}", item) for i, item in enumerate(items)]
     return [("o0", annotation)]
 
 
@@ -155,14 +161,18 @@ def interface_of(fn: Callable[..., Any], what: str) -> tuple[list[Variable], lis
             where,
             "annotate it: -> float, -> NamedTuple('Out', [('model', Path)]), or -> None for no outputs",
         )
-    outputs = [_variable(fn, what, name, hint, inspect.Parameter.empty, where) for name, hint in _output_fields(hints["return"])]
+    try:
+        fields = _output_fields(hints["return"])
+    except UpdraftTypeError as e:
+        raise UpdraftError(f"{what} {fn.__name__}: its return type: {e}", where) from e
+    outputs = [_variable(fn, what, name, hint, inspect.Parameter.empty, where) for name, hint in fields]
     return inputs, outputs
 
 
 def _variable(fn: Callable[..., Any], what: str, name: str, hint: Any, default: Any, where: str) -> Variable:
     try:
         return Variable(name, hint, _types.spec_type(hint), default)
-    except _types.UpdraftTypeError as e:
+    except UpdraftTypeError as e:
         raise UpdraftError(f"{what} {fn.__name__}: {name!r}: {e}", where) from e
 
 
@@ -172,7 +182,7 @@ def _variable(fn: Callable[..., Any], what: str, name: str, hint: Any, default: 
 class _Trace:
     """The workflow being traced: its nodes in call order."""
 
-    def __init__(self, workflow: Workflow) -> None:
+    def __init__(self, workflow: Workflow[Any, Any]) -> None:
         self.workflow = workflow
         self.nodes: dict[str, Node] = {}
 
@@ -214,10 +224,10 @@ class Promise:
     def __le__(self, other: Any) -> Condition:
         return self._compare("<=", other)
 
-    def __eq__(self, other: Any) -> Condition:  # type: ignore[override]
+    def __eq__(self, other: object) -> Condition:  # type: ignore[override]
         return self._compare("==", other)
 
-    def __ne__(self, other: Any) -> Condition:  # type: ignore[override]
+    def __ne__(self, other: object) -> Condition:  # type: ignore[override]
         return self._compare("!=", other)
 
     __hash__ = object.__hash__
@@ -323,10 +333,10 @@ class NodeOutputs:
     def __le__(self, other: Any) -> Condition:
         return self._compare("<=", other)
 
-    def __eq__(self, other: Any) -> Condition:  # type: ignore[override]
+    def __eq__(self, other: object) -> Condition:  # type: ignore[override]
         return self._compare("==", other)
 
-    def __ne__(self, other: Any) -> Condition:  # type: ignore[override]
+    def __ne__(self, other: object) -> Condition:  # type: ignore[override]
         return self._compare("!=", other)
 
     __hash__ = object.__hash__
@@ -334,6 +344,8 @@ class NodeOutputs:
 
 def binding(value: Any) -> Any:
     """A value passed to a node as the spec writes it: references, or a literal."""
+    if isinstance(value, Conditional):
+        value = value.results()
     if isinstance(value, Promise):
         return value.ref()
     if isinstance(value, NodeOutputs):
@@ -358,11 +370,13 @@ class Node:
         return {**self.body, "inputs": {k: binding(v) for k, v in self.inputs.items()}}
 
 
-def _bind(target: Task | Workflow, args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _bind(
+    target: Task[Any, Any] | Workflow[Any, Any], args: Sequence[Any], kwargs: Mapping[str, Any], where: str
+) -> dict[str, Any]:
     names = [v.name for v in target.inputs]
     if len(args) > len(names):
         raise UpdraftError(f"{target.name} takes {len(names)} inputs, {len(args)} given", where)
-    bound = dict(zip(names, args))
+    bound = dict(zip(names, args, strict=False))
     for key, value in kwargs.items():
         if key not in names:
             raise UpdraftError(
@@ -488,14 +502,27 @@ def task(fn: Any = None, /, **options: Any) -> Any:
     timedelta), `env`, `secrets` as in the spec. Locally the task runs in a process
     forked from a warm worker that has imported its module; `fresh_process=True`
     starts a new interpreter for it instead (docs/python.md)."""
-    defaults: dict[str, Any] = dict(
-        name=None, image=None, cpu=None, memory=None, gpu=None, cache=False, cache_version=None,
-        retries=0, timeout=None, env=None, secrets=None, fresh_process=False,
-    )
+    defaults: dict[str, Any] = {
+        "name": None,
+        "image": None,
+        "cpu": None,
+        "memory": None,
+        "gpu": None,
+        "cache": False,
+        "cache_version": None,
+        "retries": 0,
+        "timeout": None,
+        "env": None,
+        "secrets": None,
+        "fresh_process": False,
+    }
     unknown = set(options) - set(defaults)
     if unknown:
-        raise UpdraftError(f"@task has no option {', '.join(sorted(unknown))}", caller_location(),
-                           f"its options are: {', '.join(defaults)}")
+        raise UpdraftError(
+            f"@task has no option {', '.join(sorted(unknown))}",
+            caller_location(),
+            f"its options are: {', '.join(defaults)}",
+        )
     settings = {**defaults, **options}
     if fn is None:
         return lambda f: Task(f, **settings)
@@ -541,7 +568,8 @@ class Workflow(Generic[P, R]):
         trace = _Trace(self)
         token = _TRACE.set(trace)
         try:
-            result = self.function(*[Promise(None, v.name, v.hint) for v in self.inputs])  # type: ignore[arg-type]
+            body: Callable[..., Any] = self.function
+            result = body(*[Promise(None, v.name, v.hint) for v in self.inputs])
         finally:
             _TRACE.reset(token)
         for pending in list(trace.nodes.values()):
@@ -556,9 +584,7 @@ class Workflow(Generic[P, R]):
         names = [v.name for v in self.outputs]
         if result is None:
             values: list[Any] = []
-        elif isinstance(result, NodeOutputs) and len(names) != 1:
-            values = list(result)
-        elif isinstance(result, tuple):
+        elif (isinstance(result, (NodeOutputs, Conditional)) and len(names) != 1) or isinstance(result, tuple):
             values = list(result)
         else:
             values = [result]
@@ -568,8 +594,9 @@ class Workflow(Generic[P, R]):
                 self.where,
                 "return one promise per declared output",
             )
+        values = [v.results() if isinstance(v, Conditional) else v for v in values]
         out = {}
-        for name, value in zip(names, values):
+        for name, value in zip(names, values, strict=True):
             if not isinstance(value, (Promise, NodeOutputs)):
                 raise UpdraftError(
                     f"workflow {self.name}: output {name!r} is {type(value).__name__}, not a task's output",
@@ -599,7 +626,9 @@ def workflow(fn: Callable[P, R], /) -> Workflow[P, R]: ...
 
 
 @typing.overload
-def workflow(*, name: str | None = None, on_failure: str | None = None) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
+def workflow(
+    *, name: str | None = None, on_failure: str | None = None
+) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
 
 
 def workflow(fn: Any = None, /, *, name: str | None = None, on_failure: str | None = None) -> Any:
@@ -618,7 +647,11 @@ class MappedTask:
     """`updraft.map(task)`: one run of the task per element of its list inputs."""
 
     def __init__(
-        self, target: Task[Any, Any], over: Sequence[str] | None, concurrency: int | None, min_success_ratio: float | None
+        self,
+        target: Task[Any, Any],
+        over: Sequence[str] | None,
+        concurrency: int | None,
+        min_success_ratio: float | None,
     ) -> None:
         self.target = target
         self.over = list(over) if over is not None else None
@@ -639,15 +672,22 @@ class MappedTask:
             body["min_success_ratio"] = self.min_success_ratio
         node = trace.add(Node(self.target.name, where, {"map": body}, bound))
         trace.workflow.callees.append(self.target)
-        element = typing.Optional if self.min_success_ratio is not None and self.min_success_ratio < 1 else None
+        # Failed items are null when a map may succeed partly: list<optional<T>>.
+        partial = self.min_success_ratio is not None and self.min_success_ratio < 1
+        optional: Any = typing.Optional
+        listed: Any = list
         outputs = [
-            Variable(v.name, list[element[v.hint]] if element else list[v.hint], {"list": v.type})  # type: ignore[index]
+            Variable(
+                v.name,
+                listed[optional[v.hint]] if partial else listed[v.hint],
+                {"list": {"optional": v.type} if partial else v.type},
+            )
             for v in self.target.outputs
         ]
         return NodeOutputs(node, outputs)
 
 
-def map(  # noqa: A001 - updraft.map, as Flyte's map_task
+def map(
     target: Task[Any, Any],
     *,
     over: Sequence[str] | None = None,
@@ -695,7 +735,9 @@ class Conditional:
 
     def _target(self, outputs: Any) -> dict[str, Any]:
         if not isinstance(outputs, NodeOutputs) or outputs._node.name not in self.trace.nodes:
-            raise UpdraftError("then(...) takes the call of a task or workflow, e.g. then(describe(x=...))", caller_location())
+            raise UpdraftError(
+                "then(...) takes the call of a task or workflow, e.g. then(describe(x=...))", caller_location()
+            )
         node = self.trace.nodes.pop(outputs._node.name)
         if self.outputs is None:
             self.outputs = outputs._outputs
@@ -728,16 +770,20 @@ class Conditional:
         self.close()
         return self.node.body
 
+    def results(self) -> NodeOutputs:
+        """The branch node's outputs: those of its cases."""
+        return NodeOutputs(self.node, self.outputs or [])
+
     def __getattr__(self, name: str) -> Promise:
         if name.startswith("_") or self.outputs is None:
             raise AttributeError(name)
-        return getattr(NodeOutputs(self.node, self.outputs), name)  # type: ignore[no-any-return]
+        return getattr(self.results(), name)  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[Promise]:
-        return iter(NodeOutputs(self.node, self.outputs or []))
+        return iter(self.results())
 
     def _single(self) -> Promise:
-        return NodeOutputs(self.node, self.outputs or [])._single()
+        return self.results()._single()
 
 
 def conditional(name: str) -> Conditional:
@@ -764,7 +810,7 @@ class Rate(NamedTuple):
 class LaunchPlan:
     """A workflow with bound inputs and, optionally, a schedule."""
 
-    instances: list[LaunchPlan] = []
+    instances: typing.ClassVar[list[LaunchPlan]] = []
 
     def __init__(
         self,

@@ -46,8 +46,10 @@ def outputs_of(task: Task[Any, Any], result: Any) -> dict[str, Any]:
     if isinstance(result, dict):
         return {n: result.get(n) for n in names}
     if not isinstance(result, tuple) or len(result) != len(names):
-        raise TypeError(f"task {task.name} returned {type(result).__name__}; it declares the outputs {', '.join(names)}")
-    return dict(zip(names, result))
+        raise TypeError(
+            f"task {task.name} returned {type(result).__name__}; it declares the outputs {', '.join(names)}"
+        )
+    return dict(zip(names, result, strict=True))
 
 
 def run(entry: str) -> int:

@@ -76,7 +76,9 @@ def document(module: types.ModuleType, selected: str | None = None) -> dict[str,
 
     for entity in found:
         add(entity)
-    plans = [p for p in LaunchPlan.instances if p.workflow.name in workflows and p.workflow is workflows[p.workflow.name]]
+    plans = [
+        p for p in LaunchPlan.instances if p.workflow.name in workflows and p.workflow is workflows[p.workflow.name]
+    ]
     if selected is not None:
         plans = []
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import importlib
 import json
 import os
 import pathlib
@@ -219,8 +220,7 @@ def from_input(value: Any, hint: Any) -> Any:
     if base in (pathlib.Path, pathlib.PurePath, os.PathLike):
         return pathlib.Path(value)
     if _is_pandas_frame(base):
-        import pandas
-
+        pandas: Any = importlib.import_module("pandas")
         if _format_of(hint, "csv") == "parquet":
             return pandas.read_parquet(value)
         return pandas.read_csv(value)

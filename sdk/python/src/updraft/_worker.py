@@ -24,6 +24,7 @@ The worker ends when its stdin closes, killing children left behind.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import json
@@ -52,7 +53,7 @@ class Server:
     def send(self, message: dict[str, Any]) -> None:
         data = (json.dumps(message) + "\n").encode()
         while data:
-            data = data[os.write(self.out, data):]
+            data = data[os.write(self.out, data) :]
 
     def serve(self) -> None:
         signal.set_wakeup_fd(self.wake_write)
@@ -115,7 +116,7 @@ class Server:
         data = json.dumps(request).encode()
         try:
             while data:
-                data = data[os.write(pipe, data):]
+                data = data[os.write(pipe, data) :]
         finally:
             os.close(pipe)
         self.spare = self.fork_spare()
@@ -135,15 +136,13 @@ class Server:
                 os._exit(0)  # the worker went away before using it
             os._exit(self.child(json.loads(b"".join(chunks))))
         os.close(read)
-        try:
+        with contextlib.suppress(OSError):  # the child got there first
             os.setpgid(pid, pid)
-        except OSError:
-            pass  # the child got there first
         return pid, write
 
     def discard_spare(self) -> None:
         if self.spare is not None:
-            pid, pipe = self.spare
+            _, pipe = self.spare
             self.spare = None
             os.close(pipe)  # it reads nothing and exits; reap() collects it
 
@@ -201,10 +200,8 @@ class Server:
     def shut_down(self) -> None:
         self.discard_spare()
         for pid in self.children:
-            try:
+            with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
 
 
 def _reseed() -> None:
@@ -212,17 +209,15 @@ def _reseed() -> None:
     (Python's `random` reseeds itself after a fork, numpy's global generator does not)."""
     numpy = sys.modules.get("numpy")
     if numpy is not None:
-        try:
+        with contextlib.suppress(Exception):
             numpy.random.seed()
-        except Exception:
-            pass
 
 
 def framed(fd: int, message: dict[str, Any]) -> None:
     data = json.dumps(message).encode()
     data = f"{len(data)}\n".encode() + data
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def main(target: str | None, code_dir: str | None) -> int:
