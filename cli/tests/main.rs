@@ -11,5 +11,6 @@ mod exec;
 mod gpus;
 mod hostile;
 mod remote;
+mod python;
 mod run;
 mod validate;

@@ -249,7 +249,7 @@ def test_outside_a_workflow_a_task_is_its_function() -> None:
 
 
 def test_importing_the_runner_module_keeps_the_decorator() -> None:
-    import updraft.task  # noqa: F401 - the point of the test
+    import updraft.task  # the point of the test: it must not shadow the decorator
 
     @updraft.task(cache=True, cache_version="1")
     def t(x: int) -> int:

@@ -243,7 +243,11 @@ def main(target: str | None, code_dir: str | None) -> int:
             return 1
     from . import _run  # noqa: F401 - what every child runs, imported once here
 
-    Server(protocol_out).serve()
+    server = Server(protocol_out)
+    if threading.active_count() > 1:
+        server.cold = f"importing {target} started threads, after which forking is unsafe"
+    gc.freeze()
+    server.serve()
     return 0
 
 

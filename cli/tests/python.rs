@@ -1,0 +1,216 @@
+//! Python specs and warm Python workers, end to end: the SDK's translation, the
+//! real `updraft` binary, a real fork server and real task processes. Needs the
+//! SDK and the diabetes example's requirements (scripts/test installs them).
+
+use crate::support::{Sandbox, repo_root, text};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A sandbox holding one of `tests/data/python/*.py`.
+fn sandbox(name: &str, file: &str) -> Sandbox {
+    let sandbox = Sandbox::new(name, "");
+    std::fs::copy(repo_root().join("tests/data/python").join(file), sandbox.dir.join(file)).unwrap();
+    sandbox
+}
+
+fn json_run(sandbox: &Sandbox, args: &[&str]) -> (Option<i32>, Value, String) {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend(["--output", "json"]);
+    let out = sandbox.updraft(&all);
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!("run prints JSON; stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr))
+    });
+    (out.status.code(), doc, text(&out.stderr))
+}
+
+fn node<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    doc["nodes"].as_array().unwrap().iter().find(|n| n["id"]["nodeId"] == id).unwrap_or_else(|| panic!("{id} in {doc}"))
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn alive(pid: &str) -> bool {
+    // A zombie has ended; only its parent has not collected it yet.
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+        .is_ok_and(|stat| !matches!(stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next()), Some(Some('Z'))))
+}
+
+/// The README's first command, in Python: the same tasks as diabetes.yaml, so the
+/// same cache keys and outputs; a second run is all CACHED.
+#[test]
+fn the_python_diabetes_pipeline_matches_the_yaml_one() {
+    let sandbox = Sandbox::new("py-diabetes", "");
+    let run = |file: &str, home: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_updraft"))
+            .args(["run", file, "--output", "json"])
+            .current_dir(repo_root())
+            .env("UPDRAFT_HOME", sandbox.dir.join(home))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let python = run("examples/diabetes/diabetes.py", "python-home");
+    let yaml = run("examples/diabetes/diabetes.yaml", "yaml-home");
+    let accuracy = python["outputs"]["accuracy"].as_f64().expect("an accuracy");
+    assert!((0.5..=1.0).contains(&accuracy), "a classifier better than chance: {accuracy}");
+    assert_eq!(python["outputs"]["accuracy"], yaml["outputs"]["accuracy"]);
+    let blob = |doc: &Value| Path::new(doc["outputs"]["model"].as_str().unwrap()).file_name().unwrap().to_owned();
+    assert_eq!(blob(&python), blob(&yaml), "the same model bytes (the store names blobs by digest)");
+    for id in ["split", "fit", "predict", "score"] {
+        assert_eq!(node(&python, id)["phase"], "SUCCEEDED", "{id}");
+        let key = &node(&python, id)["cacheKey"];
+        assert!(key.as_str().is_some_and(|k| k.len() == 64), "{id}: {key}");
+        assert_eq!(key, &node(&yaml, id)["cacheKey"], "{id}: the same cache key from Python and YAML");
+    }
+    let again = run("examples/diabetes/diabetes.py", "python-home");
+    for id in ["split", "fit", "predict", "score"] {
+        assert_eq!(node(&again, id)["phase"], "CACHED", "{id}");
+    }
+    assert_eq!(again["outputs"], python["outputs"]);
+}
+
+/// Each task is a fresh child of the warm worker: what one task does to module
+/// globals or the environment is gone for the next, though the module was imported once.
+#[test]
+fn a_task_never_sees_what_an_earlier_task_changed() {
+    let sandbox = sandbox("py-isolation", "probes.py");
+    let (code, doc, stderr) = json_run(&sandbox, &["probes.py:isolation"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let outputs = &doc["outputs"];
+    assert_eq!((outputs["first"].as_i64(), outputs["second"].as_i64()), (Some(1), Some(1)), "{outputs}");
+    assert_eq!(outputs["look"], "||1,1", "no global and no environment variable survived a task");
+    let warm = outputs["warm"].as_str().unwrap();
+    assert!(warm.contains("-m updraft worker"), "a warm task is forked from the worker: {warm}");
+    let fresh = outputs["fresh"].as_str().unwrap();
+    assert!(fresh.contains("updraft run"), "fresh_process=True starts its own interpreter: {fresh}");
+}
+
+#[test]
+fn python_failures_retries_and_timeouts_follow_the_task_contract() {
+    let sandbox = sandbox("py-failures", "probes.py");
+    let (code, doc, _) = json_run(&sandbox, &["probes.py:failures"]);
+    assert_eq!(code, Some(1));
+    let flaky = node(&doc, "flaky");
+    assert_eq!((flaky["phase"].as_str(), flaky["attempts"].as_i64()), (Some("SUCCEEDED"), Some(2)), "{flaky}");
+    let boom = node(&doc, "boom");
+    assert_eq!(boom["phase"], "FAILED");
+    let message = boom["error"]["message"].as_str().unwrap();
+    assert!(message.contains("ValueError: no good: 2"), "the traceback's last line: {message}");
+    assert!(message.contains("probes.py"), "and where it was raised: {message}");
+    assert_eq!(node(&doc, "double")["phase"], "SKIPPED", "what depends on a failure never starts");
+
+    let pidfile = sandbox.dir.join("pid").display().to_string();
+    let started = Instant::now();
+    let (code, doc, _) = json_run(&sandbox, &["probes.py:slow", "-i", &format!("pidfile={pidfile}")]);
+    assert_eq!(code, Some(1));
+    assert!(started.elapsed() < Duration::from_secs(20), "the timeout stopped it");
+    assert_eq!(node(&doc, "stuck")["phase"], "TIMED_OUT");
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    wait_for("the timed-out task's process to end", || !alive(&pid));
+}
+
+#[test]
+fn ctrl_c_stops_a_warm_task_and_the_run_is_aborted() {
+    let sandbox = sandbox("py-ctrl-c", "probes.py");
+    let pidfile = sandbox.dir.join("pid");
+    let runner = sandbox
+        .command(&["run", "probes.py:asleep", "--output", "json", "-i", &format!("pidfile={}", pidfile.display())])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the task to start", || std::fs::read_to_string(&pidfile).is_ok_and(|p| !p.is_empty()));
+    let task = std::fs::read_to_string(&pidfile).unwrap();
+    // SAFETY: sends SIGINT to the child we spawned, as Ctrl-C would.
+    unsafe { libc::kill(runner.id() as i32, libc::SIGINT) };
+    let out = runner.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["execution"]["phase"], "WORKFLOW_ABORTED");
+    assert_eq!(node(&doc, "sleeper")["phase"], "ABORTED");
+    wait_for("the task's process to end", || !alive(&task));
+}
+
+/// SIGKILL leaves no handler to run: the watchdog finds the worker and the task
+/// forked from it by the runner's identity in their environment.
+#[test]
+fn killing_the_runner_kills_its_warm_worker_and_their_tasks() {
+    let sandbox = sandbox("py-sigkill", "probes.py");
+    let pidfile = sandbox.dir.join("pid");
+    let mut runner = sandbox
+        .command(&["run", "probes.py:asleep", "-i", &format!("pidfile={}", pidfile.display())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the task to start", || std::fs::read_to_string(&pidfile).is_ok_and(|p| !p.is_empty()));
+    let task = std::fs::read_to_string(&pidfile).unwrap();
+    let code_dir = sandbox.dir.canonicalize().unwrap().display().to_string();
+    let workers = || {
+        let out = Command::new("pgrep").args(["-f", &format!("updraft worker --code-dir {code_dir}")]).output().unwrap();
+        text(&out.stdout).lines().map(str::to_string).filter(|pid| alive(pid)).collect::<Vec<_>>()
+    };
+    assert!(!workers().is_empty(), "the run has a warm worker");
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    wait_for("the task to end", || !alive(&task));
+    wait_for("the worker and its spare children to end", || workers().is_empty());
+}
+
+#[test]
+fn a_wrong_type_between_python_tasks_is_reported_at_its_line() {
+    let sandbox = sandbox("py-mistyped", "mistyped.py");
+    let out = sandbox.updraft(&["validate", "mistyped.py"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("mistyped.py:19: workflows.wrong.nodes.double.inputs.x: type mismatch"),
+        "the call's line, then the spec path: {stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+    let run = sandbox.updraft(&["run", "mistyped.py"]);
+    assert_eq!(run.status.code(), Some(2), "nothing runs");
+    assert!(!sandbox.dir.join("home/runs").exists());
+}
+
+#[test]
+fn a_module_that_starts_threads_runs_its_tasks_in_fresh_processes() {
+    let sandbox = sandbox("py-threads", "threads.py");
+    let (code, doc, stderr) = json_run(&sandbox, &["threads.py"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(doc["outputs"]["o0"], 1);
+    let out = sandbox.updraft(&["run", "threads.py"]);
+    assert!(text(&out.stderr).contains("runs in a fresh process: importing threads.py started threads"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn compile_and_run_read_python_as_they_read_yaml() {
+    let python = crate::support::updraft(&["compile", "examples/fanout/fanout.py", "--version", "v1"]);
+    assert!(python.status.success(), "{}", text(&python.stderr));
+    let doc: Value = serde_json::from_slice(&python.stdout).unwrap();
+    let workflow = &doc["workflows"][0]["template"];
+    let nodes: Vec<&str> = workflow["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
+    assert_eq!(nodes, ["numbers", "square", "total", "verdict"]);
+    let sandbox = Sandbox::new("py-fanout", "");
+    let run = |file: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_updraft"))
+            .args(["run", file, "--input", "count=12", "--output", "json"])
+            .current_dir(repo_root())
+            .env("UPDRAFT_HOME", sandbox.dir.join("home"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(run("examples/fanout/fanout.py")["outputs"], run("examples/fanout/fanout.yaml")["outputs"]);
+}
