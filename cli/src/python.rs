@@ -4,9 +4,9 @@
 //! spec document YAML holds: `python3 -m updraft worker --spec FILE` imports the
 //! file, answers with the document, and then stays up as the warm worker of a
 //! local run, so the spec's imports are paid once. A task whose argv is exactly
-//! `[python, -m, updraft.task, MODULE:FUNCTION]` (what the SDK writes) runs as a
-//! child forked from such a worker instead of a fresh interpreter; the protocol
-//! is described in the SDK's `updraft/_worker.py`.
+//! `[python, -m, updraft.task, MODULE:FUNCTION]` (what the SDK writes; see
+//! `contract::python_task`) runs as a child forked from such a worker instead
+//! of a fresh interpreter; the protocol is in the SDK's `updraft/_worker.py`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,9 +15,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
+use updraft_core::execution::contract;
 
-/// The module that runs one SDK task under the task contract.
-pub const TASK_MODULE: &str = "updraft.task";
 /// Set in every warm worker's environment to the runner's identity
 /// (`runner::this_process`), so the watchdog finds workers and their children.
 pub const ENV_RUNNER: &str = "UPDRAFT_RUNNER";
@@ -57,16 +56,11 @@ pub fn spec_file_path(spec: &Path) -> &Path {
 }
 
 /// `(interpreter, MODULE:FUNCTION)` when an argv is an SDK task that may run
-/// warm; a plain `python3` is [`interpreter`].
+/// warm (not `--fresh-process`); a plain `python3` is [`interpreter`].
 pub fn warm_entry(argv: &[String]) -> Option<(String, &str)> {
-    match argv {
-        [python, dash_m, module, entry] if dash_m == "-m" && module == TASK_MODULE && entry.contains(':') => {
-            let program = Path::new(python).file_name()?.to_str()?;
-            let python = if python == "python3" { interpreter() } else { python.clone() };
-            program.starts_with("python").then_some((python, entry.as_str()))
-        }
-        _ => None,
-    }
+    let (entry, fresh) = contract::python_task(argv)?;
+    let python = if argv[0] == "python3" { interpreter() } else { argv[0].clone() };
+    (!fresh).then_some((python, entry))
 }
 
 /// What the translation of a Python spec gave.
@@ -114,7 +108,7 @@ impl Worker {
         let child = command
             .envs(key.env.iter().map(|(k, v)| (k, v)))
             .env(ENV_RUNNER, runner)
-            .env(updraft_core::execution::contract::ENV_CODE_DIR, &key.code_dir)
+            .env(contract::ENV_CODE_DIR, &key.code_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -139,10 +133,8 @@ impl Worker {
         let answer = if answer.get("error").is_some() {
             SpecAnswer::Error { location: text("where"), message: text("error"), hint: text("hint") }
         } else {
-            let locations = answer
-                .get("locations")
-                .and_then(|l| serde_json::from_value(l.clone()).ok())
-                .unwrap_or_default();
+            let locations =
+                answer.get("locations").and_then(|l| serde_json::from_value(l.clone()).ok()).unwrap_or_default();
             SpecAnswer::Spec { document: answer.get("spec").cloned().unwrap_or_default(), locations }
         };
         Ok((Worker { child, stdin, stdout }, answer))

@@ -101,7 +101,11 @@ fn translate(path: &Path) -> Result<Translation, SpecFileError> {
         SpecAnswer::Spec { document, locations } => Ok((key, worker, document, locations)),
         SpecAnswer::Error { location, message, hint } => {
             let hint = if hint.is_empty() { String::new() } else { format!("\n  hint: {hint}") };
-            Err(SpecFileError { path: path.to_path_buf(), problems: vec![format!("{message}{hint}")], locations: vec![Some(location)] })
+            Err(SpecFileError {
+                path: path.to_path_buf(),
+                problems: vec![format!("{message}{hint}")],
+                locations: vec![Some(location)],
+            })
         }
     }
 }

@@ -10,7 +10,7 @@ mod compile;
 mod exec;
 mod gpus;
 mod hostile;
-mod remote;
 mod python;
+mod remote;
 mod run;
 mod validate;

@@ -20,9 +20,8 @@ fn json_run(sandbox: &Sandbox, args: &[&str]) -> (Option<i32>, Value, String) {
     all.extend_from_slice(args);
     all.extend(["--output", "json"]);
     let out = sandbox.updraft(&all);
-    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!("run prints JSON; stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr))
-    });
+    let doc = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("run prints JSON; stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr)));
     (out.status.code(), doc, text(&out.stderr))
 }
 
@@ -40,8 +39,9 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 fn alive(pid: &str) -> bool {
     // A zombie has ended; only its parent has not collected it yet.
-    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
-        .is_ok_and(|stat| !matches!(stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next()), Some(Some('Z'))))
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|stat| {
+        !matches!(stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next()), Some(Some('Z')))
+    })
 }
 
 /// The README's first command, in Python: the same tasks as diabetes.yaml, so the
@@ -157,7 +157,8 @@ fn killing_the_runner_kills_its_warm_worker_and_their_tasks() {
     let task = std::fs::read_to_string(&pidfile).unwrap();
     let code_dir = sandbox.dir.canonicalize().unwrap().display().to_string();
     let workers = || {
-        let out = Command::new("pgrep").args(["-f", &format!("updraft worker --code-dir {code_dir}")]).output().unwrap();
+        let out =
+            Command::new("pgrep").args(["-f", &format!("updraft worker --code-dir {code_dir}")]).output().unwrap();
         text(&out.stdout).lines().map(str::to_string).filter(|pid| alive(pid)).collect::<Vec<_>>()
     };
     assert!(!workers().is_empty(), "the run has a warm worker");
@@ -190,7 +191,11 @@ fn a_module_that_starts_threads_runs_its_tasks_in_fresh_processes() {
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(doc["outputs"]["o0"], 1);
     let out = sandbox.updraft(&["run", "threads.py"]);
-    assert!(text(&out.stderr).contains("runs in a fresh process: importing threads.py started threads"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("runs in a fresh process: importing threads.py started threads"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

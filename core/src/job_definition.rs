@@ -55,6 +55,10 @@ pub fn job_definition(task: &TaskTemplate, settings: &Settings) -> Value {
     // `updraft exec` checks the outputs against the interface; inputs and output prefix vary per run.
     let interface = serde_json::to_string(&task.interface.clone().unwrap_or_default()).unwrap_or_default();
     environment.push(json!({"name": contract::ENV_INTERFACE, "value": interface}));
+    // A Python SDK task's prints reach the job's log as they happen, not when the buffer fills.
+    if contract::python_task(&container.args).is_some() && !container.env.contains_key("PYTHONUNBUFFERED") {
+        environment.push(json!({"name": "PYTHONUNBUFFERED", "value": "1"}));
+    }
     let secrets: Vec<Value> = task
         .secrets
         .iter()

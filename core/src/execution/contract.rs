@@ -14,6 +14,30 @@ pub const ENV_OUTPUTS_DIR: &str = "UPDRAFT_OUTPUTS_DIR";
 /// Where the task's code is: the image's working directory, or locally the spec's directory.
 pub const ENV_CODE_DIR: &str = "UPDRAFT_CODE_DIR";
 pub const ENV_EXECUTION_ID: &str = "UPDRAFT_EXECUTION_ID";
+
+/// The Python SDK's task runner: `python3 -m updraft.task [--fresh-process] MODULE:FUNCTION`.
+pub const PYTHON_TASK_MODULE: &str = "updraft.task";
+
+/// `MODULE:FUNCTION` when an argv runs a task of the Python SDK, and whether it
+/// asked for a fresh process (`--fresh-process`: no warm worker locally).
+pub fn python_task(argv: &[String]) -> Option<(&str, bool)> {
+    let (python, rest) = argv.split_first()?;
+    let program = std::path::Path::new(python).file_name()?.to_str()?;
+    match rest {
+        [m, module, entry] if program.starts_with("python") && m == "-m" && module == PYTHON_TASK_MODULE => {
+            entry.contains(':').then_some((entry.as_str(), false))
+        }
+        [m, module, fresh, entry]
+            if program.starts_with("python")
+                && m == "-m"
+                && module == PYTHON_TASK_MODULE
+                && fresh == "--fresh-process" =>
+        {
+            entry.contains(':').then_some((entry.as_str(), true))
+        }
+        _ => None,
+    }
+}
 pub const ENV_NODE_ID: &str = "UPDRAFT_NODE_ID";
 /// 1 for the first attempt.
 pub const ENV_ATTEMPT: &str = "UPDRAFT_ATTEMPT";
@@ -187,6 +211,23 @@ mod tests {
     use super::*;
     use crate::types;
     use serde_json::json;
+
+    #[test]
+    fn python_sdk_tasks_are_recognised_by_their_argv() {
+        let argv = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(python_task(&argv(&["python3", "-m", "updraft.task", "m:f"])), Some(("m:f", false)));
+        assert_eq!(
+            python_task(&argv(&["/venv/bin/python", "-m", "updraft.task", "--fresh-process", "m:f"])),
+            Some(("m:f", true))
+        );
+        for other in [
+            &["python3", "steps.py", "m:f"][..],
+            &["sh", "-m", "updraft.task", "m:f"],
+            &["python3", "-m", "updraft.task", "m"],
+        ] {
+            assert_eq!(python_task(&argv(other)), None, "{other:?}");
+        }
+    }
 
     fn t(text: &str) -> LiteralType {
         types::parse(&json!(text)).unwrap()
