@@ -29,3 +29,8 @@ def chain50(start: int = 0) -> int:
 @updraft.workflow
 def fanout100(count: int = 100) -> list[int]:
     return updraft.map(square)(x=numbers(count=count))
+
+
+@updraft.workflow
+def one(start: int = 0) -> int:
+    return inc(x=start)

@@ -27,10 +27,46 @@ pub fn run_all() {
     bench.run(diabetes, &[]); // fills the cache
     crate::report("local_diabetes_cached_rerun_ms", crate::median_ms(5, || bench.run(diabetes, &[])));
 
+    python_tasks(&bench);
+
     crate::exec::run_all(&bench.updraft, &scratch);
     crate::api::run_all(&bench.updraft);
 
     let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// Python tasks through the warm workers (docs/python.md), and the limit: the
+/// diabetes functions called one after another in one plain Python process.
+/// Both use the interpreter itself (`sys.executable`), not a launcher script such
+/// as a pyenv shim, which alone costs tens of milliseconds per start here.
+fn python_tasks(bench: &Bench) {
+    let which = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
+    let python = String::from_utf8(which.stdout).unwrap().trim().to_string();
+    let pipelines = Path::new("bench/python/pipelines.py");
+    let run = |target: &str| {
+        let spec = format!("{}:{target}", pipelines.display());
+        bench.run_with(Path::new(&spec), &["--no-cache"], &[("UPDRAFT_PYTHON", &python)])
+    };
+    let chain = crate::median_ms(5, || run("chain50"));
+    println!("local_py_chain50_s: {:.3} s", chain / 1000.0);
+    let one = crate::median_ms(5, || run("one"));
+    crate::report("local_py_task_overhead_ms", (chain - one) / 49.0);
+    let fanout = crate::median_ms(5, || run("fanout100"));
+    println!("local_py_fanout100_s: {:.3} s", fanout / 1000.0);
+
+    let diabetes = Path::new("examples/diabetes/diabetes.py");
+    let cold = crate::median_ms(3, || bench.run_with(diabetes, &["--no-cache"], &[("UPDRAFT_PYTHON", &python)]));
+    let scratch = bench.scratch.join("limit");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let example = std::fs::canonicalize("examples/diabetes").unwrap();
+    let script = std::fs::canonicalize("bench/python/diabetes_limit.py").unwrap();
+    let limit = crate::median_ms(3, || {
+        let out = Command::new(&python).arg(&script).arg(&example).current_dir(&scratch).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    });
+    println!("local_py_diabetes_cold_s: {:.3} s", cold / 1000.0);
+    println!("local_py_diabetes_limit_s: {:.3} s", limit / 1000.0);
+    println!("local_py_diabetes_cold_over_limit: {:.2} x", cold / limit);
 }
 
 struct Bench {
@@ -46,12 +82,17 @@ impl Bench {
     }
 
     fn run(&self, spec: &Path, extra: &[&str]) {
+        self.run_with(spec, extra, &[]);
+    }
+
+    fn run_with(&self, spec: &Path, extra: &[&str], env: &[(&str, &str)]) {
         let out = Command::new(&self.updraft)
             .arg("run")
             .arg(spec)
             .args(extra)
             .args(["--output", "json"])
             .env("UPDRAFT_HOME", self.scratch.join("home"))
+            .envs(env.iter().copied())
             .output()
             .expect("updraft starts");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
