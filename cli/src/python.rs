@@ -236,7 +236,8 @@ fn read_answers(stdout: BufReader<std::process::ChildStdout>, pending: Arc<Mutex
 /// stopped when the pool is dropped (the run is over).
 pub struct Pool {
     runner: String,
-    workers: tokio::sync::Mutex<HashMap<WorkerKey, Option<Arc<Serving>>>>,
+    /// A worker, or why it could not start (its tasks then run in fresh processes).
+    workers: tokio::sync::Mutex<HashMap<WorkerKey, Result<Arc<Serving>, String>>>,
 }
 
 /// One attempt, as the worker needs it.
@@ -251,7 +252,7 @@ pub struct ForkRequest<'a> {
 impl Pool {
     /// A pool for the run of `runner`; `adopted` is the worker that translated the spec.
     pub fn new(runner: String, adopted: Option<(WorkerKey, Worker)>) -> Pool {
-        let workers = adopted.into_iter().map(|(key, worker)| (key, Some(Arc::new(Serving::new(worker))))).collect();
+        let workers = adopted.into_iter().map(|(key, worker)| (key, Ok(Arc::new(Serving::new(worker))))).collect();
         Pool { runner, workers: tokio::sync::Mutex::new(workers) }
     }
 
@@ -259,18 +260,20 @@ impl Pool {
     pub async fn fork(&self, key: &WorkerKey, request: ForkRequest<'_>) -> Forked {
         let serving = {
             let mut workers = self.workers.lock().await;
-            match workers.get(key) {
-                Some(Some(serving)) => Arc::clone(serving),
-                Some(None) => return Forked::Cold("its warm worker could not start".into()),
-                None => {
-                    let started = Worker::start(key, None, &self.runner);
-                    let serving = started.ok().map(|(worker, _)| Arc::new(Serving::new(worker)));
-                    workers.insert(key.clone(), serving.clone());
-                    match serving {
-                        Some(serving) => serving,
-                        None => return Forked::Cold("its warm worker could not start".into()),
-                    }
-                }
+            if !workers.contains_key(key) {
+                // Starting takes an interpreter's start-up and the SDK's import: off the runtime's thread.
+                let (owned, runner) = (key.clone(), self.runner.clone());
+                let started = tokio::task::spawn_blocking(move || Worker::start(&owned, None, &runner)).await;
+                let serving = match started {
+                    Ok(Ok((worker, _))) => Ok(Arc::new(Serving::new(worker))),
+                    Ok(Err(e)) => Err(format!("its warm worker could not start: {e}")),
+                    Err(e) => Err(format!("its warm worker could not start: {e}")),
+                };
+                workers.insert(key.clone(), serving);
+            }
+            match &workers[key] {
+                Ok(serving) => Arc::clone(serving),
+                Err(reason) => return Forked::Cold(reason.clone()),
             }
         };
         let env: serde_json::Map<String, serde_json::Value> =

@@ -281,3 +281,39 @@ fn a_large_value_travels_as_a_reference_with_its_digest() {
     assert_eq!(stored["list"]["values"][19999], json!({"integer": "19999"}));
     assert_eq!(document["outputs"]["n"]["value"], json!({"integer": "20000"}), "small values stay inline");
 }
+
+/// A Python SDK task in a container: `updraft exec -- python3 -m updraft.task
+/// MODULE:FUNCTION`, its module in the image's working directory (here the cwd).
+#[test]
+fn a_python_sdk_task_runs_under_exec() {
+    let s3 = S3::new();
+    let bucket = s3.bucket("python-task");
+    let raw = b"a,b\n1,2\n3,4\n";
+    s3.put(&bucket, "data/raw.csv", raw);
+    let inputs = json!({"values": {
+        "raw": {"file": {"uri": format!("s3://{bucket}/data/raw.csv"), "format": "csv", "digest": digest(raw)}},
+        "factor": {"integer": "10"},
+    }});
+    s3.put(&bucket, "run/node/inputs.json", inputs.to_string().as_bytes());
+    let t = task(
+        "shape",
+        "    image: registry/shapes:1\n    inputs: {raw: file<csv>, factor: int}\n    outputs: {table: dataframe<csv>, rows: int}\n    command: [python3, -m, updraft.task, \"shapes:shape\"]\n",
+    );
+    std::fs::write(
+        t.dir.join("shapes.py"),
+        "from pathlib import Path\nfrom typing import Annotated, NamedTuple\nimport updraft\n\n\
+         class Shaped(NamedTuple):\n    table: updraft.DataFrameFile\n    rows: int\n\n\
+         @updraft.task\n\
+         def shape(raw: Annotated[Path, updraft.Format('csv')], factor: int) -> Shaped:\n\
+         \x20   rows = [line.split(',') for line in raw.read_text().splitlines()[1:]]\n\
+         \x20   Path('table.csv').write_text('x,y\\n' + ''.join(f'{int(a) * factor},{b}\\n' for a, b in rows))\n\
+         \x20   return Shaped(Path('table.csv'), len(rows))\n",
+    )
+    .unwrap();
+    let out = t.exec(&bucket, Some("run/node/inputs.json"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let document = outputs_document(&s3, &bucket);
+    let frame = &document["outputs"]["table"]["value"]["dataframe"];
+    assert_eq!(text(&s3.get(&bucket, &key_of(&frame["uri"], &bucket)).unwrap()), "x,y\n10,2\n30,4\n");
+    assert_eq!(document["outputs"]["rows"]["value"], json!({"integer": "2"}));
+}

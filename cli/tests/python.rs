@@ -198,6 +198,17 @@ fn a_module_that_starts_threads_runs_its_tasks_in_fresh_processes() {
     );
 }
 
+/// One semantics: the Python diabetes pipeline compiles to exactly the IDL of the YAML one.
+#[test]
+fn the_python_and_yaml_diabetes_specs_compile_to_the_same_idl() {
+    let compile = |file: &str| {
+        let out = crate::support::updraft(&["compile", file, "--version", "v1"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(compile("examples/diabetes/diabetes.py"), compile("examples/diabetes/diabetes.yaml"));
+}
+
 #[test]
 fn compile_and_run_read_python_as_they_read_yaml() {
     let python = crate::support::updraft(&["compile", "examples/fanout/fanout.py", "--version", "v1"]);

@@ -87,6 +87,11 @@ def test_the_examples_register_list_and_come_back(api):
     assert again.returncode == 0, again.stderr
     assert "registered" not in again.stdout and again.stdout.count("unchanged") == first.stdout.count("registered")
 
+    # The Python diabetes pipeline is the same spec: registering it under v1 changes nothing.
+    python = updraft(api, "register", os.path.join(REPO, "examples", "diabetes", "diabetes.py"), "--version", "v1")
+    assert python.returncode == 0, python.stderr
+    assert "registered" not in python.stdout and python.stdout.count("unchanged") == 6, python.stdout
+
     names = updraft(api, "get", "tasks", "--project", "examples", "--output", "json")
     assert [n["name"] for n in json.loads(names.stdout)] == ["fit", "predict", "score", "split"]
     filtered = updraft(api, "get", "tasks", "--project", "examples", "--prefix", "sp", "--output", "json")
