@@ -213,8 +213,12 @@ fn read_answers(stdout: BufReader<std::process::ChildStdout>, pending: Arc<Mutex
         let Some(id) = answer.get("id").and_then(|i| i.as_u64()) else { continue };
         let mut pending = pending.lock().expect("pending lock");
         if let Some(pid) = answer.get("pid").and_then(|p| p.as_i64()) {
-            if let Some(started) = pending.get_mut(&id).and_then(|p| p.started.take()) {
-                let _ = started.send(Ok(pid as i32));
+            if let Some(started) = pending.get_mut(&id).and_then(|p| p.started.take())
+                && started.send(Ok(pid as i32)).is_err()
+            {
+                // Nobody waits for it any more (the attempt was cancelled or timed out first).
+                // SAFETY: killpg only sends a signal, to the group the worker made for this child.
+                unsafe { libc::killpg(pid as i32, libc::SIGKILL) };
             }
         } else if let Some(reason) = answer.get("cold").and_then(|c| c.as_str()) {
             if let Some(entry) = pending.remove(&id)

@@ -95,6 +95,41 @@ fn a_task_never_sees_what_an_earlier_task_changed() {
     assert!(fresh.contains("updraft run"), "fresh_process=True starts its own interpreter: {fresh}");
 }
 
+/// CUDA cannot start in a process forked after its parent initialised it: a GPU
+/// task gets an interpreter of its own (and its device).
+#[test]
+fn a_gpu_task_starts_its_own_interpreter() {
+    let sandbox = sandbox("py-gpu", "probes.py");
+    let out =
+        sandbox.command(&["run", "probes.py:on_gpu", "--output", "json"]).env("UPDRAFT_GPUS", "0").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = doc["outputs"]["o0"].as_str().unwrap();
+    assert!(seen.contains("updraft run") && seen.ends_with("|0"), "{seen}");
+}
+
+/// A YAML spec may name the SDK's argv: its worker starts at the first such task
+/// and imports the module then; a module that hangs while imported meets the timeout.
+#[test]
+fn a_module_that_hangs_on_import_meets_the_tasks_timeout() {
+    let spec = "tasks:\n  never:\n    image: x\n    command: [python3, -m, updraft.task, \"hangs:never\"]\n    outputs: {o0: int}\n    timeout: 1s\nworkflows:\n  w:\n    nodes:\n      never: {task: never}\n";
+    let sandbox = Sandbox::new("py-hangs", spec);
+    std::fs::write(
+        sandbox.dir.join("hangs.py"),
+        "import time\nimport updraft\n\ntime.sleep(300)\n\n@updraft.task\ndef never() -> int:\n    return 1\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (code, doc, _) = json_run(&sandbox, &["spec.yaml"]);
+    assert_eq!(code, Some(1));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(node(&doc, "never")["phase"], "TIMED_OUT");
+    let code_dir = sandbox.dir.canonicalize().unwrap().display().to_string();
+    let out = Command::new("pgrep").args(["-f", &format!("updraft worker --code-dir {code_dir}")]).output().unwrap();
+    let left: Vec<String> = text(&out.stdout).lines().map(str::to_string).filter(|pid| alive(pid)).collect();
+    assert!(left.is_empty(), "the worker ended with the run: {left:?}");
+}
+
 #[test]
 fn python_failures_retries_and_timeouts_follow_the_task_contract() {
     let sandbox = sandbox("py-failures", "probes.py");

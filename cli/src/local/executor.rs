@@ -788,32 +788,7 @@ async fn run_attempt(
         timeout,
         max_log_bytes: Some(process::max_log_bytes()),
     };
-    let outcome = match python::warm_entry(&attempt_spec.argv) {
-        Some((python, entry)) => {
-            let mut task_env: Vec<(String, String)> = container.env.clone().into_iter().collect();
-            task_env.sort();
-            let key = WorkerKey { python, code_dir: ctx.code_dir.clone(), env: task_env };
-            let request = ForkRequest {
-                entry,
-                cwd: dir,
-                env: &attempt_spec.env,
-                stdout: attempt_spec.stdout.as_deref().expect("set above"),
-                stderr: &stderr,
-            };
-            match ctx.python.fork(&key, request).await {
-                Forked::Running { pid, ended } => {
-                    process::supervise(process::forked(pid, ended), &attempt_spec, ctx.cancel.clone()).await
-                }
-                Forked::Cold(reason) => {
-                    if ctx.cold_reasons.lock().expect("cold lock").insert(reason.clone()) {
-                        ctx.progress().progress.message(&format!("{path}: runs in a fresh process: {reason}"));
-                    }
-                    process::run(attempt_spec, ctx.cancel.clone()).await
-                }
-            }
-        }
-        None => process::run(attempt_spec, ctx.cancel.clone()).await,
-    };
+    let outcome = run_process(ctx, attempt_spec, &container.env, gpus, path).await;
     let task_name = task.id.as_ref().map(|i| i.name.as_str()).unwrap_or_default();
     // `what` continues "task NAME", so it starts with a space or a colon.
     let failed = |code: FailureCode, what: String| {
@@ -850,6 +825,53 @@ async fn run_attempt(
         )),
         Outcome::Cancelled => Err(Failure::aborted(path)),
         Outcome::SpawnFailed(message) => Err(failed(FailureCode::CannotStart, format!(" could not start: {message}"))),
+    }
+}
+
+/// Runs an attempt's process: an SDK task forked from its warm Python worker
+/// (docs/python.md), anything else (and a GPU task: CUDA cannot start in a
+/// process forked after its parent initialised it) as a new process.
+async fn run_process(
+    ctx: &Ctx,
+    mut attempt: Attempt,
+    task_env: &BTreeMap<String, String>,
+    gpus: &[String],
+    path: &str,
+) -> Outcome {
+    let Some((python, entry)) = python::warm_entry(&attempt.argv).filter(|_| gpus.is_empty()) else {
+        return process::run(attempt, ctx.cancel.clone()).await;
+    };
+    let env = task_env.clone().into_iter().collect();
+    let key = WorkerKey { python, code_dir: ctx.code_dir.clone(), env };
+    let stdout = attempt.stdout.clone().expect("local attempts have log files");
+    let stderr = attempt.stderr.clone().expect("local attempts have log files");
+    let request = ForkRequest { entry, cwd: &attempt.cwd, env: &attempt.env, stdout: &stdout, stderr: &stderr };
+    // A worker may first import the task's module: that counts against the timeout, and Ctrl-C stops the wait.
+    let asked = Instant::now();
+    let mut cancel = ctx.cancel.clone();
+    let timeout = attempt.timeout;
+    let timed_out = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let forked = tokio::select! {
+        forked = ctx.python.fork(&key, request) => forked,
+        _ = process::cancelled(&mut cancel) => return Outcome::Cancelled,
+        _ = timed_out => return Outcome::TimedOut,
+    };
+    match forked {
+        Forked::Running { pid, ended } => {
+            attempt.timeout = timeout.map(|t| t.saturating_sub(asked.elapsed()));
+            process::supervise(process::forked(pid, ended), &attempt, ctx.cancel.clone()).await
+        }
+        Forked::Cold(reason) => {
+            if ctx.cold_reasons.lock().expect("cold lock").insert(reason.clone()) {
+                ctx.progress().progress.message(&format!("{path}: runs in a fresh process: {reason}"));
+            }
+            process::run(attempt, ctx.cancel.clone()).await
+        }
     }
 }
 

@@ -37,6 +37,16 @@ def fresh_parent() -> str:
     return parent_command()
 
 
+@updraft.task(gpu=1)
+def gpu_parent() -> str:
+    return f"{parent_command()}|{os.environ['CUDA_VISIBLE_DEVICES']}"
+
+
+@updraft.workflow
+def on_gpu() -> str:
+    return gpu_parent()
+
+
 class Seen(NamedTuple):
     first: int
     second: int
