@@ -198,19 +198,11 @@ class _Trace:
 _TRACE: contextvars.ContextVar[_Trace | None] = contextvars.ContextVar("updraft_trace", default=None)
 
 
-class Promise:
-    """A value that a workflow will have when it runs: a workflow input or a node's output."""
-
-    def __init__(self, node: Node | None, name: str, hint: Any) -> None:
-        self.node = node
-        self.name = name
-        self.hint = hint
-
-    def ref(self) -> str:
-        return f"$inputs.{self.name}" if self.node is None else f"${self.node.name}.{self.name}"
+class _Comparable:
+    """Comparisons that build branch conditions (`total.sum > 100`) instead of booleans."""
 
     def _compare(self, op: str, other: Any) -> Condition:
-        return Condition(f"{self.ref()} {op} {_operand(other)}", [self, other])
+        raise NotImplementedError
 
     def __gt__(self, other: Any) -> Condition:
         return self._compare(">", other)
@@ -231,6 +223,21 @@ class Promise:
         return self._compare("!=", other)
 
     __hash__ = object.__hash__
+
+
+class Promise(_Comparable):
+    """A value that a workflow will have when it runs: a workflow input or a node's output."""
+
+    def __init__(self, node: Node | None, name: str, hint: Any) -> None:
+        self.node = node
+        self.name = name
+        self.hint = hint
+
+    def ref(self) -> str:
+        return f"$inputs.{self.name}" if self.node is None else f"${self.node.name}.{self.name}"
+
+    def _compare(self, op: str, other: Any) -> Condition:
+        return Condition(f"{self.ref()} {op} {_operand(other)}", [self, other])
 
     def __bool__(self) -> bool:
         raise UpdraftError(
@@ -284,7 +291,7 @@ class Condition:
         )
 
 
-class NodeOutputs:
+class NodeOutputs(_Comparable):
     """What calling a task or workflow in a workflow returns: its outputs as promises.
 
     One output: pass it on as it is. Several: unpack them (`train, test = split(...)`)
@@ -320,26 +327,6 @@ class NodeOutputs:
 
     def _compare(self, op: str, other: Any) -> Condition:
         return self._single()._compare(op, other)
-
-    def __gt__(self, other: Any) -> Condition:
-        return self._compare(">", other)
-
-    def __ge__(self, other: Any) -> Condition:
-        return self._compare(">=", other)
-
-    def __lt__(self, other: Any) -> Condition:
-        return self._compare("<", other)
-
-    def __le__(self, other: Any) -> Condition:
-        return self._compare("<=", other)
-
-    def __eq__(self, other: object) -> Condition:  # type: ignore[override]
-        return self._compare("==", other)
-
-    def __ne__(self, other: object) -> Condition:  # type: ignore[override]
-        return self._compare("!=", other)
-
-    __hash__ = object.__hash__
 
 
 def binding(value: Any) -> Any:
