@@ -44,6 +44,13 @@ fn alive(pid: &str) -> bool {
     })
 }
 
+/// The warm workers (still running) whose code directory is this sandbox.
+fn live_workers(sandbox: &Sandbox) -> Vec<String> {
+    let code_dir = sandbox.dir.canonicalize().unwrap().display().to_string();
+    let out = Command::new("pgrep").args(["-f", &format!("updraft worker --code-dir {code_dir}")]).output().unwrap();
+    text(&out.stdout).lines().map(str::to_string).filter(|pid| alive(pid)).collect()
+}
+
 /// The README's first command, in Python: the same tasks as diabetes.yaml, so the
 /// same cache keys and outputs; a second run is all CACHED.
 #[test]
@@ -124,9 +131,7 @@ fn a_module_that_hangs_on_import_meets_the_tasks_timeout() {
     assert_eq!(code, Some(1));
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(node(&doc, "never")["phase"], "TIMED_OUT");
-    let code_dir = sandbox.dir.canonicalize().unwrap().display().to_string();
-    let out = Command::new("pgrep").args(["-f", &format!("updraft worker --code-dir {code_dir}")]).output().unwrap();
-    let left: Vec<String> = text(&out.stdout).lines().map(str::to_string).filter(|pid| alive(pid)).collect();
+    let left = live_workers(&sandbox);
     assert!(left.is_empty(), "the worker ended with the run: {left:?}");
 }
 
@@ -190,17 +195,11 @@ fn killing_the_runner_kills_its_warm_worker_and_their_tasks() {
         .unwrap();
     wait_for("the task to start", || std::fs::read_to_string(&pidfile).is_ok_and(|p| !p.is_empty()));
     let task = std::fs::read_to_string(&pidfile).unwrap();
-    let code_dir = sandbox.dir.canonicalize().unwrap().display().to_string();
-    let workers = || {
-        let out =
-            Command::new("pgrep").args(["-f", &format!("updraft worker --code-dir {code_dir}")]).output().unwrap();
-        text(&out.stdout).lines().map(str::to_string).filter(|pid| alive(pid)).collect::<Vec<_>>()
-    };
-    assert!(!workers().is_empty(), "the run has a warm worker");
+    assert!(!live_workers(&sandbox).is_empty(), "the run has a warm worker");
     runner.kill().unwrap();
     runner.wait().unwrap();
     wait_for("the task to end", || !alive(&task));
-    wait_for("the worker and its spare children to end", || workers().is_empty());
+    wait_for("the worker and its spare children to end", || live_workers(&sandbox).is_empty());
 }
 
 #[test]
