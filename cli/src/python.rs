@@ -120,14 +120,15 @@ impl Worker {
         let answer = read_framed(&mut stdout).map_err(|e| {
             let _ = child.0.kill();
             let status = child.0.wait().ok().map(|s| s.to_string()).unwrap_or_default();
-            std::io::Error::new(
-                e.kind(),
-                format!(
-                    "{} -m updraft worker did not answer ({e}; {status}); is the SDK installed? \
-                     pip install ./sdk/python from the repository",
-                    key.python
-                ),
-            )
+            if e.kind() == std::io::ErrorKind::FileTooLarge {
+                return e;
+            }
+            let message = format!(
+                "{} -m updraft worker did not answer ({e}; {status}); is the SDK installed? \
+                 pip install ./sdk/python from the repository",
+                key.python
+            );
+            std::io::Error::new(e.kind(), message)
         })?;
         let text = |field: &str| answer.get(field).and_then(|v| v.as_str()).unwrap_or_default().to_string();
         let answer = if answer.get("error").is_some() {
@@ -141,14 +142,19 @@ impl Worker {
     }
 }
 
+/// The largest translated spec taken, as for spec files (docs/spec.md, "Limits").
+const MAX_TRANSLATION_BYTES: usize = 64 * 1024 * 1024;
+
 /// `LENGTH\n` then that many bytes of JSON.
 fn read_framed(stdout: &mut BufReader<std::process::ChildStdout>) -> std::io::Result<serde_json::Value> {
+    let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
     let mut header = String::new();
-    stdout.read_line(&mut header)?;
-    let length: usize = header
-        .trim()
-        .parse()
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "no answer on its stdout"))?;
+    stdout.by_ref().take(32).read_line(&mut header)?;
+    let length: usize = header.trim().parse().map_err(|_| invalid("no answer on its stdout".into()))?;
+    if length > MAX_TRANSLATION_BYTES {
+        let message = format!("the translated spec is {length} bytes; specs are limited to 64 MiB");
+        return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, message));
+    }
     let mut body = vec![0; length];
     stdout.read_exact(&mut body)?;
     serde_json::from_slice(&body).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))

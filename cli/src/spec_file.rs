@@ -78,8 +78,14 @@ pub fn load_keeping_worker(
 pub fn spec_text(path: &Path, max_bytes: u64) -> Result<(String, String), SpecFileError> {
     if python::is_python_spec(path) {
         let (_, _, document, _) = translate(path)?;
+        let text = document.to_string();
+        if text.len() as u64 > max_bytes {
+            let problem =
+                format!("its translation is {} bytes; specs sent to the API are limited to {max_bytes}", text.len());
+            return Err(SpecFileError::new(path, vec![problem]));
+        }
         let stem = python::spec_file_path(path).file_stem().map(|s| s.to_string_lossy().into_owned());
-        return Ok((document.to_string(), format!("{}.json", stem.unwrap_or_else(|| "spec".into()))));
+        return Ok((text, format!("{}.json", stem.unwrap_or_else(|| "spec".into()))));
     }
     let text = updraft_aws::files::read_text_limited(path, max_bytes, "specs sent to the API are limited to")
         .map_err(|e| SpecFileError::new(path, vec![format!("cannot read: {e}")]))?;
@@ -91,9 +97,8 @@ type Translation = (WorkerKey, Worker, serde_json::Value, HashMap<String, String
 /// Runs the SDK's translation of a Python spec (`python3 -m updraft worker --spec`).
 fn translate(path: &Path) -> Result<Translation, SpecFileError> {
     let fail = |problem: String| SpecFileError::new(path, vec![problem]);
-    let code_dir = code_dir(python::spec_file_path(path))
-        .or_else(|_| Path::new(".").canonicalize())
-        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    let code_dir =
+        code_dir(path).or_else(|_| Path::new(".").canonicalize()).map_err(|e| fail(format!("cannot read: {e}")))?;
     let key = WorkerKey { python: python::interpreter(), code_dir: code_dir.display().to_string(), env: Vec::new() };
     let (worker, answer) = Worker::start(&key, Some(path), &crate::local::runner::this_process())
         .map_err(|e| fail(format!("cannot translate the Python: {e}")))?;

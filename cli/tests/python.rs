@@ -219,6 +219,16 @@ fn a_wrong_type_between_python_tasks_is_reported_at_its_line() {
 }
 
 #[test]
+fn an_interpreter_without_the_sdk_is_named_with_the_fix() {
+    let sandbox = sandbox("py-no-sdk", "probes.py");
+    let out = sandbox.command(&["validate", "probes.py"]).env("UPDRAFT_PYTHON", "false").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("false -m updraft worker did not answer"), "{stderr}");
+    assert!(stderr.contains("pip install ./sdk/python"), "{stderr}");
+}
+
+#[test]
 fn a_module_that_starts_threads_runs_its_tasks_in_fresh_processes() {
     let sandbox = sandbox("py-threads", "threads.py");
     let (code, doc, stderr) = json_run(&sandbox, &["threads.py"]);
