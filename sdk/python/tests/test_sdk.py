@@ -215,6 +215,13 @@ def test_selecting_a_workflow_keeps_what_it_needs(tmp_path: Path) -> None:
             "has no truth value",
         ),
         ("@updraft.task(cach=True)\ndef t(x: int) -> int:\n    return 1\n", 2, "@task has no option cach"),
+        (
+            "def f(x: int) -> int:\n    return x\n"
+            "g = updraft.task(f)\n"
+            "@updraft.workflow\ndef w(x: int) -> int:\n    return g(x=x)\n",
+            2,
+            "cannot be found again as",
+        ),
     ],
 )
 def test_mistakes_name_the_file_and_line(tmp_path: Path, source: str, line: int, message: str) -> None:

@@ -69,6 +69,14 @@ def document(module: types.ModuleType, selected: str | None = None) -> dict[str,
                 "give one of them another name: @task(name=...)",
             )
         table[entity.name] = entity
+        if isinstance(entity, Task):
+            module_name, _, attribute = entity.entry_point().partition(":")
+            if getattr(sys.modules.get(module_name), attribute, None) is not entity:
+                raise UpdraftError(
+                    f"task {entity.name} cannot be found again as {entity.entry_point()}, which is how it runs",
+                    entity.where,
+                    "define tasks at module level with @updraft.task on the function itself",
+                )
         if isinstance(entity, Workflow):
             entity.trace()
             for callee in entity.callees:
