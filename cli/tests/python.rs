@@ -250,7 +250,18 @@ fn the_python_and_yaml_diabetes_specs_compile_to_the_same_idl() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
-    assert_eq!(compile("examples/diabetes/diabetes.py"), compile("examples/diabetes/diabetes.yaml"));
+    let yaml = compile("examples/diabetes/diabetes.yaml");
+    assert_eq!(compile("examples/diabetes/diabetes.py"), yaml);
+    // The SDK's own entry point gives the same IDL (it runs `updraft compile`).
+    let python = std::env::var("UPDRAFT_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(python)
+        .args(["-m", "updraft", "compile", "examples/diabetes/diabetes.py", "--version", "v1"])
+        .current_dir(repo_root())
+        .env("UPDRAFT_BIN", env!("CARGO_BIN_EXE_updraft"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), yaml);
 }
 
 #[test]
