@@ -33,11 +33,6 @@ pub struct LaunchArgs {
     pub output: OutputFormat,
 }
 
-fn failed(message: String) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    eprintln!("error: {message}");
-    Ok(ExitCode::FAILURE)
-}
-
 /// The workflow's template: compiled from the spec file, or read from the registry.
 fn template(args: &LaunchArgs, session: &Session) -> Result<(WorkflowTemplate, PathBuf), String> {
     let path = PathBuf::from(&args.target);
@@ -109,21 +104,12 @@ fn has_local_blobs(value: &Literal) -> bool {
 }
 
 pub fn launch(args: LaunchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let session = match session(&args.remote) {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
-    let (template, base) = match template(&args, &session) {
-        Ok(t) => t,
-        Err(e) => return failed(e),
-    };
-    let mut inputs = match super::run::launch_inputs(&template, &args.inputs, &base) {
-        Ok(inputs) => inputs,
-        Err(e) => return failed(e),
-    };
+    let session = session(&args.remote)?;
+    let (template, base) = template(&args, &session)?;
+    let mut inputs = super::run::launch_inputs(&template, &args.inputs, &base)?;
     if inputs.values().any(has_local_blobs) {
         let Some(bucket) = session.config.data_bucket.clone() else {
-            return failed(
+            return Err(
                 "local files among the inputs need the stack's bucket: run `updraft config init --stack NAME` again"
                     .into(),
             );
@@ -133,7 +119,7 @@ pub fn launch(args: LaunchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
         let s3_client = updraft_aws::config::s3_client(&sdk);
         for (name, value) in inputs.iter_mut() {
             if let Err(e) = session.runtime.block_on(upload_blobs(&s3_client, &bucket, value)) {
-                return failed(format!("input {name}: cannot upload to s3://{bucket}: {e}"));
+                return Err(format!("input {name}: cannot upload to s3://{bucket}: {e}").into());
             }
         }
     }
@@ -219,10 +205,7 @@ fn get(
 
 /// `updraft executions get NAME --remote`.
 pub fn get_remote(name: &str, remote: &Remote, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let session = match session(remote) {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
+    let session = session(remote)?;
     let id = ExecutionId { project: session.project.clone(), domain: session.domain.clone(), name: name.into() };
     let run = match get(&session, &id)? {
         Ok(run) => run,
@@ -238,10 +221,7 @@ pub fn list_remote(
     remote: &Remote,
     output: OutputFormat,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let session = match session(remote) {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
+    let session = session(remote)?;
     let route = format!("/v1/executions/{}/{}", session.project, session.domain);
     let page = limit.clamp(1, 1000).to_string();
     let answer = session.send("GET", &route, &[("limit", page.as_str())], None)?;

@@ -89,11 +89,6 @@ fn accepted(answer: ApiAnswer) -> Result<Value, ExitCode> {
     Err(ExitCode::FAILURE)
 }
 
-fn failed(message: String) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    eprintln!("error: {message}");
-    Ok(ExitCode::FAILURE)
-}
-
 /// Registers each file's entities under `version`, one all-or-nothing request per file.
 pub fn register(
     files: &[PathBuf],
@@ -101,10 +96,7 @@ pub fn register(
     remote: &Remote,
     output: OutputFormat,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let session = match session(remote) {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
+    let session = session(remote)?;
     let mut code = ExitCode::SUCCESS;
     let mut answers = Vec::new();
     for file in files {
@@ -123,10 +115,7 @@ pub fn register(
             spec,
             file_name,
         };
-        let answer = match session.send("POST", "/v1/register", &[], Some(serde_json::to_vec(&request)?)) {
-            Ok(answer) => answer,
-            Err(e) => return failed(e),
-        };
+        let answer = session.send("POST", "/v1/register", &[], Some(serde_json::to_vec(&request)?))?;
         let status = answer.status;
         match accepted(answer) {
             Ok(body) => {
@@ -167,14 +156,11 @@ pub struct Wanted {
 /// `updraft get KIND [NAME] [--version V]`: names, a name's versions, or one entity.
 pub fn get(wanted: &Wanted, remote: &Remote, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let (kind, name, version, limit) = (wanted.kind, wanted.name.as_deref(), wanted.version.as_deref(), wanted.limit);
-    let session = match session(remote) {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
+    let session = session(remote)?;
     let base = format!("/v1/{}/{}/{}", kind.segment(), session.project, session.domain);
     let (path, listing) = match (kind, name, version) {
         (Kind::Projects, ..) => ("/v1/projects".to_string(), true),
-        (_, None, Some(_)) => return failed("--version needs a NAME".into()),
+        (_, None, Some(_)) => return Err("--version needs a NAME".into()),
         (_, None, None) => (base, true),
         (_, Some(name), None) => (format!("{base}/{name}"), true),
         (_, Some(name), Some(version)) => (format!("{base}/{name}/{version}"), false),
@@ -193,10 +179,7 @@ pub fn get(wanted: &Wanted, remote: &Remote, output: OutputFormat) -> Result<Exi
                 query.push(("prefix", prefix.as_str()));
             }
         }
-        let answer = match session.send("GET", &path, &query, None) {
-            Ok(answer) => answer,
-            Err(e) => return failed(e),
-        };
+        let answer = session.send("GET", &path, &query, None)?;
         let body = match accepted(answer) {
             Ok(body) => body,
             Err(code) => return Ok(code),
@@ -263,16 +246,10 @@ pub fn set_active(
     remote: &Remote,
     output: OutputFormat,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let session = match session(remote) {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
+    let session = session(remote)?;
     let action = if active { "activate" } else { "deactivate" };
     let path = format!("/v1/launch-plans/{}/{}/{name}/{version}/{action}", session.project, session.domain);
-    let answer = match session.send("POST", &path, &[], None) {
-        Ok(answer) => answer,
-        Err(e) => return failed(e),
-    };
+    let answer = session.send("POST", &path, &[], None)?;
     match accepted(answer) {
         Ok(body) if output == OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&body)?),
         Ok(body) => {
@@ -292,15 +269,9 @@ pub fn cache(
     remote: &Remote,
     output: OutputFormat,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let session = match session(remote) {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
+    let session = session(remote)?;
     let path = format!("/v1/cache/{}/{}/{task}/{version}", session.project, session.domain);
-    let answer = match session.send(if delete { "DELETE" } else { "GET" }, &path, &[], None) {
-        Ok(answer) => answer,
-        Err(e) => return failed(e),
-    };
+    let answer = session.send(if delete { "DELETE" } else { "GET" }, &path, &[], None)?;
     let body = match accepted(answer) {
         Ok(body) => body,
         Err(code) => return Ok(code),
@@ -326,18 +297,16 @@ pub fn config_init(
     endpoint_url: Option<&str>,
     region: Option<&str>,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let path = match remote::config_path() {
-        Ok(p) => p,
-        Err(e) => return failed(e),
-    };
+    let path = remote::config_path()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let sdk = runtime.block_on(updraft_aws::config::sdk_config(endpoint_url, region));
     let outputs = match runtime.block_on(updraft_aws::deploy::stack_outputs(&sdk, stack)) {
         Ok(outputs) => outputs,
         Err(e) => {
-            return failed(format!(
+            return Err(format!(
                 "{e}\n  hint: deploy it with `updraft deploy --stack-name {stack}`, or name the stack it made"
-            ));
+            )
+            .into());
         }
     };
     let endpoint = match (sdk.endpoint_url(), outputs.get("ApiId"), outputs.get("ApiStageName")) {
@@ -347,7 +316,7 @@ pub fn config_init(
         }
         _ => match outputs.get("ApiUrl") {
             Some(url) => url.clone(),
-            None => return failed(format!("stack {stack} has no ApiUrl output; is it an Updraft stack?")),
+            None => return Err(format!("stack {stack} has no ApiUrl output; is it an Updraft stack?").into()),
         },
     };
     let mut config = remote::read_config(&path).ok().flatten().unwrap_or_default();
@@ -356,9 +325,7 @@ pub fn config_init(
     config.data_bucket = outputs.get("DataBucketName").cloned();
     config.aws_endpoint_url = sdk.endpoint_url().map(str::to_string);
     config.stack = Some(stack.into());
-    if let Err(e) = remote::write_config(&path, &config) {
-        return failed(e);
-    }
+    remote::write_config(&path, &config)?;
     println!("wrote {}: endpoint {}", path.display(), config.endpoint);
     Ok(ExitCode::SUCCESS)
 }
