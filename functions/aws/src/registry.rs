@@ -448,32 +448,28 @@ impl Registry for DynamoRegistry {
     }
 
     async fn projects(&self) -> Result<Vec<Project>, PortError> {
+        let items = self
+            .dynamo
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(key::PROJECTS))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| port_error("listing projects", &e))?;
         let mut projects: Vec<Project> = Vec::new();
-        let mut start = None;
-        loop {
-            let answer = self
-                .dynamo
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(key::PROJECTS))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| port_error("listing projects", &e))?;
-            // Sorted by "project#domain": a project's domains are adjacent.
-            for item in answer.items() {
-                let (project, domain) = (text(item, "project"), text(item, "domain"));
-                match projects.last_mut() {
-                    Some(last) if last.name == project => last.domains.push(domain.into()),
-                    _ => projects.push(Project { name: project.into(), domains: vec![domain.into()] }),
-                }
-            }
-            start = answer.last_evaluated_key;
-            if start.is_none() {
-                return Ok(projects);
+        // Sorted by "project#domain": a project's domains are adjacent.
+        for item in &items {
+            let (project, domain) = (text(item, "project"), text(item, "domain"));
+            match projects.last_mut() {
+                Some(last) if last.name == project => last.domains.push(domain.into()),
+                _ => projects.push(Project { name: project.into(), domains: vec![domain.into()] }),
             }
         }
+        Ok(projects)
     }
 
     async fn set_active(&self, id: &Identifier, active: bool) -> Result<(), PortError> {

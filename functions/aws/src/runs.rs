@@ -209,26 +209,18 @@ impl DynamoRun {
 
     /// Every item of the run's partition (its execution item first), read consistently.
     async fn items(&self) -> Result<Vec<Item>, PortError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .dynamo
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(&self.partition))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| port_error("reading the run", &e))?;
-            items.extend(page.items.unwrap_or_default());
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+        self.dynamo
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(&self.partition))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| port_error("reading the run", &e))
     }
 
     fn slot_of(item: &Item) -> NodeSlot {
@@ -445,31 +437,25 @@ impl CacheStore for DynamoCache {
     }
 
     async fn entries(&self, task: &Identifier) -> Result<Vec<CacheEntry>, PortError> {
-        let mut entries = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .dynamo
-                .query()
-                .table_name(&self.table)
-                .index_name("by-owner")
-                .key_condition_expression("gsi2pk = :owner")
-                .expression_attribute_values(":owner", s(cache_owner(task)))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| port_error("listing cache entries", &e))?;
-            for item in page.items() {
-                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                let key = text("pk").trim_start_matches("CACHE#").to_string();
-                entries.push(CacheEntry { key, created_at: text("created_at") });
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(entries);
-            }
-        }
+        let items = self
+            .dynamo
+            .query()
+            .table_name(&self.table)
+            .index_name("by-owner")
+            .key_condition_expression("gsi2pk = :owner")
+            .expression_attribute_values(":owner", s(cache_owner(task)))
+            .scan_index_forward(false)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| port_error("listing cache entries", &e))?;
+        let entry = |item: &Item| {
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            CacheEntry { key: text("pk").trim_start_matches("CACHE#").to_string(), created_at: text("created_at") }
+        };
+        Ok(items.iter().map(entry).collect())
     }
 
     async fn evict(&self, task: &Identifier) -> Result<u32, PortError> {
