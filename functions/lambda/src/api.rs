@@ -772,10 +772,7 @@ pub struct ApiConfig {
 
 impl ApiConfig {
     pub fn from_env() -> Result<ApiConfig, String> {
-        let required = |name: &str| {
-            std::env::var(name)
-                .map_err(|_| format!("{name} is not set (infra/template.yaml sets it on the api function)"))
-        };
+        let required = |name: &str| crate::required_env(name, "api");
         let jobs = job_definition::Settings {
             name_prefix: required("UPDRAFT_NAME_PREFIX")?,
             job_role_arn: required("UPDRAFT_JOB_ROLE")?,

@@ -10,3 +10,10 @@ pub mod launch;
 pub mod node;
 pub mod placeholder;
 pub mod provision;
+
+/// A setting of a function from the variable the template sets on it; missing, an
+/// error naming the variable and the function (`api`, `node`).
+pub fn required_env(name: &str, function: &str) -> Result<String, String> {
+    std::env::var(name)
+        .map_err(|_| format!("{name} is not set (infra/template.yaml sets it on the {function} function)"))
+}

@@ -40,10 +40,7 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     pub fn from_env() -> Result<NodeConfig, String> {
-        let required = |name: &str| {
-            std::env::var(name)
-                .map_err(|_| format!("{name} is not set (infra/template.yaml sets it on the node function)"))
-        };
+        let required = |name: &str| crate::required_env(name, "node");
         Ok(NodeConfig {
             table: required("UPDRAFT_TABLE")?,
             bucket: required("UPDRAFT_BUCKET")?,
