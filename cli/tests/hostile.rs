@@ -2,7 +2,7 @@
 //! to hurt, tasks that misbehave, a runner that is killed. Each must end in a
 //! clear error or a correct result, never a hang, an abort or corrupt data.
 
-use crate::support::{Sandbox, text, updraft};
+use crate::support::{Sandbox, node, text, updraft};
 use serde_json::Value;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -24,10 +24,6 @@ fn within(mut command: Command, limit: Duration) -> Output {
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("JSON on stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr)))
-}
-
-fn node<'a>(doc: &'a Value, id: &str) -> &'a Value {
-    doc["nodes"].as_array().unwrap().iter().find(|n| n["id"]["nodeId"] == id).unwrap()
 }
 
 fn mkfifo(path: &std::path::Path) {

@@ -2,7 +2,7 @@
 //! real `updraft` binary, a real fork server and real task processes. Needs the
 //! SDK and the diabetes example's requirements (scripts/test installs them).
 
-use crate::support::{Sandbox, repo_root, text};
+use crate::support::{Sandbox, node, repo_root, text};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -23,10 +23,6 @@ fn json_run(sandbox: &Sandbox, args: &[&str]) -> (Option<i32>, Value, String) {
     let doc = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("run prints JSON; stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr)));
     (out.status.code(), doc, text(&out.stderr))
-}
-
-fn node<'a>(doc: &'a Value, id: &str) -> &'a Value {
-    doc["nodes"].as_array().unwrap().iter().find(|n| n["id"]["nodeId"] == id).unwrap_or_else(|| panic!("{id} in {doc}"))
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {

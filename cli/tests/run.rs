@@ -1,6 +1,6 @@
 //! `updraft run` end to end: real processes, real files, the real SQLite store.
 
-use crate::support::{Sandbox, text};
+use crate::support::{Sandbox, node, text};
 use serde_json::Value;
 
 const STEP: &str = "[python3, \"{{code_dir}}/step.py\"";
@@ -12,15 +12,6 @@ fn json_run(sandbox: &Sandbox, extra: &[&str]) -> (Option<i32>, Value) {
     let doc = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("run prints JSON; stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr)));
     (out.status.code(), doc)
-}
-
-fn node<'a>(doc: &'a Value, id: &str) -> &'a Value {
-    doc["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["id"]["nodeId"] == id)
-        .unwrap_or_else(|| panic!("node {id} in {doc}"))
 }
 
 #[test]

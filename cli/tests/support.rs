@@ -14,6 +14,16 @@ pub fn updraft(args: &[&str]) -> Output {
         .expect("the updraft binary starts")
 }
 
+/// A node's record in the JSON of `updraft run --output json` or `executions get`.
+pub fn node<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"]["nodeId"] == id)
+        .unwrap_or_else(|| panic!("node {id} in {doc}"))
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
