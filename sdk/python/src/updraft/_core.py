@@ -753,10 +753,6 @@ class Conditional:
             branch["else"] = self.otherwise
         self.node.body = {"branch": branch}
 
-    def spec(self) -> dict[str, Any]:
-        self.close()
-        return self.node.body
-
     def results(self) -> NodeOutputs:
         """The branch node's outputs: those of its cases."""
         return NodeOutputs(self.node, self.outputs or [])
