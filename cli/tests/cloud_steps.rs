@@ -9,8 +9,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use updraft_aws::runs::{DynamoCache, DynamoRun, Launch};
 use updraft_core::compile::{Options, compile_text};
+use updraft_core::execution::failure::FailureCode;
 use updraft_core::execution::node::{NodeFailure, Outputs};
-use updraft_core::execution::steps::{Jobs, Steps, Tokens};
+use updraft_core::execution::steps::{CLAIM_LEASE_MS, Claim, Jobs, NodeEnd, RunStore, Steps, Tokens};
 use updraft_core::literal;
 use updraft_core::ports::{BlobStore, PortError, StoredBlob};
 use updraft_core::proto::core::{CompiledWorkflow, ExecutionId, NodePhase, TaskTemplate};
@@ -164,6 +165,7 @@ fn a_fan_in_node_starts_once_when_its_twenty_parents_end_concurrently() {
                     jobs: &*recorded,
                     tokens: &*recorded,
                     overwrite_cache: false,
+                    now_ms: 0,
                 };
                 s.arm(&node, &format!("token-{node}")).await.unwrap();
             });
@@ -180,6 +182,7 @@ fn a_fan_in_node_starts_once_when_its_twenty_parents_end_concurrently() {
                     jobs: &*recorded,
                     tokens: &*recorded,
                     overwrite_cache: false,
+                    now_ms: 0,
                 };
                 s.job_ended(&parent, y(i as i64 + 1)).await.unwrap();
             });
@@ -208,6 +211,7 @@ fn a_second_run_is_answered_from_the_dynamodb_cache_without_jobs() {
             jobs: &recorded,
             tokens: &recorded,
             overwrite_cache: false,
+            now_ms: 0,
         };
         f.runtime.block_on(async {
             s.arm("b", "tb").await.unwrap();
@@ -231,4 +235,61 @@ fn a_second_run_is_answered_from_the_dynamodb_cache_without_jobs() {
     let launch = Launch { workflow: &id, inputs: &none, upstream_counts: &[], overwrite_cache: false };
     let created = f.runtime.block_on(again.create(&launch));
     assert!(matches!(created, Err(PortError::Conflict(_))), "execution names are never reused");
+}
+
+#[test]
+fn the_dynamodb_run_store_keeps_the_protocol_contract_when_calls_repeat() {
+    let f = fixture();
+    let workflow = workflow(
+        "      a: {task: inc, inputs: {x: 1}}\n      b: {task: inc, inputs: {x: 2}}\n      c: {task: inc, inputs: {x: 3}, after: [a, b]}\n",
+    );
+    let run = new_run(&f, &workflow, "repeats");
+    let end = |phase, failure: Option<NodeFailure>| NodeEnd {
+        phase,
+        outputs: Outputs::new(),
+        failure,
+        attempts: 1,
+        log_uri: String::new(),
+        cache_key: String::new(),
+    };
+    f.runtime.block_on(async {
+        // An edge told twice (a replayed end) counts once.
+        assert_eq!(run.upstream_ended("c", "a", false).await.unwrap().pending, 1);
+        assert_eq!(run.upstream_ended("c", "a", false).await.unwrap().pending, 1, "the same edge again");
+        let slot = run.upstream_ended("c", "b", true).await.unwrap();
+        assert_eq!((slot.pending, slot.skip), (0, true));
+
+        // A claim holds for its lease; a stale one is taken over; a recorded job holds for good.
+        let t = 1_000_000;
+        assert_eq!(run.claim("a", t, 0).await.unwrap(), Claim::Won);
+        assert_eq!(run.claim("a", t + 1, t + 1 - CLAIM_LEASE_MS).await.unwrap(), Claim::Held, "fresh");
+        let later = t + CLAIM_LEASE_MS + 1;
+        assert_eq!(run.claim("a", later, later - CLAIM_LEASE_MS).await.unwrap(), Claim::Won, "stale: taken over");
+        run.started("a", "job-1").await.unwrap();
+        run.started("a", "job-2").await.unwrap();
+        assert_eq!(run.slot("a").await.unwrap().job.as_deref(), Some("job-1"), "the first job id stays");
+        let much_later = later + 10 * CLAIM_LEASE_MS;
+        assert_eq!(run.claim("a", much_later, much_later - CLAIM_LEASE_MS).await.unwrap(), Claim::Held);
+
+        // The first end stands; a second one reads it back.
+        let first = run.end("a", &end(NodePhase::Succeeded, None)).await.unwrap();
+        let failure = NodeFailure::new(FailureCode::NonZeroExit, "exit 1");
+        let second = run.end("a", &end(NodePhase::Failed, Some(failure.clone()))).await.unwrap();
+        assert_eq!(first.end.as_ref().unwrap().phase, NodePhase::Succeeded);
+        assert_eq!(second.end, first.end, "the first end is what a repeat sees");
+        assert!(!second.settled);
+        run.settled("a").await.unwrap();
+        assert!(run.slot("a").await.unwrap().settled);
+
+        // Once the run has failed, no claim starts anything (checked in the claim's own write).
+        let b_end = run.end("b", &end(NodePhase::Failed, Some(failure.clone()))).await.unwrap();
+        assert_eq!(b_end.end.unwrap().failure.unwrap().code, FailureCode::NonZeroExit, "failures read back typed");
+        run.fail_run(&failure).await.unwrap();
+        run.fail_run(&NodeFailure::new(FailureCode::SystemError, "later")).await.unwrap();
+        assert_eq!(run.claim("c", much_later, 0).await.unwrap(), Claim::RunEnded);
+        let (record, _) = run.record().await.unwrap().unwrap();
+        assert_eq!(record["run_phase"], "FAILED");
+        let error: serde_json::Value = serde_json::from_str(record["run_error"].as_str().unwrap()).unwrap();
+        assert_eq!(error["Error"], "NonZeroExit", "the first failure stays the run's error");
+    });
 }

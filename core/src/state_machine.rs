@@ -63,14 +63,23 @@ fn state_name(node_id: &str) -> String {
     format!("node {node_id}")
 }
 
-/// Lambda's own transient errors: the invoke is retried (arming is idempotent).
+/// The node function's error type for failures a retry can help with
+/// (throttling, 5xx answers, a node's start held by another call).
+pub const TRANSIENT_ERROR: &str = "Updraft.Transient";
+
+/// Retries of a node function invoke: Lambda's own transient errors, an invocation
+/// that died, and the function's `Updraft.Transient`. Every step of the node
+/// protocol converges when repeated (`execution::steps`), so repeating is always
+/// safe; the delays add up to minutes, past a claim's lease
+/// (`steps::CLAIM_LEASE_MS`, 90 s) and a minute of throttling.
 fn lambda_retry() -> Value {
     json!([{
         "ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                        "Lambda.TooManyRequestsException"],
-        "IntervalSeconds": 1,
-        "MaxAttempts": 5,
+                        "Lambda.TooManyRequestsException", "Lambda.Unknown", TRANSIENT_ERROR],
+        "IntervalSeconds": 5,
+        "MaxAttempts": 12,
         "BackoffRate": 2.0,
+        "MaxDelaySeconds": 60,
         "JitterStrategy": "FULL"
     }])
 }
@@ -145,6 +154,22 @@ fn finish_state(outcome: &str, id: &Identifier, targets: &Targets, next: Option<
     state
 }
 
+/// Where Finish goes when a node failed while independent nodes finished.
+const NODES_FAILED: &str = "Nodes failed";
+
+/// The error of a run whose nodes all ended but some failed (`finish_independent`).
+fn nodes_failed_state() -> Value {
+    json!({
+        "Type": "Pass",
+        "Result": {
+            "Error": "NodesFailed",
+            "Cause": "a node failed; the nodes independent of it ran to their end (on_failure: finish_independent)"
+        },
+        "ResultPath": "$.error",
+        "Next": "Record failure"
+    })
+}
+
 /// A subworkflow's run (its input carries `parent`) tells its parent node how it
 /// ended; a top-level run goes straight to `otherwise`.
 fn parent_choice(tell: &str, otherwise: &str) -> Value {
@@ -202,6 +227,7 @@ pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Valu
                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Record failure"}]
             }),
         );
+        states.insert(NODES_FAILED.into(), nodes_failed_state());
         states.insert("Record failure".into(), finish_state("failed", &id, targets, Some("Failed parent?")));
         states.insert("Failed parent?".into(), parent_choice("Tell parent of failure", "Failed"));
         states.insert("Tell parent of failure".into(), tell_parent(false, &workflow_id, targets, "Failed"));
@@ -210,7 +236,16 @@ pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Valu
             json!({"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}),
         );
     }
-    states.insert("Finish".into(), finish_state("succeeded", &id, targets, Some("Has parent?")));
+    let mut finish = finish_state("succeeded", &id, targets, Some("Has parent?"));
+    if !branches.is_empty() {
+        // Success only if no node failed: the node function writes `failed_node`
+        // when a node fails under `finish_independent`; then the run ends FAILED.
+        finish["Parameters"]["ConditionExpression"] = json!("attribute_not_exists(failed_node)");
+        finish["Catch"] = json!([{
+            "ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"], "ResultPath": null, "Next": NODES_FAILED
+        }]);
+    }
+    states.insert("Finish".into(), finish);
     states.insert("Has parent?".into(), parent_choice("Tell parent", "Done"));
     states.insert("Tell parent".into(), tell_parent(true, &workflow_id, targets, "Done"));
     states.insert("Done".into(), json!({"Type": "Succeed"}));

@@ -8,7 +8,16 @@
 //! exactly one caller start it. Its inputs come from the same node rules as a
 //! local run's (`execution::node`), its cache key is the same (`cache_key`), and a
 //! verified cache hit ends it at once without a job. When a node ends, its token
-//! is answered and each downstream node learns that one more upstream node ended.
+//! is answered and each downstream node learns that this upstream node ended.
+//!
+//! Every event is delivered at least once and any invocation can die between two
+//! writes, so no step trusts an earlier one to have finished: each event
+//! *converges* the node from what the store holds (`NodeSlot`). A node that ended
+//! but is not `settled` has its token answered and its downstream told again
+//! (answers and edge marks are idempotent); a node claimed but never started is
+//! started again once the claim's lease has run out; a step that cannot tell
+//! whether a live invocation holds the node answers `Transient`, so the event
+//! comes back later. The state table is in docs/cloud-execution.md.
 
 use super::failure::FailureCode;
 use super::node::{self, NodeFailure, Outputs};
@@ -21,8 +30,20 @@ use crate::proto::core::{
 use std::collections::BTreeMap;
 use std::future::Future;
 
+/// How long a claim keeps its node: past it, the claimer is taken to be dead.
+/// The node function's invocations end within 60 s (its timeout), so a claim
+/// older than 90 s has no live holder, and starting the node again is safe.
+pub const CLAIM_LEASE_MS: u64 = 90_000;
+
+/// How a node ended, as the run store keeps it (the outputs are read with `values`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEnd {
+    pub phase: NodePhase,
+    pub failure: Option<NodeFailure>,
+}
+
 /// One node's coordination state in a run, as the run store holds it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeSlot {
     /// Upstream nodes that have not ended yet.
     pub pending: u32,
@@ -30,6 +51,14 @@ pub struct NodeSlot {
     pub token: Option<String>,
     /// Whether an upstream node failed or was skipped: the node will be skipped.
     pub skip: bool,
+    /// When its start was claimed (epoch milliseconds), if it was.
+    pub claimed_at: Option<u64>,
+    /// The job (Batch job id, child run name) its start submitted, once recorded.
+    pub job: Option<String>,
+    /// How it ended, once recorded.
+    pub end: Option<RecordedEnd>,
+    /// Whether everything its end implies is done: token answered, downstream told.
+    pub settled: bool,
 }
 
 /// How a node ended.
@@ -80,21 +109,56 @@ impl NodeEnd {
             cache_key: String::new(),
         }
     }
+
+    /// What the run store keeps of it in the slot.
+    pub fn recorded(&self) -> RecordedEnd {
+        RecordedEnd { phase: self.phase, failure: self.failure.clone() }
+    }
 }
 
-/// The per-run state of the protocol; every method is one conditional write
-/// (or read), so concurrent arms and completions are safe.
+/// The answer to a claim of a node's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This caller starts the node.
+    Won,
+    /// Another caller holds a fresh claim, or the node has a job or an end already.
+    Held,
+    /// The run has ended (failed, aborted, timed out): nothing starts any more.
+    RunEnded,
+}
+
+/// The per-run state of the protocol. Every method is one conditional or
+/// idempotent write (or a read), so concurrent and repeated calls are safe: the
+/// same call made twice leaves the store as once.
 pub trait RunStore: Send + Sync {
     /// Stores `node`'s token; the slot after the write. Arming again stores the new token.
     fn arm(&self, node: &str, token: &str) -> impl Future<Output = Result<NodeSlot, PortError>> + Send;
-    /// One upstream node of `node` ended (`failed`: failed or was skipped); the slot after the write.
-    fn upstream_ended(&self, node: &str, failed: bool) -> impl Future<Output = Result<NodeSlot, PortError>> + Send;
+    /// `upstream` (an upstream node of `node`) ended (`failed`: failed or was
+    /// skipped); the slot after the write. Each edge counts once, however often told.
+    fn upstream_ended(
+        &self,
+        node: &str,
+        upstream: &str,
+        failed: bool,
+    ) -> impl Future<Output = Result<NodeSlot, PortError>> + Send;
     /// The slot as it is.
     fn slot(&self, node: &str) -> impl Future<Output = Result<NodeSlot, PortError>> + Send;
-    /// Claims the start of `node`: `true` for exactly one caller, ever.
-    fn claim(&self, node: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
-    /// Records how `node` ended: `true` the first time, `false` when it had ended already.
-    fn end(&self, node: &str, end: &NodeEnd) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Claims the start of `node` at `now` (epoch ms). `Won` while the run is
+    /// RUNNING, the node has neither a job nor an end, and it is unclaimed or its
+    /// claim was made before `stale_before`; the run's phase is checked in the same
+    /// atomic write.
+    fn claim(&self, node: &str, now: u64, stale_before: u64) -> impl Future<Output = Result<Claim, PortError>> + Send;
+    /// Records the job a claimed start submitted; a job recorded before is kept.
+    fn started(&self, node: &str, job: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Records how `node` ended unless it had ended already; the slot after,
+    /// holding the end that was recorded first.
+    fn end(&self, node: &str, end: &NodeEnd) -> impl Future<Output = Result<NodeSlot, PortError>> + Send;
+    /// Everything `node`'s end implies is done.
+    fn settled(&self, node: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// A node failed while the run lets independent nodes finish: the run will end FAILED.
+    fn node_failed(&self, node: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Ends a RUNNING run FAILED with `failure`; a run that has ended is left as it is.
+    fn fail_run(&self, failure: &NodeFailure) -> impl Future<Output = Result<(), PortError>> + Send;
     /// The run's inputs and the outputs of its ended nodes.
     fn values(&self) -> impl Future<Output = Result<RunValues, PortError>> + Send;
 }
@@ -178,6 +242,9 @@ pub struct Steps<'a, S, C, B, J, T> {
     pub tokens: &'a T,
     /// Run every task and replace its cache entry (`overwrite_cache` at launch).
     pub overwrite_cache: bool,
+    /// The invocation's clock (epoch ms), read once at the edge: claims are
+    /// stamped with it and leases measured against it (tests drive it by hand).
+    pub now_ms: u64,
 }
 
 impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, C, B, J, T> {
@@ -202,14 +269,12 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         policy == FailurePolicy::FailImmediately as i32
     }
 
-    /// A node's state armed it with `token`: starts it if its upstream nodes have all ended.
+    /// A node's state armed it with `token`: starts it if its upstream nodes have
+    /// all ended, or finishes what its end left undone.
     pub async fn arm(&self, node: &str, token: &str) -> Result<(), PortError> {
         self.node(node)?;
         let slot = self.store.arm(node, token).await?;
-        if slot.pending == 0 {
-            self.start_ready(vec![(node.to_string(), slot)]).await?;
-        }
-        Ok(())
+        self.converge(vec![(node.to_string(), slot)]).await
     }
 
     /// A node's job ended with its outputs or its failure (after Batch's retries).
@@ -219,6 +284,12 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
 
     /// A node's job ended, with its attempts and log location.
     pub async fn job_reported(&self, node: &str, report: JobReport) -> Result<(), PortError> {
+        self.node(node)?;
+        let slot = self.store.slot(node).await?;
+        if slot.end.is_some() {
+            // Delivered again: the end stands; finish what it left undone.
+            return self.converge(vec![(node.to_string(), slot)]).await;
+        }
         let mut end = match report.result {
             Ok(outputs) => NodeEnd::ok(NodePhase::Succeeded, outputs),
             Err(failure) => NodeEnd::failed(failure),
@@ -234,8 +305,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
             }
         }
         (end.attempts, end.log_uri) = (report.attempts, report.log_uri);
-        let slot = NodeSlot { token: None, ..Default::default() };
-        self.finish(vec![(node.to_string(), slot, end)]).await
+        self.record_end(node, &end).await
     }
 
     /// Every item of a map node ended (after Batch's retries of each).
@@ -246,6 +316,11 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         attempts: u32,
         log_uri: String,
     ) -> Result<(), PortError> {
+        self.node(node)?;
+        let slot = self.store.slot(node).await?;
+        if slot.end.is_some() {
+            return self.converge(vec![(node.to_string(), slot)]).await;
+        }
         let values = self.store.values().await?;
         let mut end = match self.invocation(node, &values) {
             Ok(Some(Invocation::Map(task, map_node, inputs))) => {
@@ -265,8 +340,13 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
             Err(failure) => NodeEnd::failed(failure),
         };
         (end.attempts, end.log_uri) = (attempts, log_uri);
-        let slot = NodeSlot { token: None, ..Default::default() };
-        self.finish(vec![(node.to_string(), slot, end)]).await
+        self.record_end(node, &end).await
+    }
+
+    /// Records `node`'s end (the first recorded end wins) and settles it.
+    async fn record_end(&self, node: &str, end: &NodeEnd) -> Result<(), PortError> {
+        let slot = self.store.end(node, end).await?;
+        self.converge(vec![(node.to_string(), slot)]).await
     }
 
     /// What a node runs (a branch: its chosen case), or why it cannot run;
@@ -314,24 +394,60 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         }
     }
 
-    /// Starts every ready node in the list, and those that their ends make ready,
-    /// without recursion: a chain of cache hits is a loop, not a deep stack.
-    async fn start_ready(&self, mut ready: Vec<(String, NodeSlot)>) -> Result<(), PortError> {
-        while let Some((id, slot)) = ready.pop() {
-            if slot.token.is_none() || !self.store.claim(&id).await? {
+    /// Brings every node in the list, and those their ends make ready, to where
+    /// the store says it should be: an ended node is settled, a ready one started.
+    /// A loop, not recursion: a chain of cache hits is not a deep stack.
+    async fn converge(&self, nodes: Vec<(String, NodeSlot)>) -> Result<(), PortError> {
+        let mut todo: Vec<Todo> = nodes.into_iter().map(|(id, slot)| Todo::Node(id, slot)).collect();
+        while let Some(next) = todo.pop() {
+            let (id, slot) = match next {
+                Todo::Node(id, slot) => (id, slot),
+                Todo::MarkSettled(id) => {
+                    self.store.settled(&id).await?;
+                    continue;
+                }
+            };
+            if slot.settled {
                 continue;
             }
-            let end = if slot.skip { Some(NodeEnd::skipped()) } else { self.start(&id).await? };
-            if let Some(end) = end {
-                self.finish_one(&id, &slot, end, &mut ready).await?;
+            if slot.end.is_some() {
+                self.settle(&id, &slot, &mut todo).await?;
+                continue;
+            }
+            if slot.pending > 0 || slot.token.is_none() || slot.job.is_some() {
+                continue; // not ready yet, or its job runs and its end will come
+            }
+            let stale_before = self.now_ms.saturating_sub(CLAIM_LEASE_MS);
+            match self.store.claim(&id, self.now_ms, stale_before).await? {
+                Claim::RunEnded => continue,
+                Claim::Held => {
+                    // A fresh claim without a job: its holder is starting it, or died
+                    // doing so. Come back later: after the lease the node is ours.
+                    let slot = self.store.slot(&id).await?;
+                    if slot.end.is_none() && slot.job.is_none() && slot.claimed_at.is_some() {
+                        return Err(PortError::Transient(format!(
+                            "node {id} is being started by another call (claimed at {} ms); \
+                             retry after its lease of {CLAIM_LEASE_MS} ms",
+                            slot.claimed_at.unwrap_or_default()
+                        )));
+                    }
+                    todo.push(Todo::Node(id, slot));
+                }
+                Claim::Won => {
+                    let started = if slot.skip { Started::Ended(NodeEnd::skipped()) } else { self.start(&id).await? };
+                    match started {
+                        Started::Ended(end) => todo.push(Todo::Node(id.clone(), self.store.end(&id, &end).await?)),
+                        Started::Job(job) => self.store.started(&id, &job).await?,
+                    }
+                }
             }
         }
         Ok(())
     }
 
-    /// Starts one claimed node: `Some` when it ended at once (a cache hit, a
-    /// failure to start), `None` when its job runs.
-    async fn start(&self, id: &str) -> Result<Option<NodeEnd>, PortError> {
+    /// Starts one claimed node: it ended at once (a cache hit, a failure to
+    /// start), or its job runs.
+    async fn start(&self, id: &str) -> Result<Started, PortError> {
         let values = self.store.values().await?;
         match self.invocation(id, &values) {
             Ok(Some(Invocation::Task(task, inputs))) => {
@@ -340,10 +456,9 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 {
                     let mut end = NodeEnd::ok(NodePhase::Cached, outputs);
                     end.cache_key = key;
-                    return Ok(Some(end));
+                    return Ok(Started::Ended(end));
                 }
-                self.jobs.submit(id, task, &inputs).await?;
-                Ok(None)
+                Ok(Started::Job(self.jobs.submit(id, task, &inputs).await?))
             }
             Ok(Some(Invocation::Map(task, map_node, items))) => {
                 // Every item a verified hit (or no item at all): no job starts.
@@ -354,25 +469,23 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                     hits.push(node::ItemResult::Succeeded(outputs));
                 }
                 if hits.len() < items.len() {
-                    self.jobs.submit_map(id, task, &items).await?;
-                    return Ok(None);
+                    return Ok(Started::Job(self.jobs.submit_map(id, task, &items).await?));
                 }
                 let phase = if items.is_empty() { NodePhase::Succeeded } else { NodePhase::Cached };
-                Ok(Some(match node::map_outcome(&hits, &output_names(task), map_node.min_success_ratio) {
+                Ok(Started::Ended(match node::map_outcome(&hits, &output_names(task), map_node.min_success_ratio) {
                     Ok(outputs) => NodeEnd::ok(phase, outputs),
                     Err(failure) => NodeEnd::failed(failure),
                 }))
             }
             Ok(Some(Invocation::Workflow(sub, inputs))) => {
                 // A child run of the subworkflow's own state machine; its end completes this node.
-                self.jobs.start_subworkflow(id, sub, &inputs, self.overwrite_cache).await?;
-                Ok(None)
+                Ok(Started::Job(self.jobs.start_subworkflow(id, sub, &inputs, self.overwrite_cache).await?))
             }
             Ok(None) => {
                 let message = format!("node {id} runs nothing (no task, map or subworkflow)");
-                Ok(Some(NodeEnd::failed(NodeFailure::new(FailureCode::BadJob, message))))
+                Ok(Started::Ended(NodeEnd::failed(NodeFailure::new(FailureCode::BadJob, message))))
             }
-            Err(failure) => Ok(Some(NodeEnd::failed(failure))),
+            Err(failure) => Ok(Started::Ended(NodeEnd::failed(failure))),
         }
     }
 
@@ -387,49 +500,60 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         }
     }
 
-    async fn finish(&self, ended: Vec<(String, NodeSlot, NodeEnd)>) -> Result<(), PortError> {
-        let mut ready = Vec::new();
-        for (id, slot, end) in ended {
-            self.finish_one(&id, &slot, end, &mut ready).await?;
-        }
-        self.start_ready(ready).await
-    }
-
-    /// Records one node's end (once), answers its token, and tells its downstream
-    /// nodes; those that become ready are pushed onto `ready`.
-    async fn finish_one(
-        &self,
-        id: &str,
-        slot: &NodeSlot,
-        end: NodeEnd,
-        ready: &mut Vec<(String, NodeSlot)>,
-    ) -> Result<(), PortError> {
-        if !self.store.end(id, &end).await? {
-            return Ok(()); // delivered twice: the first delivery did the rest
-        }
-        // The token: the slot's, or (for a job that ended) the one stored at arming.
-        let token = match &slot.token {
-            Some(token) => Some(token.clone()),
-            None => self.store.slot(id).await?.token,
-        };
+    /// Does what an ended node's end implies, each part idempotent so a repeat
+    /// after a crash is harmless: a failure that fails the run is recorded on the
+    /// run first (no claim can start anything after it), the token is answered,
+    /// each downstream node is told, and the node is marked settled once its
+    /// downstream nodes have been converged too (they go onto `todo` above the
+    /// mark), so a redelivered event still reaches a child whose start was lost.
+    async fn settle(&self, id: &str, slot: &NodeSlot, todo: &mut Vec<Todo>) -> Result<(), PortError> {
+        let Some(end) = &slot.end else { return Ok(()) };
         let failed = matches!(end.phase, NodePhase::Failed | NodePhase::Skipped);
-        if let Some(token) = token {
-            match (&end.failure, self.fail_immediately()) {
-                (Some(failure), true) => {
-                    // The run fails now; Step Functions cancels every waiting node.
-                    return self.tokens.fail(&token, failure).await;
-                }
-                _ => self.tokens.succeed(&token, id, end.phase).await?,
-            }
+        let fails_run = match &end.failure {
+            Some(failure) if end.phase == NodePhase::Failed && self.fail_immediately() => Some(failure),
+            _ => None,
+        };
+        match fails_run {
+            Some(failure) => self.store.fail_run(failure).await?,
+            None if end.phase == NodePhase::Failed => self.store.node_failed(id).await?,
+            None => {}
         }
-        for child in self.downstream(id) {
-            let slot = self.store.upstream_ended(&child, failed).await?;
-            if slot.pending == 0 {
-                ready.push((child, slot));
+        // Without a token nobody waits for the node (an end reported before its arm):
+        // arming it later settles it.
+        let Some(token) = &slot.token else { return Ok(()) };
+        match fails_run {
+            // The run fails now; Step Functions cancels every waiting node.
+            Some(failure) => {
+                self.tokens.fail(token, failure).await?;
+                todo.push(Todo::MarkSettled(id.to_string()));
+            }
+            None => {
+                self.tokens.succeed(token, id, end.phase).await?;
+                todo.push(Todo::MarkSettled(id.to_string()));
+                for child in self.downstream(id) {
+                    let child_slot = self.store.upstream_ended(&child, id, failed).await?;
+                    todo.push(Todo::Node(child, child_slot));
+                }
             }
         }
         Ok(())
     }
+}
+
+/// Work left in one convergence.
+enum Todo {
+    /// Bring this node to where its slot says it should be.
+    Node(String, NodeSlot),
+    /// Everything this node's end implies is done (its downstream nodes were converged).
+    MarkSettled(String),
+}
+
+/// What starting a claimed node did.
+enum Started {
+    /// It ended at once: a verified cache hit, a skip, a failure to start.
+    Ended(NodeEnd),
+    /// Its job (or child run) runs: the id to record.
+    Job(String),
 }
 
 #[cfg(test)]

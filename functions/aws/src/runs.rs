@@ -9,10 +9,12 @@ use crate::sdk_error::port_error;
 use aws_sdk_dynamodb::Client as Dynamo;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, WriteRequest};
 use std::collections::HashMap;
+use updraft_core::execution::failure::FailureCode;
+use updraft_core::execution::node::NodeFailure;
 use updraft_core::execution::node::Outputs;
-use updraft_core::execution::steps::{NodeEnd, NodeSlot, RunStore, RunValues};
+use updraft_core::execution::steps::{Claim, NodeEnd, NodeSlot, RecordedEnd, RunStore, RunValues};
 use updraft_core::ports::{CacheEntry, CacheStore, PortError};
-use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap};
+use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap, NodePhase};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -42,7 +44,12 @@ fn node_key(node: &str) -> String {
 /// An item's attributes as JSON (the API shapes them into the IDL), without keys and tokens.
 fn attributes_json(item: &Item) -> serde_json::Map<String, serde_json::Value> {
     item.iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "pk" | "task_token" | "claimed" | "gsi1pk" | "gsi1sk"))
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "pk" | "task_token" | "claimed_at" | "ended_upstream" | "settled" | "gsi1pk" | "gsi1sk"
+            )
+        })
         .map(|(k, v)| {
             let value = match v {
                 AttributeValue::S(text) => serde_json::Value::String(text.clone()),
@@ -152,7 +159,7 @@ impl DynamoRun {
                         ("pk".to_string(), s(&self.partition)),
                         ("sk".to_string(), s(node_key(node))),
                         ("node".to_string(), s(node)),
-                        ("pending_upstream".to_string(), AttributeValue::N(pending.to_string())),
+                        ("upstream_total".to_string(), AttributeValue::N(pending.to_string())),
                     ]);
                     let put = PutRequest::builder().set_item(Some(item)).build().expect("the item is set");
                     WriteRequest::builder().put_request(put).build()
@@ -224,10 +231,27 @@ impl DynamoRun {
     }
 
     fn slot_of(item: &Item) -> NodeSlot {
+        let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok());
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let flag = |name: &str| item.get(name).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+        // Each upstream node's end is one member of the set, however often it was told.
+        let ended = item.get("ended_upstream").and_then(|v| v.as_ss().ok()).map_or(0, Vec::len) as u64;
+        let end = text("node_phase").map(|phase| RecordedEnd {
+            phase: NodePhase::from_str_name(&phase).unwrap_or(NodePhase::Failed),
+            failure: text("failure_code").map(|code| {
+                let code =
+                    FailureCode::ALL.into_iter().find(|c| c.as_str() == code).unwrap_or(FailureCode::SystemError);
+                NodeFailure::new(code, text("failure_message").unwrap_or_default())
+            }),
+        });
         NodeSlot {
-            pending: item.get("pending_upstream").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
-            token: item.get("task_token").and_then(|v| v.as_s().ok()).cloned(),
-            skip: item.get("upstream_failed").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+            pending: number("upstream_total").unwrap_or(0).saturating_sub(ended) as u32,
+            token: text("task_token"),
+            skip: flag("upstream_failed"),
+            claimed_at: number("claimed_at"),
+            job: text("job_id"),
+            end,
+            settled: flag("settled"),
         }
     }
 
@@ -288,22 +312,50 @@ impl DynamoRun {
     }
 }
 
+impl DynamoRun {
+    /// An update of the execution item, on a condition; `Ok(false)` when the condition failed.
+    async fn update_execution(
+        &self,
+        expression: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool, PortError> {
+        let mut update = self
+            .dynamo
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&self.partition))
+            .key("sk", s("EXEC"))
+            .update_expression(expression)
+            .condition_expression(condition);
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(port_error("updating the execution", &e)),
+        }
+    }
+}
+
 impl RunStore for DynamoRun {
     async fn arm(&self, node: &str, token: &str) -> Result<NodeSlot, PortError> {
         self.update(node, "SET task_token = :token", vec![(":token", s(token))]).await
     }
 
-    async fn upstream_ended(&self, node: &str, failed: bool) -> Result<NodeSlot, PortError> {
-        let minus_one = (":one", AttributeValue::N("-1".into()));
+    async fn upstream_ended(&self, node: &str, upstream: &str, failed: bool) -> Result<NodeSlot, PortError> {
+        // A set, not a counter: telling the same edge twice (a replayed end) counts once.
+        let edge = (":edge", AttributeValue::Ss(vec![upstream.to_string()]));
         if failed {
             self.update(
                 node,
-                "ADD pending_upstream :one SET upstream_failed = :yes",
-                vec![minus_one, (":yes", AttributeValue::Bool(true))],
+                "ADD ended_upstream :edge SET upstream_failed = :yes",
+                vec![edge, (":yes", AttributeValue::Bool(true))],
             )
             .await
         } else {
-            self.update(node, "ADD pending_upstream :one", vec![minus_one]).await
+            self.update(node, "ADD ended_upstream :edge", vec![edge]).await
         }
     }
 
@@ -321,13 +373,57 @@ impl RunStore for DynamoRun {
         Ok(answer.item.as_ref().map(Self::slot_of).unwrap_or_default())
     }
 
-    async fn claim(&self, node: &str) -> Result<bool, PortError> {
-        let values = vec![(":yes", AttributeValue::Bool(true)), (":at", s(chrono::Utc::now().to_rfc3339()))];
-        let condition = "attribute_exists(pk) AND attribute_not_exists(claimed)";
-        self.conditional(node, "SET claimed = :yes, started_at = :at", condition, values).await
+    async fn claim(&self, node: &str, now: u64, stale_before: u64) -> Result<Claim, PortError> {
+        use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
+        // The run's phase and the node's claim in one atomic write: once a run has
+        // ended, no claim can start anything.
+        let running = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(&self.partition))
+            .key("sk", s("EXEC"))
+            .condition_expression("run_phase = :running")
+            .expression_attribute_values(":running", s("RUNNING"))
+            .build()
+            .map_err(|e| PortError::Permanent(format!("building a claim: {e}")))?;
+        let claim = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(&self.partition))
+            .key("sk", s(node_key(node)))
+            .update_expression("SET claimed_at = :now, started_at = :at")
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(node_phase) AND attribute_not_exists(job_id) \
+                 AND (attribute_not_exists(claimed_at) OR claimed_at < :stale)",
+            )
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":stale", AttributeValue::N(stale_before.to_string()))
+            .expression_attribute_values(":at", s(chrono::Utc::now().to_rfc3339()))
+            .build()
+            .map_err(|e| PortError::Permanent(format!("building a claim: {e}")))?;
+        let written = self
+            .dynamo
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(running).build())
+            .transact_items(TransactWriteItem::builder().update(claim).build())
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(Claim::Won),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => {
+                // Which condition failed: the run's phase tells.
+                let phase =
+                    self.execution_item().await?.and_then(|i| i.get("run_phase").and_then(|v| v.as_s().ok()).cloned());
+                Ok(if phase.as_deref() == Some("RUNNING") { Claim::Held } else { Claim::RunEnded })
+            }
+            Err(e) => Err(port_error("claiming a node", &e)),
+        }
     }
 
-    async fn end(&self, node: &str, end: &NodeEnd) -> Result<bool, PortError> {
+    async fn started(&self, node: &str, job: &str) -> Result<(), PortError> {
+        let condition = "attribute_exists(pk) AND attribute_not_exists(job_id)";
+        self.conditional(node, "SET job_id = :job", condition, vec![(":job", s(job))]).await.map(|_| ())
+    }
+
+    async fn end(&self, node: &str, end: &NodeEnd) -> Result<NodeSlot, PortError> {
         let phase = end.phase.as_str_name().to_string();
         let mut values = vec![
             (":phase", s(phase)),
@@ -350,7 +446,45 @@ impl RunStore for DynamoRun {
             values.push((":code", s(failure.code.as_str())));
             values.push((":message", s(&failure.message)));
         }
-        self.conditional(node, &expression, "attribute_exists(pk) AND attribute_not_exists(node_phase)", values).await
+        let condition = "attribute_exists(pk) AND attribute_not_exists(node_phase)";
+        let recorded = self
+            .node_update(node, &expression, values)
+            .condition_expression(condition)
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match recorded {
+            Ok(answer) => Ok(answer.attributes.as_ref().map(Self::slot_of).unwrap_or_default()),
+            // Ended before: the first end stands.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                self.slot(node).await
+            }
+            Err(e) => Err(port_error("recording a node's end", &e)),
+        }
+    }
+
+    async fn settled(&self, node: &str) -> Result<(), PortError> {
+        self.update(node, "SET settled = :yes", vec![(":yes", AttributeValue::Bool(true))]).await.map(|_| ())
+    }
+
+    async fn node_failed(&self, node: &str) -> Result<(), PortError> {
+        // Finish reads this: a run with a failed node ends FAILED (finish_independent).
+        let expression = "SET failed_node = if_not_exists(failed_node, :node)";
+        self.update_execution(expression, "attribute_exists(pk)", vec![(":node", s(node))]).await.map(|_| ())
+    }
+
+    async fn fail_run(&self, failure: &NodeFailure) -> Result<(), PortError> {
+        // The same `run_error` as the state machine's Record failure writes.
+        let error = serde_json::json!({"Error": failure.code.as_str(), "Cause": failure.message}).to_string();
+        let values = vec![
+            (":failed", s("FAILED")),
+            (":running", s("RUNNING")),
+            (":at", s(chrono::Utc::now().to_rfc3339())),
+            (":error", s(error)),
+        ];
+        let expression = "SET run_phase = :failed, ended_at = :at, run_error = :error";
+        // A run that has ended already keeps its phase.
+        self.update_execution(expression, "run_phase = :running", values).await.map(|_| ())
     }
 
     async fn values(&self) -> Result<RunValues, PortError> {

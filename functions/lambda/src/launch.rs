@@ -126,16 +126,53 @@ impl AwsRuns {
             template.nodes.iter().map(|n| (n.id.clone(), n.upstream_node_ids.len() as u32)).collect();
         let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
         run.create(&Launch { workflow: &id, inputs, upstream_counts: &counts, overwrite_cache }).await?;
-        let machine = format!("{}{}", self.state_machine_arn_prefix, state_machine_name(&self.name_prefix, &id));
-        self.sfn
+        self.start_execution(&id, execution, input).await
+    }
+
+    /// [`start`](AwsRuns::start) for a run that may have been started before by a
+    /// call that died between its two writes (a subworkflow's child run, started
+    /// again by a redelivered event): the record written before is kept, and the
+    /// execution is started unless it exists. Idempotent.
+    pub async fn ensure_started(
+        &self,
+        execution: &ExecutionId,
+        workflow: &CompiledWorkflow,
+        inputs: &Outputs,
+        overwrite_cache: bool,
+        input: &Value,
+    ) -> Result<(), PortError> {
+        match self.start(execution, workflow, inputs, overwrite_cache, input).await {
+            Err(PortError::Conflict(_)) => {
+                let id = workflow.template.as_ref().and_then(|t| t.id.clone()).unwrap_or_default();
+                self.start_execution(&id, execution, input).await
+            }
+            started => started,
+        }
+    }
+
+    /// Starts the state machine of `workflow` as `execution`. Step Functions
+    /// answers a running execution of that name and input with itself; one that
+    /// has ended (`ExecutionAlreadyExists`) was started before, which is all we want.
+    async fn start_execution(
+        &self,
+        workflow: &Identifier,
+        execution: &ExecutionId,
+        input: &Value,
+    ) -> Result<(), PortError> {
+        let machine = format!("{}{}", self.state_machine_arn_prefix, state_machine_name(&self.name_prefix, workflow));
+        match self
+            .sfn
             .start_execution()
             .state_machine_arn(&machine)
             .name(&execution.name)
             .input(input.to_string())
             .send()
             .await
-            .map_err(|e| port_error(&format!("starting {machine}"), &e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_execution_already_exists()) => Ok(()),
+            Err(e) => Err(port_error(&format!("starting {machine}"), &e)),
+        }
     }
 }
 

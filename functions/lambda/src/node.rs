@@ -294,11 +294,9 @@ impl Jobs for BatchJobs<'_> {
             "project": e.project, "domain": e.domain, "execution": e.name, "node": node,
             "workflow": self.run.workflow.name, "version": self.run.workflow.version,
         }});
-        match self.runs.start(&child, workflow, inputs, overwrite_cache, &parent).await {
-            // Started before (a retried call): the same child run.
-            Ok(()) | Err(PortError::Conflict(_)) => Ok(child.name),
-            Err(e) => Err(e),
-        }
+        // A repeated start (a redelivered event) finds the record and starts what is missing.
+        self.runs.ensure_started(&child, workflow, inputs, overwrite_cache, &parent).await?;
+        Ok(child.name)
     }
 
     async fn submit_map(&self, node: &str, task: &TaskTemplate, items: &[Outputs]) -> Result<String, PortError> {
@@ -464,17 +462,46 @@ async fn job_failure(
     NodeFailure::new(code, format!("{exit}{reason}{logs}"))
 }
 
+/// Why an event could not be handled, as Step Functions' `Retry` and Lambda's
+/// async retries see it: the error type tells whether a retry can help.
+#[derive(Debug)]
+pub enum NodeError {
+    /// Throttling, a 5xx, a start held by another call: `Updraft.Transient`, retried.
+    Transient(String),
+    /// Retrying cannot help (a malformed event, an unregistered workflow): `Updraft.Error`.
+    Permanent(String),
+}
+
+/// The error type the state machines' `Retry` names (`core::state_machine`).
+pub const TRANSIENT_ERROR: &str = "Updraft.Transient";
+
+impl From<PortError> for NodeError {
+    fn from(e: PortError) -> NodeError {
+        if e.is_retryable() { NodeError::Transient(e.to_string()) } else { NodeError::Permanent(e.to_string()) }
+    }
+}
+
+impl From<NodeError> for lambda_runtime::Diagnostic {
+    fn from(e: NodeError) -> lambda_runtime::Diagnostic {
+        let (error_type, error_message) = match e {
+            NodeError::Transient(message) => (TRANSIENT_ERROR, message),
+            NodeError::Permanent(message) => ("Updraft.Error", message),
+        };
+        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message }
+    }
+}
+
 /// Handles one event; the result is what Step Functions' `lambda:invoke` sees.
-pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> Result<Value, String> {
-    let event = parse_event(event)?;
+pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> Result<Value, NodeError> {
+    let event = parse_event(event).map_err(NodeError::Permanent)?;
     let run = match &event {
         NodeEvent::Arm { run, .. } | NodeEvent::JobEnded { run, .. } | NodeEvent::ChildEnded { run, .. } => run.clone(),
         NodeEvent::Ignored(why) => return Ok(json!({"ignored": why})),
     };
     let store = DynamoRun::new(services.dynamo.clone(), &services.config.table, &run.execution);
-    let Some(Entity::Workflow(workflow)) = services.registry.get(&run.workflow).await.map_err(|e| e.to_string())?
-    else {
-        return Err(format!("workflow {} version {} is not registered", run.workflow.name, run.workflow.version));
+    let Some(Entity::Workflow(workflow)) = services.registry.get(&run.workflow).await? else {
+        let missing = format!("workflow {} version {} is not registered", run.workflow.name, run.workflow.version);
+        return Err(NodeError::Permanent(missing));
     };
     let cache = DynamoCache::new(services.dynamo.clone(), &services.config.table);
     let jobs = BatchJobs {
@@ -486,7 +513,7 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
     };
     let tokens = SfnTokens { sfn: &services.sfn };
     let blobs = S3Blobs { s3: &services.s3 };
-    let overwrite_cache = store.overwrite_cache().await.map_err(|e| e.to_string())?;
+    let overwrite_cache = store.overwrite_cache().await?;
     let steps = Steps {
         workflow: &workflow,
         store: &store,
@@ -495,9 +522,10 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
         jobs: &jobs,
         tokens: &tokens,
         overwrite_cache,
+        now_ms: chrono::Utc::now().timestamp_millis().max(0) as u64,
     };
     match event {
-        NodeEvent::Arm { node, token, .. } => steps.arm(&node, &token).await.map_err(|e| e.to_string())?,
+        NodeEvent::Arm { node, token, .. } => steps.arm(&node, &token).await?,
         NodeEvent::Ignored(_) => {}
         NodeEvent::ChildEnded { node, child, succeeded, error, .. } => {
             let result = if succeeded {
@@ -512,7 +540,7 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
                 ))
             };
             let report = JobReport { result, attempts: 0, log_uri: String::new() };
-            steps.job_reported(&node, report).await.map_err(|e| e.to_string())?;
+            steps.job_reported(&node, report).await?;
         }
         NodeEvent::JobEnded { node, items: Some(items), .. } => {
             let prefix = items_prefix(&services.config.bucket, &run, &node);
@@ -526,7 +554,7 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
                     }
                 });
             }
-            steps.map_reported(&node, results, 1, String::new()).await.map_err(|e| e.to_string())?;
+            steps.map_reported(&node, results, 1, String::new()).await?;
         }
         NodeEvent::JobEnded { node, succeeded, exit_code, reason, log_stream, attempts, .. } => {
             let prefix = node_prefix(&services.config.bucket, &run, &node);
@@ -541,7 +569,7 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
                 format!("cloudwatch:{}:{log_stream}", services.config.job_log_group)
             };
             let report = JobReport { result, attempts, log_uri };
-            steps.job_reported(&node, report).await.map_err(|e| e.to_string())?;
+            steps.job_reported(&node, report).await?;
         }
     }
     Ok(json!({"execution": run.execution.name}))

@@ -9,31 +9,81 @@ use crate::ports::StoredBlob;
 use crate::ports::memory::{MemoryCache, block_on};
 use crate::proto::core::literal::Value as LV;
 use crate::spec::Format;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Crashes a simulated invocation: after `crash_after` writes (store writes,
+/// job submissions, token answers), that write and every call after it fail,
+/// until `heal` (the next delivery is a new invocation). One crash per run.
+#[derive(Default)]
+struct Faults {
+    crash_after: Mutex<Option<usize>>,
+    writes: AtomicUsize,
+    crashed: AtomicBool,
+}
+
+impl Faults {
+    fn crashing_after(writes: Option<usize>) -> Arc<Faults> {
+        Arc::new(Faults { crash_after: Mutex::new(writes), ..Default::default() })
+    }
+
+    fn crash() -> PortError {
+        PortError::Transient("injected crash".into())
+    }
+
+    fn read(&self) -> Result<(), PortError> {
+        if self.crashed.load(Ordering::SeqCst) { Err(Faults::crash()) } else { Ok(()) }
+    }
+
+    fn write(&self) -> Result<(), PortError> {
+        self.read()?;
+        let done = self.writes.fetch_add(1, Ordering::SeqCst);
+        let mut crash_after = self.crash_after.lock().unwrap();
+        if crash_after.is_some_and(|limit| done >= limit) {
+            *crash_after = None;
+            self.crashed.store(true, Ordering::SeqCst);
+            return Err(Faults::crash());
+        }
+        Ok(())
+    }
+
+    fn heal(&self) {
+        self.crashed.store(false, Ordering::SeqCst);
+    }
+}
 
 #[derive(Default)]
 struct Slots {
     slots: HashMap<String, NodeSlot>,
-    claimed: HashSet<String>,
+    ended_edges: HashSet<(String, String)>,
+    upstream: HashMap<String, u32>,
     ended: BTreeMap<String, NodeEnd>,
+    run_failed: Option<FailureCode>,
+    failed_nodes: HashSet<String>,
 }
 
 /// A run store that keeps its contract with one lock, as DynamoDB's conditional writes do.
 struct MemoryRun {
     state: Mutex<Slots>,
     inputs: Outputs,
+    faults: Arc<Faults>,
 }
 
 impl MemoryRun {
     fn new(workflow: &CompiledWorkflow, inputs: Outputs) -> MemoryRun {
+        MemoryRun::with_faults(workflow, inputs, Arc::default())
+    }
+
+    fn with_faults(workflow: &CompiledWorkflow, inputs: Outputs, faults: Arc<Faults>) -> MemoryRun {
         let mut state = Slots::default();
         for node in &workflow.template.as_ref().unwrap().nodes {
             let slot = NodeSlot { pending: node.upstream_node_ids.len() as u32, ..Default::default() };
             state.slots.insert(node.id.clone(), slot);
+            state.upstream.insert(node.id.clone(), node.upstream_node_ids.len() as u32);
         }
-        MemoryRun { state: Mutex::new(state), inputs }
+        MemoryRun { state: Mutex::new(state), inputs, faults }
     }
 
     fn phases(&self) -> BTreeMap<String, NodePhase> {
@@ -43,33 +93,72 @@ impl MemoryRun {
 
 impl RunStore for MemoryRun {
     async fn arm(&self, node: &str, token: &str) -> Result<NodeSlot, PortError> {
+        self.faults.write()?;
         let mut state = self.state.lock().unwrap();
         let slot = state.slots.get_mut(node).unwrap();
         slot.token = Some(token.into());
         Ok(slot.clone())
     }
-    async fn upstream_ended(&self, node: &str, failed: bool) -> Result<NodeSlot, PortError> {
+    async fn upstream_ended(&self, node: &str, upstream: &str, failed: bool) -> Result<NodeSlot, PortError> {
+        self.faults.write()?;
         let mut state = self.state.lock().unwrap();
-        let slot = state.slots.get_mut(node).unwrap();
-        slot.pending -= 1;
-        slot.skip |= failed;
-        Ok(slot.clone())
+        if state.ended_edges.insert((upstream.to_string(), node.to_string())) {
+            let slot = state.slots.get_mut(node).unwrap();
+            slot.pending -= 1;
+            slot.skip |= failed;
+        }
+        Ok(state.slots[node].clone())
     }
     async fn slot(&self, node: &str) -> Result<NodeSlot, PortError> {
+        self.faults.read()?;
         Ok(self.state.lock().unwrap().slots[node].clone())
     }
-    async fn claim(&self, node: &str) -> Result<bool, PortError> {
-        Ok(self.state.lock().unwrap().claimed.insert(node.to_string()))
-    }
-    async fn end(&self, node: &str, end: &NodeEnd) -> Result<bool, PortError> {
+    async fn claim(&self, node: &str, now: u64, stale_before: u64) -> Result<Claim, PortError> {
+        self.faults.write()?;
         let mut state = self.state.lock().unwrap();
-        if state.ended.contains_key(node) {
-            return Ok(false);
+        if state.run_failed.is_some() {
+            return Ok(Claim::RunEnded);
         }
-        state.ended.insert(node.to_string(), end.clone());
-        Ok(true)
+        let slot = state.slots.get_mut(node).unwrap();
+        if slot.end.is_some() || slot.job.is_some() || slot.claimed_at.is_some_and(|at| at >= stale_before) {
+            return Ok(Claim::Held);
+        }
+        slot.claimed_at = Some(now);
+        Ok(Claim::Won)
+    }
+    async fn started(&self, node: &str, job: &str) -> Result<(), PortError> {
+        self.faults.write()?;
+        let mut state = self.state.lock().unwrap();
+        let slot = state.slots.get_mut(node).unwrap();
+        slot.job.get_or_insert_with(|| job.to_string());
+        Ok(())
+    }
+    async fn end(&self, node: &str, end: &NodeEnd) -> Result<NodeSlot, PortError> {
+        self.faults.write()?;
+        let mut state = self.state.lock().unwrap();
+        if !state.ended.contains_key(node) {
+            state.ended.insert(node.to_string(), end.clone());
+            state.slots.get_mut(node).unwrap().end = Some(end.recorded());
+        }
+        Ok(state.slots[node].clone())
+    }
+    async fn settled(&self, node: &str) -> Result<(), PortError> {
+        self.faults.write()?;
+        self.state.lock().unwrap().slots.get_mut(node).unwrap().settled = true;
+        Ok(())
+    }
+    async fn node_failed(&self, node: &str) -> Result<(), PortError> {
+        self.faults.write()?;
+        self.state.lock().unwrap().failed_nodes.insert(node.to_string());
+        Ok(())
+    }
+    async fn fail_run(&self, failure: &NodeFailure) -> Result<(), PortError> {
+        self.faults.write()?;
+        self.state.lock().unwrap().run_failed.get_or_insert(failure.code);
+        Ok(())
     }
     async fn values(&self) -> Result<RunValues, PortError> {
+        self.faults.read()?;
         let state = self.state.lock().unwrap();
         let outputs = state.ended.iter().map(|(k, v)| (k.clone(), v.outputs.clone())).collect();
         Ok(RunValues { inputs: self.inputs.clone(), outputs })
@@ -81,15 +170,18 @@ impl RunStore for MemoryRun {
 struct RecordedJobs {
     submitted: Mutex<Vec<(String, Outputs)>>,
     maps: Mutex<Vec<(String, Vec<Outputs>)>>,
+    faults: Arc<Faults>,
 }
 
 impl Jobs for RecordedJobs {
     async fn submit(&self, node: &str, _task: &TaskTemplate, inputs: &Outputs) -> Result<String, PortError> {
+        self.faults.write()?;
         let mut submitted = self.submitted.lock().unwrap();
         submitted.push((node.to_string(), inputs.clone()));
         Ok(format!("job-{}", submitted.len()))
     }
     async fn submit_map(&self, node: &str, _task: &TaskTemplate, items: &[Outputs]) -> Result<String, PortError> {
+        self.faults.write()?;
         self.maps.lock().unwrap().push((node.to_string(), items.to_vec()));
         Ok(format!("map-{node}"))
     }
@@ -100,6 +192,7 @@ impl Jobs for RecordedJobs {
         inputs: &Outputs,
         _: bool,
     ) -> Result<String, PortError> {
+        self.faults.write()?;
         self.submitted.lock().unwrap().push((node.to_string(), inputs.clone()));
         Ok(format!("child-{node}"))
     }
@@ -109,14 +202,17 @@ impl Jobs for RecordedJobs {
 #[derive(Default)]
 struct RecordedTokens {
     answers: Mutex<Vec<(String, Result<NodePhase, FailureCode>)>>,
+    faults: Arc<Faults>,
 }
 
 impl Tokens for RecordedTokens {
     async fn succeed(&self, token: &str, _node: &str, phase: NodePhase) -> Result<(), PortError> {
+        self.faults.write()?;
         self.answers.lock().unwrap().push((token.into(), Ok(phase)));
         Ok(())
     }
     async fn fail(&self, token: &str, failure: &NodeFailure) -> Result<(), PortError> {
+        self.faults.write()?;
         self.answers.lock().unwrap().push((token.into(), Err(failure.code)));
         Ok(())
     }
@@ -151,20 +247,82 @@ fn workflow(nodes: &str, policy: &str) -> CompiledWorkflow {
 }
 
 /// What happened in one simulated run.
+#[derive(Debug)]
 struct Run {
     starts: BTreeMap<String, u64>,
     ends: BTreeMap<String, u64>,
     phases: BTreeMap<String, NodePhase>,
     jobs: usize,
     answers: Vec<(String, Result<NodePhase, FailureCode>)>,
+    /// Each ended node's outputs, as later nodes read them.
+    outputs: BTreeMap<String, Outputs>,
+    /// Nodes whose end's effects were all done.
+    settled: BTreeSet<String>,
+    run_failed: Option<FailureCode>,
+    failed_nodes: HashSet<String>,
+    /// Store writes, submissions and answers made, crashed calls included.
+    writes: usize,
+    /// Deliveries that failed and were made again.
+    redeliveries: usize,
+}
+
+/// One event the node function receives.
+enum Event {
+    Arm(String),
+    JobEnded(String, Result<Outputs, NodeFailure>),
 }
 
 /// Runs `workflow` with each node's job taking `durations[node]` time units.
 fn simulate(workflow: &CompiledWorkflow, durations: &[(&str, u64)], cache: &MemoryCache, blobs: &Blobs) -> Run {
+    simulate_faults(workflow, durations, cache, blobs, None)
+}
+
+/// [`simulate`], with the invocation that makes write number `crash_after` (from
+/// 0) dying there. A delivery that fails is made again a minute later, as Step
+/// Functions' `Retry` and Lambda's async retries do, at most 8 times.
+fn simulate_faults(
+    workflow: &CompiledWorkflow,
+    durations: &[(&str, u64)],
+    cache: &MemoryCache,
+    blobs: &Blobs,
+    crash_after: Option<usize>,
+) -> Run {
     let durations: HashMap<&str, u64> = durations.iter().copied().collect();
-    let run = MemoryRun::new(workflow, [("x".to_string(), literal::integer(1))].into());
-    let (jobs, tokens) = (RecordedJobs::default(), RecordedTokens::default());
-    let steps = Steps { workflow, store: &run, cache, blobs, jobs: &jobs, tokens: &tokens, overwrite_cache: false };
+    let faults = Faults::crashing_after(crash_after);
+    let run = MemoryRun::with_faults(workflow, [("x".to_string(), literal::integer(1))].into(), faults.clone());
+    let jobs = RecordedJobs { faults: faults.clone(), ..Default::default() };
+    let tokens = RecordedTokens { faults: faults.clone(), ..Default::default() };
+    // Simulated time units are seconds; redeliveries push the clock on by a minute.
+    let mut retry_offset_ms = 0;
+    let mut redeliveries = 0;
+    let mut deliver = |now: u64, event: &Event| {
+        for _ in 0..8 {
+            let steps = Steps {
+                workflow,
+                store: &run,
+                cache,
+                blobs,
+                jobs: &jobs,
+                tokens: &tokens,
+                overwrite_cache: false,
+                now_ms: now * 1000 + retry_offset_ms,
+            };
+            let delivered = match event {
+                Event::Arm(node) => block_on(steps.arm(node, &format!("token-{node}"))),
+                Event::JobEnded(node, result) => block_on(steps.job_ended(node, result.clone())),
+            };
+            match delivered {
+                Ok(()) => return,
+                Err(e) => {
+                    assert!(e.is_retryable(), "only transient failures in these runs: {e}");
+                    faults.heal();
+                    redeliveries += 1;
+                    retry_offset_ms += 60_000;
+                }
+            }
+        }
+        panic!("an event failed 8 deliveries (crash after write {crash_after:?})");
+    };
     let mut starts = BTreeMap::new();
     let mut ends = BTreeMap::new();
     // In flight: (end time, node, result).
@@ -191,19 +349,33 @@ fn simulate(workflow: &CompiledWorkflow, durations: &[(&str, u64)], cache: &Memo
     let mut ids: Vec<String> = workflow.template.as_ref().unwrap().nodes.iter().map(|n| n.id.clone()).collect();
     ids.reverse(); // Step Functions arms branches in no particular order
     for id in &ids {
-        block_on(steps.arm(id, &format!("token-{id}"))).unwrap();
+        deliver(now, &Event::Arm(id.clone()));
+        note_new_jobs(now, &mut running, &mut starts);
     }
-    note_new_jobs(now, &mut running, &mut starts);
     while !running.is_empty() {
         running.sort_by_key(|(end, node, _)| (std::cmp::Reverse(*end), std::cmp::Reverse(node.clone())));
         let (end, node, result) = running.pop().unwrap();
         now = end;
         ends.insert(node.clone(), now);
-        block_on(steps.job_ended(&node, result)).unwrap();
+        deliver(now, &Event::JobEnded(node, result));
         note_new_jobs(now, &mut running, &mut starts);
     }
     let answers = tokens.answers.lock().unwrap().clone();
-    Run { starts, ends, phases: run.phases(), jobs: seen_jobs, answers }
+    let phases = run.phases();
+    let state = run.state.lock().unwrap();
+    Run {
+        starts,
+        ends,
+        phases,
+        jobs: seen_jobs,
+        answers,
+        outputs: state.ended.iter().map(|(k, v)| (k.clone(), v.outputs.clone())).collect(),
+        settled: state.slots.iter().filter(|(_, s)| s.settled).map(|(k, _)| k.clone()).collect(),
+        run_failed: state.run_failed,
+        failed_nodes: state.failed_nodes.clone(),
+        writes: faults.writes.load(Ordering::SeqCst),
+        redeliveries,
+    }
 }
 
 const N_SHAPE: &str = r"      a: {task: inc, inputs: {x: $inputs.x}}
@@ -252,6 +424,7 @@ fn values_flow_along_the_edges() {
         jobs: &jobs,
         tokens: &tokens,
         overwrite_cache: false,
+        now_ms: 0,
     };
     block_on(steps.arm("b", "tb")).unwrap();
     block_on(steps.arm("a", "ta")).unwrap();
@@ -321,6 +494,7 @@ fn a_completion_delivered_twice_and_an_arm_after_the_end_change_nothing() {
         jobs: &jobs,
         tokens: &tokens,
         overwrite_cache: false,
+        now_ms: 0,
     };
     block_on(steps.arm("a", "ta")).unwrap();
     block_on(steps.arm("a", "ta")).unwrap();
@@ -367,6 +541,7 @@ fn a_map_node_runs_its_items_as_one_submission_and_a_rerun_of_all_hits_starts_no
             jobs: &jobs,
             tokens: &tokens,
             overwrite_cache: false,
+            now_ms: 0,
         };
         block_on(steps.arm("each", "t")).unwrap();
         let maps = jobs.maps.lock().unwrap().clone();
@@ -400,7 +575,120 @@ fn overwrite_cache_runs_every_task_even_on_a_hit() {
         jobs: &jobs,
         tokens: &tokens,
         overwrite_cache: true,
+        now_ms: 0,
     };
     block_on(steps.arm("a", "t")).unwrap();
     assert_eq!(jobs.submitted.lock().unwrap().len(), 1, "the entry exists, but overwrite_cache runs the task");
+}
+
+/// Runs `w` once without faults, then once per write with the invocation making
+/// that write dying there (before it lands) and its event delivered again, and
+/// asserts every faulty run converges to the fault-free run's end state.
+fn assert_converges_under_every_crash(
+    w: &CompiledWorkflow,
+    durations: &[(&str, u64)],
+    cache: impl Fn() -> MemoryCache,
+) {
+    let base = simulate(w, durations, &cache(), &Blobs::default());
+    assert_eq!(base.redeliveries, 0);
+    let ended: BTreeSet<String> = base.phases.keys().cloned().collect();
+    assert_eq!(base.settled, ended, "without faults every ended node settles");
+    let distinct = |answers: &[(String, Result<NodePhase, FailureCode>)]| -> BTreeSet<String> {
+        answers.iter().map(|answer| format!("{answer:?}")).collect()
+    };
+    let base_answers = distinct(&base.answers);
+    for crash_after in 0..base.writes {
+        let run = simulate_faults(w, durations, &cache(), &Blobs::default(), Some(crash_after));
+        let at = format!("crash at write {crash_after} of {}", base.writes);
+        assert!(run.redeliveries >= 1, "{at}: the crash happened and its event came back");
+        assert_eq!(run.phases, base.phases, "{at}");
+        assert_eq!(run.outputs, base.outputs, "{at}");
+        assert_eq!(run.settled, base.settled, "{at}: every end's effects done");
+        assert_eq!(run.run_failed, base.run_failed, "{at}");
+        assert_eq!(run.failed_nodes, base.failed_nodes, "{at}");
+        // A replay may answer a token again (Step Functions then says it is closed), never differently.
+        assert_eq!(distinct(&run.answers), base_answers, "{at}");
+        // Only a crash between SubmitJob and recording the job id can start a job twice.
+        assert!(run.jobs <= base.jobs + 1, "{at}: {} jobs, {} without faults", run.jobs, base.jobs);
+    }
+}
+
+#[test]
+fn every_step_converges_after_a_crash_at_any_write() {
+    let w = workflow(N_SHAPE, "");
+    assert_converges_under_every_crash(&w, &[("a", 1), ("b", 5), ("c", 1), ("d", 1)], MemoryCache::default);
+}
+
+#[test]
+fn a_chain_of_cache_hits_converges_after_a_crash_at_any_write() {
+    let w = workflow(N_SHAPE, "");
+    let warm = || {
+        let cache = MemoryCache::default();
+        let first = simulate(&w, &[], &cache, &Blobs::default());
+        assert_eq!(first.jobs, 4);
+        cache
+    };
+    let again = simulate(&w, &[], &warm(), &Blobs::default());
+    assert_eq!(again.jobs, 0);
+    assert_converges_under_every_crash(&w, &[], warm);
+}
+
+#[test]
+fn a_fail_fast_failure_converges_after_a_crash_at_any_write() {
+    let w = workflow(FAILING, "");
+    assert_converges_under_every_crash(&w, &[("free", 3)], MemoryCache::default);
+}
+
+#[test]
+fn finish_independent_converges_after_a_crash_at_any_write() {
+    let w = workflow(FAILING, "    on_failure: finish_independent\n");
+    assert_converges_under_every_crash(&w, &[("free", 3)], MemoryCache::default);
+}
+
+#[test]
+fn a_failed_run_starts_nothing_when_a_running_sibling_ends() {
+    let nodes = "      bad: {task: fails, inputs: {x: $inputs.x}}\n      slow: {task: inc, inputs: {x: $inputs.x}}\n\
+                 \x20     after_slow: {task: inc, inputs: {x: $slow.y}}\n";
+    let w = workflow(nodes, "");
+    let run = simulate(&w, &[("bad", 1), ("slow", 3)], &MemoryCache::default(), &Blobs::default());
+    assert_eq!(run.run_failed, Some(FailureCode::NonZeroExit), "the failure ends the run before its token fails");
+    assert_eq!(run.phases["slow"], NodePhase::Succeeded, "the sibling's end is recorded as it was");
+    assert!(!run.phases.contains_key("after_slow") && !run.starts.contains_key("after_slow"), "{run:?}");
+    assert_eq!(run.jobs, 2, "no job after the run failed");
+}
+
+#[test]
+fn a_failed_node_under_finish_independent_marks_the_run_for_finish_to_fail() {
+    let w = workflow(FAILING, "    on_failure: finish_independent\n");
+    let run = simulate(&w, &[("free", 3)], &MemoryCache::default(), &Blobs::default());
+    assert_eq!(run.failed_nodes, HashSet::from(["bad".to_string()]), "skipped descendants are not failures");
+    assert_eq!(run.run_failed, None, "the run goes on: Finish records FAILED when the independent nodes end");
+}
+
+#[test]
+fn a_fresh_claim_without_a_job_asks_for_a_later_delivery_and_a_stale_one_is_taken_over() {
+    let w = workflow("      a: {task: inc, inputs: {x: $inputs.x}}\n", "");
+    let run = MemoryRun::new(&w, [("x".to_string(), literal::integer(1))].into());
+    let (jobs, tokens, cache, blobs) =
+        (RecordedJobs::default(), RecordedTokens::default(), MemoryCache::default(), Blobs::default());
+    let steps_at = |now_ms| Steps {
+        workflow: &w,
+        store: &run,
+        cache: &cache,
+        blobs: &blobs,
+        jobs: &jobs,
+        tokens: &tokens,
+        overwrite_cache: false,
+        now_ms,
+    };
+    // Another invocation claimed `a` at t = 1000 and died before SubmitJob.
+    assert_eq!(block_on(run.claim("a", 1000, 0)).unwrap(), Claim::Won);
+    let early = block_on(steps_at(1000 + CLAIM_LEASE_MS).arm("a", "t"));
+    assert!(matches!(early, Err(PortError::Transient(_))), "within the lease: {early:?}");
+    assert!(jobs.submitted.lock().unwrap().is_empty());
+    block_on(steps_at(1001 + CLAIM_LEASE_MS).arm("a", "t")).unwrap();
+    assert_eq!(jobs.submitted.lock().unwrap().len(), 1, "past the lease the node is started");
+    assert_eq!(block_on(run.slot("a")).unwrap().job.as_deref(), Some("job-1"), "the job id is kept with the claim");
+    block_on(steps_at(10_000_000).arm("a", "t")).unwrap();
+    assert_eq!(jobs.submitted.lock().unwrap().len(), 1, "a node with a job is never started again");
 }

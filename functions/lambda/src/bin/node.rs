@@ -26,7 +26,8 @@ fn main() -> Result<(), Error> {
         };
         let services = &NodeServices { registry, runs, dynamo, s3, batch, sfn, config };
         run(service_fn(move |event: LambdaEvent<Value>| async move {
-            node::handle(services, &event.payload).await.map_err(Error::from)
+            // Its error type says whether a retry can help (`Updraft.Transient`).
+            node::handle(services, &event.payload).await
         }))
         .await
     })
