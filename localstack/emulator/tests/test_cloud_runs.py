@@ -55,6 +55,12 @@ workflows:
   outer:
     nodes:
       sub: {workflow: failing}
+  independent:
+    on_failure: finish_independent
+    nodes:
+      broken: {task: flaky}
+      after: {task: add, inputs: {x: 1}, after: [broken]}
+      fine: {task: add, inputs: {x: 41}}
 """
 
 
@@ -160,6 +166,15 @@ def test_a_failing_task_is_retried_by_its_policy_then_fails_the_run_with_its_log
     status, only = signed(cloud, "GET", f"/v1/executions/cloud/development/{name}/nodes")
     assert status == 200 and "execution" not in only and len(only["nodes"]) == 2, only
     assert answer["execution"]["error"]["code"] == "NonZeroExit", answer["execution"]
+
+
+def test_finish_independent_with_a_failed_branch_ends_failed_once_the_other_branch_succeeded(cloud):
+    answer = finished(cloud, launch(cloud, "independent"))
+    assert answer["execution"]["phase"] == "WORKFLOW_FAILED", "a failed node fails the run in the end"
+    phases = {node: n["phase"] for node, n in nodes(answer).items()}
+    assert phases == {"broken": "FAILED", "after": "SKIPPED", "fine": "SUCCEEDED"}, phases
+    error = answer["execution"]["error"]
+    assert error["code"] == "NodesFailed" and "finish_independent" in error["message"], error
 
 
 def test_a_failing_subworkflow_fails_its_node_and_the_run(cloud):
