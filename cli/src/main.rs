@@ -262,8 +262,22 @@ enum ExecutionsCommand {
     },
 }
 
+/// Lets a closed standard output (`updraft compile … | head`) end the process as
+/// the shell's own tools end, by SIGPIPE (exit status 141, no message), instead of
+/// a panic in `println!`. Only for commands that print and no longer talk to child
+/// processes through pipes: there, a dead child must stay an error to report.
+pub(crate) fn end_quietly_on_closed_stdout() {
+    // SAFETY: restoring a signal's default disposition has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = parse_arguments();
+    if matches!(cli.command, Command::Executions { .. } | Command::Get { .. } | Command::Cache { .. }) {
+        end_quietly_on_closed_stdout();
+    }
     let result = match cli.command {
         Command::Validate { files, stack, namespace } => {
             commands::validate::run(&files, &namespace.into(), stack.as_deref())

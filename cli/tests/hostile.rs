@@ -391,3 +391,37 @@ fn a_cycle_of_calls_reads_in_call_order() {
     assert!(stderr.contains("w3 → w1 → w2 → w3"), "{stderr}");
     assert_eq!(stderr.matches("call each other").count(), 1, "reported once: {stderr}");
 }
+
+// ---------------------------------------------------------------- crashes found on the release binary
+
+#[test]
+fn a_task_timeout_over_the_cap_is_an_error_at_the_task_not_a_panic() {
+    let spec =
+        "tasks:\n  t: {image: x, command: [echo], timeout: 400d}\nworkflows:\n  w:\n    nodes:\n      a: {task: t}\n";
+    let sandbox = Sandbox::new("timeout-cap", spec);
+    for command in ["validate", "run", "compile"] {
+        let out = sandbox.updraft(&[command, "spec.yaml"]);
+        let stderr = text(&out.stderr);
+        // validate and compile exit 1 on an invalid spec, run 2 (nothing ran): never 101.
+        assert!(matches!(out.status.code(), Some(1 | 2)), "{command}: {:?} {stderr}", out.status);
+        assert!(stderr.contains("tasks.t.timeout") && stderr.contains("365d"), "{command}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{command}: {stderr}");
+    }
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_printing_commands_as_sigpipe_does_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let spec = "tasks:\n  t: {image: x, command: [echo, hi]}\nworkflows:\n  w:\n    nodes:\n      a: {task: t}\n";
+    let sandbox = Sandbox::new("closed-stdout", spec);
+    assert!(sandbox.updraft(&["run", "spec.yaml"]).status.success());
+    for args in [&["compile", "spec.yaml"][..], &["executions", "list"], &["executions", "list", "--output", "json"]] {
+        // The reader is gone before the first byte (`| head -c 0`): every write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = sandbox.command(args).stdout(writer).output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{args:?}: {:?} {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

@@ -22,6 +22,8 @@ pub fn run(files: &[PathBuf], options: &Options) -> Result<ExitCode, Box<dyn std
         return Ok(ExitCode::FAILURE);
     }
     let out = if documents.len() == 1 { documents.remove(0) } else { Value::Array(documents) };
+    // The translating workers are done: a reader that stops early (`| head`) just ends us.
+    crate::end_quietly_on_closed_stdout();
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)
 }

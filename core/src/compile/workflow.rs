@@ -147,7 +147,9 @@ impl Compiler<'_> {
             return None;
         }
         let analysis = analysis?;
-        let nodes: Vec<Node> = nodes.into_iter().map(|n| n.expect("no errors means every node compiled")).collect();
+        // A node can be left uncompiled by an error reported elsewhere (on its task,
+        // say): the workflow is not compiled then, and that error says why.
+        let nodes: Vec<Node> = nodes.into_iter().collect::<Option<_>>()?;
         let ids = |indices: &[usize]| -> Vec<String> { indices.iter().map(|&i| nodes[i].id.clone()).collect() };
         let dag = DagSummary {
             topological_order: ids(&analysis.order),
