@@ -110,3 +110,21 @@ fn huge_numbers_in_specs_are_too_large_not_wrapped() {
     let error = compile(wf, Format::Yaml).unwrap_err();
     assert!(error.contains("int 9223372036854775808 is too large"), "{error}");
 }
+
+#[test]
+fn a_secret_cannot_take_a_name_the_task_contract_sets() {
+    for name in ["UPDRAFT_INPUTS_URI", "AWS_SECRET_ACCESS_KEY", "AWS_BATCH_JOB_ARRAY_INDEX"] {
+        let spec =
+            format!("tasks:\n  t:\n    image: x\n    command: [t]\n    secrets: {{{name}: {{ssm: /team/key}}}}\n");
+        let error = compile(&spec, Format::Yaml).unwrap_err();
+        assert!(error.contains(&format!("tasks.t.secrets.{name}: the secret name \"{name}\" is reserved")), "{error}");
+        assert!(error.contains("mount: file"), "the way out is named: {error}");
+        // Mounted as a file the name is only a file name: allowed.
+        let as_file = format!(
+            "tasks:\n  t:\n    image: x\n    command: [t]\n    secrets: {{{name}: {{ssm: /k, mount: file}}}}\n"
+        );
+        assert!(compile(&as_file, Format::Yaml).is_ok(), "{name} as a file");
+    }
+    let fine = "tasks:\n  t:\n    image: x\n    command: [t]\n    secrets: {DB_PASSWORD: {ssm: /team/db}}\n";
+    assert!(compile(fine, Format::Yaml).is_ok());
+}

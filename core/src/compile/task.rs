@@ -385,6 +385,17 @@ impl Compiler<'_> {
                     continue;
                 }
             };
+            // The task contract sets these itself (UPDRAFT_INPUTS_URI, AWS_BATCH_JOB_ARRAY_INDEX,
+            // the job role's AWS_* credentials): a secret must not shadow them.
+            if mount == SecretMount::Env && (name.starts_with("UPDRAFT_") || name.starts_with("AWS_")) {
+                self.error(
+                    &p,
+                    format!("the secret name \"{name}\" is reserved"),
+                    "UPDRAFT_* and AWS_* variables are set by Updraft and AWS Batch; name the secret otherwise, \
+                     or mount it as a file (mount: file)",
+                );
+                continue;
+            }
             out.push(Secret { name: name.clone(), source: Some(source), mount: mount as i32 });
         }
         out
