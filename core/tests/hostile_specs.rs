@@ -128,3 +128,15 @@ fn a_secret_cannot_take_a_name_the_task_contract_sets() {
     let fine = "tasks:\n  t:\n    image: x\n    command: [t]\n    secrets: {DB_PASSWORD: {ssm: /team/db}}\n";
     assert!(compile(fine, Format::Yaml).is_ok());
 }
+
+#[test]
+fn an_invalid_min_success_ratio_is_reported_once() {
+    for ratio in ["0", "1.5", "\"half\""] {
+        let spec = format!(
+            "tasks:\n  t: {{image: x, command: [t], inputs: {{x: int}}}}\nworkflows:\n  w:\n    nodes:\n\
+             \x20     m:\n        map: {{task: t, over: [x], min_success_ratio: {ratio}}}\n        inputs: {{x: [1, 2]}}\n"
+        );
+        let error = compile(&spec, Format::Yaml).unwrap_err();
+        assert_eq!(error.matches("min_success_ratio must be in (0, 1]").count(), 1, "{ratio}: {error}");
+    }
+}

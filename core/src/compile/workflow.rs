@@ -292,9 +292,10 @@ impl Compiler<'_> {
         }
         if let Some(map) = &node.map {
             let map_path = join(path, "map");
+            // Checked (and reported) here, once; the node's compilation reads it quietly.
+            let ratio = self.min_success_ratio(&map_path, map.min_success_ratio.as_ref());
             let inner = self.target_interface(&map_path, Some(&map.task), None);
             let Some(outputs) = inner.outputs else { return inner };
-            let ratio = self.min_success_ratio(&map_path, map.min_success_ratio.as_ref());
             for name in &map.over {
                 if !inner.inputs.iter().any(|(n, _, _)| n == name) {
                     let message = format!("map over \"{name}\", which is not an input of task {}", map.task);
@@ -455,7 +456,13 @@ impl Compiler<'_> {
                 task_id: Some(self.id(ResourceType::Task, &map.task)),
                 mapped_inputs: map.over.clone(),
                 concurrency,
-                min_success_ratio: self.min_success_ratio(&map_path, map.min_success_ratio.as_ref()),
+                // Its interface reported a bad value already (`min_success_ratio`).
+                min_success_ratio: map
+                    .min_success_ratio
+                    .as_ref()
+                    .and_then(Value::as_f64)
+                    .filter(|r| *r > 0.0 && *r <= 1.0)
+                    .unwrap_or(1.0),
             })
         } else if let Some(task) = &spec.task {
             node::Target::Task(TaskNode { task_id: Some(self.id(ResourceType::Task, task)) })
