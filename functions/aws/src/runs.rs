@@ -255,10 +255,10 @@ impl DynamoRun {
         }
     }
 
-    /// An update of `node`'s item with these values.
-    fn node_update(
+    /// An update of the run's item `sort_key` (`EXEC`, or a node's) with these values.
+    fn item_update(
         &self,
-        node: &str,
+        sort_key: String,
         expression: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
@@ -267,12 +267,22 @@ impl DynamoRun {
             .update_item()
             .table_name(&self.table)
             .key("pk", s(&self.partition))
-            .key("sk", s(node_key(node)))
+            .key("sk", s(sort_key))
             .update_expression(expression);
         for (name, value) in values {
             update = update.expression_attribute_values(name, value);
         }
         update
+    }
+
+    /// An update of `node`'s item with these values.
+    fn node_update(
+        &self,
+        node: &str,
+        expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.item_update(node_key(node), expression, values)
     }
 
     async fn update(
@@ -296,7 +306,24 @@ impl DynamoRun {
         Ok(answer.attributes.as_ref().map(Self::slot_of).unwrap_or_default())
     }
 
-    /// Whether a conditional write lost its condition (`Ok(false)`) or was made.
+    /// Whether a conditional update of the item `sort_key` lost its condition
+    /// (`Ok(false)`) or was made; `what` names it in errors.
+    async fn conditional_item(
+        &self,
+        what: &str,
+        sort_key: String,
+        expression: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool, PortError> {
+        match self.item_update(sort_key, expression, values).condition_expression(condition).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(port_error(what, &e)),
+        }
+    }
+
+    /// [`conditional_item`](Self::conditional_item) on `node`'s item.
     async fn conditional(
         &self,
         node: &str,
@@ -304,38 +331,17 @@ impl DynamoRun {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<bool, PortError> {
-        match self.node_update(node, expression, values).condition_expression(condition).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(port_error("updating a node", &e)),
-        }
+        self.conditional_item("updating a node", node_key(node), expression, condition, values).await
     }
-}
 
-impl DynamoRun {
-    /// An update of the execution item, on a condition; `Ok(false)` when the condition failed.
+    /// [`conditional_item`](Self::conditional_item) on the execution item.
     async fn update_execution(
         &self,
         expression: &str,
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<bool, PortError> {
-        let mut update = self
-            .dynamo
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&self.partition))
-            .key("sk", s("EXEC"))
-            .update_expression(expression)
-            .condition_expression(condition);
-        for (name, value) in values {
-            update = update.expression_attribute_values(name, value);
-        }
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(port_error("updating the execution", &e)),
-        }
+        self.conditional_item("updating the execution", "EXEC".to_string(), expression, condition, values).await
     }
 }
 
