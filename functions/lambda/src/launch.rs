@@ -120,12 +120,7 @@ impl AwsRuns {
         overwrite_cache: bool,
         input: &Value,
     ) -> Result<(), PortError> {
-        let template = workflow.template.clone().unwrap_or_default();
-        let id = template.id.clone().unwrap_or_default();
-        let counts: Vec<(String, u32)> =
-            template.nodes.iter().map(|n| (n.id.clone(), n.upstream_node_ids.len() as u32)).collect();
-        let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
-        run.create(&Launch { workflow: &id, inputs, upstream_counts: &counts, overwrite_cache }).await?;
+        let id = self.record(execution, workflow, inputs, overwrite_cache).await?;
         self.start_execution(&id, execution, input).await
     }
 
@@ -141,13 +136,29 @@ impl AwsRuns {
         overwrite_cache: bool,
         input: &Value,
     ) -> Result<(), PortError> {
-        match self.start(execution, workflow, inputs, overwrite_cache, input).await {
-            Err(PortError::Conflict(_)) => {
-                let id = workflow.template.as_ref().and_then(|t| t.id.clone()).unwrap_or_default();
-                self.start_execution(&id, execution, input).await
-            }
-            started => started,
+        let id = workflow.template.as_ref().and_then(|t| t.id.clone()).unwrap_or_default();
+        match self.record(execution, workflow, inputs, overwrite_cache).await {
+            Ok(_) | Err(PortError::Conflict(_)) => self.start_execution(&id, execution, input).await,
+            Err(e) => Err(e),
         }
+    }
+
+    /// Writes the run's record (its inputs and nodes); `Conflict` when one of that
+    /// name exists. The workflow version it runs.
+    async fn record(
+        &self,
+        execution: &ExecutionId,
+        workflow: &CompiledWorkflow,
+        inputs: &Outputs,
+        overwrite_cache: bool,
+    ) -> Result<Identifier, PortError> {
+        let template = workflow.template.clone().unwrap_or_default();
+        let id = template.id.clone().unwrap_or_default();
+        let counts: Vec<(String, u32)> =
+            template.nodes.iter().map(|n| (n.id.clone(), n.upstream_node_ids.len() as u32)).collect();
+        let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
+        run.create(&Launch { workflow: &id, inputs, upstream_counts: &counts, overwrite_cache }).await?;
+        Ok(id)
     }
 
     /// Starts the state machine of `workflow` as `execution`. Step Functions
