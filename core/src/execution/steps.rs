@@ -283,13 +283,10 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     }
 
     /// A node's job ended, with its attempts and log location.
+    /// Delivered again, the end is worked out again and loses to the recorded one
+    /// (`record_end`); what that end left undone is finished.
     pub async fn job_reported(&self, node: &str, report: JobReport) -> Result<(), PortError> {
         self.node(node)?;
-        let slot = self.store.slot(node).await?;
-        if slot.end.is_some() {
-            // Delivered again: the end stands; finish what it left undone.
-            return self.converge(vec![(node.to_string(), slot)]).await;
-        }
         let mut end = match report.result {
             Ok(outputs) => NodeEnd::ok(NodePhase::Succeeded, outputs),
             Err(failure) => NodeEnd::failed(failure),
@@ -317,10 +314,6 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         log_uri: String,
     ) -> Result<(), PortError> {
         self.node(node)?;
-        let slot = self.store.slot(node).await?;
-        if slot.end.is_some() {
-            return self.converge(vec![(node.to_string(), slot)]).await;
-        }
         let values = self.store.values().await?;
         let mut end = match self.invocation(node, &values) {
             Ok(Some(Invocation::Map(task, map_node, inputs))) => {
@@ -343,7 +336,8 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         self.record_end(node, &end).await
     }
 
-    /// Records `node`'s end (the first recorded end wins) and settles it.
+    /// Records `node`'s end (the first recorded end wins: a repeat gets the recorded
+    /// one back) and settles it.
     async fn record_end(&self, node: &str, end: &NodeEnd) -> Result<(), PortError> {
         let slot = self.store.end(node, end).await?;
         self.converge(vec![(node.to_string(), slot)]).await
