@@ -260,6 +260,20 @@ enum ExecutionsCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
+    /// Stop a run: its tasks are killed (Batch jobs terminated, child runs stopped) and it ends ABORTED.
+    Abort {
+        id: String,
+        /// Why; recorded on a cloud run with your identity.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Abort a cloud run (the stack's API) instead of one running on this machine.
+        #[arg(long)]
+        remote: bool,
+        #[command(flatten)]
+        remote_settings: commands::registry::Remote,
+        #[arg(long, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
 }
 
 /// Lets a closed standard output (`updraft compile … | head`) end the process as
@@ -321,6 +335,13 @@ fn main() -> ExitCode {
                 commands::launch::get_remote(&id, &remote_settings, output)
             } else {
                 commands::executions::get(&id, output)
+            }
+        }
+        Command::Executions { command: ExecutionsCommand::Abort { id, reason, remote, remote_settings, output } } => {
+            if remote {
+                commands::launch::abort_remote(&id, &reason, &remote_settings, output)
+            } else {
+                commands::executions::abort(&id, output)
             }
         }
         Command::Compile { files, version, namespace } => {

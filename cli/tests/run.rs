@@ -210,6 +210,46 @@ fn ctrl_c_kills_the_tasks_and_records_the_execution_aborted() {
 }
 
 #[test]
+fn executions_abort_stops_a_local_run_from_another_process() {
+    let spec = format!(
+        "tasks:\n  slow:\n    image: x\n    command: {STEP}, sleep, \"60\", \"{{{{inputs.pidfile}}}}\"]\n    inputs: {{pidfile: string}}\nworkflows:\n  w:\n    inputs: {{pidfile: string}}\n    nodes:\n      slow: {{task: slow, inputs: {{pidfile: $inputs.pidfile}}}}\n"
+    );
+    let sandbox = Sandbox::new("abort-verb", &spec);
+    let pidfile = sandbox.dir.join("pid");
+    let child = sandbox
+        .command(&["run", "spec.yaml", "-i", &format!("pidfile={}", pidfile.display())])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the task never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let task_pid = std::fs::read_to_string(&pidfile).unwrap();
+    let listed = sandbox.updraft(&["executions", "list", "--output", "json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["phase"], "WORKFLOW_RUNNING");
+    let name = listed[0]["id"]["name"].as_str().unwrap().to_string();
+    let out = sandbox.updraft(&["executions", "abort", &name]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), format!("{name}: ABORTED"));
+    let mut child = child;
+    assert_eq!(child.wait().unwrap().code(), Some(130), "the runner ends as on Ctrl-C");
+    assert!(!std::path::Path::new(&format!("/proc/{task_pid}")).exists(), "the task process was killed");
+    let stored = sandbox.updraft(&["executions", "get", &name, "--output", "json"]);
+    let stored: Value = serde_json::from_slice(&stored.stdout).unwrap();
+    assert_eq!(node(&stored, "slow")["phase"], "ABORTED");
+
+    // Again: it has ended ABORTED, which is what was asked.
+    assert!(sandbox.updraft(&["executions", "abort", &name]).status.success());
+    let unknown = sandbox.updraft(&["executions", "abort", "no-such-run"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(text(&unknown.stderr).contains("no execution \"no-such-run\""), "{}", text(&unknown.stderr));
+}
+
+#[test]
 fn map_branch_and_subworkflow_nodes_run() {
     let spec = format!(
         r#"tasks:

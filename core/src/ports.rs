@@ -312,6 +312,15 @@ pub trait Runs: Send + Sync {
         domain: &str,
         page: &PageRequest,
     ) -> impl Future<Output = Result<Page<Execution>, PortError>> + Send;
+    /// Stops a run: records it ABORTED by `by` for `reason` unless it has ended
+    /// (the first end stands), stops its engine, its jobs and its child runs.
+    /// Idempotent. What it did; `None`: no such run.
+    fn abort(
+        &self,
+        execution: &ExecutionId,
+        by: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<Option<crate::execution::stop::Stopped>, PortError>> + Send;
     /// The run and its nodes as recorded, or `None`.
     fn get(
         &self,

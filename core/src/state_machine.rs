@@ -113,12 +113,15 @@ fn node_state(node_id: &str, workflow: &Value, targets: &Targets) -> Value {
 }
 
 /// Records the run's end on its execution item with Step Functions' own DynamoDB
-/// integration: one transition, no Lambda invocation per execution.
+/// integration: one transition, no Lambda invocation per execution. Only a
+/// RUNNING run is ended: an end written before (an abort, a fail-fast failure
+/// recorded by the node function) stands, and the state goes on to `next`.
 fn finish_state(outcome: &str, id: &Identifier, targets: &Targets, next: Option<&str>) -> Value {
     let partition = format!("EXEC#{}#{}#{{}}", id.project, id.domain);
     let mut values = json!({
         ":phase": {"S": if outcome == "failed" { "FAILED" } else { "SUCCEEDED" }},
-        ":at": {"S.$": "$$.State.EnteredTime"}
+        ":at": {"S.$": "$$.State.EnteredTime"},
+        ":running": {"S": "RUNNING"}
     });
     let mut expression = "SET run_phase = :phase, ended_at = :at".to_string();
     if outcome == "failed" {
@@ -135,6 +138,7 @@ fn finish_state(outcome: &str, id: &Identifier, targets: &Targets, next: Option<
                 "sk": {"S": "EXEC"}
             },
             "UpdateExpression": expression,
+            "ConditionExpression": RUN_IS_RUNNING,
             "ExpressionAttributeValues": values
         },
         "Retry": [{
@@ -148,11 +152,20 @@ fn finish_state(outcome: &str, id: &Identifier, targets: &Targets, next: Option<
         "ResultPath": null
     });
     match next {
-        Some(next) => state["Next"] = json!(next),
+        Some(next) => {
+            state["Next"] = json!(next);
+            state["Catch"] = json!([{"ErrorEquals": [CONDITION_FAILED], "ResultPath": null, "Next": next}]);
+        }
         None => state["End"] = json!(true),
     }
     state
 }
+
+/// The condition of every write of a run's end.
+const RUN_IS_RUNNING: &str = "run_phase = :running";
+
+/// How Step Functions' DynamoDB integration names a failed condition.
+const CONDITION_FAILED: &str = "DynamoDB.ConditionalCheckFailedException";
 
 /// Where Finish goes when a node failed while independent nodes finished.
 const NODES_FAILED: &str = "Nodes failed";
@@ -240,10 +253,10 @@ pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Valu
     if !branches.is_empty() {
         // Success only if no node failed: the node function writes `failed_node`
         // when a node fails under `finish_independent`; then the run ends FAILED.
-        finish["Parameters"]["ConditionExpression"] = json!("attribute_not_exists(failed_node)");
-        finish["Catch"] = json!([{
-            "ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"], "ResultPath": null, "Next": NODES_FAILED
-        }]);
+        // (A run that has ended already fails the condition too; Record failure then keeps its end.)
+        finish["Parameters"]["ConditionExpression"] =
+            json!(format!("{RUN_IS_RUNNING} AND attribute_not_exists(failed_node)"));
+        finish["Catch"] = json!([{"ErrorEquals": [CONDITION_FAILED], "ResultPath": null, "Next": NODES_FAILED}]);
     }
     states.insert("Finish".into(), finish);
     states.insert("Has parent?".into(), parent_choice("Tell parent", "Done"));

@@ -47,6 +47,11 @@ Patches, each covered by a test in tests/test_patches.py:
 (j) GET /moto-api/updraft/counters counts what cloud runs cost: Lambda
     invocations per function, Batch jobs run, DynamoDB write requests
     (benchmarks and tests read differences of it).
+(n) A Step Functions execution that ends (SUCCEEDED, FAILED, TIMED_OUT,
+    ABORTED) sends its "Step Functions Execution Status Change" event to the
+    default event bus, delivered as in (h); moto sent none.
+(o) TerminateJob on an array job terminates its children, as AWS does (moto
+    marked the parent only, so the children ran on).
 
 Usage: updraft_emulator.py [--host 127.0.0.1] [--port 5000]
 Everything else is moto's own server.
@@ -269,33 +274,70 @@ def _end_array_parent(child):
     _emit_job_state_change(parent)
 
 
-def _emit_job_state_change(job):
-    """(h) The job's end as EventBridge delivers it: to matching rules' Lambda targets."""
+def _deliver_event(account, region, detail_type, source, resources, detail):
+    """(h, n) An event as EventBridge delivers it: to the Lambda targets of the default bus's matching rules."""
     import boto3
     from moto.events.models import events_backends
 
+    event = {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": detail_type, "source": source,
+        "account": account, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region,
+        "resources": resources, "detail": detail,
+    }
+    backend = events_backends[account][region]
+    rules = backend.event_buses["default"].rules.values()
+    lambda_client = boto3.client("lambda", region_name=region, endpoint_url=_ENDPOINT,
+                                 aws_access_key_id="testing", aws_secret_access_key="testing")
+    for rule in rules:
+        # A schedule-only rule has no pattern (moto would match it to every event).
+        pattern = rule.event_pattern.get_pattern()
+        if rule.state != "ENABLED" or not pattern or not rule.event_pattern.matches_event(event):
+            continue
+        for target in rule.targets:
+            if ":lambda:" in target["Arn"]:
+                lambda_client.invoke(FunctionName=target["Arn"], InvocationType="Event",
+                                     Payload=json.dumps(event, default=str).encode())
+
+
+def _emit_job_state_change(job):
+    """(h) The job's end, with its DescribeJobs view as detail."""
     try:
         _, _, _, region, account = job.job_queue.arn.split(":")[:5]
-        event = {
-            "version": "0", "id": str(uuid.uuid4()), "detail-type": "Batch Job State Change", "source": "aws.batch",
-            "account": account, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region,
-            "resources": [job.arn], "detail": job.describe(),
-        }
-        backend = events_backends[account][region]
-        rules = backend.event_buses["default"].rules.values()
-        lambda_client = boto3.client("lambda", region_name=region, endpoint_url=_ENDPOINT,
-                                     aws_access_key_id="testing", aws_secret_access_key="testing")
-        for rule in rules:
-            # A schedule-only rule has no pattern (moto would match it to every event).
-            pattern = rule.event_pattern.get_pattern()
-            if rule.state != "ENABLED" or not pattern or not rule.event_pattern.matches_event(event):
-                continue
-            for target in rule.targets:
-                if ":lambda:" in target["Arn"]:
-                    lambda_client.invoke(FunctionName=target["Arn"], InvocationType="Event",
-                                         Payload=json.dumps(event, default=str).encode())
+        _deliver_event(account, region, "Batch Job State Change", "aws.batch", [job.arn], job.describe())
     except Exception:  # an event that cannot be delivered must not break the job
         LOG.exception("the state change of Batch job %s was not delivered", job.job_id)
+
+
+def _millis(moment):
+    return int(moment.timestamp() * 1000) if moment else None
+
+
+def patch_stepfunctions_status_events():
+    """(n) An execution's end sends its status change, with the fields AWS's event carries."""
+    from moto.stepfunctions.parser.backend import execution as parser_execution
+
+    terminated = parser_execution.BaseExecutionWorkerCommunication.terminated
+
+    def terminated_with_event(self):
+        terminated(self)
+        execution = self.execution
+        try:
+            _, _, _, region, account = execution.exec_arn.split(":")[:5]
+            detail = {
+                "executionArn": execution.exec_arn, "stateMachineArn": execution.state_machine_arn,
+                "name": execution.name, "status": str(execution.exec_status.value if hasattr(
+                    execution.exec_status, "value") else execution.exec_status),
+                "startDate": _millis(execution.start_date), "stopDate": _millis(execution.stop_date),
+                "input": json.dumps(execution.input_data) if not isinstance(execution.input_data, str)
+                else execution.input_data,
+                "output": None, "error": execution.error, "cause": execution.cause,
+            }
+            _deliver_event(account, region, "Step Functions Execution Status Change", "aws.states",
+                           [execution.exec_arn], detail)
+        except Exception:  # an event that cannot be delivered must not break the execution's end
+            LOG.exception("the status change of execution %s was not delivered", execution.exec_arn)
+
+    parser_execution.BaseExecutionWorkerCommunication.terminated = terminated_with_event
 
 
 def patch_batch_jobs():
@@ -311,6 +353,16 @@ def patch_batch_jobs():
         return submit_job(self, job_name, job_def_id, job_queue, *args, **kwargs)
 
     models.BatchBackend.submit_job = submit_job_if_enabled
+    terminate_job = models.BatchBackend.terminate_job
+
+    def terminate_job_and_children(self, job_id, reason):
+        # (o) An array job's children go with it.
+        terminate_job(self, job_id, reason)
+        job = self.get_job_by_id(job_id)
+        for child in (job._child_jobs or []) if job is not None else []:
+            child.terminate(reason)
+
+    models.BatchBackend.terminate_job = terminate_job_and_children
 
     models.Job.run = _run_job_as_process
     container_details = models.Job._container_details
@@ -634,6 +686,18 @@ def _signature_problem(method, environ, path, query, body, region):
     return None
 
 
+def _identity(auth, environ, authorization_type):
+    """The caller as API Gateway describes it; with IAM auth, the signer (here: the access key's test user)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    access_key = (re.search(r"Credential=([^/]+)/", auth) or [None, None])[1]
+    identity = {"accessKey": access_key, "sourceIp": environ.get("REMOTE_ADDR")}
+    if authorization_type == "AWS_IAM" and access_key:
+        identity.update({"accountId": DEFAULT_ACCOUNT_ID, "caller": access_key,
+                         "userArn": f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:user/{access_key}"})
+    return identity
+
+
 def _stage_request(environ, start_response, api_id, stage, path):
     from urllib.parse import parse_qs
 
@@ -686,8 +750,7 @@ def _stage_request(environ, start_response, api_id, stage, path):
             "accountId": DEFAULT_ACCOUNT_ID, "apiId": api_id, "stage": stage, "resourcePath": resource.get_path(),
             "httpMethod": method, "path": f"/{stage}{path}", "requestId": str(uuid.uuid4()), "protocol": "HTTP/1.1",
             "requestTimeEpoch": int(time.time() * 1000),
-            "identity": {"accessKey": (re.search(r"Credential=([^/]+)/", auth) or [None, None])[1],
-                         "sourceIp": environ.get("REMOTE_ADDR")},
+            "identity": _identity(auth, environ, integration_method.authorization_type),
         },
         "body": text or None, "isBase64Encoded": binary,
     }
@@ -760,6 +823,7 @@ def add_stage_resource():
 
 def apply_patches():
     patch_stepfunctions_batch()
+    patch_stepfunctions_status_events()
     patch_batch_jobs()
     patch_lambda()
     add_fire_rule_endpoint()

@@ -120,7 +120,60 @@ pub fn print_execution(
     Ok(())
 }
 
-fn workflow_phase(phase: i32) -> &'static str {
+/// How long `executions abort` waits for a local run to record its end.
+const LOCAL_ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `updraft executions abort NAME`: a local run is stopped by its runner, as on
+/// Ctrl-C (SIGTERM: every task's process group is killed, the run and its
+/// unfinished nodes are recorded ABORTED); this waits for that record.
+pub fn abort(name: &str, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let store = open_store()?;
+    let Some((execution, _)) = store.get(name)? else {
+        eprintln!("error: no execution \"{name}\"\n  hint: `updraft executions list` shows the recent ones");
+        return Ok(ExitCode::FAILURE);
+    };
+    if execution.phase == WorkflowPhase::WorkflowRunning as i32
+        && let Some((_, runner)) = store.running()?.into_iter().find(|(n, _)| n == name)
+    {
+        runner::terminate(&runner);
+    }
+    let deadline = std::time::Instant::now() + LOCAL_ABORT_WAIT;
+    let (execution, nodes) = loop {
+        // A runner that died meanwhile is closed ABORTED by the store's orphan check.
+        runner::close_orphans(&store)?;
+        let (execution, nodes) = store.get(name)?.ok_or("the execution's record disappeared")?;
+        if execution.phase != WorkflowPhase::WorkflowRunning as i32 || std::time::Instant::now() > deadline {
+            break (execution, nodes);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    if execution.phase == WorkflowPhase::WorkflowRunning as i32 {
+        eprintln!(
+            "error: {name} is still RUNNING {} s after its runner was asked to stop\n  hint: \
+             its tasks may ignore SIGTERM; the runner kills them on its own timeout",
+            LOCAL_ABORT_WAIT.as_secs()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if output == OutputFormat::Json {
+        print_execution(&execution, &nodes, output)?;
+    } else {
+        println!("{name}: {}", workflow_phase(execution.phase));
+    }
+    Ok(abort_exit_code(execution.phase, name))
+}
+
+/// An abort succeeded when the run ends ABORTED; a run that had ended otherwise
+/// before is reported, and the command fails.
+pub fn abort_exit_code(phase: i32, name: &str) -> ExitCode {
+    if phase == WorkflowPhase::WorkflowAborted as i32 {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("error: {name} had ended {} before the abort; nothing was changed", workflow_phase(phase));
+    ExitCode::FAILURE
+}
+
+pub fn workflow_phase(phase: i32) -> &'static str {
     match WorkflowPhase::try_from(phase).unwrap_or_default() {
         WorkflowPhase::WorkflowSucceeded => "SUCCEEDED",
         WorkflowPhase::WorkflowFailed => "FAILED",

@@ -14,7 +14,8 @@ use std::time::Duration;
 use updraft_aws::s3::{self, S3Uri};
 use updraft_core::compile::Options;
 use updraft_core::proto::api::{
-    CreateExecutionResponse, GetExecutionResponse, GetWorkflowResponse, ListExecutionsResponse,
+    AbortExecutionRequest, AbortExecutionResponse, CreateExecutionResponse, GetExecutionResponse, GetWorkflowResponse,
+    ListExecutionsResponse,
 };
 use updraft_core::proto::core::{
     ExecutionId, Literal, NodePhase, WorkflowPhase, WorkflowTemplate, literal::Value as LV,
@@ -213,6 +214,38 @@ pub fn get_remote(name: &str, remote: &Remote, output: OutputFormat) -> Result<E
     };
     print_execution(&run.execution.unwrap_or_default(), &run.nodes, output)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `updraft executions abort NAME --remote [--reason R]`: stops the cloud run and
+/// shows it as recorded after; fails when the run had ended otherwise before.
+pub fn abort_remote(
+    name: &str,
+    reason: &str,
+    remote: &Remote,
+    output: OutputFormat,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let session = session(remote)?;
+    let route = format!("/v1/executions/{}/{}/{name}/abort", session.project, session.domain);
+    let body = serde_json::to_vec(&AbortExecutionRequest { reason: reason.into() })?;
+    let answer = session.send("POST", &route, &[], Some(body))?;
+    if answer.status != 200 {
+        eprintln!("{}", crate::remote::describe_refusal(&answer));
+        return Ok(ExitCode::FAILURE);
+    }
+    let aborted: AbortExecutionResponse = serde_json::from_slice(&answer.body)?;
+    let execution = aborted.execution.unwrap_or_default();
+    if output == OutputFormat::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"execution": execution, "stoppedNodes": aborted.stopped_nodes}))?
+        );
+    } else {
+        let phase = super::executions::workflow_phase(execution.phase);
+        let stopped =
+            if aborted.stopped_nodes.is_empty() { "none".to_string() } else { aborted.stopped_nodes.join(", ") };
+        println!("{name}: {phase} (jobs stopped now: {stopped})");
+    }
+    Ok(super::executions::abort_exit_code(execution.phase, name))
 }
 
 /// `updraft executions list --remote`: the stack's runs of a project and domain, newest first.

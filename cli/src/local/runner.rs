@@ -42,6 +42,16 @@ pub fn is_alive(recorded: &str) -> bool {
     identity(pid).is_some_and(|(now, zombie)| !zombie && now == recorded)
 }
 
+/// Asks the process recorded as `recorded` to stop (SIGTERM, which `updraft run`
+/// handles as Ctrl-C); nothing when it is no longer that process.
+pub fn terminate(recorded: &str) {
+    let Some(pid) = recorded.split(':').nth(1).and_then(|p| p.parse::<i32>().ok()) else { return };
+    if is_alive(recorded) {
+        // SAFETY: kill only sends a signal, to the process whose identity was just checked.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+}
+
 /// Kills (SIGKILL) every process of this user whose environment holds
 /// `UPDRAFT_EXECUTION_ID=<execution>`, or `UPDRAFT_RUNNER=<runner>` (the run's
 /// warm Python workers and the tasks forked from them, which keep the worker's

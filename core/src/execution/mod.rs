@@ -14,5 +14,6 @@ pub mod resolve;
 pub mod retry;
 pub mod scheduler;
 pub mod steps;
+pub mod stop;
 
 pub use resolve::{ResolveError, Values};

@@ -350,6 +350,25 @@ impl Runs for MemoryRuns {
         page_of(found, page)
     }
 
+    async fn abort(
+        &self,
+        execution: &ExecutionId,
+        by: &str,
+        reason: &str,
+    ) -> Result<Option<crate::execution::stop::Stopped>, PortError> {
+        use crate::execution::stop::{StopCause, Stopped};
+        let mut runs = self.runs.lock().expect("runs lock");
+        let Some((record, _)) = runs.get_mut(&execution.name) else { return Ok(None) };
+        if record.phase == WorkflowPhase::WorkflowRunning as i32 {
+            let cause = StopCause::Aborted { by: by.into(), reason: reason.into() };
+            let (code, message) = cause.error();
+            record.phase = cause.phase() as i32;
+            record.error = Some(crate::proto::core::ExecutionError { code, message, ..Default::default() });
+        }
+        let phase = WorkflowPhase::try_from(record.phase).unwrap_or_default();
+        Ok(Some(Stopped { phase, stopped: Vec::new() }))
+    }
+
     async fn get(&self, execution: &ExecutionId) -> Result<Option<(Execution, Vec<NodeExecution>)>, PortError> {
         Ok(self.runs.lock().expect("runs lock").get(&execution.name).cloned())
     }

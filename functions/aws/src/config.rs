@@ -1,7 +1,8 @@
 //! Building the SDK configuration and clients at the edge (a binary's `main`
 //! or a command); logic takes them as arguments and never builds one.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+pub use aws_config::SdkConfig;
+use aws_config::{BehaviorVersion, Region};
 
 /// Credentials, region and endpoint from the usual places (environment,
 /// profile, instance role); `--endpoint-url` and `--region` win over them.

@@ -13,8 +13,9 @@ use updraft_core::execution::failure::FailureCode;
 use updraft_core::execution::node::NodeFailure;
 use updraft_core::execution::node::Outputs;
 use updraft_core::execution::steps::{Claim, NodeEnd, NodeSlot, RecordedEnd, RunStore, RunValues};
+use updraft_core::execution::stop::{LiveJob, StopCause, StoppableRun};
 use updraft_core::ports::{CacheEntry, CacheStore, PortError};
-use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap, NodePhase};
+use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap, NodePhase, WorkflowPhase};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -506,6 +507,86 @@ impl RunStore for DynamoRun {
             }
         }
         Ok(values)
+    }
+}
+
+/// A run's phase as the execution item stores it (`run_phase`).
+pub fn stored_phase(phase: WorkflowPhase) -> &'static str {
+    match phase {
+        WorkflowPhase::WorkflowSucceeded => "SUCCEEDED",
+        WorkflowPhase::WorkflowFailed => "FAILED",
+        WorkflowPhase::WorkflowAborted => "ABORTED",
+        WorkflowPhase::WorkflowTimedOut => "TIMED_OUT",
+        WorkflowPhase::WorkflowQueued => "QUEUED",
+        WorkflowPhase::WorkflowRunning | WorkflowPhase::Undefined => "RUNNING",
+    }
+}
+
+/// The phase of a stored `run_phase`.
+pub fn phase_of_stored(text: &str) -> WorkflowPhase {
+    match text {
+        "SUCCEEDED" => WorkflowPhase::WorkflowSucceeded,
+        "FAILED" => WorkflowPhase::WorkflowFailed,
+        "ABORTED" => WorkflowPhase::WorkflowAborted,
+        "TIMED_OUT" => WorkflowPhase::WorkflowTimedOut,
+        "QUEUED" => WorkflowPhase::WorkflowQueued,
+        _ => WorkflowPhase::WorkflowRunning,
+    }
+}
+
+impl DynamoRun {
+    /// The workflow version the run runs, from its execution item; `None`: no such run.
+    pub async fn workflow(&self) -> Result<Option<Identifier>, PortError> {
+        let Some(item) = self.execution_item().await? else { return Ok(None) };
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        Ok(Some(Identifier {
+            resource_type: updraft_core::proto::core::ResourceType::Workflow as i32,
+            project: self.execution.project.clone(),
+            domain: self.execution.domain.clone(),
+            name: text("workflow_name"),
+            version: text("workflow_version"),
+        }))
+    }
+}
+
+impl StoppableRun for DynamoRun {
+    async fn end_run(&self, cause: &StopCause) -> Result<WorkflowPhase, PortError> {
+        let (code, message) = cause.error();
+        let error = serde_json::json!({"Error": code, "Cause": message}).to_string();
+        let values = vec![
+            (":phase", s(stored_phase(cause.phase()))),
+            (":running", s("RUNNING")),
+            (":at", s(chrono::Utc::now().to_rfc3339())),
+            (":error", s(error)),
+        ];
+        let expression = "SET run_phase = :phase, ended_at = :at, run_error = :error";
+        if self.update_execution(expression, "run_phase = :running", values).await? {
+            return Ok(cause.phase());
+        }
+        // Ended before (the first end stands), or no such run.
+        let item = self.execution_item().await?.ok_or_else(|| {
+            PortError::NotFound(format!(
+                "no execution {}/{}/{}",
+                self.execution.project, self.execution.domain, self.execution.name
+            ))
+        })?;
+        Ok(phase_of_stored(item.get("run_phase").and_then(|v| v.as_s().ok()).map_or("", String::as_str)))
+    }
+
+    async fn live_jobs(&self) -> Result<Vec<LiveJob>, PortError> {
+        let items = self.items().await?;
+        Ok(items
+            .iter()
+            .filter(|item| !item.contains_key("node_phase"))
+            .filter_map(|item| {
+                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+                Some(LiveJob { node: text("node")?, job: text("job_id")? })
+            })
+            .collect())
+    }
+
+    async fn end_node(&self, node: &str, end: &NodeEnd) -> Result<(), PortError> {
+        self.end(node, end).await.map(|_| ())
     }
 }
 

@@ -15,8 +15,9 @@ use updraft_core::job_definition;
 use updraft_core::ports::{CacheStore, Runs};
 use updraft_core::ports::{Entity, PageRequest, PortError, Provisioner, Registration, Registry};
 use updraft_core::proto::api::{
-    CacheEntry, CreateExecutionRequest, CreateExecutionResponse, EvictCacheResponse, GetExecutionResponse,
-    ListCacheEntriesResponse, ListExecutionsResponse, create_execution_request,
+    AbortExecutionRequest, AbortExecutionResponse, CacheEntry, CreateExecutionRequest, CreateExecutionResponse,
+    EvictCacheResponse, GetExecutionResponse, ListCacheEntriesResponse, ListExecutionsResponse,
+    create_execution_request,
 };
 use updraft_core::proto::api::{
     Diagnostic, ErrorResponse, GetLaunchPlanResponse, GetTaskResponse, GetWorkflowResponse, ListNamesResponse,
@@ -57,6 +58,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/executions/{project}/{domain}"),
     ("GET", "/v1/executions/{project}/{domain}/{name}"),
     ("GET", "/v1/executions/{project}/{domain}/{name}/nodes"),
+    ("POST", "/v1/executions/{project}/{domain}/{name}/abort"),
     ("GET", "/v1/cache/{project}/{domain}/{task}/{version}"),
     ("DELETE", "/v1/cache/{project}/{domain}/{task}/{version}"),
 ];
@@ -70,6 +72,8 @@ pub struct ApiRequest {
     /// Header names in lower case.
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
+    /// Who signed the request (API Gateway's IAM identity), for the records.
+    pub caller: String,
 }
 
 /// One answer: status and JSON body.
@@ -231,6 +235,7 @@ enum Route {
     Executions(String, String),
     /// One run; `true`: its nodes only.
     Execution(ExecutionId, bool),
+    Abort(ExecutionId),
     CacheEntries(Identifier),
     EvictCache(Identifier),
 }
@@ -285,12 +290,12 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
             let id = ExecutionId { project: project.to_string(), domain: domain.to_string(), name: name.to_string() };
             ("GET", Route::Execution(id, false))
         }
-        ["v1", "executions", project, domain, name, "nodes"] => {
+        ["v1", "executions", project, domain, name, action @ ("nodes" | "abort")] => {
             for (what, value) in [("project", project), ("domain", domain), ("name", name)] {
                 check_segment(what, value)?;
             }
             let id = ExecutionId { project: project.to_string(), domain: domain.to_string(), name: name.to_string() };
-            ("GET", Route::Execution(id, true))
+            if *action == "abort" { ("POST", Route::Abort(id)) } else { ("GET", Route::Execution(id, true)) }
         }
         ["v1", kind, rest @ ..] if (2..=6).contains(&rest.len()) => {
             let kind = kind_of(kind).ok_or_else(not_found)?;
@@ -507,17 +512,10 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
                 ListExecutionsResponse { executions: runs.items, next_token: runs.next_token.unwrap_or_default() };
             Ok(ok(200, &response))
         }
+        Route::Abort(id) => abort(api, request, &id).await,
         Route::Execution(id, nodes_only) => {
             let found = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;
-            let (mut execution, nodes) = found.ok_or_else(|| {
-                ApiError::new(
-                    404,
-                    "NotFound",
-                    "path",
-                    format!("no execution {}/{}/{}", id.project, id.domain, id.name),
-                    "list executions with updraft executions list --remote",
-                )
-            })?;
+            let (mut execution, nodes) = found.ok_or_else(|| no_execution(&id))?;
             if execution.outputs.is_none() {
                 execution.outputs = run_outputs(registry, &execution, &nodes).await?;
             }
@@ -527,6 +525,47 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             Ok(ok(200, &GetExecutionResponse { execution: Some(execution), nodes }))
         }
     }
+}
+
+fn no_execution(id: &ExecutionId) -> ApiError {
+    ApiError::new(
+        404,
+        "NotFound",
+        "path",
+        format!("no execution {}/{}/{}", id.project, id.domain, id.name),
+        "list executions with updraft executions list --remote",
+    )
+}
+
+/// The longest abort reason kept (Batch keeps 1,024 characters of a termination reason).
+const MAX_ABORT_REASON: usize = 1024;
+
+/// Stops a run (`Runs::abort`); an empty body means no reason.
+async fn abort<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
+    api: &Api<R, P, L, C>,
+    request: &ApiRequest,
+    id: &ExecutionId,
+) -> Result<ApiResponse, ApiError> {
+    let body: AbortExecutionRequest = if request.body.is_empty() {
+        AbortExecutionRequest::default()
+    } else {
+        json_body(request, "AbortExecutionRequest")?
+    };
+    let length = body.reason.chars().count();
+    if length > MAX_ABORT_REASON {
+        return Err(ApiError::bad_request(
+            "ReasonTooLong",
+            "reason",
+            format!("the reason has {length} characters, more than the {MAX_ABORT_REASON} kept"),
+            "shorten it; link to a longer text instead",
+        ));
+    }
+    let caller = if request.caller.is_empty() { "an unknown caller" } else { request.caller.as_str() };
+    let stopped = api.runs.abort(id, caller, &body.reason).await.map_err(|e| ApiError::from_port(e, "path"))?;
+    let stopped = stopped.ok_or_else(|| no_execution(id))?;
+    let found = api.runs.get(id).await.map_err(|e| ApiError::from_port(e, "path"))?;
+    let execution = found.map(|(execution, _)| execution);
+    Ok(ok(200, &AbortExecutionResponse { execution, stopped_nodes: stopped.stopped }))
 }
 
 /// A JSON body of `T` (the IDL's canonical JSON), or the precise refusal.
@@ -716,7 +755,10 @@ pub fn from_proxy_event(event: &Value) -> Option<Result<ApiRequest, ApiError>> {
     } else {
         text.as_bytes().to_vec()
     };
-    Some(Ok(ApiRequest { method, path, query, headers, body }))
+    // IAM auth: API Gateway names the signer; `caller` (the principal id) when no ARN is given.
+    let identity = |field: &str| event.pointer(&format!("/requestContext/identity/{field}")).and_then(Value::as_str);
+    let caller = identity("userArn").or_else(|| identity("caller")).unwrap_or_default().to_string();
+    Some(Ok(ApiRequest { method, path, query, headers, body, caller }))
 }
 
 /// Standard base64 (API Gateway's encoding of binary bodies).

@@ -5,9 +5,10 @@
 
 use serde_json::Value;
 use updraft_aws::registry::timestamp;
-use updraft_aws::runs::{DynamoRun, Launch, list_runs};
+use updraft_aws::runs::{DynamoRun, Launch, list_runs, phase_of_stored};
 use updraft_aws::sdk_error::port_error;
 use updraft_core::execution::node::Outputs;
+use updraft_core::execution::stop::{StopCause, Stopped};
 use updraft_core::ports::{Page, PageRequest, PortError, Runs};
 use updraft_core::proto::Timestamp;
 use updraft_core::proto::core::{
@@ -19,6 +20,8 @@ use updraft_core::state_machine::state_machine_name;
 pub struct AwsRuns {
     pub dynamo: aws_sdk_dynamodb::Client,
     pub sfn: aws_sdk_sfn::Client,
+    /// Terminates the jobs of runs that are stopped.
+    pub batch: aws_sdk_batch::Client,
     pub table: String,
     pub name_prefix: String,
     /// `arn:<partition>:states:<region>:<account>:stateMachine:`.
@@ -45,11 +48,7 @@ fn literals(record: &Value, key: &str) -> Option<LiteralMap> {
 
 /// The IDL's view of a stored run.
 fn execution_of(id: &ExecutionId, record: &Value) -> Execution {
-    let phase = match text(record, "run_phase") {
-        "SUCCEEDED" => WorkflowPhase::WorkflowSucceeded,
-        "FAILED" => WorkflowPhase::WorkflowFailed,
-        _ => WorkflowPhase::WorkflowRunning,
-    };
+    let phase = phase_of_stored(text(record, "run_phase"));
     let error = serde_json::from_str::<Value>(text(record, "run_error")).ok().filter(|e| !e.is_null()).map(|e| {
         ExecutionError {
             code: text(&e, "Error").to_string(),
@@ -109,6 +108,24 @@ fn node_of(id: &ExecutionId, record: &Value, run_ended: bool) -> NodeExecution {
 }
 
 impl AwsRuns {
+    /// The runs of the stack whose table, name prefix and state machine ARN
+    /// prefix the template sets on `function`'s variables.
+    pub fn from_env(
+        sdk: &updraft_aws::config::SdkConfig,
+        dynamo: aws_sdk_dynamodb::Client,
+        function: &str,
+    ) -> Result<AwsRuns, String> {
+        let required = |name: &str| crate::required_env(name, function);
+        Ok(AwsRuns {
+            dynamo,
+            sfn: aws_sdk_sfn::Client::new(sdk),
+            batch: aws_sdk_batch::Client::new(sdk),
+            table: required("UPDRAFT_TABLE")?,
+            name_prefix: required("UPDRAFT_NAME_PREFIX")?,
+            state_machine_arn_prefix: required("UPDRAFT_STATE_MACHINE_PREFIX")?,
+        })
+    }
+
     /// Records a run and starts its version's state machine with `input` (a
     /// subworkflow's run carries its parent there). A run of that name exists:
     /// `Conflict`, and nothing starts.
@@ -171,6 +188,9 @@ impl AwsRuns {
         input: &Value,
     ) -> Result<(), PortError> {
         let machine = format!("{}{}", self.state_machine_arn_prefix, state_machine_name(&self.name_prefix, workflow));
+        // The status function finds the run of an execution's status event by this.
+        let mut input = input.clone();
+        input["run"] = serde_json::json!({"project": execution.project, "domain": execution.domain});
         match self
             .sfn
             .start_execution()
@@ -208,6 +228,11 @@ impl Runs for AwsRuns {
             })
             .collect();
         Ok(Page { items, next_token })
+    }
+
+    async fn abort(&self, execution: &ExecutionId, by: &str, reason: &str) -> Result<Option<Stopped>, PortError> {
+        let cause = StopCause::Aborted { by: by.to_string(), reason: reason.to_string() };
+        crate::stop::stop(self, execution, &cause).await
     }
 
     async fn get(&self, execution: &ExecutionId) -> Result<Option<(Execution, Vec<NodeExecution>)>, PortError> {

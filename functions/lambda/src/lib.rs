@@ -2,14 +2,14 @@
 //! handlers here, which call `core` and the adapters of `updraft-aws`: the
 //! HTTPS API (`api`: registry, launch, runs, cache; with `provision` and
 //! `launch`), the node function (`node`: the node protocol of cloud runs) and the
-//! health function; the status function is a placeholder (`placeholder`).
+//! health function, and the status function (`stop`: runs stopped from outside).
 
 pub mod api;
 pub mod health;
 pub mod launch;
 pub mod node;
-pub mod placeholder;
 pub mod provision;
+pub mod stop;
 
 /// A setting of a function from the variable the template sets on it; missing, an
 /// error naming the variable and the function (`api`, `node`).

@@ -319,7 +319,7 @@ const ITEMS_PARAMETER: &str = "updraft_items";
 
 /// A child run's name: its parent's and its node's, within Step Functions' 80
 /// characters (a long one keeps a digest of the whole, so names stay distinct).
-fn child_name(parent: &str, node: &str) -> String {
+pub(crate) fn child_name(parent: &str, node: &str) -> String {
     let raw: String = format!("{parent}-{node}")
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })

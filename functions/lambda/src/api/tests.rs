@@ -461,6 +461,44 @@ fn a_launch_type_checks_its_inputs_before_anything_starts_and_its_name_is_its_id
 }
 
 #[test]
+fn an_abort_records_who_and_why_once_and_is_refused_precisely() {
+    let api = new_api();
+    let spec = "tasks:\n  t: {image: x, command: [t]}\nworkflows:\n  w:\n    nodes:\n      a: {task: t}\n";
+    assert_eq!(call(&api, &post("/v1/register", &register_body(spec, "v1"))).0, 201);
+    let body = json!({"workflow": {"project": "default", "domain": "development", "name": "w", "version": "v1"},
+                      "name": "nightly-1"});
+    assert_eq!(call(&api, &post("/v1/executions", &body.to_string())).0, 201);
+    let path = "/v1/executions/default/development/nightly-1/abort";
+    let mut request = post(path, r#"{"reason": "wrong data"}"#);
+    request.caller = "arn:aws:iam::123456789012:user/ana".into();
+    let (status, body) = call(&api, &request);
+    assert_eq!((status, body["execution"]["phase"].as_str()), (200, Some("WORKFLOW_ABORTED")), "{body}");
+    let message = body["execution"]["error"]["message"].as_str().unwrap();
+    assert_eq!(message, "aborted by arn:aws:iam::123456789012:user/ana: wrong data");
+    // Again, by someone else: the first abort stands.
+    let (status, again) = call(&api, &post(path, ""));
+    assert_eq!((status, again["execution"]["error"]["message"].as_str()), (200, Some(message)), "{again}");
+
+    let (status, body) = call(&api, &post("/v1/executions/default/development/none/abort", ""));
+    assert_eq!((status, body["code"].as_str()), (404, Some("NotFound")), "{body}");
+    let long = json!({"reason": "x".repeat(1025)}).to_string();
+    let (status, body) = call(&api, &post(path, &long));
+    assert_eq!((status, body["code"].as_str(), body["path"].as_str()), (400, Some("ReasonTooLong"), Some("reason")));
+    let (status, body) = call(&api, &post(path, r#"{"reason": 7}"#));
+    assert_eq!((status, body["code"].as_str()), (400, Some("MalformedBody")), "{body}");
+    assert_eq!(call(&api, &get_request(path)).0, 405, "abort is a POST");
+}
+
+#[test]
+fn the_caller_of_a_proxy_event_is_its_iam_identity() {
+    let event = json!({"httpMethod": "POST", "path": "/v1/x", "requestContext": {"identity": {
+        "userArn": "arn:aws:iam::1:user/ana", "caller": "AIDA1"}}});
+    assert_eq!(from_proxy_event(&event).unwrap().unwrap().caller, "arn:aws:iam::1:user/ana");
+    let event = json!({"httpMethod": "POST", "path": "/v1/x", "requestContext": {"identity": {"caller": "AIDA1"}}});
+    assert_eq!(from_proxy_event(&event).unwrap().unwrap().caller, "AIDA1");
+}
+
+#[test]
 fn a_task_versions_cache_entries_are_listed_and_evicted() {
     let api = new_api();
     let task = Identifier {

@@ -20,12 +20,13 @@ fn main() -> Result<(), Error> {
         let sdk = sdk_config(None, None).await;
         let (batch, sfn) = (aws_sdk_batch::Client::new(&sdk), aws_sdk_sfn::Client::new(&sdk));
         let provisioner =
-            AwsProvisioner::new(batch, sfn, &config.state_machine_role, config.state_machine_arn_prefix());
+            AwsProvisioner::new(batch.clone(), sfn, &config.state_machine_role, config.state_machine_arn_prefix());
         let dynamo = dynamodb_client(&sdk);
         let registry = DynamoRegistry::new(dynamo.clone(), s3_client(&sdk), &config.table, &config.bucket);
         let runs = AwsRuns {
             dynamo,
             sfn: aws_sdk_sfn::Client::new(&sdk),
+            batch,
             table: config.table.clone(),
             name_prefix: config.cloud.jobs.name_prefix.clone(),
             state_machine_arn_prefix: config.state_machine_arn_prefix(),

@@ -20,6 +20,7 @@ fn main() -> Result<(), Error> {
         let runs = AwsRuns {
             dynamo: dynamo.clone(),
             sfn: sfn.clone(),
+            batch: batch.clone(),
             table: config.table.clone(),
             name_prefix: config.name_prefix.clone(),
             state_machine_arn_prefix: config.state_machine_arn_prefix.clone(),

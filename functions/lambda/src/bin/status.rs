@@ -1,11 +1,21 @@
-//! Lambda entry point of the status function: a placeholder until the control plane (see `placeholder`).
+//! Lambda entry point of the status function: Step Functions execution status
+//! changes in; runs stopped, timed out or failed recorded so, and whatever of them
+//! still runs stopped (see `updraft_functions::stop`).
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
+use updraft_aws::config::{dynamodb_client, sdk_config};
+use updraft_functions::launch::AwsRuns;
 
 fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(run(service_fn(|event: LambdaEvent<Value>| async move {
-        updraft_functions::placeholder::respond("status", &event.payload).map_err(Error::from)
-    })))
+    runtime.block_on(async {
+        let sdk = sdk_config(None, None).await;
+        let runs = &AwsRuns::from_env(&sdk, dynamodb_client(&sdk), "status")?;
+        run(service_fn(move |event: LambdaEvent<Value>| async move {
+            updraft_functions::stop::handle_status_event(runs, &event.payload).await.map_err(Error::from)
+        }))
+        .await
+    })
 }
