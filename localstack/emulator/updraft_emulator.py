@@ -313,14 +313,45 @@ def _millis(moment):
 
 
 def patch_stepfunctions_status_events():
-    """(n) An execution's end sends its status change, with the fields AWS's event carries."""
+    """(n) An execution's end sends its status change, with the fields AWS's event carries.
+
+    StopExecution ends the execution at once, as on AWS, with the request's error
+    and cause: moto only flagged its program, whose thread waits on as long as a
+    task token is unanswered, and dropped the error and cause."""
+    from moto.stepfunctions import responses
+    from moto.stepfunctions.parser.api import ExecutionStatus
     from moto.stepfunctions.parser.backend import execution as parser_execution
 
+    requested = {}  # execution ARN → (error, cause) of its StopExecution request
+    stop_execution = responses.StepFunctionResponse.stop_execution
+
+    def stop_execution_with_cause(self):
+        requested[self._get_param("executionArn")] = (self._get_param("error"), self._get_param("cause"))
+        return stop_execution(self)
+
+    responses.StepFunctionResponse.stop_execution = stop_execution_with_cause
+
     terminated = parser_execution.BaseExecutionWorkerCommunication.terminated
+    stop = parser_execution.Execution.stop
 
     def terminated_with_event(self):
         terminated(self)
-        execution = self.execution
+        _send_status_change(self.execution)
+
+    def stop_now(self, stop_date, error, cause):
+        error, cause = requested.pop(self.exec_arn, (error, cause))
+        error, cause = error or None, cause or None
+        running = self.exec_status == ExecutionStatus.RUNNING
+        stop(self, stop_date=stop_date, error=error, cause=cause)
+        if running:
+            self.exec_status, self.stop_date, self.error, self.cause = ExecutionStatus.ABORTED, stop_date, error, cause
+            _send_status_change(self)
+
+    def _send_status_change(execution):
+        # Once per execution: a stopped one's thread reports its end again when it unblocks.
+        if getattr(execution, "_updraft_status_sent", False):
+            return
+        execution._updraft_status_sent = True
         try:
             _, _, _, region, account = execution.exec_arn.split(":")[:5]
             detail = {
@@ -338,6 +369,7 @@ def patch_stepfunctions_status_events():
             LOG.exception("the status change of execution %s was not delivered", execution.exec_arn)
 
     parser_execution.BaseExecutionWorkerCommunication.terminated = terminated_with_event
+    parser_execution.Execution.stop = stop_now
 
 
 def patch_batch_jobs():

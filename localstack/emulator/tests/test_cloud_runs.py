@@ -61,6 +61,25 @@ workflows:
       broken: {task: flaky}
       after: {task: add, inputs: {x: 1}, after: [broken]}
       fine: {task: add, inputs: {x: 41}}
+  # Two long jobs and a node after them: for stops from outside.
+  pair:
+    inputs: {run: string}
+    nodes:
+      left: {task: nap, inputs: {seconds: 120.0, label: $inputs.run}}
+      right: {task: nap, inputs: {seconds: 120.0, label: $inputs.run}}
+      after: {task: add, inputs: {x: 1}, after: [left, right]}
+  fan:
+    inputs: {xs: "list<float>", run: string}
+    nodes:
+      naps:
+        map: {task: nap, over: [seconds]}
+        inputs: {seconds: $inputs.xs, label: $inputs.run}
+  failfast:
+    inputs: {run: string}
+    nodes:
+      broken: {task: flaky}
+      slow: {task: nap, inputs: {seconds: 120.0, label: $inputs.run}}
+      after_slow: {task: add, inputs: {x: 1}, after: [slow]}
 """
 
 
@@ -225,3 +244,95 @@ def test_the_cli_launches_watches_and_reads_a_run_back(cloud, tmp_path):
     assert json.loads(listed.stdout)[0]["id"]["name"] == name, "newest first"
     refused = updraft(cloud, "launch", str(spec), "chain", "--version", "v1", "--input", "x=many")
     assert refused.returncode == 1 and "--input x=many" in refused.stderr, refused.stderr
+
+
+LIVE = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+
+
+def live_jobs(aws, api, run):
+    """The run's Batch jobs (array children included) that have not ended."""
+    batch, queue = aws("batch"), api["outputs"]["CpuJobQueueArn"]
+    jobs = [j for s in LIVE for j in batch.list_jobs(jobQueue=queue, jobStatus=s)["jobSummaryList"]]
+    return [j for j in jobs if j["jobName"].startswith(f"{run}-")]
+
+
+def wait_for(what, check, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def running_jobs(aws, api, run, count):
+    def enough():
+        running = [j for j in live_jobs(aws, api, run) if j["status"] == "RUNNING"]
+        return running if len(running) >= count else None
+    return wait_for(f"{count} jobs of {run} running", enough)
+
+
+def test_updraft_executions_abort_stops_the_jobs_and_records_who_and_why(cloud, aws):
+    run = launch(cloud, "pair", {"run": {"string": unique("r")}})
+    running_jobs(aws, cloud, run, 2)
+    started = time.time()
+    aborted = updraft(cloud, "executions", "abort", run, "--remote", "--project", "cloud", "--reason", "wrong data")
+    assert aborted.returncode == 0, aborted.stderr
+    assert aborted.stdout.startswith(f"{run}: ABORTED"), aborted.stdout
+    wait_for("every job of the run stopped", lambda: not live_jobs(aws, cloud, run), timeout=30)
+    print(f"abort_to_all_jobs_stopped_s: {time.time() - started:.2f}")
+    answer = finished(cloud, run)
+    assert answer["execution"]["phase"] == "WORKFLOW_ABORTED", answer
+    error = answer["execution"]["error"]
+    assert error["code"] == "Aborted", error
+    assert error["message"] == "aborted by arn:aws:iam::123456789012:user/testing: wrong data", error
+    phases = {node: n["phase"] for node, n in nodes(answer).items()}
+    assert phases == {"left": "ABORTED", "right": "ABORTED", "after": "SKIPPED"}, phases
+    # The node after them never starts, whatever the terminated jobs' end events do meanwhile.
+    time.sleep(3)
+    assert not live_jobs(aws, cloud, run)
+    assert nodes(finished(cloud, run))["after"]["phase"] == "SKIPPED"
+    # Idempotent: again, the first abort stands and nothing more is stopped.
+    status, again = signed(cloud, "POST", f"/v1/executions/cloud/development/{run}/abort", body=b'{"reason": "x"}')
+    assert status == 200 and again["execution"]["error"] == error and "stoppedNodes" not in again, again
+
+
+def test_stop_execution_from_the_aws_side_ends_the_run_aborted_with_its_jobs(cloud, aws):
+    run = launch(cloud, "pair", {"run": {"string": unique("r")}})
+    running_jobs(aws, cloud, run, 2)
+    sfn = aws("stepfunctions")
+    arns = [e["executionArn"] for m in sfn.list_state_machines()["stateMachines"] if m["name"].endswith("-pair-v1")
+            for e in sfn.list_executions(stateMachineArn=m["stateMachineArn"])["executions"] if e["name"] == run]
+    assert len(arns) == 1, arns
+    sfn.stop_execution(executionArn=arns[0], cause="an operator stopped it")
+    # The status function gets the execution's status change and stops the rest.
+    wait_for("every job of the run stopped", lambda: not live_jobs(aws, cloud, run), timeout=30)
+    answer = finished(cloud, run)
+    assert answer["execution"]["phase"] == "WORKFLOW_ABORTED", answer
+    assert answer["execution"]["error"]["message"] == "aborted by Step Functions: an operator stopped it"
+    assert {n["phase"] for n in answer["nodes"]} == {"ABORTED", "SKIPPED"}, answer["nodes"]
+
+
+def test_aborting_a_running_map_terminates_its_array_job(cloud, aws):
+    run = launch(cloud, "fan", {"xs": {"list": {"values": [{"float": 120.0}] * 3}},
+                                "run": {"string": unique("r")}})
+    wait_for("the map's children running", lambda: len(
+        [j for j in live_jobs(aws, cloud, run) if j["status"] == "RUNNING"]) >= 3)
+    aborted = updraft(cloud, "executions", "abort", run, "--remote", "--project", "cloud", "--output", "json")
+    assert aborted.returncode == 0, aborted.stderr
+    # (Which call stopped the array job, this one or the status function it set off, is a race.)
+    assert json.loads(aborted.stdout)["execution"]["phase"] == "WORKFLOW_ABORTED", aborted.stdout
+    wait_for("the array job and its children stopped", lambda: not live_jobs(aws, cloud, run), timeout=30)
+    assert nodes(finished(cloud, run))["naps"]["phase"] == "ABORTED"
+
+
+def test_a_fail_fast_failure_stops_the_running_sibling_and_starts_nothing_after_it(cloud, aws):
+    run = launch(cloud, "failfast", {"run": {"string": unique("r")}})
+    answer = finished(cloud, run)
+    assert answer["execution"]["phase"] == "WORKFLOW_FAILED", answer
+    assert answer["execution"]["error"]["code"] == "NonZeroExit", answer["execution"]
+    wait_for("the sibling's job stopped", lambda: not live_jobs(aws, cloud, run), timeout=30)
+    time.sleep(3)
+    phases = {node: n["phase"] for node, n in nodes(finished(cloud, run)).items()}
+    assert phases == {"broken": "FAILED", "slow": "ABORTED", "after_slow": "SKIPPED"}, phases

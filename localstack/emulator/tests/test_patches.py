@@ -99,6 +99,55 @@ def test_state_machine_fails_when_its_batch_job_fails(aws, role_arn, job_queue):
     assert cause["Container"]["ExitCode"] == 3
 
 
+# ------------------------------------------------------------------ (n) execution status changes, StopExecution
+
+def test_stop_execution_ends_a_waiting_execution_at_once_with_its_cause(aws, role_arn):
+    sfn = aws("stepfunctions")
+    waiting = {"StartAt": "Wait", "States": {"Wait": {
+        "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {"FunctionName": "nowhere", "Payload": {"token.$": "$$.Task.Token"}}, "End": True}}}
+    machine = sfn.create_state_machine(name=unique("sm"), definition=json.dumps(waiting), roleArn=role_arn)
+    arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name=unique("run"))["executionArn"]
+    sfn.stop_execution(executionArn=arn, error="Operator", cause="stopped by hand")
+    stopped = sfn.describe_execution(executionArn=arn)
+    assert (stopped["status"], stopped.get("error"), stopped.get("cause")) == ("ABORTED", "Operator", "stopped by hand")
+
+
+def test_an_ended_execution_sends_its_status_change_to_matching_rules(aws, role_arn, function_arn, tmp_path):
+    events, touched = aws("events"), tmp_path / "event.json"
+    rule = unique("status")
+    events.put_rule(Name=rule, EventPattern=json.dumps({
+        "source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"status": ["SUCCEEDED"]}}))
+    events.put_targets(Rule=rule, Targets=[{"Id": "f", "Arn": function_arn}])
+    try:
+        result, arn = run_state_machine(aws, role_arn, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+                                        {"touch": str(touched)})
+        assert result["status"] == "SUCCEEDED"
+        event = json.loads(wait_for(lambda: touched.exists() and touched.read_text()))
+    finally:
+        events.remove_targets(Rule=rule, Ids=["f"])
+        events.delete_rule(Name=rule)
+    detail = event["detail"]
+    assert (event["source"], detail["executionArn"], detail["status"]) == ("aws.states", arn, "SUCCEEDED")
+    assert json.loads(detail["input"]) == {"touch": str(touched)}
+
+
+# ------------------------------------------------------------------ (o) terminating an array job
+
+def test_terminating_an_array_job_terminates_its_children(aws, job_queue):
+    batch = aws("batch")
+    definition = job_definition(aws, [PYTHON, "-c", "import time; time.sleep(120)"])
+    parent = batch.submit_job(jobName=unique("array"), jobQueue=job_queue, jobDefinition=definition,
+                              arrayProperties={"size": 2})["jobId"]
+    children = [f"{parent}:{i}" for i in range(2)]
+    wait_for(lambda: all(j["status"] == "RUNNING" for j in batch.describe_jobs(jobs=children)["jobs"]))
+    batch.terminate_job(jobId=parent, reason="the run was aborted")
+    assert finished_job(aws, parent)["status"] == "FAILED"
+    ended = batch.describe_jobs(jobs=children)["jobs"]
+    assert {(j["status"], j["statusReason"]) for j in ended} == {("FAILED", "the run was aborted")}, ended
+
+
 # ------------------------------------------------------------------ (c) Lambda runs the package's bootstrap
 
 BOOTSTRAP = f"""#!{PYTHON}
@@ -113,8 +162,10 @@ while True:
     else:
         body, path = {{"echo": event, "function": os.environ["AWS_LAMBDA_FUNCTION_NAME"],
                        "setting": os.environ.get("SETTING")}}, "/response"
-    if event.get("touch"):
-        open(event["touch"], "w").write(json.dumps(event))
+    # An EventBridge envelope of an execution's status change carries the execution's input as text.
+    touch = event.get("touch") or json.loads((event.get("detail") or {{}}).get("input") or "{{}}").get("touch")
+    if touch:
+        open(touch, "w").write(json.dumps(event))
     print("handled", request_id)
     urllib.request.urlopen(urllib.request.Request(api + request_id + path, data=json.dumps(body).encode(), method="POST"))
 """
