@@ -250,6 +250,23 @@ fn executions_abort_stops_a_local_run_from_another_process() {
 }
 
 #[test]
+fn a_run_past_its_workflow_timeout_ends_timed_out_and_its_tasks_are_killed() {
+    let spec = format!(
+        "tasks:\n  slow:\n    image: x\n    command: {STEP}, sleep, \"60\", \"{{{{inputs.pidfile}}}}\"]\n    inputs: {{pidfile: string}}\nworkflows:\n  w:\n    timeout: 2s\n    inputs: {{pidfile: string}}\n    nodes:\n      slow: {{task: slow, inputs: {{pidfile: $inputs.pidfile}}}}\n"
+    );
+    let sandbox = Sandbox::new("workflow-timeout", &spec);
+    let pidfile = sandbox.dir.join("pid");
+    let (code, doc) = json_run(&sandbox, &["-i", &format!("pidfile={}", pidfile.display())]);
+    assert_eq!(code, Some(1));
+    assert_eq!(doc["execution"]["phase"], "WORKFLOW_TIMED_OUT", "{doc}");
+    assert_eq!(doc["execution"]["error"]["code"], "TimedOut");
+    assert_eq!(doc["execution"]["error"]["message"], "the run ran past its timeout of 2s");
+    assert_eq!(node(&doc, "slow")["phase"], "ABORTED");
+    let task_pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert!(!std::path::Path::new(&format!("/proc/{task_pid}")).exists(), "the task process was killed");
+}
+
+#[test]
 fn map_branch_and_subworkflow_nodes_run() {
     let spec = format!(
         r#"tasks:

@@ -69,6 +69,8 @@ pub struct WorkflowSpec {
     pub nodes: IndexMap<String, NodeSpec>,
     /// `fail_fast` (default) or `finish_independent`.
     pub on_failure: Option<String>,
+    /// The longest a run may take (`6h`); past it the run ends TIMED_OUT.
+    pub timeout: Option<Value>,
 }
 
 /// A node: exactly one of `task`, `workflow`, `branch`, `map`.

@@ -214,6 +214,15 @@ fn tell_parent(succeeded: bool, workflow: &Value, targets: &Targets, next: &str)
     })
 }
 
+/// The workflow's own timeout in whole seconds (rounded up: Step Functions counts
+/// seconds), or the 7-day default.
+fn execution_timeout_seconds(template: &crate::proto::core::WorkflowTemplate) -> u64 {
+    match &template.timeout {
+        Some(d) => (d.seconds.max(0) as u64 + u64::from(d.nanos > 0)).max(1),
+        None => EXECUTION_TIMEOUT_SECONDS,
+    }
+}
+
 /// The definition (Amazon States Language) of `workflow`'s state machine.
 pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Value, StateMachineError> {
     let template = workflow.template.clone().unwrap_or_default();
@@ -269,7 +278,7 @@ pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Valu
             id.project, id.domain, id.name, id.version
         ),
         "StartAt": start,
-        "TimeoutSeconds": EXECUTION_TIMEOUT_SECONDS,
+        "TimeoutSeconds": execution_timeout_seconds(&template),
         "States": states
     });
     let bytes = definition.to_string().len();

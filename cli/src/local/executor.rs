@@ -326,12 +326,28 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
 
     let run = run_workflow(Arc::clone(&ctx), Arc::new(workflow), request.inputs.clone(), String::new());
     tokio::pin!(run);
+    // The workflow's own timeout: past it, the run is stopped as on Ctrl-C and ends TIMED_OUT.
+    let timeout = template.timeout.map(|d| Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32));
+    let deadline = async {
+        match timeout {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut timed_out = None;
     let result = tokio::select! {
         result = &mut run => result,
         _ = shutdown_signal() => {
             ctx.progress().progress.message("interrupted: stopping running tasks (Ctrl-C again is not needed)");
             let _ = cancel_tx.send(true);
             // Let every node see the cancellation, kill its process group and record itself.
+            run.await
+        }
+        _ = deadline => {
+            let limit = updraft_core::quantity::format_duration(timeout.unwrap_or_default());
+            ctx.progress().progress.message(&format!("the run ran past its timeout of {limit}: stopping running tasks"));
+            timed_out = Some(limit);
+            let _ = cancel_tx.send(true);
             run.await
         }
     };
@@ -344,13 +360,23 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
             execution.phase = WorkflowPhase::WorkflowSucceeded as i32;
             execution.outputs = Some(LiteralMap { values: outputs });
         }
-        Err(failure) => {
-            execution.phase = match failure.phase() {
-                NodePhase::Aborted => WorkflowPhase::WorkflowAborted,
-                _ => WorkflowPhase::WorkflowFailed,
-            } as i32;
-            execution.error = Some(failure.error);
-        }
+        Err(failure) => match timed_out {
+            Some(limit) => {
+                execution.phase = WorkflowPhase::WorkflowTimedOut as i32;
+                execution.error = Some(ExecutionError {
+                    code: "TimedOut".into(),
+                    message: format!("the run ran past its timeout of {limit}"),
+                    ..failure.error
+                });
+            }
+            None => {
+                execution.phase = match failure.phase() {
+                    NodePhase::Aborted => WorkflowPhase::WorkflowAborted,
+                    _ => WorkflowPhase::WorkflowFailed,
+                } as i32;
+                execution.error = Some(failure.error);
+            }
+        },
     }
     let mut recorder = ctx.recorder.lock().expect("recorder lock");
     recorder.store.put_execution(&execution)?;

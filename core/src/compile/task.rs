@@ -64,7 +64,7 @@ impl Compiler<'_> {
                 0
             }
         };
-        let timeout = spec.timeout.as_ref().and_then(|t| self.timeout(&join(&path, "timeout"), t));
+        let timeout = spec.timeout.as_ref().and_then(|t| self.timeout(&join(&path, "timeout"), t, "an attempt"));
         let secrets = self.secrets(&join(&path, "secrets"), spec);
 
         if self.diags.len() > errors_before {
@@ -324,7 +324,8 @@ impl Compiler<'_> {
         }
     }
 
-    pub(super) fn timeout(&mut self, path: &str, value: &Value) -> Option<crate::proto::Duration> {
+    /// A timeout of `subject` (what it limits: "an attempt", "a run").
+    pub(super) fn timeout(&mut self, path: &str, value: &Value, subject: &str) -> Option<crate::proto::Duration> {
         let parsed = match value {
             Value::String(s) => quantity::parse_duration(s),
             Value::Number(n) => n
@@ -339,7 +340,7 @@ impl Compiler<'_> {
                 self.error(
                     path,
                     "timeout is zero",
-                    "give the longest an attempt may run, e.g. 30m; leave timeout out for no limit",
+                    format!("give the longest {subject} may run, e.g. 30m; leave timeout out for no limit"),
                 );
                 None
             }

@@ -143,6 +143,8 @@ impl Compiler<'_> {
             }
         };
 
+        let timeout = spec.timeout.as_ref().and_then(|t| self.timeout(&join(&path, "timeout"), t, "a run"));
+
         if self.diags.len() > errors_before {
             return None;
         }
@@ -181,6 +183,7 @@ impl Compiler<'_> {
                 output_bindings,
                 failure_policy: failure_policy as i32,
                 description: spec.description.clone().unwrap_or_default(),
+                timeout,
             }),
             dag: Some(dag),
             // A document holds each task and workflow once; `Compiled::closure` assembles

@@ -2,7 +2,10 @@
 //! run in DynamoDB, its Step Functions execution, its Batch jobs and child runs),
 //! used by the API's abort and by the status function, which consumes Step
 //! Functions' execution status events so that a run stopped, timed out or failed
-//! at the execution level is recorded so, with nothing of it left running.
+//! at the execution level is recorded so, with nothing of it left running. A
+//! subworkflow's run stopped that way never reaches its "Tell parent" state, so
+//! the status function tells the parent node itself (the node function's
+//! `child_ended`, the same event that state sends).
 
 use crate::launch::AwsRuns;
 use serde_json::Value;
@@ -89,10 +92,19 @@ pub async fn stop(runs: &AwsRuns, execution: &ExecutionId, cause: &StopCause) ->
     stop_run(&run, &stopper, cause).await.map(Some)
 }
 
+/// A run stopped by a status event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusStop {
+    pub execution: ExecutionId,
+    pub cause: StopCause,
+    /// A subworkflow's run: its parent node (the `parent` of its input).
+    pub parent: Option<Value>,
+}
+
 /// What a Step Functions "Execution Status Change" event asks of the status
 /// function: the run and why it stopped; `None`: nothing to do (a run that is
 /// still going or succeeded, or an execution that is not a run's).
-pub fn parse_status_event(event: &Value) -> Result<Option<(ExecutionId, StopCause)>, String> {
+pub fn parse_status_event(event: &Value) -> Result<Option<StatusStop>, String> {
     if event.get("detail-type").and_then(Value::as_str) != Some("Step Functions Execution Status Change") {
         return Err("the status function takes Step Functions Execution Status Change events".into());
     }
@@ -112,7 +124,7 @@ pub fn parse_status_event(event: &Value) -> Result<Option<(ExecutionId, StopCaus
             reason: if cause.is_empty() { "StopExecution was called on the run's execution".into() } else { cause },
         },
         "TIMED_OUT" => {
-            StopCause::TimedOut { message: "the run's execution ran past its state machine's TimeoutSeconds".into() }
+            StopCause::TimedOut { message: "the run ran past its timeout (its state machine's TimeoutSeconds)".into() }
         }
         "FAILED" => StopCause::Failed {
             code: if error.is_empty() { "States.Runtime".into() } else { error },
@@ -120,24 +132,74 @@ pub fn parse_status_event(event: &Value) -> Result<Option<(ExecutionId, StopCaus
         },
         _ => return Ok(None),
     };
-    Ok(Some((execution, stop)))
+    let parent = input.get("parent").filter(|p| p.is_object()).cloned();
+    Ok(Some(StatusStop { execution, cause: stop, parent }))
 }
 
-/// The status function: records the stop and stops what still runs. An error
-/// that a retry may cure is returned (Lambda retries, then the events DLQ).
-pub async fn handle_status_event(runs: &AwsRuns, event: &Value) -> Result<Value, String> {
-    let Some((execution, cause)) = parse_status_event(event)? else {
+/// The node function's `child_ended` event for a child run that `cause` stopped
+/// (`workflow`: the child's), with a failure code of the failure table.
+pub fn child_ended_event(stop: &StatusStop, workflow: &Identifier, parent: &Value) -> Value {
+    let (code, message) = stop.cause.error();
+    let code = match &stop.cause {
+        StopCause::Aborted { .. } => "Aborted".to_string(),
+        StopCause::TimedOut { .. } => "Timeout".to_string(),
+        StopCause::Failed { .. } => code,
+    };
+    serde_json::json!({
+        "action": "child_ended",
+        "workflow": {"project": workflow.project, "domain": workflow.domain, "name": workflow.name,
+                     "version": workflow.version},
+        "execution": stop.execution.name,
+        "parent": parent,
+        "succeeded": false,
+        "error": {"Error": code, "Cause": message},
+    })
+}
+
+/// What the status function works with.
+pub struct StatusServices {
+    pub runs: AwsRuns,
+    pub lambda: aws_sdk_lambda::Client,
+    /// The node function, told when a child run stops.
+    pub node_function: String,
+}
+
+/// The status function: records the stop, stops what still runs, and tells a
+/// child run's parent node. An error that a retry may cure is returned (Lambda
+/// retries, then the events DLQ); every step is idempotent.
+pub async fn handle_status_event(services: &StatusServices, event: &Value) -> Result<Value, String> {
+    let Some(status) = parse_status_event(event)? else {
         return Ok(serde_json::json!({"ignored": "not a stop of an Updraft run"}));
     };
-    match stop(runs, &execution, &cause).await {
-        Ok(Some(stopped)) => Ok(serde_json::json!({
-            "execution": execution.name,
-            "phase": updraft_aws::runs::stored_phase(stopped.phase),
-            "stopped_nodes": stopped.stopped,
-        })),
-        Ok(None) => Ok(serde_json::json!({"ignored": format!("no run {} is recorded", execution.name)})),
-        Err(e) => Err(format!("stopping run {}: {e}", execution.name)),
+    let name = &status.execution.name;
+    let stopped = match stop(&services.runs, &status.execution, &status.cause).await {
+        Ok(Some(stopped)) => stopped,
+        Ok(None) => return Ok(serde_json::json!({"ignored": format!("no run {name} is recorded")})),
+        Err(e) => return Err(format!("stopping run {name}: {e}")),
+    };
+    if let Some(parent) = &status.parent {
+        let run = DynamoRun::new(services.runs.dynamo.clone(), &services.runs.table, &status.execution);
+        let workflow = run.workflow().await.map_err(|e| format!("reading run {name}: {e}"))?.unwrap_or_default();
+        let payload = child_ended_event(&status, &workflow, parent);
+        // Asynchronously, as an event: Lambda retries it, then the events DLQ keeps it.
+        services
+            .lambda
+            .invoke()
+            .function_name(&services.node_function)
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string()))
+            .send()
+            .await
+            .map_err(|e| {
+                format!("telling the parent of run {name}: {}", port_error("invoking the node function", &e))
+            })?;
     }
+    Ok(serde_json::json!({
+        "execution": name,
+        "phase": updraft_aws::runs::stored_phase(stopped.phase),
+        "stopped_nodes": stopped.stopped,
+        "told_parent": status.parent.is_some(),
+    }))
 }
 
 #[cfg(test)]
@@ -163,15 +225,41 @@ mod tests {
     fn status_events_become_stops_of_the_run_their_input_names() {
         let input = json!({"run": {"project": "p", "domain": "d"}});
         let id = ExecutionId { project: "p".into(), domain: "d".into(), name: "nightly".into() };
-        let (execution, cause) = parse_status_event(&event("ABORTED", input.clone())).unwrap().unwrap();
-        assert_eq!(execution, id);
-        assert_eq!(cause.phase(), WorkflowPhase::WorkflowAborted);
-        let (_, timed_out) = parse_status_event(&event("TIMED_OUT", input.clone())).unwrap().unwrap();
-        assert_eq!(timed_out.phase(), WorkflowPhase::WorkflowTimedOut);
-        let (_, failed) = parse_status_event(&event("FAILED", input.clone())).unwrap().unwrap();
-        assert_eq!(failed, StopCause::Failed { code: "States.Runtime".into(), message: "bad path".into() });
+        let aborted = parse_status_event(&event("ABORTED", input.clone())).unwrap().unwrap();
+        assert_eq!((&aborted.execution, aborted.parent.as_ref()), (&id, None));
+        assert_eq!(aborted.cause.phase(), WorkflowPhase::WorkflowAborted);
+        let timed_out = parse_status_event(&event("TIMED_OUT", input.clone())).unwrap().unwrap();
+        assert_eq!(timed_out.cause.phase(), WorkflowPhase::WorkflowTimedOut);
+        let failed = parse_status_event(&event("FAILED", input.clone())).unwrap().unwrap();
+        assert_eq!(failed.cause, StopCause::Failed { code: "States.Runtime".into(), message: "bad path".into() });
         assert_eq!(parse_status_event(&event("SUCCEEDED", input.clone())).unwrap(), None);
         assert_eq!(parse_status_event(&event("RUNNING", input)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_stopped_child_run_tells_its_parent_node_as_its_tell_parent_state_would() {
+        let parent = json!({"project": "p", "domain": "d", "execution": "nightly", "workflow": "outer",
+                            "version": "v1", "node": "sub"});
+        let input = json!({"run": {"project": "p", "domain": "d"}, "parent": parent});
+        let stop = parse_status_event(&event("TIMED_OUT", input)).unwrap().unwrap();
+        assert_eq!(stop.parent.as_ref(), Some(&parent));
+        let child = Identifier {
+            project: "p".into(),
+            domain: "d".into(),
+            name: "inner".into(),
+            version: "v1".into(),
+            ..Default::default()
+        };
+        let told = child_ended_event(&stop, &child, &parent);
+        // The node function reads it as it reads the state's event: the parent node fails with a table code.
+        match crate::node::parse_event(&told).unwrap() {
+            crate::node::NodeEvent::ChildEnded { run, node, child, succeeded, error } => {
+                assert_eq!((run.execution.name.as_str(), node.as_str(), succeeded), ("nightly", "sub", false));
+                assert_eq!(child.workflow.name, "inner");
+                assert_eq!(error["Error"], "Timeout");
+            }
+            other => panic!("not a child's end: {other:?}"),
+        }
     }
 
     #[test]

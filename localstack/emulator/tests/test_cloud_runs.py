@@ -80,6 +80,16 @@ workflows:
       broken: {task: flaky}
       slow: {task: nap, inputs: {seconds: 120.0, label: $inputs.run}}
       after_slow: {task: add, inputs: {x: 1}, after: [slow]}
+  hurried:
+    timeout: 4s
+    inputs: {run: string}
+    nodes:
+      slow: {task: nap, inputs: {seconds: 120.0, label: $inputs.run}}
+  waits_for_hurried:
+    inputs: {run: string}
+    nodes:
+      sub: {workflow: hurried, inputs: {run: $inputs.run}}
+      after: {task: add, inputs: {x: 1}, after: [sub]}
 """
 
 
@@ -336,3 +346,22 @@ def test_a_fail_fast_failure_stops_the_running_sibling_and_starts_nothing_after_
     time.sleep(3)
     phases = {node: n["phase"] for node, n in nodes(finished(cloud, run)).items()}
     assert phases == {"broken": "FAILED", "slow": "ABORTED", "after_slow": "SKIPPED"}, phases
+
+
+def test_a_run_past_its_workflow_timeout_ends_timed_out_with_its_job_stopped(cloud, aws):
+    run = launch(cloud, "hurried", {"run": {"string": unique("r")}})
+    answer = finished(cloud, run, timeout=60)
+    assert answer["execution"]["phase"] == "WORKFLOW_TIMED_OUT", answer
+    assert answer["execution"]["error"]["code"] == "TimedOut", answer["execution"]
+    wait_for("the job stopped", lambda: not live_jobs(aws, cloud, run), timeout=30)
+    assert nodes(finished(cloud, run))["slow"]["phase"] == "ABORTED"
+
+
+def test_a_subworkflow_past_its_timeout_fails_its_parent_node(cloud, aws):
+    run = launch(cloud, "waits_for_hurried", {"run": {"string": unique("r")}})
+    answer = finished(cloud, run, timeout=60)
+    assert answer["execution"]["phase"] == "WORKFLOW_FAILED", answer
+    sub = nodes(answer)["sub"]
+    assert (sub["phase"], sub["error"]["code"]) == ("FAILED", "Timeout"), sub
+    assert nodes(answer)["after"]["phase"] == "SKIPPED"
+    wait_for("the child's job stopped", lambda: not live_jobs(aws, cloud, f"{run}-sub"), timeout=30)

@@ -6,15 +6,20 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 use updraft_aws::config::{dynamodb_client, sdk_config};
 use updraft_functions::launch::AwsRuns;
+use updraft_functions::stop::StatusServices;
 
 fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let sdk = sdk_config(None, None).await;
-        let runs = &AwsRuns::from_env(&sdk, dynamodb_client(&sdk), "status")?;
+        let services = &StatusServices {
+            runs: AwsRuns::from_env(&sdk, dynamodb_client(&sdk), "status")?,
+            lambda: aws_sdk_lambda::Client::new(&sdk),
+            node_function: updraft_functions::required_env("UPDRAFT_NODE_FUNCTION", "status")?,
+        };
         run(service_fn(move |event: LambdaEvent<Value>| async move {
-            updraft_functions::stop::handle_status_event(runs, &event.payload).await.map_err(Error::from)
+            updraft_functions::stop::handle_status_event(services, &event.payload).await.map_err(Error::from)
         }))
         .await
     })
