@@ -3,7 +3,8 @@
 writes UPDRAFT_CONFIG first): what a node costs in Step Functions transitions,
 Lambda invocations and DynamoDB writes (read from the execution's history and the
 emulator's counters, GET /moto-api/updraft/counters), the launch request's
-latency, and an N-shaped DAG's makespan over its critical path.
+latency, an N-shaped DAG's makespan over its critical path, and how long an abort
+takes to stop every job of a run.
 
 usage: cloud.py UPDRAFT_BIN ENDPOINT   (prints `name: value unit` lines)"""
 import json
@@ -50,6 +51,11 @@ workflows:
       b: {task: nap, inputs: {seconds: 12.0, label: $inputs.run}}
       c: {task: nap, inputs: {seconds: 2.0, label: $inputs.run}, after: [a]}
       d: {task: nap, inputs: {seconds: 2.0, label: $inputs.run}, after: [a, b]}
+  pair:
+    inputs: {run: string}
+    nodes:
+      left: {task: nap, inputs: {seconds: 300.0, label: $inputs.run}}
+      right: {task: nap, inputs: {seconds: 300.0, label: $inputs.run}}
 """
 # The N-shape's critical path: b then d.
 CRITICAL_PATH_S = 12.0 + 2.0
@@ -140,6 +146,30 @@ def main(updraft, endpoint):
     created, ended = answer["execution"]["createdAt"], answer["execution"]["updatedAt"]
     seconds = (parse(ended) - parse(created))
     print(f"cloud_makespan_over_critical_path: {seconds / CRITICAL_PATH_S:.2f} ratio")
+
+    # An abort while two jobs run: from the call to no job of the run left in Batch.
+    batch = boto3.client("batch", **session)
+    queue = next(q["jobQueueArn"] for q in batch.describe_job_queues()["jobQueues"] if q["jobQueueName"] == "bench-cpu")
+
+    def live_jobs(run):
+        states = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+        jobs = [j for s in states for j in batch.list_jobs(jobQueue=queue, jobStatus=s)["jobSummaryList"]]
+        return [j for j in jobs if j["jobName"].startswith(f"{run}-")]
+
+    pair = f"pair-{uuid.uuid4().hex[:8]}"
+    launch("pair", {"run": {"string": pair}}, pair)
+    deadline = time.time() + 120
+    while sum(1 for j in live_jobs(pair) if j["status"] == "RUNNING") < 2:
+        if time.time() > deadline:
+            raise SystemExit(f"the jobs of {pair} did not start within 120 s")
+        time.sleep(0.1)
+    started = time.perf_counter()
+    call("POST", f"/v1/executions/bench/development/{pair}/abort", b'{"reason": "benchmark"}')
+    while live_jobs(pair):
+        if time.perf_counter() - started > 120:
+            raise SystemExit(f"the jobs of {pair} still run 120 s after the abort")
+        time.sleep(0.05)
+    print(f"abort_to_all_jobs_stopped_s: {time.perf_counter() - started:.2f} s")
 
 
 def parse(text):
