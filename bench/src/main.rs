@@ -21,7 +21,20 @@ fn main() {
     report("compile_10k_nodes_ms", median_ms(7, || compile(&wide, 10_000)));
     let fan_in = fan_in(1_000);
     report("compile_fanin_1000_ms", median_ms(7, || compile(&fan_in, 1_001)));
+    println!("schedule_next_1000_us: {:.0} us", median_ms(7, next_1000_fires) * 1000.0);
     local::run_all();
+}
+
+/// 1,000 fire times of a nightly schedule in Europe/Paris (three years, six clock changes).
+fn next_1000_fires() {
+    use updraft_core::proto::core::{CronSchedule, Schedule, schedule::Kind};
+    let nightly = Schedule {
+        kind: Some(Kind::Cron(CronSchedule { expression: "0 3 * * *".into(), timezone: "Europe/Paris".into() })),
+        kickoff_time_input: String::new(),
+    };
+    let after = chrono::DateTime::from_timestamp(1_796_083_200, 0).expect("a valid time"); // 2026-12-01
+    let fires = updraft_core::schedule::next_fires(&nightly, None, after, 1000).expect("the schedule fires");
+    assert_eq!(fires.len(), 1000);
 }
 
 pub fn report(name: &str, value: f64) {

@@ -188,6 +188,22 @@ enum LaunchPlanCommand {
     Activate(LaunchPlanArgs),
     /// Make this version inactive.
     Deactivate(LaunchPlanArgs),
+    /// When a launch plan's schedule fires next: the zone's wall clock and UTC, by
+    /// EventBridge Scheduler's rules (a time skipped by a clock change does not fire).
+    Next {
+        /// A spec file (.yaml, .json or .py).
+        file: PathBuf,
+        /// The launch plan, when the file schedules several.
+        plan: Option<String>,
+        /// How many fire times (at most 1,000).
+        #[arg(short = 'n', default_value_t = 10)]
+        count: usize,
+        /// List the fires after this time (RFC 3339, or a date); default: now.
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
 }
 
 #[derive(clap::Args)]
@@ -378,10 +394,14 @@ fn main() -> ExitCode {
             let what = commands::registry::Wanted { kind, name, version, prefix, limit };
             commands::registry::get(&what, &remote, output)
         }
+        Command::Launchplan { command: LaunchPlanCommand::Next { file, plan, count, after, output } } => {
+            commands::schedule::next(&file, plan.as_deref(), count, after.as_deref(), output)
+        }
         Command::Launchplan { command } => {
             let (args, active) = match command {
                 LaunchPlanCommand::Activate(args) => (args, true),
                 LaunchPlanCommand::Deactivate(args) => (args, false),
+                LaunchPlanCommand::Next { .. } => unreachable!("answered above"),
             };
             commands::registry::set_active(&args.name, &args.version, active, &args.remote, args.output)
         }

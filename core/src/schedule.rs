@@ -1,30 +1,34 @@
-//! Schedule expressions of launch plans: five-field cron (with the usual
-//! aliases) and fixed rates. Checked here so that a malformed schedule is refused
-//! at registration, not when EventBridge first tries to fire it.
+//! Schedules of launch plans: five-field cron (with the usual aliases) in an IANA
+//! time zone, and fixed rates. The grammar, field matching and next-match search
+//! are `croner`'s; the time zone database is `chrono-tz`'s. This module adds what
+//! EventBridge Scheduler decides and no cron library knows:
+//!
+//! - the exact Scheduler expression of a schedule (`0 3 * * *` → `cron(0 3 * * ? *)`,
+//!   `6h` → `rate(6 hours)`), and a refusal, with the reason and the fix, of what
+//!   Scheduler cannot express (day-of-month and day-of-week both restricted);
+//! - the fire times, by Scheduler's rule for daylight saving time (AWS knowledge
+//!   center, "eventbridge-scheduler-adjust-dst"; Scheduler user guide, "Schedule
+//!   types", daylight saving time): a wall-clock time that does not exist on a
+//!   spring-forward day is skipped, one that happens twice on a fall-back day fires
+//!   once, at its first occurrence; a rate counts fixed durations from its start
+//!   (a `1d` rate is 24 hours, whatever the clocks do).
+//!
+//! Everything is checked at registration, so a malformed schedule never reaches
+//! Scheduler.
 
-use crate::proto::core::{CronSchedule, FixedRate, RateUnit};
+use crate::proto::core::{CronSchedule, FixedRate, RateUnit, Schedule, schedule};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
 
-const FIELDS: [(&str, u32, u32); 5] =
-    [("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12), ("day-of-week", 0, 7)];
-const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
-const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+const FIELD_NAMES: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
+const FIELD_VALUES: [&str; 5] =
+    ["0-59", "0-23", "1-31, L or nW", "1-12 or JAN-DEC", "0-7 or SUN-SAT (0 and 7: Sunday)"];
 
-/// A parsed cron expression: the allowed values of each field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cron {
-    pub minutes: Vec<u32>,
-    pub hours: Vec<u32>,
-    pub days_of_month: Vec<u32>,
-    pub months: Vec<u32>,
-    /// 0 = Sunday; 7 is folded into 0.
-    pub days_of_week: Vec<u32>,
-    /// Whether day-of-month / day-of-week were restricted (cron ORs them when both are).
-    pub dom_restricted: bool,
-    pub dow_restricted: bool,
-}
-
-pub fn parse_cron(expression: &str) -> Result<Cron, String> {
-    let expanded = match expression.trim() {
+/// The aliases cron users write, as five fields.
+fn expand_alias(expression: &str) -> Result<&str, String> {
+    Ok(match expression {
         "@yearly" | "@annually" => "0 0 1 1 *",
         "@monthly" => "0 0 1 * *",
         "@weekly" => "0 0 * * 0",
@@ -35,82 +39,155 @@ pub fn parse_cron(expression: &str) -> Result<Cron, String> {
                 "unknown alias \"{alias}\"; use @yearly, @monthly, @weekly, @daily or @hourly, or five fields"
             ));
         }
-        other => other,
-    };
-    let fields: Vec<&str> = expanded.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!(
-            "cron \"{expression}\" has {} fields; write five: minute hour day-of-month month day-of-week, e.g. \"0 3 * * *\" for 03:00 daily",
-            fields.len()
-        ));
-    }
-    let mut sets = Vec::with_capacity(5);
-    for (i, field) in fields.iter().enumerate() {
-        sets.push(parse_field(field, i).map_err(|e| format!("cron \"{expression}\": {} field: {e}", FIELDS[i].0))?);
-    }
-    let mut days_of_week: Vec<u32> = sets[4].iter().map(|&d| d % 7).collect();
-    days_of_week.sort_unstable();
-    days_of_week.dedup();
-    Ok(Cron {
-        minutes: sets[0].clone(),
-        hours: sets[1].clone(),
-        days_of_month: sets[2].clone(),
-        months: sets[3].clone(),
-        days_of_week,
-        dom_restricted: fields[2] != "*" && fields[2] != "?",
-        dow_restricted: fields[4] != "*" && fields[4] != "?",
+        fields => fields,
     })
 }
 
-fn parse_field(field: &str, index: usize) -> Result<Vec<u32>, String> {
-    let (_, min, max) = FIELDS[index];
-    let mut values = Vec::new();
-    for part in field.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => {
-                let step: u32 = s.parse().map_err(|_| format!("step \"{s}\" is not a number"))?;
-                if step == 0 {
-                    return Err("a step of 0 never advances".into());
-                }
-                (r, step)
-            }
-            None => (part, 1),
-        };
-        let (lo, hi) = if range == "*" || range == "?" {
-            (min, max)
-        } else if let Some((a, b)) = range.split_once('-') {
-            (value(a, index)?, value(b, index)?)
-        } else {
-            let v = value(range, index)?;
-            // "5/15" means from 5 to the end in steps of 15.
-            (v, if part.contains('/') { max } else { v })
-        };
-        if lo > hi {
-            return Err(format!("range {lo}-{hi} runs backwards"));
-        }
-        values.extend((lo..=hi).step_by(step as usize));
+/// The five fields of `expression` (an alias expanded), upper-cased as croner reads them.
+fn fields_of(expression: &str) -> Result<Vec<String>, String> {
+    let expanded = expand_alias(expression.trim())?;
+    let fields: Vec<String> = expanded.split_whitespace().map(str::to_ascii_uppercase).collect();
+    if fields.len() != 5 {
+        return Err(format!(
+            "cron \"{expression}\" has {} fields; write five: minute hour day-of-month month day-of-week, \
+             e.g. \"0 3 * * *\" for 03:00 daily",
+            fields.len()
+        ));
     }
-    values.sort_unstable();
-    values.dedup();
-    Ok(values)
+    Ok(fields)
 }
 
-fn value(text: &str, index: usize) -> Result<u32, String> {
-    let (_, min, max) = FIELDS[index];
-    let lower = text.to_ascii_lowercase();
-    let named = match index {
-        3 => MONTHS.iter().position(|m| *m == lower).map(|i| i as u32 + 1),
-        4 => DAYS.iter().position(|d| *d == lower).map(|i| i as u32),
-        _ => None,
-    };
-    let v = match named {
-        Some(v) => v,
-        None => text.parse::<u32>().map_err(|_| format!("\"{text}\" is not a number"))?,
-    };
-    if v < min || v > max {
-        return Err(format!("{v} is out of range {min}-{max}"));
+/// Parses a five-field cron expression (or alias) with croner: no seconds, no
+/// years, `a-b/n` ranges (not the ambiguous `a/n`).
+pub fn parse_cron(expression: &str) -> Result<Cron, String> {
+    let fields = fields_of(expression)?;
+    let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
+    parser.parse(&fields.join(" ")).map_err(|e| {
+        // croner names the problem; say which field when one field alone is wrong.
+        let field = (0..5).find(|&i| {
+            let mut probe: Vec<&str> = vec!["*"; 5];
+            probe[i] = &fields[i];
+            parser.parse(&probe.join(" ")).is_err()
+        });
+        match field {
+            Some(i) => {
+                let problem = e.to_string();
+                let problem = problem.trim_start_matches("Component error: ").trim_end_matches('.').to_lowercase();
+                format!(
+                    "cron \"{expression}\": {} field \"{}\": {problem}; its values are {}",
+                    FIELD_NAMES[i], fields[i], FIELD_VALUES[i]
+                )
+            }
+            None => format!("cron \"{expression}\": {e}"),
+        }
+    })
+}
+
+fn restricted(field: &str) -> bool {
+    field != "*" && field != "?"
+}
+
+/// Day-of-week names as numbers (0 = Sunday), as croner reads them.
+fn numeric_weekdays(field: &str) -> String {
+    let names = [("SUN", "0"), ("MON", "1"), ("TUE", "2"), ("WED", "3"), ("THU", "4"), ("FRI", "5"), ("SAT", "6")];
+    names.iter().fold(field.to_string(), |text, (name, number)| text.replace(name, number))
+}
+
+/// One day-of-week value in Scheduler's numbering (1 = Sunday … 7 = Saturday);
+/// `L` (last) and `#n` (n-th) suffixes kept.
+fn scheduler_weekday(value: &str) -> Result<String, String> {
+    let digits = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let number: u32 = value[..digits].parse().map_err(|_| format!("\"{value}\" is not a day of the week"))?;
+    if number > 7 {
+        return Err(format!("day of week {number} is out of range 0-7"));
     }
-    Ok(v)
+    Ok(format!("{}{}", number % 7 + 1, &value[digits..]))
+}
+
+/// The day-of-week field in Scheduler's numbering. Unix cron counts 0–6 (or 7)
+/// from Sunday, Scheduler 1–7: each value moves by one; a range that would wrap
+/// (`5-7`: Friday to Sunday) becomes a list.
+fn scheduler_weekdays(field: &str) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for part in numeric_weekdays(field).split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((range, step)) => (range, Some(step)),
+            None => (part, None),
+        };
+        let translated = match range.split_once('-') {
+            _ if range == "*" => "*".to_string(),
+            Some((from, to)) => {
+                let (from, to) = (scheduler_weekday(from)?, scheduler_weekday(to)?);
+                let (a, b): (u32, u32) = (from.parse().unwrap_or(0), to.parse().unwrap_or(0));
+                if a <= b {
+                    format!("{a}-{b}")
+                } else if b == 1 && step.is_none() {
+                    // `x-7` (up to Sunday written as 7): Sunday is 1 in Scheduler.
+                    format!("{a}-7,1")
+                } else {
+                    return Err(format!("the day-of-week range \"{range}\" runs backwards"));
+                }
+            }
+            None => scheduler_weekday(range)?,
+        };
+        parts.push(match step {
+            Some(step) if translated == "*" => format!("1/{step}"),
+            Some(step) => format!("{translated}/{step}"),
+            None => translated,
+        });
+    }
+    Ok(parts.join(","))
+}
+
+/// `*/n` is written `first/n` in Scheduler's cron.
+fn scheduler_field(field: &str, first: u32) -> String {
+    field.split(',').map(|part| part.replacen("*/", &format!("{first}/"), 1)).collect::<Vec<_>>().join(",")
+}
+
+/// The EventBridge Scheduler expression of a cron: six fields, one of
+/// day-of-month and day-of-week `?`, Sunday = 1, and any year.
+pub fn scheduler_cron(expression: &str) -> Result<String, String> {
+    parse_cron(expression)?;
+    let f = fields_of(expression)?;
+    let (dom, dow) = match (restricted(&f[2]), restricted(&f[4])) {
+        (true, true) => {
+            return Err(format!(
+                "cron \"{expression}\" restricts both day-of-month ({}) and day-of-week ({}): cron fires on \
+                 either, EventBridge Scheduler cannot say that; split it into two launch plans, one with \
+                 each (\"{} {} {} {} *\" and \"{} {} * {} {}\")",
+                f[2], f[4], f[0], f[1], f[2], f[3], f[0], f[1], f[3], f[4]
+            ));
+        }
+        (true, false) => (scheduler_field(&f[2], 1), "?".to_string()),
+        (false, true) => ("?".to_string(), scheduler_weekdays(&f[4])?),
+        (false, false) => ("*".to_string(), "?".to_string()),
+    };
+    Ok(format!(
+        "cron({} {} {dom} {} {dow} *)",
+        scheduler_field(&f[0], 0),
+        scheduler_field(&f[1], 0),
+        scheduler_field(&f[3], 1)
+    ))
+}
+
+/// The EventBridge Scheduler expression of a rate.
+pub fn scheduler_rate(rate: &FixedRate) -> String {
+    let unit = match RateUnit::try_from(rate.unit).unwrap_or(RateUnit::Minute) {
+        RateUnit::Hour => "hour",
+        RateUnit::Day => "day",
+        RateUnit::Minute | RateUnit::Unspecified => "minute",
+    };
+    let plural = if rate.value == 1 { "" } else { "s" };
+    format!("rate({} {unit}{plural})", rate.value)
+}
+
+/// The EventBridge Scheduler expression of a compiled schedule.
+pub fn scheduler_expression(schedule: &Schedule) -> Result<String, String> {
+    match &schedule.kind {
+        Some(schedule::Kind::Cron(cron)) => scheduler_cron(&cron.expression),
+        Some(schedule::Kind::Rate(rate)) => Ok(scheduler_rate(rate)),
+        None => Err("the schedule has neither cron nor rate".into()),
+    }
 }
 
 /// `6h`, `30m`, `1d`, `"2 hours"`, `"1 day"`.
@@ -123,6 +200,11 @@ pub fn parse_rate(text: &str) -> Result<FixedRate, String> {
         "m" | "min" | "minute" | "minutes" => RateUnit::Minute,
         "h" | "hour" | "hours" => RateUnit::Hour,
         "d" | "day" | "days" => RateUnit::Day,
+        "s" | "sec" | "second" | "seconds" => {
+            return Err(format!(
+                "rate \"{text}\" is below a minute: EventBridge Scheduler fires at most once a minute; use 1m or more"
+            ));
+        }
         other => return Err(format!("unknown rate unit \"{other}\" in \"{text}\"; {hint}")),
     };
     if value == 0 {
@@ -131,100 +213,111 @@ pub fn parse_rate(text: &str) -> Result<FixedRate, String> {
     Ok(FixedRate { value, unit: unit as i32 })
 }
 
-/// The IANA time zone names (tzdata 2025b, canonical names and links), one a line:
-/// EventBridge Scheduler refuses any other name, so registration does too.
-const TIMEZONES: &str = include_str!("timezones.txt");
-
-pub fn check_timezone(zone: &str) -> Result<(), String> {
-    if TIMEZONES.lines().any(|known| known == zone) {
-        return Ok(());
+/// The IANA zone of `name` (chrono-tz's database); a near miss is named.
+pub fn time_zone(name: &str) -> Result<Tz, String> {
+    if let Ok(zone) = name.parse::<Tz>() {
+        return Ok(zone);
     }
-    let hint = "write an IANA name such as UTC, Europe/Paris or America/New_York";
-    let folded = zone.trim().to_ascii_lowercase();
-    match TIMEZONES.lines().find(|known| known.to_ascii_lowercase() == folded) {
-        Some(known) => Err(format!("\"{zone}\" is not an IANA time zone; did you mean \"{known}\"?")),
-        None => Err(format!("\"{zone}\" is not an IANA time zone; {hint}")),
+    let folded = name.trim().to_ascii_lowercase();
+    match chrono_tz::TZ_VARIANTS.iter().find(|zone| zone.name().to_ascii_lowercase() == folded) {
+        Some(zone) => Err(format!("\"{name}\" is not an IANA time zone; did you mean \"{}\"?", zone.name())),
+        None => Err(format!(
+            "\"{name}\" is not an IANA time zone; write an IANA name such as UTC, Europe/Paris or America/New_York"
+        )),
     }
 }
 
-/// Days in each month, February in a leap year: a schedule fires if a date exists at all.
-const DAYS_IN_MONTH: [u32; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-
-/// Refuses a cron whose day-of-month never occurs in its months (`0 0 30 2 *`).
-/// When day-of-week is restricted too, cron fires on either, so it always fires.
+/// Refuses a cron that never fires (`0 0 30 2 *`): within eight years every
+/// date that exists at all occurs (February 29 included).
 fn check_fires(cron: &Cron, expression: &str) -> Result<(), String> {
-    if !cron.dom_restricted || cron.dow_restricted {
-        return Ok(());
+    let from = NaiveDate::from_ymd_opt(2027, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).expect("a valid date");
+    let limit = NaiveDate::from_ymd_opt(2035, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).expect("a valid date");
+    match cron.find_next_occurrence(&from, true) {
+        Ok(next) if next < limit => Ok(()),
+        _ => Err(format!(
+            "cron \"{expression}\" never fires: no month it names has the days it names; pick days that exist in \
+             those months"
+        )),
     }
-    let fires = cron.months.iter().any(|&m| cron.days_of_month.iter().any(|&d| d <= DAYS_IN_MONTH[m as usize - 1]));
-    if fires {
-        return Ok(());
-    }
-    Err(format!(
-        "cron \"{expression}\" never fires: no month it names has day {:?}; pick days that exist in those months",
-        cron.days_of_month
-    ))
 }
 
+/// Checks a cron schedule as registration stores it: the expression parses,
+/// Scheduler can express it, it fires, and the zone is an IANA name.
 pub fn cron_schedule(expression: &str, timezone: Option<&str>) -> Result<CronSchedule, String> {
-    check_fires(&parse_cron(expression)?, expression)?;
+    let cron = parse_cron(expression)?;
+    scheduler_cron(expression)?;
+    check_fires(&cron, expression)?;
     if let Some(zone) = timezone {
-        check_timezone(zone)?;
+        time_zone(zone)?;
     }
     Ok(CronSchedule { expression: expression.trim().to_string(), timezone: timezone.unwrap_or_default().to_string() })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cron_fields_expand() {
-        let c = parse_cron("*/15 3 * * mon-fri").unwrap();
-        assert_eq!(c.minutes, vec![0, 15, 30, 45]);
-        assert_eq!(c.hours, vec![3]);
-        assert_eq!(c.days_of_week, vec![1, 2, 3, 4, 5]);
-        assert!(c.dow_restricted && !c.dom_restricted);
-        assert_eq!(parse_cron("@daily").unwrap(), parse_cron("0 0 * * *").unwrap());
-        assert_eq!(parse_cron("0 0 * * 7").unwrap().days_of_week, vec![0]);
-        assert_eq!(parse_cron("5/20 * * jan,jul *").unwrap().minutes, vec![5, 25, 45]);
-    }
-
-    #[test]
-    fn malformed_cron_is_explained() {
-        assert!(parse_cron("0 3 * *").unwrap_err().contains("has 4 fields"));
-        assert!(parse_cron("0 25 * * *").unwrap_err().contains("hour field: 25 is out of range 0-23"));
-        assert!(parse_cron("*/0 * * * *").unwrap_err().contains("step of 0"));
-        assert!(parse_cron("0 0 * foo *").unwrap_err().contains("month field"));
-        assert!(parse_cron("@sometimes").unwrap_err().contains("unknown alias"));
-        assert!(parse_cron("0 10-2 * * *").unwrap_err().contains("backwards"));
-    }
-
-    #[test]
-    fn a_cron_that_can_never_fire_is_refused() {
-        assert!(cron_schedule("0 0 30 2 *", None).unwrap_err().contains("never fires"));
-        assert!(cron_schedule("0 0 31 4,6,9,11 *", None).unwrap_err().contains("never fires"));
-        assert!(cron_schedule("0 0 29 2 *", None).is_ok(), "leap years have February 29");
-        assert!(cron_schedule("0 0 30 2 mon", None).is_ok(), "day-of-week ORs with day-of-month");
-        assert!(cron_schedule("0 0 31 1-3 *", None).is_ok());
-    }
-
-    #[test]
-    fn rates() {
-        assert_eq!(parse_rate("6h").unwrap(), FixedRate { value: 6, unit: RateUnit::Hour as i32 });
-        assert_eq!(parse_rate("2 days").unwrap(), FixedRate { value: 2, unit: RateUnit::Day as i32 });
-        assert!(parse_rate("0m").unwrap_err().contains("never fires"));
-        assert!(parse_rate("5 weeks").unwrap_err().contains("unknown rate unit"));
-    }
-
-    #[test]
-    fn timezones() {
-        assert!(check_timezone("Europe/Paris").is_ok());
-        assert!(check_timezone("America/Argentina/Buenos_Aires").is_ok());
-        assert!(check_timezone("CET ").is_err());
-        assert!(check_timezone("Paris").is_err());
-        assert!(check_timezone("UTC").is_ok());
-        assert!(check_timezone("Mars/Olympus_Mons").unwrap_err().contains("not an IANA time zone"));
-        assert!(check_timezone("europe/paris").unwrap_err().contains("did you mean \"Europe/Paris\""));
+/// The instant a wall-clock time of `zone` names by Scheduler's rule: `None` in a
+/// spring-forward gap (skipped), the first occurrence in a fall-back overlap.
+fn instant_of(zone: &Tz, wall: &NaiveDateTime) -> Option<DateTime<Utc>> {
+    match zone.from_local_datetime(wall) {
+        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(first, _) => Some(first.with_timezone(&Utc)),
+        LocalResult::None => None,
     }
 }
+
+fn rate_period(rate: &FixedRate) -> Duration {
+    let minutes = match RateUnit::try_from(rate.unit).unwrap_or(RateUnit::Minute) {
+        RateUnit::Hour => 60,
+        RateUnit::Day => 24 * 60,
+        RateUnit::Minute | RateUnit::Unspecified => 1,
+    };
+    Duration::minutes(i64::from(rate.value.max(1)) * minutes)
+}
+
+/// The first `n` fire times of `schedule` strictly after `after`, in UTC. A rate
+/// fires at `start` + k × its period (`start`: the schedule's start date; `None`:
+/// `after`, as Scheduler starts a rate without one when it is created).
+pub fn next_fires(
+    schedule: &Schedule,
+    start: Option<DateTime<Utc>>,
+    after: DateTime<Utc>,
+    n: usize,
+) -> Result<Vec<DateTime<Utc>>, String> {
+    match &schedule.kind {
+        Some(schedule::Kind::Rate(rate)) => {
+            let period = rate_period(rate);
+            let start = start.unwrap_or(after);
+            // The first k with start + k·period > after.
+            let k = if after < start { 0 } else { (after - start).num_seconds() / period.num_seconds() + 1 };
+            Ok((0..n as i64).map(|i| start + period * (k + i) as i32).collect())
+        }
+        Some(schedule::Kind::Cron(cron)) => {
+            let zone = if cron.timezone.is_empty() { Tz::UTC } else { time_zone(&cron.timezone)? };
+            let pattern = parse_cron(&cron.expression)?;
+            let mut wall = after.with_timezone(&zone).naive_local();
+            let mut fires = Vec::with_capacity(n);
+            while fires.len() < n {
+                wall = pattern
+                    .find_next_occurrence(&wall, false)
+                    .map_err(|e| format!("cron \"{}\" has no next fire time: {e}", cron.expression))?;
+                // Skipped in a gap; a repeated wall-clock time maps to its first instant, already passed.
+                if let Some(instant) = instant_of(&zone, &wall).filter(|t| *t > after) {
+                    fires.push(instant);
+                }
+            }
+            Ok(fires)
+        }
+        None => Err("the schedule has neither cron nor rate".into()),
+    }
+}
+
+/// A fire time as the zone's wall clock shows it.
+pub fn wall_clock(schedule: &Schedule, instant: DateTime<Utc>) -> String {
+    let zone = match &schedule.kind {
+        Some(schedule::Kind::Cron(c)) if !c.timezone.is_empty() => time_zone(&c.timezone).unwrap_or(Tz::UTC),
+        _ => Tz::UTC,
+    };
+    let local = instant.with_timezone(&zone);
+    format!("{} {}", local.format("%Y-%m-%d %H:%M %Z"), local.weekday())
+}
+
+#[cfg(test)]
+mod tests;

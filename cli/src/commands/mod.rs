@@ -5,4 +5,5 @@ pub mod executions;
 pub mod launch;
 pub mod registry;
 pub mod run;
+pub mod schedule;
 pub mod validate;
