@@ -5,6 +5,7 @@ import json
 import os
 import stat
 import sys
+import time
 import urllib.request
 import zipfile
 
@@ -101,13 +102,16 @@ def test_state_machine_fails_when_its_batch_job_fails(aws, role_arn, job_queue):
 
 # ------------------------------------------------------------------ (n) execution status changes, StopExecution
 
-def test_stop_execution_ends_a_waiting_execution_at_once_with_its_cause(aws, role_arn):
+def test_stop_execution_ends_a_waiting_execution_at_once_with_its_cause(aws, role_arn, function_arn):
     sfn = aws("stepfunctions")
+    # The function answers at once, but nothing ever answers the token: the execution waits.
     waiting = {"StartAt": "Wait", "States": {"Wait": {
         "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
-        "Parameters": {"FunctionName": "nowhere", "Payload": {"token.$": "$$.Task.Token"}}, "End": True}}}
+        "Parameters": {"FunctionName": function_arn, "Payload": {"token.$": "$$.Task.Token"}}, "End": True}}}
     machine = sfn.create_state_machine(name=unique("sm"), definition=json.dumps(waiting), roleArn=role_arn)
     arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name=unique("run"))["executionArn"]
+    time.sleep(1)
+    assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
     sfn.stop_execution(executionArn=arn, error="Operator", cause="stopped by hand")
     stopped = sfn.describe_execution(executionArn=arn)
     assert (stopped["status"], stopped.get("error"), stopped.get("cause")) == ("ABORTED", "Operator", "stopped by hand")
