@@ -31,6 +31,7 @@ fn next_1000_fires() {
     let nightly = Schedule {
         kind: Some(Kind::Cron(CronSchedule { expression: "0 3 * * *".into(), timezone: "Europe/Paris".into() })),
         kickoff_time_input: String::new(),
+        catch_up: None,
     };
     let after = chrono::DateTime::from_timestamp(1_796_083_200, 0).expect("a valid time"); // 2026-12-01
     let fires = updraft_core::schedule::next_fires(&nightly, None, after, 1000).expect("the schedule fires");

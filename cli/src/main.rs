@@ -188,6 +188,17 @@ enum LaunchPlanCommand {
     Activate(LaunchPlanArgs),
     /// Make this version inactive.
     Deactivate(LaunchPlanArgs),
+    /// Each firing of a launch plan's schedule in the cloud, newest first: launched, skipped or failed.
+    Ticks {
+        name: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        remote: commands::registry::Remote,
+        #[arg(long, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
     /// When a launch plan's schedule fires next: the zone's wall clock and UTC, by
     /// EventBridge Scheduler's rules (a time skipped by a clock change does not fire).
     Next {
@@ -397,11 +408,14 @@ fn main() -> ExitCode {
         Command::Launchplan { command: LaunchPlanCommand::Next { file, plan, count, after, output } } => {
             commands::schedule::next(&file, plan.as_deref(), count, after.as_deref(), output)
         }
+        Command::Launchplan { command: LaunchPlanCommand::Ticks { name, limit, remote, output } } => {
+            commands::registry::ticks(&name, limit, &remote, output)
+        }
         Command::Launchplan { command } => {
             let (args, active) = match command {
                 LaunchPlanCommand::Activate(args) => (args, true),
                 LaunchPlanCommand::Deactivate(args) => (args, false),
-                LaunchPlanCommand::Next { .. } => unreachable!("answered above"),
+                LaunchPlanCommand::Next { .. } | LaunchPlanCommand::Ticks { .. } => unreachable!("answered above"),
             };
             commands::registry::set_active(&args.name, &args.version, active, &args.remote, args.output)
         }

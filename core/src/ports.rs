@@ -292,19 +292,31 @@ pub trait Provisioner: Send + Sync {
         name: &str,
         definition: &Value,
     ) -> impl Future<Output = Result<String, PortError>> + Send;
+    /// `enabled`: makes the plan's schedule launch this version, ENABLED (created
+    /// or updated; a rate's start date kept). Not `enabled`: disables the schedule
+    /// if it launches this version (its start date kept); another version's
+    /// schedule is left alone. Idempotent.
+    fn apply_schedule(
+        &self,
+        schedule: &crate::schedule::ScheduleRequest,
+        enabled: bool,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// Cloud runs: launched from a registered workflow version, read back from their records.
 pub trait Runs: Send + Sync {
-    /// Records the run (its inputs and nodes) and starts its state machine. A run
-    /// of that name exists: `Conflict`, and nothing is started.
+    /// Records the run (its inputs and nodes) and starts its state machine: `true`.
+    /// The name is the idempotency key: a run of that name with the same workflow
+    /// version and inputs is the same run, started if a launch that died between its
+    /// two writes left it unstarted: `false`. With other content: `Conflict`, and
+    /// nothing is started.
     fn launch(
         &self,
         execution: &ExecutionId,
         workflow: &CompiledWorkflow,
         inputs: &Outputs,
         overwrite_cache: bool,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
     /// The runs of a project and domain, newest first.
     fn list(
         &self,
@@ -321,6 +333,19 @@ pub trait Runs: Send + Sync {
         by: &str,
         reason: &str,
     ) -> impl Future<Output = Result<Option<crate::execution::stop::Stopped>, PortError>> + Send;
+    /// Records how a tick of `plan`'s schedule was handled (the same tick again
+    /// replaces its record: a retried tick that launched says so).
+    fn record_tick(
+        &self,
+        plan: &Identifier,
+        tick: &crate::proto::api::ScheduleTick,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// The ticks of a launch plan (any version), newest first.
+    fn ticks(
+        &self,
+        plan: &Identifier,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<crate::proto::api::ScheduleTick>, PortError>> + Send;
     /// The run and its nodes as recorded, or `None`.
     fn get(
         &self,

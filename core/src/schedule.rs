@@ -319,5 +319,124 @@ pub fn wall_clock(schedule: &Schedule, instant: DateTime<Utc>) -> String {
     format!("{} {}", local.format("%Y-%m-%d %H:%M %Z"), local.weekday())
 }
 
+/// How late a tick may start its run by default (Scheduler's `MaximumEventAgeInSeconds`).
+pub const DEFAULT_CATCH_UP_SECONDS: i64 = 3600;
+/// Scheduler's bounds of `MaximumEventAgeInSeconds`.
+pub const MIN_CATCH_UP_SECONDS: i64 = 60;
+pub const MAX_CATCH_UP_SECONDS: i64 = 24 * 3600;
+
+/// A schedule's catch-up window in seconds.
+pub fn catch_up_seconds(schedule: &Schedule) -> i64 {
+    schedule.catch_up.map_or(DEFAULT_CATCH_UP_SECONDS, |d| d.seconds + i64::from(d.nanos > 0))
+}
+
+/// Keeps letters, digits, `-` and `_`; at most `max` characters, a long name
+/// ending in a digest of the whole, so distinct names stay distinct.
+fn bounded_name(raw: &str, max: usize) -> String {
+    let clean: String =
+        raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    if clean.len() <= max {
+        return clean;
+    }
+    use sha2::{Digest, Sha256};
+    let digest = hex::encode(Sha256::digest(raw.as_bytes()));
+    format!("{}-{}", &clean[..max - 17], &digest[..16])
+}
+
+/// The EventBridge Scheduler schedule of a launch plan (one per plan name, whatever
+/// its active version): at most 64 characters, Scheduler's limit.
+pub fn schedule_name(prefix: &str, project: &str, domain: &str, plan: &str) -> String {
+    bounded_name(&format!("{prefix}-{project}-{domain}-{plan}"), 64)
+}
+
+/// The run a tick starts: named by the plan and the scheduled time, so a tick
+/// delivered twice (or backfilled again) is the same run. At most 80 characters,
+/// Step Functions' limit for execution names.
+pub fn tick_execution_name(plan: &str, scheduled: DateTime<Utc>) -> String {
+    let time = scheduled.format("%Y%m%dT%H%MZ").to_string();
+    format!("{}-{time}", bounded_name(plan, 80 - time.len() - 1))
+}
+
+/// What Scheduler puts in a target's input for the time a tick is for.
+pub const SCHEDULED_TIME: &str = "<aws.scheduler.scheduled-time>";
+
+/// The stack's schedule of one launch plan version, as Scheduler's
+/// CreateSchedule/UpdateSchedule take it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleRequest {
+    /// See [`schedule_name`].
+    pub name: String,
+    /// `cron(...)` or `rate(...)`.
+    pub expression: String,
+    /// IANA zone (UTC by default).
+    pub timezone: String,
+    /// Scheduler's `MaximumEventAgeInSeconds`.
+    pub catch_up_seconds: i64,
+    /// A rate counts from the schedule's start date, kept across versions.
+    pub is_rate: bool,
+    /// The launch plan version it launches.
+    pub plan: crate::proto::core::Identifier,
+    /// The target's input: a tick event with [`SCHEDULED_TIME`] for Scheduler to fill.
+    pub input: serde_json::Value,
+}
+
+/// The schedule a scheduled launch plan version needs; `None` without a schedule.
+pub fn schedule_request(
+    prefix: &str,
+    plan: &crate::proto::core::LaunchPlanSpec,
+) -> Result<Option<ScheduleRequest>, String> {
+    let Some(schedule) = &plan.schedule else { return Ok(None) };
+    let id = plan.id.clone().unwrap_or_default();
+    let timezone = match &schedule.kind {
+        Some(schedule::Kind::Cron(c)) if !c.timezone.is_empty() => c.timezone.clone(),
+        _ => "UTC".to_string(),
+    };
+    let tick = Tick {
+        project: id.project.clone(),
+        domain: id.domain.clone(),
+        plan: id.name.clone(),
+        version: id.version.clone(),
+        scheduled_time: SCHEDULED_TIME.to_string(),
+    };
+    Ok(Some(ScheduleRequest {
+        name: schedule_name(prefix, &id.project, &id.domain, &id.name),
+        expression: scheduler_expression(schedule)?,
+        timezone,
+        catch_up_seconds: catch_up_seconds(schedule),
+        is_rate: matches!(schedule.kind, Some(schedule::Kind::Rate(_))),
+        input: serde_json::json!({ TICK_EVENT: tick }),
+        plan: id,
+    }))
+}
+
+/// The key of a tick event in a target's input.
+pub const TICK_EVENT: &str = "updraft_tick";
+
+/// One firing of a launch plan version's schedule.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Tick {
+    pub project: String,
+    pub domain: String,
+    pub plan: String,
+    pub version: String,
+    /// RFC 3339 (Scheduler's `<aws.scheduler.scheduled-time>`, e.g. `2027-03-29T01:00:00Z`).
+    pub scheduled_time: String,
+}
+
+impl Tick {
+    /// The tick of an event, `None` when the event is not one.
+    pub fn of_event(event: &serde_json::Value) -> Option<Result<Tick, String>> {
+        let tick = event.get(TICK_EVENT)?;
+        Some(serde_json::from_value::<Tick>(tick.clone()).map_err(|e| format!("a malformed tick event: {e}")))
+    }
+
+    /// The time the tick is for.
+    pub fn time(&self) -> Result<DateTime<Utc>, String> {
+        DateTime::parse_from_rfc3339(&self.scheduled_time)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| format!("the tick's scheduled time {:?} is not RFC 3339: {e}", self.scheduled_time))
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -150,6 +150,8 @@ pub struct ScheduleSpec {
     pub timezone: Option<String>,
     /// A datetime workflow input that receives each run's scheduled time.
     pub kickoff_input: Option<String>,
+    /// How late a tick may still start its run (`1h` default, at most `24h`).
+    pub catch_up: Option<Value>,
 }
 
 /// Deserialises a mapping into an [`IndexMap`], refusing a key given twice:

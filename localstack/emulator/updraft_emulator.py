@@ -52,6 +52,16 @@ Patches, each covered by a test in tests/test_patches.py:
     default event bus, delivered as in (h); moto sent none.
 (o) TerminateJob on an array job terminates its children, as AWS does (moto
     marked the parent only, so the children ran on).
+(p) EventBridge Scheduler schedules fire: a thread evaluates every ENABLED
+    schedule each second, as Scheduler does — `cron(...)` on its zone's wall
+    clock (a time skipped by a spring-forward change does not fire, a repeated
+    one fires once, at its first occurrence), `rate(...)` every period from its
+    start date — and delivers each tick to its Lambda target asynchronously, with
+    `<aws.scheduler.scheduled-time>` and the other context attributes filled in;
+    a tick that cannot be delivered goes to the target's dead-letter queue. A
+    schedule fires only for times after it was created or last updated (no
+    catch-up burst). POST /moto-api/updraft/fire-schedule {"name", "group"?,
+    "time"?} delivers one tick now, for `time` (default: this minute).
 
 Usage: updraft_emulator.py [--host 127.0.0.1] [--port 5000]
 Everything else is moto's own server.
@@ -71,7 +81,7 @@ import threading
 import time
 import uuid
 import zipfile
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 LOG = logging.getLogger("updraft-emulator")
 
@@ -114,7 +124,7 @@ _POLL = 0.05
 
 
 # (j) What the emulator was asked to do, for benchmarks and tests.
-_COUNTERS = {"lambda_invocations": {}, "batch_jobs": 0, "dynamodb_writes": 0}
+_COUNTERS = {"lambda_invocations": {}, "batch_jobs": 0, "dynamodb_writes": 0, "schedule_ticks": {}}
 _COUNTERS_LOCK = threading.Lock()
 
 
@@ -584,6 +594,164 @@ def _fire_rule(request, full_url, headers):
     return 200, {"Content-Type": "application/json"}, json.dumps({"delivered": delivered, "event": event})
 
 
+_MONTHS = {m: i + 1 for i, m in enumerate(
+    ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])}
+_WEEKDAYS = {d: i + 1 for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
+
+
+def _cron_values(field, low, high, names=None):
+    """(p) The values one field of Scheduler's cron allows; None for `*` and `?`."""
+    if field in ("*", "?"):
+        return None
+    allowed = set()
+    for part in field.split(","):
+        span, _, step = part.partition("/")
+        number = lambda text: int((names or {}).get(text, text))  # noqa: E731
+        if span == "*":
+            start, end = low, high
+        elif "-" in span:
+            start, end = (number(v) for v in span.split("-"))
+        else:
+            start = number(span)
+            end = high if step else start
+        allowed.update(range(start, end + 1, int(step or 1)))
+    return allowed
+
+
+def _cron_matches(fields, wall):
+    """(p) Whether a wall-clock minute matches `cron(min hour dom month dow year)` (L: last day of month)."""
+    import calendar
+
+    minute, hour, dom, month, dow, year = fields
+    checks = [(minute, wall.minute, 0, 59, None), (hour, wall.hour, 0, 23, None),
+              (month, wall.month, 1, 12, _MONTHS), (year, wall.year, 1970, 2199, None)]
+    for field, value, low, high, names in checks:
+        allowed = _cron_values(field, low, high, names)
+        if allowed is not None and value not in allowed:
+            return False
+    if dom == "L":
+        if wall.day != calendar.monthrange(wall.year, wall.month)[1]:
+            return False
+    else:
+        allowed = _cron_values(dom, 1, 31)
+        if allowed is not None and wall.day not in allowed:
+            return False
+    weekday = (wall.weekday() + 1) % 7 + 1  # Scheduler: Sunday = 1
+    allowed = _cron_values(dow, 1, 7, _WEEKDAYS)
+    return allowed is None or weekday in allowed
+
+
+def _schedule_ticks(schedule, after, until):
+    """(p) The scheduled times of `schedule` in (after, until], as Scheduler fires them."""
+    from zoneinfo import ZoneInfo
+
+    expression = schedule.schedule_expression
+    if expression.startswith("rate("):
+        value, unit = expression[5:-1].split()
+        period = int(value) * {"minute": 60, "hour": 3600, "day": 86400}[unit.rstrip("s")]
+        start = schedule.start_date or schedule.creation_date
+        start = datetime.fromtimestamp(float(start), timezone.utc)
+        k = max(0, int((after - start).total_seconds() // period) + 1) if after >= start else 0
+        ticks = []
+        while (tick := start + timedelta(seconds=k * period)) <= until:
+            if tick > after:
+                ticks.append(tick)
+            k += 1
+        return ticks
+    if not expression.startswith("cron("):
+        return []
+    fields = expression[5:-1].upper().split()
+    zone = ZoneInfo(schedule.schedule_expression_timezone or "UTC")
+    ticks, minute = [], after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    while minute <= until:
+        wall = minute.astimezone(zone)
+        # A wall-clock time that happens twice fires once, at its first occurrence (fold 0).
+        if wall.fold == 0 and _cron_matches(fields, wall):
+            ticks.append(minute)
+        minute += timedelta(minutes=1)
+    return ticks
+
+
+def _deliver_tick(schedule, tick, account, region):
+    """(p) Invokes the schedule's Lambda target with its input's context attributes filled in."""
+    import boto3
+
+    target = schedule.target
+    when = tick.strftime("%Y-%m-%dT%H:%M:%SZ")
+    payload = (target.get("Input") or "{}").replace("<aws.scheduler.scheduled-time>", when)
+    payload = payload.replace("<aws.scheduler.schedule-arn>", schedule.arn)
+    payload = payload.replace("<aws.scheduler.execution-id>", str(uuid.uuid4()))
+    payload = payload.replace("<aws.scheduler.attempt-number>", "1")
+    client = lambda service: boto3.client(service, region_name=region, endpoint_url=_ENDPOINT,  # noqa: E731
+                                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    try:
+        if ":lambda:" not in target["Arn"]:
+            raise ValueError(f"target {target['Arn']} is not a Lambda function")
+        client("lambda").invoke(FunctionName=target["Arn"], InvocationType="Event", Payload=payload.encode())
+        _count("schedule_ticks", schedule.name)
+    except Exception as error:  # undeliverable: the dead-letter queue keeps it, as Scheduler's does
+        LOG.warning("tick %s of schedule %s not delivered: %s", when, schedule.name, error)
+        queue = (target.get("DeadLetterConfig") or {}).get("Arn")
+        if queue:
+            sqs = client("sqs")
+            url = sqs.get_queue_url(QueueName=queue.split(":")[-1])["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody=payload,
+                             MessageAttributes={"ERROR_MESSAGE": {"DataType": "String", "StringValue": str(error)}})
+    return when
+
+
+def _scheduler_backends():
+    from moto.scheduler.models import scheduler_backends
+
+    for account, regions in list(scheduler_backends.items()):
+        for region, backend in list(regions.items()):
+            yield account, region, backend
+
+
+def _fire_schedules_forever():
+    """(p) Each second, the ticks every ENABLED schedule has reached since the last look."""
+    seen = {}  # schedule ARN → (the time its ticks were evaluated to, its last modification)
+    while True:
+        now = datetime.now(timezone.utc)
+        try:
+            for account, region, backend in _scheduler_backends():
+                for group in list(backend.schedule_groups.values()):
+                    for schedule in list(group.schedules.values()):
+                        modified = schedule.last_modified_date
+                        evaluated, known = seen.get(schedule.arn, (None, None))
+                        if evaluated is None or known != modified:
+                            # Created or updated: only times after that fire.
+                            evaluated = datetime.fromtimestamp(float(modified), timezone.utc)
+                        if schedule.state == "ENABLED":
+                            for tick in _schedule_ticks(schedule, evaluated, now):
+                                _deliver_tick(schedule, tick, account, region)
+                        seen[schedule.arn] = (now, modified)
+        except Exception:  # one bad schedule must not stop the others firing
+            LOG.exception("evaluating schedules")
+        time.sleep(1)
+
+
+def _fire_schedule(request, full_url, headers):
+    body = json.loads(request.get_data() or b"{}") if hasattr(request, "get_data") else json.loads(request.body or "{}")
+    when = body.get("time")
+    tick = (datetime.fromisoformat(when.replace("Z", "+00:00")) if when
+            else datetime.now(timezone.utc).replace(second=0, microsecond=0))
+    for account, region, backend in _scheduler_backends():
+        group = backend.schedule_groups.get(body.get("group", "default"))
+        schedule = group.schedules.get(body.get("name")) if group else None
+        if schedule is not None:
+            delivered = _deliver_tick(schedule, tick, account, region)
+            return 200, {"Content-Type": "application/json"}, json.dumps({"schedule": schedule.arn, "time": delivered})
+    return 404, {"Content-Type": "application/json"}, json.dumps({"message": f"no schedule {body.get('name')!r}"})
+
+
+def start_firing_schedules():
+    from moto.moto_api._internal import urls
+
+    urls.url_paths["{0}/moto-api/updraft/fire-schedule$"] = _fire_schedule
+    threading.Thread(target=_fire_schedules_forever, name="scheduler", daemon=True).start()
+
+
 def _images(request, full_url, headers):
     body = request.get_data() if hasattr(request, "get_data") else request.body
     mapping = json.loads(body or b"{}")
@@ -862,6 +1030,7 @@ def apply_patches():
     patch_dynamodb_lock()
     add_stage_routing()
     add_stage_resource()
+    start_firing_schedules()
 
 
 def main():

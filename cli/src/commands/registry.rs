@@ -261,6 +261,33 @@ pub fn set_active(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `updraft launchplan ticks PLAN`: each firing of the plan's schedule, newest first.
+pub fn ticks(
+    name: &str,
+    limit: usize,
+    remote: &Remote,
+    output: OutputFormat,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let session = session(remote)?;
+    let path = format!("/v1/launch-plans/{}/{}/{name}/ticks", session.project, session.domain);
+    let limit = limit.clamp(1, 1000).to_string();
+    let answer = session.send("GET", &path, &[("limit", limit.as_str())], None)?;
+    let body = match accepted(answer) {
+        Ok(body) => body,
+        Err(code) => return Ok(code),
+    };
+    let listed: updraft_core::proto::api::ListTicksResponse = serde_json::from_value(body)?;
+    if output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&listed.ticks)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<22} {:<10} {:<9} {:<40} MESSAGE", "SCHEDULED (UTC)", "VERSION", "OUTCOME", "EXECUTION");
+    for t in &listed.ticks {
+        println!("{:<22} {:<10} {:<9} {:<40} {}", t.scheduled_time, t.version, t.outcome, t.execution, t.message);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `updraft cache list|delete TASK --version V`.
 pub fn cache(
     task: &str,

@@ -83,7 +83,8 @@ impl Compiler<'_> {
             default_inputs: Some(default_inputs),
             fixed_inputs: Some(fixed_inputs),
             schedule,
-            active: spec.active.unwrap_or(true),
+            // A scheduled plan fires only when asked to (registering the examples must not start a nightly job).
+            active: spec.active.unwrap_or(spec.schedule.is_none()),
         })
     }
 
@@ -163,6 +164,23 @@ impl Compiler<'_> {
                 Some(_) => {}
             }
         }
-        Some(Schedule { kind: Some(kind), kickoff_time_input: kickoff })
+        let catch_up = match &spec.catch_up {
+            None => None,
+            Some(value) => {
+                let p = join(path, "catch_up");
+                let catch_up = self.timeout(&p, value, "a tick")?;
+                let seconds = catch_up.seconds + i64::from(catch_up.nanos > 0);
+                if !(sched::MIN_CATCH_UP_SECONDS..=sched::MAX_CATCH_UP_SECONDS).contains(&seconds) {
+                    self.error(
+                        &p,
+                        format!("catch_up {seconds} s is outside 1 minute to 24 hours"),
+                        "EventBridge Scheduler retries a tick for 1 minute to 24 hours: e.g. catch_up: 1h",
+                    );
+                    return None;
+                }
+                Some(catch_up)
+            }
+        };
+        Some(Schedule { kind: Some(kind), kickoff_time_input: kickoff, catch_up })
     }
 }

@@ -269,6 +269,8 @@ impl Registry for MemoryRegistry {
 pub struct MemoryProvisioner {
     pub resources: Mutex<BTreeMap<String, serde_json::Value>>,
     pub failing: Mutex<Option<PortError>>,
+    /// Schedules by name: the request and whether it is enabled.
+    pub schedules: Mutex<BTreeMap<String, (crate::schedule::ScheduleRequest, bool)>>,
 }
 
 impl MemoryProvisioner {
@@ -295,12 +297,33 @@ impl Provisioner for MemoryProvisioner {
     async fn ensure_state_machine(&self, name: &str, definition: &serde_json::Value) -> Result<String, PortError> {
         self.ensure(name, definition)
     }
+
+    async fn apply_schedule(
+        &self,
+        schedule: &crate::schedule::ScheduleRequest,
+        enabled: bool,
+    ) -> Result<(), PortError> {
+        if let Some(error) = self.failing.lock().expect("provisioner lock").clone() {
+            return Err(error);
+        }
+        let mut schedules = self.schedules.lock().expect("provisioner lock");
+        if enabled {
+            schedules.insert(schedule.name.clone(), (schedule.clone(), true));
+        } else if let Some((existing, on)) = schedules.get_mut(&schedule.name)
+            && existing.plan.version == schedule.plan.version
+        {
+            *on = false;
+        }
+        Ok(())
+    }
 }
 
 /// Runs launched: their records, with every node queued.
 #[derive(Default)]
 pub struct MemoryRuns {
     pub runs: Mutex<BTreeMap<String, (Execution, Vec<NodeExecution>)>>,
+    /// Ticks by plan name, then scheduled time.
+    pub ticks: Mutex<BTreeMap<String, BTreeMap<String, crate::proto::api::ScheduleTick>>>,
 }
 
 impl Runs for MemoryRuns {
@@ -310,12 +333,17 @@ impl Runs for MemoryRuns {
         workflow: &CompiledWorkflow,
         inputs: &Outputs,
         _overwrite_cache: bool,
-    ) -> Result<(), PortError> {
+    ) -> Result<bool, PortError> {
         let mut runs = self.runs.lock().expect("runs lock");
-        if runs.contains_key(&execution.name) {
+        let template = workflow.template.clone().unwrap_or_default();
+        if let Some((existing, _)) = runs.get(&execution.name) {
+            let same_inputs = existing.inputs.as_ref().map(|m| m.values.clone()).unwrap_or_default()
+                == inputs.clone().into_iter().collect();
+            if existing.workflow_id == template.id && same_inputs {
+                return Ok(false);
+            }
             return Err(PortError::Conflict(format!("the execution {} exists already", execution.name)));
         }
-        let template = workflow.template.clone().unwrap_or_default();
         let record = Execution {
             id: Some(execution.clone()),
             workflow_id: template.id.clone(),
@@ -336,7 +364,7 @@ impl Runs for MemoryRuns {
             })
             .collect();
         runs.insert(execution.name.clone(), (record, nodes));
-        Ok(())
+        Ok(true)
     }
 
     async fn list(&self, project: &str, domain: &str, page: &PageRequest) -> Result<Page<Execution>, PortError> {
@@ -348,6 +376,23 @@ impl Runs for MemoryRuns {
             .collect();
         found.reverse(); // names sort by time in these tests
         page_of(found, page)
+    }
+
+    async fn record_tick(&self, plan: &Identifier, tick: &crate::proto::api::ScheduleTick) -> Result<(), PortError> {
+        let mut ticks = self.ticks.lock().expect("ticks lock");
+        ticks.entry(plan.name.clone()).or_default().insert(tick.scheduled_time.clone(), tick.clone());
+        Ok(())
+    }
+
+    async fn ticks(
+        &self,
+        plan: &Identifier,
+        page: &PageRequest,
+    ) -> Result<Page<crate::proto::api::ScheduleTick>, PortError> {
+        let ticks = self.ticks.lock().expect("ticks lock");
+        let newest_first: Vec<_> =
+            ticks.get(&plan.name).map(|t| t.values().rev().cloned().collect()).unwrap_or_default();
+        page_of(newest_first, page)
     }
 
     async fn abort(

@@ -4,6 +4,7 @@ fn cron(expression: &str, zone: &str) -> Schedule {
     Schedule {
         kind: Some(schedule::Kind::Cron(CronSchedule { expression: expression.into(), timezone: zone.into() })),
         kickoff_time_input: String::new(),
+        catch_up: None,
     }
 }
 
@@ -179,8 +180,11 @@ fn a_time_in_the_spring_gap_is_skipped_and_one_in_the_fall_overlap_fires_once() 
 
 #[test]
 fn a_rate_counts_fixed_durations_from_its_start_across_clock_changes() {
-    let rate =
-        Schedule { kind: Some(schedule::Kind::Rate(parse_rate("1d").unwrap())), kickoff_time_input: String::new() };
+    let rate = Schedule {
+        kind: Some(schedule::Kind::Rate(parse_rate("1d").unwrap())),
+        kickoff_time_input: String::new(),
+        catch_up: None,
+    };
     let start = utc("2027-03-27T10:00:00Z");
     let got: Vec<String> = next_fires(&rate, Some(start), utc("2027-03-27T12:00:00Z"), 2)
         .unwrap()
@@ -190,4 +194,19 @@ fn a_rate_counts_fixed_durations_from_its_start_across_clock_changes() {
     assert_eq!(got, ["2027-03-28T10:00:00+00:00", "2027-03-29T10:00:00+00:00"]);
     let before_start = next_fires(&rate, Some(start), utc("2027-03-01T00:00:00Z"), 1).unwrap();
     assert_eq!(before_start, [start], "the start date is the first fire");
+}
+
+#[test]
+fn schedule_and_tick_names_are_deterministic_and_within_aws_limits() {
+    assert_eq!(schedule_name("updraft", "examples", "development", "nightly"), "updraft-examples-development-nightly");
+    let long = schedule_name("updraft", "examples", "development", &"n".repeat(100));
+    assert_eq!(long.len(), 64);
+    assert_ne!(long, schedule_name("updraft", "examples", "development", &"n".repeat(101)));
+    let tick = tick_execution_name("diabetes_nightly", utc("2027-03-29T01:00:00Z"));
+    assert_eq!(tick, "diabetes_nightly-20270329T0100Z");
+    assert_eq!(tick_execution_name(&"p".repeat(90), utc("2027-03-29T01:00:00Z")).len(), 80);
+    let mut schedule = cron("0 3 * * *", "UTC");
+    assert_eq!(catch_up_seconds(&schedule), 3600);
+    schedule.catch_up = Some(crate::proto::Duration { seconds: 7200, nanos: 0 });
+    assert_eq!(catch_up_seconds(&schedule), 7200);
 }

@@ -96,6 +96,70 @@ pub async fn list_runs(
     Ok((runs, crate::registry::encode_token(answer.last_evaluated_key())))
 }
 
+/// The partition of a launch plan's ticks (every version's), one item per scheduled time.
+fn ticks_key(plan: &Identifier) -> String {
+    format!("TICKS#{}#{}#{}", plan.project, plan.domain, plan.name)
+}
+
+/// Records a tick of `plan`'s schedule; the same tick again replaces its record.
+pub async fn record_tick(
+    dynamo: &Dynamo,
+    table: &str,
+    plan: &Identifier,
+    tick: &updraft_core::proto::api::ScheduleTick,
+) -> Result<(), PortError> {
+    dynamo
+        .put_item()
+        .table_name(table)
+        .item("pk", s(ticks_key(plan)))
+        .item("sk", s(&tick.scheduled_time))
+        .item("version", s(&tick.version))
+        .item("outcome", s(&tick.outcome))
+        .item("execution", s(&tick.execution))
+        .item("message", s(&tick.message))
+        .item("recorded_at", s(&tick.recorded_at))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| port_error("recording a tick", &e))
+}
+
+/// A launch plan's ticks, newest first, and the next page's token.
+pub async fn list_ticks(
+    dynamo: &Dynamo,
+    table: &str,
+    plan: &Identifier,
+    page: &updraft_core::ports::PageRequest,
+) -> Result<(Vec<updraft_core::proto::api::ScheduleTick>, Option<String>), PortError> {
+    let partition = ticks_key(plan);
+    let start = page.token.as_deref().map(|t| crate::registry::decode_token(t, ("pk", &partition))).transpose()?;
+    let answer = dynamo
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s(&partition))
+        .scan_index_forward(false)
+        .limit(page.limit.clamp(1, 1000) as i32)
+        .set_exclusive_start_key(start)
+        .send()
+        .await
+        .map_err(|e| port_error("listing ticks", &e))?;
+    let text = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    let ticks = answer
+        .items()
+        .iter()
+        .map(|item| updraft_core::proto::api::ScheduleTick {
+            scheduled_time: text(item, "sk"),
+            version: text(item, "version"),
+            outcome: text(item, "outcome"),
+            execution: text(item, "execution"),
+            message: text(item, "message"),
+            recorded_at: text(item, "recorded_at"),
+        })
+        .collect();
+    Ok((ticks, crate::registry::encode_token(answer.last_evaluated_key())))
+}
+
 /// What a launch writes.
 pub struct Launch<'a> {
     pub workflow: &'a updraft_core::proto::core::Identifier,

@@ -7,6 +7,7 @@
 //! docs/api/openapi.yaml describes every route in [`ROUTES`].
 
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use updraft_core::cloud_resources::{self, CloudSettings, Resource};
 use updraft_core::compile::{self, Compiled, Options};
@@ -14,16 +15,18 @@ use updraft_core::execution::node;
 use updraft_core::job_definition;
 use updraft_core::ports::{CacheStore, Runs};
 use updraft_core::ports::{Entity, PageRequest, PortError, Provisioner, Registration, Registry};
+use updraft_core::proto::Timestamp;
 use updraft_core::proto::api::{
     AbortExecutionRequest, AbortExecutionResponse, CacheEntry, CreateExecutionRequest, CreateExecutionResponse,
-    EvictCacheResponse, GetExecutionResponse, ListCacheEntriesResponse, ListExecutionsResponse,
-    create_execution_request,
+    EvictCacheResponse, GetExecutionResponse, ListCacheEntriesResponse, ListExecutionsResponse, ListTicksResponse,
+    ScheduleTick, create_execution_request,
 };
 use updraft_core::proto::api::{
     Diagnostic, ErrorResponse, GetLaunchPlanResponse, GetTaskResponse, GetWorkflowResponse, ListNamesResponse,
     ListProjectsResponse, ListVersionsResponse, RegisterRequest, RegisterResponse,
 };
-use updraft_core::proto::core::{ExecutionId, Identifier, ResourceType};
+use updraft_core::proto::core::{ExecutionId, Identifier, LaunchPlanSpec, Literal, LiteralMap, ResourceType, literal};
+use updraft_core::schedule::{Tick, schedule_request, tick_execution_name};
 use updraft_core::spec::Format;
 use updraft_core::state_machine;
 
@@ -54,6 +57,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/launch-plans/{project}/{domain}/{name}/{version}"),
     ("POST", "/v1/launch-plans/{project}/{domain}/{name}/{version}/activate"),
     ("POST", "/v1/launch-plans/{project}/{domain}/{name}/{version}/deactivate"),
+    ("GET", "/v1/launch-plans/{project}/{domain}/{name}/ticks"),
     ("POST", "/v1/executions"),
     ("GET", "/v1/executions/{project}/{domain}"),
     ("GET", "/v1/executions/{project}/{domain}/{name}"),
@@ -231,6 +235,8 @@ enum Route {
     Versions(Identifier),
     Get(Identifier),
     SetActive(Identifier, bool),
+    /// A launch plan's ticks (the identifier's version is empty).
+    Ticks(Identifier),
     Launch,
     Executions(String, String),
     /// One run; `true`: its nodes only.
@@ -312,6 +318,8 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
             match rest {
                 [project, domain] => ("GET", Route::Names(kind, project.to_string(), domain.to_string())),
                 [_, _, _] => ("GET", Route::Versions(id(""))),
+                // (So a launch plan version cannot be named "ticks".)
+                [_, _, _, "ticks"] if kind == ResourceType::LaunchPlan => ("GET", Route::Ticks(id(""))),
                 [_, _, _, version] => ("GET", Route::Get(id(version))),
                 [_, _, _, version, action] if kind == ResourceType::LaunchPlan => match *action {
                     "activate" => ("POST", Route::SetActive(id(version), true)),
@@ -453,6 +461,14 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             })?;
             let outcomes = registry.register(&entities).await.map_err(|e| ApiError::from_port(e, "spec"))?;
             provision(&api.provisioner, &resources).await?;
+            // A plan registered active (`active: true` in its spec) fires from now on.
+            for entity in &entities {
+                if let Entity::LaunchPlan(plan) = entity
+                    && plan.active
+                {
+                    apply_schedule(api, plan, true).await?;
+                }
+            }
             let mut response = RegisterResponse::default();
             for (entity, outcome) in entities.iter().zip(outcomes) {
                 let id = entity.id().cloned().unwrap_or_default();
@@ -493,7 +509,18 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
         Route::Get(id) => get(registry, &id).await,
         Route::SetActive(id, active) => {
             registry.set_active(&id, active).await.map_err(|e| ApiError::from_port(e, "path"))?;
+            // The registry first: repeating a request whose schedule write failed converges.
+            if let Some(Entity::LaunchPlan(plan)) =
+                registry.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?
+            {
+                apply_schedule(api, &plan, active).await?;
+            }
             get(registry, &id).await
+        }
+        Route::Ticks(plan) => {
+            let page = page_request(request)?;
+            let ticks = api.runs.ticks(&plan, &page).await.map_err(|e| ApiError::from_port(e, "token"))?;
+            Ok(ok(200, &ListTicksResponse { ticks: ticks.items, next_token: ticks.next_token.unwrap_or_default() }))
         }
         Route::Launch => launch(api, request).await,
         Route::CacheEntries(task) => {
@@ -525,6 +552,93 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             Ok(ok(200, &GetExecutionResponse { execution: Some(execution), nodes }))
         }
     }
+}
+
+/// Makes the stack's schedule of `plan` follow its registry state (see
+/// `Provisioner::apply_schedule`); a failure is a 503 that sending the request again repairs.
+async fn apply_schedule<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
+    api: &Api<R, P, L, C>,
+    plan: &LaunchPlanSpec,
+    active: bool,
+) -> Result<(), ApiError> {
+    let request = schedule_request(&api.cloud.jobs.name_prefix, plan)
+        .map_err(|e| ApiError::bad_request("InvalidSchedule", "schedule", e, "see docs/schedules.md"))?;
+    let Some(request) = request else { return Ok(()) };
+    api.provisioner.apply_schedule(&request, active).await.map_err(|e| {
+        let mut error = ApiError::from_port(e, "schedule");
+        if error.status >= 500 {
+            error.status = 503;
+            error.body.retryable = true;
+            error.body.message =
+                format!("the registry is updated, but schedule {} is not: {}", request.name, error.body.message);
+            error.body.hint = "send the same request again: it repeats the schedule's update".into();
+        }
+        error
+    })
+}
+
+/// A tick of a launch plan version's schedule (Scheduler invokes this function
+/// with the plan and the scheduled time): starts the run named by the plan and
+/// the time, with the kickoff input set to that time — never this function's
+/// clock — unless the version is no longer the active one; records the tick
+/// either way. A failed launch is an error, so the tick is retried.
+pub async fn handle_tick<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
+    api: &Api<R, P, L, C>,
+    tick: &Tick,
+) -> Result<Value, String> {
+    let time = tick.time()?;
+    let plan_id = Identifier {
+        resource_type: ResourceType::LaunchPlan as i32,
+        project: tick.project.clone(),
+        domain: tick.domain.clone(),
+        name: tick.plan.clone(),
+        version: tick.version.clone(),
+    };
+    let execution = tick_execution_name(&tick.plan, time);
+    let mut record = ScheduleTick {
+        scheduled_time: time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        version: tick.version.clone(),
+        execution: execution.clone(),
+        ..Default::default()
+    };
+    let outcome = match api.registry.get(&plan_id).await {
+        Ok(Some(Entity::LaunchPlan(plan))) if plan.active => {
+            let mut inputs = BTreeMap::new();
+            let kickoff = plan.schedule.as_ref().map(|s| s.kickoff_time_input.clone()).unwrap_or_default();
+            if !kickoff.is_empty() {
+                let at = Timestamp { seconds: time.timestamp(), nanos: 0 };
+                inputs.insert(kickoff, Literal { value: Some(literal::Value::Datetime(at)) });
+            }
+            let body = CreateExecutionRequest {
+                project: tick.project.clone(),
+                domain: tick.domain.clone(),
+                name: execution.clone(),
+                target: Some(create_execution_request::Target::LaunchPlan(plan_id.clone())),
+                inputs: Some(LiteralMap { values: inputs }),
+                overwrite_cache: false,
+            };
+            match launch_body(api, &body).await {
+                Ok(_) => Ok(("LAUNCHED", String::new())),
+                Err(e) => Err(format!("{}: {}", e.body.code, e.body.message)),
+            }
+        }
+        Ok(Some(_)) => Ok(("SKIPPED", format!("version {} is not the plan's active version", tick.version))),
+        Ok(None) => Err(format!("launch plan {} version {} is not registered", tick.plan, tick.version)),
+        Err(e) => Err(format!("reading launch plan {}: {e}", tick.plan)),
+    };
+    let (outcome, message) = match &outcome {
+        Ok((outcome, message)) => (*outcome, message.clone()),
+        Err(message) => ("FAILED", message.clone()),
+    };
+    record.outcome = outcome.into();
+    record.message = message;
+    record.recorded_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    api.runs.record_tick(&plan_id, &record).await.map_err(|e| format!("recording tick {execution}: {e}"))?;
+    tracing::info!(plan = tick.plan, version = tick.version, time = record.scheduled_time, outcome, "tick");
+    if outcome == "FAILED" {
+        return Err(format!("tick {} of {}: {}", record.scheduled_time, tick.plan, record.message));
+    }
+    Ok(serde_json::to_value(&record).unwrap_or_default())
 }
 
 fn no_execution(id: &ExecutionId) -> ApiError {
@@ -594,6 +708,14 @@ async fn launch<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     request: &ApiRequest,
 ) -> Result<ApiResponse, ApiError> {
     let body: CreateExecutionRequest = json_body(request, "CreateExecutionRequest")?;
+    launch_body(api, &body).await
+}
+
+/// [`launch`] of a parsed request.
+async fn launch_body<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
+    api: &Api<R, P, L, C>,
+    body: &CreateExecutionRequest,
+) -> Result<ApiResponse, ApiError> {
     let mut given: node::Outputs = body.inputs.clone().map(|m| m.values.into_iter().collect()).unwrap_or_default();
     let workflow_id = match &body.target {
         Some(create_execution_request::Target::Workflow(id)) => id.clone(),
@@ -645,30 +767,17 @@ async fn launch<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
         body.name.clone()
     };
     let id = ExecutionId { project: workflow_id.project.clone(), domain: workflow_id.domain.clone(), name };
+    // The name is the idempotency key: the same launch again is the same run (200).
     match api.runs.launch(&id, &workflow, &inputs, body.overwrite_cache).await {
-        Ok(()) => Ok(ok(201, &CreateExecutionResponse { id: Some(id) })),
-        // The name is the idempotency key: the same launch again is the same run.
-        Err(PortError::Conflict(message)) => {
-            match api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "name"))? {
-                Some((existing, _))
-                    if existing
-                        .workflow_id
-                        .as_ref()
-                        .is_some_and(|w| w.name == workflow_id.name && w.version == workflow_id.version)
-                        && existing.inputs.as_ref().map(|m| m.values.clone()).unwrap_or_default()
-                            == inputs.clone().into_iter().collect() =>
-                {
-                    Ok(ok(200, &CreateExecutionResponse { id: Some(id) }))
-                }
-                _ => Err(ApiError::new(
-                    409,
-                    "Conflict",
-                    "name",
-                    message,
-                    "launch under another name, or none for a generated one",
-                )),
-            }
-        }
+        Ok(true) => Ok(ok(201, &CreateExecutionResponse { id: Some(id) })),
+        Ok(false) => Ok(ok(200, &CreateExecutionResponse { id: Some(id) })),
+        Err(PortError::Conflict(message)) => Err(ApiError::new(
+            409,
+            "Conflict",
+            "name",
+            format!("{message} with another workflow version or other inputs"),
+            "launch under another name, or none for a generated one",
+        )),
         Err(e) => Err(ApiError::from_port(e, "workflow")),
     }
 }
@@ -810,6 +919,10 @@ pub struct ApiConfig {
     /// The role state machines run as.
     pub state_machine_role: String,
     pub cloud: CloudSettings,
+    /// Schedules' target (this function), the role Scheduler invokes it as, and their dead-letter queue.
+    pub schedule_target: String,
+    pub scheduler_role: String,
+    pub schedule_dead_letters: String,
 }
 
 impl ApiConfig {
@@ -831,6 +944,9 @@ impl ApiConfig {
             bucket: required("UPDRAFT_BUCKET")?,
             state_machine_role: required("UPDRAFT_STATE_MACHINE_ROLE")?,
             cloud: CloudSettings { jobs, state_machines },
+            schedule_target: required("UPDRAFT_SCHEDULE_TARGET")?,
+            scheduler_role: required("UPDRAFT_SCHEDULER_ROLE")?,
+            schedule_dead_letters: required("UPDRAFT_SCHEDULE_DLQ")?,
         })
     }
 
@@ -852,7 +968,11 @@ pub async fn respond<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     event: &Value,
 ) -> Result<Value, String> {
     let started = std::time::Instant::now();
-    let request = from_proxy_event(event).ok_or("the api function answers API Gateway proxy events only")?;
+    if let Some(tick) = Tick::of_event(event) {
+        return handle_tick(api, &tick?).await;
+    }
+    let request = from_proxy_event(event)
+        .ok_or("the api function answers API Gateway proxy events and its schedules' ticks only")?;
     let response = match &request {
         Ok(request) => handle(api, request).await,
         Err(error) => error.clone().into(),

@@ -5,12 +5,13 @@
 
 use serde_json::Value;
 use updraft_aws::registry::timestamp;
-use updraft_aws::runs::{DynamoRun, Launch, list_runs, phase_of_stored};
+use updraft_aws::runs::{DynamoRun, Launch, list_runs, list_ticks, phase_of_stored, record_tick};
 use updraft_aws::sdk_error::port_error;
 use updraft_core::execution::node::Outputs;
 use updraft_core::execution::stop::{StopCause, Stopped};
 use updraft_core::ports::{Page, PageRequest, PortError, Runs};
 use updraft_core::proto::Timestamp;
+use updraft_core::proto::api::ScheduleTick;
 use updraft_core::proto::core::{
     CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier, LiteralMap, NodeExecution,
     NodeExecutionId, NodePhase, ResourceType, WorkflowPhase,
@@ -214,8 +215,30 @@ impl Runs for AwsRuns {
         workflow: &CompiledWorkflow,
         inputs: &Outputs,
         overwrite_cache: bool,
-    ) -> Result<(), PortError> {
-        self.start(execution, workflow, inputs, overwrite_cache, &serde_json::json!({})).await
+    ) -> Result<bool, PortError> {
+        let none = serde_json::json!({});
+        match self.start(execution, workflow, inputs, overwrite_cache, &none).await {
+            Ok(()) => Ok(true),
+            Err(PortError::Conflict(message)) => {
+                // The same launch again (a retried request or tick): the same run, started
+                // now if the call that recorded it died before starting it.
+                let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
+                let same = run.record().await?.is_some_and(|(record, _)| {
+                    let id = workflow.template.as_ref().and_then(|t| t.id.clone()).unwrap_or_default();
+                    let recorded: Option<LiteralMap> = literals(&record, "run_inputs");
+                    text(&record, "workflow_name") == id.name
+                        && text(&record, "workflow_version") == id.version
+                        && recorded.map(|m| m.values).unwrap_or_default() == inputs.clone().into_iter().collect()
+                });
+                if !same {
+                    return Err(PortError::Conflict(message));
+                }
+                let id = workflow.template.as_ref().and_then(|t| t.id.clone()).unwrap_or_default();
+                self.start_execution(&id, execution, &none).await?;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn list(&self, project: &str, domain: &str, page: &PageRequest) -> Result<Page<Execution>, PortError> {
@@ -227,6 +250,15 @@ impl Runs for AwsRuns {
                 execution_of(&id, record)
             })
             .collect();
+        Ok(Page { items, next_token })
+    }
+
+    async fn record_tick(&self, plan: &Identifier, tick: &ScheduleTick) -> Result<(), PortError> {
+        record_tick(&self.dynamo, &self.table, plan, tick).await
+    }
+
+    async fn ticks(&self, plan: &Identifier, page: &PageRequest) -> Result<Page<ScheduleTick>, PortError> {
+        let (items, next_token) = list_ticks(&self.dynamo, &self.table, plan, page).await?;
         Ok(Page { items, next_token })
     }
 

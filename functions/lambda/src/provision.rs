@@ -1,17 +1,22 @@
 //! The `Provisioner` port on AWS: Batch job definitions and Step Functions
-//! state machines, created once per version. Only the api function creates
-//! them, so the Step Functions SDK lives here, not in `updraft-aws` (which the
-//! `updraft` binary in every task image links).
+//! state machines, created once per version, and the EventBridge Scheduler
+//! schedule of each scheduled launch plan. Only the api function creates them,
+//! so the Step Functions and Scheduler SDKs live here, not in `updraft-aws`
+//! (which the `updraft` binary in every task image links).
 
 use aws_sdk_batch::types::{
     AssignPublicIp, ContainerProperties, EvaluateOnExit, FargatePlatformConfiguration, JobDefinitionType, KeyValuePair,
     LogConfiguration, LogDriver, NetworkConfiguration, PlatformCapability, ResourceRequirement, ResourceType,
     RetryAction, RetryStrategy, Secret,
 };
+use aws_sdk_scheduler::types::{
+    DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, ScheduleState, Target,
+};
 use aws_sdk_sfn::types::StateMachineType;
 use serde_json::Value;
 use updraft_aws::sdk_error::port_error;
 use updraft_core::ports::{PortError, Provisioner};
+use updraft_core::schedule::ScheduleRequest;
 
 pub struct AwsProvisioner {
     batch: aws_sdk_batch::Client,
@@ -20,7 +25,22 @@ pub struct AwsProvisioner {
     state_machine_role: String,
     /// `arn:<partition>:states:<region>:<account>:stateMachine:`.
     state_machine_arn_prefix: String,
+    schedules: ScheduleSettings,
 }
+
+/// Where the stack's schedules send their ticks.
+pub struct ScheduleSettings {
+    pub client: aws_sdk_scheduler::Client,
+    /// The function a tick invokes (the api function).
+    pub target_arn: String,
+    /// The role Scheduler assumes to invoke it (the stack's SchedulerRole).
+    pub role_arn: String,
+    /// Where Scheduler keeps a tick it could not deliver within its catch-up window.
+    pub dead_letter_arn: String,
+}
+
+/// Scheduler's most retries of one tick (its maximum); the catch-up window ends them first.
+const TICK_RETRIES: i32 = 185;
 
 impl AwsProvisioner {
     pub fn new(
@@ -28,14 +48,58 @@ impl AwsProvisioner {
         sfn: aws_sdk_sfn::Client,
         state_machine_role: impl Into<String>,
         state_machine_arn_prefix: impl Into<String>,
+        schedules: ScheduleSettings,
     ) -> Self {
         AwsProvisioner {
             batch,
             sfn,
             state_machine_role: state_machine_role.into(),
             state_machine_arn_prefix: state_machine_arn_prefix.into(),
+            schedules,
         }
     }
+
+    /// The schedule named so, `None` if there is none.
+    async fn existing_schedule(
+        &self,
+        name: &str,
+    ) -> Result<Option<aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput>, PortError> {
+        match self.schedules.client.get_schedule().name(name).send().await {
+            Ok(found) => Ok(Some(found)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(None),
+            Err(e) => Err(port_error(&format!("reading schedule {name}"), &e)),
+        }
+    }
+}
+
+/// A rate's start date: the one it has (its phase is the plan's, kept across
+/// versions), moved forward by whole periods past now since Scheduler refuses a
+/// start date in the past; a new rate starts now.
+fn rate_start(existing: Option<&aws_smithy_types::DateTime>, expression: &str) -> aws_smithy_types::DateTime {
+    let now = chrono::Utc::now().timestamp();
+    let period = rate_seconds(expression).unwrap_or(60);
+    let start = existing.map(|d| d.secs()).unwrap_or(now);
+    let behind = (now - start).max(0);
+    let periods = (behind + period - 1) / period;
+    aws_smithy_types::DateTime::from_secs(start + periods * period)
+}
+
+/// The period of `rate(N unit)` in seconds.
+fn rate_seconds(expression: &str) -> Option<i64> {
+    let inner = expression.strip_prefix("rate(")?.strip_suffix(')')?;
+    let (value, unit) = inner.split_once(' ')?;
+    let unit = match unit.trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        _ => return None,
+    };
+    Some(value.parse::<i64>().ok()? * unit)
+}
+
+fn tick_version(input: Option<&str>) -> Option<String> {
+    let input: Value = serde_json::from_str(input?).ok()?;
+    Some(input.pointer(&format!("/{}/version", updraft_core::schedule::TICK_EVENT))?.as_str()?.to_string())
 }
 
 fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
@@ -145,6 +209,96 @@ impl Provisioner for AwsProvisioner {
         let registered =
             request.send().await.map_err(|e| port_error(&format!("registering job definition {name}"), &e))?;
         Ok(registered.job_definition_arn().unwrap_or_default().to_string())
+    }
+
+    async fn apply_schedule(&self, schedule: &ScheduleRequest, enabled: bool) -> Result<(), PortError> {
+        let name = &schedule.name;
+        let existing = self.existing_schedule(name).await?;
+        if !enabled {
+            // Only the schedule of this version is disabled; its start date and the rest stay.
+            let Some(found) = existing.filter(|f| {
+                tick_version(f.target().and_then(|t| t.input())).as_deref() == Some(&schedule.plan.version)
+            }) else {
+                return Ok(());
+            };
+            let mut update = self
+                .schedules
+                .client
+                .update_schedule()
+                .name(name)
+                .state(ScheduleState::Disabled)
+                .set_schedule_expression(found.schedule_expression().map(str::to_string))
+                .set_schedule_expression_timezone(found.schedule_expression_timezone().map(str::to_string))
+                .set_flexible_time_window(found.flexible_time_window().cloned())
+                .set_target(found.target().cloned());
+            if let Some(start) = found.start_date().filter(|_| schedule.is_rate) {
+                update = update.start_date(rate_start(Some(start), &schedule.expression));
+            }
+            update.send().await.map_err(|e| port_error(&format!("disabling schedule {name}"), &e))?;
+            return Ok(());
+        }
+        let settings = &self.schedules;
+        let retry = RetryPolicy::builder()
+            .maximum_event_age_in_seconds(schedule.catch_up_seconds as i32)
+            .maximum_retry_attempts(TICK_RETRIES)
+            .build();
+        let target = Target::builder()
+            .arn(&settings.target_arn)
+            .role_arn(&settings.role_arn)
+            .input(schedule.input.to_string())
+            .retry_policy(retry)
+            .dead_letter_config(DeadLetterConfig::builder().arn(&settings.dead_letter_arn).build())
+            .build()
+            .map_err(|e| PortError::Permanent(format!("the schedule's target: {e}")))?;
+        // Ticks fire at their time: a flexible window would move the kickoff time.
+        let window = FlexibleTimeWindow::builder()
+            .mode(FlexibleTimeWindowMode::Off)
+            .build()
+            .map_err(|e| PortError::Permanent(format!("the schedule's time window: {e}")))?;
+        let start =
+            schedule.is_rate.then(|| rate_start(existing.as_ref().and_then(|f| f.start_date()), &schedule.expression));
+        let description = format!(
+            "Updraft launch plan {}/{}/{} version {}",
+            schedule.plan.project, schedule.plan.domain, schedule.plan.name, schedule.plan.version
+        );
+        if existing.is_some() {
+            settings
+                .client
+                .update_schedule()
+                .name(name)
+                .description(description)
+                .schedule_expression(&schedule.expression)
+                .schedule_expression_timezone(&schedule.timezone)
+                .flexible_time_window(window)
+                .target(target)
+                .state(ScheduleState::Enabled)
+                .set_start_date(start)
+                .send()
+                .await
+                .map_err(|e| port_error(&format!("updating schedule {name}"), &e))?;
+            return Ok(());
+        }
+        let created = settings
+            .client
+            .create_schedule()
+            .name(name)
+            .description(description)
+            .schedule_expression(&schedule.expression)
+            .schedule_expression_timezone(&schedule.timezone)
+            .flexible_time_window(window)
+            .target(target)
+            .state(ScheduleState::Enabled)
+            .set_start_date(start)
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            // Created meanwhile by a concurrent activation: the request repeated updates it.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conflict_exception()) => {
+                Err(PortError::Transient(format!("schedule {name} was created concurrently; send the request again")))
+            }
+            Err(e) => Err(port_error(&format!("creating schedule {name}"), &e)),
+        }
     }
 
     async fn ensure_state_machine(&self, name: &str, definition: &Value) -> Result<String, PortError> {

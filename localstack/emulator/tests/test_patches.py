@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 import zipfile
+from datetime import datetime
 
 import pytest
 
@@ -150,6 +151,54 @@ def test_terminating_an_array_job_terminates_its_children(aws, job_queue):
     assert finished_job(aws, parent)["status"] == "FAILED"
     ended = batch.describe_jobs(jobs=children)["jobs"]
     assert {(j["status"], j["statusReason"]) for j in ended} == {("FAILED", "the run was aborted")}, ended
+
+
+# ------------------------------------------------------------------ (p) Scheduler schedules fire
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import updraft_emulator  # noqa: E402  (its moto imports are inside its functions)
+
+
+class _Schedule:
+    def __init__(self, expression, zone="UTC", start=None, created=0):
+        self.schedule_expression, self.schedule_expression_timezone = expression, zone
+        self.start_date, self.creation_date = start, created
+
+
+def _ticks(expression, zone, after, until, **kwargs):
+    at = lambda text: datetime.fromisoformat(text.replace("Z", "+00:00"))  # noqa: E731
+    ticks = updraft_emulator._schedule_ticks(_Schedule(expression, zone, **kwargs), at(after), at(until))
+    return [t.strftime("%Y-%m-%dT%H:%MZ") for t in ticks]
+
+
+def test_the_emulators_scheduler_follows_schedulers_daylight_saving_rule():
+    # Europe/Paris, 2027-03-28: 02:00 → 03:00, so 02:30 does not exist; 2027-10-31: 03:00 → 02:00, 02:30 twice.
+    spring = _ticks("cron(30 2 * * ? *)", "Europe/Paris", "2027-03-26T12:00:00Z", "2027-03-29T12:00:00Z")
+    assert spring == ["2027-03-27T01:30Z", "2027-03-29T00:30Z"]
+    fall = _ticks("cron(30 2 * * ? *)", "Europe/Paris", "2027-10-30T12:00:00Z", "2027-11-01T12:00:00Z")
+    assert fall == ["2027-10-31T00:30Z", "2027-11-01T01:30Z"]
+    weekdays = _ticks("cron(0 9 ? * 2-6 *)", "America/New_York", "2027-03-12T00:00:00Z", "2027-03-16T00:00:00Z")
+    assert weekdays == ["2027-03-12T14:00Z", "2027-03-15T13:00Z"], "Friday (EST), then Monday (EDT)"
+    assert _ticks("cron(0 0 L * ? *)", "UTC", "2028-02-01T00:00:00Z", "2028-03-01T00:00:00Z") == ["2028-02-29T00:00Z"]
+    start = datetime.fromisoformat("2027-03-27T10:00:00+00:00").timestamp()
+    rate = _ticks("rate(1 day)", "UTC", "2027-03-27T12:00:00Z", "2027-03-30T00:00:00Z", start=start)
+    assert rate == ["2027-03-28T10:00Z", "2027-03-29T10:00Z"], "24 hours apart across a clock change"
+
+
+def test_fire_schedule_delivers_a_tick_for_the_given_time(aws, endpoint, role_arn, function_arn, tmp_path):
+    touched = tmp_path / "tick.json"
+    scheduler, name = aws("scheduler"), unique("tick")
+    scheduler.create_schedule(
+        Name=name, ScheduleExpression="cron(0 3 * * ? *)", ScheduleExpressionTimezone="Europe/Paris",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": function_arn, "RoleArn": role_arn,
+                "Input": json.dumps({"touch": str(touched), "at": "<aws.scheduler.scheduled-time>"})})
+    request = urllib.request.Request(f"{endpoint}/moto-api/updraft/fire-schedule", method="POST",
+                                     data=json.dumps({"name": name, "time": "2027-03-29T01:00:00Z"}).encode())
+    with urllib.request.urlopen(request) as answer:
+        assert json.loads(answer.read())["time"] == "2027-03-29T01:00:00Z"
+    event = json.loads(wait_for(lambda: touched.exists() and touched.read_text()))
+    assert event["at"] == "2027-03-29T01:00:00Z"
 
 
 # ------------------------------------------------------------------ (c) Lambda runs the package's bootstrap

@@ -144,13 +144,31 @@ fn launch_plans_are_activated_and_deactivated_one_version_at_a_time() {
         let (_, body) = call(&registry, &get_request(&format!("/v1/launch-plans/demo/development/nightly/{version}")));
         body["launchPlan"]["active"].as_bool().unwrap_or(false)
     };
-    assert!(!active("v1") && active("v2"), "the newest registration of an active plan is the active one");
+    let schedule = || registry.provisioner.schedules.lock().unwrap().get("updraft-demo-development-nightly").cloned();
+    assert!(
+        !active("v1") && !active("v2"),
+        "a scheduled plan is registered inactive unless its spec says active: true"
+    );
+    assert_eq!(schedule(), None, "registration never starts a schedule by itself");
+    let (status, body) = call(&registry, &post("/v1/launch-plans/demo/development/nightly/v2/activate", ""));
+    assert_eq!((status, body["launchPlan"]["active"].as_bool()), (200, Some(true)), "{body}");
+    let (request, enabled) = schedule().unwrap();
+    assert_eq!(
+        (request.expression.as_str(), request.plan.version.as_str(), enabled),
+        ("cron(0 3 * * ? *)", "v2", true)
+    );
+    assert_eq!(request.input["updraft_tick"]["scheduled_time"], "<aws.scheduler.scheduled-time>");
     let (status, body) = call(&registry, &post("/v1/launch-plans/demo/development/nightly/v1/activate", ""));
     assert_eq!((status, body["launchPlan"]["active"].as_bool()), (200, Some(true)), "{body}");
     assert!(!active("v2"));
+    assert_eq!(schedule().map(|(r, on)| (r.plan.version, on)), Some(("v1".into(), true)), "one schedule per plan name");
+    // Deactivating a version the schedule does not launch leaves it alone.
+    assert_eq!(call(&registry, &post("/v1/launch-plans/demo/development/nightly/v2/deactivate", "")).0, 200);
+    assert_eq!(schedule().map(|(_, on)| on), Some(true));
     let (status, _) = call(&registry, &post("/v1/launch-plans/demo/development/nightly/v1/deactivate", ""));
     assert_eq!(status, 200);
     assert!(!active("v1") && !active("v2"));
+    assert_eq!(schedule().map(|(r, on)| (r.plan.version, on)), Some(("v1".into(), false)), "disabled, not deleted");
     let (status, _) = call(&registry, &post("/v1/launch-plans/demo/development/nightly/v9/activate", ""));
     assert_eq!(status, 404);
     let (status, _) = call(&registry, &post("/v1/tasks/demo/development/fit/v1/activate", ""));
@@ -458,6 +476,63 @@ fn a_launch_type_checks_its_inputs_before_anything_starts_and_its_name_is_its_id
     let unknown = json!({"workflow": {"project": "default", "domain": "development", "name": "nope", "version": "v1"}});
     assert_eq!(call(&api, &post("/v1/executions", &unknown.to_string())).0, 404);
     assert_eq!(call(&api, &get_request("/v1/executions/default/development/none")).0, 404);
+}
+
+#[test]
+fn a_failed_schedule_write_is_a_503_and_repeating_the_request_converges() {
+    let api = new_api();
+    call(&api, &post("/v1/register", &register_body(SPEC, "v1")));
+    *api.provisioner.failing.lock().unwrap() = Some(PortError::Transient("Scheduler throttled".into()));
+    let (status, body) = call(&api, &post("/v1/launch-plans/demo/development/nightly/v1/activate", ""));
+    assert_eq!((status, body["retryable"].as_bool()), (503, Some(true)), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("the registry is updated, but schedule"), "{body}");
+    *api.provisioner.failing.lock().unwrap() = None;
+    assert_eq!(call(&api, &post("/v1/launch-plans/demo/development/nightly/v1/activate", "")).0, 200);
+    assert!(api.provisioner.schedules.lock().unwrap()["updraft-demo-development-nightly"].1);
+}
+
+#[test]
+fn a_plan_registered_active_fires_at_once_and_ticks_launch_once_each_with_their_time() {
+    let api = new_api();
+    let spec = "project: demo\ntasks:\n  fit: {image: x, command: [fit, \"{{inputs.day}}\"], inputs: {day: datetime}}\n\
+                workflows:\n  train:\n    inputs: {day: datetime}\n    nodes:\n      fit: {task: fit, inputs: {day: $inputs.day}}\n\
+                launch_plans:\n  nightly:\n    workflow: train\n    active: true\n\
+                \x20   schedule: {cron: '0 3 * * *', timezone: Europe/Paris, kickoff_input: day, catch_up: 2h}\n";
+    assert_eq!(call(&api, &post("/v1/register", &register_body(spec, "v1"))).0, 201);
+    let (request, enabled) = api.provisioner.schedules.lock().unwrap()["updraft-demo-development-nightly"].clone();
+    assert!(enabled);
+    assert_eq!((request.timezone.as_str(), request.catch_up_seconds), ("Europe/Paris", 7200));
+    let tick = |version: &str, time: &str| {
+        let event = json!({"updraft_tick": {"project": "demo", "domain": "development", "plan": "nightly",
+                                            "version": version, "scheduled_time": time}});
+        block_on(respond(&api, &event))
+    };
+    let answer = tick("v1", "2027-03-29T01:00:00Z").unwrap();
+    assert_eq!(
+        (answer["outcome"].as_str(), answer["execution"].as_str()),
+        (Some("LAUNCHED"), Some("nightly-20270329T0100Z"))
+    );
+    // Delivered twice: the same run.
+    assert_eq!(tick("v1", "2027-03-29T01:00:00Z").unwrap()["outcome"], "LAUNCHED");
+    {
+        let runs = api.runs.runs.lock().unwrap();
+        assert_eq!(runs.len(), 1);
+        let inputs = runs["nightly-20270329T0100Z"].0.inputs.clone().unwrap().values;
+        let Some(literal::Value::Datetime(at)) = &inputs["day"].value else { panic!("{inputs:?}") };
+        assert_eq!(at.seconds, 1_806_282_000, "the kickoff input is the scheduled time, 2027-03-29T01:00:00Z");
+    }
+    // v2 becomes the active version: a late tick of v1 launches nothing.
+    assert_eq!(call(&api, &post("/v1/register", &register_body(spec, "v2"))).0, 201);
+    let skipped = tick("v1", "2027-03-30T01:00:00Z").unwrap();
+    assert_eq!(skipped["outcome"], "SKIPPED");
+    assert_eq!(api.runs.runs.lock().unwrap().len(), 1);
+    let (status, listed) = call(&api, &get_request("/v1/launch-plans/demo/development/nightly/ticks"));
+    assert_eq!(status, 200, "{listed}");
+    let times: Vec<&str> =
+        listed["ticks"].as_array().unwrap().iter().map(|t| t["scheduledTime"].as_str().unwrap()).collect();
+    assert_eq!(times, ["2027-03-30T01:00:00Z", "2027-03-29T01:00:00Z"], "newest first");
+    assert!(tick("v1", "yesterday").unwrap_err().contains("not RFC 3339"));
+    assert!(tick("v9", "2027-03-31T01:00:00Z").unwrap_err().contains("is not registered"));
 }
 
 #[test]

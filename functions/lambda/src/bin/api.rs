@@ -9,7 +9,7 @@ use updraft_aws::registry::DynamoRegistry;
 use updraft_aws::runs::DynamoCache;
 use updraft_functions::api::{self, Api, ApiConfig};
 use updraft_functions::launch::AwsRuns;
-use updraft_functions::provision::AwsProvisioner;
+use updraft_functions::provision::{AwsProvisioner, ScheduleSettings};
 
 fn main() -> Result<(), Error> {
     // JSON lines when the function's LoggingConfig says so (AWS_LAMBDA_LOG_FORMAT).
@@ -19,8 +19,19 @@ fn main() -> Result<(), Error> {
         let config = ApiConfig::from_env()?;
         let sdk = sdk_config(None, None).await;
         let (batch, sfn) = (aws_sdk_batch::Client::new(&sdk), aws_sdk_sfn::Client::new(&sdk));
-        let provisioner =
-            AwsProvisioner::new(batch.clone(), sfn, &config.state_machine_role, config.state_machine_arn_prefix());
+        let schedules = ScheduleSettings {
+            client: aws_sdk_scheduler::Client::new(&sdk),
+            target_arn: config.schedule_target.clone(),
+            role_arn: config.scheduler_role.clone(),
+            dead_letter_arn: config.schedule_dead_letters.clone(),
+        };
+        let provisioner = AwsProvisioner::new(
+            batch.clone(),
+            sfn,
+            &config.state_machine_role,
+            config.state_machine_arn_prefix(),
+            schedules,
+        );
         let dynamo = dynamodb_client(&sdk);
         let registry = DynamoRegistry::new(dynamo.clone(), s3_client(&sdk), &config.table, &config.bucket);
         let runs = AwsRuns {

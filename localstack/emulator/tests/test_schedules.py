@@ -1,0 +1,173 @@
+"""Launch plan schedules through the deployed stack in the emulator: activation
+creates one EventBridge Scheduler schedule per plan (the api function's own
+Scheduler calls), the emulator's scheduler fires it, and the api function turns
+each tick into one run named by the plan and the time, with the kickoff input
+set to that time (docs/schedules.md)."""
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import unique
+from test_registry_api import CREDENTIALS, DEPLOY, REPO, UPDRAFT, signed, updraft
+
+DIABETES = os.path.join(REPO, "examples", "diabetes", "diabetes.yaml")
+
+SPEC = """
+project: sched
+tasks:
+  stamp:
+    image: python:3.11-slim
+    command: [python3, -c, "import sys; open(sys.argv[2], 'w').write(sys.argv[1])", "{{inputs.at}}", "{{outputs.seen}}"]
+    inputs: {at: datetime}
+    outputs: {seen: string}
+workflows:
+  stamped:
+    inputs: {at: datetime}
+    nodes:
+      stamp: {task: stamp, inputs: {at: $inputs.at}}
+launch_plans:
+  hourly:
+    workflow: stamped
+    schedule: {cron: "0 * * * *", kickoff_input: at, catch_up: 2h}
+  every_minute:
+    workflow: stamped
+    schedule: {cron: "* * * * *", kickoff_input: at}
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(endpoint, tmp_path_factory):
+    name, prefix = unique("stack"), unique("sch")
+    deployed = subprocess.run([DEPLOY, endpoint, "--output", "json", "--stack-name", name, "--name-prefix", prefix],
+                              capture_output=True, text=True, env={**os.environ, **CREDENTIALS}, timeout=900)
+    assert deployed.returncode == 0, deployed.stderr
+    scratch = tmp_path_factory.mktemp("schedules")
+    env = {**os.environ, **CREDENTIALS, "UPDRAFT_CONFIG": str(scratch / "config.toml")}
+    env.pop("UPDRAFT_ENDPOINT", None)
+    assert subprocess.run([UPDRAFT, "config", "init", "--stack", name, "--endpoint-url", endpoint], env=env).returncode == 0
+    url = (scratch / "config.toml").read_text().split('endpoint = "')[1].split('"')[0]
+    spec = scratch / "sched.yaml"
+    spec.write_text(SPEC)
+    api = {"env": env, "url": url, "outputs": json.loads(deployed.stdout)["outputs"], "prefix": prefix,
+           "spec": str(spec), "endpoint": endpoint}
+    for file in (DIABETES, str(spec)):
+        registered = updraft(api, "register", file, "--version", "v1")
+        assert registered.returncode == 0, registered.stderr
+    return api
+
+
+def fire(api, schedule, at):
+    request = urllib.request.Request(f"{api['endpoint']}/moto-api/updraft/fire-schedule", method="POST",
+                                     data=json.dumps({"name": schedule, "time": at}).encode())
+    with urllib.request.urlopen(request) as answer:
+        return json.loads(answer.read())
+
+
+def wait_for(what, check, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def execution(api, project, name):
+    status, answer = signed(api, "GET", f"/v1/executions/{project}/development/{name}")
+    return answer if status == 200 else None
+
+
+def ticks(api, project, plan):
+    listed = updraft(api, "launchplan", "ticks", plan, "--project", project, "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    return json.loads(listed.stdout)
+
+
+def runs_of(api, project, prefix):
+    status, answer = signed(api, "GET", f"/v1/executions/{project}/development?limit=100")
+    assert status == 200, answer
+    return sorted(e["id"]["name"] for e in answer.get("executions", []) if e["id"]["name"].startswith(prefix))
+
+
+def test_activating_the_nightly_plan_creates_one_enabled_schedule(stack, aws):
+    scheduler = aws("scheduler")
+    name = f"{stack['prefix']}-examples-development-diabetes_nightly"
+    with pytest.raises(scheduler.exceptions.ResourceNotFoundException):
+        scheduler.get_schedule(Name=name)  # registered, not activated: nothing fires
+    on = updraft(stack, "launchplan", "activate", "diabetes_nightly", "--version", "v1", "--project", "examples")
+    assert on.returncode == 0, on.stderr
+    schedule = scheduler.get_schedule(Name=name)
+    assert (schedule["ScheduleExpression"], schedule["ScheduleExpressionTimezone"]) == ("cron(0 3 * * ? *)",
+                                                                                        "Europe/Paris")
+    assert (schedule["State"], schedule["FlexibleTimeWindow"]) == ("ENABLED", {"Mode": "OFF"})
+    target = schedule["Target"]
+    assert target["Arn"].endswith(f":function:{stack['prefix']}-api")
+    assert target["RoleArn"].endswith(f":role/{stack['prefix']}-scheduler") or "scheduler" in target["RoleArn"].lower()
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 185}
+    assert target["DeadLetterConfig"]["Arn"].endswith(f":{stack['prefix']}-schedule-dlq")
+    tick = json.loads(target["Input"])["updraft_tick"]
+    assert tick == {"project": "examples", "domain": "development", "plan": "diabetes_nightly", "version": "v1",
+                    "scheduled_time": "<aws.scheduler.scheduled-time>"}
+
+    # A tick starts the run named by the plan and the time; the same tick again is the same run.
+    fire(stack, name, "2027-03-29T01:00:00Z")
+    run = "diabetes_nightly-20270329T0100Z"
+    wait_for("the tick's run", lambda: execution(stack, "examples", run))
+    fire(stack, name, "2027-03-29T01:00:00Z")
+    wait_for("the second tick recorded", lambda: len(ticks(stack, "examples", "diabetes_nightly")) == 1
+             and ticks(stack, "examples", "diabetes_nightly")[0]["recordedAt"])
+    assert runs_of(stack, "examples", "diabetes_nightly-") == [run]
+    updraft(stack, "executions", "abort", run, "--remote", "--project", "examples", "--reason", "test done")
+
+    # Deactivated: the schedule is disabled, not deleted.
+    off = updraft(stack, "launchplan", "deactivate", "diabetes_nightly", "--version", "v1", "--project", "examples")
+    assert off.returncode == 0, off.stderr
+    assert scheduler.get_schedule(Name=name)["State"] == "DISABLED"
+
+
+def test_a_tick_starts_one_run_with_its_time_as_kickoff_input_and_a_stale_version_skips(stack, aws):
+    name = f"{stack['prefix']}-sched-development-hourly"
+    assert updraft(stack, "launchplan", "activate", "hourly", "--version", "v1", "--project", "sched").returncode == 0
+    assert aws("scheduler").get_schedule(Name=name)["Target"]["RetryPolicy"]["MaximumEventAgeInSeconds"] == 7200
+    fire(stack, name, "2027-03-29T01:00:00Z")
+    run = "hourly-20270329T0100Z"
+    answer = wait_for("the tick's run", lambda: execution(stack, "sched", run))
+    kickoff = datetime.fromisoformat(answer["execution"]["inputs"]["values"]["at"]["datetime"].replace("Z", "+00:00"))
+    assert kickoff == datetime(2027, 3, 29, 1, 0, tzinfo=timezone.utc), "the scheduled time, not the clock"
+    done = wait_for("the run's end", lambda: (lambda a: a if a and a["execution"]["phase"] != "WORKFLOW_RUNNING"
+                                              else None)(execution(stack, "sched", run)))
+    assert done["execution"]["phase"] == "WORKFLOW_SUCCEEDED", done
+
+    # v2 becomes the active version: a late tick of v1 starts nothing and says why.
+    assert updraft(stack, "register", stack["spec"], "--version", "v2").returncode == 0
+    assert updraft(stack, "launchplan", "activate", "hourly", "--version", "v2", "--project", "sched").returncode == 0
+    stale = {"updraft_tick": {"project": "sched", "domain": "development", "plan": "hourly", "version": "v1",
+                              "scheduled_time": "2027-03-29T02:00:00Z"}}
+    aws("lambda").invoke(FunctionName=f"{stack['prefix']}-api", Payload=json.dumps(stale).encode())
+    recorded = ticks(stack, "sched", "hourly")
+    assert [(t["scheduledTime"], t["outcome"]) for t in recorded] == [("2027-03-29T02:00:00Z", "SKIPPED"),
+                                                                      ("2027-03-29T01:00:00Z", "LAUNCHED")]
+    assert "not the plan's active version" in recorded[0]["message"]
+    assert runs_of(stack, "sched", "hourly-") == [run]
+    updraft(stack, "launchplan", "deactivate", "hourly", "--version", "v2", "--project", "sched")
+
+
+def test_an_every_minute_plan_left_alone_starts_a_run_each_minute(stack):
+    # Start just after a minute boundary, so 130 s hold exactly two.
+    wait_for("the start of a minute", lambda: 2 <= datetime.now(timezone.utc).second <= 10, timeout=70)
+    on = updraft(stack, "launchplan", "activate", "every_minute", "--version", "v1", "--project", "sched")
+    assert on.returncode == 0, on.stderr
+    time.sleep(130)
+    updraft(stack, "launchplan", "deactivate", "every_minute", "--version", "v1", "--project", "sched")
+    started = wait_for("two runs", lambda: (lambda r: r if len(r) >= 2 else None)(
+        runs_of(stack, "sched", "every_minute-")), timeout=30)
+    assert len(started) == 2, started
+    # Named by their minutes, one minute apart.
+    minutes = [datetime.strptime(r.split("-")[-1], "%Y%m%dT%H%MZ") for r in started]
+    assert (minutes[1] - minutes[0]).total_seconds() == 60, started
