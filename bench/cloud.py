@@ -3,8 +3,9 @@
 writes UPDRAFT_CONFIG first): what a node costs in Step Functions transitions,
 Lambda invocations and DynamoDB writes (read from the execution's history and the
 emulator's counters, GET /moto-api/updraft/counters), the launch request's
-latency, an N-shaped DAG's makespan over its critical path, and how long an abort
-takes to stop every job of a run.
+latency, an N-shaped DAG's makespan over its critical path, how long an abort
+takes to stop every job of a run, and schedules: a tick to its run RUNNING, and a
+30-tick backfill until every run is launched.
 
 usage: cloud.py UPDRAFT_BIN ENDPOINT   (prints `name: value unit` lines)"""
 import json
@@ -51,11 +52,19 @@ workflows:
       b: {task: nap, inputs: {seconds: 12.0, label: $inputs.run}}
       c: {task: nap, inputs: {seconds: 2.0, label: $inputs.run}, after: [a]}
       d: {task: nap, inputs: {seconds: 2.0, label: $inputs.run}, after: [a, b]}
+  stamped:
+    inputs: {at: datetime}
+    nodes:
+      stamp: {task: add, inputs: {x: 1}}
   pair:
     inputs: {run: string}
     nodes:
       left: {task: nap, inputs: {seconds: 300.0, label: $inputs.run}}
       right: {task: nap, inputs: {seconds: 300.0, label: $inputs.run}}
+launch_plans:
+  hourly:
+    workflow: stamped
+    schedule: {cron: "0 * * * *", kickoff_input: at}
 """
 # The N-shape's critical path: b then d.
 CRITICAL_PATH_S = 12.0 + 2.0
@@ -170,6 +179,38 @@ def main(updraft, endpoint):
             raise SystemExit(f"the jobs of {pair} still run 120 s after the abort")
         time.sleep(0.05)
     print(f"abort_to_all_jobs_stopped_s: {time.perf_counter() - started:.2f} s")
+
+    # A tick (the emulator's fire-now endpoint) until its run is recorded RUNNING.
+    subprocess.run([updraft, "launchplan", "activate", "hourly", "--version", "v1", "--project", "bench"],
+                   check=True, capture_output=True)
+    schedule = next(s["Name"] for s in boto3.client("scheduler", **session).list_schedules()["Schedules"]
+                    if s["Name"].endswith("-bench-development-hourly"))
+    fire = json.dumps({"name": schedule, "time": "2031-01-01T05:00:00Z"}).encode()
+    started = time.perf_counter()
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/updraft/fire-schedule", data=fire,
+                                                  method="POST"))
+    while True:
+        try:
+            if call("GET", "/v1/executions/bench/development/hourly-20310101T0500Z")["execution"]["phase"] \
+                    == "WORKFLOW_RUNNING":
+                break
+        except urllib.error.HTTPError:
+            pass
+        if time.perf_counter() - started > 60:
+            raise SystemExit("the tick's run did not start within 60 s")
+        time.sleep(0.02)
+    print(f"schedule_fire_to_running_ms: {(time.perf_counter() - started) * 1000:.0f} ms")
+    subprocess.run([updraft, "launchplan", "deactivate", "hourly", "--version", "v1", "--project", "bench"],
+                   check=True, capture_output=True)
+
+    # A backfill of 30 hourly ticks, until the CLI has launched every run.
+    started = time.perf_counter()
+    backfill = subprocess.run([updraft, "launchplan", "backfill", "hourly", "--version", "v1", "--project", "bench",
+                               "--from", "2030-01-01T00:00:00Z", "--to", "2030-01-02T05:00:00Z", "--output", "json"],
+                              capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    assert backfill.returncode == 0 and json.loads(backfill.stdout)["launched"] == 30, backfill.stdout + backfill.stderr
+    print(f"backfill_30_ticks_s: {seconds:.2f} s")
 
 
 def parse(text):

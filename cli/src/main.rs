@@ -199,6 +199,32 @@ enum LaunchPlanCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
+    /// Run the ticks a plan's schedule fires between two times, each under its tick's
+    /// name and kickoff time; a tick that ran before (scheduled or backfilled) is not run again.
+    Backfill {
+        name: String,
+        #[arg(long)]
+        version: String,
+        /// The first time (RFC 3339, or a date), inclusive.
+        #[arg(long)]
+        from: String,
+        /// The last time, inclusive.
+        #[arg(long)]
+        to: String,
+        /// At most this many launches at once.
+        #[arg(long, default_value_t = 4)]
+        max_parallel: usize,
+        /// List the ticks; launch nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Refuse a range of more ticks than this.
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+        #[command(flatten)]
+        remote: commands::registry::Remote,
+        #[arg(long, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
     /// When a launch plan's schedule fires next: the zone's wall clock and UTC, by
     /// EventBridge Scheduler's rules (a time skipped by a clock change does not fire).
     Next {
@@ -411,11 +437,28 @@ fn main() -> ExitCode {
         Command::Launchplan { command: LaunchPlanCommand::Ticks { name, limit, remote, output } } => {
             commands::registry::ticks(&name, limit, &remote, output)
         }
+        Command::Launchplan {
+            command: LaunchPlanCommand::Backfill { name, version, from, to, max_parallel, dry_run, max, remote, output },
+        } => commands::backfill::backfill(&commands::backfill::BackfillArgs {
+            plan: name,
+            version,
+            from,
+            to,
+            max_parallel,
+            dry_run,
+            max,
+            remote,
+            output,
+        }),
         Command::Launchplan { command } => {
             let (args, active) = match command {
                 LaunchPlanCommand::Activate(args) => (args, true),
                 LaunchPlanCommand::Deactivate(args) => (args, false),
-                LaunchPlanCommand::Next { .. } | LaunchPlanCommand::Ticks { .. } => unreachable!("answered above"),
+                LaunchPlanCommand::Next { .. }
+                | LaunchPlanCommand::Ticks { .. }
+                | LaunchPlanCommand::Backfill { .. } => {
+                    unreachable!("answered above")
+                }
             };
             commands::registry::set_active(&args.name, &args.version, active, &args.remote, args.output)
         }

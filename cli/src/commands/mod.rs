@@ -1,3 +1,4 @@
+pub mod backfill;
 pub mod compile;
 pub mod deploy;
 pub mod exec;

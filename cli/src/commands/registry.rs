@@ -73,7 +73,18 @@ impl Session {
         query: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Result<ApiAnswer, String> {
-        self.runtime.block_on(self.client.send(method, path, query, body)).map_err(|e| e.to_string())
+        self.runtime.block_on(self.send_async(method, path, query, body))
+    }
+
+    /// [`send`](Session::send), to be awaited with others on the session's runtime.
+    pub async fn send_async(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<ApiAnswer, String> {
+        self.client.send(method, path, query, body).await.map_err(|e| e.to_string())
     }
 }
 

@@ -37,6 +37,9 @@ launch_plans:
   every_minute:
     workflow: stamped
     schedule: {cron: "* * * * *", kickoff_input: at}
+  nightly:
+    workflow: stamped
+    schedule: {cron: "30 2 * * *", timezone: Europe/Paris, kickoff_input: at}
 """
 
 
@@ -171,3 +174,34 @@ def test_an_every_minute_plan_left_alone_starts_a_run_each_minute(stack):
     # Named by their minutes, one minute apart.
     minutes = [datetime.strptime(r.split("-")[-1], "%Y%m%dT%H%MZ") for r in started]
     assert (minutes[1] - minutes[0]).total_seconds() == 60, started
+
+
+def test_a_backfill_launches_each_tick_once_with_its_kickoff_time(stack):
+    args = ("launchplan", "backfill", "nightly", "--version", "v1", "--project", "sched",
+            "--from", "2027-03-26T00:00:00Z", "--to", "2027-03-28T23:59:00Z")
+    dry = updraft(stack, *args, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    # 02:30 does not exist in Paris on March 28 (clocks go 02:00 → 03:00): two nights, not three.
+    assert dry.stdout.splitlines() == [
+        "2027-03-26T01:30:00Z  nightly-20270326T0130Z  would launch",
+        "2027-03-27T01:30:00Z  nightly-20270327T0130Z  would launch",
+        "2 ticks (dry run: nothing launched)"], dry.stdout
+    wide = ("launchplan", "backfill", "nightly", "--version", "v1", "--project", "sched",
+            "--from", "2027-04-01", "--to", "2027-04-03T23:59:00Z")
+    first = updraft(stack, *wide, "--output", "json")
+    assert first.returncode == 0, first.stderr + first.stdout
+    report = json.loads(first.stdout)
+    assert (report["launched"], report["ranBefore"], report["failed"]) == (3, 0, 0), report
+    for tick in report["ticks"]:
+        answer = wait_for("the backfilled run", lambda: execution(stack, "sched", tick["execution"]))
+        kickoff = answer["execution"]["inputs"]["values"]["at"]["datetime"].replace("Z", "+00:00")
+        assert datetime.fromisoformat(kickoff) == datetime.fromisoformat(tick["time"].replace("Z", "+00:00"))
+    again = json.loads(updraft(stack, *wide, "--output", "json").stdout)
+    assert (again["launched"], again["ranBefore"]) == (0, 3), "a tick that ran is not run again"
+    backwards = updraft(stack, "launchplan", "backfill", "nightly", "--version", "v1", "--project", "sched",
+                        "--from", "2027-04-03", "--to", "2027-04-01")
+    assert backwards.returncode == 2 and "runs backwards" in backwards.stderr
+    too_many = updraft(stack, "launchplan", "backfill", "every_minute", "--version", "v1", "--project", "sched",
+                       "--from", "2027-01-01", "--to", "2027-01-31")
+    assert too_many.returncode == 2, too_many.stderr
+    assert "holds 43201 ticks of every_minute, more than --max 1000" in too_many.stderr, too_many.stderr
