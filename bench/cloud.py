@@ -4,7 +4,8 @@ writes UPDRAFT_CONFIG first): what a node costs in Step Functions transitions,
 Lambda invocations and DynamoDB writes (read from the execution's history and the
 emulator's counters, GET /moto-api/updraft/counters), the launch request's
 latency, an N-shaped DAG's makespan over its critical path, how long an abort
-takes to stop every job of a run, and schedules: a tick to its run RUNNING, and a
+takes to stop every job of a run, how long a lost job-end event takes the
+reconciler to recover, what the reconciler costs an idle stack, and schedules: a tick to its run RUNNING, and a
 30-tick backfill until every run is launched.
 
 usage: cloud.py UPDRAFT_BIN ENDPOINT   (prints `name: value unit` lines)"""
@@ -179,6 +180,22 @@ def main(updraft, endpoint):
             raise SystemExit(f"the jobs of {pair} still run 120 s after the abort")
         time.sleep(0.05)
     print(f"abort_to_all_jobs_stopped_s: {time.perf_counter() - started:.2f} s")
+
+    # A lost job-end event (the emulator's fault hook drops it): launch → SUCCEEDED, through the reconciler.
+    faults = urllib.request.Request(f"{endpoint}/moto-api/updraft/faults", data=b'{"drop_job_events": 1}',
+                                    method="POST")
+    urllib.request.urlopen(faults)
+    lost = f"lost-{uuid.uuid4().hex[:8]}"
+    started = time.perf_counter()
+    launch("chain", {"x": {"integer": str(uuid.uuid4().int % 1_000_000_000)}}, lost)
+    assert wait(lost)["execution"]["phase"] == "WORKFLOW_SUCCEEDED"
+    print(f"lost_event_recovery_s: {time.perf_counter() - started:.1f} s")
+
+    # The reconciler's invocations while nothing runs (two minutes, scaled to an hour).
+    before = counters()["lambda_invocations"].get("bench-status", 0)
+    time.sleep(120)
+    idle = counters()["lambda_invocations"].get("bench-status", 0) - before
+    print(f"reconciler_invocations_per_hour_idle: {idle * 30} invocations")
 
     # A tick (the emulator's fire-now endpoint) until its run is recorded RUNNING.
     subprocess.run([updraft, "launchplan", "activate", "hourly", "--version", "v1", "--project", "bench"],

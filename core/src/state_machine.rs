@@ -128,6 +128,8 @@ fn finish_state(outcome: &str, id: &Identifier, targets: &Targets, next: Option<
         values[":error"] = json!({"S.$": "States.JsonToString($.error)"});
         expression.push_str(", run_error = :error");
     }
+    // The run leaves the runs in flight (the reconciler's index, docs/storage.md).
+    expression.push_str(" REMOVE gsi2pk, gsi2sk");
     let mut state = json!({
         "Type": "Task",
         "Resource": "arn:aws:states:::dynamodb:updateItem",

@@ -37,7 +37,9 @@ Patches, each covered by a test in tests/test_patches.py:
     each with AWS_BATCH_JOB_ATTEMPT (from 1) and its own entry in `attempts`,
     stopping early on an `evaluateOnExit` EXIT rule's exit code.
 (m) SubmitJob to a DISABLED job queue is refused (ClientException), as AWS
-    refuses new jobs there; moto queued them.
+    refuses new jobs there; moto queued them. DescribeJobs reports a container's
+    exit code and reason, and no fractional `vcpus` (an integer in Batch's API;
+    the SDKs refuse 0.25).
 (l) Array jobs: each child gets AWS_BATCH_JOB_ARRAY_INDEX, and the parent
     ends when its last child does (SUCCEEDED if every child did, else FAILED)
     with its own state-change event; moto left the parent SUBMITTED.
@@ -62,6 +64,11 @@ Patches, each covered by a test in tests/test_patches.py:
     schedule fires only for times after it was created or last updated (no
     catch-up burst). POST /moto-api/updraft/fire-schedule {"name", "group"?,
     "time"?} delivers one tick now, for `time` (default: this minute).
+    EventBridge rules with a ScheduleExpression (UTC) fire the same way, with
+    the "Scheduled Event" AWS sends (the stack's reconciler runs on one).
+(q) Faults, for tests: POST /moto-api/updraft/faults {"drop_job_events": N}
+    drops the next N "Batch Job State Change" deliveries (a lost event); GET
+    shows what is still armed.
 
 Usage: updraft_emulator.py [--host 127.0.0.1] [--port 5000]
 Everything else is moto's own server.
@@ -309,8 +316,38 @@ def _deliver_event(account, region, detail_type, source, resources, detail):
                                      Payload=json.dumps(event, default=str).encode())
 
 
+# (q) Faults armed by POST /moto-api/updraft/faults.
+_FAULTS = {"drop_job_events": 0}
+_FAULTS_LOCK = threading.Lock()
+
+
+def _fault(name):
+    """Whether an armed fault fires now (it is used up)."""
+    with _FAULTS_LOCK:
+        if _FAULTS.get(name, 0) > 0:
+            _FAULTS[name] -= 1
+            return True
+    return False
+
+
+def _faults(request, full_url, headers):
+    if request.method == "POST":
+        body = request.get_data() if hasattr(request, "get_data") else request.body
+        armed = json.loads(body or b"{}")
+        unknown = [k for k in armed if k not in _FAULTS]
+        if unknown:
+            return 400, {"Content-Type": "application/json"}, json.dumps({"message": f"unknown faults {unknown}"})
+        with _FAULTS_LOCK:
+            _FAULTS.update({k: int(v) for k, v in armed.items()})
+    with _FAULTS_LOCK:
+        return 200, {"Content-Type": "application/json"}, json.dumps(_FAULTS)
+
+
 def _emit_job_state_change(job):
     """(h) The job's end, with its DescribeJobs view as detail."""
+    if _fault("drop_job_events"):
+        LOG.warning("fault: the state change of Batch job %s is dropped", job.job_id)
+        return
     try:
         _, _, _, region, account = job.job_queue.arn.split(":")[:5]
         _deliver_event(account, region, "Batch Job State Change", "aws.batch", [job.arn], job.describe())
@@ -412,6 +449,12 @@ def patch_batch_jobs():
     def _container_details_with_exit(self):
         # DescribeJobs reports the container's exit code and reason, as AWS does.
         details = container_details(self)
+        # `vcpus` is an integer in Batch's API (fractional vCPUs live in resourceRequirements);
+        # moto copied 0.25 there, which AWS's SDKs refuse to read.
+        if isinstance(details.get("vcpus"), float):
+            vcpus = details.pop("vcpus")
+            if vcpus.is_integer():
+                details["vcpus"] = int(vcpus)
         if self.job_stopped and self.exit_code is not None:
             details["exitCode"] = self.exit_code
             if self.job_stopped_reason:
@@ -700,6 +743,45 @@ def _deliver_tick(schedule, tick, account, region):
     return when
 
 
+def _fire_scheduled_rules(evaluated_until, now):
+    """(p) EventBridge rules with a schedule expression: their ticks in (evaluated_until, now], in UTC."""
+    from moto.events.models import events_backends
+
+    for account, regions in list(events_backends.items()):
+        for region, backend in list(regions.items()):
+            for bus in list(backend.event_buses.values()):
+                for rule in list(bus.rules.values()):
+                    if rule.state != "ENABLED" or not rule.scheduled_expression:
+                        continue
+                    stand_in = _RuleSchedule(rule.scheduled_expression)
+                    for tick in _schedule_ticks(stand_in, evaluated_until, now):
+                        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
+                                 "source": "aws.events", "account": account,
+                                 "time": tick.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region,
+                                 "resources": [rule.arn], "detail": {}}
+                        _deliver_to_targets(rule.targets, event, region)
+
+
+class _RuleSchedule:
+    """A rule's schedule as `_schedule_ticks` reads one: UTC; a rate counts from the epoch minute."""
+
+    def __init__(self, expression):
+        self.schedule_expression, self.schedule_expression_timezone = expression, "UTC"
+        self.start_date, self.creation_date = 0, 0
+
+
+def _deliver_to_targets(targets, event, region):
+    import boto3
+
+    client = boto3.client("lambda", region_name=region, endpoint_url=_ENDPOINT,
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    for target in targets:
+        if ":lambda:" in target["Arn"]:
+            payload = target.get("Input") or json.dumps(event)
+            client.invoke(FunctionName=target["Arn"], InvocationType="Event", Payload=payload.encode())
+            _count("schedule_ticks", target["Arn"].split(":")[-1])
+
+
 def _scheduler_backends():
     from moto.scheduler.models import scheduler_backends
 
@@ -711,8 +793,14 @@ def _scheduler_backends():
 def _fire_schedules_forever():
     """(p) Each second, the ticks every ENABLED schedule has reached since the last look."""
     seen = {}  # schedule ARN → (the time its ticks were evaluated to, its last modification)
+    rules_evaluated = datetime.now(timezone.utc)
     while True:
         now = datetime.now(timezone.utc)
+        try:
+            _fire_scheduled_rules(rules_evaluated, now)
+        except Exception:
+            LOG.exception("evaluating scheduled rules")
+        rules_evaluated = now
         try:
             for account, region, backend in _scheduler_backends():
                 for group in list(backend.schedule_groups.values()):
@@ -749,6 +837,7 @@ def start_firing_schedules():
     from moto.moto_api._internal import urls
 
     urls.url_paths["{0}/moto-api/updraft/fire-schedule$"] = _fire_schedule
+    urls.url_paths["{0}/moto-api/updraft/faults$"] = _faults
     threading.Thread(target=_fire_schedules_forever, name="scheduler", daemon=True).start()
 
 

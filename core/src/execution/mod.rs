@@ -10,6 +10,7 @@ pub mod failure;
 pub mod map;
 pub mod node;
 pub mod parquet;
+pub mod reconcile;
 pub mod resolve;
 pub mod retry;
 pub mod scheduler;

@@ -33,6 +33,12 @@ fn outputs_from(item: &Item, attribute: &str) -> Result<Outputs, PortError> {
     Ok(map.values.into_iter().collect())
 }
 
+/// The by-owner partition of the runs in flight (the reconciler's one Query).
+pub const IN_FLIGHT: &str = "INFLIGHT";
+
+/// What every write of a run's end adds: the run leaves the runs in flight.
+pub const LEAVE_IN_FLIGHT: &str = " REMOVE gsi2pk, gsi2sk";
+
 /// The partition of one execution: its item and one item per node.
 pub fn execution_key(id: &ExecutionId) -> String {
     format!("EXEC#{}#{}#{}", id.project, id.domain, id.name)
@@ -48,7 +54,14 @@ fn attributes_json(item: &Item) -> serde_json::Map<String, serde_json::Value> {
         .filter(|(k, _)| {
             !matches!(
                 k.as_str(),
-                "pk" | "task_token" | "claimed_at" | "ended_upstream" | "settled" | "gsi1pk" | "gsi1sk"
+                "pk" | "task_token"
+                    | "claimed_at"
+                    | "ended_upstream"
+                    | "settled"
+                    | "gsi1pk"
+                    | "gsi1sk"
+                    | "gsi2pk"
+                    | "gsi2sk"
             )
         })
         .map(|(k, v)| {
@@ -160,6 +173,58 @@ pub async fn list_ticks(
     Ok((ticks, crate::registry::encode_token(answer.last_evaluated_key())))
 }
 
+/// A run in flight, as the by-owner index lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InFlight {
+    pub execution: ExecutionId,
+    pub workflow: Identifier,
+    /// When it was recorded (epoch milliseconds).
+    pub created_ms: u64,
+}
+
+/// Every run in flight: one Query of the sparse by-owner partition (more pages only
+/// past a megabyte of them).
+pub async fn list_in_flight(dynamo: &Dynamo, table: &str) -> Result<Vec<InFlight>, PortError> {
+    let items: Vec<Item> = dynamo
+        .query()
+        .table_name(table)
+        .index_name("by-owner")
+        .key_condition_expression("gsi2pk = :pk")
+        .expression_attribute_values(":pk", s(IN_FLIGHT))
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| port_error("listing the runs in flight", &e))?;
+    let text = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    Ok(items
+        .iter()
+        .filter_map(|item| {
+            let partition = text(item, "pk");
+            let mut parts = partition.strip_prefix("EXEC#")?.splitn(3, '#');
+            let (project, domain, name) = (parts.next()?, parts.next()?, parts.next()?);
+            let created_ms = chrono::DateTime::parse_from_rfc3339(&text(item, "created_at"))
+                .map(|t| t.timestamp_millis().max(0) as u64)
+                .unwrap_or(0);
+            Some(InFlight {
+                execution: ExecutionId { project: project.into(), domain: domain.into(), name: name.into() },
+                workflow: Identifier {
+                    resource_type: updraft_core::proto::core::ResourceType::Workflow as i32,
+                    project: project.into(),
+                    domain: domain.into(),
+                    name: text(item, "workflow_name"),
+                    version: text(item, "workflow_version"),
+                },
+                created_ms,
+            })
+        })
+        .collect())
+}
+
+/// What the reconciler reads of a node: (node, its slot).
+pub type NodeState = (String, NodeSlot);
+
 /// What a launch writes.
 pub struct Launch<'a> {
     pub workflow: &'a updraft_core::proto::core::Identifier,
@@ -205,6 +270,9 @@ impl DynamoRun {
             .item("gsi1pk", s(format!("EXECS#{}#{}", self.execution.project, self.execution.domain)))
             .item("gsi1sk", s(format!("{created_at}#{}", self.execution.name)))
             .item("overwrite_cache", AttributeValue::Bool(launch.overwrite_cache))
+            // The runs in flight, sparse on the by-owner index: every end of the run removes it.
+            .item("gsi2pk", s(IN_FLIGHT))
+            .item("gsi2sk", s(format!("{created_at}#{}", self.partition)))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
@@ -553,9 +621,9 @@ impl RunStore for DynamoRun {
             (":at", s(chrono::Utc::now().to_rfc3339())),
             (":error", s(error)),
         ];
-        let expression = "SET run_phase = :failed, ended_at = :at, run_error = :error";
+        let expression = format!("SET run_phase = :failed, ended_at = :at, run_error = :error{LEAVE_IN_FLIGHT}");
         // A run that has ended already keeps its phase.
-        self.update_execution(expression, "run_phase = :running", values).await.map(|_| ())
+        self.update_execution(&expression, "run_phase = :running", values).await.map(|_| ())
     }
 
     async fn values(&self) -> Result<RunValues, PortError> {
@@ -613,6 +681,21 @@ impl DynamoRun {
     }
 }
 
+impl DynamoRun {
+    /// Every node's slot, read consistently in one Query.
+    pub async fn node_states(&self) -> Result<Vec<NodeState>, PortError> {
+        Ok(self
+            .items()
+            .await?
+            .iter()
+            .filter_map(|item| {
+                let node = item.get("node").and_then(|v| v.as_s().ok())?.clone();
+                Some((node, Self::slot_of(item)))
+            })
+            .collect())
+    }
+}
+
 impl StoppableRun for DynamoRun {
     async fn end_run(&self, cause: &StopCause) -> Result<WorkflowPhase, PortError> {
         let (code, message) = cause.error();
@@ -623,8 +706,8 @@ impl StoppableRun for DynamoRun {
             (":at", s(chrono::Utc::now().to_rfc3339())),
             (":error", s(error)),
         ];
-        let expression = "SET run_phase = :phase, ended_at = :at, run_error = :error";
-        if self.update_execution(expression, "run_phase = :running", values).await? {
+        let expression = format!("SET run_phase = :phase, ended_at = :at, run_error = :error{LEAVE_IN_FLIGHT}");
+        if self.update_execution(&expression, "run_phase = :running", values).await? {
             return Ok(cause.phase());
         }
         // Ended before (the first end stands), or no such run.

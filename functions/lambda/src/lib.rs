@@ -9,6 +9,7 @@ pub mod health;
 pub mod launch;
 pub mod node;
 pub mod provision;
+pub mod reconcile;
 pub mod stop;
 
 /// A setting of a function from the variable the template sets on it; missing, an

@@ -28,11 +28,15 @@ struct AwsStopper<'a> {
     workflow: Identifier,
 }
 
+/// The ARN of run `name`'s execution of `workflow`'s state machine.
+pub fn execution_arn(runs: &AwsRuns, workflow: &Identifier, name: &str) -> String {
+    let prefix = runs.state_machine_arn_prefix.replacen(":stateMachine:", ":execution:", 1);
+    format!("{prefix}{}:{name}", state_machine_name(&runs.name_prefix, workflow))
+}
+
 impl AwsStopper<'_> {
     fn execution_arn(&self) -> String {
-        let prefix = self.runs.state_machine_arn_prefix.replacen(":stateMachine:", ":execution:", 1);
-        let machine = state_machine_name(&self.runs.name_prefix, &self.workflow);
-        format!("{prefix}{machine}:{}", self.execution.name)
+        execution_arn(self.runs, &self.workflow, &self.execution.name)
     }
 }
 

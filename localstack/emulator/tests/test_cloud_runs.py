@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -104,7 +105,7 @@ def cloud(endpoint, tmp_path_factory):
     env.pop("UPDRAFT_ENDPOINT", None)
     assert subprocess.run([UPDRAFT, "config", "init", "--stack", name, "--endpoint-url", endpoint], env=env).returncode == 0
     url = (scratch / "config.toml").read_text().split('endpoint = "')[1].split('"')[0]
-    api = {"env": env, "url": url, "outputs": json.loads(deployed.stdout)["outputs"]}
+    api = {"env": env, "url": url, "outputs": json.loads(deployed.stdout)["outputs"], "endpoint": endpoint}
     spec = scratch / "cloud.yaml"
     spec.write_text(SPEC)
     registered = updraft(api, "register", str(spec), "--version", "v1")
@@ -365,3 +366,22 @@ def test_a_subworkflow_past_its_timeout_fails_its_parent_node(cloud, aws):
     assert (sub["phase"], sub["error"]["code"]) == ("FAILED", "Timeout"), sub
     assert nodes(answer)["after"]["phase"] == "SKIPPED"
     wait_for("the child's job stopped", lambda: not live_jobs(aws, cloud, f"{run}-sub"), timeout=30)
+
+
+def arm_faults(api, **faults):
+    request = urllib.request.Request(f"{api['endpoint']}/moto-api/updraft/faults", method="POST",
+                                     data=json.dumps(faults).encode())
+    with urllib.request.urlopen(request) as answer:
+        return json.loads(answer.read())
+
+
+def test_a_lost_job_end_event_is_recovered_by_the_reconciler(cloud):
+    arm_faults(cloud, drop_job_events=1)
+    started = time.time()
+    # A cache miss: the first job's end event is dropped; nothing else would ever tell its node.
+    run = launch(cloud, "chain", {"x": {"integer": str(int(time.time() * 1000) % 1_000_000_000)}})
+    answer = finished(cloud, run, timeout=180)
+    print(f"lost_event_recovery_s: {time.time() - started:.1f}")
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer
+    assert {n["phase"] for n in answer["nodes"]} == {"SUCCEEDED"}
+    assert arm_faults(cloud)["drop_job_events"] == 0, "the fault was used"

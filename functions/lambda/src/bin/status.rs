@@ -1,11 +1,13 @@
 //! Lambda entry point of the status function: Step Functions execution status
 //! changes in; runs stopped, timed out or failed recorded so, and whatever of them
-//! still runs stopped (see `updraft_functions::stop`).
+//! still runs stopped (see `updraft_functions::stop`); and every minute, the
+//! reconciler's pass over the runs in flight (`updraft_functions::reconcile`).
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 use updraft_aws::config::{dynamodb_client, sdk_config};
 use updraft_functions::launch::AwsRuns;
+use updraft_functions::reconcile;
 use updraft_functions::stop::StatusServices;
 
 fn main() -> Result<(), Error> {
@@ -19,7 +21,13 @@ fn main() -> Result<(), Error> {
             node_function: updraft_functions::required_env("UPDRAFT_NODE_FUNCTION", "status")?,
         };
         run(service_fn(move |event: LambdaEvent<Value>| async move {
-            updraft_functions::stop::handle_status_event(services, &event.payload).await.map_err(Error::from)
+            let answer = if reconcile::is_reconcile_event(&event.payload) {
+                let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+                reconcile::reconcile(services, now_ms).await
+            } else {
+                updraft_functions::stop::handle_status_event(services, &event.payload).await
+            };
+            answer.map_err(Error::from)
         }))
         .await
     })
