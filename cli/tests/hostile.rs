@@ -425,3 +425,17 @@ fn a_reader_that_stops_early_ends_the_printing_commands_as_sigpipe_does_without_
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_store_that_is_not_a_database_is_named_in_the_error() {
+    let sandbox = Sandbox::with_example("not-a-store", "hello/hello.yaml");
+    let home = sandbox.dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let database = home.join("updraft.db");
+    std::fs::write(&database, vec![b'x'; 4096]).unwrap();
+    let out = sandbox.updraft(&["executions", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("metadata store {}", database.display())), "{stderr}");
+    assert!(stderr.contains("hint: move the file away"), "{stderr}");
+}

@@ -13,13 +13,43 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Diagnostic { path: path.into(), message: message.into(), hint: None }
+        Diagnostic { path: clipped(&path.into()), message: clipped(&message.into()), hint: None }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
+}
+
+/// The longest word (a run without spaces: a name, a path, a value) a message shows whole.
+pub const MAX_WORD_CHARS: usize = 120;
+
+/// `text` with every word longer than [`MAX_WORD_CHARS`] shortened to its start and
+/// end around the count of what was left out: a 200,000-character task name makes a
+/// readable error, not a 400 KB one.
+pub fn clipped(text: &str) -> String {
+    if text.len() <= MAX_WORD_CHARS {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len().min(4 * MAX_WORD_CHARS));
+    let mut rest = text;
+    while !rest.is_empty() {
+        let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (word, after) = rest.split_at(word_end);
+        let count = word.chars().count();
+        if count > MAX_WORD_CHARS {
+            let head: String = word.chars().take(80).collect();
+            let tail: String = word.chars().skip(count - 20).collect();
+            out.push_str(&format!("{head}…({} characters more)…{tail}", count - 100));
+        } else {
+            out.push_str(word);
+        }
+        let space_end = after.find(|c: char| !c.is_whitespace()).unwrap_or(after.len());
+        out.push_str(&after[..space_end]);
+        rest = &after[space_end..];
+    }
+    out
 }
 
 /// Text as a person can read it: characters that print as nothing or move the
@@ -127,5 +157,16 @@ mod tests {
         assert_eq!(visible("line one\n\tline two é 漢"), "line one\n\tline two é 漢");
         let shown = Diagnostic::new("workflows.w.nodes.fit\u{200b}", "bad").to_string();
         assert_eq!(shown, "workflows.w.nodes.fit\\u{200b}: bad");
+    }
+
+    #[test]
+    fn a_huge_name_is_shortened_in_messages_and_short_words_are_kept() {
+        let name = "n".repeat(200_000);
+        let d = Diagnostic::new(format!("tasks.{name}.command"), format!("task {name} has no command"));
+        let shown = d.to_string();
+        assert!(shown.len() < 600, "{} bytes", shown.len());
+        assert!(shown.contains("…(199900 characters more)…"), "{shown}");
+        assert!(shown.ends_with(" has no command"), "{shown}");
+        assert_eq!(clipped("a short message, kept  as  is"), "a short message, kept  as  is");
     }
 }

@@ -33,6 +33,30 @@ enum Token {
     Close,
 }
 
+/// A token as a condition writes it, for messages (`>`, `and`, `$fit.score`, `0.5`).
+impl std::fmt::Display for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let operator = |op: &ComparisonOperator| match op {
+            ComparisonOperator::Eq => "==",
+            ComparisonOperator::Ne => "!=",
+            ComparisonOperator::Gt => ">",
+            ComparisonOperator::Gte => ">=",
+            ComparisonOperator::Lt => "<",
+            ComparisonOperator::Lte => "<=",
+            ComparisonOperator::Unspecified => "?",
+        };
+        match self {
+            Token::Reference(r) => write!(f, "\"${r}\""),
+            Token::Literal(v) => write!(f, "{v}"),
+            Token::Compare(op) => write!(f, "\"{}\"", operator(op)),
+            Token::And => write!(f, "\"and\""),
+            Token::Or => write!(f, "\"or\""),
+            Token::Open => write!(f, "\"(\""),
+            Token::Close => write!(f, "\")\""),
+        }
+    }
+}
+
 /// The most comparisons one condition may hold. Conditions are trees that every
 /// reader walks recursively, so their size is bounded; a longer rule belongs in a task.
 pub const MAX_COMPARISONS: usize = 100;
@@ -61,7 +85,7 @@ pub fn parse(text: &str) -> Result<Condition, String> {
     let mut parser = Parser { tokens, pos: 0 };
     let condition = parser.or()?;
     if parser.pos < parser.tokens.len() {
-        return Err(format!("unexpected {:?} after a complete condition", parser.tokens[parser.pos]));
+        return Err(format!("unexpected {} after a complete condition", parser.tokens[parser.pos]));
     }
     Ok(condition)
 }
@@ -200,7 +224,7 @@ impl Parser {
         match token {
             Some(Token::Reference(r)) => Ok(Operand::Reference(r)),
             Some(Token::Literal(v)) => Ok(Operand::Literal(v)),
-            Some(other) => Err(format!("expected a value or $reference, found {other:?}")),
+            Some(other) => Err(format!("expected a value or $reference, found {other}")),
             None => Err("the condition ends too early".into()),
         }
     }
@@ -230,6 +254,9 @@ mod tests {
     fn reports_malformed_conditions() {
         assert!(parse("$a.b >= ").unwrap_err().contains("ends too early"));
         assert!(parse("$a.b => 1").unwrap_err().contains("unknown operator"));
+        // Tokens are named as written, not as the parser's types.
+        assert_eq!(parse("$a.b > > 1").unwrap_err(), "expected a value or $reference, found \">\"");
+        assert_eq!(parse("$a.b > 1 $c.d").unwrap_err(), "unexpected \"$c.d\" after a complete condition");
         assert!(parse("accuracy > 1").unwrap_err().contains("neither a number nor a reference"));
         assert!(parse("($a.b > 1").unwrap_err().contains("missing ')'"));
         assert!(parse("$a.b").unwrap_err().contains("expected a comparison"));

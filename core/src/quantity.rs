@@ -7,6 +7,11 @@ use std::time::Duration;
 /// vCPUs to thousandths: `1` → 1000, `1.5` → 1500, `"500m"` → 500.
 pub fn parse_cpu(value: &Value) -> Result<u32, String> {
     let hint = "write a number of vCPUs such as 1, 0.5, \"2\" or \"500m\"";
+    // As written: `cpu: .nan` reaches here as null, which says nothing to its author.
+    let written = match value {
+        Value::Null => "(empty, or not a number: .nan and .inf are not numbers of vCPUs)".to_string(),
+        other => other.to_string(),
+    };
     let millis = match value {
         Value::Number(n) => n.as_f64().map(|v| v * 1000.0),
         Value::String(s) => match s.trim().strip_suffix('m') {
@@ -15,15 +20,18 @@ pub fn parse_cpu(value: &Value) -> Result<u32, String> {
         },
         _ => None,
     }
-    .ok_or_else(|| format!("cannot read cpu {value}; {hint}"))?;
-    if !millis.is_finite() || millis <= 0.0 {
+    .ok_or_else(|| format!("cannot read cpu {written}; {hint}"))?;
+    if millis.is_nan() {
+        return Err(format!("cannot read cpu {written}; {hint}"));
+    }
+    if millis > 1_000_000.0 {
+        return Err(format!("cpu {value} is more than any machine has (1000 vCPUs)"));
+    }
+    if millis <= 0.0 {
         return Err(format!("cpu must be more than zero, found {value}; {hint}"));
     }
     if millis.fract() != 0.0 {
         return Err(format!("cpu {value} is finer than a thousandth of a vCPU; {hint}"));
-    }
-    if millis > 1_000_000.0 {
-        return Err(format!("cpu {value} is more than any machine has (1000 vCPUs)"));
     }
     Ok(millis as u32)
 }
@@ -164,6 +172,10 @@ mod tests {
         assert_eq!(parse_cpu(&json!("500m")), Ok(500));
         assert!(parse_cpu(&json!(0)).unwrap_err().contains("more than zero"));
         assert!(parse_cpu(&json!("two")).unwrap_err().contains("cannot read cpu"));
+        // YAML's .nan arrives as null; 1e308 vCPUs is too many, not too few.
+        assert!(parse_cpu(&Value::Null).unwrap_err().contains(".nan and .inf are not numbers of vCPUs"));
+        assert!(parse_cpu(&json!(1e308)).unwrap_err().contains("more than any machine has"));
+        assert!(parse_cpu(&json!(-1e308)).unwrap_err().contains("must be more than zero"));
         assert!(parse_cpu(&json!(0.0001)).unwrap_err().contains("thousandth"));
     }
 

@@ -140,3 +140,20 @@ fn an_invalid_min_success_ratio_is_reported_once() {
         assert_eq!(error.matches("min_success_ratio must be in (0, 1]").count(), 1, "{ratio}: {error}");
     }
 }
+
+#[test]
+fn dollar_rule_a_leading_double_dollar_is_one_literal_dollar_and_elsewhere_dollars_are_kept() {
+    let spec = "tasks:\n  t:\n    image: x\n    command: [t]\n    inputs:\n      a: {type: string, default: \"$$5\"}\n\
+                \x20     b: {type: string, default: \"a $$ b\"}\n      c: {type: string, default: \"cost $5\"}\n\
+                \x20     d: {type: string, default: \"$$$$x\"}\n";
+    let compiled = compile(spec, Format::Yaml).unwrap();
+    let defaults = &compiled.tasks[0].input_defaults;
+    let text = |name: &str| match &defaults[name].value {
+        Some(updraft_core::proto::core::literal::Value::String(s)) => s.clone(),
+        other => panic!("{name}: {other:?}"),
+    };
+    assert_eq!(text("a"), "$5", "a value that starts with $$ starts with one literal $");
+    assert_eq!(text("b"), "a $$ b", "only a leading $ makes a reference, so only a leading $$ is an escape");
+    assert_eq!(text("c"), "cost $5");
+    assert_eq!(text("d"), "$$$x", "one $ is taken off the front, once");
+}

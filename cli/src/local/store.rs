@@ -23,6 +23,11 @@ pub enum StoreError {
     /// An execution of this name exists: ids are never reused, and never merged.
     #[error("metadata store: an execution named {0} exists already")]
     NameTaken(String),
+    /// The store's file cannot be opened as the store (not an SQLite database, unreadable).
+    #[error(
+        "metadata store {path}: {source}\n  hint: move the file away (or set UPDRAFT_HOME to another directory); a new store is created in its place"
+    )]
+    Open { path: String, source: rusqlite::Error },
 }
 
 /// What `list` read: the executions, and a warning for each record skipped.
@@ -59,12 +64,17 @@ impl Store {
     }
 
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let conn = Connection::open(path)?;
-        // WAL: readers (`executions get` in another terminal) never block the running executor.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
+        let opened = || -> Result<Connection, rusqlite::Error> {
+            let conn = Connection::open(path)?;
+            // WAL: readers (`executions get` in another terminal) never block the running executor.
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.execute_batch(SCHEMA)?;
+            Ok(conn)
+        };
+        // The file is named: "file is not a database" alone does not say which.
+        let conn = opened().map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
         Ok(Store { conn: Mutex::new(conn) })
     }
 
