@@ -74,8 +74,25 @@ enum Command {
         /// machine; AWS credentials and AWS_ENDPOINT_URL as for any AWS tool.
         #[arg(long, value_name = "S3_URI")]
         blob_store: Option<String>,
+        /// Name the execution (letters, digits, `-`, `_`); a name taken before is refused.
+        #[arg(long)]
+        name: Option<String>,
         #[command(flatten)]
         namespace: Namespace,
+    },
+    /// Run launch plans' schedules on this machine: each tick starts a local run named by
+    /// the plan and the tick, with its kickoff time; ticks are recorded, so a restart knows what ran.
+    Schedule {
+        /// The spec file (.yaml, .json or .py).
+        file: PathBuf,
+        /// The plans to schedule (default: every scheduled plan of the file).
+        plans: Vec<String>,
+        /// Ticks missed while not running: none, the latest one only (never a burst), or all.
+        #[arg(long, value_enum, default_value = "last")]
+        catch_up: commands::scheduler::CatchUpArg,
+        /// A tick while the plan's previous run still runs: skip it, queue it, or run alongside.
+        #[arg(long, value_enum, default_value = "skip")]
+        overlap: commands::scheduler::OverlapArg,
     },
     /// Inspect local executions.
     Executions {
@@ -358,6 +375,7 @@ fn main() -> ExitCode {
             max_parallel,
             output,
             blob_store,
+            name,
             namespace,
         } => {
             let cache_mode = match (no_cache, overwrite_cache) {
@@ -374,6 +392,7 @@ fn main() -> ExitCode {
                 output,
                 blob_store,
                 options: namespace.into(),
+                name,
             })
         }
         Command::Executions { command: ExecutionsCommand::List { limit, remote, remote_settings, output } } => {
@@ -396,6 +415,9 @@ fn main() -> ExitCode {
             } else {
                 commands::executions::abort(&id, output)
             }
+        }
+        Command::Schedule { file, plans, catch_up, overlap } => {
+            commands::scheduler::run(&commands::scheduler::ScheduleArgs { file, plans, catch_up, overlap })
         }
         Command::Compile { files, version, namespace } => {
             commands::compile::run(&files, &updraft_core::compile::Options { version, ..namespace.into() })

@@ -13,4 +13,5 @@ mod hostile;
 mod python;
 mod remote;
 mod run;
+mod schedule;
 mod validate;

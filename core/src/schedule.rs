@@ -438,5 +438,7 @@ impl Tick {
     }
 }
 
+pub mod local;
+
 #[cfg(test)]
 mod tests;

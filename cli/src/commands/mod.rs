@@ -7,4 +7,5 @@ pub mod launch;
 pub mod registry;
 pub mod run;
 pub mod schedule;
+pub mod scheduler;
 pub mod validate;

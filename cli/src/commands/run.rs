@@ -5,6 +5,7 @@ use crate::local::executor::{self, CacheMode, RunError, RunRequest};
 use crate::local::gpus::Gpus;
 use crate::local::home::Home;
 use crate::local::resources::Capacity;
+use crate::local::store::StoreError;
 use crate::spec_file;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ pub struct RunArgs {
     pub output: OutputFormat,
     pub blob_store: Option<String>,
     pub options: Options,
+    /// The execution's name; it must not be taken (`None`: generated).
+    pub name: Option<String>,
 }
 
 /// Bad input to `updraft run` (exit code 2): nothing was started.
@@ -38,6 +41,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         eprintln!("{message}");
         Ok(ExitCode::from(EXIT_BAD_INPUT))
     };
+    if let Some(name) = &args.name {
+        let valid = name.len() <= 80
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return bad_input(format!(
+                "error: --name {:?} is not an execution name\n  hint: use letters, digits, - and _ \
+                 (a letter or digit first, at most 80 characters)",
+                name.chars().take(100).collect::<String>()
+            ));
+        }
+    }
     let blob_store = match args.blob_store.as_deref().map(S3Uri::parse).transpose() {
         Ok(root) => root,
         Err(e) => {
@@ -133,11 +148,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             blob_store,
             gpus,
             python_worker,
+            name: args.name.clone(),
         },
     ) {
         Err(e @ RunError::BlobStore { .. }) => {
             return bad_input(format!(
                 "error: {e}\n  hint: create the bucket, or check the credentials and AWS_ENDPOINT_URL; nothing was run"
+            ));
+        }
+        Err(RunError::Store(StoreError::NameTaken(name))) => {
+            return bad_input(format!(
+                "error: an execution named {name} exists already; nothing was run\n  hint: names are never reused: \
+                 pick another --name, or leave it out for a generated one"
             ));
         }
         result => result?,

@@ -68,6 +68,8 @@ pub struct RunRequest {
     pub gpus: Option<Gpus>,
     /// The warm Python worker that translated a `.py` spec, for this run's Python tasks.
     pub python_worker: Option<(WorkerKey, python::Worker)>,
+    /// The execution's name (a scheduler's tick); `None`: a generated one.
+    pub name: Option<String>,
 }
 
 pub struct RunResult {
@@ -248,7 +250,7 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
     let mut execution_id = ExecutionId {
         project: request.compiled.project.clone(),
         domain: request.compiled.domain.clone(),
-        name: new_execution_name(),
+        name: request.name.clone().unwrap_or_else(new_execution_name),
     };
     let started = Instant::now();
     let mut execution = Execution {
@@ -267,7 +269,8 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
     let mut tries = 0;
     loop {
         match store.create_execution(&execution, Some(&runner)) {
-            Err(StoreError::NameTaken(_)) if tries < 8 => {
+            // A generated name that collides is drawn again; a given one is the caller's to keep unique.
+            Err(StoreError::NameTaken(_)) if tries < 8 && request.name.is_none() => {
                 tries += 1;
                 execution_id.name = new_execution_name();
                 execution.id = Some(execution_id.clone());

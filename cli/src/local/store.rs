@@ -49,6 +49,14 @@ CREATE TABLE IF NOT EXISTS runners (
     execution   TEXT PRIMARY KEY,
     runner      TEXT NOT NULL
 );
+-- Each tick of a local scheduler (`updraft schedule`), so a restart knows what ran.
+CREATE TABLE IF NOT EXISTS ticks (
+    plan            TEXT NOT NULL,
+    scheduled_time  TEXT NOT NULL,
+    outcome         TEXT NOT NULL,
+    execution       TEXT NOT NULL,
+    PRIMARY KEY (plan, scheduled_time)
+);
 CREATE TABLE IF NOT EXISTS node_executions (
     execution   TEXT NOT NULL,
     node_id     TEXT NOT NULL,
@@ -76,6 +84,29 @@ impl Store {
         // The file is named: "file is not a database" alone does not say which.
         let conn = opened().map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
         Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    /// Records how a scheduler's tick of `plan` was handled (a tick again replaces it).
+    pub fn record_tick(
+        &self,
+        plan: &str,
+        scheduled_time: &str,
+        outcome: &str,
+        execution: &str,
+    ) -> Result<(), StoreError> {
+        self.connection().execute(
+            "INSERT INTO ticks (plan, scheduled_time, outcome, execution) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (plan, scheduled_time) DO UPDATE SET outcome = excluded.outcome, execution = excluded.execution",
+            params![plan, scheduled_time, outcome, execution],
+        )?;
+        Ok(())
+    }
+
+    /// The latest tick of `plan` handled (RFC 3339), if any.
+    pub fn last_tick(&self, plan: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.connection();
+        let mut statement = conn.prepare("SELECT MAX(scheduled_time) FROM ticks WHERE plan = ?1")?;
+        Ok(statement.query_row(params![plan], |row| row.get::<_, Option<String>>(0))?)
     }
 
     /// Records a new execution and, if given, the process that runs it, or fails
