@@ -65,7 +65,7 @@ fn the_local_scheduler_runs_each_minute_on_time_and_catches_up_once_after_a_rest
     // Back 40 s after the next tick: that tick was missed (on time is within 30 s).
     until_second(0);
     until_second(40);
-    let mut second = scheduler(&sandbox, &["--catch-up", "last"]);
+    let second = scheduler(&sandbox, &["--catch-up", "last"]);
     std::thread::sleep(Duration::from_secs(5));
     // SAFETY: sends SIGTERM to the child we started, which stops it as Ctrl-C does.
     unsafe { libc::kill(second.id() as i32, libc::SIGTERM) };
