@@ -14,7 +14,7 @@
 //! registered workflow, which the node function reads; the definition only
 //! enumerates the nodes, which keeps it linear in their number.
 
-use crate::proto::core::{CompiledWorkflow, Identifier};
+use crate::proto::core::{CompiledWorkflow, Identifier, Node, TaskTemplate, branch_node, node};
 use serde_json::{Value, json};
 
 /// Step Functions' limit on a definition's size.
@@ -31,6 +31,45 @@ pub struct Targets {
     pub node_function_arn: String,
     /// The metadata table: the run's end is recorded there directly (no Lambda).
     pub table: String,
+    /// How long a job may wait in its queue for capacity (the stack's
+    /// JobStartTimeoutSeconds): part of each task node's time limit.
+    pub job_start_timeout_seconds: u64,
+}
+
+/// Added to a node's time limit for what is neither the job's run nor its wait:
+/// submission, the end event's delivery, the reconciler's minute.
+pub const NODE_TIMEOUT_MARGIN_SECONDS: u64 = 300;
+
+/// How long a task may run, all attempts, waits and margin included; `None`
+/// without a task timeout (the job could run as long as the execution).
+fn task_node_seconds(task: &TaskTemplate, targets: &Targets) -> Option<u64> {
+    let timeout = task.timeout.as_ref()?;
+    let attempt = timeout.seconds.max(0) as u64 + u64::from(timeout.nanos > 0);
+    let attempts = u64::from(task.retries) + 1;
+    Some(attempt * attempts + targets.job_start_timeout_seconds * attempts + NODE_TIMEOUT_MARGIN_SECONDS)
+}
+
+/// A node state's `TimeoutSeconds`: the backstop for a node whose end never comes
+/// (a lost event the reconciler could not repair), so that it fails the node
+/// instead of waiting for the execution's timeout. Task nodes and branches whose
+/// every case is a timed task; maps run as capacity allows and subworkflows have
+/// their own execution timeout, so they have none.
+fn node_seconds(node: &Node, workflow: &CompiledWorkflow, targets: &Targets) -> Option<u64> {
+    let task = |id: &Option<Identifier>| {
+        let id = id.as_ref()?;
+        workflow.tasks.iter().find(|t| t.id.as_ref().is_some_and(|t| t.name == id.name && t.version == id.version))
+    };
+    match node.target.as_ref()? {
+        node::Target::Task(t) => task_node_seconds(task(&t.task_id)?, targets),
+        node::Target::Branch(b) => {
+            let mut cases: Vec<&Node> = b.cases.iter().filter_map(|c| c.then_node.as_ref()).collect();
+            if let Some(branch_node::Otherwise::ElseNode(other)) = &b.otherwise {
+                cases.push(other);
+            }
+            cases.iter().map(|n| node_seconds(n, workflow, targets)).collect::<Option<Vec<_>>>()?.into_iter().max()
+        }
+        node::Target::Workflow(_) | node::Target::Map(_) => None,
+    }
 }
 
 /// Why a workflow cannot become a state machine.
@@ -90,8 +129,8 @@ fn workflow_constant(id: &Identifier) -> Value {
     json!({"project": id.project, "domain": id.domain, "name": id.name, "version": id.version})
 }
 
-fn node_state(node_id: &str, workflow: &Value, targets: &Targets) -> Value {
-    json!({
+fn node_state(node_id: &str, workflow: &Value, targets: &Targets, timeout: Option<u64>) -> Value {
+    let mut state = json!({
         "Type": "Task",
         "Comment": "armed by the node function; answered when the node ends (docs/cloud-execution.md)",
         "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
@@ -109,6 +148,31 @@ fn node_state(node_id: &str, workflow: &Value, targets: &Targets) -> Value {
         // Node results live in the metadata table; the state carries nothing on.
         "ResultPath": null,
         "End": true
+    });
+    if let Some(seconds) = timeout {
+        state["TimeoutSeconds"] = json!(seconds);
+        state["Catch"] = json!([{"ErrorEquals": ["States.Timeout"], "Next": timed_out_state_name(node_id)}]);
+    }
+    state
+}
+
+/// The error a node past its `TimeoutSeconds` fails its run with (the status
+/// function records that node TIMED_OUT).
+pub const NODE_TIMED_OUT: &str = "NodeTimedOut";
+
+fn timed_out_state_name(node_id: &str) -> String {
+    format!("{} timed out", state_name(node_id))
+}
+
+/// Where a node past its time limit goes: its branch fails with the reason.
+fn timed_out_state(node_id: &str, seconds: u64) -> Value {
+    json!({
+        "Type": "Fail",
+        "Error": NODE_TIMED_OUT,
+        "Cause": format!(
+            "node {node_id} ran past its time limit of {seconds} s (the task's timeout × attempts, the queue wait, a margin) \
+             without its end being recorded"
+        )
     })
 }
 
@@ -235,7 +299,12 @@ pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Valu
         .iter()
         .map(|node| {
             let name = state_name(&node.id);
-            json!({"StartAt": name, "States": {name: node_state(&node.id, &workflow_id, targets)}})
+            let timeout = node_seconds(node, workflow, targets);
+            let mut states = json!({&name: node_state(&node.id, &workflow_id, targets, timeout)});
+            if let Some(seconds) = timeout {
+                states[timed_out_state_name(&node.id)] = timed_out_state(&node.id, seconds);
+            }
+            json!({"StartAt": name, "States": states})
         })
         .collect();
     let mut states = serde_json::Map::new();
@@ -300,6 +369,7 @@ mod tests {
         Targets {
             node_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:updraft-node".into(),
             table: "updraft-metadata".into(),
+            job_start_timeout_seconds: 1800,
         }
     }
 
@@ -325,6 +395,28 @@ mod tests {
         }
         assert_eq!(definition["States"]["Nodes"]["Catch"][0]["Next"], "Record failure");
         assert_eq!(definition["States"]["Failed"]["Type"], "Fail");
+    }
+
+    #[test]
+    fn a_timed_task_node_has_a_time_limit_that_fails_its_branch_with_the_reason() {
+        let spec = "tasks:\n  slow: {image: x, command: [t], timeout: 10m, retries: 2}\n  open: {image: x, command: [t]}\n\
+                    workflows:\n  w:\n    nodes:\n      a: {task: slow}\n      b: {task: open}\n";
+        let definition = definition(&compiled(spec, "w"), &targets()).unwrap();
+        let branches = definition["States"]["Nodes"]["Branches"].as_array().unwrap();
+        let timed = &branches[0]["States"];
+        // 3 attempts × (600 s + 1,800 s in the queue) + 300 s.
+        assert_eq!(timed["node a"]["TimeoutSeconds"], 7500);
+        assert_eq!(timed["node a"]["Catch"][0]["Next"], "node a timed out");
+        assert_eq!(timed["node a timed out"]["Error"], NODE_TIMED_OUT);
+        assert!(
+            timed["node a timed out"]["Cause"]
+                .as_str()
+                .unwrap()
+                .starts_with("node a ran past its time limit of 7500 s")
+        );
+        let open = &branches[1]["States"];
+        assert!(open["node b"].get("TimeoutSeconds").is_none(), "no task timeout: the execution's own bounds it");
+        assert_eq!(open.as_object().unwrap().len(), 1);
     }
 
     #[test]

@@ -22,6 +22,7 @@ fn targets() -> Targets {
     Targets {
         node_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:updraft-node".into(),
         table: "updraft-metadata".into(),
+        job_start_timeout_seconds: 1800,
     }
 }
 

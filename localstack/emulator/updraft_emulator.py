@@ -566,7 +566,8 @@ def _invoke_bootstrap(self, event=None):
         "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
         "_HANDLER": self.handler or "bootstrap",
         "LAMBDA_TASK_ROOT": directory,
-        **self.environment_vars,
+        # Lambda's variables are strings; moto keeps a template's Number parameter as an int.
+        **{name: str(value) for name, value in self.environment_vars.items()},
     }
     logs = tempfile.TemporaryFile()
     process = subprocess.Popen(

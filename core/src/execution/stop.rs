@@ -54,6 +54,25 @@ impl StopCause {
         }
     }
 
+    /// What `node`, whose job was stopped, records: TIMED_OUT if it is the node
+    /// whose time limit failed the run, else ABORTED.
+    pub fn node_end_of(&self, node: &str) -> NodeEnd {
+        if let StopCause::Failed { code, message } = self
+            && code == crate::state_machine::NODE_TIMED_OUT
+            && message.starts_with(&format!("node {node} "))
+        {
+            return NodeEnd {
+                phase: NodePhase::TimedOut,
+                outputs: Outputs::new(),
+                failure: Some(NodeFailure::new(FailureCode::Timeout, message.clone())),
+                attempts: 0,
+                log_uri: String::new(),
+                cache_key: String::new(),
+            };
+        }
+        self.node_end()
+    }
+
     /// What a node whose job was stopped records.
     pub fn node_end(&self) -> NodeEnd {
         let (_, why) = self.error();
@@ -122,7 +141,7 @@ pub async fn stop_run(run: &impl StoppableRun, engine: &impl Stopper, cause: &St
     let mut stopped = Vec::new();
     for live in run.live_jobs().await? {
         engine.stop_job(&live, &reason).await?;
-        run.end_node(&live.node, &cause.node_end()).await?;
+        run.end_node(&live.node, &cause.node_end_of(&live.node)).await?;
         stopped.push(live.node);
     }
     Ok(Stopped { phase, stopped })

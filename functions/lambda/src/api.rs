@@ -938,6 +938,9 @@ impl ApiConfig {
         let state_machines = state_machine::Targets {
             node_function_arn: required("UPDRAFT_NODE_FUNCTION")?,
             table: required("UPDRAFT_TABLE")?,
+            job_start_timeout_seconds: required("UPDRAFT_JOB_START_TIMEOUT")?
+                .parse()
+                .map_err(|e| format!("UPDRAFT_JOB_START_TIMEOUT is not a number of seconds: {e}"))?,
         };
         Ok(ApiConfig {
             table: required("UPDRAFT_TABLE")?,

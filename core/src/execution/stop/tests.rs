@@ -189,3 +189,15 @@ fn stopped_nodes_say_why() {
     let no_reason = StopCause::Aborted { by: "me".into(), reason: String::new() };
     assert_eq!(no_reason.error().1, "aborted by me: no reason given");
 }
+
+#[test]
+fn the_node_whose_time_limit_failed_the_run_is_recorded_timed_out_and_the_others_aborted() {
+    let cause = StopCause::Failed {
+        code: crate::state_machine::NODE_TIMED_OUT.into(),
+        message: "node a ran past its time limit of 7500 s".into(),
+    };
+    let timed_out = cause.node_end_of("a");
+    assert_eq!(timed_out.phase, NodePhase::TimedOut);
+    assert_eq!(timed_out.failure.unwrap().code, FailureCode::Timeout);
+    assert_eq!(cause.node_end_of("ab").phase, NodePhase::Aborted, "only the node the message names");
+}

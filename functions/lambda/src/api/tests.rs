@@ -43,6 +43,7 @@ fn cloud() -> CloudSettings {
         state_machines: state_machine::Targets {
             node_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:updraft-node".into(),
             table: "updraft-metadata".into(),
+            job_start_timeout_seconds: 1800,
         },
     }
 }
