@@ -176,16 +176,21 @@ fn a_timeout_kills_the_task_and_is_reported() {
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the task process was killed");
 }
 
-#[test]
-fn ctrl_c_kills_the_tasks_and_records_the_execution_aborted() {
+/// A sandbox whose workflow's one task sleeps for a minute after writing its pid,
+/// its `updraft run` started (`extra` arguments added), and the task's pid once it runs.
+fn start_slow_run(name: &str, extra: &[&str]) -> (Sandbox, std::process::Child, String) {
     let spec = format!(
         "tasks:\n  slow:\n    image: x\n    command: {STEP}, sleep, \"60\", \"{{{{inputs.pidfile}}}}\"]\n    inputs: {{pidfile: string}}\nworkflows:\n  w:\n    inputs: {{pidfile: string}}\n    nodes:\n      slow: {{task: slow, inputs: {{pidfile: $inputs.pidfile}}}}\n"
     );
-    let sandbox = Sandbox::new("abort", &spec);
+    let sandbox = Sandbox::new(name, &spec);
     let pidfile = sandbox.dir.join("pid");
+    let input = format!("pidfile={}", pidfile.display());
+    let mut args = vec!["run", "spec.yaml", "-i", input.as_str()];
+    args.extend_from_slice(extra);
     let child = sandbox
-        .command(&["run", "spec.yaml", "--output", "json", "-i", &format!("pidfile={}", pidfile.display())])
+        .command(&args)
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -194,6 +199,12 @@ fn ctrl_c_kills_the_tasks_and_records_the_execution_aborted() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let task_pid = std::fs::read_to_string(&pidfile).unwrap();
+    (sandbox, child, task_pid)
+}
+
+#[test]
+fn ctrl_c_kills_the_tasks_and_records_the_execution_aborted() {
+    let (sandbox, child, task_pid) = start_slow_run("abort", &["--output", "json"]);
     // SAFETY: sends SIGINT to the child we spawned, as Ctrl-C would.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
@@ -211,23 +222,7 @@ fn ctrl_c_kills_the_tasks_and_records_the_execution_aborted() {
 
 #[test]
 fn executions_abort_stops_a_local_run_from_another_process() {
-    let spec = format!(
-        "tasks:\n  slow:\n    image: x\n    command: {STEP}, sleep, \"60\", \"{{{{inputs.pidfile}}}}\"]\n    inputs: {{pidfile: string}}\nworkflows:\n  w:\n    inputs: {{pidfile: string}}\n    nodes:\n      slow: {{task: slow, inputs: {{pidfile: $inputs.pidfile}}}}\n"
-    );
-    let sandbox = Sandbox::new("abort-verb", &spec);
-    let pidfile = sandbox.dir.join("pid");
-    let child = sandbox
-        .command(&["run", "spec.yaml", "-i", &format!("pidfile={}", pidfile.display())])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the task never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let task_pid = std::fs::read_to_string(&pidfile).unwrap();
+    let (sandbox, child, task_pid) = start_slow_run("abort-verb", &[]);
     let listed = sandbox.updraft(&["executions", "list", "--output", "json"]);
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(listed[0]["phase"], "WORKFLOW_RUNNING");

@@ -10,7 +10,7 @@
 //! of the protocol's idempotent events, so a repair that races the real event
 //! changes nothing.
 
-use crate::stop::{StatusServices, execution_arn, handle_status_event};
+use crate::stop::{StatusServices, execution_arn, handle_status_event, invoke_node_function};
 use serde_json::{Value, json};
 use updraft_aws::runs::{DynamoRun, InFlight, list_in_flight};
 use updraft_aws::sdk_error::port_error;
@@ -45,19 +45,6 @@ fn job_event(job: &aws_sdk_batch::types::JobDetail) -> Value {
         detail["arrayProperties"] = json!({"index": index});
     }
     json!({"detail-type": "Batch Job State Change", "source": "aws.batch", "detail": detail})
-}
-
-async fn invoke_node_function(services: &StatusServices, payload: &Value) -> Result<(), PortError> {
-    services
-        .lambda
-        .invoke()
-        .function_name(&services.node_function)
-        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-        .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string()))
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| port_error("invoking the node function", &e))
 }
 
 async fn engine_of(services: &StatusServices, run: &InFlight) -> Result<(Engine, Value), PortError> {

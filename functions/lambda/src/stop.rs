@@ -168,6 +168,21 @@ pub struct StatusServices {
     pub node_function: String,
 }
 
+/// Sends the node function one of its events, asynchronously: Lambda retries it,
+/// then the events dead-letter queue keeps it.
+pub(crate) async fn invoke_node_function(services: &StatusServices, payload: &Value) -> Result<(), PortError> {
+    services
+        .lambda
+        .invoke()
+        .function_name(&services.node_function)
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string()))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| port_error("invoking the node function", &e))
+}
+
 /// The status function: records the stop, stops what still runs, and tells a
 /// child run's parent node. An error that a retry may cure is returned (Lambda
 /// retries, then the events DLQ); every step is idempotent.
@@ -185,18 +200,7 @@ pub async fn handle_status_event(services: &StatusServices, event: &Value) -> Re
         let run = DynamoRun::new(services.runs.dynamo.clone(), &services.runs.table, &status.execution);
         let workflow = run.workflow().await.map_err(|e| format!("reading run {name}: {e}"))?.unwrap_or_default();
         let payload = child_ended_event(&status, &workflow, parent);
-        // Asynchronously, as an event: Lambda retries it, then the events DLQ keeps it.
-        services
-            .lambda
-            .invoke()
-            .function_name(&services.node_function)
-            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-            .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string()))
-            .send()
-            .await
-            .map_err(|e| {
-                format!("telling the parent of run {name}: {}", port_error("invoking the node function", &e))
-            })?;
+        invoke_node_function(services, &payload).await.map_err(|e| format!("telling the parent of run {name}: {e}"))?;
     }
     Ok(serde_json::json!({
         "execution": name,
