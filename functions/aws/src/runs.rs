@@ -85,28 +85,45 @@ pub async fn list_runs(
     page: &updraft_core::ports::PageRequest,
 ) -> Result<(Vec<(String, serde_json::Value)>, Option<String>), PortError> {
     let partition = format!("EXECS#{project}#{domain}");
-    let start = page.token.as_deref().map(|t| crate::registry::decode_token(t, ("gsi1pk", &partition))).transpose()?;
-    let answer = dynamo
-        .query()
-        .table_name(table)
-        .index_name("by-time")
-        .key_condition_expression("gsi1pk = :pk")
-        .expression_attribute_values(":pk", s(&partition))
-        .scan_index_forward(false)
-        .limit(page.limit.clamp(1, 1000) as i32)
-        .set_exclusive_start_key(start)
-        .send()
-        .await
-        .map_err(|e| port_error("listing runs", &e))?;
-    let runs = answer
-        .items()
+    let (items, next) =
+        newest_first(dynamo, table, Some("by-time"), ("gsi1pk", &partition), page, "listing runs").await?;
+    let runs = items
         .iter()
         .map(|item| {
             let name = item.get("gsi1sk").and_then(|v| v.as_s().ok()).and_then(|k| k.split_once('#')).map(|(_, n)| n);
             (name.unwrap_or_default().to_string(), serde_json::Value::Object(attributes_json(item)))
         })
         .collect();
-    Ok((runs, crate::registry::encode_token(answer.last_evaluated_key())))
+    Ok((runs, next))
+}
+
+/// One page of a partition's items, newest (highest sort key) first, on the table or
+/// one of its indexes (`key`: the partition key's attribute and value); and the next
+/// page's token.
+async fn newest_first(
+    dynamo: &Dynamo,
+    table: &str,
+    index: Option<&str>,
+    key: (&str, &str),
+    page: &updraft_core::ports::PageRequest,
+    what: &str,
+) -> Result<(Vec<Item>, Option<String>), PortError> {
+    let start = page.token.as_deref().map(|t| crate::registry::decode_token(t, key)).transpose()?;
+    let answer = dynamo
+        .query()
+        .table_name(table)
+        .set_index_name(index.map(str::to_string))
+        .key_condition_expression("#pk = :pk")
+        .expression_attribute_names("#pk", key.0)
+        .expression_attribute_values(":pk", s(key.1))
+        .scan_index_forward(false)
+        .limit(page.limit.clamp(1, 1000) as i32)
+        .set_exclusive_start_key(start)
+        .send()
+        .await
+        .map_err(|e| port_error(what, &e))?;
+    let next = crate::registry::encode_token(answer.last_evaluated_key());
+    Ok((answer.items.unwrap_or_default(), next))
 }
 
 /// The partition of a launch plan's ticks (every version's), one item per scheduled time.
@@ -145,21 +162,9 @@ pub async fn list_ticks(
     page: &updraft_core::ports::PageRequest,
 ) -> Result<(Vec<updraft_core::proto::api::ScheduleTick>, Option<String>), PortError> {
     let partition = ticks_key(plan);
-    let start = page.token.as_deref().map(|t| crate::registry::decode_token(t, ("pk", &partition))).transpose()?;
-    let answer = dynamo
-        .query()
-        .table_name(table)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", s(&partition))
-        .scan_index_forward(false)
-        .limit(page.limit.clamp(1, 1000) as i32)
-        .set_exclusive_start_key(start)
-        .send()
-        .await
-        .map_err(|e| port_error("listing ticks", &e))?;
+    let (items, next) = newest_first(dynamo, table, None, ("pk", &partition), page, "listing ticks").await?;
     let text = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-    let ticks = answer
-        .items()
+    let ticks = items
         .iter()
         .map(|item| updraft_core::proto::api::ScheduleTick {
             scheduled_time: text(item, "sk"),
@@ -170,7 +175,7 @@ pub async fn list_ticks(
             recorded_at: text(item, "recorded_at"),
         })
         .collect();
-    Ok((ticks, crate::registry::encode_token(answer.last_evaluated_key())))
+    Ok((ticks, next))
 }
 
 /// A run in flight, as the by-owner index lists it.
@@ -667,17 +672,24 @@ pub fn phase_of_stored(text: &str) -> WorkflowPhase {
 }
 
 impl DynamoRun {
-    /// The workflow version the run runs, from its execution item; `None`: no such run.
-    pub async fn workflow(&self) -> Result<Option<Identifier>, PortError> {
+    /// What the run was launched with: its workflow version and inputs, from its
+    /// execution item alone; `None`: no such run.
+    pub async fn launched(&self) -> Result<Option<(Identifier, Outputs)>, PortError> {
         let Some(item) = self.execution_item().await? else { return Ok(None) };
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        Ok(Some(Identifier {
+        let workflow = Identifier {
             resource_type: updraft_core::proto::core::ResourceType::Workflow as i32,
             project: self.execution.project.clone(),
             domain: self.execution.domain.clone(),
             name: text("workflow_name"),
             version: text("workflow_version"),
-        }))
+        };
+        Ok(Some((workflow, outputs_from(&item, "run_inputs")?)))
+    }
+
+    /// The workflow version the run runs; `None`: no such run.
+    pub async fn workflow(&self) -> Result<Option<Identifier>, PortError> {
+        Ok(self.launched().await?.map(|(workflow, _)| workflow))
     }
 }
 

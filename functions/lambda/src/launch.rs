@@ -222,18 +222,14 @@ impl Runs for AwsRuns {
             Err(PortError::Conflict(message)) => {
                 // The same launch again (a retried request or tick): the same run, started
                 // now if the call that recorded it died before starting it.
+                let id = workflow.template.as_ref().and_then(|t| t.id.clone()).unwrap_or_default();
                 let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
-                let same = run.record().await?.is_some_and(|(record, _)| {
-                    let id = workflow.template.as_ref().and_then(|t| t.id.clone()).unwrap_or_default();
-                    let recorded: Option<LiteralMap> = literals(&record, "run_inputs");
-                    text(&record, "workflow_name") == id.name
-                        && text(&record, "workflow_version") == id.version
-                        && recorded.map(|m| m.values).unwrap_or_default() == inputs.clone().into_iter().collect()
+                let same = run.launched().await?.is_some_and(|(recorded, recorded_inputs)| {
+                    recorded.name == id.name && recorded.version == id.version && recorded_inputs == *inputs
                 });
                 if !same {
                     return Err(PortError::Conflict(message));
                 }
-                let id = workflow.template.as_ref().and_then(|t| t.id.clone()).unwrap_or_default();
                 self.start_execution(&id, execution, &none).await?;
                 Ok(false)
             }

@@ -90,10 +90,19 @@ fn stop_boxed(
 
 /// Stops `execution` (see `updraft_core::execution::stop`); `None`: no such run.
 pub async fn stop(runs: &AwsRuns, execution: &ExecutionId, cause: &StopCause) -> Result<Option<Stopped>, PortError> {
+    Ok(stop_with_workflow(runs, execution, cause).await?.map(|(stopped, _)| stopped))
+}
+
+/// [`stop`], with the workflow version the run runs (read once, for the stop and the caller).
+async fn stop_with_workflow(
+    runs: &AwsRuns,
+    execution: &ExecutionId,
+    cause: &StopCause,
+) -> Result<Option<(Stopped, Identifier)>, PortError> {
     let run = DynamoRun::new(runs.dynamo.clone(), &runs.table, execution);
     let Some(workflow) = run.workflow().await? else { return Ok(None) };
-    let stopper = AwsStopper { runs, execution, workflow };
-    stop_run(&run, &stopper, cause).await.map(Some)
+    let stopper = AwsStopper { runs, execution, workflow: workflow.clone() };
+    Ok(Some((stop_run(&run, &stopper, cause).await?, workflow)))
 }
 
 /// A run stopped by a status event.
@@ -191,14 +200,12 @@ pub async fn handle_status_event(services: &StatusServices, event: &Value) -> Re
         return Ok(serde_json::json!({"ignored": "not a stop of an Updraft run"}));
     };
     let name = &status.execution.name;
-    let stopped = match stop(&services.runs, &status.execution, &status.cause).await {
-        Ok(Some(stopped)) => stopped,
+    let (stopped, workflow) = match stop_with_workflow(&services.runs, &status.execution, &status.cause).await {
+        Ok(Some(found)) => found,
         Ok(None) => return Ok(serde_json::json!({"ignored": format!("no run {name} is recorded")})),
         Err(e) => return Err(format!("stopping run {name}: {e}")),
     };
     if let Some(parent) = &status.parent {
-        let run = DynamoRun::new(services.runs.dynamo.clone(), &services.runs.table, &status.execution);
-        let workflow = run.workflow().await.map_err(|e| format!("reading run {name}: {e}"))?.unwrap_or_default();
         let payload = child_ended_event(&status, &workflow, parent);
         invoke_node_function(services, &payload).await.map_err(|e| format!("telling the parent of run {name}: {e}"))?;
     }
