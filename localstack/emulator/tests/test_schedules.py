@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import unique
+from test_cloud_runs import wait_for
 from test_registry_api import CREDENTIALS, DEPLOY, REPO, UPDRAFT, signed, updraft
 
 DIABETES = os.path.join(REPO, "examples", "diabetes", "diabetes.yaml")
@@ -69,16 +70,6 @@ def fire(api, schedule, at):
                                      data=json.dumps({"name": schedule, "time": at}).encode())
     with urllib.request.urlopen(request) as answer:
         return json.loads(answer.read())
-
-
-def wait_for(what, check, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def execution(api, project, name):
