@@ -156,6 +156,11 @@ enum Command {
         /// the same content again is a no-op, different content is refused.
         #[arg(long)]
         version: String,
+        /// Make each launch plan of the files its name's active version: a scheduled one
+        /// starts firing. Without it a scheduled plan is registered inactive unless its
+        /// spec says `active: true`.
+        #[arg(long)]
+        activate: bool,
         #[command(flatten)]
         remote: commands::registry::Remote,
         #[arg(long, value_enum, default_value = "text")]
@@ -446,8 +451,8 @@ fn main() -> ExitCode {
             remote: remote_settings,
             output,
         }),
-        Command::Register { files, version, remote, output } => {
-            commands::registry::register(&files, &version, &remote, output)
+        Command::Register { files, version, activate, remote, output } => {
+            commands::registry::register(&files, &version, activate, &remote, output)
         }
         Command::Get { kind, name, version, prefix, limit, remote, output } => {
             let what = commands::registry::Wanted { kind, name, version, prefix, limit };

@@ -128,7 +128,13 @@ fn new_run(f: &Fixture, workflow: &CompiledWorkflow, name: &str) -> DynamoRun {
         .collect();
     let (id, inputs) =
         (workflow.template.as_ref().unwrap().id.clone().unwrap(), [("x".to_string(), literal::integer(1))].into());
-    let launch = Launch { workflow: &id, inputs: &inputs, upstream_counts: &counts, overwrite_cache: false };
+    let launch = Launch {
+        workflow: &id,
+        inputs: &inputs,
+        upstream_counts: &counts,
+        overwrite_cache: false,
+        origin: &Default::default(),
+    };
     f.runtime.block_on(run.create(&launch)).unwrap();
     run
 }
@@ -232,7 +238,13 @@ fn a_second_run_is_answered_from_the_dynamodb_cache_without_jobs() {
         &ExecutionId { project: "p".into(), domain: "development".into(), name: "first".into() },
     );
     let (id, none) = (workflow.template.as_ref().unwrap().id.clone().unwrap(), Outputs::new());
-    let launch = Launch { workflow: &id, inputs: &none, upstream_counts: &[], overwrite_cache: false };
+    let launch = Launch {
+        workflow: &id,
+        inputs: &none,
+        upstream_counts: &[],
+        overwrite_cache: false,
+        origin: &Default::default(),
+    };
     let created = f.runtime.block_on(again.create(&launch));
     assert!(matches!(created, Err(PortError::Conflict(_))), "execution names are never reused");
 }

@@ -301,6 +301,24 @@ pub trait Provisioner: Send + Sync {
         schedule: &crate::schedule::ScheduleRequest,
         enabled: bool,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// The schedule `name` as the stack has it; `None`: there is none.
+    fn find_schedule(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<crate::schedule::FoundSchedule>, PortError>> + Send;
+}
+
+/// How a run came to be, recorded with it (`Execution.mode`, `launch_plan_id`,
+/// `principal`, `scheduled_at`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LaunchOrigin {
+    pub mode: crate::proto::core::LaunchMode,
+    /// The launch plan version it was launched from, if any.
+    pub launch_plan: Option<Identifier>,
+    /// Who launched it: the caller's IAM ARN, or the schedule that fired.
+    pub principal: String,
+    /// A scheduled run's tick (its kickoff time).
+    pub scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Cloud runs: launched from a registered workflow version, read back from their records.
@@ -309,13 +327,14 @@ pub trait Runs: Send + Sync {
     /// The name is the idempotency key: a run of that name with the same workflow
     /// version and inputs is the same run, started if a launch that died between its
     /// two writes left it unstarted: `false`. With other content: `Conflict`, and
-    /// nothing is started.
+    /// nothing is started. `origin` is recorded as the first launch gave it.
     fn launch(
         &self,
         execution: &ExecutionId,
         workflow: &CompiledWorkflow,
         inputs: &Outputs,
         overwrite_cache: bool,
+        origin: &LaunchOrigin,
     ) -> impl Future<Output = Result<bool, PortError>> + Send;
     /// The runs of a project and domain, newest first.
     fn list(

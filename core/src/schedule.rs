@@ -412,6 +412,61 @@ pub fn schedule_request(
 /// The key of a tick event in a target's input.
 pub const TICK_EVENT: &str = "updraft_tick";
 
+/// A plan's schedule as the stack's Scheduler has it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FoundSchedule {
+    pub enabled: bool,
+    pub expression: String,
+    pub timezone: String,
+    /// The launch plan version its ticks launch.
+    pub version: String,
+}
+
+/// How the stack's schedule differs from the registry's state, each difference
+/// with its fix: `active` is the schedule the plan's active version needs
+/// (`None`: no active version has a schedule), `found` the stack's (`None`: none).
+pub fn schedule_drift(plan: &str, active: Option<&ScheduleRequest>, found: Option<&FoundSchedule>) -> Vec<String> {
+    let activate = |version: &str| format!("updraft launchplan activate {plan} --version {version}");
+    let mut drift = Vec::new();
+    match (active, found) {
+        (None, Some(found)) if found.enabled => drift.push(format!(
+            "the schedule is ENABLED (version {}) but no version with a schedule is active: \
+             updraft launchplan deactivate {plan} --version {}",
+            found.version, found.version
+        )),
+        (None, _) => {}
+        (Some(active), None) => drift.push(format!(
+            "version {} is active but the stack has no schedule for it: {}",
+            active.plan.version,
+            activate(&active.plan.version)
+        )),
+        (Some(active), Some(found)) => {
+            let version = &active.plan.version;
+            if !found.enabled {
+                drift.push(format!("version {version} is active but the schedule is DISABLED: {}", activate(version)));
+            }
+            if found.version != *version {
+                drift.push(format!(
+                    "the schedule launches version {} but version {version} is active: {}",
+                    found.version,
+                    activate(version)
+                ));
+            }
+            if found.expression != active.expression || found.timezone != active.timezone {
+                drift.push(format!(
+                    "the schedule fires on {} in {} but version {version} says {} in {}: {}",
+                    found.expression,
+                    found.timezone,
+                    active.expression,
+                    active.timezone,
+                    activate(version)
+                ));
+            }
+        }
+    }
+    drift
+}
+
 /// One firing of a launch plan version's schedule.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tick {

@@ -66,9 +66,24 @@ Patches, each covered by a test in tests/test_patches.py:
     "time"?} delivers one tick now, for `time` (default: this minute).
     EventBridge rules with a ScheduleExpression (UTC) fire the same way, with
     the "Scheduled Event" AWS sends (the stack's reconciler runs on one).
-(q) Faults, for tests: POST /moto-api/updraft/faults {"drop_job_events": N}
-    drops the next N "Batch Job State Change" deliveries (a lost event); GET
-    shows what is still armed.
+(q) Faults, for tests: POST /moto-api/updraft/faults with any of
+    {"drop_job_events": N} drops the next N "Batch Job State Change" deliveries
+    (a lost event); {"duplicate_job_events": N} delivers the next N twice;
+    {"fail": [{"service": "dynamodb", "operation": "UpdateItem", "count": 4,
+    "error": "throttle"|"5xx", "match": "outputs.json"}]} answers the next
+    `count` matching requests (service from the signature's scope, operation from
+    X-Amz-Target, the method for S3, botocore's routes for REST services; `match`
+    a substring of the path) with the service's throttling or server error;
+    {"crash": [{"function": "NAME", "operation": "SendTaskSuccess"}]} kills the
+    running invocations of function NAME when that call arrives (it dies between
+    its previous call and this one); {"random": {"rate": 0.05, "seed": 7,
+    "services": [...], "error": ...}} fails that share of the calls the stack's
+    functions make (the Rust SDK's, not the test's own); {"clear": true} disarms
+    everything. GET shows what is armed and how many random faults were injected.
+(r) An asynchronous Lambda invocation whose function fails is retried twice (1
+    and 2 s later; minutes on AWS), then its event goes to the function's
+    DeadLetterConfig queue; moto tried once and dropped it. Counters (j) count
+    the failures and dead letters.
 
 Usage: updraft_emulator.py [--host 127.0.0.1] [--port 5000]
 Everything else is moto's own server.
@@ -131,7 +146,8 @@ _POLL = 0.05
 
 
 # (j) What the emulator was asked to do, for benchmarks and tests.
-_COUNTERS = {"lambda_invocations": {}, "batch_jobs": 0, "dynamodb_writes": 0, "schedule_ticks": {}}
+_COUNTERS = {"lambda_invocations": {}, "batch_jobs": 0, "dynamodb_writes": 0, "schedule_ticks": {},
+             "lambda_async_failures": {}, "lambda_dead_letters": {}}
 _COUNTERS_LOCK = threading.Lock()
 
 
@@ -316,9 +332,16 @@ def _deliver_event(account, region, detail_type, source, resources, detail):
                                      Payload=json.dumps(event, default=str).encode())
 
 
-# (q) Faults armed by POST /moto-api/updraft/faults.
-_FAULTS = {"drop_job_events": 0}
+# (q) Faults armed by POST /moto-api/updraft/faults: counted ones, request
+# failures matched by service and operation, crashes of a function's invocations,
+# and random failures at a rate (a soak).
+_FAULTS = {"drop_job_events": 0, "duplicate_job_events": 0}
+_FAILURES = []  # {"service", "operation", "match", "count", "error"}
+_CRASHES = []  # {"function", "service", "operation", "count"}
+_RANDOM = {"rate": 0.0, "services": [], "error": "throttle", "injected": 0}
+_RANDOM_SOURCE = __import__("random").Random(0)
 _FAULTS_LOCK = threading.Lock()
+_FAULT_ERRORS = ("throttle", "5xx")
 
 
 def _fault(name):
@@ -330,17 +353,161 @@ def _fault(name):
     return False
 
 
+def _armed():
+    return {**_FAULTS, "fail": [dict(f) for f in _FAILURES], "crash": [dict(c) for c in _CRASHES],
+            "random": dict(_RANDOM)}
+
+
+def _check_rules(rules, required, kind):
+    """A list of fault rules, or the reason it is not one."""
+    if not isinstance(rules, list):
+        return f"{kind} is a list of rules"
+    for rule in rules:
+        missing = [k for k in required if not rule.get(k)]
+        if missing:
+            return f"a {kind} rule needs {missing}: {rule}"
+        if rule.get("error", "throttle") not in _FAULT_ERRORS:
+            return f"error is one of {_FAULT_ERRORS}: {rule}"
+        if int(rule.get("count", 1)) < 1:
+            return f"count is at least 1: {rule}"
+    return None
+
+
 def _faults(request, full_url, headers):
+    reply = lambda status, body: (status, {"Content-Type": "application/json"}, json.dumps(body))  # noqa: E731
     if request.method == "POST":
         body = request.get_data() if hasattr(request, "get_data") else request.body
         armed = json.loads(body or b"{}")
-        unknown = [k for k in armed if k not in _FAULTS]
+        unknown = [k for k in armed if k not in (*_FAULTS, "fail", "crash", "random", "clear")]
         if unknown:
-            return 400, {"Content-Type": "application/json"}, json.dumps({"message": f"unknown faults {unknown}"})
+            return reply(400, {"message": f"unknown faults {unknown}"})
+        problem = (_check_rules(armed.get("fail", []), ("service", "operation"), "fail")
+                   or _check_rules(armed.get("crash", []), ("function", "operation"), "crash"))
+        if problem:
+            return reply(400, {"message": problem})
         with _FAULTS_LOCK:
-            _FAULTS.update({k: int(v) for k, v in armed.items()})
+            if armed.get("clear"):
+                _FAULTS.update({k: 0 for k in _FAULTS})
+                _FAILURES.clear()
+                _CRASHES.clear()
+                _RANDOM.update({"rate": 0.0, "services": [], "error": "throttle"})
+            _FAULTS.update({k: int(v) for k, v in armed.items() if k in _FAULTS})
+            _FAILURES.extend({"count": 1, "error": "throttle", "match": "", **f} for f in armed.get("fail", []))
+            _CRASHES.extend({"count": 1, **c} for c in armed.get("crash", []))
+            if "random" in armed:
+                _RANDOM.update({"error": "throttle", "services": [], **armed["random"], "injected": 0})
+                _RANDOM_SOURCE.seed(armed["random"].get("seed", 0))
     with _FAULTS_LOCK:
-        return 200, {"Content-Type": "application/json"}, json.dumps(_FAULTS)
+        return reply(200, _armed())
+
+
+_REST_OPERATIONS = {}
+
+
+def _rest_operation(service, method, path):
+    """The operation of a REST-protocol request (Batch, Lambda, Scheduler), from botocore's model."""
+    import botocore.session
+
+    if service not in _REST_OPERATIONS:
+        model = botocore.session.get_session().get_service_model(service)
+        routes = []
+        for name in model.operation_names:
+            http = model.operation_model(name).http
+            pattern = re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(http["requestUri"].split("?")[0]))
+            routes.append((http["method"], re.compile(f"^{pattern}$"), name))
+        _REST_OPERATIONS[service] = routes
+    for verb, pattern, name in _REST_OPERATIONS[service]:
+        if verb == method and pattern.match(path):
+            return name
+    return ""
+
+
+def _request_operation(environ):
+    """(service, operation) of an AWS API request: the signing scope names the
+    service; X-Amz-Target (JSON protocols), the method (S3) or the model's
+    routes (REST protocols) the operation."""
+    scope = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request", environ.get("HTTP_AUTHORIZATION", ""))
+    service = scope.group(1) if scope else ""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+    if target:
+        return service, target.rsplit(".", 1)[-1]
+    if service == "s3":
+        return service, {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject",
+                         "DELETE": "DeleteObject"}.get(method, method)
+    if service in ("batch", "lambda", "scheduler"):
+        try:
+            return service, _rest_operation(service, method, path)
+        except Exception:  # an unknown service model: no operation to match
+            return service, ""
+    return service, ""
+
+
+def _fault_response(start_response, service, error):
+    """The error AWS answers for a throttled or failing request, in the service's protocol."""
+    if service == "s3":
+        status, code = ("503 Slow Down", "SlowDown") if error == "throttle" else ("500 Internal Server Error",
+                                                                               "InternalError")
+        body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>"
+                f"<Message>injected fault</Message><RequestId>{uuid.uuid4()}</RequestId></Error>").encode()
+        start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+        return [body]
+    if error == "throttle":
+        status, code = "400 Bad Request", "ThrottlingException"
+        if service == "batch":
+            status, code = "429 Too Many Requests", "TooManyRequestsException"
+    else:
+        status, code = "500 Internal Server Error", "InternalServerError" if service == "dynamodb" else "ServiceException"
+    body = json.dumps({"__type": code, "message": "injected fault"}).encode()
+    start_response(status, [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-ErrorType", code),
+                            ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _injected_fault(environ):
+    """The fault an armed rule injects into this request, used up: ("fail", error), ("crash", function) or None."""
+    service, operation = _request_operation(environ)
+    if not service:
+        return None
+    where = environ.get("PATH_INFO", "") + "?" + environ.get("QUERY_STRING", "")
+    with _FAULTS_LOCK:
+        for rule in _CRASHES:
+            if rule["count"] > 0 and rule.get("service", service) == service and rule["operation"] == operation:
+                rule["count"] -= 1
+                return "crash", rule["function"], service, operation
+        for rule in _FAILURES:
+            if (rule["count"] > 0 and rule["service"] == service and rule["operation"] == operation
+                    and rule["match"] in where):
+                rule["count"] -= 1
+                return "fail", rule["error"], service, operation
+        # Random faults hit only what the stack's functions call (the Rust SDK), never the test's own clients.
+        if (_RANDOM["rate"] > 0 and "aws-sdk-rust" in environ.get("HTTP_USER_AGENT", "")
+                and (not _RANDOM["services"] or service in _RANDOM["services"])
+                and _RANDOM_SOURCE.random() < _RANDOM["rate"]):
+            _RANDOM["injected"] += 1
+            return "fail", _RANDOM["error"], service, operation
+    return None
+
+
+def add_request_faults():
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    dispatch = DomainDispatcherApplication.__call__
+
+    def call(self, environ, start_response):
+        fault = _injected_fault(environ)
+        if fault is None:
+            return dispatch(self, environ, start_response)
+        kind, what, service, operation = fault
+        if kind == "crash":
+            # The function dies at this call: what it wrote before stands, nothing after happens.
+            killed = _kill_invocations(what)
+            LOG.warning("fault: %s:%s killed %d running invocation(s) of %s", service, operation, killed, what)
+            return _fault_response(start_response, service, "5xx")
+        LOG.warning("fault: %s:%s answered %s", service, operation, what)
+        return _fault_response(start_response, service, what)
+
+    DomainDispatcherApplication.__call__ = call
 
 
 def _emit_job_state_change(job):
@@ -348,9 +515,11 @@ def _emit_job_state_change(job):
     if _fault("drop_job_events"):
         LOG.warning("fault: the state change of Batch job %s is dropped", job.job_id)
         return
+    copies = 2 if _fault("duplicate_job_events") else 1
     try:
         _, _, _, region, account = job.job_queue.arn.split(":")[:5]
-        _deliver_event(account, region, "Batch Job State Change", "aws.batch", [job.arn], job.describe())
+        for _ in range(copies):
+            _deliver_event(account, region, "Batch Job State Change", "aws.batch", [job.arn], job.describe())
     except Exception:  # an event that cannot be delivered must not break the job
         LOG.exception("the state change of Batch job %s was not delivered", job.job_id)
 
@@ -537,6 +706,22 @@ class _RuntimeApi(http.server.BaseHTTPRequestHandler):
         inv["done"].set()
 
 
+# (q) The bootstrap processes running now, by function name (a crash fault kills them).
+_RUNNING = {}
+_RUNNING_LOCK = threading.Lock()
+
+
+def _kill_invocations(function_name):
+    with _RUNNING_LOCK:
+        pids = list(_RUNNING.get(function_name, ()))
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return len(pids)
+
+
 def _invoke_bootstrap(self, event=None):
     _count("lambda_invocations", self.function_name)
     directory = _unpacked(self)
@@ -574,7 +759,13 @@ def _invoke_bootstrap(self, event=None):
         [os.path.join(directory, "bootstrap")], cwd=directory, env=env,
         stdin=subprocess.DEVNULL, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    finished = invocation["done"].wait(timeout)
+    with _RUNNING_LOCK:
+        _RUNNING.setdefault(self.function_name, set()).add(process.pid)
+    try:
+        finished = _wait_for_answer(invocation, process, timeout)
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING[self.function_name].discard(process.pid)
     if not finished and process.poll() is not None:
         invocation["result"] = json.dumps({
             "errorType": "Runtime.ExitError",
@@ -597,10 +788,82 @@ def _invoke_bootstrap(self, event=None):
     return invocation["result"], invocation["errored"], logs.read().decode("utf-8", "replace")
 
 
+def _wait_for_answer(invocation, process, timeout):
+    """Whether the invocation answered within `timeout`; a process that dies
+    without answering (a crash) ends the wait at once."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if invocation["done"].wait(0.05):
+            return True
+        if process.poll() is not None:
+            return invocation["done"].is_set()
+    return invocation["done"].is_set()
+
+
 def patch_lambda():
     from moto.awslambda import models
 
     models.LambdaFunction._invoke_lambda = _invoke_bootstrap
+
+
+# ---------------------------------------------------------------- (r) asynchronous retries and dead letters
+
+# Lambda retries a failed asynchronous invocation twice, about 1 and 2 minutes
+# later; here 1 and 2 seconds, so that tests and benchmarks see the same order.
+_ASYNC_RETRY_DELAYS = (1.0, 2.0)
+
+
+def _send_dead_letter(function, body, error):
+    import boto3
+
+    _, _, _, region, _, name = function.updraft_dead_letter.split(":", 5)
+    sqs = boto3.client("sqs", region_name=region, endpoint_url=_ENDPOINT,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    attributes = {"ErrorCode": {"DataType": "Number", "StringValue": "200"},
+                  "ErrorMessage": {"DataType": "String", "StringValue": (error or "")[:1024] or "unknown"},
+                  "RequestID": {"DataType": "String", "StringValue": str(uuid.uuid4())}}
+    sqs.send_message(QueueUrl=url, MessageBody=body if isinstance(body, str) else body.decode(),
+                     MessageAttributes=attributes)
+
+
+def patch_lambda_async_retries():
+    """(r) An asynchronous invocation (InvocationType Event) whose function fails
+    is retried twice, and then its event goes to the function's DeadLetterConfig
+    queue, as Lambda does; moto tried once and dropped it."""
+    from moto.awslambda import models
+
+    init = models.LambdaFunction.__init__
+
+    def keep_dead_letter(self, account_id, spec, *args, **kwargs):
+        init(self, account_id, spec, *args, **kwargs)
+        self.updraft_dead_letter = (spec.get("DeadLetterConfig") or {}).get("TargetArn")
+
+    invoke = models.LambdaFunction.invoke
+
+    def invoke_retrying(self, body, request_headers, response_headers):
+        if (request_headers.get("x-amz-invocation-type") or "").lower() != "event":
+            return invoke(self, body, request_headers, response_headers)
+        for delay in (0.0, *_ASYNC_RETRY_DELAYS):
+            time.sleep(delay)
+            answer_headers = {}
+            result = invoke(self, body, request_headers, answer_headers)
+            if "x-amz-function-error" not in answer_headers:
+                break
+            _count("lambda_async_failures", self.function_name)
+        else:
+            if getattr(self, "updraft_dead_letter", None):
+                try:
+                    _send_dead_letter(self, body, result if isinstance(result, str) else None)
+                    _count("lambda_dead_letters", self.function_name)
+                except Exception:
+                    LOG.exception("the failed event of %s could not be sent to its dead-letter queue",
+                                  self.function_name)
+        response_headers.update(answer_headers)
+        return result
+
+    models.LambdaFunction.__init__ = keep_dead_letter
+    models.LambdaFunction.invoke = invoke_retrying
 
 
 # ---------------------------------------------------------------- (d) fire a scheduled rule
@@ -1116,9 +1379,11 @@ def apply_patches():
     patch_stepfunctions_status_events()
     patch_batch_jobs()
     patch_lambda()
+    patch_lambda_async_retries()
     add_fire_rule_endpoint()
     patch_dynamodb_lock()
     add_stage_routing()
+    add_request_faults()
     add_stage_resource()
     start_firing_schedules()
 

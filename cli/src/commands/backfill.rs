@@ -2,7 +2,8 @@
 //! a schedule would have fired in a past (or future) range, each under its tick's
 //! name and kickoff time — computed by `next_fires`, as the cloud fires them — so a
 //! tick that already ran (by the scheduler or an earlier backfill) is not run again:
-//! its launch answers "the same run".
+//! its launch answers "the same run". Each tick goes through the API's tick route,
+//! so the run is recorded SCHEDULED and the tick listed by `launchplan ticks`.
 
 use super::executions::OutputFormat;
 use super::registry::{Remote, Session, session};
@@ -56,22 +57,17 @@ async fn all<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) -> Vec<
     results.into_iter().map(|r| r.expect("every future ended")).collect()
 }
 
-async fn launch(session: &Session, args: &BackfillArgs, kickoff: &str, time: chrono::DateTime<chrono::Utc>) -> Outcome {
+/// Runs one tick through the API's tick route: the run is recorded SCHEDULED by
+/// the plan at the tick's time, and the tick in `launchplan ticks`.
+async fn launch(session: &Session, args: &BackfillArgs, time: chrono::DateTime<chrono::Utc>) -> Outcome {
     let execution = tick_execution_name(&args.plan, time);
     let stamp = time.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let mut values = serde_json::Map::new();
-    if !kickoff.is_empty() {
-        values.insert(kickoff.to_string(), json!({"datetime": stamp}));
-    }
-    let body = json!({
-        "project": session.project, "domain": session.domain, "name": execution,
-        "launchPlan": {"project": session.project, "domain": session.domain, "name": args.plan, "version": args.version},
-        "inputs": {"values": values},
-    });
-    let answer = session.send_async("POST", "/v1/executions", &[], Some(body.to_string().into_bytes())).await;
+    let body = json!({"version": args.version, "scheduledTime": stamp});
+    let path = format!("/v1/launch-plans/{}/{}/{}/ticks", session.project, session.domain, args.plan);
+    let answer = session.send_async("POST", &path, &[], Some(body.to_string().into_bytes())).await;
     let (outcome, message) = match answer {
         Ok(a) if a.status == 201 => ("LAUNCHED", String::new()),
-        // The launch's name is its idempotency key: this tick ran before.
+        // The tick's run exists: this tick ran before (by the schedule or a backfill).
         Ok(a) if a.status == 200 => ("RAN BEFORE", String::new()),
         Ok(a) => ("FAILED", crate::remote::describe_refusal(&a)),
         Err(e) => ("FAILED", e),
@@ -138,7 +134,6 @@ pub fn backfill(args: &BackfillArgs) -> Result<ExitCode, Box<dyn std::error::Err
     if ticks.is_empty() {
         return refuse(format!("no tick of {} falls between {} and {}", args.plan, args.from, args.to));
     }
-    let kickoff = schedule.kickoff_time_input.clone();
     if args.dry_run {
         for time in &ticks {
             println!("{}  {}  would launch", time.format("%Y-%m-%dT%H:%M:%SZ"), tick_execution_name(&args.plan, *time));
@@ -150,9 +145,7 @@ pub fn backfill(args: &BackfillArgs) -> Result<ExitCode, Box<dyn std::error::Err
     for chunk in ticks.chunks(args.max_parallel) {
         let launches = chunk
             .iter()
-            .map(|time| {
-                Box::pin(launch(&session, args, &kickoff, *time)) as Pin<Box<dyn Future<Output = Outcome> + '_>>
-            })
+            .map(|time| Box::pin(launch(&session, args, *time)) as Pin<Box<dyn Future<Output = Outcome> + '_>>)
             .collect();
         for outcome in session.runtime.block_on(all(launches)) {
             if args.output == OutputFormat::Text {

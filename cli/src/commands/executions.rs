@@ -7,7 +7,7 @@ use crate::local::store::Store;
 use serde_json::json;
 use std::process::ExitCode;
 use updraft_core::literal;
-use updraft_core::proto::core::{CacheStatus, Execution, NodeExecution, NodePhase, WorkflowPhase};
+use updraft_core::proto::core::{CacheStatus, Execution, LaunchMode, NodeExecution, NodePhase, WorkflowPhase};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -112,12 +112,37 @@ pub fn print_execution(
         }
     }
     let id = execution.id.as_ref().map(|i| i.name.as_str()).unwrap_or_default();
+    if let Some(origin) = origin(execution) {
+        println!("\nlaunched {origin}");
+    }
     println!("\nexecution {id} {} in {}", workflow_phase(execution.phase), seconds(execution.duration));
     if let Some(error) = &execution.error {
         let node = if error.node_id.is_empty() { String::new() } else { format!("node {}: ", error.node_id) };
         eprintln!("error: {node}{}", error.message);
     }
     Ok(())
+}
+
+/// How a run was launched, as recorded (cloud runs): "by a schedule, plan nightly
+/// v2, tick 2027-03-29T01:00:00Z". `None` when nothing was recorded.
+fn origin(execution: &Execution) -> Option<String> {
+    let mut parts = Vec::new();
+    match LaunchMode::try_from(execution.mode).unwrap_or_default() {
+        LaunchMode::Scheduled => parts.push("on schedule".to_string()),
+        LaunchMode::ChildWorkflow => parts.push("as a subworkflow".to_string()),
+        LaunchMode::Relaunch => parts.push("as a relaunch".to_string()),
+        LaunchMode::Manual => {}
+    }
+    if !execution.principal.is_empty() {
+        parts.push(format!("by {}", execution.principal));
+    }
+    if let Some(plan) = &execution.launch_plan_id {
+        parts.push(format!("from launch plan {} {}", plan.name, plan.version));
+    }
+    if let Some(time) = execution.scheduled_at.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0)) {
+        parts.push(format!("for the tick of {}", time.format("%Y-%m-%dT%H:%M:%SZ")));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// How long `executions abort` waits for a local run to record its end.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use updraft_aws::api_client::{ApiAnswer, ApiClient};
 use updraft_core::proto::api::{
-    ListNamesResponse, ListProjectsResponse, ListVersionsResponse, RegisterRequest, RegisterResponse,
+    ListNamesResponse, ListProjectsResponse, ListVersionsResponse, RegisterRequest, RegisterResponse, ScheduleStatus,
 };
 
 /// Specs sent to the API are read with the server's limit (it answers 413 past it).
@@ -104,6 +104,7 @@ fn accepted(answer: ApiAnswer) -> Result<Value, ExitCode> {
 pub fn register(
     files: &[PathBuf],
     version: &str,
+    activate: bool,
     remote: &Remote,
     output: OutputFormat,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
@@ -125,6 +126,7 @@ pub fn register(
             version: version.into(),
             spec,
             file_name,
+            activate,
         };
         let answer = session.send("POST", "/v1/register", &[], Some(serde_json::to_vec(&request)?))?;
         let status = answer.status;
@@ -177,6 +179,8 @@ pub fn get(wanted: &Wanted, remote: &Remote, output: OutputFormat) -> Result<Exi
         (_, Some(name), Some(version)) => (format!("{base}/{name}/{version}"), false),
     };
     let mut items: Vec<Value> = Vec::new();
+    // A launch plan's versions come with its schedule (first page only).
+    let mut schedule: Option<Value> = None;
     let mut token = String::new();
     loop {
         let page_size = limit.clamp(1, 1000).to_string();
@@ -205,6 +209,7 @@ pub fn get(wanted: &Wanted, remote: &Remote, output: OutputFormat) -> Result<Exi
             _ => "entities",
         };
         items.extend(body.get(field).and_then(Value::as_array).cloned().unwrap_or_default());
+        schedule = schedule.or_else(|| body.get("schedule").cloned());
         token = body.get("nextToken").and_then(Value::as_str).unwrap_or_default().to_string();
         if token.is_empty() || items.len() >= limit {
             break;
@@ -212,11 +217,47 @@ pub fn get(wanted: &Wanted, remote: &Remote, output: OutputFormat) -> Result<Exi
     }
     items.truncate(limit);
     if output == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&items)?);
+        let document = match &schedule {
+            Some(schedule) => serde_json::json!({"versions": items, "schedule": schedule}),
+            None => Value::Array(items),
+        };
+        println!("{}", serde_json::to_string_pretty(&document)?);
         return Ok(ExitCode::SUCCESS);
     }
     print_table(kind, name.is_some(), items)?;
+    if let Some(schedule) = schedule.map(serde_json::from_value::<ScheduleStatus>).transpose()? {
+        print_schedule(&schedule);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A launch plan's schedule, registry next to stack, drift flagged with its fix.
+fn print_schedule(schedule: &ScheduleStatus) {
+    let or_none = |s: &str| if s.is_empty() { "-".to_string() } else { s.to_string() };
+    println!();
+    println!("SCHEDULE {}", schedule.name);
+    println!("  {:<10} {:<10} {:<28} ZONE", "", "VERSION", "EXPRESSION");
+    println!(
+        "  {:<10} {:<10} {:<28} {}",
+        "registry",
+        or_none(&schedule.active_version),
+        or_none(&schedule.expected_expression),
+        or_none(&schedule.expected_timezone)
+    );
+    println!(
+        "  {:<10} {:<10} {:<28} {}  ({})",
+        "stack",
+        or_none(&schedule.version),
+        or_none(&schedule.expression),
+        or_none(&schedule.timezone),
+        schedule.state
+    );
+    if schedule.drift.is_empty() {
+        println!("  in sync");
+    }
+    for drift in &schedule.drift {
+        println!("  DRIFT: {drift}");
+    }
 }
 
 fn print_table(kind: Kind, versions: bool, items: Vec<Value>) -> Result<(), Box<dyn std::error::Error>> {

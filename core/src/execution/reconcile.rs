@@ -30,6 +30,8 @@ pub struct NodeRecord {
     pub claimed_at: Option<u64>,
     pub token: Option<String>,
     pub ended: bool,
+    /// Everything its end implies is done (token answered, downstream told).
+    pub settled: bool,
 }
 
 /// One repair.
@@ -45,6 +47,11 @@ pub enum Repair {
     /// call died between its claim and `SubmitJob`): arm it again with its token,
     /// which takes over the stale claim.
     Rearm { node: String, token: String },
+    /// The node's end is recorded but what it implies is not done (the call died
+    /// between the end write and answering the token or telling the downstream
+    /// nodes, and no retry came): arm it again with its token, which settles it.
+    /// Settling is idempotent, so racing a call that is settling it now is harmless.
+    Settle { node: String, token: String },
 }
 
 /// The Batch jobs whose state the reconciler must look up: the jobs of nodes that have not ended.
@@ -71,6 +78,11 @@ pub fn repairs(
         Engine::Running => {}
     }
     let mut repairs = Vec::new();
+    for node in nodes.iter().filter(|n| n.ended && !n.settled) {
+        if let Some(token) = &node.token {
+            repairs.push(Repair::Settle { node: node.node.clone(), token: token.clone() });
+        }
+    }
     for node in nodes.iter().filter(|n| !n.ended) {
         match (&node.job, node.claimed_at, &node.token) {
             (Some(job), _, _) if !node.is_child && ended_jobs.contains(job) => {
@@ -115,6 +127,14 @@ mod tests {
         let waiting = NodeRecord { token: Some("v".into()), ..node("c") };
         let found = repairs(&Engine::Running, NOW - 600_000, &[stale, fresh, waiting], &[], NOW);
         assert_eq!(found, [Repair::Rearm { node: "a".into(), token: "t".into() }]);
+    }
+
+    #[test]
+    fn an_end_recorded_but_not_settled_is_settled_and_a_settled_one_is_left_alone() {
+        let unsettled = NodeRecord { job: Some("j1".into()), token: Some("t".into()), ended: true, ..node("a") };
+        let settled = NodeRecord { token: Some("u".into()), ended: true, settled: true, ..node("b") };
+        let found = repairs(&Engine::Running, NOW - 600_000, &[unsettled, settled], &[], NOW);
+        assert_eq!(found, [Repair::Settle { node: "a".into(), token: "t".into() }]);
     }
 
     #[test]

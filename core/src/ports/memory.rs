@@ -316,6 +316,16 @@ impl Provisioner for MemoryProvisioner {
         }
         Ok(())
     }
+
+    async fn find_schedule(&self, name: &str) -> Result<Option<crate::schedule::FoundSchedule>, PortError> {
+        let schedules = self.schedules.lock().expect("provisioner lock");
+        Ok(schedules.get(name).map(|(request, enabled)| crate::schedule::FoundSchedule {
+            enabled: *enabled,
+            expression: request.expression.clone(),
+            timezone: request.timezone.clone(),
+            version: request.plan.version.clone(),
+        }))
+    }
 }
 
 /// Runs launched: their records, with every node queued.
@@ -333,6 +343,7 @@ impl Runs for MemoryRuns {
         workflow: &CompiledWorkflow,
         inputs: &Outputs,
         _overwrite_cache: bool,
+        origin: &super::LaunchOrigin,
     ) -> Result<bool, PortError> {
         let mut runs = self.runs.lock().expect("runs lock");
         let template = workflow.template.clone().unwrap_or_default();
@@ -349,6 +360,10 @@ impl Runs for MemoryRuns {
             workflow_id: template.id.clone(),
             inputs: Some(crate::proto::core::LiteralMap { values: inputs.clone().into_iter().collect() }),
             phase: WorkflowPhase::WorkflowRunning as i32,
+            mode: origin.mode as i32,
+            launch_plan_id: origin.launch_plan.clone(),
+            principal: origin.principal.clone(),
+            scheduled_at: origin.scheduled_at.map(|t| crate::proto::Timestamp { seconds: t.timestamp(), nanos: 0 }),
             ..Default::default()
         };
         let nodes = template

@@ -210,3 +210,36 @@ fn schedule_and_tick_names_are_deterministic_and_within_aws_limits() {
     schedule.catch_up = Some(crate::proto::Duration { seconds: 7200, nanos: 0 });
     assert_eq!(catch_up_seconds(&schedule), 7200);
 }
+
+#[test]
+fn drift_names_each_difference_between_registry_and_stack_with_its_fix() {
+    let request = |version: &str, expression: &str| ScheduleRequest {
+        name: "updraft-demo-development-nightly".into(),
+        expression: expression.into(),
+        timezone: "Europe/Paris".into(),
+        catch_up_seconds: 3600,
+        is_rate: false,
+        plan: crate::proto::core::Identifier { name: "nightly".into(), version: version.into(), ..Default::default() },
+        input: serde_json::Value::Null,
+    };
+    let found = |enabled: bool, version: &str, expression: &str| FoundSchedule {
+        enabled,
+        expression: expression.into(),
+        timezone: "Europe/Paris".into(),
+        version: version.into(),
+    };
+    let active = request("v2", "cron(0 3 * * ? *)");
+    assert!(schedule_drift("nightly", Some(&active), Some(&found(true, "v2", "cron(0 3 * * ? *)"))).is_empty());
+    assert!(schedule_drift("nightly", None, None).is_empty());
+    assert!(schedule_drift("nightly", None, Some(&found(false, "v1", "cron(0 3 * * ? *)"))).is_empty());
+    let drift = schedule_drift("nightly", Some(&active), Some(&found(false, "v1", "cron(0 4 * * ? *)")));
+    assert_eq!(drift.len(), 3, "{drift:?}");
+    assert!(drift[0].contains("DISABLED"), "{drift:?}");
+    assert!(drift[1].contains("launches version v1 but version v2 is active"), "{drift:?}");
+    assert!(drift[2].contains("fires on cron(0 4 * * ? *)"), "{drift:?}");
+    assert!(drift.iter().all(|d| d.ends_with("updraft launchplan activate nightly --version v2")));
+    let missing = schedule_drift("nightly", Some(&active), None);
+    assert!(missing[0].contains("no schedule"), "{missing:?}");
+    let stray = schedule_drift("nightly", None, Some(&found(true, "v1", "cron(0 3 * * ? *)")));
+    assert!(stray[0].ends_with("updraft launchplan deactivate nightly --version v1"), "{stray:?}");
+}

@@ -14,7 +14,7 @@ use updraft_core::execution::node::NodeFailure;
 use updraft_core::execution::node::Outputs;
 use updraft_core::execution::steps::{Claim, NodeEnd, NodeSlot, RecordedEnd, RunStore, RunValues};
 use updraft_core::execution::stop::{LiveJob, StopCause, StoppableRun};
-use updraft_core::ports::{CacheEntry, CacheStore, PortError};
+use updraft_core::ports::{CacheEntry, CacheStore, LaunchOrigin, PortError};
 use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap, NodePhase, WorkflowPhase};
 
 type Item = HashMap<String, AttributeValue>;
@@ -148,6 +148,7 @@ pub async fn record_tick(
         .item("execution", s(&tick.execution))
         .item("message", s(&tick.message))
         .item("recorded_at", s(&tick.recorded_at))
+        .item("trigger", s(&tick.trigger))
         .send()
         .await
         .map(|_| ())
@@ -173,6 +174,7 @@ pub async fn list_ticks(
             execution: text(item, "execution"),
             message: text(item, "message"),
             recorded_at: text(item, "recorded_at"),
+            trigger: text(item, "trigger"),
         })
         .collect();
     Ok((ticks, next))
@@ -237,6 +239,7 @@ pub struct Launch<'a> {
     /// Per node, how many upstream nodes it waits for.
     pub upstream_counts: &'a [(String, u32)],
     pub overwrite_cache: bool,
+    pub origin: &'a LaunchOrigin,
 }
 
 /// One run's state: the execution item and its node items.
@@ -260,9 +263,18 @@ impl DynamoRun {
         let workflow = launch.workflow;
         // Fixed width, so that the text sorts as the time does.
         let created_at = now();
-        let created = self
-            .dynamo
-            .put_item()
+        let origin = launch.origin;
+        let mut put = self.dynamo.put_item();
+        if let Some(plan) = &origin.launch_plan {
+            put = put.item("plan_name", s(&plan.name)).item("plan_version", s(&plan.version));
+        }
+        if let Some(at) = origin.scheduled_at {
+            put = put.item("scheduled_at", s(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+        }
+        if !origin.principal.is_empty() {
+            put = put.item("principal", s(&origin.principal));
+        }
+        let created = put
             .table_name(&self.table)
             .item("pk", s(&self.partition))
             .item("sk", s("EXEC"))
@@ -275,6 +287,7 @@ impl DynamoRun {
             .item("gsi1pk", s(format!("EXECS#{}#{}", self.execution.project, self.execution.domain)))
             .item("gsi1sk", s(format!("{created_at}#{}", self.execution.name)))
             .item("overwrite_cache", AttributeValue::Bool(launch.overwrite_cache))
+            .item("launch_mode", s(origin.mode.as_str_name()))
             // The runs in flight, sparse on the by-owner index: every end of the run removes it.
             .item("gsi2pk", s(IN_FLIGHT))
             .item("gsi2sk", s(format!("{created_at}#{}", self.partition)))

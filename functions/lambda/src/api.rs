@@ -13,20 +13,24 @@ use updraft_core::cloud_resources::{self, CloudSettings, Resource};
 use updraft_core::compile::{self, Compiled, Options};
 use updraft_core::execution::node;
 use updraft_core::job_definition;
-use updraft_core::ports::{CacheStore, Runs};
+use updraft_core::ports::{CacheStore, LaunchOrigin, Runs};
 use updraft_core::ports::{Entity, PageRequest, PortError, Provisioner, Registration, Registry};
 use updraft_core::proto::Timestamp;
 use updraft_core::proto::api::{
     AbortExecutionRequest, AbortExecutionResponse, CacheEntry, CreateExecutionRequest, CreateExecutionResponse,
     EvictCacheResponse, GetExecutionResponse, ListCacheEntriesResponse, ListExecutionsResponse, ListTicksResponse,
-    ScheduleTick, create_execution_request,
+    RunTickRequest, ScheduleStatus, ScheduleTick, create_execution_request,
 };
 use updraft_core::proto::api::{
     Diagnostic, ErrorResponse, GetLaunchPlanResponse, GetTaskResponse, GetWorkflowResponse, ListNamesResponse,
     ListProjectsResponse, ListVersionsResponse, RegisterRequest, RegisterResponse,
 };
-use updraft_core::proto::core::{ExecutionId, Identifier, LaunchPlanSpec, Literal, LiteralMap, ResourceType, literal};
-use updraft_core::schedule::{Tick, schedule_request, tick_execution_name};
+use updraft_core::proto::core::{
+    ExecutionId, Identifier, LaunchMode, LaunchPlanSpec, Literal, LiteralMap, ResourceType, literal,
+};
+use updraft_core::schedule::{
+    Tick, catch_up_seconds, next_fires, schedule_drift, schedule_name, schedule_request, tick_execution_name,
+};
 use updraft_core::spec::Format;
 use updraft_core::state_machine;
 
@@ -58,6 +62,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/launch-plans/{project}/{domain}/{name}/{version}/activate"),
     ("POST", "/v1/launch-plans/{project}/{domain}/{name}/{version}/deactivate"),
     ("GET", "/v1/launch-plans/{project}/{domain}/{name}/ticks"),
+    ("POST", "/v1/launch-plans/{project}/{domain}/{name}/ticks"),
     ("POST", "/v1/executions"),
     ("GET", "/v1/executions/{project}/{domain}"),
     ("GET", "/v1/executions/{project}/{domain}/{name}"),
@@ -237,6 +242,8 @@ enum Route {
     SetActive(Identifier, bool),
     /// A launch plan's ticks (the identifier's version is empty).
     Ticks(Identifier),
+    /// Runs one tick of a launch plan (a backfill; the version is in the body).
+    RunTick(Identifier),
     Launch,
     Executions(String, String),
     /// One run; `true`: its nodes only.
@@ -319,7 +326,13 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
                 [project, domain] => ("GET", Route::Names(kind, project.to_string(), domain.to_string())),
                 [_, _, _] => ("GET", Route::Versions(id(""))),
                 // (So a launch plan version cannot be named "ticks".)
-                [_, _, _, "ticks"] if kind == ResourceType::LaunchPlan => ("GET", Route::Ticks(id(""))),
+                [_, _, _, "ticks"] if kind == ResourceType::LaunchPlan => {
+                    if method == "POST" {
+                        ("POST", Route::RunTick(id("")))
+                    } else {
+                        ("GET", Route::Ticks(id("")))
+                    }
+                }
                 [_, _, _, version] => ("GET", Route::Get(id(version))),
                 [_, _, _, version, action] if kind == ResourceType::LaunchPlan => match *action {
                     "activate" => ("POST", Route::SetActive(id(version), true)),
@@ -461,11 +474,14 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             })?;
             let outcomes = registry.register(&entities).await.map_err(|e| ApiError::from_port(e, "spec"))?;
             provision(&api.provisioner, &resources).await?;
-            // A plan registered active (`active: true` in its spec) fires from now on.
+            // A plan registered active (`active: true` in its spec, or `activate` asked) fires from now on.
             for entity in &entities {
-                if let Entity::LaunchPlan(plan) = entity
-                    && plan.active
-                {
+                let Entity::LaunchPlan(plan) = entity else { continue };
+                if body.activate && !plan.active {
+                    let id = plan.id.clone().unwrap_or_default();
+                    registry.set_active(&id, true).await.map_err(|e| ApiError::from_port(e, "activate"))?;
+                }
+                if plan.active || body.activate {
                     apply_schedule(api, plan, true).await?;
                 }
             }
@@ -501,10 +517,13 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             if versions.items.is_empty() && page.token.is_none() {
                 return Err(not_registered(&id));
             }
-            Ok(ok(
-                200,
-                &ListVersionsResponse { versions: versions.items, next_token: versions.next_token.unwrap_or_default() },
-            ))
+            let schedule = if id.resource_type == ResourceType::LaunchPlan as i32 && page.token.is_none() {
+                schedule_status(api, &id).await?
+            } else {
+                None
+            };
+            let next_token = versions.next_token.unwrap_or_default();
+            Ok(ok(200, &ListVersionsResponse { versions: versions.items, next_token, schedule }))
         }
         Route::Get(id) => get(registry, &id).await,
         Route::SetActive(id, active) => {
@@ -522,6 +541,7 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             let ticks = api.runs.ticks(&plan, &page).await.map_err(|e| ApiError::from_port(e, "token"))?;
             Ok(ok(200, &ListTicksResponse { ticks: ticks.items, next_token: ticks.next_token.unwrap_or_default() }))
         }
+        Route::RunTick(plan) => backfill_tick(api, request, &plan).await,
         Route::Launch => launch(api, request).await,
         Route::CacheEntries(task) => {
             let entries = api.cache.entries(&task).await.map_err(|e| ApiError::from_port(e, "path"))?;
@@ -554,6 +574,56 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     }
 }
 
+/// A launch plan's schedule, registry next to stack, with the drift between
+/// them; `None` when neither has one.
+async fn schedule_status<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
+    api: &Api<R, P, L, C>,
+    plan: &Identifier,
+) -> Result<Option<ScheduleStatus>, ApiError> {
+    let prefix = &api.cloud.jobs.name_prefix;
+    let first = PageRequest { limit: 1, token: None };
+    let named = api
+        .registry
+        .names(ResourceType::LaunchPlan, &plan.project, &plan.domain, &plan.name, &first)
+        .await
+        .map_err(|e| ApiError::from_port(e, "path"))?;
+    let active_version =
+        named.items.into_iter().find(|n| n.name == plan.name).map(|n| n.active_version).unwrap_or_default();
+    let mut active = None;
+    if !active_version.is_empty() {
+        let id = Identifier { version: active_version.clone(), ..plan.clone() };
+        if let Some(Entity::LaunchPlan(spec)) =
+            api.registry.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?
+        {
+            active = schedule_request(prefix, &spec)
+                .map_err(|e| ApiError::bad_request("InvalidSchedule", "schedule", e, "see docs/schedules.md"))?;
+        }
+    }
+    let name = schedule_name(prefix, &plan.project, &plan.domain, &plan.name);
+    let found = api.provisioner.find_schedule(&name).await.map_err(|e| ApiError::from_port(e, "schedule"))?;
+    if active.is_none() && found.is_none() {
+        return Ok(None);
+    }
+    let drift = schedule_drift(&plan.name, active.as_ref(), found.as_ref());
+    let state = match &found {
+        None => "NONE",
+        Some(f) if f.enabled => "ENABLED",
+        Some(_) => "DISABLED",
+    };
+    let found = found.unwrap_or_default();
+    Ok(Some(ScheduleStatus {
+        name,
+        active_version,
+        expected_expression: active.as_ref().map(|a| a.expression.clone()).unwrap_or_default(),
+        expected_timezone: active.as_ref().map(|a| a.timezone.clone()).unwrap_or_default(),
+        state: state.into(),
+        expression: found.expression,
+        timezone: found.timezone,
+        version: found.version,
+        drift,
+    }))
+}
+
 /// Makes the stack's schedule of `plan` follow its registry state (see
 /// `Provisioner::apply_schedule`); a failure is a 503 that sending the request again repairs.
 async fn apply_schedule<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
@@ -577,15 +647,40 @@ async fn apply_schedule<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     })
 }
 
-/// A tick of a launch plan version's schedule (Scheduler invokes this function
-/// with the plan and the scheduled time): starts the run named by the plan and
-/// the time, with the kickoff input set to that time — never this function's
-/// clock — unless the version is no longer the active one; records the tick
-/// either way. A failed launch is an error, so the tick is retried.
-pub async fn handle_tick<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
+/// Who runs a tick: the stack's schedule, or a backfill by a caller.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Trigger<'a> {
+    Schedule,
+    Backfill { caller: &'a str },
+}
+
+impl Trigger<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Trigger::Schedule => "SCHEDULE",
+            Trigger::Backfill { .. } => "BACKFILL",
+        }
+    }
+}
+
+/// How a tick was handled: its record, whether it launched a run just now, and
+/// the refusal of a launch that failed.
+struct TickOutcome {
+    record: ScheduleTick,
+    launched_now: bool,
+    refused: Option<ApiError>,
+}
+
+/// Runs one tick of a launch plan version: the run named by the plan and the
+/// time, with the kickoff input set to that time — never a clock — recorded as
+/// SCHEDULED by the plan at that time. The schedule's tick for a version that is
+/// no longer the active one is SKIPPED; a backfill runs any version. Records the
+/// tick, except a backfill's of a tick whose run existed (its record stands).
+async fn run_tick<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     api: &Api<R, P, L, C>,
     tick: &Tick,
-) -> Result<Value, String> {
+    trigger: Trigger<'_>,
+) -> Result<TickOutcome, String> {
     let time = tick.time()?;
     let plan_id = Identifier {
         resource_type: ResourceType::LaunchPlan as i32,
@@ -599,10 +694,26 @@ pub async fn handle_tick<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
         scheduled_time: time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         version: tick.version.clone(),
         execution: execution.clone(),
+        trigger: trigger.name().into(),
         ..Default::default()
     };
-    let outcome = match api.registry.get(&plan_id).await {
-        Ok(Some(Entity::LaunchPlan(plan))) if plan.active => {
+    let now = chrono::Utc::now();
+    let launched = match api.registry.get(&plan_id).await {
+        // Delivered (or retried) past the plan's catch-up window: a stale tick launches nothing.
+        Ok(Some(Entity::LaunchPlan(plan)))
+            if trigger == Trigger::Schedule
+                && plan.active
+                && plan.schedule.as_ref().is_some_and(|s| (now - time).num_seconds() > catch_up_seconds(s)) =>
+        {
+            record.outcome = "SKIPPED".into();
+            let late = (now - time).num_minutes();
+            record.message = format!(
+                "handled {late} min after its time, past the plan's catch_up window; \
+                 run it with updraft launchplan backfill if it is still wanted"
+            );
+            Ok(false)
+        }
+        Ok(Some(Entity::LaunchPlan(plan))) if plan.active || trigger != Trigger::Schedule => {
             let mut inputs = BTreeMap::new();
             let kickoff = plan.schedule.as_ref().map(|s| s.kickoff_time_input.clone()).unwrap_or_default();
             if !kickoff.is_empty() {
@@ -617,28 +728,136 @@ pub async fn handle_tick<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
                 inputs: Some(LiteralMap { values: inputs }),
                 overwrite_cache: false,
             };
-            match launch_body(api, &body).await {
-                Ok(_) => Ok(("LAUNCHED", String::new())),
-                Err(e) => Err(format!("{}: {}", e.body.code, e.body.message)),
-            }
+            let principal = match trigger {
+                Trigger::Schedule => {
+                    let prefix = &api.cloud.jobs.name_prefix;
+                    format!("schedule {}", schedule_name(prefix, &plan_id.project, &plan_id.domain, &plan_id.name))
+                }
+                Trigger::Backfill { caller } => caller.to_string(),
+            };
+            let origin = LaunchOrigin {
+                mode: LaunchMode::Scheduled,
+                launch_plan: Some(plan_id.clone()),
+                principal,
+                scheduled_at: Some(time),
+            };
+            launch_body(api, &body, origin).await.map(|answer| answer.status == 201)
         }
-        Ok(Some(_)) => Ok(("SKIPPED", format!("version {} is not the plan's active version", tick.version))),
-        Ok(None) => Err(format!("launch plan {} version {} is not registered", tick.plan, tick.version)),
-        Err(e) => Err(format!("reading launch plan {}: {e}", tick.plan)),
+        Ok(Some(_)) => {
+            record.outcome = "SKIPPED".into();
+            record.message = format!("version {} is not the plan's active version", tick.version);
+            Ok(false)
+        }
+        Ok(None) => Err(not_registered(&plan_id)),
+        Err(e) => Err(ApiError::from_port(e, "launchPlan")),
     };
-    let (outcome, message) = match &outcome {
-        Ok((outcome, message)) => (*outcome, message.clone()),
-        Err(message) => ("FAILED", message.clone()),
-    };
-    record.outcome = outcome.into();
-    record.message = message;
-    record.recorded_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-    api.runs.record_tick(&plan_id, &record).await.map_err(|e| format!("recording tick {execution}: {e}"))?;
-    tracing::info!(plan = tick.plan, version = tick.version, time = record.scheduled_time, outcome, "tick");
-    if outcome == "FAILED" {
+    let launched_now = *launched.as_ref().unwrap_or(&false);
+    match &launched {
+        Ok(_) if record.outcome.is_empty() => record.outcome = "LAUNCHED".into(),
+        Ok(_) => {}
+        Err(e) => {
+            record.outcome = "FAILED".into();
+            record.message = format!("{}: {}", e.body.code, e.body.message);
+        }
+    }
+    // A backfill of a tick whose run exists (launched before, or another run under
+    // its name: 409) leaves the tick's record as it was.
+    let ran_before = launched.is_ok() && !launched_now && record.outcome == "LAUNCHED";
+    let taken = launched.as_ref().err().is_some_and(|e| e.status == 409);
+    if trigger == Trigger::Schedule || !(ran_before || taken) {
+        record.recorded_at = now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        api.runs.record_tick(&plan_id, &record).await.map_err(|e| format!("recording tick {execution}: {e}"))?;
+    }
+    tracing::info!(
+        plan = tick.plan,
+        version = tick.version,
+        time = record.scheduled_time,
+        outcome = record.outcome,
+        trigger = trigger.name(),
+        "tick"
+    );
+    Ok(TickOutcome { record, launched_now, refused: launched.err() })
+}
+
+/// A tick of a launch plan version's schedule (Scheduler invokes this function
+/// with the plan and the scheduled time; see [`run_tick`]). A failed launch is
+/// an error, so the tick is retried.
+pub async fn handle_tick<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
+    api: &Api<R, P, L, C>,
+    tick: &Tick,
+) -> Result<Value, String> {
+    let TickOutcome { record, .. } = run_tick(api, tick, Trigger::Schedule).await?;
+    if record.outcome == "FAILED" {
         return Err(format!("tick {} of {}: {}", record.scheduled_time, tick.plan, record.message));
     }
     Ok(serde_json::to_value(&record).unwrap_or_default())
+}
+
+/// `POST /v1/launch-plans/{p}/{d}/{name}/ticks`: one tick of a backfill. The time
+/// must be one the plan's schedule fires at (a rate fires at any time: its anchor
+/// is the backfill's start). 201: launched; 200: its run existed; a failed launch
+/// answers the launch's error.
+async fn backfill_tick<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
+    api: &Api<R, P, L, C>,
+    request: &ApiRequest,
+    plan: &Identifier,
+) -> Result<ApiResponse, ApiError> {
+    let body: RunTickRequest = json_body(request, "RunTickRequest")?;
+    check_segment("version", &body.version)?;
+    let time = chrono::DateTime::parse_from_rfc3339(&body.scheduled_time)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            ApiError::bad_request(
+                "InvalidTime",
+                "scheduledTime",
+                format!("{:?} is not an RFC 3339 time: {e}", body.scheduled_time),
+                "write it like 2027-03-29T01:00:00Z",
+            )
+        })?;
+    let id = Identifier { version: body.version.clone(), ..plan.clone() };
+    let Some(Entity::LaunchPlan(spec)) = api.registry.get(&id).await.map_err(|e| ApiError::from_port(e, "version"))?
+    else {
+        return Err(not_registered(&id));
+    };
+    let Some(schedule) = &spec.schedule else {
+        return Err(ApiError::bad_request(
+            "NoSchedule",
+            "version",
+            format!("launch plan {} version {} has no schedule", id.name, id.version),
+            "backfill a version with a schedule, or launch it with updraft launch",
+        ));
+    };
+    let is_rate = matches!(schedule.kind, Some(updraft_core::proto::core::schedule::Kind::Rate(_)));
+    if !is_rate {
+        let next = next_fires(schedule, None, time - chrono::Duration::seconds(1), 1)
+            .map_err(|e| ApiError::bad_request("InvalidSchedule", "version", e, "see docs/schedules.md"))?;
+        if next.first() != Some(&time) {
+            let after = next.first().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default();
+            return Err(ApiError::bad_request(
+                "NotATick",
+                "scheduledTime",
+                format!("the schedule of {} version {} does not fire at {}", id.name, id.version, body.scheduled_time),
+                format!("the next time it fires after that is {after}; list them with updraft launchplan next"),
+            ));
+        }
+    }
+    let tick = Tick {
+        project: id.project.clone(),
+        domain: id.domain.clone(),
+        plan: id.name.clone(),
+        version: id.version.clone(),
+        scheduled_time: time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    let caller = if request.caller.is_empty() { "an unknown caller" } else { request.caller.as_str() };
+    let outcome = run_tick(api, &tick, Trigger::Backfill { caller })
+        .await
+        .map_err(|e| ApiError::new(503, "TickNotRecorded", "path", e, "send the same request again"))?;
+    if let Some(mut refused) = outcome.refused {
+        // The launch's own refusal and status (409: another run has the tick's name).
+        refused.body.message = format!("tick {}: {}", outcome.record.scheduled_time, refused.body.message);
+        return Err(refused);
+    }
+    Ok(ok(if outcome.launched_now { 201 } else { 200 }, &outcome.record))
 }
 
 fn no_execution(id: &ExecutionId) -> ApiError {
@@ -708,13 +927,15 @@ async fn launch<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     request: &ApiRequest,
 ) -> Result<ApiResponse, ApiError> {
     let body: CreateExecutionRequest = json_body(request, "CreateExecutionRequest")?;
-    launch_body(api, &body).await
+    let origin = LaunchOrigin { mode: LaunchMode::Manual, principal: request.caller.clone(), ..Default::default() };
+    launch_body(api, &body, origin).await
 }
 
-/// [`launch`] of a parsed request.
+/// [`launch`] of a parsed request, recorded with `origin` (and the launch plan it names).
 async fn launch_body<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     api: &Api<R, P, L, C>,
     body: &CreateExecutionRequest,
+    mut origin: LaunchOrigin,
 ) -> Result<ApiResponse, ApiError> {
     let mut given: node::Outputs = body.inputs.clone().map(|m| m.values.into_iter().collect()).unwrap_or_default();
     let workflow_id = match &body.target {
@@ -726,6 +947,7 @@ async fn launch_body<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             else {
                 return Err(not_registered(&id));
             };
+            origin.launch_plan.get_or_insert(id);
             // Fixed inputs win over given ones; defaults fill what is left.
             for (name, value) in plan.default_inputs.map(|m| m.values).unwrap_or_default() {
                 given.entry(name).or_insert(value);
@@ -768,7 +990,7 @@ async fn launch_body<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     };
     let id = ExecutionId { project: workflow_id.project.clone(), domain: workflow_id.domain.clone(), name };
     // The name is the idempotency key: the same launch again is the same run (200).
-    match api.runs.launch(&id, &workflow, &inputs, body.overwrite_cache).await {
+    match api.runs.launch(&id, &workflow, &inputs, body.overwrite_cache, &origin).await {
         Ok(true) => Ok(ok(201, &CreateExecutionResponse { id: Some(id) })),
         Ok(false) => Ok(ok(200, &CreateExecutionResponse { id: Some(id) })),
         Err(PortError::Conflict(message)) => Err(ApiError::new(

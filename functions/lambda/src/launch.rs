@@ -9,12 +9,12 @@ use updraft_aws::runs::{DynamoRun, Launch, list_runs, list_ticks, phase_of_store
 use updraft_aws::sdk_error::port_error;
 use updraft_core::execution::node::Outputs;
 use updraft_core::execution::stop::{StopCause, Stopped};
-use updraft_core::ports::{Page, PageRequest, PortError, Runs};
+use updraft_core::ports::{LaunchOrigin, Page, PageRequest, PortError, Runs};
 use updraft_core::proto::Timestamp;
 use updraft_core::proto::api::ScheduleTick;
 use updraft_core::proto::core::{
-    CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier, LiteralMap, NodeExecution,
-    NodeExecutionId, NodePhase, ResourceType, WorkflowPhase,
+    CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier, LaunchMode, LiteralMap,
+    NodeExecution, NodeExecutionId, NodePhase, ResourceType, WorkflowPhase,
 };
 use updraft_core::state_machine::state_machine_name;
 
@@ -75,6 +75,16 @@ fn execution_of(id: &ExecutionId, record: &Value) -> Execution {
         updated_at: ended,
         duration: between(created, ended),
         error,
+        mode: LaunchMode::from_str_name(text(record, "launch_mode")).unwrap_or_default() as i32,
+        launch_plan_id: (!text(record, "plan_name").is_empty()).then(|| Identifier {
+            resource_type: ResourceType::LaunchPlan as i32,
+            project: id.project.clone(),
+            domain: id.domain.clone(),
+            name: text(record, "plan_name").into(),
+            version: text(record, "plan_version").into(),
+        }),
+        principal: text(record, "principal").into(),
+        scheduled_at: timestamp(text(record, "scheduled_at")),
         ..Default::default()
     }
 }
@@ -136,9 +146,10 @@ impl AwsRuns {
         workflow: &CompiledWorkflow,
         inputs: &Outputs,
         overwrite_cache: bool,
+        origin: &LaunchOrigin,
         input: &Value,
     ) -> Result<(), PortError> {
-        let id = self.record(execution, workflow, inputs, overwrite_cache).await?;
+        let id = self.record(execution, workflow, inputs, overwrite_cache, origin).await?;
         self.start_execution(&id, execution, input).await
     }
 
@@ -155,7 +166,8 @@ impl AwsRuns {
         input: &Value,
     ) -> Result<(), PortError> {
         let id = workflow.template.as_ref().and_then(|t| t.id.clone()).unwrap_or_default();
-        match self.record(execution, workflow, inputs, overwrite_cache).await {
+        let origin = LaunchOrigin { mode: LaunchMode::ChildWorkflow, ..Default::default() };
+        match self.record(execution, workflow, inputs, overwrite_cache, &origin).await {
             Ok(_) | Err(PortError::Conflict(_)) => self.start_execution(&id, execution, input).await,
             Err(e) => Err(e),
         }
@@ -169,13 +181,14 @@ impl AwsRuns {
         workflow: &CompiledWorkflow,
         inputs: &Outputs,
         overwrite_cache: bool,
+        origin: &LaunchOrigin,
     ) -> Result<Identifier, PortError> {
         let template = workflow.template.clone().unwrap_or_default();
         let id = template.id.clone().unwrap_or_default();
         let counts: Vec<(String, u32)> =
             template.nodes.iter().map(|n| (n.id.clone(), n.upstream_node_ids.len() as u32)).collect();
         let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
-        run.create(&Launch { workflow: &id, inputs, upstream_counts: &counts, overwrite_cache }).await?;
+        run.create(&Launch { workflow: &id, inputs, upstream_counts: &counts, overwrite_cache, origin }).await?;
         Ok(id)
     }
 
@@ -215,9 +228,10 @@ impl Runs for AwsRuns {
         workflow: &CompiledWorkflow,
         inputs: &Outputs,
         overwrite_cache: bool,
+        origin: &LaunchOrigin,
     ) -> Result<bool, PortError> {
         let none = serde_json::json!({});
-        match self.start(execution, workflow, inputs, overwrite_cache, &none).await {
+        match self.start(execution, workflow, inputs, overwrite_cache, origin, &none).await {
             Ok(()) => Ok(true),
             Err(PortError::Conflict(message)) => {
                 // The same launch again (a retried request or tick): the same run, started

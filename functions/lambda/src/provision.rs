@@ -16,7 +16,7 @@ use aws_sdk_sfn::types::StateMachineType;
 use serde_json::Value;
 use updraft_aws::sdk_error::port_error;
 use updraft_core::ports::{PortError, Provisioner};
-use updraft_core::schedule::ScheduleRequest;
+use updraft_core::schedule::{FoundSchedule, ScheduleRequest};
 
 pub struct AwsProvisioner {
     batch: aws_sdk_batch::Client,
@@ -299,6 +299,15 @@ impl Provisioner for AwsProvisioner {
             }
             Err(e) => Err(port_error(&format!("creating schedule {name}"), &e)),
         }
+    }
+
+    async fn find_schedule(&self, name: &str) -> Result<Option<FoundSchedule>, PortError> {
+        Ok(self.existing_schedule(name).await?.map(|found| FoundSchedule {
+            enabled: found.state() == Some(&ScheduleState::Enabled),
+            expression: found.schedule_expression().unwrap_or_default().to_string(),
+            timezone: found.schedule_expression_timezone().unwrap_or("UTC").to_string(),
+            version: tick_version(found.target().and_then(|t| t.input())).unwrap_or_default(),
+        }))
     }
 
     async fn ensure_state_machine(&self, name: &str, definition: &Value) -> Result<String, PortError> {

@@ -116,6 +116,7 @@ async fn reconcile_run(services: &StatusServices, run: &InFlight, now_ms: u64) -
                 claimed_at: slot.claimed_at,
                 token: slot.token,
                 ended: slot.end.is_some(),
+                settled: slot.settled,
                 node,
             })
             .collect()
@@ -145,7 +146,7 @@ async fn reconcile_run(services: &StatusServices, run: &InFlight, now_ms: u64) -
                 let detail = described.iter().find(|j| j.job_id() == Some(job.as_str())).expect("a described job");
                 invoke_node_function(services, &job_event(detail)).await.map_err(|e| format!("run {name}: {e}"))?;
             }
-            Repair::Rearm { node, token } => {
+            Repair::Rearm { node, token } | Repair::Settle { node, token } => {
                 let w = &run.workflow;
                 let arm = json!({
                     "action": "arm", "execution": name, "node": node, "token": token,

@@ -72,6 +72,11 @@ def fire(api, schedule, at):
         return json.loads(answer.read())
 
 
+def at(text):
+    """A time as the IDL's JSON writes it ("…Z" or "…+00:00")."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def execution(api, project, name):
     status, answer = signed(api, "GET", f"/v1/executions/{project}/development/{name}")
     return answer if status == 200 else None
@@ -119,6 +124,22 @@ def test_activating_the_nightly_plan_creates_one_enabled_schedule(stack, aws):
     assert runs_of(stack, "examples", "diabetes_nightly-") == [run]
     updraft(stack, "executions", "abort", run, "--remote", "--project", "examples", "--reason", "test done")
 
+    # The listing of the plan's versions shows the schedule next to the registry, and drift with its fix.
+    shown = updraft(stack, "get", "launch-plans", "diabetes_nightly", "--project", "examples")
+    assert shown.returncode == 0 and "in sync" in shown.stdout, shown.stdout + shown.stderr
+    changed = {k: schedule[k] for k in ("Name", "ScheduleExpression", "ScheduleExpressionTimezone",
+                                        "FlexibleTimeWindow", "Target")}
+    scheduler.update_schedule(**changed, State="DISABLED")  # someone switched it off in the console
+    listed = json.loads(updraft(stack, "get", "launch-plans", "diabetes_nightly", "--project", "examples",
+                                "--output", "json").stdout)
+    assert listed["schedule"]["state"] == "DISABLED", listed
+    assert listed["schedule"]["drift"] == [
+        "version v1 is active but the schedule is DISABLED: "
+        "updraft launchplan activate diabetes_nightly --version v1"], listed
+    on = updraft(stack, "launchplan", "activate", "diabetes_nightly", "--version", "v1", "--project", "examples")
+    assert on.returncode == 0, on.stderr
+    assert "in sync" in updraft(stack, "get", "launch-plans", "diabetes_nightly", "--project", "examples").stdout
+
     # Deactivated: the schedule is disabled, not deleted.
     off = updraft(stack, "launchplan", "deactivate", "diabetes_nightly", "--version", "v1", "--project", "examples")
     assert off.returncode == 0, off.stderr
@@ -134,6 +155,12 @@ def test_a_tick_starts_one_run_with_its_time_as_kickoff_input_and_a_stale_versio
     answer = wait_for("the tick's run", lambda: execution(stack, "sched", run))
     kickoff = datetime.fromisoformat(answer["execution"]["inputs"]["values"]["at"]["datetime"].replace("Z", "+00:00"))
     assert kickoff == datetime(2027, 3, 29, 1, 0, tzinfo=timezone.utc), "the scheduled time, not the clock"
+    recorded = answer["execution"]
+    assert (recorded["mode"], at(recorded["scheduledAt"]), recorded["principal"]) == (
+        "SCHEDULED", datetime(2027, 3, 29, 1, 0, tzinfo=timezone.utc), f"schedule {name}"), recorded
+    assert (recorded["launchPlanId"]["name"], recorded["launchPlanId"]["version"]) == ("hourly", "v1")
+    shown = updraft(stack, "executions", "get", run, "--remote", "--project", "sched")
+    assert "launched on schedule" in shown.stdout and "for the tick of 2027-03-29T01:00:00Z" in shown.stdout, shown.stdout
     done = wait_for("the run's end", lambda: (lambda a: a if a and a["execution"]["phase"] != "WORKFLOW_RUNNING"
                                               else None)(execution(stack, "sched", run)))
     assert done["execution"]["phase"] == "WORKFLOW_SUCCEEDED", done
@@ -187,8 +214,12 @@ def test_a_backfill_launches_each_tick_once_with_its_kickoff_time(stack):
         answer = wait_for("the backfilled run", lambda: execution(stack, "sched", tick["execution"]))
         kickoff = answer["execution"]["inputs"]["values"]["at"]["datetime"].replace("Z", "+00:00")
         assert datetime.fromisoformat(kickoff) == datetime.fromisoformat(tick["time"].replace("Z", "+00:00"))
+        assert (answer["execution"]["mode"], at(answer["execution"]["scheduledAt"])) == ("SCHEDULED", at(tick["time"]))
+        assert answer["execution"]["principal"].startswith("arn:aws:"), answer["execution"]
     again = json.loads(updraft(stack, *wide, "--output", "json").stdout)
     assert (again["launched"], again["ranBefore"]) == (0, 3), "a tick that ran is not run again"
+    backfilled = [(t["scheduledTime"], t["outcome"], t["trigger"]) for t in ticks(stack, "sched", "nightly")]
+    assert backfilled == [(f"2027-04-0{d}T00:30:00Z", "LAUNCHED", "BACKFILL") for d in (3, 2, 1)], backfilled
     backwards = updraft(stack, "launchplan", "backfill", "nightly", "--version", "v1", "--project", "sched",
                         "--from", "2027-04-03", "--to", "2027-04-01")
     assert backwards.returncode == 2 and "runs backwards" in backwards.stderr
@@ -196,3 +227,17 @@ def test_a_backfill_launches_each_tick_once_with_its_kickoff_time(stack):
                        "--from", "2027-01-01", "--to", "2027-01-31")
     assert too_many.returncode == 2, too_many.stderr
     assert "holds 43201 ticks of every_minute, more than --max 1000" in too_many.stderr, too_many.stderr
+
+
+def test_register_with_activate_starts_the_schedule_of_each_plan(stack, aws):
+    spec = os.path.join(os.path.dirname(stack["spec"]), "early.yaml")
+    with open(spec, "w") as f:
+        f.write(SPEC.replace("project: sched", "project: early").split("launch_plans:")[0]
+                + "launch_plans:\n  early:\n    workflow: stamped\n    schedule: {cron: '0 5 * * 1-5', timezone: Asia/Tokyo, kickoff_input: at}\n")
+    registered = updraft(stack, "register", spec, "--version", "v1", "--activate")
+    assert registered.returncode == 0, registered.stderr
+    schedule = aws("scheduler").get_schedule(Name=f"{stack['prefix']}-early-development-early")
+    assert (schedule["State"], schedule["ScheduleExpression"], schedule["ScheduleExpressionTimezone"]) == (
+        "ENABLED", "cron(0 5 ? * 2-6 *)", "Asia/Tokyo")
+    off = updraft(stack, "launchplan", "deactivate", "early", "--version", "v1", "--project", "early")
+    assert off.returncode == 0, off.stderr

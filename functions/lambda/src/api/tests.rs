@@ -521,6 +521,11 @@ fn a_plan_registered_active_fires_at_once_and_ticks_launch_once_each_with_their_
         let inputs = runs["nightly-20270329T0100Z"].0.inputs.clone().unwrap().values;
         let Some(literal::Value::Datetime(at)) = &inputs["day"].value else { panic!("{inputs:?}") };
         assert_eq!(at.seconds, 1_806_282_000, "the kickoff input is the scheduled time, 2027-03-29T01:00:00Z");
+        let run = &runs["nightly-20270329T0100Z"].0;
+        assert_eq!(run.mode, LaunchMode::Scheduled as i32);
+        assert_eq!(run.scheduled_at.map(|t| t.seconds), Some(1_806_282_000));
+        assert_eq!(run.launch_plan_id.as_ref().map(|p| (p.name.as_str(), p.version.as_str())), Some(("nightly", "v1")));
+        assert_eq!(run.principal, "schedule updraft-demo-development-nightly");
     }
     // v2 becomes the active version: a late tick of v1 launches nothing.
     assert_eq!(call(&api, &post("/v1/register", &register_body(spec, "v2"))).0, 201);
@@ -532,8 +537,19 @@ fn a_plan_registered_active_fires_at_once_and_ticks_launch_once_each_with_their_
     let times: Vec<&str> =
         listed["ticks"].as_array().unwrap().iter().map(|t| t["scheduledTime"].as_str().unwrap()).collect();
     assert_eq!(times, ["2027-03-30T01:00:00Z", "2027-03-29T01:00:00Z"], "newest first");
+    // A tick delivered past the plan's catch_up (2 h) starts nothing: no burst after an outage.
+    assert_eq!(call(&api, &post("/v1/launch-plans/demo/development/nightly/v2/activate", "")).0, 200);
+    let hours_ago = (chrono::Utc::now() - chrono::Duration::hours(3)).format("%Y-%m-%dT%H:00:00Z").to_string();
+    let late = tick("v2", &hours_ago).unwrap();
+    assert_eq!(late["outcome"], "SKIPPED");
+    assert!(late["message"].as_str().unwrap().contains("past the plan's catch_up window"), "{late}");
+    assert_eq!(api.runs.runs.lock().unwrap().len(), 1);
     assert!(tick("v1", "yesterday").unwrap_err().contains("not RFC 3339"));
-    assert!(tick("v9", "2027-03-31T01:00:00Z").unwrap_err().contains("is not registered"));
+    assert!(
+        tick("v9", "2027-03-31T01:00:00Z")
+            .unwrap_err()
+            .contains("NotFound: no launch plan demo/development/nightly version v9")
+    );
 }
 
 #[test]
@@ -595,4 +611,98 @@ fn a_task_versions_cache_entries_are_listed_and_evicted() {
     assert_eq!(call(&api, &delete), (200, json!({"deleted": 2})));
     assert_eq!(call(&api, &get_request("/v1/cache/p/development/fit/v1")).1, json!({}));
     assert_eq!(block_on(api.cache.get("k1")), Ok(None), "evicted entries are gone");
+}
+
+fn tick_body(version: &str, time: &str) -> String {
+    json!({"version": version, "scheduledTime": time}).to_string()
+}
+
+#[test]
+fn a_backfilled_tick_runs_once_as_the_schedule_would_and_is_recorded_without_overwriting_the_schedules() {
+    let api = new_api();
+    let spec = "project: demo\ntasks:\n  fit: {image: x, command: [fit, \"{{inputs.day}}\"], inputs: {day: datetime}}\n\
+                workflows:\n  train:\n    inputs: {day: datetime}\n    nodes:\n      fit: {task: fit, inputs: {day: $inputs.day}}\n\
+                launch_plans:\n  nightly:\n    workflow: train\n\
+                \x20   schedule: {cron: '0 3 * * *', timezone: Europe/Paris, kickoff_input: day}\n";
+    assert_eq!(call(&api, &post("/v1/register", &register_body(spec, "v1"))).0, 201);
+    let path = "/v1/launch-plans/demo/development/nightly/ticks";
+    let mut request = post(path, &tick_body("v1", "2027-03-29T01:00:00Z"));
+    request.caller = "arn:aws:iam::123456789012:user/ada".into();
+    // An inactive version is backfilled: a backfill names its version.
+    let (status, body) = call(&api, &request);
+    assert_eq!(
+        (status, body["outcome"].as_str(), body["trigger"].as_str()),
+        (201, Some("LAUNCHED"), Some("BACKFILL")),
+        "{body}"
+    );
+    let (status, body) = call(&api, &request);
+    assert_eq!(status, 200, "the tick's run exists: nothing launched: {body}");
+    {
+        let runs = api.runs.runs.lock().unwrap();
+        assert_eq!(runs.len(), 1);
+        let run = &runs["nightly-20270329T0100Z"].0;
+        assert_eq!(
+            (run.mode, run.principal.as_str()),
+            (LaunchMode::Scheduled as i32, "arn:aws:iam::123456789012:user/ada")
+        );
+        let Some(literal::Value::Datetime(at)) = &run.inputs.clone().unwrap().values["day"].value else { panic!() };
+        assert_eq!(at.seconds, 1_806_282_000);
+    }
+    // The schedule's own tick of that time finds the same run; a backfill after it keeps its record.
+    assert_eq!(call(&api, &post("/v1/launch-plans/demo/development/nightly/v1/activate", "")).0, 200);
+    let event = json!({"updraft_tick": {"project": "demo", "domain": "development", "plan": "nightly",
+                                        "version": "v1", "scheduled_time": "2027-03-30T01:00:00Z"}});
+    assert_eq!(block_on(respond(&api, &event)).unwrap()["outcome"], "LAUNCHED");
+    assert_eq!(call(&api, &post(path, &tick_body("v1", "2027-03-30T01:00:00Z"))).0, 200);
+    let (_, listed) = call(&api, &get_request(path));
+    let triggers: Vec<(&str, &str)> = listed["ticks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["scheduledTime"].as_str().unwrap(), t["trigger"].as_str().unwrap()))
+        .collect();
+    assert_eq!(triggers, [("2027-03-30T01:00:00Z", "SCHEDULE"), ("2027-03-29T01:00:00Z", "BACKFILL")]);
+    // 03:00 in Paris is 01:00 UTC in summer: 02:00 UTC is not a tick.
+    let (status, body) = call(&api, &post(path, &tick_body("v1", "2027-03-31T02:00:00Z")));
+    assert_eq!((status, body["code"].as_str()), (400, Some("NotATick")), "{body}");
+    assert!(body["hint"].as_str().unwrap().contains("2027-04-01T01:00:00Z"), "{body}");
+    for (body, code) in [
+        (tick_body("v1", "tomorrow"), "InvalidTime"),
+        (tick_body("v9", "2027-03-31T01:00:00Z"), "NotFound"),
+        (json!({"version": "v1"}).to_string(), "InvalidTime"),
+        (json!({"version": "v1", "scheduledTime": 7}).to_string(), "MalformedBody"),
+    ] {
+        let (status, answer) = call(&api, &post(path, &body));
+        assert_eq!(answer["code"].as_str(), Some(code), "{body}: {answer}");
+        assert!((400..500).contains(&status), "{body}: {status}");
+    }
+    assert_eq!(api.runs.runs.lock().unwrap().len(), 2, "no refused tick launched anything");
+}
+
+#[test]
+fn register_with_activate_starts_each_plans_schedule_and_a_listing_shows_drift_with_its_fix() {
+    let api = new_api();
+    let mut body: Value = serde_json::from_str(&register_body(SPEC, "v1")).unwrap();
+    body["activate"] = json!(true);
+    assert_eq!(call(&api, &post("/v1/register", &body.to_string())).0, 201);
+    let (request, enabled) = api.provisioner.schedules.lock().unwrap()["updraft-demo-development-nightly"].clone();
+    assert_eq!((request.plan.version.as_str(), enabled), ("v1", true));
+    let versions = "/v1/launch-plans/demo/development/nightly";
+    let (status, listed) = call(&api, &get_request(versions));
+    assert_eq!(status, 200, "{listed}");
+    let schedule = &listed["schedule"];
+    assert_eq!(
+        (schedule["state"].as_str(), schedule["activeVersion"].as_str(), schedule["expression"].as_str()),
+        (Some("ENABLED"), Some("v1"), Some("cron(0 3 * * ? *)"))
+    );
+    assert!(schedule.get("drift").is_none(), "in sync: {schedule}");
+    // Someone disables the schedule in the console: the listing says so, with the fix.
+    api.provisioner.schedules.lock().unwrap().get_mut("updraft-demo-development-nightly").unwrap().1 = false;
+    let (_, listed) = call(&api, &get_request(versions));
+    let drift = listed["schedule"]["drift"].as_array().unwrap();
+    assert_eq!(drift.len(), 1, "{listed}");
+    assert!(drift[0].as_str().unwrap().contains("DISABLED: updraft launchplan activate nightly --version v1"));
+    // Tasks have no schedule.
+    let (_, tasks) = call(&api, &get_request("/v1/tasks/demo/development/fit"));
+    assert!(tasks.get("schedule").is_none());
 }
