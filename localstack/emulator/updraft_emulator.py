@@ -70,15 +70,17 @@ Patches, each covered by a test in tests/test_patches.py:
     {"drop_job_events": N} drops the next N "Batch Job State Change" deliveries
     (a lost event); {"duplicate_job_events": N} delivers the next N twice;
     {"fail": [{"service": "dynamodb", "operation": "UpdateItem", "count": 4,
-    "error": "throttle"|"5xx", "match": "outputs.json"}]} answers the next
-    `count` matching requests (service from the signature's scope, operation from
-    X-Amz-Target, the method for S3, botocore's routes for REST services; `match`
-    a substring of the path) with the service's throttling or server error;
-    {"crash": [{"function": "NAME", "operation": "SendTaskSuccess"}]} kills the
-    running invocations of function NAME when that call arrives (it dies between
-    its previous call and this one); {"random": {"rate": 0.05, "seed": 7,
-    "services": [...], "error": ...}} fails that share of the calls the stack's
-    functions make (the Rust SDK's, not the test's own); {"clear": true} disarms
+    "error": "throttle"|"5xx", "match": "outputs.json", "function": "NAME"}]}
+    answers the next `count` matching requests (service from the signature's
+    scope, operation from X-Amz-Target, the method for S3, botocore's routes for
+    REST services; `match` a substring of the path; `function` the emulated
+    Lambda function making the call, known by the `app/NAME` its SDK puts in the
+    User-Agent from AWS_SDK_UA_APP_ID) with the service's throttling or server
+    error; {"crash": [{"function": "NAME", "operation": "SendTaskSuccess"}]}
+    kills the running invocations of function NAME when it makes that call (it
+    dies between its previous call and this one); {"random": {"rate": 0.05,
+    "seed": 7, "services": [...], "error": ...}} fails that share of the calls
+    the stack's functions make (never the test's own); {"clear": true} disarms
     everything. GET shows what is armed and how many random faults were injected.
 (r) An asynchronous Lambda invocation whose function fails is retried twice (1
     and 2 s later; minutes on AWS), then its event goes to the function's
@@ -95,6 +97,7 @@ import io
 import json
 import logging
 import os
+import random
 import re
 import signal
 import subprocess
@@ -339,7 +342,7 @@ _FAULTS = {"drop_job_events": 0, "duplicate_job_events": 0}
 _FAILURES = []  # {"service", "operation", "match", "count", "error"}
 _CRASHES = []  # {"function", "service", "operation", "count"}
 _RANDOM = {"rate": 0.0, "services": [], "error": "throttle", "injected": 0}
-_RANDOM_SOURCE = __import__("random").Random(0)
+_RANDOM_SOURCE = random.Random(0)
 _FAULTS_LOCK = threading.Lock()
 _FAULT_ERRORS = ("throttle", "5xx")
 
@@ -470,18 +473,26 @@ def _injected_fault(environ):
     if not service:
         return None
     where = environ.get("PATH_INFO", "") + "?" + environ.get("QUERY_STRING", "")
+    agent = environ.get("HTTP_X_AMZ_USER_AGENT", "") + " " + environ.get("HTTP_USER_AGENT", "")
+    caller = re.search(r"\bapp/(\S+)", agent)
+    caller = caller.group(1) if caller else ""  # the emulated function making the call, if one is
+
+    def calls_from(rule):
+        return not rule.get("function") or rule["function"] == caller
+
     with _FAULTS_LOCK:
         for rule in _CRASHES:
-            if rule["count"] > 0 and rule.get("service", service) == service and rule["operation"] == operation:
+            if (rule["count"] > 0 and rule.get("service", service) == service and rule["operation"] == operation
+                    and calls_from(rule)):
                 rule["count"] -= 1
                 return "crash", rule["function"], service, operation
         for rule in _FAILURES:
             if (rule["count"] > 0 and rule["service"] == service and rule["operation"] == operation
-                    and rule["match"] in where):
+                    and rule["match"] in where and calls_from(rule)):
                 rule["count"] -= 1
                 return "fail", rule["error"], service, operation
-        # Random faults hit only what the stack's functions call (the Rust SDK), never the test's own clients.
-        if (_RANDOM["rate"] > 0 and "aws-sdk-rust" in environ.get("HTTP_USER_AGENT", "")
+        # Random faults hit only what the stack's functions call, never the test's own clients.
+        if (_RANDOM["rate"] > 0 and caller
                 and (not _RANDOM["services"] or service in _RANDOM["services"])
                 and _RANDOM_SOURCE.random() < _RANDOM["rate"]):
             _RANDOM["injected"] += 1
@@ -751,6 +762,8 @@ def _invoke_bootstrap(self, event=None):
         "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
         "_HANDLER": self.handler or "bootstrap",
         "LAMBDA_TASK_ROOT": directory,
+        # (q) The AWS SDKs put this in their User-Agent: a fault can pick the calls of one function.
+        "AWS_SDK_UA_APP_ID": self.function_name[:50],
         # Lambda's variables are strings; moto keeps a template's Number parameter as an int.
         **{name: str(value) for name, value in self.environment_vars.items()},
     }

@@ -420,46 +420,64 @@ async fn child_outputs<R: Registry>(services: &NodeServices<R>, child: &RunRef) 
         .collect()
 }
 
-/// The outputs a succeeded job recorded, or why they cannot be used.
-async fn job_outputs(s3_client: &aws_sdk_s3::Client, prefix: &S3Uri) -> Result<Outputs, NodeFailure> {
+/// The outputs a succeeded job recorded, or why they cannot be used. A read that
+/// may succeed later (throttling, a 5xx) is the outer error: the event is retried,
+/// the node not failed.
+async fn job_outputs(
+    s3_client: &aws_sdk_s3::Client,
+    prefix: &S3Uri,
+) -> Result<Result<Outputs, NodeFailure>, PortError> {
     let bad = |message: String| NodeFailure::new(FailureCode::BadOutputs, message);
-    let bytes = s3::get_bytes(s3_client, &prefix.join("outputs.json"))
-        .await
-        .map_err(|e| bad(format!("the job succeeded but its outputs.json cannot be read: {e}")))?;
-    let document: OutputsDocument =
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("outputs.json is not an outputs document: {e}")))?;
-    document
+    let bytes = match s3::get_bytes(s3_client, &prefix.join("outputs.json")).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.is_retryable() => return Err(e.into()),
+        Err(e) => return Ok(Err(bad(format!("the job succeeded but its outputs.json cannot be read: {e}")))),
+    };
+    let document: OutputsDocument = match serde_json::from_slice(&bytes) {
+        Ok(document) => document,
+        Err(e) => return Ok(Err(bad(format!("outputs.json is not an outputs document: {e}")))),
+    };
+    Ok(document
         .outputs
         .into_iter()
         .map(|(name, entry)| match entry.value {
             Some(value) => Ok((name, value)),
             None => Err(bad(format!("output {name} is stored by reference, which cloud runs do not read yet"))),
         })
-        .collect()
+        .collect())
 }
 
-/// Why a job failed: `error.json` when `updraft exec` wrote one, else the exit code and Batch's reason.
+/// Why a job failed: `error.json` when `updraft exec` wrote one, else the exit
+/// code and Batch's reason. A read of `error.json` that may succeed later is an
+/// error (the event is retried), so a throttle never loses the failure's cause.
 async fn job_failure(
     s3_client: &aws_sdk_s3::Client,
     prefix: &S3Uri,
     exit_code: Option<i64>,
     reason: &str,
     log_stream: &str,
-) -> NodeFailure {
+) -> Result<NodeFailure, PortError> {
     let logs = if log_stream.is_empty() { String::new() } else { format!(" (log stream {log_stream})") };
-    if let Ok(bytes) = s3::get_bytes(s3_client, &prefix.join("error.json")).await
-        && let Ok(document) = serde_json::from_slice::<ErrorDocument>(&bytes)
-    {
-        let code =
-            FailureCode::ALL.into_iter().find(|c| c.as_str() == document.code).unwrap_or(FailureCode::NonZeroExit);
-        return NodeFailure::new(code, format!("{}{logs}", document.message));
+    match s3::get_bytes(s3_client, &prefix.join("error.json")).await {
+        Err(e) if e.is_retryable() => return Err(e.into()),
+        Ok(bytes) => {
+            if let Ok(document) = serde_json::from_slice::<ErrorDocument>(&bytes) {
+                let code = FailureCode::ALL
+                    .into_iter()
+                    .find(|c| c.as_str() == document.code)
+                    .unwrap_or(FailureCode::NonZeroExit);
+                return Ok(NodeFailure::new(code, format!("{}{logs}", document.message)));
+            }
+        }
+        // None was written (the job died before `updraft exec` could write one).
+        Err(_) => {}
     }
     let code = match exit_code {
         Some(exit) => failure::from_exit_code(exit.clamp(0, 255) as u8),
         None => FailureCode::CannotStart,
     };
     let exit = exit_code.map(|c| format!("exit code {c}: ")).unwrap_or_default();
-    NodeFailure::new(code, format!("{exit}{reason}{logs}"))
+    Ok(NodeFailure::new(code, format!("{exit}{reason}{logs}")))
 }
 
 /// Why an event could not be handled, as Step Functions' `Retry` and Lambda's
@@ -547,10 +565,10 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
             let mut results = Vec::with_capacity(items);
             for i in 0..items {
                 let item = prefix.join(&format!("{i}/"));
-                results.push(match job_outputs(&services.s3, &item).await {
+                results.push(match job_outputs(&services.s3, &item).await? {
                     Ok(outputs) => ItemResult::Succeeded(outputs),
                     Err(_) => {
-                        ItemResult::Failed(job_failure(&services.s3, &item, None, "the item's job failed", "").await)
+                        ItemResult::Failed(job_failure(&services.s3, &item, None, "the item's job failed", "").await?)
                     }
                 });
             }
@@ -559,9 +577,9 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
         NodeEvent::JobEnded { node, succeeded, exit_code, reason, log_stream, attempts, .. } => {
             let prefix = node_prefix(&services.config.bucket, &run, &node);
             let result = if succeeded {
-                job_outputs(&services.s3, &prefix).await
+                job_outputs(&services.s3, &prefix).await?
             } else {
-                Err(job_failure(&services.s3, &prefix, exit_code, &reason, &log_stream).await)
+                Err(job_failure(&services.s3, &prefix, exit_code, &reason, &log_stream).await?)
             };
             let log_uri = if log_stream.is_empty() {
                 String::new()

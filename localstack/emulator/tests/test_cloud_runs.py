@@ -105,7 +105,8 @@ def cloud(endpoint, tmp_path_factory):
     env.pop("UPDRAFT_ENDPOINT", None)
     assert subprocess.run([UPDRAFT, "config", "init", "--stack", name, "--endpoint-url", endpoint], env=env).returncode == 0
     url = (scratch / "config.toml").read_text().split('endpoint = "')[1].split('"')[0]
-    api = {"env": env, "url": url, "outputs": json.loads(deployed.stdout)["outputs"], "endpoint": endpoint}
+    api = {"env": env, "url": url, "outputs": json.loads(deployed.stdout)["outputs"], "endpoint": endpoint,
+           "prefix": prefix}
     spec = scratch / "cloud.yaml"
     spec.write_text(SPEC)
     registered = updraft(api, "register", str(spec), "--version", "v1")

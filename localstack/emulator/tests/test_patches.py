@@ -336,3 +336,66 @@ def test_moto_is_the_pinned_version():
     pins = open(os.path.join(os.path.dirname(__file__), "..", "requirements.txt")).read()
     pinned = next(line.split("==")[1].strip() for line in pins.splitlines() if line.startswith("moto"))
     assert moto.__version__ == pinned
+
+
+# ------------------------------------------------------------------ (q) request faults, (r) asynchronous retries
+
+def faults(endpoint, **armed):
+    request = urllib.request.Request(f"{endpoint}/moto-api/updraft/faults", method="POST",
+                                     data=json.dumps(armed).encode())
+    with urllib.request.urlopen(request) as answer:
+        return json.loads(answer.read())
+
+
+def test_an_armed_fault_answers_matching_calls_with_the_services_error_then_is_used_up(aws, endpoint):
+    import boto3
+    from botocore.config import Config
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                      aws_secret_access_key="testing", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    bucket = unique("faults")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="run/outputs.json", Body=b"{}")
+    s3.put_object(Bucket=bucket, Key="run/inputs.json", Body=b"{}")
+    armed = faults(endpoint, fail=[{"service": "s3", "operation": "GetObject", "match": "outputs.json",
+                                    "count": 2, "error": "5xx"}])
+    assert armed["fail"][0]["count"] == 2
+    assert s3.get_object(Bucket=bucket, Key="run/inputs.json")["Body"].read() == b"{}", "another key is not hit"
+    for _ in range(2):
+        with pytest.raises(s3.exceptions.ClientError) as failed:
+            s3.get_object(Bucket=bucket, Key="run/outputs.json")
+        assert failed.value.response["Error"]["Code"] == "InternalError"
+    assert s3.get_object(Bucket=bucket, Key="run/outputs.json")["Body"].read() == b"{}", "used up"
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                            aws_secret_access_key="testing", config=Config(retries={"max_attempts": 1}))
+    faults(endpoint, fail=[{"service": "dynamodb", "operation": "ListTables", "count": 1}])
+    with pytest.raises(dynamodb.exceptions.ClientError) as throttled:
+        dynamodb.list_tables()
+    assert throttled.value.response["Error"]["Code"] == "ThrottlingException"
+    dynamodb.list_tables()
+    assert faults(endpoint, clear=True)["fail"] == []
+    refused = urllib.request.Request(f"{endpoint}/moto-api/updraft/faults", method="POST",
+                                     data=json.dumps({"fail": [{"service": "s3"}]}).encode())
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        urllib.request.urlopen(refused)
+    assert bad.value.code == 400
+
+
+def test_a_failed_asynchronous_invocation_is_retried_twice_then_dead_lettered(aws, endpoint, role_arn):
+    sqs = aws("sqs")
+    queue = sqs.create_queue(QueueName=unique("dlq"))["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    name = unique("fn")
+    aws("lambda").create_function(
+        FunctionName=name, Runtime="provided.al2023", Role=role_arn, Handler="bootstrap",
+        Code={"ZipFile": deployment_package()}, Timeout=10, DeadLetterConfig={"TargetArn": queue_arn})
+    counters = lambda: json.loads(urllib.request.urlopen(f"{endpoint}/moto-api/updraft/counters").read())  # noqa: E731
+    before = counters()["lambda_invocations"].get(name, 0)
+    aws("lambda").invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"fail": True}).encode())
+    messages = wait_for(lambda: sqs.receive_message(QueueUrl=queue, MessageAttributeNames=["All"],
+                                                    WaitTimeSeconds=1).get("Messages"))
+    assert json.loads(messages[0]["Body"]) == {"fail": True}
+    assert "asked to fail" in messages[0]["MessageAttributes"]["ErrorMessage"]["StringValue"]
+    assert counters()["lambda_invocations"][name] - before == 3, "the first try and two retries"
+    aws("lambda").invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"x": 1}).encode())
+    assert counters()["lambda_invocations"][name] - before == 4, "a success is not retried"
