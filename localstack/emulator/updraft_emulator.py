@@ -15,7 +15,9 @@ Patches, each covered by a test in tests/test_patches.py:
     CloudWatch log stream and its exit code SUCCEEDED/FAILED with a status reason.
 (c) Invoking a Lambda function runs the `bootstrap` executable of its
     deployment package (the `provided.al2023` runtime) behind a one-shot local
-    implementation of the Lambda Runtime API.
+    implementation of the Lambda Runtime API. An invocation that died (its
+    process exited without answering, or timed out) reaches a Step Functions
+    Task as `Lambda.Unknown`, as AWS reports unhandled errors.
 (d) POST /moto-api/updraft/fire-rule {"name": RULE} delivers a scheduled
     EventBridge rule's event to its Lambda and Step Functions targets now,
     since nothing fires schedules here.
@@ -817,6 +819,35 @@ def patch_lambda():
     from moto.awslambda import models
 
     models.LambdaFunction._invoke_lambda = _invoke_bootstrap
+    _report_dead_invocations_as_lambda_unknown()
+
+
+# Errors of an invocation that died rather than answered (the runtime's, not the handler's).
+_UNHANDLED = {"Runtime.ExitError", "Sandbox.Timedout", "Runtime.OutOfMemory"}
+
+
+def _report_dead_invocations_as_lambda_unknown():
+    """(c) Step Functions reports an invocation that died (exited, timed out, ran out of
+    memory) as `Lambda.Unknown`, whatever the runtime's own error type; moto passed
+    the runtime's type on, which no Retry written for AWS matches."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_lambda as service,
+    )
+
+    from_error = service.StateTaskServiceLambda._from_error
+
+    def _from_error(self, env, ex):
+        if isinstance(ex, lambda_eval_utils.LambdaFunctionErrorException):
+            try:
+                cause = json.loads(ex.payload)
+            except ValueError:
+                cause = None
+            if isinstance(cause, dict) and cause.get("errorType") in _UNHANDLED:
+                ex.payload = json.dumps({**cause, "errorType": "Lambda.Unknown"})
+        return from_error(self, env, ex)
+
+    service.StateTaskServiceLambda._from_error = _from_error
 
 
 # ---------------------------------------------------------------- (r) asynchronous retries and dead letters
@@ -875,8 +906,20 @@ def patch_lambda_async_retries():
         response_headers.update(answer_headers)
         return result
 
+    create = models.LambdaFunction.create_from_cloudformation_json.__func__
+
+    @classmethod
+    def create_with_dead_letter(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        # moto's CloudFormation model passes only some properties on; DeadLetterConfig is not one.
+        function = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        target = (cloudformation_json["Properties"].get("DeadLetterConfig") or {}).get("TargetArn")
+        if target:
+            function.updraft_dead_letter = target
+        return function
+
     models.LambdaFunction.__init__ = keep_dead_letter
     models.LambdaFunction.invoke = invoke_retrying
+    models.LambdaFunction.create_from_cloudformation_json = create_with_dead_letter
 
 
 # ---------------------------------------------------------------- (d) fire a scheduled rule

@@ -6,11 +6,14 @@
 //! an ended execution whose status event was lost is handled as that event;
 //! a job that ended in Batch with its end never processed is reported to the
 //! node function as its "Job State Change" event; a node claimed without a job for
-//! longer than the claim's lease is armed again with its token. Each repair is one
+//! longer than the claim's lease, or ended but not settled, is armed again with
+//! its token; and the events dead-letter queue is drained through the handlers
+//! its events missed. Each repair is one
 //! of the protocol's idempotent events, so a repair that races the real event
 //! changes nothing.
 
 use crate::stop::{StatusServices, execution_arn, handle_status_event, invoke_node_function};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::{Value, json};
 use updraft_aws::runs::{DynamoRun, InFlight, list_in_flight};
 use updraft_aws::sdk_error::port_error;
@@ -159,12 +162,91 @@ async fn reconcile_run(services: &StatusServices, run: &InFlight, now_ms: u64) -
     Ok(found)
 }
 
-/// One pass over every run in flight. A run whose repair fails does not stop the
-/// others; the pass fails at the end (and is retried) if any did.
+/// Most dead letters one pass handles (one ReceiveMessage).
+const DEAD_LETTERS_PER_PASS: i32 = 10;
+
+/// Passes a dead letter may fail before it is dropped.
+const MAX_DEAD_LETTER_RECEIVES: u32 = 5;
+
+/// Handles again, through the handler it missed, each event of one receive from
+/// the events dead-letter queue — an execution's status change here, anything else
+/// (a job's end, a child run's end) by the node function, waiting for its answer —
+/// and deletes it once handled. One that fails again stays, visible again after the
+/// queue's visibility timeout, for the next pass. Every handler is idempotent, so an
+/// event whose effect another repair already made changes nothing. How many were
+/// handled, and the failures.
+async fn drain_dead_letters(services: &StatusServices) -> Result<(usize, Vec<String>), String> {
+    let queue = &services.dead_letter_queue_url;
+    let received = services
+        .sqs
+        .receive_message()
+        .queue_url(queue)
+        .max_number_of_messages(DEAD_LETTERS_PER_PASS)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send()
+        .await
+        .map_err(|e| port_error("reading the events dead-letter queue", &e).to_string())?;
+    let (mut handled, mut failures) = (0, Vec::new());
+    for message in received.messages() {
+        let event: Value = serde_json::from_str(message.body().unwrap_or_default()).unwrap_or(Value::Null);
+        let outcome = if event.is_null() {
+            Ok(()) // not an event: nothing can handle it, and keeping it helps nobody
+        } else if event.get("detail-type").and_then(Value::as_str) == Some(crate::stop::STATUS_CHANGE) {
+            handle_status_event(services, &event).await.map(|_| ())
+        } else {
+            crate::stop::invoke_node_function_and_wait(services, &event).await
+        };
+        let receives: u32 = message
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        // An event that fails every pass is not retried forever: what it would have
+        // repaired, the reconciler's own comparisons repair.
+        let outcome = match outcome {
+            Err(e) if receives >= MAX_DEAD_LETTER_RECEIVES => {
+                tracing::warn!(receives, error = e, "a dead letter failed every time; dropped");
+                Ok(())
+            }
+            other => other,
+        };
+        match outcome {
+            Ok(()) => {
+                let receipt = message.receipt_handle().unwrap_or_default();
+                services
+                    .sqs
+                    .delete_message()
+                    .queue_url(queue)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .map_err(|e| port_error("deleting a handled dead letter", &e).to_string())?;
+                handled += 1;
+            }
+            Err(e) => failures.push(format!("dead letter {}: {e}", message.message_id().unwrap_or_default())),
+        }
+    }
+    Ok((handled, failures))
+}
+
+/// One pass over every run in flight, after draining the events dead-letter queue
+/// (only while runs are in flight: an idle stack costs one Query a pass). A run
+/// whose repair fails does not stop the others; the pass fails at the end (and is
+/// retried) if any did.
 pub async fn reconcile(services: &StatusServices, now_ms: u64) -> Result<Value, String> {
     let runs = list_in_flight(&services.runs.dynamo, &services.runs.table).await.map_err(|e| e.to_string())?;
     let mut repaired = Vec::new();
     let mut failures = Vec::new();
+    let mut dead_letters = 0;
+    if !runs.is_empty() {
+        match drain_dead_letters(services).await {
+            Ok((handled, failed)) => {
+                dead_letters = handled;
+                failures.extend(failed);
+            }
+            Err(e) => failures.push(e),
+        }
+    }
     for run in &runs {
         match reconcile_run(services, run, now_ms).await {
             Ok(found) if !found.is_empty() => {
@@ -177,11 +259,11 @@ pub async fn reconcile(services: &StatusServices, now_ms: u64) -> Result<Value, 
     }
     if !failures.is_empty() {
         return Err(format!(
-            "{} of {} runs could not be reconciled: {}",
+            "{} repairs failed ({} runs in flight): {}",
             failures.len(),
             runs.len(),
             failures.join("; ")
         ));
     }
-    Ok(json!({"runs_in_flight": runs.len(), "repaired": repaired}))
+    Ok(json!({"runs_in_flight": runs.len(), "repaired": repaired, "dead_letters_handled": dead_letters}))
 }

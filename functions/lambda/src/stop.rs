@@ -114,11 +114,14 @@ pub struct StatusStop {
     pub parent: Option<Value>,
 }
 
+/// The detail type of Step Functions' execution status events.
+pub const STATUS_CHANGE: &str = "Step Functions Execution Status Change";
+
 /// What a Step Functions "Execution Status Change" event asks of the status
 /// function: the run and why it stopped; `None`: nothing to do (a run that is
 /// still going or succeeded, or an execution that is not a run's).
 pub fn parse_status_event(event: &Value) -> Result<Option<StatusStop>, String> {
-    if event.get("detail-type").and_then(Value::as_str) != Some("Step Functions Execution Status Change") {
+    if event.get("detail-type").and_then(Value::as_str) != Some(STATUS_CHANGE) {
         return Err("the status function takes Step Functions Execution Status Change events".into());
     }
     let detail = &event["detail"];
@@ -175,6 +178,9 @@ pub struct StatusServices {
     pub lambda: aws_sdk_lambda::Client,
     /// The node function, told when a child run stops.
     pub node_function: String,
+    /// The events dead-letter queue the reconciler drains.
+    pub sqs: aws_sdk_sqs::Client,
+    pub dead_letter_queue_url: String,
 }
 
 /// Sends the node function one of its events, asynchronously: Lambda retries it,
@@ -190,6 +196,26 @@ pub(crate) async fn invoke_node_function(services: &StatusServices, payload: &Va
         .await
         .map(|_| ())
         .map_err(|e| port_error("invoking the node function", &e))
+}
+
+/// Sends the node function one of its events and waits for its answer: `Ok` once
+/// the function handled it (the reconciler deletes a drained dead letter only then).
+pub(crate) async fn invoke_node_function_and_wait(services: &StatusServices, payload: &Value) -> Result<(), String> {
+    let answer = services
+        .lambda
+        .invoke()
+        .function_name(&services.node_function)
+        .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string()))
+        .send()
+        .await
+        .map_err(|e| port_error("invoking the node function", &e).to_string())?;
+    match answer.function_error() {
+        None => Ok(()),
+        Some(kind) => {
+            let body = answer.payload().map(|p| String::from_utf8_lossy(p.as_ref()).into_owned()).unwrap_or_default();
+            Err(format!("the node function failed ({kind}): {body}"))
+        }
+    }
 }
 
 /// The status function: records the stop, stops what still runs, and tells a

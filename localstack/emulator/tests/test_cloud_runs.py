@@ -86,6 +86,19 @@ workflows:
     inputs: {run: string}
     nodes:
       slow: {task: nap, inputs: {seconds: 120.0, label: $inputs.run}}
+  # Eight nodes, fan-out and fan-in: the fault soak's DAG (test_faults.py); y = x + 4.
+  soak:
+    inputs: {x: int}
+    nodes:
+      a: {task: add, inputs: {x: $inputs.x}}
+      b: {task: add, inputs: {x: $a.y}}
+      c: {task: add, inputs: {x: $a.y}}
+      d: {task: add, inputs: {x: $a.y}}
+      e: {task: add, inputs: {x: $b.y}}
+      f: {task: add, inputs: {x: $c.y}}
+      g: {task: add, inputs: {x: $d.y}}
+      h: {task: add, inputs: {x: $e.y}, after: [f, g]}
+    outputs: {y: $h.y}
   waits_for_hurried:
     inputs: {run: string}
     nodes:

@@ -5,12 +5,15 @@ deployed stack, and asserts the run converges to the phase the fault implies, ev
 node's phase, that no Batch job of the run is left running, and how long it took
 (printed, for the fault matrix)."""
 import json
+import os
 import time
+import urllib.request
 
 import pytest
 
 from test_cloud_runs import SPEC as CLOUD_SPEC  # noqa: F401 (the stack's workflows)
 from test_cloud_runs import arm_faults, cloud, finished, launch, live_jobs, nodes, wait_for  # noqa: F401
+from test_registry_api import signed
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +41,11 @@ def converged(aws, api, run, expected="WORKFLOW_SUCCEEDED", timeout=240):
     wait_for(f"every job of {run} ended", lambda: not live_jobs(aws, api, run), timeout=60)
     assert answer["execution"]["phase"] == expected, answer
     return answer, time.time() - started
+
+
+def counters(api):
+    with urllib.request.urlopen(f"{api['endpoint']}/moto-api/updraft/counters") as answer:
+        return json.loads(answer.read())
 
 
 def unused(armed):
@@ -91,12 +99,22 @@ def test_the_node_function_dying_after_the_end_write_before_answering_the_token(
     # Once: Lambda's asynchronous retry repeats the event. Three times (every retry dies
     # too, the event goes to the dead-letter queue): the reconciler settles the node.
     rule = {"function": node_function(cloud), "service": "states", "operation": "SendTaskSuccess", "count": crashes}
+    dead_letters = counters(cloud)["lambda_dead_letters"].get(node_function(cloud), 0)
     arm_faults(cloud, crash=[rule])
     run = launch(cloud, "chain", {"x": fresh_x()})
     answer, seconds = converged(aws, cloud, run, timeout=240)
     print(f"converge_s[node function dies before SendTaskSuccess x{crashes}]: {seconds:.1f}")
     assert {n["phase"] for n in answer["nodes"]} == {"SUCCEEDED"}, answer["nodes"]
     assert unused(arm_faults(cloud)) == 0
+    sent = counters(cloud)["lambda_dead_letters"].get(node_function(cloud), 0) - dead_letters
+    assert sent == (1 if crashes == 3 else 0), "the event reached the dead-letter queue only when every retry died"
+    if sent:
+        sqs = aws("sqs")
+        queue = sqs.get_queue_url(QueueName=f"{cloud['prefix']}-events-dlq")["QueueUrl"]
+        waiting = lambda: sum(int(v) for v in sqs.get_queue_attributes(  # noqa: E731
+            QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"].values())
+        wait_for("the reconciler drained the dead letter", lambda: waiting() == 0, timeout=150)
 
 
 def test_the_node_function_dying_after_the_claim_before_submit_job(cloud, aws):
@@ -122,3 +140,45 @@ def test_a_failed_start_of_a_subworkflow_run_is_retried(cloud, aws):
     child = finished(cloud, f"{run}-sub")
     assert child["execution"]["phase"] == "WORKFLOW_FAILED", child
     assert unused(arm_faults(cloud)) == 0
+
+
+SOAK_RUNS = int(os.environ.get("UPDRAFT_SOAK_RUNS", "10"))
+SOAK_RATE = float(os.environ.get("UPDRAFT_SOAK_RATE", "0.05"))
+
+
+def test_a_soak_of_runs_under_random_faults_on_every_call_the_functions_make(cloud, aws):
+    """UPDRAFT_SOAK_RUNS runs (10 in CI; the issue's 50 with UPDRAFT_SOAK_RUNS=50) of an
+    8-node DAG while UPDRAFT_SOAK_RATE (5 %) of the AWS calls the stack's functions make
+    are throttled. Throttling is transient, so every run must end SUCCEEDED with the right
+    output, and nothing of it left running."""
+    armed = arm_faults(cloud, random={"rate": SOAK_RATE, "seed": 24, "error": "throttle"})
+    assert armed["random"]["rate"] == SOAK_RATE
+    started = time.time()
+    runs = {}
+    for i in range(SOAK_RUNS):
+        x = int(fresh_x()["integer"]) + i
+        name = f"soak-{time.time_ns()}"
+        body = json.dumps({"workflow": {"project": "cloud", "domain": "development", "name": "soak", "version": "v1"},
+                           "inputs": {"values": {"x": {"integer": str(x)}}}, "name": name}).encode()
+        # A throttled launch answers 503 "retryable": the same request again (the name is its idempotency key).
+        status = wait_for(f"launch of {name}", lambda: (lambda s: s if s in (200, 201) else None)(
+            signed(cloud, "POST", "/v1/executions", body=body)[0]), timeout=60)
+        assert status in (200, 201)
+        runs[name] = x
+        if len(runs) % 5 == 0:  # waves of five, as a nightly fan of pipelines would come
+            for name in list(runs)[-5:]:
+                finished(cloud, name, timeout=600)
+    ended = {name: finished(cloud, name, timeout=600) for name in runs}
+    injected = arm_faults(cloud, clear=True)["random"]["injected"]
+    print(f"soak: {SOAK_RUNS} runs, {injected} faults injected, {time.time() - started:.0f} s")
+    assert injected > 0, "the soak injected no fault"
+    # b, c, d (and e, f, g) take equal inputs: whichever ends first serves the others' cache.
+    wrong = {name: (answer["execution"]["phase"], sorted(n["phase"] for n in answer["nodes"]),
+                    nodes(answer)["h"].get("outputs"), runs[name] + 4)
+             for name, answer in ended.items()
+             if answer["execution"]["phase"] != "WORKFLOW_SUCCEEDED"
+             or not {n["phase"] for n in answer["nodes"]} <= {"SUCCEEDED", "CACHED"}
+             or nodes(answer)["h"]["outputs"]["values"]["y"]["integer"] != str(runs[name] + 4)}
+    assert not wrong, wrong
+    for name in runs:
+        assert not live_jobs(aws, cloud, name), name

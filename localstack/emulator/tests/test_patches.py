@@ -210,6 +210,8 @@ while True:
     with urllib.request.urlopen(api + "next") as r:
         request_id = r.headers["Lambda-Runtime-Aws-Request-Id"]
         event = json.loads(r.read())
+    if event.get("exit"):
+        os._exit(3)  # dies without answering
     if event.get("fail"):
         body, path = {{"errorType": "Boom", "errorMessage": "asked to fail"}}, "/error"
     else:
@@ -254,6 +256,18 @@ def test_lambda_errors_are_reported_as_function_errors(aws, function_arn):
     response = aws("lambda").invoke(FunctionName=function_arn, Payload=json.dumps({"fail": True}).encode())
     assert response.get("FunctionError")
     assert json.loads(response["Payload"].read())["errorMessage"] == "asked to fail"
+
+
+def test_an_invocation_that_dies_reaches_a_state_machine_as_lambda_unknown(aws, role_arn, function_arn):
+    invoke = lambda payload: {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",  # noqa: E731
+                              "Parameters": {"FunctionName": function_arn, "Payload": payload},
+                              "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}], "End": True}
+    definition = {"StartAt": "Call", "States": {"Call": invoke({"exit": True}), "Caught": {"Type": "Pass", "End": True}}}
+    result, _ = run_state_machine(aws, role_arn, definition)
+    assert json.loads(result["output"])["Error"] == "Lambda.Unknown", result
+    definition["States"]["Call"] = invoke({"fail": True})
+    result, _ = run_state_machine(aws, role_arn, definition)
+    assert json.loads(result["output"])["Error"] == "Boom", "a handler's own error keeps its type"
 
 
 # ------------------------------------------------------------------ (d) firing a scheduled rule on demand
@@ -352,7 +366,7 @@ def test_an_armed_fault_answers_matching_calls_with_the_services_error_then_is_u
     from botocore.config import Config
 
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                      aws_secret_access_key="testing", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+                      aws_secret_access_key="testing", config=Config(retries={"total_max_attempts": 1}))
     bucket = unique("faults")
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="run/outputs.json", Body=b"{}")
@@ -367,7 +381,7 @@ def test_an_armed_fault_answers_matching_calls_with_the_services_error_then_is_u
         assert failed.value.response["Error"]["Code"] == "InternalError"
     assert s3.get_object(Bucket=bucket, Key="run/outputs.json")["Body"].read() == b"{}", "used up"
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                            aws_secret_access_key="testing", config=Config(retries={"max_attempts": 1}))
+                            aws_secret_access_key="testing", config=Config(retries={"total_max_attempts": 1}))
     faults(endpoint, fail=[{"service": "dynamodb", "operation": "ListTables", "count": 1}])
     with pytest.raises(dynamodb.exceptions.ClientError) as throttled:
         dynamodb.list_tables()

@@ -144,6 +144,41 @@ def test_activating_the_nightly_plan_creates_one_enabled_schedule(stack, aws):
     off = updraft(stack, "launchplan", "deactivate", "diabetes_nightly", "--version", "v1", "--project", "examples")
     assert off.returncode == 0, off.stderr
     assert scheduler.get_schedule(Name=name)["State"] == "DISABLED"
+    # A tick that arrives after all (delivered late) launches nothing: the version is no longer active.
+    fire(stack, name, "2027-03-30T01:00:00Z")
+    wait_for("the late tick recorded", lambda: len(ticks(stack, "examples", "diabetes_nightly")) == 2)
+    assert ticks(stack, "examples", "diabetes_nightly")[0]["outcome"] == "SKIPPED"
+    assert runs_of(stack, "examples", "diabetes_nightly-") == [run]
+
+
+def test_a_tick_whose_launch_fails_is_recorded_failed_retried_and_dead_lettered(stack, aws):
+    name = f"{stack['prefix']}-sched-development-hourly"
+    api = f"{stack['prefix']}-api"
+    assert updraft(stack, "launchplan", "activate", "hourly", "--version", "v1", "--project", "sched").returncode == 0
+    counted = lambda: json.loads(urllib.request.urlopen(  # noqa: E731
+        f"{stack['endpoint']}/moto-api/updraft/counters").read())
+    before = counted()
+    # Step Functions refuses every start (a 500 past the SDK's retries) while the tick is handled.
+    arm = {"fail": [{"service": "states", "operation": "StartExecution", "count": 100, "error": "5xx",
+                     "function": api}]}
+    urllib.request.urlopen(urllib.request.Request(f"{stack['endpoint']}/moto-api/updraft/faults", method="POST",
+                                                  data=json.dumps(arm).encode()))
+    try:
+        fire(stack, name, "2027-05-01T07:00:00Z")
+        recorded = wait_for("the failed tick", lambda: [t for t in ticks(stack, "sched", "hourly")
+                                                        if t["scheduledTime"] == "2027-05-01T07:00:00Z"])
+    finally:
+        urllib.request.urlopen(urllib.request.Request(f"{stack['endpoint']}/moto-api/updraft/faults", method="POST",
+                                                      data=json.dumps({"clear": True}).encode()))
+        updraft(stack, "launchplan", "deactivate", "hourly", "--version", "v1", "--project", "sched")
+    assert recorded[0]["outcome"] == "FAILED" and "starting" in recorded[0]["message"], recorded
+    after = counted()
+    assert after["lambda_async_failures"].get(api, 0) - before["lambda_async_failures"].get(api, 0) == 3, \
+        "the tick and Lambda's two retries each failed"
+    sqs = aws("sqs")
+    queue = sqs.get_queue_url(QueueName=f"{stack['prefix']}-schedule-dlq")["QueueUrl"]
+    letters = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
+    assert [json.loads(m["Body"])["updraft_tick"]["scheduled_time"] for m in letters] == ["2027-05-01T07:00:00Z"]
 
 
 def test_a_tick_starts_one_run_with_its_time_as_kickoff_input_and_a_stale_version_skips(stack, aws):

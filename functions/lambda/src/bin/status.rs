@@ -19,6 +19,8 @@ fn main() -> Result<(), Error> {
             runs: AwsRuns::from_env(&sdk, dynamodb_client(&sdk), "status")?,
             lambda: aws_sdk_lambda::Client::new(&sdk),
             node_function: updraft_functions::required_env("UPDRAFT_NODE_FUNCTION", "status")?,
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            dead_letter_queue_url: updraft_functions::required_env("UPDRAFT_EVENTS_DLQ", "status")?,
         };
         run(service_fn(move |event: LambdaEvent<Value>| async move {
             let answer = if reconcile::is_reconcile_event(&event.payload) {
