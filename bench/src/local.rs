@@ -64,6 +64,11 @@ fn python_tasks(bench: &Bench) {
         let out = Command::new(&python).arg(&script).arg(&example).current_dir(&scratch).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     });
+    // Every task cached and the translation reused: no Python starts at all.
+    let with_python = [("UPDRAFT_PYTHON", python.as_str())];
+    bench.run_with(diabetes, &[], &with_python);
+    let cached = crate::median_ms(5, || bench.run_with(diabetes, &[], &with_python));
+    println!("local_py_diabetes_cached_s: {:.3} s", cached / 1000.0);
     println!("local_py_diabetes_cold_s: {:.3} s", cold / 1000.0);
     println!("local_py_diabetes_limit_s: {:.3} s", limit / 1000.0);
     println!("local_py_diabetes_cold_over_limit: {:.2} x", cold / limit);

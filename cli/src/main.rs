@@ -8,6 +8,7 @@ mod process;
 mod python;
 mod remote;
 mod spec_file;
+mod translations;
 
 use clap::{Parser, Subcommand};
 use commands::executions::OutputFormat;

@@ -65,8 +65,9 @@ pub fn warm_entry(argv: &[String]) -> Option<(String, &str)> {
 
 /// What the translation of a Python spec gave.
 pub enum SpecAnswer {
-    /// The spec document (JSON, as a YAML file holds it) and `file:line` by spec path.
-    Spec { document: serde_json::Value, locations: HashMap<String, String> },
+    /// The spec document (JSON, as a YAML file holds it), `file:line` by spec path,
+    /// and the source files it was made from (`crate::translations`).
+    Spec { document: serde_json::Value, locations: HashMap<String, String>, depends: Vec<String> },
     /// The Python could not be read as a spec: where (`file:line`), what, and what to do.
     Error { location: String, message: String, hint: String },
 }
@@ -136,7 +137,9 @@ impl Worker {
         } else {
             let locations =
                 answer.get("locations").and_then(|l| serde_json::from_value(l.clone()).ok()).unwrap_or_default();
-            SpecAnswer::Spec { document: answer.get("spec").cloned().unwrap_or_default(), locations }
+            let depends =
+                answer.get("depends").and_then(|d| serde_json::from_value(d.clone()).ok()).unwrap_or_default();
+            SpecAnswer::Spec { document: answer.get("spec").cloned().unwrap_or_default(), locations, depends }
         };
         Ok((Worker { child, stdin, stdout }, answer))
     }

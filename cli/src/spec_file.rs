@@ -4,6 +4,7 @@
 //! reported at the Python line that caused them.
 
 use crate::python::{self, SpecAnswer, Worker, WorkerKey};
+use crate::translations;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use updraft_core::compile::{self, Compiled, Options};
@@ -66,19 +67,18 @@ pub fn load_keeping_worker(
     if !python::is_python_spec(path) {
         return load_text_file(path, options).map(|compiled| (compiled, None));
     }
-    let (key, worker, document, locations) = translate(path)?;
+    let Translation { worker, document, locations } = translate(path)?;
     let text = document.to_string();
     let compiled = compile::compile_text(&text, Format::Json, options)
         .map_err(|diagnostics| located(path, &diagnostics, &locations))?;
-    Ok((compiled, Some((key, worker))))
+    Ok((compiled, worker))
 }
 
 /// The spec text of a file as the API takes it, and the file name that tells its
 /// format: a Python spec is sent as its translation (JSON).
 pub fn spec_text(path: &Path, max_bytes: u64) -> Result<(String, String), SpecFileError> {
     if python::is_python_spec(path) {
-        let (_, _, document, _) = translate(path)?;
-        let text = document.to_string();
+        let text = translate(path)?.document.to_string();
         if text.len() as u64 > max_bytes {
             let problem =
                 format!("its translation is {} bytes; specs sent to the API are limited to {max_bytes}", text.len());
@@ -92,18 +92,31 @@ pub fn spec_text(path: &Path, max_bytes: u64) -> Result<(String, String), SpecFi
     Ok((text, path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()))
 }
 
-type Translation = (WorkerKey, Worker, serde_json::Value, HashMap<String, String>);
+/// A Python spec's translation, and the warm worker that made it (none when the
+/// translation was reused: a run starts workers when a task needs one).
+struct Translation {
+    worker: Option<(WorkerKey, Worker)>,
+    document: serde_json::Value,
+    locations: HashMap<String, String>,
+}
 
-/// Runs the SDK's translation of a Python spec (`python3 -m updraft worker --spec`).
+/// The SDK's translation of a Python spec (`python3 -m updraft worker --spec`),
+/// reused while nothing it was made from changed (`crate::translations`).
 fn translate(path: &Path) -> Result<Translation, SpecFileError> {
     let fail = |problem: String| SpecFileError::new(path, vec![problem]);
     let code_dir =
         code_dir(path).or_else(|_| Path::new(".").canonicalize()).map_err(|e| fail(format!("cannot read: {e}")))?;
     let key = WorkerKey { python: python::interpreter(), code_dir: code_dir.display().to_string(), env: Vec::new() };
+    if let Some(reused) = translations::lookup(path, &key) {
+        return Ok(Translation { worker: None, document: reused.document, locations: reused.locations });
+    }
     let (worker, answer) = Worker::start(&key, Some(path), &crate::local::runner::this_process())
         .map_err(|e| fail(format!("cannot translate the Python: {e}")))?;
     match answer {
-        SpecAnswer::Spec { document, locations } => Ok((key, worker, document, locations)),
+        SpecAnswer::Spec { document, locations, depends } => {
+            translations::store(path, &key, &depends, &document, &locations);
+            Ok(Translation { worker: Some((key, worker)), document, locations })
+        }
         SpecAnswer::Error { location, message, hint } => {
             let hint = if hint.is_empty() { String::new() } else { format!("\n  hint: {hint}") };
             Err(SpecFileError {

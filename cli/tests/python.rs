@@ -281,3 +281,35 @@ fn compile_and_run_read_python_as_they_read_yaml() {
     };
     assert_eq!(run("examples/fanout/fanout.py")["outputs"], run("examples/fanout/fanout.yaml")["outputs"]);
 }
+
+/// A `.py` spec's translation is reused while nothing it was made from changed: a
+/// second, fully cached run does not import the spec at all (its helper module
+/// prints when imported), and an edit to the imported helper is seen by the next run.
+#[test]
+fn a_python_specs_translation_is_reused_until_an_imported_module_changes() {
+    let sandbox = Sandbox::new("py-translations", "");
+    let helper = |start: i64| format!("import sys\nprint('importing helper', file=sys.stderr)\nSTART = {start}\n");
+    std::fs::write(sandbox.dir.join("helper.py"), helper(1)).unwrap();
+    let flow = "import updraft\nimport helper\n\n\n\
+                @updraft.task(cache=True, cache_version=\"1\")\ndef inc(x: int) -> int:\n    return x + 1\n\n\n\
+                @updraft.workflow\ndef flow(x: int = helper.START) -> int:\n    return inc(x=x)\n";
+    std::fs::write(sandbox.dir.join("flow.py"), flow).unwrap();
+    let run = || {
+        let (code, doc, stderr) = json_run(&sandbox, &["flow.py"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        (doc["outputs"]["o0"].as_i64().unwrap_or_else(|| panic!("an output: {doc}")), stderr)
+    };
+    let (first, stderr) = run();
+    assert_eq!(first, 2);
+    assert!(stderr.contains("importing helper"), "the first run translates: {stderr}");
+    let (again, stderr) = run();
+    assert_eq!(again, 2);
+    assert!(!stderr.contains("importing helper"), "the translation and the cached task need no Python: {stderr}");
+    std::fs::write(sandbox.dir.join("helper.py"), helper(10)).unwrap();
+    let (edited, stderr) = run();
+    assert_eq!(edited, 11, "the edited helper's default is used");
+    assert!(stderr.contains("importing helper"), "{stderr}");
+    // Switched off, every run translates.
+    let out = sandbox.command(&["run", "flow.py"]).env("UPDRAFT_TRANSLATION_CACHE", "off").output().unwrap();
+    assert!(text(&out.stderr).contains("importing helper"), "{}", text(&out.stderr));
+}

@@ -206,7 +206,8 @@ def test_a_tick_starts_one_run_with_its_time_as_kickoff_input_and_a_stale_versio
     stale = {"updraft_tick": {"project": "sched", "domain": "development", "plan": "hourly", "version": "v1",
                               "scheduled_time": "2027-03-29T02:00:00Z"}}
     aws("lambda").invoke(FunctionName=f"{stack['prefix']}-api", Payload=json.dumps(stale).encode())
-    recorded = ticks(stack, "sched", "hourly")
+    # (The failed-tick test's tick of May is the plan's too.)
+    recorded = [t for t in ticks(stack, "sched", "hourly") if t["scheduledTime"].startswith("2027-03-29")]
     assert [(t["scheduledTime"], t["outcome"]) for t in recorded] == [("2027-03-29T02:00:00Z", "SKIPPED"),
                                                                       ("2027-03-29T01:00:00Z", "LAUNCHED")]
     assert "not the plan's active version" in recorded[0]["message"]

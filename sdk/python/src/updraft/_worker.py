@@ -11,7 +11,7 @@ it starts with everything the parent imported, and whatever the task changes
 
 Protocol, on the worker's stdin and its original stdout (the worker's own
 prints go to stderr): one framed message first (`LENGTH\\n` then that many
-bytes of JSON: `{"spec": ..., "locations": ...}`, `{"ready": true}` or
+bytes of JSON: `{"spec": ..., "locations": ..., "depends": [FILE, ...]}`, `{"ready": true}` or
 `{"error": ...}`), then JSON lines.
 
     → {"id": 1, "entry": "mod:fn", "cwd": DIR, "env": {...}, "stdout": LOG, "stderr": LOG}
@@ -233,7 +233,9 @@ def main(target: str | None, code_dir: str | None) -> int:
         from ._spec import document, load
 
         try:
-            framed(protocol_out, document(*load(target)))
+            answer = document(*load(target))
+            answer["depends"] = _depends(target, code_dir)
+            framed(protocol_out, answer)
         except UpdraftError as e:
             framed(protocol_out, {"error": e.message, "where": e.where, "hint": e.hint})
             return 1
@@ -249,6 +251,23 @@ def main(target: str | None, code_dir: str | None) -> int:
     gc.freeze()
     server.serve()
     return 0
+
+
+def _depends(target: str, code_dir: str | None) -> list[str]:
+    """The source files the translation was made from: the spec file, every module
+    imported from the code directory, and the SDK's own modules. `updraft` reuses
+    the translation until one of them changes."""
+    sdk = os.path.dirname(os.path.realpath(__file__)) + os.sep
+    roots = [sdk] + ([os.path.realpath(code_dir) + os.sep] if code_dir else [])
+    files = {os.path.realpath(target)} if os.path.isfile(target) else set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path or not path.endswith(".py"):
+            continue
+        real = os.path.realpath(path)
+        if any(real.startswith(root) for root in roots):
+            files.add(real)
+    return sorted(files)
 
 
 def _traceback(e: BaseException) -> str:
