@@ -317,6 +317,15 @@ enum ExecutionsCommand {
     List {
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Only runs of this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Only runs in this phase: running, succeeded, failed, aborted, timed_out.
+        #[arg(long, value_parser = commands::executions::parse_phase)]
+        phase: Option<updraft_core::proto::core::WorkflowPhase>,
+        /// Only runs started since then: an age (90m, 6h, 2d) or a time (2027-03-28, RFC 3339).
+        #[arg(long, value_parser = |s: &str| commands::executions::parse_since(s, chrono::Utc::now()))]
+        since: Option<chrono::DateTime<chrono::Utc>>,
         /// List the stack's runs (the API) instead of this machine's.
         #[arg(long)]
         remote: bool,
@@ -401,11 +410,15 @@ fn main() -> ExitCode {
                 name,
             })
         }
-        Command::Executions { command: ExecutionsCommand::List { limit, remote, remote_settings, output } } => {
+        Command::Executions {
+            command: ExecutionsCommand::List { limit, workflow, phase, since, remote, remote_settings, output },
+        } => {
+            let mut filter = commands::executions::Filter { workflow, phase, since, project: None };
             if remote {
-                commands::launch::list_remote(limit, &remote_settings, output)
+                commands::launch::list_remote(limit, &filter, &remote_settings, output)
             } else {
-                commands::executions::list(limit, output)
+                filter.project = remote_settings.project.clone();
+                commands::executions::list(limit, &filter, output)
             }
         }
         Command::Executions { command: ExecutionsCommand::Get { id, remote, remote_settings, output } } => {

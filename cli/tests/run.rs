@@ -426,3 +426,39 @@ fn a_wrong_typed_output_is_not_retried() {
     assert_eq!(t["attempts"], 1, "retries: 2 and yet one attempt: {t}");
     assert!(t["error"]["message"].as_str().unwrap().contains("output \"accuracy\" has the wrong type"), "{t}");
 }
+
+/// `executions list` filters by workflow, phase and age, and refuses a bad filter with the choices.
+#[test]
+fn executions_list_filters_by_workflow_phase_and_age() {
+    let spec = "tasks:\n  ok: {image: python:3.11-slim, command: [python3, -c, \"pass\"]}\n\
+                \x20 bad: {image: python:3.11-slim, command: [python3, -c, \"raise SystemExit(3)\"]}\n\
+                workflows:\n  good:\n    nodes:\n      a: {task: ok}\n  broken:\n    nodes:\n      a: {task: bad}\n";
+    let sandbox = Sandbox::new("list-filters", spec);
+    for workflow in ["good", "broken", "good"] {
+        sandbox.updraft(&["run", "spec.yaml", workflow, "--no-cache"]);
+    }
+    let listed = |args: &[&str]| {
+        let mut all = vec!["executions", "list", "--output", "json"];
+        all.extend_from_slice(args);
+        let out = sandbox.updraft(&all);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let runs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        runs.iter()
+            .map(|r| format!("{} {}", r["workflowId"]["name"].as_str().unwrap(), r["phase"].as_str().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed(&[]).len(), 3);
+    assert_eq!(listed(&["--workflow", "good"]), ["good WORKFLOW_SUCCEEDED", "good WORKFLOW_SUCCEEDED"]);
+    assert_eq!(listed(&["--phase", "failed"]), ["broken WORKFLOW_FAILED"]);
+    assert_eq!(listed(&["--workflow", "good", "--limit", "1"]).len(), 1, "the limit counts matches");
+    assert_eq!(listed(&["--since", "1h"]).len(), 3);
+    assert!(listed(&["--since", "2999-01-01"]).is_empty());
+    assert!(listed(&["--project", "elsewhere"]).is_empty(), "local runs are filtered by project too");
+    let out = sandbox.updraft(&["executions", "list", "--phase", "done"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("one of RUNNING, SUCCEEDED, FAILED, ABORTED, TIMED_OUT"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -22,8 +22,76 @@ fn open_store() -> Result<Store, Box<dyn std::error::Error>> {
     Ok(store)
 }
 
-pub fn list(limit: usize, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let listing = open_store()?.list(limit)?;
+/// Which runs `executions list` shows (every flag given must match).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub workflow: Option<String>,
+    pub phase: Option<WorkflowPhase>,
+    /// Created at or after this time.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Local runs only: their project (a stack's listing is by project already).
+    pub project: Option<String>,
+}
+
+/// `--phase`: the run phases by the names `executions list` prints.
+pub fn parse_phase(text: &str) -> Result<WorkflowPhase, String> {
+    let phases = [
+        ("RUNNING", WorkflowPhase::WorkflowRunning),
+        ("SUCCEEDED", WorkflowPhase::WorkflowSucceeded),
+        ("FAILED", WorkflowPhase::WorkflowFailed),
+        ("ABORTED", WorkflowPhase::WorkflowAborted),
+        ("TIMED_OUT", WorkflowPhase::WorkflowTimedOut),
+    ];
+    let wanted = text.to_ascii_uppercase().replace('-', "_");
+    phases.iter().find(|(name, _)| *name == wanted).map(|(_, phase)| *phase).ok_or_else(|| {
+        let names: Vec<&str> = phases.iter().map(|(name, _)| *name).collect();
+        format!("--phase {text:?} is not a phase; one of {}", names.join(", "))
+    })
+}
+
+/// `--since`: a time (`2027-03-28`, RFC 3339) or an age (`90m`, `6h`, `2d`) before `now`.
+pub fn parse_since(text: &str, now: chrono::DateTime<chrono::Utc>) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let seconds = match unit {
+        "m" => Some(60),
+        "h" => Some(3600),
+        "d" => Some(86_400),
+        _ => None,
+    };
+    if let (Some(per), Ok(count)) = (seconds, number.parse::<i64>()) {
+        if count < 0 {
+            return Err(format!("--since {text:?}: an age counts back from now; write it without the sign"));
+        }
+        return count
+            .checked_mul(per)
+            .filter(|s| *s >= 0 && *s <= 100 * 365 * 86_400)
+            .map(|s| now - chrono::Duration::seconds(s))
+            .ok_or_else(|| format!("--since {text:?} reaches back too far; at most 100 years"));
+    }
+    super::schedule::parse_after(text)
+        .map_err(|_| format!("--since {text:?} is neither an age (90m, 6h, 2d) nor a time (2027-03-28T01:00:00Z)"))
+}
+
+impl Filter {
+    pub fn matches(&self, execution: &Execution) -> bool {
+        let workflow = execution.workflow_id.as_ref().map(|w| w.name.as_str()).unwrap_or_default();
+        let project = execution.id.as_ref().map(|i| i.project.as_str()).unwrap_or_default();
+        let created = execution.created_at.map(|t| t.seconds).unwrap_or(0);
+        self.workflow.as_deref().is_none_or(|w| w == workflow)
+            && self.phase.is_none_or(|p| p as i32 == execution.phase)
+            && self.since.is_none_or(|since| created >= since.timestamp())
+            && self.project.as_deref().is_none_or(|p| p == project)
+    }
+
+    /// Whether runs older than this one (a listing is newest first) can still match.
+    pub fn older_may_match(&self, execution: &Execution) -> bool {
+        let created = execution.created_at.map(|t| t.seconds).unwrap_or(0);
+        self.since.is_none_or(|since| created >= since.timestamp())
+    }
+}
+
+pub fn list(limit: usize, filter: &Filter, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let listing = open_store()?.list_matching(limit, |e| filter.matches(e), |e| filter.older_may_match(e))?;
     for warning in &listing.skipped {
         eprintln!("warning: {warning}");
     }
@@ -212,4 +280,22 @@ pub fn workflow_phase(phase: i32) -> &'static str {
 
 fn seconds(d: Option<updraft_core::proto::Duration>) -> String {
     d.map(|d| format!("{:.2}s", d.seconds as f64 + d.nanos as f64 / 1e9)).unwrap_or_else(|| "-".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_an_age_or_a_time_and_refuses_the_rest() {
+        let now = chrono::DateTime::parse_from_rfc3339("2027-03-28T12:00:00Z").unwrap().to_utc();
+        let at = |text: &str| parse_since(text, now).map(|t| t.to_rfc3339());
+        assert_eq!(at("90m").unwrap(), "2027-03-28T10:30:00+00:00");
+        assert_eq!(at("2d").unwrap(), "2027-03-26T12:00:00+00:00");
+        assert_eq!(at("2027-03-01").unwrap(), "2027-03-01T00:00:00+00:00");
+        assert!(at("yesterday").unwrap_err().contains("neither an age"));
+        assert!(at("99999999999d").unwrap_err().contains("too far"));
+        assert!(at("-5h").unwrap_err().contains("without the sign"));
+        assert_eq!(parse_phase("timed-out"), Ok(WorkflowPhase::WorkflowTimedOut));
+    }
 }

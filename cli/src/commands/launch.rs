@@ -249,20 +249,40 @@ pub fn abort_remote(
 }
 
 /// `updraft executions list --remote`: the stack's runs of a project and domain, newest first.
+/// Pages a filter reads through at most, so a filter that matches nothing in a
+/// long history ends (newest first; `--since` ends it sooner).
+const MAX_FILTERED_PAGES: usize = 20;
+
 pub fn list_remote(
     limit: usize,
+    filter: &super::executions::Filter,
     remote: &Remote,
     output: OutputFormat,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let session = session(remote)?;
     let route = format!("/v1/executions/{}/{}", session.project, session.domain);
-    let page = limit.clamp(1, 1000).to_string();
-    let answer = session.send("GET", &route, &[("limit", page.as_str())], None)?;
-    if answer.status != 200 {
-        eprintln!("{}", crate::remote::describe_refusal(&answer));
-        return Ok(ExitCode::FAILURE);
+    let filtered = *filter != super::executions::Filter::default();
+    let page = if filtered { "1000".to_string() } else { limit.clamp(1, 1000).to_string() };
+    let (mut shown, mut token) = (Vec::new(), String::new());
+    for _ in 0..MAX_FILTERED_PAGES {
+        let mut query = vec![("limit", page.as_str())];
+        if !token.is_empty() {
+            query.push(("token", token.as_str()));
+        }
+        let answer = session.send("GET", &route, &query, None)?;
+        if answer.status != 200 {
+            eprintln!("{}", crate::remote::describe_refusal(&answer));
+            return Ok(ExitCode::FAILURE);
+        }
+        let listed: ListExecutionsResponse = serde_json::from_slice(&answer.body)?;
+        let older = listed.executions.last().is_none_or(|e| filter.older_may_match(e));
+        shown.extend(listed.executions.into_iter().filter(|e| filter.matches(e)));
+        token = listed.next_token;
+        if shown.len() >= limit || token.is_empty() || !older || !filtered {
+            break;
+        }
     }
-    let listed: ListExecutionsResponse = serde_json::from_slice(&answer.body)?;
-    super::executions::print_list(&listed.executions, output)?;
+    shown.truncate(limit);
+    super::executions::print_list(&shown, output)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -196,15 +196,30 @@ impl Store {
     /// The newest executions first. A record that does not parse is skipped
     /// with a warning naming it, so one bad row cannot hide all the others.
     pub fn list(&self, limit: usize) -> Result<Listing, StoreError> {
+        self.list_matching(limit, |_| true, |_| true)
+    }
+
+    /// The newest `limit` executions that `keep` accepts, reading newest first and
+    /// stopping at the first for which `go_on` says no older one can match.
+    pub fn list_matching(
+        &self,
+        limit: usize,
+        keep: impl Fn(&Execution) -> bool,
+        go_on: impl Fn(&Execution) -> bool,
+    ) -> Result<Listing, StoreError> {
         let conn = self.connection();
-        let mut statement = conn.prepare("SELECT name, record FROM executions ORDER BY created_at DESC LIMIT ?1")?;
-        let rows =
-            statement.query_map([limit as i64], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+        let mut statement = conn.prepare("SELECT name, record FROM executions ORDER BY created_at DESC")?;
+        let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
         let mut listing = Listing { executions: Vec::new(), skipped: Vec::new() };
         for row in rows {
+            if listing.executions.len() >= limit {
+                break;
+            }
             let (name, record) = row?;
-            match serde_json::from_str(&record) {
-                Ok(execution) => listing.executions.push(execution),
+            match serde_json::from_str::<Execution>(&record) {
+                Ok(execution) if !go_on(&execution) => break,
+                Ok(execution) if keep(&execution) => listing.executions.push(execution),
+                Ok(_) => {}
                 Err(e) => listing.skipped.push(format!("execution {name}: its record does not parse ({e}); skipped")),
             }
         }

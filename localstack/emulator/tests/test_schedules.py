@@ -211,7 +211,7 @@ def test_a_tick_starts_one_run_with_its_time_as_kickoff_input_and_a_stale_versio
     assert [(t["scheduledTime"], t["outcome"]) for t in recorded] == [("2027-03-29T02:00:00Z", "SKIPPED"),
                                                                       ("2027-03-29T01:00:00Z", "LAUNCHED")]
     assert "not the plan's active version" in recorded[0]["message"]
-    assert runs_of(stack, "sched", "hourly-") == [run]
+    assert runs_of(stack, "sched", "hourly-20270329") == [run]
     updraft(stack, "launchplan", "deactivate", "hourly", "--version", "v2", "--project", "sched")
 
 
