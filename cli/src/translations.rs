@@ -14,8 +14,8 @@
 //! environment variable of its own); `UPDRAFT_TRANSLATION_CACHE=off`, or touching
 //! the spec file, translates again.
 //!
-//! Entries live in `<home>/translations/<digest>.json`, one per spec path and
-//! interpreter, written atomically (a temporary file renamed).
+//! Entries live in `<home>/translations/<digest>.json`, one per spec path,
+//! interpreter and code directory, written atomically (a temporary file renamed).
 
 use crate::local::home::Home;
 use crate::python::WorkerKey;
@@ -71,10 +71,10 @@ fn digest_of(file: &Path) -> Option<String> {
 }
 
 /// The entry's file for a spec path and interpreter.
-fn entry_path(home: &Home, spec: &Path, key: &WorkerKey) -> PathBuf {
+fn entry_path(dir: &Path, spec: &Path, key: &WorkerKey) -> PathBuf {
     let spec = spec.canonicalize().unwrap_or_else(|_| spec.to_path_buf());
     let name = Sha256::digest(format!("{}\0{}\0{}", spec.display(), key.python, key.code_dir));
-    home.root().join("translations").join(format!("{}.json", &hex::encode(name)[..32]))
+    dir.join(format!("{}.json", &hex::encode(name)[..32]))
 }
 
 /// The cached translation of `spec`, if nothing it was made from changed.
@@ -82,11 +82,16 @@ pub fn lookup(spec: &Path, key: &WorkerKey) -> Option<Reused> {
     if !enabled() {
         return None;
     }
-    lookup_in(&Home::from_env().ok()?, spec, key)
+    lookup_in(&translations_dir()?, spec, key)
 }
 
-fn lookup_in(home: &Home, spec: &Path, key: &WorkerKey) -> Option<Reused> {
-    let entry: Entry = serde_json::from_slice(&std::fs::read(entry_path(home, spec, key)).ok()?).ok()?;
+/// `<home>/translations`; reading it creates nothing (a `validate` leaves no home behind).
+fn translations_dir() -> Option<PathBuf> {
+    Some(Home::root_from_env().ok()?.join("translations"))
+}
+
+fn lookup_in(dir: &Path, spec: &Path, key: &WorkerKey) -> Option<Reused> {
+    let entry: Entry = serde_json::from_slice(&std::fs::read(entry_path(dir, spec, key)).ok()?).ok()?;
     let current = entry.interpreter == interpreter_stamp(&key.python)?
         && entry.code_dir == key.code_dir
         && entry.files.iter().all(|(file, digest)| digest_of(Path::new(file)).as_ref() == Some(digest));
@@ -105,13 +110,13 @@ pub fn store(
     if !enabled() || depends.is_empty() {
         return;
     }
-    if let Ok(home) = Home::from_env() {
-        store_in(&home, spec, key, depends, document, locations);
+    if let Some(dir) = translations_dir() {
+        store_in(&dir, spec, key, depends, document, locations);
     }
 }
 
 fn store_in(
-    home: &Home,
+    dir: &Path,
     spec: &Path,
     key: &WorkerKey,
     depends: &[String],
@@ -129,13 +134,13 @@ fn store_in(
         document: document.clone(),
         locations: locations.clone(),
     };
-    let path = entry_path(home, spec, key);
-    let Some(dir) = path.parent() else { return };
+    let path = entry_path(dir, spec, key);
     let Ok(bytes) = serde_json::to_vec(&entry) else { return };
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
-    let temporary = home.tmp().join(format!("translation-{}-{}.json", std::process::id(), next_suffix()));
+    // Renamed into place in the same directory: a reader sees the old entry or the new one.
+    let temporary = dir.join(format!(".{}-{}.tmp", std::process::id(), next_suffix()));
     if std::fs::write(&temporary, &bytes).is_ok() && std::fs::rename(&temporary, &path).is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
@@ -157,10 +162,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("updraft-translations-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let home = Home::at(dir.join("home")).unwrap();
-        let lookup = |spec: &Path, key: &WorkerKey| lookup_in(&home, spec, key);
+        let entries = dir.join("home/translations");
+        let lookup = |spec: &Path, key: &WorkerKey| lookup_in(&entries, spec, key);
         let store = |spec: &Path, key: &WorkerKey, depends: &[String], document: &serde_json::Value| {
-            store_in(&home, spec, key, depends, document, &HashMap::new())
+            store_in(&entries, spec, key, depends, document, &HashMap::new())
         };
         let spec = dir.join("flow.py");
         let helper = dir.join("helper.py");

@@ -42,6 +42,9 @@ impl Jobs for Recorded {
         self.jobs.lock().unwrap().push(node.to_string());
         Ok(node.to_string())
     }
+    async fn cancel(&self, _: &str, _: &str, _: &str) -> Result<(), PortError> {
+        Ok(())
+    }
 }
 
 impl Tokens for Recorded {

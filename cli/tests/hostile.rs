@@ -409,6 +409,30 @@ fn a_task_timeout_over_the_cap_is_an_error_at_the_task_not_a_panic() {
     }
 }
 
+/// The binary's side of `core/tests/mutated_specs.rs`: every prefix of the
+/// examples, cut every 37 bytes (mid-word, mid-line, mid-structure), goes through
+/// `validate` and `compile`: exit 0 or 1 with a message, never 101.
+#[test]
+fn validate_and_compile_never_panic_on_a_truncated_example() {
+    let sandbox = Sandbox::new("truncated", "");
+    for example in ["examples/diabetes/diabetes.yaml", "examples/fanout/fanout.yaml", "examples/hello/hello.yaml"] {
+        let whole = std::fs::read_to_string(crate::support::repo_root().join(example)).unwrap();
+        for cut in (0..whole.len()).step_by(37).filter(|c| whole.is_char_boundary(*c)) {
+            std::fs::write(sandbox.dir.join("spec.yaml"), &whole[..cut]).unwrap();
+            for command in ["validate", "compile"] {
+                let out = sandbox.updraft(&[command, "spec.yaml"]);
+                let stderr = text(&out.stderr);
+                assert!(
+                    matches!(out.status.code(), Some(0 | 1)),
+                    "{command} {example}[..{cut}]: {:?} {stderr}",
+                    out.status
+                );
+                assert!(out.status.success() || stderr.contains("error:"), "{command} {example}[..{cut}]: {stderr}");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_reader_that_stops_early_ends_the_printing_commands_as_sigpipe_does_without_a_panic() {
     use std::os::unix::process::ExitStatusExt;

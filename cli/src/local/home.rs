@@ -5,6 +5,7 @@
 //! blobs/sha256/<hex>         files and dataframes by content digest
 //! blobs/dirs/<hex>/          directories by manifest digest
 //! cache/<key>.json           cached task outputs by cache key
+//! translations/<key>.json    reused translations of `.py` specs (`crate::translations`)
 //! runs/<execution>/<node>/   per-node working directory, inputs.json, outputs/, logs
 //! ```
 
@@ -17,16 +18,20 @@ pub struct Home {
 
 impl Home {
     pub fn from_env() -> std::io::Result<Home> {
-        let root = match std::env::var_os("UPDRAFT_HOME") {
-            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        Home::at(Home::root_from_env()?)
+    }
+
+    /// Where the home is (`UPDRAFT_HOME`, else `~/.updraft`), creating nothing.
+    pub fn root_from_env() -> std::io::Result<PathBuf> {
+        match std::env::var_os("UPDRAFT_HOME") {
+            Some(dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
             _ => {
                 let home = std::env::var_os("HOME").ok_or_else(|| {
                     std::io::Error::new(std::io::ErrorKind::NotFound, "neither UPDRAFT_HOME nor HOME is set")
                 })?;
-                PathBuf::from(home).join(".updraft")
+                Ok(PathBuf::from(home).join(".updraft"))
             }
-        };
-        Home::at(root)
+        }
     }
 
     /// Creates the layout under `root`; errors name the path and the variable that chose it.

@@ -84,6 +84,13 @@ pub struct JobReport {
 }
 
 impl NodeEnd {
+    /// A node whose job was submitted as its run ended (a stop between the node's
+    /// claim and the job's record): the job is stopped, the node ABORTED.
+    pub fn stopped_after_its_run() -> NodeEnd {
+        let message = "stopped: the run had ended when its job was submitted";
+        NodeEnd { phase: NodePhase::Aborted, ..NodeEnd::failed(NodeFailure::new(FailureCode::Aborted, message)) }
+    }
+
     fn ok(phase: NodePhase, outputs: Outputs) -> NodeEnd {
         NodeEnd { phase, outputs, failure: None, attempts: 0, log_uri: String::new(), cache_key: String::new() }
     }
@@ -150,6 +157,10 @@ pub trait RunStore: Send + Sync {
     fn claim(&self, node: &str, now: u64, stale_before: u64) -> impl Future<Output = Result<Claim, PortError>> + Send;
     /// Records the job a claimed start submitted; a job recorded before is kept.
     fn started(&self, node: &str, job: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Whether the run is still RUNNING, read consistently (after [`started`](RunStore::started):
+    /// a stop that ended the run before this read lists the job that write recorded, or
+    /// this read sees the stop).
+    fn run_running(&self) -> impl Future<Output = Result<bool, PortError>> + Send;
     /// Records how `node` ended unless it had ended already; the slot after,
     /// holding the end that was recorded first.
     fn end(&self, node: &str, end: &NodeEnd) -> impl Future<Output = Result<NodeSlot, PortError>> + Send;
@@ -207,6 +218,9 @@ pub trait Jobs: Send + Sync {
         inputs: &Outputs,
         overwrite_cache: bool,
     ) -> impl Future<Output = Result<String, PortError>> + Send;
+    /// Stops what `job` (a job or a child run `node` started) runs; one that has
+    /// ended is not an error.
+    fn cancel(&self, node: &str, job: &str, reason: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// What a node runs.
@@ -431,7 +445,16 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                     let started = if slot.skip { Started::Ended(NodeEnd::skipped()) } else { self.start(&id).await? };
                     match started {
                         Started::Ended(end) => todo.push(Todo::Node(id.clone(), self.store.end(&id, &end).await?)),
-                        Started::Job(job) => self.store.started(&id, &job).await?,
+                        Started::Job(job) => {
+                            self.store.started(&id, &job).await?;
+                            // A stop between the claim and this record missed the job: stop it here.
+                            if !self.store.run_running().await? {
+                                let end = NodeEnd::stopped_after_its_run();
+                                let reason = end.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default();
+                                self.jobs.cancel(&id, &job, &reason).await?;
+                                self.store.end(&id, &end).await?;
+                            }
+                        }
                     }
                 }
             }

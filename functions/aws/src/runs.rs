@@ -580,6 +580,11 @@ impl RunStore for DynamoRun {
         self.conditional(node, "SET job_id = :job", condition, vec![(":job", s(job))]).await.map(|_| ())
     }
 
+    async fn run_running(&self) -> Result<bool, PortError> {
+        let item = self.execution_item().await?;
+        Ok(item.and_then(|i| i.get("run_phase").and_then(|v| v.as_s().ok()).cloned()).as_deref() == Some("RUNNING"))
+    }
+
     async fn end(&self, node: &str, end: &NodeEnd) -> Result<NodeSlot, PortError> {
         let phase = end.phase.as_str_name().to_string();
         let mut values = vec![

@@ -18,6 +18,7 @@ use updraft_core::execution::node::ItemResult;
 use updraft_core::execution::node::{NodeFailure, Outputs};
 use updraft_core::execution::resolve::resolve;
 use updraft_core::execution::steps::{JobReport, Jobs, RunStore, Steps, Tokens};
+use updraft_core::execution::stop::StopCause;
 use updraft_core::job_definition::job_definition_name;
 use updraft_core::ports::{BlobStore, Entity, PortError, Registry, StoredBlob};
 use updraft_core::proto::core::{
@@ -297,6 +298,24 @@ impl Jobs for BatchJobs<'_> {
         // A repeated start (a redelivered event) finds the record and starts what is missing.
         self.runs.ensure_started(&child, workflow, inputs, overwrite_cache, &parent).await?;
         Ok(child.name)
+    }
+
+    async fn cancel(&self, node: &str, job: &str, reason: &str) -> Result<(), PortError> {
+        let e = &self.run.execution;
+        if job == child_name(&e.name, node) {
+            let child = ExecutionId { project: e.project.clone(), domain: e.domain.clone(), name: job.to_string() };
+            let cause = StopCause::Aborted { by: format!("its parent run {}", e.name), reason: reason.to_string() };
+            return crate::stop::stop(self.runs, &child, &cause).await.map(|_| ());
+        }
+        // Terminating a job that has ended changes nothing.
+        self.batch
+            .terminate_job()
+            .job_id(job)
+            .reason(reason)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| port_error(&format!("terminating the job of {node}"), &e))
     }
 
     async fn submit_map(&self, node: &str, task: &TaskTemplate, items: &[Outputs]) -> Result<String, PortError> {

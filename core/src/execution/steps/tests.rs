@@ -62,6 +62,10 @@ struct Slots {
     ended: BTreeMap<String, NodeEnd>,
     run_failed: Option<FailureCode>,
     failed_nodes: HashSet<String>,
+    /// Ended from outside (an abort) while a start was under way.
+    stopped: bool,
+    /// An abort lands just before the next job is recorded (after its claim and submission).
+    abort_before_record: bool,
 }
 
 /// A run store that keeps its contract with one lock, as DynamoDB's conditional writes do.
@@ -129,9 +133,16 @@ impl RunStore for MemoryRun {
     async fn started(&self, node: &str, job: &str) -> Result<(), PortError> {
         self.faults.write()?;
         let mut state = self.state.lock().unwrap();
+        // The abort ended the run and listed its jobs: this one was not recorded yet.
+        state.stopped |= std::mem::take(&mut state.abort_before_record);
         let slot = state.slots.get_mut(node).unwrap();
         slot.job.get_or_insert_with(|| job.to_string());
         Ok(())
+    }
+    async fn run_running(&self) -> Result<bool, PortError> {
+        self.faults.read()?;
+        let state = self.state.lock().unwrap();
+        Ok(state.run_failed.is_none() && !state.stopped)
     }
     async fn end(&self, node: &str, end: &NodeEnd) -> Result<NodeSlot, PortError> {
         self.faults.write()?;
@@ -170,6 +181,8 @@ impl RunStore for MemoryRun {
 struct RecordedJobs {
     submitted: Mutex<Vec<(String, Outputs)>>,
     maps: Mutex<Vec<(String, Vec<Outputs>)>>,
+    /// (node, job) of each job stopped by the protocol itself.
+    cancelled: Mutex<Vec<(String, String)>>,
     faults: Arc<Faults>,
 }
 
@@ -195,6 +208,11 @@ impl Jobs for RecordedJobs {
         self.faults.write()?;
         self.submitted.lock().unwrap().push((node.to_string(), inputs.clone()));
         Ok(format!("child-{node}"))
+    }
+    async fn cancel(&self, node: &str, job: &str, _reason: &str) -> Result<(), PortError> {
+        self.faults.write()?;
+        self.cancelled.lock().unwrap().push((node.to_string(), job.to_string()));
+        Ok(())
     }
 }
 
@@ -691,4 +709,38 @@ fn a_fresh_claim_without_a_job_asks_for_a_later_delivery_and_a_stale_one_is_take
     assert_eq!(block_on(run.slot("a")).unwrap().job.as_deref(), Some("job-1"), "the job id is kept with the claim");
     block_on(steps_at(10_000_000).arm("a", "t")).unwrap();
     assert_eq!(jobs.submitted.lock().unwrap().len(), 1, "a node with a job is never started again");
+}
+
+/// An abort that lands between a node's claim and its job's record lists the run's
+/// jobs before this one is recorded, so it cannot stop it: the start, reading the
+/// run's phase after its record, stops the job itself and ends the node ABORTED.
+#[test]
+fn a_job_submitted_as_its_run_is_aborted_is_stopped_by_its_own_start() {
+    let workflow = workflow("      a: {task: inc, inputs: {x: $inputs.x}}\n", "");
+    let run = MemoryRun::new(&workflow, [("x".to_string(), literal::integer(1))].into());
+    run.state.lock().unwrap().abort_before_record = true;
+    let (jobs, tokens, cache, blobs) =
+        (RecordedJobs::default(), RecordedTokens::default(), MemoryCache::default(), Blobs::default());
+    let steps = Steps {
+        workflow: &workflow,
+        store: &run,
+        cache: &cache,
+        blobs: &blobs,
+        jobs: &jobs,
+        tokens: &tokens,
+        overwrite_cache: false,
+        now_ms: 0,
+    };
+    block_on(steps.arm("a", "token-a")).unwrap();
+    assert_eq!(jobs.submitted.lock().unwrap().len(), 1, "the claim was won and the job submitted");
+    assert_eq!(*jobs.cancelled.lock().unwrap(), [("a".to_string(), "job-1".to_string())]);
+    let end = run.state.lock().unwrap().ended["a"].clone();
+    assert_eq!((end.phase, end.failure.map(|f| f.code)), (NodePhase::Aborted, Some(FailureCode::Aborted)));
+    // Without the abort, nothing is stopped.
+    let quiet = MemoryRun::new(&workflow, [("x".to_string(), literal::integer(1))].into());
+    let jobs = RecordedJobs::default();
+    let steps = Steps { store: &quiet, jobs: &jobs, ..steps };
+    block_on(steps.arm("a", "token-a")).unwrap();
+    assert!(jobs.cancelled.lock().unwrap().is_empty());
+    assert!(quiet.state.lock().unwrap().ended.is_empty(), "its job runs");
 }
