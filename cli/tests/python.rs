@@ -312,3 +312,19 @@ fn a_python_specs_translation_is_reused_until_an_imported_module_changes() {
     let out = sandbox.command(&["run", "flow.py"]).env("UPDRAFT_TRANSLATION_CACHE", "off").output().unwrap();
     assert!(text(&out.stderr).contains("importing helper"), "{}", text(&out.stderr));
 }
+
+/// `updraft validate dir/*.py` meets task scripts too: one that does not import
+/// updraft is refused before any of it runs (the hello example's script would
+/// otherwise write a file named after the worker's own arguments).
+#[test]
+fn a_task_script_given_as_a_spec_is_refused_without_running_it() {
+    let sandbox = Sandbox::new("py-script", "");
+    std::fs::copy(repo_root().join("examples/hello/greet.py"), sandbox.dir.join("greet.py")).unwrap();
+    let before: Vec<_> = std::fs::read_dir(&sandbox.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let out = sandbox.updraft(&["validate", "greet.py"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("is not an Updraft spec: it does not import updraft, so it was not run"), "{stderr}");
+    let after: Vec<_> = std::fs::read_dir(&sandbox.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(before, after, "the script wrote nothing");
+}

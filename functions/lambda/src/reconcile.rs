@@ -189,8 +189,9 @@ async fn drain_dead_letters(services: &StatusServices) -> Result<(usize, Vec<Str
     let (mut handled, mut failures) = (0, Vec::new());
     for message in received.messages() {
         let event: Value = serde_json::from_str(message.body().unwrap_or_default()).unwrap_or(Value::Null);
-        let outcome = if event.is_null() {
-            Ok(()) // not an event: nothing can handle it, and keeping it helps nobody
+        let outcome = if event.is_null() || is_reconcile_event(&event) {
+            // Not an event, or a pass of this reconciler that failed: nothing to redo (this pass is one).
+            Ok(())
         } else if event.get("detail-type").and_then(Value::as_str) == Some(crate::stop::STATUS_CHANGE) {
             handle_status_event(services, &event).await.map(|_| ())
         } else {
@@ -239,12 +240,16 @@ pub async fn reconcile(services: &StatusServices, now_ms: u64) -> Result<Value, 
     let mut failures = Vec::new();
     let mut dead_letters = 0;
     if !runs.is_empty() {
+        // A dead letter that fails again waits for the next pass; it does not fail this one
+        // (a failed pass is retried whole, and would end in the dead-letter queue itself).
         match drain_dead_letters(services).await {
             Ok((handled, failed)) => {
                 dead_letters = handled;
-                failures.extend(failed);
+                for failure in failed {
+                    tracing::warn!(error = failure, "a dead letter failed again");
+                }
             }
-            Err(e) => failures.push(e),
+            Err(e) => tracing::warn!(error = e, "the events dead-letter queue could not be read"),
         }
     }
     for run in &runs {

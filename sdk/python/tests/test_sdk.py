@@ -296,3 +296,22 @@ def test_pandas_frames_are_read_and_written_as_csv(tmp_path: Path) -> None:
     assert list(frame["age"]) == [30, 41]
     _types.write_output(frame, pandas.DataFrame, str(tmp_path / "out"))
     assert (tmp_path / "out").read_text().splitlines() == ["age,bmi", "30,22.5", "41,27.0"]
+
+
+def test_a_script_that_does_not_import_updraft_is_refused_before_it_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    script = tmp_path / "task_script.py"
+    script.write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    with pytest.raises(UpdraftError) as refused:
+        _spec.load(str(script))
+    assert "is not an Updraft spec: it does not import updraft" in refused.value.message
+    assert not marker.exists(), "nothing of it ran"
+
+
+def test_a_spec_imports_with_its_own_path_as_argv(tmp_path: Path) -> None:
+    spec = tmp_path / "argv_probe.py"
+    spec.write_text("import sys\nimport updraft\n\nSEEN = list(sys.argv)\n")
+    module, _ = _spec.load(str(spec))
+    seen = module.SEEN
+    assert seen == [str(spec)], "the worker's own arguments never reach the spec"
+    assert "--code-dir" not in seen

@@ -8,6 +8,7 @@ the Python that caused them.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import os
@@ -33,15 +34,46 @@ def load(target: str) -> tuple[types.ModuleType, str | None]:
             sys.path.insert(0, directory)
         if name in sys.modules and getattr(sys.modules[name], "__file__", None) == os.path.abspath(path):
             return sys.modules[name], selected
+        _refuse_a_script(path)
         spec = importlib.util.spec_from_file_location(name, os.path.abspath(path))
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
-        spec.loader.exec_module(module)
+        # Imported as a module, not run as a program: it sees no command line of ours.
+        argv, sys.argv = sys.argv, [os.path.abspath(path)]
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.argv = argv
         return module, selected
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     return importlib.import_module(path), selected
+
+
+def _refuse_a_script(path: str) -> None:
+    """A `.py` file that does not import `updraft` is not a spec (a task's script,
+    a notebook export): refused before any of it runs, since importing it would
+    run its top-level code. A file that does not parse is left to the import,
+    which names the line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), filename=path)
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        if any(n == "updraft" or n.startswith("updraft.") for n in names):
+            return
+    raise UpdraftError(
+        f"{path} is not an Updraft spec: it does not import updraft, so it was not run",
+        path,
+        "give the .py file that defines the workflows (it imports updraft); a task's own script is run by its task",
+    )
 
 
 def document(module: types.ModuleType, selected: str | None = None) -> dict[str, Any]:
