@@ -359,6 +359,15 @@ enum ExecutionsCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
+    /// A local run's task logs, as its tasks wrote them: every node's, or one node's
+    /// (`sub/a` inside a subworkflow, `naps/[3]` a map item); the last attempt unless told.
+    Logs {
+        id: String,
+        node: Option<String>,
+        /// This attempt (from 1) instead of the last.
+        #[arg(long)]
+        attempt: Option<u32>,
+    },
 }
 
 /// Lets a closed standard output (`updraft compile … | head`) end the process as
@@ -434,6 +443,9 @@ fn main() -> ExitCode {
             } else {
                 commands::executions::abort(&id, output)
             }
+        }
+        Command::Executions { command: ExecutionsCommand::Logs { id, node, attempt } } => {
+            commands::executions::logs(&id, node.as_deref(), attempt)
         }
         Command::Schedule { file, plans, catch_up, overlap } => {
             commands::scheduler::run(&commands::scheduler::ScheduleArgs { file, plans, catch_up, overlap })

@@ -462,3 +462,35 @@ fn executions_list_filters_by_workflow_phase_and_age() {
         text(&out.stderr)
     );
 }
+
+/// `executions logs` prints what a run's tasks wrote, by node and attempt, and
+/// names what exists when asked for what does not.
+#[test]
+fn executions_logs_prints_each_nodes_output_and_names_what_exists() {
+    let sandbox = Sandbox::with_example("logs", "hello/hello.yaml");
+    let out = sandbox.updraft(&["run", "spec.yaml", "--input", "name=Ada", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = doc["execution"]["id"]["name"].as_str().unwrap_or_else(|| panic!("an id: {doc}")).to_string();
+    let logs = |args: &[&str]| {
+        let mut all = vec!["executions", "logs", id.as_str()];
+        all.extend_from_slice(args);
+        sandbox.updraft(&all)
+    };
+    let all = logs(&[]);
+    assert!(all.status.success(), "{}", text(&all.stderr));
+    let printed = text(&all.stdout);
+    assert!(printed.contains("==> greet attempt 1 stdout <==\ngreeted Ada"), "{printed}");
+    assert_eq!(text(&logs(&["greet"]).stdout), printed, "the run's only node");
+    let missing = logs(&["nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("node \"nope\" of") && text(&missing.stderr).contains("nodes with logs: greet")
+    );
+    let attempt = logs(&["greet", "--attempt", "2"]);
+    assert_eq!(attempt.status.code(), Some(1));
+    assert!(text(&attempt.stderr).contains("its attempts: 1"), "{}", text(&attempt.stderr));
+    let unknown = sandbox.updraft(&["executions", "logs", "no-such-run"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(text(&unknown.stderr).contains("no execution \"no-such-run\""));
+}

@@ -171,7 +171,8 @@ pub fn print_execution(
         let gpus: Vec<String> =
             n.attempt_devices.iter().map(|a| format!("attempt {}: GPU {}", a.attempt, a.gpus.join(","))).collect();
         let gpus = if gpus.is_empty() { String::new() } else { format!(" ({})", gpus.join("; ")) };
-        println!("{id:<28} {phase:<10} {:>9} {attempts:>8}  {cache}{items}{gpus}", seconds(n.duration));
+        let duration = if n.phase == NodePhase::Running as i32 { so_far(n.started_at) } else { seconds(n.duration) };
+        println!("{id:<28} {phase:<10} {duration:>9} {attempts:>8}  {cache}{items}{gpus}");
     }
     if !outputs.is_empty() {
         println!("\noutputs:");
@@ -183,7 +184,11 @@ pub fn print_execution(
     if let Some(origin) = origin(execution) {
         println!("\nlaunched {origin}");
     }
-    println!("\nexecution {id} {} in {}", workflow_phase(execution.phase), seconds(execution.duration));
+    if execution.phase == WorkflowPhase::WorkflowRunning as i32 {
+        println!("\nexecution {id} RUNNING for {} so far", so_far(execution.started_at.or(execution.created_at)));
+    } else {
+        println!("\nexecution {id} {} in {}", workflow_phase(execution.phase), seconds(execution.duration));
+    }
     if let Some(error) = &execution.error {
         let node = if error.node_id.is_empty() { String::new() } else { format!("node {}: ", error.node_id) };
         eprintln!("error: {node}{}", error.message);
@@ -211,6 +216,73 @@ fn origin(execution: &Execution) -> Option<String> {
         parts.push(format!("for the tick of {}", time.format("%Y-%m-%dT%H:%M:%SZ")));
     }
     (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// The attempts of each node of a run that left logs: node path → attempt numbers.
+fn logged_attempts(run_dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u32>> {
+    let mut found: std::collections::BTreeMap<String, Vec<u32>> = std::collections::BTreeMap::new();
+    let mut dirs = vec![run_dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            // A task's own output directories hold its files, not logs: only node directories are walked.
+            if path.is_dir() && !matches!(entry.file_name().to_str(), Some("outputs" | "inputs" | "work")) {
+                dirs.push(path);
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(attempt) = name.strip_prefix("attempt-").and_then(|n| n.strip_suffix(".stdout.log")) else {
+                continue;
+            };
+            if let (Ok(attempt), Ok(node)) = (attempt.parse::<u32>(), dir.strip_prefix(run_dir)) {
+                found.entry(node.to_string_lossy().into_owned()).or_default().push(attempt);
+            }
+        }
+    }
+    found.values_mut().for_each(|attempts| attempts.sort_unstable());
+    found
+}
+
+/// `updraft executions logs ID [NODE] [--attempt N]`: each chosen node's standard
+/// output then standard error, under a header naming the node, attempt and stream.
+pub fn logs(id: &str, node: Option<&str>, attempt: Option<u32>) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let home = Home::from_env()?;
+    if open_store()?.get(id)?.is_none() {
+        eprintln!("error: no execution \"{id}\"\n  hint: `updraft executions list` shows the recent ones");
+        return Ok(ExitCode::FAILURE);
+    }
+    let run_dir = home.node_dir(id, "");
+    let mut logged = logged_attempts(&run_dir);
+    if let Some(node) = node {
+        let Some(attempts) = logged.remove(node) else {
+            let nodes: Vec<&str> = logged.keys().map(String::as_str).collect();
+            let nodes = if nodes.is_empty() { "none (no task of it ran)".to_string() } else { nodes.join(", ") };
+            eprintln!("error: node \"{node}\" of {id} left no logs\n  hint: nodes with logs: {nodes}");
+            return Ok(ExitCode::FAILURE);
+        };
+        logged = [(node.to_string(), attempts)].into();
+    }
+    let mut stdout = std::io::stdout().lock();
+    for (node, attempts) in &logged {
+        let chosen = match attempt {
+            Some(wanted) if attempts.contains(&wanted) => wanted,
+            Some(wanted) => {
+                let made: Vec<String> = attempts.iter().map(u32::to_string).collect();
+                eprintln!("error: node {node} made no attempt {wanted}\n  hint: its attempts: {}", made.join(", "));
+                return Ok(ExitCode::FAILURE);
+            }
+            None => *attempts.last().expect("a logged node has an attempt"),
+        };
+        for stream in ["stdout", "stderr"] {
+            let file = run_dir.join(node).join(format!("attempt-{chosen}.{stream}.log"));
+            let Ok(mut log) = std::fs::File::open(&file) else { continue };
+            use std::io::Write;
+            writeln!(stdout, "==> {node} attempt {chosen} {stream} <==")?;
+            std::io::copy(&mut log, &mut stdout)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// How long `executions abort` waits for a local run to record its end.
@@ -276,6 +348,15 @@ pub fn workflow_phase(phase: i32) -> &'static str {
         WorkflowPhase::WorkflowTimedOut => "TIMED_OUT",
         WorkflowPhase::Undefined => "-",
     }
+}
+
+/// How long something that still runs has run, from its start to now.
+fn so_far(started: Option<updraft_core::proto::Timestamp>) -> String {
+    let Some(started) = started.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)) else {
+        return "-".into();
+    };
+    let elapsed = (chrono::Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
+    format!("{elapsed:.2}s")
 }
 
 fn seconds(d: Option<updraft_core::proto::Duration>) -> String {
