@@ -251,6 +251,34 @@ impl BlobStore for Blobs {
     }
 }
 
+/// The ports one test's deliveries share: what jobs were submitted, which tokens
+/// answered, the cache and the blobs.
+#[derive(Default)]
+struct Ports {
+    jobs: RecordedJobs,
+    tokens: RecordedTokens,
+    cache: MemoryCache,
+    blobs: Blobs,
+}
+
+type TestSteps<'a> = Steps<'a, MemoryRun, MemoryCache, Blobs, RecordedJobs, RecordedTokens>;
+
+impl Ports {
+    /// The steps of `run` of `workflow` over these ports, at time 0, cache honoured.
+    fn steps<'a>(&'a self, workflow: &'a CompiledWorkflow, run: &'a MemoryRun) -> TestSteps<'a> {
+        Steps {
+            workflow,
+            store: run,
+            cache: &self.cache,
+            blobs: &self.blobs,
+            jobs: &self.jobs,
+            tokens: &self.tokens,
+            overwrite_cache: false,
+            now_ms: 0,
+        }
+    }
+}
+
 /// A task whose output `y` is `x + 1` (or a file when `file` is set), computed by the simulated job.
 const SPEC: &str = r"tasks:
   inc: {image: x, command: [inc], inputs: {x: int}, outputs: {y: int}, cache: {version: '1'}}
@@ -432,18 +460,8 @@ fn each_token_is_answered_once_and_a_cached_rerun_submits_no_job() {
 fn values_flow_along_the_edges() {
     let w = workflow("      a: {task: inc, inputs: {x: $inputs.x}}\n      b: {task: inc, inputs: {x: $a.y}}\n", "");
     let run = MemoryRun::new(&w, [("x".to_string(), literal::integer(40))].into());
-    let (jobs, tokens, cache, blobs) =
-        (RecordedJobs::default(), RecordedTokens::default(), MemoryCache::default(), Blobs::default());
-    let steps = Steps {
-        workflow: &w,
-        store: &run,
-        cache: &cache,
-        blobs: &blobs,
-        jobs: &jobs,
-        tokens: &tokens,
-        overwrite_cache: false,
-        now_ms: 0,
-    };
+    let ports = Ports::default();
+    let (steps, jobs) = (ports.steps(&w, &run), &ports.jobs);
     block_on(steps.arm("b", "tb")).unwrap();
     block_on(steps.arm("a", "ta")).unwrap();
     block_on(steps.job_ended("a", Ok([("y".to_string(), literal::integer(41))].into()))).unwrap();
@@ -502,18 +520,8 @@ fn with_fail_after_executable_nodes_complete_independent_nodes_finish_and_descen
 fn a_completion_delivered_twice_and_an_arm_after_the_end_change_nothing() {
     let w = workflow("      a: {task: inc, inputs: {x: $inputs.x}}\n      b: {task: inc, inputs: {x: $a.y}}\n", "");
     let run = MemoryRun::new(&w, [("x".to_string(), literal::integer(1))].into());
-    let (jobs, tokens, cache, blobs) =
-        (RecordedJobs::default(), RecordedTokens::default(), MemoryCache::default(), Blobs::default());
-    let steps = Steps {
-        workflow: &w,
-        store: &run,
-        cache: &cache,
-        blobs: &blobs,
-        jobs: &jobs,
-        tokens: &tokens,
-        overwrite_cache: false,
-        now_ms: 0,
-    };
+    let ports = Ports::default();
+    let (steps, jobs, tokens) = (ports.steps(&w, &run), &ports.jobs, &ports.tokens);
     block_on(steps.arm("a", "ta")).unwrap();
     block_on(steps.arm("a", "ta")).unwrap();
     assert_eq!(jobs.submitted.lock().unwrap().len(), 1, "arming twice starts once");
@@ -546,21 +554,12 @@ fn a_map_node_runs_its_items_as_one_submission_and_a_rerun_of_all_hits_starts_no
         inputs: {x: [1, 2, 3]}
 ";
     let w = workflow(nodes, "");
-    let cache = MemoryCache::default();
-    let (tokens, blobs) = (RecordedTokens::default(), Blobs::default());
+    // One cache for both runs; each run records its own submissions.
+    let ports = Ports::default();
     for (run_name, expect_map) in [("first", true), ("again", false)] {
         let run = MemoryRun::new(&w, Outputs::new());
         let jobs = RecordedJobs::default();
-        let steps = Steps {
-            workflow: &w,
-            store: &run,
-            cache: &cache,
-            blobs: &blobs,
-            jobs: &jobs,
-            tokens: &tokens,
-            overwrite_cache: false,
-            now_ms: 0,
-        };
+        let steps = Steps { jobs: &jobs, ..ports.steps(&w, &run) };
         block_on(steps.arm("each", "t")).unwrap();
         let maps = jobs.maps.lock().unwrap().clone();
         assert_eq!(maps.len(), usize::from(expect_map), "{run_name}");
@@ -581,22 +580,12 @@ fn a_map_node_runs_its_items_as_one_submission_and_a_rerun_of_all_hits_starts_no
 #[test]
 fn overwrite_cache_runs_every_task_even_on_a_hit() {
     let w = workflow("      a: {task: inc, inputs: {x: $inputs.x}}\n", "");
-    let cache = MemoryCache::default();
-    simulate(&w, &[], &cache, &Blobs::default());
+    let ports = Ports::default();
+    simulate(&w, &[], &ports.cache, &Blobs::default());
     let run = MemoryRun::new(&w, [("x".to_string(), literal::integer(1))].into());
-    let (jobs, tokens, blobs) = (RecordedJobs::default(), RecordedTokens::default(), Blobs::default());
-    let steps = Steps {
-        workflow: &w,
-        store: &run,
-        cache: &cache,
-        blobs: &blobs,
-        jobs: &jobs,
-        tokens: &tokens,
-        overwrite_cache: true,
-        now_ms: 0,
-    };
+    let steps = Steps { overwrite_cache: true, ..ports.steps(&w, &run) };
     block_on(steps.arm("a", "t")).unwrap();
-    assert_eq!(jobs.submitted.lock().unwrap().len(), 1, "the entry exists, but overwrite_cache runs the task");
+    assert_eq!(ports.jobs.submitted.lock().unwrap().len(), 1, "the entry exists, but overwrite_cache runs the task");
 }
 
 /// Runs `w` once without faults, then once per write with the invocation making
@@ -687,18 +676,9 @@ fn a_failed_node_under_finish_independent_marks_the_run_for_finish_to_fail() {
 fn a_fresh_claim_without_a_job_asks_for_a_later_delivery_and_a_stale_one_is_taken_over() {
     let w = workflow("      a: {task: inc, inputs: {x: $inputs.x}}\n", "");
     let run = MemoryRun::new(&w, [("x".to_string(), literal::integer(1))].into());
-    let (jobs, tokens, cache, blobs) =
-        (RecordedJobs::default(), RecordedTokens::default(), MemoryCache::default(), Blobs::default());
-    let steps_at = |now_ms| Steps {
-        workflow: &w,
-        store: &run,
-        cache: &cache,
-        blobs: &blobs,
-        jobs: &jobs,
-        tokens: &tokens,
-        overwrite_cache: false,
-        now_ms,
-    };
+    let ports = Ports::default();
+    let jobs = &ports.jobs;
+    let steps_at = |now_ms| Steps { now_ms, ..ports.steps(&w, &run) };
     // Another invocation claimed `a` at t = 1000 and died before SubmitJob.
     assert_eq!(block_on(run.claim("a", 1000, 0)).unwrap(), Claim::Won);
     let early = block_on(steps_at(1000 + CLAIM_LEASE_MS).arm("a", "t"));
@@ -719,28 +699,17 @@ fn a_job_submitted_as_its_run_is_aborted_is_stopped_by_its_own_start() {
     let workflow = workflow("      a: {task: inc, inputs: {x: $inputs.x}}\n", "");
     let run = MemoryRun::new(&workflow, [("x".to_string(), literal::integer(1))].into());
     run.state.lock().unwrap().abort_before_record = true;
-    let (jobs, tokens, cache, blobs) =
-        (RecordedJobs::default(), RecordedTokens::default(), MemoryCache::default(), Blobs::default());
-    let steps = Steps {
-        workflow: &workflow,
-        store: &run,
-        cache: &cache,
-        blobs: &blobs,
-        jobs: &jobs,
-        tokens: &tokens,
-        overwrite_cache: false,
-        now_ms: 0,
-    };
-    block_on(steps.arm("a", "token-a")).unwrap();
+    let ports = Ports::default();
+    let jobs = &ports.jobs;
+    block_on(ports.steps(&workflow, &run).arm("a", "token-a")).unwrap();
     assert_eq!(jobs.submitted.lock().unwrap().len(), 1, "the claim was won and the job submitted");
     assert_eq!(*jobs.cancelled.lock().unwrap(), [("a".to_string(), "job-1".to_string())]);
     let end = run.state.lock().unwrap().ended["a"].clone();
     assert_eq!((end.phase, end.failure.map(|f| f.code)), (NodePhase::Aborted, Some(FailureCode::Aborted)));
     // Without the abort, nothing is stopped.
     let quiet = MemoryRun::new(&workflow, [("x".to_string(), literal::integer(1))].into());
-    let jobs = RecordedJobs::default();
-    let steps = Steps { store: &quiet, jobs: &jobs, ..steps };
-    block_on(steps.arm("a", "token-a")).unwrap();
-    assert!(jobs.cancelled.lock().unwrap().is_empty());
+    let ports = Ports::default();
+    block_on(ports.steps(&workflow, &quiet).arm("a", "token-a")).unwrap();
+    assert!(ports.jobs.cancelled.lock().unwrap().is_empty());
     assert!(quiet.state.lock().unwrap().ended.is_empty(), "its job runs");
 }
