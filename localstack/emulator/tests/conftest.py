@@ -76,6 +76,20 @@ def job_queue(aws, role_arn):
     return queue["jobQueueArn"]
 
 
+def arm_faults(endpoint, **faults):
+    """Arms the emulator's faults (patch (q)); what is armed after."""
+    request = urllib.request.Request(f"{endpoint}/moto-api/updraft/faults", method="POST",
+                                     data=json.dumps(faults).encode())
+    with urllib.request.urlopen(request) as answer:
+        return json.loads(answer.read())
+
+
+def counters(endpoint):
+    """What the emulator counted (patch (j)); tests take differences."""
+    with urllib.request.urlopen(f"{endpoint}/moto-api/updraft/counters") as answer:
+        return json.loads(answer.read())
+
+
 def wait_for(check, timeout=30, every=0.1):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -7,10 +7,10 @@ import json
 import os
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
+import conftest
 from conftest import unique
 from test_registry_api import CREDENTIALS, DEPLOY, UPDRAFT, signed, updraft
 
@@ -383,10 +383,7 @@ def test_a_subworkflow_past_its_timeout_fails_its_parent_node(cloud, aws):
 
 
 def arm_faults(api, **faults):
-    request = urllib.request.Request(f"{api['endpoint']}/moto-api/updraft/faults", method="POST",
-                                     data=json.dumps(faults).encode())
-    with urllib.request.urlopen(request) as answer:
-        return json.loads(answer.read())
+    return conftest.arm_faults(api["endpoint"], **faults)
 
 
 def test_a_lost_job_end_event_is_recovered_by_the_reconciler(cloud):

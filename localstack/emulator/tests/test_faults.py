@@ -7,11 +7,11 @@ node's phase, that no Batch job of the run is left running, and how long it took
 import json
 import os
 import time
-import urllib.request
 
 import pytest
 
 from test_cloud_runs import SPEC as CLOUD_SPEC  # noqa: F401 (the stack's workflows)
+from conftest import counters
 from test_cloud_runs import arm_faults, cloud, finished, launch, live_jobs, nodes, wait_for  # noqa: F401
 from test_registry_api import signed
 
@@ -41,11 +41,6 @@ def converged(aws, api, run, expected="WORKFLOW_SUCCEEDED", timeout=240):
     wait_for(f"every job of {run} ended", lambda: not live_jobs(aws, api, run), timeout=60)
     assert answer["execution"]["phase"] == expected, answer
     return answer, time.time() - started
-
-
-def counters(api):
-    with urllib.request.urlopen(f"{api['endpoint']}/moto-api/updraft/counters") as answer:
-        return json.loads(answer.read())
 
 
 def unused(armed):
@@ -99,14 +94,14 @@ def test_the_node_function_dying_after_the_end_write_before_answering_the_token(
     # Once: Lambda's asynchronous retry repeats the event. Three times (every retry dies
     # too, the event goes to the dead-letter queue): the reconciler settles the node.
     rule = {"function": node_function(cloud), "service": "states", "operation": "SendTaskSuccess", "count": crashes}
-    dead_letters = counters(cloud)["lambda_dead_letters"].get(node_function(cloud), 0)
+    dead_letters = counters(cloud["endpoint"])["lambda_dead_letters"].get(node_function(cloud), 0)
     arm_faults(cloud, crash=[rule])
     run = launch(cloud, "chain", {"x": fresh_x()})
     answer, seconds = converged(aws, cloud, run, timeout=240)
     print(f"converge_s[node function dies before SendTaskSuccess x{crashes}]: {seconds:.1f}")
     assert {n["phase"] for n in answer["nodes"]} == {"SUCCEEDED"}, answer["nodes"]
     assert unused(arm_faults(cloud)) == 0
-    sent = counters(cloud)["lambda_dead_letters"].get(node_function(cloud), 0) - dead_letters
+    sent = counters(cloud["endpoint"])["lambda_dead_letters"].get(node_function(cloud), 0) - dead_letters
     assert sent == (1 if crashes == 3 else 0), "the event reached the dead-letter queue only when every retry died"
     if sent:
         sqs = aws("sqs")

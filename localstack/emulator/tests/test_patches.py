@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from conftest import finished_job, job_log, unique, wait_for
+from conftest import arm_faults, counters, finished_job, job_log, unique, wait_for
 
 PYTHON = sys.executable
 
@@ -354,13 +354,6 @@ def test_moto_is_the_pinned_version():
 
 # ------------------------------------------------------------------ (q) request faults, (r) asynchronous retries
 
-def faults(endpoint, **armed):
-    request = urllib.request.Request(f"{endpoint}/moto-api/updraft/faults", method="POST",
-                                     data=json.dumps(armed).encode())
-    with urllib.request.urlopen(request) as answer:
-        return json.loads(answer.read())
-
-
 def test_an_armed_fault_answers_matching_calls_with_the_services_error_then_is_used_up(aws, endpoint):
     import boto3
     from botocore.config import Config
@@ -371,7 +364,7 @@ def test_an_armed_fault_answers_matching_calls_with_the_services_error_then_is_u
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="run/outputs.json", Body=b"{}")
     s3.put_object(Bucket=bucket, Key="run/inputs.json", Body=b"{}")
-    armed = faults(endpoint, fail=[{"service": "s3", "operation": "GetObject", "match": "outputs.json",
+    armed = arm_faults(endpoint, fail=[{"service": "s3", "operation": "GetObject", "match": "outputs.json",
                                     "count": 2, "error": "5xx"}])
     assert armed["fail"][0]["count"] == 2
     assert s3.get_object(Bucket=bucket, Key="run/inputs.json")["Body"].read() == b"{}", "another key is not hit"
@@ -382,12 +375,12 @@ def test_an_armed_fault_answers_matching_calls_with_the_services_error_then_is_u
     assert s3.get_object(Bucket=bucket, Key="run/outputs.json")["Body"].read() == b"{}", "used up"
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
                             aws_secret_access_key="testing", config=Config(retries={"total_max_attempts": 1}))
-    faults(endpoint, fail=[{"service": "dynamodb", "operation": "ListTables", "count": 1}])
+    arm_faults(endpoint, fail=[{"service": "dynamodb", "operation": "ListTables", "count": 1}])
     with pytest.raises(dynamodb.exceptions.ClientError) as throttled:
         dynamodb.list_tables()
     assert throttled.value.response["Error"]["Code"] == "ThrottlingException"
     dynamodb.list_tables()
-    assert faults(endpoint, clear=True)["fail"] == []
+    assert arm_faults(endpoint, clear=True)["fail"] == []
     refused = urllib.request.Request(f"{endpoint}/moto-api/updraft/faults", method="POST",
                                      data=json.dumps({"fail": [{"service": "s3"}]}).encode())
     with pytest.raises(urllib.error.HTTPError) as bad:
@@ -403,13 +396,12 @@ def test_a_failed_asynchronous_invocation_is_retried_twice_then_dead_lettered(aw
     aws("lambda").create_function(
         FunctionName=name, Runtime="provided.al2023", Role=role_arn, Handler="bootstrap",
         Code={"ZipFile": deployment_package()}, Timeout=10, DeadLetterConfig={"TargetArn": queue_arn})
-    counters = lambda: json.loads(urllib.request.urlopen(f"{endpoint}/moto-api/updraft/counters").read())  # noqa: E731
-    before = counters()["lambda_invocations"].get(name, 0)
+    before = counters(endpoint)["lambda_invocations"].get(name, 0)
     aws("lambda").invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"fail": True}).encode())
     messages = wait_for(lambda: sqs.receive_message(QueueUrl=queue, MessageAttributeNames=["All"],
                                                     WaitTimeSeconds=1).get("Messages"))
     assert json.loads(messages[0]["Body"]) == {"fail": True}
     assert "asked to fail" in messages[0]["MessageAttributes"]["ErrorMessage"]["StringValue"]
-    assert counters()["lambda_invocations"][name] - before == 3, "the first try and two retries"
+    assert counters(endpoint)["lambda_invocations"][name] - before == 3, "the first try and two retries"
     aws("lambda").invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"x": 1}).encode())
-    assert counters()["lambda_invocations"][name] - before == 4, "a success is not retried"
+    assert counters(endpoint)["lambda_invocations"][name] - before == 4, "a success is not retried"

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import unique
+from conftest import arm_faults, counters, unique
 from test_cloud_runs import wait_for
 from test_registry_api import CREDENTIALS, DEPLOY, REPO, UPDRAFT, signed, updraft
 
@@ -155,24 +155,19 @@ def test_a_tick_whose_launch_fails_is_recorded_failed_retried_and_dead_lettered(
     name = f"{stack['prefix']}-sched-development-hourly"
     api = f"{stack['prefix']}-api"
     assert updraft(stack, "launchplan", "activate", "hourly", "--version", "v1", "--project", "sched").returncode == 0
-    counted = lambda: json.loads(urllib.request.urlopen(  # noqa: E731
-        f"{stack['endpoint']}/moto-api/updraft/counters").read())
-    before = counted()
+    before = counters(stack["endpoint"])
     # Step Functions refuses every start (a 500 past the SDK's retries) while the tick is handled.
-    arm = {"fail": [{"service": "states", "operation": "StartExecution", "count": 100, "error": "5xx",
-                     "function": api}]}
-    urllib.request.urlopen(urllib.request.Request(f"{stack['endpoint']}/moto-api/updraft/faults", method="POST",
-                                                  data=json.dumps(arm).encode()))
+    arm_faults(stack["endpoint"], fail=[{"service": "states", "operation": "StartExecution", "count": 100,
+                                         "error": "5xx", "function": api}])
     try:
         fire(stack, name, "2027-05-01T07:00:00Z")
         recorded = wait_for("the failed tick", lambda: [t for t in ticks(stack, "sched", "hourly")
                                                         if t["scheduledTime"] == "2027-05-01T07:00:00Z"])
     finally:
-        urllib.request.urlopen(urllib.request.Request(f"{stack['endpoint']}/moto-api/updraft/faults", method="POST",
-                                                      data=json.dumps({"clear": True}).encode()))
+        arm_faults(stack["endpoint"], clear=True)
         updraft(stack, "launchplan", "deactivate", "hourly", "--version", "v1", "--project", "sched")
     assert recorded[0]["outcome"] == "FAILED" and "starting" in recorded[0]["message"], recorded
-    after = counted()
+    after = counters(stack["endpoint"])
     assert after["lambda_async_failures"].get(api, 0) - before["lambda_async_failures"].get(api, 0) == 3, \
         "the tick and Lambda's two retries each failed"
     sqs = aws("sqs")
