@@ -41,6 +41,9 @@ pub struct Job {
     pub attempt: u32,
     pub work_dir: PathBuf,
     pub code_dir: String,
+    /// The task's code bundle and its registered digest: unpacked into the
+    /// work directory, it becomes `{{code_dir}}` instead of the image's directory.
+    pub code: Option<(S3Uri, String)>,
     /// (secret name, value) of secrets meant as files.
     pub secret_files: Vec<(String, String)>,
 }
@@ -80,7 +83,17 @@ impl Job {
             None => None,
         };
         let inputs_uri = uri(ENV_INPUTS_URI, false);
+        let code_uri = uri(ENV_CODE_BUNDLE, false);
+
         let output_prefix = uri(ENV_OUTPUT_PREFIX, true);
+        let code = match (code_uri, vars.get(ENV_CODE_DIGEST)) {
+            (Some(uri), Some(digest)) => Some((uri, digest.clone())),
+            (None, None) => None,
+            _ => {
+                problems.push(format!("{ENV_CODE_BUNDLE} and {ENV_CODE_DIGEST} go together (the job definition sets both)"));
+                None
+            }
+        };
         if !interface.inputs.is_empty() && inputs_uri.is_none() && !vars.contains_key(ENV_INPUTS_URI) {
             problems.push(format!("{ENV_INPUTS_URI} is not set, but the task has inputs"));
         }
@@ -109,6 +122,7 @@ impl Job {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| std::env::temp_dir().join(format!("updraft-exec-{}", std::process::id()))),
             code_dir: vars.get(ENV_CODE_DIR).cloned().unwrap_or_else(|| cwd.display().to_string()),
+            code,
             secret_files: vars
                 .iter()
                 .filter_map(|(k, v)| Some((k.strip_prefix(SECRET_FILE_PREFIX)?.to_string(), v.clone())))
@@ -211,11 +225,22 @@ async fn run_job(
     }
 
     let started = Instant::now();
-    let inputs = tokio::select! {
-        inputs = fetch_inputs(s3, job, &inputs_dir) => inputs?,
+    let (inputs, code_dir) = tokio::select! {
+        fetched = async { tokio::try_join!(fetch_inputs(s3, job, &inputs_dir), fetch_code(s3, job)) } => fetched?,
         _ = process::cancelled(&mut terminate) => return Err(Failure::Terminated),
     };
     report.inputs = started.elapsed();
+    let mut env = Vec::new();
+    if job.code.is_some() && contract::python_task(argv).is_some() {
+        // The bundle holds the task's module; the SDK that runs it comes with this binary.
+        let sdk_dir = job.work_dir.join("sdk");
+        crate::embedded_sdk::write_to(&sdk_dir).map_err(|e| local_error("cannot write the SDK to", &sdk_dir, e))?;
+        let mut path = sdk_dir.display().to_string();
+        if let Some(existing) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
+            path = format!("{path}:{}", existing.to_string_lossy());
+        }
+        env.push(("PYTHONPATH".to_string(), path));
+    }
 
     let secrets_dir = job.work_dir.join("secrets");
     if !job.secret_files.is_empty() {
@@ -231,25 +256,26 @@ async fn run_job(
         .iter()
         .map(|v| (v.name.clone(), outputs_dir.join(&v.name).display().to_string()))
         .collect();
-    let argv = contract::render_argv(argv, &inputs, &output_paths, &job.code_dir).map_err(Failure::BadJob)?;
+    let argv = contract::render_argv(argv, &inputs, &output_paths, &code_dir).map_err(Failure::BadJob)?;
+    env.extend([
+        (ENV_INPUTS.into(), inputs_path.display().to_string()),
+        (ENV_OUTPUTS_DIR.into(), outputs_dir.display().to_string()),
+        (ENV_CODE_DIR.into(), code_dir.clone()),
+        (ENV_SECRETS_DIR.into(), secrets_dir.display().to_string()),
+        (ENV_ATTEMPT.into(), job.attempt.to_string()),
+    ]);
 
     let started = Instant::now();
     let outcome = process::run(
         Attempt {
             argv,
-            env: vec![
-                (ENV_INPUTS.into(), inputs_path.display().to_string()),
-                (ENV_OUTPUTS_DIR.into(), outputs_dir.display().to_string()),
-                (ENV_CODE_DIR.into(), job.code_dir.clone()),
-                (ENV_SECRETS_DIR.into(), secrets_dir.display().to_string()),
-                (ENV_ATTEMPT.into(), job.attempt.to_string()),
-            ],
+            env,
             // The task sees secrets meant as files only as files, and none of exec's plumbing.
             remove_env: job
                 .secret_files
                 .iter()
                 .map(|(name, _)| format!("{SECRET_FILE_PREFIX}{name}"))
-                .chain([ENV_INTERFACE, ENV_INPUTS_URI, ENV_OUTPUT_PREFIX].map(String::from))
+                .chain([ENV_INTERFACE, ENV_INPUTS_URI, ENV_OUTPUT_PREFIX, ENV_CODE_BUNDLE, ENV_CODE_DIGEST].map(String::from))
                 .collect(),
             cwd: task_dir,
             stdout: None,
@@ -310,6 +336,30 @@ async fn run_job(
         .map_err(Failure::Data)?;
     report.outputs = started.elapsed();
     Ok(report)
+}
+
+/// `{{code_dir}}`: the job's code bundle, checked against its registered digest
+/// and unpacked into `<work>/code`; without a bundle, the image's directory.
+async fn fetch_code(s3: &Client, job: &Job) -> Result<String, Failure> {
+    let Some((uri, digest)) = &job.code else {
+        return Ok(job.code_dir.clone());
+    };
+    let bytes = s3::get_bytes(s3, uri).await.map_err(Failure::Data)?;
+    let dir = job.work_dir.join("code");
+    let unpacked = tokio::task::spawn_blocking({
+        let (dir, digest) = (dir.clone(), digest.clone());
+        move || crate::bundle::unpack(&bytes, &digest, &dir)
+    })
+    .await
+    .map_err(|e| Failure::BadJob(format!("unpacking the code bundle stopped: {e}")))?;
+    match unpacked {
+        Ok(_) => Ok(dir.display().to_string()),
+        Err(crate::bundle::BundleError::DigestMismatch { expected, found }) => {
+            Err(Failure::Data(DataError::DigestMismatch { uri: uri.to_string(), expected, found }))
+        }
+        Err(e @ crate::bundle::BundleError::Io(_)) => Err(Failure::BadJob(format!("{uri}: {e}"))),
+        Err(e) => Err(Failure::Data(DataError::BadUri(format!("{uri}: {e}")))),
+    }
 }
 
 /// The inputs as the task sees them: blobs downloaded, their URIs replaced by local paths.

@@ -1,6 +1,8 @@
 //! `updraft`: validate, compile and run workflows; deploy the stack; run a task in a container.
 
+mod bundle;
 mod commands;
+mod embedded_sdk;
 mod exec;
 mod local;
 mod outputs;
@@ -194,6 +196,11 @@ enum Command {
     Cache {
         #[command(subcommand)]
         command: CacheCommand,
+    },
+    /// The cloud path offline on this machine: an emulator with the stack deployed, and the config pointing at it.
+    Sandbox {
+        #[command(subcommand)]
+        command: commands::sandbox::SandboxCommand,
     },
     /// Settings of the remote commands (~/.updraft/config.toml, or UPDRAFT_CONFIG).
     Config {
@@ -522,6 +529,7 @@ fn main() -> ExitCode {
             };
             commands::registry::cache(&args.task, &args.version, delete, &args.remote, args.output)
         }
+        Command::Sandbox { command } => commands::sandbox::run(command),
         Command::Config { command: ConfigCommand::Init { stack, endpoint_url, region } } => {
             commands::registry::config_init(&stack, endpoint_url.as_deref(), region.as_deref())
         }

@@ -31,6 +31,10 @@ pub struct Config {
     pub project: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    /// Written by `updraft sandbox up`: requests are signed with the offline
+    /// emulator's fixed test key, so the sandbox needs no AWS credentials.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sandbox: bool,
 }
 
 const INIT: &str = "run `updraft config init --stack NAME` (NAME: the stack `updraft deploy` created)";
@@ -99,10 +103,28 @@ pub fn resolve(endpoint_flag: Option<&str>) -> Result<Config, String> {
     }
 }
 
+/// The key the offline emulator accepts (any key is; this one is its documented default).
+pub const SANDBOX_KEY: (&str, &str) = ("testing", "testing");
+
+/// AWS settings for the stack's services (its bucket): the stack's endpoint and
+/// region from the config; a sandbox's fixed key, else the usual credentials.
+pub async fn sdk_config(config: &Config) -> updraft_aws::config::SdkConfig {
+    let sdk = updraft_aws::config::sdk_config(config.aws_endpoint_url.as_deref(), config.region.as_deref()).await;
+    with_sandbox_key(config, sdk)
+}
+
+fn with_sandbox_key(config: &Config, sdk: updraft_aws::config::SdkConfig) -> updraft_aws::config::SdkConfig {
+    if !config.sandbox {
+        return sdk;
+    }
+    let key = aws_credential_types::Credentials::new(SANDBOX_KEY.0, SANDBOX_KEY.1, None, None, "updraft-sandbox");
+    sdk.into_builder().credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(key)).build()
+}
+
 /// A signed client of the configured API.
 pub async fn client(config: &Config) -> Result<ApiClient, String> {
     // The API endpoint is not an AWS service endpoint: AWS_ENDPOINT_URL is not applied to it.
-    let sdk = updraft_aws::config::sdk_config(None, None).await;
+    let sdk = with_sandbox_key(config, updraft_aws::config::sdk_config(None, None).await);
     ApiClient::new(&sdk, &config.endpoint, config.region.as_deref()).map_err(|e| e.to_string())
 }
 

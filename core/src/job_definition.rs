@@ -59,6 +59,11 @@ pub fn job_definition(task: &TaskTemplate, settings: &Settings) -> Value {
     if contract::python_task(&container.args).is_some() && !container.env.contains_key("PYTHONUNBUFFERED") {
         environment.push(json!({"name": "PYTHONUNBUFFERED", "value": "1"}));
     }
+    // The code comes with the registration, not the image: exec fetches and checks it.
+    if let Some(code) = &task.code {
+        environment.push(json!({"name": contract::ENV_CODE_BUNDLE, "value": code.uri}));
+        environment.push(json!({"name": contract::ENV_CODE_DIGEST, "value": code.digest}));
+    }
     let secrets: Vec<Value> = task
         .secrets
         .iter()

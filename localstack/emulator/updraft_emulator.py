@@ -45,6 +45,8 @@ Patches, each covered by a test in tests/test_patches.py:
 (l) Array jobs: each child gets AWS_BATCH_JOB_ARRAY_INDEX, and the parent
     ends when its last child does (SUCCEEDED if every child did, else FAILED)
     with its own state-change event; moto left the parent SUBMITTED.
+(s) Step Functions executes state machines by default (moto only recorded
+    executions unless `/moto-api/config` asked it to run them).
 (k) POST /moto-api/updraft/images {"IMAGE": "DIR"} stands in for pulling an
     image: jobs whose container image is IMAGE run in DIR (their `{{code_dir}}`,
     as an image's working directory is in a container).
@@ -1444,6 +1446,15 @@ def apply_patches():
     start_firing_schedules()
 
 
+def execute_state_machines_by_default():
+    """(s) Step Functions executions run their state machine from the start, as
+    on AWS; moto's default only records them until `/moto-api/config` says
+    otherwise (which still works, before any resource is created)."""
+    from moto.core.config import default_user_config
+
+    default_user_config["stepfunctions"]["execute_state_machine"] = True
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -1455,6 +1466,7 @@ def main():
     _ENDPOINT = f"http://{args.host}:{args.port}"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     apply_patches()
+    execute_state_machines_by_default()
     from moto.server import main as moto_main
 
     moto_main(["--host", args.host, "--port", str(args.port)])

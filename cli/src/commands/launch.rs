@@ -115,8 +115,7 @@ pub fn launch(args: LaunchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
                     .into(),
             );
         };
-        let endpoint = session.config.aws_endpoint_url.as_deref();
-        let sdk = session.runtime.block_on(updraft_aws::config::sdk_config(endpoint, session.config.region.as_deref()));
+        let sdk = session.runtime.block_on(crate::remote::sdk_config(&session.config));
         let s3_client = updraft_aws::config::s3_client(&sdk);
         for (name, value) in inputs.iter_mut() {
             if let Err(e) = session.runtime.block_on(upload_blobs(&s3_client, &bucket, value)) {

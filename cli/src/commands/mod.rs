@@ -6,6 +6,7 @@ pub mod executions;
 pub mod launch;
 pub mod registry;
 pub mod run;
+pub mod sandbox;
 pub mod schedule;
 pub mod scheduler;
 pub mod validate;

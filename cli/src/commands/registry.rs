@@ -4,12 +4,14 @@
 use super::executions::OutputFormat;
 use crate::remote::{self, Config};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use updraft_aws::api_client::{ApiAnswer, ApiClient};
+use updraft_aws::s3::S3Uri;
 use updraft_core::proto::api::{
     ListNamesResponse, ListProjectsResponse, ListVersionsResponse, RegisterRequest, RegisterResponse, ScheduleStatus,
 };
+use updraft_core::proto::core::CodeBundle;
 
 /// Specs sent to the API are read with the server's limit (it answers 413 past it).
 const MAX_SPEC_BYTES: u64 = 1024 * 1024;
@@ -120,14 +122,18 @@ pub fn register(
                 continue;
             }
         };
-        let request = RegisterRequest {
-            project: remote.project.clone().or(session.config.project.clone()).unwrap_or_default(),
-            domain: remote.domain.clone().or(session.config.domain.clone()).unwrap_or_default(),
-            version: version.into(),
-            spec,
-            file_name,
-            activate,
+        let project = remote.project.clone().or(session.config.project.clone()).unwrap_or_default();
+        let domain = remote.domain.clone().or(session.config.domain.clone()).unwrap_or_default();
+        let bundle = match code_bundle(&session, file, &spec, &file_name) {
+            Ok(bundle) => bundle,
+            Err(e) => {
+                eprintln!("error: {}: {e}\n  ({}: nothing of it was registered)", file.display(), file.display());
+                code = ExitCode::FAILURE;
+                continue;
+            }
         };
+        let request =
+            RegisterRequest { project, domain, version: version.into(), spec, file_name, activate, code: bundle };
         let answer = session.send("POST", "/v1/register", &[], Some(serde_json::to_vec(&request)?))?;
         let status = answer.status;
         match accepted(answer) {
@@ -155,6 +161,42 @@ pub fn register(
         println!("{}", serde_json::to_string_pretty(&answers)?);
     }
     Ok(code)
+}
+
+/// The spec directory's code bundle, uploaded to the stack's bucket under its
+/// digest unless it is there already — when a task of the spec needs code
+/// (docs/task-contract.md, "Code bundles"). A spec that does not compile here
+/// is sent without one: the API answers with its problems.
+fn code_bundle(session: &Session, file: &Path, spec: &str, file_name: &str) -> Result<Option<CodeBundle>, String> {
+    let options = updraft_core::compile::Options::default();
+    let format = updraft_core::spec::Format::from_file_name(file_name);
+    let Ok(compiled) = updraft_core::compile::compile_text(spec, format, &options) else { return Ok(None) };
+    if !compiled.needs_code() {
+        return Ok(None);
+    }
+    let dir = crate::spec_file::code_dir(file).map_err(|e| format!("cannot read its directory: {e}"))?;
+    let bundle = crate::bundle::pack(&dir).map_err(|e| e.to_string())?;
+    let bucket = session.config.data_bucket.clone().ok_or(
+        "its tasks' code is uploaded to the stack's bucket, which the config does not name: \
+         run `updraft config init --stack NAME` again",
+    )?;
+    let to = S3Uri { bucket, key: bundle.key() };
+    let s3_client = updraft_aws::config::s3_client(&session.runtime.block_on(crate::remote::sdk_config(&session.config)));
+    let uploaded = session.runtime.block_on(async {
+        if updraft_aws::s3::exists(&s3_client, &to).await? {
+            return Ok("already in the bucket");
+        }
+        updraft_aws::s3::put_bytes(&s3_client, &to, bundle.bytes.clone(), "application/gzip").await.map(|_| "uploaded")
+    });
+    let how = uploaded.map_err(|e| format!("cannot upload its code bundle: {e}"))?;
+    eprintln!(
+        "code bundle {} of {} ({} files, {} bytes): {how}",
+        bundle.digest,
+        dir.display(),
+        bundle.files,
+        bundle.content_bytes
+    );
+    Ok(Some(CodeBundle { uri: to.to_string(), digest: bundle.digest, size_bytes: bundle.bytes.len() as u64 }))
 }
 
 /// What `updraft get` asks for.
@@ -376,16 +418,26 @@ pub fn config_init(
     endpoint_url: Option<&str>,
     region: Option<&str>,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let path = remote::config_path()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let sdk = runtime.block_on(updraft_aws::config::sdk_config(endpoint_url, region));
-    let outputs = match runtime.block_on(updraft_aws::deploy::stack_outputs(&sdk, stack)) {
+    let (path, config) = runtime.block_on(write_stack_config(&sdk, stack, false))?;
+    println!("wrote {}: endpoint {}", path.display(), config.endpoint);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Points the config file at `stack` (read through `sdk`); `sandbox`: the offline sandbox's.
+pub(crate) async fn write_stack_config(
+    sdk: &updraft_aws::config::SdkConfig,
+    stack: &str,
+    sandbox: bool,
+) -> Result<(PathBuf, Config), String> {
+    let path = remote::config_path()?;
+    let outputs = match updraft_aws::deploy::stack_outputs(sdk, stack).await {
         Ok(outputs) => outputs,
         Err(e) => {
             return Err(format!(
                 "{e}\n  hint: deploy it with `updraft deploy --stack-name {stack}`, or name the stack it made"
-            )
-            .into());
+            ));
         }
     };
     let endpoint = match (sdk.endpoint_url(), outputs.get("ApiId"), outputs.get("ApiStageName")) {
@@ -395,7 +447,7 @@ pub fn config_init(
         }
         _ => match outputs.get("ApiUrl") {
             Some(url) => url.clone(),
-            None => return Err(format!("stack {stack} has no ApiUrl output; is it an Updraft stack?").into()),
+            None => return Err(format!("stack {stack} has no ApiUrl output; is it an Updraft stack?")),
         },
     };
     let mut config = remote::read_config(&path).ok().flatten().unwrap_or_default();
@@ -404,7 +456,7 @@ pub fn config_init(
     config.data_bucket = outputs.get("DataBucketName").cloned();
     config.aws_endpoint_url = sdk.endpoint_url().map(str::to_string);
     config.stack = Some(stack.into());
+    config.sandbox = sandbox;
     remote::write_config(&path, &config)?;
-    println!("wrote {}: endpoint {}", path.display(), config.endpoint);
-    Ok(ExitCode::SUCCESS)
+    Ok((path, config))
 }

@@ -67,6 +67,28 @@ impl Compiled {
             .find(|w| w.template.as_ref().and_then(|t| t.id.as_ref()).is_some_and(|id| id.name == name))
     }
 
+    /// Records `bundle` as the code of every task that needs code
+    /// ([`needs_code`](crate::execution::contract::needs_code)); returns how many.
+    /// Workflow closures copy their tasks from here, so call it before [`registrable`](Self::registrable).
+    pub fn attach_code(&mut self, bundle: &crate::proto::core::CodeBundle) -> usize {
+        let mut attached = 0;
+        for task in &mut self.tasks {
+            let needs = task.container.as_ref().is_some_and(|c| crate::execution::contract::needs_code(&c.args));
+            if needs {
+                task.code = Some(bundle.clone());
+                attached += 1;
+            }
+        }
+        attached
+    }
+
+    /// Whether any task of the document needs its code shipped.
+    pub fn needs_code(&self) -> bool {
+        self.tasks
+            .iter()
+            .any(|t| t.container.as_ref().is_some_and(|c| crate::execution::contract::needs_code(&c.args)))
+    }
+
     /// What registering this document stores: every task, every workflow as its
     /// closure, every launch plan (tasks first, so a reader meets callees first).
     pub fn registrable(&self) -> Vec<crate::ports::Entity> {

@@ -85,6 +85,7 @@ impl Compiler<'_> {
             secrets,
             description: spec.description.clone().unwrap_or_default(),
             input_defaults,
+            code: None,
         })
     }
 

@@ -38,6 +38,15 @@ pub fn python_task(argv: &[String]) -> Option<(&str, bool)> {
         _ => None,
     }
 }
+
+/// Whether a task's argv runs code that is not in its image's own programs: it
+/// names `{{code_dir}}` or runs a Python SDK task. Such tasks get the spec
+/// directory's code bundle at registration (docs/task-contract.md, "Code bundles").
+pub fn needs_code(argv: &[String]) -> bool {
+    let placeholder = format!("{{{{{}}}}}", crate::compile::CODE_DIR_PLACEHOLDER);
+    python_task(argv).is_some() || argv.iter().any(|arg| arg.contains(&placeholder))
+}
+
 pub const ENV_NODE_ID: &str = "UPDRAFT_NODE_ID";
 /// 1 for the first attempt.
 pub const ENV_ATTEMPT: &str = "UPDRAFT_ATTEMPT";
@@ -55,6 +64,10 @@ pub const ENV_OUTPUT_PREFIX: &str = "UPDRAFT_OUTPUT_PREFIX";
 /// prefix on its array job: each item reads `<prefix><index>/inputs.json` and writes
 /// under `<prefix><index>/`, its index from `AWS_BATCH_JOB_ARRAY_INDEX` (0 without one).
 pub const ENV_ARRAY_PREFIX: &str = "UPDRAFT_ARRAY_PREFIX";
+/// `s3://` URI of the task's code bundle and its `sha256:` digest (job definition):
+/// `updraft exec` unpacks it into a fresh directory that becomes `{{code_dir}}`.
+pub const ENV_CODE_BUNDLE: &str = "UPDRAFT_CODE_BUNDLE";
+pub const ENV_CODE_DIGEST: &str = "UPDRAFT_CODE_DIGEST";
 /// Secrets meant as files arrive in variables with this prefix (see `job_definition`).
 pub const SECRET_FILE_PREFIX: &str = "UPDRAFT_SECRET_FILE_";
 
@@ -227,6 +240,15 @@ mod tests {
         ] {
             assert_eq!(python_task(&argv(other)), None, "{other:?}");
         }
+    }
+
+    #[test]
+    fn tasks_that_run_the_spec_directory_s_code_need_a_bundle() {
+        assert!(needs_code(&argv(&["python3", "-m", "updraft.task", "m:f"])));
+        assert!(needs_code(&argv(&["python3", "{{code_dir}}/train.py", "--seed", "{{inputs.seed}}"])));
+        assert!(needs_code(&argv(&["sh", "-c", "cd {{code_dir}} && make"])));
+        assert!(!needs_code(&argv(&["python3", "-c", "print(1)"])));
+        assert!(!needs_code(&argv(&["/usr/local/bin/trainer", "{{inputs.data}}"])));
     }
 
     fn t(text: &str) -> LiteralType {

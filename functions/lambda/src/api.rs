@@ -26,7 +26,8 @@ use updraft_core::proto::api::{
     ListProjectsResponse, ListVersionsResponse, RegisterRequest, RegisterResponse,
 };
 use updraft_core::proto::core::{
-    ExecutionId, Identifier, LaunchMode, LaunchPlanSpec, Literal, LiteralMap, ResourceType, literal,
+    CodeBundle, ExecutionId, Identifier, LaunchMode, LaunchPlanSpec, Literal, LiteralMap, ResourceType, TaskTemplate,
+    literal,
 };
 use updraft_core::schedule::{
     Tick, catch_up_seconds, next_fires, schedule_drift, schedule_name, schedule_request, tick_execution_name,
@@ -400,6 +401,53 @@ fn check_json_request(request: &ApiRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A code bundle named by the register request: its digest is a sha256, and its
+/// URI is where `updraft register` puts that digest (`bundles/sha256/<hex>.tar.gz`).
+fn check_code_bundle(code: &CodeBundle) -> Result<(), ApiError> {
+    let hex = code.digest.strip_prefix("sha256:").unwrap_or_default();
+    let valid_digest = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let key = format!("/bundles/sha256/{hex}.tar.gz");
+    if !valid_digest {
+        return Err(ApiError::bad_request(
+            "InvalidCodeBundle",
+            "code.digest",
+            format!("{:?} is not a sha256 digest", code.digest.chars().take(80).collect::<String>()),
+            "give \"sha256:\" and 64 lowercase hex digits of the archive (updraft register does)",
+        ));
+    }
+    if !(code.uri.starts_with("s3://") && code.uri.ends_with(&key)) {
+        return Err(ApiError::bad_request(
+            "InvalidCodeBundle",
+            "code.uri",
+            format!("{:?} is not where the bundle {} is stored", code.uri.chars().take(200).collect::<String>(), code.digest),
+            format!("upload it to s3://<the stack's data bucket>{key}"),
+        ));
+    }
+    Ok(())
+}
+
+/// After a conflict: the first task whose registered code differs from this
+/// registration's, said with both bundle digests (the usual cause of a 409 on a re-register).
+async fn changed_code<R: Registry>(registry: &R, entities: &[Entity]) -> Option<String> {
+    for entity in entities {
+        let Entity::Task(task) = entity else { continue };
+        let id = task.id.clone().unwrap_or_default();
+        let Ok(Some(Entity::Task(registered))) = registry.get(&id).await else { continue };
+        let digest = |t: &TaskTemplate| t.code.as_ref().map_or("none (code in the image)".to_string(), |c| c.digest.clone());
+        if digest(&registered) != digest(task) {
+            return Some(format!(
+                "task {} version {} was registered with code bundle {}; this registration's code bundle is {} \
+                 (its code changed: register under a new version to run it)",
+                id.name,
+                id.version,
+                digest(&registered),
+                digest(task)
+            ));
+        }
+    }
+    None
+}
+
 /// The register request in a body: JSON, within the limit, with exactly the IDL's fields.
 fn register_request(request: &ApiRequest) -> Result<RegisterRequest, ApiError> {
     json_body(request, "RegisterRequest")
@@ -458,7 +506,11 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     match route(&request.method, &request.path)? {
         Route::Register => {
             let body = register_request(request)?;
-            let compiled = compile_register_request(&body)?;
+            let mut compiled = compile_register_request(&body)?;
+            if let Some(code) = &body.code {
+                check_code_bundle(code)?;
+                compiled.attach_code(code);
+            }
             let entities = compiled.registrable();
             if entities.is_empty() {
                 return Err(ApiError::bad_request(
@@ -472,7 +524,17 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             let resources = cloud_resources::plan(&entities, &api.cloud).map_err(|e| {
                 ApiError::bad_request("WorkflowTooLarge", "spec", e.to_string(), "split it into subworkflows")
             })?;
-            let outcomes = registry.register(&entities).await.map_err(|e| ApiError::from_port(e, "spec"))?;
+            let outcomes = match registry.register(&entities).await {
+                Ok(outcomes) => outcomes,
+                Err(PortError::Conflict(message)) => {
+                    let message = match changed_code(registry, &entities).await {
+                        Some(code) => format!("{message}; {code}"),
+                        None => message,
+                    };
+                    return Err(ApiError::from_port(PortError::Conflict(message), "spec"));
+                }
+                Err(e) => return Err(ApiError::from_port(e, "spec")),
+            };
             provision(&api.provisioner, &resources).await?;
             // A plan registered active (`active: true` in its spec, or `activate` asked) fires from now on.
             for entity in &entities {

@@ -442,6 +442,38 @@ async fn child_outputs<R: Registry>(services: &NodeServices<R>, child: &RunRef) 
 /// The outputs a succeeded job recorded, or why they cannot be used. A read that
 /// may succeed later (throttling, a 5xx) is the outer error: the event is retried,
 /// the node not failed.
+/// Every item's result, in item order, read [`GATHER_IN_FLIGHT`] at a time: a
+/// map's gather waits on S3 round trips, not on one read after another.
+async fn item_results(
+    s3_client: &aws_sdk_s3::Client,
+    prefix: &S3Uri,
+    items: usize,
+) -> Result<Vec<ItemResult>, PortError> {
+    let mut results = Vec::with_capacity(items);
+    for first in (0..items).step_by(GATHER_IN_FLIGHT) {
+        let mut reads = tokio::task::JoinSet::new();
+        for i in first..(first + GATHER_IN_FLIGHT).min(items) {
+            let (s3_client, item) = (s3_client.clone(), prefix.join(&format!("{i}/")));
+            reads.spawn(async move {
+                let result = match job_outputs(&s3_client, &item).await? {
+                    Ok(outputs) => ItemResult::Succeeded(outputs),
+                    Err(_) => {
+                        ItemResult::Failed(job_failure(&s3_client, &item, None, "the item's job failed", "").await?)
+                    }
+                };
+                Ok::<_, PortError>((i, result))
+            });
+        }
+        let mut chunk = reads.join_all().await.into_iter().collect::<Result<Vec<_>, _>>()?;
+        chunk.sort_by_key(|(i, _)| *i);
+        results.extend(chunk.into_iter().map(|(_, result)| result));
+    }
+    Ok(results)
+}
+
+/// How many item results a gather reads at once.
+const GATHER_IN_FLIGHT: usize = 32;
+
 async fn job_outputs(
     s3_client: &aws_sdk_s3::Client,
     prefix: &S3Uri,
@@ -581,16 +613,7 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
         }
         NodeEvent::JobEnded { node, items: Some(items), .. } => {
             let prefix = items_prefix(&services.config.bucket, &run, &node);
-            let mut results = Vec::with_capacity(items);
-            for i in 0..items {
-                let item = prefix.join(&format!("{i}/"));
-                results.push(match job_outputs(&services.s3, &item).await? {
-                    Ok(outputs) => ItemResult::Succeeded(outputs),
-                    Err(_) => {
-                        ItemResult::Failed(job_failure(&services.s3, &item, None, "the item's job failed", "").await?)
-                    }
-                });
-            }
+            let results = item_results(&services.s3, &prefix, items).await?;
             steps.map_reported(&node, results, 1, String::new()).await?;
         }
         NodeEvent::JobEnded { node, succeeded, exit_code, reason, log_stream, attempts, .. } => {

@@ -39,9 +39,7 @@ def endpoint():
                 process.kill()
                 raise RuntimeError(f"the emulator did not start; see {log.name}")
             time.sleep(0.2)
-    # Configure before creating any resource: each mode keeps its own backend.
-    config = json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/config", data=config, method="POST"))
+    # No /moto-api/config step: the emulator executes state machines by default (patch (s)).
     yield url
     os.killpg(process.pid, 9)
     process.wait()
