@@ -42,8 +42,8 @@ Patches, each covered by a test in tests/test_patches.py:
     refuses new jobs there; moto queued them. DescribeJobs reports a container's
     exit code and reason, and no fractional `vcpus` (an integer in Batch's API;
     the SDKs refuse 0.25).
-(l) Array jobs: each child gets AWS_BATCH_JOB_ARRAY_INDEX, and the parent
-    ends when its last child does (SUCCEEDED if every child did, else FAILED)
+(l) Array jobs: each child gets AWS_BATCH_JOB_ARRAY_INDEX and describes
+    itself with `arrayProperties.index`, and the parent ends when its last child does (SUCCEEDED if every child did, else FAILED)
     with its own state-change event; moto left the parent SUBMITTED.
 (s) Step Functions executes state machines by default (moto only recorded
     executions unless `/moto-api/config` asked it to run them).
@@ -300,11 +300,18 @@ def _end_array_parent(child):
     if (child.array_properties or {}).get("index") is None:
         return
     parent = child.all_jobs.get(child.job_id.rsplit(":", 1)[0])
-    if parent is None:
-        return
+    if parent is not None:
+        _end_array_job(parent)
+
+
+def _end_array_job(parent):
+    """(l) Ends an array job whose children have all ended (once)."""
     with _ARRAY_LOCK:
         children = parent._child_jobs or []
-        if parent.job_stopped or not all(c.job_stopped for c in children):
+        # moto records the children only once it has made all of them: a quick first
+        # child may end before, and must not end its parent with an empty list.
+        size = (parent.array_properties or {}).get("size", 0)
+        if parent.job_stopped or len(children) < size or not all(c.job_stopped for c in children):
             return
         succeeded = all(c.status == "SUCCEEDED" for c in children)
         if not succeeded:
@@ -613,7 +620,12 @@ def patch_batch_jobs():
         queue = self.get_job_queue(job_queue)
         if queue is not None and queue.state == "DISABLED":
             raise ClientException(f"Job queue {queue.name} is DISABLED: it takes no new jobs")
-        return submit_job(self, job_name, job_def_id, job_queue, *args, **kwargs)
+        name, job_id, arn = submit_job(self, job_name, job_def_id, job_queue, *args, **kwargs)
+        parent = self._jobs.get(job_id)
+        if parent is not None and parent._child_jobs:
+            # (l) Children that all ended before moto recorded them could not end their parent.
+            _end_array_job(parent)
+        return name, job_id, arn
 
     models.BatchBackend.submit_job = submit_job_if_enabled
     terminate_job = models.BatchBackend.terminate_job
@@ -646,6 +658,20 @@ def patch_batch_jobs():
         return details
 
     models.Job._container_details = _container_details_with_exit
+
+    describe = models.Job.describe
+
+    def describe_with_array_index(self):
+        # (l) A child of an array job says which item it is (`arrayProperties.index`), as
+        # AWS's DescribeJobs and state-change events do; moto left it out, so rules that
+        # skip children (`index: [{exists: false}]`) received every child's end.
+        result = describe(self)
+        index = (self.array_properties or {}).get("index")
+        if index is not None:
+            result["arrayProperties"] = {"index": index}
+        return result
+
+    models.Job.describe = describe_with_array_index
 
 
 # ---------------------------------------------------------------- (c) Lambda bootstrap

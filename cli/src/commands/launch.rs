@@ -159,11 +159,33 @@ pub fn launch(args: LaunchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
 /// Polls the run until it ends, printing each node's phase change.
 fn watch(session: &Session, id: &ExecutionId, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut seen: BTreeMap<String, i32> = BTreeMap::new();
+    // Watching outlives a busy API: a 5xx, a throttle or a dropped connection is
+    // tried again for this long (the run goes on regardless) before giving up.
+    let patience = Duration::from_secs(300);
+    let mut failing_since: Option<std::time::Instant> = None;
     loop {
-        let run = match get(session, id)? {
-            Ok(run) => run,
-            Err(code) => return Ok(code),
+        let route = format!("/v1/executions/{}/{}/{}", id.project, id.domain, id.name);
+        let answer = session.send("GET", &route, &[], None);
+        let transient = match &answer {
+            Ok(answer) if answer.status >= 500 || answer.status == 429 => Some(format!("HTTP {}", answer.status)),
+            Ok(_) => None,
+            Err(e) => Some(e.clone()),
         };
+        if let Some(why) = transient {
+            let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() < patience {
+                eprintln!("  (the API did not answer: {why}; asking again)");
+                std::thread::sleep(Duration::from_secs(2));
+                continue;
+            }
+        }
+        failing_since = None;
+        let answer = answer?;
+        if answer.status != 200 {
+            eprintln!("{}", crate::remote::describe_refusal(&answer));
+            return Ok(ExitCode::FAILURE);
+        }
+        let run: GetExecutionResponse = serde_json::from_slice(&answer.body)?;
         let execution = run.execution.clone().unwrap_or_default();
         for node in &run.nodes {
             let id = node.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();

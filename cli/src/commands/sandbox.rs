@@ -250,20 +250,48 @@ fn print_next_steps() {
     println!("  updraft sandbox status | updraft sandbox down");
 }
 
-/// Stops the emulator's process group (the emulator, its functions and jobs).
-fn stop(pid: u32) {
-    unsafe {
-        libc::killpg(pid as i32, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if alive(pid) {
-        unsafe {
-            libc::killpg(pid as i32, libc::SIGKILL);
+/// Every process below `pid`, read from /proc (children, grandchildren…).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut children: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // "pid (comm) state ppid …": the name may hold spaces and parentheses, so read after the last ')'.
+        let parent = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if let Some(parent) = parent {
+            children.entry(parent).or_default().push(child);
         }
     }
+    let mut found = Vec::new();
+    let mut next = vec![pid];
+    while let Some(p) = next.pop() {
+        for &child in children.get(&p).into_iter().flatten() {
+            found.push(child);
+            next.push(child);
+        }
+    }
+    found
+}
+
+/// Stops the emulator and everything it started: its Lambda functions and Batch
+/// jobs run in process groups of their own, so they are found by ancestry
+/// first — left running, they would call the next emulator on the same port.
+fn stop(pid: u32) {
+    let mut family = descendants(pid);
+    family.push(pid);
+    let signal_all = |signal| {
+        for &p in &family {
+            unsafe {
+                libc::kill(p as i32, signal);
+            }
+        }
+    };
+    signal_all(libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while family.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal_all(libc::SIGKILL);
 }
 
 fn down(dir: &Path) -> Result<ExitCode, Box<dyn std::error::Error>> {

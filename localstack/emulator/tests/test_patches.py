@@ -147,6 +147,8 @@ def test_terminating_an_array_job_terminates_its_children(aws, job_queue):
                               arrayProperties={"size": 2})["jobId"]
     children = [f"{parent}:{i}" for i in range(2)]
     wait_for(lambda: all(j["status"] == "RUNNING" for j in batch.describe_jobs(jobs=children)["jobs"]))
+    # (l) A child says which item it is, so event rules can tell children from their parent.
+    assert [j["arrayProperties"] for j in batch.describe_jobs(jobs=children)["jobs"]] == [{"index": 0}, {"index": 1}]
     batch.terminate_job(jobId=parent, reason="the run was aborted")
     assert finished_job(aws, parent)["status"] == "FAILED"
     ended = batch.describe_jobs(jobs=children)["jobs"]
