@@ -55,7 +55,9 @@ pub enum BundleError {
     TooLarge { dir: String, size: u64, files: usize, limit: u64, max_files: usize, largest: String },
     #[error("{path} links to {target}, outside {dir}: only the directory's own files are bundled")]
     LinkOut { path: String, target: String, dir: String },
-    #[error("the bundle has digest {found}, but {expected} was registered: it was changed or cut short; nothing of it was run")]
+    #[error(
+        "the bundle has digest {found}, but {expected} was registered: it was changed or cut short; nothing of it was run"
+    )]
     DigestMismatch { expected: String, found: String },
     #[error("the bundle's entry {entry:?} {why}; nothing outside the code directory was written")]
     Refused { entry: String, why: &'static str },
@@ -101,7 +103,8 @@ fn files_of(dir: &Path) -> Result<Vec<(String, PathBuf, u64, bool)>, BundleError
                 dir: dir.display().to_string(),
             });
         }
-        let meta = std::fs::metadata(&real).map_err(|e| BundleError::Io(format!("cannot read {}: {e}", path.display())))?;
+        let meta =
+            std::fs::metadata(&real).map_err(|e| BundleError::Io(format!("cannot read {}: {e}", path.display())))?;
         if !meta.is_file() {
             continue; // sockets, fifos, devices: not code
         }
@@ -186,6 +189,9 @@ pub fn unpack(bytes: &[u8], expected: &str, dest: &Path) -> Result<Unpacked, Bun
         let relative = safe_relative(Path::new(&raw)).ok_or_else(|| refuse("leaves the directory (absolute or ..)"))?;
         let target = dest.join(&relative);
         match entry.header().entry_type() {
+            // `./`, as `tar -C dir .` writes it: the directory itself.
+            tar::EntryType::Directory if relative.as_os_str().is_empty() => {}
+            _ if relative.as_os_str().is_empty() => return Err(refuse("names no path")),
             tar::EntryType::Directory => {
                 std::fs::create_dir_all(&target).map_err(|e| BundleError::Io(format!("{}: {e}", target.display())))?;
             }
@@ -225,7 +231,8 @@ pub fn unpack(bytes: &[u8], expected: &str, dest: &Path) -> Result<Unpacked, Bun
     Ok(written)
 }
 
-/// `path` without `.` components, if it stays under the directory it is joined to.
+/// `path` without `.` components, if it stays under the directory it is joined to
+/// (empty for the directory itself).
 fn safe_relative(path: &Path) -> Option<PathBuf> {
     let mut clean = PathBuf::new();
     for component in path.components() {
@@ -235,7 +242,7 @@ fn safe_relative(path: &Path) -> Option<PathBuf> {
             Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
         }
     }
-    (!clean.as_os_str().is_empty()).then_some(clean)
+    Some(clean)
 }
 
 #[cfg(test)]

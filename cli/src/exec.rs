@@ -90,7 +90,9 @@ impl Job {
             (Some(uri), Some(digest)) => Some((uri, digest.clone())),
             (None, None) => None,
             _ => {
-                problems.push(format!("{ENV_CODE_BUNDLE} and {ENV_CODE_DIGEST} go together (the job definition sets both)"));
+                problems.push(format!(
+                    "{ENV_CODE_BUNDLE} and {ENV_CODE_DIGEST} go together (the job definition sets both)"
+                ));
                 None
             }
         };
@@ -275,7 +277,10 @@ async fn run_job(
                 .secret_files
                 .iter()
                 .map(|(name, _)| format!("{SECRET_FILE_PREFIX}{name}"))
-                .chain([ENV_INTERFACE, ENV_INPUTS_URI, ENV_OUTPUT_PREFIX, ENV_CODE_BUNDLE, ENV_CODE_DIGEST].map(String::from))
+                .chain(
+                    [ENV_INTERFACE, ENV_INPUTS_URI, ENV_OUTPUT_PREFIX, ENV_CODE_BUNDLE, ENV_CODE_DIGEST]
+                        .map(String::from),
+                )
                 .collect(),
             cwd: task_dir,
             stdout: None,

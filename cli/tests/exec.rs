@@ -317,3 +317,58 @@ fn a_python_sdk_task_runs_under_exec() {
     assert_eq!(text(&s3.get(&bucket, &key_of(&frame["uri"], &bucket)).unwrap()), "x,y\n10,2\n30,4\n");
     assert_eq!(document["outputs"]["rows"]["value"], json!({"integer": "2"}));
 }
+
+/// A code bundle as `updraft register` stores it: a tar.gz in the bucket, named by its digest.
+fn upload_bundle(s3: &S3, bucket: &str, dir: &Path) -> (String, String) {
+    let archive = dir.with_extension("tar.gz");
+    let tar = Command::new("tar").arg("-czf").arg(&archive).arg("-C").arg(dir).arg(".").status().unwrap();
+    assert!(tar.success());
+    let bytes = std::fs::read(&archive).unwrap();
+    let digest = digest(&bytes);
+    let key = format!("bundles/sha256/{}.tar.gz", digest.trim_start_matches("sha256:"));
+    s3.put(bucket, &key, &bytes);
+    (format!("s3://{bucket}/{key}"), digest)
+}
+
+#[test]
+fn a_code_bundle_becomes_code_dir_and_a_changed_one_never_runs() {
+    let s3 = S3::new();
+    let bucket = s3.bucket("bundle");
+    let t = task(
+        "greet",
+        "    image: busybox\n    outputs: {text: string}\n    command: [sh, \"{{code_dir}}/greet.sh\", \"{{outputs.text}}\"]\n",
+    );
+    let code = t.dir.join("code-v1");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("greet.sh"), "echo '\"from the bundle\"' > \"$1\"\n").unwrap();
+    let (uri, registered) = upload_bundle(&s3, &bucket, &code);
+
+    let out = t
+        .command(&bucket, None)
+        .env("UPDRAFT_CODE_BUNDLE", &uri)
+        .env("UPDRAFT_CODE_DIGEST", &registered)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let document = outputs_document(&s3, &bucket);
+    assert_eq!(document["outputs"]["text"]["value"]["string"], "from the bundle");
+
+    // Someone replaces the object: exec refuses it, naming both digests, and runs none of it.
+    std::fs::write(code.join("greet.sh"), "touch \"$0.ran\"; echo '\"tampered\"' > \"$1\"\n").unwrap();
+    let (_, tampered) = upload_bundle(&s3, &bucket, &code);
+    let tampered_bytes = s3.get(&bucket, &format!("bundles/sha256/{}.tar.gz", tampered.trim_start_matches("sha256:")));
+    s3.put(&bucket, uri.strip_prefix(&format!("s3://{bucket}/")).unwrap(), &tampered_bytes.unwrap());
+    let _ = std::fs::remove_dir_all(t.dir.join("work"));
+    let out = t
+        .command(&bucket, None)
+        .env("UPDRAFT_CODE_BUNDLE", &uri)
+        .env("UPDRAFT_CODE_DIGEST", &registered)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(74), "DataError's exit code: {}", text(&out.stderr));
+    let error: Value = serde_json::from_slice(&s3.get(&bucket, "run/node/error.json").unwrap()).unwrap();
+    let message = error["message"].as_str().unwrap();
+    assert_eq!(error["code"], "DataError");
+    assert!(message.contains(&registered) && message.contains(&tampered), "{message}");
+    assert!(!t.dir.join("work/code/greet.sh.ran").exists() && !t.dir.join("work/code").join("greet.sh").exists());
+}

@@ -179,6 +179,43 @@ mod tests {
     }
 
     #[test]
+    fn a_task_with_a_code_bundle_tells_exec_where_it_is_and_its_digest() {
+        let settings = Settings {
+            name_prefix: "updraft".into(),
+            job_role_arn: "job".into(),
+            execution_role_arn: "execution".into(),
+            log_group: "logs".into(),
+            exec_path: "/updraft".into(),
+        };
+        let mut task = TaskTemplate::default();
+        let plain = job_definition(&task, &settings);
+        let names = |definition: &Value| -> Vec<String> {
+            definition["containerProperties"]["environment"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert!(!names(&plain).iter().any(|n| n.starts_with("UPDRAFT_CODE")));
+        task.code = Some(crate::proto::core::CodeBundle {
+            uri: "s3://data/bundles/sha256/ab.tar.gz".into(),
+            digest: "sha256:ab".into(),
+            size_bytes: 1,
+        });
+        let environment = job_definition(&task, &settings)["containerProperties"]["environment"].clone();
+        assert!(
+            environment
+                .as_array()
+                .unwrap()
+                .contains(&json!({"name": contract::ENV_CODE_BUNDLE, "value": "s3://data/bundles/sha256/ab.tar.gz"}))
+        );
+        assert!(
+            environment.as_array().unwrap().contains(&json!({"name": contract::ENV_CODE_DIGEST, "value": "sha256:ab"}))
+        );
+    }
+
+    #[test]
     fn names_fit_batch() {
         assert_eq!(
             job_definition_name("updraft", "demo", "development", "fit", "v1.2"),

@@ -181,7 +181,8 @@ fn code_bundle(session: &Session, file: &Path, spec: &str, file_name: &str) -> R
          run `updraft config init --stack NAME` again",
     )?;
     let to = S3Uri { bucket, key: bundle.key() };
-    let s3_client = updraft_aws::config::s3_client(&session.runtime.block_on(crate::remote::sdk_config(&session.config)));
+    let s3_client =
+        updraft_aws::config::s3_client(&session.runtime.block_on(crate::remote::sdk_config(&session.config)));
     let uploaded = session.runtime.block_on(async {
         if updraft_aws::s3::exists(&s3_client, &to).await? {
             return Ok("already in the bucket");

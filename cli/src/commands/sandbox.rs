@@ -197,7 +197,9 @@ fn up(dir: &Path, wanted_port: u16) -> Result<ExitCode, Box<dyn std::error::Erro
         }
         if started.elapsed() > START_TIMEOUT {
             stop(state.pid);
-            return Err(format!("the emulator did not answer within {START_TIMEOUT:?}; see {}", log_path.display()).into());
+            return Err(
+                format!("the emulator did not answer within {START_TIMEOUT:?}; see {}", log_path.display()).into()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -322,11 +324,16 @@ fn status(dir: &Path) -> Result<ExitCode, Box<dyn std::error::Error>> {
     };
     let running = alive(state.pid);
     let answering = running && healthy(&state.endpoint);
-    println!("emulator  {} (pid {}): {}", state.endpoint, state.pid, match (running, answering) {
-        (true, true) => "running",
-        (true, false) => "running but not answering",
-        (false, _) => "gone (run `updraft sandbox up` to start it again)",
-    });
+    println!(
+        "emulator  {} (pid {}): {}",
+        state.endpoint,
+        state.pid,
+        match (running, answering) {
+            (true, true) => "running",
+            (true, false) => "running but not answering",
+            (false, _) => "gone (run `updraft sandbox up` to start it again)",
+        }
+    );
     if !answering {
         return Ok(ExitCode::FAILURE);
     }
@@ -334,7 +341,11 @@ fn status(dir: &Path) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let sdk = runtime.block_on(remote::sdk_config(&config_for(&state.endpoint)));
     let stack = match runtime.block_on(updraft_aws::deploy::stack_outputs(&sdk, &state.stack)) {
         Ok(outputs) => {
-            println!("stack     {}: deployed (bucket {})", state.stack, outputs.get("DataBucketName").cloned().unwrap_or_default());
+            println!(
+                "stack     {}: deployed (bucket {})",
+                state.stack,
+                outputs.get("DataBucketName").cloned().unwrap_or_default()
+            );
             true
         }
         Err(e) => {

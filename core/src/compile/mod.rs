@@ -84,9 +84,7 @@ impl Compiled {
 
     /// Whether any task of the document needs its code shipped.
     pub fn needs_code(&self) -> bool {
-        self.tasks
-            .iter()
-            .any(|t| t.container.as_ref().is_some_and(|c| crate::execution::contract::needs_code(&c.args)))
+        self.tasks.iter().any(|t| t.container.as_ref().is_some_and(|c| crate::execution::contract::needs_code(&c.args)))
     }
 
     /// What registering this document stores: every task, every workflow as its

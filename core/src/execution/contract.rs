@@ -244,6 +244,7 @@ mod tests {
 
     #[test]
     fn tasks_that_run_the_spec_directory_s_code_need_a_bundle() {
+        let argv = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(needs_code(&argv(&["python3", "-m", "updraft.task", "m:f"])));
         assert!(needs_code(&argv(&["python3", "{{code_dir}}/train.py", "--seed", "{{inputs.seed}}"])));
         assert!(needs_code(&argv(&["sh", "-c", "cd {{code_dir}} && make"])));

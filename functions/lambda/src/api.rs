@@ -419,7 +419,11 @@ fn check_code_bundle(code: &CodeBundle) -> Result<(), ApiError> {
         return Err(ApiError::bad_request(
             "InvalidCodeBundle",
             "code.uri",
-            format!("{:?} is not where the bundle {} is stored", code.uri.chars().take(200).collect::<String>(), code.digest),
+            format!(
+                "{:?} is not where the bundle {} is stored",
+                code.uri.chars().take(200).collect::<String>(),
+                code.digest
+            ),
             format!("upload it to s3://<the stack's data bucket>{key}"),
         ));
     }
@@ -433,7 +437,8 @@ async fn changed_code<R: Registry>(registry: &R, entities: &[Entity]) -> Option<
         let Entity::Task(task) = entity else { continue };
         let id = task.id.clone().unwrap_or_default();
         let Ok(Some(Entity::Task(registered))) = registry.get(&id).await else { continue };
-        let digest = |t: &TaskTemplate| t.code.as_ref().map_or("none (code in the image)".to_string(), |c| c.digest.clone());
+        let digest =
+            |t: &TaskTemplate| t.code.as_ref().map_or("none (code in the image)".to_string(), |c| c.digest.clone());
         if digest(&registered) != digest(task) {
             return Some(format!(
                 "task {} version {} was registered with code bundle {}; this registration's code bundle is {} \

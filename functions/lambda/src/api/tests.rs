@@ -706,3 +706,56 @@ fn register_with_activate_starts_each_plans_schedule_and_a_listing_shows_drift_w
     let (_, tasks) = call(&api, &get_request("/v1/tasks/demo/development/fit"));
     assert!(tasks.get("schedule").is_none());
 }
+
+#[test]
+fn a_code_bundle_is_recorded_with_the_tasks_that_need_code_and_bad_ones_are_refused() {
+    let api = new_api();
+    let spec = "project: demo\ntasks:\n  fit: {image: python:3.11, command: [python3, '{{code_dir}}/fit.py']}\n  \
+                plain: {image: busybox, command: [true]}\n";
+    let bundle = |hex: &str| CodeBundle {
+        uri: format!("s3://data/bundles/sha256/{hex}.tar.gz"),
+        digest: format!("sha256:{hex}"),
+        size_bytes: 10,
+    };
+    let body = |code: CodeBundle| {
+        serde_json::to_string(&RegisterRequest {
+            version: "v1".into(),
+            spec: spec.into(),
+            file_name: "spec.yaml".into(),
+            code: Some(code),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let (status, answer) = call(&api, &post("/v1/register", &body(bundle(&"a".repeat(64)))));
+    assert_eq!(status, 201, "{answer}");
+    let task = |name: &str| {
+        let id = Identifier {
+            resource_type: ResourceType::Task as i32,
+            project: "demo".into(),
+            domain: "development".into(),
+            name: name.into(),
+            version: "v1".into(),
+        };
+        match block_on(api.registry.get(&id)).unwrap() {
+            Some(Entity::Task(task)) => task,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(task("fit").code.unwrap().digest, format!("sha256:{}", "a".repeat(64)));
+    assert!(task("plain").code.is_none(), "a task that runs only its image's programs has no bundle");
+
+    // The same spec with other code: a conflict that names both bundles.
+    let (status, answer) = call(&api, &post("/v1/register", &body(bundle(&"b".repeat(64)))));
+    let message = answer["message"].as_str().unwrap();
+    assert_eq!(status, 409, "{answer}");
+    assert!(message.contains(&format!("registered with code bundle sha256:{}", "a".repeat(64))), "{message}");
+    assert!(message.contains(&format!("this registration's code bundle is sha256:{}", "b".repeat(64))), "{message}");
+
+    let mut elsewhere = bundle(&"c".repeat(64));
+    elsewhere.uri = "s3://data/specs/evil.tar.gz".into();
+    for (code, path) in [(bundle("not-hex"), "code.digest"), (elsewhere, "code.uri")] {
+        let (status, answer) = call(&api, &post("/v1/register", &body(code)));
+        assert_eq!((status, answer["path"].as_str()), (400, Some(path)), "{answer}");
+    }
+}
