@@ -18,6 +18,9 @@ STAR_RESOURCE_ONLY = {
     "batch:DescribeJobDefinitions": "Batch's Describe* actions support no resource-level permissions",
     "states:SendTaskSuccess": "task-token actions support no resource-level permissions",
     "states:SendTaskFailure": "task-token actions support no resource-level permissions",
+    "batch:DescribeComputeEnvironments": "Batch's Describe* actions support no resource-level permissions",
+    "batch:DescribeJobQueues": "Batch's Describe* actions support no resource-level permissions",
+    "sts:GetCallerIdentity": "it names no resource; it answers who the caller is",
 }
 
 POLICY_HOLDERS = {
