@@ -141,7 +141,12 @@ def test_up_again_reports_the_running_sandbox_and_status_notices_a_dead_emulator
     time.sleep(0.5)
     dead = sandbox("sandbox", "status", check=False)
     assert dead.returncode == 1 and "gone" in dead.stdout, dead.stdout
-    # `up` notices and starts (and deploys) a new one; the rest of the module keeps working.
-    restarted = sandbox("sandbox", "up", "--port", str(_free_port()))
+    # `up` notices and starts (and deploys) a new one — on another port, said, when the asked one is taken.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        restarted = sandbox("sandbox", "up", "--port", str(port))
     assert "is gone; starting a new one" in restarted.stderr and "sandbox up in" in restarted.stdout
+    assert f"port {port} is in use; the sandbox takes port" in restarted.stderr, restarted.stderr
     assert sandbox("sandbox", "status").returncode == 0

@@ -216,6 +216,32 @@ def test_selecting_a_workflow_keeps_what_it_needs(tmp_path: Path) -> None:
         ),
         ("@updraft.task(cach=True)\ndef t(x: int) -> int:\n    return 1\n", 2, "@task has no option cach"),
         (
+            "@updraft.task\ndef t(x: int, y: int) -> int:\n    return x\n"
+            "@updraft.workflow\ndef w(x: int) -> int:\n    return t(x, y=1)\n",
+            7,
+            "task t is called with 1 positional argument(s) in a workflow",
+        ),
+        (
+            "@updraft.task\ndef t(x: int) -> int:\n    return x\n"
+            "@updraft.workflow\ndef w(x: int) -> int:\n    return t(x=x + 1)\n",
+            7,
+            "$inputs.x + ...: a promise has no value while the workflow is traced",
+        ),
+        (
+            "@updraft.task\ndef t(x: int) -> int:\n    return x\n"
+            "@updraft.workflow\ndef w(x: int) -> int:\n    y = t(x=x)\n    return t(x=2 * y)\n",
+            8,
+            "$t.o0 * ...: a promise has no value",
+        ),
+        (
+            "import dataclasses\n@dataclasses.dataclass\nclass Stats:\n    mean: float\n"
+            "@updraft.task\ndef stats(x: int) -> Stats:\n    return Stats(1.0)\n"
+            "@updraft.task\ndef t(x: float) -> float:\n    return x\n"
+            "@updraft.workflow\ndef w(x: int) -> float:\n    return t(x=stats(x=x).mean)\n",
+            14,
+            "its field 'mean' is not a value of its own while the workflow is traced",
+        ),
+        (
             "def f(x: int) -> int:\n    return x\n"
             "g = updraft.task(f)\n"
             "@updraft.workflow\ndef w(x: int) -> int:\n    return g(x=x)\n",

@@ -246,8 +246,43 @@ class Promise(_Comparable):
             "a workflow's body only wires tasks together; branch with updraft.conditional(...)",
         )
 
+    def __getattr__(self, name: str) -> Any:
+        # Only names that are not attributes arrive here; dunders and a half-built object's own are real misses.
+        if name.startswith("__") or name in ("node", "name", "hint"):
+            raise AttributeError(name)
+        return _no_field(self.ref(), self.hint, name)
+
     def __repr__(self) -> str:
         return f"Promise({self.ref()})"
+
+
+def _no_field(ref: str, hint: Any, name: str) -> Any:
+    """Reading a field of a value that exists only when the workflow runs."""
+    fields = [f.name for f in dataclasses.fields(hint)] if dataclasses.is_dataclass(hint) else []
+    what = f"{ref} is a {getattr(hint, '__name__', 'value')}"
+    if name in fields:
+        raise UpdraftError(
+            f"{what}, and its field {name!r} is not a value of its own while the workflow is traced",
+            caller_location(),
+            f"pass {ref} whole to a task that reads .{name}, or make {name} an output of its own (return a NamedTuple)",
+        )
+    raise UpdraftError(
+        f"{what} with no attribute {name!r}" + (f"; its fields: {', '.join(fields)}" if fields else ""),
+        caller_location(),
+        "a workflow's body only wires tasks together: compute with values inside a task",
+    )
+
+
+def _no_arithmetic(op: str) -> Callable[..., Any]:
+    def refuse(self: Any, *other: Any) -> Any:
+        ref = self.ref() if isinstance(self, Promise) else self._single().ref()
+        raise UpdraftError(
+            f"{ref} {op} ...: a promise has no value while the workflow is traced",
+            caller_location(),
+            "a workflow's body only wires tasks together: do the arithmetic inside a task and pass its result on",
+        )
+
+    return refuse
 
 
 def _operand(value: Any) -> str:
@@ -302,9 +337,14 @@ class NodeOutputs(_Comparable):
         self._outputs = outputs
 
     def __getattr__(self, name: str) -> Promise:
+        if name.startswith("_"):
+            raise AttributeError(name)
         for v in self._outputs:
             if v.name == name:
                 return Promise(self._node, name, v.hint)
+        if len(self._outputs) == 1 and dataclasses.is_dataclass(self._outputs[0].hint):
+            single = self._outputs[0]
+            return typing.cast(Promise, _no_field(f"${self._node.name}.{single.name}", single.hint, name))
         raise UpdraftError(
             f"{self._node.name} has no output {name!r}; it has: {', '.join(v.name for v in self._outputs) or 'none'}",
             caller_location(),
@@ -327,6 +367,23 @@ class NodeOutputs(_Comparable):
 
     def _compare(self, op: str, other: Any) -> Condition:
         return self._single()._compare(op, other)
+
+
+# Arithmetic and indexing on promises cannot be traced: each says so where it is written.
+for _op, _names in {
+    "+": ["__add__", "__radd__"],
+    "-": ["__sub__", "__rsub__", "__neg__"],
+    "*": ["__mul__", "__rmul__"],
+    "/": ["__truediv__", "__rtruediv__"],
+    "//": ["__floordiv__", "__rfloordiv__"],
+    "%": ["__mod__", "__rmod__"],
+    "**": ["__pow__", "__rpow__"],
+    "[]": ["__getitem__"],
+}.items():
+    for _name in _names:
+        setattr(Promise, _name, _no_arithmetic(_op))
+        if _op != "[]":
+            setattr(NodeOutputs, _name, _no_arithmetic(_op))
 
 
 def binding(value: Any) -> Any:
@@ -361,9 +418,16 @@ def _bind(
     target: Task[Any, Any] | Workflow[Any, Any], args: Sequence[Any], kwargs: Mapping[str, Any], where: str
 ) -> dict[str, Any]:
     names = [v.name for v in target.inputs]
-    if len(args) > len(names):
-        raise UpdraftError(f"{target.name} takes {len(names)} inputs, {len(args)} given", where)
-    bound = dict(zip(names, args, strict=False))
+    if args:
+        # As flytekit: in a workflow, inputs are bound by name, so reordering a task's
+        # parameters can never silently swap what two nodes pass each other.
+        example = ", ".join(f"{name}=..." for name in names[: max(len(args), 1)])
+        raise UpdraftError(
+            f"{target.kind} {target.name} is called with {len(args)} positional argument(s) in a workflow",
+            where,
+            f"pass inputs by name: {target.name}({example})",
+        )
+    bound: dict[str, Any] = {}
     for key, value in kwargs.items():
         if key not in names:
             raise UpdraftError(
