@@ -52,6 +52,9 @@ enum Command {
         stack: Option<String>,
         #[command(flatten)]
         namespace: Namespace,
+        /// json: one object per file (valid, problems with their place, summary), on stdout.
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: OutputFormat,
     },
     /// Run a workflow on this machine: local processes, local cache, no cloud.
     Run {
@@ -71,7 +74,7 @@ enum Command {
         /// At most this many tasks at once (they are also limited by CPU and memory requests).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         max_parallel: Option<u32>,
-        #[arg(long, value_enum, default_value = "text")]
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: OutputFormat,
         /// Keep task outputs in S3 under this prefix (s3://bucket/prefix) instead of on this
         /// machine; AWS credentials and AWS_ENDPOINT_URL as for any AWS tool.
@@ -147,7 +150,7 @@ enum Command {
         remote: bool,
         #[command(flatten)]
         remote_settings: commands::registry::Remote,
-        #[arg(long, value_enum, default_value = "text")]
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
     /// Register the tasks, workflows and launch plans of spec files with the stack's API
@@ -166,7 +169,7 @@ enum Command {
         activate: bool,
         #[command(flatten)]
         remote: commands::registry::Remote,
-        #[arg(long, value_enum, default_value = "text")]
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
     /// List or show registered entities: names, a name's versions (newest first), or one version.
@@ -184,7 +187,7 @@ enum Command {
         limit: usize,
         #[command(flatten)]
         remote: commands::registry::Remote,
-        #[arg(long, value_enum, default_value = "text")]
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
     /// Activate or deactivate a registered launch plan version (one version of a name is active).
@@ -202,7 +205,7 @@ enum Command {
         #[command(subcommand)]
         command: commands::sandbox::SandboxCommand,
     },
-    /// Settings of the remote commands (~/.updraft/config.toml, or UPDRAFT_CONFIG).
+    /// Settings of the remote commands ($UPDRAFT_HOME/config.toml, default ~/.updraft; or UPDRAFT_CONFIG).
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
@@ -226,7 +229,7 @@ enum LaunchPlanCommand {
         limit: usize,
         #[command(flatten)]
         remote: commands::registry::Remote,
-        #[arg(long, value_enum, default_value = "text")]
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
     /// Run the ticks a plan's schedule fires between two times, each under its tick's
@@ -252,7 +255,7 @@ enum LaunchPlanCommand {
         max: usize,
         #[command(flatten)]
         remote: commands::registry::Remote,
-        #[arg(long, value_enum, default_value = "text")]
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
     /// When a launch plan's schedule fires next: the zone's wall clock and UTC, by
@@ -268,7 +271,7 @@ enum LaunchPlanCommand {
         /// List the fires after this time (RFC 3339, or a date); default: now.
         #[arg(long)]
         after: Option<String>,
-        #[arg(long, value_enum, default_value = "text")]
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
 }
@@ -280,7 +283,7 @@ struct LaunchPlanArgs {
     version: String,
     #[command(flatten)]
     remote: commands::registry::Remote,
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
     output: OutputFormat,
 }
 
@@ -299,12 +302,20 @@ struct CacheArgs {
     version: String,
     #[command(flatten)]
     remote: commands::registry::Remote,
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
     output: OutputFormat,
 }
 
 #[derive(Subcommand)]
 enum ConfigCommand {
+    /// Print the settings the remote commands would use, and where each came from.
+    Show {
+        /// As the remote commands' --endpoint.
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
     /// Write the API endpoint of a deployed stack into the config file.
     Init {
         /// The CloudFormation stack `updraft deploy` created.
@@ -338,7 +349,7 @@ enum ExecutionsCommand {
         remote: bool,
         #[command(flatten)]
         remote_settings: commands::registry::Remote,
-        #[arg(long, value_enum, default_value = "text")]
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
     /// One execution with its nodes, outputs and error.
@@ -349,7 +360,7 @@ enum ExecutionsCommand {
         remote: bool,
         #[command(flatten)]
         remote_settings: commands::registry::Remote,
-        #[arg(long, value_enum, default_value = "text")]
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
     /// Stop a run: its tasks are killed (Batch jobs terminated, child runs stopped) and it ends ABORTED.
@@ -363,7 +374,7 @@ enum ExecutionsCommand {
         remote: bool,
         #[command(flatten)]
         remote_settings: commands::registry::Remote,
-        #[arg(long, value_enum, default_value = "text")]
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
     /// A local run's task logs, as its tasks wrote them: every node's, or one node's
@@ -394,8 +405,8 @@ fn main() -> ExitCode {
         end_quietly_on_closed_stdout();
     }
     let result = match cli.command {
-        Command::Validate { files, stack, namespace } => {
-            commands::validate::run(&files, &namespace.into(), stack.as_deref())
+        Command::Validate { files, stack, namespace, output } => {
+            commands::validate::run(&files, &namespace.into(), stack.as_deref(), output)
         }
         Command::Run {
             file,
@@ -530,6 +541,9 @@ fn main() -> ExitCode {
             commands::registry::cache(&args.task, &args.version, delete, &args.remote, args.output)
         }
         Command::Sandbox { command } => commands::sandbox::run(command),
+        Command::Config { command: ConfigCommand::Show { endpoint, output } } => {
+            commands::registry::config_show(endpoint.as_deref(), output)
+        }
         Command::Config { command: ConfigCommand::Init { stack, endpoint_url, region } } => {
             commands::registry::config_init(&stack, endpoint_url.as_deref(), region.as_deref())
         }

@@ -1,6 +1,7 @@
 //! Where the HTTPS API is and how to talk to it: `--endpoint`, else
 //! `UPDRAFT_ENDPOINT`, else the config file (`UPDRAFT_CONFIG`, default
-//! `~/.updraft/config.toml`, written by `updraft config init --stack NAME`).
+//! `$UPDRAFT_HOME/config.toml`, `~/.updraft/config.toml` without one; written by
+//! `updraft config init --stack NAME` or `updraft sandbox up`).
 //! Every problem is one line that names the file and what to run.
 
 use serde::{Deserialize, Serialize};
@@ -39,9 +40,14 @@ pub struct Config {
 
 const INIT: &str = "run `updraft config init --stack NAME` (NAME: the stack `updraft deploy` created)";
 
+/// `UPDRAFT_CONFIG`, else `config.toml` in the Updraft home (`UPDRAFT_HOME`, else `~/.updraft`),
+/// so one `UPDRAFT_HOME` moves local runs and settings together.
 pub fn config_path() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("UPDRAFT_CONFIG") {
+    if let Some(path) = std::env::var_os("UPDRAFT_CONFIG").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));
+    }
+    if let Some(home) = std::env::var_os("UPDRAFT_HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(home).join("config.toml"));
     }
     let home = std::env::var_os("HOME").ok_or("HOME is not set: set UPDRAFT_CONFIG to the config file's path")?;
     Ok(Path::new(&home).join(".updraft").join("config.toml"))

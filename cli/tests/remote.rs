@@ -82,3 +82,36 @@ fn config_init_names_a_missing_stack_and_writes_nothing() {
     assert!(stderr.contains("cannot read stack no-such-stack") && stderr.contains("updraft deploy"), "{stderr}");
     assert!(!config.exists());
 }
+
+#[test]
+fn config_show_says_which_file_and_which_setting_chose_the_endpoint() {
+    let dir = scratch("show");
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "endpoint = \"https://api.example/live\"\nsandbox = true\n").unwrap();
+    let out = updraft_with(&config, &["config", "show"], &[]);
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(shown.contains(&format!("endpoint          https://api.example/live (from {})", config.display())), "{shown}");
+    assert!(shown.contains("the sandbox's test key"), "{shown}");
+    let out = updraft_with(&config, &["config", "show", "-o", "json"], &[("UPDRAFT_ENDPOINT", "https://other/live")]);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((shown["endpoint"].as_str(), shown["endpoint_from"].as_str()), (Some("https://other/live"), Some("UPDRAFT_ENDPOINT")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn updraft_home_moves_the_config_file_with_the_local_store() {
+    let dir = scratch("home");
+    std::fs::write(dir.join("config.toml"), "endpoint = \"https://in-home/live\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_updraft"))
+        .args(["config", "show", "--output", "json"])
+        .env_remove("UPDRAFT_CONFIG")
+        .env_remove("UPDRAFT_ENDPOINT")
+        .env("UPDRAFT_HOME", &dir)
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(shown["endpoint"], "https://in-home/live");
+    assert_eq!(shown["file"].as_str(), Some(dir.join("config.toml").to_str().unwrap()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

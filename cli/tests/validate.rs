@@ -79,3 +79,21 @@ pub fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn validate_speaks_json_for_valid_and_invalid_files_alike() {
+    let dir = std::env::temp_dir().join(format!("updraft-validate-json-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "tasks:\n  t: {image: busybox, command: [true], retries: -1}\n").unwrap();
+    let out = updraft(&["validate", "-o", "json", "examples/fanout/fanout.yaml", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "one file is invalid");
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document on stdout");
+    let fanout = &reports[0];
+    assert_eq!((fanout["valid"].as_bool(), fanout["workflows"][0]["name"].as_str()), (Some(true), Some("fanout")));
+    assert_eq!(fanout["workflows"][0]["nodes"], 4);
+    assert_eq!(reports[1]["valid"], false);
+    let problem = &reports[1]["problems"][0];
+    assert!(problem["problem"].as_str().unwrap().contains("tasks.t.retries"), "{problem}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

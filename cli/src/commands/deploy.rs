@@ -52,7 +52,7 @@ pub struct DeployArgs {
     /// Give up waiting after this many minutes (the stack operation goes on).
     #[arg(long, default_value_t = 60)]
     timeout_minutes: u64,
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
     output: OutputFormat,
 }
 

@@ -426,6 +426,40 @@ pub fn config_init(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `updraft config show`: the resolved settings, the file they come from, and
+/// which of --endpoint / UPDRAFT_ENDPOINT / the file chose the endpoint.
+pub fn config_show(endpoint: Option<&str>, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let path = remote::config_path()?;
+    let config = remote::resolve(endpoint)?;
+    let source = if endpoint.is_some() {
+        "--endpoint".to_string()
+    } else if std::env::var("UPDRAFT_ENDPOINT").is_ok_and(|e| !e.trim().is_empty()) {
+        "UPDRAFT_ENDPOINT".to_string()
+    } else {
+        path.display().to_string()
+    };
+    if output == OutputFormat::Json {
+        let mut shown = serde_json::to_value(&config)?;
+        shown["file"] = Value::from(path.display().to_string());
+        shown["endpoint_from"] = Value::from(source);
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let or_default = |value: &Option<String>, default: &str| value.clone().unwrap_or_else(|| format!("({default})"));
+    println!("file              {}", path.display());
+    println!("endpoint          {} (from {source})", config.endpoint);
+    println!("region            {}", or_default(&config.region, "the AWS default region"));
+    println!("stack             {}", or_default(&config.stack, "not recorded"));
+    println!("data bucket       {}", or_default(&config.data_bucket, "none: run config init again to upload files"));
+    println!("aws endpoint      {}", or_default(&config.aws_endpoint_url, "AWS itself"));
+    println!("project / domain  {} / {}", or_default(&config.project, "default"), or_default(&config.domain, "development"));
+    println!(
+        "credentials       {}",
+        if config.sandbox { "the sandbox's test key" } else { "the usual AWS settings (environment, profile, role)" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Points the config file at `stack` (read through `sdk`); `sandbox`: the offline sandbox's.
 pub(crate) async fn write_stack_config(
     sdk: &updraft_aws::config::SdkConfig,

@@ -1,6 +1,7 @@
 //! `updraft validate FILE...`: a one-screen summary per valid file, every
 //! problem of every invalid one.
 
+use super::executions::OutputFormat;
 use crate::spec_file;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +15,12 @@ use updraft_core::types::{Kind, display, kind};
 /// The stack could not be read (exit code 2): nothing was checked against it.
 const EXIT_NO_STACK: u8 = 2;
 
-pub fn run(files: &[PathBuf], options: &Options, stack: Option<&str>) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub fn run(
+    files: &[PathBuf],
+    options: &Options,
+    stack: Option<&str>,
+    output: OutputFormat,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let queues = match stack {
         None => None,
         Some(stack) => {
@@ -35,6 +41,7 @@ pub fn run(files: &[PathBuf], options: &Options, stack: Option<&str>) -> Result<
         }
     };
     let mut failed = 0;
+    let mut reports = Vec::new();
     for path in files {
         let checked = spec_file::load(path, options).and_then(|compiled| match &queues {
             Some(queues) => routes(&compiled, queues)
@@ -42,19 +49,69 @@ pub fn run(files: &[PathBuf], options: &Options, stack: Option<&str>) -> Result<
                 .map_err(|problems| spec_file::SpecFileError::new(path, problems)),
             None => Ok((compiled, String::new())),
         });
-        match checked {
-            Ok((compiled, routes)) => print!("{}{routes}", summary(&path.display().to_string(), &compiled)),
-            Err(e) => {
+        match (checked, output) {
+            (Ok((compiled, routes)), OutputFormat::Text) => {
+                print!("{}{routes}", summary(&path.display().to_string(), &compiled))
+            }
+            (Ok((compiled, _)), OutputFormat::Json) => reports.push(json_summary(path, &compiled)),
+            (Err(e), OutputFormat::Text) => {
                 eprintln!("{e}");
+                failed += 1;
+            }
+            (Err(e), OutputFormat::Json) => {
+                let problems: Vec<serde_json::Value> = e
+                    .problems
+                    .iter()
+                    .enumerate()
+                    .map(|(i, problem)| {
+                        let at = e.locations.get(i).cloned().flatten().unwrap_or_else(|| path.display().to_string());
+                        serde_json::json!({"at": at, "problem": problem})
+                    })
+                    .collect();
+                reports.push(serde_json::json!({"file": path, "valid": false, "problems": problems}));
                 failed += 1;
             }
         }
     }
+    if output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
     if failed > 0 {
-        eprintln!("{failed} of {} file(s) invalid", files.len());
+        if output == OutputFormat::Text {
+            eprintln!("{failed} of {} file(s) invalid", files.len());
+        }
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the text summary says, as one JSON object per file.
+fn json_summary(path: &std::path::Path, c: &Compiled) -> serde_json::Value {
+    let name = |id: Option<&updraft_core::proto::core::Identifier>| id.map(|i| i.name.clone()).unwrap_or_default();
+    let workflows: Vec<serde_json::Value> = c
+        .workflows
+        .iter()
+        .map(|w| {
+            let t = w.template.clone().unwrap_or_default();
+            let dag = w.dag.clone().unwrap_or_default();
+            serde_json::json!({
+                "name": name(t.id.as_ref()),
+                "nodes": t.nodes.len(),
+                "levels": dag.levels.len(),
+                "max_parallelism": dag.max_parallelism,
+                "critical_path": dag.critical_path,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "file": path,
+        "valid": true,
+        "project": c.project,
+        "domain": c.domain,
+        "tasks": c.tasks.iter().map(|t| name(t.id.as_ref())).collect::<Vec<_>>(),
+        "workflows": workflows,
+        "launch_plans": c.launch_plans.iter().map(|p| name(p.id.as_ref())).collect::<Vec<_>>(),
+    })
 }
 
 /// Where each task would run on the stack, or every task that cannot run there.
