@@ -91,11 +91,17 @@ fn config_show_says_which_file_and_which_setting_chose_the_endpoint() {
     let out = updraft_with(&config, &["config", "show"], &[]);
     let shown = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(shown.contains(&format!("endpoint          https://api.example/live (from {})", config.display())), "{shown}");
+    assert!(
+        shown.contains(&format!("endpoint          https://api.example/live (from {})", config.display())),
+        "{shown}"
+    );
     assert!(shown.contains("the sandbox's test key"), "{shown}");
     let out = updraft_with(&config, &["config", "show", "-o", "json"], &[("UPDRAFT_ENDPOINT", "https://other/live")]);
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((shown["endpoint"].as_str(), shown["endpoint_from"].as_str()), (Some("https://other/live"), Some("UPDRAFT_ENDPOINT")));
+    assert_eq!(
+        (shown["endpoint"].as_str(), shown["endpoint_from"].as_str()),
+        (Some("https://other/live"), Some("UPDRAFT_ENDPOINT"))
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

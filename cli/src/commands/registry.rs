@@ -452,7 +452,11 @@ pub fn config_show(endpoint: Option<&str>, output: OutputFormat) -> Result<ExitC
     println!("stack             {}", or_default(&config.stack, "not recorded"));
     println!("data bucket       {}", or_default(&config.data_bucket, "none: run config init again to upload files"));
     println!("aws endpoint      {}", or_default(&config.aws_endpoint_url, "AWS itself"));
-    println!("project / domain  {} / {}", or_default(&config.project, "default"), or_default(&config.domain, "development"));
+    println!(
+        "project / domain  {} / {}",
+        or_default(&config.project, "default"),
+        or_default(&config.domain, "development")
+    );
     println!(
         "credentials       {}",
         if config.sandbox { "the sandbox's test key" } else { "the usual AWS settings (environment, profile, role)" }

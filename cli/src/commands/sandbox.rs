@@ -113,13 +113,23 @@ fn source_root() -> Result<PathBuf, String> {
         .into())
 }
 
-/// The function packages for this machine, built and zipped if missing or older than their binaries.
+/// The function packages for this machine, zipped from the binaries beside this
+/// executable. They are (re)built first with cargo — a no-op in a second when they
+/// are current — so a checkout that moved on never deploys stale functions;
+/// without cargo, binaries that are there are used as they are.
 fn packages(root: &Path) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let bin_dir = exe.parent().ok_or("cannot tell where this executable is")?.to_path_buf();
     let release = bin_dir.file_name().is_some_and(|n| n == "release");
-    if FUNCTIONS.iter().any(|f| !bin_dir.join(f).is_file()) {
-        eprintln!("building the Lambda functions for this machine (once)…");
+    let missing = FUNCTIONS.iter().any(|f| !bin_dir.join(f).is_file());
+    let cargo_here = Command::new("cargo").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    if missing && !cargo_here {
+        return Err(format!("the Lambda functions are not in {} and cargo is not installed", bin_dir.display()));
+    }
+    if cargo_here {
+        if missing {
+            eprintln!("building the Lambda functions for this machine (once; a few minutes)…");
+        }
         let mut cargo = Command::new("cargo");
         cargo.current_dir(root).args(["build", "--quiet", "-p", "updraft-functions", "--bins"]);
         if release {
