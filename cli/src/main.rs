@@ -83,6 +83,9 @@ enum Command {
         /// Name the execution (letters, digits, `-`, `_`); a name taken before is refused.
         #[arg(long)]
         name: Option<String>,
+        /// Show what tasks print as they print it, each line after its node (auto: when stderr is a terminal).
+        #[arg(long, value_enum, default_value = "auto")]
+        task_output: commands::run::TaskOutput,
         #[command(flatten)]
         namespace: Namespace,
     },
@@ -418,6 +421,7 @@ fn main() -> ExitCode {
             output,
             blob_store,
             name,
+            task_output,
             namespace,
         } => {
             let cache_mode = match (no_cache, overwrite_cache) {
@@ -435,6 +439,7 @@ fn main() -> ExitCode {
                 blob_store,
                 options: namespace.into(),
                 name,
+                task_output,
             })
         }
         Command::Executions {

@@ -494,3 +494,24 @@ fn executions_logs_prints_each_nodes_output_and_names_what_exists() {
     assert_eq!(unknown.status.code(), Some(1));
     assert!(text(&unknown.stderr).contains("no execution \"no-such-run\""));
 }
+
+#[test]
+fn task_output_is_shown_line_by_line_while_the_task_runs() {
+    let spec = "tasks:\n  talk:\n    image: x\n    command: [sh, -c, \"echo first; sleep 1; echo second; printf last; echo warned >&2\"]\n\
+                workflows:\n  w:\n    nodes:\n      talk: {task: talk}\n";
+    let sandbox = Sandbox::new("task-output", spec);
+    let out = sandbox.updraft(&["run", "spec.yaml", "--task-output", "on"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let at = |needle: &str| stderr.find(needle).unwrap_or_else(|| panic!("{needle:?} in:\n{stderr}"));
+    // Each line after its node, in the order printed, before the node's end — the last one without a newline too.
+    assert!(at("talk | first") < at("talk | second") && at("talk | second") < at("talk | last"), "{stderr}");
+    assert!(at("talk | warned") < at("SUCCEEDED"), "{stderr}");
+    let seconds = |needle: &str| -> f64 {
+        let line = stderr.lines().find(|l| l.contains(needle)).unwrap();
+        line.trim_start_matches('[').split('s').next().unwrap().trim().parse().unwrap()
+    };
+    assert!(seconds("talk | second") - seconds("talk | first") >= 0.8, "shown as printed, not at the end: {stderr}");
+    let quiet = sandbox.updraft(&["run", "spec.yaml"]);
+    assert!(!text(&quiet.stderr).contains("talk | first"), "off when stderr is not a terminal (auto)");
+}

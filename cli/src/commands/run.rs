@@ -29,6 +29,16 @@ pub struct RunArgs {
     pub options: Options,
     /// The execution's name; it must not be taken (`None`: generated).
     pub name: Option<String>,
+    pub task_output: TaskOutput,
+}
+
+/// `--task-output`: whether what tasks print is shown while they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TaskOutput {
+    /// When stderr is a terminal (and the output is text).
+    Auto,
+    On,
+    Off,
 }
 
 /// Bad input to `updraft run` (exit code 2): nothing was started.
@@ -145,6 +155,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             capacity: Capacity::of_this_machine(args.max_parallel),
             backoff: Backoff::default(),
             show_progress: args.output == OutputFormat::Text,
+            show_task_output: match args.task_output {
+                TaskOutput::On => true,
+                TaskOutput::Off => false,
+                TaskOutput::Auto => {
+                    args.output == OutputFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stderr())
+                }
+            },
             blob_store,
             gpus,
             python_worker,

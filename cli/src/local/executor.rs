@@ -62,6 +62,8 @@ pub struct RunRequest {
     pub capacity: Capacity,
     pub backoff: Backoff,
     pub show_progress: bool,
+    /// Print what tasks write to stdout and stderr as they write it, line by line after the node's path.
+    pub show_task_output: bool,
     /// Keep task outputs under this S3 prefix instead of `$UPDRAFT_HOME/blobs`.
     pub blob_store: Option<S3Uri>,
     /// The GPUs tasks may be given; `None` when no task of the workflow asks for one.
@@ -150,6 +152,7 @@ struct Ctx {
     /// Why some Python tasks run in fresh processes, each said once.
     cold_reasons: Mutex<HashSet<String>>,
     recorder: Mutex<Recorder>,
+    show_task_output: bool,
 }
 
 /// Persists node records and prints progress, in the order events happen.
@@ -325,6 +328,7 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
             devices: HashMap::new(),
             error: None,
         }),
+        show_task_output: request.show_task_output,
     });
 
     let run = run_workflow(Arc::clone(&ctx), Arc::new(workflow), request.inputs.clone(), String::new());
@@ -817,7 +821,22 @@ async fn run_attempt(
         timeout,
         max_log_bytes: Some(process::max_log_bytes()),
     };
-    let outcome = run_process(ctx, attempt_spec, &container.env, gpus, path).await;
+    let logs = [attempt_spec.stdout.clone(), attempt_spec.stderr.clone()];
+    let outcome = if ctx.show_task_output {
+        let (done, finished) = watch::channel(false);
+        let logs: Vec<PathBuf> = logs.into_iter().flatten().collect();
+        let (outcome, ()) = tokio::join!(
+            async {
+                let outcome = run_process(ctx, attempt_spec, &container.env, gpus, path).await;
+                let _ = done.send(true);
+                outcome
+            },
+            follow_logs(ctx, path, &logs, finished)
+        );
+        outcome
+    } else {
+        run_process(ctx, attempt_spec, &container.env, gpus, path).await
+    };
     let task_name = task.id.as_ref().map(|i| i.name.as_str()).unwrap_or_default();
     // `what` continues "task NAME", so it starts with a space or a colon.
     let failed = |code: FailureCode, what: String| {
@@ -854,6 +873,48 @@ async fn run_attempt(
         )),
         Outcome::Cancelled => Err(Failure::aborted(path)),
         Outcome::SpawnFailed(message) => Err(failed(FailureCode::CannotStart, format!(" could not start: {message}"))),
+    }
+}
+
+/// Prints the lines an attempt writes to its log files as they come (`--task-output`),
+/// each as `PATH | line` in the progress stream, until the attempt has ended and its
+/// last lines, a final one without a newline included, are out. Reads only what was
+/// appended since the last look, every 200 ms: the task writes to plain files, as always.
+async fn follow_logs(ctx: &Ctx, path: &str, logs: &[PathBuf], mut finished: watch::Receiver<bool>) {
+    let mut offsets = vec![0u64; logs.len()];
+    let mut partial = vec![Vec::<u8>::new(); logs.len()];
+    loop {
+        let last_look = *finished.borrow();
+        for (i, log) in logs.iter().enumerate() {
+            let Ok(mut file) = std::fs::File::open(log) else { continue };
+            use std::io::{Read, Seek};
+            if file.seek(std::io::SeekFrom::Start(offsets[i])).is_err() {
+                continue;
+            }
+            let mut fresh = Vec::new();
+            // At most 1 MiB a look: a task printing without pause cannot stall the run's progress.
+            if let Ok(read) = file.take(1 << 20).read_to_end(&mut fresh) {
+                offsets[i] += read as u64;
+            }
+            partial[i].extend_from_slice(&fresh);
+            let complete = partial[i].iter().rposition(|b| *b == b'\n').map(|end| end + 1).unwrap_or(0);
+            let mut lines: Vec<u8> = partial[i].drain(..complete).collect();
+            if last_look && !partial[i].is_empty() {
+                lines.append(&mut partial[i]);
+                lines.push(b'\n');
+            }
+            let recorder = ctx.progress();
+            for line in String::from_utf8_lossy(&lines).lines() {
+                recorder.progress.message(&format!("{path} | {line}"));
+            }
+        }
+        if last_look {
+            return;
+        }
+        tokio::select! {
+            _ = finished.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
     }
 }
 
