@@ -74,6 +74,68 @@ pub fn load_keeping_worker(
     Ok((compiled, worker))
 }
 
+/// As [`load_keeping_worker`], with one more workflow, named `task`, that runs that
+/// task alone: the task's inputs (types, defaults) are the workflow's, its outputs
+/// the workflow's (`updraft run FILE TASK`, as `pyflyte run file.py task`).
+pub fn load_task_as_workflow(
+    path: &Path,
+    options: &Options,
+    task: &str,
+) -> Result<(Compiled, Option<(WorkerKey, Worker)>), SpecFileError> {
+    let (mut document, worker, locations) = if python::is_python_spec(path) {
+        let Translation { worker, document, locations } = translate(path)?;
+        (document, worker, locations)
+    } else {
+        let text = updraft_aws::files::read_text_limited(path, MAX_SPEC_BYTES, "specs are limited to")
+            .map_err(|e| SpecFileError::new(path, vec![format!("cannot read: {e}")]))?;
+        let document: serde_json::Value = match Format::from_file_name(&path.to_string_lossy()) {
+            Format::Json => serde_json::from_str(&text).map_err(|e| e.to_string()),
+            _ => serde_norway::from_str(&text).map_err(|e| e.to_string()),
+        }
+        .map_err(|e| SpecFileError::new(path, vec![format!("cannot read: {e}")]))?;
+        (document, None, HashMap::new())
+    };
+    wrap_task(&mut document, task).map_err(|problem| SpecFileError::new(path, vec![problem]))?;
+    let compiled = compile::compile_text(&document.to_string(), Format::Json, options)
+        .map_err(|diagnostics| located(path, &diagnostics, &locations))?;
+    Ok((compiled, worker))
+}
+
+/// Adds `workflows.<task>`: one node running the task, every input and output passed through.
+fn wrap_task(document: &mut serde_json::Value, task: &str) -> Result<(), String> {
+    use serde_json::{Map, Value, json};
+    let Some(spec) = document.get("tasks").and_then(|tasks| tasks.get(task)) else {
+        return Err(format!("defines no workflow or task \"{task}\""));
+    };
+    if document.get("workflows").and_then(|w| w.get(task)).is_some() {
+        return Err(format!("\"{task}\" is a workflow; it is run as one"));
+    }
+    let inputs = spec.get("inputs").cloned().unwrap_or_else(|| json!({}));
+    let bindings: Map<String, Value> = inputs
+        .as_object()
+        .map(|inputs| inputs.keys().map(|name| (name.clone(), json!(format!("$inputs.{name}")))).collect())
+        .unwrap_or_default();
+    let outputs: Map<String, Value> = spec
+        .get("outputs")
+        .and_then(Value::as_object)
+        .map(|outputs| outputs.keys().map(|name| (name.clone(), json!(format!("${task}.{name}")))).collect())
+        .unwrap_or_default();
+    let workflow = json!({
+        "inputs": inputs,
+        "nodes": {task: {"task": task, "inputs": bindings}},
+        "outputs": outputs,
+    });
+    let Some(document) = document.as_object_mut() else { return Err("is not a mapping".into()) };
+    let workflows = document.entry("workflows").or_insert_with(|| json!({}));
+    match workflows.as_object_mut() {
+        Some(workflows) => {
+            workflows.insert(task.to_string(), workflow);
+            Ok(())
+        }
+        None => Err("workflows: is not a mapping".into()),
+    }
+}
+
 /// The spec text of a file as the API takes it, and the file name that tells its
 /// format: a Python spec is sent as its translation (JSON).
 pub fn spec_text(path: &Path, max_bytes: u64) -> Result<(String, String), SpecFileError> {

@@ -515,3 +515,24 @@ fn task_output_is_shown_line_by_line_while_the_task_runs() {
     let quiet = sandbox.updraft(&["run", "spec.yaml"]);
     assert!(!text(&quiet.stderr).contains("talk | first"), "off when stderr is not a terminal (auto)");
 }
+
+#[test]
+fn a_task_runs_alone_with_its_inputs_as_the_runs() {
+    let sandbox = Sandbox::with_example("task-alone", "fanout/fanout.yaml");
+    let out = sandbox.updraft(&["run", "spec.yaml", "square", "--input", "x=7", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["execution"]["outputs"]["values"]["y"]["integer"], "49");
+    assert_eq!(doc["nodes"].as_array().unwrap().len(), 1, "one node: the task");
+
+    let missing = sandbox.updraft(&["run", "spec.yaml", "square"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing.stderr).contains("hint: task square takes --input NAME=VALUE for: x: int"),
+        "{}",
+        text(&missing.stderr)
+    );
+    let unknown = sandbox.updraft(&["run", "spec.yaml", "cube"]);
+    let stderr = text(&unknown.stderr);
+    assert!(stderr.contains("no workflow or task \"cube\"") && stderr.contains("tasks: numbers, square"), "{stderr}");
+}

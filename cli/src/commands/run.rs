@@ -72,19 +72,34 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             ));
         }
     };
-    let (compiled, python_worker) = match spec_file::load_keeping_worker(&args.file, &args.options) {
+    let (mut compiled, mut python_worker) = match spec_file::load_keeping_worker(&args.file, &args.options) {
         Ok(loaded) => loaded,
         Err(e) => return bad_input(e.to_string()),
     };
-    let names: Vec<String> =
-        compiled.workflows.iter().filter_map(|w| w.template.as_ref()?.id.as_ref().map(|i| i.name.clone())).collect();
+    let workflow_names = |compiled: &updraft_core::compile::Compiled| -> Vec<String> {
+        compiled.workflows.iter().filter_map(|w| w.template.as_ref()?.id.as_ref().map(|i| i.name.clone())).collect()
+    };
+    let is_task = |name: &str| compiled.tasks.iter().any(|t| t.id.as_ref().is_some_and(|i| i.name == name));
+    // `updraft run FILE TASK`: a task alone, as a one-node workflow of its name.
+    let task_alone =
+        args.workflow.as_ref().is_some_and(|name| !workflow_names(&compiled).contains(name) && is_task(name));
+    if let Some(name) = args.workflow.as_ref().filter(|_| task_alone) {
+        (compiled, python_worker) = match spec_file::load_task_as_workflow(&args.file, &args.options, name) {
+            Ok(loaded) => loaded,
+            Err(e) => return bad_input(e.to_string()),
+        };
+    }
+    let names = workflow_names(&compiled);
     let workflow_name = match (&args.workflow, names.as_slice()) {
         (Some(name), _) if names.contains(name) => name.clone(),
         (Some(name), _) => {
+            let tasks: Vec<String> =
+                compiled.tasks.iter().filter_map(|t| t.id.as_ref().map(|i| i.name.clone())).collect();
             return bad_input(format!(
-                "error: {}: no workflow \"{name}\"; it defines: {}",
+                "error: {}: no workflow or task \"{name}\"; it defines workflows: {}; tasks: {}",
                 args.file.display(),
-                names.join(", ")
+                names.join(", "),
+                tasks.join(", ")
             ));
         }
         (None, [only]) => only.clone(),
@@ -115,7 +130,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 })
                 .collect();
             return bad_input(format!(
-                "error: {message}\n  hint: workflow {workflow_name} takes --input NAME=VALUE for: {}",
+                "error: {message}\n  hint: {} {workflow_name} takes --input NAME=VALUE for: {}",
+                if task_alone { "task" } else { "workflow" },
                 if signature.is_empty() { "(no inputs)".to_string() } else { signature.join(", ") }
             ));
         }
