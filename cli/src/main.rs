@@ -148,6 +148,10 @@ enum Command {
         /// Follow the run to its end with progress lines and the summary table.
         #[arg(long)]
         watch: bool,
+        /// Register the spec file under --version first (its code bundle too), then launch:
+        /// one step, as `pyflyte run --remote`. Unchanged content registers as a no-op.
+        #[arg(long)]
+        register: bool,
         /// Runs in the cloud (what launch always does; `updraft run` runs locally).
         #[arg(long)]
         remote: bool,
@@ -486,20 +490,38 @@ fn main() -> ExitCode {
             name,
             overwrite_cache,
             watch,
+            register,
             remote: _,
             remote_settings,
             output,
-        } => commands::launch::launch(commands::launch::LaunchArgs {
-            target,
-            workflow,
-            version,
-            inputs,
-            name,
-            overwrite_cache,
-            watch,
-            remote: remote_settings,
-            output,
-        }),
+        } => {
+            if register {
+                let file = PathBuf::from(&target);
+                if !file.is_file() {
+                    eprintln!("error: --register needs a spec file; {target} is not one");
+                    return ExitCode::from(2);
+                }
+                match commands::registry::register_before_launch(&file, &version, &remote_settings) {
+                    Ok(code) if code == ExitCode::SUCCESS => {}
+                    Ok(code) => return code,
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            commands::launch::launch(commands::launch::LaunchArgs {
+                target,
+                workflow,
+                version,
+                inputs,
+                name,
+                overwrite_cache,
+                watch,
+                remote: remote_settings,
+                output,
+            })
+        }
         Command::Register { files, version, activate, remote, output } => {
             commands::registry::register(&files, &version, activate, &remote, output)
         }

@@ -118,6 +118,15 @@ def test_changed_code_is_a_conflict_under_the_same_version_and_runs_under_a_new_
     assert launch_text(sandbox, spec, "v2", "greeter") == "bonjour sandbox"
 
 
+def test_launch_register_registers_and_launches_in_one_step(sandbox, tmp_path):
+    spec = write_project(tmp_path / "one-step", "hi")
+    run = sandbox("launch", str(spec), "--version", "v1", "--project", "one-step", "--register", "--watch", "-o", "json")
+    assert outputs(run.stdout)["text"]["string"] == "hi sandbox", "stdout holds only the launch's JSON"
+    assert "registered workflow" in run.stderr and "code bundle sha256:" in run.stderr, run.stderr
+    again = sandbox("launch", str(spec), "--version", "v1", "--project", "one-step", "--register", "--watch", "-o", "json")
+    assert "unchanged  workflow" in again.stderr, again.stderr
+
+
 def test_a_bundle_over_the_limit_is_refused_before_anything_is_uploaded(sandbox, tmp_path):
     spec = write_project(tmp_path / "heavy", "hello")
     with open(spec.parent / "weights.bin", "wb") as big:

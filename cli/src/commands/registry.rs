@@ -110,6 +110,26 @@ pub fn register(
     remote: &Remote,
     output: OutputFormat,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    register_files(files, version, activate, remote, output, false)
+}
+
+/// `launch --register`'s first step: as `register`, its lines on stderr (stdout is the launch's).
+pub fn register_before_launch(
+    file: &Path,
+    version: &str,
+    remote: &Remote,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    register_files(&[file.to_path_buf()], version, false, remote, OutputFormat::Text, true)
+}
+
+fn register_files(
+    files: &[PathBuf],
+    version: &str,
+    activate: bool,
+    remote: &Remote,
+    output: OutputFormat,
+    lines_to_stderr: bool,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let session = session(remote)?;
     let mut code = ExitCode::SUCCESS;
     let mut answers = Vec::new();
@@ -145,7 +165,15 @@ pub fn register(
                             let kind = updraft_core::proto::core::ResourceType::try_from(id.resource_type)
                                 .map(|k| k.as_str_name().to_lowercase().replace('_', " "))
                                 .unwrap_or_default();
-                            println!("{what:<10} {kind:<11} {}/{}/{} {}", id.project, id.domain, id.name, id.version);
+                            let line = format!(
+                                "{what:<10} {kind:<11} {}/{}/{} {}",
+                                id.project, id.domain, id.name, id.version
+                            );
+                            if lines_to_stderr {
+                                eprintln!("{line}");
+                            } else {
+                                println!("{line}");
+                            }
                         }
                     }
                 }
