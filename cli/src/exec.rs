@@ -8,8 +8,6 @@
 //! finds every output. SIGTERM (Batch stopping the job, or its timeout) stops
 //! the task and exits without writing it.
 
-use crate::outputs::{self, BlobKind, Output};
-use crate::process::{self, Attempt, Outcome};
 use aws_sdk_s3::Client;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +20,8 @@ use updraft_core::execution::failure::{self, FailureCode};
 use updraft_core::execution::node::fill_optional_inputs;
 use updraft_core::literal;
 use updraft_core::proto::core::{Blob, Literal, LiteralMap, TypedInterface};
+use updraft_engine::outputs::{self, BlobKind, Output};
+use updraft_engine::process::{self, Attempt, Outcome};
 
 /// A value whose JSON is larger than this is stored as its own object and the
 /// outputs document refers to it, so state payloads (256 KiB in Step Functions) stay small.

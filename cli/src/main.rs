@@ -4,19 +4,15 @@ mod bundle;
 mod commands;
 mod embedded_sdk;
 mod exec;
-mod local;
-mod outputs;
-mod process;
-mod python;
 mod remote;
 mod spec_file;
 mod translations;
 
 use clap::{Parser, Subcommand};
 use commands::executions::OutputFormat;
-use local::executor::CacheMode;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use updraft_engine::executor::CacheMode;
 
 #[derive(Parser)]
 #[command(
@@ -217,7 +213,7 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Internal: the watchdog of one local execution (see local::runner).
+    /// Internal: the watchdog of one local execution (see updraft_engine::runner).
     #[command(name = "__watch-runner", hide = true)]
     WatchRunner { execution: String, runner: Option<String> },
 }
@@ -575,7 +571,7 @@ fn main() -> ExitCode {
             commands::registry::config_init(&stack, endpoint_url.as_deref(), region.as_deref())
         }
         Command::WatchRunner { execution, runner } => {
-            local::runner::watch(&execution, runner.as_deref()).map(|()| ExitCode::SUCCESS)
+            updraft_engine::runner::watch(&execution, runner.as_deref()).map(|()| ExitCode::SUCCESS)
         }
     };
     match result {
@@ -596,7 +592,7 @@ fn parse_arguments() -> Cli {
     let is = |a: &std::ffi::OsString, words: &[&str]| a.to_str().is_some_and(|a| words.contains(&a));
     let mut command = Cli::command();
     if args.get(1).is_some_and(|a| is(a, &["run"])) && args.iter().any(|a| is(a, &["--help", "-h"])) {
-        let found = local::gpus::Gpus::detect().describe();
+        let found = updraft_engine::gpus::Gpus::detect().describe();
         command = command.mut_subcommand("run", |run| {
             run.after_help(format!(
                 "GPUs: {found}. A task with resources.gpu: N waits for N free devices and sees only them \

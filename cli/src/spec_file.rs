@@ -1,15 +1,15 @@
 //! Reading spec files from disk and reporting their problems with the file name.
 //! A Python spec (`.py`, or `module:workflow`) is first translated by the SDK
-//! into the same document a YAML file holds (`crate::python`); its problems are
+//! into the same document a YAML file holds (`updraft_engine::python`); its problems are
 //! reported at the Python line that caused them.
 
-use crate::python::{self, SpecAnswer, Worker, WorkerKey};
 use crate::translations;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use updraft_core::compile::{self, Compiled, Options};
 use updraft_core::diagnostics::Diagnostics;
 use updraft_core::spec::Format;
+use updraft_engine::python::{self, SpecAnswer, Worker, WorkerKey};
 
 /// Why a spec file could not be used; `Display` gives every problem, each
 /// prefixed with the file, as `error: FILE: PATH: MESSAGE` plus a hint line
@@ -172,7 +172,7 @@ fn translate(path: &Path) -> Result<Translation, SpecFileError> {
     if let Some(reused) = translations::lookup(path, &key) {
         return Ok(Translation { worker: None, document: reused.document, locations: reused.locations });
     }
-    let (worker, answer) = Worker::start(&key, Some(path), &crate::local::runner::this_process())
+    let (worker, answer) = Worker::start(&key, Some(path), &updraft_engine::runner::this_process())
         .map_err(|e| fail(format!("cannot translate the Python: {e}")))?;
     match answer {
         SpecAnswer::Spec { document, locations, depends } => {

@@ -17,12 +17,12 @@
 //! Entries live in `<home>/translations/<digest>.json`, one per spec path,
 //! interpreter and code directory, written atomically (a temporary file renamed).
 
-use crate::local::home::Home;
-use crate::python::WorkerKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use updraft_engine::home::Home;
+use updraft_engine::python::WorkerKey;
 
 /// A translation and what it was made from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,13 +1,13 @@
 //! `updraft executions list|get`: what the embedded metadata store knows.
 
-use crate::local::home::Home;
-use crate::local::progress::phase_name;
-use crate::local::runner;
-use crate::local::store::Store;
 use serde_json::json;
 use std::process::ExitCode;
 use updraft_core::literal;
 use updraft_core::proto::core::{CacheStatus, Execution, LaunchMode, NodeExecution, NodePhase, WorkflowPhase};
+use updraft_engine::home::Home;
+use updraft_engine::progress::phase_name;
+use updraft_engine::runner;
+use updraft_engine::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {

@@ -1,11 +1,6 @@
 //! `updraft run FILE [WORKFLOW] --input k=v ...`: a local run, no cloud needed.
 
 use super::executions::{OutputFormat, print_execution};
-use crate::local::executor::{self, CacheMode, RunError, RunRequest};
-use crate::local::gpus::Gpus;
-use crate::local::home::Home;
-use crate::local::resources::Capacity;
-use crate::local::store::StoreError;
 use crate::spec_file;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +12,11 @@ use updraft_core::execution::retry::Backoff;
 use updraft_core::literal;
 use updraft_core::proto::core::{Literal, WorkflowPhase, literal::Value as LV};
 use updraft_core::types::display;
+use updraft_engine::executor::{self, CacheMode, RunError, RunRequest};
+use updraft_engine::gpus::Gpus;
+use updraft_engine::home::Home;
+use updraft_engine::resources::Capacity;
+use updraft_engine::store::StoreError;
 
 pub struct RunArgs {
     pub file: PathBuf,

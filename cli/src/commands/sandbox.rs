@@ -9,12 +9,12 @@
 //! pid), `emulator.log`. The config file the sandbox replaces is kept as
 //! `config.toml.before-sandbox` and put back by `down`.
 
-use crate::local::home::Home;
 use crate::remote::{self, Config};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
+use updraft_engine::home::Home;
 
 #[derive(clap::Subcommand)]
 pub enum SandboxCommand {

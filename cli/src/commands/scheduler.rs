@@ -6,8 +6,6 @@
 //! `updraft_core::schedule::local`'s decision; this module runs them and says each
 //! decision in one line.
 
-use crate::local::home::Home;
-use crate::local::store::Store;
 use crate::spec_file;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, VecDeque};
@@ -20,6 +18,8 @@ use updraft_core::literal;
 use updraft_core::proto::core::LaunchPlanSpec;
 use updraft_core::schedule::local::{CatchUp, Overlap, due_ticks, next_wake};
 use updraft_core::schedule::tick_execution_name;
+use updraft_engine::home::Home;
+use updraft_engine::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CatchUpArg {
