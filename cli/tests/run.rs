@@ -63,7 +63,7 @@ fn bad_inputs_are_refused_before_anything_runs() {
         (vec!["run", "typed.yaml"], "missing required input \"seed\" (int)"),
         (vec!["run", "typed.yaml", "-i", "sede=1"], "the workflow has no input \"sede\""),
         (vec!["run", "typed.yaml", "-i", "seed"], "is not NAME=VALUE"),
-        (vec!["run", "typed.yaml", "nope"], "no workflow \"nope\""),
+        (vec!["run", "typed.yaml", "nope"], "no workflow or task \"nope\""),
     ] {
         let out = sandbox.updraft(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

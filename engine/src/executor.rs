@@ -878,30 +878,30 @@ async fn run_attempt(
 
 /// Prints the lines an attempt writes to its log files as they come (`--task-output`),
 /// each as `PATH | line` in the progress stream, until the attempt has ended and its
-/// last lines, a final one without a newline included, are out. Reads only what was
-/// appended since the last look, every 200 ms: the task writes to plain files, as always.
+/// last lines, a final one without a newline included, are out. Each log stays open
+/// and is read from where the last look ended, every [`FOLLOW_EVERY`]: the task
+/// writes to plain files, as always, and a line reaches the terminal within that.
 async fn follow_logs(ctx: &Ctx, path: &str, logs: &[PathBuf], mut finished: watch::Receiver<bool>) {
-    let mut offsets = vec![0u64; logs.len()];
+    use std::io::Read;
+    let mut files: Vec<Option<std::fs::File>> = logs.iter().map(|_| None).collect();
     let mut partial = vec![Vec::<u8>::new(); logs.len()];
     loop {
         let last_look = *finished.borrow();
         for (i, log) in logs.iter().enumerate() {
-            let Ok(mut file) = std::fs::File::open(log) else { continue };
-            use std::io::{Read, Seek};
-            if file.seek(std::io::SeekFrom::Start(offsets[i])).is_err() {
-                continue;
+            if files[i].is_none() {
+                files[i] = std::fs::File::open(log).ok();
             }
-            let mut fresh = Vec::new();
+            let Some(file) = files[i].as_mut() else { continue };
             // At most 1 MiB a look: a task printing without pause cannot stall the run's progress.
-            if let Ok(read) = file.take(1 << 20).read_to_end(&mut fresh) {
-                offsets[i] += read as u64;
-            }
-            partial[i].extend_from_slice(&fresh);
+            let _ = file.take(1 << 20).read_to_end(&mut partial[i]);
             let complete = partial[i].iter().rposition(|b| *b == b'\n').map(|end| end + 1).unwrap_or(0);
             let mut lines: Vec<u8> = partial[i].drain(..complete).collect();
             if last_look && !partial[i].is_empty() {
                 lines.append(&mut partial[i]);
                 lines.push(b'\n');
+            }
+            if lines.is_empty() {
+                continue;
             }
             let recorder = ctx.progress();
             for line in String::from_utf8_lossy(&lines).lines() {
@@ -913,10 +913,13 @@ async fn follow_logs(ctx: &Ctx, path: &str, logs: &[PathBuf], mut finished: watc
         }
         tokio::select! {
             _ = finished.changed() => {}
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = tokio::time::sleep(FOLLOW_EVERY) => {}
         }
     }
 }
+
+/// How often a followed log is read: a task's line is on the terminal within this.
+const FOLLOW_EVERY: Duration = Duration::from_millis(50);
 
 /// Runs an attempt's process: an SDK task forked from its warm Python worker
 /// (docs/python.md), anything else (and a GPU task: CUDA cannot start in a
