@@ -84,7 +84,6 @@ impl Job {
         };
         let inputs_uri = uri(ENV_INPUTS_URI, false);
         let code_uri = uri(ENV_CODE_BUNDLE, false);
-
         let output_prefix = uri(ENV_OUTPUT_PREFIX, true);
         let code = match (code_uri, vars.get(ENV_CODE_DIGEST)) {
             (Some(uri), Some(digest)) => Some((uri, digest.clone())),
