@@ -213,6 +213,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Print a shell completion script: `source <(updraft completion bash)`, or save it where your shell loads completions.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Internal: the watchdog of one local execution (see updraft_engine::runner).
     #[command(name = "__watch-runner", hide = true)]
     WatchRunner { execution: String, runner: Option<String> },
@@ -564,6 +569,16 @@ fn main() -> ExitCode {
             commands::registry::cache(&args.task, &args.version, delete, &args.remote, args.output)
         }
         Command::Sandbox { command } => commands::sandbox::run(command),
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "updraft", &mut script);
+            // `updraft completion bash | head` ends quietly, as every command's output does.
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(ExitCode::SUCCESS),
+            }
+        }
         Command::Config { command: ConfigCommand::Show { endpoint, output } } => {
             commands::registry::config_show(endpoint.as_deref(), output)
         }

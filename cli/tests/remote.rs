@@ -121,3 +121,17 @@ fn updraft_home_moves_the_config_file_with_the_local_store() {
     assert_eq!(shown["file"].as_str(), Some(dir.join("config.toml").to_str().unwrap()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn completion_scripts_cover_every_visible_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = crate::support::updraft(&["completion", shell]);
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        for command in ["run", "register", "launch", "sandbox", "executions", "completion"] {
+            assert!(script.contains(command), "{shell} completes {command}");
+        }
+    }
+    let bash = text(&crate::support::updraft(&["completion", "bash"]).stdout);
+    assert!(bash.starts_with("_updraft()") && bash.contains("--task-output"), "options of subcommands too");
+}
