@@ -495,34 +495,18 @@ fn main() -> ExitCode {
             remote: _,
             remote_settings,
             output,
-        } => {
-            if register {
-                let file = PathBuf::from(&target);
-                if !file.is_file() {
-                    eprintln!("error: --register needs a spec file; {target} is not one");
-                    return ExitCode::from(2);
-                }
-                match commands::registry::register_before_launch(&file, &version, &remote_settings) {
-                    Ok(code) if code == ExitCode::SUCCESS => {}
-                    Ok(code) => return code,
-                    Err(e) => {
-                        eprintln!("error: {e:#}");
-                        return ExitCode::FAILURE;
-                    }
-                }
-            }
-            commands::launch::launch(commands::launch::LaunchArgs {
-                target,
-                workflow,
-                version,
-                inputs,
-                name,
-                overwrite_cache,
-                watch,
-                remote: remote_settings,
-                output,
-            })
-        }
+        } => commands::launch::launch(commands::launch::LaunchArgs {
+            target,
+            workflow,
+            version,
+            inputs,
+            name,
+            overwrite_cache,
+            watch,
+            register,
+            remote: remote_settings,
+            output,
+        }),
         Command::Register { files, version, activate, remote, output } => {
             commands::registry::register(&files, &version, activate, &remote, output)
         }

@@ -86,8 +86,7 @@ pub fn load_task_as_workflow(
         let Translation { worker, document, locations } = translate(path)?;
         (document, worker, locations)
     } else {
-        let text = updraft_aws::files::read_text_limited(path, MAX_SPEC_BYTES, "specs are limited to")
-            .map_err(|e| SpecFileError::new(path, vec![format!("cannot read: {e}")]))?;
+        let text = read_spec_file(path)?;
         let document: serde_json::Value = match Format::from_file_name(&path.to_string_lossy()) {
             Format::Json => serde_json::from_str(&text).map_err(|e| e.to_string()),
             _ => serde_norway::from_str(&text).map_err(|e| e.to_string()),
@@ -206,16 +205,20 @@ fn located(path: &Path, diagnostics: &Diagnostics, locations: &HashMap<String, S
     }
 }
 
-fn load_text_file(path: &Path, options: &Options) -> Result<Compiled, SpecFileError> {
-    let fail = |problem: String| SpecFileError::new(path, vec![problem]);
-    let text = updraft_aws::files::read_text_limited(path, MAX_SPEC_BYTES, "specs are limited to").map_err(|e| {
+/// A YAML or JSON spec file's text, within the limit; the error has its hint.
+fn read_spec_file(path: &Path) -> Result<String, SpecFileError> {
+    updraft_aws::files::read_text_limited(path, MAX_SPEC_BYTES, "specs are limited to").map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::NotFound => "check the path",
             std::io::ErrorKind::InvalidData => "a spec is UTF-8 text of at most 64 MiB",
             _ => "give the path of a spec file (YAML, or JSON ending in .json)",
         };
-        fail(format!("cannot read: {e}\n  hint: {hint}"))
-    })?;
+        SpecFileError::new(path, vec![format!("cannot read: {e}\n  hint: {hint}")])
+    })
+}
+
+fn load_text_file(path: &Path, options: &Options) -> Result<Compiled, SpecFileError> {
+    let text = read_spec_file(path)?;
     let format = Format::from_file_name(&path.to_string_lossy());
     compile::compile_text(&text, format, options)
         .map_err(|diagnostics| SpecFileError::new(path, diagnostics.iter().map(ToString::to_string).collect()))

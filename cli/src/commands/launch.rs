@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use updraft_aws::api_client::ApiAnswer;
 use updraft_aws::s3::{self, S3Uri};
 use updraft_core::compile::Options;
 use updraft_core::proto::api::{
@@ -30,6 +31,8 @@ pub struct LaunchArgs {
     pub name: Option<String>,
     pub overwrite_cache: bool,
     pub watch: bool,
+    /// Register the spec file under `version` first (`launch --register`).
+    pub register: bool,
     pub remote: Remote,
     pub output: OutputFormat,
 }
@@ -105,6 +108,17 @@ fn has_local_blobs(value: &Literal) -> bool {
 }
 
 pub fn launch(args: LaunchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    if args.register {
+        let file = PathBuf::from(&args.target);
+        if !file.is_file() {
+            eprintln!("error: --register needs a spec file; {} is not one", args.target);
+            return Ok(ExitCode::from(2));
+        }
+        let registered = super::registry::register_before_launch(&file, &args.version, &args.remote)?;
+        if registered != ExitCode::SUCCESS {
+            return Ok(registered);
+        }
+    }
     let session = session(&args.remote)?;
     let (template, base) = template(&args, &session)?;
     let mut inputs = super::run::launch_inputs(&template, &args.inputs, &base)?;
@@ -164,8 +178,7 @@ fn watch(session: &Session, id: &ExecutionId, output: OutputFormat) -> Result<Ex
     let patience = Duration::from_secs(300);
     let mut failing_since: Option<std::time::Instant> = None;
     loop {
-        let route = format!("/v1/executions/{}/{}/{}", id.project, id.domain, id.name);
-        let answer = session.send("GET", &route, &[], None);
+        let answer = send_get(session, id);
         let transient = match &answer {
             Ok(answer) if answer.status >= 500 || answer.status == 429 => Some(format!("HTTP {}", answer.status)),
             Ok(_) => None,
@@ -180,12 +193,10 @@ fn watch(session: &Session, id: &ExecutionId, output: OutputFormat) -> Result<Ex
             }
         }
         failing_since = None;
-        let answer = answer?;
-        if answer.status != 200 {
-            eprintln!("{}", crate::remote::describe_refusal(&answer));
-            return Ok(ExitCode::FAILURE);
-        }
-        let run: GetExecutionResponse = serde_json::from_slice(&answer.body)?;
+        let run = match read_run(answer?)? {
+            Ok(run) => run,
+            Err(code) => return Ok(code),
+        };
         let execution = run.execution.clone().unwrap_or_default();
         for node in &run.nodes {
             let id = node.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
@@ -216,8 +227,16 @@ fn get(
     session: &Session,
     id: &ExecutionId,
 ) -> Result<Result<GetExecutionResponse, ExitCode>, Box<dyn std::error::Error>> {
+    read_run(send_get(session, id)?)
+}
+
+fn send_get(session: &Session, id: &ExecutionId) -> Result<ApiAnswer, String> {
     let route = format!("/v1/executions/{}/{}/{}", id.project, id.domain, id.name);
-    let answer = session.send("GET", &route, &[], None)?;
+    session.send("GET", &route, &[], None)
+}
+
+/// The run in an answer, or the API's refusal printed and exit code 1.
+fn read_run(answer: ApiAnswer) -> Result<Result<GetExecutionResponse, ExitCode>, Box<dyn std::error::Error>> {
     if answer.status != 200 {
         eprintln!("{}", crate::remote::describe_refusal(&answer));
         return Ok(Err(ExitCode::FAILURE));
