@@ -3,7 +3,7 @@
 python -m updraft spec FILE.py|MODULE[:WORKFLOW]     the spec document, as JSON
 python -m updraft compile FILE.py [updraft compile options]
                                                       the compiled IDL (runs `updraft compile`)
-python -m updraft worker [--spec TARGET] [--code-dir DIR]
+python -m updraft worker [--spec TARGET] [--code-dir DIR] [--scripts]
                                                       a warm worker (started by `updraft run`)
 """
 
@@ -48,6 +48,8 @@ def main(argv: list[str]) -> int:
         from ._worker import main as worker
 
         target = code_dir = None
+        scripts = "--scripts" in args
+        args = [a for a in args if a != "--scripts"]
         while args:
             flag, value, args = args[0], args[1] if len(args) > 1 else None, args[2:]
             if flag == "--spec" and value:
@@ -57,7 +59,7 @@ def main(argv: list[str]) -> int:
             else:
                 print(USAGE.strip(), file=sys.stderr)
                 return 64
-        return worker(target, code_dir)
+        return worker(target, code_dir, scripts)
     print(USAGE.strip(), file=sys.stderr)
     return 64
 

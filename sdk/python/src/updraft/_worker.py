@@ -15,11 +15,20 @@ bytes of JSON: `{"spec": ..., "locations": ..., "depends": [FILE, ...]}`, `{"rea
 `{"error": ...}`), then JSON lines.
 
     → {"id": 1, "entry": "mod:fn", "cwd": DIR, "env": {...}, "stdout": LOG, "stderr": LOG}
+    → {"id": 2, "script": "train.py" | "module": "pkg.train", "argv": [...], "path0": DIR,
+       "cwd": DIR, "env": {...the whole environment}, "stdout": LOG, "stderr": LOG}
     ← {"id": 1, "pid": 4242}              the child runs, in process group 4242
     ← {"id": 1, "cold": "why"}            no fork: run a fresh process instead
     ← {"id": 1, "exit": 0}                the child ended (negative: killed by that signal)
 
 The worker ends when its stdin closes, killing children left behind.
+
+A script worker (`--scripts`) serves tasks written as `python3 FILE.py ARGS...`
+or `python3 -m MODULE ARGS...`: before forking it imports what the script
+imports at top level (found with `ast`, never the script's own directory's
+modules, which each child imports itself), and the child runs the script as
+`__main__` with the argv, `sys.path`, environment, exit code and traceback a
+fresh `python3` gives (`_scripts.py`; docs/python.md, "Script tasks").
 """
 
 from __future__ import annotations
@@ -36,10 +45,13 @@ import threading
 import traceback
 from typing import Any
 
+from . import _scripts
+
 
 class Server:
-    def __init__(self, protocol_out: int) -> None:
+    def __init__(self, protocol_out: int, scripts: _scripts.Scripts | None = None) -> None:
         self.out = protocol_out
+        self.scripts = scripts
         self.children: dict[int, int] = {}
         self.cold: str | None = None
         # A child forked ahead of the next request, waiting for it on a pipe: the
@@ -89,6 +101,9 @@ class Server:
 
     def handle(self, request: dict[str, Any]) -> None:
         ident = request["id"]
+        if "entry" not in request:
+            self.handle_script(request)
+            return
         module = request["entry"].partition(":")[0]
         if self.cold is None and module not in sys.modules:
             self.discard_spare()  # it was forked without this module
@@ -103,6 +118,29 @@ class Server:
             # What the imports made stays put: a child's garbage collector never
             # walks (and so never copies) the parent's objects.
             gc.freeze()
+        self.run_forked(request)
+
+    def handle_script(self, request: dict[str, Any]) -> None:
+        ident = request["id"]
+        if self.scripts is None:
+            self.send({"id": ident, "cold": "this worker serves SDK tasks, not scripts"})
+            return
+        if self.cold is None:
+            before = set(sys.modules)
+            self.cold = self.scripts.preload(request)
+            if set(sys.modules) != before:
+                self.discard_spare()  # it was forked without these modules
+                gc.freeze()
+            if self.cold is None and threading.active_count() > 1:
+                self.cold = "importing what its scripts import started threads, after which forking is unsafe"
+        reason = self.cold or self.scripts.shadowed(request)
+        if reason is not None:
+            self.send({"id": ident, "cold": reason})
+            return
+        self.run_forked(request)
+
+    def run_forked(self, request: dict[str, Any]) -> None:
+        ident = request["id"]
         if self.cold is not None:
             self.send({"id": ident, "cold": self.cold})
             return
@@ -165,12 +203,17 @@ class Server:
                 log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                 os.dup2(log, fd)
                 os.close(log)
-            os.environ.update(request["env"])
             _reseed()
-            from ._run import run
+            if "entry" in request:
+                from ._run import run
 
-            sys.argv = ["updraft.task", request["entry"]]
-            code = run(request["entry"])
+                os.environ.update(request["env"])
+                sys.argv = ["updraft.task", request["entry"]]
+                code = run(request["entry"])
+            else:
+                assert self.scripts is not None
+                # The script's end by a fresh interpreter's rules, its exit functions run.
+                code = self.scripts.run(request) & 0xFF
         except BaseException:
             traceback.print_exc()
             code = 70
@@ -220,10 +263,14 @@ def framed(fd: int, message: dict[str, Any]) -> None:
         data = data[os.write(fd, data) :]
 
 
-def main(target: str | None, code_dir: str | None) -> int:
+def main(target: str | None, code_dir: str | None, scripts: bool = False) -> int:
     # The protocol keeps the original stdout; anything the imported code prints goes to stderr.
     protocol_out = os.dup(1)
     os.dup2(2, 1)
+    if scripts:
+        # Nothing of the worker's own start may reach a script: its sys.path is the
+        # one `python3 FILE.py` gets, without this worker's directory or the SDK it needs.
+        return _serve_scripts(protocol_out)
     if code_dir and code_dir not in sys.path:
         sys.path.insert(0, code_dir)
     if target is None:
@@ -248,6 +295,16 @@ def main(target: str | None, code_dir: str | None) -> int:
     server = Server(protocol_out)
     if threading.active_count() > 1:
         server.cold = f"importing {target} started threads, after which forking is unsafe"
+    gc.freeze()
+    server.serve()
+    return 0
+
+
+def _serve_scripts(protocol_out: int) -> int:
+    server = Server(protocol_out, _scripts.Scripts())
+    framed(protocol_out, {"ready": True})
+    if threading.active_count() > 1:
+        server.cold = "the interpreter started threads before any import, after which forking is unsafe"
     gc.freeze()
     server.serve()
     return 0
