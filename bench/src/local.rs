@@ -72,6 +72,47 @@ fn python_tasks(bench: &Bench) {
     println!("local_py_diabetes_cold_s: {:.3} s", cold / 1000.0);
     println!("local_py_diabetes_limit_s: {:.3} s", limit / 1000.0);
     println!("local_py_diabetes_cold_over_limit: {:.2} x", cold / limit);
+
+    script_tasks(bench, &python, limit);
+}
+
+/// Python tasks written as scripts in YAML (`python3 FILE.py ARGS…`), forked from a
+/// script worker (docs/python.md, "Script tasks"); the interpreter is named by its
+/// path in the specs, as the SDK cases name it through `UPDRAFT_PYTHON`.
+fn script_tasks(bench: &Bench, python: &str, limit: f64) {
+    let dir = bench.scratch.join("scripts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy("bench/python/scripts/inc.py", dir.join("inc.py")).unwrap();
+    let mut chain = format!(
+        "tasks:\n  inc:\n    image: python:3.11-slim\n    command: [{python}, \"{{{{code_dir}}}}/inc.py\", \"{{{{inputs.x}}}}\", \"{{{{outputs.y}}}}\"]\n    inputs: {{x: int}}\n    outputs: {{y: int}}\nworkflows:\n  chain:\n    inputs: {{start: {{type: int, default: 0}}}}\n    nodes:\n"
+    );
+    for i in 0..50 {
+        let x = if i == 0 { "$inputs.start".to_string() } else { format!("$n{}.y", i - 1) };
+        chain.push_str(&format!("      n{i}: {{task: inc, inputs: {{x: {x}}}}}\n"));
+    }
+    chain.push_str("    outputs: {y: $n49.y}\n");
+    let chain = bench.spec("scripts/chain50.yaml", &chain);
+    let chain = crate::median_ms(5, || bench.run(&chain, &["--no-cache"]));
+    println!("local_script_chain50_s: {:.3} s", chain / 1000.0);
+
+    // The diabetes pipeline as four scripts, next to their spec (their code directory).
+    let diabetes_dir = dir.join("diabetes");
+    std::fs::create_dir_all(&diabetes_dir).unwrap();
+    for entry in std::fs::read_dir("bench/python/diabetes_scripts").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "py") {
+            std::fs::copy(&path, diabetes_dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let dataset = std::fs::canonicalize("examples/diabetes/data/pima-sample.csv").unwrap();
+    let spec = std::fs::read_to_string("bench/python/diabetes_scripts/diabetes.yaml")
+        .unwrap()
+        .replace("[python3,", &format!("[{python},"))
+        .replace("../../../examples/diabetes/data/pima-sample.csv", &dataset.display().to_string());
+    let diabetes = bench.spec("scripts/diabetes/diabetes.yaml", &spec);
+    let cold = crate::median_ms(3, || bench.run(&diabetes, &["--no-cache"]));
+    println!("local_script_diabetes_cold_s: {:.3} s", cold / 1000.0);
+    println!("local_script_diabetes_cold_over_limit: {:.2} x", cold / limit);
 }
 
 struct Bench {

@@ -235,7 +235,8 @@ async fn run_job(
     if job.code.is_some() && contract::python_task(argv).is_some() {
         // The bundle holds the task's module; the SDK that runs it comes with this binary.
         let sdk_dir = job.work_dir.join("sdk");
-        crate::embedded_sdk::write_to(&sdk_dir).map_err(|e| local_error("cannot write the SDK to", &sdk_dir, e))?;
+        updraft_engine::embedded_sdk::write_to(&sdk_dir)
+            .map_err(|e| local_error("cannot write the SDK to", &sdk_dir, e))?;
         let mut path = sdk_dir.display().to_string();
         if let Some(existing) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
             path = format!("{path}:{}", existing.to_string_lossy());

@@ -2,7 +2,6 @@
 
 mod bundle;
 mod commands;
-mod embedded_sdk;
 mod exec;
 mod remote;
 mod spec_file;

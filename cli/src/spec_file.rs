@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use updraft_core::compile::{self, Compiled, Options};
 use updraft_core::diagnostics::Diagnostics;
 use updraft_core::spec::Format;
-use updraft_engine::python::{self, SpecAnswer, Worker, WorkerKey};
+use updraft_engine::python::{self, SpecAnswer, Worker, WorkerKey, WorkerKind};
 
 /// Why a spec file could not be used; `Display` gives every problem, each
 /// prefixed with the file, as `error: FILE: PATH: MESSAGE` plus a hint line
@@ -167,11 +167,16 @@ fn translate(path: &Path) -> Result<Translation, SpecFileError> {
     let fail = |problem: String| SpecFileError::new(path, vec![problem]);
     let code_dir =
         code_dir(path).or_else(|_| Path::new(".").canonicalize()).map_err(|e| fail(format!("cannot read: {e}")))?;
-    let key = WorkerKey { python: python::interpreter(), code_dir: code_dir.display().to_string(), env: Vec::new() };
+    let key = WorkerKey {
+        python: python::interpreter(),
+        code_dir: code_dir.display().to_string(),
+        env: Vec::new(),
+        kind: WorkerKind::Sdk,
+    };
     if let Some(reused) = translations::lookup(path, &key) {
         return Ok(Translation { worker: None, document: reused.document, locations: reused.locations });
     }
-    let (worker, answer) = Worker::start(&key, Some(path), &updraft_engine::runner::this_process())
+    let (worker, answer) = Worker::start(&key, Some(path), &updraft_engine::runner::this_process(), None)
         .map_err(|e| fail(format!("cannot translate the Python: {e}")))?;
     match answer {
         SpecAnswer::Spec { document, locations, depends } => {

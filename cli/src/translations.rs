@@ -171,7 +171,12 @@ mod tests {
         let helper = dir.join("helper.py");
         std::fs::write(&spec, "import helper\n").unwrap();
         std::fs::write(&helper, "N = 1\n").unwrap();
-        let key = WorkerKey { python: "sh".into(), code_dir: dir.display().to_string(), env: Vec::new() };
+        let key = WorkerKey {
+            python: "sh".into(),
+            code_dir: dir.display().to_string(),
+            env: Vec::new(),
+            kind: updraft_engine::python::WorkerKind::Sdk,
+        };
         let depends = vec![spec.display().to_string(), helper.display().to_string()];
         let document = serde_json::json!({"workflows": {}});
         assert!(lookup(&spec, &key).is_none(), "nothing stored yet");

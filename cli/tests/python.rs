@@ -328,3 +328,55 @@ fn a_task_script_given_as_a_spec_is_refused_without_running_it() {
     let after: Vec<_> = std::fs::read_dir(&sandbox.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(before, after, "the script wrote nothing");
 }
+
+/// YAML tasks written as scripts (`python3 FILE.py ARGS…`) run forked from a script
+/// worker, which imported what they import once; the script's own modules are read
+/// fresh in every child (an edit between runs is seen), the worker's SDK stays out of
+/// the script's sight, and an interpreter option (`-X fresh_process`) opts a task out.
+#[test]
+fn yaml_script_tasks_run_forked_from_a_script_worker() {
+    let spec = r#"
+tasks:
+  probe:
+    image: python:3.11-slim
+    command: [python3, "{{code_dir}}/probe.py", "{{inputs.x}}", "{{outputs.seen}}"]
+    inputs: {x: int}
+    outputs: {seen: string}
+  fresh:
+    image: python:3.11-slim
+    command: [python3, -X, fresh_process, "{{code_dir}}/probe.py", "{{inputs.x}}", "{{outputs.seen}}"]
+    inputs: {x: int}
+    outputs: {seen: string}
+workflows:
+  scripts:
+    nodes:
+      a: {task: probe, inputs: {x: 1}}
+      b: {task: probe, inputs: {x: 2}}
+      c: {task: fresh, inputs: {x: 3}}
+    outputs: {a: $a.seen, b: $b.seen, c: $c.seen}
+"#;
+    let sandbox = Sandbox::new("py-scripts", spec);
+    let probe = "import decimal, json, os, sys\nimport helper\n\
+                 parent = open(f'/proc/{os.getppid()}/cmdline').read().replace('\\0', ' ')\n\
+                 seen = {'x': sys.argv[1], 'word': helper.WORD, 'parent': parent, 'sdk': 'updraft' in sys.modules}\n\
+                 open(sys.argv[2], 'w').write(json.dumps(json.dumps(seen)))\n";
+    std::fs::write(sandbox.dir.join("probe.py"), probe).unwrap();
+    let run = |word: &str| {
+        std::fs::write(sandbox.dir.join("helper.py"), format!("WORD = {word:?}\n")).unwrap();
+        let (code, doc, stderr) = json_run(&sandbox, &["spec.yaml", "--no-cache"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let seen = |node: &str| -> Value { serde_json::from_str(doc["outputs"][node].as_str().unwrap()).unwrap() };
+        (seen("a"), seen("b"), seen("c"))
+    };
+    let (a, b, c) = run("one");
+    for (x, warm) in [("1", &a), ("2", &b)] {
+        assert_eq!((warm["x"].as_str(), warm["word"].as_str()), (Some(x), Some("one")), "{warm}");
+        let parent = warm["parent"].as_str().unwrap();
+        assert!(parent.contains("-m updraft worker") && parent.contains("--scripts"), "forked: {parent}");
+        assert_eq!(warm["sdk"], false, "the worker's SDK is not the script's: {warm}");
+    }
+    let parent = c["parent"].as_str().unwrap();
+    assert!(parent.contains("updraft run"), "-X fresh_process starts its own interpreter: {parent}");
+    let (a, _, c) = run("two");
+    assert_eq!((a["word"].as_str(), c["word"].as_str()), (Some("two"), Some("two")), "the edited helper is read");
+}

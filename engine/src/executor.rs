@@ -15,7 +15,7 @@ use super::store::{Store, StoreError};
 use super::{now, runner};
 use crate::outputs::{self, BlobKind, Output};
 use crate::process::{self, Attempt, Outcome};
-use crate::python::{self, ForkRequest, Forked, WorkerKey};
+use crate::python::{self, ForkRequest, Forked, WarmTask, WorkerKey, WorkerKind};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -318,7 +318,7 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
         backoff: request.backoff,
         cancel: cancel_rx,
         watchdog: std::sync::OnceLock::new(),
-        python: python::Pool::new(runner.clone(), request.python_worker),
+        python: python::Pool::new(runner.clone(), request.python_worker, python_sdk(&home, &request.compiled)),
         cold_reasons: Mutex::default(),
         recorder: Mutex::new(Recorder {
             store,
@@ -391,6 +391,17 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
         return Err(e.into());
     }
     Ok(RunResult { execution, nodes: std::mem::take(&mut recorder.nodes) })
+}
+
+/// Where script workers start from: the SDK carried in this binary, written under
+/// the home once, if any task of the run is a Python script.
+fn python_sdk(home: &Home, compiled: &Compiled) -> Option<PathBuf> {
+    let scripts = compiled.tasks.iter().any(|t| {
+        let argv = t.container.as_ref().map(|c| c.args.as_slice()).unwrap_or_default();
+        matches!(python::warm_task(argv), Some((_, WarmTask::Script { .. } | WarmTask::Module { .. })))
+    });
+    // Without it a script worker needs the SDK installed; if that is missing too, its tasks run fresh.
+    scripts.then(|| crate::embedded_sdk::materialized(home.root()).ok()).flatten()
 }
 
 fn collect_workflows(list: &[CompiledWorkflow], into: &mut HashMap<String, Arc<CompiledWorkflow>>) {
@@ -931,14 +942,38 @@ async fn run_process(
     gpus: &[String],
     path: &str,
 ) -> Outcome {
-    let Some((python, entry)) = python::warm_entry(&attempt.argv).filter(|_| gpus.is_empty()) else {
+    let argv = attempt.argv.clone();
+    let Some((python, task)) = python::warm_task(&argv).filter(|_| gpus.is_empty()) else {
         return process::run(attempt, ctx.cancel.clone()).await;
     };
-    let env = task_env.clone().into_iter().collect();
-    let key = WorkerKey { python, code_dir: ctx.code_dir.clone(), env };
+    let (kind, path0, env) = match task {
+        WarmTask::Sdk(_) => (WorkerKind::Sdk, attempt.cwd.clone(), attempt.env.clone()),
+        WarmTask::Script { file, .. } => {
+            // sys.path[0] is the script's directory, links resolved; a missing script fails fresh, as python3 says.
+            let Some(dir) = attempt.cwd.join(file).canonicalize().ok().and_then(|f| f.parent().map(Path::to_path_buf))
+            else {
+                return process::run(attempt, ctx.cancel.clone()).await;
+            };
+            let Some(env) = whole_environment(&attempt) else { return process::run(attempt, ctx.cancel.clone()).await };
+            (WorkerKind::Scripts { dir: dir.display().to_string() }, dir, env)
+        }
+        WarmTask::Module { .. } => {
+            let Some(env) = whole_environment(&attempt) else { return process::run(attempt, ctx.cancel.clone()).await };
+            (WorkerKind::Scripts { dir: String::new() }, attempt.cwd.clone(), env)
+        }
+    };
+    let key = WorkerKey { python, code_dir: ctx.code_dir.clone(), env: task_env.clone().into_iter().collect(), kind };
     let stdout = attempt.stdout.clone().expect("local attempts have log files");
     let stderr = attempt.stderr.clone().expect("local attempts have log files");
-    let request = ForkRequest { entry, cwd: &attempt.cwd, env: &attempt.env, stdout: &stdout, stderr: &stderr };
+    let request = ForkRequest {
+        task,
+        argv: &argv,
+        path0: &path0,
+        cwd: &attempt.cwd,
+        env: &env,
+        stdout: &stdout,
+        stderr: &stderr,
+    };
     // A worker may first import the task's module: that counts against the timeout, and Ctrl-C stops the wait.
     let asked = Instant::now();
     let mut cancel = ctx.cancel.clone();
@@ -966,6 +1001,20 @@ async fn run_process(
             process::run(attempt, ctx.cancel.clone()).await
         }
     }
+}
+
+/// The environment a fresh process of the attempt would have (this process's, with the
+/// attempt's on top); `None` if a variable is not UTF-8 (the protocol is JSON).
+fn whole_environment(attempt: &Attempt) -> Option<Vec<(String, String)>> {
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in std::env::vars_os() {
+        env.insert(name.into_string().ok()?, value.into_string().ok()?);
+    }
+    for name in &attempt.remove_env {
+        env.remove(name);
+    }
+    env.extend(attempt.env.iter().cloned());
+    Some(env.into_iter().collect())
 }
 
 enum OutputError {

@@ -7,6 +7,12 @@
 //! `[python, -m, updraft.task, MODULE:FUNCTION]` (what the SDK writes; see
 //! `contract::python_task`) runs as a child forked from such a worker instead
 //! of a fresh interpreter; the protocol is in the SDK's `updraft/_worker.py`.
+//!
+//! A task written as a script, `python3 FILE.py ARGS…` or `python3 -m MODULE
+//! ARGS…` ([`warm_task`]), runs forked from a *script worker*
+//! (`python -m updraft worker --scripts`, started from [`crate::embedded_sdk`] so
+//! no SDK need be installed): it has imported what the script imports, and its
+//! child runs the script as a fresh interpreter would (the SDK's `_scripts.py`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -63,6 +69,51 @@ pub fn warm_entry(argv: &[String]) -> Option<(String, &str)> {
     (!fresh).then_some((python, entry))
 }
 
+/// What a task's argv runs that a warm worker can fork.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WarmTask<'a> {
+    /// An SDK task, `python3 -m updraft.task MODULE:FUNCTION`.
+    Sdk(&'a str),
+    /// `python3 FILE.py ARGS…`.
+    Script { file: &'a str, args: &'a [String] },
+    /// `python3 -m MODULE ARGS…`.
+    Module { module: &'a str, args: &'a [String] },
+}
+
+/// `(interpreter, task)` when an argv can run forked from a warm worker. A script
+/// needs a plain interpreter name (`python`, `python3`, `python3.N`, or a path to
+/// one) followed directly by `FILE.py` or `-m MODULE`: any interpreter option
+/// (`python3 -u train.py`; `-X fresh_process` is the documented opt-out, ignored
+/// by CPython) runs it as a fresh process, which alone can honour it. Scripts run
+/// on `argv[0]` itself, as a fresh process would.
+pub fn warm_task(argv: &[String]) -> Option<(String, WarmTask<'_>)> {
+    if let Some((python, entry)) = warm_entry(argv) {
+        return Some((python, WarmTask::Sdk(entry)));
+    }
+    if contract::python_task(argv).is_some() {
+        return None; // an SDK task with --fresh-process
+    }
+    let (python, rest) = argv.split_first()?;
+    let program = Path::new(python).file_name()?.to_str()?;
+    let version = program.strip_prefix("python3").or_else(|| program.strip_prefix("python"))?;
+    let version_ok = version.is_empty() || version.strip_prefix('.').is_some_and(|v| v.parse::<u32>().is_ok());
+    if !version_ok {
+        return None;
+    }
+    let dotted = |m: &str| {
+        m.split('.').all(|part| {
+            part.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+        })
+    };
+    let task = match rest {
+        [m, module, args @ ..] if m == "-m" && dotted(module) => WarmTask::Module { module, args },
+        [file, args @ ..] if file.ends_with(".py") && !file.starts_with('-') => WarmTask::Script { file, args },
+        _ => return None,
+    };
+    Some((python.clone(), task))
+}
+
 /// What the translation of a Python spec gave.
 pub enum SpecAnswer {
     /// The spec document (JSON, as a YAML file holds it), `file:line` by spec path,
@@ -72,13 +123,24 @@ pub enum SpecAnswer {
     Error { location: String, message: String, hint: String },
 }
 
-/// Which worker a task can use: the same interpreter, code directory and task environment.
+/// Which worker a task can use: the same interpreter, code directory, task environment and kind.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WorkerKey {
     pub python: String,
     pub code_dir: String,
     /// The task's own `env:` (applied before the worker imports anything).
     pub env: Vec<(String, String)>,
+    pub kind: WorkerKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WorkerKind {
+    /// Forks SDK tasks; imports the spec's or the task's module.
+    Sdk,
+    /// Forks scripts whose `sys.path[0]` is this directory (a script's own, resolved;
+    /// empty for `-m` modules, whose first path entry is each attempt's directory):
+    /// one worker per directory, so a module it imported is the one a script would find.
+    Scripts { dir: String },
 }
 
 /// A worker process, killed (and reaped) when dropped.
@@ -100,11 +162,32 @@ pub struct Worker {
 
 impl Worker {
     /// Starts a worker; with `spec`, it first translates that spec and answers with it.
-    pub fn start(key: &WorkerKey, spec: Option<&Path>, runner: &str) -> std::io::Result<(Worker, SpecAnswer)> {
+    /// A script worker starts from the SDK in `sdk_dir` (which its scripts never see).
+    pub fn start(
+        key: &WorkerKey,
+        spec: Option<&Path>,
+        runner: &str,
+        sdk_dir: Option<&Path>,
+    ) -> std::io::Result<(Worker, SpecAnswer)> {
         let mut command = Command::new(&key.python);
         command.args(["-m", "updraft", "worker", "--code-dir", &key.code_dir]);
         if let Some(spec) = spec {
             command.arg("--spec").arg(spec);
+        }
+        if matches!(key.kind, WorkerKind::Scripts { .. }) {
+            command.arg("--scripts");
+        }
+        if let (WorkerKind::Scripts { .. }, Some(sdk)) = (&key.kind, sdk_dir) {
+            let inherited = key
+                .env
+                .iter()
+                .find(|(k, _)| k == "PYTHONPATH")
+                .map(|(_, v)| std::ffi::OsString::from(v))
+                .or_else(|| std::env::var_os("PYTHONPATH"))
+                .filter(|p| !p.is_empty());
+            let path = std::env::join_paths(std::iter::once(sdk.as_os_str().to_owned()).chain(inherited))
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            command.env("UPDRAFT_WORKER_SDK", sdk).env("PYTHONPATH", path);
         }
         let child = command
             .envs(key.env.iter().map(|(k, v)| (k, v)))
@@ -249,24 +332,32 @@ fn read_answers(stdout: BufReader<std::process::ChildStdout>, pending: Arc<Mutex
 /// stopped when the pool is dropped (the run is over).
 pub struct Pool {
     runner: String,
+    /// The SDK script workers start from, if it could be written.
+    sdk_dir: Option<std::path::PathBuf>,
     /// A worker, or why it could not start (its tasks then run in fresh processes).
     workers: tokio::sync::Mutex<HashMap<WorkerKey, Result<Arc<Serving>, String>>>,
 }
 
 /// One attempt, as the worker needs it.
 pub struct ForkRequest<'a> {
-    pub entry: &'a str,
+    pub task: WarmTask<'a>,
+    /// The whole argv (a script sees it as `sys.orig_argv`).
+    pub argv: &'a [String],
+    /// A script's first `sys.path` entry: its directory, or the working directory for `-m`.
+    pub path0: &'a Path,
     pub cwd: &'a Path,
+    /// An SDK task's environment on top of the worker's; a script's whole environment.
     pub env: &'a [(String, String)],
     pub stdout: &'a Path,
     pub stderr: &'a Path,
 }
 
 impl Pool {
-    /// A pool for the run of `runner`; `adopted` is the worker that translated the spec.
-    pub fn new(runner: String, adopted: Option<(WorkerKey, Worker)>) -> Pool {
+    /// A pool for the run of `runner`; `adopted` is the worker that translated the spec;
+    /// script workers start from the SDK in `sdk_dir` (`crate::embedded_sdk::materialized`).
+    pub fn new(runner: String, adopted: Option<(WorkerKey, Worker)>, sdk_dir: Option<std::path::PathBuf>) -> Pool {
         let workers = adopted.into_iter().map(|(key, worker)| (key, Ok(Arc::new(Serving::new(worker))))).collect();
-        Pool { runner, workers: tokio::sync::Mutex::new(workers) }
+        Pool { runner, sdk_dir, workers: tokio::sync::Mutex::new(workers) }
     }
 
     /// Forks the attempt from the key's worker (starting it first if needed).
@@ -275,8 +366,9 @@ impl Pool {
             let mut workers = self.workers.lock().await;
             if !workers.contains_key(key) {
                 // Starting takes an interpreter's start-up and the SDK's import: off the runtime's thread.
-                let (owned, runner) = (key.clone(), self.runner.clone());
-                let started = tokio::task::spawn_blocking(move || Worker::start(&owned, None, &runner)).await;
+                let (owned, runner, sdk) = (key.clone(), self.runner.clone(), self.sdk_dir.clone());
+                let started =
+                    tokio::task::spawn_blocking(move || Worker::start(&owned, None, &runner, sdk.as_deref())).await;
                 let serving = match started {
                     Ok(Ok((worker, _))) => Ok(Arc::new(Serving::new(worker))),
                     Ok(Err(e)) => Err(format!("its warm worker could not start: {e}")),
@@ -291,15 +383,28 @@ impl Pool {
         };
         let env: serde_json::Map<String, serde_json::Value> =
             request.env.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-        serving
-            .fork(serde_json::json!({
-                "entry": request.entry,
-                "cwd": request.cwd,
-                "env": env,
-                "stdout": request.stdout,
-                "stderr": request.stderr,
-            }))
-            .await
+        let mut message = serde_json::json!({
+            "cwd": request.cwd,
+            "env": env,
+            "stdout": request.stdout,
+            "stderr": request.stderr,
+        });
+        match request.task {
+            WarmTask::Sdk(entry) => message["entry"] = entry.into(),
+            WarmTask::Script { file, args } => {
+                message["script"] = file.into();
+                message["args"] = args.into();
+            }
+            WarmTask::Module { module, args } => {
+                message["module"] = module.into();
+                message["args"] = args.into();
+            }
+        }
+        if !matches!(request.task, WarmTask::Sdk(_)) {
+            message["argv"] = request.argv.into();
+            message["path0"] = request.path0.to_string_lossy().into_owned().into();
+        }
+        serving.fork(message).await
     }
 }
 
@@ -325,6 +430,34 @@ mod tests {
             &["python3", "-m", "updraft.task", "no-colon"],
         ] {
             assert_eq!(warm_entry(&argv(cold)), None, "{cold:?}");
+        }
+    }
+
+    #[test]
+    fn scripts_and_modules_run_warm_unless_the_interpreter_gets_options() {
+        let script = argv(&["python3", "{code}/train.py", "--lr", "0.1"]);
+        assert_eq!(
+            warm_task(&script),
+            Some(("python3".to_string(), WarmTask::Script { file: "{code}/train.py", args: &script[2..] }))
+        );
+        let module = argv(&["/usr/bin/python3.11", "-m", "pkg.train", "x"]);
+        assert_eq!(
+            warm_task(&module),
+            Some(("/usr/bin/python3.11".to_string(), WarmTask::Module { module: "pkg.train", args: &module[3..] }))
+        );
+        assert!(matches!(warm_task(&argv(&["python3", "-m", "updraft.task", "m:f"])), Some((_, WarmTask::Sdk("m:f")))));
+        for cold in [
+            &["python3", "-X", "fresh_process", "train.py"][..],
+            &["python3", "-u", "train.py"],
+            &["python3", "-m", "updraft.task", "--fresh-process", "m:f"],
+            &["python3", "-m", "not a module"],
+            &["python3", "train.sh"],
+            &["pythonista", "train.py"],
+            &["python3.x", "train.py"],
+            &["bash", "train.py"],
+            &["python3"],
+        ] {
+            assert_eq!(warm_task(&argv(cold)), None, "{cold:?}");
         }
     }
 

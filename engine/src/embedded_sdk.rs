@@ -1,7 +1,8 @@
 //! The Python SDK's source, carried inside the `updraft` binary: `updraft exec`
 //! writes it next to a bundle's code and puts it on `PYTHONPATH`, so a Python
 //! SDK task runs in any image that has Python and the task's own dependencies,
-//! with the SDK of the very `updraft` that runs it.
+//! with the SDK of the very `updraft` that runs it; a local run's script worker
+//! (`crate::python`) starts from it, so YAML script tasks need no SDK installed.
 
 /// (file name under `updraft/`, contents); a test keeps it equal to the SDK's directory.
 pub const FILES: &[(&str, &str)] = &[
@@ -9,6 +10,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("__main__.py", include_str!("../../sdk/python/src/updraft/__main__.py")),
     ("_core.py", include_str!("../../sdk/python/src/updraft/_core.py")),
     ("_run.py", include_str!("../../sdk/python/src/updraft/_run.py")),
+    ("_scripts.py", include_str!("../../sdk/python/src/updraft/_scripts.py")),
     ("_spec.py", include_str!("../../sdk/python/src/updraft/_spec.py")),
     ("_types.py", include_str!("../../sdk/python/src/updraft/_types.py")),
     ("_worker.py", include_str!("../../sdk/python/src/updraft/_worker.py")),
@@ -24,6 +26,30 @@ pub fn write_to(dir: &std::path::Path) -> std::io::Result<()> {
         std::fs::write(package.join(name), text)?;
     }
     Ok(())
+}
+
+/// The package written once under `root/python-sdk/<hash of its files>/` (a
+/// `PYTHONPATH` entry): an existing copy is reused, a new one appears whole
+/// (written aside, then renamed), so concurrent runs never see half of one.
+pub fn materialized(root: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    FILES.hash(&mut hasher);
+    let dir = root.join("python-sdk").join(format!("{:016x}", hasher.finish()));
+    if dir.join("updraft").is_dir() {
+        return Ok(dir);
+    }
+    let aside = root.join("python-sdk").join(format!(".{:016x}.{}", hasher.finish(), std::process::id()));
+    write_to(&aside)?;
+    match std::fs::rename(&aside, &dir) {
+        Ok(()) => Ok(dir),
+        // Another run put its (identical) copy there first.
+        Err(_) if dir.join("updraft").is_dir() => {
+            let _ = std::fs::remove_dir_all(&aside);
+            Ok(dir)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
