@@ -318,7 +318,7 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
         backoff: request.backoff,
         cancel: cancel_rx,
         watchdog: std::sync::OnceLock::new(),
-        python: python::Pool::new(runner.clone(), request.python_worker, python_sdk(&home, &request.compiled)),
+        python: python::Pool::new(runner.clone(), request.python_worker, python_sdk(home, &request.compiled)),
         cold_reasons: Mutex::default(),
         recorder: Mutex::new(Recorder {
             store,
