@@ -212,6 +212,15 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Free the local store of what nothing references: blobs no execution or cache entry
+    /// names, run directories of deleted executions, staging leftovers (docs/storage.md).
+    Gc {
+        /// Report what would be freed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
     /// Print a shell completion script: `source <(updraft completion bash)`, or save it where your shell loads completions.
     Completion {
         #[arg(value_enum)]
@@ -384,6 +393,19 @@ enum ExecutionsCommand {
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
+    /// Delete local executions (records and run directories); `updraft gc` then frees
+    /// the blobs only they named. Name them, or select by age and count.
+    Delete {
+        names: Vec<String>,
+        /// Every execution created before then: an age (30d, 12h) or a time (2027-03-28).
+        #[arg(long, value_parser = |s: &str| commands::executions::parse_since(s, chrono::Utc::now()))]
+        older_than: Option<chrono::DateTime<chrono::Utc>>,
+        /// Every execution but the newest N.
+        #[arg(long)]
+        keep: Option<usize>,
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
     /// A local run's task logs, as its tasks wrote them: every node's, or one node's
     /// (`sub/a` inside a subworkflow, `naps/[3]` a map item); the last attempt unless told.
     Logs {
@@ -471,6 +493,10 @@ fn main() -> ExitCode {
                 commands::executions::abort(&id, output)
             }
         }
+        Command::Executions { command: ExecutionsCommand::Delete { names, older_than, keep, output } } => {
+            commands::executions::delete(&names, older_than, keep, output)
+        }
+        Command::Gc { dry_run, output } => commands::executions::gc(dry_run, output),
         Command::Executions { command: ExecutionsCommand::Logs { id, node, attempt } } => {
             commands::executions::logs(&id, node.as_deref(), attempt)
         }

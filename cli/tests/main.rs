@@ -4,6 +4,7 @@ mod emulator;
 mod support;
 
 mod blob_store;
+mod cleanup;
 mod cloud_steps;
 
 mod compile;

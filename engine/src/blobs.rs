@@ -52,10 +52,12 @@ impl Blobs {
         ports::holds_all(self, values).await
     }
 
-    /// The inputs as a task on this machine sees them: every blob copied (or, from
-    /// S3, downloaded) under `dir`, read-only, and checked against its digest on the
-    /// way. A task never gets the store's own files, so it cannot change what later
-    /// tasks and runs read, and data that changed since it was recorded is refused.
+    /// The inputs as a task on this machine sees them: every blob under `dir`,
+    /// read-only, checked against its digest on the way, so data that changed since
+    /// it was recorded is refused. With the disk store, each is a hard link to the
+    /// store's own read-only file (a file from elsewhere, such as an `--input`, is
+    /// stored first, once): a home does not grow by an input's size per node and
+    /// run. A copy where the file system refuses links, and with S3 (downloads).
     pub async fn localize(
         &self,
         inputs: &BTreeMap<String, Literal>,
@@ -68,20 +70,29 @@ impl Blobs {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|source| DataError::Local { path: dir.into(), source })?;
         }
-        if let Blobs::S3(s3) = self {
-            updraft_aws::data::download_inputs(s3.client(), &mut local, dir).await?;
-        }
-        // Copying and hashing run off the runtime's thread, so Ctrl-C is heard meanwhile.
+        let store = match self {
+            Blobs::S3(s3) => {
+                updraft_aws::data::download_inputs(s3.client(), &mut local, dir).await?;
+                None
+            }
+            Blobs::Disk(disk) => Some(BlobStore { root: disk.root.clone(), tmp: disk.tmp.clone() }),
+        };
+        // Linking, copying and hashing run off the runtime's thread, so Ctrl-C is heard meanwhile.
         let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || copy_local_inputs(&mut local, &dir).map(|()| local))
+        tokio::task::spawn_blocking(move || place_local_inputs(&mut local, &dir, store.as_ref()).map(|()| local))
             .await
             .map_err(|e| DataError::Local { path: PathBuf::new(), source: io::Error::other(e) })?
     }
 }
 
-/// Copies every blob that is a local path (not S3, not yet under `dir`) to
-/// `dir/<input>[/<i>]/<file name>`, verifying its digest, and points the literal at the copy.
-fn copy_local_inputs(inputs: &mut BTreeMap<String, Literal>, dir: &Path) -> Result<(), DataError> {
+/// Puts every blob that is a local path (not S3, not yet under `dir`) at
+/// `dir/<input>[/<i>]/<file name>`, verifying its digest, and points the literal
+/// there: linked from `store` (after storing a file from elsewhere), or copied.
+fn place_local_inputs(
+    inputs: &mut BTreeMap<String, Literal>,
+    dir: &Path,
+    store: Option<&BlobStore>,
+) -> Result<(), DataError> {
     for (blob, is_dir, place) in updraft_aws::data::input_blobs(inputs, dir) {
         let from = PathBuf::from(&blob.uri);
         if blob.uri.starts_with("s3://") || from.starts_with(dir) {
@@ -90,8 +101,12 @@ fn copy_local_inputs(inputs: &mut BTreeMap<String, Literal>, dir: &Path) -> Resu
         let to = place.join(from.file_name().unwrap_or(std::ffi::OsStr::new("data")));
         let local = |source| DataError::Local { path: from.clone(), source };
         std::fs::create_dir_all(&place).map_err(local)?;
-        let found =
-            if is_dir { copy_dir_verified(&from, &to) } else { copy_file_verified(&from, &to) }.map_err(local)?;
+        let found = match store {
+            Some(store) => store.link_verified(&from, &to, is_dir),
+            None if is_dir => copy_dir_verified(&from, &to),
+            None => copy_file_verified(&from, &to),
+        }
+        .map_err(local)?;
         let found = digest_string(&found);
         if !blob.digest.is_empty() && found != blob.digest {
             return Err(DataError::DigestMismatch { uri: blob.uri.clone(), expected: blob.digest.clone(), found });
@@ -105,6 +120,16 @@ fn copy_local_inputs(inputs: &mut BTreeMap<String, Literal>, dir: &Path) -> Resu
 fn has_digest(path: &Path, is_dir: bool, digest: &str) -> bool {
     let found = if is_dir { dir_sha256(path) } else { file_sha256(path) };
     found.is_ok_and(|hex| digest_hex(digest) == Some(hex.as_str()))
+}
+
+/// A hard link to a stored (read-only) file, or a read-only copy where links fail
+/// (another file system, a full link count).
+fn link_or_copy(stored: &Path, to: &Path) -> io::Result<()> {
+    if std::fs::hard_link(stored, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(stored, to)?;
+    make_read_only(to)
 }
 
 /// Copies a regular file, hashing it on the way; the copy is read-only.
@@ -151,11 +176,50 @@ impl BlobStore {
         let hex = file_sha256(path)?;
         let digest = digest_string(&hex);
         let target = self.root.join("sha256").join(&hex);
-        if !has_digest(&target, false, &digest) {
+        if has_digest(&target, false, &digest) {
+            // Stored before (a rerun, an equal output): the task's copy is not kept twice.
+            remove(path)?;
+        } else {
             place(path, &target, &self.tmp)?;
             make_read_only(&target)?;
         }
         Ok((digest, target))
+    }
+
+    /// Puts the blob at `from` (a file or directory tree, in this store or not) at
+    /// `to` as links to the store's files, storing a copy first if it is not there;
+    /// returns its digest, as read from the store. `from` itself is never moved or
+    /// changed: it may be the user's own file.
+    fn link_verified(&self, from: &Path, to: &Path, is_dir: bool) -> io::Result<String> {
+        let stored = if from.starts_with(&self.root) {
+            from.to_path_buf()
+        } else {
+            // Copied aside under a unique name, then stored like any output.
+            static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let staging = self.tmp.join(format!("input-{}-{n}", std::process::id()));
+            if is_dir { copy_dir_verified(from, &staging) } else { copy_file_verified(from, &staging) }?;
+            let stored = if is_dir { self.put_dir(&staging) } else { self.put_file(&staging) };
+            if staging.exists() {
+                let _ = remove(&staging);
+            }
+            stored?.1
+        };
+        if !is_dir {
+            let hex = file_sha256(&stored)?;
+            link_or_copy(&stored, to)?;
+            return Ok(hex);
+        }
+        std::fs::create_dir_all(to)?;
+        updraft_aws::files::dir_sha256_each(&stored, |relative, file| {
+            let target = to.join(relative);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let hex = file_sha256(file)?;
+            link_or_copy(file, &target)?;
+            Ok(hex)
+        })
     }
 
     /// Stores a directory tree under the digest of its manifest.
@@ -163,7 +227,9 @@ impl BlobStore {
         let hex = dir_sha256(path)?;
         let digest = digest_string(&hex);
         let target = self.root.join("dirs").join(&hex);
-        if !has_digest(&target, true, &digest) {
+        if has_digest(&target, true, &digest) {
+            remove(path)?;
+        } else {
             if target.exists() {
                 remove(&target)?;
             }

@@ -9,6 +9,7 @@
 
 pub mod blobs;
 pub mod cache;
+pub mod cleanup;
 pub mod embedded_sdk;
 pub mod executor;
 pub mod gpus;

@@ -226,6 +226,27 @@ impl Store {
         Ok(listing)
     }
 
+    /// Removes an execution's records (the execution, its nodes, its runner) in one
+    /// transaction; whether it existed. Its files are the caller's (`crate::cleanup`).
+    pub fn delete_execution(&self, name: &str) -> Result<bool, StoreError> {
+        let mut conn = self.connection();
+        let transaction = conn.transaction()?;
+        transaction.execute("DELETE FROM node_executions WHERE execution = ?1", [name])?;
+        transaction.execute("DELETE FROM runners WHERE execution = ?1", [name])?;
+        let deleted = transaction.execute("DELETE FROM executions WHERE name = ?1", [name])?;
+        transaction.commit()?;
+        Ok(deleted > 0)
+    }
+
+    /// Every record the store holds, executions' and nodes', as their JSON: what
+    /// `crate::cleanup` reads for the blobs they name.
+    pub fn all_records(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.connection();
+        let mut statement = conn.prepare("SELECT record FROM executions UNION ALL SELECT record FROM node_executions")?;
+        let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn get(&self, name: &str) -> Result<Option<(Execution, Vec<NodeExecution>)>, StoreError> {
         let record: Option<String> = self
             .connection()

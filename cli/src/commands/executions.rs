@@ -1,4 +1,5 @@
-//! `updraft executions list|get`: what the embedded metadata store knows.
+//! `updraft executions list|get|delete|abort|logs` and `updraft gc`: what the
+//! embedded metadata store knows, and keeping the home's size in check.
 
 use serde_json::json;
 use std::process::ExitCode;
@@ -97,6 +98,88 @@ pub fn list(limit: usize, filter: &Filter, output: OutputFormat) -> Result<ExitC
     }
     print_list(&listing.executions, output)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `updraft executions delete`: the named executions, plus those older than a time
+/// and all but the newest `keep`; at least one way of choosing must be given.
+pub fn delete(
+    names: &[String],
+    older_than: Option<chrono::DateTime<chrono::Utc>>,
+    keep: Option<usize>,
+    output: OutputFormat,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    if names.is_empty() && older_than.is_none() && keep.is_none() {
+        eprintln!("error: name the executions to delete, or choose them with --older-than AGE or --keep N");
+        return Ok(ExitCode::from(2));
+    }
+    let store = open_store()?;
+    let mut chosen: Vec<String> = names.to_vec();
+    if older_than.is_some() || keep.is_some() {
+        let all = store.list(usize::MAX)?.executions;
+        for (newest_first, execution) in all.iter().enumerate() {
+            let created = execution.created_at.map(|t| t.seconds).unwrap_or_default();
+            let old = older_than.is_some_and(|cutoff| created < cutoff.timestamp());
+            let beyond = keep.is_some_and(|keep| newest_first >= keep);
+            let name = execution.id.as_ref().map(|i| i.name.clone()).unwrap_or_default();
+            // A run in flight is never chosen by age or count, only by name (and then refused).
+            let running = execution.phase == WorkflowPhase::WorkflowRunning as i32;
+            if (old || beyond) && !running && !chosen.contains(&name) {
+                chosen.push(name);
+            }
+        }
+    }
+    let deleted = updraft_engine::cleanup::delete_executions(&Home::from_env()?, &store, &chosen)?;
+    if output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&deleted)?);
+    } else {
+        for name in &deleted.executions {
+            println!("deleted {name}");
+        }
+        println!(
+            "{} execution{} deleted, {} freed; `updraft gc` frees the blobs only they named",
+            deleted.executions.len(),
+            if deleted.executions.len() == 1 { "" } else { "s" },
+            human_bytes(deleted.bytes)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `updraft gc`: what nothing references, removed (or only counted with --dry-run).
+pub fn gc(dry_run: bool, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let home = Home::from_env()?;
+    let collected = updraft_engine::cleanup::collect_garbage(&home, &open_store()?, dry_run)?;
+    if output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&collected)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let verb = if dry_run { "would free" } else { "freed" };
+    println!(
+        "{verb} {}: {} unreferenced blob{}, {} leftover run director{}/staging file{}",
+        human_bytes(collected.bytes),
+        collected.blobs,
+        if collected.blobs == 1 { "" } else { "s" },
+        collected.leftovers,
+        if collected.leftovers == 1 { "y" } else { "ies" },
+        if collected.leftovers == 1 { "" } else { "s" },
+    );
+    if collected.kept_recent > 0 {
+        println!(
+            "kept {} recent unreferenced blob{}: a run is in flight and may not have recorded them yet",
+            collected.kept_recent,
+            if collected.kept_recent == 1 { "" } else { "s" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
 }
 
 /// Executions as a table (newest first, as given) or as JSON.
