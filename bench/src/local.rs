@@ -28,6 +28,7 @@ pub fn run_all() {
     crate::report("local_diabetes_cached_rerun_ms", crate::median_ms(5, || bench.run(diabetes, &[])));
 
     python_tasks(&bench);
+    home_growth(&bench);
 
     crate::exec::run_all(&bench.updraft, &scratch);
     crate::api::run_all(&bench.updraft);
@@ -113,6 +114,65 @@ fn script_tasks(bench: &Bench, python: &str, limit: f64) {
     let cold = crate::median_ms(3, || bench.run(&diabetes, &["--no-cache"]));
     println!("local_script_diabetes_cold_s: {:.3} s", cold / 1000.0);
     println!("local_script_diabetes_cold_over_limit: {:.2} x", cold / limit);
+}
+
+/// The home's size after a 2-node workflow given a 20 MB file ran three times
+/// without the cache (docs/storage.md, "The local home"): each file counted once,
+/// however many links it has, as `du` counts.
+fn home_growth(bench: &Bench) {
+    let dir = bench.scratch.join("growth");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("size.py"),
+        "import os, sys\nopen(sys.argv[2], 'w').write(str(os.path.getsize(sys.argv[1])))\n",
+    )
+    .unwrap();
+    let spec = bench.spec(
+        "growth/two.yaml",
+        "tasks:\n  size:\n    image: python:3.11-slim\n    command: [python3, \"{{code_dir}}/size.py\", \"{{inputs.data}}\", \"{{outputs.bytes}}\"]\n    inputs: {data: file}\n    outputs: {bytes: int}\nworkflows:\n  two:\n    inputs: {data: file}\n    nodes:\n      a: {task: size, inputs: {data: $inputs.data}}\n      b: {task: size, inputs: {data: $inputs.data}}\n",
+    );
+    let input = dir.join("input.bin");
+    // Incompressible and unlike anything else in the home.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let data: Vec<u8> = (0..20_000_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(&input, data).unwrap();
+    let home = dir.join("home");
+    let given = format!("data={}", input.display());
+    for _ in 0..3 {
+        let out = Command::new(&bench.updraft)
+            .args(["run", spec.to_str().unwrap(), "--input", &given, "--no-cache", "--output", "json"])
+            .env("UPDRAFT_HOME", &home)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    println!("local_home_bytes_after_3_runs_20mb_input: {:.1} MB", disk_bytes(&home) as f64 / 1e6);
+}
+
+fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut pending = vec![dir.to_path_buf()];
+    let mut total = 0;
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                pending.push(path);
+            } else if seen.insert((meta.dev(), meta.ino())) {
+                total += meta.len();
+            }
+        }
+    }
+    total
 }
 
 struct Bench {

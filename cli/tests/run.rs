@@ -536,3 +536,33 @@ fn a_task_runs_alone_with_its_inputs_as_the_runs() {
     let stderr = text(&unknown.stderr);
     assert!(stderr.contains("no workflow or task \"cube\"") && stderr.contains("tasks: numbers, square"), "{stderr}");
 }
+
+/// Declared dataframe columns are checked on the files a run is given (CSV header,
+/// Parquet schema) before anything runs: exit 2 naming what is missing, no execution.
+#[test]
+fn declared_columns_are_checked_on_given_dataframes_before_anything_runs() {
+    let parquet = crate::support::repo_root().join("tests/data/parquet/typed.parquet");
+    let spec = "tasks:\n  t:\n    image: x\n    command: [\"true\"]\n    inputs:\n      table: {dataframe: {columns: {id: int, label: string}}}\n      \
+                typed: {dataframe: {format: parquet, columns: {id: int, label: string}}}\nworkflows:\n  w:\n    inputs:\n      \
+                table: {dataframe: {columns: {id: int, label: string}}}\n      typed: {type: {dataframe: {format: parquet, columns: {id: int, label: string}}}, default: typed.parquet}\n    \
+                nodes: {n: {task: t, inputs: {table: $inputs.table, typed: $inputs.typed}}}\n";
+    let sandbox = Sandbox::new("given-columns", spec);
+    std::fs::copy(&parquet, sandbox.dir.join("typed.parquet")).unwrap();
+    std::fs::write(sandbox.dir.join("good.csv"), "id,label\n1,a\n").unwrap();
+    std::fs::write(sandbox.dir.join("bad.csv"), "id,name\n1,a\n").unwrap();
+
+    let out = sandbox.updraft(&["run", "spec.yaml", "--input", "table=bad.csv"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("--input table: dataframe \"table\" lacks declared column(s) label; its header has: id, name"),
+        "{stderr}"
+    );
+    // The CSV is right; the Parquet default lacks `label`.
+    let out = sandbox.updraft(&["run", "spec.yaml", "--input", "table=good.csv"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("default of input typed: dataframe \"typed\" lacks declared column(s) label"), "{stderr}");
+    let listed = sandbox.updraft(&["executions", "list", "-o", "json"]);
+    assert_eq!(text(&listed.stdout).trim(), "[]", "nothing ran");
+}

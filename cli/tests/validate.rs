@@ -12,6 +12,8 @@ fn every_example_is_valid() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("workflow diabetes: 4 nodes, 4 levels, max parallelism 1"), "{stdout}");
     assert!(stdout.contains("critical path: split → fit → predict → score"), "{stdout}");
+    // A map counts as its concurrency: 16 squares at once, not one node.
+    assert!(stdout.contains("workflow fanout: 4 nodes, 4 levels, max parallelism 16"), "{stdout}");
     assert!(stdout.contains("launch plan diabetes_nightly: workflow diabetes, cron \"0 3 * * *\" (Europe/Paris)"));
 }
 
@@ -96,4 +98,50 @@ fn validate_speaks_json_for_valid_and_invalid_files_alike() {
     let problem = &reports[1]["problems"][0];
     assert!(problem["problem"].as_str().unwrap().contains("tasks.t.retries"), "{problem}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// spec.md: validation reports every problem at once. A node whose task is invalid
+/// still has its references checked, beside the task's own error.
+#[test]
+fn task_and_node_errors_are_reported_together() {
+    let dir = std::env::temp_dir().join(format!("updraft-validate-together-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("both.yaml");
+    std::fs::write(
+        &spec,
+        "tasks:\n  t:\n    image: busybox\n    command: [echo, \"{{inputs.x}}\"]\n    inputs: {x: int}\n    \
+         resources: {cpu: -1}\n  u: {image: busybox, command: [\"true\"]}\nworkflows:\n  w:\n    nodes:\n      \
+         a: {task: t, inputs: {x: [$nope.y]}}\n      b: {task: u, after: [ghost]}\n",
+    )
+    .unwrap();
+    let out = updraft(&["validate", spec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    for expected in [
+        "tasks.t.resources.cpu: cpu must be more than zero",
+        "workflows.w.nodes.a.inputs.x[0]: unknown node \"nope\" in workflow w",
+        "workflows.w.nodes.b.after: unknown node \"ghost\" in workflow w",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+}
+
+/// A map without `concurrency` runs all its items at once: the summary says so.
+#[test]
+fn a_map_without_a_limit_makes_parallelism_unbounded() {
+    let dir = std::env::temp_dir().join(format!("updraft-validate-unbounded-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("map.yaml");
+    std::fs::write(
+        &spec,
+        "tasks:\n  t: {image: busybox, command: [echo, \"{{inputs.x}}\"], inputs: {x: int}}\nworkflows:\n  w:\n    \
+         nodes:\n      m: {map: {task: t, over: [x]}, inputs: {x: [1, 2, 3]}}\n",
+    )
+    .unwrap();
+    let out = updraft(&["validate", spec.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("max parallelism unbounded (map m runs all its items at once"));
+    let json = updraft(&["validate", spec.to_str().unwrap(), "-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc[0]["workflows"][0]["max_parallelism"], serde_json::Value::Null, "{doc}");
 }

@@ -116,6 +116,26 @@ fn check_blob(name: &str, t: &LiteralType, path: &Path, is_dir: bool) -> Result<
     }
 }
 
+/// Checks data given to a run (a local file, not yet any task's) against its
+/// declared type as a task's outputs are checked: a dataframe's declared columns
+/// must be in its CSV header or Parquet schema. Lists, maps and optionals are
+/// walked; other values were checked when they were read.
+pub fn check_given(name: &str, value: &Literal, t: &LiteralType) -> Result<(), String> {
+    match (&value.value, kind(t)) {
+        (_, Kind::Optional(inner)) => check_given(name, value, inner),
+        (Some(LV::Dataframe(b)), Kind::DataFrame(_)) if !b.uri.starts_with("s3://") => {
+            check_blob(name, t, Path::new(&b.uri), false).map(|_| ())
+        }
+        (Some(LV::List(l)), Kind::List(element)) => {
+            l.values.iter().enumerate().try_for_each(|(i, v)| check_given(&format!("{name}[{i}]"), v, element))
+        }
+        (Some(LV::Map(m)), Kind::Map(element)) => {
+            m.values.iter().try_for_each(|(k, v)| check_given(&format!("{name}.{k}"), v, element))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The header line of a CSV file, read at most 1 MiB far.
 fn first_line(path: &Path) -> std::io::Result<String> {
     use std::io::{BufRead, Read};

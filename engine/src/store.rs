@@ -242,7 +242,8 @@ impl Store {
     /// `crate::cleanup` reads for the blobs they name.
     pub fn all_records(&self) -> Result<Vec<String>, StoreError> {
         let conn = self.connection();
-        let mut statement = conn.prepare("SELECT record FROM executions UNION ALL SELECT record FROM node_executions")?;
+        let mut statement =
+            conn.prepare("SELECT record FROM executions UNION ALL SELECT record FROM node_executions")?;
         let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

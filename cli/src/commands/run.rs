@@ -227,6 +227,8 @@ pub(crate) fn launch_inputs(
         let t = param.var.as_ref().and_then(|v| v.r#type.clone()).unwrap_or_default();
         let mut value = literal::from_cli(text, &t).map_err(|e| format!("--input {name}={text}: {e}"))?;
         resolve_files(&mut value, &cwd).map_err(|e| format!("--input {name}: {e}"))?;
+        // Declared columns are checked before anything runs, not as a task's KeyError.
+        updraft_engine::outputs::check_given(name, &value, &t).map_err(|e| format!("--input {name}: {e}"))?;
         inputs.insert(name.to_string(), value);
     }
     let given: Vec<String> = inputs.keys().cloned().collect();
@@ -234,6 +236,9 @@ pub(crate) fn launch_inputs(
     // Paths written in a spec (defaults) are relative to the spec file.
     for (name, value) in inputs.iter_mut().filter(|(name, _)| !given.contains(name)) {
         resolve_files(value, code_dir).map_err(|e| format!("default of input {name}: {e}"))?;
+        let t = template.inputs.iter().find_map(|p| p.var.as_ref().filter(|v| v.name == *name)?.r#type.clone());
+        updraft_engine::outputs::check_given(name, value, &t.unwrap_or_default())
+            .map_err(|e| format!("default of input {name}: {e}"))?;
     }
     Ok(inputs)
 }

@@ -98,7 +98,8 @@ fn json_summary(path: &std::path::Path, c: &Compiled) -> serde_json::Value {
                 "name": name(t.id.as_ref()),
                 "nodes": t.nodes.len(),
                 "levels": dag.levels.len(),
-                "max_parallelism": dag.max_parallelism,
+                // Tasks at once, a map counting as its concurrency; null: a map without a limit.
+                "max_parallelism": parallelism(w).ok(),
                 "critical_path": dag.critical_path,
             })
         })
@@ -158,6 +159,36 @@ pub fn summary(file: &str, c: &Compiled) -> String {
     out
 }
 
+/// How many tasks a workflow can run at once: the widest level, a map node counting
+/// as its `concurrency` (items at once). `Err(map)`: that map, on the widest
+/// level, has no limit, so the width is its item count, known only at run time.
+fn parallelism(w: &CompiledWorkflow) -> Result<u32, String> {
+    use updraft_core::proto::core::node::Target;
+    let t = w.template.clone().unwrap_or_default();
+    let dag = w.dag.clone().unwrap_or_default();
+    let width = |id: &str| match t.nodes.iter().find(|n| n.id == id).and_then(|n| n.target.as_ref()) {
+        Some(Target::Map(map)) if map.concurrency == 0 => Err(id.to_string()),
+        Some(Target::Map(map)) => Ok(map.concurrency),
+        _ => Ok(1),
+    };
+    let mut widest = Ok(0);
+    for level in &dag.levels {
+        let level: Result<u32, String> = level.node_ids.iter().map(|id| width(id)).sum();
+        widest = match (widest, level) {
+            (Err(map), _) | (_, Err(map)) => return Err(map),
+            (Ok(a), Ok(b)) => Ok(a.max(b)),
+        };
+    }
+    widest
+}
+
+fn parallelism_text(w: &CompiledWorkflow) -> String {
+    match parallelism(w) {
+        Ok(n) => n.to_string(),
+        Err(map) => format!("unbounded (map {map} runs all its items at once; set map.concurrency to bound it)"),
+    }
+}
+
 fn workflow_summary(w: &CompiledWorkflow) -> String {
     let t = w.template.clone().unwrap_or_default();
     let dag = w.dag.clone().unwrap_or_default();
@@ -166,7 +197,7 @@ fn workflow_summary(w: &CompiledWorkflow) -> String {
         "  workflow {name}: {} nodes, {} levels, max parallelism {}\n",
         t.nodes.len(),
         dag.levels.len(),
-        dag.max_parallelism
+        parallelism_text(w)
     );
     let path: Vec<&str> = dag.critical_path.iter().map(String::as_str).collect();
     out.push_str(&format!("    critical path: {}\n", abbreviate_chain(&path)));

@@ -436,7 +436,28 @@ impl Compiler<'_> {
         deps: &mut Vec<usize>,
     ) -> Option<Node> {
         let interface = &scope.nodes[id];
-        interface.outputs.as_ref()?;
+        if interface.outputs.is_none() {
+            // Its target is invalid (reported there). Its references are still checked,
+            // so that one validation reports every problem, not one layer at a time.
+            let inputs_path = join(path, "inputs");
+            let mut stack: Vec<(String, &Value)> =
+                spec.inputs.iter().map(|(name, value)| (join(&inputs_path, name), value)).collect();
+            while let Some((at, value)) = stack.pop() {
+                match value {
+                    Value::String(text) => {
+                        if let Some(reference) = text.strip_prefix('$').filter(|r| !r.starts_with('$')) {
+                            let _ = self.reference(&at, reference, scope);
+                        }
+                    }
+                    Value::Array(items) => {
+                        stack.extend(items.iter().enumerate().map(|(i, v)| (format!("{at}[{i}]"), v)));
+                    }
+                    Value::Object(entries) => stack.extend(entries.iter().map(|(k, v)| (join(&at, k), v))),
+                    _ => {}
+                }
+            }
+            return None;
+        }
         let target = if let Some(branch) = &spec.branch {
             node::Target::Branch(Box::new(self.branch(path, id, branch, scope, deps)?))
         } else if let Some(map) = &spec.map {
