@@ -29,6 +29,7 @@ pub fn run_all() {
 
     python_tasks(&bench);
     home_growth(&bench);
+    live_output_latency(&bench);
 
     crate::exec::run_all(&bench.updraft, &scratch);
     crate::api::run_all(&bench.updraft);
@@ -154,6 +155,43 @@ fn home_growth(bench: &Bench) {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     println!("local_home_bytes_after_3_runs_20mb_input: {:.1} MB", disk_bytes(&home) as f64 / 1e6);
+}
+
+/// From a task writing a line to that line on `updraft run`'s stderr (`--task-output`):
+/// the task prints its wall-clock time, this reads the run's stderr as it comes.
+fn live_output_latency(bench: &Bench) {
+    use std::io::BufRead;
+    let dir = bench.scratch.join("live");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("stamps.py"),
+        "import sys, time\nfor _ in range(40):\n    print(repr(time.time()), flush=True)\n    time.sleep(0.05)\nopen(sys.argv[1], 'w').write('1')\n",
+    )
+    .unwrap();
+    let spec = bench.spec(
+        "live/stamps.yaml",
+        "tasks:\n  stamps:\n    image: python:3.11-slim\n    command: [python3, \"{{code_dir}}/stamps.py\", \"{{outputs.done}}\"]\n    outputs: {done: int}\nworkflows:\n  w:\n    nodes:\n      stamps: {task: stamps}\n",
+    );
+    let mut child = Command::new(&bench.updraft)
+        .args(["run", spec.to_str().unwrap(), "--no-cache", "--task-output", "on"])
+        .env("UPDRAFT_HOME", bench.scratch.join("home"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut latencies = Vec::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let received = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        let line = line.unwrap();
+        if let Some(stamp) = line.split("stamps | ").nth(1).and_then(|s| s.trim().parse::<f64>().ok()) {
+            latencies.push((received - stamp) * 1000.0);
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(latencies.len(), 40, "every line reached stderr");
+    latencies.sort_by(f64::total_cmp);
+    println!("live_output_latency_ms: {:.1} ms", latencies[latencies.len() / 2]);
+    println!("live_output_latency_max_ms: {:.1} ms", latencies[latencies.len() - 1]);
 }
 
 fn disk_bytes(dir: &Path) -> u64 {
