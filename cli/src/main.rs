@@ -3,6 +3,8 @@
 mod bundle;
 mod commands;
 mod exec;
+mod exit;
+mod reference;
 mod remote;
 mod spec_file;
 mod translations;
@@ -37,7 +39,7 @@ struct Namespace {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check spec files and print a summary of each (exit 1 if any is invalid).
+    /// Check spec files and print a summary of each (exit 2 if any is invalid).
     Validate {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -226,6 +228,9 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print this command reference as Markdown (docs/cli-reference.md is its output).
+    #[command(hide = true)]
+    Reference,
     /// Internal: the watchdog of one local execution (see updraft_engine::runner).
     #[command(name = "__watch-runner", hide = true)]
     WatchRunner { execution: String, runner: Option<String> },
@@ -593,6 +598,13 @@ fn main() -> ExitCode {
         }
         Command::Config { command: ConfigCommand::Init { stack, endpoint_url, region } } => {
             commands::registry::config_init(&stack, endpoint_url.as_deref(), region.as_deref())
+        }
+        Command::Reference => {
+            let text = reference::markdown(&<Cli as clap::CommandFactory>::command());
+            match std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(ExitCode::SUCCESS),
+            }
         }
         Command::WatchRunner { execution, runner } => {
             updraft_engine::runner::watch(&execution, runner.as_deref()).map(|()| ExitCode::SUCCESS)

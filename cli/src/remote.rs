@@ -134,6 +134,14 @@ pub async fn client(config: &Config) -> Result<ApiClient, String> {
     ApiClient::new(&sdk, &config.endpoint, config.region.as_deref()).map_err(|e| e.to_string())
 }
 
+/// The exit status of a refusal: a 400 (the request's content was wrong: an
+/// invalid spec or input) is a usage error, as `updraft validate` gives; any
+/// other refusal is a failure.
+pub fn refusal_exit(answer: &ApiAnswer) -> std::process::ExitCode {
+    let code = if answer.status == 400 { crate::exit::USAGE } else { crate::exit::FAILED };
+    std::process::ExitCode::from(code)
+}
+
 /// A refusal from the API, printed as `updraft validate` prints problems.
 pub fn describe_refusal(answer: &ApiAnswer) -> String {
     let error = serde_json::from_slice::<ErrorResponse>(&answer.body).ok().filter(|e| !e.code.is_empty());

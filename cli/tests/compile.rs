@@ -63,6 +63,6 @@ fn several_files_compile_to_an_array() {
 #[test]
 fn an_invalid_version_label_is_refused() {
     let out = updraft(&["compile", "examples/hello/hello.yaml", "--version", "v 1"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("version \"v 1\" is not a valid version label"));
 }

@@ -121,7 +121,7 @@ fn huge_numbers_nesting_and_chains_end_in_errors_not_aborts() {
         for command in ["validate", "compile"] {
             let out = within(sandbox.command(&[command, path.to_str().unwrap()]), Duration::from_secs(30));
             let stderr = text(&out.stderr);
-            assert_eq!(out.status.code(), Some(1), "{command} {name}: {stderr}");
+            assert_eq!(out.status.code(), Some(2), "{command} {name}: {stderr}");
             assert!(stderr.contains(expected) && stderr.contains("hint: "), "{command} {name}: {stderr}");
         }
     }
@@ -202,7 +202,7 @@ workflows:
     assert!(text(&out.stderr).contains("inner.pipe is a named pipe"), "{}", text(&out.stderr));
 
     let out = within(sandbox.command(&["validate", "/dev/zero"]), Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("/dev/zero is a device"), "{}", text(&out.stderr));
     let out = within(sandbox.command(&["validate", "input.pipe"]), Duration::from_secs(10));
     assert!(text(&out.stderr).contains("is a named pipe"), "{}", text(&out.stderr));
@@ -411,7 +411,7 @@ fn a_task_timeout_over_the_cap_is_an_error_at_the_task_not_a_panic() {
 
 /// The binary's side of `core/tests/mutated_specs.rs`: every prefix of the
 /// examples, cut every 37 bytes (mid-word, mid-line, mid-structure), goes through
-/// `validate` and `compile`: exit 0 or 1 with a message, never 101.
+/// `validate` and `compile`: exit 0 or 2 (invalid) with a message, never 101.
 #[test]
 fn validate_and_compile_never_panic_on_a_truncated_example() {
     let sandbox = Sandbox::new("truncated", "");
@@ -423,7 +423,7 @@ fn validate_and_compile_never_panic_on_a_truncated_example() {
                 let out = sandbox.updraft(&[command, "spec.yaml"]);
                 let stderr = text(&out.stderr);
                 assert!(
-                    matches!(out.status.code(), Some(0 | 1)),
+                    matches!(out.status.code(), Some(0 | 2)),
                     "{command} {example}[..{cut}]: {:?} {stderr}",
                     out.status
                 );

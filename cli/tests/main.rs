@@ -12,6 +12,7 @@ mod exec;
 mod gpus;
 mod hostile;
 mod python;
+mod reference;
 mod remote;
 mod run;
 mod schedule;

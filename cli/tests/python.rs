@@ -202,7 +202,7 @@ fn killing_the_runner_kills_its_warm_worker_and_their_tasks() {
 fn a_wrong_type_between_python_tasks_is_reported_at_its_line() {
     let sandbox = sandbox("py-mistyped", "mistyped.py");
     let out = sandbox.updraft(&["validate", "mistyped.py"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("mistyped.py:19: workflows.wrong.nodes.double.inputs.x: type mismatch"),
@@ -218,7 +218,7 @@ fn a_wrong_type_between_python_tasks_is_reported_at_its_line() {
 fn an_interpreter_without_the_sdk_is_named_with_the_fix() {
     let sandbox = sandbox("py-no-sdk", "probes.py");
     let out = sandbox.command(&["validate", "probes.py"]).env("UPDRAFT_PYTHON", "false").output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("false -m updraft worker did not answer"), "{stderr}");
     assert!(stderr.contains("pip install ./sdk/python"), "{stderr}");
@@ -322,7 +322,7 @@ fn a_task_script_given_as_a_spec_is_refused_without_running_it() {
     std::fs::copy(repo_root().join("examples/hello/greet.py"), sandbox.dir.join("greet.py")).unwrap();
     let before: Vec<_> = std::fs::read_dir(&sandbox.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     let out = sandbox.updraft(&["validate", "greet.py"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("is not an Updraft spec: it does not import updraft, so it was not run"), "{stderr}");
     let after: Vec<_> = std::fs::read_dir(&sandbox.dir).unwrap().map(|e| e.unwrap().file_name()).collect();

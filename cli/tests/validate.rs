@@ -33,7 +33,7 @@ fn every_invalid_spec_fails_with_its_expected_error() {
             .unwrap_or_else(|| panic!("{} lacks its '# expect: ' line", file.display()));
         let out = updraft(&["validate", &file.display().to_string()]);
         let stderr = text(&out.stderr);
-        if out.status.code() != Some(1) || !stderr.contains(expected) {
+        if out.status.code() != Some(2) || !stderr.contains(expected) {
             failures.push(format!(
                 "{}: exit {:?}, expected {expected:?} in:\n{stderr}",
                 file.display(),
@@ -64,7 +64,7 @@ fn one_bad_file_fails_the_run_but_the_good_ones_are_still_checked() {
     let good = repo_root().join("examples/hello/hello.yaml");
     let bad = repo_root().join("tests/data/invalid/cycle.yaml");
     let out = updraft(&["validate", &good.display().to_string(), &bad.display().to_string()]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stdout).contains("hello.yaml: ok"));
     assert!(text(&out.stderr).contains("1 of 2 file(s) invalid"));
 }
@@ -72,7 +72,7 @@ fn one_bad_file_fails_the_run_but_the_good_ones_are_still_checked() {
 #[test]
 fn a_missing_file_is_an_error_not_a_panic() {
     let out = updraft(&["validate", "no/such/spec.yaml"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no/such/spec.yaml: cannot read"), "{}", text(&out.stderr));
 }
 
@@ -89,7 +89,7 @@ fn validate_speaks_json_for_valid_and_invalid_files_alike() {
     let bad = dir.join("bad.yaml");
     std::fs::write(&bad, "tasks:\n  t: {image: busybox, command: [true], retries: -1}\n").unwrap();
     let out = updraft(&["validate", "-o", "json", "examples/fanout/fanout.yaml", bad.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "one file is invalid");
+    assert_eq!(out.status.code(), Some(2), "one file is invalid");
     let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document on stdout");
     let fanout = &reports[0];
     assert_eq!((fanout["valid"].as_bool(), fanout["workflows"][0]["name"].as_str()), (Some(true), Some("fanout")));
@@ -115,7 +115,7 @@ fn task_and_node_errors_are_reported_together() {
     )
     .unwrap();
     let out = updraft(&["validate", spec.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     for expected in [
         "tasks.t.resources.cpu: cpu must be more than zero",

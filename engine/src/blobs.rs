@@ -54,10 +54,11 @@ impl Blobs {
 
     /// The inputs as a task on this machine sees them: every blob under `dir`,
     /// read-only, checked against its digest on the way, so data that changed since
-    /// it was recorded is refused. With the disk store, each is a hard link to the
-    /// store's own read-only file (a file from elsewhere, such as an `--input`, is
-    /// stored first, once): a home does not grow by an input's size per node and
-    /// run. A copy where the file system refuses links, and with S3 (downloads).
+    /// it was recorded is refused. With the disk store, each is a hard link to one
+    /// read-only copy per content (`BlobStore::link_verified`), so a home does not
+    /// grow by an input's size per node and run; never a link to the store's own
+    /// files or to the user's. A copy where the file system refuses links, and with
+    /// S3 (downloads).
     pub async fn localize(
         &self,
         inputs: &BTreeMap<String, Literal>,
@@ -102,7 +103,7 @@ fn place_local_inputs(
         let local = |source| DataError::Local { path: from.clone(), source };
         std::fs::create_dir_all(&place).map_err(local)?;
         let found = match store {
-            Some(store) => store.link_verified(&from, &to, is_dir),
+            Some(store) => store.link_verified(&from, &to, is_dir, &blob.digest),
             None if is_dir => copy_dir_verified(&from, &to),
             None => copy_file_verified(&from, &to),
         }
@@ -186,40 +187,53 @@ impl BlobStore {
         Ok((digest, target))
     }
 
-    /// Puts the blob at `from` (a file or directory tree, in this store or not) at
-    /// `to` as links to the store's files, storing a copy first if it is not there;
-    /// returns its digest, as read from the store. `from` itself is never moved or
-    /// changed: it may be the user's own file.
-    fn link_verified(&self, from: &Path, to: &Path, is_dir: bool) -> io::Result<String> {
-        let stored = if from.starts_with(&self.root) {
-            from.to_path_buf()
-        } else {
-            // Copied aside under a unique name, then stored like any output.
+    /// Puts the blob at `from` (the store's own file, or the user's) at `to` as hard
+    /// links to its *task-facing copy*, `links/<sha256|dirs>/<hex>`: one copy per
+    /// content, shared by every node and run that reads it, checked against
+    /// `digest` before each use and made again from `from` when a task changed it
+    /// (a task can `chmod` its input: the links are never to the store's own files,
+    /// which stay as their tasks wrote them). Returns the digest found. Without an
+    /// expected digest, a plain verified copy.
+    fn link_verified(&self, from: &Path, to: &Path, is_dir: bool, digest: &str) -> io::Result<String> {
+        let Some(hex) = digest_hex(digest).map(str::to_string) else {
+            return if is_dir { copy_dir_verified(from, to) } else { copy_file_verified(from, to) };
+        };
+        let shared = self.root.join("links").join(if is_dir { "dirs" } else { "sha256" }).join(&hex);
+        // One check-and-make at a time in this process: parallel nodes reading the same
+        // input would otherwise each replace the copy another has just linked.
+        static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _making = MAKING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !has_digest(&shared, is_dir, digest) {
+            // Made aside, checked, then renamed into place: a reader never links half a copy.
             static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
             let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let staging = self.tmp.join(format!("input-{}-{n}", std::process::id()));
-            if is_dir { copy_dir_verified(from, &staging) } else { copy_file_verified(from, &staging) }?;
-            let stored = if is_dir { self.put_dir(&staging) } else { self.put_file(&staging) };
-            if staging.exists() {
+            let staging = self.tmp.join(format!("link-{}-{n}-{hex}", std::process::id()));
+            let found = if is_dir { copy_dir_verified(from, &staging) } else { copy_file_verified(from, &staging) }?;
+            if found != hex {
                 let _ = remove(&staging);
+                return Ok(found); // the caller reports the mismatch
             }
-            stored?.1
-        };
+            std::fs::create_dir_all(shared.parent().expect("under links/"))?;
+            if shared.exists() {
+                remove(&shared)?; // changed by a task: replaced
+            }
+            if std::fs::rename(&staging, &shared).is_err() {
+                let _ = remove(&staging); // another run put the same content there first
+            }
+        }
         if !is_dir {
-            let hex = file_sha256(&stored)?;
-            link_or_copy(&stored, to)?;
+            link_or_copy(&shared, to)?;
             return Ok(hex);
         }
         std::fs::create_dir_all(to)?;
-        updraft_aws::files::dir_sha256_each(&stored, |relative, file| {
-            let target = to.join(relative);
+        for (relative, file) in updraft_aws::files::walk_files(&shared)? {
+            let target = to.join(&relative);
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            let hex = file_sha256(file)?;
-            link_or_copy(file, &target)?;
-            Ok(hex)
-        })
+            link_or_copy(&file, &target)?;
+        }
+        Ok(hex)
     }
 
     /// Stores a directory tree under the digest of its manifest.

@@ -2,7 +2,8 @@
 //! executions, and collecting the blobs that no execution and no cache entry names.
 //!
 //! What is safe: a blob named by an execution's or a node's record, or by a cache
-//! entry, is kept; everything else in the store is content nobody can reach. A run
+//! entry, is kept; everything else in the store is content nobody can reach. The
+//! task-facing copies under `blobs/links/` are kept while a run directory links them. A run
 //! in flight records its outputs only when each node ends, so while one runs,
 //! blobs changed in the last [`IN_FLIGHT_GRACE`] are kept too.
 
@@ -118,6 +119,21 @@ pub fn collect_garbage(home: &Home, store: &Store, dry_run: bool) -> Result<Coll
             collected.bytes += if dry_run { tree_bytes(&path) } else { remove_tree(&path)? };
         }
     }
+    // Task-facing copies (`links/`, `crate::blobs`) are made again when needed: one
+    // that no run directory links any more holds nothing anyone reads.
+    for kind in ["sha256", "dirs"] {
+        for path in read_dir(&blobs.join("links").join(kind))? {
+            if linked_from_elsewhere(&path) {
+                continue;
+            }
+            if in_flight && recent(&path) {
+                collected.kept_recent += 1;
+                continue;
+            }
+            collected.blobs += 1;
+            collected.bytes += if dry_run { tree_bytes(&path) } else { remove_tree(&path)? };
+        }
+    }
     let mut leftovers: Vec<PathBuf> = Vec::new();
     for run_dir in read_dir(&home.root().join("runs"))? {
         let name = run_dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
@@ -152,6 +168,17 @@ fn blob_entries_in(json: &str, blobs: &Path, into: &mut BTreeSet<PathBuf>) {
             serde_json::Value::Object(fields) => stack.extend(fields.values()),
             _ => {}
         }
+    }
+}
+
+/// Whether a file, or any file of a tree, has another hard link (a run directory's input).
+fn linked_from_elsewhere(path: &Path) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return false };
+    if meta.is_dir() {
+        let entries = std::fs::read_dir(path).into_iter().flatten().filter_map(Result::ok);
+        entries.map(|e| e.path()).any(|p| linked_from_elsewhere(&p))
+    } else {
+        meta.nlink() > 1
     }
 }
 

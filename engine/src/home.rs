@@ -4,6 +4,7 @@
 //! updraft.db                 executions and node executions (SQLite)
 //! blobs/sha256/<hex>         files and dataframes by content digest
 //! blobs/dirs/<hex>/          directories by manifest digest
+//! blobs/links/…/<hex>        one task-facing copy per content, hard-linked into run directories
 //! cache/<key>.json           cached task outputs by cache key
 //! translations/<key>.json    reused translations of `.py` specs (`crate::translations`)
 //! runs/<execution>/<node>/   per-node working directory, inputs.json, outputs/, logs

@@ -29,7 +29,7 @@ pub struct BackfillArgs {
 }
 
 /// Bad input: nothing was launched.
-const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_BAD_INPUT: u8 = crate::exit::USAGE;
 
 /// What became of one tick.
 struct Outcome {

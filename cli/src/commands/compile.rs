@@ -19,7 +19,7 @@ pub fn run(files: &[PathBuf], options: &Options) -> Result<ExitCode, Box<dyn std
         }
     }
     if failed {
-        return Ok(ExitCode::FAILURE);
+        return Ok(ExitCode::from(crate::exit::USAGE));
     }
     let out = if documents.len() == 1 { documents.remove(0) } else { Value::Array(documents) };
     // The translating workers are done: a reader that stops early (`| head`) just ends us.

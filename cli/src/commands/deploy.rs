@@ -57,7 +57,7 @@ pub struct DeployArgs {
 }
 
 /// Bad input (exit 2): nothing was created.
-const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_BAD_INPUT: u8 = crate::exit::USAGE;
 
 /// `--compute-environments`, as `deploy::ComputeEnvironments` (the adapter crate has no clap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

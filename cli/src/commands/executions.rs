@@ -110,7 +110,7 @@ pub fn delete(
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if names.is_empty() && older_than.is_none() && keep.is_none() {
         eprintln!("error: name the executions to delete, or choose them with --older-than AGE or --keep N");
-        return Ok(ExitCode::from(2));
+        return Ok(ExitCode::from(crate::exit::USAGE));
     }
     let store = open_store()?;
     let mut chosen: Vec<String> = names.to_vec();

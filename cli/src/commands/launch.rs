@@ -112,7 +112,7 @@ pub fn launch(args: LaunchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
         let file = PathBuf::from(&args.target);
         if !file.is_file() {
             eprintln!("error: --register needs a spec file; {} is not one", args.target);
-            return Ok(ExitCode::from(2));
+            return Ok(ExitCode::from(crate::exit::USAGE));
         }
         let registered = super::registry::register_before_launch(&file, &args.version, &args.remote)?;
         if registered != ExitCode::SUCCESS {
@@ -121,7 +121,13 @@ pub fn launch(args: LaunchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     }
     let session = session(&args.remote)?;
     let (template, base) = template(&args, &session)?;
-    let mut inputs = super::run::launch_inputs(&template, &args.inputs, &base)?;
+    let mut inputs = match super::run::launch_inputs(&template, &args.inputs, &base) {
+        Ok(inputs) => inputs,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(crate::exit::USAGE));
+        }
+    };
     if inputs.values().any(has_local_blobs) {
         let Some(bucket) = session.config.data_bucket.clone() else {
             return Err(
@@ -149,7 +155,7 @@ pub fn launch(args: LaunchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
     let answer = session.send("POST", "/v1/executions", &[], Some(serde_json::to_vec(&body)?))?;
     if !(200..300).contains(&answer.status) {
         eprintln!("{}", crate::remote::describe_refusal(&answer));
-        return Ok(ExitCode::FAILURE);
+        return Ok(crate::remote::refusal_exit(&answer));
     }
     let created: CreateExecutionResponse = serde_json::from_slice(&answer.body)?;
     let run = created.id.unwrap_or_default();
@@ -213,10 +219,11 @@ fn watch(session: &Session, id: &ExecutionId, output: OutputFormat) -> Result<Ex
             && execution.phase != WorkflowPhase::WorkflowQueued as i32
         {
             print_execution(&execution, &run.nodes, output)?;
-            return Ok(if execution.phase == WorkflowPhase::WorkflowSucceeded as i32 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
+            // As `updraft run` ends: docs/cli.md, "Exit statuses".
+            return Ok(match WorkflowPhase::try_from(execution.phase) {
+                Ok(WorkflowPhase::WorkflowSucceeded) => ExitCode::SUCCESS,
+                Ok(WorkflowPhase::WorkflowAborted) => ExitCode::from(crate::exit::INTERRUPTED),
+                _ => ExitCode::FAILURE,
             });
         }
         std::thread::sleep(Duration::from_millis(500));

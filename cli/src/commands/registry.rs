@@ -99,7 +99,7 @@ fn accepted(answer: ApiAnswer) -> Result<Value, ExitCode> {
         });
     }
     eprintln!("{}", remote::describe_refusal(&answer));
-    Err(ExitCode::FAILURE)
+    Err(remote::refusal_exit(&answer))
 }
 
 /// Registers each file's entities under `version`, one all-or-nothing request per file.

@@ -42,9 +42,9 @@ pub enum TaskOutput {
 }
 
 /// Bad input to `updraft run` (exit code 2): nothing was started.
-const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_BAD_INPUT: u8 = crate::exit::USAGE;
 /// The execution was cancelled (Ctrl-C), as shells report SIGINT.
-const EXIT_ABORTED: u8 = 130;
+const EXIT_ABORTED: u8 = crate::exit::INTERRUPTED;
 
 pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let bad_input = |message: String| {

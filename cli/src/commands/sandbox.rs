@@ -330,7 +330,7 @@ fn down(dir: &Path) -> Result<ExitCode, Box<dyn std::error::Error>> {
 fn status(dir: &Path) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let Some(state) = read_state(dir) else {
         println!("no sandbox (start one with `updraft sandbox up`)");
-        return Ok(ExitCode::from(3));
+        return Ok(ExitCode::from(crate::exit::NOT_RUNNING));
     };
     let running = alive(state.pid);
     let answering = running && healthy(&state.endpoint);

@@ -59,7 +59,7 @@ pub fn next(
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let fail = |message: String| {
         eprintln!("error: {message}");
-        Ok(ExitCode::from(2))
+        Ok(ExitCode::from(crate::exit::USAGE))
     };
     if !(1..=MAX_FIRES).contains(&count) {
         return fail(format!("-n {count}: list between 1 and {MAX_FIRES} fire times"));

@@ -103,7 +103,7 @@ pub struct ScheduleArgs {
 pub fn run(args: &ScheduleArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let fail = |message: String| {
         eprintln!("error: {message}");
-        Ok(ExitCode::from(2))
+        Ok(ExitCode::from(crate::exit::USAGE))
     };
     let compiled = match spec_file::load(&args.file, &Options::default()) {
         Ok(compiled) => compiled,
@@ -177,7 +177,7 @@ pub fn run(args: &ScheduleArgs) -> Result<ExitCode, Box<dyn std::error::Error>> 
                 }
             }
             log("cancelled");
-            return Ok(ExitCode::from(130));
+            return Ok(ExitCode::from(crate::exit::INTERRUPTED));
         }
         if interrupts == 1 && !stopping {
             stopping = true;

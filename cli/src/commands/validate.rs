@@ -13,7 +13,7 @@ use updraft_core::proto::core::{CompiledWorkflow, schedule};
 use updraft_core::types::{Kind, display, kind};
 
 /// The stack could not be read (exit code 2): nothing was checked against it.
-const EXIT_NO_STACK: u8 = 2;
+const EXIT_NO_STACK: u8 = crate::exit::USAGE;
 
 pub fn run(
     files: &[PathBuf],
@@ -80,7 +80,7 @@ pub fn run(
         if output == OutputFormat::Text {
             eprintln!("{failed} of {} file(s) invalid", files.len());
         }
-        return Ok(ExitCode::FAILURE);
+        return Ok(ExitCode::from(crate::exit::USAGE));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -268,7 +268,7 @@ def test_the_cli_launches_watches_and_reads_a_run_back(cloud, tmp_path):
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout)[0]["id"]["name"] == name, "newest first"
     refused = updraft(cloud, "launch", str(spec), "chain", "--version", "v1", "--input", "x=many")
-    assert refused.returncode == 1 and "--input x=many" in refused.stderr, refused.stderr
+    assert refused.returncode == 2 and "--input x=many" in refused.stderr, refused.stderr
 
 
 LIVE = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")

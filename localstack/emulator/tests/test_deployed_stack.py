@@ -203,7 +203,7 @@ def test_validate_refuses_a_gpu_task_where_the_gpu_queue_reaches_only_fargate(st
     gpu_queue = json.loads(result.stdout)["outputs"]["GpuJobQueueArn"]
 
     result = validate(endpoint, name, tmp_path)
-    assert result.returncode == 1, result.stdout
+    assert result.returncode == 2, result.stdout
     assert f"tasks.train.resources.gpu: requests 1 GPU(s), but job queue {gpu_queue} runs on Fargate only" \
         in result.stderr
     assert "hint: give the GPU queue an EC2 compute environment" in result.stderr

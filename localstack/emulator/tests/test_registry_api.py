@@ -123,7 +123,7 @@ def test_an_invalid_spec_is_a_400_with_every_diagnostic_and_nothing_registered(a
     spec = tmp_path / "bad.yaml"
     spec.write_text("tasks:\n  ok: {image: x, command: [x]}\n  t: {image: x, command: [t], retries: -1, cache: true}\n")
     refused = updraft(api, "register", str(spec), "--version", "v1", "--project", "invalid")
-    assert refused.returncode == 1
+    assert refused.returncode == 2, "an invalid spec is a usage error, as validate says"
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
     assert [e.split(":")[1].strip() for e in errors] == ["tasks.t.cache", "tasks.t.retries"], refused.stderr
     assert "hint:" in refused.stderr
