@@ -380,3 +380,26 @@ workflows:
     let (a, _, c) = run("two");
     assert_eq!((a["word"].as_str(), c["word"].as_str()), (Some("two"), Some("two")), "the edited helper is read");
 }
+
+/// `cache_version="auto"`: the cache version is a digest of the task's code, so an
+/// edit to a cached task's body is computed afresh instead of served stale.
+#[test]
+fn an_edited_task_with_an_auto_cache_version_is_not_served_from_the_cache() {
+    let sandbox = Sandbox::new("py-auto-version", "");
+    let source = "import updraft\n\n\ndef scale() -> int:\n    return 2\n\n\n\
+                  @updraft.task(cache=True, cache_version=\"auto\")\ndef double(x: int) -> int:\n    return x * scale()\n\n\n\
+                  @updraft.workflow\ndef w(x: int = 3) -> int:\n    return double(x=x)\n";
+    let spec = sandbox.dir.join("auto.py");
+    std::fs::write(&spec, source).unwrap();
+    let run = || {
+        let (code, doc, stderr) = json_run(&sandbox, &["auto.py"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        (doc["outputs"]["o0"].as_i64().unwrap(), node(&doc, "double")["cacheStatus"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(run(), (6, "CACHE_POPULATED".to_string()));
+    assert_eq!(run(), (6, "CACHE_HIT".to_string()), "unchanged code: a hit");
+    std::fs::write(&spec, source.replace("return x * scale()", "return x * scale() + 1")).unwrap();
+    assert_eq!(run(), (7, "CACHE_POPULATED".to_string()), "the task's body changed: computed afresh");
+    std::fs::write(&spec, source.replace("return 2", "return 10")).unwrap();
+    assert_eq!(run(), (30, "CACHE_POPULATED".to_string()), "a function it calls changed: computed afresh");
+}

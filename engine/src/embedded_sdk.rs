@@ -11,6 +11,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("_core.py", include_str!("../../sdk/python/src/updraft/_core.py")),
     ("_run.py", include_str!("../../sdk/python/src/updraft/_run.py")),
     ("_scripts.py", include_str!("../../sdk/python/src/updraft/_scripts.py")),
+    ("_source.py", include_str!("../../sdk/python/src/updraft/_source.py")),
     ("_spec.py", include_str!("../../sdk/python/src/updraft/_spec.py")),
     ("_types.py", include_str!("../../sdk/python/src/updraft/_types.py")),
     ("_worker.py", include_str!("../../sdk/python/src/updraft/_worker.py")),

@@ -298,6 +298,17 @@ impl Compiler<'_> {
                 };
                 let version = match o.get("version") {
                     None => None,
+                    // The Python SDK derives `auto` from the task's code before the spec is
+                    // written; in a spec it would be a label that never changes.
+                    Some(Value::String(s)) if s.trim() == "auto" => {
+                        self.error(
+                            join(path, "version"),
+                            "cache version \"auto\" is derived from a Python task's code by the SDK \
+                             (cache_version=\"auto\"); a spec file has no function to derive it from",
+                            "write a version such as \"1\" and bump it when the task's behaviour changes",
+                        );
+                        return None;
+                    }
                     Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
                     Some(Value::Number(n)) => Some(n.to_string()),
                     Some(other) => {

@@ -341,3 +341,50 @@ def test_a_spec_imports_with_its_own_path_as_argv(tmp_path: Path) -> None:
     seen = module.SEEN
     assert seen == [str(spec)], "the worker's own arguments never reach the spec"
     assert "--code-dir" not in seen
+
+
+def auto_version_of(tmp_path: Path, source: str, task: str = "t") -> str:
+    doc = load(tmp_path, source)
+    version = doc["spec"]["tasks"][task]["cache"]["version"]
+    assert isinstance(version, str) and version.startswith("auto-"), version
+    return version
+
+
+AUTO = """
+import updraft
+
+def helper(x: int) -> int:
+    return x + 1
+
+def unrelated() -> int:
+    return 0
+
+@updraft.task(cache=True, cache_version="auto")
+def t(x: int) -> int:
+    return helper(x) * 2
+"""
+
+
+def test_an_auto_cache_version_follows_the_task_and_the_local_code_it_calls(tmp_path: Path) -> None:
+    first = auto_version_of(tmp_path, AUTO)
+    assert auto_version_of(tmp_path, AUTO) == first, "the same code, the same version"
+    assert auto_version_of(tmp_path, AUTO.replace("* 2", "* 3")) != first, "the task's body changed"
+    assert auto_version_of(tmp_path, AUTO.replace("x + 1", "x + 2")) != first, "a helper it calls changed"
+    assert auto_version_of(tmp_path, AUTO.replace("return 0", "return 9")) == first, "code it never reaches"
+
+
+def test_an_auto_cache_version_follows_a_project_local_module(tmp_path: Path) -> None:
+    (tmp_path / "features.py").write_text("COLUMNS = ['a', 'b']\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        source = (
+            "import updraft\nimport features\nimport json\n\n@updraft.task(cache=True, cache_version='auto')\n"
+            "def t(x: int) -> int:\n    return len(features.COLUMNS) + len(json.dumps(x))\n"
+        )
+        first = auto_version_of(tmp_path, source)
+        (tmp_path / "features.py").write_text("COLUMNS = ['a', 'b', 'c']\n")
+        sys.modules.pop("features", None)
+        assert auto_version_of(tmp_path, source) != first, "the local module it names changed"
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("features", None)

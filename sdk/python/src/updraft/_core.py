@@ -512,7 +512,12 @@ class Task(Generic[P, R]):
         if self.resources:
             out["resources"] = self.resources
         if self.cache:
-            out["cache"] = {"version": self.cache_version} if self.cache_version is not None else True
+            version = self.cache_version
+            if version == "auto":
+                from ._source import auto_version
+
+                version = auto_version(self.function)
+            out["cache"] = {"version": version} if version is not None else True
         if self.retries:
             out["retries"] = self.retries
         if self.timeout is not None:
@@ -548,7 +553,8 @@ def task(
 def task(fn: Any = None, /, **options: Any) -> Any:
     """Makes a typed function an Updraft task.
 
-    `cache=True, cache_version="1"` caches its outputs by cache key; `cpu`, `memory`
+    `cache=True, cache_version="1"` caches its outputs by cache key (`cache_version="auto"`:
+    a digest of the function's source and the project-local code it reaches); `cpu`, `memory`
     (`"2Gi"`) and `gpu` are what one run needs; `retries`, `timeout` (`"30m"` or a
     timedelta), `env`, `secrets` as in the spec. Locally the task runs in a process
     forked from a warm worker that has imported its module; `fresh_process=True`
