@@ -214,6 +214,9 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// A local run's task logs, as its tasks wrote them: every node's, or one node's
+    /// (`sub/a` inside a subworkflow), the last attempt unless told; `-f` follows a running run.
+    Logs(LogsArgs),
     /// Free the local store of what nothing references: blobs no execution or cache entry
     /// names, run directories of deleted executions, staging leftovers (docs/storage.md).
     Gc {
@@ -306,6 +309,47 @@ struct LaunchPlanArgs {
     remote: commands::registry::Remote,
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     output: OutputFormat,
+}
+
+#[derive(clap::Args)]
+struct LogsArgs {
+    /// The execution (`updraft executions list` names them).
+    id: String,
+    /// One node: `fit`, `sub/a` inside a subworkflow, `squares/3` a map's item 3 (from 0).
+    node: Option<String>,
+    /// This attempt (from 1) instead of the last.
+    #[arg(long)]
+    attempt: Option<u32>,
+    /// One item of a map node, from 0: `updraft logs ID squares --item 3` is `squares/3`.
+    #[arg(long)]
+    item: Option<u32>,
+    /// Keep printing what the tasks write until the run ends.
+    #[arg(short, long)]
+    follow: bool,
+    /// Only what the tasks wrote to stdout.
+    #[arg(long, conflicts_with = "stderr")]
+    stdout: bool,
+    /// Only what the tasks wrote to stderr.
+    #[arg(long)]
+    stderr: bool,
+}
+
+impl LogsArgs {
+    fn request(&self) -> commands::executions::LogsRequest<'_> {
+        use commands::executions::Streams;
+        commands::executions::LogsRequest {
+            id: &self.id,
+            node: self.node.as_deref(),
+            attempt: self.attempt,
+            item: self.item,
+            streams: match (self.stdout, self.stderr) {
+                (true, _) => Streams::Stdout,
+                (_, true) => Streams::Stderr,
+                _ => Streams::Both,
+            },
+            follow: self.follow,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -411,15 +455,8 @@ enum ExecutionsCommand {
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
-    /// A local run's task logs, as its tasks wrote them: every node's, or one node's
-    /// (`sub/a` inside a subworkflow, `naps/[3]` a map item); the last attempt unless told.
-    Logs {
-        id: String,
-        node: Option<String>,
-        /// This attempt (from 1) instead of the last.
-        #[arg(long)]
-        attempt: Option<u32>,
-    },
+    /// A local run's task logs, as its tasks wrote them (the same as `updraft logs`).
+    Logs(LogsArgs),
 }
 
 /// Lets a closed standard output (`updraft compile … | head`) end the process as
@@ -502,8 +539,8 @@ fn main() -> ExitCode {
             commands::executions::delete(&names, older_than, keep, output)
         }
         Command::Gc { dry_run, output } => commands::executions::gc(dry_run, output),
-        Command::Executions { command: ExecutionsCommand::Logs { id, node, attempt } } => {
-            commands::executions::logs(&id, node.as_deref(), attempt)
+        Command::Executions { command: ExecutionsCommand::Logs(args) } | Command::Logs(args) => {
+            commands::executions::logs(&args.request())
         }
         Command::Schedule { file, plans, catch_up, overlap } => {
             commands::scheduler::run(&commands::scheduler::ScheduleArgs { file, plans, catch_up, overlap })

@@ -566,3 +566,37 @@ fn declared_columns_are_checked_on_given_dataframes_before_anything_runs() {
     let listed = sandbox.updraft(&["executions", "list", "-o", "json"]);
     assert_eq!(text(&listed.stdout).trim(), "[]", "nothing ran");
 }
+
+/// `updraft logs`: `-f` follows a running run to its end, `--stdout`/`--stderr` pick a
+/// stream, `--item` a map item.
+#[test]
+fn logs_follows_a_running_run_and_picks_streams_and_items() {
+    let spec = "tasks:\n  talk:\n    image: x\n    command: [sh, -c, \"echo one; sleep 1; echo two; echo err >&2\"]\n  \
+                item:\n    image: x\n    command: [sh, -c, \"echo item $0\", \"{{inputs.x}}\"]\n    inputs: {x: int}\n\
+                workflows:\n  w:\n    nodes:\n      talk: {task: talk}\n      m: {map: {task: item, over: [x]}, inputs: {x: [1, 2, 3]}}\n";
+    let sandbox = Sandbox::new("logs-follow", spec);
+    let mut run = sandbox
+        .command(&["run", "spec.yaml", "--name", "followed"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !sandbox.dir.join("home/runs/followed/talk").exists() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "the run started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let followed = sandbox.updraft(&["logs", "followed", "talk", "-f"]);
+    assert!(followed.status.success(), "{}", text(&followed.stderr));
+    let printed = text(&followed.stdout);
+    assert!(printed.contains("one\ntwo\n") && printed.contains("err"), "followed to the end: {printed}");
+    assert!(run.try_wait().unwrap().is_some() || run.wait().unwrap().success(), "-f returned as the run ended");
+    let _ = run.wait();
+
+    let stderr_only = text(&sandbox.updraft(&["logs", "followed", "talk", "--stderr"]).stdout);
+    assert!(stderr_only.contains("talk attempt 1 stderr") && stderr_only.contains("err"), "{stderr_only}");
+    assert!(!stderr_only.contains("one"), "{stderr_only}");
+    let item = text(&sandbox.updraft(&["logs", "followed", "m", "--item", "2", "--stdout"]).stdout);
+    assert_eq!(item, "==> m/2 attempt 1 stdout <==\nitem 3\n", "items count from 0");
+    let no_node = sandbox.updraft(&["logs", "followed", "--item", "2"]);
+    assert_eq!(no_node.status.code(), Some(2), "--item needs the map node");
+}

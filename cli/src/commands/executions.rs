@@ -327,45 +327,112 @@ fn logged_attempts(run_dir: &std::path::Path) -> std::collections::BTreeMap<Stri
     found
 }
 
-/// `updraft executions logs ID [NODE] [--attempt N]`: each chosen node's standard
-/// output then standard error, under a header naming the node, attempt and stream.
-pub fn logs(id: &str, node: Option<&str>, attempt: Option<u32>) -> Result<ExitCode, Box<dyn std::error::Error>> {
+/// Which of a task's two log streams `updraft logs` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streams {
+    Both,
+    Stdout,
+    Stderr,
+}
+
+/// What `updraft logs` (and `updraft executions logs`) is asked for.
+pub struct LogsRequest<'a> {
+    pub id: &'a str,
+    pub node: Option<&'a str>,
+    pub attempt: Option<u32>,
+    /// A map node's item, from 0: the node `NODE/I`.
+    pub item: Option<u32>,
+    pub streams: Streams,
+    /// Keep printing what the tasks write until the run ends, as `tail -f`.
+    pub follow: bool,
+}
+
+/// How often `--follow` looks for new lines.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A local run's task logs: every node's (or one node's, or one map item's), the
+/// last attempt unless told, both streams unless told; with `follow`, what is
+/// written afterwards too, until the run has ended.
+pub fn logs(request: &LogsRequest<'_>) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let home = Home::from_env()?;
-    if open_store()?.get(id)?.is_none() {
+    let store = open_store()?;
+    let id = request.id;
+    if store.get(id)?.is_none() {
         eprintln!("error: no execution \"{id}\"\n  hint: `updraft executions list` shows the recent ones");
         return Ok(ExitCode::FAILURE);
     }
-    let run_dir = home.node_dir(id, "");
-    let mut logged = logged_attempts(&run_dir);
-    if let Some(node) = node {
-        let Some(attempts) = logged.remove(node) else {
-            let nodes: Vec<&str> = logged.keys().map(String::as_str).collect();
-            let nodes = if nodes.is_empty() { "none (no task of it ran)".to_string() } else { nodes.join(", ") };
-            eprintln!("error: node \"{node}\" of {id} left no logs\n  hint: nodes with logs: {nodes}");
-            return Ok(ExitCode::FAILURE);
-        };
-        logged = [(node.to_string(), attempts)].into();
-    }
-    let mut stdout = std::io::stdout().lock();
-    for (node, attempts) in &logged {
-        let chosen = match attempt {
-            Some(wanted) if attempts.contains(&wanted) => wanted,
-            Some(wanted) => {
-                let made: Vec<String> = attempts.iter().map(u32::to_string).collect();
-                eprintln!("error: node {node} made no attempt {wanted}\n  hint: its attempts: {}", made.join(", "));
-                return Ok(ExitCode::FAILURE);
-            }
-            None => *attempts.last().expect("a logged node has an attempt"),
-        };
-        for stream in ["stdout", "stderr"] {
-            let file = run_dir.join(node).join(format!("attempt-{chosen}.{stream}.log"));
-            let Ok(mut log) = std::fs::File::open(&file) else { continue };
-            use std::io::Write;
-            writeln!(stdout, "==> {node} attempt {chosen} {stream} <==")?;
-            std::io::copy(&mut log, &mut stdout)?;
+    let node = match (request.node, request.item) {
+        (Some(node), Some(item)) => Some(format!("{node}/{item}")),
+        (None, Some(_)) => {
+            eprintln!("error: --item needs the map node: updraft logs {id} NODE --item I");
+            return Ok(ExitCode::from(crate::exit::USAGE));
         }
+        (node, None) => node.map(str::to_string),
+    };
+    let run_dir = home.node_dir(id, "");
+    let streams: &[&str] = match request.streams {
+        Streams::Both => &["stdout", "stderr"],
+        Streams::Stdout => &["stdout"],
+        Streams::Stderr => &["stderr"],
+    };
+    // Where each log file was read up to, and which one was printed last (for headers).
+    let mut read: std::collections::BTreeMap<std::path::PathBuf, u64> = Default::default();
+    let mut last_printed: Option<std::path::PathBuf> = None;
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        // Read before the pass: a run seen ended here has written everything the pass reads.
+        let running =
+            request.follow && store.get(id)?.is_some_and(|(e, _)| e.phase == WorkflowPhase::WorkflowRunning as i32);
+        let mut logged = logged_attempts(&run_dir);
+        if let Some(node) = &node {
+            match logged.remove(node) {
+                Some(attempts) => logged = [(node.clone(), attempts)].into(),
+                None if running => logged.clear(), // not started yet
+                None => {
+                    let nodes: Vec<&str> = logged.keys().map(String::as_str).collect();
+                    let nodes =
+                        if nodes.is_empty() { "none (no task of it ran)".to_string() } else { nodes.join(", ") };
+                    eprintln!("error: node \"{node}\" of {id} left no logs\n  hint: nodes with logs: {nodes}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        for (node, attempts) in &logged {
+            let chosen = match request.attempt {
+                Some(wanted) if attempts.contains(&wanted) => wanted,
+                Some(_) if running => continue, // that attempt may come
+                Some(wanted) => {
+                    let made: Vec<String> = attempts.iter().map(u32::to_string).collect();
+                    eprintln!("error: node {node} made no attempt {wanted}\n  hint: its attempts: {}", made.join(", "));
+                    return Ok(ExitCode::FAILURE);
+                }
+                None => *attempts.last().expect("a logged node has an attempt"),
+            };
+            for stream in streams {
+                let file = run_dir.join(node).join(format!("attempt-{chosen}.{stream}.log"));
+                let Ok(mut log) = std::fs::File::open(&file) else { continue };
+                let offset = read.entry(file.clone()).or_default();
+                use std::io::{Read, Seek, Write};
+                log.seek(std::io::SeekFrom::Start(*offset))?;
+                let mut new = Vec::new();
+                log.read_to_end(&mut new)?;
+                if new.is_empty() && (request.follow || *offset > 0) {
+                    continue;
+                }
+                if last_printed.as_ref() != Some(&file) {
+                    writeln!(stdout, "==> {node} attempt {chosen} {stream} <==")?;
+                    last_printed = Some(file.clone());
+                }
+                stdout.write_all(&new)?;
+                stdout.flush()?;
+                *offset += new.len() as u64;
+            }
+        }
+        if !running {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(FOLLOW_EVERY);
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// How long `executions abort` waits for a local run to record its end.
