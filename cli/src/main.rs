@@ -130,9 +130,9 @@ enum Command {
         target: String,
         /// The workflow, when the spec file defines several.
         workflow: Option<String>,
-        /// The registered version to run.
-        #[arg(long)]
-        version: String,
+        /// The registered version to run; with --register, derived from the content when not given.
+        #[arg(long, required_unless_present = "register")]
+        version: Option<String>,
         /// A workflow input, NAME=VALUE (lists, maps and structs as JSON). Repeatable.
         #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
         inputs: Vec<String>,
@@ -146,7 +146,8 @@ enum Command {
         #[arg(long)]
         watch: bool,
         /// Register the spec file under --version first (its code bundle too), then launch:
-        /// one step, as `pyflyte run --remote`. Unchanged content registers as a no-op.
+        /// one step, as `pyflyte run --remote`. Unchanged content registers as a no-op;
+        /// without --version, the version is `c-` and a digest of the spec and its code.
         #[arg(long)]
         register: bool,
         /// Runs in the cloud (what launch always does; `updraft run` runs locally).
@@ -565,7 +566,7 @@ fn main() -> ExitCode {
         } => commands::launch::launch(commands::launch::LaunchArgs {
             target,
             workflow,
-            version,
+            version: version.unwrap_or_default(),
             inputs,
             name,
             overwrite_cache,

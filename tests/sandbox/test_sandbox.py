@@ -159,3 +159,22 @@ def test_up_again_reports_the_running_sandbox_and_status_notices_a_dead_emulator
     assert "is gone; starting a new one" in restarted.stderr and "sandbox up in" in restarted.stdout
     assert f"port {port} is in use; the sandbox takes port" in restarted.stderr, restarted.stderr
     assert sandbox("sandbox", "status").returncode == 0
+
+
+def test_launch_register_without_a_version_derives_one_from_the_content(sandbox, tmp_path):
+    spec = write_project(tmp_path / "derived", "hi")
+
+    def launch():
+        run = sandbox("launch", str(spec), "--project", "derived", "--register", "--watch", "-o", "json")
+        version = run.stderr.split("version ")[1].split()[0]
+        return run, version
+
+    first, version = launch()
+    assert version.startswith("c-") and len(version) == 14, first.stderr
+    assert outputs(first.stdout)["text"]["string"] == "hi sandbox"
+    again, same = launch()
+    assert same == version and "unchanged  workflow" in again.stderr, again.stderr
+    # Changed code is a new version, not a conflict: the one-step loop of an edit.
+    (spec.parent / "greet.py").write_text((spec.parent / "greet.py").read_text().replace("'hi'", "'salut'"))
+    edited, new = launch()
+    assert new != version and outputs(edited.stdout)["text"]["string"] == "salut sandbox", edited.stderr

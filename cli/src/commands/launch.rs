@@ -107,12 +107,16 @@ fn has_local_blobs(value: &Literal) -> bool {
     updraft_core::ports::blobs(value).iter().any(|(uri, _, _)| !uri.starts_with("s3://"))
 }
 
-pub fn launch(args: LaunchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub fn launch(mut args: LaunchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if args.register {
         let file = PathBuf::from(&args.target);
         if !file.is_file() {
             eprintln!("error: --register needs a spec file; {} is not one", args.target);
             return Ok(ExitCode::from(crate::exit::USAGE));
+        }
+        if args.version.is_empty() {
+            args.version = super::registry::content_version(&file)?;
+            eprintln!("version {} (derived from the spec and its code; --version names one)", args.version);
         }
         let registered = super::registry::register_before_launch(&file, &args.version, &args.remote)?;
         if registered != ExitCode::SUCCESS {

@@ -114,6 +114,28 @@ pub fn register(
 }
 
 /// `launch --register`'s first step: as `register`, its lines on stderr (stdout is the launch's).
+/// The version `launch --register` uses when none is given: `c-` and 12 hex digits of
+/// the sha256 of the spec document (a `.py` spec's translation) and its code bundle's
+/// digest, if its tasks need code. The same content gives the same version, so an
+/// unchanged project registers as a no-op and a changed one as a new version, never
+/// a conflict.
+pub fn content_version(file: &Path) -> Result<String, Box<dyn std::error::Error>> {
+    use sha2::Digest;
+    let (spec, file_name) = crate::spec_file::spec_text(file, MAX_SPEC_BYTES)?;
+    let mut digest = sha2::Sha256::new();
+    digest.update(spec.as_bytes());
+    let format = updraft_core::spec::Format::from_file_name(&file_name);
+    let options = updraft_core::compile::Options::default();
+    if let Ok(compiled) = updraft_core::compile::compile_text(&spec, format, &options)
+        && compiled.needs_code()
+    {
+        let dir = crate::spec_file::code_dir(file)?;
+        digest.update(crate::bundle::pack(&dir)?.digest.as_bytes());
+    }
+    let hex: String = digest.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect();
+    Ok(format!("c-{hex}"))
+}
+
 pub fn register_before_launch(
     file: &Path,
     version: &str,
