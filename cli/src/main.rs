@@ -200,7 +200,7 @@ enum Command {
         #[command(subcommand)]
         command: LaunchPlanCommand,
     },
-    /// The stack's task-output cache: list or delete a task version's entries.
+    /// The task-output cache, this machine's or the stack's (--remote): list or delete a task's entries.
     Cache {
         #[command(subcommand)]
         command: CacheCommand,
@@ -363,11 +363,17 @@ enum CacheCommand {
 
 #[derive(clap::Args)]
 struct CacheArgs {
+    /// The task's name.
     task: String,
+    /// The stack: the registered version (required with --remote). Locally, where tasks
+    /// have no registered versions: the task's cache version (all of them if not given).
     #[arg(long)]
-    version: String,
+    version: Option<String>,
+    /// The stack's cache (the API) instead of this machine's.
+    #[arg(long)]
+    remote: bool,
     #[command(flatten)]
-    remote: commands::registry::Remote,
+    remote_settings: commands::registry::Remote,
     #[arg(short = 'o', long, value_enum, default_value = "text")]
     output: OutputFormat,
 }
@@ -618,7 +624,22 @@ fn main() -> ExitCode {
                 CacheCommand::List(args) => (args, false),
                 CacheCommand::Delete(args) => (args, true),
             };
-            commands::registry::cache(&args.task, &args.version, delete, &args.remote, args.output)
+            match (args.remote, &args.version) {
+                (true, Some(version)) => {
+                    commands::registry::cache(&args.task, version, delete, &args.remote_settings, args.output)
+                }
+                (true, None) => {
+                    eprintln!("error: --remote needs the task's registered --version");
+                    Ok(ExitCode::from(exit::USAGE))
+                }
+                (false, version) => commands::executions::local_cache(
+                    &args.task,
+                    version.as_deref(),
+                    &args.remote_settings,
+                    delete,
+                    args.output,
+                ),
+            }
         }
         Command::Sandbox { command } => commands::sandbox::run(command),
         Command::Completion { shell } => {

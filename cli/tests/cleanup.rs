@@ -141,3 +141,27 @@ fn gc_frees_what_deleted_executions_held_and_nothing_still_needed() {
     assert_eq!(unknown.status.code(), Some(1));
     assert!(text(&unknown.stderr).contains("no execution named 20200101-000000-00000000"));
 }
+
+/// `updraft cache list|delete TASK` on this machine, in the stack's shape: a deleted
+/// task's entries make its next run compute again; other tasks keep theirs.
+#[test]
+fn the_local_cache_is_listed_and_deleted_by_task() {
+    let sandbox = sandbox("cleanup-cache");
+    for n in ["1", "2"] {
+        json(&sandbox, &["run", "spec.yaml", "made", "--input", &format!("n={n}")]);
+    }
+    let listed = json(&sandbox, &["cache", "list", "make"]);
+    let entries = listed["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{listed}");
+    assert_eq!((entries[0]["cacheVersion"].as_str(), entries[0]["project"].as_str()), (Some("1"), Some("default")));
+    assert!(entries.iter().all(|e| e["key"].as_str().unwrap().len() == 64 && e["createdAt"].is_string()));
+    assert_eq!(json(&sandbox, &["cache", "list", "make", "--version", "2"])["entries"], serde_json::json!([]));
+    assert_eq!(json(&sandbox, &["cache", "list", "size"])["entries"], serde_json::json!([]), "other tasks: none");
+
+    assert_eq!(json(&sandbox, &["cache", "delete", "make"])["deleted"], 2);
+    assert_eq!(json(&sandbox, &["cache", "list", "make"])["entries"], serde_json::json!([]));
+    let rerun = json(&sandbox, &["run", "spec.yaml", "made", "--input", "n=1"]);
+    assert_eq!(node(&rerun, "make")["cacheStatus"], "CACHE_POPULATED", "computed again, cached again");
+    let refused = sandbox.updraft(&["cache", "list", "make", "--remote"]);
+    assert_eq!(refused.status.code(), Some(2), "the stack's cache is by registered version");
+}

@@ -698,7 +698,14 @@ async fn run_task(
             Ok(outputs) => {
                 let cache = match (key, ctx.cache_mode) {
                     (Some(key), mode) => {
-                        if let Err(e) = ctx.cache.put(key, &outputs).await {
+                        let id = task.id.clone().unwrap_or_default();
+                        let owner = crate::cache::TaskOwner {
+                            project: id.project,
+                            domain: id.domain,
+                            name: id.name,
+                            cache_version: task.cache.as_ref().map(|c| c.version.clone()).unwrap_or_default(),
+                        };
+                        if let Err(e) = ctx.cache.put_for_task(key, &owner, &outputs).await {
                             ctx.progress().progress.message(&format!("{path}: could not store the cache entry: {e}"));
                         }
                         if mode == CacheMode::Overwrite {

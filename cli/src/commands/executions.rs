@@ -173,6 +173,60 @@ pub fn gc(dry_run: bool, output: OutputFormat) -> Result<ExitCode, Box<dyn std::
     Ok(ExitCode::SUCCESS)
 }
 
+/// `updraft cache list|delete TASK` on this machine: the same shape as the stack's
+/// answer (`{"entries": [{key, createdAt}]}`, `{"deleted": N}`), each entry also
+/// naming its project, domain and cache version.
+pub fn local_cache(
+    task: &str,
+    cache_version: Option<&str>,
+    scope: &super::registry::Remote,
+    delete: bool,
+    output: OutputFormat,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let home = Home::from_env()?;
+    let cache = updraft_engine::cache::LocalCache::new(home.cache(), home.tmp());
+    let filter = updraft_engine::cache::TaskFilter {
+        project: scope.project.clone(),
+        domain: scope.domain.clone(),
+        cache_version: cache_version.map(str::to_string),
+    };
+    let which = cache_version.map(|v| format!(" (cache version {v})")).unwrap_or_default();
+    if delete {
+        let deleted = cache.delete_entries(task, &filter)?;
+        if output == OutputFormat::Json {
+            println!("{}", json!({"deleted": deleted}));
+        } else {
+            println!("deleted {deleted} cache entr{} of {task}{which}", if deleted == 1 { "y" } else { "ies" });
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let entries = cache.entries_of(task, &filter);
+    let stored = |e: &updraft_engine::cache::LocalEntry| {
+        e.stored.map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339()).unwrap_or_default()
+    };
+    if output == OutputFormat::Json {
+        let entries: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                json!({"key": e.key, "createdAt": stored(e), "project": e.project, "domain": e.domain,
+                       "cacheVersion": e.cache_version})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json!({ "entries": entries }))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if entries.is_empty() {
+        println!("no cache entries of {task}{which} on this machine");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<66} {:<10} {:<24} STORED (UTC)", "CACHE KEY", "VERSION", "PROJECT/DOMAIN");
+    for e in &entries {
+        let stored = stored(e).chars().take(19).collect::<String>().replace('T', " ");
+        println!("{:<66} {:<10} {:<24} {stored}", e.key, e.cache_version, format!("{}/{}", e.project, e.domain));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn human_bytes(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),

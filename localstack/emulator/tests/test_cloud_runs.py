@@ -176,10 +176,10 @@ def seconds_between(start, end):
 def test_a_task_versions_cache_is_listed_and_evicted_so_the_next_run_executes_it(cloud, aws):
     x = {"integer": str(int(time.time() * 1000) % 1_000_000)}
     assert finished(cloud, launch(cloud, "chain", {"x": x}))["execution"]["phase"] == "WORKFLOW_SUCCEEDED"
-    listed = updraft(cloud, "cache", "list", "add", "--version", "v1", "--project", "cloud", "--output", "json")
+    listed = updraft(cloud, "cache", "list", "add", "--remote", "--version", "v1", "--project", "cloud", "--output", "json")
     assert listed.returncode == 0, listed.stderr
     assert len(json.loads(listed.stdout)["entries"]) >= 2, listed.stdout
-    evicted = updraft(cloud, "cache", "delete", "add", "--version", "v1", "--project", "cloud")
+    evicted = updraft(cloud, "cache", "delete", "add", "--remote", "--version", "v1", "--project", "cloud")
     assert evicted.returncode == 0 and evicted.stdout.startswith("deleted "), evicted.stderr
     again = finished(cloud, launch(cloud, "chain", {"x": x}))
     assert {n["phase"] for n in again["nodes"]} == {"SUCCEEDED"}, "evicted entries are not hits"
