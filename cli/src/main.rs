@@ -83,6 +83,10 @@ enum Command {
         /// Show what tasks print as they print it, each line after its node (auto: when stderr is a terminal).
         #[arg(long, value_enum, default_value = "auto")]
         task_output: commands::run::TaskOutput,
+        /// Run it in the cloud instead: `updraft launch FILE --register --watch` (the version
+        /// derived from the spec and its code), as `pyflyte run --remote`.
+        #[arg(long, conflicts_with_all = ["no_cache", "max_parallel", "blob_store"])]
+        remote: bool,
         #[command(flatten)]
         namespace: Namespace,
     },
@@ -497,8 +501,27 @@ fn main() -> ExitCode {
             blob_store,
             name,
             task_output,
+            remote,
             namespace,
         } => {
+            if remote {
+                return exit_with(commands::launch::launch(commands::launch::LaunchArgs {
+                    target: file.display().to_string(),
+                    workflow,
+                    version: String::new(),
+                    inputs,
+                    name,
+                    overwrite_cache,
+                    watch: true,
+                    register: true,
+                    remote: commands::registry::Remote {
+                        endpoint: None,
+                        project: namespace.project,
+                        domain: namespace.domain,
+                    },
+                    output,
+                }));
+            }
             let cache_mode = match (no_cache, overwrite_cache) {
                 (true, _) => CacheMode::Disabled,
                 (_, true) => CacheMode::Overwrite,
@@ -669,6 +692,11 @@ fn main() -> ExitCode {
             updraft_engine::runner::watch(&execution, runner.as_deref()).map(|()| ExitCode::SUCCESS)
         }
     };
+    exit_with(result)
+}
+
+/// A command's exit status; an error is printed and is a failure (docs/cli.md).
+fn exit_with(result: Result<ExitCode, Box<dyn std::error::Error>>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -178,3 +178,12 @@ def test_launch_register_without_a_version_derives_one_from_the_content(sandbox,
     (spec.parent / "greet.py").write_text((spec.parent / "greet.py").read_text().replace("'hi'", "'salut'"))
     edited, new = launch()
     assert new != version and outputs(edited.stdout)["text"]["string"] == "salut sandbox", edited.stderr
+
+
+def test_run_remote_is_launch_register_watch(sandbox, tmp_path):
+    spec = write_project(tmp_path / "run-remote", "hey")
+    run = sandbox("run", str(spec), "--remote", "--project", "run-remote", "-o", "json")
+    assert outputs(run.stdout)["text"]["string"] == "hey sandbox", run.stderr
+    assert "version c-" in run.stderr and "registered workflow" in run.stderr, run.stderr
+    refused = sandbox("run", str(spec), "--remote", "--no-cache", check=False)
+    assert refused.returncode == 2 and "--no-cache" in refused.stderr, refused.stderr
