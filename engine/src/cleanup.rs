@@ -106,24 +106,14 @@ pub fn collect_garbage(home: &Home, store: &Store, dry_run: bool) -> Result<Coll
         SystemTime::now().duration_since(changed).unwrap_or_default() < IN_FLIGHT_GRACE
     };
     let mut collected = Collected { dry_run, ..Collected::default() };
-    for kind in ["sha256", "dirs"] {
-        for path in read_dir(&blobs.join(kind))? {
-            if named.contains(&path) {
-                continue;
-            }
-            if in_flight && recent(&path) {
-                collected.kept_recent += 1;
-                continue;
-            }
-            collected.blobs += 1;
-            collected.bytes += if dry_run { tree_bytes(&path) } else { remove_tree(&path)? };
-        }
-    }
-    // Task-facing copies (`links/`, `crate::blobs`) are made again when needed: one
-    // that no run directory links any more holds nothing anyone reads.
-    for kind in ["sha256", "dirs"] {
-        for path in read_dir(&blobs.join("links").join(kind))? {
-            if linked_from_elsewhere(&path) {
+    // A stored blob is garbage when no record names it; a task-facing copy (`links/`,
+    // `crate::blobs`), made again when needed, when no run directory links it.
+    let stored = ["sha256", "dirs"].map(|kind| (blobs.join(kind), false));
+    let copies = ["sha256", "dirs"].map(|kind| (blobs.join("links").join(kind), true));
+    for (dir, is_copy) in stored.into_iter().chain(copies) {
+        for path in read_dir(&dir)? {
+            let needed = if is_copy { linked_from_elsewhere(&path) } else { named.contains(&path) };
+            if needed {
                 continue;
             }
             if in_flight && recent(&path) {

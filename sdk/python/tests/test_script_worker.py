@@ -125,6 +125,21 @@ def both(
     return (fresh.returncode, *read("fresh")), (status, *read("warm"))
 
 
+def script_request(tmp_path: Path, script: str, env: dict[str, str]) -> dict[str, Any]:
+    """A request for `tmp_path/code/SCRIPT`, run in `tmp_path/node`, its output discarded."""
+    code = tmp_path / "code"
+    return {
+        "argv": [],
+        "script": str(code / script),
+        "args": [],
+        "path0": str(code),
+        "cwd": str(tmp_path / "node"),
+        "env": env,
+        "stdout": os.devnull,
+        "stderr": os.devnull,
+    }
+
+
 def write(path: Path, source: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(source))
@@ -241,17 +256,7 @@ def test_a_module_that_starts_threads_sends_its_scripts_to_fresh_interpreters(
     )
     write(tmp_path / "code" / "task.py", "import threaded\n")
     (tmp_path / "node").mkdir()
-    request = {
-        "argv": [],
-        "script": str(tmp_path / "code" / "task.py"),
-        "args": [],
-        "path0": str(tmp_path / "code"),
-        "cwd": str(tmp_path / "node"),
-        "env": env,
-        "stdout": os.devnull,
-        "stderr": os.devnull,
-    }
-    kind, why = worker.run(request)
+    kind, why = worker.run(script_request(tmp_path, "task.py", env))
     assert kind == "cold" and "threads" in str(why)
 
 
@@ -263,17 +268,7 @@ def test_a_signal_from_outside_ends_a_warm_script_as_it_ends_a_fresh_one(
     write(tmp_path / "code" / "wait.py", f"import time\nopen({str(ready)!r}, 'w').close()\ntime.sleep(30)\n")
     (tmp_path / "node").mkdir()
     assert worker.process.stdin is not None and worker.process.stdout is not None
-    request = {
-        "id": 99,
-        "argv": [],
-        "script": str(tmp_path / "code" / "wait.py"),
-        "args": [],
-        "path0": str(tmp_path / "code"),
-        "cwd": str(tmp_path / "node"),
-        "env": env,
-        "stdout": os.devnull,
-        "stderr": os.devnull,
-    }
+    request = {"id": 99, **script_request(tmp_path, "wait.py", env)}
     worker.process.stdin.write((json.dumps(request) + "\n").encode())
     worker.process.stdin.flush()
     started = json.loads(worker.process.stdout.readline())
