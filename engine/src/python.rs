@@ -177,6 +177,8 @@ impl Worker {
         if matches!(key.kind, WorkerKind::Scripts { .. }) {
             command.arg("--scripts");
         }
+        command.envs(key.env.iter().map(|(k, v)| (k, v)));
+        // After the task's own `env:`, whose PYTHONPATH (else this process's) follows the SDK's.
         if let (WorkerKind::Scripts { .. }, Some(sdk)) = (&key.kind, sdk_dir) {
             let inherited = key
                 .env
@@ -190,7 +192,6 @@ impl Worker {
             command.env("UPDRAFT_WORKER_SDK", sdk).env("PYTHONPATH", path);
         }
         let child = command
-            .envs(key.env.iter().map(|(k, v)| (k, v)))
             .env(ENV_RUNNER, runner)
             .env(contract::ENV_CODE_DIR, &key.code_dir)
             .stdin(Stdio::piped())
