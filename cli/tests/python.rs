@@ -403,3 +403,30 @@ fn an_edited_task_with_an_auto_cache_version_is_not_served_from_the_cache() {
     std::fs::write(&spec, source.replace("return 2", "return 10")).unwrap();
     assert_eq!(run(), (30, "CACHE_POPULATED".to_string()), "a function it calls changed: computed afresh");
 }
+
+/// A forked script meets its task's timeout as a fresh process does: its process
+/// group is killed, the node is TIMED_OUT, and nothing of it (or its worker) is left.
+#[test]
+fn a_warm_script_meets_its_timeout_and_leaves_nothing_behind() {
+    let spec = "tasks:\n  slow:\n    image: x\n    command: [python3, \"{{code_dir}}/slow.py\"]\n    timeout: 1s\n\
+                workflows:\n  w:\n    nodes:\n      slow: {task: slow}\n";
+    let sandbox = Sandbox::new("py-script-timeout", spec);
+    let pid_file = sandbox.dir.join("slow.pid");
+    let script = format!(
+        "import os, time\nparent = open(f'/proc/{{os.getppid()}}/cmdline').read().replace('\\0', ' ')\n\
+         open({:?}, 'w').write(f'{{os.getpid()}} {{parent}}')\ntime.sleep(300)\n",
+        pid_file.display().to_string()
+    );
+    std::fs::write(sandbox.dir.join("slow.py"), script).unwrap();
+    let started = Instant::now();
+    let (code, doc, _) = json_run(&sandbox, &["spec.yaml"]);
+    assert_eq!(code, Some(1));
+    assert!(started.elapsed() < Duration::from_secs(20), "stopped at its timeout");
+    assert_eq!(node(&doc, "slow")["phase"], "TIMED_OUT");
+    let written = std::fs::read_to_string(&pid_file).unwrap();
+    let (pid, parent) = written.split_once(' ').unwrap();
+    assert!(parent.contains("--scripts"), "it ran forked from a script worker: {parent}");
+    wait_for("the script's process is gone", || !alive(pid));
+    let left = live_workers(&sandbox);
+    assert!(left.is_empty(), "the worker ended with the run: {left:?}");
+}
