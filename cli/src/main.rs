@@ -543,11 +543,12 @@ fn main() -> ExitCode {
         Command::Executions {
             command: ExecutionsCommand::List { limit, workflow, phase, since, remote, remote_settings, output },
         } => {
-            let mut filter = commands::executions::Filter { workflow, phase, since, project: None };
+            let mut filter = commands::executions::Filter { workflow, phase, since, project: None, domain: None };
             if remote {
                 commands::launch::list_remote(limit, &filter, &remote_settings, output)
             } else {
                 filter.project = remote_settings.project.clone();
+                filter.domain = remote_settings.domain.clone();
                 commands::executions::list(limit, &filter, output)
             }
         }

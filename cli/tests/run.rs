@@ -454,6 +454,8 @@ fn executions_list_filters_by_workflow_phase_and_age() {
     assert_eq!(listed(&["--since", "1h"]).len(), 3);
     assert!(listed(&["--since", "2999-01-01"]).is_empty());
     assert!(listed(&["--project", "elsewhere"]).is_empty(), "local runs are filtered by project too");
+    assert!(listed(&["--domain", "production"]).is_empty(), "and by domain");
+    assert_eq!(listed(&["--project", "default", "--domain", "development"]).len(), 3);
     let out = sandbox.updraft(&["executions", "list", "--phase", "done"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

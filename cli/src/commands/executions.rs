@@ -30,8 +30,9 @@ pub struct Filter {
     pub phase: Option<WorkflowPhase>,
     /// Created at or after this time.
     pub since: Option<chrono::DateTime<chrono::Utc>>,
-    /// Local runs only: their project (a stack's listing is by project already).
+    /// Local runs only: their project and domain (a stack's listing is by both already).
     pub project: Option<String>,
+    pub domain: Option<String>,
 }
 
 /// `--phase`: the run phases by the names `executions list` prints.
@@ -77,11 +78,13 @@ impl Filter {
     pub fn matches(&self, execution: &Execution) -> bool {
         let workflow = execution.workflow_id.as_ref().map(|w| w.name.as_str()).unwrap_or_default();
         let project = execution.id.as_ref().map(|i| i.project.as_str()).unwrap_or_default();
+        let domain = execution.id.as_ref().map(|i| i.domain.as_str()).unwrap_or_default();
         let created = execution.created_at.map(|t| t.seconds).unwrap_or(0);
         self.workflow.as_deref().is_none_or(|w| w == workflow)
             && self.phase.is_none_or(|p| p as i32 == execution.phase)
             && self.since.is_none_or(|since| created >= since.timestamp())
             && self.project.as_deref().is_none_or(|p| p == project)
+            && self.domain.as_deref().is_none_or(|d| d == domain)
     }
 
     /// Whether runs older than this one (a listing is newest first) can still match.
