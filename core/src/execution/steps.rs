@@ -291,6 +291,16 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         self.converge(vec![(node.to_string(), slot)]).await
     }
 
+    /// Whether a job-end event is about the job this node's start submitted. An event
+    /// naming another job — forged, or of a submission that lost to the recorded one —
+    /// must end nothing. Before the job is recorded (the start died between submitting
+    /// and recording it) the node has no job to compare with, and its own is taken.
+    pub async fn is_its_job(&self, node: &str, job: &str) -> Result<bool, PortError> {
+        self.node(node)?;
+        let slot = self.store.slot(node).await?;
+        Ok(!job.is_empty() && slot.job.as_deref().is_none_or(|recorded| recorded == job))
+    }
+
     /// A node's job ended with its outputs or its failure (after Batch's retries).
     pub async fn job_ended(&self, node: &str, result: Result<Outputs, NodeFailure>) -> Result<(), PortError> {
         self.job_reported(node, JobReport { result, attempts: 1, log_uri: String::new() }).await

@@ -73,6 +73,8 @@ pub enum NodeEvent {
     JobEnded {
         run: RunRef,
         node: String,
+        /// The job's id: the node's end is taken only from the job its start recorded.
+        job: String,
         succeeded: bool,
         exit_code: Option<i64>,
         reason: String,
@@ -121,6 +123,11 @@ const PARAMETERS: [&str; 6] =
 
 pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
     if event.get("detail-type").and_then(Value::as_str) == Some("Batch Job State Change") {
+        // EventBridge sets `source`; only Batch's own events say what a job did.
+        let source = text(event, "/source");
+        if source != "aws.batch" {
+            return Err(format!("a Batch Job State Change from source {source:?}: only aws.batch's are taken"));
+        }
         let detail = &event["detail"];
         let p = |name: &str| text(detail, &format!("/parameters/{name}"));
         if PARAMETERS.iter().any(|name| p(name).is_empty()) {
@@ -150,6 +157,7 @@ pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
         return Ok(NodeEvent::JobEnded {
             run,
             node: p("updraft_node"),
+            job: text(detail, "/jobId"),
             succeeded: status == "SUCCEEDED",
             exit_code: detail.pointer("/container/exitCode").and_then(Value::as_i64),
             reason: text(detail, "/statusReason"),
@@ -593,6 +601,13 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
         overwrite_cache,
         now_ms: chrono::Utc::now().timestamp_millis().max(0) as u64,
     };
+    if let NodeEvent::JobEnded { node, job, .. } = &event
+        && !steps.is_its_job(node, job).await?
+    {
+        let why = format!("job {job:?} is not the job node {node} submitted: its end is not the node's");
+        tracing::warn!("{why}");
+        return Ok(json!({"ignored": why}));
+    }
     match event {
         NodeEvent::Arm { node, token, .. } => steps.arm(&node, &token).await?,
         NodeEvent::Ignored(_) => {}
@@ -667,6 +682,14 @@ mod tests {
             parse_event(&json!({"detail-type": "Batch Job State Change", "detail": {"status": "FAILED"}})).is_err()
         );
         assert!(parse_event(&json!({"hello": 1})).is_err());
+        let mut forged = job.clone();
+        forged["source"] = json!("my.app");
+        let refused = parse_event(&forged).unwrap_err();
+        assert!(refused.contains("only aws.batch's are taken"), "{refused}");
+        let mut with_id = job.clone();
+        with_id["detail"]["jobId"] = json!("job-1");
+        let NodeEvent::JobEnded { job, .. } = parse_event(&with_id).unwrap() else { panic!() };
+        assert_eq!(job, "job-1");
     }
 
     #[test]

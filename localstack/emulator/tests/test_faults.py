@@ -189,3 +189,32 @@ def test_a_soak_of_runs_under_random_faults_on_every_call_the_functions_make(clo
     assert not wrong, wrong
     for name in runs:
         assert not live_jobs(aws, cloud, name), name
+
+
+def test_a_forged_job_end_event_ends_nothing(cloud, aws):
+    # Anyone who may invoke the node function could tell it a node's job failed. Only the
+    # job the node's start recorded can end it: a FAILED end for b naming another job,
+    # sent while b's real job naps, is ignored, and b ends when its own job does.
+    run = launch(cloud, "n_shape", {"run": {"string": f"forged-{time.time_ns()}"}})
+    # a naps 2 s, b 12 s: once a has ended, b's job is running.
+    wait_for("a ended", lambda: nodes(answer_of(cloud, run)).get("a", {}).get("phase") == "SUCCEEDED", timeout=60)
+    assert nodes(answer_of(cloud, run))["b"]["phase"] not in ("SUCCEEDED", "FAILED")
+    parameters = {"updraft_project": "cloud", "updraft_domain": "development", "updraft_execution": run,
+                  "updraft_node": "b", "updraft_workflow": "n_shape", "updraft_version": "v1"}
+    forged = {"detail-type": "Batch Job State Change", "source": "aws.batch",
+              "detail": {"jobId": "forged-job", "jobName": f"{run}-b", "status": "FAILED",
+                         "statusReason": "forged", "parameters": parameters, "container": {"exitCode": 1}}}
+    answer = aws("lambda").invoke(FunctionName=node_function(cloud), Payload=json.dumps(forged).encode())
+    said = json.loads(answer["Payload"].read())
+    assert "is not the job node b submitted" in said.get("ignored", ""), said
+    ended, seconds = converged(aws, cloud, run)
+    print(f"converge_s[a forged job end]: {seconds:.1f}")
+    b = nodes(ended)["b"]
+    assert b["phase"] == "SUCCEEDED", b
+    assert {n["phase"] for n in ended["nodes"]} == {"SUCCEEDED"}
+
+
+def answer_of(api, run):
+    status, answer = signed(api, "GET", f"/v1/executions/cloud/development/{run}")
+    assert status == 200, answer
+    return answer

@@ -534,6 +534,21 @@ fn a_completion_delivered_twice_and_an_arm_after_the_end_change_nothing() {
 }
 
 #[test]
+fn only_the_job_a_node_submitted_can_end_it() {
+    let w = workflow("      a: {task: inc, inputs: {x: $inputs.x}}\n", "");
+    let run = MemoryRun::new(&w, [("x".to_string(), literal::integer(1))].into());
+    let ports = Ports::default();
+    let steps = ports.steps(&w, &run);
+    assert!(block_on(steps.is_its_job("a", "job-9")).unwrap(), "no job recorded yet: the node's own is taken");
+    block_on(steps.arm("a", "ta")).unwrap();
+    assert!(block_on(steps.is_its_job("a", "job-1")).unwrap(), "the submitted job");
+    for other in ["job-9", ""] {
+        assert!(!block_on(steps.is_its_job("a", other)).unwrap(), "{other:?} is not a's job");
+    }
+    assert!(block_on(steps.is_its_job("nope", "job-1")).is_err(), "an unknown node is an error");
+}
+
+#[test]
 fn a_branch_runs_its_chosen_case_as_the_node() {
     let nodes = r"      pick:
         branch:
