@@ -20,6 +20,10 @@ use serde_json::{Value, json};
 /// Step Functions' limit on a definition's size.
 pub const MAX_DEFINITION_BYTES: usize = 1024 * 1024;
 
+/// What a CreateStateMachine request holds beside its definition: name, role ARN,
+/// type, logging and tracing settings, tags (a generous bound).
+const REQUEST_OVERHEAD_BYTES: usize = 4 * 1024;
+
 /// How long an execution may run before Step Functions stops it: nothing
 /// waits forever, even if a completion is lost (a standard execution may run a year).
 pub const EXECUTION_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
@@ -76,8 +80,8 @@ fn node_seconds(node: &Node, workflow: &CompiledWorkflow, targets: &Targets) -> 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateMachineError {
     #[error(
-        "the state machine of {workflow} would be {bytes} bytes; Step Functions takes at most {MAX_DEFINITION_BYTES} \
-         (about 3,000 nodes): split the workflow into subworkflows"
+        "the state machine of {workflow} would take {bytes} bytes to create; Step Functions takes at most \
+         {MAX_DEFINITION_BYTES} (about 1,100 nodes): split the workflow into subworkflows"
     )]
     TooLarge { workflow: String, bytes: usize },
 }
@@ -352,7 +356,9 @@ pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Valu
         "TimeoutSeconds": execution_timeout_seconds(&template),
         "States": states
     });
-    let bytes = definition.to_string().len();
+    // What counts is the request: the definition travels as a JSON string (its quotes
+    // escaped, about 11 % more), beside the name, role and logging settings.
+    let bytes = serde_json::to_string(&definition.to_string()).map_or(usize::MAX, |s| s.len()) + REQUEST_OVERHEAD_BYTES;
     if bytes > MAX_DEFINITION_BYTES {
         return Err(StateMachineError::TooLarge { workflow: id.name, bytes });
     }
@@ -445,5 +451,29 @@ mod tests {
         }
         let error = definition(&compiled(&spec, "big"), &targets()).unwrap_err();
         assert!(error.to_string().contains("split the workflow into subworkflows"), "{error}");
+    }
+
+    /// The limit is measured as the request carries the definition (a JSON string, its
+    /// quotes escaped): about 940 bytes a node, so 1,000 nodes fit and 1,200 do not.
+    #[test]
+    fn the_size_limit_counts_the_definition_as_sent() {
+        let spec = |n: usize| {
+            let mut spec = String::from(
+                "tasks:\n  t: {image: x, command: [t, \"{{inputs.x}}\"], inputs: {x: int}, outputs: {y: int}}\n\
+                 workflows:\n  big:\n    nodes:\n",
+            );
+            for i in 0..n {
+                spec.push_str(&format!("      train_step_{i:05}: {{task: t, inputs: {{x: 1}}}}\n"));
+            }
+            spec
+        };
+        let fits = definition(&compiled(&spec(1_000), "big"), &targets()).unwrap();
+        let plain = fits.to_string().len();
+        assert!(plain < MAX_DEFINITION_BYTES, "{plain}");
+        let Err(StateMachineError::TooLarge { bytes, .. }) = definition(&compiled(&spec(1_200), "big"), &targets())
+        else {
+            panic!("1,200 nodes are refused");
+        };
+        assert!(bytes > MAX_DEFINITION_BYTES && bytes > plain * 6 / 5, "the escaped size: {bytes}");
     }
 }
