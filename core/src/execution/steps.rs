@@ -200,6 +200,12 @@ pub trait Jobs: Send + Sync {
         task: &TaskTemplate,
         inputs: &Outputs,
     ) -> impl Future<Output = Result<String, PortError>> + Send;
+    /// The most items one map submission can take (AWS Batch: 10,000 children in an
+    /// array job); `None` when there is no limit. A map over more fails its node at
+    /// start, saying so, instead of a refused submission that no retry can help.
+    fn max_map_items(&self) -> Option<usize> {
+        None
+    }
     /// Submits one job per item of a map node (Batch: one array job); its id. When
     /// every item has ended, the adapter calls [`Steps::map_reported`].
     fn submit_map(
@@ -488,6 +494,16 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 Ok(Started::Job(self.jobs.submit(id, task, &inputs).await?))
             }
             Ok(Some(Invocation::Map(task, map_node, items))) => {
+                if let Some(max) = self.jobs.max_map_items()
+                    && items.len() > max
+                {
+                    let message = format!(
+                        "map node {id} has {} items; a map runs at most {max} here (one AWS Batch array job): \
+                         give it fewer items, e.g. map over chunks of the list",
+                        items.len()
+                    );
+                    return Ok(Started::Ended(NodeEnd::failed(NodeFailure::new(FailureCode::MapInputs, message))));
+                }
                 // Every item a verified hit (or no item at all): no job starts.
                 let mut hits = Vec::with_capacity(items.len());
                 for item in &items {

@@ -326,6 +326,10 @@ impl Jobs for BatchJobs<'_> {
             .map_err(|e| port_error(&format!("terminating the job of {node}"), &e))
     }
 
+    fn max_map_items(&self) -> Option<usize> {
+        Some(MAX_ARRAY_SIZE)
+    }
+
     async fn submit_map(&self, node: &str, task: &TaskTemplate, items: &[Outputs]) -> Result<String, PortError> {
         let prefix = items_prefix(&self.config.bucket, self.run, node);
         for (i, item) in items.iter().enumerate() {
@@ -340,6 +344,9 @@ impl Jobs for BatchJobs<'_> {
 fn items_prefix(bucket: &str, run: &RunRef, node: &str) -> S3Uri {
     node_prefix(bucket, run, node).join("items/")
 }
+
+/// AWS Batch's largest array job (SubmitJob's `arrayProperties.size`).
+const MAX_ARRAY_SIZE: usize = 10_000;
 
 /// A map node's job carries its item count, which tells its end from a task's.
 const ITEMS_PARAMETER: &str = "updraft_items";

@@ -184,9 +184,14 @@ struct RecordedJobs {
     /// (node, job) of each job stopped by the protocol itself.
     cancelled: Mutex<Vec<(String, String)>>,
     faults: Arc<Faults>,
+    /// What `max_map_items` answers (a limit of the adapter's).
+    max_map_items: Mutex<Option<usize>>,
 }
 
 impl Jobs for RecordedJobs {
+    fn max_map_items(&self) -> Option<usize> {
+        *self.max_map_items.lock().unwrap()
+    }
     async fn submit(&self, node: &str, _task: &TaskTemplate, inputs: &Outputs) -> Result<String, PortError> {
         self.faults.write()?;
         let mut submitted = self.submitted.lock().unwrap();
@@ -531,6 +536,24 @@ fn a_completion_delivered_twice_and_an_arm_after_the_end_change_nothing() {
     assert_eq!(tokens.answers.lock().unwrap().len(), 1, "one answer for two deliveries");
     block_on(steps.arm("b", "tb")).unwrap();
     assert_eq!(jobs.submitted.lock().unwrap().len(), 2, "b starts when armed after a ended");
+}
+
+#[test]
+fn a_map_over_more_items_than_a_submission_takes_fails_at_start_saying_so() {
+    let w = workflow("      m: {map: {task: inc, over: [x]}, inputs: {x: [1, 2, 3, 4, 5, 6]}}\n", "");
+    let run = MemoryRun::new(&w, [("x".to_string(), literal::integer(0))].into());
+    let ports = Ports::default();
+    *ports.jobs.max_map_items.lock().unwrap() = Some(5);
+    block_on(ports.steps(&w, &run).arm("m", "tm")).unwrap();
+    assert!(ports.jobs.maps.lock().unwrap().is_empty(), "nothing was submitted");
+    assert_eq!(*ports.tokens.answers.lock().unwrap(), [("tm".to_string(), Err(FailureCode::MapInputs))]);
+    let slot = block_on(run.slot("m")).unwrap();
+    let failure = slot.end.and_then(|e| e.failure).expect("m ended failed");
+    assert!(failure.message.contains("map node m has 6 items; a map runs at most 5 here"), "{}", failure.message);
+    *ports.jobs.max_map_items.lock().unwrap() = Some(6);
+    let run = MemoryRun::new(&w, [("x".to_string(), literal::integer(0))].into());
+    block_on(ports.steps(&w, &run).arm("m", "tm")).unwrap();
+    assert_eq!(ports.jobs.maps.lock().unwrap().len(), 1, "at the limit, one submission");
 }
 
 #[test]
