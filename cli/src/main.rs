@@ -337,6 +337,11 @@ struct LogsArgs {
     /// Only what the tasks wrote to stderr.
     #[arg(long)]
     stderr: bool,
+    /// A cloud run's (the stack's API, from CloudWatch): every node's or NODE's, `-f` until it ends.
+    #[arg(long, conflicts_with_all = ["attempt", "item", "stdout", "stderr"])]
+    remote: bool,
+    #[command(flatten)]
+    remote_settings: commands::registry::Remote,
 }
 
 impl LogsArgs {
@@ -571,7 +576,11 @@ fn main() -> ExitCode {
         }
         Command::Gc { dry_run, output } => commands::executions::gc(dry_run, output),
         Command::Executions { command: ExecutionsCommand::Logs(args) } | Command::Logs(args) => {
-            commands::executions::logs(&args.request())
+            if args.remote {
+                commands::launch::logs_remote(&args.id, args.node.as_deref(), args.follow, &args.remote_settings)
+            } else {
+                commands::executions::logs(&args.request())
+            }
         }
         Command::Schedule { file, plans, catch_up, overlap } => {
             commands::scheduler::run(&commands::scheduler::ScheduleArgs { file, plans, catch_up, overlap })

@@ -236,6 +236,19 @@ pub struct Page<T> {
     pub next_token: Option<String>,
 }
 
+/// One page of a node's task log (docs/api/openapi.yaml, the node log route).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogPage {
+    /// (epoch milliseconds, line), oldest first.
+    pub events: Vec<(i64, String)>,
+    /// Where the next page starts: give it back to read what was written since.
+    pub next_token: String,
+    /// The log stream read; empty while the node's job has not started one.
+    pub stream: String,
+    /// Whether the node has ended: after this page, nothing more will come.
+    pub ended: bool,
+}
+
 /// Registered entities: immutable and versioned (FlyteAdmin's model).
 ///
 /// Preconditions every implementation keeps: ids are complete (kind, project,
@@ -323,6 +336,19 @@ pub struct LaunchOrigin {
 
 /// Cloud runs: launched from a registered workflow version, read back from their records.
 pub trait Runs: Send + Sync {
+    /// A page of what a node's task wrote (its last attempt), from `token` on (empty:
+    /// the start), at most `limit` lines; `None`: no such run or node. Where logs are
+    /// not kept, `Invalid`.
+    fn node_log(
+        &self,
+        _execution: &ExecutionId,
+        node: &str,
+        _token: &str,
+        _limit: usize,
+    ) -> impl Future<Output = Result<Option<LogPage>, PortError>> + Send {
+        let node = node.to_string();
+        async move { Err(PortError::Invalid(format!("the logs of node {node} are not kept here"))) }
+    }
     /// Records the run (its inputs and nodes) and starts its state machine: `true`.
     /// The name is the idempotency key: a run of that name with the same workflow
     /// version and inputs is the same run, started if a launch that died between its

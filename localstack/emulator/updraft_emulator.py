@@ -35,6 +35,8 @@ Patches, each covered by a test in tests/test_patches.py:
 (h) A Batch job that ends sends its "Batch Job State Change" event (the job's
     DescribeJobs view as detail) to the default event bus: every enabled rule
     whose pattern matches gets it delivered to its Lambda targets, as AWS does.
+    Its output goes to its job definition's awslogs-group, as AWS Batch writes
+    it (moto wrote every job's to /aws/batch/job).
 (i) A job definition's retryStrategy is honoured: up to `attempts` attempts,
     each with AWS_BATCH_JOB_ATTEMPT (from 1) and its own entry in `attempts`,
     stopping early on an `evaluateOnExit` EXIT rule's exit code.
@@ -228,10 +230,19 @@ def _run_attempt(job, command, env):
     return process.returncode, reason
 
 
+def _log_group_of(job):
+    """The group AWS Batch writes a container's output to: its job definition's
+    awslogs-group, else Batch's default; moto always wrote /aws/batch/job."""
+    properties = getattr(job.job_definition, "container_properties", None) or {}
+    options = (properties.get("logConfiguration") or {}).get("options") or {}
+    return options.get("awslogs-group") or job._log_group
+
+
 def _log_lines(job, lines):
     from moto.core.utils import unix_time_millis
 
-    now = unix_time_millis()
+    now = int(unix_time_millis())  # CloudWatch's timestamps are whole milliseconds (moto's were floats)
+    job._log_group = _log_group_of(job)
     job.log_stream_name = job._stream_name
     job._log_backend.ensure_log_group(job._log_group)
     job._log_backend.ensure_log_stream(job._log_group, job.log_stream_name)

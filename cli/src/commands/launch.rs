@@ -180,9 +180,138 @@ pub fn launch(mut args: LaunchArgs) -> Result<ExitCode, Box<dyn std::error::Erro
     watch(&session, &run, args.output)
 }
 
-/// Polls the run until it ends, printing each node's phase change.
+/// One page of a node's log from the stack: its lines, the token to read on from,
+/// and whether the node has ended (docs/api/openapi.yaml, `getNodeLog`).
+struct LogLines {
+    lines: Vec<String>,
+    next_token: String,
+    ended: bool,
+}
+
+fn node_log_page(session: &Session, id: &ExecutionId, node: &str, token: &str) -> Result<LogLines, String> {
+    let route = format!("/v1/executions/{}/{}/{}/nodes/{node}/logs", id.project, id.domain, id.name);
+    let mut query = vec![("limit", "1000")];
+    if !token.is_empty() {
+        query.push(("token", token));
+    }
+    let answer = session.send("GET", &route, &query, None)?;
+    if answer.status != 200 {
+        return Err(crate::remote::describe_refusal(&answer));
+    }
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|e| e.to_string())?;
+    let lines = body["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    Ok(LogLines {
+        lines,
+        next_token: body["nextToken"].as_str().unwrap_or(token).to_string(),
+        ended: body["ended"].as_bool().unwrap_or(true),
+    })
+}
+
+/// What `launch --watch` has printed of each node's log.
+#[derive(Default)]
+struct FollowedLogs {
+    tokens: BTreeMap<String, String>,
+    /// Nodes whose log is wholly printed (ended, then an empty page).
+    done: std::collections::BTreeSet<String>,
+    last_look: Option<std::time::Instant>,
+    /// Where the next look starts among the nodes still followed.
+    cursor: usize,
+}
+
+/// How often `launch --watch` reads task logs, and how many nodes' a look reads.
+const LOG_LOOK_EVERY: Duration = Duration::from_secs(2);
+const NODES_PER_LOOK: usize = 4;
+
+impl FollowedLogs {
+    /// Prints the lines written since the last look, as `node | line`, for a few of
+    /// the nodes still followed; with `drain`, every remaining line of every node.
+    fn look(&mut self, session: &Session, id: &ExecutionId, nodes: &[String], drain: bool) {
+        if !drain && self.last_look.is_some_and(|t| t.elapsed() < LOG_LOOK_EVERY) {
+            return;
+        }
+        self.last_look = Some(std::time::Instant::now());
+        let open: Vec<&String> = nodes.iter().filter(|n| !self.done.contains(*n)).collect();
+        if open.is_empty() {
+            return;
+        }
+        let count = if drain { open.len() } else { NODES_PER_LOOK.min(open.len()) };
+        let start = self.cursor % open.len();
+        self.cursor = start + count;
+        for node in open.iter().cycle().skip(start).take(count) {
+            // A drain reads until the node's log is exhausted (bounded: a page holds 1,000 lines).
+            for _ in 0..if drain { 100 } else { 1 } {
+                let token = self.tokens.get(*node).cloned().unwrap_or_default();
+                let Ok(page) = node_log_page(session, id, node, &token) else { break };
+                for line in &page.lines {
+                    println!("  {node} | {line}");
+                }
+                self.tokens.insert(node.to_string(), page.next_token);
+                if page.lines.is_empty() {
+                    if page.ended {
+                        self.done.insert(node.to_string());
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// `updraft logs ID [NODE] --remote [-f]`: a cloud run's task logs through the
+/// API, every node's (or one's); with `follow`, until each has ended.
+pub fn logs_remote(
+    name: &str,
+    node: Option<&str>,
+    follow: bool,
+    remote: &Remote,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let session = session(remote)?;
+    let id = ExecutionId { project: session.project.clone(), domain: session.domain.clone(), name: name.into() };
+    let nodes: Vec<String> = match node {
+        Some(node) => vec![node.to_string()],
+        None => match get(&session, &id)? {
+            Ok(run) => run.nodes.iter().filter_map(|n| n.id.as_ref().map(|i| i.node_id.clone())).collect(),
+            Err(code) => return Ok(code),
+        },
+    };
+    for node in &nodes {
+        if nodes.len() > 1 {
+            println!("==> {node} <==");
+        }
+        let mut token = String::new();
+        loop {
+            let page = match node_log_page(&session, &id, node, &token) {
+                Ok(page) => page,
+                Err(refusal) => {
+                    eprintln!("{refusal}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            for line in &page.lines {
+                println!("{line}");
+            }
+            token = page.next_token;
+            if page.lines.is_empty() {
+                if page.ended || !follow {
+                    break;
+                }
+                std::thread::sleep(LOG_LOOK_EVERY);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Polls the run until it ends, printing each node's phase change and, in text,
+/// what its tasks write as they write it (`node | line`, from CloudWatch).
 fn watch(session: &Session, id: &ExecutionId, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut seen: BTreeMap<String, i32> = BTreeMap::new();
+    let mut logs = FollowedLogs::default();
     // Watching outlives a busy API: a 5xx, a throttle or a dropped connection is
     // tried again for this long (the run goes on regardless) before giving up.
     let patience = Duration::from_secs(300);
@@ -219,9 +348,19 @@ fn watch(session: &Session, id: &ExecutionId, output: OutputFormat) -> Result<Ex
             }
             seen.insert(id, node.phase);
         }
-        if execution.phase != WorkflowPhase::WorkflowRunning as i32
-            && execution.phase != WorkflowPhase::WorkflowQueued as i32
-        {
+        let ended = execution.phase != WorkflowPhase::WorkflowRunning as i32
+            && execution.phase != WorkflowPhase::WorkflowQueued as i32;
+        if output == OutputFormat::Text {
+            // Nodes that never ran have no log to follow.
+            let followed: Vec<String> = run
+                .nodes
+                .iter()
+                .filter(|n| n.phase != NodePhase::Skipped as i32)
+                .filter_map(|n| n.id.as_ref().map(|i| i.node_id.clone()))
+                .collect();
+            logs.look(session, id, &followed, ended);
+        }
+        if ended {
             print_execution(&execution, &run.nodes, output)?;
             // As `updraft run` ends: docs/cli.md, "Exit statuses".
             return Ok(match WorkflowPhase::try_from(execution.phase) {

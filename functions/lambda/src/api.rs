@@ -69,6 +69,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/executions/{project}/{domain}/{name}"),
     ("GET", "/v1/executions/{project}/{domain}/{name}/nodes"),
     ("POST", "/v1/executions/{project}/{domain}/{name}/abort"),
+    ("GET", "/v1/executions/{project}/{domain}/{name}/nodes/{node}/logs"),
     ("GET", "/v1/cache/{project}/{domain}/{task}/{version}"),
     ("DELETE", "/v1/cache/{project}/{domain}/{task}/{version}"),
 ];
@@ -250,6 +251,8 @@ enum Route {
     /// One run; `true`: its nodes only.
     Execution(ExecutionId, bool),
     Abort(ExecutionId),
+    /// A page of one node's task log.
+    NodeLog(ExecutionId, String),
     CacheEntries(Identifier),
     EvictCache(Identifier),
 }
@@ -310,6 +313,13 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
             }
             let id = ExecutionId { project: project.to_string(), domain: domain.to_string(), name: name.to_string() };
             if *action == "abort" { ("POST", Route::Abort(id)) } else { ("GET", Route::Execution(id, true)) }
+        }
+        ["v1", "executions", project, domain, name, "nodes", node, "logs"] => {
+            for (what, value) in [("project", project), ("domain", domain), ("name", name), ("node", node)] {
+                check_segment(what, value)?;
+            }
+            let id = ExecutionId { project: project.to_string(), domain: domain.to_string(), name: name.to_string() };
+            ("GET", Route::NodeLog(id, node.to_string()))
         }
         ["v1", kind, rest @ ..] if (2..=6).contains(&rest.len()) => {
             let kind = kind_of(kind).ok_or_else(not_found)?;
@@ -627,6 +637,27 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             Ok(ok(200, &response))
         }
         Route::Abort(id) => abort(api, request, &id).await,
+        Route::NodeLog(id, node) => {
+            // At most 1,000 lines a page: a page stays far below Lambda's 6 MB answer.
+            let page = page_request(request)?;
+            let token = page.token.unwrap_or_default();
+            let found = api.runs.node_log(&id, &node, &token, page.limit).await;
+            let log = found.map_err(|e| ApiError::from_port(e, "path"))?.ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "NoSuchNode",
+                    "path",
+                    format!("run {} has no node {node}", id.name),
+                    "GET /v1/executions/{project}/{domain}/{name} lists the run's nodes",
+                )
+            })?;
+            let events: Vec<serde_json::Value> =
+                log.events.iter().map(|(at, line)| serde_json::json!({"timestamp": at, "message": line})).collect();
+            let body = serde_json::json!({
+                "events": events, "nextToken": log.next_token, "logStream": log.stream, "ended": log.ended,
+            });
+            Ok(ok(200, &body))
+        }
         Route::Execution(id, nodes_only) => {
             let found = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;
             let (mut execution, nodes) = found.ok_or_else(|| no_execution(&id))?;

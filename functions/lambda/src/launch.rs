@@ -9,7 +9,7 @@ use updraft_aws::runs::{DynamoRun, Launch, list_runs, list_ticks, phase_of_store
 use updraft_aws::sdk_error::port_error;
 use updraft_core::execution::node::Outputs;
 use updraft_core::execution::stop::{StopCause, Stopped};
-use updraft_core::ports::{LaunchOrigin, Page, PageRequest, PortError, Runs};
+use updraft_core::ports::{LaunchOrigin, LogPage, Page, PageRequest, PortError, Runs};
 use updraft_core::proto::Timestamp;
 use updraft_core::proto::api::ScheduleTick;
 use updraft_core::proto::core::{
@@ -27,6 +27,14 @@ pub struct AwsRuns {
     pub name_prefix: String,
     /// `arn:<partition>:states:<region>:<account>:stateMachine:`.
     pub state_machine_arn_prefix: String,
+    /// Reads tasks' logs (the api function's; `None` elsewhere).
+    pub logs: Option<JobLogs>,
+}
+
+/// Where tasks' logs are: CloudWatch Logs, the stack's job log group.
+pub struct JobLogs {
+    pub client: aws_sdk_cloudwatchlogs::Client,
+    pub group: String,
 }
 
 fn between(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<updraft_core::proto::Duration> {
@@ -134,7 +142,31 @@ impl AwsRuns {
             table: required("UPDRAFT_TABLE")?,
             name_prefix: required("UPDRAFT_NAME_PREFIX")?,
             state_machine_arn_prefix: required("UPDRAFT_STATE_MACHINE_PREFIX")?,
+            logs: None,
         })
+    }
+
+    /// The log stream of a node's job: the one its end recorded (`log_uri`
+    /// `cloudwatch:<group>:<stream>`), else, while it runs, Batch's description of its
+    /// job (the stream exists once the container starts); `None` before that.
+    async fn log_stream(&self, node: &Value, group: &str) -> Result<Option<(String, String)>, PortError> {
+        if let Some((group, stream)) = text(node, "log_uri").strip_prefix("cloudwatch:").and_then(|r| r.split_once(':'))
+        {
+            return Ok(Some((group.to_string(), stream.to_string())));
+        }
+        let job = text(node, "job_id");
+        if job.is_empty() {
+            return Ok(None);
+        }
+        let described =
+            self.batch.describe_jobs().jobs(job).send().await.map_err(|e| port_error("describing a node's job", &e))?;
+        let stream = described
+            .jobs()
+            .first()
+            .and_then(|j| j.container())
+            .and_then(|c| c.log_stream_name())
+            .filter(|s| !s.is_empty());
+        Ok(stream.map(|s| (group.to_string(), s.to_string())))
     }
 
     /// Records a run and starts its version's state machine with `input` (a
@@ -275,6 +307,50 @@ impl Runs for AwsRuns {
     async fn abort(&self, execution: &ExecutionId, by: &str, reason: &str) -> Result<Option<Stopped>, PortError> {
         let cause = StopCause::Aborted { by: by.to_string(), reason: reason.to_string() };
         crate::stop::stop(self, execution, &cause).await
+    }
+
+    async fn node_log(
+        &self,
+        execution: &ExecutionId,
+        node: &str,
+        token: &str,
+        limit: usize,
+    ) -> Result<Option<LogPage>, PortError> {
+        let Some(logs) = &self.logs else {
+            return Err(PortError::Invalid("this function reads no logs".into()));
+        };
+        let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
+        let Some((record, nodes)) = run.record().await? else { return Ok(None) };
+        let Some(found) = nodes.iter().find(|n| text(n, "node") == node) else { return Ok(None) };
+        let ended = !text(found, "node_phase").is_empty() || text(&record, "run_phase") != "RUNNING";
+        let Some((group, stream)) = self.log_stream(found, &logs.group).await? else {
+            return Ok(Some(LogPage { ended, ..LogPage::default() }));
+        };
+        let mut request = logs
+            .client
+            .get_log_events()
+            .log_group_name(&group)
+            .log_stream_name(&stream)
+            .start_from_head(true)
+            .limit(limit.clamp(1, 10_000) as i32);
+        if !token.is_empty() {
+            request = request.next_token(token);
+        }
+        let answer = match request.send().await {
+            Ok(answer) => answer,
+            // A stream Batch named but the container has not written to yet.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+                return Ok(Some(LogPage { stream, ended, next_token: token.to_string(), ..LogPage::default() }));
+            }
+            Err(e) => return Err(port_error("reading a node's log", &e)),
+        };
+        let events = answer
+            .events()
+            .iter()
+            .map(|e| (e.timestamp().unwrap_or_default(), e.message().unwrap_or_default().to_string()))
+            .collect();
+        let next_token = answer.next_forward_token().unwrap_or(token).to_string();
+        Ok(Some(LogPage { events, next_token, stream, ended }))
     }
 
     async fn get(&self, execution: &ExecutionId) -> Result<Option<(Execution, Vec<NodeExecution>)>, PortError> {

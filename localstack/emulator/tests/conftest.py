@@ -109,5 +109,7 @@ def finished_job(aws, job_id):
 def job_log(aws, job):
     """The lines the job wrote, from its CloudWatch log stream."""
     stream = job["container"]["logStreamName"]
-    events = aws("logs").get_log_events(logGroupName="/aws/batch/job", logStreamName=stream)["events"]
+    options = (job["container"].get("logConfiguration") or {}).get("options") or {}
+    group = options.get("awslogs-group", "/aws/batch/job")
+    events = aws("logs").get_log_events(logGroupName=group, logStreamName=stream)["events"]
     return [e["message"] for e in events]

@@ -396,3 +396,28 @@ def test_a_lost_job_end_event_is_recovered_by_the_reconciler(cloud):
     assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer
     assert {n["phase"] for n in answer["nodes"]} == {"SUCCEEDED"}
     assert arm_faults(cloud)["drop_job_events"] == 0, "the fault was used"
+
+
+def test_task_logs_are_read_through_the_api_and_shown_by_watch(cloud, tmp_path):
+    # What a task writes reaches `launch --watch` as `node | line` (from the job's CloudWatch
+    # stream, through GET .../nodes/{node}/logs) and `updraft logs --remote` afterwards.
+    spec = tmp_path / "cloud.yaml"
+    spec.write_text(SPEC)
+    watched = updraft(cloud, "launch", str(spec), "failing", "--version", "v1", "--watch")
+    assert watched.returncode == 1, watched.stderr
+    lines = watched.stdout.splitlines()
+    name = lines[0].split()[1].rstrip(":")
+    node = next(line.split("|")[0].strip() for line in lines if "| bad data in row 7" in line)
+    assert lines.index(f"  {node} | bad data in row 7") < len(lines) - 3, "the lines come before the summary"
+    logs = updraft(cloud, "logs", name, node, "--remote", "--project", "cloud")
+    assert logs.returncode == 0, logs.stderr
+    assert "bad data in row 7" in logs.stdout.splitlines(), logs.stdout
+    every = updraft(cloud, "logs", name, "--remote", "--project", "cloud")
+    assert f"==> {node} <==" in every.stdout or "bad data in row 7" in every.stdout, every.stdout
+    status, page = signed(cloud, "GET", f"/v1/executions/cloud/development/{name}/nodes/{node}/logs?limit=1")
+    assert status == 200 and len(page["events"]) == 1 and page["ended"] is True and page["logStream"], page
+    status, more = signed(cloud, "GET",
+                          f"/v1/executions/cloud/development/{name}/nodes/{node}/logs?limit=1000&token={page['nextToken']}")
+    assert status == 200 and page["events"][0] not in more["events"][:1], "the token reads on from the page"
+    missing = updraft(cloud, "logs", name, "nope", "--remote", "--project", "cloud")
+    assert missing.returncode == 1 and "has no node nope" in missing.stderr, missing.stderr

@@ -289,6 +289,7 @@ fn every_route_in_the_table_is_routed_and_nothing_else() {
             .replace("{domain}", "development")
             .replace("{name}", "n")
             .replace("{task}", "t")
+            .replace("{node}", "fit")
             .replace("{version}", "v1");
         assert!(route(method, &path).is_ok(), "{method} {path}");
     }

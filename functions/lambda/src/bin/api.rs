@@ -8,7 +8,7 @@ use updraft_aws::config::{dynamodb_client, s3_client, sdk_config};
 use updraft_aws::registry::DynamoRegistry;
 use updraft_aws::runs::DynamoCache;
 use updraft_functions::api::{self, Api, ApiConfig};
-use updraft_functions::launch::AwsRuns;
+use updraft_functions::launch::{AwsRuns, JobLogs};
 use updraft_functions::provision::{AwsProvisioner, ScheduleSettings};
 
 fn main() -> Result<(), Error> {
@@ -41,6 +41,10 @@ fn main() -> Result<(), Error> {
             table: config.table.clone(),
             name_prefix: config.cloud.jobs.name_prefix.clone(),
             state_machine_arn_prefix: config.state_machine_arn_prefix(),
+            logs: Some(JobLogs {
+                client: aws_sdk_cloudwatchlogs::Client::new(&sdk),
+                group: config.cloud.jobs.log_group.clone(),
+            }),
         };
         let cache = DynamoCache::new(runs.dynamo.clone(), &config.table);
         let api = &Api { registry, provisioner, runs, cache, cloud: config.cloud };

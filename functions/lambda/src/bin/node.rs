@@ -24,6 +24,7 @@ fn main() -> Result<(), Error> {
             table: config.table.clone(),
             name_prefix: config.name_prefix.clone(),
             state_machine_arn_prefix: config.state_machine_arn_prefix.clone(),
+            logs: None,
         };
         let services = &NodeServices { registry, runs, dynamo, s3, batch, sfn, config };
         run(service_fn(move |event: LambdaEvent<Value>| async move {
