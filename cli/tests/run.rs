@@ -492,6 +492,8 @@ fn executions_logs_prints_each_nodes_output_and_names_what_exists() {
     let attempt = logs(&["greet", "--attempt", "2"]);
     assert_eq!(attempt.status.code(), Some(1));
     assert!(text(&attempt.stderr).contains("its attempts: 1"), "{}", text(&attempt.stderr));
+    let shown = text(&sandbox.updraft(&["executions", "get", id.as_str()]).stdout);
+    assert!(shown.contains("logs (updraft logs") && shown.contains("greet/attempt-1.{stdout,stderr}.log"), "{shown}");
     let unknown = sandbox.updraft(&["executions", "logs", "no-such-run"]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(text(&unknown.stderr).contains("no execution \"no-such-run\""));

@@ -272,6 +272,18 @@ pub fn get(name: &str, output: OutputFormat) -> Result<ExitCode, Box<dyn std::er
         return Ok(ExitCode::FAILURE);
     };
     print_execution(&execution, &nodes, output)?;
+    if output == OutputFormat::Text {
+        // Where each node's task wrote, its last attempt: what `updraft logs` prints.
+        let logged = logged_attempts(&Home::from_env()?.node_dir(name, ""));
+        if !logged.is_empty() {
+            println!("\nlogs (updraft logs {name} NODE):");
+            for (node, attempts) in &logged {
+                let last = attempts.last().copied().unwrap_or(1);
+                let dir = Home::from_env()?.node_dir(name, node);
+                println!("  {node:<28} {}", dir.join(format!("attempt-{last}.{{stdout,stderr}}.log")).display());
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
