@@ -83,6 +83,9 @@ enum Command {
         /// Show what tasks print as they print it, each line after its node (auto: when stderr is a terminal).
         #[arg(long, value_enum, default_value = "auto")]
         task_output: commands::run::TaskOutput,
+        /// Only the progress lines: what tasks print stays in their logs (`--task-output off`).
+        #[arg(short, long)]
+        quiet: bool,
         /// Run it in the cloud instead: `updraft launch FILE --register --watch` (the version
         /// derived from the spec and its code), as `pyflyte run --remote`.
         #[arg(long, conflicts_with_all = ["no_cache", "max_parallel", "blob_store"])]
@@ -506,9 +509,11 @@ fn main() -> ExitCode {
             blob_store,
             name,
             task_output,
+            quiet,
             remote,
             namespace,
         } => {
+            let task_output = if quiet { commands::run::TaskOutput::Off } else { task_output };
             if remote {
                 return exit_with(commands::launch::launch(commands::launch::LaunchArgs {
                     target: file.display().to_string(),

@@ -518,6 +518,9 @@ fn task_output_is_shown_line_by_line_while_the_task_runs() {
     assert!(seconds("talk | second") - seconds("talk | first") >= 0.8, "shown as printed, not at the end: {stderr}");
     let quiet = sandbox.updraft(&["run", "spec.yaml"]);
     assert!(!text(&quiet.stderr).contains("talk | first"), "off when stderr is not a terminal (auto)");
+    let quiet = sandbox.updraft(&["run", "spec.yaml", "--task-output", "on", "--quiet"]);
+    let stderr = text(&quiet.stderr);
+    assert!(!stderr.contains("talk | first") && stderr.contains("talk"), "-q keeps only the progress: {stderr}");
 }
 
 #[test]

@@ -83,6 +83,7 @@ impl Store {
         };
         // The file is named: "file is not a database" alone does not say which.
         let conn = opened().map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        migrate(&conn)?;
         Ok(Store { conn: Mutex::new(conn) })
     }
 
@@ -117,8 +118,17 @@ impl Store {
         let mut conn = self.connection();
         let transaction = conn.transaction()?;
         let inserted = transaction.execute(
-            "INSERT INTO executions (name, created_at, record) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING",
-            params![id.name, format!("{:020}.{:09}", created.0, created.1), serde_json::to_string(execution)?],
+            "INSERT INTO executions (name, created_at, record, workflow, phase, project, domain) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO NOTHING",
+            params![
+                id.name,
+                format!("{:020}.{:09}", created.0, created.1),
+                serde_json::to_string(execution)?,
+                workflow_of(execution),
+                execution.phase,
+                id.project,
+                id.domain
+            ],
         )?;
         if inserted == 0 {
             return Err(StoreError::NameTaken(id.name));
@@ -137,8 +147,8 @@ impl Store {
     pub fn put_execution(&self, execution: &Execution) -> Result<(), StoreError> {
         let id = execution.id.clone().unwrap_or_default();
         self.connection().execute(
-            "UPDATE executions SET record = ?2 WHERE name = ?1",
-            params![id.name, serde_json::to_string(execution)?],
+            "UPDATE executions SET record = ?2, phase = ?3 WHERE name = ?1",
+            params![id.name, serde_json::to_string(execution)?, execution.phase],
         )?;
         if execution.phase != WorkflowPhase::WorkflowRunning as i32 {
             self.forget_runner(&id.name)?;
@@ -248,6 +258,47 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The newest `limit` executions matching `query`, filtered by the indexed columns
+    /// (workflow, phase, project, domain, creation time) in SQL.
+    pub fn list_where(&self, limit: usize, query: &ExecutionQuery) -> Result<Listing, StoreError> {
+        let mut sql = String::from("SELECT name, record FROM executions WHERE 1 = 1");
+        let mut values: Vec<rusqlite::types::Value> = Vec::new();
+        let mut add = |clause: &str, value: rusqlite::types::Value| {
+            values.push(value);
+            sql.push_str(&format!(" AND {clause} ?{}", values.len()));
+        };
+        if let Some(workflow) = &query.workflow {
+            add("workflow =", workflow.clone().into());
+        }
+        if let Some(phase) = query.phase {
+            add("phase =", i64::from(phase).into());
+        }
+        if let Some(project) = &query.project {
+            add("project =", project.clone().into());
+        }
+        if let Some(domain) = &query.domain {
+            add("domain =", domain.clone().into());
+        }
+        if let Some(since) = query.since_seconds {
+            add("created_at >=", format!("{since:020}").into());
+        }
+        sql.push_str(&format!(" ORDER BY created_at DESC LIMIT {}", limit.min(i64::MAX as usize)));
+        let conn = self.connection();
+        let mut statement = conn.prepare(&sql)?;
+        let rows = statement.query_map(rusqlite::params_from_iter(values), |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        let mut listing = Listing { executions: Vec::new(), skipped: Vec::new() };
+        for row in rows {
+            let (name, record) = row?;
+            match serde_json::from_str::<Execution>(&record) {
+                Ok(execution) => listing.executions.push(execution),
+                Err(e) => listing.skipped.push(format!("execution {name}: its record does not parse ({e}); skipped")),
+            }
+        }
+        Ok(listing)
+    }
+
     pub fn get(&self, name: &str) -> Result<Option<(Execution, Vec<NodeExecution>)>, StoreError> {
         let record: Option<String> = self
             .connection()
@@ -263,6 +314,56 @@ impl Store {
             .collect::<Result<Vec<NodeExecution>, StoreError>>()?;
         Ok(Some((serde_json::from_str(&record)?, nodes)))
     }
+}
+
+/// Which executions `Store::list_where` returns (`None`: any).
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionQuery {
+    pub workflow: Option<String>,
+    pub phase: Option<i32>,
+    pub project: Option<String>,
+    pub domain: Option<String>,
+    /// Created at or after this time (epoch seconds).
+    pub since_seconds: Option<i64>,
+}
+
+fn workflow_of(execution: &Execution) -> String {
+    execution.workflow_id.as_ref().map(|w| w.name.clone()).unwrap_or_default()
+}
+
+/// Adds the columns listing filters on to a store made before they existed, filled
+/// from each record, and their indexes. Idempotent: run at every open.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let mut statement = conn.prepare("SELECT name FROM pragma_table_info('executions')")?;
+    let columns: Vec<String> = statement.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+    if !columns.iter().any(|c| c == "workflow") {
+        conn.execute_batch(
+            "BEGIN;
+             ALTER TABLE executions ADD COLUMN workflow TEXT NOT NULL DEFAULT '';
+             ALTER TABLE executions ADD COLUMN phase INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE executions ADD COLUMN project TEXT NOT NULL DEFAULT '';
+             ALTER TABLE executions ADD COLUMN domain TEXT NOT NULL DEFAULT '';
+             COMMIT;",
+        )?;
+        let rows: Vec<(String, String)> = {
+            let mut all = conn.prepare("SELECT name, record FROM executions")?;
+            all.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<Result<_, _>>()?
+        };
+        for (name, record) in rows {
+            // A record that does not parse keeps empty columns; listing reports it as before.
+            let Ok(execution) = serde_json::from_str::<Execution>(&record) else { continue };
+            let id = execution.id.clone().unwrap_or_default();
+            conn.execute(
+                "UPDATE executions SET workflow = ?2, phase = ?3, project = ?4, domain = ?5 WHERE name = ?1",
+                params![name, workflow_of(&execution), execution.phase, id.project, id.domain],
+            )?;
+        }
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow, created_at);
+         CREATE INDEX IF NOT EXISTS executions_by_phase ON executions (phase, created_at);",
+    )?;
+    Ok(())
 }
 
 /// The embedded store as the port the control plane's readers are written
@@ -313,6 +414,53 @@ mod tests {
             principal: principal.into(),
             ..Default::default()
         }
+    }
+
+    /// A store made before listing's columns existed gets them, filled from its
+    /// records, at its next open; filters then run in SQL.
+    #[test]
+    fn an_older_store_gains_the_listing_columns_and_filters_by_them() {
+        let dir = std::env::temp_dir().join(format!("updraft-store-migrate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("updraft.db");
+        let _ = std::fs::remove_file(&path);
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE executions (name TEXT PRIMARY KEY, created_at TEXT NOT NULL, record TEXT NOT NULL);",
+        )
+        .unwrap();
+        let mut before = execution("20261101-000000-00000001", "someone");
+        before.workflow_id = Some(updraft_core::proto::core::Identifier { name: "train".into(), ..Default::default() });
+        before.phase = WorkflowPhase::WorkflowFailed as i32;
+        old.execute(
+            "INSERT INTO executions (name, created_at, record) VALUES (?1, ?2, ?3)",
+            params![
+                "20261101-000000-00000001",
+                format!("{:020}.{:09}", 1_796_000_000, 0),
+                serde_json::to_string(&before).unwrap()
+            ],
+        )
+        .unwrap();
+        drop(old);
+        let store = Store::open(&path).unwrap();
+        let mut newer = execution("20261102-000000-00000002", "someone");
+        newer.workflow_id = Some(updraft_core::proto::core::Identifier { name: "score".into(), ..Default::default() });
+        newer.created_at = Some(updraft_core::proto::Timestamp { seconds: 1_796_100_000, nanos: 0 });
+        store.create_execution(&newer, None).unwrap();
+        let names = |query: ExecutionQuery| -> Vec<String> {
+            let listing = store.list_where(10, &query).unwrap();
+            listing.executions.iter().map(|e| e.id.clone().unwrap().name).collect()
+        };
+        let by_workflow = ExecutionQuery { workflow: Some("train".into()), ..Default::default() };
+        assert_eq!(names(by_workflow), ["20261101-000000-00000001"]);
+        let failed = ExecutionQuery { phase: Some(WorkflowPhase::WorkflowFailed as i32), ..Default::default() };
+        assert_eq!(names(failed), ["20261101-000000-00000001"]);
+        let recent = ExecutionQuery { since_seconds: Some(1_796_050_000), ..Default::default() };
+        assert_eq!(names(recent), ["20261102-000000-00000002"]);
+        assert_eq!(names(ExecutionQuery::default()).len(), 2, "newest first, both");
+        drop(store);
+        Store::open(&path).unwrap(); // migrating again changes nothing
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -95,7 +95,14 @@ impl Filter {
 }
 
 pub fn list(limit: usize, filter: &Filter, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let listing = open_store()?.list_matching(limit, |e| filter.matches(e), |e| filter.older_may_match(e))?;
+    let query = updraft_engine::store::ExecutionQuery {
+        workflow: filter.workflow.clone(),
+        phase: filter.phase.map(|p| p as i32),
+        project: filter.project.clone(),
+        domain: filter.domain.clone(),
+        since_seconds: filter.since.map(|s| s.timestamp()),
+    };
+    let listing = open_store()?.list_where(limit, &query)?;
     for warning in &listing.skipped {
         eprintln!("warning: {warning}");
     }
