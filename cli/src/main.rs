@@ -341,7 +341,7 @@ struct LogsArgs {
     #[arg(long)]
     stderr: bool,
     /// A cloud run's (the stack's API, from CloudWatch): every node's or NODE's, `-f` until it ends.
-    #[arg(long, conflicts_with_all = ["attempt", "item", "stdout", "stderr"])]
+    #[arg(long, conflicts_with_all = ["attempt", "stdout", "stderr"])]
     remote: bool,
     #[command(flatten)]
     remote_settings: commands::registry::Remote,
@@ -582,7 +582,13 @@ fn main() -> ExitCode {
         Command::Gc { dry_run, output } => commands::executions::gc(dry_run, output),
         Command::Executions { command: ExecutionsCommand::Logs(args) } | Command::Logs(args) => {
             if args.remote {
-                commands::launch::logs_remote(&args.id, args.node.as_deref(), args.follow, &args.remote_settings)
+                commands::launch::logs_remote(
+                    &args.id,
+                    args.node.as_deref(),
+                    args.item,
+                    args.follow,
+                    &args.remote_settings,
+                )
             } else {
                 commands::executions::logs(&args.request())
             }

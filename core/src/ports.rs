@@ -336,13 +336,14 @@ pub struct LaunchOrigin {
 
 /// Cloud runs: launched from a registered workflow version, read back from their records.
 pub trait Runs: Send + Sync {
-    /// A page of what a node's task wrote (its last attempt), from `token` on (empty:
-    /// the start), at most `limit` lines; `None`: no such run or node. Where logs are
-    /// not kept, `Invalid`.
+    /// A page of what a node's task wrote (its last attempt; a map node's `item`, from
+    /// 0), from `token` on (empty: the start), at most `limit` lines; `None`: no such
+    /// run or node. Where logs are not kept, `Invalid`.
     fn node_log(
         &self,
         _execution: &ExecutionId,
         node: &str,
+        _item: Option<usize>,
         _token: &str,
         _limit: usize,
     ) -> impl Future<Output = Result<Option<LogPage>, PortError>> + Send {

@@ -188,11 +188,21 @@ struct LogLines {
     ended: bool,
 }
 
-fn node_log_page(session: &Session, id: &ExecutionId, node: &str, token: &str) -> Result<LogLines, String> {
+fn node_log_page(
+    session: &Session,
+    id: &ExecutionId,
+    node: &str,
+    item: Option<u32>,
+    token: &str,
+) -> Result<LogLines, String> {
     let route = format!("/v1/executions/{}/{}/{}/nodes/{node}/logs", id.project, id.domain, id.name);
+    let item = item.map(|i| i.to_string());
     let mut query = vec![("limit", "1000")];
     if !token.is_empty() {
         query.push(("token", token));
+    }
+    if let Some(item) = &item {
+        query.push(("item", item));
     }
     let answer = session.send("GET", &route, &query, None)?;
     if answer.status != 200 {
@@ -246,7 +256,7 @@ impl FollowedLogs {
             // A drain reads until the node's log is exhausted (bounded: a page holds 1,000 lines).
             for _ in 0..if drain { 100 } else { 1 } {
                 let token = self.tokens.get(*node).cloned().unwrap_or_default();
-                let Ok(page) = node_log_page(session, id, node, &token) else { break };
+                let Ok(page) = node_log_page(session, id, node, None, &token) else { break };
                 for line in &page.lines {
                     println!("  {node} | {line}");
                 }
@@ -267,9 +277,14 @@ impl FollowedLogs {
 pub fn logs_remote(
     name: &str,
     node: Option<&str>,
+    item: Option<u32>,
     follow: bool,
     remote: &Remote,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    if item.is_some() && node.is_none() {
+        eprintln!("error: --item needs the map node: updraft logs {name} NODE --item I --remote");
+        return Ok(ExitCode::from(crate::exit::USAGE));
+    }
     let session = session(remote)?;
     let id = ExecutionId { project: session.project.clone(), domain: session.domain.clone(), name: name.into() };
     let nodes: Vec<String> = match node {
@@ -285,7 +300,7 @@ pub fn logs_remote(
         }
         let mut token = String::new();
         loop {
-            let page = match node_log_page(&session, &id, node, &token) {
+            let page = match node_log_page(&session, &id, node, item, &token) {
                 Ok(page) => page,
                 Err(refusal) => {
                     eprintln!("{refusal}");

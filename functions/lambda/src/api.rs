@@ -641,7 +641,18 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             // At most 1,000 lines a page: a page stays far below Lambda's 6 MB answer.
             let page = page_request(request)?;
             let token = page.token.unwrap_or_default();
-            let found = api.runs.node_log(&id, &node, &token, page.limit).await;
+            let item = match request.query.get("item") {
+                None => None,
+                Some(text) => Some(text.parse::<usize>().ok().filter(|i| *i < 10_000).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "InvalidItem",
+                        "item",
+                        format!("item {text:.20} is not a map item's index (0 to 9999)"),
+                        "pass the item's index from 0, or no item for a task node",
+                    )
+                })?),
+            };
+            let found = api.runs.node_log(&id, &node, item, &token, page.limit).await;
             let log = found.map_err(|e| ApiError::from_port(e, "path"))?.ok_or_else(|| {
                 ApiError::new(
                     404,

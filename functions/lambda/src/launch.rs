@@ -149,17 +149,29 @@ impl AwsRuns {
     /// The log stream of a node's job: the one its end recorded (`log_uri`
     /// `cloudwatch:<group>:<stream>`), else, while it runs, Batch's description of its
     /// job (the stream exists once the container starts); `None` before that.
-    async fn log_stream(&self, node: &Value, group: &str) -> Result<Option<(String, String)>, PortError> {
-        if let Some((group, stream)) = text(node, "log_uri").strip_prefix("cloudwatch:").and_then(|r| r.split_once(':'))
-        {
+    async fn log_stream(
+        &self,
+        node: &Value,
+        item: Option<usize>,
+        group: &str,
+    ) -> Result<Option<(String, String)>, PortError> {
+        let recorded = text(node, "log_uri").strip_prefix("cloudwatch:").and_then(|r| r.split_once(':'));
+        if let (Some((group, stream)), None) = (recorded, item) {
             return Ok(Some((group.to_string(), stream.to_string())));
         }
-        let job = text(node, "job_id");
-        if job.is_empty() {
-            return Ok(None);
-        }
-        let described =
-            self.batch.describe_jobs().jobs(job).send().await.map_err(|e| port_error("describing a node's job", &e))?;
+        let job = match (text(node, "job_id"), item) {
+            ("", _) => return Ok(None),
+            // An array job's child is `<parent id>:<index>`.
+            (job, Some(item)) => format!("{job}:{item}"),
+            (job, None) => job.to_string(),
+        };
+        let described = self
+            .batch
+            .describe_jobs()
+            .jobs(&job)
+            .send()
+            .await
+            .map_err(|e| port_error("describing a node's job", &e))?;
         let stream = described
             .jobs()
             .first()
@@ -313,6 +325,7 @@ impl Runs for AwsRuns {
         &self,
         execution: &ExecutionId,
         node: &str,
+        item: Option<usize>,
         token: &str,
         limit: usize,
     ) -> Result<Option<LogPage>, PortError> {
@@ -323,7 +336,7 @@ impl Runs for AwsRuns {
         let Some((record, nodes)) = run.record().await? else { return Ok(None) };
         let Some(found) = nodes.iter().find(|n| text(n, "node") == node) else { return Ok(None) };
         let ended = !text(found, "node_phase").is_empty() || text(&record, "run_phase") != "RUNNING";
-        let Some((group, stream)) = self.log_stream(found, &logs.group).await? else {
+        let Some((group, stream)) = self.log_stream(found, item, &logs.group).await? else {
             return Ok(Some(LogPage { ended, ..LogPage::default() }));
         };
         let mut request = logs

@@ -26,7 +26,7 @@ tasks:
     cache: {version: "1"}
   nap:
     image: python:3.11-slim
-    command: [python3, -c, "import sys, time; time.sleep(float(sys.argv[1])); open(sys.argv[2], 'w').write('1')",
+    command: [python3, -c, "import sys, time; print('napping', sys.argv[1], flush=True); time.sleep(float(sys.argv[1])); open(sys.argv[2], 'w').write('1')",
               "{{inputs.seconds}}", "{{outputs.done}}"]
     inputs: {seconds: float, label: string}
     outputs: {done: int}
@@ -421,3 +421,15 @@ def test_task_logs_are_read_through_the_api_and_shown_by_watch(cloud, tmp_path):
     assert status == 200 and page["events"][0] not in more["events"][:1], "the token reads on from the page"
     missing = updraft(cloud, "logs", name, "nope", "--remote", "--project", "cloud")
     assert missing.returncode == 1 and "has no node nope" in missing.stderr, missing.stderr
+
+
+def test_a_map_items_log_is_read_by_its_index(cloud):
+    run = launch(cloud, "fan", {"xs": {"list": {"values": [{"float": 0.1}, {"float": 0.2}, {"float": 0.3}]}},
+                                "run": {"string": unique("fan-logs")}})
+    assert finished(cloud, run)["execution"]["phase"] == "WORKFLOW_SUCCEEDED"
+    for item, seconds in [(0, "0.1"), (2, "0.3")]:
+        logs = updraft(cloud, "logs", run, "naps", "--item", str(item), "--remote", "--project", "cloud")
+        assert logs.returncode == 0, logs.stderr
+        assert f"napping {seconds}" in logs.stdout.splitlines(), logs.stdout
+    status, refused = signed(cloud, "GET", f"/v1/executions/cloud/development/{run}/nodes/naps/logs?item=many")
+    assert status == 400 and refused["code"] == "InvalidItem", refused
