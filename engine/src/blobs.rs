@@ -3,6 +3,7 @@
 //! data is stored once and a cache hit can hand out the same path again. With
 //! `--blob-store s3://…`, the same addressing in S3 (`super::s3_blobs`).
 
+use super::home::staging_path;
 use super::s3_blobs::S3BlobStore;
 use std::collections::BTreeMap;
 use std::io;
@@ -76,7 +77,7 @@ impl Blobs {
                 updraft_aws::data::download_inputs(s3.client(), &mut local, dir).await?;
                 None
             }
-            Blobs::Disk(disk) => Some(BlobStore { root: disk.root.clone(), tmp: disk.tmp.clone() }),
+            Blobs::Disk(disk) => Some(disk.clone()),
         };
         // Linking, copying and hashing run off the runtime's thread, so Ctrl-C is heard meanwhile.
         let dir = dir.to_path_buf();
@@ -160,6 +161,7 @@ fn make_read_only(path: &Path) -> io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444))
 }
 
+#[derive(Clone)]
 pub struct BlobStore {
     root: PathBuf,
     tmp: PathBuf,
@@ -205,9 +207,7 @@ impl BlobStore {
         let _making = MAKING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !has_digest(&shared, is_dir, digest) {
             // Made aside, checked, then renamed into place: a reader never links half a copy.
-            static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let staging = self.tmp.join(format!("link-{}-{n}-{hex}", std::process::id()));
+            let staging = staging_path(&self.tmp, &format!("link-{hex}"));
             let found = if is_dir { copy_dir_verified(from, &staging) } else { copy_file_verified(from, &staging) }?;
             if found != hex {
                 let _ = remove(&staging);
@@ -275,10 +275,7 @@ fn place(from: &Path, to: &Path, tmp: &Path) -> io::Result<()> {
         return Ok(());
     }
     // Unique per call: two map items may store the same content at the same moment.
-    static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = to.file_name().unwrap_or_default().to_string_lossy();
-    let staging = tmp.join(format!("{}-{n}-{name}", std::process::id()));
+    let staging = staging_path(tmp, &to.file_name().unwrap_or_default().to_string_lossy());
     copy_recursively(from, &staging)?;
     match std::fs::rename(&staging, to) {
         Ok(()) => Ok(()),

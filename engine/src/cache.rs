@@ -157,9 +157,7 @@ impl CacheStore for LocalCache {
         let failed = |e: std::io::Error| PortError::Permanent(format!("cache entry {key}: {e}"));
         let document = serde_json::to_vec(&LiteralMap { values: outputs.clone() }).expect("literals serialize");
         // Unique per call: map items with equal inputs share a key and may finish together.
-        static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let staging = self.tmp.join(format!("{key}.{}.{n}.json", std::process::id()));
+        let staging = crate::home::staging_path(&self.tmp, &format!("{key}.json"));
         std::fs::write(&staging, document).map_err(failed)?;
         std::fs::rename(&staging, self.entry(key)).map_err(failed)
     }

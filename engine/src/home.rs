@@ -81,3 +81,12 @@ impl Home {
         self.root.join("runs").join(execution_id).join(node_path)
     }
 }
+
+/// A name under `tmp` (the home's scratch space) that no other write of this process,
+/// or of another process, is using: `<pid>-<n>-<name>`. What is written there and then
+/// renamed into place appears whole or not at all.
+pub fn staging_path(tmp: &std::path::Path, name: &str) -> PathBuf {
+    static STAGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tmp.join(format!("{}-{n}-{name}", std::process::id()))
+}

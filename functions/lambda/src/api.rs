@@ -653,15 +653,18 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
                 })?),
             };
             let found = api.runs.node_log(&id, &node, item, &token, page.limit).await;
-            let log = found.map_err(|e| ApiError::from_port(e, "path"))?.ok_or_else(|| {
-                ApiError::new(
+            let Some(log) = found.map_err(|e| ApiError::from_port(e, "path"))? else {
+                // Which is missing, the run or its node: asked only on this refusal's path.
+                let run = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;
+                run.ok_or_else(|| no_execution(&id))?;
+                return Err(ApiError::new(
                     404,
                     "NoSuchNode",
                     "path",
                     format!("run {} has no node {node}", id.name),
                     "GET /v1/executions/{project}/{domain}/{name} lists the run's nodes",
-                )
-            })?;
+                ));
+            };
             let events: Vec<serde_json::Value> =
                 log.events.iter().map(|(at, line)| serde_json::json!({"timestamp": at, "message": line})).collect();
             let body = serde_json::json!({

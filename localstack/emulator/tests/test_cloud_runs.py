@@ -421,6 +421,8 @@ def test_task_logs_are_read_through_the_api_and_shown_by_watch(cloud, tmp_path):
     assert status == 200 and page["events"][0] not in more["events"][:1], "the token reads on from the page"
     missing = updraft(cloud, "logs", name, "nope", "--remote", "--project", "cloud")
     assert missing.returncode == 1 and "has no node nope" in missing.stderr, missing.stderr
+    no_run = updraft(cloud, "logs", "20200101-000000-00000000", node, "--remote", "--project", "cloud")
+    assert no_run.returncode == 1 and "no execution cloud/development/20200101-000000-00000000" in no_run.stderr
 
 
 def test_a_map_items_log_is_read_by_its_index(cloud):
