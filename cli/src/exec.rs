@@ -40,6 +40,10 @@ pub struct Job {
     pub node_id: String,
     pub attempt: u32,
     pub work_dir: PathBuf,
+    /// Whether exec chose the work directory itself (no UPDRAFT_WORK_DIR): then
+    /// it removes it when the job ends, so a host that runs many jobs (the
+    /// emulator, a laptop) is not left with their inputs and outputs.
+    pub owns_work_dir: bool,
     pub code_dir: String,
     /// The task's code bundle and its registered digest: unpacked into the
     /// work directory, it becomes `{{code_dir}}` instead of the image's directory.
@@ -118,6 +122,7 @@ impl Job {
             execution_id: vars.get(ENV_EXECUTION_ID).cloned().unwrap_or_default(),
             node_id: vars.get(ENV_NODE_ID).cloned().unwrap_or_default(),
             attempt,
+            owns_work_dir: !vars.contains_key("UPDRAFT_WORK_DIR"),
             work_dir: vars
                 .get("UPDRAFT_WORK_DIR")
                 .map(PathBuf::from)
@@ -205,6 +210,9 @@ pub async fn run(s3: &Client, job: &Job, argv: &[String], terminate: watch::Rece
         let document = ErrorDocument { code: code.as_str().into(), message, retryable, attempt: job.attempt };
         let bytes = serde_json::to_vec(&document).expect("documents serialize");
         let _ = s3::put_bytes(s3, &job.output_prefix.join("error.json"), bytes, "application/json").await;
+    }
+    if job.owns_work_dir {
+        let _ = std::fs::remove_dir_all(&job.work_dir);
     }
     result
 }

@@ -4,7 +4,7 @@
 //! `updraft exec -- <the task's argv>`.
 
 use crate::emulator::{S3, on_emulator};
-use crate::support::text;
+use crate::support::{Scratch, text};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -15,20 +15,20 @@ struct Task {
     interface: String,
     argv: Vec<String>,
     dir: PathBuf,
+    _scratch: Scratch,
 }
 
 /// Compiles `tasks: {<name>: <spec>}` and returns the one task's interface and argv.
 fn task(name: &str, spec: &str) -> Task {
-    let dir = std::env::temp_dir().join(format!("updraft-exec-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = Scratch::new(&format!("exec-{name}"));
+    let dir = scratch.to_path_buf();
     std::fs::write(dir.join("spec.yaml"), format!("tasks:\n  {name}:\n{spec}")).unwrap();
     let out = crate::support::updraft(&["compile", dir.join("spec.yaml").to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let compiled: Value = serde_json::from_slice(&out.stdout).unwrap();
     let task = &compiled["tasks"][0];
     let argv = task["container"]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
-    Task { interface: task["interface"].to_string(), argv, dir }
+    Task { interface: task["interface"].to_string(), argv, dir, _scratch: scratch }
 }
 
 impl Task {

@@ -3,7 +3,7 @@
 //! is one line with the file and what to run, an exit code of 1, never a panic.
 //! (Registration itself runs end to end in localstack/emulator/tests/test_registry_api.py.)
 
-use crate::support::{repo_root, text};
+use crate::support::{Scratch, repo_root, text};
 use std::process::{Command, Output};
 
 fn updraft_with(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -22,13 +22,6 @@ fn updraft_with(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -
     command.output().expect("the updraft binary starts")
 }
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("updraft-remote-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn one_line_error(out: &Output) -> String {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -39,7 +32,8 @@ fn one_line_error(out: &Output) -> String {
 
 #[test]
 fn without_a_config_file_the_error_says_which_file_and_what_to_run() {
-    let config = scratch("missing").join("config.toml");
+    let dir = Scratch::new("remote-missing");
+    let config = dir.join("config.toml");
     for args in [&["get", "tasks"][..], &["register", "examples/hello/hello.yaml", "--version", "v1"]] {
         let stderr = one_line_error(&updraft_with(&config, args, &[]));
         assert!(stderr.contains(&config.display().to_string()), "{stderr}");
@@ -49,7 +43,8 @@ fn without_a_config_file_the_error_says_which_file_and_what_to_run() {
 
 #[test]
 fn a_broken_config_file_is_reported_with_its_line() {
-    let config = scratch("broken").join("config.toml");
+    let dir = Scratch::new("remote-broken");
+    let config = dir.join("config.toml");
     std::fs::write(&config, "endpoint = \"https://x/live\"\nregion = 5\n").unwrap();
     let stderr = one_line_error(&updraft_with(&config, &["get", "tasks"], &[]));
     assert!(stderr.contains("config.toml line 2") && stderr.contains("updraft config init"), "{stderr}");
@@ -62,7 +57,8 @@ fn a_broken_config_file_is_reported_with_its_line() {
 
 #[test]
 fn an_explicit_endpoint_wins_and_an_unreachable_one_is_named() {
-    let config = scratch("unreachable").join("config.toml");
+    let dir = Scratch::new("remote-unreachable");
+    let config = dir.join("config.toml");
     std::fs::write(&config, "endpoint = \"https://from-the-file.invalid/live\"\n").unwrap();
     let unreachable = "http://127.0.0.1:9/live";
     let out = updraft_with(&config, &["get", "tasks"], &[("UPDRAFT_ENDPOINT", unreachable)]);
@@ -74,7 +70,8 @@ fn an_explicit_endpoint_wins_and_an_unreachable_one_is_named() {
 
 #[test]
 fn config_init_names_a_missing_stack_and_writes_nothing() {
-    let config = scratch("init").join("config.toml");
+    let dir = Scratch::new("remote-init");
+    let config = dir.join("config.toml");
     let endpoint = crate::emulator::endpoint();
     let out = updraft_with(&config, &["config", "init", "--stack", "no-such-stack", "--endpoint-url", endpoint], &[]);
     let stderr = text(&out.stderr);
@@ -85,7 +82,7 @@ fn config_init_names_a_missing_stack_and_writes_nothing() {
 
 #[test]
 fn config_show_says_which_file_and_which_setting_chose_the_endpoint() {
-    let dir = scratch("show");
+    let dir = Scratch::new("remote-show");
     let config = dir.join("config.toml");
     std::fs::write(&config, "endpoint = \"https://api.example/live\"\nsandbox = true\n").unwrap();
     let out = updraft_with(&config, &["config", "show"], &[]);
@@ -102,24 +99,22 @@ fn config_show_says_which_file_and_which_setting_chose_the_endpoint() {
         (shown["endpoint"].as_str(), shown["endpoint_from"].as_str()),
         (Some("https://other/live"), Some("UPDRAFT_ENDPOINT"))
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn updraft_home_moves_the_config_file_with_the_local_store() {
-    let dir = scratch("home");
+    let dir = Scratch::new("remote-home");
     std::fs::write(dir.join("config.toml"), "endpoint = \"https://in-home/live\"\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_updraft"))
         .args(["config", "show", "--output", "json"])
         .env_remove("UPDRAFT_CONFIG")
         .env_remove("UPDRAFT_ENDPOINT")
-        .env("UPDRAFT_HOME", &dir)
+        .env("UPDRAFT_HOME", &*dir)
         .output()
         .unwrap();
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(shown["endpoint"], "https://in-home/live");
     assert_eq!(shown["file"].as_str(), Some(dir.join("config.toml").to_str().unwrap()));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

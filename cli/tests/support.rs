@@ -49,20 +49,50 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     out
 }
 
+/// A fresh directory under the temporary directory, removed when dropped unless
+/// the test is failing (then it stays for a look). Tests never leave their files
+/// behind: a CI machine's disk is not ours to fill.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("updraft-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// A scratch directory holding a spec (`spec.yaml`), the test task script and
 /// its own UPDRAFT_HOME, so tests never share state.
 pub struct Sandbox {
     pub dir: PathBuf,
+    _scratch: Scratch,
 }
 
 impl Sandbox {
     pub fn new(name: &str, spec: &str) -> Sandbox {
-        let dir = std::env::temp_dir().join(format!("updraft-test-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let scratch = Scratch::new(name);
+        let dir = scratch.to_path_buf();
         std::fs::create_dir_all(dir.join("home")).unwrap();
         std::fs::copy(repo_root().join("tests/data/run/step.py"), dir.join("step.py")).unwrap();
         std::fs::write(dir.join("spec.yaml"), spec).unwrap();
-        Sandbox { dir }
+        Sandbox { dir, _scratch: scratch }
     }
 
     /// A sandbox around an example: its whole directory copied in.

@@ -1,4 +1,4 @@
-use crate::support::{files_under, repo_root, text, updraft};
+use crate::support::{Scratch, files_under, repo_root, text, updraft};
 
 #[test]
 fn every_example_is_valid() {
@@ -48,7 +48,7 @@ fn every_invalid_spec_fails_with_its_expected_error() {
 
 #[test]
 fn all_problems_of_a_file_are_reported_at_once() {
-    let dir = tempdir("many-problems");
+    let dir = Scratch::new("many-problems");
     let spec = dir.join("spec.yaml");
     std::fs::write(&spec, "tasks:\n  fit: {image: x, command: [fit], retries: -2, timeout: 0s, cache: true}\n")
         .unwrap();
@@ -76,16 +76,9 @@ fn a_missing_file_is_an_error_not_a_panic() {
     assert!(text(&out.stderr).contains("no/such/spec.yaml: cannot read"), "{}", text(&out.stderr));
 }
 
-pub fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("updraft-test-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn validate_speaks_json_for_valid_and_invalid_files_alike() {
-    let dir = std::env::temp_dir().join(format!("updraft-validate-json-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("validate-json");
     let bad = dir.join("bad.yaml");
     std::fs::write(&bad, "tasks:\n  t: {image: busybox, command: [true], retries: -1}\n").unwrap();
     let out = updraft(&["validate", "-o", "json", "examples/fanout/fanout.yaml", bad.to_str().unwrap()]);
@@ -97,15 +90,13 @@ fn validate_speaks_json_for_valid_and_invalid_files_alike() {
     assert_eq!(reports[1]["valid"], false);
     let problem = &reports[1]["problems"][0];
     assert!(problem["problem"].as_str().unwrap().contains("tasks.t.retries"), "{problem}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// spec.md: validation reports every problem at once. A node whose task is invalid
 /// still has its references checked, beside the task's own error.
 #[test]
 fn task_and_node_errors_are_reported_together() {
-    let dir = std::env::temp_dir().join(format!("updraft-validate-together-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("validate-together");
     let spec = dir.join("both.yaml");
     std::fs::write(
         &spec,
@@ -129,8 +120,7 @@ fn task_and_node_errors_are_reported_together() {
 /// A map without `concurrency` runs all its items at once: the summary says so.
 #[test]
 fn a_map_without_a_limit_makes_parallelism_unbounded() {
-    let dir = std::env::temp_dir().join(format!("updraft-validate-unbounded-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("validate-unbounded");
     let spec = dir.join("map.yaml");
     std::fs::write(
         &spec,

@@ -2,9 +2,11 @@
 process, and hands out boto3 clients pointed at it."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -27,8 +29,11 @@ def endpoint():
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"updraft-emulator-{port}.log"), "w")
+    # Its own temporary directory (unpacked Lambda packages, job work directories):
+    # it is killed, not asked to stop, so the fixture removes what it left.
+    scratch = tempfile.mkdtemp(prefix="updraft-emulator-")
     process = subprocess.Popen([sys.executable, EMULATOR, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+                               start_new_session=True, env={**os.environ, "TMPDIR": scratch})
     deadline = time.time() + 30
     while True:
         try:
@@ -43,6 +48,7 @@ def endpoint():
     yield url
     os.killpg(process.pid, 9)
     process.wait()
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
