@@ -11,9 +11,9 @@ use updraft_aws::runs::{DynamoCache, DynamoRun, Launch};
 use updraft_core::compile::{Options, compile_text};
 use updraft_core::execution::failure::FailureCode;
 use updraft_core::execution::node::{NodeFailure, Outputs};
-use updraft_core::execution::steps::{CLAIM_LEASE_MS, Claim, Jobs, NodeEnd, RunStore, Steps, Tokens};
+use updraft_core::execution::steps::{CLAIM_LEASE_MS, Claim, ItemToRun, Jobs, NodeEnd, RunStore, Steps, Tokens};
 use updraft_core::literal;
-use updraft_core::ports::{BlobStore, PortError, StoredBlob};
+use updraft_core::ports::{BlobStore, CacheStore, PortError, StoredBlob};
 use updraft_core::proto::core::{CompiledWorkflow, ExecutionId, NodePhase, TaskTemplate};
 use updraft_core::spec::Format;
 
@@ -28,7 +28,7 @@ impl Jobs for Recorded {
         self.jobs.lock().unwrap().push(node.to_string());
         Ok(node.to_string())
     }
-    async fn submit_map(&self, node: &str, _: &TaskTemplate, _: &[Outputs]) -> Result<String, PortError> {
+    async fn submit_map(&self, node: &str, _: &TaskTemplate, _: &[ItemToRun<'_>]) -> Result<String, PortError> {
         self.jobs.lock().unwrap().push(node.to_string());
         Ok(node.to_string())
     }
@@ -307,4 +307,27 @@ fn the_dynamodb_run_store_keeps_the_protocol_contract_when_calls_repeat() {
         let error: serde_json::Value = serde_json::from_str(record["run_error"].as_str().unwrap()).unwrap();
         assert_eq!(error["Error"], "NonZeroExit", "the first failure stays the run's error");
     });
+}
+
+/// BatchGetItem takes at most 100 distinct keys: 250 entries, asked for with
+/// repeats and misses among them, come back in the keys' order.
+#[test]
+fn the_dynamodb_cache_reads_many_entries_in_batches_in_the_keys_order() {
+    let f = fixture();
+    let cache = DynamoCache::new(f.dynamo.clone(), &f.table);
+    let key = |i: i64| format!("key-{i}");
+    f.runtime.block_on(async {
+        for i in 0..250 {
+            cache.put(&key(i), &y(i).unwrap()).await.unwrap();
+        }
+    });
+    let mut keys: Vec<String> = (0..260).rev().map(key).collect();
+    keys.extend([key(7), key(7), key(300)]);
+    let entries = f.runtime.block_on(cache.get_many(&keys)).unwrap();
+    assert_eq!(entries.len(), keys.len());
+    for (asked, entry) in keys.iter().zip(&entries) {
+        let i: i64 = asked.trim_start_matches("key-").parse().unwrap();
+        let expected = if i < 250 { Some(y(i).unwrap()) } else { None };
+        assert_eq!(entry, &expected, "{asked}");
+    }
 }

@@ -99,6 +99,17 @@ pub trait CacheStore: Send + Sync {
     /// The outputs stored under `key`, if any. The blobs they name may be gone:
     /// callers check them with [`BlobStore::holds`].
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Outputs>, PortError>> + Send;
+    /// [`get`](CacheStore::get) of many keys: the entries in the keys' order. A store
+    /// that reads in batches (DynamoDB's BatchGetItem) overrides this one-by-one read.
+    fn get_many(&self, keys: &[String]) -> impl Future<Output = Result<Vec<Option<Outputs>>, PortError>> + Send {
+        async move {
+            let mut entries = Vec::with_capacity(keys.len());
+            for key in keys {
+                entries.push(self.get(key).await?);
+            }
+            Ok(entries)
+        }
+    }
     /// Stores (or replaces) the outputs under `key`; readers see the old entry or the new one, never half.
     fn put(&self, key: &str, outputs: &Outputs) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Removes the entry; removing a missing one is not an error.

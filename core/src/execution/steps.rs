@@ -206,13 +206,15 @@ pub trait Jobs: Send + Sync {
     fn max_map_items(&self) -> Option<usize> {
         None
     }
-    /// Submits one job per item of a map node (Batch: one array job); its id. When
-    /// every item has ended, the adapter calls [`Steps::map_reported`].
+    /// Submits one job per item of a map node that has to run (Batch: one array
+    /// job; the other items were reused from the cache); its id. When every item
+    /// has ended, the adapter calls [`Steps::map_reported`] with the result of
+    /// each item it ran, under that item's index.
     fn submit_map(
         &self,
         node: &str,
         task: &TaskTemplate,
-        items: &[Outputs],
+        items: &[ItemToRun<'_>],
     ) -> impl Future<Output = Result<String, PortError>> + Send;
     /// Starts a child run of a subworkflow node (its closure entry) with its inputs;
     /// when the child ends, the adapter calls [`Steps::job_reported`] with the
@@ -228,6 +230,18 @@ pub trait Jobs: Send + Sync {
     /// ended is not an error.
     fn cancel(&self, node: &str, job: &str, reason: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 }
+
+/// One item of a map node that has to run: its index among the map's items
+/// (where its result goes) and its inputs.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemToRun<'a> {
+    pub index: usize,
+    pub inputs: &'a Outputs,
+}
+
+/// How many cache entries' blobs are checked at once: each check is a round
+/// trip (S3 HeadObject), and a map may have thousands of hits.
+const VERIFY_IN_FLIGHT: usize = 32;
 
 /// What a node runs.
 enum Invocation<'w> {
@@ -335,11 +349,14 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         self.record_end(node, &end).await
     }
 
-    /// Every item of a map node ended (after Batch's retries of each).
+    /// Every item of a map node that ran ended (after Batch's retries of each):
+    /// `ran` holds their results by item index. The items that did not run were
+    /// verified cache hits at start; they are read again (an entry evicted during
+    /// the run fails its item, naming it, rather than inventing its outputs).
     pub async fn map_reported(
         &self,
         node: &str,
-        items: Vec<node::ItemResult>,
+        ran: Vec<(usize, node::ItemResult)>,
         attempts: u32,
         log_uri: String,
     ) -> Result<(), PortError> {
@@ -347,13 +364,35 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         let values = self.store.values().await?;
         let mut end = match self.invocation(node, &values) {
             Ok(Some(Invocation::Map(task, map_node, inputs))) => {
-                // Each item's outputs are cached as a local run caches them, under the item's key.
-                for (item, result) in inputs.iter().zip(&items) {
-                    if let (Some(key), node::ItemResult::Succeeded(outputs)) = (cache_key::for_task(task, item), result)
+                let mut results: Vec<Option<node::ItemResult>> = vec![None; inputs.len()];
+                let task_id = task.id.clone().unwrap_or_default();
+                for (index, result) in ran {
+                    // Each item's outputs are cached as a local run caches them, under the item's key.
+                    if let (Some(key), node::ItemResult::Succeeded(outputs)) =
+                        (inputs.get(index).and_then(|item| cache_key::for_task(task, item)), &result)
                     {
-                        let _ = self.cache.put_for(&key, &task.id.clone().unwrap_or_default(), outputs).await;
+                        let _ = self.cache.put_for(&key, &task_id, outputs).await;
+                    }
+                    if let Some(slot) = results.get_mut(index) {
+                        *slot = Some(result);
                     }
                 }
+                let reused: Vec<usize> = (0..inputs.len()).filter(|&i| results[i].is_none()).collect();
+                let reused_inputs: Vec<&Outputs> = reused.iter().map(|&i| &inputs[i]).collect();
+                let hits = self.cached_items(task, &reused_inputs).await?;
+                for (index, hit) in reused.into_iter().zip(hits) {
+                    results[index] = Some(match hit {
+                        Some(outputs) => node::ItemResult::Succeeded(outputs),
+                        None => node::ItemResult::Failed(NodeFailure::new(
+                            FailureCode::DataError,
+                            format!(
+                                "item {index} was reused from the cache when the map started, and its entry or \
+                                 one of its blobs is gone now (evicted during the run): run the map again"
+                            ),
+                        )),
+                    });
+                }
+                let items: Vec<node::ItemResult> = results.into_iter().flatten().collect();
                 match node::map_outcome(&items, &output_names(task), map_node.min_success_ratio) {
                     Ok(outputs) => NodeEnd::ok(NodePhase::Succeeded, outputs),
                     Err(failure) => NodeEnd::failed(failure),
@@ -494,26 +533,32 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 Ok(Started::Job(self.jobs.submit(id, task, &inputs).await?))
             }
             Ok(Some(Invocation::Map(task, map_node, items))) => {
+                // Items are reused one by one: only the misses run.
+                let all: Vec<&Outputs> = items.iter().collect();
+                let hits = self.cached_items(task, &all).await?;
+                let misses: Vec<ItemToRun<'_>> = hits
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, hit)| hit.is_none())
+                    .map(|(index, _)| ItemToRun { index, inputs: &items[index] })
+                    .collect();
                 if let Some(max) = self.jobs.max_map_items()
-                    && items.len() > max
+                    && misses.len() > max
                 {
                     let message = format!(
-                        "map node {id} has {} items; a map runs at most {max} here (one AWS Batch array job): \
-                         give it fewer items, e.g. map over chunks of the list",
+                        "map node {id} has {} items to run ({} of {} reused from the cache); a map runs at most \
+                         {max} here (one AWS Batch array job): give it fewer items, e.g. map over chunks of the list",
+                        misses.len(),
+                        items.len() - misses.len(),
                         items.len()
                     );
                     return Ok(Started::Ended(NodeEnd::failed(NodeFailure::new(FailureCode::MapInputs, message))));
                 }
+                if !misses.is_empty() {
+                    return Ok(Started::Job(self.jobs.submit_map(id, task, &misses).await?));
+                }
                 // Every item a verified hit (or no item at all): no job starts.
-                let mut hits = Vec::with_capacity(items.len());
-                for item in &items {
-                    let Some(key) = cache_key::for_task(task, item) else { break };
-                    let Some(outputs) = self.cached(&key).await? else { break };
-                    hits.push(node::ItemResult::Succeeded(outputs));
-                }
-                if hits.len() < items.len() {
-                    return Ok(Started::Job(self.jobs.submit_map(id, task, &items).await?));
-                }
+                let hits: Vec<node::ItemResult> = hits.into_iter().flatten().map(node::ItemResult::Succeeded).collect();
                 let phase = if items.is_empty() { NodePhase::Succeeded } else { NodePhase::Cached };
                 Ok(Started::Ended(match node::map_outcome(&hits, &output_names(task), map_node.min_success_ratio) {
                     Ok(outputs) => NodeEnd::ok(phase, outputs),
@@ -541,6 +586,31 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
             Some(outputs) if holds_all(self.blobs, &outputs).await => Ok(Some(outputs)),
             _ => Ok(None),
         }
+    }
+
+    /// The verified cache hit of each item (`None`: not cacheable, no entry, or a
+    /// blob of it gone), read in one batch and checked [`VERIFY_IN_FLIGHT`] at a time.
+    async fn cached_items(&self, task: &TaskTemplate, items: &[&Outputs]) -> Result<Vec<Option<Outputs>>, PortError> {
+        use futures_util::stream::{self, StreamExt};
+        let keys: Vec<Option<String>> = items.iter().map(|item| cache_key::for_task(task, item)).collect();
+        let present: Vec<String> = keys.iter().flatten().cloned().collect();
+        if self.overwrite_cache || present.is_empty() {
+            return Ok(vec![None; items.len()]);
+        }
+        let mut entries = self.cache.get_many(&present).await?.into_iter();
+        let entries: Vec<Option<Outputs>> =
+            keys.iter().map(|key| key.as_ref().and_then(|_| entries.next().flatten())).collect();
+        let blobs = self.blobs;
+        Ok(stream::iter(entries)
+            .map(|entry| async move {
+                match entry {
+                    Some(outputs) if holds_all(blobs, &outputs).await => Some(outputs),
+                    _ => None,
+                }
+            })
+            .buffered(VERIFY_IN_FLIGHT)
+            .collect()
+            .await)
     }
 
     /// Does what an ended node's end implies, each part idempotent so a repeat

@@ -31,10 +31,13 @@ pub struct AwsRuns {
     pub logs: Option<JobLogs>,
 }
 
-/// Where tasks' logs are: CloudWatch Logs, the stack's job log group.
+/// Where tasks' logs are: CloudWatch Logs, the stack's job log group; and the
+/// map manifests in the data bucket, which say which array child ran an item.
 pub struct JobLogs {
     pub client: aws_sdk_cloudwatchlogs::Client,
     pub group: String,
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
 }
 
 fn between(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<updraft_core::proto::Duration> {
@@ -146,23 +149,24 @@ impl AwsRuns {
         })
     }
 
-    /// The log stream of a node's job: the one its end recorded (`log_uri`
-    /// `cloudwatch:<group>:<stream>`), else, while it runs, Batch's description of its
-    /// job (the stream exists once the container starts); `None` before that.
+    /// The log stream of a node's job (or of its array job's `child`): the one its
+    /// end recorded (`log_uri` `cloudwatch:<group>:<stream>`), else, while it runs,
+    /// Batch's description of its job (the stream exists once the container
+    /// starts); `None` before that.
     async fn log_stream(
         &self,
         node: &Value,
-        item: Option<usize>,
+        child: Option<usize>,
         group: &str,
     ) -> Result<Option<(String, String)>, PortError> {
         let recorded = text(node, "log_uri").strip_prefix("cloudwatch:").and_then(|r| r.split_once(':'));
-        if let (Some((group, stream)), None) = (recorded, item) {
+        if let (Some((group, stream)), None) = (recorded, child) {
             return Ok(Some((group.to_string(), stream.to_string())));
         }
-        let job = match (text(node, "job_id"), item) {
+        let job = match (text(node, "job_id"), child) {
             ("", _) => return Ok(None),
             // An array job's child is `<parent id>:<index>`.
-            (job, Some(item)) => format!("{job}:{item}"),
+            (job, Some(child)) => format!("{job}:{child}"),
             (job, None) => job.to_string(),
         };
         let described = self
@@ -336,7 +340,25 @@ impl Runs for AwsRuns {
         let Some((record, nodes)) = run.record().await? else { return Ok(None) };
         let Some(found) = nodes.iter().find(|n| text(n, "node") == node) else { return Ok(None) };
         let ended = !text(found, "node_phase").is_empty() || text(&record, "run_phase") != "RUNNING";
-        let Some((group, stream)) = self.log_stream(found, item, &logs.group).await? else {
+        // A map's items run as the array job's children; the manifest says which child ran an item.
+        let child = match item {
+            None => None,
+            Some(item) => {
+                let prefix = crate::node::items_prefix_of(&logs.bucket, execution, node);
+                let Some(children) = crate::node::map_children(&logs.s3, &prefix).await? else {
+                    return Ok(Some(LogPage { ended, ..LogPage::default() }));
+                };
+                let ran = children.iter().position(|&i| i == item);
+                Some(ran.ok_or_else(|| {
+                    PortError::NotFound(format!(
+                        "item {item} of node {node} did not run in run {}: its outputs were reused from the \
+                         cache, so its log is the run's that computed them",
+                        execution.name
+                    ))
+                })?)
+            }
+        };
+        let Some((group, stream)) = self.log_stream(found, child, &logs.group).await? else {
             return Ok(Some(LogPage { ended, ..LogPage::default() }));
         };
         let mut request = logs

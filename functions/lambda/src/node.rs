@@ -17,7 +17,7 @@ use updraft_core::execution::failure::{self, FailureCode};
 use updraft_core::execution::node::ItemResult;
 use updraft_core::execution::node::{NodeFailure, Outputs};
 use updraft_core::execution::resolve::resolve;
-use updraft_core::execution::steps::{JobReport, Jobs, RunStore, Steps, Tokens};
+use updraft_core::execution::steps::{ItemToRun, JobReport, Jobs, RunStore, Steps, Tokens};
 use updraft_core::execution::stop::StopCause;
 use updraft_core::job_definition::job_definition_name;
 use updraft_core::ports::{BlobStore, Entity, PortError, Registry, StoredBlob};
@@ -330,19 +330,82 @@ impl Jobs for BatchJobs<'_> {
         Some(MAX_ARRAY_SIZE)
     }
 
-    async fn submit_map(&self, node: &str, task: &TaskTemplate, items: &[Outputs]) -> Result<String, PortError> {
+    /// Child `k` of the array job runs `items[k]`: its inputs under `k/`, and the
+    /// manifest maps `k` back to the item's index in the map (the items reused
+    /// from the cache have no child). Written before the job is submitted, so
+    /// whoever gathers finds it; rewritten identically by a repeated start.
+    async fn submit_map(&self, node: &str, task: &TaskTemplate, items: &[ItemToRun<'_>]) -> Result<String, PortError> {
         let prefix = items_prefix(&self.config.bucket, self.run, node);
-        for (i, item) in items.iter().enumerate() {
-            put_inputs(self.s3, &prefix.join(&format!("{i}/inputs.json")), item).await?;
+        for (c, chunk) in items.chunks(IN_FLIGHT).enumerate() {
+            let mut writes = tokio::task::JoinSet::new();
+            for (k, item) in chunk.iter().enumerate() {
+                let child = c * IN_FLIGHT + k;
+                let (s3_client, at, inputs) =
+                    (self.s3.clone(), prefix.join(&format!("{child}/inputs.json")), item.inputs.clone());
+                writes.spawn(async move { put_inputs(&s3_client, &at, &inputs).await });
+            }
+            writes.join_all().await.into_iter().collect::<Result<(), _>>()?;
         }
+        let manifest = MapManifest { items: items.iter().map(|item| item.index).collect() };
+        let bytes = serde_json::to_vec(&manifest).expect("manifests serialize");
+        s3::put_bytes(self.s3, &prefix.join(MANIFEST), bytes, "application/json").await?;
         let environment = vec![(updraft_core::execution::contract::ENV_ARRAY_PREFIX, prefix.to_string())];
         self.submit_job(node, task, environment, Some(items.len())).await
     }
 }
 
+/// Which item of the map each child of its array job runs (`items[k]` for child `k`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MapManifest {
+    items: Vec<usize>,
+}
+
+/// The manifest's name under a map node's items prefix.
+const MANIFEST: &str = "manifest.json";
+
+/// The item index of each child of a map's array job, as its manifest says;
+/// `None` before the map has started (no manifest yet).
+pub(crate) async fn map_children(
+    s3_client: &aws_sdk_s3::Client,
+    prefix: &S3Uri,
+) -> Result<Option<Vec<usize>>, PortError> {
+    let at = prefix.join(MANIFEST);
+    match s3::get_bytes(s3_client, &at).await {
+        Ok(bytes) => serde_json::from_slice::<MapManifest>(&bytes)
+            .map(|manifest| Some(manifest.items))
+            .map_err(|e| PortError::Permanent(format!("{at} is not a map manifest: {e}"))),
+        Err(e) if e.is_retryable() => Err(e.into()),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The item index of each child, or why they cannot be known. A job submitted
+/// before manifests existed has none: its children ran the items in order.
+async fn map_manifest(
+    s3_client: &aws_sdk_s3::Client,
+    prefix: &S3Uri,
+    children: usize,
+) -> Result<Result<Vec<usize>, NodeFailure>, PortError> {
+    let bad = |message: String| NodeFailure::new(FailureCode::DataError, message);
+    match map_children(s3_client, prefix).await {
+        Ok(None) => Ok(Ok((0..children).collect())),
+        Ok(Some(items)) if items.len() == children => Ok(Ok(items)),
+        Ok(Some(items)) => {
+            Ok(Err(bad(format!("{} names {} items for {children} children", prefix.join(MANIFEST), items.len()))))
+        }
+        Err(PortError::Permanent(message)) => Ok(Err(bad(message))),
+        Err(e) => Err(e),
+    }
+}
+
 /// Where a map node's items keep their inputs and outputs (`<index>/` under it).
 fn items_prefix(bucket: &str, run: &RunRef, node: &str) -> S3Uri {
-    node_prefix(bucket, run, node).join("items/")
+    items_prefix_of(bucket, &run.execution, node)
+}
+
+/// [`items_prefix`] by execution id (the API's log route knows no workflow).
+pub(crate) fn items_prefix_of(bucket: &str, e: &ExecutionId, node: &str) -> S3Uri {
+    S3Uri { bucket: bucket.into(), key: format!("runs/{}/{}/{}/{node}/items/", e.project, e.domain, e.name) }
 }
 
 /// AWS Batch's largest array job (SubmitJob's `arrayProperties.size`).
@@ -457,7 +520,7 @@ async fn child_outputs<R: Registry>(services: &NodeServices<R>, child: &RunRef) 
 /// The outputs a succeeded job recorded, or why they cannot be used. A read that
 /// may succeed later (throttling, a 5xx) is the outer error: the event is retried,
 /// the node not failed.
-/// Every item's result, in item order, read [`GATHER_IN_FLIGHT`] at a time: a
+/// Every child's result, in child order, read [`IN_FLIGHT`] at a time: a
 /// map's gather waits on S3 round trips, not on one read after another.
 async fn item_results(
     s3_client: &aws_sdk_s3::Client,
@@ -465,9 +528,9 @@ async fn item_results(
     items: usize,
 ) -> Result<Vec<ItemResult>, PortError> {
     let mut results = Vec::with_capacity(items);
-    for first in (0..items).step_by(GATHER_IN_FLIGHT) {
+    for first in (0..items).step_by(IN_FLIGHT) {
         let mut reads = tokio::task::JoinSet::new();
-        for i in first..(first + GATHER_IN_FLIGHT).min(items) {
+        for i in first..(first + IN_FLIGHT).min(items) {
             let (s3_client, item) = (s3_client.clone(), prefix.join(&format!("{i}/")));
             reads.spawn(async move {
                 let result = match job_outputs(&s3_client, &item).await? {
@@ -486,8 +549,8 @@ async fn item_results(
     Ok(results)
 }
 
-/// How many item results a gather reads at once.
-const GATHER_IN_FLIGHT: usize = 32;
+/// How many item documents a map's start writes, or its gather reads, at once.
+const IN_FLIGHT: usize = 32;
 
 async fn job_outputs(
     s3_client: &aws_sdk_s3::Client,
@@ -633,10 +696,18 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
             let report = JobReport { result, attempts: 0, log_uri: String::new() };
             steps.job_reported(&node, report).await?;
         }
-        NodeEvent::JobEnded { node, items: Some(items), .. } => {
+        NodeEvent::JobEnded { node, items: Some(children), .. } => {
             let prefix = items_prefix(&services.config.bucket, &run, &node);
-            let results = item_results(&services.s3, &prefix, items).await?;
-            steps.map_reported(&node, results, 1, String::new()).await?;
+            match map_manifest(&services.s3, &prefix, children).await? {
+                Ok(indices) => {
+                    let results = item_results(&services.s3, &prefix, children).await?;
+                    steps.map_reported(&node, indices.into_iter().zip(results).collect(), 1, String::new()).await?;
+                }
+                Err(failure) => {
+                    let report = JobReport { result: Err(failure), attempts: 1, log_uri: String::new() };
+                    steps.job_reported(&node, report).await?;
+                }
+            }
         }
         NodeEvent::JobEnded { node, succeeded, exit_code, reason, log_stream, attempts, .. } => {
             let prefix = node_prefix(&services.config.bucket, &run, &node);

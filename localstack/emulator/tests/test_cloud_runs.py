@@ -24,6 +24,13 @@ tasks:
     inputs: {x: int}
     outputs: {y: int}
     cache: {version: "1"}
+  bump:
+    image: python:3.11-slim
+    command: [python3, -c, "import sys; print('bumping', sys.argv[1], flush=True); open(sys.argv[2], 'w').write(str(int(sys.argv[1]) + 1))",
+              "{{inputs.x}}", "{{outputs.y}}"]
+    inputs: {x: int}
+    outputs: {y: int}
+    cache: {version: "1"}
   nap:
     image: python:3.11-slim
     command: [python3, -c, "import sys, time; print('napping', sys.argv[1], flush=True); time.sleep(float(sys.argv[1])); open(sys.argv[2], 'w').write('1')",
@@ -75,6 +82,13 @@ workflows:
       naps:
         map: {task: nap, over: [seconds]}
         inputs: {seconds: $inputs.xs, label: $inputs.run}
+  bumps:
+    inputs: {xs: "list<int>"}
+    nodes:
+      each:
+        map: {task: bump, over: [x]}
+        inputs: {x: $inputs.xs}
+    outputs: {ys: $each.y}
   failfast:
     inputs: {run: string}
     nodes:
@@ -435,3 +449,51 @@ def test_a_map_items_log_is_read_by_its_index(cloud):
         assert f"napping {seconds}" in logs.stdout.splitlines(), logs.stdout
     status, refused = signed(cloud, "GET", f"/v1/executions/cloud/development/{run}/nodes/naps/logs?item=many")
     assert status == 400 and refused["code"] == "InvalidItem", refused
+
+
+def array_jobs(aws, api, run, node):
+    """The jobs Batch ran for a run's node (not counting an array job's children), as (job id, size)."""
+    batch, queue = aws("batch"), api["outputs"]["CpuJobQueueArn"]
+    ids = [j["jobId"] for status in ("SUCCEEDED", "FAILED")
+           for j in batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"] if j["jobName"] == f"{run}-{node}"]
+    jobs = batch.describe_jobs(jobs=ids)["jobs"] if ids else []
+    return [(j["jobId"], j.get("arrayProperties", {}).get("size", 1)) for j in jobs
+            if "index" not in j.get("arrayProperties", {})]
+
+
+def test_a_map_reruns_only_the_items_whose_cache_entries_were_deleted(cloud, aws):
+    base = int(time.time() * 1000) % 1_000_000 * 100
+    xs = {"xs": {"list": {"values": [{"integer": str(base + i)} for i in range(12)]}}}
+    expected = [{"integer": str(base + i + 1)} for i in range(12)]
+    first = launch(cloud, "bumps", xs)
+    answer = finished(cloud, first)
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer
+    assert [size for _, size in array_jobs(aws, cloud, first, "each")] == [12]
+    # Three items' entries deleted behind the stack's back: exactly those three run again.
+    dynamo = aws("dynamodb")
+    entries = [item for item in dynamo.scan(TableName=cloud["outputs"]["MetadataTableName"])["Items"]
+               if item["pk"]["S"].startswith("CACHE#") and any(str(base + i + 1) in item["outputs"]["S"] for i in range(12))]
+    assert len(entries) == 12, "one entry per item"
+    gone = sorted(entries, key=lambda e: e["pk"]["S"])[:3]
+    rerun_items = sorted(int(json.loads(e["outputs"]["S"])["values"]["y"]["integer"]) - 1 - base for e in gone)
+    for entry in gone:
+        dynamo.delete_item(TableName=cloud["outputs"]["MetadataTableName"], Key={"pk": entry["pk"], "sk": entry["sk"]})
+    second = launch(cloud, "bumps", xs)
+    answer = finished(cloud, second)
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer
+    assert answer["execution"]["outputs"]["values"]["ys"]["list"]["values"] == expected, "gathered in item order"
+    assert [size for _, size in array_jobs(aws, cloud, second, "each")] == [3], "only the three misses ran"
+    manifest = aws("s3").get_object(Bucket=cloud["outputs"]["DataBucketName"],
+                                    Key=f"runs/cloud/development/{second}/each/items/manifest.json")
+    assert json.loads(manifest["Body"].read())["items"] == rerun_items, "child k ran the k-th miss"
+    # Each item's log is its own child's; a reused item has none in this run.
+    for item in rerun_items:
+        logs = updraft(cloud, "logs", second, "each", "--item", str(item), "--remote", "--project", "cloud")
+        assert logs.returncode == 0 and f"bumping {base + item}" in logs.stdout.splitlines(), logs.stdout + logs.stderr
+    reused = next(i for i in range(12) if i not in rerun_items)
+    status, refused = signed(cloud, "GET", f"/v1/executions/cloud/development/{second}/nodes/each/logs?item={reused}")
+    assert status == 404 and "reused from the" in refused["message"], refused
+    # With every entry back, a third run starts no job at all.
+    third = finished(cloud, launch(cloud, "bumps", xs))
+    assert nodes(third)["each"]["phase"] == "CACHED", third
+    assert array_jobs(aws, cloud, third["execution"]["id"]["name"], "each") == []

@@ -176,11 +176,14 @@ impl RunStore for MemoryRun {
     }
 }
 
+/// One map submission: the node and the items submitted as (index, inputs).
+type MapSubmission = (String, Vec<(usize, Outputs)>);
+
 /// Jobs that run for their node's duration: `submitted` holds (node, inputs).
 #[derive(Default)]
 struct RecordedJobs {
     submitted: Mutex<Vec<(String, Outputs)>>,
-    maps: Mutex<Vec<(String, Vec<Outputs>)>>,
+    maps: Mutex<Vec<MapSubmission>>,
     /// (node, job) of each job stopped by the protocol itself.
     cancelled: Mutex<Vec<(String, String)>>,
     faults: Arc<Faults>,
@@ -198,9 +201,10 @@ impl Jobs for RecordedJobs {
         submitted.push((node.to_string(), inputs.clone()));
         Ok(format!("job-{}", submitted.len()))
     }
-    async fn submit_map(&self, node: &str, _task: &TaskTemplate, items: &[Outputs]) -> Result<String, PortError> {
+    async fn submit_map(&self, node: &str, _task: &TaskTemplate, items: &[ItemToRun<'_>]) -> Result<String, PortError> {
         self.faults.write()?;
-        self.maps.lock().unwrap().push((node.to_string(), items.to_vec()));
+        let items = items.iter().map(|item| (item.index, item.inputs.clone())).collect();
+        self.maps.lock().unwrap().push((node.to_string(), items));
         Ok(format!("map-{node}"))
     }
     async fn start_subworkflow(
@@ -549,7 +553,11 @@ fn a_map_over_more_items_than_a_submission_takes_fails_at_start_saying_so() {
     assert_eq!(*ports.tokens.answers.lock().unwrap(), [("tm".to_string(), Err(FailureCode::MapInputs))]);
     let slot = block_on(run.slot("m")).unwrap();
     let failure = slot.end.and_then(|e| e.failure).expect("m ended failed");
-    assert!(failure.message.contains("map node m has 6 items; a map runs at most 5 here"), "{}", failure.message);
+    assert!(
+        failure.message.contains("map node m has 6 items to run (0 of 6 reused from the cache); a map runs at most 5"),
+        "{}",
+        failure.message
+    );
     *ports.jobs.max_map_items.lock().unwrap() = Some(6);
     let run = MemoryRun::new(&w, [("x".to_string(), literal::integer(0))].into());
     block_on(ports.steps(&w, &run).arm("m", "tm")).unwrap();
@@ -603,8 +611,9 @@ fn a_map_node_runs_its_items_as_one_submission_and_a_rerun_of_all_hits_starts_no
         assert_eq!(maps.len(), usize::from(expect_map), "{run_name}");
         if expect_map {
             assert_eq!(maps[0].1.len(), 3, "one submission of three items");
-            let results =
-                (2..5).map(|y| node::ItemResult::Succeeded([("y".to_string(), literal::integer(y))].into())).collect();
+            let results = (0..3)
+                .map(|i| (i, node::ItemResult::Succeeded([("y".to_string(), literal::integer(i as i64 + 2))].into())))
+                .collect();
             block_on(steps.map_reported("each", results, 1, String::new())).unwrap();
         }
         let state = run.state.lock().unwrap();
@@ -613,6 +622,60 @@ fn a_map_node_runs_its_items_as_one_submission_and_a_rerun_of_all_hits_starts_no
         let expected = literal::list(vec![literal::integer(2), literal::integer(3), literal::integer(4)]);
         assert_eq!(end.outputs["y"], expected, "{run_name}");
     }
+}
+
+/// The outputs `inc` gives item `x` of a map: `y = x + 1`.
+fn inc_result(index: usize, x: i64) -> (usize, node::ItemResult) {
+    (index, node::ItemResult::Succeeded([("y".to_string(), literal::integer(x + 1))].into()))
+}
+
+#[test]
+fn a_map_reruns_only_the_items_whose_cache_entries_are_missing() {
+    let xs: Vec<i64> = (10..30).collect();
+    let list = xs.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ");
+    let w =
+        workflow(&format!("      each:\n        map: {{task: inc, over: [x]}}\n        inputs: {{x: [{list}]}}\n"), "");
+    let ports = Ports::default();
+    let evict = |i: usize| {
+        let key = cache_key::for_task(&w.tasks[0], &[("x".to_string(), literal::integer(xs[i]))].into()).unwrap();
+        block_on(ports.cache.delete(&key)).unwrap();
+    };
+    let run_map = |expect_run: &[usize], lose: &[usize]| {
+        let run = MemoryRun::new(&w, Outputs::new());
+        let jobs = RecordedJobs::default();
+        let steps = Steps { jobs: &jobs, ..ports.steps(&w, &run) };
+        block_on(steps.arm("each", "t")).unwrap();
+        let maps = jobs.maps.lock().unwrap().clone();
+        let ran: Vec<usize> =
+            maps.first().map(|(_, items)| items.iter().map(|(i, _)| *i).collect()).unwrap_or_default();
+        assert_eq!(ran, expect_run, "the items submitted");
+        for (index, inputs) in maps.first().map(|(_, items)| items.clone()).unwrap_or_default() {
+            assert_eq!(inputs["x"], literal::integer(xs[index]), "item {index} carries its own inputs");
+        }
+        // Entries evicted while the items run: the items reused at start that lost them fail.
+        lose.iter().for_each(|&i| evict(i));
+        if !maps.is_empty() {
+            let results = ran.iter().map(|&i| inc_result(i, xs[i])).collect();
+            block_on(steps.map_reported("each", results, 1, String::new())).unwrap();
+        }
+        run.state.lock().unwrap().ended["each"].clone()
+    };
+    let all: Vec<usize> = (0..20).collect();
+    let first = run_map(&all, &[]);
+    assert_eq!(first.phase, NodePhase::Succeeded);
+    let expected = literal::list(xs.iter().map(|x| literal::integer(x + 1)).collect());
+    assert_eq!(first.outputs["y"], expected);
+    assert_eq!(run_map(&[], &[]).phase, NodePhase::Cached, "every item a hit: no job");
+    // Three entries evicted: exactly those three items run, the rest are reused in place.
+    [3, 11, 17].into_iter().for_each(evict);
+    let rerun = run_map(&[3, 11, 17], &[]);
+    assert_eq!((rerun.phase, &rerun.outputs["y"]), (NodePhase::Succeeded, &expected), "gathered in item order");
+    // An item reused at start whose entry is evicted before the end fails, named.
+    evict(5);
+    let lost = run_map(&[5], &[6]);
+    let failure = lost.failure.expect("the map failed");
+    assert_eq!(failure.code, FailureCode::MapFailed);
+    assert!(failure.message.contains("item 6 was reused from the cache"), "{}", failure.message);
 }
 
 #[test]

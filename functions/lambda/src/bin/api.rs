@@ -44,6 +44,8 @@ fn main() -> Result<(), Error> {
             logs: Some(JobLogs {
                 client: aws_sdk_cloudwatchlogs::Client::new(&sdk),
                 group: config.cloud.jobs.log_group.clone(),
+                s3: s3_client(&sdk),
+                bucket: config.bucket.clone(),
             }),
         };
         let cache = DynamoCache::new(runs.dynamo.clone(), &config.table);
