@@ -40,10 +40,6 @@ pub struct Job {
     pub node_id: String,
     pub attempt: u32,
     pub work_dir: PathBuf,
-    /// Whether exec chose the work directory itself (no UPDRAFT_WORK_DIR): then
-    /// it removes it when the job ends, so a host that runs many jobs (the
-    /// emulator, a laptop) is not left with their inputs and outputs.
-    pub owns_work_dir: bool,
     pub code_dir: String,
     /// The task's code bundle and its registered digest: unpacked into the
     /// work directory, it becomes `{{code_dir}}` instead of the image's directory.
@@ -69,7 +65,9 @@ impl Job {
         // An item of a map node's array job finds its inputs and outputs under its index.
         let mut vars = vars.clone();
         if let Some(prefix) = vars.get(ENV_ARRAY_PREFIX).cloned() {
-            let index = vars.get("AWS_BATCH_JOB_ARRAY_INDEX").cloned().unwrap_or_else(|| "0".into());
+            let index = (vars.get(ENV_ITEM_INDEX).or_else(|| vars.get("AWS_BATCH_JOB_ARRAY_INDEX")))
+                .cloned()
+                .unwrap_or_else(|| "0".into());
             let item = format!("{}/{index}/", prefix.trim_end_matches('/'));
             vars.insert(ENV_INPUTS_URI.into(), format!("{item}inputs.json"));
             vars.insert(ENV_OUTPUT_PREFIX.into(), item);
@@ -122,7 +120,6 @@ impl Job {
             execution_id: vars.get(ENV_EXECUTION_ID).cloned().unwrap_or_default(),
             node_id: vars.get(ENV_NODE_ID).cloned().unwrap_or_default(),
             attempt,
-            owns_work_dir: !vars.contains_key("UPDRAFT_WORK_DIR"),
             work_dir: vars
                 .get("UPDRAFT_WORK_DIR")
                 .map(PathBuf::from)
@@ -135,6 +132,25 @@ impl Job {
                 .collect(),
         })
     }
+}
+
+/// The items a strided child of a map's array job runs (`ENV_ARRAY_STRIDE`):
+/// `k`, `k + stride`, … below the item count; `None` for a task's job or a child
+/// that runs its own item only.
+pub fn strided_items(vars: &BTreeMap<String, String>) -> Result<Option<Vec<usize>>, String> {
+    let Some(stride) = vars.get(ENV_ARRAY_STRIDE) else { return Ok(None) };
+    let number = |name: &str, text: Option<&String>| -> Result<usize, String> {
+        let text = text.ok_or_else(|| format!("{name} is not set, but {ENV_ARRAY_STRIDE} is"))?;
+        text.parse().map_err(|_| format!("{name}: {text:.20} is not a count"))
+    };
+    let stride = number(ENV_ARRAY_STRIDE, Some(stride))?;
+    let items = number(ENV_ARRAY_ITEMS, vars.get(ENV_ARRAY_ITEMS))?;
+    let child =
+        vars.get("AWS_BATCH_JOB_ARRAY_INDEX").map_or(Ok(0), |i| number("AWS_BATCH_JOB_ARRAY_INDEX", Some(i)))?;
+    if stride == 0 {
+        return Err(format!("{ENV_ARRAY_STRIDE} must be at least 1"));
+    }
+    Ok(Some((child..items).step_by(stride).collect()))
 }
 
 /// Why exec stopped, with the exit code it reports.
@@ -199,6 +215,12 @@ pub struct Report {
     pub output_bytes: u64,
 }
 
+/// Whether the job's outputs are published already (`outputs.json` is written
+/// last): a strided item that a retried child need not run again.
+pub async fn already_done(s3: &Client, job: &Job) -> bool {
+    s3::exists(s3, &job.output_prefix.join("outputs.json")).await.unwrap_or(false)
+}
+
 /// Runs the job; on failure (but not on SIGTERM) writes `error.json` under the
 /// output prefix so the control plane can say why without reading logs.
 pub async fn run(s3: &Client, job: &Job, argv: &[String], terminate: watch::Receiver<bool>) -> Result<Report, Failure> {
@@ -210,9 +232,6 @@ pub async fn run(s3: &Client, job: &Job, argv: &[String], terminate: watch::Rece
         let document = ErrorDocument { code: code.as_str().into(), message, retryable, attempt: job.attempt };
         let bytes = serde_json::to_vec(&document).expect("documents serialize");
         let _ = s3::put_bytes(s3, &job.output_prefix.join("error.json"), bytes, "application/json").await;
-    }
-    if job.owns_work_dir {
-        let _ = std::fs::remove_dir_all(&job.work_dir);
     }
     result
 }
@@ -519,5 +538,21 @@ mod tests {
             err.contains("UPDRAFT_INTERFACE is not set") && err.contains("UPDRAFT_OUTPUT_PREFIX is not set"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_strided_child_runs_every_stride_th_item_from_its_index() {
+        let strided = |pairs: &[(&str, &str)]| strided_items(&vars(pairs));
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = vec![(ENV_ARRAY_STRIDE, "3"), (ENV_ARRAY_ITEMS, "10")];
+            pairs.extend_from_slice(extra);
+            strided(&pairs)
+        };
+        assert_eq!(with(&[("AWS_BATCH_JOB_ARRAY_INDEX", "1")]), Ok(Some(vec![1, 4, 7])));
+        assert_eq!(with(&[]), Ok(Some(vec![0, 3, 6, 9])), "Batch sets no index on a one-child job");
+        assert_eq!(strided(&[]), Ok(None), "a task or an unstrided item");
+        assert!(strided(&[(ENV_ARRAY_STRIDE, "0"), (ENV_ARRAY_ITEMS, "4")]).unwrap_err().contains("at least 1"));
+        assert!(strided(&[(ENV_ARRAY_STRIDE, "2")]).unwrap_err().contains("UPDRAFT_ARRAY_ITEMS is not set"));
+        assert!(with(&[("AWS_BATCH_JOB_ARRAY_INDEX", "x")]).unwrap_err().contains("not a count"));
     }
 }

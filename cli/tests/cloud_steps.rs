@@ -28,7 +28,13 @@ impl Jobs for Recorded {
         self.jobs.lock().unwrap().push(node.to_string());
         Ok(node.to_string())
     }
-    async fn submit_map(&self, node: &str, _: &TaskTemplate, _: &[ItemToRun<'_>]) -> Result<String, PortError> {
+    async fn submit_map(
+        &self,
+        node: &str,
+        _: &TaskTemplate,
+        _: &[ItemToRun<'_>],
+        _: Option<usize>,
+    ) -> Result<String, PortError> {
         self.jobs.lock().unwrap().push(node.to_string());
         Ok(node.to_string())
     }

@@ -1,21 +1,45 @@
 //! `updraft exec -- ARGV...`: run one task attempt inside a container (see `crate::exec`).
+//! A strided child of a map's array job runs its items one after another, each as
+//! its own attempt under its own prefix (`exec::strided_items`).
 
 use crate::exec::{self, EXIT_BAD_JOB, Job};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use tokio::signal::unix::{SignalKind, signal};
+use updraft_core::execution::contract::ENV_ITEM_INDEX;
 
 pub fn run(argv: Vec<String>) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let vars: BTreeMap<String, String> = std::env::vars().collect();
-    let job = match Job::from_env(&vars) {
-        Ok(job) => job,
-        Err(problems) => {
-            eprintln!("updraft exec: bad job description:\n  {problems}");
-            return Ok(ExitCode::from(EXIT_BAD_JOB));
-        }
+    let strided = match exec::strided_items(&vars) {
+        Ok(strided) => strided,
+        Err(problem) => return Ok(bad_job(&problem)),
     };
+    // Each strided item is its own job description, with its own work directory.
+    let jobs: Vec<(Option<usize>, BTreeMap<String, String>)> = match &strided {
+        None => vec![(None, vars.clone())],
+        Some(items) => items
+            .iter()
+            .map(|&item| {
+                let mut vars = vars.clone();
+                vars.insert(ENV_ITEM_INDEX.into(), item.to_string());
+                if let Some(dir) = vars.get("UPDRAFT_WORK_DIR") {
+                    let dir = format!("{dir}/item-{item}");
+                    vars.insert("UPDRAFT_WORK_DIR".into(), dir);
+                }
+                (Some(item), vars)
+            })
+            .collect(),
+    };
+    let mut described = Vec::with_capacity(jobs.len());
+    for (item, vars) in &jobs {
+        match Job::from_env(vars) {
+            Ok(job) => described.push((*item, job)),
+            Err(problems) => return Ok(bad_job(&problems)),
+        }
+    }
+    let owns_work_dirs = !vars.contains_key("UPDRAFT_WORK_DIR");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let result = runtime.block_on(async {
+    let exit = runtime.block_on(async {
         let (terminate, terminated) = tokio::sync::watch::channel(false);
         let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
         tokio::spawn(async move {
@@ -28,11 +52,40 @@ pub fn run(argv: Vec<String>) -> Result<ExitCode, Box<dyn std::error::Error>> {
         });
         let config = updraft_aws::config::sdk_config(None, None).await;
         let s3 = updraft_aws::config::s3_client(&config);
-        Ok::<_, std::io::Error>(exec::run(&s3, &job, &argv, terminated).await)
+        // The first failure's exit code is the child's: Batch's retry policy (the
+        // failure table) decides on it; a retried child skips the items already done.
+        let mut first_failure = None;
+        for (item, job) in &described {
+            if *terminated.borrow() {
+                break;
+            }
+            if item.is_some() && exec::already_done(&s3, job).await {
+                eprintln!("updraft exec: item {} ran in an earlier attempt; skipped", item.unwrap_or_default());
+                continue;
+            }
+            if let Some(item) = item {
+                eprintln!("updraft exec: item {item}");
+            }
+            let result = exec::run(&s3, job, &argv, terminated.clone()).await;
+            if owns_work_dirs {
+                let _ = std::fs::remove_dir_all(&job.work_dir);
+            }
+            if let Err(code) = report(result) {
+                first_failure.get_or_insert(code);
+            }
+        }
+        Ok::<_, std::io::Error>(first_failure.unwrap_or(0))
     })?;
-    if !vars.contains_key("UPDRAFT_WORK_DIR") {
-        let _ = std::fs::remove_dir_all(&job.work_dir);
-    }
+    Ok(ExitCode::from(exit))
+}
+
+fn bad_job(problems: &str) -> ExitCode {
+    eprintln!("updraft exec: bad job description:\n  {problems}");
+    ExitCode::from(EXIT_BAD_JOB)
+}
+
+/// Prints how an attempt went; a failure's exit code.
+fn report(result: Result<exec::Report, exec::Failure>) -> Result<(), u8> {
     match result {
         Ok(report) => {
             let seconds = report.outputs.as_secs_f64();
@@ -44,11 +97,11 @@ pub fn run(argv: Vec<String>) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 report.output_bytes,
                 if seconds > 0.0 { mib / seconds } else { 0.0 },
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(())
         }
         Err(failure) => {
             eprintln!("updraft exec: {}", failure);
-            Ok(ExitCode::from(failure.exit_code()))
+            Err(failure.exit_code())
         }
     }
 }

@@ -64,6 +64,13 @@ pub const ENV_OUTPUT_PREFIX: &str = "UPDRAFT_OUTPUT_PREFIX";
 /// prefix on its array job: each item reads `<prefix><index>/inputs.json` and writes
 /// under `<prefix><index>/`, its index from `AWS_BATCH_JOB_ARRAY_INDEX` (0 without one).
 pub const ENV_ARRAY_PREFIX: &str = "UPDRAFT_ARRAY_PREFIX";
+/// Striding, when a map has more items to run than children (its `concurrency`, or
+/// Batch's 10,000): child `k` runs items `k`, `k + stride`, `k + 2 stride`, … below
+/// the item count, one after another, each as if it were a child of its own.
+pub const ENV_ARRAY_STRIDE: &str = "UPDRAFT_ARRAY_STRIDE";
+pub const ENV_ARRAY_ITEMS: &str = "UPDRAFT_ARRAY_ITEMS";
+/// The item a strided child is running now (set by `updraft exec` itself for each).
+pub const ENV_ITEM_INDEX: &str = "UPDRAFT_ITEM_INDEX";
 /// `s3://` URI of the task's code bundle and its `sha256:` digest (job definition):
 /// `updraft exec` unpacks it into a fresh directory that becomes `{{code_dir}}`.
 pub const ENV_CODE_BUNDLE: &str = "UPDRAFT_CODE_BUNDLE";

@@ -206,15 +206,18 @@ pub trait Jobs: Send + Sync {
     fn max_map_items(&self) -> Option<usize> {
         None
     }
-    /// Submits one job per item of a map node that has to run (Batch: one array
-    /// job; the other items were reused from the cache); its id. When every item
-    /// has ended, the adapter calls [`Steps::map_reported`] with the result of
-    /// each item it ran, under that item's index.
+    /// Submits the items of a map node that have to run (the others were reused
+    /// from the cache), at most `concurrency` at once when it is set (Batch: one
+    /// array job, its children striding over the items when there are more items
+    /// than children); its id. When every item has ended, the adapter calls
+    /// [`Steps::map_reported`] with the result of each item it ran, under that
+    /// item's index.
     fn submit_map(
         &self,
         node: &str,
         task: &TaskTemplate,
         items: &[ItemToRun<'_>],
+        concurrency: Option<usize>,
     ) -> impl Future<Output = Result<String, PortError>> + Send;
     /// Starts a child run of a subworkflow node (its closure entry) with its inputs;
     /// when the child ends, the adapter calls [`Steps::job_reported`] with the
@@ -555,7 +558,8 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                     return Ok(Started::Ended(NodeEnd::failed(NodeFailure::new(FailureCode::MapInputs, message))));
                 }
                 if !misses.is_empty() {
-                    return Ok(Started::Job(self.jobs.submit_map(id, task, &misses).await?));
+                    let concurrency = (map_node.concurrency > 0).then_some(map_node.concurrency as usize);
+                    return Ok(Started::Job(self.jobs.submit_map(id, task, &misses, concurrency).await?));
                 }
                 // Every item a verified hit (or no item at all): no job starts.
                 let hits: Vec<node::ItemResult> = hits.into_iter().flatten().map(node::ItemResult::Succeeded).collect();

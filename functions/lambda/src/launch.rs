@@ -340,16 +340,16 @@ impl Runs for AwsRuns {
         let Some((record, nodes)) = run.record().await? else { return Ok(None) };
         let Some(found) = nodes.iter().find(|n| text(n, "node") == node) else { return Ok(None) };
         let ended = !text(found, "node_phase").is_empty() || text(&record, "run_phase") != "RUNNING";
-        // A map's items run as the array job's children; the manifest says which child ran an item.
+        // A map's items run on the array job's children; the manifest says which child ran an
+        // item (a child that strides over several items writes them to its stream in turn).
         let child = match item {
             None => None,
             Some(item) => {
                 let prefix = crate::node::items_prefix_of(&logs.bucket, execution, node);
-                let Some(children) = crate::node::map_children(&logs.s3, &prefix).await? else {
+                let Some(manifest) = crate::node::read_manifest(&logs.s3, &prefix).await? else {
                     return Ok(Some(LogPage { ended, ..LogPage::default() }));
                 };
-                let ran = children.iter().position(|&i| i == item);
-                Some(ran.ok_or_else(|| {
+                Some(manifest.child_of(item).map(|(child, _)| child).ok_or_else(|| {
                     PortError::NotFound(format!(
                         "item {item} of node {node} did not run in run {}: its outputs were reused from the \
                          cache, so its log is the run's that computed them",

@@ -12,7 +12,7 @@ use updraft_aws::runs::{DynamoCache, DynamoRun};
 use updraft_aws::s3::{self, S3Uri};
 use updraft_aws::sdk_error::port_error;
 use updraft_core::compute::{self, Platform, Queue, Queues};
-use updraft_core::execution::contract::{ErrorDocument, OutputsDocument};
+use updraft_core::execution::contract::{self, ErrorDocument, OutputsDocument};
 use updraft_core::execution::failure::{self, FailureCode};
 use updraft_core::execution::node::ItemResult;
 use updraft_core::execution::node::{NodeFailure, Outputs};
@@ -80,7 +80,7 @@ pub enum NodeEvent {
         reason: String,
         log_stream: String,
         attempts: u32,
-        /// A map node's array job: how many items it ran.
+        /// A map node's job: how many items it ran (on however many children).
         items: Option<usize>,
     },
     /// A subworkflow node's child run ended (its state machine says so).
@@ -231,14 +231,14 @@ async fn put_inputs(s3_client: &aws_sdk_s3::Client, at: &S3Uri, inputs: &Outputs
 }
 
 impl BatchJobs<'_> {
-    /// Submits the job of `task` for `node` with these environment overrides; an
-    /// array job of `items` children when there are two or more (Batch's minimum).
+    /// Submits the job of `task` for `node` with these environment overrides; for
+    /// a map, an array job when it has two or more children (Batch's minimum).
     async fn submit_job(
         &self,
         node: &str,
         task: &TaskTemplate,
         environment: Vec<(&str, String)>,
-        items: Option<usize>,
+        map: Option<MapJob>,
     ) -> Result<String, PortError> {
         let id = task.id.clone().unwrap_or_default();
         let definition = job_definition_name(&self.config.name_prefix, &id.project, &id.domain, &id.name, &id.version);
@@ -267,10 +267,10 @@ impl BatchJobs<'_> {
         for (name, value) in PARAMETERS.iter().zip(values) {
             request = request.parameters(*name, value.as_str());
         }
-        if let Some(items) = items {
+        if let Some(MapJob { items, children }) = map {
             request = request.parameters(ITEMS_PARAMETER, items.to_string());
-            if items >= 2 {
-                let array = aws_sdk_batch::types::ArrayProperties::builder().size(items as i32).build();
+            if children >= 2 {
+                let array = aws_sdk_batch::types::ArrayProperties::builder().size(children as i32).build();
                 request = request.array_properties(array);
             }
         }
@@ -330,11 +330,19 @@ impl Jobs for BatchJobs<'_> {
         Some(MAX_ARRAY_SIZE)
     }
 
-    /// Child `k` of the array job runs `items[k]`: its inputs under `k/`, and the
-    /// manifest maps `k` back to the item's index in the map (the items reused
-    /// from the cache have no child). Written before the job is submitted, so
-    /// whoever gathers finds it; rewritten identically by a repeated start.
-    async fn submit_map(&self, node: &str, task: &TaskTemplate, items: &[ItemToRun<'_>]) -> Result<String, PortError> {
+    /// Run `j` (the `j`-th item to run) keeps its inputs and results under `j/`,
+    /// and the manifest maps `j` back to the item's index in the map (the items
+    /// reused from the cache do not run). Written before the job is submitted, so
+    /// whoever gathers finds it; rewritten identically by a repeated start. The
+    /// array job has `min(items, concurrency, 10,000)` children; with fewer
+    /// children than items, child `k` runs `k`, `k + children`, … in turn.
+    async fn submit_map(
+        &self,
+        node: &str,
+        task: &TaskTemplate,
+        items: &[ItemToRun<'_>],
+        concurrency: Option<usize>,
+    ) -> Result<String, PortError> {
         let prefix = items_prefix(&self.config.bucket, self.run, node);
         for (c, chunk) in items.chunks(IN_FLIGHT).enumerate() {
             let mut writes = tokio::task::JoinSet::new();
@@ -346,52 +354,75 @@ impl Jobs for BatchJobs<'_> {
             }
             writes.join_all().await.into_iter().collect::<Result<(), _>>()?;
         }
-        let manifest = MapManifest { items: items.iter().map(|item| item.index).collect() };
+        let children = items.len().min(concurrency.unwrap_or(MAX_ARRAY_SIZE)).clamp(1, MAX_ARRAY_SIZE);
+        let manifest = MapManifest { items: items.iter().map(|item| item.index).collect(), children };
         let bytes = serde_json::to_vec(&manifest).expect("manifests serialize");
         s3::put_bytes(self.s3, &prefix.join(MANIFEST), bytes, "application/json").await?;
-        let environment = vec![(updraft_core::execution::contract::ENV_ARRAY_PREFIX, prefix.to_string())];
-        self.submit_job(node, task, environment, Some(items.len())).await
+        let mut environment = vec![(contract::ENV_ARRAY_PREFIX, prefix.to_string())];
+        if children < items.len() {
+            environment.push((contract::ENV_ARRAY_STRIDE, children.to_string()));
+            environment.push((contract::ENV_ARRAY_ITEMS, items.len().to_string()));
+        }
+        self.submit_job(node, task, environment, Some(MapJob { items: items.len(), children })).await
     }
 }
 
-/// Which item of the map each child of its array job runs (`items[k]` for child `k`).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct MapManifest {
-    items: Vec<usize>,
+/// A map's job: how many items it runs, on how many array children.
+#[derive(Debug, Clone, Copy)]
+struct MapJob {
+    items: usize,
+    children: usize,
+}
+
+/// What a map's job runs: `items[j]` is the map index of its `j`-th item to run
+/// (inputs and results under `j/`), and child `k` of its array job runs `j = k,
+/// k + children, …`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct MapManifest {
+    pub items: Vec<usize>,
+    pub children: usize,
+}
+
+impl MapManifest {
+    /// The array child that ran the map's item `index` and the item's position in
+    /// the job; `None` for an item the job did not run (reused from the cache).
+    pub fn child_of(&self, index: usize) -> Option<(usize, usize)> {
+        let j = self.items.iter().position(|&i| i == index)?;
+        Some((j % self.children.max(1), j))
+    }
 }
 
 /// The manifest's name under a map node's items prefix.
 const MANIFEST: &str = "manifest.json";
 
-/// The item index of each child of a map's array job, as its manifest says;
-/// `None` before the map has started (no manifest yet).
-pub(crate) async fn map_children(
+/// A map job's manifest; `None` before the map has started (no manifest yet).
+pub(crate) async fn read_manifest(
     s3_client: &aws_sdk_s3::Client,
     prefix: &S3Uri,
-) -> Result<Option<Vec<usize>>, PortError> {
+) -> Result<Option<MapManifest>, PortError> {
     let at = prefix.join(MANIFEST);
     match s3::get_bytes(s3_client, &at).await {
         Ok(bytes) => serde_json::from_slice::<MapManifest>(&bytes)
-            .map(|manifest| Some(manifest.items))
+            .map(Some)
             .map_err(|e| PortError::Permanent(format!("{at} is not a map manifest: {e}"))),
         Err(e) if e.is_retryable() => Err(e.into()),
         Err(_) => Ok(None),
     }
 }
 
-/// The item index of each child, or why they cannot be known. A job submitted
-/// before manifests existed has none: its children ran the items in order.
-async fn map_manifest(
+/// The map index of each of the job's `ran` items, or why they cannot be known.
+/// A job submitted before manifests existed has none: it ran the items in order.
+async fn item_indices(
     s3_client: &aws_sdk_s3::Client,
     prefix: &S3Uri,
-    children: usize,
+    ran: usize,
 ) -> Result<Result<Vec<usize>, NodeFailure>, PortError> {
     let bad = |message: String| NodeFailure::new(FailureCode::DataError, message);
-    match map_children(s3_client, prefix).await {
-        Ok(None) => Ok(Ok((0..children).collect())),
-        Ok(Some(items)) if items.len() == children => Ok(Ok(items)),
-        Ok(Some(items)) => {
-            Ok(Err(bad(format!("{} names {} items for {children} children", prefix.join(MANIFEST), items.len()))))
+    match read_manifest(s3_client, prefix).await {
+        Ok(None) => Ok(Ok((0..ran).collect())),
+        Ok(Some(manifest)) if manifest.items.len() == ran => Ok(Ok(manifest.items)),
+        Ok(Some(manifest)) => {
+            Ok(Err(bad(format!("{} names {} items, the job ran {ran}", prefix.join(MANIFEST), manifest.items.len()))))
         }
         Err(PortError::Permanent(message)) => Ok(Err(bad(message))),
         Err(e) => Err(e),
@@ -696,11 +727,11 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
             let report = JobReport { result, attempts: 0, log_uri: String::new() };
             steps.job_reported(&node, report).await?;
         }
-        NodeEvent::JobEnded { node, items: Some(children), .. } => {
+        NodeEvent::JobEnded { node, items: Some(ran), .. } => {
             let prefix = items_prefix(&services.config.bucket, &run, &node);
-            match map_manifest(&services.s3, &prefix, children).await? {
+            match item_indices(&services.s3, &prefix, ran).await? {
                 Ok(indices) => {
-                    let results = item_results(&services.s3, &prefix, children).await?;
+                    let results = item_results(&services.s3, &prefix, ran).await?;
                     steps.map_reported(&node, indices.into_iter().zip(results).collect(), 1, String::new()).await?;
                 }
                 Err(failure) => {
@@ -768,6 +799,17 @@ mod tests {
         with_id["detail"]["jobId"] = json!("job-1");
         let NodeEvent::JobEnded { job, .. } = parse_event(&with_id).unwrap() else { panic!() };
         assert_eq!(job, "job-1");
+    }
+
+    #[test]
+    fn a_manifest_names_the_child_that_ran_an_item() {
+        // Items 2, 5, 7, 9 and 11 ran on two children: child 0 ran 2, 7 and 11, child 1 ran 5 and 9.
+        let manifest = MapManifest { items: vec![2, 5, 7, 9, 11], children: 2 };
+        assert_eq!(manifest.child_of(7), Some((0, 2)));
+        assert_eq!(manifest.child_of(9), Some((1, 3)));
+        assert_eq!(manifest.child_of(3), None, "reused from the cache: no child ran it");
+        let unstrided = MapManifest { items: vec![4, 8], children: 2 };
+        assert_eq!(unstrided.child_of(8), Some((1, 1)));
     }
 
     #[test]

@@ -89,6 +89,13 @@ workflows:
         map: {task: bump, over: [x]}
         inputs: {x: $inputs.xs}
     outputs: {ys: $each.y}
+  bumps_two_at_a_time:
+    inputs: {xs: "list<int>"}
+    nodes:
+      each:
+        map: {task: bump, over: [x], concurrency: 2}
+        inputs: {x: $inputs.xs}
+    outputs: {ys: $each.y}
   failfast:
     inputs: {run: string}
     nodes:
@@ -497,3 +504,20 @@ def test_a_map_reruns_only_the_items_whose_cache_entries_were_deleted(cloud, aws
     third = finished(cloud, launch(cloud, "bumps", xs))
     assert nodes(third)["each"]["phase"] == "CACHED", third
     assert array_jobs(aws, cloud, third["execution"]["id"]["name"], "each") == []
+
+
+def test_a_maps_concurrency_is_its_array_jobs_size_and_children_stride_over_the_items(cloud, aws):
+    base = int(time.time() * 1000) % 1_000_000 * 100 + 50
+    xs = {"xs": {"list": {"values": [{"integer": str(base + i)} for i in range(5)]}}}
+    run = launch(cloud, "bumps_two_at_a_time", xs)
+    answer = finished(cloud, run)
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer
+    assert answer["execution"]["outputs"]["values"]["ys"]["list"]["values"] == [
+        {"integer": str(base + i + 1)} for i in range(5)]
+    assert [size for _, size in array_jobs(aws, cloud, run, "each")] == [2], "concurrency 2: two children"
+    # Child 1 ran items 1 and 3, one after the other: both are in its stream.
+    logs = updraft(cloud, "logs", run, "each", "--item", "3", "--remote", "--project", "cloud")
+    assert logs.returncode == 0, logs.stderr
+    lines = logs.stdout.splitlines()
+    assert f"bumping {base + 1}" in lines and f"bumping {base + 3}" in lines, logs.stdout
+    assert f"bumping {base + 2}" not in lines, logs.stdout

@@ -201,7 +201,13 @@ impl Jobs for RecordedJobs {
         submitted.push((node.to_string(), inputs.clone()));
         Ok(format!("job-{}", submitted.len()))
     }
-    async fn submit_map(&self, node: &str, _task: &TaskTemplate, items: &[ItemToRun<'_>]) -> Result<String, PortError> {
+    async fn submit_map(
+        &self,
+        node: &str,
+        _task: &TaskTemplate,
+        items: &[ItemToRun<'_>],
+        _: Option<usize>,
+    ) -> Result<String, PortError> {
         self.faults.write()?;
         let items = items.iter().map(|item| (item.index, item.inputs.clone())).collect();
         self.maps.lock().unwrap().push((node.to_string(), items));
