@@ -372,3 +372,45 @@ fn a_code_bundle_becomes_code_dir_and_a_changed_one_never_runs() {
     assert!(message.contains(&registered) && message.contains(&tampered), "{message}");
     assert!(!t.dir.join("work/code/greet.sh.ran").exists() && !t.dir.join("work/code").join("greet.sh").exists());
 }
+
+/// A strided child of a map's array job (child 1 of 2 over 6 items: items 1, 3 and 5)
+/// runs its items in turn, each under its own prefix; an item an earlier attempt
+/// published is skipped; a failing item does not stop the others, and the child
+/// exits with its code, so Batch's retry policy sees it.
+#[test]
+fn a_strided_child_runs_its_items_in_turn_and_skips_the_published() {
+    let s3 = S3::new();
+    let bucket = s3.bucket("strided");
+    let t = task(
+        "halve",
+        "    image: busybox\n    inputs: {x: int}\n    outputs: {y: int}\n    command: [sh, -c, 'test $(($0 % 7)) -ne 0 || exit 3; echo $(($0 / 2)) > \"$1\"', \"{{inputs.x}}\", \"{{outputs.y}}\"]\n",
+    );
+    // Child 1 runs item 1 (x = 12: y = 6), item 3 (x = 14: exits 3) and item 5 (x = 20).
+    let xs = [10, 12, 16, 14, 18, 20];
+    for (j, x) in xs.iter().enumerate() {
+        let inputs = json!({"values": {"x": {"integer": x.to_string()}}});
+        s3.put(&bucket, &format!("items/{j}/inputs.json"), inputs.to_string().as_bytes());
+    }
+    // Item 5 was published by an earlier attempt (with a value the task would not write).
+    let earlier = json!({"outputs": {"y": {"value": {"integer": "-1"}}}});
+    s3.put(&bucket, "items/5/outputs.json", earlier.to_string().as_bytes());
+    let mut command = t.command(&bucket, None);
+    command
+        .env_remove("UPDRAFT_OUTPUT_PREFIX")
+        .env("UPDRAFT_ARRAY_PREFIX", format!("s3://{bucket}/items/"))
+        .env("UPDRAFT_ARRAY_STRIDE", "2")
+        .env("UPDRAFT_ARRAY_ITEMS", "6")
+        .env("AWS_BATCH_JOB_ARRAY_INDEX", "1");
+    let out = command.output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "the failed item's exit code: {stderr}");
+    let y = |j: usize| {
+        let document: Value = serde_json::from_slice(&s3.get(&bucket, &format!("items/{j}/outputs.json"))?).ok()?;
+        document["outputs"]["y"]["value"]["integer"].as_str().map(str::to_string)
+    };
+    assert_eq!(y(1).as_deref(), Some("6"), "{stderr}");
+    assert_eq!(y(5).as_deref(), Some("-1"), "published before: not run again");
+    assert!(stderr.contains("item 5 ran in an earlier attempt; skipped"), "{stderr}");
+    assert_eq!((y(0), y(2), y(4)), (None, None, None), "child 0's items are not child 1's");
+    assert!(y(3).is_none() && s3.get(&bucket, "items/3/error.json").is_some(), "item 3 failed, saying why");
+}
