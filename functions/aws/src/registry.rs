@@ -6,7 +6,9 @@
 use crate::sdk_error::{describe, is_retryable, port_error};
 use aws_sdk_dynamodb::Client as Dynamo;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use updraft_core::execution::contract;
 use updraft_core::ports::{Entity, Page, PageRequest, PortError, Registration, Registry, registration_conflict};
 use updraft_core::proto::Timestamp;
 use updraft_core::proto::api::{EntitySummary, NamedEntity, Project};
@@ -298,10 +300,26 @@ impl DynamoRegistry {
         Ok(answer.item.as_ref().map(|item| text(item, "active_version").to_string()).unwrap_or_default())
     }
 
+    /// The entity's body, inline or from S3, checked against its registered digest:
+    /// a body changed after registration (an S3 object overwritten) is refused,
+    /// naming both digests, never run.
     async fn body(&self, item: &Item) -> Result<String, PortError> {
-        if let Some(body) = item.get("body").and_then(|v| v.as_s().ok()) {
-            return Ok(body.clone());
+        let body = match item.get("body").and_then(|v| v.as_s().ok()) {
+            Some(body) => body.clone(),
+            None => self.body_from_s3(item).await?,
+        };
+        let (registered, found) = (text(item, "digest"), contract::digest_string(&hex::encode(Sha256::digest(&body))));
+        if !registered.is_empty() && found != registered {
+            let (name, version) = (text(item, "name"), text(item, "version"));
+            return Err(PortError::Permanent(format!(
+                "the stored body of {name} version {version} has digest {found}, but {registered} was registered: it \
+                 was changed after registration and is not used; register the entity again under a new version"
+            )));
         }
+        Ok(body)
+    }
+
+    async fn body_from_s3(&self, item: &Item) -> Result<String, PortError> {
         let uri = text(item, "body_uri");
         let key = uri.strip_prefix(&format!("s3://{}/", self.bucket)).unwrap_or(uri);
         let object = self.s3.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {

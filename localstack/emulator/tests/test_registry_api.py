@@ -184,6 +184,27 @@ def test_a_large_entity_is_kept_in_the_bucket_and_read_back_whole(api, aws, tmp_
     assert keys, "the body over the item limit went to specs/ in the bucket"
 
 
+def test_a_body_changed_in_the_bucket_after_registration_is_refused_naming_both_digests(api, aws, tmp_path):
+    args = ", ".join(f"arg-{i:05d}-{'y' * 20}" for i in range(3000))
+    spec = tmp_path / "tampered.yaml"
+    spec.write_text(f"tasks:\n  victim: {{image: x, command: [python3, {args}]}}\n")
+    assert updraft(api, "register", str(spec), "--version", "v1", "--project", "tamper").returncode == 0
+    status, body = signed(api, "GET", "/v1/tasks/tamper/development/victim/v1")
+    assert status == 200, body
+    bucket = api["outputs"]["DataBucketName"]
+    s3 = aws("s3")
+    key = next(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="specs/")["Contents"]
+               if b"victim" in s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
+    registered = "sha256:" + key.removeprefix("specs/").removesuffix(".json")
+    # Another project's task (or anyone with write access to specs/) swaps the image.
+    original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=key, Body=original.replace(b'"image":"x"', b'"image":"evil"'))
+    status, body = signed(api, "GET", "/v1/tasks/tamper/development/victim/v1")
+    assert status >= 400 and "evil" not in json.dumps(body), body
+    assert registered in body["message"] and body["message"].count("sha256:") == 2, body
+    assert "changed after registration" in body["message"], body
+
+
 def test_launch_plans_are_activated_and_deactivated_from_the_cli(api):
     assert updraft(api, "register", *EXAMPLES, "--version", "v1").returncode == 0
     plan = ("diabetes_nightly", "--version", "v1", "--project", "examples")
