@@ -119,13 +119,25 @@ pub const STATUS_CHANGE: &str = "Step Functions Execution Status Change";
 
 /// What a Step Functions "Execution Status Change" event asks of the status
 /// function: the run and why it stopped; `None`: nothing to do (a run that is
-/// still going or succeeded, or an execution that is not a run's).
-pub fn parse_status_event(event: &Value) -> Result<Option<StatusStop>, String> {
+/// still going or succeeded, or an execution that is not a run's). Only Step
+/// Functions' own events (`source: aws.states`, which no one else can send
+/// through EventBridge) about the stack's state machines (ARNs starting with
+/// `state_machines`) are taken: the rule filters so too, this holds for a
+/// direct invocation.
+pub fn parse_status_event(event: &Value, state_machines: &str) -> Result<Option<StatusStop>, String> {
     if event.get("detail-type").and_then(Value::as_str) != Some(STATUS_CHANGE) {
         return Err("the status function takes Step Functions Execution Status Change events".into());
     }
+    let source = event.get("source").and_then(Value::as_str).unwrap_or_default();
+    if source != "aws.states" {
+        return Err(format!("a status change from source {source:.40?}: only aws.states's are taken"));
+    }
     let detail = &event["detail"];
     let text = |name: &str| detail.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+    let machine = text("stateMachineArn");
+    if !machine.starts_with(state_machines) {
+        return Err(format!("state machine {machine:.200?} is not one of this stack's ({state_machines}*)"));
+    }
     // The run's project and domain travel in the execution's input (set at launch).
     let input: Value = serde_json::from_str(&text("input")).unwrap_or(Value::Null);
     let field = |name: &str| input.pointer(&format!("/run/{name}")).and_then(Value::as_str).map(str::to_string);
@@ -222,7 +234,9 @@ pub(crate) async fn invoke_node_function_and_wait(services: &StatusServices, pay
 /// child run's parent node. An error that a retry may cure is returned (Lambda
 /// retries, then the events DLQ); every step is idempotent.
 pub async fn handle_status_event(services: &StatusServices, event: &Value) -> Result<Value, String> {
-    let Some(status) = parse_status_event(event)? else {
+    let runs = &services.runs;
+    let state_machines = format!("{}{}-", runs.state_machine_arn_prefix, runs.name_prefix);
+    let Some(status) = parse_status_event(event, &state_machines)? else {
         return Ok(serde_json::json!({"ignored": "not a stop of an Updraft run"}));
     };
     let name = &status.execution.name;
@@ -249,11 +263,15 @@ mod tests {
     use serde_json::json;
     use updraft_core::proto::core::WorkflowPhase;
 
+    /// The stack's state machines (name prefix `u`).
+    const MACHINES: &str = "arn:aws:states:us-east-1:1:stateMachine:u-";
+
     fn event(status: &str, input: Value) -> Value {
         json!({
             "detail-type": "Step Functions Execution Status Change",
             "source": "aws.states",
             "detail": {
+                "stateMachineArn": format!("{MACHINES}p-d-wf-v1"),
                 "executionArn": "arn:aws:states:us-east-1:1:execution:u-p-d-wf-v1:nightly",
                 "name": "nightly", "status": status, "input": input.to_string(),
                 "error": if status == "FAILED" { json!("States.Runtime") } else { Value::Null },
@@ -266,15 +284,15 @@ mod tests {
     fn status_events_become_stops_of_the_run_their_input_names() {
         let input = json!({"run": {"project": "p", "domain": "d"}});
         let id = ExecutionId { project: "p".into(), domain: "d".into(), name: "nightly".into() };
-        let aborted = parse_status_event(&event("ABORTED", input.clone())).unwrap().unwrap();
+        let aborted = parse_status_event(&event("ABORTED", input.clone()), MACHINES).unwrap().unwrap();
         assert_eq!((&aborted.execution, aborted.parent.as_ref()), (&id, None));
         assert_eq!(aborted.cause.phase(), WorkflowPhase::WorkflowAborted);
-        let timed_out = parse_status_event(&event("TIMED_OUT", input.clone())).unwrap().unwrap();
+        let timed_out = parse_status_event(&event("TIMED_OUT", input.clone()), MACHINES).unwrap().unwrap();
         assert_eq!(timed_out.cause.phase(), WorkflowPhase::WorkflowTimedOut);
-        let failed = parse_status_event(&event("FAILED", input.clone())).unwrap().unwrap();
+        let failed = parse_status_event(&event("FAILED", input.clone()), MACHINES).unwrap().unwrap();
         assert_eq!(failed.cause, StopCause::Failed { code: "States.Runtime".into(), message: "bad path".into() });
-        assert_eq!(parse_status_event(&event("SUCCEEDED", input.clone())).unwrap(), None);
-        assert_eq!(parse_status_event(&event("RUNNING", input)).unwrap(), None);
+        assert_eq!(parse_status_event(&event("SUCCEEDED", input.clone()), MACHINES).unwrap(), None);
+        assert_eq!(parse_status_event(&event("RUNNING", input), MACHINES).unwrap(), None);
     }
 
     #[test]
@@ -282,7 +300,7 @@ mod tests {
         let parent = json!({"project": "p", "domain": "d", "execution": "nightly", "workflow": "outer",
                             "version": "v1", "node": "sub"});
         let input = json!({"run": {"project": "p", "domain": "d"}, "parent": parent});
-        let stop = parse_status_event(&event("TIMED_OUT", input)).unwrap().unwrap();
+        let stop = parse_status_event(&event("TIMED_OUT", input), MACHINES).unwrap().unwrap();
         assert_eq!(stop.parent.as_ref(), Some(&parent));
         let child = Identifier {
             project: "p".into(),
@@ -304,9 +322,20 @@ mod tests {
     }
 
     #[test]
+    fn status_events_of_other_sources_or_other_state_machines_are_refused() {
+        let input = json!({"run": {"project": "p", "domain": "d"}});
+        let mut forged = event("ABORTED", input.clone());
+        forged["source"] = json!("my.app");
+        assert!(parse_status_event(&forged, MACHINES).unwrap_err().contains("only aws.states's are taken"));
+        let mut other = event("ABORTED", input);
+        other["detail"]["stateMachineArn"] = json!("arn:aws:states:us-east-1:1:stateMachine:other-stack-wf");
+        assert!(parse_status_event(&other, MACHINES).unwrap_err().contains("is not one of this stack's"));
+    }
+
+    #[test]
     fn executions_that_are_not_runs_and_other_events_are_told_apart() {
-        assert_eq!(parse_status_event(&event("ABORTED", json!({}))).unwrap(), None);
-        let err = parse_status_event(&json!({"detail-type": "Batch Job State Change"})).unwrap_err();
+        assert_eq!(parse_status_event(&event("ABORTED", json!({})), MACHINES).unwrap(), None);
+        let err = parse_status_event(&json!({"detail-type": "Batch Job State Change"}), MACHINES).unwrap_err();
         assert!(err.contains("Execution Status Change"), "{err}");
     }
 }
