@@ -120,3 +120,37 @@ def test_functions_invoked_by_events_keep_what_they_fail_to_handle():
     assert sorted(invoked) == ["NodeFunction", "StatusFunction"], targets
     for name in invoked:
         assert "DeadLetterConfig" in resources[name]["Properties"], f"{name} is invoked by EventBridge without a DLQ"
+
+
+def test_the_state_machine_role_grants_exactly_the_integrations_the_generated_state_machines_call():
+    """Every `Resource` of every generated state machine (the snapshots that
+    core/tests/state_machines.rs keeps current) is an integration whose IAM action
+    the role grants, and the role grants nothing else."""
+    import glob
+    import json
+
+    integration_actions = {"lambda:invoke": "lambda:InvokeFunction", "dynamodb:updateItem": "dynamodb:UpdateItem"}
+    called = set()
+
+    def walk(states):
+        for state in states.values():
+            resource = state.get("Resource", "")
+            if resource.startswith("arn:aws:states:::"):
+                service_call = resource.removeprefix("arn:aws:states:::").split(".")[0]
+                assert service_call in integration_actions, f"a new integration, {resource}: grant it and add it here"
+                called.add(integration_actions[service_call])
+            for branch in state.get("Branches", []):
+                walk(branch["States"])
+            if "Iterator" in state or "ItemProcessor" in state:
+                walk((state.get("ItemProcessor") or state["Iterator"])["States"])
+
+    snapshots = glob.glob(os.path.join(INFRA, "..", "tests", "data", "state_machines", "snapshots", "*.json"))
+    assert snapshots
+    for path in snapshots:
+        walk(json.load(open(path))["States"])
+    statements = cfn_resources()["StateMachineRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    granted = set()
+    for statement in statements:
+        actions = statement["Action"]
+        granted.update([actions] if isinstance(actions, str) else actions)
+    assert granted == called
