@@ -74,3 +74,13 @@ def test_a_wrong_body_is_refused_by_the_schemas():
     request = resolve(document, {"$ref": "#/components/schemas/RegisterRequest"})
     with pytest.raises(jsonschema.ValidationError):
         validator(document, request).validate({"version": "v1", "spec": "x", "sepc": 1})
+
+
+def test_every_operation_documents_what_api_gateway_answers_itself():
+    """API Gateway answers 403 (unsigned, bad signature, denied by policy), 429
+    (throttled), 502 and 504 before or around the functions, on every route."""
+    document = load()
+    missing = [f"{method.upper()} {path}: {code}" for path, item in document["paths"].items()
+               for method, operation in item.items() if method != "parameters"
+               for code in ("403", "429", "502", "504") if code not in operation["responses"]]
+    assert missing == []

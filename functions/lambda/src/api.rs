@@ -578,10 +578,12 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
         }
         Route::Names(kind, project, domain) => {
             let page = page_request(request)?;
-            let prefix = request.query.get("prefix").map(String::as_str).unwrap_or_default();
-            if !prefix.is_empty() {
+            // As documented: a prefix, when given, is a name's start (an empty one is refused too).
+            let prefix = request.query.get("prefix").map(String::as_str);
+            if let Some(prefix) = prefix {
                 check_segment("prefix", prefix)?;
             }
+            let prefix = prefix.unwrap_or_default();
             let names = registry
                 .names(kind, &project, &domain, prefix, &page)
                 .await

@@ -129,6 +129,13 @@ fn gets_and_listings_answer_the_idl_json() {
     assert_eq!(call(&registry, &filtered).1["entities"][0]["name"], "fit");
     filtered.query.insert("prefix".into(), "zz".into());
     assert_eq!(call(&registry, &filtered).1, json!({}), "no name starts with zz");
+    filtered.query.insert("prefix".into(), String::new());
+    let (status, refused) = call(&registry, &filtered);
+    assert_eq!(
+        (status, refused["path"].as_str()),
+        (400, Some("prefix")),
+        "the document's pattern refuses it: {refused}"
+    );
 
     let (status, body) = call(&registry, &get_request("/v1/tasks/demo/development/missing/v1"));
     assert_eq!((status, body["code"].as_str()), (404, Some("NotFound")));
