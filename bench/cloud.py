@@ -57,6 +57,10 @@ workflows:
     inputs: {at: datetime}
     nodes:
       stamp: {task: add, inputs: {x: 1}}
+  each:
+    inputs: {xs: "list<int>"}
+    nodes:
+      m: {map: {task: add, over: [x]}, inputs: {x: $inputs.xs}}
   pair:
     inputs: {run: string}
     nodes:
@@ -228,6 +232,32 @@ def main(updraft, endpoint):
     seconds = time.perf_counter() - started
     assert backfill.returncode == 0 and json.loads(backfill.stdout)["launched"] == 30, backfill.stdout + backfill.stderr
     print(f"backfill_30_ticks_s: {seconds:.2f} s")
+
+    # A 100-item map, then the same map with 3 items' cache entries deleted: the
+    # children of the rerun's array job are the items that ran.
+    base = uuid.uuid4().int % 1_000_000 * 1000
+    xs = {"xs": {"list": {"values": [{"integer": str(base + i)} for i in range(100)]}}}
+    first = f"map-{uuid.uuid4().hex[:8]}"
+    launch("each", xs, first)
+    assert wait(first)["execution"]["phase"] == "WORKFLOW_SUCCEEDED"
+    dynamo = boto3.client("dynamodb", **session)
+    table = next(t for t in dynamo.list_tables()["TableNames"] if t.endswith("-metadata"))
+    ours = {str(base + i + 1) for i in range(100)}
+    entries = [item for page in dynamo.get_paginator("scan").paginate(TableName=table) for item in page["Items"]
+               if item["pk"]["S"].startswith("CACHE#")
+               and json.loads(item["outputs"]["S"]).get("values", {}).get("y", {}).get("integer") in ours]
+    for entry in entries[:3]:
+        dynamo.delete_item(TableName=table, Key={"pk": entry["pk"], "sk": entry["sk"]})
+    rerun = f"map-{uuid.uuid4().hex[:8]}"
+    launch("each", xs, rerun)
+    assert wait(rerun)["execution"]["phase"] == "WORKFLOW_SUCCEEDED"
+    batch = boto3.client("batch", **session)
+    queue = next(q["jobQueueArn"] for q in batch.describe_job_queues()["jobQueues"] if q["jobQueueName"].endswith("-cpu"))
+    ids = [j["jobId"] for status in ("SUCCEEDED", "FAILED")
+           for j in batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"] if j["jobName"] == f"{rerun}-m"]
+    sizes = [j.get("arrayProperties", {}).get("size", 1) for j in batch.describe_jobs(jobs=ids)["jobs"]
+             if "index" not in j.get("arrayProperties", {})]
+    print(f"map_rerun_3_misses_items: {sum(sizes)} items")
 
 
 def parse(text):

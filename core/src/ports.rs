@@ -272,8 +272,13 @@ pub trait Registry: Send + Sync {
     /// different content the whole call is a `Conflict` ([`registration_conflict`])
     /// and nothing is written. Concurrent calls for the same id with different
     /// content: exactly one wins, decided by the store's conditional write.
-    /// A launch plan declared `active` becomes its name's active version.
-    fn register(&self, entities: &[Entity]) -> impl Future<Output = Result<Vec<Registration>, PortError>> + Send;
+    /// A launch plan declared `active` becomes its name's active version. Each new
+    /// version records `by`, who registered it (an IAM ARN in the cloud).
+    fn register(
+        &self,
+        entities: &[Entity],
+        by: &str,
+    ) -> impl Future<Output = Result<Vec<Registration>, PortError>> + Send;
     /// One entity by its full id, or `None`. A launch plan's `active` says whether
     /// it is its name's active version now.
     fn get(&self, id: &Identifier) -> impl Future<Output = Result<Option<Entity>, PortError>> + Send;

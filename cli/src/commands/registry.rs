@@ -367,10 +367,11 @@ fn print_table(kind: Kind, versions: bool, items: Vec<Value>) -> Result<(), Box<
         }
     } else if versions {
         let list: ListVersionsResponse = serde_json::from_value(serde_json::json!({"versions": items}))?;
-        println!("{:<24} {:<20} {:<20}", "VERSION", "CREATED (UTC)", "DIGEST");
+        println!("{:<24} {:<20} {:<20} REGISTERED BY", "VERSION", "CREATED (UTC)", "DIGEST");
         for v in list.versions {
             let digest: String = v.digest.chars().take(19).collect();
-            println!("{:<24} {:<20} {digest}", v.id.map(|i| i.version).unwrap_or_default(), time(&v.created_at));
+            let version = v.id.map(|i| i.version).unwrap_or_default();
+            println!("{version:<24} {:<20} {digest:<20} {}", time(&v.created_at), v.registered_by);
         }
     } else {
         let list: ListNamesResponse = serde_json::from_value(serde_json::json!({"entities": items}))?;

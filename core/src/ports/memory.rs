@@ -114,8 +114,8 @@ impl ExecutionStore for MemoryExecutions {
 /// (kind, project, domain, name): one entity's versions.
 type NameKey = (i32, String, String, String);
 
-/// One stored version: insertion sequence, digest, content.
-type Stored = (u64, String, Entity);
+/// One stored version: insertion sequence, digest, content, who registered it.
+type Stored = (u64, String, Entity, String);
 
 fn name_key(id: &Identifier) -> NameKey {
     (id.resource_type, id.project.clone(), id.domain.clone(), id.name.clone())
@@ -145,7 +145,7 @@ fn page_of<T: Clone>(items: Vec<T>, page: &PageRequest) -> Result<Page<T>, PortE
 }
 
 impl Registry for MemoryRegistry {
-    async fn register(&self, entities: &[Entity]) -> Result<Vec<Registration>, PortError> {
+    async fn register(&self, entities: &[Entity], by: &str) -> Result<Vec<Registration>, PortError> {
         let mut state = self.state.lock().expect("registry lock");
         let mut outcomes = Vec::with_capacity(entities.len());
         // Check everything first: all or nothing.
@@ -153,8 +153,8 @@ impl Registry for MemoryRegistry {
             let id = entity.id().cloned().unwrap_or_default();
             let digest = entity.digest();
             match state.entities.get(&name_key(&id)).and_then(|versions| versions.get(&id.version)) {
-                Some((_, existing, _)) if *existing == digest => outcomes.push(Registration::AlreadyRegistered),
-                Some((_, existing, _)) => return Err(registration_conflict(&id, existing, &digest)),
+                Some((_, existing, _, _)) if *existing == digest => outcomes.push(Registration::AlreadyRegistered),
+                Some((_, existing, _, _)) => return Err(registration_conflict(&id, existing, &digest)),
                 None => outcomes.push(Registration::Created),
             }
         }
@@ -169,14 +169,14 @@ impl Registry for MemoryRegistry {
                 state.active.insert(name_key(&id), id.version.clone());
             }
             let versions = state.entities.entry(name_key(&id)).or_default();
-            versions.insert(id.version.clone(), (sequence, entity.digest(), entity.clone()));
+            versions.insert(id.version.clone(), (sequence, entity.digest(), entity.clone(), by.to_string()));
         }
         Ok(outcomes)
     }
 
     async fn get(&self, id: &Identifier) -> Result<Option<Entity>, PortError> {
         let state = self.state.lock().expect("registry lock");
-        let Some((_, _, entity)) = state.entities.get(&name_key(id)).and_then(|v| v.get(&id.version)) else {
+        let Some((_, _, entity, _)) = state.entities.get(&name_key(id)).and_then(|v| v.get(&id.version)) else {
             return Ok(None);
         };
         let mut entity = entity.clone();
@@ -190,13 +190,14 @@ impl Registry for MemoryRegistry {
         let state = self.state.lock().expect("registry lock");
         let mut versions: Vec<&Stored> =
             state.entities.get(&name_key(id)).map(|v| v.values().collect()).unwrap_or_default();
-        versions.sort_by_key(|(sequence, _, _)| std::cmp::Reverse(*sequence));
+        versions.sort_by_key(|(sequence, _, _, _)| std::cmp::Reverse(*sequence));
         let summaries = versions
             .into_iter()
-            .map(|(sequence, digest, entity)| EntitySummary {
+            .map(|(sequence, digest, entity, by)| EntitySummary {
                 id: entity.id().cloned(),
                 digest: digest.clone(),
                 created_at: Some(crate::proto::Timestamp { seconds: *sequence as i64, nanos: 0 }),
+                registered_by: by.clone(),
             })
             .collect();
         page_of(summaries, page)
@@ -216,7 +217,7 @@ impl Registry for MemoryRegistry {
             .iter()
             .filter(|((k, p, d, n), _)| *k == kind as i32 && p == project && d == domain && n.starts_with(prefix))
             .filter_map(|(key, versions)| {
-                let (sequence, _, latest) = versions.values().max_by_key(|(sequence, _, _)| *sequence)?;
+                let (sequence, _, latest, _) = versions.values().max_by_key(|(sequence, _, _, _)| *sequence)?;
                 Some(NamedEntity {
                     resource_type: kind as i32,
                     project: project.into(),
@@ -501,9 +502,12 @@ mod tests {
     #[test]
     fn registration_is_idempotent_and_refuses_changed_content_all_or_nothing() {
         let registry = MemoryRegistry::default();
-        assert_eq!(block_on(registry.register(&[task("v1", "a")])), Ok(vec![Registration::Created]));
-        assert_eq!(block_on(registry.register(&[task("v1", "a")])), Ok(vec![Registration::AlreadyRegistered]));
-        let conflict = block_on(registry.register(&[task("v2", "a"), task("v1", "b")])).unwrap_err();
+        assert_eq!(block_on(registry.register(&[task("v1", "a")], "tester")), Ok(vec![Registration::Created]));
+        assert_eq!(
+            block_on(registry.register(&[task("v1", "a")], "tester")),
+            Ok(vec![Registration::AlreadyRegistered])
+        );
+        let conflict = block_on(registry.register(&[task("v2", "a"), task("v1", "b")], "tester")).unwrap_err();
         assert!(matches!(&conflict, PortError::Conflict(m) if m.contains("sha256:")), "{conflict}");
         let v2 = task("v2", "a");
         assert_eq!(block_on(registry.get(v2.id().unwrap())), Ok(None), "nothing of a refused call is written");
@@ -513,7 +517,7 @@ mod tests {
     fn listings_page_newest_versions_first_and_names_alphabetically() {
         let registry = MemoryRegistry::default();
         for version in ["v1", "v2", "v3"] {
-            block_on(registry.register(&[task(version, version)])).unwrap();
+            block_on(registry.register(&[task(version, version)], "tester")).unwrap();
         }
         let id = task("", "").id().cloned().unwrap();
         let first = block_on(registry.versions(&id, &PageRequest { limit: 2, token: None })).unwrap();
@@ -547,7 +551,7 @@ mod tests {
                 ..Default::default()
             })
         };
-        block_on(registry.register(&[plan("v1", true), plan("v2", false)])).unwrap();
+        block_on(registry.register(&[plan("v1", true), plan("v2", false)], "tester")).unwrap();
         let is_active = |version: &str| match block_on(registry.get(plan(version, false).id().unwrap())) {
             Ok(Some(Entity::LaunchPlan(p))) => p.active,
             other => panic!("{other:?}"),

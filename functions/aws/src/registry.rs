@@ -169,7 +169,13 @@ impl DynamoRegistry {
     }
 
     /// The item of a new entity version; its body inline or (large) in S3 first.
-    async fn version_item(&self, entity: &Entity, id: &Identifier, created_at: &str) -> Result<Item, PortError> {
+    async fn version_item(
+        &self,
+        entity: &Entity,
+        id: &Identifier,
+        created_at: &str,
+        by: &str,
+    ) -> Result<Item, PortError> {
         let digest = entity.digest();
         let body = entity.to_json();
         let mut item: Item = HashMap::from([
@@ -182,6 +188,7 @@ impl DynamoRegistry {
             ("version".into(), s(&id.version)),
             ("digest".into(), s(&digest)),
             ("created_at".into(), s(created_at)),
+            ("registered_by".into(), s(by)),
             // The by-time index lists a name's versions newest first.
             ("gsi1pk".into(), s(key::entity(id))),
             ("gsi1sk".into(), s(format!("{created_at}#{}", id.version))),
@@ -211,12 +218,12 @@ impl DynamoRegistry {
 
     /// The actions that write new entities: each version item only if absent
     /// (the conditional write that decides races), and its name's item.
-    async fn registration_actions(&self, new: &[&Entity]) -> Result<Vec<TransactWriteItem>, PortError> {
+    async fn registration_actions(&self, new: &[&Entity], by: &str) -> Result<Vec<TransactWriteItem>, PortError> {
         let created_at = now();
         let mut actions = Vec::with_capacity(new.len() * 2);
         for entity in new {
             let id = entity.id().cloned().unwrap_or_default();
-            let item = self.version_item(entity, &id, &created_at).await?;
+            let item = self.version_item(entity, &id, &created_at, by).await?;
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
@@ -333,7 +340,7 @@ impl DynamoRegistry {
 }
 
 impl Registry for DynamoRegistry {
-    async fn register(&self, entities: &[Entity]) -> Result<Vec<Registration>, PortError> {
+    async fn register(&self, entities: &[Entity], by: &str) -> Result<Vec<Registration>, PortError> {
         for _ in 0..ATTEMPTS {
             let registered = self.registered_digests(entities).await?;
             let mut outcomes = Vec::with_capacity(entities.len());
@@ -363,7 +370,7 @@ impl Registry for DynamoRegistry {
                 )));
             }
             if !new.is_empty() {
-                let actions = self.registration_actions(&new).await?;
+                let actions = self.registration_actions(&new, by).await?;
                 let written = self.dynamo.transact_write_items().set_transact_items(Some(actions)).send().await;
                 match written {
                     Ok(_) => {}
@@ -406,7 +413,7 @@ impl Registry for DynamoRegistry {
             .index_name("by-time")
             .key_condition_expression("gsi1pk = :pk")
             .expression_attribute_values(":pk", s(&partition))
-            .projection_expression("pk, sk, gsi1pk, gsi1sk, version, digest, created_at")
+            .projection_expression("pk, sk, gsi1pk, gsi1sk, version, digest, created_at, registered_by")
             .scan_index_forward(false)
             .limit(page_limit(page))
             .set_exclusive_start_key(start)
@@ -420,6 +427,7 @@ impl Registry for DynamoRegistry {
                 id: Some(Identifier { version: text(item, "version").into(), ..id.clone() }),
                 digest: text(item, "digest").into(),
                 created_at: timestamp(text(item, "created_at")),
+                registered_by: text(item, "registered_by").into(),
             })
             .collect();
         Ok(Page { items, next_token: encode_token(answer.last_evaluated_key()) })

@@ -539,7 +539,7 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             let resources = cloud_resources::plan(&entities, &api.cloud).map_err(|e| {
                 ApiError::bad_request("WorkflowTooLarge", "spec", e.to_string(), "split it into subworkflows")
             })?;
-            let outcomes = match registry.register(&entities).await {
+            let outcomes = match registry.register(&entities, &request.caller).await {
                 Ok(outcomes) => outcomes,
                 Err(PortError::Conflict(message)) => {
                     let message = match changed_code(registry, &entities).await {

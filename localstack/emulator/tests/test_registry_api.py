@@ -182,6 +182,11 @@ def test_a_large_entity_is_kept_in_the_bucket_and_read_back_whole(api, aws, tmp_
     assert len(shown["task"]["container"]["args"]) == 3001
     keys = aws("s3").list_objects_v2(Bucket=api["outputs"]["DataBucketName"], Prefix="specs/").get("Contents", [])
     assert keys, "the body over the item limit went to specs/ in the bucket"
+    # Each version records who registered it: the signer's IAM ARN, as API Gateway names it.
+    status, versions = signed(api, "GET", "/v1/tasks/large/development/big")
+    assert status == 200 and versions["versions"][0]["registeredBy"] == "arn:aws:iam::123456789012:user/testing", versions
+    listed = updraft(api, "get", "tasks", "big", "--project", "large")
+    assert "arn:aws:iam::123456789012:user/testing" in listed.stdout, listed.stdout
 
 
 def test_a_body_changed_in_the_bucket_after_registration_is_refused_naming_both_digests(api, aws, tmp_path):

@@ -99,8 +99,10 @@ fn an_invalid_spec_is_a_400_with_every_diagnostic_and_writes_nothing() {
 #[test]
 fn gets_and_listings_answer_the_idl_json() {
     let registry = new_api();
-    for version in ["v1", "v2"] {
-        call(&registry, &post("/v1/register", &register_body(&SPEC.replace("fit.py", version), version)));
+    for (version, by) in [("v1", "arn:aws:iam::1:user/ana"), ("v2", "arn:aws:iam::1:role/ci")] {
+        let mut request = post("/v1/register", &register_body(&SPEC.replace("fit.py", version), version));
+        request.caller = by.into();
+        call(&registry, &request);
     }
     let (status, body) = call(&registry, &get_request("/v1/tasks/demo/development/fit/v2"));
     assert_eq!(status, 200, "{body}");
@@ -112,6 +114,7 @@ fn gets_and_listings_answer_the_idl_json() {
     versions.query.insert("limit".into(), "1".into());
     let (_, first) = call(&registry, &versions);
     assert_eq!(first["versions"][0]["id"]["version"], "v2", "newest first: {first}");
+    assert_eq!(first["versions"][0]["registeredBy"], "arn:aws:iam::1:role/ci", "who registered it: {first}");
     versions.query.insert("token".into(), first["nextToken"].as_str().unwrap().into());
     let (_, rest) = call(&registry, &versions);
     assert_eq!(rest["versions"][0]["id"]["version"], "v1");
@@ -230,7 +233,7 @@ fn request_problems_get_their_precise_status() {
 struct Failing(PortError);
 
 impl Registry for Failing {
-    async fn register(&self, _: &[Entity]) -> Result<Vec<Registration>, PortError> {
+    async fn register(&self, _: &[Entity], _: &str) -> Result<Vec<Registration>, PortError> {
         Err(self.0.clone())
     }
     async fn get(&self, _: &Identifier) -> Result<Option<Entity>, PortError> {
