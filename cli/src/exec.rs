@@ -449,7 +449,7 @@ async fn publish(
             Output::Absent | Output::Value(_) => {
                 let value = if let Output::Value(v) = output { v } else { literal::none() };
                 let text = serde_json::to_string(&value).expect("literals serialize");
-                let digest = digest_string(&hex::encode(cache_key::literal_digest(&value)));
+                let digest = cache_key::literal_digest_string(&value);
                 let size_bytes = text.len() as u64;
                 report.output_bytes += size_bytes;
                 if text.len() > VALUE_INLINE_LIMIT {

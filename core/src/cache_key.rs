@@ -187,6 +187,12 @@ pub fn literal_digest(literal: &Literal) -> [u8; 32] {
     e.digest()
 }
 
+/// [`literal_digest`] as written in documents: `sha256:` and 64 hex digits (an
+/// output's digest in `outputs.json`).
+pub fn literal_digest_string(literal: &Literal) -> String {
+    crate::execution::contract::digest_string(&hex::encode(literal_digest(literal)))
+}
+
 /// sha256 over what defines a task's behaviour: image, argv, env and typed
 /// interface. Not its version label, resources, retries, timeout or secrets.
 pub fn task_digest(task: &TaskTemplate) -> [u8; 32] {

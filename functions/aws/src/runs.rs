@@ -585,7 +585,30 @@ impl RunStore for DynamoRun {
         Ok(item.and_then(|i| i.get("run_phase").and_then(|v| v.as_s().ok()).cloned()).as_deref() == Some("RUNNING"))
     }
 
+    /// A succeeded end whose outputs cannot be held by the node's item (DynamoDB's
+    /// 400 KB) is recorded as a BadOutputs failure saying so: the node ends, the
+    /// run with it, instead of a write that fails on every retry.
     async fn end(&self, node: &str, end: &NodeEnd) -> Result<NodeSlot, PortError> {
+        let oversized;
+        let size = outputs_json(&end.outputs).len();
+        let end = if size > NODE_OUTPUTS_LIMIT {
+            let message = format!(
+                "node {node}'s outputs are {size} bytes as JSON; a cloud run keeps a node's outputs in its record, at \
+                 most {NODE_OUTPUTS_LIMIT} bytes (DynamoDB's 400 KB item): return large data as a file or directory \
+                 output (it stays in S3 and only its reference is kept), or map over fewer items"
+            );
+            let failure = Some(NodeFailure::new(FailureCode::BadOutputs, message));
+            oversized = NodeEnd {
+                phase: NodePhase::Failed,
+                outputs: Outputs::new(),
+                failure,
+                cache_key: String::new(),
+                ..end.clone()
+            };
+            &oversized
+        } else {
+            end
+        };
         let phase = end.phase.as_str_name().to_string();
         let mut values = vec![
             (":phase", s(phase)),
@@ -766,6 +789,10 @@ impl StoppableRun for DynamoRun {
         self.end(node, end).await.map(|_| ())
     }
 }
+
+/// The most a node's outputs may take as JSON in its record: DynamoDB's 400 KB
+/// item, less room for the record's other attributes (token, ids, times, failure).
+pub const NODE_OUTPUTS_LIMIT: usize = 350 * 1024;
 
 /// Task outputs by cache key, one item per key (`CACHE#<key>`).
 #[derive(Clone)]

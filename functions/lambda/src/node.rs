@@ -22,7 +22,7 @@ use updraft_core::execution::stop::StopCause;
 use updraft_core::job_definition::job_definition_name;
 use updraft_core::ports::{BlobStore, Entity, PortError, Registry, StoredBlob};
 use updraft_core::proto::core::{
-    CompiledWorkflow, ExecutionId, Identifier, LiteralMap, NodePhase, ResourceType, TaskTemplate,
+    CompiledWorkflow, ExecutionId, Identifier, Literal, LiteralMap, NodePhase, ResourceType, TaskTemplate,
 };
 
 /// The node function's settings, from the variables the template sets.
@@ -597,14 +597,52 @@ async fn job_outputs(
         Ok(document) => document,
         Err(e) => return Ok(Err(bad(format!("outputs.json is not an outputs document: {e}")))),
     };
-    Ok(document
-        .outputs
-        .into_iter()
-        .map(|(name, entry)| match entry.value {
-            Some(value) => Ok((name, value)),
-            None => Err(bad(format!("output {name} is stored by reference, which cloud runs do not read yet"))),
-        })
-        .collect())
+    let mut outputs = Outputs::new();
+    for (name, entry) in document.outputs {
+        let value = match (entry.value, entry.uri) {
+            (Some(value), _) => value,
+            // Over 64 KiB, `updraft exec` keeps the value in its own object: read it back, checked.
+            (None, Some(uri)) => match stored_value(s3_client, &name, &uri, &entry.digest).await? {
+                Ok(value) => value,
+                Err(failure) => return Ok(Err(failure)),
+            },
+            (None, None) => return Ok(Err(bad(format!("output {name} has neither a value nor a URI")))),
+        };
+        outputs.insert(name, value);
+    }
+    Ok(Ok(outputs))
+}
+
+/// A value `updraft exec` stored in its own object (over 64 KiB), checked against
+/// the digest its outputs document gives: one changed after the task wrote it is
+/// refused, naming both digests.
+async fn stored_value(
+    s3_client: &aws_sdk_s3::Client,
+    name: &str,
+    uri: &str,
+    digest: &str,
+) -> Result<Result<Literal, NodeFailure>, PortError> {
+    let bad = |message: String| NodeFailure::new(FailureCode::BadOutputs, message);
+    let Ok(at) = S3Uri::parse(uri) else {
+        return Ok(Err(bad(format!("output {name}: {uri:.200} is not an s3:// URI"))));
+    };
+    let bytes = match s3::get_bytes(s3_client, &at).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.is_retryable() => return Err(e.into()),
+        Err(e) => return Ok(Err(bad(format!("output {name} cannot be read from {uri}: {e}")))),
+    };
+    let value: Literal = match serde_json::from_slice(&bytes) {
+        Ok(value) => value,
+        Err(e) => return Ok(Err(bad(format!("output {name} at {uri} is not a value: {e}")))),
+    };
+    let found = updraft_core::cache_key::literal_digest_string(&value);
+    if found != digest {
+        return Ok(Err(NodeFailure::new(
+            FailureCode::DataError,
+            format!("output {name} at {uri} has digest {found}, but the task wrote {digest}: it was changed since"),
+        )));
+    }
+    Ok(Ok(value))
 }
 
 /// Why a job failed: `error.json` when `updraft exec` wrote one, else the exit

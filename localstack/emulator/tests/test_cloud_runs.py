@@ -31,6 +31,11 @@ tasks:
     inputs: {x: int}
     outputs: {y: int}
     cache: {version: "1"}
+  text_of:
+    image: python:3.11-slim
+    command: [python3, -c, "import sys; open(sys.argv[2], 'w').write('x' * int(sys.argv[1]))", "{{inputs.n}}", "{{outputs.text}}"]
+    inputs: {n: int}
+    outputs: {text: string}
   nap:
     image: python:3.11-slim
     command: [python3, -c, "import sys, time; print('napping', sys.argv[1], flush=True); time.sleep(float(sys.argv[1])); open(sys.argv[2], 'w').write('1')",
@@ -96,6 +101,15 @@ workflows:
         map: {task: bump, over: [x], concurrency: 2}
         inputs: {x: $inputs.xs}
     outputs: {ys: $each.y}
+  big_text:
+    inputs: {n: int}
+    nodes:
+      t: {task: text_of, inputs: {n: $inputs.n}}
+    outputs: {text: $t.text}
+  big_texts:
+    inputs: {ns: "list<int>"}
+    nodes:
+      each: {map: {task: text_of, over: [n]}, inputs: {n: $inputs.ns}}
   failfast:
     inputs: {run: string}
     nodes:
@@ -521,3 +535,17 @@ def test_a_maps_concurrency_is_its_array_jobs_size_and_children_stride_over_the_
     lines = logs.stdout.splitlines()
     assert f"bumping {base + 1}" in lines and f"bumping {base + 3}" in lines, logs.stdout
     assert f"bumping {base + 2}" not in lines, logs.stdout
+
+
+def test_a_value_over_64_kib_is_read_back_from_its_object_and_outputs_over_the_record_fail_their_node(cloud):
+    # 200 KiB: `updraft exec` keeps it in its own object (over 64 KiB); the node reads it back, checked.
+    answer = finished(cloud, launch(cloud, "big_text", {"n": {"integer": str(200 * 1024)}}))
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer["execution"].get("error")
+    assert answer["execution"]["outputs"]["values"]["text"] == {"string": "x" * (200 * 1024)}
+    # Two such items gathered (400 KiB) cannot be held by the map node's record: it fails, saying why and what to do.
+    two = {"ns": {"list": {"values": [{"integer": str(200 * 1024)}, {"integer": str(200 * 1024 + 1)}]}}}
+    answer = finished(cloud, launch(cloud, "big_texts", two))
+    assert answer["execution"]["phase"] == "WORKFLOW_FAILED", answer
+    error = nodes(answer)["each"]["error"]
+    assert error["code"] == "BadOutputs" and "at most 358400 bytes" in error["message"], error
+    assert "file or directory output" in error["message"], error
