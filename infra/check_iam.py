@@ -21,6 +21,7 @@ STAR_RESOURCE_ONLY = {
     "batch:DescribeComputeEnvironments": "Batch's Describe* actions support no resource-level permissions",
     "batch:DescribeJobQueues": "Batch's Describe* actions support no resource-level permissions",
     "sts:GetCallerIdentity": "it names no resource; it answers who the caller is",
+    "logs:DescribeLogGroups": "it lists log groups by prefix and supports no resource-level permissions",
 }
 
 POLICY_HOLDERS = {

@@ -154,3 +154,40 @@ def test_the_state_machine_role_grants_exactly_the_integrations_the_generated_st
         actions = statement["Action"]
         granted.update([actions] if isinstance(actions, str) else actions)
     assert granted == called
+
+
+def test_the_policy_linter_finds_nothing_unjustified():
+    from lint_policies import main as lint
+
+    assert lint([TEMPLATE, os.path.join(INFRA, "deployer-policy.yaml")]) == 0
+
+
+def test_a_policy_linter_finding_fails_unless_the_resource_justifies_it(tmp_path):
+    from lint_policies import findings
+
+    def template(metadata):
+        return f"""
+Resources:
+  Table: {{Type: AWS::DynamoDB::Table, Properties: {{}}}}
+  Reader:
+    Type: AWS::IAM::Role
+{metadata}
+    Properties:
+      AssumeRolePolicyDocument: {{}}
+      Policies:
+        - PolicyName: p
+          PolicyDocument:
+            Version: "2012-10-17"
+            Statement:
+              - {{Effect: Allow, Action: "s3:GetObject", Resource: !GetAtt Table.Arn}}
+"""
+    path = tmp_path / "t.yaml"
+    path.write_text(template(""))
+    assert [f for f in findings(str(path)) if "RESOURCE_MISMATCH" in f and "s3:GetObject" in f], "an S3 read on a table"
+    unexplained = "    Metadata: {parliament: {ignore: [{issue: RESOURCE_MISMATCH, action: s3:GetObject}]}}"
+    path.write_text(template(unexplained))
+    assert findings(str(path)), "an ignore without a reason justifies nothing"
+    explained = ("    Metadata: {parliament: {ignore: [{issue: RESOURCE_MISMATCH, action: s3:GetObject, "
+                 "reason: a test}]}}")
+    path.write_text(template(explained))
+    assert findings(str(path)) == []
