@@ -258,8 +258,17 @@ impl DynamoRun {
 
     /// Writes a new run: its inputs and, per node, how many upstream nodes it waits
     /// for. A run of that name exists already: `Conflict` (names are never reused),
-    /// and nothing is written.
+    /// and nothing is written. Inputs its record cannot hold: `Invalid`, saying so.
     pub async fn create(&self, launch: &Launch<'_>) -> Result<(), PortError> {
+        let inputs = outputs_json(launch.inputs);
+        if inputs.len() > RECORD_VALUES_LIMIT {
+            return Err(PortError::Invalid(format!(
+                "the run's inputs are {} bytes as JSON; a run keeps its inputs in its record, at most \
+                 {RECORD_VALUES_LIMIT} bytes (DynamoDB's 400 KB item): pass large data as a file or directory input \
+                 (an s3:// URI) instead",
+                inputs.len()
+            )));
+        }
         let workflow = launch.workflow;
         // Fixed width, so that the text sorts as the time does.
         let created_at = now();
@@ -278,7 +287,7 @@ impl DynamoRun {
             .table_name(&self.table)
             .item("pk", s(&self.partition))
             .item("sk", s("EXEC"))
-            .item("run_inputs", s(outputs_json(launch.inputs)))
+            .item("run_inputs", s(inputs))
             .item("workflow_name", s(&workflow.name))
             .item("workflow_version", s(&workflow.version))
             .item("run_phase", s("RUNNING"))
@@ -591,10 +600,10 @@ impl RunStore for DynamoRun {
     async fn end(&self, node: &str, end: &NodeEnd) -> Result<NodeSlot, PortError> {
         let oversized;
         let size = outputs_json(&end.outputs).len();
-        let end = if size > NODE_OUTPUTS_LIMIT {
+        let end = if size > RECORD_VALUES_LIMIT {
             let message = format!(
                 "node {node}'s outputs are {size} bytes as JSON; a cloud run keeps a node's outputs in its record, at \
-                 most {NODE_OUTPUTS_LIMIT} bytes (DynamoDB's 400 KB item): return large data as a file or directory \
+                 most {RECORD_VALUES_LIMIT} bytes (DynamoDB's 400 KB item): return large data as a file or directory \
                  output (it stays in S3 and only its reference is kept), or map over fewer items"
             );
             let failure = Some(NodeFailure::new(FailureCode::BadOutputs, message));
@@ -790,9 +799,10 @@ impl StoppableRun for DynamoRun {
     }
 }
 
-/// The most a node's outputs may take as JSON in its record: DynamoDB's 400 KB
-/// item, less room for the record's other attributes (token, ids, times, failure).
-pub const NODE_OUTPUTS_LIMIT: usize = 350 * 1024;
+/// The most a run's inputs or a node's outputs may take as JSON in their record:
+/// DynamoDB's 400 KB item, less room for the record's other attributes (token,
+/// ids, times, failure).
+pub const RECORD_VALUES_LIMIT: usize = 350 * 1024;
 
 /// Task outputs by cache key, one item per key (`CACHE#<key>`).
 #[derive(Clone)]

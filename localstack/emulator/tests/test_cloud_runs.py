@@ -549,3 +549,14 @@ def test_a_value_over_64_kib_is_read_back_from_its_object_and_outputs_over_the_r
     error = nodes(answer)["each"]["error"]
     assert error["code"] == "BadOutputs" and "at most 358400 bytes" in error["message"], error
     assert "file or directory output" in error["message"], error
+
+
+def test_inputs_too_large_for_the_runs_record_are_refused_at_launch_and_nothing_starts(cloud):
+    name = unique("huge")
+    body = {"workflow": {"project": "cloud", "domain": "development", "name": "n_shape", "version": "v1"},
+            "inputs": {"values": {"run": {"string": "x" * (400 * 1024)}}}, "name": name}
+    status, answer = signed(cloud, "POST", "/v1/executions", body=json.dumps(body).encode())
+    assert status == 400, answer
+    assert "at most 358400 bytes" in answer["message"] and "file or directory input" in answer["message"], answer
+    status, _ = signed(cloud, "GET", f"/v1/executions/cloud/development/{name}")
+    assert status == 404, "nothing was recorded"
