@@ -851,6 +851,14 @@ mod tests {
     }
 
     #[test]
+    fn child_run_names_keep_to_step_functions_80_characters_and_stay_distinct() {
+        assert_eq!(child_name("20261127-abc", "sub.1"), "20261127-abc-sub_1");
+        let (a, b) = (child_name(&"r".repeat(100), "left"), child_name(&"r".repeat(100), "right"));
+        assert!(a.len() <= 80 && b.len() <= 80, "{a} {b}");
+        assert_ne!(a, b, "a digest of the whole keeps long names apart");
+    }
+
+    #[test]
     fn job_names_keep_to_batchs_alphabet() {
         assert_eq!(job_name("20261127-abc.1", "fit"), "20261127-abc_1-fit");
         assert_eq!(job_name(&"e".repeat(200), "n").len(), 128);

@@ -273,3 +273,13 @@ def test_registration_makes_each_versions_job_definitions_and_state_machine_once
     assert [d["revision"] for d in jobs["jobDefinitions"]] == [1], "registering again made no new revision"
     command = jobs["jobDefinitions"][0]["containerProperties"]["command"]
     assert os.path.basename(command[0]) == "updraft" and command[1:3] == ["exec", "--"], command
+
+
+def test_a_registration_of_more_new_entities_than_a_transaction_takes_is_refused_whole(api, tmp_path):
+    spec = tmp_path / "many.yaml"
+    spec.write_text("tasks:\n" + "".join(f"  t{i}: {{image: x, command: [run, '{i}']}}\n" for i in range(51)))
+    refused = updraft(api, "register", str(spec), "--version", "v1", "--project", "many")
+    assert refused.returncode != 0 and "51 new entities" in refused.stderr and "at most 50" in refused.stderr, \
+        refused.stderr
+    status, _ = signed(api, "GET", "/v1/tasks/many/development/t0/v1")
+    assert status == 404, "nothing of it was registered"
