@@ -461,6 +461,28 @@ enum ExecutionsCommand {
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
+    /// Recover a cloud run that failed, was aborted or timed out: a new run on its
+    /// inputs (of --version, a fixed one, if given) in which every node that
+    /// succeeded there on the same task and inputs ends RECOVERED without running.
+    Recover {
+        id: String,
+        /// The workflow version to run; the recovered run's when not given.
+        #[arg(long)]
+        version: Option<String>,
+        /// The new run's name (generated when not given).
+        #[arg(long)]
+        name: Option<String>,
+        /// Follow the new run to its end, as `launch --watch` does.
+        #[arg(long)]
+        watch: bool,
+        /// Recover a cloud run (required: local runs reuse cached tasks when run again).
+        #[arg(long)]
+        remote: bool,
+        #[command(flatten)]
+        remote_settings: commands::registry::Remote,
+        #[arg(short = 'o', long, value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
     /// Delete local executions (records and run directories); `updraft gc` then frees
     /// the blobs only they named. Name them, or select by age and count.
     Delete {
@@ -575,6 +597,20 @@ fn main() -> ExitCode {
             } else {
                 commands::executions::abort(&id, output)
             }
+        }
+        Command::Executions {
+            command: ExecutionsCommand::Recover { id, version, name, watch, remote, remote_settings, output },
+        } => {
+            if !remote {
+                eprintln!(
+                    "error: recover takes a cloud run (--remote)\n  hint: a local run reuses what it cached when \
+                     run again: `updraft run` the same spec and inputs"
+                );
+                return ExitCode::from(exit::USAGE);
+            }
+            let request =
+                commands::launch::Recovery { name: &id, version: version.as_deref(), new_name: name.as_deref(), watch };
+            commands::launch::recover_remote(&request, &remote_settings, output)
         }
         Command::Executions { command: ExecutionsCommand::Delete { names, older_than, keep, output } } => {
             commands::executions::delete(&names, older_than, keep, output)

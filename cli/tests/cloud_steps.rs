@@ -181,6 +181,7 @@ fn a_fan_in_node_starts_once_when_its_twenty_parents_end_concurrently() {
                     tokens: &*recorded,
                     overwrite_cache: false,
                     now_ms: 0,
+                    recovering: None,
                 };
                 s.arm(&node, &format!("token-{node}")).await.unwrap();
             });
@@ -198,6 +199,7 @@ fn a_fan_in_node_starts_once_when_its_twenty_parents_end_concurrently() {
                     tokens: &*recorded,
                     overwrite_cache: false,
                     now_ms: 0,
+                    recovering: None,
                 };
                 s.job_ended(&parent, y(i as i64 + 1)).await.unwrap();
             });
@@ -227,6 +229,7 @@ fn a_second_run_is_answered_from_the_dynamodb_cache_without_jobs() {
             tokens: &recorded,
             overwrite_cache: false,
             now_ms: 0,
+            recovering: None,
         };
         f.runtime.block_on(async {
             s.arm("b", "tb").await.unwrap();

@@ -348,6 +348,8 @@ pub struct LaunchOrigin {
     pub principal: String,
     /// A scheduled run's tick (its kickoff time).
     pub scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// A RECOVER run: the run it recovers (same project and domain).
+    pub recovered_from: String,
 }
 
 /// Cloud runs: launched from a registered workflow version, read back from their records.

@@ -172,6 +172,7 @@ pub fn phase_name(phase: NodePhase) -> &'static str {
         NodePhase::Cached => "CACHED",
         NodePhase::Aborted => "ABORTED",
         NodePhase::TimedOut => "TIMED_OUT",
+        NodePhase::Recovered => "RECOVERED",
     }
 }
 

@@ -363,6 +363,7 @@ fn origin(execution: &Execution) -> Option<String> {
         LaunchMode::Scheduled => parts.push("on schedule".to_string()),
         LaunchMode::ChildWorkflow => parts.push("as a subworkflow".to_string()),
         LaunchMode::Relaunch => parts.push("as a relaunch".to_string()),
+        LaunchMode::Recover => parts.push(format!("recovering {}", execution.recovered_from)),
         LaunchMode::Manual => {}
     }
     if !execution.principal.is_empty() {

@@ -16,7 +16,7 @@ use updraft_aws::s3::{self, S3Uri};
 use updraft_core::compile::Options;
 use updraft_core::proto::api::{
     AbortExecutionRequest, AbortExecutionResponse, CreateExecutionResponse, GetExecutionResponse, GetWorkflowResponse,
-    ListExecutionsResponse,
+    ListExecutionsResponse, RecoverExecutionRequest,
 };
 use updraft_core::proto::core::{
     ExecutionId, Literal, NodePhase, WorkflowPhase, WorkflowTemplate, literal::Value as LV,
@@ -451,6 +451,46 @@ pub fn abort_remote(
         println!("{name}: {phase} (jobs stopped now: {stopped})");
     }
     Ok(super::executions::abort_exit_code(execution.phase, name))
+}
+
+/// What `updraft executions recover` asks for.
+pub struct Recovery<'a> {
+    pub name: &'a str,
+    pub version: Option<&'a str>,
+    pub new_name: Option<&'a str>,
+    pub watch: bool,
+}
+
+/// `updraft executions recover NAME --remote`: starts the recovery, prints its
+/// name (and follows it with `--watch`).
+pub fn recover_remote(
+    recovery: &Recovery<'_>,
+    remote: &Remote,
+    output: OutputFormat,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let session = session(remote)?;
+    let route = format!("/v1/executions/{}/{}/{}/recover", session.project, session.domain, recovery.name);
+    let request = RecoverExecutionRequest {
+        version: recovery.version.unwrap_or_default().into(),
+        name: recovery.new_name.unwrap_or_default().into(),
+    };
+    let answer = session.send("POST", &route, &[], Some(serde_json::to_vec(&request)?))?;
+    if answer.status != 200 && answer.status != 201 {
+        eprintln!("{}", crate::remote::describe_refusal(&answer));
+        return Ok(crate::remote::refusal_exit(&answer));
+    }
+    let created: CreateExecutionResponse = serde_json::from_slice(&answer.body)?;
+    let id = created.id.unwrap_or_default();
+    if recovery.watch {
+        eprintln!("recovering {} as {}", recovery.name, id.name);
+        return watch(&session, &id, output);
+    }
+    if output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&json!({"id": id, "recoveredFrom": recovery.name}))?);
+    } else {
+        println!("{}", id.name);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `updraft executions list --remote`: the stack's runs of a project and domain, newest first.

@@ -94,7 +94,7 @@ impl Scheduler {
 }
 
 fn done(phase: NodePhase) -> bool {
-    matches!(phase, NodePhase::Succeeded | NodePhase::Cached)
+    matches!(phase, NodePhase::Succeeded | NodePhase::Cached | NodePhase::Recovered)
 }
 
 #[cfg(test)]

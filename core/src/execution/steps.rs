@@ -269,6 +269,82 @@ fn output_names(task: &TaskTemplate) -> Vec<String> {
     task.interface.clone().unwrap_or_default().outputs.iter().map(|v| v.name.clone()).collect()
 }
 
+/// What node `id` of `workflow` runs on these values (a branch: its chosen case),
+/// or why it cannot run; `None` for a node that runs nothing.
+fn invocation_in<'w>(
+    workflow: &'w CompiledWorkflow,
+    id: &str,
+    values: &RunValues,
+) -> Result<Option<Invocation<'w>>, NodeFailure> {
+    let bad = |message: String| NodeFailure::new(FailureCode::BadJob, message);
+    let nodes = workflow.template.as_ref().map(|t| t.nodes.as_slice()).unwrap_or_default();
+    let target = nodes.iter().find(|n| n.id == id).ok_or_else(|| bad(format!("the workflow has no node {id}")))?;
+    // A branch runs its chosen case as the node itself.
+    let chosen = match &target.target {
+        Some(Target::Branch(branch)) => node::choose_branch(branch, values)?,
+        _ => target,
+    };
+    let task_of = |task_id: Option<&crate::proto::core::Identifier>| {
+        task_id
+            .and_then(|id| {
+                workflow
+                    .tasks
+                    .iter()
+                    .find(|t| t.id.as_ref().is_some_and(|t| t.name == id.name && t.version == id.version))
+            })
+            .ok_or_else(|| bad(format!("node {id}: its task is not in the workflow's closure")))
+    };
+    match &chosen.target {
+        Some(Target::Task(task_node)) => {
+            let task = task_of(task_node.task_id.as_ref())?;
+            Ok(Some(Invocation::Task(task, node::task_inputs(task, &chosen.inputs, values)?)))
+        }
+        Some(Target::Map(map_node)) => {
+            let task = task_of(map_node.task_id.as_ref())?;
+            let inputs = node::task_inputs(task, &chosen.inputs, values)?;
+            Ok(Some(Invocation::Map(task, map_node, node::map_items(map_node, &inputs)?)))
+        }
+        Some(Target::Workflow(workflow_node)) => {
+            let wanted = workflow_node.workflow_id.clone().unwrap_or_default();
+            let sub = workflow
+                .subworkflows
+                .iter()
+                .find(|w| {
+                    w.template
+                        .as_ref()
+                        .and_then(|t| t.id.as_ref())
+                        .is_some_and(|i| i.name == wanted.name && i.version == wanted.version)
+                })
+                .ok_or_else(|| bad(format!("node {id}: its subworkflow is not in the workflow's closure")))?;
+            let template = sub.template.clone().unwrap_or_default();
+            Ok(Some(Invocation::Workflow(sub, node::workflow_inputs(&template, &chosen.inputs, values)?)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Whether two invocations do the same work: the same task (or subworkflow) by
+/// name, on the same resolved inputs (a map: the same items). Versions may differ:
+/// a recovery under a fixed version keeps what already succeeded.
+fn same_work(ours: &Invocation<'_>, theirs: &Invocation<'_>) -> bool {
+    let name = |task: &TaskTemplate| task.id.as_ref().map(|i| i.name.clone());
+    let workflow_name = |w: &CompiledWorkflow| w.template.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.name.clone());
+    match (ours, theirs) {
+        (Invocation::Task(a, x), Invocation::Task(b, y)) => name(a) == name(b) && x == y,
+        (Invocation::Map(a, _, x), Invocation::Map(b, _, y)) => name(a) == name(b) && x == y,
+        (Invocation::Workflow(a, x), Invocation::Workflow(b, y)) => workflow_name(a) == workflow_name(b) && x == y,
+        _ => false,
+    }
+}
+
+/// The run a RECOVER run recovers: its workflow version (the closure it ran) and
+/// its records. A node that succeeded there on the same work ends RECOVERED here.
+#[derive(Clone, Copy)]
+pub struct Recovering<'a, S> {
+    pub workflow: &'a CompiledWorkflow,
+    pub store: &'a S,
+}
+
 /// The protocol for one run of one workflow (its closure).
 pub struct Steps<'a, S, C, B, J, T> {
     pub workflow: &'a CompiledWorkflow,
@@ -282,6 +358,8 @@ pub struct Steps<'a, S, C, B, J, T> {
     /// The invocation's clock (epoch ms), read once at the edge: claims are
     /// stamped with it and leases measured against it (tests drive it by hand).
     pub now_ms: u64,
+    /// The run this one recovers, if it is a recovery.
+    pub recovering: Option<Recovering<'a, S>>,
 }
 
 impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, C, B, J, T> {
@@ -295,10 +373,6 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     fn downstream(&self, id: &str) -> Vec<String> {
         let nodes = self.workflow.template.as_ref().map(|t| t.nodes.as_slice()).unwrap_or_default();
         nodes.iter().filter(|n| n.upstream_node_ids.iter().any(|u| u == id)).map(|n| n.id.clone()).collect()
-    }
-
-    fn task(&self, id: &crate::proto::core::Identifier) -> Option<&TaskTemplate> {
-        self.workflow.tasks.iter().find(|t| t.id.as_ref().is_some_and(|t| t.name == id.name && t.version == id.version))
     }
 
     fn fail_immediately(&self) -> bool {
@@ -415,49 +489,9 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         self.converge(vec![(node.to_string(), slot)]).await
     }
 
-    /// What a node runs (a branch: its chosen case), or why it cannot run;
-    /// `None` for nodes that run no task of their own (subworkflows).
+    /// What a node runs (a branch: its chosen case), or why it cannot run.
     fn invocation(&self, id: &str, values: &RunValues) -> Result<Option<Invocation<'_>>, NodeFailure> {
-        let bad = |message: String| NodeFailure::new(FailureCode::BadJob, message);
-        let target = self.node(id).map_err(|e| bad(e.to_string()))?;
-        // A branch runs its chosen case as the node itself.
-        let chosen = match &target.target {
-            Some(Target::Branch(branch)) => node::choose_branch(branch, values)?,
-            _ => target,
-        };
-        let task_of = |task_id: Option<&crate::proto::core::Identifier>| {
-            task_id
-                .and_then(|t| self.task(t))
-                .ok_or_else(|| bad(format!("node {id}: its task is not in the workflow's closure")))
-        };
-        match &chosen.target {
-            Some(Target::Task(task_node)) => {
-                let task = task_of(task_node.task_id.as_ref())?;
-                Ok(Some(Invocation::Task(task, node::task_inputs(task, &chosen.inputs, values)?)))
-            }
-            Some(Target::Map(map_node)) => {
-                let task = task_of(map_node.task_id.as_ref())?;
-                let inputs = node::task_inputs(task, &chosen.inputs, values)?;
-                Ok(Some(Invocation::Map(task, map_node, node::map_items(map_node, &inputs)?)))
-            }
-            Some(Target::Workflow(workflow_node)) => {
-                let wanted = workflow_node.workflow_id.clone().unwrap_or_default();
-                let sub = self
-                    .workflow
-                    .subworkflows
-                    .iter()
-                    .find(|w| {
-                        w.template
-                            .as_ref()
-                            .and_then(|t| t.id.as_ref())
-                            .is_some_and(|i| i.name == wanted.name && i.version == wanted.version)
-                    })
-                    .ok_or_else(|| bad(format!("node {id}: its subworkflow is not in the workflow's closure")))?;
-                let template = sub.template.clone().unwrap_or_default();
-                Ok(Some(Invocation::Workflow(sub, node::workflow_inputs(&template, &chosen.inputs, values)?)))
-            }
-            _ => Ok(None),
-        }
+        invocation_in(self.workflow, id, values)
     }
 
     /// Brings every node in the list, and those their ends make ready, to where
@@ -524,7 +558,13 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     /// start), or its job runs.
     async fn start(&self, id: &str) -> Result<Started, PortError> {
         let values = self.store.values().await?;
-        match self.invocation(id, &values) {
+        let invocation = self.invocation(id, &values);
+        if let Ok(Some(ours)) = &invocation
+            && let Some(end) = self.recovered(id, ours).await?
+        {
+            return Ok(Started::Ended(end));
+        }
+        match invocation {
             Ok(Some(Invocation::Task(task, inputs))) => {
                 if let Some(key) = cache_key::for_task(task, &inputs)
                     && let Some(outputs) = self.cached(&key).await?
@@ -579,6 +619,29 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
             }
             Err(failure) => Ok(Started::Ended(NodeEnd::failed(failure))),
         }
+    }
+
+    /// A recovery's end of node `id`: RECOVERED with the outputs the recovered run
+    /// recorded, when the node succeeded there (or was itself cached or recovered)
+    /// on the same work; `None` otherwise, and the node runs.
+    async fn recovered(&self, id: &str, ours: &Invocation<'_>) -> Result<Option<NodeEnd>, PortError> {
+        let Some(source) = &self.recovering else { return Ok(None) };
+        let ended = match source.store.slot(id).await {
+            Ok(slot) => slot.end,
+            Err(PortError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let Some(end) = ended else { return Ok(None) };
+        if !matches!(end.phase, NodePhase::Succeeded | NodePhase::Cached | NodePhase::Recovered) {
+            return Ok(None);
+        }
+        let values = source.store.values().await?;
+        let Ok(Some(theirs)) = invocation_in(source.workflow, id, &values) else { return Ok(None) };
+        if !same_work(ours, &theirs) {
+            return Ok(None);
+        }
+        let outputs = values.outputs.get(id).cloned().unwrap_or_default();
+        Ok(Some(NodeEnd::ok(NodePhase::Recovered, outputs)))
     }
 
     /// A verified cache hit: the entry, if every blob it names is still there.

@@ -365,6 +365,7 @@ impl Runs for MemoryRuns {
             launch_plan_id: origin.launch_plan.clone(),
             principal: origin.principal.clone(),
             scheduled_at: origin.scheduled_at.map(|t| crate::proto::Timestamp { seconds: t.timestamp(), nanos: 0 }),
+            recovered_from: origin.recovered_from.clone(),
             ..Default::default()
         };
         let nodes = template

@@ -283,6 +283,9 @@ impl DynamoRun {
         if !origin.principal.is_empty() {
             put = put.item("principal", s(&origin.principal));
         }
+        if !origin.recovered_from.is_empty() {
+            put = put.item("recovered_from", s(&origin.recovered_from));
+        }
         let created = put
             .table_name(&self.table)
             .item("pk", s(&self.partition))
@@ -340,9 +343,13 @@ impl DynamoRun {
     }
 
     /// Whether the launch asked to run every task and replace its cache entries.
-    pub async fn overwrite_cache(&self) -> Result<bool, PortError> {
-        let item = self.execution_item().await?;
-        Ok(item.and_then(|i| i.get("overwrite_cache").and_then(|v| v.as_bool().ok()).copied()).unwrap_or(false))
+    /// How the run was launched, as its steps need it: whether it overwrites the
+    /// cache, and the run it recovers (a RECOVER run; empty otherwise).
+    pub async fn launch_settings(&self) -> Result<(bool, String), PortError> {
+        let item = self.execution_item().await?.unwrap_or_default();
+        let overwrite = item.get("overwrite_cache").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+        let recovered_from = item.get("recovered_from").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        Ok((overwrite, recovered_from))
     }
 
     async fn execution_item(&self) -> Result<Option<Item>, PortError> {

@@ -19,7 +19,7 @@ use updraft_core::proto::Timestamp;
 use updraft_core::proto::api::{
     AbortExecutionRequest, AbortExecutionResponse, CacheEntry, CreateExecutionRequest, CreateExecutionResponse,
     EvictCacheResponse, GetExecutionResponse, ListCacheEntriesResponse, ListExecutionsResponse, ListTicksResponse,
-    RunTickRequest, ScheduleStatus, ScheduleTick, create_execution_request,
+    RecoverExecutionRequest, RunTickRequest, ScheduleStatus, ScheduleTick, create_execution_request,
 };
 use updraft_core::proto::api::{
     Diagnostic, ErrorResponse, GetLaunchPlanResponse, GetTaskResponse, GetWorkflowResponse, ListNamesResponse,
@@ -27,7 +27,7 @@ use updraft_core::proto::api::{
 };
 use updraft_core::proto::core::{
     CodeBundle, ExecutionId, Identifier, LaunchMode, LaunchPlanSpec, Literal, LiteralMap, ResourceType, TaskTemplate,
-    literal,
+    WorkflowPhase, literal,
 };
 use updraft_core::schedule::{
     Tick, catch_up_seconds, next_fires, schedule_drift, schedule_name, schedule_request, tick_execution_name,
@@ -69,6 +69,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/executions/{project}/{domain}/{name}"),
     ("GET", "/v1/executions/{project}/{domain}/{name}/nodes"),
     ("POST", "/v1/executions/{project}/{domain}/{name}/abort"),
+    ("POST", "/v1/executions/{project}/{domain}/{name}/recover"),
     ("GET", "/v1/executions/{project}/{domain}/{name}/nodes/{node}/logs"),
     ("GET", "/v1/cache/{project}/{domain}/{task}/{version}"),
     ("DELETE", "/v1/cache/{project}/{domain}/{task}/{version}"),
@@ -251,6 +252,7 @@ enum Route {
     /// One run; `true`: its nodes only.
     Execution(ExecutionId, bool),
     Abort(ExecutionId),
+    Recover(ExecutionId),
     /// A page of one node's task log.
     NodeLog(ExecutionId, String),
     CacheEntries(Identifier),
@@ -307,12 +309,16 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
             let id = ExecutionId { project: project.to_string(), domain: domain.to_string(), name: name.to_string() };
             ("GET", Route::Execution(id, false))
         }
-        ["v1", "executions", project, domain, name, action @ ("nodes" | "abort")] => {
+        ["v1", "executions", project, domain, name, action @ ("nodes" | "abort" | "recover")] => {
             for (what, value) in [("project", project), ("domain", domain), ("name", name)] {
                 check_segment(what, value)?;
             }
             let id = ExecutionId { project: project.to_string(), domain: domain.to_string(), name: name.to_string() };
-            if *action == "abort" { ("POST", Route::Abort(id)) } else { ("GET", Route::Execution(id, true)) }
+            match *action {
+                "abort" => ("POST", Route::Abort(id)),
+                "recover" => ("POST", Route::Recover(id)),
+                _ => ("GET", Route::Execution(id, true)),
+            }
         }
         ["v1", "executions", project, domain, name, "nodes", node, "logs"] => {
             for (what, value) in [("project", project), ("domain", domain), ("name", name), ("node", node)] {
@@ -639,6 +645,7 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             Ok(ok(200, &response))
         }
         Route::Abort(id) => abort(api, request, &id).await,
+        Route::Recover(id) => recover(api, request, &id).await,
         Route::NodeLog(id, node) => {
             // At most 1,000 lines a page: a page stays far below Lambda's 6 MB answer.
             let page = page_request(request)?;
@@ -854,6 +861,7 @@ async fn run_tick<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
                 launch_plan: Some(plan_id.clone()),
                 principal,
                 scheduled_at: Some(time),
+                recovered_from: String::new(),
             };
             launch_body(api, &body, origin).await.map(|answer| answer.status == 201)
         }
@@ -1013,6 +1021,59 @@ async fn abort<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     let found = api.runs.get(id).await.map_err(|e| ApiError::from_port(e, "path"))?;
     let execution = found.map(|(execution, _)| execution);
     Ok(ok(200, &AbortExecutionResponse { execution, stopped_nodes: stopped.stopped }))
+}
+
+/// Starts a recovery of a run that did not succeed: a new run of its workflow (or
+/// of `version`), on its inputs, recorded RECOVER with the run it recovers; its
+/// nodes that succeeded there on the same work end RECOVERED without running.
+async fn recover<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
+    api: &Api<R, P, L, C>,
+    request: &ApiRequest,
+    id: &ExecutionId,
+) -> Result<ApiResponse, ApiError> {
+    let body: RecoverExecutionRequest = if request.body.is_empty() {
+        RecoverExecutionRequest::default()
+    } else {
+        json_body(request, "RecoverExecutionRequest")?
+    };
+    let found = api.runs.get(id).await.map_err(|e| ApiError::from_port(e, "path"))?;
+    let (execution, _) = found.ok_or_else(|| no_execution(id))?;
+    let refuse = |code: &str, message: String, hint: &str| Err(ApiError::new(409, code, "path", message, hint));
+    match WorkflowPhase::try_from(execution.phase).unwrap_or_default() {
+        WorkflowPhase::WorkflowRunning => {
+            return refuse(
+                "StillRunning",
+                format!("run {} is still running", id.name),
+                "wait for its end, or abort it",
+            );
+        }
+        WorkflowPhase::WorkflowSucceeded => {
+            return refuse(
+                "NothingToRecover",
+                format!("run {} succeeded: there is nothing to recover", id.name),
+                "launch it again (updraft launch) to run it once more",
+            );
+        }
+        _ => {}
+    }
+    let mut workflow = execution.workflow_id.clone().unwrap_or_default();
+    if !body.version.is_empty() {
+        check_segment("version", &body.version)?;
+        workflow.version = body.version.clone();
+    }
+    let create = CreateExecutionRequest {
+        target: Some(create_execution_request::Target::Workflow(workflow)),
+        inputs: execution.inputs.clone(),
+        name: body.name.clone(),
+        ..Default::default()
+    };
+    let origin = LaunchOrigin {
+        mode: LaunchMode::Recover,
+        principal: request.caller.clone(),
+        recovered_from: id.name.clone(),
+        ..Default::default()
+    };
+    launch_body(api, &create, origin).await
 }
 
 /// A JSON body of `T` (the IDL's canonical JSON), or the precise refusal.

@@ -96,6 +96,7 @@ fn execution_of(id: &ExecutionId, record: &Value) -> Execution {
         }),
         principal: text(record, "principal").into(),
         scheduled_at: timestamp(text(record, "scheduled_at")),
+        recovered_from: text(record, "recovered_from").into(),
         ..Default::default()
     }
 }

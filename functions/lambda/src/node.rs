@@ -17,7 +17,7 @@ use updraft_core::execution::failure::{self, FailureCode};
 use updraft_core::execution::node::ItemResult;
 use updraft_core::execution::node::{NodeFailure, Outputs};
 use updraft_core::execution::resolve::resolve;
-use updraft_core::execution::steps::{ItemToRun, JobReport, Jobs, RunStore, Steps, Tokens};
+use updraft_core::execution::steps::{ItemToRun, JobReport, Jobs, Recovering, RunStore, Steps, Tokens};
 use updraft_core::execution::stop::StopCause;
 use updraft_core::job_definition::job_definition_name;
 use updraft_core::ports::{BlobStore, Entity, PortError, Registry, StoredBlob};
@@ -729,7 +729,25 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
     };
     let tokens = SfnTokens { sfn: &services.sfn };
     let blobs = S3Blobs { s3: &services.s3 };
-    let overwrite_cache = store.overwrite_cache().await?;
+    let (overwrite_cache, recovered_from) = store.launch_settings().await?;
+    // A recovery reads the run it recovers: its records and the closure it ran.
+    let source = (!recovered_from.is_empty()).then(|| {
+        let e = &run.execution;
+        let id = ExecutionId { project: e.project.clone(), domain: e.domain.clone(), name: recovered_from };
+        DynamoRun::new(services.dynamo.clone(), &services.config.table, &id)
+    });
+    let source_workflow = match &source {
+        Some(source) => match source.workflow().await? {
+            Some(id) => match services.registry.get(&id).await? {
+                Some(Entity::Workflow(workflow)) => Some(workflow),
+                _ => None,
+            },
+            None => None,
+        },
+        None => None,
+    };
+    let recovering =
+        source.as_ref().zip(source_workflow.as_ref()).map(|(store, workflow)| Recovering { workflow, store });
     let steps = Steps {
         workflow: &workflow,
         store: &store,
@@ -739,6 +757,7 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
         tokens: &tokens,
         overwrite_cache,
         now_ms: chrono::Utc::now().timestamp_millis().max(0) as u64,
+        recovering,
     };
     if let NodeEvent::JobEnded { node, job, .. } = &event
         && !steps.is_its_job(node, job).await?

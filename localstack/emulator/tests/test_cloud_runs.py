@@ -560,3 +560,56 @@ def test_inputs_too_large_for_the_runs_record_are_refused_at_launch_and_nothing_
     assert "at most 358400 bytes" in answer["message"] and "file or directory input" in answer["message"], answer
     status, _ = signed(cloud, "GET", f"/v1/executions/cloud/development/{name}")
     assert status == 404, "nothing was recorded"
+
+
+MEND = """
+project: cloud
+tasks:
+  stamp:
+    image: python:3.11-slim
+    command: [python3, -c, "import sys, time; open(sys.argv[1], 'w').write(str(time.time_ns()))", "{{outputs.t}}"]
+    outputs: {t: string}
+  check:
+    image: python:3.11-slim
+    command: [python3, -c, "%s", "{{inputs.t}}"]
+    inputs: {t: string}
+workflows:
+  mend:
+    nodes:
+      a: {task: stamp}
+      b: {task: check, inputs: {t: $a.t}}
+"""
+
+
+def test_a_recovery_under_a_fixed_version_keeps_what_succeeded_and_runs_the_rest(cloud, aws, tmp_path):
+    for version, check in [("mend-v1", "import sys; sys.exit(3)"), ("mend-v2", "import sys; print('checked', sys.argv[1])")]:
+        spec = tmp_path / f"{version}.yaml"
+        spec.write_text(MEND % check)
+        registered = updraft(cloud, "register", str(spec), "--version", version)
+        assert registered.returncode == 0, registered.stderr
+    body = {"workflow": {"project": "cloud", "domain": "development", "name": "mend", "version": "mend-v1"},
+            "name": unique("mend")}
+    status, answer = signed(cloud, "POST", "/v1/executions", body=json.dumps(body).encode())
+    assert status == 201, answer
+    failed = finished(cloud, body["name"])
+    assert failed["execution"]["phase"] == "WORKFLOW_FAILED", failed
+    stamped = nodes(failed)["a"]["outputs"]["values"]["t"]
+    # `stamp` is not cached: only the recovery can keep its output (a rerun would stamp anew).
+    recovered = updraft(cloud, "executions", "recover", body["name"], "--version", "mend-v2", "--remote",
+                        "--project", "cloud", "--output", "json")
+    assert recovered.returncode == 0, recovered.stderr
+    name = json.loads(recovered.stdout)["id"]["name"]
+    answer = finished(cloud, name)
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer
+    assert (answer["execution"]["mode"], answer["execution"]["recoveredFrom"]) == ("RECOVER", body["name"])
+    assert answer["execution"]["workflowId"]["version"] == "mend-v2"
+    a, b = nodes(answer)["a"], nodes(answer)["b"]
+    assert (a["phase"], a["outputs"]["values"]["t"]) == ("RECOVERED", stamped), a
+    assert b["phase"] == "SUCCEEDED", b
+    assert array_jobs(aws, cloud, name, "a") == [], "a ran no job"
+    assert len(array_jobs(aws, cloud, name, "b")) == 1
+    # A run that succeeded has nothing to recover; a running one is refused too.
+    again = updraft(cloud, "executions", "recover", name, "--remote", "--project", "cloud")
+    assert again.returncode == 1 and "nothing to recover" in again.stderr, again.stderr
+    local = updraft(cloud, "executions", "recover", name)
+    assert local.returncode == 2 and "--remote" in local.stderr, local.stderr

@@ -290,6 +290,7 @@ impl Ports {
             tokens: &self.tokens,
             overwrite_cache: false,
             now_ms: 0,
+            recovering: None,
         }
     }
 }
@@ -367,6 +368,7 @@ fn simulate_faults(
                 tokens: &tokens,
                 overwrite_cache: false,
                 now_ms: now * 1000 + retry_offset_ms,
+                recovering: None,
             };
             let delivered = match event {
                 Event::Arm(node) => block_on(steps.arm(node, &format!("token-{node}"))),
@@ -819,4 +821,46 @@ fn a_job_submitted_as_its_run_is_aborted_is_stopped_by_its_own_start() {
     block_on(ports.steps(&workflow, &quiet).arm("a", "token-a")).unwrap();
     assert!(ports.jobs.cancelled.lock().unwrap().is_empty());
     assert!(quiet.state.lock().unwrap().ended.is_empty(), "its job runs");
+}
+
+#[test]
+fn a_recovery_completes_what_succeeded_on_the_same_work_and_runs_the_rest() {
+    // `fails` is not cacheable: what a recovery keeps, the cache could not have kept.
+    let nodes = |a_input: &str| {
+        format!("      a: {{task: fails, inputs: {{x: {a_input}}}}}\n      b: {{task: fails, inputs: {{x: $a.y}}}}\n")
+    };
+    let w = workflow(&nodes("$inputs.x"), "");
+    let inputs: Outputs = [("x".to_string(), literal::integer(1))].into();
+    let y = |v: i64| -> Outputs { [("y".to_string(), literal::integer(v))].into() };
+    // The run that failed: a succeeded (y = 2), then b failed.
+    let source = MemoryRun::new(&w, inputs.clone());
+    let ports = Ports::default();
+    let steps = ports.steps(&w, &source);
+    block_on(steps.arm("a", "ta")).unwrap();
+    block_on(steps.job_ended("a", Ok(y(2)))).unwrap();
+    block_on(steps.arm("b", "tb")).unwrap();
+    block_on(steps.job_ended("b", Err(NodeFailure::new(FailureCode::NonZeroExit, "exit 1")))).unwrap();
+    let recover = |version: &CompiledWorkflow| {
+        let run = MemoryRun::new(version, inputs.clone());
+        let jobs = RecordedJobs::default();
+        let steps = Steps {
+            jobs: &jobs,
+            recovering: Some(Recovering { workflow: &w, store: &source }),
+            ..ports.steps(version, &run)
+        };
+        block_on(steps.arm("a", "ra")).unwrap();
+        block_on(steps.arm("b", "rb")).unwrap();
+        let submitted = jobs.submitted.lock().unwrap().clone();
+        let a = run.state.lock().unwrap().ended.get("a").cloned();
+        (submitted, a)
+    };
+    // The same work: a ends RECOVERED with the recorded outputs, only b runs, on them.
+    let (submitted, a) = recover(&w);
+    assert_eq!(submitted.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["b"], "a is not run again");
+    let a = a.expect("a ended");
+    assert_eq!((a.phase, &a.outputs), (NodePhase::Recovered, &y(2)));
+    assert_eq!(submitted[0].1["x"], literal::integer(2), "b reads the recovered output");
+    // A version whose a runs on other inputs: a is not the same work and runs.
+    let (submitted, _) = recover(&workflow(&nodes("5"), ""));
+    assert_eq!(submitted.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a"], "b waits for the new a");
 }

@@ -593,6 +593,40 @@ fn an_abort_records_who_and_why_once_and_is_refused_precisely() {
 }
 
 #[test]
+fn a_recovery_is_a_new_run_of_a_run_that_did_not_succeed_on_its_inputs() {
+    let api = new_api();
+    let spec = "tasks:\n  t: {image: x, command: [t, \"{{inputs.n}}\"], inputs: {n: int}}\nworkflows:\n  w:\n    \
+                inputs: {n: int}\n    nodes:\n      a: {task: t, inputs: {n: $inputs.n}}\n";
+    for version in ["v1", "v2"] {
+        assert_eq!(call(&api, &post("/v1/register", &register_body(spec, version))).0, 201);
+    }
+    let body = json!({"workflow": {"project": "default", "domain": "development", "name": "w", "version": "v1"},
+                      "name": "nightly-1", "inputs": {"values": {"n": {"integer": "7"}}}});
+    assert_eq!(call(&api, &post("/v1/executions", &body.to_string())).0, 201);
+    let path = "/v1/executions/default/development/nightly-1/recover";
+    let (status, body) = call(&api, &post(path, ""));
+    assert_eq!((status, body["code"].as_str()), (409, Some("StillRunning")), "{body}");
+    assert_eq!(call(&api, &post("/v1/executions/default/development/nightly-1/abort", "")).0, 200);
+    let mut request = post(path, r#"{"version": "v2", "name": "nightly-1-fixed"}"#);
+    request.caller = "arn:aws:iam::123456789012:user/ana".into();
+    let (status, body) = call(&api, &request);
+    assert_eq!((status, body["id"]["name"].as_str()), (201, Some("nightly-1-fixed")), "{body}");
+    let (_, run) = call(&api, &get_request("/v1/executions/default/development/nightly-1-fixed"));
+    let execution = &run["execution"];
+    assert_eq!(
+        (execution["mode"].as_str(), execution["recoveredFrom"].as_str(), execution["workflowId"]["version"].as_str()),
+        (Some("RECOVER"), Some("nightly-1"), Some("v2")),
+        "{run}"
+    );
+    assert_eq!(execution["inputs"]["values"]["n"], json!({"integer": "7"}), "the recovered run's inputs");
+    assert_eq!(execution["principal"], "arn:aws:iam::123456789012:user/ana");
+    let (status, body) = call(&api, &post("/v1/executions/default/development/none/recover", ""));
+    assert_eq!((status, body["code"].as_str()), (404, Some("NotFound")), "{body}");
+    let (status, body) = call(&api, &post(path, r#"{"version": "v9"}"#));
+    assert_eq!(status, 404, "an unregistered version: {body}");
+}
+
+#[test]
 fn the_caller_of_a_proxy_event_is_its_iam_identity() {
     let event = json!({"httpMethod": "POST", "path": "/v1/x", "requestContext": {"identity": {
         "userArn": "arn:aws:iam::1:user/ana", "caller": "AIDA1"}}});
