@@ -229,6 +229,17 @@ pub trait Jobs: Send + Sync {
         inputs: &Outputs,
         overwrite_cache: bool,
     ) -> impl Future<Output = Result<String, PortError>> + Send;
+    /// The results of the items map node `node` of run `run` (one of this
+    /// workflow's project and domain: a run being recovered) ran, by item index;
+    /// empty when it ran none. Only its succeeded items are used.
+    fn map_results(
+        &self,
+        run: &str,
+        node: &str,
+    ) -> impl Future<Output = Result<Vec<(usize, node::ItemResult)>, PortError>> + Send {
+        let _ = (run, node);
+        async { Ok(Vec::new()) }
+    }
     /// Stops what `job` (a job or a child run `node` started) runs; one that has
     /// ended is not an error.
     fn cancel(&self, node: &str, job: &str, reason: &str) -> impl Future<Output = Result<(), PortError>> + Send;
@@ -341,6 +352,8 @@ fn same_work(ours: &Invocation<'_>, theirs: &Invocation<'_>) -> bool {
 /// its records. A node that succeeded there on the same work ends RECOVERED here.
 #[derive(Clone, Copy)]
 pub struct Recovering<'a, S> {
+    /// The recovered run's name (its project and domain are this run's).
+    pub run: &'a str,
     pub workflow: &'a CompiledWorkflow,
     pub store: &'a S,
 }
@@ -452,6 +465,12 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                     }
                     if let Some(slot) = results.get_mut(index) {
                         *slot = Some(result);
+                    }
+                }
+                // Items of a recovered run that succeeded there, then the cache's verified hits.
+                for (index, outputs) in self.recovered_items(node, &values).await? {
+                    if let Some(slot @ None) = results.get_mut(index) {
+                        *slot = Some(node::ItemResult::Succeeded(outputs));
                     }
                 }
                 let reused: Vec<usize> = (0..inputs.len()).filter(|&i| results[i].is_none()).collect();
@@ -576,9 +595,16 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 Ok(Started::Job(self.jobs.submit(id, task, &inputs).await?))
             }
             Ok(Some(Invocation::Map(task, map_node, items))) => {
-                // Items are reused one by one: only the misses run.
+                // Items are reused one by one, from a recovered run, then from the cache: only the misses run.
+                let mut recovered = self.recovered_items(id, &values).await?;
                 let all: Vec<&Outputs> = items.iter().collect();
-                let hits = self.cached_items(task, &all).await?;
+                let mut hits = self.cached_items(task, &all).await?;
+                let mut from_recovery = 0;
+                for (index, hit) in hits.iter_mut().enumerate() {
+                    if let Some(outputs) = recovered.remove(&index) {
+                        (*hit, from_recovery) = (Some(outputs), from_recovery + 1);
+                    }
+                }
                 let misses: Vec<ItemToRun<'_>> = hits
                     .iter()
                     .enumerate()
@@ -603,7 +629,11 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 }
                 // Every item a verified hit (or no item at all): no job starts.
                 let hits: Vec<node::ItemResult> = hits.into_iter().flatten().map(node::ItemResult::Succeeded).collect();
-                let phase = if items.is_empty() { NodePhase::Succeeded } else { NodePhase::Cached };
+                let phase = match (items.is_empty(), from_recovery > 0) {
+                    (true, _) => NodePhase::Succeeded,
+                    (false, true) => NodePhase::Recovered,
+                    (false, false) => NodePhase::Cached,
+                };
                 Ok(Started::Ended(match node::map_outcome(&hits, &output_names(task), map_node.min_success_ratio) {
                     Ok(outputs) => NodeEnd::ok(phase, outputs),
                     Err(failure) => NodeEnd::failed(failure),
@@ -642,6 +672,27 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         }
         let outputs = values.outputs.get(id).cloned().unwrap_or_default();
         Ok(Some(NodeEnd::ok(NodePhase::Recovered, outputs)))
+    }
+
+    /// The items map node `id` ran in the recovered run that succeeded there, by
+    /// item index, when it maps the same task over the same items there; empty
+    /// otherwise (and when this run recovers none).
+    async fn recovered_items(&self, id: &str, values: &RunValues) -> Result<BTreeMap<usize, Outputs>, PortError> {
+        let Some(source) = &self.recovering else { return Ok(BTreeMap::new()) };
+        let Ok(Some(ours)) = self.invocation(id, values) else { return Ok(BTreeMap::new()) };
+        let theirs_values = source.store.values().await?;
+        let Ok(Some(theirs)) = invocation_in(source.workflow, id, &theirs_values) else { return Ok(BTreeMap::new()) };
+        if !matches!(ours, Invocation::Map(..)) || !same_work(&ours, &theirs) {
+            return Ok(BTreeMap::new());
+        }
+        let results = self.jobs.map_results(source.run, id).await?;
+        Ok(results
+            .into_iter()
+            .filter_map(|(index, result)| match result {
+                node::ItemResult::Succeeded(outputs) => Some((index, outputs)),
+                node::ItemResult::Failed(_) => None,
+            })
+            .collect())
     }
 
     /// A verified cache hit: the entry, if every blob it names is still there.

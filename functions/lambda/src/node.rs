@@ -330,6 +330,17 @@ impl Jobs for BatchJobs<'_> {
         Some(MAX_ARRAY_SIZE)
     }
 
+    /// Read from the other run's items prefix, through its manifest; a run whose
+    /// map never started has none.
+    async fn map_results(&self, run: &str, node: &str) -> Result<Vec<(usize, ItemResult)>, PortError> {
+        let e = &self.run.execution;
+        let other = ExecutionId { project: e.project.clone(), domain: e.domain.clone(), name: run.to_string() };
+        let prefix = items_prefix_of(&self.config.bucket, &other, node);
+        let Some(manifest) = read_manifest(self.s3, &prefix).await? else { return Ok(Vec::new()) };
+        let results = item_results(self.s3, &prefix, manifest.items.len()).await?;
+        Ok(manifest.items.into_iter().zip(results).collect())
+    }
+
     /// Run `j` (the `j`-th item to run) keeps its inputs and results under `j/`,
     /// and the manifest maps `j` back to the item's index in the map (the items
     /// reused from the cache do not run). Written before the job is submitted, so
@@ -733,7 +744,7 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
     // A recovery reads the run it recovers: its records and the closure it ran.
     let source = (!recovered_from.is_empty()).then(|| {
         let e = &run.execution;
-        let id = ExecutionId { project: e.project.clone(), domain: e.domain.clone(), name: recovered_from };
+        let id = ExecutionId { project: e.project.clone(), domain: e.domain.clone(), name: recovered_from.clone() };
         DynamoRun::new(services.dynamo.clone(), &services.config.table, &id)
     });
     let source_workflow = match &source {
@@ -746,8 +757,11 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
         },
         None => None,
     };
-    let recovering =
-        source.as_ref().zip(source_workflow.as_ref()).map(|(store, workflow)| Recovering { workflow, store });
+    let recovering = source.as_ref().zip(source_workflow.as_ref()).map(|(store, workflow)| Recovering {
+        run: &recovered_from,
+        workflow,
+        store,
+    });
     let steps = Steps {
         workflow: &workflow,
         store: &store,

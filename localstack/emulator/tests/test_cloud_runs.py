@@ -613,3 +613,45 @@ def test_a_recovery_under_a_fixed_version_keeps_what_succeeded_and_runs_the_rest
     assert again.returncode == 1 and "nothing to recover" in again.stderr, again.stderr
     local = updraft(cloud, "executions", "recover", name)
     assert local.returncode == 2 and "--remote" in local.stderr, local.stderr
+
+
+MAP_MEND = """
+project: cloud
+tasks:
+  tenfold:
+    image: python:3.11-slim
+    command: [python3, -c, "%s", "{{inputs.x}}", "{{outputs.y}}"]
+    inputs: {x: int}
+    outputs: {y: int}
+workflows:
+  mapmend:
+    inputs: {xs: "list<int>"}
+    nodes:
+      each: {map: {task: tenfold, over: [x]}, inputs: {x: $inputs.xs}}
+    outputs: {ys: $each.y}
+"""
+
+
+def test_a_recovered_map_runs_only_the_items_that_failed(cloud, aws, tmp_path):
+    broken = "import sys; x = int(sys.argv[1]); sys.exit(3) if x % 2 else open(sys.argv[2], 'w').write(str(10 * x))"
+    fixed = "import sys; x = int(sys.argv[1]); open(sys.argv[2], 'w').write(str(10 * x))"
+    for version, code in [("mapmend-v1", broken), ("mapmend-v2", fixed)]:
+        spec = tmp_path / f"{version}.yaml"
+        spec.write_text(MAP_MEND % code)
+        assert updraft(cloud, "register", str(spec), "--version", version).returncode == 0
+    xs = [0, 1, 2, 3, 4, 6]
+    body = {"workflow": {"project": "cloud", "domain": "development", "name": "mapmend", "version": "mapmend-v1"},
+            "name": unique("mapmend"), "inputs": {"values": {"xs": {"list": {"values": [
+                {"integer": str(x)} for x in xs]}}}}}
+    status, answer = signed(cloud, "POST", "/v1/executions", body=json.dumps(body).encode())
+    assert status == 201, answer
+    assert finished(cloud, body["name"])["execution"]["phase"] == "WORKFLOW_FAILED"
+    # `tenfold` is not cached: the four items that succeeded are kept from the failed run itself.
+    recovered = updraft(cloud, "executions", "recover", body["name"], "--version", "mapmend-v2", "--remote",
+                        "--project", "cloud", "--output", "json")
+    assert recovered.returncode == 0, recovered.stderr
+    name = json.loads(recovered.stdout)["id"]["name"]
+    answer = finished(cloud, name)
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer
+    assert answer["execution"]["outputs"]["values"]["ys"]["list"]["values"] == [{"integer": str(10 * x)} for x in xs]
+    assert [size for _, size in array_jobs(aws, cloud, name, "each")] == [2], "exactly the two failed items ran"

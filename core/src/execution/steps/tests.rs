@@ -189,11 +189,17 @@ struct RecordedJobs {
     faults: Arc<Faults>,
     /// What `max_map_items` answers (a limit of the adapter's).
     max_map_items: Mutex<Option<usize>>,
+    /// What `map_results` answers: the items a recovered run's map ran.
+    recovered_run_items: Mutex<Vec<(usize, node::ItemResult)>>,
 }
 
 impl Jobs for RecordedJobs {
     fn max_map_items(&self) -> Option<usize> {
         *self.max_map_items.lock().unwrap()
+    }
+    async fn map_results(&self, run: &str, _node: &str) -> Result<Vec<(usize, node::ItemResult)>, PortError> {
+        assert_eq!(run, "source", "the recovered run's results are read");
+        Ok(self.recovered_run_items.lock().unwrap().clone())
     }
     async fn submit(&self, node: &str, _task: &TaskTemplate, inputs: &Outputs) -> Result<String, PortError> {
         self.faults.write()?;
@@ -845,7 +851,7 @@ fn a_recovery_completes_what_succeeded_on_the_same_work_and_runs_the_rest() {
         let jobs = RecordedJobs::default();
         let steps = Steps {
             jobs: &jobs,
-            recovering: Some(Recovering { workflow: &w, store: &source }),
+            recovering: Some(Recovering { run: "source", workflow: &w, store: &source }),
             ..ports.steps(version, &run)
         };
         block_on(steps.arm("a", "ra")).unwrap();
@@ -863,4 +869,36 @@ fn a_recovery_completes_what_succeeded_on_the_same_work_and_runs_the_rest() {
     // A version whose a runs on other inputs: a is not the same work and runs.
     let (submitted, _) = recover(&workflow(&nodes("5"), ""));
     assert_eq!(submitted.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a"], "b waits for the new a");
+}
+
+#[test]
+fn a_recovered_map_runs_only_the_items_that_failed_in_the_run_it_recovers() {
+    // `fails` is not cacheable: the recovered run's item results are all there is to reuse.
+    let w = workflow(
+        "      each:\n        map: {task: fails, over: [x], min_success_ratio: 1.0}\n        inputs: {x: [10, 11, 12, 13, 14]}\n",
+        "",
+    );
+    let source = MemoryRun::new(&w, Outputs::new());
+    let ports = Ports::default();
+    let y = |v: i64| node::ItemResult::Succeeded([("y".to_string(), literal::integer(v))].into());
+    let failed = || node::ItemResult::Failed(NodeFailure::new(FailureCode::NonZeroExit, "exit 3"));
+    // The recovered run: items 1 and 3 failed, so the map failed.
+    let ran = vec![(0, y(11)), (1, failed()), (2, y(13)), (3, failed()), (4, y(15))];
+    let steps = ports.steps(&w, &source);
+    block_on(steps.arm("each", "t")).unwrap();
+    block_on(steps.map_reported("each", ran.clone(), 1, String::new())).unwrap();
+    assert_eq!(source.state.lock().unwrap().ended["each"].phase, NodePhase::Failed);
+    *ports.jobs.recovered_run_items.lock().unwrap() = ran;
+    let recovery = MemoryRun::new(&w, Outputs::new());
+    let steps = Steps {
+        recovering: Some(Recovering { run: "source", workflow: &w, store: &source }),
+        ..ports.steps(&w, &recovery)
+    };
+    block_on(steps.arm("each", "r")).unwrap();
+    let submitted: Vec<usize> = ports.jobs.maps.lock().unwrap()[1].1.iter().map(|(i, _)| *i).collect();
+    assert_eq!(submitted, [1, 3], "only the items that failed run again");
+    block_on(steps.map_reported("each", vec![(1, y(12)), (3, y(14))], 1, String::new())).unwrap();
+    let end = recovery.state.lock().unwrap().ended["each"].clone();
+    let expected = literal::list((11..16).map(literal::integer).collect());
+    assert_eq!((end.phase, &end.outputs["y"]), (NodePhase::Succeeded, &expected), "the kept items in their places");
 }
