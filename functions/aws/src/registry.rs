@@ -3,9 +3,10 @@
 //! bodies over [`INLINE_BODY_LIMIT`] live in the data bucket under
 //! `specs/<sha256>.json`, named by their digest.
 
+use crate::dynamo::Item;
 use crate::sdk_error::{describe, is_retryable, port_error};
 use aws_sdk_dynamodb::Client as Dynamo;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use updraft_core::execution::contract;
@@ -25,8 +26,6 @@ pub const MAX_NEW_ENTITIES: usize = 50;
 /// How often a registration that lost a race re-reads and tries again before
 /// answering a retryable error.
 const ATTEMPTS: usize = 4;
-
-type Item = HashMap<String, AttributeValue>;
 
 /// The registry over one table and the data bucket (the stack's).
 #[derive(Clone)]
@@ -133,38 +132,24 @@ impl DynamoRegistry {
     /// The registered digest of each entity that has one, by position.
     async fn registered_digests(&self, entities: &[Entity]) -> Result<Vec<Option<String>>, PortError> {
         let ids: Vec<Identifier> = entities.iter().map(|e| e.id().cloned().unwrap_or_default()).collect();
-        let mut found: HashMap<(String, String), String> = HashMap::new();
-        for chunk in ids.chunks(100) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|id| {
-                    HashMap::from([("pk".into(), s(key::entity(id))), ("sk".into(), s(key::version(&id.version)))])
-                })
-                .collect();
-            let mut request = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .projection_expression("pk, sk, digest")
-                .build()
-                .map_err(build_error)?;
-            loop {
-                let answer = self
-                    .dynamo
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| port_error("reading registered entities", &e))?;
-                for item in answer.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
-                    let key = (text(item, "pk").to_string(), text(item, "sk").to_string());
-                    found.insert(key, text(item, "digest").to_string());
-                }
-                match answer.unprocessed_keys().and_then(|u| u.get(&self.table)) {
-                    Some(rest) if !rest.keys().is_empty() => request = rest.clone(),
-                    _ => break,
-                }
-            }
-        }
+        let keys: Vec<Item> = ids
+            .iter()
+            .map(|id| HashMap::from([("pk".into(), s(key::entity(id))), ("sk".into(), s(key::version(&id.version)))]))
+            .collect();
+        let items = crate::dynamo::batch_get(
+            &self.dynamo,
+            &self.table,
+            keys,
+            Some("pk, sk, digest"),
+            "reading registered entities",
+        )
+        .await?;
+        let mut found: HashMap<(String, String), String> = items
+            .iter()
+            .map(|item| {
+                ((text(item, "pk").to_string(), text(item, "sk").to_string()), text(item, "digest").to_string())
+            })
+            .collect();
         Ok(ids.iter().map(|id| found.remove(&(key::entity(id), key::version(&id.version)))).collect())
     }
 

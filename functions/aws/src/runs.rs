@@ -4,10 +4,11 @@
 //! is one conditional or atomic write, so concurrent arms and completions of a
 //! run (separate Lambda invocations) keep the protocol's guarantees.
 
+use crate::dynamo::Item;
 use crate::registry::{now, s};
 use crate::sdk_error::port_error;
 use aws_sdk_dynamodb::Client as Dynamo;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, WriteRequest};
 use std::collections::HashMap;
 use updraft_core::execution::failure::FailureCode;
 use updraft_core::execution::node::NodeFailure;
@@ -16,8 +17,6 @@ use updraft_core::execution::steps::{Claim, NodeEnd, NodeSlot, RecordedEnd, RunS
 use updraft_core::execution::stop::{LiveJob, StopCause, StoppableRun};
 use updraft_core::ports::{CacheEntry, CacheStore, LaunchOrigin, PortError};
 use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap, NodePhase, WorkflowPhase};
-
-type Item = HashMap<String, AttributeValue>;
 
 fn outputs_json(outputs: &Outputs) -> String {
     let map = LiteralMap { values: outputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect() };
@@ -843,57 +842,20 @@ impl DynamoCache {
     }
 }
 
-/// BatchGetItem's most keys in one request.
-const BATCH_GET_KEYS: usize = 100;
-
-/// How often keys DynamoDB left unprocessed (throttled) are asked for again
-/// before the read is reported as transient.
-const BATCH_GET_TRIES: u32 = 8;
-
 impl CacheStore for DynamoCache {
     /// BatchGetItem, 100 distinct keys a request (a map of 10,000 items reads its
     /// entries in 100 round trips, not 10,000), consistent like `get`; keys left
     /// unprocessed are asked for again after a backoff.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Outputs>>, PortError> {
-        let distinct: Vec<&String> = keys.iter().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let distinct: std::collections::BTreeSet<&String> = keys.iter().collect();
+        let wanted: Vec<Item> = distinct
+            .into_iter()
+            .map(|key| [("pk".to_string(), s(format!("CACHE#{key}"))), ("sk".to_string(), s("CACHE"))].into())
+            .collect();
         let mut found: HashMap<String, Outputs> = HashMap::new();
-        for chunk in distinct.chunks(BATCH_GET_KEYS) {
-            let mut pending: Vec<Item> = chunk
-                .iter()
-                .map(|key| [("pk".to_string(), s(format!("CACHE#{key}"))), ("sk".to_string(), s("CACHE"))].into())
-                .collect();
-            for tries in 1.. {
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(pending))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| PortError::Invalid(format!("a cache read: {e}")))?;
-                let answer = self
-                    .dynamo
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| port_error("reading the cache", &e))?;
-                for item in answer.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
-                    let key =
-                        item.get("pk").and_then(|v| v.as_s().ok()).map_or("", |pk| pk.trim_start_matches("CACHE#"));
-                    found.insert(key.to_string(), outputs_from(item, "outputs")?);
-                }
-                pending = answer
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .map(|k| k.keys().to_vec())
-                    .unwrap_or_default();
-                if pending.is_empty() {
-                    break;
-                }
-                if tries == BATCH_GET_TRIES {
-                    let left = pending.len();
-                    return Err(PortError::Transient(format!("reading the cache: {left} keys still unprocessed")));
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(25 << tries.min(6))).await;
-            }
+        for item in crate::dynamo::batch_get(&self.dynamo, &self.table, wanted, None, "reading the cache").await? {
+            let key = item.get("pk").and_then(|v| v.as_s().ok()).map_or("", |pk| pk.trim_start_matches("CACHE#"));
+            found.insert(key.to_string(), outputs_from(&item, "outputs")?);
         }
         Ok(keys.iter().map(|key| found.get(key).cloned()).collect())
     }

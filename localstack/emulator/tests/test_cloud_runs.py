@@ -581,34 +581,42 @@ workflows:
 """
 
 
-def test_a_recovery_under_a_fixed_version_keeps_what_succeeded_and_runs_the_rest(cloud, aws, tmp_path):
-    for version, check in [("mend-v1", "import sys; sys.exit(3)"), ("mend-v2", "import sys; print('checked', sys.argv[1])")]:
-        spec = tmp_path / f"{version}.yaml"
-        spec.write_text(MEND % check)
-        registered = updraft(cloud, "register", str(spec), "--version", version)
+def fail_then_recover(cloud, tmp_path, spec, workflow, broken, fixed, inputs=None):
+    """Registers `spec % broken` as `<workflow>-v1` and `spec % fixed` as `-v2`, runs
+    v1 until it fails and recovers it under v2: (the failed run, the recovery's name)."""
+    for version, code in [(f"{workflow}-v1", broken), (f"{workflow}-v2", fixed)]:
+        path = tmp_path / f"{version}.yaml"
+        path.write_text(spec % code)
+        registered = updraft(cloud, "register", str(path), "--version", version)
         assert registered.returncode == 0, registered.stderr
-    body = {"workflow": {"project": "cloud", "domain": "development", "name": "mend", "version": "mend-v1"},
-            "name": unique("mend")}
+    body = {"workflow": {"project": "cloud", "domain": "development", "name": workflow, "version": f"{workflow}-v1"},
+            "name": unique(workflow), "inputs": {"values": inputs or {}}}
     status, answer = signed(cloud, "POST", "/v1/executions", body=json.dumps(body).encode())
     assert status == 201, answer
     failed = finished(cloud, body["name"])
     assert failed["execution"]["phase"] == "WORKFLOW_FAILED", failed
-    stamped = nodes(failed)["a"]["outputs"]["values"]["t"]
-    # `stamp` is not cached: only the recovery can keep its output (a rerun would stamp anew).
-    recovered = updraft(cloud, "executions", "recover", body["name"], "--version", "mend-v2", "--remote",
+    recovered = updraft(cloud, "executions", "recover", body["name"], "--version", f"{workflow}-v2", "--remote",
                         "--project", "cloud", "--output", "json")
     assert recovered.returncode == 0, recovered.stderr
-    name = json.loads(recovered.stdout)["id"]["name"]
+    return failed, json.loads(recovered.stdout)["id"]["name"]
+
+
+def test_a_recovery_under_a_fixed_version_keeps_what_succeeded_and_runs_the_rest(cloud, aws, tmp_path):
+    failed, name = fail_then_recover(cloud, tmp_path, MEND, "mend", "import sys; sys.exit(3)",
+                                     "import sys; print('checked', sys.argv[1])")
+    # `stamp` is not cached: only the recovery can keep its output (a rerun would stamp anew).
+    stamped = nodes(failed)["a"]["outputs"]["values"]["t"]
     answer = finished(cloud, name)
     assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer
-    assert (answer["execution"]["mode"], answer["execution"]["recoveredFrom"]) == ("RECOVER", body["name"])
+    source = failed["execution"]["id"]["name"]
+    assert (answer["execution"]["mode"], answer["execution"]["recoveredFrom"]) == ("RECOVER", source)
     assert answer["execution"]["workflowId"]["version"] == "mend-v2"
     a, b = nodes(answer)["a"], nodes(answer)["b"]
     assert (a["phase"], a["outputs"]["values"]["t"]) == ("RECOVERED", stamped), a
     assert b["phase"] == "SUCCEEDED", b
     assert array_jobs(aws, cloud, name, "a") == [], "a ran no job"
     assert len(array_jobs(aws, cloud, name, "b")) == 1
-    # A run that succeeded has nothing to recover; a running one is refused too.
+    # A run that succeeded has nothing to recover; recovery is of cloud runs.
     again = updraft(cloud, "executions", "recover", name, "--remote", "--project", "cloud")
     assert again.returncode == 1 and "nothing to recover" in again.stderr, again.stderr
     local = updraft(cloud, "executions", "recover", name)
@@ -635,22 +643,10 @@ workflows:
 def test_a_recovered_map_runs_only_the_items_that_failed(cloud, aws, tmp_path):
     broken = "import sys; x = int(sys.argv[1]); sys.exit(3) if x % 2 else open(sys.argv[2], 'w').write(str(10 * x))"
     fixed = "import sys; x = int(sys.argv[1]); open(sys.argv[2], 'w').write(str(10 * x))"
-    for version, code in [("mapmend-v1", broken), ("mapmend-v2", fixed)]:
-        spec = tmp_path / f"{version}.yaml"
-        spec.write_text(MAP_MEND % code)
-        assert updraft(cloud, "register", str(spec), "--version", version).returncode == 0
     xs = [0, 1, 2, 3, 4, 6]
-    body = {"workflow": {"project": "cloud", "domain": "development", "name": "mapmend", "version": "mapmend-v1"},
-            "name": unique("mapmend"), "inputs": {"values": {"xs": {"list": {"values": [
-                {"integer": str(x)} for x in xs]}}}}}
-    status, answer = signed(cloud, "POST", "/v1/executions", body=json.dumps(body).encode())
-    assert status == 201, answer
-    assert finished(cloud, body["name"])["execution"]["phase"] == "WORKFLOW_FAILED"
+    inputs = {"xs": {"list": {"values": [{"integer": str(x)} for x in xs]}}}
     # `tenfold` is not cached: the four items that succeeded are kept from the failed run itself.
-    recovered = updraft(cloud, "executions", "recover", body["name"], "--version", "mapmend-v2", "--remote",
-                        "--project", "cloud", "--output", "json")
-    assert recovered.returncode == 0, recovered.stderr
-    name = json.loads(recovered.stdout)["id"]["name"]
+    _, name = fail_then_recover(cloud, tmp_path, MAP_MEND, "mapmend", broken, fixed, inputs)
     answer = finished(cloud, name)
     assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer
     assert answer["execution"]["outputs"]["values"]["ys"]["list"]["values"] == [{"integer": str(10 * x)} for x in xs]
