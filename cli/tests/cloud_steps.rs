@@ -4,7 +4,9 @@
 //! invocations would. Jobs and task tokens are recorded, not run (the node
 //! function's Batch and Step Functions adapters come with cloud execution).
 
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use updraft_aws::runs::{DynamoCache, DynamoRun, Launch};
@@ -14,7 +16,7 @@ use updraft_core::execution::node::{NodeFailure, Outputs};
 use updraft_core::execution::steps::{CLAIM_LEASE_MS, Claim, ItemToRun, Jobs, NodeEnd, RunStore, Steps, Tokens};
 use updraft_core::literal;
 use updraft_core::ports::{BlobStore, CacheStore, PortError, StoredBlob};
-use updraft_core::proto::core::{CompiledWorkflow, ExecutionId, NodePhase, TaskTemplate};
+use updraft_core::proto::core::{CompiledWorkflow, ExecutionId, Identifier, NodePhase, TaskTemplate};
 use updraft_core::spec::Format;
 
 #[derive(Default)]
@@ -318,18 +320,31 @@ fn the_dynamodb_run_store_keeps_the_protocol_contract_when_calls_repeat() {
     });
 }
 
-/// BatchGetItem takes at most 100 distinct keys: 250 entries, asked for with
-/// repeats and misses among them, come back in the keys' order.
+/// BatchWriteItem takes 25 writes and BatchGetItem 100 distinct keys: 250 entries
+/// written at once (one key twice), then asked for with repeats and misses among
+/// them, come back in the keys' order, each indexed under its task version.
 #[test]
-fn the_dynamodb_cache_reads_many_entries_in_batches_in_the_keys_order() {
+fn the_dynamodb_cache_writes_and_reads_many_entries_in_batches() {
     let f = fixture();
     let cache = DynamoCache::new(f.dynamo.clone(), &f.table);
     let key = |i: i64| format!("key-{i}");
-    f.runtime.block_on(async {
-        for i in 0..250 {
-            cache.put(&key(i), &y(i).unwrap()).await.unwrap();
-        }
-    });
+    let task = Identifier { name: "inc".into(), version: "v1".into(), ..Default::default() };
+    let mut entries: Vec<(String, Outputs)> = (0..250).map(|i| (key(i), y(i).unwrap())).collect();
+    entries.push((key(3), y(3).unwrap()));
+    f.runtime.block_on(cache.put_many_for(&entries, &task)).unwrap();
+    let stored = f
+        .runtime
+        .block_on(
+            f.dynamo
+                .get_item()
+                .table_name(&f.table)
+                .key("pk", AttributeValue::S("CACHE#key-7".into()))
+                .key("sk", AttributeValue::S("CACHE".into()))
+                .send(),
+        )
+        .unwrap();
+    let owner = stored.item().and_then(|item| item.get("gsi2pk")).and_then(|v| v.as_s().ok()).cloned();
+    assert!(owner.is_some_and(|o| o.ends_with("#inc#v1")), "indexed under the task version");
     let mut keys: Vec<String> = (0..260).rev().map(key).collect();
     keys.extend([key(7), key(7), key(300)]);
     let entries = f.runtime.block_on(cache.get_many(&keys)).unwrap();

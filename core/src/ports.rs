@@ -124,6 +124,21 @@ pub trait CacheStore: Send + Sync {
     ) -> impl Future<Output = Result<(), PortError>> + Send {
         self.put(key, outputs)
     }
+    /// [`put_for`](CacheStore::put_for) of many entries of one task version (a
+    /// map's items). A store that writes in batches (DynamoDB's BatchWriteItem)
+    /// overrides this one-by-one write.
+    fn put_many_for(
+        &self,
+        entries: &[(String, Outputs)],
+        task: &Identifier,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        async move {
+            for (key, outputs) in entries {
+                self.put_for(key, task, outputs).await?;
+            }
+            Ok(())
+        }
+    }
     /// The entries stored for a task version (`put_for`), newest first.
     fn entries(&self, task: &Identifier) -> impl Future<Output = Result<Vec<CacheEntry>, PortError>> + Send {
         let name = task.name.clone();

@@ -455,18 +455,20 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         let mut end = match self.invocation(node, &values) {
             Ok(Some(Invocation::Map(task, map_node, inputs))) => {
                 let mut results: Vec<Option<node::ItemResult>> = vec![None; inputs.len()];
-                let task_id = task.id.clone().unwrap_or_default();
+                // Each item's outputs are cached as a local run caches them, under the item's key.
+                let mut entries = Vec::new();
                 for (index, result) in ran {
-                    // Each item's outputs are cached as a local run caches them, under the item's key.
                     if let (Some(key), node::ItemResult::Succeeded(outputs)) =
                         (inputs.get(index).and_then(|item| cache_key::for_task(task, item)), &result)
                     {
-                        let _ = self.cache.put_for(&key, &task_id, outputs).await;
+                        entries.push((key, outputs.clone()));
                     }
                     if let Some(slot) = results.get_mut(index) {
                         *slot = Some(result);
                     }
                 }
+                // Lost entries cost a rerun later, not this run.
+                let _ = self.cache.put_many_for(&entries, &task.id.clone().unwrap_or_default()).await;
                 // Items of a recovered run that succeeded there, then the cache's verified hits.
                 for (index, outputs) in self.recovered_items(node, &values).await? {
                     if let Some(slot @ None) = results.get_mut(index) {

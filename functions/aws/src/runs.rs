@@ -8,7 +8,7 @@ use crate::dynamo::Item;
 use crate::registry::{now, s};
 use crate::sdk_error::port_error;
 use aws_sdk_dynamodb::Client as Dynamo;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnValue, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use std::collections::HashMap;
 use updraft_core::execution::failure::FailureCode;
 use updraft_core::execution::node::NodeFailure;
@@ -312,36 +312,22 @@ impl DynamoRun {
             }
             Err(e) => return Err(port_error("creating the execution", &e)),
         }
-        // Node items in batches of 25 (BatchWriteItem's limit), retrying what DynamoDB leaves unprocessed.
-        for chunk in launch.upstream_counts.chunks(25) {
-            let mut writes: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|(node, pending)| {
-                    let item: Item = HashMap::from([
-                        ("pk".to_string(), s(&self.partition)),
-                        ("sk".to_string(), s(node_key(node))),
-                        ("node".to_string(), s(node)),
-                        ("upstream_total".to_string(), AttributeValue::N(pending.to_string())),
-                    ]);
-                    let put = PutRequest::builder().set_item(Some(item)).build().expect("the item is set");
-                    WriteRequest::builder().put_request(put).build()
-                })
-                .collect();
-            while !writes.is_empty() {
-                let answer = self
-                    .dynamo
-                    .batch_write_item()
-                    .request_items(&self.table, writes)
-                    .send()
-                    .await
-                    .map_err(|e| port_error("creating the nodes", &e))?;
-                writes = answer.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
-            }
-        }
+        let nodes: Vec<Item> = launch
+            .upstream_counts
+            .iter()
+            .map(|(node, pending)| {
+                HashMap::from([
+                    ("pk".to_string(), s(&self.partition)),
+                    ("sk".to_string(), s(node_key(node))),
+                    ("node".to_string(), s(node)),
+                    ("upstream_total".to_string(), AttributeValue::N(pending.to_string())),
+                ])
+            })
+            .collect();
+        crate::dynamo::batch_put(&self.dynamo, &self.table, nodes, "creating the nodes").await?;
         Ok(())
     }
 
-    /// Whether the launch asked to run every task and replace its cache entries.
     /// How the run was launched, as its steps need it: whether it overwrites the
     /// cache, and the run it recovers (a RECOVER run; empty otherwise).
     pub async fn launch_settings(&self) -> Result<(bool, String), PortError> {
@@ -822,22 +808,32 @@ impl DynamoCache {
         DynamoCache { dynamo, table: table.into() }
     }
 
-    /// Stores (or replaces) an entry, indexed under its task version when one is given.
-    async fn write(&self, key: &str, task: Option<&Identifier>, outputs: &Outputs) -> Result<(), PortError> {
-        let created_at = now();
-        let mut put = self
-            .dynamo
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(format!("CACHE#{key}")))
-            .item("sk", s("CACHE"))
-            .item("outputs", s(outputs_json(outputs)))
-            .item("created_at", s(&created_at));
+    /// An entry's item, indexed under its task version when one is given.
+    fn entry_item(key: &str, task: Option<&Identifier>, outputs: &Outputs, created_at: &str) -> Item {
+        let mut item = HashMap::from([
+            ("pk".to_string(), s(format!("CACHE#{key}"))),
+            ("sk".to_string(), s("CACHE")),
+            ("outputs".to_string(), s(outputs_json(outputs))),
+            ("created_at".to_string(), s(created_at)),
+        ]);
         if let Some(task) = task {
             // The by-owner index lists a task version's entries (updraft cache list|delete).
-            put = put.item("gsi2pk", s(cache_owner(task))).item("gsi2sk", s(format!("{created_at}#{key}")));
+            item.insert("gsi2pk".into(), s(cache_owner(task)));
+            item.insert("gsi2sk".into(), s(format!("{created_at}#{key}")));
         }
-        put.send().await.map_err(|e| port_error("writing the cache", &e))?;
+        item
+    }
+
+    /// Stores (or replaces) an entry, indexed under its task version when one is given.
+    async fn write(&self, key: &str, task: Option<&Identifier>, outputs: &Outputs) -> Result<(), PortError> {
+        let item = Self::entry_item(key, task, outputs, &now());
+        self.dynamo
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| port_error("writing the cache", &e))?;
         Ok(())
     }
 }
@@ -892,6 +888,15 @@ impl CacheStore for DynamoCache {
 
     async fn put_for(&self, key: &str, task: &Identifier, outputs: &Outputs) -> Result<(), PortError> {
         self.write(key, Some(task), outputs).await
+    }
+
+    /// BatchWriteItem, 25 entries a request (a map of 10,000 items writes its
+    /// entries in 400 requests, not 10,000); a key given twice is written once.
+    async fn put_many_for(&self, entries: &[(String, Outputs)], task: &Identifier) -> Result<(), PortError> {
+        let created_at = now();
+        let distinct: HashMap<&str, &Outputs> = entries.iter().map(|(key, outputs)| (key.as_str(), outputs)).collect();
+        let items = distinct.into_iter().map(|(key, outputs)| Self::entry_item(key, Some(task), outputs, &created_at));
+        crate::dynamo::batch_put(&self.dynamo, &self.table, items.collect(), "writing the cache").await
     }
 
     async fn entries(&self, task: &Identifier) -> Result<Vec<CacheEntry>, PortError> {
