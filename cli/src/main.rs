@@ -86,6 +86,11 @@ enum Command {
         /// Only the progress lines: what tasks print stays in their logs (`--task-output off`).
         #[arg(short, long)]
         quiet: bool,
+        /// Recover local run NAME, which failed, was aborted or timed out: its inputs (unless
+        /// given), and every node that succeeded there on the same inputs ends RECOVERED
+        /// without running (cached task or not); the rest run.
+        #[arg(long, value_name = "NAME", conflicts_with = "remote")]
+        recover: Option<String>,
         /// Run it in the cloud instead: `updraft launch FILE --register --watch` (the version
         /// derived from the spec and its code), as `pyflyte run --remote`.
         #[arg(long, conflicts_with_all = ["no_cache", "max_parallel", "blob_store"])]
@@ -532,6 +537,7 @@ fn main() -> ExitCode {
             name,
             task_output,
             quiet,
+            recover,
             remote,
             namespace,
         } => {
@@ -570,6 +576,7 @@ fn main() -> ExitCode {
                 options: namespace.into(),
                 name,
                 task_output,
+                recover,
             })
         }
         Command::Executions {
@@ -603,8 +610,8 @@ fn main() -> ExitCode {
         } => {
             if !remote {
                 eprintln!(
-                    "error: recover takes a cloud run (--remote)\n  hint: a local run reuses what it cached when \
-                     run again: `updraft run` the same spec and inputs"
+                    "error: updraft executions recover takes a cloud run (--remote)\n  hint: a local run is \
+                     recovered from its spec: updraft run SPEC --recover {id}"
                 );
                 return ExitCode::from(exit::USAGE);
             }

@@ -607,3 +607,43 @@ fn logs_follows_a_running_run_and_picks_streams_and_items() {
     let no_node = sandbox.updraft(&["logs", "followed", "--item", "2"]);
     assert_eq!(no_node.status.code(), Some(2), "--item needs the map node");
 }
+
+/// `run --recover NAME`: the failed run's inputs, its succeeded nodes RECOVERED
+/// without running (here an uncached task whose output is a timestamp, so a rerun
+/// would differ), the rest run.
+#[test]
+fn a_recovery_keeps_what_succeeded_in_the_failed_run_and_runs_the_rest() {
+    let spec = "tasks:\n  \
+        stamp: {image: x, command: [sh, -c, 'echo \"$1-$(date +%s%N)\" > \"$0\"', \"{{outputs.t}}\", \"{{inputs.tag}}\"], \
+        inputs: {tag: string}, outputs: {t: string}}\n  \
+        check: {image: x, command: [sh, -c, 'test -e \"$0/fixed\" && echo ok > \"$1\"', \"{{code_dir}}\", \"{{outputs.ok}}\"], \
+        inputs: {t: string}, outputs: {ok: string}}\n\
+        workflows:\n  w:\n    inputs: {tag: string}\n    nodes:\n      a: {task: stamp, inputs: {tag: $inputs.tag}}\n      \
+        b: {task: check, inputs: {t: $a.t}}\n";
+    let sandbox = Sandbox::new("recover", spec);
+    let (code, failed) = json_run(&sandbox, &["-i", "tag=nightly"]);
+    assert_eq!((code, node(&failed, "b")["phase"].as_str()), (Some(1), Some("FAILED")), "{failed}");
+    let name = failed["execution"]["id"]["name"].as_str().expect("the run's name").to_string();
+    std::fs::write(sandbox.dir.join("fixed"), "").unwrap();
+    let (code, recovered) = json_run(&sandbox, &["--recover", &name]);
+    assert_eq!(code, Some(0), "{recovered}");
+    let a = node(&recovered, "a");
+    assert_eq!(
+        (a["phase"].as_str(), &a["outputs"]),
+        (Some("RECOVERED"), &node(&failed, "a")["outputs"]),
+        "{recovered}"
+    );
+    assert!(a["outputs"]["values"]["t"]["string"].as_str().is_some_and(|t| t.starts_with("nightly-")), "its inputs");
+    assert_eq!(node(&recovered, "b")["phase"], "SUCCEEDED");
+    assert_eq!(
+        (recovered["execution"]["mode"].as_str(), recovered["execution"]["recoveredFrom"].as_str()),
+        (Some("RECOVER"), Some(name.as_str()))
+    );
+    let succeeded = recovered["execution"]["id"]["name"].as_str().unwrap().to_string();
+    let out = sandbox.updraft(&["run", "spec.yaml", "--recover", &succeeded]);
+    assert_eq!(out.status.code(), Some(2), "nothing to recover in a run that succeeded");
+    assert!(text(&out.stderr).contains("there is nothing to recover"), "{}", text(&out.stderr));
+    let out = sandbox.updraft(&["executions", "recover", &name]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains(&format!("updraft run SPEC --recover {name}")), "{}", text(&out.stderr));
+}

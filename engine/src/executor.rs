@@ -38,8 +38,9 @@ use updraft_core::execution::scheduler::Scheduler;
 use updraft_core::literal;
 use updraft_core::ports::{BlobStore as _, CacheStore as _, PortError};
 use updraft_core::proto::core::{
-    AttemptDevices, Blob, CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier, Literal,
-    LiteralMap, Node, NodeExecution, NodeExecutionId, NodePhase, TaskTemplate, WorkflowPhase, node,
+    AttemptDevices, Blob, CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier,
+    LaunchMode, Literal, LiteralMap, Node, NodeExecution, NodeExecutionId, NodePhase, TaskTemplate, WorkflowPhase,
+    node,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,9 @@ pub struct RunRequest {
     pub python_worker: Option<(WorkerKey, python::Worker)>,
     /// The execution's name (a scheduler's tick); `None`: a generated one.
     pub name: Option<String>,
+    /// A run of the store this one recovers: each of its nodes that succeeded
+    /// there on the same inputs ends RECOVERED here without running.
+    pub recover: Option<String>,
 }
 
 pub struct RunResult {
@@ -153,6 +157,8 @@ struct Ctx {
     cold_reasons: Mutex<HashSet<String>>,
     recorder: Mutex<Recorder>,
     show_task_output: bool,
+    /// The recovered run's nodes that succeeded: node path → (inputs, outputs).
+    recovered: HashMap<String, (Outputs, Outputs)>,
 }
 
 /// Persists node records and prints progress, in the order events happen.
@@ -256,6 +262,10 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
         name: request.name.clone().unwrap_or_else(new_execution_name),
     };
     let started = Instant::now();
+    let recovered = match &request.recover {
+        Some(source) => recovered_nodes(&store, source)?,
+        None => HashMap::new(),
+    };
     let mut execution = Execution {
         id: Some(execution_id.clone()),
         workflow_id: template.id.clone(),
@@ -265,6 +275,8 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
         started_at: Some(now()),
         updated_at: Some(now()),
         principal: std::env::var("USER").unwrap_or_default(),
+        mode: if request.recover.is_some() { LaunchMode::Recover } else { LaunchMode::Manual } as i32,
+        recovered_from: request.recover.clone().unwrap_or_default(),
         ..Default::default()
     };
     // Names carry 32 random bits; a collision is refused by the store and a new name drawn.
@@ -329,6 +341,7 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
             error: None,
         }),
         show_task_output: request.show_task_output,
+        recovered,
     });
 
     let run = run_workflow(Arc::clone(&ctx), Arc::new(workflow), request.inputs.clone(), String::new());
@@ -583,7 +596,38 @@ fn finish_record(
     ctx.record(record);
 }
 
+/// The nodes of `source` (a run in the store) that succeeded, were cached or
+/// recovered: node path → (inputs, outputs).
+fn recovered_nodes(store: &Store, source: &str) -> Result<HashMap<String, (Outputs, Outputs)>, StoreError> {
+    let Some((_, nodes)) = store.get(source)? else { return Ok(HashMap::new()) };
+    let kept = [NodePhase::Succeeded, NodePhase::Cached, NodePhase::Recovered].map(|p| p as i32);
+    Ok(nodes
+        .into_iter()
+        .filter(|n| kept.contains(&n.phase))
+        .filter_map(|n| {
+            let path = n.id?.node_id;
+            let values = |map: Option<LiteralMap>| map.map(|m| m.values).unwrap_or_default();
+            Some((path, (values(n.inputs), values(n.outputs))))
+        })
+        .collect())
+}
+
+/// A recovery's end of the node at `path`: RECOVERED with the outputs the
+/// recovered run recorded, when it succeeded there on the same inputs.
+fn recovered(ctx: &Ctx, path: &str, inputs: &Outputs) -> Option<NodeResult> {
+    let (_, outputs) = ctx.recovered.get(path).filter(|(theirs, _)| theirs == inputs)?;
+    let mut record = ctx.running_record(path, inputs);
+    record.phase = NodePhase::Recovered as i32;
+    record.updated_at = Some(now());
+    record.outputs = Some(LiteralMap { values: outputs.clone() });
+    ctx.record(record);
+    Some(Ok((outputs.clone(), NodePhase::Recovered)))
+}
+
 async fn run_task_node(ctx: Arc<Ctx>, task: TaskTemplate, inputs: Outputs, path: String) -> NodeResult {
+    if let Some(result) = recovered(&ctx, &path, &inputs) {
+        return result;
+    }
     let mut record = ctx.running_record(&path, &inputs);
     let started = Instant::now();
     let key = cache_key_for(&ctx, &task, &inputs);
@@ -608,6 +652,9 @@ async fn run_map_node(
     inputs: Outputs,
     path: String,
 ) -> NodeResult {
+    if let Some(result) = recovered(&ctx, &path, &inputs) {
+        return result;
+    }
     let mut record = ctx.running_record(&path, &inputs);
     let started = Instant::now();
     let items = match rules::map_items(&map_node, &inputs) {

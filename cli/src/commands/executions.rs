@@ -17,7 +17,7 @@ pub enum OutputFormat {
 }
 
 /// The store, with executions whose runner died closed first (they would show RUNNING forever).
-fn open_store() -> Result<Store, Box<dyn std::error::Error>> {
+pub fn open_store() -> Result<Store, Box<dyn std::error::Error>> {
     let store = Store::open(&Home::from_env()?.database())?;
     runner::close_orphans(&store)?;
     Ok(store)

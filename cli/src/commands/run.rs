@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use updraft_aws::files;
 use updraft_aws::s3::S3Uri;
 use updraft_core::compile::Options;
+use updraft_core::execution::node;
 use updraft_core::execution::retry::Backoff;
 use updraft_core::literal;
 use updraft_core::proto::core::{Literal, WorkflowPhase, literal::Value as LV};
@@ -30,6 +31,8 @@ pub struct RunArgs {
     /// The execution's name; it must not be taken (`None`: generated).
     pub name: Option<String>,
     pub task_output: TaskOutput,
+    /// A local run to recover (`--recover NAME`).
+    pub recover: Option<String>,
 }
 
 /// `--task-output`: whether what tasks print is shown while they run.
@@ -39,6 +42,27 @@ pub enum TaskOutput {
     Auto,
     On,
     Off,
+}
+
+/// The inputs of local run `source`, which a recovery runs on; why it cannot be
+/// recovered (missing, still running, succeeded).
+fn recovered_run_inputs(source: &str) -> Result<BTreeMap<String, Literal>, String> {
+    let store = super::executions::open_store().map_err(|e| format!("error: {e}"))?;
+    let found = store.get(source).map_err(|e| format!("error: {e}"))?;
+    let Some((execution, _)) = found else {
+        return Err(format!(
+            "error: --recover: no local run \"{source}\"\n  hint: `updraft executions list --phase failed` shows the ones to recover"
+        ));
+    };
+    match WorkflowPhase::try_from(execution.phase).unwrap_or_default() {
+        WorkflowPhase::WorkflowRunning => {
+            Err(format!("error: --recover: run {source} is still running\n  hint: wait for its end, or abort it"))
+        }
+        WorkflowPhase::WorkflowSucceeded => Err(format!(
+            "error: --recover: run {source} succeeded: there is nothing to recover\n  hint: run it again without --recover"
+        )),
+        _ => Ok(execution.inputs.map(|m| m.values).unwrap_or_default()),
+    }
 }
 
 /// Bad input to `updraft run` (exit code 2): nothing was started.
@@ -117,7 +141,21 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let template = workflow.template.clone().unwrap_or_default();
     let code_dir = spec_file::code_dir(&args.file)?;
 
-    let inputs = match launch_inputs(&template, &args.inputs, &code_dir) {
+    // A recovery runs on the recovered run's inputs, unless others are given.
+    let recovered_inputs = match &args.recover {
+        Some(source) => match recovered_run_inputs(source) {
+            Ok(inputs) => Some(inputs),
+            Err(message) => return bad_input(message),
+        },
+        None => None,
+    };
+    let inputs = match recovered_inputs.filter(|_| args.inputs.is_empty()) {
+        Some(given) => node::checked_launch_inputs(&template, given).map_err(|message| {
+            format!("{message} (the inputs of run {})", args.recover.as_deref().unwrap_or_default())
+        }),
+        None => launch_inputs(&template, &args.inputs, &code_dir),
+    };
+    let inputs = match inputs {
         Ok(inputs) => inputs,
         Err(message) => {
             let signature: Vec<String> = template
@@ -182,6 +220,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             gpus,
             python_worker,
             name: args.name.clone(),
+            recover: args.recover.clone(),
         },
     ) {
         Err(e @ RunError::BlobStore { .. }) => {
