@@ -235,14 +235,14 @@ def main(updraft, endpoint):
 
     # A 100-item map, then the same map with 3 items' cache entries deleted: the
     # children of the rerun's array job are the items that ran.
-    base = uuid.uuid4().int % 1_000_000 * 1000
-    xs = {"xs": {"list": {"values": [{"integer": str(base + i)} for i in range(100)]}}}
+    first_x = uuid.uuid4().int % 1_000_000 * 1000
+    xs = {"xs": {"list": {"values": [{"integer": str(first_x + i)} for i in range(100)]}}}
     first = f"map-{uuid.uuid4().hex[:8]}"
     launch("each", xs, first)
     assert wait(first)["execution"]["phase"] == "WORKFLOW_SUCCEEDED"
     dynamo = boto3.client("dynamodb", **session)
     table = next(t for t in dynamo.list_tables()["TableNames"] if t.endswith("-metadata"))
-    ours = {str(base + i + 1) for i in range(100)}
+    ours = {str(first_x + i + 1) for i in range(100)}
     entries = [item for page in dynamo.get_paginator("scan").paginate(TableName=table) for item in page["Items"]
                if item["pk"]["S"].startswith("CACHE#")
                and json.loads(item["outputs"]["S"]).get("values", {}).get("y", {}).get("integer") in ours]
