@@ -343,10 +343,13 @@ impl Jobs for BatchJobs<'_> {
 
     /// Run `j` (the `j`-th item to run) keeps its inputs and results under `j/`,
     /// and the manifest maps `j` back to the item's index in the map (the items
-    /// reused from the cache do not run). Written before the job is submitted, so
-    /// whoever gathers finds it; rewritten identically by a repeated start. The
-    /// array job has `min(items, concurrency, 10,000)` children; with fewer
-    /// children than items, child `k` runs `k`, `k + children`, … in turn.
+    /// reused from the cache do not run). Written after the inputs and before the
+    /// job is submitted, so whoever gathers finds it. A start repeated after its
+    /// manifest was written (it died before recording its job) submits what that
+    /// manifest says, not what it would choose now (the cache may have changed
+    /// meanwhile), so the manifest describes whichever job is recorded. The array
+    /// job has `min(items, concurrency, 10,000)` children; with fewer children
+    /// than items, child `k` runs `k`, `k + children`, … in turn.
     async fn submit_map(
         &self,
         node: &str,
@@ -355,27 +358,44 @@ impl Jobs for BatchJobs<'_> {
         concurrency: Option<usize>,
     ) -> Result<String, PortError> {
         let prefix = items_prefix(&self.config.bucket, self.run, node);
-        for (c, chunk) in items.chunks(IN_FLIGHT).enumerate() {
-            let mut writes = tokio::task::JoinSet::new();
-            for (k, item) in chunk.iter().enumerate() {
-                let child = c * IN_FLIGHT + k;
-                let (s3_client, at, inputs) =
-                    (self.s3.clone(), prefix.join(&format!("{child}/inputs.json")), item.inputs.clone());
-                writes.spawn(async move { put_inputs(&s3_client, &at, &inputs).await });
+        let (manifest, fresh) = map_submission(read_manifest(self.s3, &prefix).await?, items, concurrency);
+        if fresh {
+            for (c, chunk) in items.chunks(IN_FLIGHT).enumerate() {
+                let mut writes = tokio::task::JoinSet::new();
+                for (k, item) in chunk.iter().enumerate() {
+                    let j = c * IN_FLIGHT + k;
+                    let (s3_client, at, inputs) =
+                        (self.s3.clone(), prefix.join(&format!("{j}/inputs.json")), item.inputs.clone());
+                    writes.spawn(async move { put_inputs(&s3_client, &at, &inputs).await });
+                }
+                writes.join_all().await.into_iter().collect::<Result<(), _>>()?;
             }
-            writes.join_all().await.into_iter().collect::<Result<(), _>>()?;
+            let bytes = serde_json::to_vec(&manifest).expect("manifests serialize");
+            s3::put_bytes(self.s3, &prefix.join(MANIFEST), bytes, "application/json").await?;
         }
-        let children = items.len().min(concurrency.unwrap_or(MAX_ARRAY_SIZE)).clamp(1, MAX_ARRAY_SIZE);
-        let manifest = MapManifest { items: items.iter().map(|item| item.index).collect(), children };
-        let bytes = serde_json::to_vec(&manifest).expect("manifests serialize");
-        s3::put_bytes(self.s3, &prefix.join(MANIFEST), bytes, "application/json").await?;
+        let (runs, children) = (manifest.items.len(), manifest.children);
         let mut environment = vec![(contract::ENV_ARRAY_PREFIX, prefix.to_string())];
-        if children < items.len() {
+        if children < runs {
             environment.push((contract::ENV_ARRAY_STRIDE, children.to_string()));
-            environment.push((contract::ENV_ARRAY_ITEMS, items.len().to_string()));
+            environment.push((contract::ENV_ARRAY_ITEMS, runs.to_string()));
         }
-        self.submit_job(node, task, environment, Some(MapJob { items: items.len(), children })).await
+        self.submit_job(node, task, environment, Some(MapJob { items: runs, children })).await
     }
+}
+
+/// What a map's start submits: the manifest a start before it wrote (whose
+/// inputs are written too), or a new one for `items` (`true`: its inputs and
+/// itself are to be written).
+fn map_submission(
+    existing: Option<MapManifest>,
+    items: &[ItemToRun<'_>],
+    concurrency: Option<usize>,
+) -> (MapManifest, bool) {
+    if let Some(manifest) = existing {
+        return (manifest, false);
+    }
+    let children = items.len().min(concurrency.unwrap_or(MAX_ARRAY_SIZE)).clamp(1, MAX_ARRAY_SIZE);
+    (MapManifest { items: items.iter().map(|item| item.index).collect(), children }, true)
 }
 
 /// A map's job: how many items it runs, on how many array children.
@@ -562,7 +582,7 @@ async fn child_outputs<R: Registry>(services: &NodeServices<R>, child: &RunRef) 
 /// The outputs a succeeded job recorded, or why they cannot be used. A read that
 /// may succeed later (throttling, a 5xx) is the outer error: the event is retried,
 /// the node not failed.
-/// Every child's result, in child order, read [`IN_FLIGHT`] at a time: a
+/// The result of each of a map job's items (`0/`, `1/`, …), in that order, read [`IN_FLIGHT`] at a time: a
 /// map's gather waits on S3 round trips, not on one read after another.
 async fn item_results(
     s3_client: &aws_sdk_s3::Client,
@@ -870,6 +890,22 @@ mod tests {
         with_id["detail"]["jobId"] = json!("job-1");
         let NodeEvent::JobEnded { job, .. } = parse_event(&with_id).unwrap() else { panic!() };
         assert_eq!(job, "job-1");
+    }
+
+    #[test]
+    fn a_repeated_map_start_submits_what_the_first_start_wrote() {
+        let inputs = Outputs::new();
+        let misses: Vec<ItemToRun<'_>> =
+            [2, 5, 7].into_iter().map(|index| ItemToRun { index, inputs: &inputs }).collect();
+        let (fresh, write) = map_submission(None, &misses, Some(2));
+        assert_eq!((fresh.items.as_slice(), fresh.children, write), (&[2, 5, 7][..], 2, true));
+        let (capped, _) = map_submission(None, &misses, None);
+        assert_eq!(capped.children, 3, "as many children as items when the map sets no concurrency");
+        // The cache changed since (item 5 is a hit now): the first start's manifest still stands.
+        let now_missing: Vec<ItemToRun<'_>> =
+            [2, 7].into_iter().map(|index| ItemToRun { index, inputs: &inputs }).collect();
+        let (again, write) = map_submission(Some(fresh), &now_missing, Some(2));
+        assert_eq!((again.items.as_slice(), write), (&[2, 5, 7][..], false));
     }
 
     #[test]
