@@ -350,13 +350,15 @@ impl Runs for AwsRuns {
                 let Some(manifest) = crate::node::read_manifest(&logs.s3, &prefix).await? else {
                     return Ok(Some(LogPage { ended, ..LogPage::default() }));
                 };
-                Some(manifest.child_of(item).map(|(child, _)| child).ok_or_else(|| {
+                let (child, _) = manifest.child_of(item).ok_or_else(|| {
                     PortError::NotFound(format!(
-                        "item {item} of node {node} did not run in run {}: its outputs were reused from the \
-                         cache, so its log is the run's that computed them",
+                        "item {item} of node {node} did not run in run {}: its outputs were reused (from the \
+                         cache, or from the run it recovers), so its log is the run's that computed them",
                         execution.name
                     ))
-                })?)
+                })?;
+                // One child is no array job: the job's own stream holds its items.
+                (manifest.children > 1).then_some(child)
             }
         };
         let Some((group, stream)) = self.log_stream(found, child, &logs.group).await? else {

@@ -101,6 +101,13 @@ workflows:
         map: {task: bump, over: [x], concurrency: 2}
         inputs: {x: $inputs.xs}
     outputs: {ys: $each.y}
+  bumps_one_at_a_time:
+    inputs: {xs: "list<int>"}
+    nodes:
+      each:
+        map: {task: bump, over: [x], concurrency: 1}
+        inputs: {x: $inputs.xs}
+    outputs: {ys: $each.y}
   big_text:
     inputs: {n: int}
     nodes:
@@ -513,7 +520,7 @@ def test_a_map_reruns_only_the_items_whose_cache_entries_were_deleted(cloud, aws
         assert logs.returncode == 0 and f"bumping {base + item}" in logs.stdout.splitlines(), logs.stdout + logs.stderr
     reused = next(i for i in range(12) if i not in rerun_items)
     status, refused = signed(cloud, "GET", f"/v1/executions/cloud/development/{second}/nodes/each/logs?item={reused}")
-    assert status == 404 and "reused from the" in refused["message"], refused
+    assert status == 404 and "were reused" in refused["message"], refused
     # With every entry back, a third run starts no job at all.
     third = finished(cloud, launch(cloud, "bumps", xs))
     assert nodes(third)["each"]["phase"] == "CACHED", third
@@ -535,6 +542,13 @@ def test_a_maps_concurrency_is_its_array_jobs_size_and_children_stride_over_the_
     lines = logs.stdout.splitlines()
     assert f"bumping {base + 1}" in lines and f"bumping {base + 3}" in lines, logs.stdout
     assert f"bumping {base + 2}" not in lines, logs.stdout
+    # Concurrency 1: one child, no array job; every item is in the job's own stream.
+    xs = {"xs": {"list": {"values": [{"integer": str(base + 10 + i)} for i in range(3)]}}}
+    run = launch(cloud, "bumps_one_at_a_time", xs)
+    assert finished(cloud, run)["execution"]["phase"] == "WORKFLOW_SUCCEEDED"
+    assert [size for _, size in array_jobs(aws, cloud, run, "each")] == [1]
+    logs = updraft(cloud, "logs", run, "each", "--item", "2", "--remote", "--project", "cloud")
+    assert logs.returncode == 0 and f"bumping {base + 12}" in logs.stdout.splitlines(), logs.stdout + logs.stderr
 
 
 def test_a_value_over_64_kib_is_read_back_from_its_object_and_outputs_over_the_record_fail_their_node(cloud):
