@@ -16,7 +16,7 @@ use updraft_aws::s3::{self, S3Uri};
 use updraft_core::compile::Options;
 use updraft_core::proto::api::{
     AbortExecutionRequest, AbortExecutionResponse, CreateExecutionResponse, GetExecutionResponse, GetWorkflowResponse,
-    ListExecutionsResponse, RecoverExecutionRequest,
+    ListExecutionsResponse, RerunExecutionRequest,
 };
 use updraft_core::proto::core::{
     ExecutionId, Literal, NodePhase, WorkflowPhase, WorkflowTemplate, literal::Value as LV,
@@ -453,24 +453,26 @@ pub fn abort_remote(
     Ok(super::executions::abort_exit_code(execution.phase, name))
 }
 
-/// What `updraft executions recover` asks for.
-pub struct Recovery<'a> {
+/// What `updraft executions recover|relaunch` asks for.
+pub struct Rerun<'a> {
+    /// `recover` or `relaunch` (the API's action).
+    pub action: &'static str,
     pub name: &'a str,
     pub version: Option<&'a str>,
     pub new_name: Option<&'a str>,
     pub watch: bool,
 }
 
-/// `updraft executions recover NAME --remote`: starts the recovery, prints its
-/// name (and follows it with `--watch`).
-pub fn recover_remote(
-    recovery: &Recovery<'_>,
+/// `updraft executions recover|relaunch NAME --remote`: starts the new run,
+/// prints its name (and follows it with `--watch`).
+pub fn rerun_remote(
+    recovery: &Rerun<'_>,
     remote: &Remote,
     output: OutputFormat,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let session = session(remote)?;
-    let route = format!("/v1/executions/{}/{}/{}/recover", session.project, session.domain, recovery.name);
-    let request = RecoverExecutionRequest {
+    let route = format!("/v1/executions/{}/{}/{}/{}", session.project, session.domain, recovery.name, recovery.action);
+    let request = RerunExecutionRequest {
         version: recovery.version.unwrap_or_default().into(),
         name: recovery.new_name.unwrap_or_default().into(),
     };
@@ -482,11 +484,11 @@ pub fn recover_remote(
     let created: CreateExecutionResponse = serde_json::from_slice(&answer.body)?;
     let id = created.id.unwrap_or_default();
     if recovery.watch {
-        eprintln!("recovering {} as {}", recovery.name, id.name);
+        eprintln!("{} {} as {}", recovery.action, recovery.name, id.name);
         return watch(&session, &id, output);
     }
     if output == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&json!({"id": id, "recoveredFrom": recovery.name}))?);
+        println!("{}", serde_json::to_string_pretty(&json!({"id": id, "from": recovery.name}))?);
     } else {
         println!("{}", id.name);
     }

@@ -19,7 +19,7 @@ use updraft_core::proto::Timestamp;
 use updraft_core::proto::api::{
     AbortExecutionRequest, AbortExecutionResponse, CacheEntry, CreateExecutionRequest, CreateExecutionResponse,
     EvictCacheResponse, GetExecutionResponse, ListCacheEntriesResponse, ListExecutionsResponse, ListTicksResponse,
-    RecoverExecutionRequest, RunTickRequest, ScheduleStatus, ScheduleTick, create_execution_request,
+    RerunExecutionRequest, RunTickRequest, ScheduleStatus, ScheduleTick, create_execution_request,
 };
 use updraft_core::proto::api::{
     Diagnostic, ErrorResponse, GetLaunchPlanResponse, GetTaskResponse, GetWorkflowResponse, ListNamesResponse,
@@ -70,6 +70,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/executions/{project}/{domain}/{name}/nodes"),
     ("POST", "/v1/executions/{project}/{domain}/{name}/abort"),
     ("POST", "/v1/executions/{project}/{domain}/{name}/recover"),
+    ("POST", "/v1/executions/{project}/{domain}/{name}/relaunch"),
     ("GET", "/v1/executions/{project}/{domain}/{name}/nodes/{node}/logs"),
     ("GET", "/v1/cache/{project}/{domain}/{task}/{version}"),
     ("DELETE", "/v1/cache/{project}/{domain}/{task}/{version}"),
@@ -252,7 +253,7 @@ enum Route {
     /// One run; `true`: its nodes only.
     Execution(ExecutionId, bool),
     Abort(ExecutionId),
-    Recover(ExecutionId),
+    Rerun(ExecutionId, LaunchMode),
     /// A page of one node's task log.
     NodeLog(ExecutionId, String),
     CacheEntries(Identifier),
@@ -309,14 +310,15 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
             let id = ExecutionId { project: project.to_string(), domain: domain.to_string(), name: name.to_string() };
             ("GET", Route::Execution(id, false))
         }
-        ["v1", "executions", project, domain, name, action @ ("nodes" | "abort" | "recover")] => {
+        ["v1", "executions", project, domain, name, action @ ("nodes" | "abort" | "recover" | "relaunch")] => {
             for (what, value) in [("project", project), ("domain", domain), ("name", name)] {
                 check_segment(what, value)?;
             }
             let id = ExecutionId { project: project.to_string(), domain: domain.to_string(), name: name.to_string() };
             match *action {
                 "abort" => ("POST", Route::Abort(id)),
-                "recover" => ("POST", Route::Recover(id)),
+                "recover" => ("POST", Route::Rerun(id, LaunchMode::Recover)),
+                "relaunch" => ("POST", Route::Rerun(id, LaunchMode::Relaunch)),
                 _ => ("GET", Route::Execution(id, true)),
             }
         }
@@ -645,7 +647,7 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             Ok(ok(200, &response))
         }
         Route::Abort(id) => abort(api, request, &id).await,
-        Route::Recover(id) => recover(api, request, &id).await,
+        Route::Rerun(id, mode) => rerun(api, request, &id, mode).await,
         Route::NodeLog(id, node) => {
             // At most 1,000 lines a page: a page stays far below Lambda's 6 MB answer.
             let page = page_request(request)?;
@@ -1023,23 +1025,26 @@ async fn abort<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     Ok(ok(200, &AbortExecutionResponse { execution, stopped_nodes: stopped.stopped }))
 }
 
-/// Starts a recovery of a run that did not succeed: a new run of its workflow (or
-/// of `version`), on its inputs, recorded RECOVER with the run it recovers; its
-/// nodes that succeeded there on the same work end RECOVERED without running.
-async fn recover<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
+/// Starts a new run of run `id`'s workflow (or of `version`) on its inputs: a
+/// recovery (RECOVER, of a run that did not succeed: its nodes that succeeded on
+/// the same work end RECOVERED without running) or a relaunch (RELAUNCH, of any
+/// run: everything runs again, the cache serving what it holds).
+async fn rerun<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     api: &Api<R, P, L, C>,
     request: &ApiRequest,
     id: &ExecutionId,
+    mode: LaunchMode,
 ) -> Result<ApiResponse, ApiError> {
-    let body: RecoverExecutionRequest = if request.body.is_empty() {
-        RecoverExecutionRequest::default()
+    let body: RerunExecutionRequest = if request.body.is_empty() {
+        RerunExecutionRequest::default()
     } else {
-        json_body(request, "RecoverExecutionRequest")?
+        json_body(request, "RerunExecutionRequest")?
     };
     let found = api.runs.get(id).await.map_err(|e| ApiError::from_port(e, "path"))?;
     let (execution, _) = found.ok_or_else(|| no_execution(id))?;
     let refuse = |code: &str, message: String, hint: &str| Err(ApiError::new(409, code, "path", message, hint));
-    match WorkflowPhase::try_from(execution.phase).unwrap_or_default() {
+    let phase = WorkflowPhase::try_from(execution.phase).unwrap_or_default();
+    match if mode == LaunchMode::Recover { phase } else { WorkflowPhase::Undefined } {
         WorkflowPhase::WorkflowRunning => {
             return refuse(
                 "StillRunning",
@@ -1051,7 +1056,7 @@ async fn recover<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             return refuse(
                 "NothingToRecover",
                 format!("run {} succeeded: there is nothing to recover", id.name),
-                "launch it again (updraft launch) to run it once more",
+                "relaunch it (updraft executions relaunch) to run it once more",
             );
         }
         _ => {}
@@ -1067,12 +1072,8 @@ async fn recover<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
         name: body.name.clone(),
         ..Default::default()
     };
-    let origin = LaunchOrigin {
-        mode: LaunchMode::Recover,
-        principal: request.caller.clone(),
-        recovered_from: id.name.clone(),
-        ..Default::default()
-    };
+    let recovered_from = if mode == LaunchMode::Recover { id.name.clone() } else { String::new() };
+    let origin = LaunchOrigin { mode, principal: request.caller.clone(), recovered_from, ..Default::default() };
     launch_body(api, &create, origin).await
 }
 

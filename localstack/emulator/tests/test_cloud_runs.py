@@ -635,6 +635,13 @@ def test_a_recovery_under_a_fixed_version_keeps_what_succeeded_and_runs_the_rest
     assert again.returncode == 1 and "nothing to recover" in again.stderr, again.stderr
     local = updraft(cloud, "executions", "recover", name)
     assert local.returncode == 2 and "--remote" in local.stderr, local.stderr
+    # A relaunch of it runs everything again (the uncached stamp anew) on the same inputs and version.
+    relaunched = updraft(cloud, "executions", "relaunch", name, "--remote", "--project", "cloud", "--output", "json")
+    assert relaunched.returncode == 0, relaunched.stderr
+    again = finished(cloud, json.loads(relaunched.stdout)["id"]["name"])
+    assert (again["execution"]["phase"], again["execution"]["mode"]) == ("WORKFLOW_SUCCEEDED", "RELAUNCH"), again
+    assert again["execution"]["workflowId"]["version"] == "mend-v2"
+    assert nodes(again)["a"]["phase"] == "SUCCEEDED" and nodes(again)["a"]["outputs"]["values"]["t"] != stamped
 
 
 MAP_MEND = """

@@ -624,6 +624,15 @@ fn a_recovery_is_a_new_run_of_a_run_that_did_not_succeed_on_its_inputs() {
     assert_eq!((status, body["code"].as_str()), (404, Some("NotFound")), "{body}");
     let (status, body) = call(&api, &post(path, r#"{"version": "v9"}"#));
     assert_eq!(status, 404, "an unregistered version: {body}");
+    // A relaunch takes any run, the running recovery included: everything runs again.
+    let relaunch = "/v1/executions/default/development/nightly-1-fixed/relaunch";
+    let (status, body) = call(&api, &post(relaunch, r#"{"name": "again"}"#));
+    assert_eq!((status, body["id"]["name"].as_str()), (201, Some("again")), "{body}");
+    let (_, run) = call(&api, &get_request("/v1/executions/default/development/again"));
+    let execution = &run["execution"];
+    assert_eq!((execution["mode"].as_str(), execution.get("recoveredFrom")), (Some("RELAUNCH"), None), "{run}");
+    assert_eq!(execution["inputs"]["values"]["n"], json!({"integer": "7"}));
+    assert_eq!(call(&api, &post("/v1/executions/default/development/none/relaunch", "")).0, 404);
 }
 
 #[test]
