@@ -469,46 +469,10 @@ enum ExecutionsCommand {
     /// Recover a cloud run that failed, was aborted or timed out: a new run on its
     /// inputs (of --version, a fixed one, if given) in which every node that
     /// succeeded there on the same task and inputs ends RECOVERED without running.
-    Recover {
-        id: String,
-        /// The workflow version to run; the recovered run's when not given.
-        #[arg(long)]
-        version: Option<String>,
-        /// The new run's name (generated when not given).
-        #[arg(long)]
-        name: Option<String>,
-        /// Follow the new run to its end, as `launch --watch` does.
-        #[arg(long)]
-        watch: bool,
-        /// Recover a cloud run (required: local runs reuse cached tasks when run again).
-        #[arg(long)]
-        remote: bool,
-        #[command(flatten)]
-        remote_settings: commands::registry::Remote,
-        #[arg(short = 'o', long, value_enum, default_value = "text")]
-        output: OutputFormat,
-    },
+    Recover(commands::launch::RerunArgs),
     /// Launch a cloud run again: a new run on its inputs (of --version if given), everything
     /// run again but what the cache holds.
-    Relaunch {
-        id: String,
-        /// The workflow version to run; the relaunched run's when not given.
-        #[arg(long)]
-        version: Option<String>,
-        /// The new run's name (generated when not given).
-        #[arg(long)]
-        name: Option<String>,
-        /// Follow the new run to its end, as `launch --watch` does.
-        #[arg(long)]
-        watch: bool,
-        /// Relaunch a cloud run (required: a local run is run again with `updraft run`).
-        #[arg(long)]
-        remote: bool,
-        #[command(flatten)]
-        remote_settings: commands::registry::Remote,
-        #[arg(short = 'o', long, value_enum, default_value = "text")]
-        output: OutputFormat,
-    },
+    Relaunch(commands::launch::RerunArgs),
     /// Delete local executions (records and run directories); `updraft gc` then frees
     /// the blobs only they named. Name them, or select by age and count.
     Delete {
@@ -626,43 +590,11 @@ fn main() -> ExitCode {
                 commands::executions::abort(&id, output)
             }
         }
-        Command::Executions {
-            command: ExecutionsCommand::Recover { id, version, name, watch, remote, remote_settings, output },
-        } => {
-            if !remote {
-                eprintln!(
-                    "error: updraft executions recover takes a cloud run (--remote)\n  hint: a local run is \
-                     recovered from its spec: updraft run SPEC --recover {id}"
-                );
-                return ExitCode::from(exit::USAGE);
-            }
-            let request = commands::launch::Rerun {
-                action: "recover",
-                name: &id,
-                version: version.as_deref(),
-                new_name: name.as_deref(),
-                watch,
-            };
-            commands::launch::rerun_remote(&request, &remote_settings, output)
+        Command::Executions { command: ExecutionsCommand::Recover(args) } => {
+            commands::launch::rerun_remote("recover", &args)
         }
-        Command::Executions {
-            command: ExecutionsCommand::Relaunch { id, version, name, watch, remote, remote_settings, output },
-        } => {
-            if !remote {
-                eprintln!(
-                    "error: updraft executions relaunch takes a cloud run (--remote)\n  hint: a local run is run \
-                     again with updraft run SPEC (its inputs: updraft executions get {id})"
-                );
-                return ExitCode::from(exit::USAGE);
-            }
-            let request = commands::launch::Rerun {
-                action: "relaunch",
-                name: &id,
-                version: version.as_deref(),
-                new_name: name.as_deref(),
-                watch,
-            };
-            commands::launch::rerun_remote(&request, &remote_settings, output)
+        Command::Executions { command: ExecutionsCommand::Relaunch(args) } => {
+            commands::launch::rerun_remote("relaunch", &args)
         }
         Command::Executions { command: ExecutionsCommand::Delete { names, older_than, keep, output } } => {
             commands::executions::delete(&names, older_than, keep, output)

@@ -59,11 +59,11 @@ pub fn run(argv: Vec<String>) -> Result<ExitCode, Box<dyn std::error::Error>> {
             if *terminated.borrow() {
                 break;
             }
-            if item.is_some() && exec::already_done(&s3, job).await {
-                eprintln!("updraft exec: item {} ran in an earlier attempt; skipped", item.unwrap_or_default());
-                continue;
-            }
             if let Some(item) = item {
+                if exec::already_done(&s3, job).await {
+                    eprintln!("updraft exec: item {item} ran in an earlier attempt; skipped");
+                    continue;
+                }
                 eprintln!("updraft exec: item {item}");
             }
             let result = exec::run(&s3, job, &argv, terminated.clone()).await;

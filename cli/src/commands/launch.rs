@@ -453,28 +453,47 @@ pub fn abort_remote(
     Ok(super::executions::abort_exit_code(execution.phase, name))
 }
 
-/// What `updraft executions recover|relaunch` asks for.
-pub struct Rerun<'a> {
-    /// `recover` or `relaunch` (the API's action).
-    pub action: &'static str,
-    pub name: &'a str,
-    pub version: Option<&'a str>,
-    pub new_name: Option<&'a str>,
+/// `updraft executions recover|relaunch`: a new run of a cloud run, on its inputs.
+#[derive(clap::Args)]
+pub struct RerunArgs {
+    pub id: String,
+    /// The workflow version to run; the given run's when not given.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// The new run's name (generated when not given).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Follow the new run to its end, as `launch --watch` does.
+    #[arg(long)]
     pub watch: bool,
+    /// The run is a cloud run (required: the stack's API starts the new one).
+    #[arg(long)]
+    pub remote: bool,
+    #[command(flatten)]
+    pub remote_settings: Remote,
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
 }
 
-/// `updraft executions recover|relaunch NAME --remote`: starts the new run,
-/// prints its name (and follows it with `--watch`).
-pub fn rerun_remote(
-    recovery: &Rerun<'_>,
-    remote: &Remote,
-    output: OutputFormat,
-) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let session = session(remote)?;
-    let route = format!("/v1/executions/{}/{}/{}/{}", session.project, session.domain, recovery.name, recovery.action);
+/// Starts the new run through the API's `action` (`recover` or `relaunch`),
+/// prints its name (and follows it with `--watch`). Without `--remote` it says
+/// what to run for a local run instead.
+pub fn rerun_remote(action: &'static str, args: &RerunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let (name, output) = (&args.id, args.output);
+    if !args.remote {
+        let local = if action == "recover" {
+            format!("a local run is recovered from its spec: updraft run SPEC --recover {name}")
+        } else {
+            format!("a local run is run again with updraft run SPEC (its inputs: updraft executions get {name})")
+        };
+        eprintln!("error: updraft executions {action} takes a cloud run (--remote)\n  hint: {local}");
+        return Ok(ExitCode::from(crate::exit::USAGE));
+    }
+    let session = session(&args.remote_settings)?;
+    let route = format!("/v1/executions/{}/{}/{name}/{action}", session.project, session.domain);
     let request = RerunExecutionRequest {
-        version: recovery.version.unwrap_or_default().into(),
-        name: recovery.new_name.unwrap_or_default().into(),
+        version: args.version.clone().unwrap_or_default(),
+        name: args.name.clone().unwrap_or_default(),
     };
     let answer = session.send("POST", &route, &[], Some(serde_json::to_vec(&request)?))?;
     if answer.status != 200 && answer.status != 201 {
@@ -483,12 +502,12 @@ pub fn rerun_remote(
     }
     let created: CreateExecutionResponse = serde_json::from_slice(&answer.body)?;
     let id = created.id.unwrap_or_default();
-    if recovery.watch {
-        eprintln!("{} {} as {}", recovery.action, recovery.name, id.name);
+    if args.watch {
+        eprintln!("{action} {name} as {}", id.name);
         return watch(&session, &id, output);
     }
     if output == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&json!({"id": id, "from": recovery.name}))?);
+        println!("{}", serde_json::to_string_pretty(&json!({"id": id, "from": name}))?);
     } else {
         println!("{}", id.name);
     }
