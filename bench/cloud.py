@@ -103,7 +103,7 @@ def main(updraft, endpoint):
         body = {"workflow": {"project": "bench", "domain": "development", "name": workflow, "version": "v1"},
                 "inputs": {"values": inputs}, "name": name}
         started = time.perf_counter()
-        call("POST", "/v1/executions", json.dumps(body).encode())
+        call("POST", "/v1/executions/bench/development", json.dumps(body).encode())
         return (time.perf_counter() - started) * 1000
 
     def wait(name, timeout=300):

@@ -38,7 +38,11 @@ ARN_OF_TYPE = {
     "AWS::IAM::InstanceProfile": "arn:aws:iam::123456789012:instance-profile/{name}",
     "AWS::Events::Rule": "arn:aws:events:us-east-1:123456789012:rule/{name}",
     "AWS::ApiGateway::RestApi": "abcdef1234",
+    "AWS::IAM::ManagedPolicy": "arn:aws:iam::123456789012:policy/{name}",
 }
+# The property that names a resource of each type, when the template sets it.
+NAME_PROPERTY = {"AWS::S3::Bucket": "BucketName", "AWS::IAM::Role": "RoleName",
+                 "AWS::IAM::ManagedPolicy": "ManagedPolicyName"}
 # What `!Ref X` gives for types whose Ref is a name, not an ARN.
 REF_IS_NAME = {"AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Lambda::Function", "AWS::Logs::LogGroup",
                "AWS::IAM::Role", "AWS::ApiGateway::RestApi"}
@@ -51,10 +55,14 @@ class Resolver:
                            for name, p in (template.get("Parameters") or {}).items()}
         self.parameters.setdefault("NamePrefix", "updraft")
 
+    def name(self, logical):
+        resource = self.resources[logical]
+        named = (resource.get("Properties") or {}).get(NAME_PROPERTY.get(resource["Type"], ""))
+        return str(self.resolve(named)) if named is not None else f"updraft-{logical.lower()}"
+
     def arn(self, logical):
         kind = self.resources[logical]["Type"]
-        return ARN_OF_TYPE.get(kind, "arn:aws:unknown:us-east-1:123456789012:{name}").format(
-            name=f"updraft-{logical.lower()}")
+        return ARN_OF_TYPE.get(kind, "arn:aws:unknown:us-east-1:123456789012:{name}").format(name=self.name(logical))
 
     def ref(self, name):
         if name in PSEUDO:
@@ -62,7 +70,7 @@ class Resolver:
         if name in self.parameters:
             return self.parameters[name]
         if self.resources[name]["Type"] in REF_IS_NAME:
-            return f"updraft-{name.lower()}"
+            return self.name(name)
         return self.arn(name)
 
     def get_att(self, target):

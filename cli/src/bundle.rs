@@ -33,15 +33,16 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// Where the bundle lives in the stack's bucket: named by its digest, so an
-    /// upload of the same code is skipped and a key never changes content.
-    pub fn key(&self) -> String {
-        key_of(&self.digest)
+    /// Where the bundle lives in the stack's bucket: under its project (whose
+    /// tasks alone may read it), named by its digest, so an upload of the same
+    /// code is skipped and a key never changes content.
+    pub fn key(&self, project: &str) -> String {
+        format!(
+            "{}sha256/{}.tar.gz",
+            updraft_core::project_access::bundles_prefix(project),
+            self.digest.trim_start_matches("sha256:")
+        )
     }
-}
-
-pub fn key_of(digest: &str) -> String {
-    format!("bundles/sha256/{}.tar.gz", digest.trim_start_matches("sha256:"))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -15,11 +15,23 @@ use serde_json::{Value, json};
 pub struct Settings {
     /// Prefix of every job definition name; the stack's roles are scoped to it.
     pub name_prefix: String,
-    pub job_role_arn: String,
+    /// `arn:<partition>:iam::<account>:role/`: a task's job role is its project's
+    /// (`project_access::job_role_name`) under it.
+    pub role_arn_prefix: String,
+    /// The partition (`aws`) and the data bucket, for the job roles' policies.
+    pub partition: String,
+    pub bucket: String,
     pub execution_role_arn: String,
     pub log_group: String,
     /// Where `updraft exec` sits in the image (see docs/task-contract.md).
     pub exec_path: String,
+}
+
+impl Settings {
+    /// The role a task of `project` runs as.
+    pub fn job_role_arn(&self, project: &str) -> String {
+        format!("{}{}", self.role_arn_prefix, crate::project_access::job_role_name(&self.name_prefix, project))
+    }
 }
 
 /// Batch counts at most 10 attempts; the compiler already caps retries at 9.
@@ -84,7 +96,7 @@ pub fn job_definition(task: &TaskTemplate, settings: &Settings) -> Value {
     let mut container_properties = json!({
         "image": container.image,
         "command": command,
-        "jobRoleArn": settings.job_role_arn,
+        "jobRoleArn": settings.job_role_arn(&id.project),
         "executionRoleArn": settings.execution_role_arn,
         "resourceRequirements": resources,
         "environment": environment,
@@ -182,7 +194,9 @@ mod tests {
     fn a_task_with_a_code_bundle_tells_exec_where_it_is_and_its_digest() {
         let settings = Settings {
             name_prefix: "updraft".into(),
-            job_role_arn: "job".into(),
+            role_arn_prefix: "arn:aws:iam::123456789012:role/".into(),
+            partition: "aws".into(),
+            bucket: "data".into(),
             execution_role_arn: "execution".into(),
             log_group: "logs".into(),
             exec_path: "/updraft".into(),

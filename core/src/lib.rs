@@ -15,6 +15,7 @@ pub mod expr;
 pub mod job_definition;
 pub mod literal;
 pub mod ports;
+pub mod project_access;
 pub mod quantity;
 pub mod schedule;
 pub mod spec;

@@ -325,6 +325,10 @@ pub trait Registry: Send + Sync {
 /// Both methods are idempotent: names carry the version, and a version's
 /// content never changes, so an existing resource of that name is the one wanted.
 pub trait Provisioner: Send + Sync {
+    /// Makes sure the job role `name` exists (under the stack's permissions
+    /// boundary) and holds `policy` as its inline policy, put again every time so
+    /// a changed policy or an interrupted creation is repaired; its ARN.
+    fn ensure_job_role(&self, name: &str, policy: &Value) -> impl Future<Output = Result<String, PortError>> + Send;
     /// Makes sure an active Batch job definition `name` exists, registering `body`
     /// (a `RegisterJobDefinition` request) when none does; its ARN.
     fn ensure_job_definition(&self, name: &str, body: &Value)

@@ -12,7 +12,9 @@ use updraft_core::spec::Format;
 fn settings() -> Settings {
     Settings {
         name_prefix: "updraft".into(),
-        job_role_arn: "arn:aws:iam::123456789012:role/updraft-job".into(),
+        role_arn_prefix: "arn:aws:iam::123456789012:role/".into(),
+        partition: "aws".into(),
+        bucket: "data".into(),
         execution_role_arn: "arn:aws:iam::123456789012:role/updraft-job-execution".into(),
         log_group: "/aws/batch/updraft".into(),
         exec_path: "/updraft/updraft".into(),
@@ -67,4 +69,15 @@ fn batch_does_not_retry_what_updraft_run_does_not() {
         assert_eq!(stops.contains(&exit.as_str()), !code.retryable(), "{code} exits {exit}");
     }
     assert!(stops.contains(&FailureCode::BadOutputs.exit_code().unwrap().to_string().as_str()));
+}
+
+/// The policy a project's job role gets, as infra/tests/test_project_access.py
+/// evaluates it (with the template's permissions boundary) offline: kept current here.
+#[test]
+fn the_job_role_policy_matches_its_snapshot() {
+    // The bucket's name as the template names it, with infra/lint_policies.py's example account.
+    let policy = updraft_core::project_access::job_role_policy("aws", "updraft-data-123456789012-us-east-1", "ml-team");
+    let mut mismatches = Vec::new();
+    check_snapshot(&repo().join("tests/data/job_roles/ml-team.json"), &policy, &mut mismatches);
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }

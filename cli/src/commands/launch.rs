@@ -76,14 +76,21 @@ fn template(args: &LaunchArgs, session: &Session) -> Result<(WorkflowTemplate, P
     Ok((template, std::env::current_dir().unwrap_or_default()))
 }
 
-/// Uploads every local file or directory an input names to the bucket, under its digest.
-async fn upload_blobs(s3_client: &aws_sdk_s3::Client, bucket: &str, value: &mut Literal) -> Result<(), String> {
+/// Uploads every local file or directory an input names to the bucket, under
+/// the project's inputs (which its tasks alone may read) and its digest.
+async fn upload_blobs(
+    s3_client: &aws_sdk_s3::Client,
+    bucket: &str,
+    project: &str,
+    value: &mut Literal,
+) -> Result<(), String> {
+    let prefix = updraft_core::project_access::inputs_prefix(project);
     let mut stack = vec![value];
     while let Some(value) = stack.pop() {
         match &mut value.value {
             Some(LV::File(b)) | Some(LV::Dataframe(b)) if !b.uri.starts_with("s3://") => {
                 let hex = b.digest.trim_start_matches("sha256:").to_string();
-                let to = S3Uri { bucket: bucket.into(), key: format!("inputs/sha256/{hex}") };
+                let to = S3Uri { bucket: bucket.into(), key: format!("{prefix}sha256/{hex}") };
                 if !s3::exists(s3_client, &to).await.map_err(|e| e.to_string())? {
                     s3::upload_file(s3_client, std::path::Path::new(&b.uri), &to).await.map_err(|e| e.to_string())?;
                 }
@@ -91,7 +98,7 @@ async fn upload_blobs(s3_client: &aws_sdk_s3::Client, bucket: &str, value: &mut 
             }
             Some(LV::Directory(b)) if !b.uri.starts_with("s3://") => {
                 let hex = b.digest.trim_start_matches("sha256:").to_string();
-                let to = S3Uri { bucket: bucket.into(), key: format!("inputs/dirs/{hex}/") };
+                let to = S3Uri { bucket: bucket.into(), key: format!("{prefix}dirs/{hex}/") };
                 s3::upload_dir(s3_client, std::path::Path::new(&b.uri), &to).await.map_err(|e| e.to_string())?;
                 b.uri = to.to_string();
             }
@@ -132,6 +139,7 @@ pub fn launch(mut args: LaunchArgs) -> Result<ExitCode, Box<dyn std::error::Erro
             return Ok(ExitCode::from(crate::exit::USAGE));
         }
     };
+    let id = template.id.clone().unwrap_or_default();
     if inputs.values().any(has_local_blobs) {
         let Some(bucket) = session.config.data_bucket.clone() else {
             return Err(
@@ -142,12 +150,11 @@ pub fn launch(mut args: LaunchArgs) -> Result<ExitCode, Box<dyn std::error::Erro
         let sdk = session.runtime.block_on(crate::remote::sdk_config(&session.config));
         let s3_client = updraft_aws::config::s3_client(&sdk);
         for (name, value) in inputs.iter_mut() {
-            if let Err(e) = session.runtime.block_on(upload_blobs(&s3_client, &bucket, value)) {
+            if let Err(e) = session.runtime.block_on(upload_blobs(&s3_client, &bucket, &id.project, value)) {
                 return Err(format!("input {name}: cannot upload to s3://{bucket}: {e}").into());
             }
         }
     }
-    let id = template.id.clone().unwrap_or_default();
     let values: BTreeMap<String, serde_json::Value> =
         inputs.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).expect("literals serialize"))).collect();
     let body = json!({
@@ -156,7 +163,8 @@ pub fn launch(mut args: LaunchArgs) -> Result<ExitCode, Box<dyn std::error::Erro
         "name": args.name.clone().unwrap_or_default(),
         "overwriteCache": args.overwrite_cache,
     });
-    let answer = session.send("POST", "/v1/executions", &[], Some(serde_json::to_vec(&body)?))?;
+    let path = format!("/v1/executions/{}/{}", id.project, id.domain);
+    let answer = session.send("POST", &path, &[], Some(serde_json::to_vec(&body)?))?;
     if !(200..300).contains(&answer.status) {
         eprintln!("{}", crate::remote::describe_refusal(&answer));
         return Ok(crate::remote::refusal_exit(&answer));

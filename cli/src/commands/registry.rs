@@ -166,7 +166,8 @@ fn register_files(
         };
         let project = remote.project.clone().or(session.config.project.clone()).unwrap_or_default();
         let domain = remote.domain.clone().or(session.config.domain.clone()).unwrap_or_default();
-        let bundle = match code_bundle(&session, file, &spec, &file_name) {
+        let (path_project, path_domain) = registered_in(&spec, &file_name, &project, &domain);
+        let bundle = match code_bundle(&session, file, &spec, &file_name, &path_project) {
             Ok(bundle) => bundle,
             Err(e) => {
                 eprintln!("error: {}: {e}\n  ({}: nothing of it was registered)", file.display(), file.display());
@@ -174,9 +175,10 @@ fn register_files(
                 continue;
             }
         };
+        let path = format!("/v1/register/{path_project}/{path_domain}");
         let request =
             RegisterRequest { project, domain, version: version.into(), spec, file_name, activate, code: bundle };
-        let answer = session.send("POST", "/v1/register", &[], Some(serde_json::to_vec(&request)?))?;
+        let answer = session.send("POST", &path, &[], Some(serde_json::to_vec(&request)?))?;
         let status = answer.status;
         match accepted(answer) {
             Ok(body) => {
@@ -217,7 +219,31 @@ fn register_files(
 /// digest unless it is there already — when a task of the spec needs code
 /// (docs/task-contract.md, "Code bundles"). A spec that does not compile here
 /// is sent without one: the API answers with its problems.
-fn code_bundle(session: &Session, file: &Path, spec: &str, file_name: &str) -> Result<Option<CodeBundle>, String> {
+/// The project and domain `spec` registers in: the overrides, else the spec's
+/// own, else the defaults. The request goes to their path (the API refuses a spec
+/// whose project is not its path's). A spec that does not compile goes to the
+/// defaults' path: the API's answer then lists what is wrong with it.
+fn registered_in(spec: &str, file_name: &str, project: &str, domain: &str) -> (String, String) {
+    use updraft_core::compile::{DEFAULT_DOMAIN, DEFAULT_PROJECT, Options, compile_text};
+    let given = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let options = Options { project: given(project), domain: given(domain), version: String::new() };
+    let format = updraft_core::spec::Format::from_file_name(file_name);
+    match compile_text(spec, format, &options) {
+        Ok(compiled) => (compiled.project, compiled.domain),
+        Err(_) => (
+            options.project.unwrap_or_else(|| DEFAULT_PROJECT.into()),
+            options.domain.unwrap_or_else(|| DEFAULT_DOMAIN.into()),
+        ),
+    }
+}
+
+fn code_bundle(
+    session: &Session,
+    file: &Path,
+    spec: &str,
+    file_name: &str,
+    project: &str,
+) -> Result<Option<CodeBundle>, String> {
     let options = updraft_core::compile::Options::default();
     let format = updraft_core::spec::Format::from_file_name(file_name);
     let Ok(compiled) = updraft_core::compile::compile_text(spec, format, &options) else { return Ok(None) };
@@ -230,7 +256,7 @@ fn code_bundle(session: &Session, file: &Path, spec: &str, file_name: &str) -> R
         "its tasks' code is uploaded to the stack's bucket, which the config does not name: \
          run `updraft config init --stack NAME` again",
     )?;
-    let to = S3Uri { bucket, key: bundle.key() };
+    let to = S3Uri { bucket, key: bundle.key(project) };
     let s3_client =
         updraft_aws::config::s3_client(&session.runtime.block_on(crate::remote::sdk_config(&session.config)));
     let uploaded = session.runtime.block_on(async {

@@ -291,6 +291,15 @@ impl MemoryProvisioner {
 }
 
 impl Provisioner for MemoryProvisioner {
+    async fn ensure_job_role(&self, name: &str, policy: &serde_json::Value) -> Result<String, PortError> {
+        if let Some(error) = self.failing.lock().expect("provisioner lock").clone() {
+            return Err(error);
+        }
+        // A role's policy is replaced, never a conflict.
+        self.resources.lock().expect("provisioner lock").insert(name.to_string(), policy.clone());
+        Ok(format!("arn:memory:{name}"))
+    }
+
     async fn ensure_job_definition(&self, name: &str, body: &serde_json::Value) -> Result<String, PortError> {
         self.ensure(name, body)
     }

@@ -49,7 +49,7 @@ const MAX_PAGE: usize = 1000;
 
 /// Every route this function serves, as (method, path template).
 pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/v1/register"),
+    ("POST", "/v1/register/{project}/{domain}"),
     ("GET", "/v1/projects"),
     ("GET", "/v1/tasks/{project}/{domain}"),
     ("GET", "/v1/tasks/{project}/{domain}/{name}"),
@@ -64,8 +64,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/launch-plans/{project}/{domain}/{name}/{version}/deactivate"),
     ("GET", "/v1/launch-plans/{project}/{domain}/{name}/ticks"),
     ("POST", "/v1/launch-plans/{project}/{domain}/{name}/ticks"),
-    ("POST", "/v1/executions"),
     ("GET", "/v1/executions/{project}/{domain}"),
+    ("POST", "/v1/executions/{project}/{domain}"),
     ("GET", "/v1/executions/{project}/{domain}/{name}"),
     ("GET", "/v1/executions/{project}/{domain}/{name}/nodes"),
     ("POST", "/v1/executions/{project}/{domain}/{name}/abort"),
@@ -238,7 +238,8 @@ fn check_segment(what: &str, value: &str) -> Result<(), ApiError> {
 /// Which route a request is for, with its path parameters.
 #[derive(Debug, PartialEq)]
 enum Route {
-    Register,
+    /// Registers a spec's entities in a project and domain.
+    Register(String, String),
     Projects,
     Names(ResourceType, String, String),
     Versions(Identifier),
@@ -248,7 +249,8 @@ enum Route {
     Ticks(Identifier),
     /// Runs one tick of a launch plan (a backfill; the version is in the body).
     RunTick(Identifier),
-    Launch,
+    /// Launches a run in a project and domain.
+    Launch(String, String),
     Executions(String, String),
     /// One run; `true`: its nodes only.
     Execution(ExecutionId, bool),
@@ -281,9 +283,12 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
         )
     };
     let found = match segments.as_slice() {
-        ["v1", "register"] => ("POST", Route::Register),
+        ["v1", "register", project, domain] => {
+            check_segment("project", project)?;
+            check_segment("domain", domain)?;
+            ("POST", Route::Register(project.to_string(), domain.to_string()))
+        }
         ["v1", "projects"] => ("GET", Route::Projects),
-        ["v1", "executions"] => ("POST", Route::Launch),
         ["v1", "cache", project, domain, task, version] => {
             for (what, value) in [("project", project), ("domain", domain), ("task", task), ("version", version)] {
                 check_segment(what, value)?;
@@ -301,7 +306,12 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
         ["v1", "executions", project, domain] => {
             check_segment("project", project)?;
             check_segment("domain", domain)?;
-            ("GET", Route::Executions(project.to_string(), domain.to_string()))
+            // One path, two methods: listing and launching.
+            if method == "POST" {
+                ("POST", Route::Launch(project.to_string(), domain.to_string()))
+            } else {
+                ("GET", Route::Executions(project.to_string(), domain.to_string()))
+            }
         }
         ["v1", "executions", project, domain, name] => {
             for (what, value) in [("project", project), ("domain", domain), ("name", name)] {
@@ -420,11 +430,12 @@ fn check_json_request(request: &ApiRequest) -> Result<(), ApiError> {
 }
 
 /// A code bundle named by the register request: its digest is a sha256, and its
-/// URI is where `updraft register` puts that digest (`bundles/sha256/<hex>.tar.gz`).
-fn check_code_bundle(code: &CodeBundle) -> Result<(), ApiError> {
+/// URI is where `updraft register` puts that digest for the project
+/// (`bundles/<project>/sha256/<hex>.tar.gz`), which only the project's tasks may read.
+fn check_code_bundle(code: &CodeBundle, project: &str) -> Result<(), ApiError> {
     let hex = code.digest.strip_prefix("sha256:").unwrap_or_default();
     let valid_digest = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    let key = format!("/bundles/sha256/{hex}.tar.gz");
+    let key = format!("/{}sha256/{hex}.tar.gz", updraft_core::project_access::bundles_prefix(project));
     if !valid_digest {
         return Err(ApiError::bad_request(
             "InvalidCodeBundle",
@@ -505,6 +516,7 @@ pub async fn handle<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
 async fn provision<P: Provisioner>(provisioner: &P, resources: &[Resource]) -> Result<(), ApiError> {
     for resource in resources {
         let made = match resource {
+            Resource::JobRole { name, policy } => provisioner.ensure_job_role(name, policy).await,
             Resource::JobDefinition { name, body } => provisioner.ensure_job_definition(name, body).await,
             Resource::StateMachine { name, definition } => provisioner.ensure_state_machine(name, definition).await,
         };
@@ -527,11 +539,17 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
 ) -> Result<ApiResponse, ApiError> {
     let registry = &api.registry;
     match route(&request.method, &request.path)? {
-        Route::Register => {
+        Route::Register(project, domain) => {
             let body = register_request(request)?;
+            same_project("project", &body.project, &project)?;
+            same_project("domain", &body.domain, &domain)?;
             let mut compiled = compile_register_request(&body)?;
+            // Without an override in the body, the spec's own project (or the
+            // default) must be the path's: nothing moves to another project silently.
+            same_project("project", &compiled.project, &project)?;
+            same_project("domain", &compiled.domain, &domain)?;
             if let Some(code) = &body.code {
-                check_code_bundle(code)?;
+                check_code_bundle(code, &project)?;
                 compiled.attach_code(code);
             }
             let entities = compiled.registrable();
@@ -629,7 +647,7 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             Ok(ok(200, &ListTicksResponse { ticks: ticks.items, next_token: ticks.next_token.unwrap_or_default() }))
         }
         Route::RunTick(plan) => backfill_tick(api, request, &plan).await,
-        Route::Launch => launch(api, request).await,
+        Route::Launch(project, domain) => launch(api, request, &project, &domain).await,
         Route::CacheEntries(task) => {
             let entries = api.cache.entries(&task).await.map_err(|e| ApiError::from_port(e, "path"))?;
             let entries = entries.into_iter().map(|e| CacheEntry { key: e.key, created_at: e.created_at }).collect();
@@ -1101,10 +1119,38 @@ fn json_body<T: serde::de::DeserializeOwned>(request: &ApiRequest, what: &str) -
 async fn launch<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     api: &Api<R, P, L, C>,
     request: &ApiRequest,
+    project: &str,
+    domain: &str,
 ) -> Result<ApiResponse, ApiError> {
-    let body: CreateExecutionRequest = json_body(request, "CreateExecutionRequest")?;
+    let mut body: CreateExecutionRequest = json_body(request, "CreateExecutionRequest")?;
+    body.project = same_project("project", &body.project, project)?;
+    body.domain = same_project("domain", &body.domain, domain)?;
+    // The target lives in the path's project too: an IAM policy on the path then
+    // decides which workflows a caller may run.
+    if let Some(create_execution_request::Target::Workflow(id) | create_execution_request::Target::LaunchPlan(id)) =
+        &mut body.target
+    {
+        id.project = same_project("project", &id.project, project)?;
+        id.domain = same_project("domain", &id.domain, domain)?;
+    }
     let origin = LaunchOrigin { mode: LaunchMode::Manual, principal: request.caller.clone(), ..Default::default() };
     launch_body(api, &body, origin).await
+}
+
+/// The project (or domain) of a request whose path names it: the body may
+/// repeat it, never name another, so the path an IAM policy matches is the
+/// project the request acts in.
+fn same_project(what: &str, given: &str, path: &str) -> Result<String, ApiError> {
+    if given.is_empty() || given == path {
+        return Ok(path.to_string());
+    }
+    Err(ApiError::new(
+        400,
+        "ProjectMismatch",
+        what,
+        format!("the body names {what} {:?}, the path {path:?}", given.chars().take(140).collect::<String>()),
+        format!("send the request to the path of {what} {given:.140}, or leave {what} out of the body"),
+    ))
 }
 
 /// [`launch`] of a parsed request, recorded with `origin` (and the launch plan it names).
@@ -1141,6 +1187,21 @@ async fn launch_body<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
         }
     };
     let workflow_id = Identifier { resource_type: ResourceType::Workflow as i32, ..workflow_id };
+    // A launch plan runs a workflow of its own project (compilation makes it so;
+    // checked, since the run's project is the workflow's).
+    if let Some(plan) = &origin.launch_plan
+        && (plan.project != workflow_id.project || plan.domain != workflow_id.domain)
+    {
+        return Err(ApiError::bad_request(
+            "ProjectMismatch",
+            "launchPlan",
+            format!(
+                "launch plan {}/{}/{} runs a workflow of {}/{}",
+                plan.project, plan.domain, plan.name, workflow_id.project, workflow_id.domain
+            ),
+            "register the launch plan in the workflow's project and domain",
+        ));
+    }
     for (what, value) in [
         ("project", &workflow_id.project),
         ("domain", &workflow_id.domain),
@@ -1155,6 +1216,26 @@ async fn launch_body<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
         return Err(not_registered(&workflow_id));
     };
     let template = workflow.template.clone().unwrap_or_default();
+    // A run reads files of its own project only (its tasks' role could read no other):
+    // said now, not as a task's AccessDenied.
+    let bucket = &api.cloud.jobs.bucket;
+    for (name, value) in &given {
+        let foreign = updraft_core::ports::blobs(value).into_iter().find(|(uri, _, _)| {
+            uri.starts_with(&format!("s3://{bucket}/"))
+                && !updraft_core::project_access::readable_by(&workflow_id.project, bucket, uri)
+        });
+        if let Some((uri, _, _)) = foreign {
+            return Err(ApiError::bad_request(
+                "InputOutsideProject",
+                "inputs",
+                format!("input {name} names {uri:.200}, which project {}'s tasks cannot read", workflow_id.project),
+                format!(
+                    "pass a local file (updraft launch uploads it to s3://{bucket}/{}) or an output of one of the project's runs",
+                    updraft_core::project_access::inputs_prefix(&workflow_id.project)
+                ),
+            ));
+        }
+    }
     let inputs = node::checked_launch_inputs(&template, given).map_err(|message| {
         ApiError::bad_request("InvalidInputs", "inputs", message, "pass every required input with its declared type")
     })?;
@@ -1321,14 +1402,20 @@ pub struct ApiConfig {
     pub schedule_target: String,
     pub scheduler_role: String,
     pub schedule_dead_letters: String,
+    /// The permissions boundary of the projects' job roles.
+    pub job_role_boundary: String,
 }
 
 impl ApiConfig {
     pub fn from_env() -> Result<ApiConfig, String> {
         let required = |name: &str| crate::required_env(name, "api");
+        // `arn:<partition>:iam::<account>:role/`: the projects' job roles are made under it.
+        let role_arn_prefix = required("UPDRAFT_ROLE_ARN_PREFIX")?;
         let jobs = job_definition::Settings {
             name_prefix: required("UPDRAFT_NAME_PREFIX")?,
-            job_role_arn: required("UPDRAFT_JOB_ROLE")?,
+            partition: role_arn_prefix.split(':').nth(1).unwrap_or("aws").to_string(),
+            role_arn_prefix,
+            bucket: required("UPDRAFT_BUCKET")?,
             execution_role_arn: required("UPDRAFT_JOB_EXECUTION_ROLE")?,
             log_group: required("UPDRAFT_JOB_LOG_GROUP")?,
             exec_path: required("UPDRAFT_EXEC_PATH")?,
@@ -1348,6 +1435,7 @@ impl ApiConfig {
             schedule_target: required("UPDRAFT_SCHEDULE_TARGET")?,
             scheduler_role: required("UPDRAFT_SCHEDULER_ROLE")?,
             schedule_dead_letters: required("UPDRAFT_SCHEDULE_DLQ")?,
+            job_role_boundary: required("UPDRAFT_JOB_ROLE_BOUNDARY")?,
         })
     }
 

@@ -20,7 +20,8 @@ use updraft_core::execution::resolve::resolve;
 use updraft_core::execution::steps::{ItemToRun, JobReport, Jobs, Recovering, RunStore, Steps, Tokens};
 use updraft_core::execution::stop::StopCause;
 use updraft_core::job_definition::job_definition_name;
-use updraft_core::ports::{BlobStore, Entity, PortError, Registry, StoredBlob};
+use updraft_core::ports::{self, BlobStore, Entity, PortError, Registry, StoredBlob};
+use updraft_core::project_access;
 use updraft_core::proto::core::{
     CompiledWorkflow, ExecutionId, Identifier, Literal, LiteralMap, NodePhase, ResourceType, TaskTemplate,
 };
@@ -82,6 +83,8 @@ pub enum NodeEvent {
         attempts: u32,
         /// A map node's job: how many items it ran (on however many children).
         items: Option<usize>,
+        /// The queue the job ran on: only the stack's queues' jobs are nodes' jobs.
+        queue: String,
     },
     /// A subworkflow node's child run ended (its state machine says so).
     ChildEnded {
@@ -93,6 +96,26 @@ pub enum NodeEvent {
     },
     /// An event the node function has nothing to do with (an array job's child).
     Ignored(String),
+    /// An event that claims to be what it cannot be (a job's end from another
+    /// source): dropped without side effects, logged and counted ([`refused`]).
+    Refused(String),
+}
+
+/// Drops an event that is not what it claims: a warning, and one `RefusedEvents`
+/// metric in CloudWatch's embedded metric format (a JSON line on stdout), so an
+/// alarm can watch for forged or misrouted events.
+fn refused(why: &str) -> Value {
+    tracing::warn!(why, "event refused");
+    let metric = json!({
+        "_aws": {
+            "Timestamp": chrono::Utc::now().timestamp_millis(),
+            "CloudWatchMetrics": [{"Namespace": "Updraft", "Dimensions": [[]], "Metrics": [{"Name": "RefusedEvents", "Unit": "Count"}]}],
+        },
+        "RefusedEvents": 1,
+        "why": why,
+    });
+    println!("{metric}");
+    json!({"refused": why})
 }
 
 fn text(value: &Value, pointer: &str) -> String {
@@ -126,7 +149,9 @@ pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
         // EventBridge sets `source`; only Batch's own events say what a job did.
         let source = text(event, "/source");
         if source != "aws.batch" {
-            return Err(format!("a Batch Job State Change from source {source:?}: only aws.batch's are taken"));
+            return Ok(NodeEvent::Refused(format!(
+                "a Batch Job State Change from source {source:?}: only aws.batch's are taken"
+            )));
         }
         let detail = &event["detail"];
         let p = |name: &str| text(detail, &format!("/parameters/{name}"));
@@ -164,6 +189,7 @@ pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
             log_stream: text(detail, "/container/logStreamName"),
             attempts: detail.get("attempts").and_then(Value::as_array).map_or(1, |a| a.len().max(1) as u32),
             items: p(ITEMS_PARAMETER).parse().ok(),
+            queue: text(detail, "/jobQueue"),
         });
     }
     match event.get("action").and_then(Value::as_str) {
@@ -537,9 +563,13 @@ impl Tokens for SfnTokens<'_> {
     }
 }
 
-/// Blobs in S3: a file is there, or a directory has objects under its prefix.
+/// Blobs in S3 that a run of `project` may use: a file is there, or a directory
+/// has objects under its prefix, in the project's runs or inputs. A cache entry
+/// naming anything else is a miss (the project's tasks could not read it).
 struct S3Blobs<'a> {
     s3: &'a aws_sdk_s3::Client,
+    project: &'a str,
+    bucket: &'a str,
 }
 
 impl BlobStore for S3Blobs<'_> {
@@ -548,6 +578,10 @@ impl BlobStore for S3Blobs<'_> {
     }
 
     async fn holds(&self, uri: &str, _digest: &str, is_dir: bool) -> bool {
+        if !project_access::readable_by(self.project, self.bucket, uri) {
+            tracing::warn!(uri, project = self.project, "a blob outside the project's data is not served to it");
+            return false;
+        }
         let Ok(uri) = S3Uri::parse(uri) else { return false };
         if is_dir {
             return s3::list_prefix(self.s3, &uri).await.is_ok_and(|keys| !keys.is_empty());
@@ -632,16 +666,36 @@ async fn job_outputs(
     for (name, entry) in document.outputs {
         let value = match (entry.value, entry.uri) {
             (Some(value), _) => value,
-            // Over 64 KiB, `updraft exec` keeps the value in its own object: read it back, checked.
+            // Over 64 KiB, `updraft exec` keeps the value in its own object, under the job's prefix: read it back, checked.
+            (None, Some(uri)) if !uri.starts_with(&prefix.to_string()) => {
+                return Ok(Err(bad(format!("output {name} is stored at {uri:.200}, outside its job's {prefix}"))));
+            }
             (None, Some(uri)) => match stored_value(s3_client, &name, &uri, &entry.digest).await? {
                 Ok(value) => value,
                 Err(failure) => return Ok(Err(failure)),
             },
             (None, None) => return Ok(Err(bad(format!("output {name} has neither a value nor a URI")))),
         };
+        // A task writes outputs.json itself: files it names must be its project's, or
+        // a task could hand downstream nodes (and the cache) another project's data.
+        let project = project_of(prefix);
+        if let Some((uri, _, _)) = ports::blobs(&value)
+            .into_iter()
+            .find(|(uri, _, _)| !project_access::readable_by(project, &prefix.bucket, uri))
+        {
+            return Ok(Err(bad(format!(
+                "output {name} names {uri:.200}, outside project {project}'s runs and inputs: \
+                 a task's outputs are files it wrote (updraft exec uploads them under its run)"
+            ))));
+        }
         outputs.insert(name, value);
     }
     Ok(Ok(outputs))
+}
+
+/// The project of a run prefix (`runs/<project>/…`, as [`node_prefix`] makes it).
+fn project_of(prefix: &S3Uri) -> &str {
+    prefix.key.split('/').nth(1).unwrap_or_default()
 }
 
 /// A value `updraft exec` stored in its own object (over 64 KiB), checked against
@@ -744,7 +798,14 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
     let run = match &event {
         NodeEvent::Arm { run, .. } | NodeEvent::JobEnded { run, .. } | NodeEvent::ChildEnded { run, .. } => run.clone(),
         NodeEvent::Ignored(why) => return Ok(json!({"ignored": why})),
+        NodeEvent::Refused(why) => return Ok(refused(why)),
     };
+    if let NodeEvent::JobEnded { queue, .. } = &event
+        && queue != &services.config.cpu_queue
+        && queue != &services.config.gpu_queue
+    {
+        return Ok(refused(&format!("a job of queue {queue:.200}, not one of this stack's: not a node's job")));
+    }
     let store = DynamoRun::new(services.dynamo.clone(), &services.config.table, &run.execution);
     let Some(Entity::Workflow(workflow)) = services.registry.get(&run.workflow).await? else {
         let missing = format!("workflow {} version {} is not registered", run.workflow.name, run.workflow.version);
@@ -759,7 +820,7 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
         run: &run,
     };
     let tokens = SfnTokens { sfn: &services.sfn };
-    let blobs = S3Blobs { s3: &services.s3 };
+    let blobs = S3Blobs { s3: &services.s3, project: &run.execution.project, bucket: &services.config.bucket };
     let (overwrite_cache, recovered_from) = store.launch_settings().await?;
     // A recovery reads the run it recovers: its records and the closure it ran.
     let source = (!recovered_from.is_empty()).then(|| {
@@ -796,13 +857,11 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
     if let NodeEvent::JobEnded { node, job, .. } = &event
         && !steps.is_its_job(node, job).await?
     {
-        let why = format!("job {job:?} is not the job node {node} submitted: its end is not the node's");
-        tracing::warn!("{why}");
-        return Ok(json!({"ignored": why}));
+        return Ok(refused(&format!("job {job:?} is not the job node {node} submitted: its end is not the node's")));
     }
     match event {
         NodeEvent::Arm { node, token, .. } => steps.arm(&node, &token).await?,
-        NodeEvent::Ignored(_) => {}
+        NodeEvent::Ignored(_) | NodeEvent::Refused(_) => {}
         NodeEvent::ChildEnded { node, child, succeeded, error, .. } => {
             let result = if succeeded {
                 child_outputs(services, &child).await
@@ -878,18 +937,18 @@ mod tests {
         let mut running = job.clone();
         running["detail"]["status"] = json!("RUNNING");
         assert!(parse_event(&running).is_err(), "only ends complete nodes");
-        assert!(
-            parse_event(&json!({"detail-type": "Batch Job State Change", "detail": {"status": "FAILED"}})).is_err()
-        );
+        let sourceless = json!({"detail-type": "Batch Job State Change", "detail": {"status": "FAILED"}});
+        assert!(matches!(parse_event(&sourceless), Ok(NodeEvent::Refused(_))), "no source: refused, no side effect");
         assert!(parse_event(&json!({"hello": 1})).is_err());
         let mut forged = job.clone();
         forged["source"] = json!("my.app");
-        let refused = parse_event(&forged).unwrap_err();
-        assert!(refused.contains("only aws.batch's are taken"), "{refused}");
+        let Ok(NodeEvent::Refused(why)) = parse_event(&forged) else { panic!("{forged}") };
+        assert!(why.contains("only aws.batch's are taken"), "{why}");
         let mut with_id = job.clone();
         with_id["detail"]["jobId"] = json!("job-1");
-        let NodeEvent::JobEnded { job, .. } = parse_event(&with_id).unwrap() else { panic!() };
-        assert_eq!(job, "job-1");
+        with_id["detail"]["jobQueue"] = json!("arn:aws:batch:us-east-1:1:job-queue/q");
+        let NodeEvent::JobEnded { job, queue, .. } = parse_event(&with_id).unwrap() else { panic!() };
+        assert_eq!((job.as_str(), queue.as_str()), ("job-1", "arn:aws:batch:us-east-1:1:job-queue/q"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use aws_sdk_sfn::types::StateMachineType;
 use serde_json::Value;
 use updraft_aws::sdk_error::port_error;
 use updraft_core::ports::{PortError, Provisioner};
+use updraft_core::project_access;
 use updraft_core::schedule::{FoundSchedule, ScheduleRequest};
 
 pub struct AwsProvisioner {
@@ -26,6 +27,14 @@ pub struct AwsProvisioner {
     /// `arn:<partition>:states:<region>:<account>:stateMachine:`.
     state_machine_arn_prefix: String,
     schedules: ScheduleSettings,
+    job_roles: JobRoleSettings,
+}
+
+/// How the projects' job roles are made.
+pub struct JobRoleSettings {
+    pub client: aws_sdk_iam::Client,
+    /// The stack's permissions boundary: what no job role can exceed, whatever its policy says.
+    pub boundary_arn: String,
 }
 
 /// Where the stack's schedules send their ticks.
@@ -49,6 +58,7 @@ impl AwsProvisioner {
         state_machine_role: impl Into<String>,
         state_machine_arn_prefix: impl Into<String>,
         schedules: ScheduleSettings,
+        job_roles: JobRoleSettings,
     ) -> Self {
         AwsProvisioner {
             batch,
@@ -56,6 +66,7 @@ impl AwsProvisioner {
             state_machine_role: state_machine_role.into(),
             state_machine_arn_prefix: state_machine_arn_prefix.into(),
             schedules,
+            job_roles,
         }
     }
 
@@ -174,6 +185,32 @@ fn retry_strategy(r: &Value) -> RetryStrategy {
 }
 
 impl Provisioner for AwsProvisioner {
+    async fn ensure_job_role(&self, name: &str, policy: &Value) -> Result<String, PortError> {
+        let iam = &self.job_roles.client;
+        let created = iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(project_access::JOB_ROLE_TRUST_POLICY)
+            .permissions_boundary(&self.job_roles.boundary_arn)
+            .description("Updraft: what one project's tasks may reach in the data bucket")
+            .send()
+            .await;
+        let arn = match created {
+            Ok(created) => created.role().map(|r| r.arn().to_string()),
+            // Made by an earlier registration (or one racing this one): its policy is put again below.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => None,
+            Err(e) => return Err(port_error(&format!("creating job role {name}"), &e)),
+        };
+        iam.put_role_policy()
+            .role_name(name)
+            .policy_name(project_access::JOB_ROLE_POLICY_NAME)
+            .policy_document(policy.to_string())
+            .send()
+            .await
+            .map_err(|e| port_error(&format!("putting the policy of job role {name}"), &e))?;
+        Ok(arn.unwrap_or_else(|| name.to_string()))
+    }
+
     async fn ensure_job_definition(&self, name: &str, body: &Value) -> Result<String, PortError> {
         let existing = self
             .batch

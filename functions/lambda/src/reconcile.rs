@@ -35,6 +35,7 @@ fn job_event(job: &aws_sdk_batch::types::JobDetail) -> Value {
     let mut detail = json!({
         "jobId": job.job_id(),
         "jobName": job.job_name(),
+        "jobQueue": job.job_queue(),
         "status": job.status().map(|s| s.as_str()),
         "statusReason": job.status_reason(),
         "parameters": job.parameters(),

@@ -172,7 +172,7 @@ def cloud(endpoint, tmp_path_factory):
 def launch(api, workflow, inputs=None, name=None):
     body = {"workflow": {"project": "cloud", "domain": "development", "name": workflow, "version": "v1"},
             "inputs": {"values": inputs or {}}, "name": name or unique(workflow).replace("_", "-")}
-    status, answer = signed(api, "POST", "/v1/executions", body=json.dumps(body).encode())
+    status, answer = signed(api, "POST", "/v1/executions/cloud/development", body=json.dumps(body).encode())
     assert status == 201, answer
     return answer["id"]["name"]
 
@@ -286,10 +286,10 @@ def test_a_run_whose_queue_takes_no_jobs_fails_at_once_with_the_reason(cloud, aw
 def test_bad_launches_start_nothing(cloud):
     wrong = {"workflow": {"project": "cloud", "domain": "development", "name": "chain", "version": "v1"},
              "inputs": {"values": {"x": {"string": "forty"}}}}
-    status, answer = signed(cloud, "POST", "/v1/executions", body=json.dumps(wrong).encode())
+    status, answer = signed(cloud, "POST", "/v1/executions/cloud/development", body=json.dumps(wrong).encode())
     assert (status, answer["code"]) == (400, "InvalidInputs"), answer
     unknown = {"workflow": {"project": "cloud", "domain": "development", "name": "nope", "version": "v1"}}
-    status, answer = signed(cloud, "POST", "/v1/executions", body=json.dumps(unknown).encode())
+    status, answer = signed(cloud, "POST", "/v1/executions/cloud/development", body=json.dumps(unknown).encode())
     assert status == 404, answer
 
 
@@ -569,7 +569,7 @@ def test_inputs_too_large_for_the_runs_record_are_refused_at_launch_and_nothing_
     name = unique("huge")
     body = {"workflow": {"project": "cloud", "domain": "development", "name": "n_shape", "version": "v1"},
             "inputs": {"values": {"run": {"string": "x" * (400 * 1024)}}}, "name": name}
-    status, answer = signed(cloud, "POST", "/v1/executions", body=json.dumps(body).encode())
+    status, answer = signed(cloud, "POST", "/v1/executions/cloud/development", body=json.dumps(body).encode())
     assert status == 400, answer
     assert "at most 358400 bytes" in answer["message"] and "file or directory input" in answer["message"], answer
     status, _ = signed(cloud, "GET", f"/v1/executions/cloud/development/{name}")
@@ -605,7 +605,7 @@ def fail_then_recover(cloud, tmp_path, spec, workflow, broken, fixed, inputs=Non
         assert registered.returncode == 0, registered.stderr
     body = {"workflow": {"project": "cloud", "domain": "development", "name": workflow, "version": f"{workflow}-v1"},
             "name": unique(workflow), "inputs": {"values": inputs or {}}}
-    status, answer = signed(cloud, "POST", "/v1/executions", body=json.dumps(body).encode())
+    status, answer = signed(cloud, "POST", "/v1/executions/cloud/development", body=json.dumps(body).encode())
     assert status == 201, answer
     failed = finished(cloud, body["name"])
     assert failed["execution"]["phase"] == "WORKFLOW_FAILED", failed

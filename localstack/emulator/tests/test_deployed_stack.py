@@ -77,7 +77,6 @@ def job_definition(aws, stack, command):
     return aws("batch").register_job_definition(
         jobDefinitionName=unique(stack["prefix"]), type="container",
         containerProperties={"image": "public.ecr.aws/docker/library/python:3.11-slim", "command": command,
-                             "jobRoleArn": stack["outputs"]["JobRoleArn"],
                              "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}]},
     )["jobDefinitionArn"]
 

@@ -169,7 +169,7 @@ def test_a_soak_of_runs_under_random_faults_on_every_call_the_functions_make(clo
                            "inputs": {"values": {"x": {"integer": str(x)}}}, "name": name}).encode()
         # A throttled launch answers 503 "retryable": the same request again (the name is its idempotency key).
         status = wait_for(f"launch of {name}", lambda: (lambda s: s if s in (200, 201) else None)(
-            signed(cloud, "POST", "/v1/executions", body=body)[0]), timeout=60)
+            signed(cloud, "POST", "/v1/executions/cloud/development", body=body)[0]), timeout=60)
         assert status in (200, 201)
         runs[name] = x
         if len(runs) % 5 == 0:  # waves of five, as a nightly fan of pipelines would come
@@ -193,20 +193,32 @@ def test_a_soak_of_runs_under_random_faults_on_every_call_the_functions_make(clo
 
 def test_a_forged_job_end_event_ends_nothing(cloud, aws):
     # Anyone who may invoke the node function could tell it a node's job failed. Only the
-    # job the node's start recorded can end it: a FAILED end for b naming another job,
-    # sent while b's real job naps, is ignored, and b ends when its own job does.
+    # job the node's start recorded, on one of the stack's queues, told by aws.batch, can
+    # end it: a FAILED end for b naming another job, one from another source and one from
+    # another stack's queue, sent while b's real job naps, are refused, and b ends when
+    # its own job does.
     run = launch(cloud, "n_shape", {"run": {"string": f"forged-{time.time_ns()}"}})
     # a naps 2 s, b 12 s: once a has ended, b's job is running.
     wait_for("a ended", lambda: nodes(answer_of(cloud, run)).get("a", {}).get("phase") == "SUCCEEDED", timeout=60)
     assert nodes(answer_of(cloud, run))["b"]["phase"] not in ("SUCCEEDED", "FAILED")
     parameters = {"updraft_project": "cloud", "updraft_domain": "development", "updraft_execution": run,
                   "updraft_node": "b", "updraft_workflow": "n_shape", "updraft_version": "v1"}
+    queue = cloud["outputs"]["CpuJobQueueArn"]
+    b_jobs = lambda: [j["jobId"] for j in aws("batch").list_jobs(jobQueue=queue, jobStatus="RUNNING")["jobSummaryList"]
+                      if j["jobName"] == f"{run}-b"]  # noqa: E731
+    wait_for("b's job running", b_jobs, timeout=30)
+    b_job = {"jobId": b_jobs()[0], "jobQueue": queue}
     forged = {"detail-type": "Batch Job State Change", "source": "aws.batch",
-              "detail": {"jobId": "forged-job", "jobName": f"{run}-b", "status": "FAILED",
+              "detail": {"jobId": "forged-job", "jobName": f"{run}-b", "status": "FAILED", "jobQueue": b_job["jobQueue"],
                          "statusReason": "forged", "parameters": parameters, "container": {"exitCode": 1}}}
-    answer = aws("lambda").invoke(FunctionName=node_function(cloud), Payload=json.dumps(forged).encode())
-    said = json.loads(answer["Payload"].read())
-    assert "is not the job node b submitted" in said.get("ignored", ""), said
+    other_source = {**forged, "source": "my.app", "detail": {**forged["detail"], "jobId": b_job["jobId"]}}
+    other_queue = {**forged, "detail": {**forged["detail"], "jobId": b_job["jobId"],
+                                        "jobQueue": b_job["jobQueue"].replace("job-queue/", "job-queue/other-stack-")}}
+    for event, why in [(forged, "is not the job node b submitted"), (other_source, "only aws.batch's are taken"),
+                       (other_queue, "not one of this stack's")]:
+        answer = aws("lambda").invoke(FunctionName=node_function(cloud), Payload=json.dumps(event).encode())
+        said = json.loads(answer["Payload"].read())
+        assert why in said.get("refused", ""), said
     ended, seconds = converged(aws, cloud, run)
     print(f"converge_s[a forged job end]: {seconds:.1f}")
     b = nodes(ended)["b"]

@@ -74,6 +74,10 @@ def signed(api, method, path, body=b"", secret="testing", sign=True, send_body=N
         return refused.code, json.loads(refused.read() or b"{}")
 
 
+# register_body's project: registrations go to its path.
+REGISTER = "/v1/register/races/development"
+
+
 def register_body(spec, version, name="spec.yaml"):
     return json.dumps({"version": version, "spec": spec, "fileName": name, "project": "races"}).encode()
 
@@ -137,16 +141,16 @@ def test_requests_without_a_valid_signature_are_refused_before_the_function(api)
     status, body = signed(api, "GET", "/v1/projects", secret="not-the-secret")
     assert status == 403 and "signature" in body["message"]
     body = register_body(HELLO, "v1")
-    status, _ = signed(api, "POST", "/v1/register", body=body, send_body=body.replace(b"v1", b"v2"))
+    status, _ = signed(api, "POST", REGISTER, body=body, send_body=body.replace(b"v1", b"v2"))
     assert status == 403, "a body changed after signing is refused"
     status, body = signed(api, "GET", "/v1/projects")
     assert status == 200, body
 
 
 def test_api_errors_keep_their_status_through_the_gateway(api):
-    status, body = signed(api, "POST", "/v1/register", body=b'{"version": "v1", "spec": "x", "sepc": 1}')
+    status, body = signed(api, "POST", REGISTER, body=b'{"version": "v1", "spec": "x", "sepc": 1}')
     assert (status, body["code"], body["path"]) == (400, "MalformedBody", "sepc")
-    status, body = signed(api, "GET", "/v1/register")
+    status, body = signed(api, "GET", REGISTER)
     assert (status, body["code"]) == (405, "MethodNotAllowed")
     status, body = signed(api, "GET", "/v1/tasks/examples/development/fit?limit=0")
     assert (status, body["code"]) == (400, "InvalidLimit")
@@ -157,7 +161,7 @@ def test_twenty_concurrent_registrations_of_one_version_have_one_winner(api):
 
     def register(i):
         spec = HELLO.replace("python:3.11-slim", f"python:3.11-slim-{i}")
-        results[i] = signed(api, "POST", "/v1/register", body=register_body(spec, "race"))
+        results[i] = signed(api, "POST", REGISTER, body=register_body(spec, "race"))
 
     threads = [threading.Thread(target=register, args=(i,)) for i in range(20)]
     for t in threads:
@@ -235,10 +239,10 @@ def test_live_answers_match_the_openapi_document(api):
         return status
 
     assert updraft(api, "register", *EXAMPLES, "--version", "v1").returncode == 0
-    assert check("POST", "/v1/register", "/v1/register", register_body(HELLO, "doc")) == 201
-    assert check("POST", "/v1/register", "/v1/register", register_body(HELLO, "doc")) == 200
-    assert check("POST", "/v1/register", "/v1/register", register_body(HELLO.replace("3.11", "3.12"), "doc")) == 409
-    assert check("POST", "/v1/register", "/v1/register", register_body("tasks: {t: {image: x}}", "doc")) == 400
+    assert check("POST", "/v1/register/{project}/{domain}", REGISTER, register_body(HELLO, "doc")) == 201
+    assert check("POST", "/v1/register/{project}/{domain}", REGISTER, register_body(HELLO, "doc")) == 200
+    assert check("POST", "/v1/register/{project}/{domain}", REGISTER, register_body(HELLO.replace("3.11", "3.12"), "doc")) == 409
+    assert check("POST", "/v1/register/{project}/{domain}", REGISTER, register_body("tasks: {t: {image: x}}", "doc")) == 400
     assert check("GET", "/v1/projects", "/v1/projects") == 200
     assert check("GET", "/v1/tasks/{project}/{domain}", "/v1/tasks/examples/development") == 200
     assert check("GET", "/v1/tasks/{project}/{domain}/{name}", "/v1/tasks/examples/development/fit") == 200

@@ -21,6 +21,16 @@ fn get_request(path: &str) -> ApiRequest {
     ApiRequest { method: "GET".into(), path: path.into(), ..Default::default() }
 }
 
+/// Registers in demo/development: most specs here say `project: demo`.
+const REGISTER: &str = "/v1/register/demo/development";
+const LAUNCH: &str = "/v1/executions/default/development";
+
+/// A registration of `spec` sent to its declared project's path (demo or default).
+fn register(spec: &str, version: &str) -> ApiRequest {
+    let project = if spec.starts_with("project: demo") { "demo" } else { "default" };
+    post(&format!("/v1/register/{project}/development"), &register_body(spec, version))
+}
+
 fn register_body(spec: &str, version: &str) -> String {
     serde_json::to_string(&RegisterRequest {
         version: version.into(),
@@ -35,7 +45,9 @@ fn cloud() -> CloudSettings {
     CloudSettings {
         jobs: job_definition::Settings {
             name_prefix: "updraft".into(),
-            job_role_arn: "arn:aws:iam::123456789012:role/updraft-job".into(),
+            role_arn_prefix: "arn:aws:iam::123456789012:role/".into(),
+            partition: "aws".into(),
+            bucket: "data".into(),
             execution_role_arn: "arn:aws:iam::123456789012:role/updraft-job-execution".into(),
             log_group: "/aws/batch/updraft".into(),
             exec_path: "/updraft/updraft".into(),
@@ -67,15 +79,15 @@ fn call(api: &TestApi, request: &ApiRequest) -> (u16, Value) {
 #[test]
 fn registration_creates_then_is_a_no_op_then_refuses_changed_content_with_both_digests() {
     let registry = new_api();
-    let (status, body) = call(&registry, &post("/v1/register", &register_body(SPEC, "v1")));
+    let (status, body) = call(&registry, &register(SPEC, "v1"));
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["created"].as_array().unwrap().len(), 3, "a task, a workflow and a launch plan: {body}");
 
-    let (status, body) = call(&registry, &post("/v1/register", &register_body(SPEC, "v1")));
+    let (status, body) = call(&registry, &register(SPEC, "v1"));
     assert_eq!((status, body["unchanged"].as_array().unwrap().len()), (200, 3), "{body}");
 
     let changed = SPEC.replace("python:3.11", "python:3.12");
-    let (status, body) = call(&registry, &post("/v1/register", &register_body(&changed, "v1")));
+    let (status, body) = call(&registry, &register(&changed, "v1"));
     assert_eq!((status, body["code"].as_str()), (409, Some("Conflict")), "{body}");
     let message = body["message"].as_str().unwrap();
     assert_eq!(message.matches("sha256:").count(), 2, "both digests: {message}");
@@ -86,7 +98,7 @@ fn registration_creates_then_is_a_no_op_then_refuses_changed_content_with_both_d
 fn an_invalid_spec_is_a_400_with_every_diagnostic_and_writes_nothing() {
     let registry = new_api();
     let spec = "tasks:\n  ok: {image: x, command: [x]}\n  t: {image: x, command: [t], retries: -1, cache: true}\n";
-    let (status, body) = call(&registry, &post("/v1/register", &register_body(spec, "v1")));
+    let (status, body) = call(&registry, &register(spec, "v1"));
     assert_eq!((status, body["code"].as_str()), (400, Some("InvalidSpec")), "{body}");
     let paths: Vec<&str> =
         body["diagnostics"].as_array().unwrap().iter().map(|d| d["path"].as_str().unwrap()).collect();
@@ -100,7 +112,7 @@ fn an_invalid_spec_is_a_400_with_every_diagnostic_and_writes_nothing() {
 fn gets_and_listings_answer_the_idl_json() {
     let registry = new_api();
     for (version, by) in [("v1", "arn:aws:iam::1:user/ana"), ("v2", "arn:aws:iam::1:role/ci")] {
-        let mut request = post("/v1/register", &register_body(&SPEC.replace("fit.py", version), version));
+        let mut request = register(&SPEC.replace("fit.py", version), version);
         request.caller = by.into();
         call(&registry, &request);
     }
@@ -149,7 +161,7 @@ fn gets_and_listings_answer_the_idl_json() {
 fn launch_plans_are_activated_and_deactivated_one_version_at_a_time() {
     let registry = new_api();
     for version in ["v1", "v2"] {
-        call(&registry, &post("/v1/register", &register_body(SPEC, version)));
+        call(&registry, &register(SPEC, version));
     }
     let active = |version: &str| {
         let (_, body) = call(&registry, &get_request(&format!("/v1/launch-plans/demo/development/nightly/{version}")));
@@ -193,30 +205,30 @@ fn request_problems_get_their_precise_status() {
         let (status, body) = call(&registry, request);
         (status, body["code"].as_str().unwrap_or_default().to_string())
     };
-    let mut text = post("/v1/register", &register_body(SPEC, "v1"));
+    let mut text = register(SPEC, "v1");
     text.headers.insert("content-type".into(), "text/yaml".into());
     assert_eq!(status_code(&text), (415, "UnsupportedMediaType".into()));
-    let mut charset = post("/v1/register", &register_body(SPEC, "v1"));
+    let mut charset = register(SPEC, "v1");
     charset.headers.insert("content-type".into(), "Application/JSON; charset=utf-8".into());
     assert_eq!(status_code(&charset).0, 201);
 
-    let huge = post("/v1/register", &"x".repeat(MAX_BODY_BYTES + 1));
+    let huge = post(REGISTER, &"x".repeat(MAX_BODY_BYTES + 1));
     assert_eq!(status_code(&huge), (413, "BodyTooLarge".into()));
-    let big_spec = post("/v1/register", &register_body(&"#".repeat(MAX_SPEC_BYTES + 1), "v1"));
+    let big_spec = register(&"#".repeat(MAX_SPEC_BYTES + 1), "v1");
     assert_eq!(status_code(&big_spec), (413, "SpecTooLarge".into()));
 
-    let unknown_field = post("/v1/register", r#"{"version": "v1", "spec": "tasks: {}", "sepc": 1}"#);
+    let unknown_field = post(REGISTER, r#"{"version": "v1", "spec": "tasks: {}", "sepc": 1}"#);
     let (status, body) = call(&registry, &unknown_field);
     assert_eq!((status, body["path"].as_str()), (400, Some("sepc")), "{body}");
-    let wrong_type = post("/v1/register", r#"{"version": 1}"#);
+    let wrong_type = post(REGISTER, r#"{"version": 1}"#);
     let (status, body) = call(&registry, &wrong_type);
     assert_eq!((status, body["path"].as_str()), (400, Some("version")), "{body}");
-    assert_eq!(status_code(&post("/v1/register", r#"{"version": "v1"} {}"#)).0, 400);
-    assert_eq!(status_code(&post("/v1/register", &register_body(SPEC, ""))), (400, "MissingVersion".into()));
-    let (status, body) = call(&registry, &post("/v1/register", &register_body(SPEC, "v1#x")));
+    assert_eq!(status_code(&post(REGISTER, r#"{"version": "v1"} {}"#)).0, 400);
+    assert_eq!(status_code(&register(SPEC, "")), (400, "MissingVersion".into()));
+    let (status, body) = call(&registry, &register(SPEC, "v1#x"));
     assert_eq!((status, body["path"].as_str()), (400, Some("version")), "{body}");
 
-    assert_eq!(status_code(&get_request("/v1/register")), (405, "MethodNotAllowed".into()));
+    assert_eq!(status_code(&get_request(REGISTER)), (405, "MethodNotAllowed".into()));
     assert_eq!(status_code(&get_request("/v2/tasks")), (404, "NoSuchRoute".into()));
     assert_eq!(status_code(&get_request("/v1/models/p/d")), (404, "NoSuchRoute".into()));
     assert_eq!(status_code(&get_request("/v1/tasks/p/d/n/v/x/y/z")), (404, "NoSuchRoute".into()));
@@ -263,7 +275,7 @@ impl Registry for Failing {
 #[test]
 fn a_throttled_store_is_a_503_that_says_retry_and_a_broken_one_a_500() {
     let throttled = Failing(PortError::Transient("ThrottlingException: slow down".into()));
-    let response = block_on(handle(&with_registry(throttled), &post("/v1/register", &register_body(SPEC, "v1"))));
+    let response = block_on(handle(&with_registry(throttled), &register(SPEC, "v1")));
     let body: ErrorResponse = serde_json::from_str(&response.body).unwrap();
     assert_eq!((response.status, body.retryable), (503, true));
     assert_eq!(to_proxy_response(&response)["headers"]["retry-after"], "1");
@@ -421,9 +433,14 @@ fn the_openapi_document_lists_exactly_the_served_routes() {
 #[test]
 fn registration_makes_each_versions_job_definitions_and_state_machine_once() {
     let api = new_api();
-    call(&api, &post("/v1/register", &register_body(SPEC, "v1")));
+    call(&api, &register(SPEC, "v1"));
     let made: Vec<String> = api.provisioner.resources.lock().unwrap().keys().cloned().collect();
-    assert_eq!(made, ["updraft-demo-development-fit-v1", "updraft-demo-development-train-v1"]);
+    assert_eq!(made, ["updraft-demo-development-fit-v1", "updraft-demo-development-train-v1", "updraft-job-demo"]);
+    let resources = api.provisioner.resources.lock().unwrap().clone();
+    let role = "arn:aws:iam::123456789012:role/updraft-job-demo";
+    assert_eq!(resources["updraft-demo-development-fit-v1"]["containerProperties"]["jobRoleArn"], role);
+    let policy = resources["updraft-job-demo"].to_string();
+    assert!(policy.contains("s3:::data/runs/demo/*") && !policy.contains("specs/"), "{policy}");
     let definition = api.provisioner.resources.lock().unwrap()["updraft-demo-development-train-v1"].clone();
     assert_eq!(definition["States"]["Nodes"]["Branches"][0]["StartAt"], "node fit");
 }
@@ -432,13 +449,13 @@ fn registration_makes_each_versions_job_definitions_and_state_machine_once() {
 fn a_failure_to_make_the_resources_is_a_503_and_sending_again_repairs_it() {
     let api = new_api();
     *api.provisioner.failing.lock().unwrap() = Some(PortError::Transient("TooManyRequestsException".into()));
-    let (status, body) = call(&api, &post("/v1/register", &register_body(SPEC, "v1")));
+    let (status, body) = call(&api, &register(SPEC, "v1"));
     assert_eq!((status, body["retryable"].as_bool()), (503, Some(true)), "{body}");
     assert!(body["hint"].as_str().unwrap().contains("send the same request again"), "{body}");
     *api.provisioner.failing.lock().unwrap() = None;
-    let (status, body) = call(&api, &post("/v1/register", &register_body(SPEC, "v1")));
+    let (status, body) = call(&api, &register(SPEC, "v1"));
     assert_eq!(status, 200, "the entities were registered the first time: {body}");
-    assert_eq!(api.provisioner.resources.lock().unwrap().len(), 2, "and now their resources exist");
+    assert_eq!(api.provisioner.resources.lock().unwrap().len(), 3, "and now their resources exist (role included)");
 }
 
 #[test]
@@ -448,10 +465,49 @@ fn a_workflow_too_large_for_a_state_machine_is_refused_before_anything_is_writte
     for i in 0..4000 {
         spec.push_str(&format!("      node_with_a_long_name_{i:05}: {{task: t}}\n"));
     }
-    let (status, body) = call(&api, &post("/v1/register", &register_body(&spec, "v1")));
+    let (status, body) = call(&api, &register(&spec, "v1"));
     assert_eq!((status, body["code"].as_str()), (400, Some("WorkflowTooLarge")), "{body}");
     assert_eq!(call(&api, &get_request("/v1/projects")).1, json!({}), "nothing registered");
     assert!(api.provisioner.resources.lock().unwrap().is_empty());
+}
+
+#[test]
+fn registrations_and_launches_act_only_in_the_project_their_path_names() {
+    let api = new_api();
+    // SPEC says `project: demo`: sent to another project's path, nothing is registered.
+    let (status, body) = call(&api, &post("/v1/register/other/development", &register_body(SPEC, "v1")));
+    assert_eq!((status, body["code"].as_str(), body["path"].as_str()), (400, Some("ProjectMismatch"), Some("project")));
+    assert!(body["message"].as_str().unwrap().contains("\"demo\""), "{body}");
+    let overridden: Value = json!({"project": "ml-team", "version": "v1", "spec": SPEC, "fileName": "s.yaml"});
+    let (status, body) = call(&api, &post("/v1/register/other/development", &overridden.to_string()));
+    assert_eq!((status, body["code"].as_str()), (400, Some("ProjectMismatch")), "{body}");
+    let (status, body) = call(&api, &post("/v1/register/demo/staging", &register_body(SPEC, "v1")));
+    assert_eq!((status, body["path"].as_str()), (400, Some("domain")), "{body}");
+    assert!(api.provisioner.resources.lock().unwrap().is_empty(), "nothing was made");
+    // The body's override names the path's project: registered there.
+    let (status, body) = call(&api, &post("/v1/register/ml-team/development", &overridden.to_string()));
+    assert_eq!((status, body["created"][0]["project"].as_str()), (201, Some("ml-team")), "{body}");
+    assert_eq!(call(&api, &post("/v1/register", &register_body(SPEC, "v1"))).0, 404, "the old route is gone");
+
+    let workflow = |project: &str| json!({"workflow": {"project": project, "domain": "development", "name": "train", "version": "v1"}});
+    let (status, body) = call(&api, &post("/v1/executions/demo/development", &workflow("ml-team").to_string()));
+    assert_eq!((status, body["code"].as_str()), (400, Some("ProjectMismatch")), "{body}");
+    let mut other_body = workflow("ml-team");
+    other_body["project"] = json!("demo");
+    assert_eq!(call(&api, &post("/v1/executions/ml-team/development", &other_body.to_string())).0, 400);
+    for uri in ["s3://data/runs/other/development/r1/fit/outputs/model", "s3://data/specs/ab.json"] {
+        let mut foreign = workflow("ml-team");
+        foreign["inputs"] = json!({"values": {"model": {"file": {"uri": uri, "digest": "sha256:00"}}}});
+        let (status, body) = call(&api, &post("/v1/executions/ml-team/development", &foreign.to_string()));
+        assert_eq!((status, body["code"].as_str()), (400, Some("InputOutsideProject")), "{body}");
+        assert!(body["hint"].as_str().unwrap().contains("s3://data/inputs/ml-team/"), "{body}");
+    }
+    assert!(api.runs.runs.lock().unwrap().is_empty(), "nothing started");
+    // The target may leave its project out: the path's is taken.
+    let bare = json!({"workflow": {"name": "train", "version": "v1"}});
+    let (status, body) = call(&api, &post("/v1/executions/ml-team/development", &bare.to_string()));
+    assert_eq!((status, body["id"]["project"].as_str()), (201, Some("ml-team")), "{body}");
+    assert_eq!(call(&api, &post("/v1/executions", &bare.to_string())).0, 404, "the old route is gone");
 }
 
 #[test]
@@ -459,11 +515,11 @@ fn a_launch_type_checks_its_inputs_before_anything_starts_and_its_name_is_its_id
     let api = new_api();
     let spec = "tasks:\n  t: {image: x, command: [t], inputs: {n: int}}\nworkflows:\n  w:\n    inputs: {n: int}\n\
                 \x20   nodes:\n      a: {task: t, inputs: {n: $inputs.n}}\n";
-    assert_eq!(call(&api, &post("/v1/register", &register_body(spec, "v1"))).0, 201);
+    assert_eq!(call(&api, &register(spec, "v1")).0, 201);
     let launch = |inputs: Value, name: &str| {
         let body = json!({"workflow": {"project": "default", "domain": "development", "name": "w", "version": "v1"},
                           "inputs": {"values": inputs}, "name": name});
-        call(&api, &post("/v1/executions", &body.to_string()))
+        call(&api, &post(LAUNCH, &body.to_string()))
     };
     let (status, body) = launch(json!({"n": {"string": "seven"}}), "");
     assert_eq!((status, body["code"].as_str()), (400, Some("InvalidInputs")), "{body}");
@@ -486,14 +542,14 @@ fn a_launch_type_checks_its_inputs_before_anything_starts_and_its_name_is_its_id
     let (status, listed) = call(&api, &get_request("/v1/executions/default/development"));
     assert_eq!((status, listed["executions"].as_array().map(Vec::len)), (200, Some(2)), "{listed}");
     let unknown = json!({"workflow": {"project": "default", "domain": "development", "name": "nope", "version": "v1"}});
-    assert_eq!(call(&api, &post("/v1/executions", &unknown.to_string())).0, 404);
+    assert_eq!(call(&api, &post(LAUNCH, &unknown.to_string())).0, 404);
     assert_eq!(call(&api, &get_request("/v1/executions/default/development/none")).0, 404);
 }
 
 #[test]
 fn a_failed_schedule_write_is_a_503_and_repeating_the_request_converges() {
     let api = new_api();
-    call(&api, &post("/v1/register", &register_body(SPEC, "v1")));
+    call(&api, &register(SPEC, "v1"));
     *api.provisioner.failing.lock().unwrap() = Some(PortError::Transient("Scheduler throttled".into()));
     let (status, body) = call(&api, &post("/v1/launch-plans/demo/development/nightly/v1/activate", ""));
     assert_eq!((status, body["retryable"].as_bool()), (503, Some(true)), "{body}");
@@ -510,7 +566,7 @@ fn a_plan_registered_active_fires_at_once_and_ticks_launch_once_each_with_their_
                 workflows:\n  train:\n    inputs: {day: datetime}\n    nodes:\n      fit: {task: fit, inputs: {day: $inputs.day}}\n\
                 launch_plans:\n  nightly:\n    workflow: train\n    active: true\n\
                 \x20   schedule: {cron: '0 3 * * *', timezone: Europe/Paris, kickoff_input: day, catch_up: 2h}\n";
-    assert_eq!(call(&api, &post("/v1/register", &register_body(spec, "v1"))).0, 201);
+    assert_eq!(call(&api, &register(spec, "v1")).0, 201);
     let (request, enabled) = api.provisioner.schedules.lock().unwrap()["updraft-demo-development-nightly"].clone();
     assert!(enabled);
     assert_eq!((request.timezone.as_str(), request.catch_up_seconds), ("Europe/Paris", 7200));
@@ -539,7 +595,7 @@ fn a_plan_registered_active_fires_at_once_and_ticks_launch_once_each_with_their_
         assert_eq!(run.principal, "schedule updraft-demo-development-nightly");
     }
     // v2 becomes the active version: a late tick of v1 launches nothing.
-    assert_eq!(call(&api, &post("/v1/register", &register_body(spec, "v2"))).0, 201);
+    assert_eq!(call(&api, &register(spec, "v2")).0, 201);
     let skipped = tick("v1", "2027-03-30T01:00:00Z").unwrap();
     assert_eq!(skipped["outcome"], "SKIPPED");
     assert_eq!(api.runs.runs.lock().unwrap().len(), 1);
@@ -567,10 +623,10 @@ fn a_plan_registered_active_fires_at_once_and_ticks_launch_once_each_with_their_
 fn an_abort_records_who_and_why_once_and_is_refused_precisely() {
     let api = new_api();
     let spec = "tasks:\n  t: {image: x, command: [t]}\nworkflows:\n  w:\n    nodes:\n      a: {task: t}\n";
-    assert_eq!(call(&api, &post("/v1/register", &register_body(spec, "v1"))).0, 201);
+    assert_eq!(call(&api, &register(spec, "v1")).0, 201);
     let body = json!({"workflow": {"project": "default", "domain": "development", "name": "w", "version": "v1"},
                       "name": "nightly-1"});
-    assert_eq!(call(&api, &post("/v1/executions", &body.to_string())).0, 201);
+    assert_eq!(call(&api, &post(LAUNCH, &body.to_string())).0, 201);
     let path = "/v1/executions/default/development/nightly-1/abort";
     let mut request = post(path, r#"{"reason": "wrong data"}"#);
     request.caller = "arn:aws:iam::123456789012:user/ana".into();
@@ -598,11 +654,11 @@ fn a_recovery_is_a_new_run_of_a_run_that_did_not_succeed_on_its_inputs() {
     let spec = "tasks:\n  t: {image: x, command: [t, \"{{inputs.n}}\"], inputs: {n: int}}\nworkflows:\n  w:\n    \
                 inputs: {n: int}\n    nodes:\n      a: {task: t, inputs: {n: $inputs.n}}\n";
     for version in ["v1", "v2"] {
-        assert_eq!(call(&api, &post("/v1/register", &register_body(spec, version))).0, 201);
+        assert_eq!(call(&api, &register(spec, version)).0, 201);
     }
     let body = json!({"workflow": {"project": "default", "domain": "development", "name": "w", "version": "v1"},
                       "name": "nightly-1", "inputs": {"values": {"n": {"integer": "7"}}}});
-    assert_eq!(call(&api, &post("/v1/executions", &body.to_string())).0, 201);
+    assert_eq!(call(&api, &post(LAUNCH, &body.to_string())).0, 201);
     let path = "/v1/executions/default/development/nightly-1/recover";
     let (status, body) = call(&api, &post(path, ""));
     assert_eq!((status, body["code"].as_str()), (409, Some("StillRunning")), "{body}");
@@ -678,7 +734,7 @@ fn a_backfilled_tick_runs_once_as_the_schedule_would_and_is_recorded_without_ove
                 workflows:\n  train:\n    inputs: {day: datetime}\n    nodes:\n      fit: {task: fit, inputs: {day: $inputs.day}}\n\
                 launch_plans:\n  nightly:\n    workflow: train\n\
                 \x20   schedule: {cron: '0 3 * * *', timezone: Europe/Paris, kickoff_input: day}\n";
-    assert_eq!(call(&api, &post("/v1/register", &register_body(spec, "v1"))).0, 201);
+    assert_eq!(call(&api, &register(spec, "v1")).0, 201);
     let path = "/v1/launch-plans/demo/development/nightly/ticks";
     let mut request = post(path, &tick_body("v1", "2027-03-29T01:00:00Z"));
     request.caller = "arn:aws:iam::123456789012:user/ada".into();
@@ -738,7 +794,7 @@ fn register_with_activate_starts_each_plans_schedule_and_a_listing_shows_drift_w
     let api = new_api();
     let mut body: Value = serde_json::from_str(&register_body(SPEC, "v1")).unwrap();
     body["activate"] = json!(true);
-    assert_eq!(call(&api, &post("/v1/register", &body.to_string())).0, 201);
+    assert_eq!(call(&api, &post(REGISTER, &body.to_string())).0, 201);
     let (request, enabled) = api.provisioner.schedules.lock().unwrap()["updraft-demo-development-nightly"].clone();
     assert_eq!((request.plan.version.as_str(), enabled), ("v1", true));
     let versions = "/v1/launch-plans/demo/development/nightly";
@@ -767,7 +823,7 @@ fn a_code_bundle_is_recorded_with_the_tasks_that_need_code_and_bad_ones_are_refu
     let spec = "project: demo\ntasks:\n  fit: {image: python:3.11, command: [python3, '{{code_dir}}/fit.py']}\n  \
                 plain: {image: busybox, command: [true]}\n";
     let bundle = |hex: &str| CodeBundle {
-        uri: format!("s3://data/bundles/sha256/{hex}.tar.gz"),
+        uri: format!("s3://data/bundles/demo/sha256/{hex}.tar.gz"),
         digest: format!("sha256:{hex}"),
         size_bytes: 10,
     };
@@ -781,7 +837,7 @@ fn a_code_bundle_is_recorded_with_the_tasks_that_need_code_and_bad_ones_are_refu
         })
         .unwrap()
     };
-    let (status, answer) = call(&api, &post("/v1/register", &body(bundle(&"a".repeat(64)))));
+    let (status, answer) = call(&api, &post(REGISTER, &body(bundle(&"a".repeat(64)))));
     assert_eq!(status, 201, "{answer}");
     let task = |name: &str| {
         let id = Identifier {
@@ -800,7 +856,7 @@ fn a_code_bundle_is_recorded_with_the_tasks_that_need_code_and_bad_ones_are_refu
     assert!(task("plain").code.is_none(), "a task that runs only its image's programs has no bundle");
 
     // The same spec with other code: a conflict that names both bundles.
-    let (status, answer) = call(&api, &post("/v1/register", &body(bundle(&"b".repeat(64)))));
+    let (status, answer) = call(&api, &post(REGISTER, &body(bundle(&"b".repeat(64)))));
     let message = answer["message"].as_str().unwrap();
     assert_eq!(status, 409, "{answer}");
     assert!(message.contains(&format!("registered with code bundle sha256:{}", "a".repeat(64))), "{message}");
@@ -809,7 +865,7 @@ fn a_code_bundle_is_recorded_with_the_tasks_that_need_code_and_bad_ones_are_refu
     let mut elsewhere = bundle(&"c".repeat(64));
     elsewhere.uri = "s3://data/specs/evil.tar.gz".into();
     for (code, path) in [(bundle("not-hex"), "code.digest"), (elsewhere, "code.uri")] {
-        let (status, answer) = call(&api, &post("/v1/register", &body(code)));
+        let (status, answer) = call(&api, &post(REGISTER, &body(code)));
         assert_eq!((status, answer["path"].as_str()), (400, Some(path)), "{answer}");
     }
 }

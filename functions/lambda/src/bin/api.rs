@@ -9,7 +9,7 @@ use updraft_aws::registry::DynamoRegistry;
 use updraft_aws::runs::DynamoCache;
 use updraft_functions::api::{self, Api, ApiConfig};
 use updraft_functions::launch::{AwsRuns, JobLogs};
-use updraft_functions::provision::{AwsProvisioner, ScheduleSettings};
+use updraft_functions::provision::{AwsProvisioner, JobRoleSettings, ScheduleSettings};
 
 fn main() -> Result<(), Error> {
     // JSON lines when the function's LoggingConfig says so (AWS_LAMBDA_LOG_FORMAT).
@@ -31,6 +31,7 @@ fn main() -> Result<(), Error> {
             &config.state_machine_role,
             config.state_machine_arn_prefix(),
             schedules,
+            JobRoleSettings { client: aws_sdk_iam::Client::new(&sdk), boundary_arn: config.job_role_boundary.clone() },
         );
         let dynamo = dynamodb_client(&sdk);
         let registry = DynamoRegistry::new(dynamo.clone(), s3_client(&sdk), &config.table, &config.bucket);
