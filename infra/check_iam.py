@@ -22,6 +22,9 @@ STAR_RESOURCE_ONLY = {
     "batch:DescribeJobQueues": "Batch's Describe* actions support no resource-level permissions",
     "sts:GetCallerIdentity": "it names no resource; it answers who the caller is",
     "logs:DescribeLogGroups": "it lists log groups by prefix and supports no resource-level permissions",
+    **{f"logs:{a}LogDelivery": "vended log deliveries (API Gateway access logs) support no resource-level permissions"
+       for a in ("Create", "Get", "Update", "Delete")},
+    "logs:ListLogDeliveries": "vended log deliveries (API Gateway access logs) support no resource-level permissions",
 }
 
 POLICY_HOLDERS = {

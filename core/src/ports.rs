@@ -144,10 +144,20 @@ pub trait CacheStore: Send + Sync {
         let name = task.name.clone();
         async move { Err(PortError::Invalid(format!("this cache does not index entries by task ({name})"))) }
     }
-    /// Removes every entry of a task version; how many there were.
-    fn evict(&self, task: &Identifier) -> impl Future<Output = Result<u32, PortError>> + Send {
+    /// Removes every entry of a task version; how many there were. Records the
+    /// eviction: `by` (an IAM ARN in the cloud) and the time ([`CacheStore::last_eviction`]).
+    fn evict(&self, task: &Identifier, by: &str) -> impl Future<Output = Result<u32, PortError>> + Send {
+        let _ = by;
         let name = task.name.clone();
         async move { Err(PortError::Invalid(format!("this cache does not index entries by task ({name})"))) }
+    }
+    /// Who evicted a task version's entries last, and when (RFC 3339); `None` if nobody has.
+    fn last_eviction(
+        &self,
+        task: &Identifier,
+    ) -> impl Future<Output = Result<Option<(String, String)>, PortError>> + Send {
+        let _ = task;
+        async { Ok(None) }
     }
 }
 
@@ -317,8 +327,10 @@ pub trait Registry: Send + Sync {
     fn projects(&self) -> impl Future<Output = Result<Vec<Project>, PortError>> + Send;
     /// Makes the launch plan `id` its name's one active version, or (with `false`)
     /// makes it inactive; deactivating a version that is not active changes
-    /// nothing. An unregistered `id`: `NotFound`.
-    fn set_active(&self, id: &Identifier, active: bool) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// nothing. An unregistered `id`: `NotFound`. Records `by` (an IAM ARN in
+    /// the cloud) and the time on the name (`NamedEntity.active_changed_by/at`).
+    fn set_active(&self, id: &Identifier, active: bool, by: &str)
+    -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// The cloud resources a registered version runs with (`cloud_resources::plan`).

@@ -1249,11 +1249,45 @@ def patch_dynamodb_lock():
 
 # ---------------------------------------------------------------- (f) API Gateway stage requests
 
-_STAGE_PATH = re.compile(r"^/restapis/([^/]+)/([^/]+)/_user_request_(/.*)?$")
+# DOTALL: a path parameter may hold any character (a newline too), and still reaches the stage.
+_STAGE_PATH = re.compile(r"^/restapis/([^/]+)/([^/]+)/_user_request_(/.*)?$", re.DOTALL)
 # The credentials the emulator knows the secret of; AWS knows every key's.
 _TEST_KEYS = {"testing": "testing"}
 # API Gateway's payload limit.
 _MAX_BODY = 10 * 1024 * 1024
+
+
+# (api id, stage) -> (log group name, format): the stages' AccessLogSetting.
+_ACCESS_LOGS = {}
+
+
+def _access_log_line(template, context):
+    """The stage's access log format with its $context variables filled (API Gateway writes "-" for none)."""
+    def one(match):
+        value = context.get(match.group(1))
+        return "-" if value in (None, "") else str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return re.sub(r"\$context\.([A-Za-z0-9_.]+)", one, template)
+
+
+def _write_access_log(api_id, stage, context):
+    """(f) One access log line per request, as API Gateway delivers it to the stage's log group."""
+    setting = _ACCESS_LOGS.get((api_id, stage))
+    if setting is None:
+        return
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.utils import unix_time_millis
+    from moto.logs.models import logs_backends
+
+    group, template = setting
+    backend = logs_backends[DEFAULT_ACCOUNT_ID][context["region"]]
+    stream = f"{api_id}-{stage}"
+    try:
+        backend.ensure_log_group(group)
+        backend.ensure_log_stream(group, stream)
+        backend.put_log_events(group, stream, [{"timestamp": int(unix_time_millis()),
+                                                "message": _access_log_line(template, context)}])
+    except Exception:  # a log line must never change the answer
+        LOG.exception("the access log line of %s %s was not written", context.get("httpMethod"), context.get("path"))
 
 
 def _gateway_answer(start_response, status, body, headers=None):
@@ -1347,6 +1381,31 @@ def _identity(auth, environ, authorization_type):
 
 
 def _stage_request(environ, start_response, api_id, stage, path):
+    """One request to a stage, answered and written to the stage's access log."""
+    started = time.time()
+    context = {"requestId": str(uuid.uuid4()), "httpMethod": environ["REQUEST_METHOD"], "path": f"/{stage}{path}",
+               "stage": stage, "protocol": "HTTP/1.1", "identity.sourceIp": environ.get("REMOTE_ADDR"),
+               "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(started)),
+               "region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    status = []
+
+    def recording(line, headers, *rest):
+        status.append(line.split(" ", 1)[0])
+        return start_response(line, headers, *rest)
+
+    answer = _answer_stage_request(environ, recording, api_id, stage, path, context)
+    context.update({"status": status[0] if status else "-",
+                    "responseLatency": int((time.time() - started) * 1000)})
+    if status and not status[0].startswith("2") and answer:
+        try:
+            context.setdefault("error.message", json.loads(b"".join(answer)).get("message"))
+        except (ValueError, AttributeError):
+            pass
+    _write_access_log(api_id, stage, context)
+    return answer
+
+
+def _answer_stage_request(environ, start_response, api_id, stage, path, context):
     from urllib.parse import parse_qs
 
     from moto.apigateway.models import apigateway_backends
@@ -1362,6 +1421,7 @@ def _stage_request(environ, start_response, api_id, stage, path):
     auth = environ.get("HTTP_AUTHORIZATION", "")
     scope = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/", auth)
     region = scope.group(1) if scope else os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    context["region"] = region
     backend = apigateway_backends[DEFAULT_ACCOUNT_ID][region]
     api = backend.apis.get(api_id)
     if api is None or stage not in api.stages:
@@ -1372,10 +1432,16 @@ def _stage_request(environ, start_response, api_id, stage, path):
     if integration_method is None:
         return _gateway_answer(start_response, 403, {"message": "Missing Authentication Token"})
     if integration_method.authorization_type == "AWS_IAM":
-        problem = _signature_problem(method, environ, f"/restapis/{api_id}/{stage}/_user_request_{path}", query, body,
-                                     region)
+        # The path as sent (still percent-encoded), as SigV4 signs it: the decoded one differs
+        # for any escaped character.
+        raw_path = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or "").split("?", 1)[0]
+        problem = _signature_problem(method, environ, raw_path or f"/restapis/{api_id}/{stage}/_user_request_{path}",
+                                     query, body, region)
         if problem:
             return _gateway_answer(start_response, 403, {"message": problem})
+    identity = _identity(auth, environ, integration_method.authorization_type)
+    context.update({f"identity.{k}": v for k, v in identity.items()})
+    context["resourcePath"] = resource.get_path()
     integration = integration_method.method_integration
     if integration is None or integration.integration_type != "AWS_PROXY":
         return _gateway_answer(start_response, 502, {"message": "only AWS_PROXY (Lambda) integrations run here"})
@@ -1396,9 +1462,9 @@ def _stage_request(environ, start_response, api_id, stage, path):
         "pathParameters": params or None, "stageVariables": None,
         "requestContext": {
             "accountId": DEFAULT_ACCOUNT_ID, "apiId": api_id, "stage": stage, "resourcePath": resource.get_path(),
-            "httpMethod": method, "path": f"/{stage}{path}", "requestId": str(uuid.uuid4()), "protocol": "HTTP/1.1",
+            "httpMethod": method, "path": f"/{stage}{path}", "requestId": context["requestId"], "protocol": "HTTP/1.1",
             "requestTimeEpoch": int(time.time() * 1000),
-            "identity": _identity(auth, environ, integration_method.authorization_type),
+            "identity": identity,
         },
         "body": text or None, "isBase64Encoded": binary,
     }
@@ -1464,6 +1530,11 @@ def add_stage_resource():
             deployment = getattr(properties["DeploymentId"], "id", properties["DeploymentId"])
             backend.create_stage(properties["RestApiId"], properties["StageName"], deployment,
                                  variables=properties.get("Variables"), description=properties.get("Description", ""))
+            setting = properties.get("AccessLogSetting")
+            if setting:
+                # A log group's ARN (`arn:…:log-group:NAME` or `…:NAME:*`) names its group.
+                group = setting["DestinationArn"].split(":log-group:", 1)[1].removesuffix(":*")
+                _ACCESS_LOGS[(properties["RestApiId"], properties["StageName"])] = (group, setting["Format"])
             return cls(properties["StageName"])
 
     return StageResource

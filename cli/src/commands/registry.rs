@@ -371,6 +371,9 @@ fn print_schedule(schedule: &ScheduleStatus) {
         or_none(&schedule.timezone),
         schedule.state
     );
+    if !schedule.changed_by.is_empty() {
+        println!("  last activated or deactivated by {} at {}", schedule.changed_by, or_none(&schedule.changed_at));
+    }
     if schedule.drift.is_empty() {
         println!("  in sync");
     }
@@ -479,12 +482,18 @@ pub fn cache(
         println!("{}", serde_json::to_string_pretty(&body)?);
     } else if delete {
         let deleted = body.get("deleted").and_then(Value::as_u64).unwrap_or(0);
-        println!("deleted {deleted} cache entr{} of {task} {version}", if deleted == 1 { "y" } else { "ies" });
+        let by = body.get("evictedBy").and_then(Value::as_str).unwrap_or_default();
+        let by = if by.is_empty() { String::new() } else { format!(" (recorded: evicted by {by})") };
+        println!("deleted {deleted} cache entr{} of {task} {version}{by}", if deleted == 1 { "y" } else { "ies" });
     } else {
         println!("{:<66} STORED (UTC)", "CACHE KEY");
         for entry in body.get("entries").and_then(Value::as_array).into_iter().flatten() {
             let text = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
             println!("{:<66} {}", text("key"), text("createdAt"));
+        }
+        let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        if !text("lastEvictedBy").is_empty() {
+            println!("last evicted by {} at {}", text("lastEvictedBy"), text("lastEvictedAt"));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -11,6 +11,8 @@ pub struct MemoryCache {
     entries: Mutex<HashMap<String, Outputs>>,
     /// Keys by task version, in the order they were stored.
     by_task: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Who evicted each task version last (no clock here: no time).
+    evicted_by: Mutex<BTreeMap<String, String>>,
 }
 
 fn task_key(task: &Identifier) -> String {
@@ -49,10 +51,15 @@ impl CacheStore for MemoryCache {
         Ok(live.map(|key| CacheEntry { key, created_at: String::new() }).collect())
     }
 
-    async fn evict(&self, task: &Identifier) -> Result<u32, PortError> {
+    async fn evict(&self, task: &Identifier, by: &str) -> Result<u32, PortError> {
+        self.evicted_by.lock().expect("cache lock").insert(task_key(task), by.to_string());
         let keys = self.by_task.lock().expect("cache lock").remove(&task_key(task)).unwrap_or_default();
         let mut entries = self.entries.lock().expect("cache lock");
         Ok(keys.iter().filter(|k| entries.remove(*k).is_some()).count() as u32)
+    }
+
+    async fn last_eviction(&self, task: &Identifier) -> Result<Option<(String, String)>, PortError> {
+        Ok(self.evicted_by.lock().expect("cache lock").get(&task_key(task)).map(|by| (by.clone(), String::new())))
     }
 }
 
@@ -131,6 +138,8 @@ pub struct MemoryRegistry {
 struct RegistryState {
     entities: BTreeMap<NameKey, BTreeMap<String, Stored>>,
     active: HashMap<NameKey, String>,
+    /// Who last activated or deactivated a version of a name (there is no clock here: no time).
+    active_changed_by: HashMap<NameKey, String>,
     sequence: u64,
 }
 
@@ -226,6 +235,8 @@ impl Registry for MemoryRegistry {
                     latest_version: latest.id().map(|i| i.version.clone()).unwrap_or_default(),
                     updated_at: Some(crate::proto::Timestamp { seconds: *sequence as i64, nanos: 0 }),
                     active_version: state.active.get(key).cloned().unwrap_or_default(),
+                    active_changed_by: state.active_changed_by.get(key).cloned().unwrap_or_default(),
+                    ..Default::default()
                 })
             })
             .collect();
@@ -247,7 +258,7 @@ impl Registry for MemoryRegistry {
             .collect())
     }
 
-    async fn set_active(&self, id: &Identifier, active: bool) -> Result<(), PortError> {
+    async fn set_active(&self, id: &Identifier, active: bool, by: &str) -> Result<(), PortError> {
         let mut state = self.state.lock().expect("registry lock");
         let registered = state.entities.get(&name_key(id)).is_some_and(|v| v.contains_key(&id.version));
         if !registered {
@@ -260,7 +271,10 @@ impl Registry for MemoryRegistry {
             state.active.insert(name_key(id), id.version.clone());
         } else if state.active.get(&name_key(id)) == Some(&id.version) {
             state.active.remove(&name_key(id));
+        } else {
+            return Ok(());
         }
+        state.active_changed_by.insert(name_key(id), by.to_string());
         Ok(())
     }
 }
@@ -567,11 +581,11 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert!(is_active("v1") && !is_active("v2"));
-        block_on(registry.set_active(plan("v2", false).id().unwrap(), true)).unwrap();
+        block_on(registry.set_active(plan("v2", false).id().unwrap(), true, "me")).unwrap();
         assert!(!is_active("v1") && is_active("v2"));
-        block_on(registry.set_active(plan("v1", false).id().unwrap(), false)).unwrap();
+        block_on(registry.set_active(plan("v1", false).id().unwrap(), false, "me")).unwrap();
         assert!(is_active("v2"), "deactivating an inactive version changes nothing");
-        let missing = block_on(registry.set_active(plan("v9", false).id().unwrap(), true));
+        let missing = block_on(registry.set_active(plan("v9", false).id().unwrap(), true, "me"));
         assert!(matches!(missing, Err(PortError::NotFound(_))));
     }
 

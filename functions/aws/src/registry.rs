@@ -77,7 +77,7 @@ pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn text<'a>(item: &'a Item, name: &str) -> &'a str {
+pub(crate) fn text<'a>(item: &'a Item, name: &str) -> &'a str {
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default()
 }
 
@@ -453,6 +453,8 @@ impl Registry for DynamoRegistry {
                 latest_version: text(item, "latest_version").into(),
                 updated_at: timestamp(text(item, "updated_at")),
                 active_version: text(item, "active_version").into(),
+                active_changed_by: text(item, "active_changed_by").into(),
+                active_changed_at: text(item, "active_changed_at").into(),
             })
             .collect();
         Ok(Page { items, next_token: encode_token(answer.last_evaluated_key()) })
@@ -483,7 +485,7 @@ impl Registry for DynamoRegistry {
         Ok(projects)
     }
 
-    async fn set_active(&self, id: &Identifier, active: bool) -> Result<(), PortError> {
+    async fn set_active(&self, id: &Identifier, active: bool, by: &str) -> Result<(), PortError> {
         let not_found = || {
             PortError::NotFound(format!(
                 "launch plan {}/{}/{} version {} is not registered",
@@ -500,9 +502,11 @@ impl Registry for DynamoRegistry {
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(names()))
-                .update_expression("REMOVE active_version")
+                .update_expression("REMOVE active_version SET active_changed_by = :by, active_changed_at = :at")
                 .condition_expression("active_version = :version")
                 .expression_attribute_values(":version", s(&id.version))
+                .expression_attribute_values(":by", s(by))
+                .expression_attribute_values(":at", s(now()))
                 .send()
                 .await;
             return match removed {
@@ -522,8 +526,10 @@ impl Registry for DynamoRegistry {
         let activate = Update::builder()
             .table_name(&self.table)
             .set_key(Some(names()))
-            .update_expression("SET active_version = :version")
+            .update_expression("SET active_version = :version, active_changed_by = :by, active_changed_at = :at")
             .expression_attribute_values(":version", s(&id.version))
+            .expression_attribute_values(":by", s(by))
+            .expression_attribute_values(":at", s(now()))
             .build()
             .map_err(build_error)?;
         let written = self

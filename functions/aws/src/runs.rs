@@ -921,14 +921,42 @@ impl CacheStore for DynamoCache {
         Ok(items.iter().map(entry).collect())
     }
 
-    async fn evict(&self, task: &Identifier) -> Result<u32, PortError> {
+    async fn evict(&self, task: &Identifier, by: &str) -> Result<u32, PortError> {
+        // Recorded first: an eviction that dies halfway is still attributed, and repeating it finishes it.
+        self.dynamo
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(cache_owner(task)))
+            .item("sk", s(EVICTION))
+            .item("evicted_by", s(by))
+            .item("evicted_at", s(now()))
+            .send()
+            .await
+            .map_err(|e| port_error("recording the cache eviction", &e))?;
         let entries = self.entries(task).await?;
         for entry in &entries {
             self.delete(&entry.key).await?;
         }
         Ok(entries.len() as u32)
     }
+
+    async fn last_eviction(&self, task: &Identifier) -> Result<Option<(String, String)>, PortError> {
+        let answer = self
+            .dynamo
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(cache_owner(task)))
+            .key("sk", s(EVICTION))
+            .send()
+            .await
+            .map_err(|e| port_error("reading the last cache eviction", &e))?;
+        let text = |item: &Item, name: &str| crate::registry::text(item, name).to_string();
+        Ok(answer.item.map(|item| (text(&item, "evicted_by"), text(&item, "evicted_at"))))
+    }
 }
+
+/// The sort key of a task version's eviction record (partition: [`cache_owner`]).
+const EVICTION: &str = "EVICTION";
 
 /// The by-owner partition of a task version's cache entries.
 fn cache_owner(task: &Identifier) -> String {

@@ -582,13 +582,16 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
                 let Entity::LaunchPlan(plan) = entity else { continue };
                 if body.activate && !plan.active {
                     let id = plan.id.clone().unwrap_or_default();
-                    registry.set_active(&id, true).await.map_err(|e| ApiError::from_port(e, "activate"))?;
+                    registry
+                        .set_active(&id, true, &request.caller)
+                        .await
+                        .map_err(|e| ApiError::from_port(e, "activate"))?;
                 }
                 if plan.active || body.activate {
                     apply_schedule(api, plan, true).await?;
                 }
             }
-            let mut response = RegisterResponse::default();
+            let mut response = RegisterResponse { registered_by: request.caller.clone(), ..Default::default() };
             for (entity, outcome) in entities.iter().zip(outcomes) {
                 let id = entity.id().cloned().unwrap_or_default();
                 match outcome {
@@ -632,7 +635,7 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
         }
         Route::Get(id) => get(registry, &id).await,
         Route::SetActive(id, active) => {
-            registry.set_active(&id, active).await.map_err(|e| ApiError::from_port(e, "path"))?;
+            registry.set_active(&id, active, &request.caller).await.map_err(|e| ApiError::from_port(e, "path"))?;
             // The registry first: repeating a request whose schedule write failed converges.
             if let Some(Entity::LaunchPlan(plan)) =
                 registry.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?
@@ -651,11 +654,15 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
         Route::CacheEntries(task) => {
             let entries = api.cache.entries(&task).await.map_err(|e| ApiError::from_port(e, "path"))?;
             let entries = entries.into_iter().map(|e| CacheEntry { key: e.key, created_at: e.created_at }).collect();
-            Ok(ok(200, &ListCacheEntriesResponse { entries }))
+            let (last_evicted_by, last_evicted_at) =
+                api.cache.last_eviction(&task).await.map_err(|e| ApiError::from_port(e, "path"))?.unwrap_or_default();
+            Ok(ok(200, &ListCacheEntriesResponse { entries, last_evicted_by, last_evicted_at }))
         }
         Route::EvictCache(task) => {
-            let deleted = api.cache.evict(&task).await.map_err(|e| ApiError::from_port(e, "path"))?;
-            Ok(ok(200, &EvictCacheResponse { deleted }))
+            let deleted = api.cache.evict(&task, &request.caller).await.map_err(|e| ApiError::from_port(e, "path"))?;
+            let (evicted_by, evicted_at) =
+                api.cache.last_eviction(&task).await.map_err(|e| ApiError::from_port(e, "path"))?.unwrap_or_default();
+            Ok(ok(200, &EvictCacheResponse { deleted, evicted_by, evicted_at }))
         }
         Route::Executions(project, domain) => {
             let page = page_request(request)?;
@@ -728,8 +735,8 @@ async fn schedule_status<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
         .names(ResourceType::LaunchPlan, &plan.project, &plan.domain, &plan.name, &first)
         .await
         .map_err(|e| ApiError::from_port(e, "path"))?;
-    let active_version =
-        named.items.into_iter().find(|n| n.name == plan.name).map(|n| n.active_version).unwrap_or_default();
+    let named = named.items.into_iter().find(|n| n.name == plan.name).unwrap_or_default();
+    let active_version = named.active_version;
     let mut active = None;
     if !active_version.is_empty() {
         let id = Identifier { version: active_version.clone(), ..plan.clone() };
@@ -762,6 +769,8 @@ async fn schedule_status<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
         timezone: found.timezone,
         version: found.version,
         drift,
+        changed_by: named.active_changed_by,
+        changed_at: named.active_changed_at,
     }))
 }
 
@@ -1248,8 +1257,13 @@ async fn launch_body<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     let id = ExecutionId { project: workflow_id.project.clone(), domain: workflow_id.domain.clone(), name };
     // The name is the idempotency key: the same launch again is the same run (200).
     match api.runs.launch(&id, &workflow, &inputs, body.overwrite_cache, &origin).await {
-        Ok(true) => Ok(ok(201, &CreateExecutionResponse { id: Some(id) })),
-        Ok(false) => Ok(ok(200, &CreateExecutionResponse { id: Some(id) })),
+        Ok(true) => Ok(ok(201, &CreateExecutionResponse { id: Some(id), principal: origin.principal.clone() })),
+        Ok(false) => {
+            // The same launch again: the run as first launched, by whoever launched it.
+            let found = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "name"))?;
+            let principal = found.map(|(execution, _)| execution.principal).unwrap_or_default();
+            Ok(ok(200, &CreateExecutionResponse { id: Some(id), principal }))
+        }
         Err(PortError::Conflict(message)) => Err(ApiError::new(
             409,
             "Conflict",

@@ -16,7 +16,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import unique
+from conftest import unique, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "docs", "api"))
 from test_openapi import load, resolve, validator  # noqa: E402
@@ -287,3 +287,71 @@ def test_a_registration_of_more_new_entities_than_a_transaction_takes_is_refused
         refused.stderr
     status, _ = signed(api, "GET", "/v1/tasks/many/development/t0/v1")
     assert status == 404, "nothing of it was registered"
+
+
+def test_each_project_gets_a_job_role_that_reaches_only_its_own_data(api, aws, tmp_path):
+    """A project's first registration makes its job role under the stack's boundary; read
+    back from IAM and evaluated offline (the emulator does not enforce IAM), a task of
+    team-a cannot overwrite team-b's outputs.json or a registered body under specs/."""
+    sys.path.insert(0, os.path.join(REPO, "infra"))
+    from iam_eval import allowed
+
+    spec = tmp_path / "team.yaml"
+    spec.write_text(HELLO)
+    for team in ("team-a", "team-b"):
+        registered = updraft(api, "register", str(spec), "--version", "v1", "--project", team)
+        assert registered.returncode == 0, registered.stderr
+    prefix = api["outputs"]["MetadataTableName"].removesuffix("-metadata")
+    iam = aws("iam")
+    role = iam.get_role(RoleName=f"{prefix}-job-team-a")["Role"]
+    boundary_arn = api["outputs"]["JobRoleBoundaryArn"]
+    assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary_arn
+    assert "ecs-tasks.amazonaws.com" in json.dumps(role["AssumeRolePolicyDocument"])
+    policy = iam.get_role_policy(RoleName=role["RoleName"], PolicyName="project-data")["PolicyDocument"]
+    policy = json.loads(policy) if isinstance(policy, str) else policy
+    version = iam.get_policy(PolicyArn=boundary_arn)["Policy"]["DefaultVersionId"]
+    boundary = iam.get_policy_version(PolicyArn=boundary_arn, VersionId=version)["PolicyVersion"]["Document"]
+    boundary = json.loads(boundary) if isinstance(boundary, str) else boundary
+    bucket = f"arn:aws:s3:::{api['outputs']['DataBucketName']}"
+
+    def may(action, key):
+        return allowed([policy], action, f"{bucket}/{key}", boundary=boundary)
+
+    assert may("s3:PutObject", "runs/team-a/development/r1/greet/outputs.json")
+    assert may("s3:GetObject", "bundles/team-a/sha256/ab.tar.gz")
+    assert not may("s3:PutObject", "runs/team-b/development/r1/greet/outputs.json"), "another project's outputs"
+    assert not may("s3:PutObject", "specs/0f3a.json"), "a registered body"
+    assert not may("s3:GetObject", "specs/0f3a.json")
+    # The task's job definition runs as its project's role.
+    definitions = aws("batch").describe_job_definitions(jobDefinitionName=f"{prefix}-team-a-development-greet-v1")
+    assert definitions["jobDefinitions"][0]["containerProperties"]["jobRoleArn"] == role["Arn"]
+
+
+def test_registrations_and_launches_name_their_caller_in_the_answer_and_the_access_log(api, aws, tmp_path):
+    spec = tmp_path / "audit.yaml"
+    spec.write_text(HELLO.replace("tasks:", "workflows:\n  hello:\n    nodes:\n      g: {task: greet, inputs: {name: x}}\ntasks:", 1))
+    registered = updraft(api, "register", str(spec), "--version", "v1", "--project", "audit", "--output", "json")
+    assert registered.returncode == 0, registered.stderr
+    caller = "arn:aws:iam::123456789012:user/testing"
+    assert json.loads(registered.stdout)[0]["response"]["registeredBy"] == caller, registered.stdout
+    launch = {"workflow": {"name": "hello", "version": "v1"}, "name": unique("audited")}
+    status, answer = signed(api, "POST", "/v1/executions/audit/development", body=json.dumps(launch).encode())
+    assert (status, answer["principal"]) == (201, caller), answer
+    refused, _ = signed(api, "POST", "/v1/executions/audit/development", body=b"{}", sign=False)
+    assert refused == 403
+    prefix = api["outputs"]["MetadataTableName"].removesuffix("-metadata")
+    group = f"/aws/apigateway/{prefix}-access"
+
+    def lines():
+        events = aws("logs").filter_log_events(logGroupName=group)["events"]
+        return [json.loads(e["message"]) for e in events]
+
+    wait_for(lambda: any(line["status"] == "403" for line in lines()), timeout=10)
+    logged = lines()
+    register = [line for line in logged if line["method"] == "POST" and line["path"] == "/live/v1/register/audit/development"]
+    launched = [line for line in logged if line["method"] == "POST" and line["path"] == "/live/v1/executions/audit/development"]
+    assert [(line["caller"], line["status"]) for line in register] == [(caller, "201")], register
+    assert (launched[0]["caller"], launched[0]["status"]) == (caller, "201"), launched
+    assert int(launched[0]["latencyMs"]) >= 0 and launched[0]["requestId"] not in ("", "-")
+    unsigned = [line for line in launched if line["status"] == "403"]
+    assert unsigned and unsigned[0]["caller"] == "-" and "Authentication" in unsigned[0]["error"], unsigned

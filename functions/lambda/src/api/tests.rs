@@ -267,7 +267,7 @@ impl Registry for Failing {
     async fn projects(&self) -> Result<Vec<Project>, PortError> {
         Err(self.0.clone())
     }
-    async fn set_active(&self, _: &Identifier, _: bool) -> Result<(), PortError> {
+    async fn set_active(&self, _: &Identifier, _: bool, _: &str) -> Result<(), PortError> {
         Err(self.0.clone())
     }
 }
@@ -469,6 +469,34 @@ fn a_workflow_too_large_for_a_state_machine_is_refused_before_anything_is_writte
     assert_eq!((status, body["code"].as_str()), (400, Some("WorkflowTooLarge")), "{body}");
     assert_eq!(call(&api, &get_request("/v1/projects")).1, json!({}), "nothing registered");
     assert!(api.provisioner.resources.lock().unwrap().is_empty());
+}
+
+const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
+
+#[test]
+fn registrations_launches_and_activations_answer_and_record_their_caller() {
+    let api = new_api();
+    let mut request = register(SPEC, "v1");
+    request.caller = ALICE.into();
+    let (status, body) = call(&api, &request);
+    assert_eq!((status, body["registeredBy"].as_str()), (201, Some(ALICE)), "{body}");
+    let mut activate = post("/v1/launch-plans/demo/development/nightly/v1/activate", "");
+    activate.caller = "arn:aws:iam::123456789012:role/ops".into();
+    assert_eq!(call(&api, &activate).0, 200);
+    let (_, listed) = call(&api, &get_request("/v1/launch-plans/demo/development/nightly"));
+    assert_eq!(listed["schedule"]["changedBy"], "arn:aws:iam::123456789012:role/ops", "{listed}");
+    let (_, names) = call(&api, &get_request("/v1/launch-plans/demo/development"));
+    assert_eq!(names["entities"][0]["activeChangedBy"], "arn:aws:iam::123456789012:role/ops", "{names}");
+    let mut launch = post(
+        "/v1/executions/demo/development",
+        &json!({"workflow": {"name": "train", "version": "v1"}, "name": "r1"}).to_string(),
+    );
+    launch.caller = ALICE.into();
+    let (status, body) = call(&api, &launch);
+    assert_eq!((status, body["principal"].as_str()), (201, Some(ALICE)), "{body}");
+    launch.caller = "arn:aws:iam::123456789012:user/bob".into();
+    let (status, body) = call(&api, &launch);
+    assert_eq!((status, body["principal"].as_str()), (200, Some(ALICE)), "the same launch again: its first launcher");
 }
 
 #[test]
@@ -718,8 +746,9 @@ fn a_task_versions_cache_entries_are_listed_and_evicted() {
     assert_eq!((status, keys), (200, vec!["k2", "k1"]), "newest first");
     let mut delete = get_request("/v1/cache/p/development/fit/v1");
     delete.method = "DELETE".into();
-    assert_eq!(call(&api, &delete), (200, json!({"deleted": 2})));
-    assert_eq!(call(&api, &get_request("/v1/cache/p/development/fit/v1")).1, json!({}));
+    delete.caller = ALICE.into();
+    assert_eq!(call(&api, &delete), (200, json!({"deleted": 2, "evictedBy": ALICE})));
+    assert_eq!(call(&api, &get_request("/v1/cache/p/development/fit/v1")).1, json!({"lastEvictedBy": ALICE}));
     assert_eq!(block_on(api.cache.get("k1")), Ok(None), "evicted entries are gone");
 }
 
