@@ -35,6 +35,12 @@ tasks:
     inputs: {x: int}
     outputs: {y: int}
     cache: {version: "1"}
+  square_sh:
+    image: busybox
+    command: [sh, -c, 'echo $(($1 * $1)) > "$2"', square, "{{inputs.x}}", "{{outputs.y}}"]
+    inputs: {x: int}
+    outputs: {y: int}
+    cache: {version: "1"}
   nap:
     image: python:3.11-slim
     command: [python3, -c, "import sys, time; time.sleep(float(sys.argv[1])); open(sys.argv[2], 'w').write('1')",
@@ -61,6 +67,11 @@ workflows:
     inputs: {xs: "list<int>"}
     nodes:
       m: {map: {task: add, over: [x]}, inputs: {x: $inputs.xs}}
+  wide:
+    inputs: {xs: "list<int>"}
+    nodes:
+      m: {map: {task: square_sh, over: [x], concurrency: 100}, inputs: {x: $inputs.xs}}
+    outputs: {ys: $m.y}
   pair:
     inputs: {run: string}
     nodes:
@@ -115,12 +126,14 @@ def main(updraft, endpoint):
             time.sleep(0.1)
         raise SystemExit(f"run {name} did not end within {timeout} s")
 
-    def transitions(name):
+    def history(name, workflow="chain"):
         arn = next(m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
-                   if m["name"].endswith("-bench-development-chain-v1"))
+                   if m["name"].endswith(f"-bench-development-{workflow}-v1"))
         execution = f"{arn.replace(':stateMachine:', ':execution:')}:{name}"
-        events = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
-        return sum(1 for e in events if e["type"].endswith("StateEntered"))
+        return sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+
+    def transitions(name):
+        return sum(1 for e in history(name) if e["type"].endswith("StateEntered"))
 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as spec:
         spec.write(SPEC % {"chain": chain_nodes()})
@@ -258,6 +271,36 @@ def main(updraft, endpoint):
     sizes = [j.get("arrayProperties", {}).get("size", 1) for j in batch.describe_jobs(jobs=ids)["jobs"]
              if "index" not in j.get("arrayProperties", {})]
     print(f"map_rerun_3_misses_items: {sum(sizes)} items")
+
+    # A POSIX sh one-liner over 100 and 10,000 items, 100 children striding: the history
+    # does not grow with the width; what the start, the gather and each item cost.
+    def array_job(run):
+        ids = [j["jobId"] for status in ("SUCCEEDED", "FAILED")
+               for j in batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"] if j["jobName"] == f"{run}-m"]
+        return next(j for j in batch.describe_jobs(jobs=ids)["jobs"] if "index" not in j.get("arrayProperties", {}))
+
+    events = {}
+    for width in (100, 10_000):
+        first_x = uuid.uuid4().int % 1_000_000 * 100_000
+        xs = {"xs": {"list": {"values": [{"integer": str(first_x + i)} for i in range(width)]}}}
+        run = f"wide-{width}-{uuid.uuid4().hex[:8]}"
+        before = counters()
+        launched = time.time()
+        launch("wide", xs, run)
+        answer = wait(run, timeout=1800)
+        assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer["execution"]
+        after = counters()
+        events[width] = len(history(run, "wide"))
+        if width == 10_000:
+            job = array_job(run)
+            node = next(n for n in answer["nodes"] if n["id"]["nodeId"] == "m")
+            print(f"map_10000_submit_s: {job['createdAt'] / 1000 - launched:.2f} s")
+            print(f"map_10000_gather_s: {parse(node['updatedAt']) - job['stoppedAt'] / 1000:.2f} s")
+            print(f"s3_requests_per_map_item: {(after['s3_requests'] - before['s3_requests']) / width:.2f} requests")
+            writes = after["dynamodb_writes"] - before["dynamodb_writes"]
+            print(f"ddb_writes_per_map_item: {writes / width:.3f} writes")
+    print(f"history_events_map_100: {events[100]} events")
+    print(f"history_events_map_10000: {events[10_000]} events")
 
 
 def parse(text):

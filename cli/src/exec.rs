@@ -35,6 +35,9 @@ pub const EXIT_BAD_JOB: u8 = 64;
 pub struct Job {
     pub interface: TypedInterface,
     pub inputs_uri: Option<S3Uri>,
+    /// A map item: its job's items prefix and its position `j` there; its inputs are
+    /// line `j` of the prefix's inputs file (`inputs_uri` for a job that has none).
+    pub map_item: Option<(S3Uri, usize)>,
     pub output_prefix: S3Uri,
     pub execution_id: String,
     pub node_id: String,
@@ -64,10 +67,16 @@ impl Job {
         };
         // An item of a map node's array job finds its inputs and outputs under its index.
         let mut vars = vars.clone();
+        let mut map_item = None;
         if let Some(prefix) = vars.get(ENV_ARRAY_PREFIX).cloned() {
             let index = (vars.get(ENV_ITEM_INDEX).or_else(|| vars.get("AWS_BATCH_JOB_ARRAY_INDEX")))
                 .cloned()
                 .unwrap_or_else(|| "0".into());
+            match (S3Uri::parse(&format!("{}/", prefix.trim_end_matches('/'))), index.parse::<usize>()) {
+                (Ok(prefix), Ok(j)) => map_item = Some((prefix, j)),
+                (Err(e), _) => problems.push(format!("{ENV_ARRAY_PREFIX}: {e}")),
+                (_, Err(_)) => problems.push(format!("the item index {index:?} is not a number")),
+            }
             let item = format!("{}/{index}/", prefix.trim_end_matches('/'));
             vars.insert(ENV_INPUTS_URI.into(), format!("{item}inputs.json"));
             vars.insert(ENV_OUTPUT_PREFIX.into(), item);
@@ -116,6 +125,7 @@ impl Job {
         Ok(Job {
             interface,
             inputs_uri,
+            map_item,
             output_prefix: output_prefix.expect("checked above"),
             execution_id: vars.get(ENV_EXECUTION_ID).cloned().unwrap_or_default(),
             node_id: vars.get(ENV_NODE_ID).cloned().unwrap_or_default(),
@@ -132,6 +142,46 @@ impl Job {
                 .collect(),
         })
     }
+}
+
+/// A map item's inputs: its line of the job's inputs file, by the range its
+/// manifest gives (read once per process: a strided child runs many items).
+/// `None` for a job whose manifest has no offsets (written before the file existed).
+async fn map_item_inputs(s3: &Client, job: &Job) -> Result<Option<(S3Uri, Vec<u8>)>, Failure> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static MANIFESTS: OnceLock<Mutex<BTreeMap<String, Arc<MapManifest>>>> = OnceLock::new();
+    let Some((prefix, j)) = &job.map_item else { return Ok(None) };
+    let at = prefix.join(MAP_MANIFEST);
+    let cached = MANIFESTS.get_or_init(Default::default).lock().expect("manifest cache").get(&at.to_string()).cloned();
+    let manifest = match cached {
+        Some(manifest) => manifest,
+        None => {
+            let bytes = match s3::get_bytes(s3, &at).await {
+                Ok(bytes) => bytes,
+                Err(e) if e.is_retryable() => return Err(Failure::Data(e)),
+                Err(_) => return Ok(None),
+            };
+            let manifest: MapManifest = serde_json::from_slice(&bytes)
+                .map_err(|e| Failure::BadJob(format!("{at}: not a map manifest: {e}")))?;
+            let manifest = Arc::new(manifest);
+            MANIFESTS
+                .get()
+                .expect("initialised")
+                .lock()
+                .expect("manifest cache")
+                .insert(at.to_string(), manifest.clone());
+            manifest
+        }
+    };
+    if manifest.inputs_offsets.is_empty() {
+        return Ok(None);
+    }
+    let Some((start, end)) = manifest.inputs_range(*j) else {
+        return Err(Failure::BadJob(format!("{at} has no inputs for item {j} (it names {})", manifest.items.len())));
+    };
+    let file = prefix.join(MAP_INPUTS);
+    let bytes = s3::get_range(s3, &file, start, end).await.map_err(Failure::Data)?;
+    Ok(Some((S3Uri { key: format!("{}#{j}", file.key), ..file }, bytes)))
 }
 
 /// The items a strided child of a map's array job runs (`ENV_ARRAY_STRIDE`):
@@ -399,7 +449,11 @@ async fn fetch_inputs(s3: &Client, job: &Job, dir: &Path) -> Result<BTreeMap<Str
     let Some(uri) = &job.inputs_uri else {
         return Ok(BTreeMap::new());
     };
-    let bytes = s3::get_bytes(s3, uri).await.map_err(Failure::Data)?;
+    let (uri, bytes) = match map_item_inputs(s3, job).await? {
+        Some(found) => found,
+        None => (uri.clone(), s3::get_bytes(s3, uri).await.map_err(Failure::Data)?),
+    };
+    let uri = &uri;
     let map: LiteralMap = serde_json::from_slice(&bytes)
         .map_err(|e| Failure::BadJob(format!("{uri}: not a map of input values as proto JSON: {e}")))?;
     let mut inputs: BTreeMap<String, Literal> = map.values.into_iter().collect();

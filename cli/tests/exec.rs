@@ -374,7 +374,8 @@ fn a_code_bundle_becomes_code_dir_and_a_changed_one_never_runs() {
 }
 
 /// A strided child of a map's array job (child 1 of 2 over 6 items: items 1, 3 and 5)
-/// runs its items in turn, each under its own prefix; an item an earlier attempt
+/// runs its items in turn, each reading its line of the job's inputs file and writing
+/// under its own prefix; an item an earlier attempt
 /// published is skipped; a failing item does not stop the others, and the child
 /// exits with its code, so Batch's retry policy sees it.
 #[test]
@@ -387,10 +388,13 @@ fn a_strided_child_runs_its_items_in_turn_and_skips_the_published() {
     );
     // Child 1 runs item 1 (x = 12: y = 6), item 3 (x = 14: exits 3) and item 5 (x = 20).
     let xs = [10, 12, 16, 14, 18, 20];
-    for (j, x) in xs.iter().enumerate() {
-        let inputs = json!({"values": {"x": {"integer": x.to_string()}}});
-        s3.put(&bucket, &format!("items/{j}/inputs.json"), inputs.to_string().as_bytes());
-    }
+    // The map's start writes every item's inputs as one file, line j for item j, and their offsets.
+    let lines: Vec<Vec<u8>> =
+        xs.iter().map(|x| json!({"values": {"x": {"integer": x.to_string()}}}).to_string().into_bytes()).collect();
+    let (file, offsets) = updraft_core::execution::contract::map_inputs_file(lines.iter().map(Vec::as_slice));
+    s3.put(&bucket, "items/inputs.jsonl", &file);
+    let manifest = json!({"items": [0, 1, 2, 3, 4, 5], "children": 2, "inputs_offsets": offsets});
+    s3.put(&bucket, "items/manifest.json", manifest.to_string().as_bytes());
     // Item 5 was published by an earlier attempt (with a value the task would not write).
     let earlier = json!({"outputs": {"y": {"value": {"integer": "-1"}}}});
     s3.put(&bucket, "items/5/outputs.json", earlier.to_string().as_bytes());
@@ -400,7 +404,9 @@ fn a_strided_child_runs_its_items_in_turn_and_skips_the_published() {
         .env("UPDRAFT_ARRAY_PREFIX", format!("s3://{bucket}/items/"))
         .env("UPDRAFT_ARRAY_STRIDE", "2")
         .env("UPDRAFT_ARRAY_ITEMS", "6")
-        .env("AWS_BATCH_JOB_ARRAY_INDEX", "1");
+        .env("AWS_BATCH_JOB_ARRAY_INDEX", "1")
+        // A retried child: only a retry looks for what an earlier attempt published.
+        .env("AWS_BATCH_JOB_ATTEMPT", "2");
     let out = command.output().unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "the failed item's exit code: {stderr}");

@@ -60,7 +60,9 @@ pub fn run(argv: Vec<String>) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 break;
             }
             if let Some(item) = item {
-                if exec::already_done(&s3, job).await {
+                // Only a retried child can find an item published (its first attempt did it);
+                // a first attempt saves the request.
+                if job.attempt > 1 && exec::already_done(&s3, job).await {
                     eprintln!("updraft exec: item {item} ran in an earlier attempt; skipped");
                     continue;
                 }

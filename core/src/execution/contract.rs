@@ -61,9 +61,58 @@ pub const ENV_INPUTS_URI: &str = "UPDRAFT_INPUTS_URI";
 /// `s3://` prefix that receives the outputs and, last, `outputs.json`; per run.
 pub const ENV_OUTPUT_PREFIX: &str = "UPDRAFT_OUTPUT_PREFIX";
 /// `s3://` prefix of a map node's items, set instead of the inputs URI and output
-/// prefix on its array job: each item reads `<prefix><index>/inputs.json` and writes
-/// under `<prefix><index>/`, its index from `AWS_BATCH_JOB_ARRAY_INDEX` (0 without one).
+/// prefix on its array job: item `j` reads its inputs from the prefix's
+/// [`MAP_INPUTS`] by the byte range [`MapManifest::inputs_offsets`] gives (a job
+/// started before that file existed: `<prefix><j>/inputs.json`) and writes under
+/// `<prefix><j>/`, its `j` from `AWS_BATCH_JOB_ARRAY_INDEX` (0 without one).
 pub const ENV_ARRAY_PREFIX: &str = "UPDRAFT_ARRAY_PREFIX";
+/// A map job's manifest under its items prefix ([`MapManifest`]).
+pub const MAP_MANIFEST: &str = "manifest.json";
+/// Every item's inputs under a map job's items prefix: one `LiteralMap` (proto
+/// JSON) per line, item `j` on line `j`, so the map's start writes one object
+/// however many items it has, and each item reads its own line by range.
+pub const MAP_INPUTS: &str = "inputs.jsonl";
+
+/// What a map's job runs: `items[j]` is the map index of its `j`-th item to run
+/// (inputs on line `j` of [`MAP_INPUTS`], results under `j/`), and child `k` of
+/// its array job runs `j = k, k + children, …`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MapManifest {
+    pub items: Vec<usize>,
+    pub children: usize,
+    /// Where each line of [`MAP_INPUTS`] starts, and (last) the file's length:
+    /// item `j`'s inputs are bytes `inputs_offsets[j]..inputs_offsets[j + 1]`.
+    /// Empty in a manifest written before the file existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs_offsets: Vec<u64>,
+}
+
+impl MapManifest {
+    /// The array child that ran the map's item `index` and the item's position in
+    /// the job; `None` for an item the job did not run (reused from the cache).
+    pub fn child_of(&self, index: usize) -> Option<(usize, usize)> {
+        let j = self.items.iter().position(|&i| i == index)?;
+        Some((j % self.children.max(1), j))
+    }
+
+    /// The byte range of item `j`'s line in [`MAP_INPUTS`] (end exclusive), if the
+    /// manifest has one for it.
+    pub fn inputs_range(&self, j: usize) -> Option<(u64, u64)> {
+        Some((*self.inputs_offsets.get(j)?, *self.inputs_offsets.get(j + 1)?))
+    }
+}
+
+/// The [`MAP_INPUTS`] file of items whose inputs are `documents` (each a
+/// `LiteralMap` as proto JSON, without newlines) and the offsets of its lines.
+pub fn map_inputs_file<'a>(documents: impl IntoIterator<Item = &'a [u8]>) -> (Vec<u8>, Vec<u64>) {
+    let (mut file, mut offsets) = (Vec::new(), vec![0]);
+    for document in documents {
+        file.extend_from_slice(document);
+        file.push(b'\n');
+        offsets.push(file.len() as u64);
+    }
+    (file, offsets)
+}
 /// Striding, when a map has more items to run than children (its `concurrency`, or
 /// Batch's 10,000): child `k` runs items `k`, `k + stride`, `k + 2 stride`, … below
 /// the item count, one after another, each as if it were a child of its own.
@@ -231,6 +280,27 @@ mod tests {
     use super::*;
     use crate::types;
     use serde_json::json;
+
+    #[test]
+    fn each_map_item_reads_its_own_line_of_the_inputs_file() {
+        let documents =
+            [br#"{"values":{"x":{"integer":"1"}}}"#.as_slice(), b"{}", br#"{"values":{"s":{"string":"a\nb"}}}"#];
+        let (file, offsets) = map_inputs_file(documents);
+        let manifest = MapManifest { items: vec![4, 7, 9], children: 2, inputs_offsets: offsets };
+        for (j, document) in documents.iter().enumerate() {
+            let (start, end) = manifest.inputs_range(j).unwrap();
+            let line = &file[start as usize..end as usize];
+            assert_eq!(&line[..line.len() - 1], *document, "line {j}");
+            assert!(serde_json::from_slice::<serde_json::Value>(line).is_ok(), "a line parses as JSON");
+        }
+        assert_eq!(manifest.inputs_range(3), None, "no line past the last item");
+        let old: MapManifest = serde_json::from_str(r#"{"items": [1], "children": 1}"#).unwrap();
+        assert_eq!((old.inputs_offsets.len(), old.inputs_range(0)), (0, None), "a manifest from before the file");
+        assert!(
+            !serde_json::to_string(&old).unwrap().contains("inputsOffsets")
+                && !serde_json::to_string(&old).unwrap().contains("inputs_offsets")
+        );
+    }
 
     #[test]
     fn python_sdk_tasks_are_recognised_by_their_argv() {

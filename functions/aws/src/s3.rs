@@ -301,8 +301,26 @@ pub async fn upload_dir(s3: &Client, dir: &Path, to: &S3Uri) -> Result<(String, 
 }
 
 pub async fn get_bytes(s3: &Client, from: &S3Uri) -> Result<Vec<u8>, DataError> {
-    let object =
-        s3.get_object().bucket(&from.bucket).key(&from.key).send().await.map_err(s3_error("GetObject", from))?;
+    get_object_bytes(s3, from, None).await
+}
+
+/// Bytes `start..end` (end exclusive) of an object: one request for one line of a larger file.
+pub async fn get_range(s3: &Client, from: &S3Uri, start: u64, end: u64) -> Result<Vec<u8>, DataError> {
+    if end <= start {
+        return Ok(Vec::new());
+    }
+    get_object_bytes(s3, from, Some(format!("bytes={start}-{}", end - 1))).await
+}
+
+async fn get_object_bytes(s3: &Client, from: &S3Uri, range: Option<String>) -> Result<Vec<u8>, DataError> {
+    let object = s3
+        .get_object()
+        .bucket(&from.bucket)
+        .key(&from.key)
+        .set_range(range)
+        .send()
+        .await
+        .map_err(s3_error("GetObject", from))?;
     let bytes = object.body.collect().await.map_err(|e| DataError::S3 {
         action: "GetObject",
         uri: from.to_string(),

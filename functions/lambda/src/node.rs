@@ -12,7 +12,7 @@ use updraft_aws::runs::{DynamoCache, DynamoRun};
 use updraft_aws::s3::{self, S3Uri};
 use updraft_aws::sdk_error::port_error;
 use updraft_core::compute::{self, Platform, Queue, Queues};
-use updraft_core::execution::contract::{self, ErrorDocument, OutputsDocument};
+use updraft_core::execution::contract::{self, ErrorDocument, MapManifest, OutputsDocument};
 use updraft_core::execution::failure::{self, FailureCode};
 use updraft_core::execution::node::ItemResult;
 use updraft_core::execution::node::{NodeFailure, Outputs};
@@ -251,9 +251,13 @@ struct BatchJobs<'a> {
 }
 
 async fn put_inputs(s3_client: &aws_sdk_s3::Client, at: &S3Uri, inputs: &Outputs) -> Result<(), PortError> {
+    s3::put_bytes(s3_client, at, inputs_document(inputs), "application/json").await.map_err(PortError::from)
+}
+
+/// A node's (or a map item's) inputs as `updraft exec` reads them: a `LiteralMap` as proto JSON, on one line.
+fn inputs_document(inputs: &Outputs) -> Vec<u8> {
     let document = LiteralMap { values: inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect() };
-    let bytes = serde_json::to_vec(&document).expect("literals serialize");
-    s3::put_bytes(s3_client, at, bytes, "application/json").await.map_err(PortError::from)
+    serde_json::to_vec(&document).expect("literals serialize")
 }
 
 impl BatchJobs<'_> {
@@ -385,17 +389,14 @@ impl Jobs for BatchJobs<'_> {
     ) -> Result<String, PortError> {
         let prefix = items_prefix(&self.config.bucket, self.run, node);
         let (manifest, fresh) = map_submission(read_manifest(self.s3, &prefix).await?, items, concurrency);
+        let mut manifest = manifest;
         if fresh {
-            for (c, chunk) in items.chunks(IN_FLIGHT).enumerate() {
-                let mut writes = tokio::task::JoinSet::new();
-                for (k, item) in chunk.iter().enumerate() {
-                    let j = c * IN_FLIGHT + k;
-                    let (s3_client, at, inputs) =
-                        (self.s3.clone(), prefix.join(&format!("{j}/inputs.json")), item.inputs.clone());
-                    writes.spawn(async move { put_inputs(&s3_client, &at, &inputs).await });
-                }
-                writes.join_all().await.into_iter().collect::<Result<(), _>>()?;
-            }
+            // Every item's inputs in one object (one request however many items), then the
+            // manifest with each line's offsets: a manifest names inputs that exist.
+            let documents: Vec<Vec<u8>> = items.iter().map(|item| inputs_document(item.inputs)).collect();
+            let (file, offsets) = contract::map_inputs_file(documents.iter().map(Vec::as_slice));
+            s3::put_bytes(self.s3, &prefix.join(contract::MAP_INPUTS), file, "application/x-ndjson").await?;
+            manifest.inputs_offsets = offsets;
             let bytes = serde_json::to_vec(&manifest).expect("manifests serialize");
             s3::put_bytes(self.s3, &prefix.join(MANIFEST), bytes, "application/json").await?;
         }
@@ -421,7 +422,8 @@ fn map_submission(
         return (manifest, false);
     }
     let children = items.len().min(concurrency.unwrap_or(MAX_ARRAY_SIZE)).clamp(1, MAX_ARRAY_SIZE);
-    (MapManifest { items: items.iter().map(|item| item.index).collect(), children }, true)
+    let items = items.iter().map(|item| item.index).collect();
+    (MapManifest { items, children, inputs_offsets: Vec::new() }, true)
 }
 
 /// A map's job: how many items it runs, on how many array children.
@@ -431,26 +433,7 @@ struct MapJob {
     children: usize,
 }
 
-/// What a map's job runs: `items[j]` is the map index of its `j`-th item to run
-/// (inputs and results under `j/`), and child `k` of its array job runs `j = k,
-/// k + children, …`.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) struct MapManifest {
-    pub items: Vec<usize>,
-    pub children: usize,
-}
-
-impl MapManifest {
-    /// The array child that ran the map's item `index` and the item's position in
-    /// the job; `None` for an item the job did not run (reused from the cache).
-    pub fn child_of(&self, index: usize) -> Option<(usize, usize)> {
-        let j = self.items.iter().position(|&i| i == index)?;
-        Some((j % self.children.max(1), j))
-    }
-}
-
-/// The manifest's name under a map node's items prefix.
-const MANIFEST: &str = "manifest.json";
+const MANIFEST: &str = contract::MAP_MANIFEST;
 
 /// A map job's manifest; `None` before the map has started (no manifest yet).
 pub(crate) async fn read_manifest(
@@ -970,11 +953,11 @@ mod tests {
     #[test]
     fn a_manifest_names_the_child_that_ran_an_item() {
         // Items 2, 5, 7, 9 and 11 ran on two children: child 0 ran 2, 7 and 11, child 1 ran 5 and 9.
-        let manifest = MapManifest { items: vec![2, 5, 7, 9, 11], children: 2 };
+        let manifest = MapManifest { items: vec![2, 5, 7, 9, 11], children: 2, inputs_offsets: Vec::new() };
         assert_eq!(manifest.child_of(7), Some((0, 2)));
         assert_eq!(manifest.child_of(9), Some((1, 3)));
         assert_eq!(manifest.child_of(3), None, "reused from the cache: no child ran it");
-        let unstrided = MapManifest { items: vec![4, 8], children: 2 };
+        let unstrided = MapManifest { items: vec![4, 8], children: 2, inputs_offsets: Vec::new() };
         assert_eq!(unstrided.child_of(8), Some((1, 1)));
     }
 

@@ -42,6 +42,11 @@ tasks:
               "{{inputs.seconds}}", "{{outputs.done}}"]
     inputs: {seconds: float, label: string}
     outputs: {done: int}
+  square_sh:
+    image: busybox
+    command: [sh, -c, 'echo $(($1 * $1)) > "$2"', square, "{{inputs.x}}", "{{outputs.y}}"]
+    inputs: {x: int}
+    outputs: {y: int}
   flaky:
     image: python:3.11-slim
     command: [python3, -c, "import sys; print('bad data in row 7', file=sys.stderr); sys.exit(3)"]
@@ -146,6 +151,12 @@ workflows:
     nodes:
       sub: {workflow: hurried, inputs: {run: $inputs.run}}
       after: {task: add, inputs: {x: 1}, after: [sub]}
+  # A wide map of a POSIX sh one-liner, twenty children striding over its items.
+  squares_wide:
+    inputs: {xs: "list<int>"}
+    nodes:
+      each: {map: {task: square_sh, over: [x], concurrency: 20}, inputs: {x: $inputs.xs}}
+    outputs: {ys: $each.y}
 """
 
 
@@ -549,6 +560,31 @@ def test_a_maps_concurrency_is_its_array_jobs_size_and_children_stride_over_the_
     assert [size for _, size in array_jobs(aws, cloud, run, "each")] == [1]
     logs = updraft(cloud, "logs", run, "each", "--item", "2", "--remote", "--project", "cloud")
     assert logs.returncode == 0 and f"bumping {base + 12}" in logs.stdout.splitlines(), logs.stdout + logs.stderr
+
+
+def test_a_wide_map_writes_its_items_inputs_as_one_object_and_its_children_stride_over_them(cloud, aws, endpoint):
+    """2,000 items, concurrency 20: one array job of 20 children, each running 100 items
+    in turn; the start writes one inputs file (not an object per item), every item reads
+    its own line by range, and the S3 requests stay within three per item."""
+    count, base = 2000, int(time.time()) % 1000
+    xs = {"xs": {"list": {"values": [{"integer": str(base + i)} for i in range(count)]}}}
+    before = conftest.counters(endpoint)["s3_requests"]
+    run = launch(cloud, "squares_wide", xs)
+    answer = finished(cloud, run, timeout=900)
+    s3_requests = conftest.counters(endpoint)["s3_requests"] - before
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer["execution"].get("error")
+    assert answer["execution"]["outputs"]["values"]["ys"]["list"]["values"] == [
+        {"integer": str((base + i) ** 2)} for i in range(count)]
+    assert [size for _, size in array_jobs(aws, cloud, run, "each")] == [20], "one array job of 20 children"
+    bucket = cloud["outputs"]["DataBucketName"]
+    prefix = f"runs/cloud/development/{run}/each/items/"
+    keys = [o["Key"] for page in aws("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for o in page.get("Contents", [])]
+    assert f"{prefix}inputs.jsonl" in keys and f"{prefix}manifest.json" in keys
+    assert not [k for k in keys if k.endswith("/inputs.json")], "no inputs object per item"
+    assert len([k for k in keys if k.endswith("/outputs.json")]) == count
+    print(f"s3_requests_per_map_item: {s3_requests / count:.2f}")
+    assert s3_requests / count <= 3.2, f"{s3_requests} S3 requests for {count} items"
 
 
 def test_a_value_over_64_kib_is_read_back_from_its_object_and_outputs_over_the_record_fail_their_node(cloud):
