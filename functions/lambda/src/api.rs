@@ -496,6 +496,9 @@ pub struct Api<R, P, L, C> {
     pub cache: C,
     /// What registered versions' job definitions and state machines refer to.
     pub cloud: CloudSettings,
+    /// Days a run's data (`runs/` in the bucket) is kept (the stack's RunDataDays):
+    /// an older run cannot be recovered.
+    pub run_data_days: u32,
 }
 
 /// Answers one request. Never panics on input; every refusal is a 4xx with an
@@ -1088,6 +1091,22 @@ async fn rerun<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
         }
         _ => {}
     }
+    // A recovery reuses the run's outputs: gone with its data after the retention period.
+    let started = execution.created_at.map(|t| t.seconds).unwrap_or_default();
+    let age_days = (chrono::Utc::now().timestamp() - started) / 86_400;
+    if mode == LaunchMode::Recover && started > 0 && age_days >= i64::from(api.run_data_days) {
+        return Err(ApiError::new(
+            410,
+            "RunDataExpired",
+            "path",
+            format!(
+                "run {} started {age_days} days ago; its data expired after {} days (the stack's RunDataDays), \
+                 so there is nothing left to recover from",
+                id.name, api.run_data_days
+            ),
+            "relaunch it instead (updraft executions relaunch): a new run on its inputs",
+        ));
+    }
     let mut workflow = execution.workflow_id.clone().unwrap_or_default();
     if !body.version.is_empty() {
         check_segment("version", &body.version)?;
@@ -1418,6 +1437,8 @@ pub struct ApiConfig {
     pub schedule_dead_letters: String,
     /// The permissions boundary of the projects' job roles.
     pub job_role_boundary: String,
+    /// Days a run's data is kept (the bucket's lifecycle rule on `runs/`).
+    pub run_data_days: u32,
 }
 
 impl ApiConfig {
@@ -1450,6 +1471,9 @@ impl ApiConfig {
             scheduler_role: required("UPDRAFT_SCHEDULER_ROLE")?,
             schedule_dead_letters: required("UPDRAFT_SCHEDULE_DLQ")?,
             job_role_boundary: required("UPDRAFT_JOB_ROLE_BOUNDARY")?,
+            run_data_days: required("UPDRAFT_RUN_DATA_DAYS")?
+                .parse()
+                .map_err(|e| format!("UPDRAFT_RUN_DATA_DAYS is not a number of days: {e}"))?,
         })
     }
 

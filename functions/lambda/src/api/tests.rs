@@ -64,7 +64,7 @@ type TestApi = Api<MemoryRegistry, MemoryProvisioner, MemoryRuns, MemoryCache>;
 
 fn with_registry<R: Registry>(registry: R) -> Api<R, MemoryProvisioner, MemoryRuns, MemoryCache> {
     let (provisioner, runs, cache) = (MemoryProvisioner::default(), MemoryRuns::default(), MemoryCache::default());
-    Api { registry, provisioner, runs, cache, cloud: cloud() }
+    Api { registry, provisioner, runs, cache, cloud: cloud(), run_data_days: 30 }
 }
 
 fn new_api() -> TestApi {
@@ -717,6 +717,16 @@ fn a_recovery_is_a_new_run_of_a_run_that_did_not_succeed_on_its_inputs() {
     assert_eq!((execution["mode"].as_str(), execution.get("recoveredFrom")), (Some("RELAUNCH"), None), "{run}");
     assert_eq!(execution["inputs"]["values"]["n"], json!({"integer": "7"}));
     assert_eq!(call(&api, &post("/v1/executions/default/development/none/relaunch", "")).0, 404);
+    // Past the stack's retention (30 days here) its data is gone: 410, and relaunch is the way.
+    let month_ago = chrono::Utc::now().timestamp() - 31 * 86_400;
+    api.runs.runs.lock().unwrap().get_mut("nightly-1").unwrap().0.created_at =
+        Some(updraft_core::proto::Timestamp { seconds: month_ago, nanos: 0 });
+    let (status, body) = call(&api, &post(path, r#"{"version": "v2", "name": "too-late"}"#));
+    assert_eq!((status, body["code"].as_str()), (410, Some("RunDataExpired")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("expired after 30 days"), "{body}");
+    assert!(body["hint"].as_str().unwrap().contains("relaunch"), "{body}");
+    let relaunch = "/v1/executions/default/development/nightly-1/relaunch";
+    assert_eq!(call(&api, &post(relaunch, r#"{"name": "late-relaunch"}"#)).0, 201, "a relaunch needs only the inputs");
 }
 
 #[test]

@@ -50,7 +50,7 @@ fn main() -> Result<(), Error> {
             }),
         };
         let cache = DynamoCache::new(runs.dynamo.clone(), &config.table);
-        let api = &Api { registry, provisioner, runs, cache, cloud: config.cloud };
+        let api = &Api { registry, provisioner, runs, cache, cloud: config.cloud, run_data_days: config.run_data_days };
         run(service_fn(move |event: LambdaEvent<Value>| async move {
             api::respond(api, &event.payload).await.map_err(Error::from)
         }))
