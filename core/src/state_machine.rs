@@ -149,8 +149,11 @@ fn node_state(node_id: &str, workflow: &Value, targets: &Targets, timeout: Optio
             }
         },
         "Retry": lambda_retry(),
-        // Node results live in the metadata table; the state carries nothing on.
+        // Node results live in the metadata table; the state carries nothing on, and
+        // its branch ends with `{}`: the Parallel's result is then N empty objects, not
+        // N copies of the execution's input (a state's data is capped at 256 KiB).
         "ResultPath": null,
+        "OutputPath": null,
         "End": true
     });
     if let Some(seconds) = timeout {
