@@ -176,6 +176,7 @@ impl Registry for MemoryRegistry {
             let sequence = state.sequence;
             if matches!(entity, Entity::LaunchPlan(plan) if plan.active) {
                 state.active.insert(name_key(&id), id.version.clone());
+                state.active_changed_by.insert(name_key(&id), by.to_string());
             }
             let versions = state.entities.entry(name_key(&id)).or_default();
             versions.insert(id.version.clone(), (sequence, entity.digest(), entity.clone(), by.to_string()));

@@ -216,10 +216,11 @@ impl DynamoRegistry {
                 .build()
                 .map_err(build_error)?;
             let mut set = "SET latest_version = :version, updated_at = :at, #project = :project, #domain = :domain, #name = :name, kind = :kind".to_string();
-            if matches!(entity, Entity::LaunchPlan(plan) if plan.active) {
-                set.push_str(", active_version = :version");
+            let activates = matches!(entity, Entity::LaunchPlan(plan) if plan.active);
+            if activates {
+                set.push_str(", active_version = :version, active_changed_by = :by, active_changed_at = :at");
             }
-            let update = Update::builder()
+            let mut update = Update::builder()
                 .table_name(&self.table)
                 .key("pk", s(key::names_of(&id)))
                 .key("sk", s(&id.name))
@@ -232,9 +233,11 @@ impl DynamoRegistry {
                 .expression_attribute_values(":project", s(&id.project))
                 .expression_attribute_values(":domain", s(&id.domain))
                 .expression_attribute_values(":name", s(&id.name))
-                .expression_attribute_values(":kind", s(key::kind(entity.resource_type())))
-                .build()
-                .map_err(build_error)?;
+                .expression_attribute_values(":kind", s(key::kind(entity.resource_type())));
+            if activates {
+                update = update.expression_attribute_values(":by", s(by));
+            }
+            let update = update.build().map_err(build_error)?;
             actions.push(TransactWriteItem::builder().put(put).build());
             actions.push(TransactWriteItem::builder().update(update).build());
         }

@@ -388,8 +388,7 @@ impl Jobs for BatchJobs<'_> {
         concurrency: Option<usize>,
     ) -> Result<String, PortError> {
         let prefix = items_prefix(&self.config.bucket, self.run, node);
-        let (manifest, fresh) = map_submission(read_manifest(self.s3, &prefix).await?, items, concurrency);
-        let mut manifest = manifest;
+        let (mut manifest, fresh) = map_submission(read_manifest(self.s3, &prefix).await?, items, concurrency);
         if fresh {
             // Every item's inputs in one object (one request however many items), then the
             // manifest with each line's offsets: a manifest names inputs that exist.
