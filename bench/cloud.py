@@ -127,8 +127,9 @@ def main(updraft, endpoint):
         raise SystemExit(f"run {name} did not end within {timeout} s")
 
     def history(name, workflow="chain"):
+        # The stack's name prefix is bench (./bench/run deploys it so).
         arn = next(m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
-                   if m["name"].endswith(f"-bench-development-{workflow}-v1"))
+                   if m["name"] == f"bench-bench-development-{workflow}-v1")
         execution = f"{arn.replace(':stateMachine:', ':execution:')}:{name}"
         return sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
 
@@ -254,7 +255,7 @@ def main(updraft, endpoint):
     launch("each", xs, first)
     assert wait(first)["execution"]["phase"] == "WORKFLOW_SUCCEEDED"
     dynamo = boto3.client("dynamodb", **session)
-    table = next(t for t in dynamo.list_tables()["TableNames"] if t.endswith("-metadata"))
+    table = next(t for t in dynamo.list_tables()["TableNames"] if t == "bench-metadata")
     ours = {str(first_x + i + 1) for i in range(100)}
     entries = [item for page in dynamo.get_paginator("scan").paginate(TableName=table) for item in page["Items"]
                if item["pk"]["S"].startswith("CACHE#")
@@ -265,7 +266,7 @@ def main(updraft, endpoint):
     launch("each", xs, rerun)
     assert wait(rerun)["execution"]["phase"] == "WORKFLOW_SUCCEEDED"
     batch = boto3.client("batch", **session)
-    queue = next(q["jobQueueArn"] for q in batch.describe_job_queues()["jobQueues"] if q["jobQueueName"].endswith("-cpu"))
+    queue = next(q["jobQueueArn"] for q in batch.describe_job_queues()["jobQueues"] if q["jobQueueName"] == "bench-cpu")
     ids = [j["jobId"] for status in ("SUCCEEDED", "FAILED")
            for j in batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"] if j["jobName"] == f"{rerun}-m"]
     sizes = [j.get("arrayProperties", {}).get("size", 1) for j in batch.describe_jobs(jobs=ids)["jobs"]

@@ -595,9 +595,6 @@ async fn child_outputs<R: Registry>(services: &NodeServices<R>, child: &RunRef) 
         .collect()
 }
 
-/// The outputs a succeeded job recorded, or why they cannot be used. A read that
-/// may succeed later (throttling, a 5xx) is the outer error: the event is retried,
-/// the node not failed.
 /// The result of each of a map job's items (`0/`, `1/`, …), in that order, read [`IN_FLIGHT`] at a time: a
 /// map's gather waits on S3 round trips, not on one read after another.
 async fn item_results(
@@ -613,6 +610,14 @@ async fn item_results(
             reads.spawn(async move {
                 let result = match job_outputs(&s3_client, &item).await? {
                     Ok(outputs) => ItemResult::Succeeded(outputs),
+                    // An outputs document that is there but unusable fails its item with why
+                    // (BadOutputs), unless the item said why it failed itself (error.json).
+                    Err(bad)
+                        if error_document(&s3_client, &item).await?.is_none()
+                            && s3::exists(&s3_client, &item.join("outputs.json")).await.unwrap_or(false) =>
+                    {
+                        ItemResult::Failed(bad)
+                    }
                     Err(_) => {
                         ItemResult::Failed(job_failure(&s3_client, &item, None, "the item's job failed", "").await?)
                     }
@@ -630,6 +635,9 @@ async fn item_results(
 /// How many item documents a map's start writes, or its gather reads, at once.
 const IN_FLIGHT: usize = 32;
 
+/// The outputs a succeeded job recorded, or why they cannot be used. A read that
+/// may succeed later (throttling, a 5xx) is the outer error: the event is retried,
+/// the node not failed.
 async fn job_outputs(
     s3_client: &aws_sdk_s3::Client,
     prefix: &S3Uri,
@@ -723,19 +731,8 @@ async fn job_failure(
     log_stream: &str,
 ) -> Result<NodeFailure, PortError> {
     let logs = if log_stream.is_empty() { String::new() } else { format!(" (log stream {log_stream})") };
-    match s3::get_bytes(s3_client, &prefix.join("error.json")).await {
-        Err(e) if e.is_retryable() => return Err(e.into()),
-        Ok(bytes) => {
-            if let Ok(document) = serde_json::from_slice::<ErrorDocument>(&bytes) {
-                let code = FailureCode::ALL
-                    .into_iter()
-                    .find(|c| c.as_str() == document.code)
-                    .unwrap_or(FailureCode::NonZeroExit);
-                return Ok(NodeFailure::new(code, format!("{}{logs}", document.message)));
-            }
-        }
-        // None was written (the job died before `updraft exec` could write one).
-        Err(_) => {}
+    if let Some(failure) = error_document(s3_client, prefix).await? {
+        return Ok(NodeFailure::new(failure.code, format!("{}{logs}", failure.message)));
     }
     let code = match exit_code {
         Some(exit) => failure::from_exit_code(exit.clamp(0, 255) as u8),
@@ -743,6 +740,20 @@ async fn job_failure(
     };
     let exit = exit_code.map(|c| format!("exit code {c}: ")).unwrap_or_default();
     Ok(NodeFailure::new(code, format!("{exit}{reason}{logs}")))
+}
+
+/// The failure `updraft exec` recorded under `prefix` (`error.json`), if it wrote
+/// one (a job that died before it could write one has none).
+async fn error_document(s3_client: &aws_sdk_s3::Client, prefix: &S3Uri) -> Result<Option<NodeFailure>, PortError> {
+    match s3::get_bytes(s3_client, &prefix.join("error.json")).await {
+        Err(e) if e.is_retryable() => Err(e.into()),
+        Ok(bytes) => Ok(serde_json::from_slice::<ErrorDocument>(&bytes).ok().map(|document| {
+            let code =
+                FailureCode::ALL.into_iter().find(|c| c.as_str() == document.code).unwrap_or(FailureCode::NonZeroExit);
+            NodeFailure::new(code, document.message)
+        })),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Why an event could not be handled, as Step Functions' `Retry` and Lambda's

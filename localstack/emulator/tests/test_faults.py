@@ -230,3 +230,27 @@ def answer_of(api, run):
     status, answer = signed(api, "GET", f"/v1/executions/cloud/development/{run}")
     assert status == 200, answer
     return answer
+
+
+def test_an_item_result_that_does_not_parse_fails_that_item_and_names_it(cloud, aws):
+    # Item 0 naps 0.5 s, item 1 eight: once item 0's outputs.json is there, it is
+    # overwritten with something that is not an outputs document. The gather fails that
+    # item (BadOutputs, its index) and the map with it; the node function does not crash.
+    run = launch(cloud, "fan", {"xs": {"list": {"values": [{"float": 0.5}, {"float": 8.0}]}},
+                                "run": {"string": f"garbled-{time.time_ns()}"}})
+    bucket = cloud["outputs"]["DataBucketName"]
+    key = f"runs/cloud/development/{run}/naps/items/0/outputs.json"
+
+    def written():
+        try:
+            return aws("s3").head_object(Bucket=bucket, Key=key)
+        except aws("s3").exceptions.ClientError:
+            return None
+
+    wait_for("item 0's outputs", written, timeout=60)
+    aws("s3").put_object(Bucket=bucket, Key=key, Body=b"{not json")
+    answer = finished(cloud, run, timeout=120)
+    assert answer["execution"]["phase"] == "WORKFLOW_FAILED", answer["execution"]
+    error = nodes(answer)["naps"]["error"]
+    assert error["code"] == "MapFailed" and "item 0" in error["message"], error
+    assert "outputs.json is not an outputs document" in error["message"], error
