@@ -246,7 +246,7 @@ impl Failure {
     }
 
     /// The error document's code, message and whether another attempt could help.
-    fn describe(&self) -> (FailureCode, String, bool) {
+    pub fn describe(&self) -> (FailureCode, String, bool) {
         let message = match self {
             Failure::BadJob(m) | Failure::BadOutputs(m) | Failure::Task { message: m, .. } => m.clone(),
             Failure::Data(e) => e.to_string(),
@@ -263,6 +263,8 @@ pub struct Report {
     pub task: Duration,
     pub outputs: Duration,
     pub output_bytes: u64,
+    /// The `outputs.json` published.
+    pub document: Option<OutputsDocument>,
 }
 
 /// Whether the job's outputs are published already (`outputs.json` is written
@@ -417,6 +419,7 @@ async fn run_job(
         .await
         .map_err(Failure::Data)?;
     report.outputs = started.elapsed();
+    report.document = Some(document);
     Ok(report)
 }
 

@@ -419,4 +419,10 @@ fn a_strided_child_runs_its_items_in_turn_and_skips_the_published() {
     assert!(stderr.contains("item 5 ran in an earlier attempt; skipped"), "{stderr}");
     assert_eq!((y(0), y(2), y(4)), (None, None, None), "child 0's items are not child 1's");
     assert!(y(3).is_none() && s3.get(&bucket, "items/3/error.json").is_some(), "item 3 failed, saying why");
+    // The child sums up what its items ended with (item 5 ran before: not in it), for the gather.
+    let summary: Value = serde_json::from_slice(&s3.get(&bucket, "items/children/1.json").unwrap()).unwrap();
+    let items = summary["items"].as_object().unwrap();
+    assert_eq!(items.keys().collect::<Vec<_>>(), ["1", "3"], "{summary}");
+    assert_eq!(items["1"]["outputs"]["outputs"]["y"]["value"]["integer"], "6", "{summary}");
+    assert_eq!(items["3"]["error"]["code"], "NonZeroExit", "{summary}");
 }

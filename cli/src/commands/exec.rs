@@ -6,7 +6,9 @@ use crate::exec::{self, EXIT_BAD_JOB, Job};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use tokio::signal::unix::{SignalKind, signal};
-use updraft_core::execution::contract::ENV_ITEM_INDEX;
+use updraft_core::execution::contract::{
+    ChildResults, ENV_ARRAY_PREFIX, ENV_ITEM_INDEX, ErrorDocument, ItemDocument, map_child_results,
+};
 
 pub fn run(argv: Vec<String>) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let vars: BTreeMap<String, String> = std::env::vars().collect();
@@ -55,6 +57,7 @@ pub fn run(argv: Vec<String>) -> Result<ExitCode, Box<dyn std::error::Error>> {
         // The first failure's exit code is the child's: Batch's retry policy (the
         // failure table) decides on it; a retried child skips the items already done.
         let mut first_failure = None;
+        let mut results = ChildResults::default();
         for (item, job) in &described {
             if *terminated.borrow() {
                 break;
@@ -72,9 +75,29 @@ pub fn run(argv: Vec<String>) -> Result<ExitCode, Box<dyn std::error::Error>> {
             if owns_work_dirs {
                 let _ = std::fs::remove_dir_all(&job.work_dir);
             }
+            if let Some(item) = item {
+                match &result {
+                    Ok(report) => {
+                        if let Some(document) = &report.document {
+                            results.items.insert(*item, ItemDocument::Outputs(document.clone()));
+                        }
+                    }
+                    Err(failure) if !matches!(failure, exec::Failure::Terminated) => {
+                        let (code, message, retryable) = failure.describe();
+                        let error =
+                            ErrorDocument { code: code.as_str().into(), message, retryable, attempt: job.attempt };
+                        results.items.insert(*item, ItemDocument::Error(error));
+                    }
+                    Err(_) => {}
+                }
+            }
             if let Err(code) = report(result) {
                 first_failure.get_or_insert(code);
             }
+        }
+        // A strided child sums its items up in one object: the map's gather reads one per child.
+        if strided.is_some() && !*terminated.borrow() && !results.items.is_empty() {
+            publish_child_results(&s3, &vars, &results).await;
         }
         Ok::<_, std::io::Error>(first_failure.unwrap_or(0))
     })?;
@@ -87,6 +110,19 @@ fn bad_job(problems: &str) -> ExitCode {
 }
 
 /// Prints how an attempt went; a failure's exit code.
+/// Writes a strided child's [`ChildResults`]; one that cannot be written only
+/// costs the gather a read per item (each item published its own documents).
+async fn publish_child_results(s3: &aws_sdk_s3::Client, vars: &BTreeMap<String, String>, results: &ChildResults) {
+    let Some(prefix) = vars.get(ENV_ARRAY_PREFIX) else { return };
+    let Ok(k) = vars.get("AWS_BATCH_JOB_ARRAY_INDEX").map_or("0", String::as_str).parse::<usize>() else { return };
+    let Ok(prefix) = updraft_aws::s3::S3Uri::parse(&format!("{}/", prefix.trim_end_matches('/'))) else { return };
+    let at = prefix.join(&map_child_results(k));
+    let bytes = serde_json::to_vec(results).expect("results serialize");
+    if let Err(e) = updraft_aws::s3::put_bytes(s3, &at, bytes, "application/json").await {
+        eprintln!("updraft exec: the child's results could not be written to {at} ({e}); each item's are in place");
+    }
+}
+
 fn report(result: Result<exec::Report, exec::Failure>) -> Result<(), u8> {
     match result {
         Ok(report) => {

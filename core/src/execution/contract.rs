@@ -73,6 +73,29 @@ pub const MAP_MANIFEST: &str = "manifest.json";
 /// however many items it has, and each item reads its own line by range.
 pub const MAP_INPUTS: &str = "inputs.jsonl";
 
+/// The results of one strided child of a map's array job, `children/<k>.json`
+/// under the items prefix: written once the child has run its items, so the map's
+/// gather reads one object per child instead of one per item. Each item also wrote
+/// its own `outputs.json` (or `error.json`) under `<j>/` as it ended, which a retried
+/// child's skip and a gather for any item this summary lacks still read.
+pub fn map_child_results(k: usize) -> String {
+    format!("children/{k}.json")
+}
+
+/// [`map_child_results`]'s document: item `j` of the job to what it ended with.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChildResults {
+    pub items: BTreeMap<usize, ItemDocument>,
+}
+
+/// What one map item ended with: the outputs document it published, or why it failed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemDocument {
+    Outputs(OutputsDocument),
+    Error(ErrorDocument),
+}
+
 /// What a map's job runs: `items[j]` is the map index of its `j`-th item to run
 /// (inputs on line `j` of [`MAP_INPUTS`], results under `j/`), and child `k` of
 /// its array job runs `j = k, k + children, …`.

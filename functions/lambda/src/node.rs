@@ -367,7 +367,7 @@ impl Jobs for BatchJobs<'_> {
         let other = ExecutionId { project: e.project.clone(), domain: e.domain.clone(), name: run.to_string() };
         let prefix = items_prefix_of(&self.config.bucket, &other, node);
         let Some(manifest) = read_manifest(self.s3, &prefix).await? else { return Ok(Vec::new()) };
-        let results = item_results(self.s3, &prefix, manifest.items.len()).await?;
+        let results = item_results(self.s3, &prefix, manifest.items.len(), manifest.children).await?;
         Ok(manifest.items.into_iter().zip(results).collect())
     }
 
@@ -449,17 +449,18 @@ pub(crate) async fn read_manifest(
     }
 }
 
-/// The map index of each of the job's `ran` items, or why they cannot be known.
-/// A job submitted before manifests existed has none: it ran the items in order.
+/// The map index of each of the job's `ran` items and how many children ran them,
+/// or why they cannot be known. A job submitted before manifests existed has none:
+/// it ran the items in order, one child each.
 async fn item_indices(
     s3_client: &aws_sdk_s3::Client,
     prefix: &S3Uri,
     ran: usize,
-) -> Result<Result<Vec<usize>, NodeFailure>, PortError> {
+) -> Result<Result<(Vec<usize>, usize), NodeFailure>, PortError> {
     let bad = |message: String| NodeFailure::new(FailureCode::DataError, message);
     match read_manifest(s3_client, prefix).await {
-        Ok(None) => Ok(Ok((0..ran).collect())),
-        Ok(Some(manifest)) if manifest.items.len() == ran => Ok(Ok(manifest.items)),
+        Ok(None) => Ok(Ok(((0..ran).collect(), ran))),
+        Ok(Some(manifest)) if manifest.items.len() == ran => Ok(Ok((manifest.items, manifest.children))),
         Ok(Some(manifest)) => {
             Ok(Err(bad(format!("{} names {} items, the job ran {ran}", prefix.join(MANIFEST), manifest.items.len()))))
         }
@@ -601,11 +602,14 @@ async fn item_results(
     s3_client: &aws_sdk_s3::Client,
     prefix: &S3Uri,
     items: usize,
+    children: usize,
 ) -> Result<Vec<ItemResult>, PortError> {
-    let mut results = Vec::with_capacity(items);
-    for first in (0..items).step_by(IN_FLIGHT) {
+    let mut known =
+        if children < items { strided_results(s3_client, prefix, items, children).await? } else { Default::default() };
+    let unknown: Vec<usize> = (0..items).filter(|j| !known.contains_key(j)).collect();
+    for chunk in unknown.chunks(IN_FLIGHT) {
         let mut reads = tokio::task::JoinSet::new();
-        for i in first..(first + IN_FLIGHT).min(items) {
+        for &i in chunk {
             let (s3_client, item) = (s3_client.clone(), prefix.join(&format!("{i}/")));
             reads.spawn(async move {
                 let result = match job_outputs(&s3_client, &item).await? {
@@ -625,11 +629,56 @@ async fn item_results(
                 Ok::<_, PortError>((i, result))
             });
         }
-        let mut chunk = reads.join_all().await.into_iter().collect::<Result<Vec<_>, _>>()?;
-        chunk.sort_by_key(|(i, _)| *i);
-        results.extend(chunk.into_iter().map(|(_, result)| result));
+        known.extend(reads.join_all().await.into_iter().collect::<Result<Vec<_>, _>>()?);
     }
-    Ok(results)
+    Ok(known.into_values().collect())
+}
+
+/// The results strided children summed up ([`contract::map_child_results`]), read
+/// [`IN_FLIGHT`] children at a time: item `j` from child `j % children` only. A
+/// child without a summary (it died, or wrote none) leaves its items to be read
+/// one by one.
+async fn strided_results(
+    s3_client: &aws_sdk_s3::Client,
+    prefix: &S3Uri,
+    items: usize,
+    children: usize,
+) -> Result<std::collections::BTreeMap<usize, ItemResult>, PortError> {
+    let mut known = std::collections::BTreeMap::new();
+    for first in (0..children).step_by(IN_FLIGHT) {
+        let mut reads = tokio::task::JoinSet::new();
+        for k in first..(first + IN_FLIGHT).min(children) {
+            let (s3_client, prefix) = (s3_client.clone(), prefix.clone());
+            reads.spawn(async move {
+                let mut found = Vec::new();
+                let summary = match s3::get_bytes(&s3_client, &prefix.join(&contract::map_child_results(k))).await {
+                    Ok(bytes) => serde_json::from_slice::<contract::ChildResults>(&bytes).unwrap_or_default(),
+                    Err(e) if e.is_retryable() => return Err(PortError::from(e)),
+                    Err(_) => return Ok(found),
+                };
+                for (j, document) in summary.items {
+                    if j >= items || j % children != k {
+                        continue;
+                    }
+                    let result = match document {
+                        contract::ItemDocument::Outputs(document) => {
+                            match outputs_of(&s3_client, &prefix.join(&format!("{j}/")), document).await? {
+                                Ok(outputs) => ItemResult::Succeeded(outputs),
+                                Err(failure) => ItemResult::Failed(failure),
+                            }
+                        }
+                        contract::ItemDocument::Error(error) => ItemResult::Failed(failure_of(error)),
+                    };
+                    found.push((j, result));
+                }
+                Ok(found)
+            });
+        }
+        for found in reads.join_all().await {
+            known.extend(found?);
+        }
+    }
+    Ok(known)
 }
 
 /// How many item documents a map's start writes, or its gather reads, at once.
@@ -652,6 +701,18 @@ async fn job_outputs(
         Ok(document) => document,
         Err(e) => return Ok(Err(bad(format!("outputs.json is not an outputs document: {e}")))),
     };
+    outputs_of(s3_client, prefix, document).await
+}
+
+/// The outputs an outputs document of the job under `prefix` gives, or why they
+/// cannot be used (a large value stored elsewhere or changed since, files outside
+/// the project's data).
+async fn outputs_of(
+    s3_client: &aws_sdk_s3::Client,
+    prefix: &S3Uri,
+    document: OutputsDocument,
+) -> Result<Result<Outputs, NodeFailure>, PortError> {
+    let bad = |message: String| NodeFailure::new(FailureCode::BadOutputs, message);
     let mut outputs = Outputs::new();
     for (name, entry) in document.outputs {
         let value = match (entry.value, entry.uri) {
@@ -747,13 +808,15 @@ async fn job_failure(
 async fn error_document(s3_client: &aws_sdk_s3::Client, prefix: &S3Uri) -> Result<Option<NodeFailure>, PortError> {
     match s3::get_bytes(s3_client, &prefix.join("error.json")).await {
         Err(e) if e.is_retryable() => Err(e.into()),
-        Ok(bytes) => Ok(serde_json::from_slice::<ErrorDocument>(&bytes).ok().map(|document| {
-            let code =
-                FailureCode::ALL.into_iter().find(|c| c.as_str() == document.code).unwrap_or(FailureCode::NonZeroExit);
-            NodeFailure::new(code, document.message)
-        })),
+        Ok(bytes) => Ok(serde_json::from_slice::<ErrorDocument>(&bytes).ok().map(failure_of)),
         Err(_) => Ok(None),
     }
+}
+
+/// The failure an error document records (an unknown code reads as a non-zero exit).
+fn failure_of(document: ErrorDocument) -> NodeFailure {
+    let code = FailureCode::ALL.into_iter().find(|c| c.as_str() == document.code).unwrap_or(FailureCode::NonZeroExit);
+    NodeFailure::new(code, document.message)
 }
 
 /// Why an event could not be handled, as Step Functions' `Retry` and Lambda's
@@ -873,8 +936,8 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
         NodeEvent::JobEnded { node, items: Some(ran), .. } => {
             let prefix = items_prefix(&services.config.bucket, &run, &node);
             match item_indices(&services.s3, &prefix, ran).await? {
-                Ok(indices) => {
-                    let results = item_results(&services.s3, &prefix, ran).await?;
+                Ok((indices, children)) => {
+                    let results = item_results(&services.s3, &prefix, ran, children).await?;
                     steps.map_reported(&node, indices.into_iter().zip(results).collect(), 1, String::new()).await?;
                 }
                 Err(failure) => {
