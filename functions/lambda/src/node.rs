@@ -635,9 +635,9 @@ async fn item_results(
 }
 
 /// The results strided children summed up ([`contract::map_child_results`]), read
-/// [`IN_FLIGHT`] children at a time: item `j` from child `j % children` only. A
-/// child without a summary (it died, or wrote none) leaves its items to be read
-/// one by one.
+/// [`IN_FLIGHT`] children at a time: item `j` from child `j % children` only, and
+/// only the items that succeeded. A child without a summary (it died, or wrote
+/// none) and the failed items leave their items to be read one by one.
 async fn strided_results(
     s3_client: &aws_sdk_s3::Client,
     prefix: &S3Uri,
@@ -660,14 +660,12 @@ async fn strided_results(
                     if j >= items || j % children != k {
                         continue;
                     }
-                    let result = match document {
-                        contract::ItemDocument::Outputs(document) => {
-                            match outputs_of(&s3_client, &prefix.join(&format!("{j}/")), document).await? {
-                                Ok(outputs) => ItemResult::Succeeded(outputs),
-                                Err(failure) => ItemResult::Failed(failure),
-                            }
-                        }
-                        contract::ItemDocument::Error(error) => ItemResult::Failed(failure_of(error)),
+                    // A failure is not taken from the summary: a retry of the child may have run
+                    // the item since and died before summing up. Its own documents say (read below).
+                    let contract::ItemDocument::Outputs(document) = document else { continue };
+                    let result = match outputs_of(&s3_client, &prefix.join(&format!("{j}/")), document).await? {
+                        Ok(outputs) => ItemResult::Succeeded(outputs),
+                        Err(failure) => ItemResult::Failed(failure),
                     };
                     found.push((j, result));
                 }
