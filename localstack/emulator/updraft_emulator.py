@@ -27,9 +27,12 @@ Patches, each covered by a test in tests/test_patches.py:
 (f) A request to a deployed REST API stage, addressed as LocalStack does
     (`/restapis/<api id>/<stage>/_user_request_/<path>`), goes through the
     stage's resources and method: `AWS_IAM` methods refuse a request without
-    a valid SigV4 signature of the emulator's test key (testing/testing), and
-    an `AWS_PROXY` integration invokes the Lambda function with API Gateway's
-    proxy event and turns its answer into the HTTP response.
+    a valid SigV4 signature of the emulator's test key (testing/testing),
+    checked over the path as sent (still percent-encoded), and an `AWS_PROXY`
+    integration invokes the Lambda function with API Gateway's proxy event and
+    turns its answer into the HTTP response. A stage with an AccessLogSetting
+    gets one line per request (refused ones too) in its log group, in its
+    format ($context variables filled, "-" for none), as API Gateway writes.
 (g) CloudFormation creates `AWS::ApiGateway::Stage` resources (moto has the
     Stage API but not its CloudFormation type, so the stage was missing).
 (h) A Batch job that ends sends its "Batch Job State Change" event (the job's
@@ -46,15 +49,17 @@ Patches, each covered by a test in tests/test_patches.py:
     the SDKs refuse 0.25).
 (l) Array jobs: each child gets AWS_BATCH_JOB_ARRAY_INDEX and describes
     itself with `arrayProperties.index`, and the parent ends when its last child does (SUCCEEDED if every child did, else FAILED)
-    with its own state-change event; moto left the parent SUBMITTED.
+    with its own state-change event; moto left the parent SUBMITTED. Children
+    run from a bounded pool (UPDRAFT_EMULATOR_ARRAY_SLOTS, default 2 per core),
+    so a 10,000-child array is 10,000 queued jobs, not 10,000 threads at once.
 (s) Step Functions executes state machines by default (moto only recorded
     executions unless `/moto-api/config` asked it to run them).
 (k) POST /moto-api/updraft/images {"IMAGE": "DIR"} stands in for pulling an
     image: jobs whose container image is IMAGE run in DIR (their `{{code_dir}}`,
     as an image's working directory is in a container).
 (j) GET /moto-api/updraft/counters counts what cloud runs cost: Lambda
-    invocations per function, Batch jobs run, DynamoDB write requests
-    (benchmarks and tests read differences of it).
+    invocations per function, Batch jobs run, DynamoDB write requests, S3
+    requests (benchmarks and tests read differences of it).
 (n) A Step Functions execution that ends (SUCCEEDED, FAILED, TIMED_OUT,
     ABORTED) sends its "Step Functions Execution Status Change" event to the
     default event bus, delivered as in (h); moto sent none.
