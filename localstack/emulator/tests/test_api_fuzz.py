@@ -16,7 +16,7 @@ CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conform
 
 
 @pytest.mark.skipif(not SCHEMATHESIS, reason="scripts/test installs schemathesis and sets UPDRAFT_SCHEMATHESIS")
-def test_the_api_answers_a_fuzz_of_its_own_document_as_documented(api):  # noqa: F811
+def test_the_api_answers_a_fuzz_of_its_own_document_as_documented(api, tmp_path):  # noqa: F811
     # Registered entities give the readers something to find besides 404s.
     assert updraft(api, "register", *EXAMPLES, "--version", "v1").returncode == 0
     env = {**os.environ, **api["env"], "SCHEMATHESIS_HOOKS": "sigv4_hooks",
@@ -25,6 +25,7 @@ def test_the_api_answers_a_fuzz_of_its_own_document_as_documented(api):  # noqa:
         [SCHEMATHESIS, "run", os.path.join(REPO, "docs", "api", "openapi.yaml"), "--url", api["url"],
          "--checks", ",".join(CHECKS), "--phases", "examples,coverage,fuzzing", "--max-examples", "25",
          "--workers", "1", "--seed", "20261205", "--continue-on-failure"],
-        capture_output=True, text=True, env=env, timeout=1200)
+        # In a scratch directory: schemathesis keeps its cache (.schemathesis/) where it runs.
+        capture_output=True, text=True, env=env, timeout=1200, cwd=tmp_path)
     print(fuzz.stdout[-3000:])
     assert fuzz.returncode == 0, fuzz.stdout[-12000:] + fuzz.stderr[-2000:]
