@@ -144,9 +144,10 @@ pub trait CacheStore: Send + Sync {
         let name = task.name.clone();
         async move { Err(PortError::Invalid(format!("this cache does not index entries by task ({name})"))) }
     }
-    /// Removes every entry of a task version; how many there were. Records the
-    /// eviction: `by` (an IAM ARN in the cloud) and the time ([`CacheStore::last_eviction`]).
-    fn evict(&self, task: &Identifier, by: &str) -> impl Future<Output = Result<u32, PortError>> + Send {
+    /// Removes every entry of a task version. Records the eviction, `by` (an IAM
+    /// ARN in the cloud) and the time ([`CacheStore::last_eviction`]), and answers
+    /// how many entries there were and the recorded time.
+    fn evict(&self, task: &Identifier, by: &str) -> impl Future<Output = Result<Eviction, PortError>> + Send {
         let _ = by;
         let name = task.name.clone();
         async move { Err(PortError::Invalid(format!("this cache does not index entries by task ({name})"))) }
@@ -159,6 +160,14 @@ pub trait CacheStore: Send + Sync {
         let _ = task;
         async { Ok(None) }
     }
+}
+
+/// What an eviction removed and when it was recorded (RFC 3339; empty where the
+/// store keeps no time).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Eviction {
+    pub deleted: u32,
+    pub at: String,
 }
 
 /// One cache entry as listed: its key and when it was stored.

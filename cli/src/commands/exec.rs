@@ -6,9 +6,7 @@ use crate::exec::{self, EXIT_BAD_JOB, Job};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use tokio::signal::unix::{SignalKind, signal};
-use updraft_core::execution::contract::{
-    ChildResults, ENV_ARRAY_PREFIX, ENV_ITEM_INDEX, ErrorDocument, ItemDocument, map_child_results,
-};
+use updraft_core::execution::contract::{ChildResults, ENV_ITEM_INDEX, ErrorDocument, ItemDocument, map_child_results};
 
 pub fn run(argv: Vec<String>) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let vars: BTreeMap<String, String> = std::env::vars().collect();
@@ -95,9 +93,15 @@ pub fn run(argv: Vec<String>) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 first_failure.get_or_insert(code);
             }
         }
-        // A strided child sums its items up in one object: the map's gather reads one per child.
-        if strided.is_some() && !*terminated.borrow() && !results.items.is_empty() {
-            publish_child_results(&s3, &vars, &results).await;
+        // A strided child sums its items up in one object: the map's gather reads one per child
+        // (its index `k` is its first item's position; every item knows the items prefix).
+        let child = strided.as_ref().and_then(|items| items.first()).zip(described.first());
+        if let Some((&k, (_, job))) = child
+            && let Some((prefix, _)) = &job.map_item
+            && !*terminated.borrow()
+            && !results.items.is_empty()
+        {
+            publish_child_results(&s3, prefix, k, &results).await;
         }
         Ok::<_, std::io::Error>(first_failure.unwrap_or(0))
     })?;
@@ -109,13 +113,15 @@ fn bad_job(problems: &str) -> ExitCode {
     ExitCode::from(EXIT_BAD_JOB)
 }
 
-/// Prints how an attempt went; a failure's exit code.
-/// Writes a strided child's [`ChildResults`]; one that cannot be written only
-/// costs the gather a read per item (each item published its own documents).
-async fn publish_child_results(s3: &aws_sdk_s3::Client, vars: &BTreeMap<String, String>, results: &ChildResults) {
-    let Some(prefix) = vars.get(ENV_ARRAY_PREFIX) else { return };
-    let Ok(k) = vars.get("AWS_BATCH_JOB_ARRAY_INDEX").map_or("0", String::as_str).parse::<usize>() else { return };
-    let Ok(prefix) = updraft_aws::s3::S3Uri::parse(&format!("{}/", prefix.trim_end_matches('/'))) else { return };
+/// Writes strided child `k`'s [`ChildResults`] under the map's items `prefix`; one
+/// that cannot be written only costs the gather a read per item (each item
+/// published its own documents).
+async fn publish_child_results(
+    s3: &aws_sdk_s3::Client,
+    prefix: &updraft_aws::s3::S3Uri,
+    k: usize,
+    results: &ChildResults,
+) {
     let at = prefix.join(&map_child_results(k));
     let bytes = serde_json::to_vec(results).expect("results serialize");
     if let Err(e) = updraft_aws::s3::put_bytes(s3, &at, bytes, "application/json").await {
@@ -123,6 +129,7 @@ async fn publish_child_results(s3: &aws_sdk_s3::Client, vars: &BTreeMap<String, 
     }
 }
 
+/// Prints how an attempt went; a failure's exit code.
 fn report(result: Result<exec::Report, exec::Failure>) -> Result<(), u8> {
     match result {
         Ok(report) => {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use updraft_aws::api_client::{ApiAnswer, ApiClient};
 use updraft_aws::s3::S3Uri;
+use updraft_core::compile::{Compiled, DEFAULT_DOMAIN, DEFAULT_PROJECT, Options, compile_text};
 use updraft_core::proto::api::{
     ListNamesResponse, ListProjectsResponse, ListVersionsResponse, RegisterRequest, RegisterResponse, ScheduleStatus,
 };
@@ -166,8 +167,10 @@ fn register_files(
         };
         let project = remote.project.clone().or(session.config.project.clone()).unwrap_or_default();
         let domain = remote.domain.clone().or(session.config.domain.clone()).unwrap_or_default();
-        let (path_project, path_domain) = registered_in(&spec, &file_name, &project, &domain);
-        let bundle = match code_bundle(&session, file, &spec, &file_name, &path_project) {
+        // Compiled once here for what the request needs to know: where it goes, and its code.
+        let compiled = compile_here(&spec, &file_name, &project, &domain);
+        let (path_project, path_domain) = registered_in(compiled.as_ref(), &project, &domain);
+        let bundle = match code_bundle(&session, file, compiled.as_ref(), &path_project) {
             Ok(bundle) => bundle,
             Err(e) => {
                 eprintln!("error: {}: {e}\n  ({}: nothing of it was registered)", file.display(), file.display());
@@ -215,39 +218,38 @@ fn register_files(
     Ok(code)
 }
 
-/// The spec directory's code bundle, uploaded to the stack's bucket under its
-/// digest unless it is there already — when a task of the spec needs code
-/// (docs/task-contract.md, "Code bundles"). A spec that does not compile here
-/// is sent without one: the API answers with its problems.
-/// The project and domain `spec` registers in: the overrides, else the spec's
-/// own, else the defaults. The request goes to their path (the API refuses a spec
-/// whose project is not its path's). A spec that does not compile goes to the
-/// defaults' path: the API's answer then lists what is wrong with it.
-fn registered_in(spec: &str, file_name: &str, project: &str, domain: &str) -> (String, String) {
-    use updraft_core::compile::{DEFAULT_DOMAIN, DEFAULT_PROJECT, Options, compile_text};
+/// `spec` compiled as the API will compile it (with the project and domain
+/// overrides, when given); `None` when it does not compile: the API's answer then
+/// lists what is wrong with it.
+fn compile_here(spec: &str, file_name: &str, project: &str, domain: &str) -> Option<Compiled> {
     let given = |s: &str| (!s.is_empty()).then(|| s.to_string());
     let options = Options { project: given(project), domain: given(domain), version: String::new() };
-    let format = updraft_core::spec::Format::from_file_name(file_name);
-    match compile_text(spec, format, &options) {
-        Ok(compiled) => (compiled.project, compiled.domain),
-        Err(_) => (
-            options.project.unwrap_or_else(|| DEFAULT_PROJECT.into()),
-            options.domain.unwrap_or_else(|| DEFAULT_DOMAIN.into()),
-        ),
+    compile_text(spec, updraft_core::spec::Format::from_file_name(file_name), &options).ok()
+}
+
+/// The project and domain a spec registers in: the overrides, else the spec's
+/// own, else the defaults. The request goes to their path (the API refuses a spec
+/// whose project is not its path's); one that does not compile goes to the
+/// overrides' or the defaults' path.
+fn registered_in(compiled: Option<&Compiled>, project: &str, domain: &str) -> (String, String) {
+    let or = |given: &str, default: &str| if given.is_empty() { default.to_string() } else { given.to_string() };
+    match compiled {
+        Some(compiled) => (compiled.project.clone(), compiled.domain.clone()),
+        None => (or(project, DEFAULT_PROJECT), or(domain, DEFAULT_DOMAIN)),
     }
 }
 
+/// The spec directory's code bundle, uploaded to the stack's bucket under its
+/// project and digest unless it is there already — when a task of the spec needs
+/// code (docs/task-contract.md, "Code bundles"). A spec that does not compile here
+/// is sent without one: the API answers with its problems.
 fn code_bundle(
     session: &Session,
     file: &Path,
-    spec: &str,
-    file_name: &str,
+    compiled: Option<&Compiled>,
     project: &str,
 ) -> Result<Option<CodeBundle>, String> {
-    let options = updraft_core::compile::Options::default();
-    let format = updraft_core::spec::Format::from_file_name(file_name);
-    let Ok(compiled) = updraft_core::compile::compile_text(spec, format, &options) else { return Ok(None) };
-    if !compiled.needs_code() {
+    if !compiled.is_some_and(Compiled::needs_code) {
         return Ok(None);
     }
     let dir = crate::spec_file::code_dir(file).map_err(|e| format!("cannot read its directory: {e}"))?;

@@ -51,11 +51,12 @@ impl CacheStore for MemoryCache {
         Ok(live.map(|key| CacheEntry { key, created_at: String::new() }).collect())
     }
 
-    async fn evict(&self, task: &Identifier, by: &str) -> Result<u32, PortError> {
+    async fn evict(&self, task: &Identifier, by: &str) -> Result<super::Eviction, PortError> {
         self.evicted_by.lock().expect("cache lock").insert(task_key(task), by.to_string());
         let keys = self.by_task.lock().expect("cache lock").remove(&task_key(task)).unwrap_or_default();
         let mut entries = self.entries.lock().expect("cache lock");
-        Ok(keys.iter().filter(|k| entries.remove(*k).is_some()).count() as u32)
+        let deleted = keys.iter().filter(|k| entries.remove(*k).is_some()).count() as u32;
+        Ok(super::Eviction { deleted, at: String::new() })
     }
 
     async fn last_eviction(&self, task: &Identifier) -> Result<Option<(String, String)>, PortError> {

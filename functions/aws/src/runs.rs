@@ -15,7 +15,7 @@ use updraft_core::execution::node::NodeFailure;
 use updraft_core::execution::node::Outputs;
 use updraft_core::execution::steps::{Claim, NodeEnd, NodeSlot, RecordedEnd, RunStore, RunValues};
 use updraft_core::execution::stop::{LiveJob, StopCause, StoppableRun};
-use updraft_core::ports::{CacheEntry, CacheStore, LaunchOrigin, PortError};
+use updraft_core::ports::{CacheEntry, CacheStore, Eviction, LaunchOrigin, PortError};
 use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap, NodePhase, WorkflowPhase};
 
 fn outputs_json(outputs: &Outputs) -> String {
@@ -921,15 +921,16 @@ impl CacheStore for DynamoCache {
         Ok(items.iter().map(entry).collect())
     }
 
-    async fn evict(&self, task: &Identifier, by: &str) -> Result<u32, PortError> {
+    async fn evict(&self, task: &Identifier, by: &str) -> Result<Eviction, PortError> {
         // Recorded first: an eviction that dies halfway is still attributed, and repeating it finishes it.
+        let at = now();
         self.dynamo
             .put_item()
             .table_name(&self.table)
             .item("pk", s(cache_owner(task)))
             .item("sk", s(EVICTION))
             .item("evicted_by", s(by))
-            .item("evicted_at", s(now()))
+            .item("evicted_at", s(&at))
             .send()
             .await
             .map_err(|e| port_error("recording the cache eviction", &e))?;
@@ -937,7 +938,7 @@ impl CacheStore for DynamoCache {
         for entry in &entries {
             self.delete(&entry.key).await?;
         }
-        Ok(entries.len() as u32)
+        Ok(Eviction { deleted: entries.len() as u32, at })
     }
 
     async fn last_eviction(&self, task: &Identifier) -> Result<Option<(String, String)>, PortError> {

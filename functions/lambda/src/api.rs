@@ -662,10 +662,13 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             Ok(ok(200, &ListCacheEntriesResponse { entries, last_evicted_by, last_evicted_at }))
         }
         Route::EvictCache(task) => {
-            let deleted = api.cache.evict(&task, &request.caller).await.map_err(|e| ApiError::from_port(e, "path"))?;
-            let (evicted_by, evicted_at) =
-                api.cache.last_eviction(&task).await.map_err(|e| ApiError::from_port(e, "path"))?.unwrap_or_default();
-            Ok(ok(200, &EvictCacheResponse { deleted, evicted_by, evicted_at }))
+            let eviction = api.cache.evict(&task, &request.caller).await.map_err(|e| ApiError::from_port(e, "path"))?;
+            let response = EvictCacheResponse {
+                deleted: eviction.deleted,
+                evicted_by: request.caller.clone(),
+                evicted_at: eviction.at,
+            };
+            Ok(ok(200, &response))
         }
         Route::Executions(project, domain) => {
             let page = page_request(request)?;

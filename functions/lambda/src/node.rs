@@ -614,17 +614,14 @@ async fn item_results(
             reads.spawn(async move {
                 let result = match job_outputs(&s3_client, &item).await? {
                     Ok(outputs) => ItemResult::Succeeded(outputs),
-                    // An outputs document that is there but unusable fails its item with why
-                    // (BadOutputs), unless the item said why it failed itself (error.json).
-                    Err(bad)
-                        if error_document(&s3_client, &item).await?.is_none()
-                            && s3::exists(&s3_client, &item.join("outputs.json")).await.unwrap_or(false) =>
-                    {
-                        ItemResult::Failed(bad)
-                    }
-                    Err(_) => {
-                        ItemResult::Failed(job_failure(&s3_client, &item, None, "the item's job failed", "").await?)
-                    }
+                    Err(bad) => ItemResult::Failed(match error_document(&s3_client, &item).await? {
+                        // The item said why it failed.
+                        Some(failure) => failure,
+                        // Its outputs document is there but unusable: that is why (BadOutputs).
+                        None if s3::exists(&s3_client, &item.join("outputs.json")).await.unwrap_or(false) => bad,
+                        // Neither: its process died before `updraft exec` wrote anything.
+                        None => NodeFailure::new(FailureCode::CannotStart, "the item's job failed"),
+                    }),
                 };
                 Ok::<_, PortError>((i, result))
             });
@@ -711,6 +708,7 @@ async fn outputs_of(
     document: OutputsDocument,
 ) -> Result<Result<Outputs, NodeFailure>, PortError> {
     let bad = |message: String| NodeFailure::new(FailureCode::BadOutputs, message);
+    let project = project_of(prefix);
     let mut outputs = Outputs::new();
     for (name, entry) in document.outputs {
         let value = match (entry.value, entry.uri) {
@@ -727,7 +725,6 @@ async fn outputs_of(
         };
         // A task writes outputs.json itself: files it names must be its project's, or
         // a task could hand downstream nodes (and the cache) another project's data.
-        let project = project_of(prefix);
         if let Some((uri, _, _)) = ports::blobs(&value)
             .into_iter()
             .find(|(uri, _, _)| !project_access::readable_by(project, &prefix.bucket, uri))
