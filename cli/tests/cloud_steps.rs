@@ -270,14 +270,7 @@ fn the_dynamodb_run_store_keeps_the_protocol_contract_when_calls_repeat() {
         "      a: {task: inc, inputs: {x: 1}}\n      b: {task: inc, inputs: {x: 2}}\n      c: {task: inc, inputs: {x: 3}, after: [a, b]}\n",
     );
     let run = new_run(&f, &workflow, "repeats");
-    let end = |phase, failure: Option<NodeFailure>| NodeEnd {
-        phase,
-        outputs: Outputs::new(),
-        failure,
-        attempts: 1,
-        log_uri: String::new(),
-        cache_key: String::new(),
-    };
+    let end = |phase, failure: Option<NodeFailure>| NodeEnd { phase, failure, attempts: 1, ..NodeEnd::default() };
     f.runtime.block_on(async {
         // An edge told twice (a replayed end) counts once.
         assert_eq!(run.upstream_ended("c", "a", false).await.unwrap().pending, 1);

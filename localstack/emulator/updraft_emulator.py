@@ -59,7 +59,9 @@ Patches, each covered by a test in tests/test_patches.py:
     as an image's working directory is in a container).
 (j) GET /moto-api/updraft/counters counts what cloud runs cost: Lambda
     invocations per function, Batch jobs run, DynamoDB write requests, S3
-    requests (benchmarks and tests read differences of it).
+    requests (benchmarks and tests read differences of it). GET
+    /moto-api/updraft/invocations?since=T lists the Lambda invocations that
+    started at or after T with their billed durations.
 (n) A Step Functions execution that ends (SUCCEEDED, FAILED, TIMED_OUT,
     ABORTED) sends its "Step Functions Execution Status Change" event to the
     default event bus, delivered as in (h); moto sent none.
@@ -103,6 +105,7 @@ Everything else is moto's own server.
 """
 import argparse
 import base64
+import collections
 import http.server
 import io
 import json
@@ -115,6 +118,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 import zipfile
 from datetime import datetime, timedelta, timezone
@@ -163,6 +167,9 @@ _POLL = 0.05
 _COUNTERS = {"lambda_invocations": {}, "batch_jobs": 0, "dynamodb_writes": 0, "s3_requests": 0, "schedule_ticks": {},
              "lambda_async_failures": {}, "lambda_dead_letters": {}}
 _COUNTERS_LOCK = threading.Lock()
+# Every Lambda invocation's function, start (epoch seconds) and duration (ms, from the
+# handler taking its event to its answer: what Lambda bills), the latest 100,000.
+_INVOCATIONS = collections.deque(maxlen=100_000)
 
 
 def _count(key, name=None):
@@ -779,6 +786,7 @@ class _RuntimeApi(http.server.BaseHTTPRequestHandler):
             inv["done"].wait()
             return self._reply(503)
         inv["handed_out"] = True
+        inv["handed_at"] = time.time()
         self._reply(200, inv["event"], {
             "Lambda-Runtime-Aws-Request-Id": inv["request_id"],
             "Lambda-Runtime-Deadline-Ms": str(inv["deadline_ms"]),
@@ -874,6 +882,10 @@ def _invoke_bootstrap(self, event=None):
             "errorMessage": f"{invocation['request_id']} Task timed out after {timeout:.2f} seconds",
         })
     invocation["done"].set()
+    if "handed_at" in invocation:
+        with _COUNTERS_LOCK:
+            _INVOCATIONS.append({"function": self.function_name, "at": invocation["handed_at"],
+                                 "ms": round((time.time() - invocation["handed_at"]) * 1000, 1)})
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -1259,11 +1271,20 @@ def _counters(request, full_url, headers):
     return 200, {"Content-Type": "application/json"}, body
 
 
+def _invocations(request, full_url, headers):
+    """The invocations that started at or after `?since=` (epoch seconds)."""
+    since = float(urllib.parse.parse_qs(urllib.parse.urlsplit(full_url).query).get("since", ["0"])[0])
+    with _COUNTERS_LOCK:
+        body = json.dumps([i for i in _INVOCATIONS if i["at"] >= since])
+    return 200, {"Content-Type": "application/json"}, body
+
+
 def add_fire_rule_endpoint():
     from moto.moto_api._internal import urls
 
     urls.url_paths["{0}/moto-api/updraft/fire-rule$"] = _fire_rule
     urls.url_paths["{0}/moto-api/updraft/counters$"] = _counters
+    urls.url_paths["{0}/moto-api/updraft/invocations$"] = _invocations
     urls.url_paths["{0}/moto-api/updraft/images$"] = _images
 
 

@@ -62,7 +62,7 @@ pub struct NodeSlot {
 }
 
 /// How a node ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct NodeEnd {
     pub phase: NodePhase,
     pub outputs: Outputs,
@@ -73,6 +73,23 @@ pub struct NodeEnd {
     pub log_uri: String,
     /// The task's cache key (empty when it is not cached): the same as a local run's.
     pub cache_key: String,
+    /// A map node's items, once it has gathered them.
+    pub items: Option<MapItems>,
+}
+
+/// How a map node's items ended: run here, reused or recovered, all count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MapItems {
+    pub done: u32,
+    pub failed: u32,
+    pub total: u32,
+}
+
+impl MapItems {
+    fn of(items: &[node::ItemResult]) -> MapItems {
+        let failed = items.iter().filter(|i| matches!(i, node::ItemResult::Failed(_))).count() as u32;
+        MapItems { done: items.len() as u32 - failed, failed, total: items.len() as u32 }
+    }
 }
 
 /// How a node's job ended, as its executor reports it.
@@ -92,29 +109,29 @@ impl NodeEnd {
     }
 
     fn ok(phase: NodePhase, outputs: Outputs) -> NodeEnd {
-        NodeEnd { phase, outputs, failure: None, attempts: 0, log_uri: String::new(), cache_key: String::new() }
+        NodeEnd { phase, outputs, ..NodeEnd::default() }
     }
 
-    fn failed(failure: NodeFailure) -> NodeEnd {
-        NodeEnd {
-            phase: NodePhase::Failed,
-            outputs: Outputs::new(),
-            failure: Some(failure),
-            attempts: 0,
-            log_uri: String::new(),
-            cache_key: String::new(),
-        }
+    pub(crate) fn failed(failure: NodeFailure) -> NodeEnd {
+        NodeEnd { phase: NodePhase::Failed, failure: Some(failure), ..NodeEnd::default() }
     }
 
     fn skipped() -> NodeEnd {
-        NodeEnd {
-            phase: NodePhase::Skipped,
-            outputs: Outputs::new(),
-            failure: None,
-            attempts: 0,
-            log_uri: String::new(),
-            cache_key: String::new(),
-        }
+        NodeEnd { phase: NodePhase::Skipped, ..NodeEnd::default() }
+    }
+
+    /// A map node's end over its items' results.
+    fn of_map(
+        phase: NodePhase,
+        items: &[node::ItemResult],
+        output_names: &[String],
+        min_success_ratio: f64,
+    ) -> NodeEnd {
+        let end = match node::map_outcome(items, output_names, min_success_ratio) {
+            Ok(outputs) => NodeEnd::ok(phase, outputs),
+            Err(failure) => NodeEnd::failed(failure),
+        };
+        NodeEnd { items: Some(MapItems::of(items)), ..end }
     }
 
     /// What the run store keeps of it in the slot.
@@ -491,10 +508,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                     });
                 }
                 let items: Vec<node::ItemResult> = results.into_iter().flatten().collect();
-                match node::map_outcome(&items, &output_names(task), map_node.min_success_ratio) {
-                    Ok(outputs) => NodeEnd::ok(NodePhase::Succeeded, outputs),
-                    Err(failure) => NodeEnd::failed(failure),
-                }
+                NodeEnd::of_map(NodePhase::Succeeded, &items, &output_names(task), map_node.min_success_ratio)
             }
             Ok(_) => NodeEnd::failed(NodeFailure::new(FailureCode::BadJob, format!("node {node} is not a map node"))),
             Err(failure) => NodeEnd::failed(failure),
@@ -636,10 +650,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                     (false, true) => NodePhase::Recovered,
                     (false, false) => NodePhase::Cached,
                 };
-                Ok(Started::Ended(match node::map_outcome(&hits, &output_names(task), map_node.min_success_ratio) {
-                    Ok(outputs) => NodeEnd::ok(phase, outputs),
-                    Err(failure) => NodeEnd::failed(failure),
-                }))
+                Ok(Started::Ended(NodeEnd::of_map(phase, &hits, &output_names(task), map_node.min_success_ratio)))
             }
             Ok(Some(Invocation::Workflow(sub, inputs))) => {
                 // A child run of the subworkflow's own state machine; its end completes this node.

@@ -15,7 +15,7 @@
 //! status event that the engine's stop causes) converges to the same records.
 
 use super::failure::FailureCode;
-use super::node::{NodeFailure, Outputs};
+use super::node::NodeFailure;
 use super::steps::NodeEnd;
 use crate::ports::PortError;
 use crate::proto::core::{NodePhase, WorkflowPhase};
@@ -63,11 +63,7 @@ impl StopCause {
         {
             return NodeEnd {
                 phase: NodePhase::TimedOut,
-                outputs: Outputs::new(),
-                failure: Some(NodeFailure::new(FailureCode::Timeout, message.clone())),
-                attempts: 0,
-                log_uri: String::new(),
-                cache_key: String::new(),
+                ..NodeEnd::failed(NodeFailure::new(FailureCode::Timeout, message.clone()))
             };
         }
         self.node_end()
@@ -81,14 +77,7 @@ impl StopCause {
             StopCause::TimedOut { .. } => format!("stopped: the run timed out ({why})"),
             StopCause::Failed { .. } => format!("stopped: the run failed ({why})"),
         };
-        NodeEnd {
-            phase: NodePhase::Aborted,
-            outputs: Outputs::new(),
-            failure: Some(NodeFailure::new(FailureCode::Aborted, message)),
-            attempts: 0,
-            log_uri: String::new(),
-            cache_key: String::new(),
-        }
+        NodeEnd { phase: NodePhase::Aborted, ..NodeEnd::failed(NodeFailure::new(FailureCode::Aborted, message)) }
     }
 }
 

@@ -627,6 +627,12 @@ impl RunStore for DynamoRun {
             expression.push_str(", log_uri = :log");
             values.push((":log", s(&end.log_uri)));
         }
+        if let Some(items) = &end.items {
+            expression.push_str(", items_done = :done, items_failed = :failed, items_total = :total");
+            values.push((":done", AttributeValue::N(items.done.to_string())));
+            values.push((":failed", AttributeValue::N(items.failed.to_string())));
+            values.push((":total", AttributeValue::N(items.total.to_string())));
+        }
         if let Some(failure) = &end.failure {
             expression.push_str(", failure_code = :code, failure_message = :message");
             values.push((":code", s(failure.code.as_str())));

@@ -114,6 +114,7 @@ fn node_of(id: &ExecutionId, record: &Value, run_ended: bool) -> NodeExecution {
         ..Default::default()
     });
     let (started, ended) = (timestamp(text(record, "started_at")), timestamp(text(record, "ended_at")));
+    let count = |name: &str| record.get(name).and_then(Value::as_u64).unwrap_or(0) as u32;
     let cache_status = if phase == NodePhase::Cached { CacheStatus::CacheHit } else { CacheStatus::CacheDisabled };
     NodeExecution {
         id: Some(NodeExecutionId { execution_id: Some(id.clone()), node_id: text(record, "node").into() }),
@@ -124,7 +125,10 @@ fn node_of(id: &ExecutionId, record: &Value, run_ended: bool) -> NodeExecution {
         cache_status: cache_status as i32,
         cache_key: text(record, "cache_key").into(),
         outputs: literals(record, "node_outputs"),
-        attempts: record.get("node_attempts").and_then(Value::as_u64).unwrap_or(0) as u32,
+        attempts: count("node_attempts"),
+        items_done: count("items_done"),
+        items_failed: count("items_failed"),
+        items_total: count("items_total"),
         error,
         ..Default::default()
     }

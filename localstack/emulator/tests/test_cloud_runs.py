@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -47,6 +48,29 @@ tasks:
     command: [sh, -c, 'echo $(($1 * $1)) > "$2"', square, "{{inputs.x}}", "{{outputs.y}}"]
     inputs: {x: int}
     outputs: {y: int}
+  square_sh_cached:
+    image: busybox
+    command: [sh, -c, 'echo $(($1 * $1)) > "$2"', square, "{{inputs.x}}", "{{outputs.y}}"]
+    inputs: {x: int}
+    outputs: {y: int}
+    cache: {version: "1"}
+  count_from:
+    image: python:3.11-slim
+    command: [python3, -c, "import json, sys; json.dump(list(range(int(sys.argv[1]), int(sys.argv[1]) + int(sys.argv[2]))), open(sys.argv[3], 'w'))",
+              "{{inputs.first}}", "{{inputs.count}}", "{{outputs.values}}"]
+    inputs: {first: int, count: int}
+    outputs: {values: list<int>}
+  total:
+    image: python:3.11-slim
+    command: [python3, -c, "import json, sys; json.dump(sum(json.loads(sys.argv[1])), open(sys.argv[2], 'w'))",
+              "{{inputs.values}}", "{{outputs.sum}}"]
+    inputs: {values: list<int>}
+    outputs: {sum: int}
+  describe:
+    image: busybox
+    command: [sh, -c, 'echo "$1: $2" > "$3"', describe, "{{inputs.label}}", "{{inputs.value}}", "{{outputs.text}}"]
+    inputs: {label: string, value: int}
+    outputs: {text: string}
   flaky:
     image: python:3.11-slim
     command: [python3, -c, "import sys; print('bad data in row 7', file=sys.stderr); sys.exit(3)"]
@@ -157,6 +181,21 @@ workflows:
     nodes:
       each: {map: {task: square_sh, over: [x], concurrency: 20}, inputs: {x: $inputs.xs}}
     outputs: {ys: $each.y}
+  # examples/fanout's shape (numbers, a map of squares, their total, a branch on it) with
+  # a POSIX sh one-liner for the map's task and a hundred children striding over the items.
+  fanout_wide:
+    inputs: {first: int, count: int}
+    nodes:
+      numbers: {task: count_from, inputs: {first: $inputs.first, count: $inputs.count}}
+      squares: {map: {task: square_sh_cached, over: [x], concurrency: 100}, inputs: {x: $numbers.values}}
+      total: {task: total, inputs: {values: $squares.y}}
+      verdict:
+        branch:
+          cases:
+            - if: $total.sum > 1000000
+              then: {task: describe, inputs: {label: large, value: $total.sum}}
+          else: {task: describe, inputs: {label: small, value: $total.sum}}
+    outputs: {sum: $total.sum, verdict: $verdict.text}
 """
 
 
@@ -562,31 +601,146 @@ def test_a_maps_concurrency_is_its_array_jobs_size_and_children_stride_over_the_
     assert logs.returncode == 0 and f"bumping {base + 12}" in logs.stdout.splitlines(), logs.stdout + logs.stderr
 
 
-def test_a_wide_map_writes_its_items_inputs_as_one_object_and_reads_one_result_per_child(cloud, aws, endpoint):
-    """2,000 items, concurrency 20: one array job of 20 children, each running 100 items
-    in turn; the start writes one inputs file (not an object per item), every item reads
-    its own line by range, each child sums its items up in one object that the gather
-    reads, and the S3 requests stay near two per item (its line, its outputs.json)."""
-    count, base = 2000, int(time.time()) % 1000
-    xs = {"xs": {"list": {"values": [{"integer": str(base + i)} for i in range(count)]}}}
-    before = conftest.counters(endpoint)["s3_requests"]
-    run = launch(cloud, "squares_wide", xs)
-    answer = finished(cloud, run, timeout=900)
-    s3_requests = conftest.counters(endpoint)["s3_requests"] - before
+def history_events(aws, cloud, run, workflow, version="v1"):
+    """The events of a run's Step Functions history."""
+    sfn = aws("stepfunctions")
+    machine = f"{cloud['prefix']}-cloud-development-{workflow}-{version}"
+    arn = next(m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"] if m["name"] == machine)
+    execution = f"{arn.replace(':stateMachine:', ':execution:')}:{run}"
+    return [e for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution)
+            for e in page["events"]]
+
+
+def longest_node_invocation_ms(cloud, endpoint, since):
+    with urllib.request.urlopen(f"{endpoint}/moto-api/updraft/invocations?since={since}") as answer:
+        invocations = json.loads(answer.read())
+    return max(i["ms"] for i in invocations if i["function"] == f"{cloud['prefix']}-node")
+
+
+def fanout_inputs(first, count):
+    return {"first": {"integer": str(first)}, "count": {"integer": str(count)}}
+
+
+WIDE = 10_000
+
+
+@pytest.fixture(scope="module")
+def wide_run(cloud, aws, endpoint):
+    """examples/fanout's shape over 10,000 items (0 … 9,999), concurrency 100: the run,
+    its answer, what the emulator counted meanwhile and its longest node invocation."""
+    before, started = conftest.counters(endpoint), time.time()
+    run = launch(cloud, "fanout_wide", fanout_inputs(0, WIDE))
+    answer = finished(cloud, run, timeout=1200)
+    counted = {k: conftest.counters(endpoint)[k] - before[k] for k in ("s3_requests", "dynamodb_writes")}
+    return run, answer, counted, longest_node_invocation_ms(cloud, endpoint, started)
+
+
+def test_a_map_of_10000_items_is_one_array_job_of_its_concurrency_and_its_history_does_not_grow(
+        cloud, aws, wide_run):
+    """One array job of 100 children, each running 100 items in turn: the start writes one
+    inputs file (not an object per item), every item reads its own line by range, each
+    child sums its items up in one object that the gather reads; the history has the
+    events of the same run over 100 items, and no node invocation nears its timeout."""
+    run, answer, counted, longest_ms = wide_run
     assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer["execution"].get("error")
-    assert answer["execution"]["outputs"]["values"]["ys"]["list"]["values"] == [
-        {"integer": str((base + i) ** 2)} for i in range(count)]
-    assert [size for _, size in array_jobs(aws, cloud, run, "each")] == [20], "one array job of 20 children"
+    total = sum(i * i for i in range(WIDE))
+    assert answer["execution"]["outputs"]["values"] == {
+        "sum": {"integer": str(total)}, "verdict": {"string": f"large: {total}"}}
+    squares = nodes(answer)["squares"]
+    assert (squares["itemsDone"], squares["itemsTotal"]) == (WIDE, WIDE), squares
+    assert [size for _, size in array_jobs(aws, cloud, run, "squares")] == [100], "one array job of 100 children"
+    narrow = launch(cloud, "fanout_wide", fanout_inputs(20_000, 100))
+    assert finished(cloud, narrow, timeout=300)["execution"]["phase"] == "WORKFLOW_SUCCEEDED"
+    assert len(history_events(aws, cloud, run, "fanout_wide")) == len(history_events(aws, cloud, narrow, "fanout_wide"))
+    timeout_s = aws("lambda").get_function_configuration(FunctionName=f"{cloud['prefix']}-node")["Timeout"]
+    print(f"longest node invocation: {longest_ms:.0f} ms of {timeout_s} s")
+    assert longest_ms < 0.3 * timeout_s * 1000, f"{longest_ms} ms"
     bucket = cloud["outputs"]["DataBucketName"]
-    prefix = f"runs/cloud/development/{run}/each/items/"
+    prefix = f"runs/cloud/development/{run}/squares/items/"
     keys = [o["Key"] for page in aws("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
             for o in page.get("Contents", [])]
     assert f"{prefix}inputs.jsonl" in keys and f"{prefix}manifest.json" in keys
     assert not [k for k in keys if k.endswith("/inputs.json")], "no inputs object per item"
-    assert len([k for k in keys if k.endswith("/outputs.json")]) == count
-    assert sorted(k for k in keys if "/children/" in k) == sorted(f"{prefix}children/{k}.json" for k in range(20))
-    print(f"s3_requests_per_map_item: {s3_requests / count:.2f}")
-    assert s3_requests / count <= 2.1, f"{s3_requests} S3 requests for {count} items"
+    assert len([k for k in keys if k.endswith("/outputs.json")]) == WIDE
+    assert sorted(k for k in keys if "/children/" in k) == sorted(f"{prefix}children/{k}.json" for k in range(100))
+    print(f"s3_requests_per_map_item: {counted['s3_requests'] / WIDE:.2f}, "
+          f"ddb_writes_per_map_item: {counted['dynamodb_writes'] / WIDE:.3f}")
+    assert counted["s3_requests"] / WIDE <= 2.1, counted
+    assert counted["dynamodb_writes"] / WIDE <= 1.1, counted
+
+
+def test_a_rerun_of_the_10000_item_map_runs_exactly_the_items_whose_entries_were_deleted(cloud, aws, wide_run):
+    run, answer, _, _ = wide_run
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED"
+    dynamo, table = aws("dynamodb"), cloud["outputs"]["MetadataTableName"]
+    squares = {str(i * i): i for i in range(WIDE)}
+    entries = {}
+    for page in dynamo.get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            if item["pk"]["S"].startswith("CACHE#") and "outputs" in item:
+                y = json.loads(item["outputs"]["S"]).get("values", {}).get("y", {}).get("integer")
+                if y in squares:
+                    entries[squares[y]] = item
+    assert len(entries) == WIDE, "one entry per item"
+    for i in (17, 4242, 9999):
+        dynamo.delete_item(TableName=table, Key={"pk": entries[i]["pk"], "sk": entries[i]["sk"]})
+    rerun = finished(cloud, launch(cloud, "fanout_wide", fanout_inputs(0, WIDE)), timeout=600)
+    assert rerun["execution"]["outputs"] == answer["execution"]["outputs"], rerun["execution"].get("error")
+    name = rerun["execution"]["id"]["name"]
+    assert [size for _, size in array_jobs(aws, cloud, name, "squares")] == [3], "exactly the three misses ran"
+    manifest = aws("s3").get_object(Bucket=cloud["outputs"]["DataBucketName"],
+                                    Key=f"runs/cloud/development/{name}/squares/items/manifest.json")
+    assert json.loads(manifest["Body"].read())["items"] == [17, 4242, 9999]
+    # Every entry back: no job for the map at all.
+    again = finished(cloud, launch(cloud, "fanout_wide", fanout_inputs(0, WIDE)), timeout=600)
+    assert again["execution"]["outputs"] == answer["execution"]["outputs"]
+    assert nodes(again)["squares"]["phase"] == "CACHED"
+    assert array_jobs(aws, cloud, again["execution"]["id"]["name"], "squares") == []
+
+
+WIDE_MEND = """
+project: cloud
+tasks:
+  count_to:
+    image: python:3.11-slim
+    command: [python3, -c, "import json, sys; json.dump(list(range(int(sys.argv[1]))), open(sys.argv[2], 'w'))",
+              "{{inputs.count}}", "{{outputs.values}}"]
+    inputs: {count: int}
+    outputs: {values: list<int>}
+  tenfold_sh:
+    image: busybox
+    command: [sh, -c, '%s', tenfold, "{{inputs.x}}", "{{outputs.y}}"]
+    inputs: {x: int}
+    outputs: {y: int}
+workflows:
+  widemend:
+    inputs: {count: int}
+    nodes:
+      numbers: {task: count_to, inputs: {count: $inputs.count}}
+      each: {map: {task: tenfold_sh, over: [x], concurrency: 100}, inputs: {x: $numbers.values}}
+    outputs: {ys: $each.y}
+"""
+
+
+def test_a_recovered_10000_item_map_runs_exactly_the_two_items_that_failed(cloud, aws, tmp_path):
+    """Neither task is cached: only the recovery can keep what the failed run did."""
+    broken = 'case $1 in 17|4242) echo "item $1 is bad" >&2; exit 3;; esac; echo $(($1 * 10)) > "$2"'
+    fixed = 'echo $(($1 * 10)) > "$2"'
+    failed, name = fail_then_recover(cloud, tmp_path, WIDE_MEND, "widemend", broken, fixed,
+                                     {"count": {"integer": str(WIDE)}})
+    each = nodes(failed)["each"]
+    assert (each["phase"], each["itemsFailed"], each["itemsDone"]) == ("FAILED", 2, WIDE - 2), each
+    assert "item 17" in each["error"]["message"], each["error"]
+    answer = finished(cloud, name, timeout=600)
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer["execution"].get("error")
+    assert answer["execution"]["outputs"]["values"]["ys"]["list"]["values"] == [
+        {"integer": str(10 * x)} for x in range(WIDE)]
+    assert nodes(answer)["numbers"]["phase"] == "RECOVERED"
+    assert array_jobs(aws, cloud, name, "numbers") == [], "numbers ran no job"
+    assert [size for _, size in array_jobs(aws, cloud, name, "each")] == [2], "exactly the two failed items ran"
+    manifest = aws("s3").get_object(Bucket=cloud["outputs"]["DataBucketName"],
+                                    Key=f"runs/cloud/development/{name}/each/items/manifest.json")
+    assert json.loads(manifest["Body"].read())["items"] == [17, 4242]
 
 
 def test_a_value_over_64_kib_is_read_back_from_its_object_and_outputs_over_the_record_fail_their_node(cloud):
