@@ -441,12 +441,16 @@ enum ExecutionsCommand {
         #[arg(short = 'o', long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
-    /// One execution with its nodes, outputs and error.
+    /// One execution with its nodes, outputs and error (a cloud run that ended: its usage and cost).
     Get {
         id: String,
         /// Read it from the stack's API (a cloud run) instead of this machine's store.
         #[arg(long)]
         remote: bool,
+        /// Price a cloud run's usage with this JSON price table instead of the built-in
+        /// list prices (docs/cost.md names its fields).
+        #[arg(long, value_name = "FILE", requires = "remote")]
+        prices: Option<std::path::PathBuf>,
         #[command(flatten)]
         remote_settings: commands::registry::Remote,
         #[arg(short = 'o', long, value_enum, default_value = "text")]
@@ -576,9 +580,9 @@ fn main() -> ExitCode {
                 commands::executions::list(limit, &filter, output)
             }
         }
-        Command::Executions { command: ExecutionsCommand::Get { id, remote, remote_settings, output } } => {
+        Command::Executions { command: ExecutionsCommand::Get { id, remote, prices, remote_settings, output } } => {
             if remote {
-                commands::launch::get_remote(&id, &remote_settings, output)
+                commands::launch::get_remote(&id, &remote_settings, prices.as_deref(), output)
             } else {
                 commands::executions::get(&id, output)
             }

@@ -8,6 +8,7 @@ pub mod cache_key;
 pub mod cloud_resources;
 pub mod compile;
 pub mod compute;
+pub mod cost;
 pub mod dag;
 pub mod diagnostics;
 pub mod execution;

@@ -61,6 +61,7 @@ CALLS = {
         ("iam:PassRole", R.arn("StateMachineRole"), {}),
         ("iam:PassRole", R.arn("SchedulerRole"), {"iam:PassedToService": "scheduler.amazonaws.com"}),
         ("logs:GetLogEvents", R.arn("JobLogGroup").removesuffix(":*") + ":log-stream:fit/default/abc", {}),
+        ("states:GetExecutionHistory", EXECUTION, {}),
     ],
     "NodeFunctionRole": [
         *[(f"dynamodb:{a}", TABLE, {}) for a in ("GetItem", "BatchGetItem", "PutItem", "BatchWriteItem", "UpdateItem",

@@ -45,8 +45,8 @@ Patches, each covered by a test in tests/test_patches.py:
     stopping early on an `evaluateOnExit` EXIT rule's exit code.
 (m) SubmitJob to a DISABLED job queue is refused (ClientException), as AWS
     refuses new jobs there; moto queued them. DescribeJobs reports a container's
-    exit code and reason, and no fractional `vcpus` (an integer in Batch's API;
-    the SDKs refuse 0.25).
+    exit code and reason, its `resourceRequirements` (a run's cost prices them),
+    and no fractional `vcpus` (an integer in Batch's API; the SDKs refuse 0.25).
 (l) Array jobs: each child gets AWS_BATCH_JOB_ARRAY_INDEX and describes
     itself with `arrayProperties.index`, and the parent ends when its last child does (SUCCEEDED if every child did, else FAILED)
     with its own state-change event; moto left the parent SUBMITTED. Children
@@ -712,6 +712,11 @@ def patch_batch_jobs():
             vcpus = details.pop("vcpus")
             if vcpus.is_integer():
                 details["vcpus"] = int(vcpus)
+        # The job's resource requirements, as AWS reports them (a run's cost prices them); moto left them out.
+        requirements = (self.container_overrides or {}).get("resourceRequirements") \
+            or (self.job_definition.container_properties or {}).get("resourceRequirements")
+        if requirements:
+            details["resourceRequirements"] = requirements
         if self.job_stopped and self.exit_code is not None:
             details["exitCode"] = self.exit_code
             if self.job_stopped_reason:

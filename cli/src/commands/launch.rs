@@ -417,16 +417,66 @@ fn read_run(answer: ApiAnswer) -> Result<Result<GetExecutionResponse, ExitCode>,
     Ok(Ok(serde_json::from_slice(&answer.body)?))
 }
 
-/// `updraft executions get NAME --remote`.
-pub fn get_remote(name: &str, remote: &Remote, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
+/// `updraft executions get NAME --remote [--prices FILE]`.
+pub fn get_remote(
+    name: &str,
+    remote: &Remote,
+    prices: Option<&std::path::Path>,
+    output: OutputFormat,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    // A price table that cannot be used is refused before anything is asked of the stack.
+    let prices = match prices.map(|path| std::fs::read_to_string(path).map(|text| (path, text))).transpose() {
+        Ok(None) => None,
+        Ok(Some((path, text))) => match updraft_core::cost::PriceTable::from_json(&text) {
+            Ok(table) => Some(table),
+            Err(e) => {
+                eprintln!("error: {}: {e}\n  hint: docs/cost.md lists a price table's fields", path.display());
+                return Ok(ExitCode::from(2));
+            }
+        },
+        Err(e) => return Err(e.into()),
+    };
     let session = session(remote)?;
     let id = ExecutionId { project: session.project.clone(), domain: session.domain.clone(), name: name.into() };
     let run = match get(&session, &id)? {
         Ok(run) => run,
         Err(code) => return Ok(code),
     };
-    print_execution(&run.execution.unwrap_or_default(), &run.nodes, output)?;
+    let mut execution = run.execution.unwrap_or_default();
+    if let (Some(table), Some(cost)) = (&prices, &mut execution.cost) {
+        *cost = updraft_core::cost::estimate(&cost.usage.unwrap_or_default(), table);
+    }
+    print_execution(&execution, &run.nodes, output)?;
+    if output == OutputFormat::Text
+        && let Some(cost) = &execution.cost
+    {
+        print_cost(cost);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A cloud run's usage and its estimated cost.
+fn print_cost(cost: &updraft_core::proto::core::RunCost) {
+    let u = cost.usage.unwrap_or_default();
+    println!(
+        "\nusage: {} state transitions; {} node function invocations, {:.2} GB-s; {} DynamoDB reads, {} writes; \
+              {} S3 GETs, {} PUTs/LISTs; Batch: {} attempts, {:.0} vCPU-s, {:.0} GB-s, {:.0} GPU-s",
+        u.state_transitions,
+        u.lambda_invocations,
+        u.lambda_gb_seconds,
+        u.dynamodb_read_units,
+        u.dynamodb_write_units,
+        u.s3_read_requests,
+        u.s3_write_requests,
+        u.batch_attempts,
+        u.batch_vcpu_seconds,
+        u.batch_gb_seconds,
+        u.batch_gpu_seconds
+    );
+    println!(
+        "cost: ${:.6} (orchestration ${:.6}, compute ${:.6}), {}",
+        cost.total_usd, cost.orchestration_usd, cost.compute_usd, cost.prices
+    );
 }
 
 /// `updraft executions abort NAME --remote [--reason R]`: stops the cloud run and

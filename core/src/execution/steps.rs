@@ -75,6 +75,8 @@ pub struct NodeEnd {
     pub cache_key: String,
     /// A map node's items, once it has gathered them.
     pub items: Option<MapItems>,
+    /// What its job's attempts used of Batch (cost::attempt_usage).
+    pub batch: crate::proto::core::RunUsage,
 }
 
 /// How a map node's items ended: run here, reused or recovered, all count.
@@ -98,6 +100,8 @@ pub struct JobReport {
     pub result: Result<Outputs, NodeFailure>,
     pub attempts: u32,
     pub log_uri: String,
+    /// What the attempts used of Batch, as billed (zero where not known).
+    pub batch: crate::proto::core::RunUsage,
 }
 
 impl NodeEnd {
@@ -430,7 +434,8 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
 
     /// A node's job ended with its outputs or its failure (after Batch's retries).
     pub async fn job_ended(&self, node: &str, result: Result<Outputs, NodeFailure>) -> Result<(), PortError> {
-        self.job_reported(node, JobReport { result, attempts: 1, log_uri: String::new() }).await
+        let report = JobReport { result, attempts: 1, log_uri: String::new(), batch: Default::default() };
+        self.job_reported(node, report).await
     }
 
     /// A node's job ended, with its attempts and log location.
@@ -452,7 +457,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 end.cache_key = key;
             }
         }
-        (end.attempts, end.log_uri) = (report.attempts, report.log_uri);
+        (end.attempts, end.log_uri, end.batch) = (report.attempts, report.log_uri, report.batch);
         self.record_end(node, &end).await
     }
 

@@ -7,6 +7,7 @@
 //! - `sdk_error`: every SDK failure as one line, and whether a retry can help;
 //! - `config`: the `SdkConfig` and clients, built at the edge and passed in;
 //! - `api_client`: SigV4-signed requests to Updraft's HTTPS API (the CLI's remote commands);
+//! - `meter`: what an invocation uses (request units, requests, billed time), for a run's cost;
 //! - `dynamo`: consistent batched reads of the stack's table;
 //! - `registry`: registered entities in the stack's DynamoDB table (docs/storage.md);
 //! - `runs`: a cloud run's node state (the node protocol's `RunStore`) and the cache in DynamoDB;
@@ -18,6 +19,7 @@ pub mod data;
 pub mod deploy;
 pub mod dynamo;
 pub mod files;
+pub mod meter;
 pub mod queues;
 pub mod registry;
 pub mod runs;

@@ -5,6 +5,7 @@
 //! run (separate Lambda invocations) keep the protocol's guarantees.
 
 use crate::dynamo::Item;
+use crate::meter::Meter;
 use crate::registry::{now, s};
 use crate::sdk_error::port_error;
 use aws_sdk_dynamodb::Client as Dynamo;
@@ -16,7 +17,7 @@ use updraft_core::execution::node::Outputs;
 use updraft_core::execution::steps::{Claim, NodeEnd, NodeSlot, RecordedEnd, RunStore, RunValues};
 use updraft_core::execution::stop::{LiveJob, StopCause, StoppableRun};
 use updraft_core::ports::{CacheEntry, CacheStore, Eviction, LaunchOrigin, PortError};
-use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap, NodePhase, WorkflowPhase};
+use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap, NodePhase, RunUsage, WorkflowPhase};
 
 fn outputs_json(outputs: &Outputs) -> String {
     let map = LiteralMap { values: outputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect() };
@@ -66,7 +67,11 @@ fn attributes_json(item: &Item) -> serde_json::Map<String, serde_json::Value> {
         .map(|(k, v)| {
             let value = match v {
                 AttributeValue::S(text) => serde_json::Value::String(text.clone()),
-                AttributeValue::N(n) => serde_json::json!(n.parse::<i64>().unwrap_or_default()),
+                // Counters are integers; metered seconds are not.
+                AttributeValue::N(n) => match n.parse::<i64>() {
+                    Ok(integer) => serde_json::json!(integer),
+                    Err(_) => serde_json::json!(n.parse::<f64>().unwrap_or_default()),
+                },
                 AttributeValue::Bool(b) => serde_json::Value::Bool(*b),
                 _ => serde_json::Value::Null,
             };
@@ -248,11 +253,63 @@ pub struct DynamoRun {
     table: String,
     execution: ExecutionId,
     partition: String,
+    meter: Option<std::sync::Arc<Meter>>,
 }
 
 impl DynamoRun {
     pub fn new(dynamo: Dynamo, table: impl Into<String>, execution: &ExecutionId) -> Self {
-        DynamoRun { dynamo, table: table.into(), execution: execution.clone(), partition: execution_key(execution) }
+        let (table, partition) = (table.into(), execution_key(execution));
+        DynamoRun { dynamo, table, execution: execution.clone(), partition, meter: None }
+    }
+
+    /// This run's writes that end an invocation's work on it (a node's job
+    /// recorded, a node settled) also add what the invocation used so far.
+    pub fn with_meter(self, meter: std::sync::Arc<Meter>) -> Self {
+        DynamoRun { meter: Some(meter), ..self }
+    }
+
+    /// What the invocation used so far, taken from the meter to be added by a
+    /// write: an `ADD` clause for its expression and the clause's values (none
+    /// without a meter).
+    fn usage_update(&self) -> (Option<RunUsage>, &'static str, Vec<(&'static str, AttributeValue)>) {
+        let Some(meter) = &self.meter else { return (None, "", Vec::new()) };
+        let usage = meter.take();
+        let number = |n: f64| AttributeValue::N(format!("{n}"));
+        let values = vec![
+            (":u_inv", number(usage.lambda_invocations as f64)),
+            (":u_gbs", number(usage.lambda_gb_seconds)),
+            (":u_ddb_r", number(usage.dynamodb_read_units as f64)),
+            (":u_ddb_w", number(usage.dynamodb_write_units as f64)),
+            (":u_s3_r", number(usage.s3_read_requests as f64)),
+            (":u_s3_w", number(usage.s3_write_requests as f64)),
+        ];
+        let clause = " ADD u_invocations :u_inv, u_lambda_gb_s :u_gbs, u_ddb_reads :u_ddb_r, \
+                      u_ddb_writes :u_ddb_w, u_s3_reads :u_s3_r, u_s3_writes :u_s3_w";
+        (Some(usage), clause, values)
+    }
+
+    /// [`update`](Self::update) of a `SET` expression that also adds what the
+    /// invocation used so far.
+    async fn update_with_usage(
+        &self,
+        node: &str,
+        expression: &str,
+        mut values: Vec<(&str, AttributeValue)>,
+    ) -> Result<NodeSlot, PortError> {
+        let (usage, clause, metered) = self.usage_update();
+        values.extend(metered);
+        let written = self.update(node, &format!("{expression}{clause}"), values).await;
+        if written.is_err() {
+            self.unwritten(usage);
+        }
+        written
+    }
+
+    /// A usage taken by [`usage_update`](Self::usage_update) whose write did not happen.
+    fn unwritten(&self, usage: Option<RunUsage>) {
+        if let (Some(meter), Some(usage)) = (&self.meter, usage) {
+            meter.give_back(usage);
+        }
     }
 
     /// Writes a new run: its inputs and, per node, how many upstream nodes it waits
@@ -499,7 +556,7 @@ impl DynamoRun {
 
 impl RunStore for DynamoRun {
     async fn arm(&self, node: &str, token: &str) -> Result<NodeSlot, PortError> {
-        self.update(node, "SET task_token = :token", vec![(":token", s(token))]).await
+        self.update_with_usage(node, "SET task_token = :token", vec![(":token", s(token))]).await
     }
 
     async fn upstream_ended(&self, node: &str, upstream: &str, failed: bool) -> Result<NodeSlot, PortError> {
@@ -578,7 +635,13 @@ impl RunStore for DynamoRun {
 
     async fn started(&self, node: &str, job: &str) -> Result<(), PortError> {
         let condition = "attribute_exists(pk) AND attribute_not_exists(job_id)";
-        self.conditional(node, "SET job_id = :job", condition, vec![(":job", s(job))]).await.map(|_| ())
+        let (usage, clause, mut values) = self.usage_update();
+        values.push((":job", s(job)));
+        let written = self.conditional(node, &format!("SET job_id = :job{clause}"), condition, values).await;
+        if !matches!(written, Ok(true)) {
+            self.unwritten(usage);
+        }
+        written.map(|_| ())
     }
 
     async fn run_running(&self) -> Result<bool, PortError> {
@@ -627,6 +690,13 @@ impl RunStore for DynamoRun {
             expression.push_str(", log_uri = :log");
             values.push((":log", s(&end.log_uri)));
         }
+        if end.batch.batch_attempts > 0 {
+            expression.push_str(", u_vcpu_s = :vcpu_s, u_gb_s = :gb_s, u_gpu_s = :gpu_s, u_attempts = :tries");
+            values.push((":vcpu_s", AttributeValue::N(format!("{}", end.batch.batch_vcpu_seconds))));
+            values.push((":gb_s", AttributeValue::N(format!("{}", end.batch.batch_gb_seconds))));
+            values.push((":gpu_s", AttributeValue::N(format!("{}", end.batch.batch_gpu_seconds))));
+            values.push((":tries", AttributeValue::N(end.batch.batch_attempts.to_string())));
+        }
         if let Some(items) = &end.items {
             expression.push_str(", items_done = :done, items_failed = :failed, items_total = :total");
             values.push((":done", AttributeValue::N(items.done.to_string())));
@@ -656,7 +726,7 @@ impl RunStore for DynamoRun {
     }
 
     async fn settled(&self, node: &str) -> Result<(), PortError> {
-        self.update(node, "SET settled = :yes", vec![(":yes", AttributeValue::Bool(true))]).await.map(|_| ())
+        self.update_with_usage(node, "SET settled = :yes", vec![(":yes", AttributeValue::Bool(true))]).await.map(|_| ())
     }
 
     async fn node_failed(&self, node: &str) -> Result<(), PortError> {

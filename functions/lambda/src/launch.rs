@@ -7,6 +7,7 @@ use serde_json::Value;
 use updraft_aws::registry::timestamp;
 use updraft_aws::runs::{DynamoRun, Launch, list_runs, list_ticks, phase_of_stored, record_tick};
 use updraft_aws::sdk_error::port_error;
+use updraft_core::cost::{self, PriceTable};
 use updraft_core::execution::node::Outputs;
 use updraft_core::execution::stop::{StopCause, Stopped};
 use updraft_core::ports::{LaunchOrigin, LogPage, Page, PageRequest, PortError, Runs};
@@ -14,7 +15,7 @@ use updraft_core::proto::Timestamp;
 use updraft_core::proto::api::ScheduleTick;
 use updraft_core::proto::core::{
     CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier, LaunchMode, LiteralMap,
-    NodeExecution, NodeExecutionId, NodePhase, ResourceType, WorkflowPhase,
+    NodeExecution, NodeExecutionId, NodePhase, ResourceType, RunUsage, WorkflowPhase,
 };
 use updraft_core::state_machine::state_machine_name;
 
@@ -134,7 +135,44 @@ fn node_of(id: &ExecutionId, record: &Value, run_ended: bool) -> NodeExecution {
     }
 }
 
+/// What a run's item (its execution's or a node's) recorded of its usage: the
+/// node function's metered invocations and a job's attempts (docs/cost.md).
+fn recorded_usage(record: &Value) -> RunUsage {
+    let number = |name: &str| record.get(name).and_then(Value::as_f64).unwrap_or(0.0);
+    RunUsage {
+        lambda_invocations: number("u_invocations") as u64,
+        lambda_gb_seconds: number("u_lambda_gb_s"),
+        dynamodb_read_units: number("u_ddb_reads") as u64,
+        dynamodb_write_units: number("u_ddb_writes") as u64,
+        s3_read_requests: number("u_s3_reads") as u64,
+        s3_write_requests: number("u_s3_writes") as u64,
+        batch_vcpu_seconds: number("u_vcpu_s"),
+        batch_gb_seconds: number("u_gb_s"),
+        batch_gpu_seconds: number("u_gpu_s"),
+        batch_attempts: number("u_attempts") as u32,
+        ..RunUsage::default()
+    }
+}
+
 impl AwsRuns {
+    /// The state transitions Step Functions bills a run's execution for: one per
+    /// state entered, counted in its history (a run that ended has a complete one).
+    async fn state_transitions(&self, workflow: &Identifier, name: &str) -> Result<u64, PortError> {
+        let arn = crate::stop::execution_arn(self, workflow, name);
+        let mut pages = self.sfn.get_execution_history().execution_arn(&arn).max_results(1000).into_paginator().send();
+        let mut entered = 0;
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                // Its execution is gone (Step Functions keeps an ended one for 90 days): unknown, not an error.
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_execution_does_not_exist()) => return Ok(0),
+                Err(e) => return Err(port_error("reading a run's history", &e)),
+            };
+            entered += page.events().iter().filter(|e| e.r#type().as_str().ends_with("StateEntered")).count() as u64;
+        }
+        Ok(entered)
+    }
+
     /// The runs of the stack whose table, name prefix and state machine ARN
     /// prefix the template sets on `function`'s variables.
     pub fn from_env(
@@ -397,12 +435,21 @@ impl Runs for AwsRuns {
 
     async fn get(&self, execution: &ExecutionId) -> Result<Option<(Execution, Vec<NodeExecution>)>, PortError> {
         let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
-        Ok(run.record().await?.map(|(record, nodes)| {
-            let execution = execution_of(execution, &record);
-            let ended = execution.phase != WorkflowPhase::WorkflowRunning as i32;
-            let id = execution.id.clone().unwrap_or_default();
-            let nodes = nodes.iter().map(|n| node_of(&id, n, ended)).collect();
-            (execution, nodes)
-        }))
+        let Some((record, node_records)) = run.record().await? else { return Ok(None) };
+        let mut execution = execution_of(execution, &record);
+        let ended = execution.phase != WorkflowPhase::WorkflowRunning as i32;
+        let id = execution.id.clone().unwrap_or_default();
+        let nodes = node_records.iter().map(|n| node_of(&id, n, ended)).collect();
+        if ended && let Some(workflow) = &execution.workflow_id {
+            let mut usage = RunUsage {
+                state_transitions: self.state_transitions(workflow, &id.name).await?,
+                ..RunUsage::default()
+            };
+            for record in std::iter::once(&record).chain(&node_records) {
+                cost::add(&mut usage, &recorded_usage(record));
+            }
+            execution.cost = Some(cost::estimate(&usage, &PriceTable::default()));
+        }
+        Ok(Some((execution, nodes)))
     }
 }

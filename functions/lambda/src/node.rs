@@ -12,6 +12,7 @@ use updraft_aws::runs::{DynamoCache, DynamoRun};
 use updraft_aws::s3::{self, S3Uri};
 use updraft_aws::sdk_error::port_error;
 use updraft_core::compute::{self, Platform, Queue, Queues};
+use updraft_core::cost;
 use updraft_core::execution::contract::{self, ErrorDocument, MapManifest, OutputsDocument};
 use updraft_core::execution::failure::{self, FailureCode};
 use updraft_core::execution::node::ItemResult;
@@ -23,7 +24,7 @@ use updraft_core::job_definition::job_definition_name;
 use updraft_core::ports::{self, BlobStore, Entity, PortError, Registry, StoredBlob};
 use updraft_core::project_access;
 use updraft_core::proto::core::{
-    CompiledWorkflow, ExecutionId, Identifier, Literal, LiteralMap, NodePhase, ResourceType, TaskTemplate,
+    CompiledWorkflow, ExecutionId, Identifier, Literal, LiteralMap, NodePhase, ResourceType, RunUsage, TaskTemplate,
 };
 
 /// The node function's settings, from the variables the template sets.
@@ -81,6 +82,8 @@ pub enum NodeEvent {
         reason: String,
         log_stream: String,
         attempts: u32,
+        /// What the attempts used of Batch (an array job's children are not in its event).
+        batch: RunUsage,
         /// A map node's job: how many items it ran (on however many children).
         items: Option<usize>,
         /// The queue the job ran on: only the stack's queues' jobs are nodes' jobs.
@@ -188,6 +191,7 @@ pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
             reason: text(detail, "/statusReason"),
             log_stream: text(detail, "/container/logStreamName"),
             attempts: detail.get("attempts").and_then(Value::as_array).map_or(1, |a| a.len().max(1) as u32),
+            batch: batch_usage(detail),
             items: p(ITEMS_PARAMETER).parse().ok(),
             queue: text(detail, "/jobQueue"),
         });
@@ -234,6 +238,8 @@ pub struct NodeServices<R> {
     pub batch: aws_sdk_batch::Client,
     pub sfn: aws_sdk_sfn::Client,
     pub config: NodeConfig,
+    /// Counts what each invocation uses, written with the run's records (docs/cost.md).
+    pub meter: Option<std::sync::Arc<updraft_aws::meter::Meter>>,
 }
 
 /// Where a node's job keeps its inputs document and outputs.
@@ -843,8 +849,34 @@ impl From<NodeError> for lambda_runtime::Diagnostic {
     }
 }
 
+/// What a job's attempts used of Batch, from its state change's description of
+/// it: each attempt's start and stop, the container's resource requirements.
+fn batch_usage(detail: &Value) -> RunUsage {
+    let requirement = |kind: &str| {
+        let requirements = detail.pointer("/container/resourceRequirements").and_then(Value::as_array);
+        let found = requirements.and_then(|r| r.iter().find(|x| x.get("type").and_then(Value::as_str) == Some(kind)));
+        found.and_then(|x| x.get("value")).and_then(Value::as_str).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    let mut usage = RunUsage::default();
+    for attempt in detail.get("attempts").and_then(Value::as_array).into_iter().flatten() {
+        let at = |name: &str| attempt.get(name).and_then(Value::as_u64);
+        let (Some(started), Some(stopped)) = (at("startedAt"), at("stoppedAt")) else { continue };
+        let attempt = cost::JobAttempt {
+            seconds: stopped.saturating_sub(started) as f64 / 1000.0,
+            vcpus: requirement("VCPU"),
+            memory_mib: requirement("MEMORY"),
+            gpus: requirement("GPU"),
+        };
+        cost::add(&mut usage, &cost::attempt_usage(&attempt));
+    }
+    usage
+}
+
 /// Handles one event; the result is what Step Functions' `lambda:invoke` sees.
 pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> Result<Value, NodeError> {
+    if let Some(meter) = &services.meter {
+        meter.begin();
+    }
     let event = parse_event(event).map_err(NodeError::Permanent)?;
     let run = match &event {
         NodeEvent::Arm { run, .. } | NodeEvent::JobEnded { run, .. } | NodeEvent::ChildEnded { run, .. } => run.clone(),
@@ -858,6 +890,10 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
         return Ok(refused(&format!("a job of queue {queue:.200}, not one of this stack's: not a node's job")));
     }
     let store = DynamoRun::new(services.dynamo.clone(), &services.config.table, &run.execution);
+    let store = match &services.meter {
+        Some(meter) => store.with_meter(meter.clone()),
+        None => store,
+    };
     let Some(Entity::Workflow(workflow)) = services.registry.get(&run.workflow).await? else {
         let missing = format!("workflow {} version {} is not registered", run.workflow.name, run.workflow.version);
         return Err(NodeError::Permanent(missing));
@@ -925,7 +961,7 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
                     format!("subworkflow run {}: {}", child.execution.name, text(&error, "/Cause")),
                 ))
             };
-            let report = JobReport { result, attempts: 0, log_uri: String::new() };
+            let report = JobReport { result, attempts: 0, log_uri: String::new(), batch: RunUsage::default() };
             steps.job_reported(&node, report).await?;
         }
         NodeEvent::JobEnded { node, items: Some(ran), .. } => {
@@ -936,12 +972,17 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
                     steps.map_reported(&node, indices.into_iter().zip(results).collect(), 1, String::new()).await?;
                 }
                 Err(failure) => {
-                    let report = JobReport { result: Err(failure), attempts: 1, log_uri: String::new() };
+                    let report = JobReport {
+                        result: Err(failure),
+                        attempts: 1,
+                        log_uri: String::new(),
+                        batch: RunUsage::default(),
+                    };
                     steps.job_reported(&node, report).await?;
                 }
             }
         }
-        NodeEvent::JobEnded { node, succeeded, exit_code, reason, log_stream, attempts, .. } => {
+        NodeEvent::JobEnded { node, succeeded, exit_code, reason, log_stream, attempts, batch, .. } => {
             let prefix = node_prefix(&services.config.bucket, &run, &node);
             let result = if succeeded {
                 job_outputs(&services.s3, &prefix).await?
@@ -953,7 +994,7 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
             } else {
                 format!("cloudwatch:{}:{log_stream}", services.config.job_log_group)
             };
-            let report = JobReport { result, attempts, log_uri };
+            let report = JobReport { result, attempts, log_uri, batch };
             steps.job_reported(&node, report).await?;
         }
     }

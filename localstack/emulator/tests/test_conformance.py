@@ -66,6 +66,51 @@ def test_an_example_gives_the_same_phases_cache_keys_and_outputs_locally_and_in_
     assert summary(in_cloud) == summary(local)
     outputs = [{k: plain(v) for k, v in run["execution"]["outputs"]["values"].items()} for run in (in_cloud, local)]
     assert outputs[0] == outputs[1], "the workflow's outputs (the accuracy, for diabetes), files by digest"
+    if file == "diabetes.yaml":
+        check_cost(cloud, in_cloud)
+
+
+def check_cost(cloud, run):  # noqa: F811
+    """What the run used, from its history, its node function's meter and its jobs' attempts, and its price."""
+    name = run["execution"]["id"]["name"]
+    got = updraft(cloud, "executions", "get", name, "--remote", "--project", run["execution"]["id"]["project"],
+                  "--output", "json")
+    assert got.returncode == 0, got.stderr
+    cost = json.loads(got.stdout)["execution"]["cost"]
+    usage = cost["usage"]
+    print(f"diabetes in the emulator: {cost}")
+    ran = [n for n in run["nodes"] if n["phase"] == "SUCCEEDED"]
+    assert int(usage["stateTransitions"]) >= 2 * len(run["nodes"]), usage
+    # Each node that ran a job: its arm and its end, at least; each a metered invocation.
+    assert int(usage["lambdaInvocations"]) >= 2 * len(ran) and usage["lambdaGbSeconds"] > 0, usage
+    assert int(usage["dynamodbWriteUnits"]) > 0 and int(usage["s3ReadRequests"]) > 0, usage
+    # Every attempt billed at least Fargate's minute, at its job's size (0.25 vCPU at the least).
+    assert usage["batchAttempts"] == len(ran) and usage["batchVcpuSeconds"] >= 60 * 0.25 * len(ran), usage
+    assert cost["totalUsd"] > 0 and cost["orchestrationUsd"] > 0 and cost["computeUsd"] > 0, cost
+    assert "us-east-1" in cost["prices"]
+    # Another price table: every price doubled, the same usage, twice the cost.
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as table:
+        json.dump({"name": "doubled", **{k: 2 * v for k, v in LIST_PRICES.items()}}, table)
+        table.flush()
+        text = updraft(cloud, "executions", "get", name, "--remote", "--project",
+                       run["execution"]["id"]["project"], "--prices", table.name)
+        assert text.returncode == 0, text.stderr
+        assert f"cost: ${2 * cost['totalUsd']:.6f}" in text.stdout and "doubled" in text.stdout, text.stdout
+        table.seek(0)
+        table.truncate()
+        json.dump({"name": "bad", "gpu_second": 1}, table)
+        table.flush()
+        bad = updraft(cloud, "executions", "get", name, "--remote", "--prices", table.name)
+        assert bad.returncode == 2 and "missing field" in bad.stderr, bad.stderr
+
+
+# core::cost::PriceTable::default(), per unit.
+LIST_PRICES = {
+    "state_transition": 0.025 / 1000, "lambda_request": 0.2 / 1e6, "lambda_gb_second": 0.0000133334,
+    "dynamodb_read_unit": 0.125 / 1e6, "dynamodb_write_unit": 0.625 / 1e6, "s3_write_request": 0.005 / 1000,
+    "s3_read_request": 0.0004 / 1000, "fargate_vcpu_second": 0.04048 / 3600, "fargate_gb_second": 0.004445 / 3600,
+    "gpu_second": 1.006 / 3600,
+}
 
 
 def test_a_subworkflow_runs_as_a_child_run_that_completes_its_node(cloud):  # noqa: F811

@@ -4,6 +4,7 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 use updraft_aws::config::{dynamodb_client, s3_client, sdk_config};
+use updraft_aws::meter::{Meter, metered_dynamodb, metered_s3};
 use updraft_aws::registry::DynamoRegistry;
 use updraft_functions::launch::AwsRuns;
 use updraft_functions::node::{self, NodeConfig, NodeServices};
@@ -14,7 +15,10 @@ fn main() -> Result<(), Error> {
     runtime.block_on(async {
         let config = NodeConfig::from_env()?;
         let sdk = sdk_config(None, None).await;
-        let (dynamo, s3) = (dynamodb_client(&sdk), s3_client(&sdk));
+        // Both clients count what each invocation uses, for the run's cost (docs/cost.md).
+        let meter = std::sync::Arc::new(Meter::from_env());
+        let dynamo = metered_dynamodb(&dynamodb_client(&sdk), &meter);
+        let s3 = metered_s3(&s3_client(&sdk), &meter);
         let registry = DynamoRegistry::new(dynamo.clone(), s3.clone(), &config.table, &config.bucket);
         let (batch, sfn) = (aws_sdk_batch::Client::new(&sdk), aws_sdk_sfn::Client::new(&sdk));
         let runs = AwsRuns {
@@ -26,7 +30,7 @@ fn main() -> Result<(), Error> {
             state_machine_arn_prefix: config.state_machine_arn_prefix.clone(),
             logs: None,
         };
-        let services = &NodeServices { registry, runs, dynamo, s3, batch, sfn, config };
+        let services = &NodeServices { registry, runs, dynamo, s3, batch, sfn, config, meter: Some(meter) };
         run(service_fn(move |event: LambdaEvent<Value>| async move {
             // Its error type says whether a retry can help (`Updraft.Transient`).
             node::handle(services, &event.payload).await
