@@ -47,7 +47,20 @@ tasks:
               "{{inputs.seconds}}", "{{outputs.done}}"]
     inputs: {seconds: float, label: string}
     outputs: {done: int}
+  inc_sh:
+    image: busybox
+    command: [sh, -c, 'echo $(($1 + 1)) > "$2"', inc, "{{inputs.x}}", "{{outputs.y}}"]
+    inputs: {x: int}
+    outputs: {y: int}
+  mend_sh:
+    image: busybox
+    command: [sh, -c, '%(mend)s', mend, "{{inputs.x}}", "{{outputs.y}}"]
+    inputs: {x: int}
+    outputs: {y: int}
 workflows:
+  wide_dag:
+    nodes:
+%(wide_dag)s
   chain:
     inputs: {x: int}
     nodes:
@@ -72,6 +85,10 @@ workflows:
     nodes:
       m: {map: {task: square_sh, over: [x], concurrency: 100}, inputs: {x: $inputs.xs}}
     outputs: {ys: $m.y}
+  mapmend:
+    inputs: {xs: "list<int>"}
+    nodes:
+      m: {map: {task: mend_sh, over: [x], concurrency: 10}, inputs: {x: $inputs.xs}}
   pair:
     inputs: {run: string}
     nodes:
@@ -84,6 +101,19 @@ launch_plans:
 """
 # The N-shape's critical path: b then d.
 CRITICAL_PATH_S = 12.0 + 2.0
+
+
+# A 200-node DAG: 10 chains of 20 increments.
+def wide_dag_nodes(chains=10, length=20):
+    lines = [f"      w0_{c}: {{task: inc_sh, inputs: {{x: {c}}}}}" for c in range(chains)]
+    lines += [f"      w{i}_{c}: {{task: inc_sh, inputs: {{x: $w{i - 1}_{c}.y}}}}" for i in range(1, length)
+              for c in range(chains)]
+    return "\n".join(lines)
+
+
+# Version v1 of mend_sh fails items 17 and 42; v2 does not.
+MEND_BROKEN = 'case $1 in 17|42) exit 3;; esac; echo $(($1 * 10)) > "$2"'
+MEND_FIXED = 'echo $(($1 * 10)) > "$2"'
 
 
 def chain_nodes():
@@ -136,9 +166,10 @@ def main(updraft, endpoint):
     def transitions(name):
         return sum(1 for e in history(name) if e["type"].endswith("StateEntered"))
 
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as spec:
-        spec.write(SPEC % {"chain": chain_nodes()})
-    subprocess.run([updraft, "register", spec.name, "--version", "v1"], check=True, capture_output=True)
+    for version, mend in (("v1", MEND_BROKEN), ("v2", MEND_FIXED)):
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as spec:
+            spec.write(SPEC % {"chain": chain_nodes(), "wide_dag": wide_dag_nodes(), "mend": mend})
+        subprocess.run([updraft, "register", spec.name, "--version", version], check=True, capture_output=True)
 
     x = {"integer": str(uuid.uuid4().int % 1_000_000_000)}
     before = counters()
@@ -300,8 +331,38 @@ def main(updraft, endpoint):
             print(f"s3_requests_per_map_item: {(after['s3_requests'] - before['s3_requests']) / width:.2f} requests")
             writes = after["dynamodb_writes"] - before["dynamodb_writes"]
             print(f"ddb_writes_per_map_item: {writes / width:.3f} writes")
+            # The run's own cost (docs/cost.md) counts the node function's S3 requests; the tasks'
+            # (each item's line and outputs) are the rest of the emulator's count, priced as PUTs (the dearer).
+            cost = call("GET", f"/v1/executions/bench/development/{run}")["execution"]["cost"]
+            metered = sum(int(cost["usage"].get(k, 0)) for k in ("s3ReadRequests", "s3WriteRequests"))
+            tasks_s3 = max(after["s3_requests"] - before["s3_requests"] - metered, 0)
+            usd = cost["orchestrationUsd"] + tasks_s3 * 0.005 / 1000
+            print(f"usd_orchestration_map_10000: {usd:.4f} USD")
     print(f"history_events_map_100: {events[100]} events")
     print(f"history_events_map_10000: {events[10_000]} events")
+
+    # A 100-item map whose v1 fails items 17 and 42 (the task is not cached), recovered under v2.
+    xs = {"xs": {"list": {"values": [{"integer": str(i)} for i in range(100)]}}}
+    failed = f"mend-{uuid.uuid4().hex[:8]}"
+    launch("mapmend", xs, failed)
+    assert wait(failed)["execution"]["phase"] == "WORKFLOW_FAILED"
+    recovered = subprocess.run([updraft, "executions", "recover", failed, "--version", "v2", "--remote",
+                                "--project", "bench", "--output", "json"], capture_output=True, text=True)
+    assert recovered.returncode == 0, recovered.stderr
+    name = json.loads(recovered.stdout)["id"]["name"]
+    assert wait(name)["execution"]["phase"] == "WORKFLOW_SUCCEEDED"
+    print(f"recover_rerun_items: {array_job(name)['arrayProperties']['size']} items")
+
+    # What each node reads of DynamoDB, in an 8-node chain and a 200-node DAG: a node reads its
+    # upstream nodes' records, never the run's, so the figure does not grow with the run.
+    for workflow, inputs, count in (("chain", {"x": {"integer": "1"}}, CHAIN), ("wide_dag", {}, 200)):
+        run = f"reads-{uuid.uuid4().hex[:8]}"
+        launch(workflow, inputs, run)
+        answer = wait(run, timeout=1200)
+        assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer["execution"]
+        time.sleep(1)  # the last node's settling write may land just after the run's end
+        usage = call("GET", f"/v1/executions/bench/development/{run}")["execution"]["cost"]["usage"]
+        print(f"ddb_reads_per_node_{count}: {int(usage['dynamodbReadUnits']) / count:.2f} reads")
 
 
 def parse(text):

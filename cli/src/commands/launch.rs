@@ -355,7 +355,7 @@ fn watch(session: &Session, id: &ExecutionId, output: OutputFormat) -> Result<Ex
             }
         }
         failing_since = None;
-        let run = match read_run(answer?)? {
+        let run = match read_run(session, id, answer?)? {
             Ok(run) => run,
             Err(code) => return Ok(code),
         };
@@ -400,7 +400,7 @@ fn get(
     session: &Session,
     id: &ExecutionId,
 ) -> Result<Result<GetExecutionResponse, ExitCode>, Box<dyn std::error::Error>> {
-    read_run(send_get(session, id)?)
+    read_run(session, id, send_get(session, id)?)
 }
 
 fn send_get(session: &Session, id: &ExecutionId) -> Result<ApiAnswer, String> {
@@ -408,13 +408,30 @@ fn send_get(session: &Session, id: &ExecutionId) -> Result<ApiAnswer, String> {
     session.send("GET", &route, &[], None)
 }
 
-/// The run in an answer, or the API's refusal printed and exit code 1.
-fn read_run(answer: ApiAnswer) -> Result<Result<GetExecutionResponse, ExitCode>, Box<dyn std::error::Error>> {
+/// The run in an answer with all its nodes (the pages after the answer's read too),
+/// or the API's refusal printed and exit code 1.
+fn read_run(
+    session: &Session,
+    id: &ExecutionId,
+    answer: ApiAnswer,
+) -> Result<Result<GetExecutionResponse, ExitCode>, Box<dyn std::error::Error>> {
     if answer.status != 200 {
         eprintln!("{}", crate::remote::describe_refusal(&answer));
         return Ok(Err(ExitCode::FAILURE));
     }
-    Ok(Ok(serde_json::from_slice(&answer.body)?))
+    let mut run: GetExecutionResponse = serde_json::from_slice(&answer.body)?;
+    let route = format!("/v1/executions/{}/{}/{}/nodes", id.project, id.domain, id.name);
+    while !run.next_token.is_empty() {
+        let answer = session.send("GET", &route, &[("token", &run.next_token)], None)?;
+        if answer.status != 200 {
+            eprintln!("{}", crate::remote::describe_refusal(&answer));
+            return Ok(Err(ExitCode::FAILURE));
+        }
+        let page: GetExecutionResponse = serde_json::from_slice(&answer.body)?;
+        run.nodes.extend(page.nodes);
+        run.next_token = page.next_token;
+    }
+    Ok(Ok(run))
 }
 
 /// `updraft executions get NAME --remote [--prices FILE]`.

@@ -191,8 +191,21 @@ pub trait RunStore: Send + Sync {
     fn node_failed(&self, node: &str) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Ends a RUNNING run FAILED with `failure`; a run that has ended is left as it is.
     fn fail_run(&self, failure: &NodeFailure) -> impl Future<Output = Result<(), PortError>> + Send;
-    /// The run's inputs and the outputs of its ended nodes.
-    fn values(&self) -> impl Future<Output = Result<RunValues, PortError>> + Send;
+    /// The run's inputs and the outputs of those of `nodes` that ended (`None`:
+    /// of every node). A node reads only its upstream nodes' outputs, so what
+    /// one node reads does not grow with the run's size.
+    fn values(&self, nodes: Option<&[String]>) -> impl Future<Output = Result<RunValues, PortError>> + Send;
+}
+
+/// The nodes whose outputs node `id` of `workflow` may bind (its upstream
+/// nodes), and `id` itself when `with_itself`.
+fn reads_of(workflow: &CompiledWorkflow, id: &str, with_itself: bool) -> Vec<String> {
+    let nodes = workflow.template.as_ref().map(|t| t.nodes.as_slice()).unwrap_or_default();
+    let mut reads = nodes.iter().find(|n| n.id == id).map(|n| n.upstream_node_ids.clone()).unwrap_or_default();
+    if with_itself {
+        reads.push(id.to_string());
+    }
+    reads
 }
 
 /// A run's values, for resolving bindings.
@@ -448,7 +461,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
             Err(failure) => NodeEnd::failed(failure),
         };
         if end.phase == NodePhase::Succeeded {
-            let values = self.store.values().await?;
+            let values = self.store.values(Some(&reads_of(self.workflow, node, false))).await?;
             if let Ok(Some(Invocation::Task(task, inputs))) = self.invocation(node, &values)
                 && let Some(key) = cache_key::for_task(task, &inputs)
             {
@@ -473,7 +486,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         log_uri: String,
     ) -> Result<(), PortError> {
         self.node(node)?;
-        let values = self.store.values().await?;
+        let values = self.store.values(Some(&reads_of(self.workflow, node, false))).await?;
         let mut end = match self.invocation(node, &values) {
             Ok(Some(Invocation::Map(task, map_node, inputs))) => {
                 let mut results: Vec<Option<node::ItemResult>> = vec![None; inputs.len()];
@@ -597,7 +610,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     /// Starts one claimed node: it ended at once (a cache hit, a failure to
     /// start), or its job runs.
     async fn start(&self, id: &str) -> Result<Started, PortError> {
-        let values = self.store.values().await?;
+        let values = self.store.values(Some(&reads_of(self.workflow, id, false))).await?;
         let invocation = self.invocation(id, &values);
         if let Ok(Some(ours)) = &invocation
             && let Some(end) = self.recovered(id, ours).await?
@@ -683,7 +696,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         if !matches!(end.phase, NodePhase::Succeeded | NodePhase::Cached | NodePhase::Recovered) {
             return Ok(None);
         }
-        let values = source.store.values().await?;
+        let values = source.store.values(Some(&reads_of(source.workflow, id, true))).await?;
         let Ok(Some(theirs)) = invocation_in(source.workflow, id, &values) else { return Ok(None) };
         if !same_work(ours, &theirs) {
             return Ok(None);
@@ -698,7 +711,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     async fn recovered_items(&self, id: &str, values: &RunValues) -> Result<BTreeMap<usize, Outputs>, PortError> {
         let Some(source) = &self.recovering else { return Ok(BTreeMap::new()) };
         let Ok(Some(ours)) = self.invocation(id, values) else { return Ok(BTreeMap::new()) };
-        let theirs_values = source.store.values().await?;
+        let theirs_values = source.store.values(Some(&reads_of(source.workflow, id, false))).await?;
         let Ok(Some(theirs)) = invocation_in(source.workflow, id, &theirs_values) else { return Ok(BTreeMap::new()) };
         if !matches!(ours, Invocation::Map(..)) || !same_work(&ours, &theirs) {
             return Ok(BTreeMap::new());

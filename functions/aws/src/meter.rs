@@ -11,7 +11,10 @@ use aws_sdk_dynamodb::operation as ddb;
 use aws_sdk_s3::operation as s3;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use updraft_core::proto::core::RunUsage;
 
@@ -82,7 +85,8 @@ impl Meter {
 }
 
 /// Counts a client's requests into a [`Meter`]: DynamoDB in request units (one per
-/// item read or written, two in a transaction; items here are small), S3 in
+/// item read — a query's or scan's as it answers — or written, two in a
+/// transaction; items here are small), S3 in
 /// requests as S3 prices them (GET and HEAD apart from the rest; DELETE is free).
 #[derive(Debug, Clone)]
 pub struct Metered(pub Arc<Meter>);
@@ -110,9 +114,8 @@ impl Intercept for Metered {
         } else if let Some(transaction) = input.downcast_ref::<ddb::transact_get_items::TransactGetItemsInput>() {
             RunUsage { dynamodb_read_units: 2 * transaction.transact_items().len() as u64, ..RunUsage::default() }
         } else {
-            let read = is(input.downcast_ref::<ddb::get_item::GetItemInput>().is_some()
-                || input.downcast_ref::<ddb::query::QueryInput>().is_some()
-                || input.downcast_ref::<ddb::scan::ScanInput>().is_some());
+            // A query's or a scan's items are counted when it answers (below).
+            let read = is(input.downcast_ref::<ddb::get_item::GetItemInput>().is_some());
             let write = is(input.downcast_ref::<ddb::update_item::UpdateItemInput>().is_some()
                 || input.downcast_ref::<ddb::put_item::PutItemInput>().is_some()
                 || input.downcast_ref::<ddb::delete_item::DeleteItemInput>().is_some());
@@ -130,6 +133,25 @@ impl Intercept for Metered {
             }
         };
         self.0.count(usage);
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(Ok(output)) = context.output_or_error() else { return Ok(()) };
+        let items = if let Some(query) = output.downcast_ref::<ddb::query::QueryOutput>() {
+            query.scanned_count()
+        } else if let Some(scan) = output.downcast_ref::<ddb::scan::ScanOutput>() {
+            scan.scanned_count()
+        } else {
+            return Ok(());
+        };
+        // A page read no item still costs a unit.
+        self.0.count(RunUsage { dynamodb_read_units: items.max(1) as u64, ..RunUsage::default() });
         Ok(())
     }
 }

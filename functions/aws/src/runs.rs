@@ -749,9 +749,31 @@ impl RunStore for DynamoRun {
         self.update_execution(&expression, "run_phase = :running", values).await.map(|_| ())
     }
 
-    async fn values(&self) -> Result<RunValues, PortError> {
+    async fn values(&self, nodes: Option<&[String]>) -> Result<RunValues, PortError> {
+        let items = match nodes {
+            None => self.items().await?,
+            // The execution item and the nodes' items only: one BatchGetItem, not the run's partition.
+            Some(nodes) => {
+                let mut sort_keys: Vec<String> = nodes.iter().map(|n| node_key(n)).collect();
+                sort_keys.sort();
+                sort_keys.dedup();
+                sort_keys.push("EXEC".into());
+                let keys = sort_keys
+                    .into_iter()
+                    .map(|sk| HashMap::from([("pk".to_string(), s(&self.partition)), ("sk".to_string(), s(sk))]));
+                let projection = "sk, run_inputs, node_outputs, node_phase";
+                crate::dynamo::batch_get(
+                    &self.dynamo,
+                    &self.table,
+                    keys.collect(),
+                    Some(projection),
+                    "reading a run's values",
+                )
+                .await?
+            }
+        };
         let mut values = RunValues::default();
-        for item in self.items().await? {
+        for item in items {
             let sk = item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
             if sk == "EXEC" {
                 values.inputs = outputs_from(&item, "run_inputs")?;

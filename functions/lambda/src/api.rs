@@ -385,6 +385,37 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
     Ok(found.1)
 }
 
+/// One page of a run's nodes, in node order, and the token of the next page (empty:
+/// none). A token is the last node of the page before; one that names no node of
+/// the run is refused.
+fn node_page(
+    mut nodes: Vec<updraft_core::proto::core::NodeExecution>,
+    page: &PageRequest,
+) -> Result<(Vec<updraft_core::proto::core::NodeExecution>, String), ApiError> {
+    let id =
+        |n: &updraft_core::proto::core::NodeExecution| n.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
+    nodes.sort_by_key(id);
+    let start = match &page.token {
+        None => 0,
+        Some(token) => match nodes.iter().position(|n| &id(n) == token) {
+            Some(at) => at + 1,
+            None => {
+                return Err(ApiError::bad_request(
+                    "InvalidToken",
+                    "token",
+                    format!("token {token:.100} is not a node of this run"),
+                    "pass the nextToken of the page before, or no token for the first page",
+                ));
+            }
+        },
+    };
+    let rest = nodes.split_off(start);
+    let more = rest.len() > page.limit;
+    let page: Vec<_> = rest.into_iter().take(page.limit).collect();
+    let next = if more { page.last().map(id).unwrap_or_default() } else { String::new() };
+    Ok((page, next))
+}
+
 fn page_request(request: &ApiRequest) -> Result<PageRequest, ApiError> {
     let limit = match request.query.get("limit") {
         None => DEFAULT_PAGE,
@@ -715,15 +746,20 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             Ok(ok(200, &body))
         }
         Route::Execution(id, nodes_only) => {
+            // Nodes come a page at a time (all of them up to 1,000 unless asked for fewer): no answer nears
+            // Lambda's 6 MB however many nodes a run has.
+            let page = match request.query.get("limit") {
+                Some(_) => page_request(request)?,
+                None => PageRequest { limit: MAX_PAGE, ..page_request(request)? },
+            };
             let found = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;
             let (mut execution, nodes) = found.ok_or_else(|| no_execution(&id))?;
             if execution.outputs.is_none() {
                 execution.outputs = run_outputs(registry, &execution, &nodes).await?;
             }
-            if nodes_only {
-                return Ok(ok(200, &GetExecutionResponse { execution: None, nodes }));
-            }
-            Ok(ok(200, &GetExecutionResponse { execution: Some(execution), nodes }))
+            let (nodes, next_token) = node_page(nodes, &page)?;
+            let execution = (!nodes_only).then_some(execution);
+            Ok(ok(200, &GetExecutionResponse { execution, nodes, next_token }))
         }
     }
 }

@@ -589,7 +589,8 @@ async fn child_outputs<R: Registry>(services: &NodeServices<R>, child: &RunRef) 
         )));
     };
     let store = DynamoRun::new(services.dynamo.clone(), &services.config.table, &child.execution);
-    let values = store.values().await.map_err(|e| lost(e.to_string()))?;
+    // The workflow's outputs may bind any of its nodes.
+    let values = store.values(None).await.map_err(|e| lost(e.to_string()))?;
     let bindings = workflow.template.map(|t| t.output_bindings).unwrap_or_default();
     bindings
         .iter()

@@ -743,6 +743,60 @@ def test_a_recovered_10000_item_map_runs_exactly_the_two_items_that_failed(cloud
     assert json.loads(manifest["Body"].read())["items"] == [17, 4242]
 
 
+def thousand_nodes(layers=50, width=20):
+    """A spec whose workflow `thousand` has layers × width nodes, `width` chains of
+    `layers` increments (each node reads one upstream node's output), and whose
+    workflow `holds_thousand` runs it as a subworkflow's child run."""
+    nodes = [f"      n0_{c}: {{task: inc_sh, inputs: {{x: {c}}}}}" for c in range(width)]
+    nodes += [f"      n{layer}_{c}: {{task: inc_sh, inputs: {{x: $n{layer - 1}_{c}.y}}}}"
+              for layer in range(1, layers) for c in range(width)]
+    outputs = ", ".join(f"y{c}: $n{layers - 1}_{c}.y" for c in range(width))
+    return f"""
+project: cloud
+tasks:
+  inc_sh:
+    image: busybox
+    command: [sh, -c, 'echo $(($1 + 1)) > "$2"', inc, "{{{{inputs.x}}}}", "{{{{outputs.y}}}}"]
+    inputs: {{x: int}}
+    outputs: {{y: int}}
+workflows:
+  thousand:
+    nodes:
+{chr(10).join(nodes)}
+    outputs: {{{outputs}}}
+  holds_thousand:
+    nodes:
+      sub: {{workflow: thousand}}
+    outputs: {{y0: $sub.y0, y19: $sub.y19}}
+"""
+
+
+def test_a_1000_node_workflow_runs_as_a_subworkflows_child_run_and_a_larger_one_is_refused(cloud, aws, tmp_path):
+    spec = tmp_path / "thousand.yaml"
+    spec.write_text(thousand_nodes())
+    registered = updraft(cloud, "register", str(spec), "--version", "k1")
+    assert registered.returncode == 0, registered.stderr
+    body = {"workflow": {"project": "cloud", "domain": "development", "name": "holds_thousand", "version": "k1"},
+            "name": unique("thousand"), "inputs": {"values": {}}}
+    status, answer = signed(cloud, "POST", "/v1/executions/cloud/development", body=json.dumps(body).encode())
+    assert status == 201, answer
+    started = time.time()
+    answer = finished(cloud, body["name"], timeout=1500)
+    print(f"a 1,000-node child run: {time.time() - started:.0f} s")
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer["execution"].get("error")
+    assert answer["execution"]["outputs"]["values"] == {"y0": {"integer": "50"}, "y19": {"integer": "69"}}
+    child = nodes(answer)["sub"]
+    assert child["phase"] == "SUCCEEDED", child
+    status, child_answer = signed(cloud, "GET", f"/v1/executions/cloud/development/{body['name']}-sub")
+    assert status == 200 and child_answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", child_answer["execution"]
+    assert len(child_answer["nodes"]) == 1000
+    assert {n["phase"] for n in child_answer["nodes"]} == {"SUCCEEDED"}
+    # Past what one state machine holds: refused at registration, naming the limit and the way out.
+    spec.write_text(thousand_nodes(layers=60))
+    refused = updraft(cloud, "register", str(spec), "--version", "k2")
+    assert refused.returncode != 0 and "1048576" in refused.stderr and "subworkflows" in refused.stderr, refused.stderr
+
+
 def test_a_value_over_64_kib_is_read_back_from_its_object_and_outputs_over_the_record_fail_their_node(cloud):
     # 200 KiB: `updraft exec` keeps it in its own object (over 64 KiB); the node reads it back, checked.
     answer = finished(cloud, launch(cloud, "big_text", {"n": {"integer": str(200 * 1024)}}))

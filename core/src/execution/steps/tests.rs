@@ -168,10 +168,12 @@ impl RunStore for MemoryRun {
         self.state.lock().unwrap().run_failed.get_or_insert(failure.code);
         Ok(())
     }
-    async fn values(&self) -> Result<RunValues, PortError> {
+    async fn values(&self, nodes: Option<&[String]>) -> Result<RunValues, PortError> {
         self.faults.read()?;
         let state = self.state.lock().unwrap();
-        let outputs = state.ended.iter().map(|(k, v)| (k.clone(), v.outputs.clone())).collect();
+        let wanted = |node: &String| nodes.is_none_or(|nodes| nodes.contains(node));
+        let outputs =
+            state.ended.iter().filter(|(k, _)| wanted(k)).map(|(k, v)| (k.clone(), v.outputs.clone())).collect();
         Ok(RunValues { inputs: self.inputs.clone(), outputs })
     }
 }

@@ -18,7 +18,9 @@ fn post(path: &str, body: &str) -> ApiRequest {
 }
 
 fn get_request(path: &str) -> ApiRequest {
-    ApiRequest { method: "GET".into(), path: path.into(), ..Default::default() }
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let query = query.split('&').filter_map(|pair| pair.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
+    ApiRequest { method: "GET".into(), path: path.into(), query, ..Default::default() }
 }
 
 /// Registers in demo/development: most specs here say `project: demo`.
@@ -907,4 +909,36 @@ fn a_code_bundle_is_recorded_with_the_tasks_that_need_code_and_bad_ones_are_refu
         let (status, answer) = call(&api, &post(REGISTER, &body(code)));
         assert_eq!((status, answer["path"].as_str()), (400, Some(path)), "{answer}");
     }
+}
+
+#[test]
+fn a_runs_nodes_come_a_page_at_a_time_in_node_order() {
+    let api = new_api();
+    let nodes: String = (0..5).map(|i| format!("      n{i}: {{task: t}}\n")).collect();
+    let spec = format!("tasks:\n  t: {{image: x, command: [t]}}\nworkflows:\n  w:\n    nodes:\n{nodes}");
+    assert_eq!(call(&api, &register(&spec, "v1")).0, 201);
+    let body = json!({"workflow": {"project": "default", "domain": "development", "name": "w", "version": "v1"},
+                      "name": "five"});
+    assert_eq!(call(&api, &post(LAUNCH, &body.to_string())).0, 201);
+    let ids = |body: &Value| -> Vec<String> {
+        body["nodes"].as_array().unwrap().iter().map(|n| n["id"]["nodeId"].as_str().unwrap().to_string()).collect()
+    };
+    // Without a limit: every node (up to 1,000), no next page.
+    let (status, all) = call(&api, &get_request("/v1/executions/default/development/five"));
+    assert_eq!((status, ids(&all).len(), all.get("nextToken")), (200, 5, None), "{all}");
+    let mut seen = Vec::new();
+    let mut path = "/v1/executions/default/development/five/nodes?limit=2".to_string();
+    loop {
+        let (status, page) = call(&api, &get_request(&path));
+        assert_eq!(status, 200, "{page}");
+        assert!(ids(&page).len() <= 2 && page.get("execution").is_none(), "{page}");
+        seen.extend(ids(&page));
+        match page["nextToken"].as_str() {
+            Some(token) => path = format!("/v1/executions/default/development/five/nodes?limit=2&token={token}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["n0", "n1", "n2", "n3", "n4"]);
+    let (status, refused) = call(&api, &get_request("/v1/executions/default/development/five/nodes?token=zz"));
+    assert_eq!((status, refused["code"].as_str()), (400, Some("InvalidToken")), "{refused}");
 }
