@@ -238,7 +238,10 @@ workflows:
     let out = sandbox.updraft(&["run", "spec.yaml"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("value outputs are limited to 262144 bytes") && stderr.contains("file output"), "{stderr}");
+    assert!(
+        stderr.contains("value outputs are limited to 1048576 bytes") && stderr.contains("file output"),
+        "{stderr}"
+    );
 }
 
 #[test]

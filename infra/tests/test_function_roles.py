@@ -62,6 +62,7 @@ CALLS = {
         ("iam:PassRole", R.arn("SchedulerRole"), {"iam:PassedToService": "scheduler.amazonaws.com"}),
         ("logs:GetLogEvents", R.arn("JobLogGroup").removesuffix(":*") + ":log-stream:fit/default/abc", {}),
         ("states:GetExecutionHistory", EXECUTION, {}),
+        ("s3:GetObject", f"{BUCKET}/runs/ml-team/development/r1/fit/record/outputs-0f3a.json", {}),
     ],
     "NodeFunctionRole": [
         *[(f"dynamodb:{a}", TABLE, {}) for a in ("GetItem", "BatchGetItem", "PutItem", "BatchWriteItem", "UpdateItem",
@@ -105,6 +106,8 @@ FORBIDDEN = {
         ("dynamodb:PutItem", OTHER_TABLE, {}),
         ("s3:PutObject", f"{BUCKET}/runs/ml-team/development/r1/fit/outputs.json", {}),
         ("states:StartExecution", ACCOUNT.format(service="states", rest="stateMachine:other-x"), {}),
+        ("s3:GetObject", f"{BUCKET}/runs/ml-team/development/r1/fit/outputs.json", {}),
+        ("s3:PutObject", f"{BUCKET}/runs/ml-team/development/r1/fit/record/outputs-0f3a.json", {}),
     ],
     "NodeFunctionRole": [
         ("s3:PutObject", f"{BUCKET}/specs/0f3a.json", {}),

@@ -198,9 +198,10 @@ pub struct ErrorDocument {
 }
 
 /// The largest value output (an int, a string, a list as JSON) a task may write:
-/// values travel in metadata records and, in the cloud, in Step Functions state
-/// (256 KiB per state), so anything larger belongs in a file output.
-pub const MAX_VALUE_OUTPUT_BYTES: u64 = 256 * 1024;
+/// values are kept in metadata records (in the cloud, over 64 KiB, in the bucket
+/// by digest) and answered by the executions API, so anything larger belongs in a
+/// file output. Values never travel in Step Functions state.
+pub const MAX_VALUE_OUTPUT_BYTES: u64 = 1024 * 1024;
 
 /// A value as it appears in argv: strings as they are, numbers and booleans as
 /// JSON writes them, collections as compact JSON, files as their local path,

@@ -254,12 +254,50 @@ pub struct DynamoRun {
     execution: ExecutionId,
     partition: String,
     meter: Option<std::sync::Arc<Meter>>,
+    values: Option<ValuesBucket>,
+}
+
+/// Where node outputs too large for their item are kept: the stack's bucket.
+#[derive(Clone)]
+pub struct ValuesBucket {
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
 }
 
 impl DynamoRun {
     pub fn new(dynamo: Dynamo, table: impl Into<String>, execution: &ExecutionId) -> Self {
         let (table, partition) = (table.into(), execution_key(execution));
-        DynamoRun { dynamo, table, execution: execution.clone(), partition, meter: None }
+        DynamoRun { dynamo, table, execution: execution.clone(), partition, meter: None, values: None }
+    }
+
+    /// Node outputs over [`INLINE_OUTPUTS_LIMIT`] are kept in `bucket` (by digest,
+    /// under the run's prefix) and read back from it; without one they must fit
+    /// their item ([`RECORD_VALUES_LIMIT`]).
+    pub fn with_values_bucket(self, values: ValuesBucket) -> Self {
+        DynamoRun { values: Some(values), ..self }
+    }
+
+    /// Items whose outputs are kept in the bucket get them back as `node_outputs`,
+    /// checked against the digest their item recorded.
+    async fn resolve_outputs(&self, items: &mut [Item]) -> Result<(), PortError> {
+        for item in items.iter_mut() {
+            let Some(uri) = item.get(OUTPUTS_URI).and_then(|v| v.as_s().ok()).cloned() else { continue };
+            let Some(values) = &self.values else {
+                return Err(PortError::Permanent(format!("outputs kept in {uri}, and no bucket to read them from")));
+            };
+            let at = crate::s3::S3Uri::parse(&uri).map_err(PortError::Permanent)?;
+            let bytes = crate::s3::get_bytes(&values.s3, &at).await.map_err(PortError::from)?;
+            let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            let recorded = item.get(OUTPUTS_DIGEST).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            if digest != recorded {
+                return Err(PortError::Permanent(format!(
+                    "{uri} holds outputs of digest {digest}, its record says {recorded}: it was changed after the node ended"
+                )));
+            }
+            let text = String::from_utf8(bytes).map_err(|e| PortError::Permanent(format!("{uri}: {e}")))?;
+            item.insert("node_outputs".into(), AttributeValue::S(text));
+        }
+        Ok(())
     }
 
     /// This run's writes that end an invocation's work on it (a node's job
@@ -413,7 +451,9 @@ impl DynamoRun {
     pub async fn record(&self) -> Result<Option<(serde_json::Value, Vec<serde_json::Value>)>, PortError> {
         let mut execution = None;
         let mut nodes = Vec::new();
-        for item in self.items().await? {
+        let mut items = self.items().await?;
+        self.resolve_outputs(&mut items).await?;
+        for item in items {
             let object = serde_json::Value::Object(attributes_json(&item));
             match item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) {
                 Some("EXEC") => execution = Some(object),
@@ -655,11 +695,12 @@ impl RunStore for DynamoRun {
     async fn end(&self, node: &str, end: &NodeEnd) -> Result<NodeSlot, PortError> {
         let oversized;
         let size = outputs_json(&end.outputs).len();
-        let end = if size > RECORD_VALUES_LIMIT {
+        let limit = if self.values.is_some() { STORED_OUTPUTS_LIMIT } else { RECORD_VALUES_LIMIT };
+        let end = if size > limit {
             let message = format!(
-                "node {node}'s outputs are {size} bytes as JSON; a cloud run keeps a node's outputs in its record, at \
-                 most {RECORD_VALUES_LIMIT} bytes (DynamoDB's 400 KB item): return large data as a file or directory \
-                 output (it stays in S3 and only its reference is kept), or map over fewer items"
+                "node {node}'s outputs are {size} bytes as JSON; a cloud run keeps at most {limit} bytes of a node's \
+                 value outputs: return large data as a file or directory output (it stays in S3 and only its \
+                 reference is kept), or map over fewer items"
             );
             let failure = Some(NodeFailure::new(FailureCode::BadOutputs, message));
             oversized = NodeEnd {
@@ -674,14 +715,29 @@ impl RunStore for DynamoRun {
             end
         };
         let phase = end.phase.as_str_name().to_string();
-        let mut values = vec![
-            (":phase", s(phase)),
-            (":outputs", s(outputs_json(&end.outputs))),
-            (":at", s(chrono::Utc::now().to_rfc3339())),
-        ];
+        let mut values = vec![(":phase", s(phase)), (":at", s(chrono::Utc::now().to_rfc3339()))];
         values.push((":attempts", AttributeValue::N(end.attempts.to_string())));
-        let mut expression =
-            "SET node_phase = :phase, node_outputs = :outputs, ended_at = :at, node_attempts = :attempts".to_string();
+        let mut expression = "SET node_phase = :phase, ended_at = :at, node_attempts = :attempts".to_string();
+        let outputs = outputs_json(&end.outputs);
+        match &self.values {
+            // Kept by digest under the node's prefix; a repeat writes the same object again.
+            Some(bucket) if outputs.len() > INLINE_OUTPUTS_LIMIT => {
+                let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(outputs.as_bytes()));
+                let e = &self.execution;
+                let key = format!("runs/{}/{}/{}/{node}/record/outputs-{digest}.json", e.project, e.domain, e.name);
+                let at = crate::s3::S3Uri { bucket: bucket.bucket.clone(), key };
+                crate::s3::put_bytes(&bucket.s3, &at, outputs.into_bytes(), "application/json")
+                    .await
+                    .map_err(PortError::from)?;
+                expression.push_str(", node_outputs_uri = :outputs_uri, node_outputs_digest = :outputs_digest");
+                values.push((":outputs_uri", s(at.to_string())));
+                values.push((":outputs_digest", s(digest)));
+            }
+            _ => {
+                expression.push_str(", node_outputs = :outputs");
+                values.push((":outputs", s(outputs)));
+            }
+        }
         if !end.cache_key.is_empty() {
             expression.push_str(", cache_key = :key");
             values.push((":key", s(&end.cache_key)));
@@ -750,7 +806,7 @@ impl RunStore for DynamoRun {
     }
 
     async fn values(&self, nodes: Option<&[String]>) -> Result<RunValues, PortError> {
-        let items = match nodes {
+        let mut items = match nodes {
             None => self.items().await?,
             // The execution item and the nodes' items only: one BatchGetItem, not the run's partition.
             Some(nodes) => {
@@ -761,7 +817,7 @@ impl RunStore for DynamoRun {
                 let keys = sort_keys
                     .into_iter()
                     .map(|sk| HashMap::from([("pk".to_string(), s(&self.partition)), ("sk".to_string(), s(sk))]));
-                let projection = "sk, run_inputs, node_outputs, node_phase";
+                let projection = "sk, run_inputs, node_outputs, node_phase, node_outputs_uri, node_outputs_digest";
                 crate::dynamo::batch_get(
                     &self.dynamo,
                     &self.table,
@@ -772,6 +828,7 @@ impl RunStore for DynamoRun {
                 .await?
             }
         };
+        self.resolve_outputs(&mut items).await?;
         let mut values = RunValues::default();
         for item in items {
             let sk = item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
@@ -893,6 +950,18 @@ impl StoppableRun for DynamoRun {
 /// DynamoDB's 400 KB item, less room for the record's other attributes (token,
 /// ids, times, failure).
 pub const RECORD_VALUES_LIMIT: usize = 350 * 1024;
+
+/// Node outputs over this many bytes of JSON are kept in the bucket, by digest,
+/// and their item names them (`node_outputs_uri`, `node_outputs_digest`).
+pub const INLINE_OUTPUTS_LIMIT: usize = 64 * 1024;
+
+/// The most a node's value outputs may take as JSON when kept in the bucket: what
+/// the executions API can still answer with (Lambda's 6 MB response) beside the
+/// run's other nodes.
+pub const STORED_OUTPUTS_LIMIT: usize = 4 * 1024 * 1024;
+
+const OUTPUTS_URI: &str = "node_outputs_uri";
+const OUTPUTS_DIGEST: &str = "node_outputs_digest";
 
 /// Task outputs by cache key, one item per key (`CACHE#<key>`).
 #[derive(Clone)]

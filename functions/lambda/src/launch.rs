@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 use updraft_aws::registry::timestamp;
-use updraft_aws::runs::{DynamoRun, Launch, list_runs, list_ticks, phase_of_stored, record_tick};
+use updraft_aws::runs::{DynamoRun, Launch, ValuesBucket, list_runs, list_ticks, phase_of_stored, record_tick};
 use updraft_aws::sdk_error::port_error;
 use updraft_core::cost::{self, PriceTable};
 use updraft_core::execution::node::Outputs;
@@ -435,6 +435,11 @@ impl Runs for AwsRuns {
 
     async fn get(&self, execution: &ExecutionId) -> Result<Option<(Execution, Vec<NodeExecution>)>, PortError> {
         let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
+        // Outputs too large for their node's item are read back from the bucket.
+        let run = match &self.logs {
+            Some(logs) => run.with_values_bucket(ValuesBucket { s3: logs.s3.clone(), bucket: logs.bucket.clone() }),
+            None => run,
+        };
         let Some((record, node_records)) = run.record().await? else { return Ok(None) };
         let mut execution = execution_of(execution, &record);
         let ended = execution.phase != WorkflowPhase::WorkflowRunning as i32;

@@ -8,7 +8,7 @@
 use aws_sdk_batch::types::KeyValuePair;
 use aws_sdk_sfn::error::ProvideErrorMetadata;
 use serde_json::{Value, json};
-use updraft_aws::runs::{DynamoCache, DynamoRun};
+use updraft_aws::runs::{DynamoCache, DynamoRun, ValuesBucket};
 use updraft_aws::s3::{self, S3Uri};
 use updraft_aws::sdk_error::port_error;
 use updraft_core::compute::{self, Platform, Queue, Queues};
@@ -240,6 +240,14 @@ pub struct NodeServices<R> {
     pub config: NodeConfig,
     /// Counts what each invocation uses, written with the run's records (docs/cost.md).
     pub meter: Option<std::sync::Arc<updraft_aws::meter::Meter>>,
+}
+
+impl<R> NodeServices<R> {
+    /// A run's records; node outputs too large for their items go to the bucket.
+    fn run_store(&self, execution: &ExecutionId) -> DynamoRun {
+        let values = ValuesBucket { s3: self.s3.clone(), bucket: self.config.bucket.clone() };
+        DynamoRun::new(self.dynamo.clone(), &self.config.table, execution).with_values_bucket(values)
+    }
 }
 
 /// Where a node's job keeps its inputs document and outputs.
@@ -588,7 +596,7 @@ async fn child_outputs<R: Registry>(services: &NodeServices<R>, child: &RunRef) 
             child.workflow.name, child.workflow.version
         )));
     };
-    let store = DynamoRun::new(services.dynamo.clone(), &services.config.table, &child.execution);
+    let store = services.run_store(&child.execution);
     // The workflow's outputs may bind any of its nodes.
     let values = store.values(None).await.map_err(|e| lost(e.to_string()))?;
     let bindings = workflow.template.map(|t| t.output_bindings).unwrap_or_default();
@@ -890,7 +898,7 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
     {
         return Ok(refused(&format!("a job of queue {queue:.200}, not one of this stack's: not a node's job")));
     }
-    let store = DynamoRun::new(services.dynamo.clone(), &services.config.table, &run.execution);
+    let store = services.run_store(&run.execution);
     let store = match &services.meter {
         Some(meter) => store.with_meter(meter.clone()),
         None => store,
@@ -914,7 +922,7 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
     let source = (!recovered_from.is_empty()).then(|| {
         let e = &run.execution;
         let id = ExecutionId { project: e.project.clone(), domain: e.domain.clone(), name: recovered_from.clone() };
-        DynamoRun::new(services.dynamo.clone(), &services.config.table, &id)
+        services.run_store(&id)
     });
     let source_workflow = match &source {
         Some(source) => match source.workflow().await? {

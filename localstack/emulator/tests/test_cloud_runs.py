@@ -797,17 +797,30 @@ def test_a_1000_node_workflow_runs_as_a_subworkflows_child_run_and_a_larger_one_
     assert refused.returncode != 0 and "1048576" in refused.stderr and "subworkflows" in refused.stderr, refused.stderr
 
 
-def test_a_value_over_64_kib_is_read_back_from_its_object_and_outputs_over_the_record_fail_their_node(cloud):
-    # 200 KiB: `updraft exec` keeps it in its own object (over 64 KiB); the node reads it back, checked.
-    answer = finished(cloud, launch(cloud, "big_text", {"n": {"integer": str(200 * 1024)}}))
+def test_outputs_over_64_kib_are_kept_in_the_bucket_by_digest_and_read_back_whole(cloud, aws):
+    # 300 KiB: `updraft exec` hands it over in its own object (over 64 KiB); the node keeps it in the
+    # bucket, by digest, and its record names it; the API reads it back.
+    run = launch(cloud, "big_text", {"n": {"integer": str(300 * 1024)}})
+    answer = finished(cloud, run)
     assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer["execution"].get("error")
-    assert answer["execution"]["outputs"]["values"]["text"] == {"string": "x" * (200 * 1024)}
-    # Two such items gathered (400 KiB) cannot be held by the map node's record: it fails, saying why and what to do.
-    two = {"ns": {"list": {"values": [{"integer": str(200 * 1024)}, {"integer": str(200 * 1024 + 1)}]}}}
+    assert answer["execution"]["outputs"]["values"]["text"] == {"string": "x" * (300 * 1024)}
+    assert nodes(answer)["t"]["outputs"]["values"]["text"] == {"string": "x" * (300 * 1024)}
+    item = aws("dynamodb").get_item(TableName=cloud["outputs"]["MetadataTableName"],
+                                    Key={"pk": {"S": f"EXEC#cloud#development#{run}"}, "sk": {"S": "NODE#t"}})["Item"]
+    assert "node_outputs" not in item, "not in the item"
+    assert "/record/outputs-" + item["node_outputs_digest"]["S"] + ".json" in item["node_outputs_uri"]["S"], item
+    # Two such items gathered (600 KiB, past what an item holds) are kept the same way.
+    two = {"ns": {"list": {"values": [{"integer": str(300 * 1024)}, {"integer": str(300 * 1024 + 1)}]}}}
     answer = finished(cloud, launch(cloud, "big_texts", two))
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer["execution"].get("error")
+    assert [len(v["string"]) for v in nodes(answer)["each"]["outputs"]["values"]["text"]["list"]["values"]] == [
+        300 * 1024, 300 * 1024 + 1]
+    # Past what the API could answer with: the node fails, saying why and what to do.
+    five = {"ns": {"list": {"values": [{"integer": str(900 * 1024 + i)} for i in range(5)]}}}
+    answer = finished(cloud, launch(cloud, "big_texts", five))
     assert answer["execution"]["phase"] == "WORKFLOW_FAILED", answer
     error = nodes(answer)["each"]["error"]
-    assert error["code"] == "BadOutputs" and "at most 358400 bytes" in error["message"], error
+    assert error["code"] == "BadOutputs" and "at most 4194304 bytes" in error["message"], error
     assert "file or directory output" in error["message"], error
 
 

@@ -48,7 +48,7 @@ def unused(armed):
     return sum(rule["count"] for rule in armed["fail"] + armed["crash"])
 
 
-@pytest.mark.parametrize("operation", ["GetItem", "Query", "UpdateItem", "TransactWriteItems", "PutItem"])
+@pytest.mark.parametrize("operation", ["GetItem", "BatchGetItem", "UpdateItem", "TransactWriteItems", "PutItem"])
 def test_throttling_on_each_dynamodb_operation_of_the_protocol_is_ridden_out(cloud, aws, operation):
     # Seven throttles in a row: past the SDK's six attempts, so the node function's
     # Updraft.Transient (or Lambda's asynchronous retry) must repeat the step.
