@@ -75,6 +75,7 @@ CALLS = {
         ("batch:SubmitJob", R.ref("CpuJobQueue"), {}),
         ("batch:SubmitJob", ACCOUNT.format(service="batch", rest="job-definition/updraft-ml-team-development-fit-v1"), {}),
         ("batch:TerminateJob", JOB, {}),
+        ("batch:DescribeJobs", "*", {}),
         ("states:SendTaskSuccess", "*", {}),
         ("states:SendTaskFailure", "*", {}),
         ("states:StartExecution", MACHINE, {}),

@@ -484,6 +484,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         ran: Vec<(usize, node::ItemResult)>,
         attempts: u32,
         log_uri: String,
+        batch: crate::proto::core::RunUsage,
     ) -> Result<(), PortError> {
         self.node(node)?;
         let values = self.store.values(Some(&reads_of(self.workflow, node, false))).await?;
@@ -531,7 +532,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
             Ok(_) => NodeEnd::failed(NodeFailure::new(FailureCode::BadJob, format!("node {node} is not a map node"))),
             Err(failure) => NodeEnd::failed(failure),
         };
-        (end.attempts, end.log_uri) = (attempts, log_uri);
+        (end.attempts, end.log_uri, end.batch) = (attempts, log_uri, batch);
         self.record_end(node, &end).await
     }
 

@@ -82,6 +82,8 @@ pub enum NodeEvent {
         reason: String,
         log_stream: String,
         attempts: u32,
+        /// The job's vCPUs, MiB of memory and GPUs.
+        size: (f64, f64, f64),
         /// What the attempts used of Batch (an array job's children are not in its event).
         batch: RunUsage,
         /// A map node's job: how many items it ran (on however many children).
@@ -191,7 +193,8 @@ pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
             reason: text(detail, "/statusReason"),
             log_stream: text(detail, "/container/logStreamName"),
             attempts: detail.get("attempts").and_then(Value::as_array).map_or(1, |a| a.len().max(1) as u32),
-            batch: batch_usage(detail),
+            size: job_size(detail),
+            batch: batch_usage(detail, job_size(detail)),
             items: p(ITEMS_PARAMETER).parse().ok(),
             queue: text(detail, "/jobQueue"),
         });
@@ -858,25 +861,46 @@ impl From<NodeError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// What a job's attempts used of Batch, from its state change's description of
-/// it: each attempt's start and stop, the container's resource requirements.
-fn batch_usage(detail: &Value) -> RunUsage {
+/// A job's size, from Batch's description of it: (vCPUs, MiB of memory, GPUs).
+fn job_size(job: &Value) -> (f64, f64, f64) {
     let requirement = |kind: &str| {
-        let requirements = detail.pointer("/container/resourceRequirements").and_then(Value::as_array);
+        let requirements = job.pointer("/container/resourceRequirements").and_then(Value::as_array);
         let found = requirements.and_then(|r| r.iter().find(|x| x.get("type").and_then(Value::as_str) == Some(kind)));
         found.and_then(|x| x.get("value")).and_then(Value::as_str).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
     };
+    (requirement("VCPU"), requirement("MEMORY"), requirement("GPU"))
+}
+
+/// What a job's attempts used of Batch, as billed, from Batch's description of it
+/// (a state change's detail): each attempt's start and stop at the job's size.
+fn batch_usage(job: &Value, size: (f64, f64, f64)) -> RunUsage {
+    let (vcpus, memory_mib, gpus) = size;
     let mut usage = RunUsage::default();
-    for attempt in detail.get("attempts").and_then(Value::as_array).into_iter().flatten() {
+    for attempt in job.get("attempts").and_then(Value::as_array).into_iter().flatten() {
         let at = |name: &str| attempt.get(name).and_then(Value::as_u64);
         let (Some(started), Some(stopped)) = (at("startedAt"), at("stoppedAt")) else { continue };
-        let attempt = cost::JobAttempt {
-            seconds: stopped.saturating_sub(started) as f64 / 1000.0,
-            vcpus: requirement("VCPU"),
-            memory_mib: requirement("MEMORY"),
-            gpus: requirement("GPU"),
-        };
-        cost::add(&mut usage, &cost::attempt_usage(&attempt));
+        let seconds = stopped.saturating_sub(started) as f64 / 1000.0;
+        cost::add(&mut usage, &cost::attempt_usage(&cost::JobAttempt { seconds, vcpus, memory_mib, gpus }));
+    }
+    usage
+}
+
+/// What an array job's children used of Batch: their attempts, read with
+/// DescribeJobs (100 children a call). An array job's own state change carries
+/// none of them. Best effort: a run's cost is an estimate, never a reason to fail.
+async fn children_usage(batch: &aws_sdk_batch::Client, job: &str, children: usize, size: (f64, f64, f64)) -> RunUsage {
+    let mut usage = RunUsage::default();
+    let ids: Vec<String> = (0..children).map(|k| format!("{job}:{k}")).collect();
+    for chunk in ids.chunks(100) {
+        let Ok(described) = batch.describe_jobs().set_jobs(Some(chunk.to_vec())).send().await else { return usage };
+        for child in described.jobs() {
+            for attempt in child.attempts() {
+                let (Some(started), Some(stopped)) = (attempt.started_at(), attempt.stopped_at()) else { continue };
+                let seconds = stopped.saturating_sub(started) as f64 / 1000.0;
+                let (vcpus, memory_mib, gpus) = size;
+                cost::add(&mut usage, &cost::attempt_usage(&cost::JobAttempt { seconds, vcpus, memory_mib, gpus }));
+            }
+        }
     }
     usage
 }
@@ -973,12 +997,16 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
             let report = JobReport { result, attempts: 0, log_uri: String::new(), batch: RunUsage::default() };
             steps.job_reported(&node, report).await?;
         }
-        NodeEvent::JobEnded { node, items: Some(ran), .. } => {
+        NodeEvent::JobEnded { node, job, items: Some(ran), size, batch, .. } => {
             let prefix = items_prefix(&services.config.bucket, &run, &node);
             match item_indices(&services.s3, &prefix, ran).await? {
                 Ok((indices, children)) => {
                     let results = item_results(&services.s3, &prefix, ran, children).await?;
-                    steps.map_reported(&node, indices.into_iter().zip(results).collect(), 1, String::new()).await?;
+                    // One child is a plain job, whose event has its attempts.
+                    let batch =
+                        if children > 1 { children_usage(&services.batch, &job, children, size).await } else { batch };
+                    let results = indices.into_iter().zip(results).collect();
+                    steps.map_reported(&node, results, 1, String::new(), batch).await?;
                 }
                 Err(failure) => {
                     let report = JobReport {

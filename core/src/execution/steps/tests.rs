@@ -630,7 +630,7 @@ fn a_map_node_runs_its_items_as_one_submission_and_a_rerun_of_all_hits_starts_no
             let results = (0..3)
                 .map(|i| (i, node::ItemResult::Succeeded([("y".to_string(), literal::integer(i as i64 + 2))].into())))
                 .collect();
-            block_on(steps.map_reported("each", results, 1, String::new())).unwrap();
+            block_on(steps.map_reported("each", results, 1, String::new(), Default::default())).unwrap();
         }
         let state = run.state.lock().unwrap();
         let end = &state.ended["each"];
@@ -672,7 +672,7 @@ fn a_map_reruns_only_the_items_whose_cache_entries_are_missing() {
         lose.iter().for_each(|&i| evict(i));
         if !maps.is_empty() {
             let results = ran.iter().map(|&i| inc_result(i, xs[i])).collect();
-            block_on(steps.map_reported("each", results, 1, String::new())).unwrap();
+            block_on(steps.map_reported("each", results, 1, String::new(), Default::default())).unwrap();
         }
         run.state.lock().unwrap().ended["each"].clone()
     };
@@ -888,7 +888,7 @@ fn a_recovered_map_runs_only_the_items_that_failed_in_the_run_it_recovers() {
     let ran = vec![(0, y(11)), (1, failed()), (2, y(13)), (3, failed()), (4, y(15))];
     let steps = ports.steps(&w, &source);
     block_on(steps.arm("each", "t")).unwrap();
-    block_on(steps.map_reported("each", ran.clone(), 1, String::new())).unwrap();
+    block_on(steps.map_reported("each", ran.clone(), 1, String::new(), Default::default())).unwrap();
     assert_eq!(source.state.lock().unwrap().ended["each"].phase, NodePhase::Failed);
     *ports.jobs.recovered_run_items.lock().unwrap() = ran;
     let recovery = MemoryRun::new(&w, Outputs::new());
@@ -899,7 +899,7 @@ fn a_recovered_map_runs_only_the_items_that_failed_in_the_run_it_recovers() {
     block_on(steps.arm("each", "r")).unwrap();
     let submitted: Vec<usize> = ports.jobs.maps.lock().unwrap()[1].1.iter().map(|(i, _)| *i).collect();
     assert_eq!(submitted, [1, 3], "only the items that failed run again");
-    block_on(steps.map_reported("each", vec![(1, y(12)), (3, y(14))], 1, String::new())).unwrap();
+    block_on(steps.map_reported("each", vec![(1, y(12)), (3, y(14))], 1, String::new(), Default::default())).unwrap();
     let end = recovery.state.lock().unwrap().ended["each"].clone();
     let expected = literal::list((11..16).map(literal::integer).collect());
     assert_eq!((end.phase, &end.outputs["y"]), (NodePhase::Succeeded, &expected), "the kept items in their places");
