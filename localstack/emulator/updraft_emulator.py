@@ -99,6 +99,14 @@ Patches, each covered by a test in tests/test_patches.py:
     and 2 s later; minutes on AWS), then its event goes to the function's
     DeadLetterConfig queue; moto tried once and dropped it. Counters (j) count
     the failures and dead letters.
+(t) Execution environments stay warm: a bootstrap process that answered serves
+    the function's next invocation (same code and environment), as Lambda
+    reuses them; one that timed out or died is thrown away
+    (UPDRAFT_EMULATOR_WARM=0: a fresh process per invocation).
+(s) At most UPDRAFT_EMULATOR_LAMBDA_CONCURRENCY (8) invocations of one function
+    run at once, the rest wait for a slot, as a function's concurrency limit
+    bounds them on AWS (there the rest are throttled and retried): a Parallel
+    state of 1,000 branches would otherwise start 1,000 processes here.
 
 Usage: updraft_emulator.py [--host 127.0.0.1] [--port 5000]
 Everything else is moto's own server.
@@ -763,10 +771,8 @@ def _unpacked(function):
 
 
 class _RuntimeApi(http.server.BaseHTTPRequestHandler):
-    """One invocation of the Lambda Runtime API: hands out the event once,
-    then records the response or error."""
-
-    invocation = None  # set per server
+    """The Lambda Runtime API of one sandbox: hands out each invocation given to
+    it once, then records its response or error."""
 
     def log_message(self, *args):
         pass
@@ -783,15 +789,12 @@ class _RuntimeApi(http.server.BaseHTTPRequestHandler):
             pass  # the bootstrap was stopped after its answer; nobody waits for this one
 
     def do_GET(self):
-        inv = self.server.invocation
         if self.path != "/2018-06-01/runtime/invocation/next":
             return self._reply(404)
-        if inv["handed_out"]:
-            # A second `next` means the first answer is in; park until we are killed.
-            inv["done"].wait()
+        # The next invocation given to this sandbox; none once it is closed.
+        inv = self.server.sandbox.next_invocation()
+        if inv is None:
             return self._reply(503)
-        inv["handed_out"] = True
-        inv["handed_at"] = time.time()
         self._reply(200, inv["event"], {
             "Lambda-Runtime-Aws-Request-Id": inv["request_id"],
             "Lambda-Runtime-Deadline-Ms": str(inv["deadline_ms"]),
@@ -801,17 +804,74 @@ class _RuntimeApi(http.server.BaseHTTPRequestHandler):
         })
 
     def do_POST(self):
-        inv = self.server.invocation
+        inv = self.server.sandbox.invocation
         body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-        prefix = f"/2018-06-01/runtime/invocation/{inv['request_id']}/"
-        if self.path == prefix + "response":
+        prefix = f"/2018-06-01/runtime/invocation/{inv['request_id'] if inv else '-'}/"
+        if inv and self.path == prefix + "response":
             inv["result"], inv["errored"] = body.decode(), False
-        elif self.path in (prefix + "error", "/2018-06-01/runtime/init/error"):
+        elif inv and self.path in (prefix + "error", "/2018-06-01/runtime/init/error"):
             inv["result"], inv["errored"] = body.decode() or '{"errorMessage": "unknown"}', True
         else:
             return self._reply(404)
         self._reply(202, b'{"status":"OK"}')
         inv["done"].set()
+
+
+class _Sandbox:
+    """(t) One bootstrap process and its Runtime API, kept warm between invocations
+    of its function (same code, same environment), as Lambda keeps an execution
+    environment: state a function keeps between invocations is kept here too."""
+
+    def __init__(self, key, directory, env):
+        self.key, self.invocation, self.closed = key, None, False
+        self.changed = threading.Condition()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RuntimeApi)
+        self.server.daemon_threads = True
+        self.server.sandbox = self
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.logs = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            [os.path.join(directory, "bootstrap")], cwd=directory,
+            env={**env, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{self.server.server_address[1]}"},
+            stdin=subprocess.DEVNULL, stdout=self.logs, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def give(self, invocation):
+        with self.changed:
+            self.invocation = invocation
+            self.changed.notify_all()
+
+    def next_invocation(self):
+        with self.changed:
+            while not self.closed and (self.invocation is None or self.invocation["handed_out"]):
+                self.changed.wait(1)
+            if self.closed:
+                return None
+            self.invocation["handed_out"], self.invocation["handed_at"] = True, time.time()
+            return self.invocation
+
+    def log_size(self):
+        return os.fstat(self.logs.fileno()).st_size
+
+    def logs_since(self, offset):
+        return os.pread(self.logs.fileno(), max(self.log_size() - offset, 0), offset).decode("utf-8", "replace")
+
+    def close(self):
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        self.server.shutdown()
+        self.server.server_close()
+        self.logs.close()
+
+
+# Warm sandboxes waiting for an invocation, by (function, code, environment).
+_IDLE = {}
 
 
 # (q) The bootstrap processes running now, by function name (a crash fault kills them).
@@ -830,7 +890,24 @@ def _kill_invocations(function_name):
     return len(pids)
 
 
+# (s) How many invocations of one function run at once, as a function's concurrency
+# limit bounds them on AWS (where the rest are throttled and retried): a Parallel
+# state of 1,000 branches would otherwise start 1,000 processes on a laptop.
+_CONCURRENCY = int(os.environ.get("UPDRAFT_EMULATOR_LAMBDA_CONCURRENCY", "8"))
+# (t) Whether execution environments are kept warm (UPDRAFT_EMULATOR_WARM=0: a process per invocation).
+_WARM = os.environ.get("UPDRAFT_EMULATOR_WARM", "1") != "0"
+_SLOTS = {}
+
+
 def _invoke_bootstrap(self, event=None):
+    with _RUNNING_LOCK:
+        slots = _SLOTS.setdefault(self.function_name, threading.BoundedSemaphore(_CONCURRENCY))
+    # Waiting for a slot is not the invocation's time: its timeout starts when it does.
+    with slots:
+        return _invoke_bootstrap_now(self, event)
+
+
+def _invoke_bootstrap_now(self, event=None):
     _count("lambda_invocations", self.function_name)
     directory = _unpacked(self)
     timeout = float(self.timeout or 3)
@@ -844,11 +921,6 @@ def _invoke_bootstrap(self, event=None):
         "result": None,
         "errored": True,
     }
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RuntimeApi)
-    server.daemon_threads = True
-    server.invocation = invocation
-    # A short poll: shutdown() waits for the loop to notice it (0.5 s by default, per invocation).
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
     env = {
         **_base_environment(),
         **_emulator_environment(),
@@ -856,7 +928,6 @@ def _invoke_bootstrap(self, event=None):
         "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
         "AWS_LAMBDA_FUNCTION_VERSION": str(self.version),
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_size),
-        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
         "_HANDLER": self.handler or "bootstrap",
         "LAMBDA_TASK_ROOT": directory,
         # (q) The AWS SDKs put this in their User-Agent: a fault can pick the calls of one function.
@@ -864,13 +935,16 @@ def _invoke_bootstrap(self, event=None):
         # Lambda's variables are strings; moto keeps a template's Number parameter as an int.
         **{name: str(value) for name, value in self.environment_vars.items()},
     }
-    logs = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [os.path.join(directory, "bootstrap")], cwd=directory, env=env,
-        stdin=subprocess.DEVNULL, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    key = (self.function_arn, self.code_sha_256, json.dumps(env, sort_keys=True))
+    with _RUNNING_LOCK:
+        idle = _IDLE.get(key) or []
+        sandbox = idle.pop() if idle else None
+    if sandbox is None or sandbox.process.poll() is not None:
+        sandbox = _Sandbox(key, directory, env)
+    process, logs_from = sandbox.process, sandbox.log_size()
     with _RUNNING_LOCK:
         _RUNNING.setdefault(self.function_name, set()).add(process.pid)
+    sandbox.give(invocation)
     try:
         finished = _wait_for_answer(invocation, process, timeout)
     finally:
@@ -891,15 +965,14 @@ def _invoke_bootstrap(self, event=None):
         with _COUNTERS_LOCK:
             _INVOCATIONS.append({"function": self.function_name, "at": invocation["handed_at"],
                                  "ms": round((time.time() - invocation["handed_at"]) * 1000, 1)})
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-    server.shutdown()
-    server.server_close()
-    logs.seek(0)
-    return invocation["result"], invocation["errored"], logs.read().decode("utf-8", "replace")
+    logs = sandbox.logs_since(logs_from)
+    # An environment that answered stays warm; one that timed out or died is thrown away, as Lambda does.
+    if finished and process.poll() is None and _WARM:
+        with _RUNNING_LOCK:
+            _IDLE.setdefault(key, []).append(sandbox)
+    else:
+        sandbox.close()
+    return invocation["result"], invocation["errored"], logs
 
 
 def _wait_for_answer(invocation, process, timeout):

@@ -300,8 +300,8 @@ impl DynamoRun {
         Ok(())
     }
 
-    /// This run's writes that end an invocation's work on it (a node's job
-    /// recorded, a node settled) also add what the invocation used so far.
+    /// This run's writes that end an invocation's work on it (a node armed, its
+    /// job recorded, a node settled) also add what the invocation used so far.
     pub fn with_meter(self, meter: std::sync::Arc<Meter>) -> Self {
         DynamoRun { meter: Some(meter), ..self }
     }
