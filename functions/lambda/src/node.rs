@@ -243,6 +243,42 @@ pub struct NodeServices<R> {
     pub config: NodeConfig,
     /// Counts what each invocation uses, written with the run's records (docs/cost.md).
     pub meter: Option<std::sync::Arc<updraft_aws::meter::Meter>>,
+    /// Workflows read from the registry by this process: a version never changes, so a
+    /// warm invocation does not read and parse its closure again (a 1,000-node one is
+    /// a megabyte of JSON in the bucket).
+    pub workflows: WorkflowCache,
+}
+
+/// The registry's workflows read so far, by id; at most [`WorkflowCache::MAX`].
+#[derive(Default)]
+pub struct WorkflowCache(std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<CompiledWorkflow>>>);
+
+impl WorkflowCache {
+    const MAX: usize = 32;
+
+    /// Workflow `id`, from this cache or else the registry; `None` if it is not registered.
+    async fn get<R: Registry>(
+        &self,
+        registry: &R,
+        id: &Identifier,
+    ) -> Result<Option<std::sync::Arc<CompiledWorkflow>>, PortError> {
+        let key = format!("{}/{}/{}/{}", id.project, id.domain, id.name, id.version);
+        if let Some(found) = self.lock().get(&key) {
+            return Ok(Some(found.clone()));
+        }
+        let Some(Entity::Workflow(workflow)) = registry.get(id).await? else { return Ok(None) };
+        let workflow = std::sync::Arc::new(workflow);
+        let mut cached = self.lock();
+        if cached.len() >= Self::MAX {
+            cached.clear();
+        }
+        cached.insert(key, workflow.clone());
+        Ok(Some(workflow))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::sync::Arc<CompiledWorkflow>>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl<R> NodeServices<R> {
@@ -593,7 +629,7 @@ impl BlobStore for S3Blobs<'_> {
 /// A finished child run's workflow outputs, from its nodes' and its output bindings.
 async fn child_outputs<R: Registry>(services: &NodeServices<R>, child: &RunRef) -> Result<Outputs, NodeFailure> {
     let lost = |message: String| NodeFailure::new(FailureCode::OutputUnavailable, message);
-    let Ok(Some(Entity::Workflow(workflow))) = services.registry.get(&child.workflow).await else {
+    let Ok(Some(workflow)) = services.workflows.get(&services.registry, &child.workflow).await else {
         return Err(lost(format!(
             "subworkflow {} version {} is not registered",
             child.workflow.name, child.workflow.version
@@ -602,7 +638,7 @@ async fn child_outputs<R: Registry>(services: &NodeServices<R>, child: &RunRef) 
     let store = services.run_store(&child.execution);
     // The workflow's outputs may bind any of its nodes.
     let values = store.values(None).await.map_err(|e| lost(e.to_string()))?;
-    let bindings = workflow.template.map(|t| t.output_bindings).unwrap_or_default();
+    let bindings = workflow.template.as_ref().map(|t| t.output_bindings.as_slice()).unwrap_or_default();
     bindings
         .iter()
         .map(|b| {
@@ -927,7 +963,7 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
         Some(meter) => store.with_meter(meter.clone()),
         None => store,
     };
-    let Some(Entity::Workflow(workflow)) = services.registry.get(&run.workflow).await? else {
+    let Some(workflow) = services.workflows.get(&services.registry, &run.workflow).await? else {
         let missing = format!("workflow {} version {} is not registered", run.workflow.name, run.workflow.version);
         return Err(NodeError::Permanent(missing));
     };
@@ -950,10 +986,7 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
     });
     let source_workflow = match &source {
         Some(source) => match source.workflow().await? {
-            Some(id) => match services.registry.get(&id).await? {
-                Some(Entity::Workflow(workflow)) => Some(workflow),
-                _ => None,
-            },
+            Some(id) => services.workflows.get(&services.registry, &id).await?,
             None => None,
         },
         None => None,

@@ -30,7 +30,17 @@ fn main() -> Result<(), Error> {
             state_machine_arn_prefix: config.state_machine_arn_prefix.clone(),
             logs: None,
         };
-        let services = &NodeServices { registry, runs, dynamo, s3, batch, sfn, config, meter: Some(meter) };
+        let services = &NodeServices {
+            registry,
+            runs,
+            dynamo,
+            s3,
+            batch,
+            sfn,
+            config,
+            meter: Some(meter),
+            workflows: Default::default(),
+        };
         run(service_fn(move |event: LambdaEvent<Value>| async move {
             // Its error type says whether a retry can help (`Updraft.Transient`).
             node::handle(services, &event.payload).await
