@@ -332,11 +332,11 @@ def main(updraft, endpoint):
             writes = after["dynamodb_writes"] - before["dynamodb_writes"]
             print(f"ddb_writes_per_map_item: {writes / width:.3f} writes")
             # The run's own cost (docs/cost.md) counts the node function's S3 requests; the tasks'
-            # (each item's line and outputs) are the rest of the emulator's count, priced as PUTs (the dearer).
+            # (each item's line, its outputs) are the rest of the emulator's counts, at S3's list prices.
             cost = call("GET", f"/v1/executions/bench/development/{run}")["execution"]["cost"]
-            metered = sum(int(cost["usage"].get(k, 0)) for k in ("s3ReadRequests", "s3WriteRequests"))
-            tasks_s3 = max(after["s3_requests"] - before["s3_requests"] - metered, 0)
-            usd = cost["orchestrationUsd"] + tasks_s3 * 0.005 / 1000
+            reads = after["s3_reads"] - before["s3_reads"] - int(cost["usage"].get("s3ReadRequests", 0))
+            writes = after["s3_writes"] - before["s3_writes"] - int(cost["usage"].get("s3WriteRequests", 0))
+            usd = cost["orchestrationUsd"] + max(reads, 0) * 0.0004 / 1000 + max(writes, 0) * 0.005 / 1000
             print(f"usd_orchestration_map_10000: {usd:.4f} USD")
     print(f"history_events_map_100: {events[100]} events")
     print(f"history_events_map_10000: {events[10_000]} events")

@@ -172,7 +172,8 @@ _POLL = 0.05
 
 
 # (j) What the emulator was asked to do, for benchmarks and tests.
-_COUNTERS = {"lambda_invocations": {}, "batch_jobs": 0, "dynamodb_writes": 0, "s3_requests": 0, "schedule_ticks": {},
+_COUNTERS = {"lambda_invocations": {}, "batch_jobs": 0, "dynamodb_writes": 0, "s3_requests": 0, "s3_reads": 0,
+             "s3_writes": 0, "schedule_ticks": {},
              "lambda_async_failures": {}, "lambda_dead_letters": {}}
 _COUNTERS_LOCK = threading.Lock()
 # Every Lambda invocation's function, start (epoch seconds) and duration (ms, from the
@@ -542,8 +543,10 @@ def _injected_fault(environ):
     if not service:
         return None
     if service == "s3":
-        # (j) Every S3 request counted, whoever makes it: the bench's requests per map item.
+        # (j) Every S3 request counted, whoever makes it: the bench's requests per map item;
+        # GETs and HEADs apart, as S3 prices them apart.
         _count("s3_requests")
+        _count("s3_reads" if environ.get("REQUEST_METHOD") in ("GET", "HEAD") else "s3_writes")
     where = environ.get("PATH_INFO", "") + "?" + environ.get("QUERY_STRING", "")
     agent = environ.get("HTTP_X_AMZ_USER_AGENT", "") + " " + environ.get("HTTP_USER_AGENT", "")
     caller = re.search(r"\bapp/(\S+)", agent)
