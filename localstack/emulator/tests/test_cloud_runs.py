@@ -775,6 +775,10 @@ workflows:
 """
 
 
+# About 6 minutes on 2 cores in a fresh emulator, and three times that after the 10,000-item maps
+# have filled its table (its Step Functions, DynamoDB and Batch are one Python process): run it
+# with UPDRAFT_TEST_1000_NODES=1, on its own (-k 1000_node).
+@pytest.mark.skipif(os.environ.get("UPDRAFT_TEST_1000_NODES") != "1", reason="set UPDRAFT_TEST_1000_NODES=1")
 def test_a_1000_node_workflow_runs_as_a_subworkflows_child_run_and_a_larger_one_is_refused(cloud, aws, tmp_path):
     spec = tmp_path / "thousand.yaml"
     spec.write_text(thousand_nodes())
