@@ -184,6 +184,7 @@ pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
         if status != "SUCCEEDED" && status != "FAILED" {
             return Err(format!("job status {status} is not an end"));
         }
+        let size = job_size(detail);
         return Ok(NodeEvent::JobEnded {
             run,
             node: p("updraft_node"),
@@ -193,8 +194,8 @@ pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
             reason: text(detail, "/statusReason"),
             log_stream: text(detail, "/container/logStreamName"),
             attempts: detail.get("attempts").and_then(Value::as_array).map_or(1, |a| a.len().max(1) as u32),
-            size: job_size(detail),
-            batch: batch_usage(detail, job_size(detail)),
+            size,
+            batch: batch_usage(detail, size),
             items: p(ITEMS_PARAMETER).parse().ok(),
             queue: text(detail, "/jobQueue"),
         });
@@ -910,15 +911,19 @@ fn job_size(job: &Value) -> (f64, f64, f64) {
 /// What a job's attempts used of Batch, as billed, from Batch's description of it
 /// (a state change's detail): each attempt's start and stop at the job's size.
 fn batch_usage(job: &Value, size: (f64, f64, f64)) -> RunUsage {
-    let (vcpus, memory_mib, gpus) = size;
     let mut usage = RunUsage::default();
     for attempt in job.get("attempts").and_then(Value::as_array).into_iter().flatten() {
         let at = |name: &str| attempt.get(name).and_then(Value::as_u64);
         let (Some(started), Some(stopped)) = (at("startedAt"), at("stoppedAt")) else { continue };
-        let seconds = stopped.saturating_sub(started) as f64 / 1000.0;
-        cost::add(&mut usage, &cost::attempt_usage(&cost::JobAttempt { seconds, vcpus, memory_mib, gpus }));
+        cost::add(&mut usage, &attempt_usage(started, stopped, size));
     }
     usage
+}
+
+/// One attempt from `started` to `stopped` (epoch ms) at a job's size, as billed.
+fn attempt_usage(started: u64, stopped: u64, (vcpus, memory_mib, gpus): (f64, f64, f64)) -> RunUsage {
+    let seconds = stopped.saturating_sub(started) as f64 / 1000.0;
+    cost::attempt_usage(&cost::JobAttempt { seconds, vcpus, memory_mib, gpus })
 }
 
 /// What an array job's children used of Batch: their attempts, read with
@@ -932,9 +937,8 @@ async fn children_usage(batch: &aws_sdk_batch::Client, job: &str, children: usiz
         for child in described.jobs() {
             for attempt in child.attempts() {
                 let (Some(started), Some(stopped)) = (attempt.started_at(), attempt.stopped_at()) else { continue };
-                let seconds = stopped.saturating_sub(started) as f64 / 1000.0;
-                let (vcpus, memory_mib, gpus) = size;
-                cost::add(&mut usage, &cost::attempt_usage(&cost::JobAttempt { seconds, vcpus, memory_mib, gpus }));
+                let (started, stopped) = (started.max(0) as u64, stopped.max(0) as u64);
+                cost::add(&mut usage, &attempt_usage(started, stopped, size));
             }
         }
     }
