@@ -30,7 +30,7 @@ pub fn none() -> Literal {
 }
 
 pub fn list(values: Vec<Literal>) -> Literal {
-    Literal { value: Some(LV::List(LiteralList { values })) }
+    Literal { value: Some(LV::List(LiteralList { values, omitted: 0 })) }
 }
 
 pub fn datetime(value: chrono::DateTime<chrono::Utc>) -> Literal {
@@ -226,6 +226,13 @@ pub fn check_type(literal: &Literal, t: &LiteralType) -> Result<(), String> {
         | (Kind::File(_), Some(LV::File(_)))
         | (Kind::Directory, Some(LV::Directory(_)))
         | (Kind::DataFrame(_), Some(LV::Dataframe(_))) => Ok(()),
+        (Kind::List(_), Some(LV::List(items))) if items.omitted > 0 => Err(format!(
+            "expected {}, found a summary of a list ({} elements shown, {} omitted): read the whole value from \
+             the node's outputs (GET /v1/executions/{{project}}/{{domain}}/{{name}}/nodes/{{node}}/outputs)",
+            display(t),
+            items.values.len(),
+            items.omitted
+        )),
         (Kind::List(element), Some(LV::List(items))) => {
             for (i, item) in items.values.iter().enumerate() {
                 check_type(item, element).map_err(|e| format!("item {i}: {e}"))?;
@@ -250,6 +257,35 @@ pub fn check_type(literal: &Literal, t: &LiteralType) -> Result<(), String> {
             Ok(())
         }
         _ => wrong(),
+    }
+}
+
+/// The most elements of a list an answer of the API shows (`LiteralList::omitted`).
+pub const SUMMARY_ELEMENTS: usize = 1_000;
+
+/// `literal` as an API answer shows it: every list longer than
+/// [`SUMMARY_ELEMENTS`], at any depth, cut to its first ones and saying how
+/// many it omits, so no answer grows with a map's width.
+pub fn summarised(literal: &mut Literal) {
+    match &mut literal.value {
+        Some(LV::List(list)) => {
+            if list.values.len() > SUMMARY_ELEMENTS {
+                list.omitted += (list.values.len() - SUMMARY_ELEMENTS) as u64;
+                list.values.truncate(SUMMARY_ELEMENTS);
+            }
+            list.values.iter_mut().for_each(summarised);
+        }
+        Some(LV::Map(map) | LV::Struct(map)) => map.values.values_mut().for_each(summarised),
+        _ => {}
+    }
+}
+
+/// How many list elements `literal` omits, at any depth (0: it is whole).
+pub fn omitted(literal: &Literal) -> u64 {
+    match &literal.value {
+        Some(LV::List(list)) => list.omitted + list.values.iter().map(omitted).sum::<u64>(),
+        Some(LV::Map(map) | LV::Struct(map)) => map.values.values().map(omitted).sum(),
+        _ => 0,
     }
 }
 
@@ -282,6 +318,19 @@ pub fn to_json(literal: &Literal) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_summary_keeps_the_first_thousand_elements_at_every_depth_and_counts_the_rest() {
+        let long = |n: i64| list((0..n).map(integer).collect());
+        let mut value = list(vec![long(1_500), long(3)]);
+        summarised(&mut value);
+        let Some(LV::List(outer)) = &value.value else { panic!() };
+        assert_eq!((outer.values.len(), outer.omitted), (2, 0), "a short list stays whole");
+        let Some(LV::List(inner)) = &outer.values[0].value else { panic!() };
+        assert_eq!((inner.values.len(), inner.omitted, &inner.values[999]), (1_000, 500, &integer(999)));
+        assert_eq!(omitted(&value), 500);
+        assert!(check_type(&value, &t("list<list<int>>")).unwrap_err().contains("1000 elements shown, 500 omitted"));
+    }
 
     fn t(text: &str) -> LiteralType {
         crate::types::parse(&json!(text)).unwrap()

@@ -91,7 +91,8 @@ Patches, each covered by a test in tests/test_patches.py:
     User-Agent from AWS_SDK_UA_APP_ID) with the service's throttling or server
     error; {"crash": [{"function": "NAME", "operation": "SendTaskSuccess"}]}
     kills the running invocations of function NAME when it makes that call (it
-    dies between its previous call and this one); {"random": {"rate": 0.05,
+    dies between its previous call and this one; `match` as above; with
+    "after": true the call is made first, so it dies just after it); {"random": {"rate": 0.05,
     "seed": 7, "services": [...], "error": ...}} fails that share of the calls
     the stack's functions make (never the test's own); {"clear": true} disarms
     everything. GET shows what is armed and how many random faults were injected.
@@ -410,7 +411,7 @@ def _deliver_event(account, region, detail_type, source, resources, detail):
 # and random failures at a rate (a soak).
 _FAULTS = {"drop_job_events": 0, "duplicate_job_events": 0}
 _FAILURES = []  # {"service", "operation", "match", "count", "error"}
-_CRASHES = []  # {"function", "service", "operation", "count"}
+_CRASHES = []  # {"function", "service", "operation", "count", "match", "after"}
 _RANDOM = {"rate": 0.0, "services": [], "error": "throttle", "injected": 0}
 _RANDOM_SOURCE = random.Random(0)
 _FAULTS_LOCK = threading.Lock()
@@ -466,7 +467,7 @@ def _faults(request, full_url, headers):
                 _RANDOM.update({"rate": 0.0, "services": [], "error": "throttle"})
             _FAULTS.update({k: int(v) for k, v in armed.items() if k in _FAULTS})
             _FAILURES.extend({"count": 1, "error": "throttle", "match": "", **f} for f in armed.get("fail", []))
-            _CRASHES.extend({"count": 1, **c} for c in armed.get("crash", []))
+            _CRASHES.extend({"count": 1, "match": "", "after": False, **c} for c in armed.get("crash", []))
             if "random" in armed:
                 _RANDOM.update({"error": "throttle", "services": [], **armed["random"], "injected": 0})
                 _RANDOM_SOURCE.seed(armed["random"].get("seed", 0))
@@ -558,9 +559,9 @@ def _injected_fault(environ):
     with _FAULTS_LOCK:
         for rule in _CRASHES:
             if (rule["count"] > 0 and rule.get("service", service) == service and rule["operation"] == operation
-                    and calls_from(rule)):
+                    and rule["match"] in where and calls_from(rule)):
                 rule["count"] -= 1
-                return "crash", rule["function"], service, operation
+                return "crash-after" if rule["after"] else "crash", rule["function"], service, operation
         for rule in _FAILURES:
             if (rule["count"] > 0 and rule["service"] == service and rule["operation"] == operation
                     and rule["match"] in where and calls_from(rule)):
@@ -585,6 +586,14 @@ def add_request_faults():
         if fault is None:
             return dispatch(self, environ, start_response)
         kind, what, service, operation = fault
+        if kind == "crash-after":
+            # The call is made, then the function dies: what it wrote stands, nothing after happens.
+            answer = dispatch(self, environ, lambda *args: None)
+            for _ in answer:
+                pass
+            killed = _kill_invocations(what)
+            LOG.warning("fault: after %s:%s killed %d running invocation(s) of %s", service, operation, killed, what)
+            return _fault_response(start_response, service, "5xx")
         if kind == "crash":
             # The function dies at this call: what it wrote before stands, nothing after happens.
             killed = _kill_invocations(what)

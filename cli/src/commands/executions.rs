@@ -336,7 +336,11 @@ pub fn print_execution(
     if !outputs.is_empty() {
         println!("\noutputs:");
         for (name, value) in &outputs {
-            println!("  {name} = {}", literal::to_json(value));
+            match literal::omitted(value) {
+                0 => println!("  {name} = {}", literal::to_json(value)),
+                // The API summarises long lists; the node that made it has them whole.
+                n => println!("  {name} = {} … and {n} more elements", literal::to_json(value)),
+            }
         }
     }
     let id = execution.id.as_ref().map(|i| i.name.as_str()).unwrap_or_default();

@@ -31,6 +31,7 @@ pub fn resolve(binding: &BindingData, values: &impl Values) -> Result<Literal, R
         Some(binding_data::Value::Collection(c)) => Ok(Literal {
             value: Some(LV::List(LiteralList {
                 values: c.bindings.iter().map(|b| resolve(b, values)).collect::<Result<_, _>>()?,
+                omitted: 0,
             })),
         }),
         Some(binding_data::Value::Map(m)) => Ok(Literal {

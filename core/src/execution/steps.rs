@@ -651,7 +651,8 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 {
                     let message = format!(
                         "map node {id} has {} items to run ({} of {} reused from the cache); a map runs at most \
-                         {max} here (one AWS Batch array job): give it fewer items, e.g. map over chunks of the list",
+                         {max} items here (its start and its gather each happen within one invocation): give it \
+                         fewer items, e.g. map over chunks of the list",
                         misses.len(),
                         items.len() - misses.len(),
                         items.len()

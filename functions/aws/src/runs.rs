@@ -270,34 +270,52 @@ impl DynamoRun {
         DynamoRun { dynamo, table, execution: execution.clone(), partition, meter: None, values: None }
     }
 
-    /// Node outputs over [`INLINE_OUTPUTS_LIMIT`] are kept in `bucket` (by digest,
-    /// under the run's prefix) and read back from it; without one they must fit
-    /// their item ([`RECORD_VALUES_LIMIT`]).
+    /// Node outputs and run inputs over [`INLINE_OUTPUTS_LIMIT`] are kept in
+    /// `bucket` (by digest, under the run's prefix) and read back from it; without
+    /// one they must fit their item ([`RECORD_VALUES_LIMIT`]).
     pub fn with_values_bucket(self, values: ValuesBucket) -> Self {
         DynamoRun { values: Some(values), ..self }
     }
 
-    /// Items whose outputs are kept in the bucket get them back as `node_outputs`,
-    /// checked against the digest their item recorded.
-    async fn resolve_outputs(&self, items: &mut [Item]) -> Result<(), PortError> {
+    /// Items whose values are kept in the bucket get them back (`node_outputs`,
+    /// `run_inputs`), checked against the digest their item recorded.
+    async fn resolve_values(&self, items: &mut [Item]) -> Result<(), PortError> {
         for item in items.iter_mut() {
-            let Some(uri) = item.get(OUTPUTS_URI).and_then(|v| v.as_s().ok()).cloned() else { continue };
-            let Some(values) = &self.values else {
-                return Err(PortError::Permanent(format!("outputs kept in {uri}, and no bucket to read them from")));
-            };
-            let at = crate::s3::S3Uri::parse(&uri).map_err(PortError::Permanent)?;
-            let bytes = crate::s3::get_bytes(&values.s3, &at).await.map_err(PortError::from)?;
-            let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-            let recorded = item.get(OUTPUTS_DIGEST).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-            if digest != recorded {
-                return Err(PortError::Permanent(format!(
-                    "{uri} holds outputs of digest {digest}, its record says {recorded}: it was changed after the node ended"
-                )));
+            for kept in [KEPT_OUTPUTS, KEPT_INPUTS] {
+                let Some(uri) = item.get(kept.uri).and_then(|v| v.as_s().ok()).cloned() else { continue };
+                let recorded = item.get(kept.digest).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let text = self.read_kept(&uri, &recorded, kept.what).await?;
+                item.insert(kept.value.into(), AttributeValue::S(text));
             }
-            let text = String::from_utf8(bytes).map_err(|e| PortError::Permanent(format!("{uri}: {e}")))?;
-            item.insert("node_outputs".into(), AttributeValue::S(text));
         }
         Ok(())
+    }
+
+    /// The JSON kept at `uri`, if it still has the digest its record gives.
+    async fn read_kept(&self, uri: &str, recorded: &str, what: &str) -> Result<String, PortError> {
+        let Some(values) = &self.values else {
+            return Err(PortError::Permanent(format!("{what} kept in {uri}, and no bucket to read them from")));
+        };
+        let at = crate::s3::S3Uri::parse(uri).map_err(PortError::Permanent)?;
+        let bytes = crate::s3::get_bytes(&values.s3, &at).await.map_err(PortError::from)?;
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        if digest != recorded {
+            return Err(PortError::Permanent(format!(
+                "{uri} holds {what} of digest {digest}, its record says {recorded}: it was changed after it was written"
+            )));
+        }
+        String::from_utf8(bytes).map_err(|e| PortError::Permanent(format!("{uri}: {e}")))
+    }
+
+    /// Keeps `json` in the bucket at `runs/<project>/<domain>/<run>/<under>-<sha256>.json`
+    /// (a repeat writes the same object again); its URI and digest, for the record.
+    async fn keep(&self, bucket: &ValuesBucket, under: &str, json: String) -> Result<(String, String), PortError> {
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(json.as_bytes()));
+        let e = &self.execution;
+        let key = format!("runs/{}/{}/{}/{under}-{digest}.json", e.project, e.domain, e.name);
+        let at = crate::s3::S3Uri { bucket: bucket.bucket.clone(), key };
+        crate::s3::put_bytes(&bucket.s3, &at, json.into_bytes(), "application/json").await.map_err(PortError::from)?;
+        Ok((at.to_string(), digest))
     }
 
     /// This run's writes that end an invocation's work on it (a node armed, its
@@ -355,14 +373,24 @@ impl DynamoRun {
     /// and nothing is written. Inputs its record cannot hold: `Invalid`, saying so.
     pub async fn create(&self, launch: &Launch<'_>) -> Result<(), PortError> {
         let inputs = outputs_json(launch.inputs);
-        if inputs.len() > RECORD_VALUES_LIMIT {
+        let limit = if self.values.is_some() { STORED_OUTPUTS_LIMIT } else { RECORD_VALUES_LIMIT };
+        if inputs.len() > limit {
             return Err(PortError::Invalid(format!(
-                "the run's inputs are {} bytes as JSON; a run keeps its inputs in its record, at most \
-                 {RECORD_VALUES_LIMIT} bytes (DynamoDB's 400 KB item): pass large data as a file or directory input \
-                 (an s3:// URI) instead",
+                "the run's inputs are {} bytes as JSON; a run keeps at most {limit} bytes of inputs: pass large \
+                 data as a file or directory input (an s3:// URI) instead",
                 inputs.len()
             )));
         }
+        // Inputs over 64 KiB are kept in the bucket before the record names them, so a record
+        // never names a missing object. A launch refused below (the name is taken) leaves an
+        // object no record names, under that run's prefix; the run data's lifecycle removes it.
+        let inputs = match &self.values {
+            Some(bucket) if inputs.len() > INLINE_OUTPUTS_LIMIT => {
+                let (uri, digest) = self.keep(bucket, "record/inputs", inputs).await?;
+                InputsAttributes::Kept { uri, digest }
+            }
+            _ => InputsAttributes::Inline(inputs),
+        };
         let workflow = launch.workflow;
         // Fixed width, so that the text sorts as the time does.
         let created_at = now();
@@ -380,11 +408,16 @@ impl DynamoRun {
         if !origin.recovered_from.is_empty() {
             put = put.item("recovered_from", s(&origin.recovered_from));
         }
+        put = match inputs {
+            InputsAttributes::Inline(json) => put.item(KEPT_INPUTS.value, s(json)),
+            InputsAttributes::Kept { uri, digest } => {
+                put.item(KEPT_INPUTS.uri, s(uri)).item(KEPT_INPUTS.digest, s(digest))
+            }
+        };
         let created = put
             .table_name(&self.table)
             .item("pk", s(&self.partition))
             .item("sk", s("EXEC"))
-            .item("run_inputs", s(inputs))
             .item("workflow_name", s(&workflow.name))
             .item("workflow_version", s(&workflow.version))
             .item("run_phase", s("RUNNING"))
@@ -452,7 +485,7 @@ impl DynamoRun {
         let mut execution = None;
         let mut nodes = Vec::new();
         let mut items = self.items().await?;
-        self.resolve_outputs(&mut items).await?;
+        self.resolve_values(&mut items).await?;
         for item in items {
             let object = serde_json::Value::Object(attributes_json(&item));
             match item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) {
@@ -722,15 +755,9 @@ impl RunStore for DynamoRun {
         match &self.values {
             // Kept by digest under the node's prefix; a repeat writes the same object again.
             Some(bucket) if outputs.len() > INLINE_OUTPUTS_LIMIT => {
-                let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(outputs.as_bytes()));
-                let e = &self.execution;
-                let key = format!("runs/{}/{}/{}/{node}/record/outputs-{digest}.json", e.project, e.domain, e.name);
-                let at = crate::s3::S3Uri { bucket: bucket.bucket.clone(), key };
-                crate::s3::put_bytes(&bucket.s3, &at, outputs.into_bytes(), "application/json")
-                    .await
-                    .map_err(PortError::from)?;
+                let (uri, digest) = self.keep(bucket, &format!("{node}/record/outputs"), outputs).await?;
                 expression.push_str(", node_outputs_uri = :outputs_uri, node_outputs_digest = :outputs_digest");
-                values.push((":outputs_uri", s(at.to_string())));
+                values.push((":outputs_uri", s(uri)));
                 values.push((":outputs_digest", s(digest)));
             }
             _ => {
@@ -817,7 +844,8 @@ impl RunStore for DynamoRun {
                 let keys = sort_keys
                     .into_iter()
                     .map(|sk| HashMap::from([("pk".to_string(), s(&self.partition)), ("sk".to_string(), s(sk))]));
-                let projection = "sk, run_inputs, node_outputs, node_phase, node_outputs_uri, node_outputs_digest";
+                let projection = "sk, run_inputs, run_inputs_uri, run_inputs_digest, node_outputs, node_phase, \
+                                  node_outputs_uri, node_outputs_digest";
                 crate::dynamo::batch_get(
                     &self.dynamo,
                     &self.table,
@@ -828,7 +856,7 @@ impl RunStore for DynamoRun {
                 .await?
             }
         };
-        self.resolve_outputs(&mut items).await?;
+        self.resolve_values(&mut items).await?;
         let mut values = RunValues::default();
         for item in items {
             let sk = item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
@@ -869,24 +897,30 @@ pub fn phase_of_stored(text: &str) -> WorkflowPhase {
 }
 
 impl DynamoRun {
-    /// What the run was launched with: its workflow version and inputs, from its
-    /// execution item alone; `None`: no such run.
+    /// What the run was launched with: its workflow version and inputs (read
+    /// back from the bucket where they are kept there); `None`: no such run.
     pub async fn launched(&self) -> Result<Option<(Identifier, Outputs)>, PortError> {
         let Some(item) = self.execution_item().await? else { return Ok(None) };
+        let mut items = [item];
+        self.resolve_values(&mut items).await?;
+        let [item] = items;
+        Ok(Some((self.workflow_of(&item), outputs_from(&item, "run_inputs")?)))
+    }
+
+    /// The workflow version the run runs, from its execution item alone; `None`: no such run.
+    pub async fn workflow(&self) -> Result<Option<Identifier>, PortError> {
+        Ok(self.execution_item().await?.map(|item| self.workflow_of(&item)))
+    }
+
+    fn workflow_of(&self, item: &Item) -> Identifier {
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        let workflow = Identifier {
+        Identifier {
             resource_type: updraft_core::proto::core::ResourceType::Workflow as i32,
             project: self.execution.project.clone(),
             domain: self.execution.domain.clone(),
             name: text("workflow_name"),
             version: text("workflow_version"),
-        };
-        Ok(Some((workflow, outputs_from(&item, "run_inputs")?)))
-    }
-
-    /// The workflow version the run runs; `None`: no such run.
-    pub async fn workflow(&self) -> Result<Option<Identifier>, PortError> {
-        Ok(self.launched().await?.map(|(workflow, _)| workflow))
+        }
     }
 }
 
@@ -951,17 +985,35 @@ impl StoppableRun for DynamoRun {
 /// ids, times, failure).
 pub const RECORD_VALUES_LIMIT: usize = 350 * 1024;
 
-/// Node outputs over this many bytes of JSON are kept in the bucket, by digest,
-/// and their item names them (`node_outputs_uri`, `node_outputs_digest`).
+/// Node outputs and run inputs over this many bytes of JSON are kept in the
+/// bucket, by digest, and their item names them (`node_outputs_uri` and
+/// `node_outputs_digest`, `run_inputs_uri` and `run_inputs_digest`).
 pub const INLINE_OUTPUTS_LIMIT: usize = 64 * 1024;
 
-/// The most a node's value outputs may take as JSON when kept in the bucket: what
-/// the executions API can still answer with (Lambda's 6 MB response) beside the
-/// run's other nodes.
+/// The most a node's value outputs or a run's inputs may take as JSON when kept
+/// in the bucket: what the executions API can still answer with (Lambda's 6 MB
+/// response) beside the run's other nodes.
 pub const STORED_OUTPUTS_LIMIT: usize = 4 * 1024 * 1024;
 
-const OUTPUTS_URI: &str = "node_outputs_uri";
-const OUTPUTS_DIGEST: &str = "node_outputs_digest";
+/// Values a record keeps in the bucket when they are over [`INLINE_OUTPUTS_LIMIT`]:
+/// the attribute that holds them inline, and the two that name and check them otherwise.
+struct KeptValues {
+    value: &'static str,
+    uri: &'static str,
+    digest: &'static str,
+    what: &'static str,
+}
+
+const KEPT_OUTPUTS: KeptValues =
+    KeptValues { value: "node_outputs", uri: "node_outputs_uri", digest: "node_outputs_digest", what: "outputs" };
+const KEPT_INPUTS: KeptValues =
+    KeptValues { value: "run_inputs", uri: "run_inputs_uri", digest: "run_inputs_digest", what: "run inputs" };
+
+/// How a new run's record holds its inputs.
+enum InputsAttributes {
+    Inline(String),
+    Kept { uri: String, digest: String },
+}
 
 /// Task outputs by cache key, one item per key (`CACHE#<key>`).
 #[derive(Clone)]

@@ -18,8 +18,8 @@ use updraft_core::ports::{Entity, PageRequest, PortError, Provisioner, Registrat
 use updraft_core::proto::Timestamp;
 use updraft_core::proto::api::{
     AbortExecutionRequest, AbortExecutionResponse, CacheEntry, CreateExecutionRequest, CreateExecutionResponse,
-    EvictCacheResponse, GetExecutionResponse, ListCacheEntriesResponse, ListExecutionsResponse, ListTicksResponse,
-    RerunExecutionRequest, RunTickRequest, ScheduleStatus, ScheduleTick, create_execution_request,
+    EvictCacheResponse, GetExecutionResponse, GetNodeOutputsResponse, ListCacheEntriesResponse, ListExecutionsResponse,
+    ListTicksResponse, RerunExecutionRequest, RunTickRequest, ScheduleStatus, ScheduleTick, create_execution_request,
 };
 use updraft_core::proto::api::{
     Diagnostic, ErrorResponse, GetLaunchPlanResponse, GetTaskResponse, GetWorkflowResponse, ListNamesResponse,
@@ -72,6 +72,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/executions/{project}/{domain}/{name}/recover"),
     ("POST", "/v1/executions/{project}/{domain}/{name}/relaunch"),
     ("GET", "/v1/executions/{project}/{domain}/{name}/nodes/{node}/logs"),
+    ("GET", "/v1/executions/{project}/{domain}/{name}/nodes/{node}/outputs"),
     ("GET", "/v1/cache/{project}/{domain}/{task}/{version}"),
     ("DELETE", "/v1/cache/{project}/{domain}/{task}/{version}"),
 ];
@@ -258,6 +259,8 @@ enum Route {
     Rerun(ExecutionId, LaunchMode),
     /// A page of one node's task log.
     NodeLog(ExecutionId, String),
+    /// One node's outputs, whole.
+    NodeOutputs(ExecutionId, String),
     CacheEntries(Identifier),
     EvictCache(Identifier),
 }
@@ -332,12 +335,16 @@ fn route(method: &str, path: &str) -> Result<Route, ApiError> {
                 _ => ("GET", Route::Execution(id, true)),
             }
         }
-        ["v1", "executions", project, domain, name, "nodes", node, "logs"] => {
+        ["v1", "executions", project, domain, name, "nodes", node, what @ ("logs" | "outputs")] => {
             for (what, value) in [("project", project), ("domain", domain), ("name", name), ("node", node)] {
                 check_segment(what, value)?;
             }
             let id = ExecutionId { project: project.to_string(), domain: domain.to_string(), name: name.to_string() };
-            ("GET", Route::NodeLog(id, node.to_string()))
+            if *what == "logs" {
+                ("GET", Route::NodeLog(id, node.to_string()))
+            } else {
+                ("GET", Route::NodeOutputs(id, node.to_string()))
+            }
         }
         ["v1", kind, rest @ ..] if (2..=6).contains(&rest.len()) => {
             let kind = kind_of(kind).ok_or_else(not_found)?;
@@ -716,27 +723,26 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             let token = page.token.unwrap_or_default();
             let item = match request.query.get("item") {
                 None => None,
-                Some(text) => Some(text.parse::<usize>().ok().filter(|i| *i < 10_000).ok_or_else(|| {
-                    ApiError::bad_request(
-                        "InvalidItem",
-                        "item",
-                        format!("item {text:.20} is not a map item's index (0 to 9999)"),
-                        "pass the item's index from 0, or no item for a task node",
-                    )
-                })?),
+                Some(text) => {
+                    Some(text.parse::<usize>().ok().filter(|i| *i < crate::node::MAX_MAP_ITEMS).ok_or_else(|| {
+                        ApiError::bad_request(
+                            "InvalidItem",
+                            "item",
+                            format!(
+                                "item {text:.20} is not a map item's index (0 to {})",
+                                crate::node::MAX_MAP_ITEMS - 1
+                            ),
+                            "pass the item's index from 0, or no item for a task node",
+                        )
+                    })?)
+                }
             };
             let found = api.runs.node_log(&id, &node, item, &token, page.limit).await;
             let Some(log) = found.map_err(|e| ApiError::from_port(e, "path"))? else {
                 // Which is missing, the run or its node: asked only on this refusal's path.
                 let run = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;
                 run.ok_or_else(|| no_execution(&id))?;
-                return Err(ApiError::new(
-                    404,
-                    "NoSuchNode",
-                    "path",
-                    format!("run {} has no node {node}", id.name),
-                    "GET /v1/executions/{project}/{domain}/{name} lists the run's nodes",
-                ));
+                return Err(no_node(&id, &node));
             };
             let events: Vec<serde_json::Value> =
                 log.events.iter().map(|(at, line)| serde_json::json!({"timestamp": at, "message": line})).collect();
@@ -757,9 +763,25 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             if execution.outputs.is_none() {
                 execution.outputs = run_outputs(registry, &execution, &nodes).await?;
             }
-            let (nodes, next_token) = node_page(nodes, &page)?;
+            let (mut nodes, next_token) = node_page(nodes, &page)?;
+            // Lists over 1,000 elements are summarised (a map's outputs grow with its width); the
+            // outputs route answers a node's whole.
+            for values in [&mut execution.inputs, &mut execution.outputs]
+                .into_iter()
+                .chain(nodes.iter_mut().map(|n| &mut n.outputs))
+                .flatten()
+            {
+                values.values.values_mut().for_each(updraft_core::literal::summarised);
+            }
             let execution = (!nodes_only).then_some(execution);
             Ok(ok(200, &GetExecutionResponse { execution, nodes, next_token }))
+        }
+        Route::NodeOutputs(id, node) => {
+            let found = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;
+            let (_, nodes) = found.ok_or_else(|| no_execution(&id))?;
+            let found = nodes.into_iter().find(|n| n.id.as_ref().is_some_and(|n| n.node_id == node));
+            let found = found.ok_or_else(|| no_node(&id, &node))?;
+            Ok(ok(200, &GetNodeOutputsResponse { id: found.id, outputs: found.outputs }))
         }
     }
 }
@@ -1051,6 +1073,16 @@ async fn backfill_tick<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
         return Err(refused);
     }
     Ok(ok(if outcome.launched_now { 201 } else { 200 }, &outcome.record))
+}
+
+fn no_node(id: &ExecutionId, node: &str) -> ApiError {
+    ApiError::new(
+        404,
+        "NoSuchNode",
+        "path",
+        format!("run {} has no node {node}", id.name),
+        "GET /v1/executions/{project}/{domain}/{name} lists the run's nodes",
+    )
 }
 
 fn no_execution(id: &ExecutionId) -> ApiError {

@@ -28,17 +28,18 @@ pub struct AwsRuns {
     pub name_prefix: String,
     /// `arn:<partition>:states:<region>:<account>:stateMachine:`.
     pub state_machine_arn_prefix: String,
-    /// Reads tasks' logs (the api function's; `None` elsewhere).
+    /// Reads tasks' logs (the api function's; `None` elsewhere), with the map
+    /// manifests in `values`' bucket, which say which array child ran an item.
     pub logs: Option<JobLogs>,
+    /// Where run inputs and node outputs too large for their records are kept
+    /// (the api and node functions'; without it a run's inputs must fit its record).
+    pub values: Option<ValuesBucket>,
 }
 
-/// Where tasks' logs are: CloudWatch Logs, the stack's job log group; and the
-/// map manifests in the data bucket, which say which array child ran an item.
+/// Where tasks' logs are: CloudWatch Logs, the stack's job log group.
 pub struct JobLogs {
     pub client: aws_sdk_cloudwatchlogs::Client,
     pub group: String,
-    pub s3: aws_sdk_s3::Client,
-    pub bucket: String,
 }
 
 fn between(from: Option<Timestamp>, to: Option<Timestamp>) -> Option<updraft_core::proto::Duration> {
@@ -173,6 +174,15 @@ impl AwsRuns {
         Ok(entered)
     }
 
+    /// The record of run `execution`, with the bucket its large values are kept in.
+    fn run_store(&self, execution: &ExecutionId) -> DynamoRun {
+        let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
+        match &self.values {
+            Some(values) => run.with_values_bucket(values.clone()),
+            None => run,
+        }
+    }
+
     /// The runs of the stack whose table, name prefix and state machine ARN
     /// prefix the template sets on `function`'s variables.
     pub fn from_env(
@@ -189,6 +199,7 @@ impl AwsRuns {
             name_prefix: required("UPDRAFT_NAME_PREFIX")?,
             state_machine_arn_prefix: required("UPDRAFT_STATE_MACHINE_PREFIX")?,
             logs: None,
+            values: None,
         })
     }
 
@@ -278,7 +289,7 @@ impl AwsRuns {
         let id = template.id.clone().unwrap_or_default();
         let counts: Vec<(String, u32)> =
             template.nodes.iter().map(|n| (n.id.clone(), n.upstream_node_ids.len() as u32)).collect();
-        let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
+        let run = self.run_store(execution);
         run.create(&Launch { workflow: &id, inputs, upstream_counts: &counts, overwrite_cache, origin }).await?;
         Ok(id)
     }
@@ -328,7 +339,7 @@ impl Runs for AwsRuns {
                 // The same launch again (a retried request or tick): the same run, started
                 // now if the call that recorded it died before starting it.
                 let id = workflow.template.as_ref().and_then(|t| t.id.clone()).unwrap_or_default();
-                let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
+                let run = self.run_store(execution);
                 let same = run.launched().await?.is_some_and(|(recorded, recorded_inputs)| {
                     recorded.name == id.name && recorded.version == id.version && recorded_inputs == *inputs
                 });
@@ -376,10 +387,10 @@ impl Runs for AwsRuns {
         token: &str,
         limit: usize,
     ) -> Result<Option<LogPage>, PortError> {
-        let Some(logs) = &self.logs else {
+        let (Some(logs), Some(values)) = (&self.logs, &self.values) else {
             return Err(PortError::Invalid("this function reads no logs".into()));
         };
-        let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
+        let run = self.run_store(execution);
         let Some((record, nodes)) = run.record().await? else { return Ok(None) };
         let Some(found) = nodes.iter().find(|n| text(n, "node") == node) else { return Ok(None) };
         let ended = !text(found, "node_phase").is_empty() || text(&record, "run_phase") != "RUNNING";
@@ -388,8 +399,8 @@ impl Runs for AwsRuns {
         let child = match item {
             None => None,
             Some(item) => {
-                let prefix = crate::node::items_prefix_of(&logs.bucket, execution, node);
-                let Some(manifest) = crate::node::read_manifest(&logs.s3, &prefix).await? else {
+                let prefix = crate::node::items_prefix_of(&values.bucket, execution, node);
+                let Some(manifest) = crate::node::read_manifest(&values.s3, &prefix).await? else {
                     return Ok(Some(LogPage { ended, ..LogPage::default() }));
                 };
                 let (child, _) = manifest.child_of(item).ok_or_else(|| {
@@ -434,12 +445,7 @@ impl Runs for AwsRuns {
     }
 
     async fn get(&self, execution: &ExecutionId) -> Result<Option<(Execution, Vec<NodeExecution>)>, PortError> {
-        let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
-        // Outputs too large for their node's item are read back from the bucket.
-        let run = match &self.logs {
-            Some(logs) => run.with_values_bucket(ValuesBucket { s3: logs.s3.clone(), bucket: logs.bucket.clone() }),
-            None => run,
-        };
+        let run = self.run_store(execution);
         let Some((record, node_records)) = run.record().await? else { return Ok(None) };
         let mut execution = execution_of(execution, &record);
         let ended = execution.phase != WorkflowPhase::WorkflowRunning as i32;

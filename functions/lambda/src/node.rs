@@ -411,7 +411,7 @@ impl Jobs for BatchJobs<'_> {
     }
 
     fn max_map_items(&self) -> Option<usize> {
-        Some(MAX_ARRAY_SIZE)
+        Some(MAX_MAP_ITEMS)
     }
 
     /// Read from the other run's items prefix, through its manifest; a run whose
@@ -533,8 +533,15 @@ pub(crate) fn items_prefix_of(bucket: &str, e: &ExecutionId, node: &str) -> S3Ur
     S3Uri { bucket: bucket.into(), key: format!("runs/{}/{}/{}/{node}/items/", e.project, e.domain, e.name) }
 }
 
-/// AWS Batch's largest array job (SubmitJob's `arrayProperties.size`).
+/// AWS Batch's largest array job (SubmitJob's `arrayProperties.size`): a map
+/// with more items to run has its children stride over them.
 const MAX_ARRAY_SIZE: usize = 10_000;
+
+/// The most items one map runs in a run. Its start reads every item's cache
+/// entry and writes their inputs file, its gather reads at most one summary per
+/// child and writes every entry, each within one node-function invocation
+/// (docs/limits.md has what was measured).
+pub const MAX_MAP_ITEMS: usize = 100_000;
 
 /// A map node's job carries its item count, which tells its end from a task's.
 const ITEMS_PARAMETER: &str = "updraft_items";
@@ -1126,6 +1133,11 @@ mod tests {
         assert_eq!((fresh.items.as_slice(), fresh.children, write), (&[2, 5, 7][..], 2, true));
         let (capped, _) = map_submission(None, &misses, None);
         assert_eq!(capped.children, 3, "as many children as items when the map sets no concurrency");
+        // More items than an array job holds: 10,000 children, each striding over two or three items.
+        let wide: Vec<ItemToRun<'_>> = (0..25_000).map(|index| ItemToRun { index, inputs: &inputs }).collect();
+        let (strided, _) = map_submission(None, &wide, None);
+        assert_eq!((strided.items.len(), strided.children), (25_000, 10_000));
+        assert_eq!(strided.child_of(24_999), Some((4_999, 24_999)), "child k runs k, k + 10,000, k + 20,000");
         // The cache changed since (item 5 is a hit now): the first start's manifest still stands.
         let now_missing: Vec<ItemToRun<'_>> =
             [2, 7].into_iter().map(|index| ItemToRun { index, inputs: &inputs }).collect();

@@ -37,6 +37,12 @@ tasks:
     command: [python3, -c, "import sys; open(sys.argv[2], 'w').write('x' * int(sys.argv[1]))", "{{inputs.n}}", "{{outputs.text}}"]
     inputs: {n: int}
     outputs: {text: string}
+  # Reads its input from the inputs document (UPDRAFT_INPUTS): too long for an argument.
+  length_of:
+    image: python:3.11-slim
+    command: [python3, -c, "import json, os, sys; text = json.load(open(os.environ['UPDRAFT_INPUTS']))['text']; open(sys.argv[1], 'w').write(str(len(text)))", "{{outputs.n}}"]
+    inputs: {text: string}
+    outputs: {n: int}
   nap:
     image: python:3.11-slim
     command: [python3, -c, "import sys, time; print('napping', sys.argv[1], flush=True); time.sleep(float(sys.argv[1])); open(sys.argv[2], 'w').write('1')",
@@ -60,10 +66,11 @@ tasks:
               "{{inputs.first}}", "{{inputs.count}}", "{{outputs.values}}"]
     inputs: {first: int, count: int}
     outputs: {values: list<int>}
+  # Reads its list from the inputs document: a wide map's outputs are too long for an argument.
   total:
     image: python:3.11-slim
-    command: [python3, -c, "import json, sys; json.dump(sum(json.loads(sys.argv[1])), open(sys.argv[2], 'w'))",
-              "{{inputs.values}}", "{{outputs.sum}}"]
+    command: [python3, -c, "import json, os, sys; json.dump(sum(json.load(open(os.environ['UPDRAFT_INPUTS']))['values']), open(sys.argv[1], 'w'))",
+              "{{outputs.sum}}"]
     inputs: {values: list<int>}
     outputs: {sum: int}
   describe:
@@ -146,6 +153,18 @@ workflows:
     inputs: {ns: "list<int>"}
     nodes:
       each: {map: {task: text_of, over: [n]}, inputs: {n: $inputs.ns}}
+  measure:
+    inputs: {text: string}
+    nodes:
+      m: {task: length_of, inputs: {text: $inputs.text}}
+    outputs: {n: $m.n}
+  # A 300 KiB text made by a node and handed to a subworkflow: its child run's inputs.
+  measure_big_text:
+    inputs: {n: int}
+    nodes:
+      t: {task: text_of, inputs: {n: $inputs.n}}
+      sub: {workflow: measure, inputs: {text: $t.text}}
+    outputs: {n: $sub.n}
   failfast:
     inputs: {run: string}
     nodes:
@@ -240,6 +259,13 @@ def finished(api, name, timeout=120):
 
 def nodes(answer):
     return {n["id"]["nodeId"]: n for n in answer["nodes"]}
+
+
+def node_outputs(api, run, node):
+    """A node's outputs whole (a run's answer summarises lists over 1,000 elements)."""
+    status, answer = signed(api, "GET", f"/v1/executions/cloud/development/{run}/nodes/{node}/outputs")
+    assert status == 200, answer
+    return answer["outputs"]["values"]
 
 
 def jobs_on_queue(aws, api):
@@ -702,6 +728,35 @@ def test_a_rerun_of_the_10000_item_map_runs_exactly_the_items_whose_entries_were
     assert array_jobs(aws, cloud, again["execution"]["id"]["name"], "squares") == []
 
 
+STRIDED = 12_000
+
+
+def test_a_map_of_more_items_than_an_array_job_holds_runs_them_all(cloud, aws, endpoint):
+    """12,000 items to run (none in the cache): more than AWS Batch's 10,000 array children,
+    so the children stride over them; nothing refuses the map and nothing nears a timeout."""
+    first, started = 1_000_000, time.time()
+    run = launch(cloud, "fanout_wide", fanout_inputs(first, STRIDED))
+    answer = finished(cloud, run, timeout=1200)
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer["execution"].get("error")
+    total = sum(i * i for i in range(first, first + STRIDED))
+    assert answer["execution"]["outputs"]["values"]["sum"] == {"integer": str(total)}
+    squares = nodes(answer)["squares"]
+    assert (squares["phase"], squares["itemsDone"], squares["itemsTotal"]) == ("SUCCEEDED", STRIDED, STRIDED)
+    assert [size for _, size in array_jobs(aws, cloud, run, "squares")] == [100], "one array job of 100 children"
+    manifest = aws("s3").get_object(Bucket=cloud["outputs"]["DataBucketName"],
+                                    Key=f"runs/cloud/development/{run}/squares/items/manifest.json")
+    assert json.loads(manifest["Body"].read())["items"] == list(range(STRIDED)), "every item ran"
+    # The run's answer shows the first 1,000 squares; the node's outputs route all of them.
+    shown = squares["outputs"]["values"]["y"]["list"]
+    assert (len(shown["values"]), shown["omitted"]) == (1_000, str(STRIDED - 1_000)), shown.get("omitted")
+    whole = node_outputs(cloud, run, "squares")["y"]["list"]
+    assert whole["values"] == [{"integer": str(i * i)} for i in range(first, first + STRIDED)] and "omitted" not in whole
+    longest_ms = longest_node_invocation_ms(cloud, endpoint, started)
+    timeout_s = aws("lambda").get_function_configuration(FunctionName=f"{cloud['prefix']}-node")["Timeout"]
+    print(f"longest node invocation over {STRIDED} items: {longest_ms:.0f} ms of {timeout_s} s")
+    assert longest_ms < 0.3 * timeout_s * 1000, f"{longest_ms} ms"
+
+
 WIDE_MEND = """
 project: cloud
 tasks:
@@ -737,8 +792,7 @@ def test_a_recovered_10000_item_map_runs_exactly_the_two_items_that_failed(cloud
     assert "item 17" in each["error"]["message"], each["error"]
     answer = finished(cloud, name, timeout=600)
     assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer["execution"].get("error")
-    assert answer["execution"]["outputs"]["values"]["ys"]["list"]["values"] == [
-        {"integer": str(10 * x)} for x in range(WIDE)]
+    assert node_outputs(cloud, name, "each")["y"]["list"]["values"] == [{"integer": str(10 * x)} for x in range(WIDE)]
     assert nodes(answer)["numbers"]["phase"] == "RECOVERED"
     assert array_jobs(aws, cloud, name, "numbers") == [], "numbers ran no job"
     assert [size for _, size in array_jobs(aws, cloud, name, "each")] == [2], "exactly the two failed items ran"
@@ -843,15 +897,33 @@ def test_outputs_over_64_kib_are_kept_in_the_bucket_by_digest_and_read_back_whol
     assert "file or directory output" in error["message"], error
 
 
-def test_inputs_too_large_for_the_runs_record_are_refused_at_launch_and_nothing_starts(cloud):
-    name = unique("huge")
-    body = {"workflow": {"project": "cloud", "domain": "development", "name": "n_shape", "version": "v1"},
-            "inputs": {"values": {"run": {"string": "x" * (400 * 1024)}}}, "name": name}
-    status, answer = signed(cloud, "POST", "/v1/executions/cloud/development", body=json.dumps(body).encode())
-    assert status == 400, answer
-    assert "at most 358400 bytes" in answer["message"] and "file or directory input" in answer["message"], answer
-    status, _ = signed(cloud, "GET", f"/v1/executions/cloud/development/{name}")
-    assert status == 404, "nothing was recorded"
+def test_inputs_over_64_kib_are_kept_in_the_bucket_by_digest_for_a_launch_and_a_child_run(cloud, aws):
+    # 400 KiB of inputs, past what a run's record holds: kept in the bucket, read back by the node.
+    text = "y" * (400 * 1024)
+    body = {"workflow": {"project": "cloud", "domain": "development", "name": "measure", "version": "v1"},
+            "inputs": {"values": {"text": {"string": text}}}, "name": unique("measure")}
+    status, started = signed(cloud, "POST", "/v1/executions/cloud/development", body=json.dumps(body).encode())
+    assert status == 201, started
+    run = started["id"]["name"]
+    answer = finished(cloud, run)
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer["execution"].get("error")
+    assert answer["execution"]["outputs"]["values"]["n"] == {"integer": str(400 * 1024)}
+    assert answer["execution"]["inputs"]["values"]["text"] == {"string": text}, "the API reads them back whole"
+    dynamo, table = aws("dynamodb"), cloud["outputs"]["MetadataTableName"]
+    item = dynamo.get_item(TableName=table, Key={"pk": {"S": f"EXEC#cloud#development#{run}"},
+                                                 "sk": {"S": "EXEC"}})["Item"]
+    assert "run_inputs" not in item, "not in the record"
+    assert f"{run}/record/inputs-{item['run_inputs_digest']['S']}.json" in item["run_inputs_uri"]["S"], item
+    # The same launch again (a retried request) is the same run, its inputs compared whole.
+    status, again = signed(cloud, "POST", "/v1/executions/cloud/development", body=json.dumps(body).encode())
+    assert status == 200 and again["id"]["name"] == run, again
+    other = {**body, "inputs": {"values": {"text": {"string": text + "z"}}}}
+    status, refused = signed(cloud, "POST", "/v1/executions/cloud/development", body=json.dumps(other).encode())
+    assert status == 409, refused
+    # A child run of a subworkflow gets 300 KiB of inputs from its parent's node the same way.
+    answer = finished(cloud, launch(cloud, "measure_big_text", {"n": {"integer": str(300 * 1024)}}))
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer["execution"].get("error")
+    assert answer["execution"]["outputs"]["values"]["n"] == {"integer": str(300 * 1024)}
 
 
 MEND = """

@@ -124,6 +124,42 @@ def test_the_node_function_dying_after_the_end_write_before_answering_the_token(
         wait_for("the reconciler drained the dead letter", lambda: waiting() == 0, timeout=150)
 
 
+def test_the_node_function_dying_between_keeping_large_outputs_and_recording_the_end(cloud, aws):
+    # Outputs over 64 KiB go to the bucket by digest before the end write names them; the node
+    # function dies just after that put. The retried event puts the same object again and
+    # records the end: nothing names a missing object, nothing is lost.
+    rule = {"function": node_function(cloud), "service": "s3", "operation": "PutObject",
+            "match": "/record/outputs-", "after": True}
+    arm_faults(cloud, crash=[rule])
+    n = 300 * 1024 + time.time_ns() % 1000  # a length no earlier run made: no cache hit
+    run = launch(cloud, "big_text", {"n": {"integer": str(n)}})
+    answer, seconds = converged(aws, cloud, run)
+    print(f"converge_s[node function dies after keeping outputs in the bucket]: {seconds:.1f}")
+    assert nodes(answer)["t"]["outputs"]["values"]["text"] == {"string": "x" * n}
+    assert unused(arm_faults(cloud)) == 0
+
+
+def test_the_api_dying_between_keeping_large_inputs_and_recording_the_run(cloud, aws):
+    # A launch's inputs over 64 KiB go to the bucket before the run's record names them; the API
+    # function dies just after that put, the caller sees a 5xx and sends the same launch again.
+    rule = {"function": f"{cloud['prefix']}-api", "service": "s3", "operation": "PutObject",
+            "match": "/record/inputs-", "after": True}
+    arm_faults(cloud, crash=[rule])
+    text = "z" * (200 * 1024)
+    name = f"measure-{time.time_ns()}"
+    body = json.dumps({"workflow": {"project": "cloud", "domain": "development", "name": "measure", "version": "v1"},
+                       "inputs": {"values": {"text": {"string": text}}}, "name": name}).encode()
+    status, _ = signed(cloud, "POST", "/v1/executions/cloud/development", body=body)
+    assert status >= 500, "the API died"
+    assert unused(arm_faults(cloud)) == 0
+    status, _ = signed(cloud, "GET", f"/v1/executions/cloud/development/{name}")
+    assert status == 404, "no record was written"
+    status, answer = signed(cloud, "POST", "/v1/executions/cloud/development", body=body)
+    assert status == 201, answer
+    answer, _ = converged(aws, cloud, name)
+    assert answer["execution"]["outputs"]["values"]["n"] == {"integer": str(200 * 1024)}
+
+
 def test_the_node_function_dying_after_the_claim_before_submit_job(cloud, aws):
     rule = {"function": node_function(cloud), "service": "batch", "operation": "SubmitJob", "count": 1}
     arm_faults(cloud, crash=[rule])

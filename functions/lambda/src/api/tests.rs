@@ -942,3 +942,50 @@ fn a_runs_nodes_come_a_page_at_a_time_in_node_order() {
     let (status, refused) = call(&api, &get_request("/v1/executions/default/development/five/nodes?token=zz"));
     assert_eq!((status, refused["code"].as_str()), (400, Some("InvalidToken")), "{refused}");
 }
+
+#[test]
+fn lists_over_a_thousand_elements_are_summarised_and_the_node_outputs_route_answers_them_whole() {
+    let api = new_api();
+    let spec = "tasks:\n  t: {image: x, command: [t], inputs: {xs: list<int>}, outputs: {ys: list<int>}}\n\
+                workflows:\n  w:\n    inputs: {xs: list<int>}\n    nodes:\n      n: {task: t, inputs: {xs: $inputs.xs}}\n";
+    assert_eq!(call(&api, &register(spec, "v1")).0, 201);
+    let xs: Vec<Value> = (0..2_500).map(|i| json!({"integer": i.to_string()})).collect();
+    let body = json!({"workflow": {"project": "default", "domain": "development", "name": "w", "version": "v1"},
+                      "inputs": {"values": {"xs": {"list": {"values": xs}}}}, "name": "wide"});
+    assert_eq!(call(&api, &post(LAUNCH, &body.to_string())).0, 201);
+    // The node ended with 2,500 outputs (and a mapping holding them, summarised at depth).
+    let ys: Vec<Literal> = (0..2_500).map(|i| Literal { value: Some(literal::Value::Integer(i * i)) }).collect();
+    let list = Literal {
+        value: Some(literal::Value::List(updraft_core::proto::core::LiteralList { values: ys, omitted: 0 })),
+    };
+    let nested =
+        Literal { value: Some(literal::Value::Map(LiteralMap { values: [("all".to_string(), list.clone())].into() })) };
+    let outputs = LiteralMap { values: [("ys".to_string(), list), ("nested".to_string(), nested)].into() };
+    api.runs.runs.lock().unwrap().get_mut("wide").unwrap().1[0].outputs = Some(outputs);
+
+    let (status, answer) = call(&api, &get_request("/v1/executions/default/development/wide"));
+    assert_eq!(status, 200, "{answer}");
+    let inputs = &answer["execution"]["inputs"]["values"]["xs"]["list"];
+    assert_eq!((inputs["values"].as_array().unwrap().len(), &inputs["omitted"]), (1_000, &json!("1500")));
+    let node = &answer["nodes"][0]["outputs"]["values"];
+    assert_eq!(node["ys"]["list"]["values"].as_array().unwrap().len(), 1_000);
+    assert_eq!(node["ys"]["list"]["values"][999], json!({"integer": "998001"}), "the first 1,000, in order");
+    assert_eq!(node["nested"]["map"]["values"]["all"]["list"]["omitted"], json!("1500"));
+
+    let (status, whole) = call(&api, &get_request("/v1/executions/default/development/wide/nodes/n/outputs"));
+    assert_eq!(status, 200, "{whole}");
+    assert_eq!(whole["id"]["nodeId"], json!("n"));
+    let ys = &whole["outputs"]["values"]["ys"]["list"];
+    assert_eq!((ys["values"].as_array().unwrap().len(), ys.get("omitted")), (2_500, None), "whole");
+    let (status, missing) = call(&api, &get_request("/v1/executions/default/development/wide/nodes/zz/outputs"));
+    assert_eq!((status, missing["code"].as_str()), (404, Some("NoSuchNode")), "{missing}");
+
+    // A summary sent back as a launch's inputs is refused: it is no value.
+    let again = json!({"workflow": body["workflow"], "inputs": {"values": {"xs": answer["execution"]["inputs"]["values"]["xs"]}}});
+    let (status, refused) = call(&api, &post(LAUNCH, &again.to_string()));
+    assert_eq!((status, refused["code"].as_str()), (400, Some("InvalidInputs")), "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("summary of a list (1000 elements shown, 1500 omitted)"),
+        "{refused}"
+    );
+}

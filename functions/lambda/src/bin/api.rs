@@ -6,7 +6,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 use updraft_aws::config::{dynamodb_client, s3_client, sdk_config};
 use updraft_aws::registry::DynamoRegistry;
-use updraft_aws::runs::DynamoCache;
+use updraft_aws::runs::{DynamoCache, ValuesBucket};
 use updraft_functions::api::{self, Api, ApiConfig};
 use updraft_functions::launch::{AwsRuns, JobLogs};
 use updraft_functions::provision::{AwsProvisioner, JobRoleSettings, ScheduleSettings};
@@ -45,9 +45,8 @@ fn main() -> Result<(), Error> {
             logs: Some(JobLogs {
                 client: aws_sdk_cloudwatchlogs::Client::new(&sdk),
                 group: config.cloud.jobs.log_group.clone(),
-                s3: s3_client(&sdk),
-                bucket: config.bucket.clone(),
             }),
+            values: Some(ValuesBucket { s3: s3_client(&sdk), bucket: config.bucket.clone() }),
         };
         let cache = DynamoCache::new(runs.dynamo.clone(), &config.table);
         let api = &Api { registry, provisioner, runs, cache, cloud: config.cloud, run_data_days: config.run_data_days };

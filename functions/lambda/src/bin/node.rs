@@ -6,6 +6,7 @@ use serde_json::Value;
 use updraft_aws::config::{dynamodb_client, s3_client, sdk_config};
 use updraft_aws::meter::{Meter, metered_dynamodb, metered_s3};
 use updraft_aws::registry::DynamoRegistry;
+use updraft_aws::runs::ValuesBucket;
 use updraft_functions::launch::AwsRuns;
 use updraft_functions::node::{self, NodeConfig, NodeServices};
 
@@ -29,6 +30,7 @@ fn main() -> Result<(), Error> {
             name_prefix: config.name_prefix.clone(),
             state_machine_arn_prefix: config.state_machine_arn_prefix.clone(),
             logs: None,
+            values: Some(ValuesBucket { s3: s3.clone(), bucket: config.bucket.clone() }),
         };
         let services = &NodeServices {
             registry,
