@@ -58,7 +58,8 @@ Patches, each covered by a test in tests/test_patches.py:
     image: jobs whose container image is IMAGE run in DIR (their `{{code_dir}}`,
     as an image's working directory is in a container).
 (j) GET /moto-api/updraft/counters counts what cloud runs cost: Lambda
-    invocations per function, Batch jobs run, DynamoDB write requests, S3
+    invocations per function, Batch jobs run, DynamoDB items written (each
+    item of a batch or a transaction once, as DynamoDB bills them), S3
     requests (benchmarks and tests read differences of it). GET
     /moto-api/updraft/invocations?since=T lists the Lambda invocations that
     started at or after T with their billed durations.
@@ -1386,7 +1387,10 @@ _DYNAMODB_LOCK = threading.RLock()
 def patch_dynamodb_lock():
     from moto.dynamodb.models import DynamoDBBackend
 
-    writes = {"put_item", "update_item", "delete_item", "transact_write_items"}
+    # Items written, as DynamoDB bills them: moto writes each item of a BatchWriteItem or a
+    # TransactWriteItems through these same methods, so the batch or transaction itself
+    # is not counted again (a ConditionCheck writes nothing).
+    writes = {"put_item", "update_item", "delete_item"}
 
     def locked(method):
         def call(self, *args, **kwargs):

@@ -23,9 +23,9 @@ fn backoff(tries: u32) -> std::time::Duration {
     std::time::Duration::from_millis(25 << tries.min(6))
 }
 
-/// How many batch requests one call keeps in flight: a map of 100,000 items
-/// reads its cache entries in 1,000 requests and writes them in 4,000, which
-/// one at a time would not finish within the node function's 60 s.
+/// How many batch requests one call keeps in flight: a map of 25,000 items
+/// reads its cache entries in 250 requests and writes them in 1,000, which one
+/// at a time would take much of the node function's 60 s.
 const BATCH_IN_FLIGHT: usize = 8;
 
 /// The items of `keys` that exist (in no particular order), read consistently

@@ -421,7 +421,7 @@ impl Jobs for BatchJobs<'_> {
         let other = ExecutionId { project: e.project.clone(), domain: e.domain.clone(), name: run.to_string() };
         let prefix = items_prefix_of(&self.config.bucket, &other, node);
         let Some(manifest) = read_manifest(self.s3, &prefix).await? else { return Ok(Vec::new()) };
-        let results = item_results(self.s3, &prefix, manifest.items.len(), manifest.children).await?;
+        let results = item_results(self.s3, &prefix, manifest.items.len(), manifest.children, None).await?;
         Ok(manifest.items.into_iter().zip(results).collect())
     }
 
@@ -539,9 +539,11 @@ const MAX_ARRAY_SIZE: usize = 10_000;
 
 /// The most items one map runs in a run. Its start reads every item's cache
 /// entry and writes their inputs file, its gather reads at most one summary per
-/// child and writes every entry, each within one node-function invocation
-/// (docs/limits.md has what was measured).
-pub const MAX_MAP_ITEMS: usize = 100_000;
+/// child and writes every entry, each within one node-function invocation: in
+/// the emulator a gather of 25,000 items took 9.2 s of the 60 s, and one of
+/// 100,000 did not finish (docs/limits.md). More needs a gather that goes on in
+/// a follow-up invocation.
+pub const MAX_MAP_ITEMS: usize = 25_000;
 
 /// A map node's job carries its item count, which tells its end from a task's.
 const ITEMS_PARAMETER: &str = "updraft_items";
@@ -665,9 +667,13 @@ async fn item_results(
     prefix: &S3Uri,
     items: usize,
     children: usize,
+    last_attempts: Option<&[u32]>,
 ) -> Result<Vec<ItemResult>, PortError> {
-    let mut known =
-        if children < items { strided_results(s3_client, prefix, items, children).await? } else { Default::default() };
+    let mut known = if children < items {
+        strided_results(s3_client, prefix, items, children, last_attempts).await?
+    } else {
+        Default::default()
+    };
     let unknown: Vec<usize> = (0..items).filter(|j| !known.contains_key(j)).collect();
     for chunk in unknown.chunks(IN_FLIGHT) {
         let mut reads = tokio::task::JoinSet::new();
@@ -694,20 +700,26 @@ async fn item_results(
 }
 
 /// The results strided children summed up ([`contract::map_child_results`]), read
-/// [`IN_FLIGHT`] children at a time: item `j` from child `j % children` only, and
-/// only the items that succeeded. A child without a summary (it died, or wrote
-/// none) and the failed items leave their items to be read one by one.
+/// [`IN_FLIGHT`] children at a time: item `j` from child `j % children` only. A
+/// failure counts only when the child's last attempt (`last_attempts[k]`, as Batch
+/// describes the child) recorded it: an earlier attempt's may have been run again
+/// since, by an attempt that died before summing up. A child without a summary (it
+/// died, or wrote none) and the failures not known so leave their items to be read
+/// one by one, so a map whose items all fail reads one summary per child, not
+/// three objects per item.
 async fn strided_results(
     s3_client: &aws_sdk_s3::Client,
     prefix: &S3Uri,
     items: usize,
     children: usize,
+    last_attempts: Option<&[u32]>,
 ) -> Result<std::collections::BTreeMap<usize, ItemResult>, PortError> {
     let mut known = std::collections::BTreeMap::new();
     for first in (0..children).step_by(IN_FLIGHT) {
         let mut reads = tokio::task::JoinSet::new();
         for k in first..(first + IN_FLIGHT).min(children) {
             let (s3_client, prefix) = (s3_client.clone(), prefix.clone());
+            let last_attempt = last_attempts.and_then(|attempts| attempts.get(k).copied());
             reads.spawn(async move {
                 let mut found = Vec::new();
                 let summary = match s3::get_bytes(&s3_client, &prefix.join(&contract::map_child_results(k))).await {
@@ -719,12 +731,19 @@ async fn strided_results(
                     if j >= items || j % children != k {
                         continue;
                     }
-                    // A failure is not taken from the summary: a retry of the child may have run
-                    // the item since and died before summing up. Its own documents say (read below).
-                    let contract::ItemDocument::Outputs(document) = document else { continue };
-                    let result = match outputs_of(&s3_client, &prefix.join(&format!("{j}/")), document).await? {
-                        Ok(outputs) => ItemResult::Succeeded(outputs),
-                        Err(failure) => ItemResult::Failed(failure),
+                    let result = match document {
+                        contract::ItemDocument::Outputs(document) => {
+                            match outputs_of(&s3_client, &prefix.join(&format!("{j}/")), document).await? {
+                                Ok(outputs) => ItemResult::Succeeded(outputs),
+                                Err(failure) => ItemResult::Failed(failure),
+                            }
+                        }
+                        // Recorded by the child's last attempt: nothing ran the item after it.
+                        contract::ItemDocument::Error(error) if Some(error.attempt) == last_attempt => {
+                            ItemResult::Failed(failure_of(error))
+                        }
+                        // An earlier attempt's: the item's own documents say (read below).
+                        contract::ItemDocument::Error(_) => continue,
                     };
                     found.push((j, result));
                 }
@@ -933,15 +952,33 @@ fn attempt_usage(started: u64, stopped: u64, (vcpus, memory_mib, gpus): (f64, f6
     cost::attempt_usage(&cost::JobAttempt { seconds, vcpus, memory_mib, gpus })
 }
 
-/// What an array job's children used of Batch: their attempts, read with
-/// DescribeJobs (100 children a call). An array job's own state change carries
-/// none of them. Best effort: a run's cost is an estimate, never a reason to fail.
-async fn children_usage(batch: &aws_sdk_batch::Client, job: &str, children: usize, size: (f64, f64, f64)) -> RunUsage {
+/// What an array job's children used of Batch, from their attempts read with
+/// DescribeJobs (100 children a call; the array job's own state change carries
+/// none), and how many attempts each child made, by child index (`None` when Batch
+/// could not say: the gather then trusts no summary's failures). Best effort: a
+/// run's cost is an estimate, never a reason to fail.
+async fn describe_children(
+    batch: &aws_sdk_batch::Client,
+    job: &str,
+    children: usize,
+    size: (f64, f64, f64),
+) -> (RunUsage, Option<Vec<u32>>) {
     let mut usage = RunUsage::default();
+    let mut attempts = vec![0; children];
     let ids: Vec<String> = (0..children).map(|k| format!("{job}:{k}")).collect();
     for chunk in ids.chunks(100) {
-        let Ok(described) = batch.describe_jobs().set_jobs(Some(chunk.to_vec())).send().await else { return usage };
+        let Ok(described) = batch.describe_jobs().set_jobs(Some(chunk.to_vec())).send().await else {
+            return (usage, None);
+        };
         for child in described.jobs() {
+            let index = child
+                .array_properties()
+                .and_then(|a| a.index())
+                .map(|i| i as usize)
+                .or_else(|| child.job_id().and_then(|id| id.rsplit_once(':')).and_then(|(_, k)| k.parse().ok()));
+            if let Some(made) = index.and_then(|k| attempts.get_mut(k)) {
+                *made = child.attempts().len() as u32;
+            }
             for attempt in child.attempts() {
                 let (Some(started), Some(stopped)) = (attempt.started_at(), attempt.stopped_at()) else { continue };
                 let (started, stopped) = (started.max(0) as u64, stopped.max(0) as u64);
@@ -949,7 +986,7 @@ async fn children_usage(batch: &aws_sdk_batch::Client, job: &str, children: usiz
             }
         }
     }
-    usage
+    (usage, Some(attempts))
 }
 
 /// Handles one event; the result is what Step Functions' `lambda:invoke` sees.
@@ -1045,10 +1082,13 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
             let prefix = items_prefix(&services.config.bucket, &run, &node);
             match item_indices(&services.s3, &prefix, ran).await? {
                 Ok((indices, children)) => {
-                    let results = item_results(&services.s3, &prefix, ran, children).await?;
                     // One child is a plain job, whose event has its attempts.
-                    let batch =
-                        if children > 1 { children_usage(&services.batch, &job, children, size).await } else { batch };
+                    let (batch, last_attempts) = if children > 1 {
+                        describe_children(&services.batch, &job, children, size).await
+                    } else {
+                        (batch, None)
+                    };
+                    let results = item_results(&services.s3, &prefix, ran, children, last_attempts.as_deref()).await?;
                     let results = indices.into_iter().zip(results).collect();
                     steps.map_reported(&node, results, 1, String::new(), batch).await?;
                 }
