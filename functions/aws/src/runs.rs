@@ -291,13 +291,23 @@ impl DynamoRun {
         Ok(())
     }
 
-    /// The JSON kept at `uri`, if it still has the digest its record gives.
+    /// The JSON kept at `uri`, if it still has the digest its record gives;
+    /// `NotFound` when the object is gone (the bucket keeps run data for the
+    /// stack's RunDataDays, the records stay).
     async fn read_kept(&self, uri: &str, recorded: &str, what: &str) -> Result<String, PortError> {
         let Some(values) = &self.values else {
             return Err(PortError::Permanent(format!("{what} kept in {uri}, and no bucket to read them from")));
         };
         let at = crate::s3::S3Uri::parse(uri).map_err(PortError::Permanent)?;
-        let bytes = crate::s3::get_bytes(&values.s3, &at).await.map_err(PortError::from)?;
+        let bytes = match crate::s3::get_bytes(&values.s3, &at).await {
+            Ok(bytes) => bytes,
+            Err(e) if !e.is_retryable() && matches!(crate::s3::exists(&values.s3, &at).await, Ok(false)) => {
+                return Err(PortError::NotFound(format!(
+                    "the {what} kept at {uri} are gone: the stack keeps run data for its RunDataDays"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
         if digest != recorded {
             return Err(PortError::Permanent(format!(
@@ -1005,7 +1015,7 @@ struct KeptValues {
 }
 
 const KEPT_OUTPUTS: KeptValues =
-    KeptValues { value: "node_outputs", uri: "node_outputs_uri", digest: "node_outputs_digest", what: "outputs" };
+    KeptValues { value: "node_outputs", uri: "node_outputs_uri", digest: "node_outputs_digest", what: "node outputs" };
 const KEPT_INPUTS: KeptValues =
     KeptValues { value: "run_inputs", uri: "run_inputs_uri", digest: "run_inputs_digest", what: "run inputs" };
 

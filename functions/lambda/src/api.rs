@@ -758,7 +758,7 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
                 Some(_) => page_request(request)?,
                 None => PageRequest { limit: MAX_PAGE, ..page_request(request)? },
             };
-            let found = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;
+            let found = api.runs.get(&id).await.map_err(read_error)?;
             let (mut execution, nodes) = found.ok_or_else(|| no_execution(&id))?;
             if execution.outputs.is_none() {
                 execution.outputs = run_outputs(registry, &execution, &nodes).await?;
@@ -777,7 +777,7 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             Ok(ok(200, &GetExecutionResponse { execution, nodes, next_token }))
         }
         Route::NodeOutputs(id, node) => {
-            let found = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;
+            let found = api.runs.get(&id).await.map_err(read_error)?;
             let (_, nodes) = found.ok_or_else(|| no_execution(&id))?;
             let found = nodes.into_iter().find(|n| n.id.as_ref().is_some_and(|n| n.node_id == node));
             let found = found.ok_or_else(|| no_node(&id, &node))?;
@@ -1075,6 +1075,21 @@ async fn backfill_tick<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     Ok(ok(if outcome.launched_now { 201 } else { 200 }, &outcome.record))
 }
 
+/// A run that cannot be read: its values kept in the bucket are gone with the
+/// run's data (410), or what the store says.
+fn read_error(error: PortError) -> ApiError {
+    match error {
+        PortError::NotFound(message) => ApiError::new(
+            410,
+            "RunDataExpired",
+            "path",
+            message,
+            "its record is kept, its large values are not: relaunch it with its inputs given again",
+        ),
+        e => ApiError::from_port(e, "path"),
+    }
+}
+
 fn no_node(id: &ExecutionId, node: &str) -> ApiError {
     ApiError::new(
         404,
@@ -1121,7 +1136,7 @@ async fn abort<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     let caller = if request.caller.is_empty() { "an unknown caller" } else { request.caller.as_str() };
     let stopped = api.runs.abort(id, caller, &body.reason).await.map_err(|e| ApiError::from_port(e, "path"))?;
     let stopped = stopped.ok_or_else(|| no_execution(id))?;
-    let found = api.runs.get(id).await.map_err(|e| ApiError::from_port(e, "path"))?;
+    let found = api.runs.get(id).await.map_err(read_error)?;
     let execution = found.map(|(execution, _)| execution);
     Ok(ok(200, &AbortExecutionResponse { execution, stopped_nodes: stopped.stopped }))
 }
@@ -1141,7 +1156,7 @@ async fn rerun<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     } else {
         json_body(request, "RerunExecutionRequest")?
     };
-    let found = api.runs.get(id).await.map_err(|e| ApiError::from_port(e, "path"))?;
+    let found = api.runs.get(id).await.map_err(read_error)?;
     let (execution, _) = found.ok_or_else(|| no_execution(id))?;
     let refuse = |code: &str, message: String, hint: &str| Err(ApiError::new(409, code, "path", message, hint));
     let phase = WorkflowPhase::try_from(execution.phase).unwrap_or_default();

@@ -962,6 +962,12 @@ def test_inputs_over_64_kib_are_kept_in_the_bucket_by_digest_for_a_launch_and_a_
     other = {**body, "inputs": {"values": {"text": {"string": text + "z"}}}}
     status, refused = signed(cloud, "POST", "/v1/executions/cloud/development", body=json.dumps(other).encode())
     assert status == 409, refused
+    # The bucket keeps run data for the stack's RunDataDays: once the kept inputs are gone, the run's
+    # answer says so (410), rather than failing as if the stack were broken.
+    bucket, key = item["run_inputs_uri"]["S"][len("s3://"):].split("/", 1)
+    aws("s3").delete_object(Bucket=bucket, Key=key)
+    status, gone = signed(cloud, "GET", f"/v1/executions/cloud/development/{run}")
+    assert status == 410 and gone["code"] == "RunDataExpired" and key in gone["message"], gone
     # A child run of a subworkflow gets 300 KiB of inputs from its parent's node the same way.
     answer = finished(cloud, launch(cloud, "measure_big_text", {"n": {"integer": str(300 * 1024)}}))
     assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer["execution"].get("error")
