@@ -423,6 +423,32 @@ fn node_page(
     Ok((page, next))
 }
 
+/// The most JSON one answer of a run's nodes takes, with the run: well below
+/// Lambda's 6 MB response, whatever the nodes' outputs (each up to 4 MiB).
+const PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The first of `page`'s nodes whose JSON fits `budget` bytes (at least one,
+/// which fits on its own), and the token that goes on after the last of them
+/// (`next` when all fit).
+fn within_bytes(
+    page: Vec<updraft_core::proto::core::NodeExecution>,
+    next: String,
+    budget: usize,
+) -> (Vec<updraft_core::proto::core::NodeExecution>, String) {
+    let mut kept: Vec<updraft_core::proto::core::NodeExecution> = Vec::with_capacity(page.len());
+    let mut used = 0;
+    for node in page {
+        let size = serde_json::to_vec(&node).map_or(0, |json| json.len());
+        if !kept.is_empty() && used + size > budget {
+            let last = kept.last().and_then(|n| n.id.as_ref()).map(|i| i.node_id.clone()).unwrap_or_default();
+            return (kept, last);
+        }
+        used += size;
+        kept.push(node);
+    }
+    (kept, next)
+}
+
 fn page_request(request: &ApiRequest) -> Result<PageRequest, ApiError> {
     let limit = match request.query.get("limit") {
         None => DEFAULT_PAGE,
@@ -752,8 +778,8 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             Ok(ok(200, &body))
         }
         Route::Execution(id, nodes_only) => {
-            // Nodes come a page at a time (all of them up to 1,000 unless asked for fewer): no answer nears
-            // Lambda's 6 MB however many nodes a run has.
+            // Nodes come a page at a time (all of them up to 1,000 unless asked for fewer, and as many as
+            // fit PAGE_BYTES): no answer nears Lambda's 6 MB however many nodes a run has.
             let page = match request.query.get("limit") {
                 Some(_) => page_request(request)?,
                 None => PageRequest { limit: MAX_PAGE, ..page_request(request)? },
@@ -773,6 +799,8 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             {
                 values.values.values_mut().for_each(updraft_core::literal::summarised);
             }
+            let shown = if nodes_only { 0 } else { serde_json::to_vec(&execution).map_or(0, |json| json.len()) };
+            let (nodes, next_token) = within_bytes(nodes, next_token, PAGE_BYTES.saturating_sub(shown));
             let execution = (!nodes_only).then_some(execution);
             Ok(ok(200, &GetExecutionResponse { execution, nodes, next_token }))
         }

@@ -989,3 +989,38 @@ fn lists_over_a_thousand_elements_are_summarised_and_the_node_outputs_route_answ
         "{refused}"
     );
 }
+
+#[test]
+fn a_page_of_nodes_stops_before_its_json_passes_four_mib_and_the_next_page_goes_on_from_there() {
+    let api = new_api();
+    let nodes: String = (0..5).map(|i| format!("      n{i}: {{task: t}}\n")).collect();
+    let spec = format!(
+        "tasks:\n  t: {{image: x, command: [t], outputs: {{text: string}}}}\nworkflows:\n  w:\n    nodes:\n{nodes}"
+    );
+    assert_eq!(call(&api, &register(&spec, "v1")).0, 201);
+    let body = json!({"workflow": {"project": "default", "domain": "development", "name": "w", "version": "v1"},
+                      "name": "heavy"});
+    assert_eq!(call(&api, &post(LAUNCH, &body.to_string())).0, 201);
+    // Five nodes, each with 1.5 MiB of string output (strings are not summarised): 7.5 MiB in all.
+    let text = Literal { value: Some(literal::Value::String("x".repeat(1536 * 1024))) };
+    for node in api.runs.runs.lock().unwrap().get_mut("heavy").unwrap().1.iter_mut() {
+        node.outputs = Some(LiteralMap { values: [("text".to_string(), text.clone())].into() });
+    }
+    let ids = |body: &Value| -> Vec<String> {
+        body["nodes"].as_array().unwrap().iter().map(|n| n["id"]["nodeId"].as_str().unwrap().to_string()).collect()
+    };
+    let (status, first) = call(&api, &get_request("/v1/executions/default/development/heavy"));
+    assert_eq!(status, 200);
+    assert_eq!(ids(&first), ["n0", "n1"], "two nodes fit beside the run, a third would pass 4 MiB");
+    let mut seen = ids(&first);
+    let mut token = first["nextToken"].as_str().map(str::to_string);
+    while let Some(after) = token {
+        let (status, page) =
+            call(&api, &get_request(&format!("/v1/executions/default/development/heavy/nodes?token={after}")));
+        assert_eq!(status, 200, "{page}");
+        assert!(serde_json::to_vec(&page).unwrap().len() <= 4 * 1024 * 1024 + 1024, "every page fits");
+        seen.extend(ids(&page));
+        token = page["nextToken"].as_str().map(str::to_string);
+    }
+    assert_eq!(seen, ["n0", "n1", "n2", "n3", "n4"], "every node once, in order");
+}
