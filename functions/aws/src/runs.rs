@@ -490,12 +490,25 @@ impl DynamoRun {
     }
 
     /// The run as stored: the execution item and its node items, as JSON objects
-    /// of their attributes (the API shapes them into the IDL).
+    /// of their attributes (the API shapes them into the IDL), with the values
+    /// kept in the bucket read back.
     pub async fn record(&self) -> Result<Option<(serde_json::Value, Vec<serde_json::Value>)>, PortError> {
-        let mut execution = None;
-        let mut nodes = Vec::new();
         let mut items = self.items().await?;
         self.resolve_values(&mut items).await?;
+        Ok(Self::record_of(items))
+    }
+
+    /// [`record`](Self::record) without reading back the values kept in the bucket
+    /// (their items only name them): for what needs phases, jobs and logs, not values.
+    pub async fn record_without_values(
+        &self,
+    ) -> Result<Option<(serde_json::Value, Vec<serde_json::Value>)>, PortError> {
+        Ok(Self::record_of(self.items().await?))
+    }
+
+    fn record_of(items: Vec<Item>) -> Option<(serde_json::Value, Vec<serde_json::Value>)> {
+        let mut execution = None;
+        let mut nodes = Vec::new();
         for item in items {
             let object = serde_json::Value::Object(attributes_json(&item));
             match item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) {
@@ -503,7 +516,7 @@ impl DynamoRun {
                 _ => nodes.push(object),
             }
         }
-        Ok(execution.map(|e| (e, nodes)))
+        execution.map(|e| (e, nodes))
     }
 
     /// Every item of the run's partition (its execution item first), read consistently.

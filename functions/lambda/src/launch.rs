@@ -391,7 +391,8 @@ impl Runs for AwsRuns {
             return Err(PortError::Invalid("this function reads no logs".into()));
         };
         let run = self.run_store(execution);
-        let Some((record, nodes)) = run.record().await? else { return Ok(None) };
+        // A node's stream and the run's phase: no value of the run is read.
+        let Some((record, nodes)) = run.record_without_values().await? else { return Ok(None) };
         let Some(found) = nodes.iter().find(|n| text(n, "node") == node) else { return Ok(None) };
         let ended = !text(found, "node_phase").is_empty() || text(&record, "run_phase") != "RUNNING";
         // A map's items run on the array job's children; the manifest says which child ran an

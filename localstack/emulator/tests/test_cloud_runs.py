@@ -924,6 +924,11 @@ def test_outputs_over_64_kib_are_kept_in_the_bucket_by_digest_and_read_back_whol
                                     Key={"pk": {"S": f"EXEC#cloud#development#{run}"}, "sk": {"S": "NODE#t"}})["Item"]
     assert "node_outputs" not in item, "not in the item"
     assert "/record/outputs-" + item["node_outputs_digest"]["S"] + ".json" in item["node_outputs_uri"]["S"], item
+    # A log read finds the node's stream in its record and reads none of the kept outputs.
+    s3_reads = conftest.counters(cloud["endpoint"])["s3_reads"]
+    status, log = signed(cloud, "GET", f"/v1/executions/cloud/development/{run}/nodes/t/logs")
+    assert status == 200 and log["logStream"], log
+    assert conftest.counters(cloud["endpoint"])["s3_reads"] == s3_reads, "no S3 read"
     # Two such items gathered (600 KiB, past what an item holds) are kept the same way.
     two = {"ns": {"list": {"values": [{"integer": str(300 * 1024)}, {"integer": str(300 * 1024 + 1)}]}}}
     answer = finished(cloud, launch(cloud, "big_texts", two))
