@@ -175,7 +175,7 @@ impl AwsRuns {
     }
 
     /// The record of run `execution`, with the bucket its large values are kept in.
-    fn run_store(&self, execution: &ExecutionId) -> DynamoRun {
+    pub(crate) fn run_store(&self, execution: &ExecutionId) -> DynamoRun {
         let run = DynamoRun::new(self.dynamo.clone(), &self.table, execution);
         match &self.values {
             Some(values) => run.with_values_bucket(values.clone()),

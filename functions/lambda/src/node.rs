@@ -8,7 +8,7 @@
 use aws_sdk_batch::types::KeyValuePair;
 use aws_sdk_sfn::error::ProvideErrorMetadata;
 use serde_json::{Value, json};
-use updraft_aws::runs::{DynamoCache, DynamoRun, ValuesBucket};
+use updraft_aws::runs::{DynamoCache, DynamoRun};
 use updraft_aws::s3::{self, S3Uri};
 use updraft_aws::sdk_error::port_error;
 use updraft_core::compute::{self, Platform, Queue, Queues};
@@ -283,10 +283,9 @@ impl WorkflowCache {
 }
 
 impl<R> NodeServices<R> {
-    /// A run's records; node outputs too large for their items go to the bucket.
+    /// A run's records; values too large for their items go to the bucket.
     fn run_store(&self, execution: &ExecutionId) -> DynamoRun {
-        let values = ValuesBucket { s3: self.s3.clone(), bucket: self.config.bucket.clone() };
-        DynamoRun::new(self.dynamo.clone(), &self.config.table, execution).with_values_bucket(values)
+        self.runs.run_store(execution)
     }
 }
 
