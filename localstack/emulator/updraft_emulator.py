@@ -62,7 +62,8 @@ Patches, each covered by a test in tests/test_patches.py:
     item of a batch or a transaction once, as DynamoDB bills them), S3
     requests (benchmarks and tests read differences of it). GET
     /moto-api/updraft/invocations?since=T lists the Lambda invocations that
-    started at or after T with their billed durations.
+    started at or after T with their billed durations; GET
+    /moto-api/updraft/s3-reads?since=T the S3 reads (GET, HEAD) and their paths.
 (n) A Step Functions execution that ends (SUCCEEDED, FAILED, TIMED_OUT,
     ABORTED) sends its "Step Functions Execution Status Change" event to the
     default event bus, delivered as in (h); moto sent none.
@@ -181,6 +182,9 @@ _COUNTERS_LOCK = threading.Lock()
 # Every Lambda invocation's function, start (epoch seconds) and duration (ms, from the
 # handler taking its event to its answer: what Lambda bills), the latest 100,000.
 _INVOCATIONS = collections.deque(maxlen=100_000)
+# Every S3 read's start (epoch seconds) and path, the latest 100,000: a test asks what
+# one request read, whatever other runs read meanwhile.
+_S3_READS = collections.deque(maxlen=100_000)
 
 
 def _count(key, name=None):
@@ -548,7 +552,11 @@ def _injected_fault(environ):
         # (j) Every S3 request counted, whoever makes it: the bench's requests per map item;
         # GETs and HEADs apart, as S3 prices them apart.
         _count("s3_requests")
-        _count("s3_reads" if environ.get("REQUEST_METHOD") in ("GET", "HEAD") else "s3_writes")
+        reading = environ.get("REQUEST_METHOD") in ("GET", "HEAD")
+        _count("s3_reads" if reading else "s3_writes")
+        if reading:
+            with _COUNTERS_LOCK:
+                _S3_READS.append({"at": time.time(), "path": environ.get("PATH_INFO", "")})
     where = environ.get("PATH_INFO", "") + "?" + environ.get("QUERY_STRING", "")
     agent = environ.get("HTTP_X_AMZ_USER_AGENT", "") + " " + environ.get("HTTP_USER_AGENT", "")
     caller = re.search(r"\bapp/(\S+)", agent)
@@ -1370,12 +1378,21 @@ def _invocations(request, full_url, headers):
     return 200, {"Content-Type": "application/json"}, body
 
 
+def _s3_reads(request, full_url, headers):
+    """The S3 reads that started at or after `?since=` (epoch seconds), with their paths."""
+    since = float(urllib.parse.parse_qs(urllib.parse.urlsplit(full_url).query).get("since", ["0"])[0])
+    with _COUNTERS_LOCK:
+        body = json.dumps([r for r in _S3_READS if r["at"] >= since])
+    return 200, {"Content-Type": "application/json"}, body
+
+
 def add_fire_rule_endpoint():
     from moto.moto_api._internal import urls
 
     urls.url_paths["{0}/moto-api/updraft/fire-rule$"] = _fire_rule
     urls.url_paths["{0}/moto-api/updraft/counters$"] = _counters
     urls.url_paths["{0}/moto-api/updraft/invocations$"] = _invocations
+    urls.url_paths["{0}/moto-api/updraft/s3-reads$"] = _s3_reads
     urls.url_paths["{0}/moto-api/updraft/images$"] = _images
 
 

@@ -94,6 +94,13 @@ def counters(endpoint):
         return json.loads(answer.read())
 
 
+def s3_reads_since(endpoint, since, containing):
+    """The paths of the S3 reads made at or after `since` (epoch seconds) whose path holds
+    `containing`: what one run's requests read, whatever other runs read meanwhile."""
+    with urllib.request.urlopen(f"{endpoint}/moto-api/updraft/s3-reads?since={since}") as answer:
+        return [r["path"] for r in json.loads(answer.read()) if containing in r["path"]]
+
+
 def wait_for(check, timeout=30, every=0.1):
     deadline = time.time() + timeout
     while time.time() < deadline:
