@@ -283,7 +283,7 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
     let runner = runner::this_process();
     let mut tries = 0;
     loop {
-        match store.create_execution(&execution, Some(&runner)) {
+        match store.create_execution(&execution, Some(&workflow), Some(&runner)) {
             // A generated name that collides is drawn again; a given one is the caller's to keep unique.
             Err(StoreError::NameTaken(_)) if tries < 8 && request.name.is_none() => {
                 tries += 1;

@@ -7,7 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::Mutex;
 use updraft_core::ports::{ExecutionStore, PortError};
-use updraft_core::proto::core::{Execution, NodeExecution, WorkflowPhase};
+use sha2::{Digest, Sha256};
+use updraft_core::proto::core::{CompiledWorkflow, Execution, NodeExecution, WorkflowPhase};
 
 pub struct Store {
     /// One connection, shared by the executor's tasks (rusqlite's is not `Sync`).
@@ -57,6 +58,12 @@ CREATE TABLE IF NOT EXISTS ticks (
     execution       TEXT NOT NULL,
     PRIMARY KEY (plan, scheduled_time)
 );
+-- The compiled workflow each run ran (its closure's subworkflows included), once per
+-- digest: what the console draws a run's graph from.
+CREATE TABLE IF NOT EXISTS workflows (
+    digest      TEXT PRIMARY KEY,
+    record      TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS node_executions (
     execution   TEXT NOT NULL,
     node_id     TEXT NOT NULL,
@@ -87,6 +94,43 @@ impl Store {
         Ok(Store { conn: Mutex::new(conn) })
     }
 
+    /// The store as a reader only (the console): nothing created, migrated or written;
+    /// a run in progress goes on writing beside it (WAL).
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let opened = || -> Result<Connection, rusqlite::Error> {
+            let conn = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            // Fails here, not at the first query, when the file is no store.
+            conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get::<_, i64>(0))?;
+            Ok(conn)
+        };
+        let conn = opened().map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    /// The compiled workflow run `name` ran, if the store kept it (runs recorded
+    /// before it kept workflows, or in a store not yet migrated, have none).
+    pub fn workflow_of_run(&self, name: &str) -> Result<Option<CompiledWorkflow>, StoreError> {
+        let found = self
+            .connection()
+            .query_row(
+                "SELECT w.record FROM executions e JOIN workflows w ON w.digest = e.workflow_digest WHERE e.name = ?1",
+                [name],
+                |row| row.get::<_, String>(0),
+            )
+            .optional();
+        match found {
+            Ok(Some(record)) => Ok(Some(serde_json::from_str(&record)?)),
+            Ok(None) => Ok(None),
+            // A store that an older `updraft` wrote and no newer one opened since: no such table or column.
+            Err(rusqlite::Error::SqliteFailure(_, Some(message))) if message.starts_with("no such") => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Records how a scheduler's tick of `plan` was handled (a tick again replaces it).
     pub fn record_tick(
         &self,
@@ -110,16 +154,34 @@ impl Store {
         Ok(statement.query_row(params![plan], |row| row.get::<_, Option<String>>(0))?)
     }
 
-    /// Records a new execution and, if given, the process that runs it, or fails
-    /// with `NameTaken`: an existing execution is never overwritten by another.
-    pub fn create_execution(&self, execution: &Execution, runner: Option<&str>) -> Result<(), StoreError> {
+    /// Records a new execution, the compiled workflow it runs (kept once per digest)
+    /// and, if given, the process that runs it, in one transaction; or fails with
+    /// `NameTaken`: an existing execution is never overwritten by another.
+    pub fn create_execution(
+        &self,
+        execution: &Execution,
+        workflow: Option<&CompiledWorkflow>,
+        runner: Option<&str>,
+    ) -> Result<(), StoreError> {
         let id = execution.id.clone().unwrap_or_default();
         let created = execution.created_at.map(|t| (t.seconds, t.nanos)).unwrap_or_default();
         let mut conn = self.connection();
         let transaction = conn.transaction()?;
+        let digest = match workflow {
+            Some(workflow) => {
+                let record = serde_json::to_string(workflow)?;
+                let digest = hex::encode(Sha256::digest(record.as_bytes()));
+                transaction.execute(
+                    "INSERT INTO workflows (digest, record) VALUES (?1, ?2) ON CONFLICT (digest) DO NOTHING",
+                    params![digest, record],
+                )?;
+                digest
+            }
+            None => String::new(),
+        };
         let inserted = transaction.execute(
-            "INSERT INTO executions (name, created_at, record, workflow, phase, project, domain) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO executions (name, created_at, record, workflow, phase, project, domain, workflow_digest) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO NOTHING",
             params![
                 id.name,
                 format!("{:020}.{:09}", created.0, created.1),
@@ -127,7 +189,8 @@ impl Store {
                 workflow_of(execution),
                 execution.phase,
                 id.project,
-                id.domain
+                id.domain,
+                digest
             ],
         )?;
         if inserted == 0 {
@@ -282,7 +345,12 @@ impl Store {
         if let Some(since) = query.since_seconds {
             add("created_at >=", format!("{since:020}").into());
         }
-        sql.push_str(&format!(" ORDER BY created_at DESC LIMIT {}", limit.min(i64::MAX as usize)));
+        if let Some(after) = &query.after {
+            // Keyset paging: the executions older than the named one, whatever was added since.
+            add("(created_at, name) < (SELECT created_at, name FROM executions WHERE name =", after.clone().into());
+            sql.push(')');
+        }
+        sql.push_str(&format!(" ORDER BY created_at DESC, name DESC LIMIT {}", limit.min(i64::MAX as usize)));
         let conn = self.connection();
         let mut statement = conn.prepare(&sql)?;
         let rows = statement.query_map(rusqlite::params_from_iter(values), |row| {
@@ -325,6 +393,8 @@ pub struct ExecutionQuery {
     pub domain: Option<String>,
     /// Created at or after this time (epoch seconds).
     pub since_seconds: Option<i64>,
+    /// Only executions listed after this one (the last of the previous page).
+    pub after: Option<String>,
 }
 
 fn workflow_of(execution: &Execution) -> String {
@@ -359,6 +429,10 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             )?;
         }
     }
+    if !columns.iter().any(|c| c == "workflow_digest") {
+        // Runs recorded before their workflow was kept name none: the console says so instead of a graph.
+        conn.execute("ALTER TABLE executions ADD COLUMN workflow_digest TEXT NOT NULL DEFAULT ''", [])?;
+    }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow, created_at);
          CREATE INDEX IF NOT EXISTS executions_by_phase ON executions (phase, created_at);",
@@ -371,7 +445,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 /// (`create_execution`), which the port has no notion of.
 impl ExecutionStore for Store {
     async fn create(&self, execution: &Execution) -> Result<(), PortError> {
-        self.create_execution(execution, None).map_err(port_error)
+        self.create_execution(execution, None, None).map_err(port_error)
     }
 
     async fn update(&self, execution: &Execution) -> Result<(), PortError> {
@@ -442,11 +516,15 @@ mod tests {
         )
         .unwrap();
         drop(old);
+        // A reader of the store as it is (no workflows table yet) finds no workflow, and no error.
+        let reader = Store::open_read_only(&path).unwrap();
+        assert_eq!(reader.workflow_of_run("20261101-000000-00000001").unwrap(), None);
+        drop(reader);
         let store = Store::open(&path).unwrap();
         let mut newer = execution("20261102-000000-00000002", "someone");
         newer.workflow_id = Some(updraft_core::proto::core::Identifier { name: "score".into(), ..Default::default() });
         newer.created_at = Some(updraft_core::proto::Timestamp { seconds: 1_796_100_000, nanos: 0 });
-        store.create_execution(&newer, None).unwrap();
+        store.create_execution(&newer, None, None).unwrap();
         let names = |query: ExecutionQuery| -> Vec<String> {
             let listing = store.list_where(10, &query).unwrap();
             listing.executions.iter().map(|e| e.id.clone().unwrap().name).collect()
@@ -468,8 +546,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("updraft-store-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let store = Store::open(&dir.join("updraft.db")).unwrap();
-        store.create_execution(&execution("20261127-000000-00000000", "first"), Some("boot:1:1")).unwrap();
-        let clash = store.create_execution(&execution("20261127-000000-00000000", "second"), Some("boot:2:2"));
+        store.create_execution(&execution("20261127-000000-00000000", "first"), None, Some("boot:1:1")).unwrap();
+        let clash = store.create_execution(&execution("20261127-000000-00000000", "second"), None, Some("boot:2:2"));
         assert!(matches!(clash, Err(StoreError::NameTaken(_))), "{clash:?}");
         let (kept, _) = store.get("20261127-000000-00000000").unwrap().unwrap();
         assert_eq!(kept.principal, "first", "the first run's record is untouched");
@@ -483,6 +561,53 @@ mod tests {
         // Through the port, the same contract as core's in-memory fake.
         let again = updraft_core::ports::memory::block_on(ExecutionStore::create(&store, &kept));
         assert!(matches!(again, Err(PortError::Conflict(_))), "{again:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// What the console reads: each run's workflow (kept once however many runs ran it),
+    /// pages newest first from a run's name on, and a reader that never writes the file.
+    #[test]
+    fn a_run_keeps_its_workflow_once_and_a_reader_pages_runs_without_writing_the_store() {
+        use updraft_core::proto::core::{Identifier, Node, WorkflowTemplate};
+        let dir = std::env::temp_dir().join(format!("updraft-store-reader-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("updraft.db");
+        let workflow = CompiledWorkflow {
+            template: Some(WorkflowTemplate {
+                id: Some(Identifier { name: "train".into(), ..Default::default() }),
+                nodes: vec![Node { id: "fit".into(), ..Default::default() }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let store = Store::open(&path).unwrap();
+        for (second, name) in [(1, "run-1"), (2, "run-2"), (3, "run-3")] {
+            let mut run = execution(name, "someone");
+            run.created_at = Some(updraft_core::proto::Timestamp { seconds: 1_796_000_000 + second, nanos: 0 });
+            store.create_execution(&run, Some(&workflow), None).unwrap();
+        }
+        store.create_execution(&execution("without-workflow", "someone"), None, None).unwrap();
+        let kept: i64 = store.connection().query_row("SELECT COUNT(*) FROM workflows", [], |r| r.get(0)).unwrap();
+        assert_eq!(kept, 1, "one row per digest");
+        drop(store);
+
+        let bytes = std::fs::read(&path).unwrap();
+        let reader = Store::open_read_only(&path).unwrap();
+        assert_eq!(reader.workflow_of_run("run-2").unwrap(), Some(workflow));
+        assert_eq!(reader.workflow_of_run("without-workflow").unwrap(), None);
+        assert_eq!(reader.workflow_of_run("no-such-run").unwrap(), None);
+        let page = |after: Option<&str>| -> Vec<String> {
+            let query = ExecutionQuery { after: after.map(String::from), ..Default::default() };
+            reader.list_where(2, &query).unwrap().executions.iter().map(|e| e.id.clone().unwrap().name).collect()
+        };
+        assert_eq!(page(None), ["run-3", "run-2"]);
+        assert_eq!(page(Some("run-2")), ["run-1", "without-workflow"]);
+        assert!(page(Some("without-workflow")).is_empty());
+        let refused = reader.create_execution(&execution("run-4", "someone"), None, None);
+        assert!(matches!(refused, Err(StoreError::Sqlite(_))), "{refused:?}");
+        drop(reader);
+        assert!(std::fs::read(&path).unwrap() == bytes, "the reader left the store's file as it was");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

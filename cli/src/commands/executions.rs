@@ -101,6 +101,7 @@ pub fn list(limit: usize, filter: &Filter, output: OutputFormat) -> Result<ExitC
         project: filter.project.clone(),
         domain: filter.domain.clone(),
         since_seconds: filter.since.map(|s| s.timestamp()),
+        after: None,
     };
     let listing = open_store()?.list_where(limit, &query)?;
     for warning in &listing.skipped {
