@@ -2,6 +2,7 @@
 
 mod bundle;
 mod commands;
+mod console;
 mod exec;
 mod exit;
 mod reference;
@@ -216,6 +217,16 @@ enum Command {
     Cache {
         #[command(subcommand)]
         command: CacheCommand,
+    },
+    /// A web page over this machine's runs (list, graph, timeline, nodes, logs), served on
+    /// 127.0.0.1 only; it reads the store and never changes it. Ctrl-C stops it.
+    Console {
+        /// The port to listen on; 0 picks a free one (the URL is printed).
+        #[arg(long, default_value_t = 8575)]
+        port: u16,
+        /// Also open the page in the default browser.
+        #[arg(long)]
+        open: bool,
     },
     /// The cloud path offline on this machine: an emulator with the stack deployed, and the config pointing at it.
     Sandbox {
@@ -710,6 +721,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Sandbox { command } => commands::sandbox::run(command),
+        Command::Console { port, open } => console::serve_local(port, open),
         Command::Completion { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

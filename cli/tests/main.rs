@@ -8,6 +8,7 @@ mod cleanup;
 mod cloud_steps;
 
 mod compile;
+mod console;
 mod exec;
 mod gpus;
 mod hostile;

@@ -4,10 +4,10 @@
 //! an interrupted run leaves whole rows, never half of one.
 
 use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::Mutex;
 use updraft_core::ports::{ExecutionStore, PortError};
-use sha2::{Digest, Sha256};
 use updraft_core::proto::core::{CompiledWorkflow, Execution, NodeExecution, WorkflowPhase};
 
 pub struct Store {

@@ -384,7 +384,7 @@ fn origin(execution: &Execution) -> Option<String> {
 }
 
 /// The attempts of each node of a run that left logs: node path → attempt numbers.
-fn logged_attempts(run_dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u32>> {
+pub(crate) fn logged_attempts(run_dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u32>> {
     let mut found: std::collections::BTreeMap<String, Vec<u32>> = std::collections::BTreeMap::new();
     let mut dirs = vec![run_dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {

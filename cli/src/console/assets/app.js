@@ -1,0 +1,348 @@
+// The console's page: plain ES module, no build step. Every element is made with
+// `h`/`svg` (never innerHTML), so a run's names and values are text, never markup.
+
+const main = document.getElementById("main");
+const SVG_NS = "http://www.w3.org/2000/svg";
+let poll = null;
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  return fill(el, attrs, children);
+}
+
+function svg(tag, attrs = {}, ...children) {
+  return fill(document.createElementNS(SVG_NS, tag), attrs, children);
+}
+
+function fill(el, attrs, children) {
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+async function api(path) {
+  const answer = await fetch(path, { headers: { Accept: "application/json" } });
+  const body = await answer.json().catch(() => ({ code: "Unreadable", message: `HTTP ${answer.status}` }));
+  if (!answer.ok) throw Object.assign(new Error(body.message || `HTTP ${answer.status}`), { status: answer.status, body });
+  return body;
+}
+
+const seconds = (d) => (d ? parseFloat(String(d).replace(/s$/, "")) : 0);
+const time = (t) => (t ? new Date(t) : null);
+const short = (phase) => (phase || "UNDEFINED").replace(/^WORKFLOW_/, "").replace(/^NODE_PHASE_/, "");
+const nodeName = (n) => (n.id && n.id.nodeId) || "";
+
+function duration(s) {
+  if (!s && s !== 0) return "";
+  if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
+  const m = Math.floor(s / 60);
+  return m < 60 ? `${m} min ${Math.round(s % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+function phaseText(phase, gone) {
+  if (gone) return h("span", { class: "gone", "data-phase": "RUNNER_GONE" }, "RUNNING, runner gone");
+  return h("span", { class: `phase phase-${phase || "UNDEFINED"}`, "data-phase": short(phase) }, short(phase));
+}
+
+function stopPolling() {
+  if (poll) clearTimeout(poll);
+  poll = null;
+}
+
+// ---- runs list ------------------------------------------------------------
+
+async function runsPage(params) {
+  stopPolling();
+  document.title = "Runs · Updraft console";
+  const phase = params.get("phase") || "";
+  const workflow = params.get("workflow") || "";
+  const token = params.get("token") || "";
+  const query = new URLSearchParams({ limit: "50" });
+  if (phase) query.set("phase", phase);
+  if (workflow) query.set("workflow", workflow);
+  if (token) query.set("token", token);
+  let page;
+  try {
+    page = await api(`/api/runs?${query}`);
+  } catch (e) {
+    main.replaceChildren(h("h1", {}, "Runs"), h("div", { class: "error", role: "alert" }, e.message));
+    return;
+  }
+  const go = (changes) => {
+    const next = new URLSearchParams(params);
+    for (const [k, v] of Object.entries(changes)) v ? next.set(k, v) : next.delete(k);
+    navigate(`/?${next}`);
+  };
+  const phases = ["", "WORKFLOW_RUNNING", "WORKFLOW_SUCCEEDED", "WORKFLOW_FAILED", "WORKFLOW_ABORTED", "WORKFLOW_TIMED_OUT"];
+  const select = h("select", { id: "phase-filter", onchange: (e) => go({ phase: e.target.value, token: "" }) },
+    phases.map((p) => h("option", { value: p, selected: p === phase }, p ? short(p) : "any phase")));
+  const wf = h("input", { id: "workflow-filter", value: workflow, placeholder: "workflow", size: 16 });
+  const form = h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); go({ workflow: wf.value.trim(), token: "" }); } },
+    h("label", { for: "phase-filter" }, "Phase"), select,
+    h("label", { for: "workflow-filter" }, "Workflow"), wf, h("button", { type: "submit" }, "Filter"));
+  const gone = new Set(page.runnerGone || []);
+  const rows = page.executions.map((e) => {
+    const name = e.id.name;
+    const started = time(e.startedAt || e.createdAt);
+    const wfId = e.workflowId || {};
+    return h("tr", { "data-run": name, "data-phase": gone.has(name) ? "RUNNER_GONE" : short(e.phase) },
+      h("td", {}, h("a", { href: `/runs/${encodeURIComponent(name)}` }, name)),
+      h("td", {}, `${wfId.name || ""}${wfId.version ? "@" + wfId.version : ""}`),
+      h("td", {}, e.launchPlanId ? e.launchPlanId.name : ""),
+      h("td", {}, (e.mode || "MANUAL").toLowerCase()),
+      h("td", {}, phaseText(e.phase, gone.has(name))),
+      h("td", {}, started ? started.toLocaleString() : ""),
+      h("td", {}, duration(seconds(e.duration))),
+      h("td", {}, e.cost && e.cost.totalUsd ? `$${Number(e.cost.totalUsd).toFixed(4)}` : ""));
+  });
+  const body = [h("h1", {}, "Runs"), form];
+  for (const s of page.skipped || []) body.push(h("div", { class: "banner", role: "status" }, s));
+  if (!rows.length) {
+    body.push(h("p", { class: "empty" }, phase || workflow || token
+      ? "No run matches these filters."
+      : h("span", {}, "No runs yet. Start one with ", h("code", {}, "updraft run FILE"), ".")));
+  } else {
+    body.push(h("table", { id: "runs" },
+      h("thead", {}, h("tr", {}, ["Run", "Workflow", "Launch plan", "Mode", "Phase", "Started", "Duration", "Cost"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, rows)));
+  }
+  const nav = h("p", {});
+  if (token) nav.append(h("a", { href: "/?" + new URLSearchParams({ phase, workflow }), "data-link": "" }, "Newest runs"), " ");
+  if (page.nextToken) nav.append(h("a", { href: "/?" + new URLSearchParams({ phase, workflow, token: page.nextToken }), "data-link": "" }, "Older runs"));
+  body.push(nav);
+  main.replaceChildren(...body);
+  if (page.executions.some((e) => e.phase === "WORKFLOW_RUNNING" && !gone.has(e.id.name))) {
+    poll = setTimeout(() => render(), 2000);
+  }
+}
+
+// ---- one run --------------------------------------------------------------
+
+let selectedNode = null;
+let selectedTab = "graph";
+
+async function runPage(name) {
+  stopPolling();
+  document.title = `${name} · Updraft console`;
+  let run;
+  try {
+    run = await api(`/api/runs/${encodeURIComponent(name)}`);
+  } catch (e) {
+    main.replaceChildren(h("h1", {}, name), h("div", { class: "error", role: "alert", "data-status": e.status }, e.message),
+      h("p", {}, h("a", { href: "/" }, "All runs")));
+    return;
+  }
+  const e = run.execution;
+  const wfId = e.workflowId || {};
+  const facts = h("dl", { class: "facts" },
+    h("dt", {}, "Phase"), h("dd", { id: "run-phase" }, phaseText(e.phase, run.runnerGone)),
+    h("dt", {}, "Workflow"), h("dd", {}, `${wfId.name || ""}${wfId.version ? "@" + wfId.version : ""}`),
+    h("dt", {}, "Started"), h("dd", {}, e.startedAt ? time(e.startedAt).toLocaleString() : ""),
+    h("dt", {}, "Duration"), h("dd", {}, duration(seconds(e.duration))),
+    h("dt", {}, "Mode"), h("dd", {}, (e.mode || "MANUAL").toLowerCase(), e.recoveredFrom ? [" of ", h("a", { href: `/runs/${encodeURIComponent(e.recoveredFrom)}` }, e.recoveredFrom)] : []),
+    e.principal ? [h("dt", {}, "By"), h("dd", {}, e.principal)] : []);
+  const parts = [h("p", {}, h("a", { href: "/" }, "← Runs")), h("h1", {}, name), facts];
+  if (run.runnerGone) {
+    parts.push(h("div", { class: "banner", role: "status" },
+      "The `updraft run` process of this run is gone (killed): it will not finish. The next `updraft` command that opens the store marks it ABORTED."));
+  }
+  if (e.error) parts.push(h("div", { class: "error", role: "alert", id: "run-error" }, `${e.error.code || "Error"}${e.error.failedNodeId ? " in " + e.error.failedNodeId : ""}: ${e.error.message || ""}`));
+  parts.push(h("h2", {}, "Inputs"), values(e.inputs), h("h2", {}, "Outputs"), values(e.outputs));
+  const tabs = [["graph", "Graph"], ["timeline", "Timeline"], ["nodes", "Nodes"]];
+  const view = h("div", { id: "view", role: "tabpanel" });
+  const bar = h("div", { class: "tabs", role: "tablist" }, tabs.map(([id, label]) =>
+    h("button", { role: "tab", id: `tab-${id}`, "aria-selected": String(id === selectedTab),
+      onclick: () => { selectedTab = id; showTab(run, view, bar); } }, label)));
+  const panel = h("div", { id: "node-panel" });
+  parts.push(bar, view, panel);
+  main.replaceChildren(...parts);
+  showTab(run, view, bar);
+  if (selectedNode) showNode(run, selectedNode, panel);
+  if (e.phase === "WORKFLOW_RUNNING" && !run.runnerGone) poll = setTimeout(() => render(), 2000);
+}
+
+function values(map) {
+  const vs = (map && map.values) || {};
+  if (!Object.keys(vs).length) return h("p", { class: "muted" }, "none");
+  return h("table", { class: "values" }, h("tbody", {}, Object.entries(vs).map(([k, v]) =>
+    h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, h("code", {}, literal(v)))))));
+}
+
+function literal(v) {
+  if (!v || typeof v !== "object") return String(v);
+  if ("integer" in v) return v.integer;
+  if ("float" in v) return String(v.float);
+  if ("string" in v) return JSON.stringify(v.string.length > 300 ? v.string.slice(0, 300) + "…" : v.string);
+  if ("boolean" in v) return String(v.boolean);
+  if ("list" in v) {
+    const items = (v.list.values || []).slice(0, 20).map(literal);
+    const more = (v.list.values || []).length - items.length + Number(v.list.omitted || 0);
+    return `[${items.join(", ")}${more > 0 ? `, … and ${more} more` : ""}]`;
+  }
+  if ("blob" in v) return `${v.blob.uri || ""} ${v.blob.digest || ""}`;
+  return JSON.stringify(v);
+}
+
+function showTab(run, view, bar) {
+  for (const b of bar.querySelectorAll("button")) b.setAttribute("aria-selected", String(b.id === `tab-${selectedTab}`));
+  view.setAttribute("aria-labelledby", `tab-${selectedTab}`);
+  const select = (id) => { selectedNode = id; showNode(run, id, document.getElementById("node-panel")); };
+  if (selectedTab === "graph") view.replaceChildren(graph(run, select));
+  else if (selectedTab === "timeline") view.replaceChildren(timeline(run, select));
+  else view.replaceChildren(nodesTable(run, select));
+}
+
+const byId = (run) => Object.fromEntries(run.nodes.map((n) => [nodeName(n), n]));
+
+// The DAG, one column per level (the compiler's levels), coloured by each node's phase.
+export function graph(run, select) {
+  if (!run.workflow) return h("div", { class: "banner", role: "status" }, run.workflowMissing || "no workflow recorded");
+  const template = run.workflow.template || {};
+  const levels = ((run.workflow.dag || {}).levels || []).map((l) => l.nodeIds || []);
+  const records = byId(run);
+  const W = 170, H = 46, GX = 70, GY = 18, PAD = 12;
+  const at = {};
+  levels.forEach((ids, col) => ids.forEach((id, row) => { at[id] = { x: PAD + col * (W + GX), y: PAD + row * (H + GY) }; }));
+  const width = PAD * 2 + Math.max(1, levels.length) * (W + GX) - GX;
+  const height = PAD * 2 + Math.max(1, ...levels.map((l) => l.length)) * (H + GY) - GY;
+  const critical = (run.workflow.dag || {}).criticalPath || [];
+  const onCritical = new Set(critical.slice(1).map((id, i) => `${critical[i]}>${id}`));
+  const edges = [], boxes = [];
+  for (const node of template.nodes || []) {
+    const to = at[node.id];
+    if (!to) continue;
+    for (const up of node.upstreamNodeIds || []) {
+      const from = at[up];
+      if (!from) continue;
+      const x1 = from.x + W, y1 = from.y + H / 2, x2 = to.x, y2 = to.y + H / 2, mx = (x1 + x2) / 2;
+      edges.push(svg("path", { class: `edge${onCritical.has(`${up}>${node.id}`) ? " critical" : ""}`,
+        d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, "data-from": up, "data-to": node.id }));
+    }
+    const record = records[node.id] || {};
+    const phase = short(record.phase);
+    let detail = phase;
+    if (node.map || record.itemsTotal) {
+      detail = `${phase} ${record.itemsDone || 0}/${record.itemsTotal || 0}${record.itemsFailed ? `, ${record.itemsFailed} failed` : ""}`;
+    }
+    const kind = node.map ? "map" : node.branch ? "branch" : node.workflow ? "subworkflow" : "task";
+    boxes.push(svg("g", { class: `node p-${phase}`, tabindex: 0, role: "button", "data-node": node.id, "data-phase": phase, "data-kind": kind,
+      transform: `translate(${to.x},${to.y})`, "aria-label": `${node.id}: ${detail}`,
+      onclick: () => select(node.id), onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(node.id); } } },
+      svg("rect", { width: W, height: H, rx: 6 }),
+      svg("text", { x: 10, y: 18 }, node.id.length > 22 ? node.id.slice(0, 21) + "…" : node.id),
+      svg("text", { x: 10, y: 36, class: "muted" }, `${kind} · ${detail}`)));
+  }
+  return h("div", { class: "scroll" }, svg("svg", { id: "graph", width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "the run's graph" }, edges, boxes));
+}
+
+// One row per node that started: when it ran, relative to the run's start; the critical path outlined.
+function timeline(run, select) {
+  const start = time(run.execution.startedAt || run.execution.createdAt);
+  const running = run.execution.phase === "WORKFLOW_RUNNING" && !run.runnerGone;
+  const now = Date.now();
+  const rows = run.nodes.filter((n) => n.startedAt).map((n) => {
+    const s = (time(n.startedAt) - start) / 1000;
+    const d = seconds(n.duration) || (short(n.phase) === "RUNNING" && running ? (now - time(n.startedAt)) / 1000 : 0);
+    return { id: nodeName(n), phase: short(n.phase), s: Math.max(0, s), d, attempts: n.attempts || 0 };
+  }).sort((a, b) => a.s - b.s || a.id.localeCompare(b.id));
+  if (!rows.length) return h("p", { class: "muted" }, "No node has started.");
+  const end = Math.max(...rows.map((r) => r.s + r.d), running ? (now - start) / 1000 : 0, 0.001);
+  const critical = new Set(((run.workflow || {}).dag || {}).criticalPath || []);
+  const LABEL = 190, WIDTH = 900, ROW = 24;
+  const x = (t) => LABEL + (t / end) * (WIDTH - LABEL - 10);
+  const parts = rows.map((r, i) => svg("g", { "data-node": r.id, "data-phase": r.phase, "data-start": r.s.toFixed(3), "data-end": (r.s + r.d).toFixed(3),
+    tabindex: 0, role: "button", "aria-label": `${r.id}: ${r.phase}, from ${r.s.toFixed(2)} s for ${r.d.toFixed(2)} s`,
+    onclick: () => select(r.id), onkeydown: (e) => { if (e.key === "Enter") select(r.id); } },
+    svg("text", { x: 4, y: 16 + i * ROW }, r.id.length > 26 ? r.id.slice(0, 25) + "…" : r.id),
+    svg("rect", { class: `bar p-${r.phase}${critical.has(r.id) ? " critical" : ""}`, x: x(r.s), y: 4 + i * ROW,
+      width: Math.max(2, x(r.s + r.d) - x(r.s)), height: ROW - 8 }, svg("title", {}, `${r.id} ${r.phase} ${duration(r.d)}${r.attempts > 1 ? `, ${r.attempts} attempts` : ""}`))));
+  const height = rows.length * ROW + 24;
+  const axis = svg("text", { x: WIDTH - 10, y: height - 6, "text-anchor": "end", class: "muted" }, `${duration(end)} after the start`);
+  const nowLine = running ? svg("line", { class: "now", x1: x((now - start) / 1000), x2: x((now - start) / 1000), y1: 0, y2: height }) : null;
+  return h("div", { class: "scroll" }, svg("svg", { id: "timeline", width: WIDTH, height, role: "img", "aria-label": "when each node ran" }, parts, axis, nowLine));
+}
+
+function nodesTable(run, select) {
+  return h("table", { id: "nodes" },
+    h("thead", {}, h("tr", {}, ["Node", "Phase", "Cache", "Cache key", "Attempts", "Duration", "Items", "Error"].map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}, run.nodes.map((n) => {
+      const id = nodeName(n);
+      return h("tr", { "data-node": id, "data-phase": short(n.phase), class: id === selectedNode ? "selected" : "" },
+        h("td", {}, h("a", { href: "#", onclick: (e) => { e.preventDefault(); select(id); } }, id)),
+        h("td", {}, phaseText(n.phase)),
+        h("td", { "data-cache": n.cacheStatus || "CACHE_DISABLED" }, (n.cacheStatus || "").replace(/^CACHE_/, "").toLowerCase()),
+        h("td", {}, n.cacheKey ? h("code", { title: n.cacheKey }, n.cacheKey.slice(0, 16)) : ""),
+        h("td", {}, n.attempts || ""),
+        h("td", {}, duration(seconds(n.duration))),
+        h("td", {}, n.itemsTotal ? `${n.itemsDone || 0}/${n.itemsTotal}${n.itemsFailed ? ` (${n.itemsFailed} failed)` : ""}` : ""),
+        h("td", {}, n.error ? n.error.code || "" : ""));
+    })));
+}
+
+async function showNode(run, id, panel) {
+  const n = byId(run)[id];
+  if (!n) { panel.replaceChildren(); return; }
+  const parts = [h("h2", {}, `Node ${id}`), h("p", {}, phaseText(n.phase),
+    n.attempts ? ` · ${n.attempts} attempt${n.attempts > 1 ? "s" : ""}` : "", n.cacheKey ? [" · cache key ", h("code", {}, n.cacheKey)] : "")];
+  if (n.error) parts.push(h("div", { class: "error", role: "alert", "data-code": n.error.code || "" }, `${n.error.code || "Error"}: ${n.error.message || ""}`));
+  parts.push(h("h2", {}, "Inputs"), values(n.inputs), h("h2", {}, "Outputs"), values(n.outputs));
+  const logs = h("div", { id: "logs" }, h("p", { class: "muted" }, "Loading logs…"));
+  parts.push(h("h2", {}, "Logs"), logs);
+  panel.replaceChildren(h("section", { class: "panel", "aria-label": `node ${id}` }, parts));
+  const runName = run.execution.id.name;
+  const blocks = [];
+  for (const stream of ["stderr", "stdout"]) {
+    const url = `/api/runs/${encodeURIComponent(runName)}/nodes/${encodeURIComponent(id)}/logs?stream=${stream}&tail=200`;
+    const answer = await fetch(url);
+    if (!answer.ok) continue;
+    const text = await answer.text();
+    const offset = Number(answer.headers.get("x-log-offset") || 0);
+    const pre = h("pre", { class: "log", "data-stream": stream }, text || "(empty)");
+    const block = h("div", {}, h("h3", {}, `${stream} (attempt ${answer.headers.get("x-log-attempt")}, ${answer.headers.get("x-log-size")} bytes)`));
+    if (offset > 0) {
+      let from = offset;
+      const more = h("button", { onclick: async () => {
+        const start = Math.max(0, from - 65536);
+        const earlier = await fetch(`${url.replace(/&tail=200$/, "")}&offset=${start}&length=${from - start}`);
+        pre.prepend(await earlier.text());
+        from = start;
+        if (from === 0) more.remove();
+      } }, "Load earlier lines");
+      block.append(more);
+    }
+    block.append(pre);
+    blocks.push(block);
+  }
+  logs.replaceChildren(...(blocks.length ? blocks : [h("p", { class: "muted" }, "This node left no logs (it ran no task here, or was cached).")]));
+}
+
+// ---- routing ----------------------------------------------------------------
+
+function render() {
+  const path = location.pathname;
+  const match = path.match(/^\/runs\/([^/]+)$/);
+  if (match) return runPage(decodeURIComponent(match[1]));
+  return runsPage(new URLSearchParams(location.search));
+}
+
+function navigate(url) {
+  history.pushState(null, "", url);
+  selectedNode = null;
+  render();
+}
+
+document.addEventListener("click", (e) => {
+  const a = e.target.closest && e.target.closest("a[href^='/']");
+  if (!a || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
+  e.preventDefault();
+  navigate(a.getAttribute("href"));
+});
+window.addEventListener("popstate", () => render());
+render();

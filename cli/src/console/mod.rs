@@ -1,0 +1,307 @@
+//! `updraft console`: a web page over this machine's runs, served from the binary on
+//! loopback. The JSON API under `/api/` answers in the cloud API's IDL JSON; the page is
+//! plain ES modules and SVG embedded here (no npm, no CDN). Safe on loopback: it binds
+//! 127.0.0.1 only, answers only requests addressed to that address and port (DNS
+//! rebinding), opens the store read-only, and has no route that writes.
+
+pub mod source;
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use source::{LogRange, RunQuery, RunSource, SourceError, Stream};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+/// The most runs one page of the list holds.
+const MAX_PAGE: usize = 500;
+
+struct Console {
+    source: Arc<dyn RunSource>,
+    /// `127.0.0.1:PORT` and `localhost:PORT`: the only `Host` values served.
+    hosts: [String; 2],
+    /// Foreign hosts refused so far: each is logged once, not once per request.
+    refused: Mutex<HashSet<String>>,
+}
+
+/// `updraft console`: this machine's runs (`UPDRAFT_HOME`).
+pub fn serve_local(port: u16, open: bool) -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
+    let home = updraft_engine::home::Home::from_env()?;
+    serve(Arc::new(source::LocalRuns::new(home)), port, open)
+}
+
+/// Serves the console on 127.0.0.1:`port` (0: a free one) until Ctrl-C; `open`: in the browser too.
+pub fn serve(
+    source: Arc<dyn RunSource>,
+    port: u16,
+    open: bool,
+) -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot listen on 127.0.0.1:{port}: {e}\n  hint: `--port 0` picks a free port, or stop what uses {port}"
+                );
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        };
+        let port = listener.local_addr()?.port();
+        let console = Arc::new(Console {
+            source,
+            hosts: [format!("127.0.0.1:{port}"), format!("localhost:{port}")],
+            refused: Mutex::new(HashSet::new()),
+        });
+        let url = format!("http://127.0.0.1:{port}/");
+        println!("console: {url} (Ctrl-C stops it)");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        if open {
+            open_in_browser(&url);
+        }
+        axum::serve(listener, router(console))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        Ok(std::process::ExitCode::SUCCESS)
+    })
+}
+
+/// The desktop's own opener, argv without a shell; a machine without one gets a warning.
+fn open_in_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let opened = std::process::Command::new(opener)
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(e) = opened {
+        eprintln!("warning: cannot open a browser ({opener}: {e}); open {url} yourself");
+    }
+}
+
+fn router(console: Arc<Console>) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/runs/{name}", get(page))
+        .route("/assets/app.js", get(|| asset("text/javascript; charset=utf-8", include_str!("assets/app.js"))))
+        .route("/assets/app.css", get(|| asset("text/css; charset=utf-8", include_str!("assets/app.css"))))
+        .route("/api/runs", get(list_runs))
+        .route("/api/runs/{name}", get(get_run))
+        .route("/api/runs/{name}/nodes/{node}/logs", get(node_log))
+        .fallback(|| async { problem(StatusCode::NOT_FOUND, "NotFound", "no such page") })
+        .layer(middleware::from_fn_with_state(console.clone(), loopback_only))
+        .with_state(console)
+}
+
+/// Refuses requests whose `Host` is not this console's address: a page of another site
+/// whose name was rebound to 127.0.0.1 must not read the runs.
+async fn loopback_only(State(console): State<Arc<Console>>, request: Request, next: Next) -> Response {
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+    if console.hosts.contains(&host) {
+        let mut response = next.run(request).await;
+        let headers = response.headers_mut();
+        headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+        headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; style-src 'self'; img-src 'self' data:"),
+        );
+        return response;
+    }
+    if console.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(host.clone()) {
+        eprintln!("console: refused a request for host {host:?} (only {} is served)", console.hosts[0]);
+    }
+    problem(
+        StatusCode::FORBIDDEN,
+        "ForeignHost",
+        &format!("this console answers requests for {} only", console.hosts[0]),
+    )
+}
+
+async fn page() -> Response {
+    asset("text/html; charset=utf-8", include_str!("assets/index.html")).await
+}
+
+async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+/// A JSON error as the cloud API answers them: `{"code", "message"}`.
+fn problem(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, axum::Json(json!({"code": code, "message": message}))).into_response()
+}
+
+/// Runs the source's blocking read off the async workers.
+async fn read<T: Send + 'static>(
+    console: &Arc<Console>,
+    f: impl FnOnce(&dyn RunSource) -> Result<T, SourceError> + Send + 'static,
+) -> Result<T, Response> {
+    let source = console.source.clone();
+    match tokio::task::spawn_blocking(move || f(source.as_ref())).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(problem(StatusCode::INTERNAL_SERVER_ERROR, "StoreUnreadable", &e.to_string())),
+        Err(e) => Err(problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal", &e.to_string())),
+    }
+}
+
+/// A JSON answer with an `ETag`: a poll that finds nothing new gets 304 and no body.
+fn json_answer(request_headers: &HeaderMap, body: &Value) -> Response {
+    use sha2::{Digest, Sha256};
+    let text = body.to_string();
+    let tag = format!("\"{}\"", &hex::encode(Sha256::digest(text.as_bytes()))[..32]);
+    if request_headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(tag.as_str()) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::ETAG, tag),
+            (header::CACHE_CONTROL, "no-cache".into()),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct ListParams {
+    phase: Option<String>,
+    workflow: Option<String>,
+    since: Option<i64>,
+    token: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_runs(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Query(params): Query<ListParams>,
+) -> Response {
+    use updraft_core::proto::core::WorkflowPhase;
+    let phase = match params.phase.as_deref().filter(|p| !p.is_empty()) {
+        None => None,
+        Some(name) => match WorkflowPhase::from_str_name(name) {
+            Some(phase) => Some(phase),
+            None => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    &format!(
+                        "phase {name:?} is not a run phase; use one of WORKFLOW_RUNNING, WORKFLOW_SUCCEEDED, WORKFLOW_FAILED, WORKFLOW_ABORTED, WORKFLOW_TIMED_OUT"
+                    ),
+                );
+            }
+        },
+    };
+    let query = RunQuery {
+        phase,
+        workflow: params.workflow.filter(|w| !w.is_empty()),
+        since_seconds: params.since,
+        after: params.token.filter(|t| !t.is_empty()),
+        limit: params.limit.unwrap_or(50).clamp(1, MAX_PAGE),
+    };
+    let page = match read(&console, move |source| source.list(&query)).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    let body = json!({
+        "executions": page.executions,
+        "nextToken": page.next_token.unwrap_or_default(),
+        "runnerGone": page.runner_gone,
+        "skipped": page.skipped,
+    });
+    json_answer(&headers, &body)
+}
+
+async fn get_run(State(console): State<Arc<Console>>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let wanted = name.clone();
+    let view = match read(&console, move |source| source.run(&wanted)).await {
+        Ok(Some(view)) => view,
+        Ok(None) => return problem(StatusCode::NOT_FOUND, "ExecutionNotFound", &format!("no run named {name}")),
+        Err(response) => return response,
+    };
+    let mut body = json!({
+        "execution": view.execution,
+        "nodes": view.nodes,
+        "runnerGone": view.runner_gone,
+    });
+    match view.workflow {
+        Some(workflow) => body["workflow"] = json!(workflow),
+        None => {
+            body["workflowMissing"] =
+                json!("this run was recorded before the store kept each run's workflow: no graph to draw")
+        }
+    }
+    json_answer(&headers, &body)
+}
+
+#[derive(serde::Deserialize)]
+struct LogParams {
+    attempt: Option<u32>,
+    stream: Option<String>,
+    item: Option<u32>,
+    /// The last this many lines (default 200)...
+    tail: Option<usize>,
+    /// ...or `length` bytes from `offset`.
+    offset: Option<u64>,
+    length: Option<u64>,
+}
+
+async fn node_log(
+    State(console): State<Arc<Console>>,
+    Path((name, node)): Path<(String, String)>,
+    Query(params): Query<LogParams>,
+) -> Response {
+    let stream = match params.stream.as_deref() {
+        None | Some("stdout") => Stream::Stdout,
+        Some("stderr") => Stream::Stderr,
+        Some(other) => {
+            return problem(StatusCode::BAD_REQUEST, "BadRequest", &format!("stream {other:?}: use stdout or stderr"));
+        }
+    };
+    let range = match (params.offset, params.tail) {
+        (Some(offset), None) => LogRange::Bytes { offset, length: params.length.unwrap_or(source::MAX_LOG_BYTES) },
+        (None, tail) => LogRange::Tail { lines: tail.unwrap_or(200) },
+        (Some(_), Some(_)) => {
+            return problem(StatusCode::BAD_REQUEST, "BadRequest", "ask for `tail` lines or an `offset`, not both");
+        }
+    };
+    let path = match params.item {
+        Some(item) => format!("{node}/{item}"),
+        None => node.clone(),
+    };
+    let attempt = params.attempt;
+    let (run, wanted) = (name.clone(), path.clone());
+    match read(&console, move |source| source.log(&run, &wanted, attempt, stream, range)).await {
+        Ok(Some(chunk)) => {
+            let attempts: Vec<String> = chunk.attempts.iter().map(u32::to_string).collect();
+            (
+                [
+                    (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
+                    (header::HeaderName::from_static("x-log-size"), chunk.size.to_string()),
+                    (header::HeaderName::from_static("x-log-offset"), chunk.offset.to_string()),
+                    (header::HeaderName::from_static("x-log-attempt"), chunk.attempt.to_string()),
+                    (header::HeaderName::from_static("x-log-attempts"), attempts.join(",")),
+                ],
+                chunk.text,
+            )
+                .into_response()
+        }
+        Ok(None) => problem(
+            StatusCode::NOT_FOUND,
+            "LogNotFound",
+            &format!(
+                "run {name} has no log of node {path}{}",
+                attempt.map(|a| format!(" attempt {a}")).unwrap_or_default()
+            ),
+        ),
+        Err(response) => response,
+    }
+}

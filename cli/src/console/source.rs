@@ -1,0 +1,257 @@
+//! Where the console reads runs from. One trait, so the views never know whether
+//! they show the local store or (later) a stack's API; the local implementation
+//! opens the store read-only for each request and never closes a run itself.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use updraft_core::proto::core::{CompiledWorkflow, Execution, NodeExecution, WorkflowPhase};
+use updraft_engine::home::Home;
+use updraft_engine::runner;
+use updraft_engine::store::{ExecutionQuery, Store, StoreError};
+
+/// Which runs a page lists (`None`: any), newest first.
+#[derive(Debug, Default, Clone)]
+pub struct RunQuery {
+    pub phase: Option<WorkflowPhase>,
+    pub workflow: Option<String>,
+    /// Created at or after this time (epoch seconds).
+    pub since_seconds: Option<i64>,
+    /// The last run of the previous page.
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+/// A page of runs, the token of the next (the last run's name) and the records skipped.
+pub struct RunPage {
+    pub executions: Vec<Execution>,
+    pub next_token: Option<String>,
+    /// RUNNING runs whose `updraft run` is gone (killed): shown as such, not closed.
+    pub runner_gone: Vec<String>,
+    pub skipped: Vec<String>,
+}
+
+/// One run with what its views need.
+pub struct RunView {
+    pub execution: Execution,
+    pub nodes: Vec<NodeExecution>,
+    /// The compiled workflow it ran; `None` for runs recorded before the store kept it.
+    pub workflow: Option<CompiledWorkflow>,
+    pub runner_gone: bool,
+}
+
+/// A node attempt's log, or the part of it asked for.
+pub struct LogChunk {
+    pub text: String,
+    /// The whole file's size and where the text starts in it.
+    pub size: u64,
+    pub offset: u64,
+    /// The node's attempts that left logs, and the one read.
+    pub attempts: Vec<u32>,
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Which part of a log to read: its last `lines` lines, or `length` bytes from `offset`.
+#[derive(Debug, Clone, Copy)]
+pub enum LogRange {
+    Tail { lines: usize },
+    Bytes { offset: u64, length: u64 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub trait RunSource: Send + Sync + 'static {
+    fn list(&self, query: &RunQuery) -> Result<RunPage, SourceError>;
+    /// `None`: no run of that name.
+    fn run(&self, name: &str) -> Result<Option<RunView>, SourceError>;
+    /// `None`: no such run, node or attempt, or no log of it.
+    fn log(
+        &self,
+        run: &str,
+        node: &str,
+        attempt: Option<u32>,
+        stream: Stream,
+        range: LogRange,
+    ) -> Result<Option<LogChunk>, SourceError>;
+}
+
+/// The runs of this machine's `UPDRAFT_HOME`.
+pub struct LocalRuns {
+    home: Home,
+}
+
+impl LocalRuns {
+    pub fn new(home: Home) -> LocalRuns {
+        LocalRuns { home }
+    }
+
+    /// The store as a reader, or `None` while no run has made one (an empty home).
+    fn store(&self) -> Result<Option<Store>, StoreError> {
+        let path = self.home.database();
+        if !path.exists() {
+            return Ok(None);
+        }
+        Store::open_read_only(&path).map(Some)
+    }
+
+    fn gone_runners(store: &Store) -> Result<HashSet<String>, StoreError> {
+        Ok(store.running()?.into_iter().filter(|(_, runner)| !runner::is_alive(runner)).map(|(run, _)| run).collect())
+    }
+}
+
+impl RunSource for LocalRuns {
+    fn list(&self, query: &RunQuery) -> Result<RunPage, SourceError> {
+        let Some(store) = self.store()? else {
+            return Ok(RunPage { executions: vec![], next_token: None, runner_gone: vec![], skipped: vec![] });
+        };
+        let wanted = ExecutionQuery {
+            workflow: query.workflow.clone(),
+            phase: query.phase.map(|p| p as i32),
+            since_seconds: query.since_seconds,
+            after: query.after.clone(),
+            ..Default::default()
+        };
+        // One more than the page: whether there is a next page, without a second query.
+        let mut listing = store.list_where(query.limit + 1, &wanted)?;
+        let more = listing.executions.len() > query.limit;
+        listing.executions.truncate(query.limit);
+        let name = |e: &Execution| e.id.as_ref().map(|id| id.name.clone()).unwrap_or_default();
+        let gone = Self::gone_runners(&store)?;
+        Ok(RunPage {
+            next_token: if more { listing.executions.last().map(name) } else { None },
+            runner_gone: listing.executions.iter().map(name).filter(|n| gone.contains(n)).collect(),
+            executions: listing.executions,
+            skipped: listing.skipped,
+        })
+    }
+
+    fn run(&self, name: &str) -> Result<Option<RunView>, SourceError> {
+        let Some(store) = self.store()? else { return Ok(None) };
+        let Some((execution, nodes)) = store.get(name)? else { return Ok(None) };
+        let workflow = store.workflow_of_run(name)?;
+        let runner_gone = Self::gone_runners(&store)?.contains(name);
+        Ok(Some(RunView { execution, nodes, workflow, runner_gone }))
+    }
+
+    fn log(
+        &self,
+        run: &str,
+        node: &str,
+        attempt: Option<u32>,
+        stream: Stream,
+        range: LogRange,
+    ) -> Result<Option<LogChunk>, SourceError> {
+        // The run must exist, and the node is looked up among the directories its attempts
+        // left (walked from the run's directory): nothing from the request becomes a path unchecked.
+        let Some(store) = self.store()? else { return Ok(None) };
+        if store.get(run)?.is_none() {
+            return Ok(None);
+        }
+        let run_dir = self.home.node_dir(run, "");
+        let logged = crate::commands::executions::logged_attempts(&run_dir);
+        let Some(attempts) = logged.get(node) else { return Ok(None) };
+        let attempt = match attempt {
+            Some(wanted) if attempts.contains(&wanted) => wanted,
+            Some(_) => return Ok(None),
+            None => *attempts.last().expect("a logged node has an attempt"),
+        };
+        let suffix = match stream {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        };
+        let file: PathBuf = run_dir.join(node).join(format!("attempt-{attempt}.{suffix}.log"));
+        let (text, size, offset) = read_range(&file, range)?;
+        Ok(Some(LogChunk { text, size, offset, attempts: attempts.clone(), attempt }))
+    }
+}
+
+/// Reads a part of a log without reading the whole file: a 50 MB log costs what its tail costs.
+fn read_range(file: &std::path::Path, range: LogRange) -> std::io::Result<(String, u64, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut log = match std::fs::File::open(file) {
+        Ok(log) => log,
+        // A stream the attempt never wrote to is an empty log.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((String::new(), 0, 0)),
+        Err(e) => return Err(e),
+    };
+    let size = log.metadata()?.len();
+    match range {
+        LogRange::Bytes { offset, length } => {
+            let offset = offset.min(size);
+            log.seek(SeekFrom::Start(offset))?;
+            let mut bytes = Vec::new();
+            log.take(length.min(MAX_LOG_BYTES)).read_to_end(&mut bytes)?;
+            Ok((String::from_utf8_lossy(&bytes).into_owned(), size, offset))
+        }
+        LogRange::Tail { lines } => {
+            // Back from the end a block at a time until the lines are there (or the start).
+            let mut start = size;
+            let mut bytes: Vec<u8> = Vec::new();
+            while start > 0
+                && bytes.iter().filter(|b| **b == b'\n').count() <= lines
+                && bytes.len() < MAX_LOG_BYTES as usize
+            {
+                let step = start.min(64 * 1024);
+                start -= step;
+                log.seek(SeekFrom::Start(start))?;
+                let mut block = vec![0; step as usize];
+                log.read_exact(&mut block)?;
+                block.extend_from_slice(&bytes);
+                bytes = block;
+            }
+            // Keep the last `lines` lines (a line in progress at the end counts as one).
+            let ends_with_newline = bytes.last() == Some(&b'\n');
+            let mut newlines =
+                bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i).collect::<Vec<_>>();
+            if ends_with_newline {
+                newlines.pop();
+            }
+            let keep_from = if newlines.len() >= lines && lines > 0 {
+                newlines[newlines.len() - lines] + 1
+            } else if lines == 0 {
+                bytes.len()
+            } else {
+                0
+            };
+            let offset = start + keep_from as u64;
+            Ok((String::from_utf8_lossy(&bytes[keep_from..]).into_owned(), size, offset))
+        }
+    }
+}
+
+/// The most a log answer carries: past it, the page asks for the next range.
+pub const MAX_LOG_BYTES: u64 = 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_tail_is_its_last_lines_and_a_range_is_those_bytes() {
+        let dir = std::env::temp_dir().join(format!("updraft-console-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("attempt-1.stdout.log");
+        let text: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&file, &text).unwrap();
+        let (tail, size, offset) = read_range(&file, LogRange::Tail { lines: 3 }).unwrap();
+        assert_eq!(tail, "line 99997\nline 99998\nline 99999\n");
+        assert_eq!((size, offset), (text.len() as u64, (text.len() - tail.len()) as u64));
+        let (part, _, at) = read_range(&file, LogRange::Bytes { offset: 7, length: 14 }).unwrap();
+        assert_eq!((part.as_str(), at), ("line 1\nline 2\n", 7));
+        let (whole, _, at) = read_range(&file, LogRange::Tail { lines: 1_000_000 }).unwrap();
+        assert!(whole.len() as u64 <= MAX_LOG_BYTES + 64 * 1024 && at > 0, "bounded, from a line start");
+        assert_eq!(read_range(&dir.join("none.log"), LogRange::Tail { lines: 5 }).unwrap().0, "");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
