@@ -186,7 +186,12 @@ function literal(v) {
     const more = (v.list.values || []).length - items.length + Number(v.list.omitted || 0);
     return `[${items.join(", ")}${more > 0 ? `, … and ${more} more` : ""}]`;
   }
-  if ("blob" in v) return `${v.blob.uri || ""} ${v.blob.digest || ""}`;
+  for (const kind of ["file", "directory", "dataframe", "blob"]) {
+    if (kind in v) {
+      const b = v[kind] || {};
+      return `${kind} ${b.uri || ""}${b.format ? ` (${b.format})` : ""}${b.digest ? ` ${b.digest.slice(0, 19)}…` : ""}`;
+    }
+  }
   return JSON.stringify(v);
 }
 
@@ -207,7 +212,7 @@ export function graph(run, select) {
   const template = run.workflow.template || {};
   const levels = ((run.workflow.dag || {}).levels || []).map((l) => l.nodeIds || []);
   const records = byId(run);
-  const W = 170, H = 46, GX = 70, GY = 18, PAD = 12;
+  const W = 200, H = 46, GX = 70, GY = 18, PAD = 12;
   const at = {};
   levels.forEach((ids, col) => ids.forEach((id, row) => { at[id] = { x: PAD + col * (W + GX), y: PAD + row * (H + GY) }; }));
   const width = PAD * 2 + Math.max(1, levels.length) * (W + GX) - GX;
@@ -239,7 +244,7 @@ export function graph(run, select) {
       svg("text", { x: 10, y: 18 }, node.id.length > 22 ? node.id.slice(0, 21) + "…" : node.id),
       svg("text", { x: 10, y: 36, class: "muted" }, `${kind} · ${detail}`)));
   }
-  return h("div", { class: "scroll" }, svg("svg", { id: "graph", width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "the run's graph" }, edges, boxes));
+  return h("div", { class: "scroll" }, svg("svg", { id: "graph", width, height, viewBox: `0 0 ${width} ${height}`, role: "group", "aria-label": "the run's graph" }, edges, boxes));
 }
 
 // One row per node that started: when it ran, relative to the run's start; the critical path outlined.
@@ -266,7 +271,7 @@ function timeline(run, select) {
   const height = rows.length * ROW + 24;
   const axis = svg("text", { x: WIDTH - 10, y: height - 6, "text-anchor": "end", class: "muted" }, `${duration(end)} after the start`);
   const nowLine = running ? svg("line", { class: "now", x1: x((now - start) / 1000), x2: x((now - start) / 1000), y1: 0, y2: height }) : null;
-  return h("div", { class: "scroll" }, svg("svg", { id: "timeline", width: WIDTH, height, role: "img", "aria-label": "when each node ran" }, parts, axis, nowLine));
+  return h("div", { class: "scroll" }, svg("svg", { id: "timeline", width: WIDTH, height, role: "group", "aria-label": "when each node ran" }, parts, axis, nowLine));
 }
 
 function nodesTable(run, select) {
