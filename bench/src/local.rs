@@ -31,6 +31,7 @@ pub fn run_all() {
     home_growth(&bench);
     live_output_latency(&bench);
 
+    crate::console::list_10000_runs(&bench.updraft, &scratch);
     crate::exec::run_all(&bench.updraft, &scratch);
     crate::api::run_all(&bench.updraft);
 

@@ -8,6 +8,7 @@
 //! register` and `get` against the stack deployed into the emulator.
 
 mod api;
+mod console;
 mod exec;
 mod local;
 
@@ -17,6 +18,15 @@ use updraft_core::compile::{Options, compile_text};
 use updraft_core::spec::Format;
 
 fn main() {
+    // `UPDRAFT_BENCH_ONLY=console`: only the console's figures (they need UPDRAFT_BIN alone).
+    if std::env::var("UPDRAFT_BENCH_ONLY").as_deref() == Ok("console") {
+        let updraft = std::path::PathBuf::from(std::env::var_os("UPDRAFT_BIN").expect("UPDRAFT_BIN names updraft"));
+        let scratch = std::env::temp_dir().join(format!("updraft-bench-console-{}", std::process::id()));
+        std::fs::create_dir_all(&scratch).unwrap();
+        console::list_10000_runs(&updraft, &scratch);
+        let _ = std::fs::remove_dir_all(&scratch);
+        return;
+    }
     let wide = chain_with_random_edges(10_000);
     report("compile_10k_nodes_ms", median_ms(7, || compile(&wide, 10_000)));
     let fan_in = fan_in(1_000);
