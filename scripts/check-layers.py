@@ -20,7 +20,8 @@ ALLOWED = {
     "updraft-engine": {"updraft-proto", "updraft-core", "updraft-aws"},
     "updraft-functions": {"updraft-proto", "updraft-core", "updraft-aws"},
     "updraft-cli": {"updraft-proto", "updraft-core", "updraft-aws", "updraft-engine"},
-    "updraft-bench": {"updraft-proto", "updraft-core"},
+    # On top, beside the command line: it fills a store through the engine (the console's figures).
+    "updraft-bench": {"updraft-proto", "updraft-core", "updraft-engine"},
 }
 
 
