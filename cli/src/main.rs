@@ -227,6 +227,11 @@ enum Command {
         /// Also open the page in the default browser.
         #[arg(long)]
         open: bool,
+        /// Show the stack's cloud runs (its API, signed with your AWS credentials) instead of this machine's.
+        #[arg(long)]
+        remote: bool,
+        #[command(flatten)]
+        remote_settings: commands::registry::Remote,
     },
     /// The cloud path offline on this machine: an emulator with the stack deployed, and the config pointing at it.
     Sandbox {
@@ -721,7 +726,10 @@ fn main() -> ExitCode {
             }
         }
         Command::Sandbox { command } => commands::sandbox::run(command),
-        Command::Console { port, open } => console::serve_local(port, open),
+        Command::Console { port, open, remote: false, .. } => console::serve_local(port, open),
+        Command::Console { port, open, remote: true, remote_settings } => {
+            console::serve_remote(port, open, &remote_settings)
+        }
         Command::Completion { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

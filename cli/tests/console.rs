@@ -196,17 +196,31 @@ fn the_console_answers_only_requests_addressed_to_its_loopback_port() {
         assert!(status == 403 && body.contains("ForeignHost"), "{host}: {status} {body}");
     }
     assert_eq!(console.get_as(&format!("localhost:{}", console.port), "/api/runs").0, 200);
-    // Nothing writes: a POST finds no route.
-    let mut stream = TcpStream::connect(("127.0.0.1", console.port)).unwrap();
-    write!(
-        stream,
-        "POST /api/runs HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        console.port
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    // The one write (abort) needs the page's token and the console's own origin; locally it has none.
+    let (_, _, page) = console.get("/");
+    let token = page.split("name=\"updraft-token\" content=\"").nth(1).and_then(|t| t.split('"').next()).unwrap();
+    assert_eq!(token.len(), 32, "{page}");
+    let origin = format!("http://127.0.0.1:{}", console.port);
+    for (headers, status) in [
+        (String::new(), "403"),
+        (format!("Origin: {origin}\r\n"), "403"),
+        (format!("X-Updraft-Token: {token}\r\n"), "403"),
+        (format!("Origin: http://evil.example\r\nX-Updraft-Token: {token}\r\n"), "403"),
+        (format!("Origin: {origin}\r\nX-Updraft-Token: {}\r\n", "0".repeat(32)), "403"),
+        (format!("Origin: {origin}\r\nX-Updraft-Token: {token}\r\n"), "405"),
+    ] {
+        let mut stream = TcpStream::connect(("127.0.0.1", console.port)).unwrap();
+        let port = console.port;
+        write!(
+            stream,
+            "POST /api/runs/any/abort HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{headers:?}: {answer}");
+    }
+    assert_eq!(console.json("/api/about")["canAbort"], false, "the page offers no abort of a local run");
     // It listens on 127.0.0.1 only: the machine's other addresses find no one there.
     let others: Vec<std::net::IpAddr> = local_addresses().into_iter().filter(|a| !a.is_loopback()).collect();
     for address in &others {

@@ -2,8 +2,10 @@
 //! loopback. The JSON API under `/api/` answers in the cloud API's IDL JSON; the page is
 //! plain ES modules and SVG embedded here (no npm, no CDN). Safe on loopback: it binds
 //! 127.0.0.1 only, answers only requests addressed to that address and port (DNS
-//! rebinding), opens the store read-only, and has no route that writes.
+//! rebinding), opens the store read-only, and its one action (abort, of cloud runs)
+//! needs this process's token and a same-origin `Origin` (CSRF).
 
+pub mod cloud;
 pub mod source;
 
 use axum::Router;
@@ -11,7 +13,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use source::{LogRange, RunQuery, RunSource, SourceError, Stream};
 use std::collections::HashSet;
@@ -24,6 +26,13 @@ struct Console {
     source: Arc<dyn RunSource>,
     /// `127.0.0.1:PORT` and `localhost:PORT`: the only `Host` values served.
     hosts: [String; 2],
+    /// `http://` and each of `hosts`: the only `Origin` a write is taken from.
+    origins: [String; 2],
+    /// Drawn at start and written into the page: a write must carry it (`X-Updraft-Token`),
+    /// which a page of another origin cannot read.
+    token: String,
+    /// The page, with the token in it.
+    page: String,
     /// Foreign hosts refused so far: each is logged once, not once per request.
     refused: Mutex<HashSet<String>>,
 }
@@ -32,6 +41,23 @@ struct Console {
 pub fn serve_local(port: u16, open: bool) -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
     let home = updraft_engine::home::Home::from_env()?;
     serve(Arc::new(source::LocalRuns::new(home)), port, open)
+}
+
+/// `updraft console --remote`: the stack's runs, through its API.
+pub fn serve_remote(
+    port: u16,
+    open: bool,
+    remote: &crate::commands::registry::Remote,
+) -> Result<std::process::ExitCode, Box<dyn std::error::Error>> {
+    let session = crate::commands::registry::session(remote)?;
+    serve(Arc::new(cloud::CloudRuns::new(session)), port, open)
+}
+
+/// 128 random bits from the kernel, as hex.
+fn new_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(hex::encode(bytes))
 }
 
 /// Serves the console on 127.0.0.1:`port` (0: a free one) until Ctrl-C; `open`: in the browser too.
@@ -52,11 +78,12 @@ pub fn serve(
             }
         };
         let port = listener.local_addr()?.port();
-        let console = Arc::new(Console {
-            source,
-            hosts: [format!("127.0.0.1:{port}"), format!("localhost:{port}")],
-            refused: Mutex::new(HashSet::new()),
-        });
+        let token = new_token()?;
+        let page = include_str!("assets/index.html").replace("{{token}}", &token);
+        let hosts = [format!("127.0.0.1:{port}"), format!("localhost:{port}")];
+        let origins = hosts.clone().map(|host| format!("http://{host}"));
+        let console =
+            Arc::new(Console { source, hosts, origins, token, page, refused: Mutex::new(HashSet::new()) });
         let url = format!("http://127.0.0.1:{port}/");
         println!("console: {url} (Ctrl-C stops it)");
         use std::io::Write;
@@ -90,6 +117,8 @@ fn router(console: Arc<Console>) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/runs/{name}", get(page))
+        .route("/api/about", get(about))
+        .route("/api/runs/{name}/abort", post(abort_run))
         .route("/assets/app.js", get(|| asset("text/javascript; charset=utf-8", include_str!("assets/app.js"))))
         .route("/assets/app.css", get(|| asset("text/css; charset=utf-8", include_str!("assets/app.css"))))
         .route("/api/runs", get(list_runs))
@@ -125,8 +154,33 @@ async fn loopback_only(State(console): State<Arc<Console>>, request: Request, ne
     )
 }
 
-async fn page() -> Response {
-    asset("text/html; charset=utf-8", include_str!("assets/index.html")).await
+async fn page(State(console): State<Arc<Console>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], console.page.clone())
+        .into_response()
+}
+
+async fn about(State(console): State<Arc<Console>>) -> Response {
+    let about = console.source.about();
+    axum::Json(json!({"mode": about.mode, "location": about.location, "canAbort": about.can_abort})).into_response()
+}
+
+/// Aborts a run: only a request of this console's own page (its token, its origin) may.
+async fn abort_run(State(console): State<Arc<Console>>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()).unwrap_or("");
+    let token = headers.get("x-updraft-token").and_then(|t| t.to_str().ok()).unwrap_or("");
+    if !console.origins.iter().any(|o| o == origin) || !constant_time_eq(token.as_bytes(), console.token.as_bytes()) {
+        eprintln!("console: refused an abort of {name} without this console's token and origin");
+        return problem(StatusCode::FORBIDDEN, "Forbidden", "a write needs this console's token and its own origin");
+    }
+    match read(&console, move |source| source.abort(&name, "aborted from the console")).await {
+        Ok(execution) => axum::Json(json!({ "execution": execution })).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -146,6 +200,11 @@ async fn read<T: Send + 'static>(
     let source = console.source.clone();
     match tokio::task::spawn_blocking(move || f(source.as_ref())).await {
         Ok(Ok(value)) => Ok(value),
+        Ok(Err(SourceError::Refused { status, code, message })) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            Err(problem(status, &code, &message))
+        }
+        Ok(Err(SourceError::Unreachable(message))) => Err(problem(StatusCode::BAD_GATEWAY, "ApiUnreachable", &message)),
         Ok(Err(e)) => Err(problem(StatusCode::INTERNAL_SERVER_ERROR, "StoreUnreadable", &e.to_string())),
         Err(e) => Err(problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal", &e.to_string())),
     }
@@ -289,6 +348,7 @@ async fn node_log(
                     (header::HeaderName::from_static("x-log-offset"), chunk.offset.to_string()),
                     (header::HeaderName::from_static("x-log-attempt"), chunk.attempt.to_string()),
                     (header::HeaderName::from_static("x-log-attempts"), attempts.join(",")),
+                    (header::HeaderName::from_static("x-log-label"), chunk.label),
                 ],
                 chunk.text,
             )

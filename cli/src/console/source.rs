@@ -42,6 +42,8 @@ pub struct RunView {
 /// A node attempt's log, or the part of it asked for.
 pub struct LogChunk {
     pub text: String,
+    /// What the text is: `stdout`/`stderr` of a local task, `log` of a cloud job's stream.
+    pub label: String,
     /// The whole file's size and where the text starts in it.
     pub size: u64,
     pub offset: u64,
@@ -69,9 +71,25 @@ pub enum SourceError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The stack's API refused (its status and error, passed on to the page).
+    #[error("{message}")]
+    Refused { status: u16, code: String, message: String },
+    /// The stack's API could not be reached or answered nonsense.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// What the page may offer: an action is shown only where the source has it.
+pub struct About {
+    /// `local` or `remote`.
+    pub mode: &'static str,
+    /// Where the runs are: the home's directory, or the API's endpoint, project and domain.
+    pub location: String,
+    pub can_abort: bool,
 }
 
 pub trait RunSource: Send + Sync + 'static {
+    fn about(&self) -> About;
     fn list(&self, query: &RunQuery) -> Result<RunPage, SourceError>;
     /// `None`: no run of that name.
     fn run(&self, name: &str) -> Result<Option<RunView>, SourceError>;
@@ -84,6 +102,15 @@ pub trait RunSource: Send + Sync + 'static {
         stream: Stream,
         range: LogRange,
     ) -> Result<Option<LogChunk>, SourceError>;
+    /// Aborts a running run and answers it as it is then; only where `about().can_abort`.
+    fn abort(&self, run: &str, reason: &str) -> Result<Execution, SourceError> {
+        let _ = (run, reason);
+        Err(SourceError::Refused {
+            status: 405,
+            code: "NotSupported".into(),
+            message: "this console cannot abort runs".into(),
+        })
+    }
 }
 
 /// The runs of this machine's `UPDRAFT_HOME`.
@@ -111,6 +138,11 @@ impl LocalRuns {
 }
 
 impl RunSource for LocalRuns {
+    fn about(&self) -> About {
+        // Aborting a local run signals its runner: the console only reads, so that stays `updraft executions abort`.
+        About { mode: "local", location: self.home.root().display().to_string(), can_abort: false }
+    }
+
     fn list(&self, query: &RunQuery) -> Result<RunPage, SourceError> {
         let Some(store) = self.store()? else {
             return Ok(RunPage { executions: vec![], next_token: None, runner_gone: vec![], skipped: vec![] });
@@ -172,7 +204,7 @@ impl RunSource for LocalRuns {
         };
         let file: PathBuf = run_dir.join(node).join(format!("attempt-{attempt}.{suffix}.log"));
         let (text, size, offset) = read_range(&file, range)?;
-        Ok(Some(LogChunk { text, size, offset, attempts: attempts.clone(), attempt }))
+        Ok(Some(LogChunk { text, label: suffix.into(), size, offset, attempts: attempts.clone(), attempt }))
     }
 }
 

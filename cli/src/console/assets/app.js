@@ -3,7 +3,18 @@
 
 const main = document.getElementById("main");
 const SVG_NS = "http://www.w3.org/2000/svg";
+const TOKEN = document.querySelector('meta[name="updraft-token"]').content;
 let poll = null;
+// What the console reads (local or a stack) and which actions it has: fetched once.
+let about = { mode: "local", location: "", canAbort: false };
+// A failed read is retried, waiting longer each time (2 s up to 30 s), until one succeeds.
+let backoff = 2000;
+
+function retryLater() {
+  stopPolling();
+  poll = setTimeout(() => render(), backoff);
+  backoff = Math.min(backoff * 2, 30000);
+}
 
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -72,9 +83,12 @@ async function runsPage(params) {
   try {
     page = await api(`/api/runs?${query}`);
   } catch (e) {
-    main.replaceChildren(h("h1", {}, "Runs"), h("div", { class: "error", role: "alert" }, e.message));
+    main.replaceChildren(h("h1", {}, "Runs"), h("div", { class: "error", role: "alert", "data-status": e.status },
+      `${e.message} (retrying in ${Math.round(backoff / 1000)} s)`));
+    retryLater();
     return;
   }
+  backoff = 2000;
   const go = (changes) => {
     const next = new URLSearchParams(params);
     for (const [k, v] of Object.entries(changes)) v ? next.set(k, v) : next.delete(k);
@@ -137,8 +151,10 @@ async function runPage(name) {
   } catch (e) {
     main.replaceChildren(h("h1", {}, name), h("div", { class: "error", role: "alert", "data-status": e.status }, e.message),
       h("p", {}, h("a", { href: "/" }, "All runs")));
+    if (e.status !== 404) retryLater();
     return;
   }
+  backoff = 2000;
   const e = run.execution;
   const wfId = e.workflowId || {};
   const facts = h("dl", { class: "facts" },
@@ -149,6 +165,18 @@ async function runPage(name) {
     h("dt", {}, "Mode"), h("dd", {}, (e.mode || "MANUAL").toLowerCase(), e.recoveredFrom ? [" of ", h("a", { href: `/runs/${encodeURIComponent(e.recoveredFrom)}` }, e.recoveredFrom)] : []),
     e.principal ? [h("dt", {}, "By"), h("dd", {}, e.principal)] : []);
   const parts = [h("p", {}, h("a", { href: "/" }, "← Runs")), h("h1", {}, name), facts];
+  if (about.canAbort && e.phase === "WORKFLOW_RUNNING") {
+    const status = h("span", { role: "status", id: "abort-status" });
+    parts.push(h("p", {}, h("button", { id: "abort", onclick: async (event) => {
+      if (!confirm(`Abort ${name}? Its running tasks are stopped.`)) return;
+      event.target.disabled = true;
+      const answer = await fetch(`/api/runs/${encodeURIComponent(name)}/abort`, { method: "POST", headers: { "X-Updraft-Token": TOKEN } });
+      const body = await answer.json().catch(() => ({}));
+      status.textContent = answer.ok ? ` aborted: ${short(body.execution && body.execution.phase)}` : ` ${body.message || answer.status}`;
+      if (answer.ok) render();
+      else event.target.disabled = false;
+    } }, "Abort"), status));
+  }
   if (run.runnerGone) {
     parts.push(h("div", { class: "banner", role: "status" },
       "The `updraft run` process of this run is gone (killed): it will not finish. The next `updraft` command that opens the store marks it ABORTED."));
@@ -309,8 +337,10 @@ async function showNode(run, id, panel) {
     if (!answer.ok) continue;
     const text = await answer.text();
     const offset = Number(answer.headers.get("x-log-offset") || 0);
-    const pre = h("pre", { class: "log", "data-stream": stream }, text || "(empty)");
-    const block = h("div", {}, h("h3", {}, `${stream} (attempt ${answer.headers.get("x-log-attempt")}, ${answer.headers.get("x-log-size")} bytes)`));
+    const pre = h("pre", { class: "log", "data-stream": stream, tabindex: 0 }, text || "(empty)");
+    const label = answer.headers.get("x-log-label") || stream;
+    const attempt = Number(answer.headers.get("x-log-attempt") || 0);
+    const block = h("div", {}, h("h3", {}, `${label}${attempt ? ` (attempt ${attempt}` : " ("}${attempt ? ", " : ""}${answer.headers.get("x-log-size")} bytes)`));
     if (offset > 0) {
       let from = offset;
       const more = h("button", { onclick: async () => {
@@ -350,4 +380,7 @@ document.addEventListener("click", (e) => {
   navigate(a.getAttribute("href"));
 });
 window.addEventListener("popstate", () => render());
-render();
+fetch("/api/about").then((a) => a.json()).then((a) => {
+  about = a;
+  document.querySelector(".where").textContent = a.mode === "remote" ? `cloud runs of ${a.location}` : "runs on this machine";
+}).catch(() => {}).finally(() => render());

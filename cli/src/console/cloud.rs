@@ -1,0 +1,205 @@
+//! The console over a deployed stack (`updraft console --remote`): every read and the
+//! abort go to the stack's HTTPS API, signed with the CLI's own SigV4 credentials, so
+//! the browser holds no credential and the API's IAM decides what this user may see.
+
+use super::source::{About, LogChunk, LogRange, RunPage, RunQuery, RunSource, RunView, SourceError, Stream};
+use crate::commands::registry::Session;
+use serde_json::Value;
+use updraft_core::proto::core::{CompiledWorkflow, Execution, NodeExecution};
+
+/// Pages of the API's list read at most for one page of a filtered list (the API lists
+/// newest first without filters; the console filters what it reads).
+const MAX_PAGES_PER_LIST: usize = 10;
+/// Pages of a node's log read at most for one answer (each up to 10,000 lines).
+const MAX_LOG_PAGES: usize = 10;
+
+pub struct CloudRuns {
+    session: Session,
+}
+
+impl CloudRuns {
+    pub fn new(session: Session) -> CloudRuns {
+        CloudRuns { session }
+    }
+
+    fn route(&self, rest: &str) -> String {
+        format!("/v1/executions/{}/{}{rest}", self.session.project, self.session.domain)
+    }
+
+    /// The answer's JSON when the API said yes; its refusal (status, code, message) when not.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Value, SourceError> {
+        let answer = self.session.send(method, path, query, body).map_err(SourceError::Unreachable)?;
+        let json: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        if (200..300).contains(&answer.status) {
+            return Ok(json);
+        }
+        let message = json["message"].as_str().map(str::to_string).unwrap_or_else(|| {
+            format!(
+                "HTTP {}: {}",
+                answer.status,
+                String::from_utf8_lossy(&answer.body).chars().take(300).collect::<String>()
+            )
+        });
+        Err(SourceError::Refused {
+            status: answer.status,
+            code: json["code"].as_str().unwrap_or("Refused").to_string(),
+            message,
+        })
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T, SourceError> {
+        serde_json::from_value(value)
+            .map_err(|e| SourceError::Unreachable(format!("the API answered {what} that does not parse: {e}")))
+    }
+}
+
+fn wanted(execution: &Execution, query: &RunQuery) -> bool {
+    let workflow = execution.workflow_id.as_ref().map(|w| w.name.as_str()).unwrap_or_default();
+    let created = execution.created_at.map(|t| t.seconds).unwrap_or_default();
+    query.phase.is_none_or(|p| execution.phase == p as i32)
+        && query.workflow.as_deref().is_none_or(|w| w == workflow)
+        && query.since_seconds.is_none_or(|s| created >= s)
+}
+
+impl RunSource for CloudRuns {
+    fn about(&self) -> About {
+        let location = format!("{} ({}/{})", self.session.config.endpoint, self.session.project, self.session.domain);
+        About { mode: "remote", location, can_abort: true }
+    }
+
+    fn list(&self, query: &RunQuery) -> Result<RunPage, SourceError> {
+        let mut executions = Vec::new();
+        let mut token = query.after.clone().unwrap_or_default();
+        let limit = query.limit.to_string();
+        for _ in 0..MAX_PAGES_PER_LIST {
+            let mut params = vec![("limit", limit.as_str())];
+            if !token.is_empty() {
+                params.push(("token", token.as_str()));
+            }
+            let page = self.call("GET", &self.route(""), &params, None)?;
+            let found: Vec<Execution> = Self::parse(page["executions"].clone(), "a list of runs")?;
+            executions.extend(found.into_iter().filter(|e| wanted(e, query)));
+            token = page["nextToken"].as_str().unwrap_or_default().to_string();
+            if token.is_empty() || executions.len() >= query.limit {
+                break;
+            }
+        }
+        // The API's token goes on where its page ended: a filtered page may hold fewer runs.
+        executions.truncate(query.limit);
+        let next_token = (!token.is_empty()).then_some(token);
+        Ok(RunPage { executions, next_token, runner_gone: vec![], skipped: vec![] })
+    }
+
+    fn run(&self, name: &str) -> Result<Option<RunView>, SourceError> {
+        let answer = match self.call("GET", &self.route(&format!("/{name}")), &[], None) {
+            Ok(answer) => answer,
+            Err(SourceError::Refused { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let execution: Execution = Self::parse(answer["execution"].clone(), "a run")?;
+        let mut nodes: Vec<NodeExecution> = Self::parse(answer["nodes"].clone(), "a run's nodes")?;
+        let mut token = answer["nextToken"].as_str().unwrap_or_default().to_string();
+        while !token.is_empty() {
+            let page = self.call("GET", &self.route(&format!("/{name}/nodes")), &[("token", token.as_str())], None)?;
+            nodes.extend(Self::parse::<Vec<NodeExecution>>(page["nodes"].clone(), "a run's nodes")?);
+            token = page["nextToken"].as_str().unwrap_or_default().to_string();
+        }
+        // The graph is the registered workflow version's; a run of one since deleted shows none.
+        let workflow = match execution.workflow_id.as_ref().filter(|w| !w.version.is_empty()) {
+            Some(id) => {
+                let path = format!("/v1/workflows/{}/{}/{}/{}", id.project, id.domain, id.name, id.version);
+                match self.call("GET", &path, &[], None) {
+                    Ok(answer) => Some(Self::parse::<CompiledWorkflow>(answer["workflow"].clone(), "a workflow")?),
+                    Err(SourceError::Refused { status: 404, .. }) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            None => None,
+        };
+        Ok(Some(RunView { execution, nodes, workflow, runner_gone: false }))
+    }
+
+    fn log(
+        &self,
+        run: &str,
+        node: &str,
+        _attempt: Option<u32>,
+        stream: Stream,
+        range: LogRange,
+    ) -> Result<Option<LogChunk>, SourceError> {
+        // A cloud job writes one stream (CloudWatch), answered as stdout; the last attempt's.
+        if stream == Stream::Stderr || matches!(range, LogRange::Bytes { offset, .. } if offset > 0) {
+            return Ok(None);
+        }
+        let (node, item) = match node.split_once('/') {
+            Some((node, item)) => (node, Some(item)),
+            None => (node, None),
+        };
+        let path = self.route(&format!("/{run}/nodes/{node}/logs"));
+        let mut lines: Vec<String> = Vec::new();
+        let mut token = String::new();
+        for _ in 0..MAX_LOG_PAGES {
+            let mut params = vec![];
+            if let Some(item) = item {
+                params.push(("item", item));
+            }
+            if !token.is_empty() {
+                params.push(("token", token.as_str()));
+            }
+            let page = match self.call("GET", &path, &params, None) {
+                Ok(page) => page,
+                Err(SourceError::Refused { status: 404, .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let events = page["events"].as_array().cloned().unwrap_or_default();
+            lines.extend(events.iter().filter_map(|e| e["message"].as_str().map(str::to_string)));
+            let next = page["nextToken"].as_str().unwrap_or_default().to_string();
+            if events.is_empty() || next.is_empty() || next == token {
+                break;
+            }
+            token = next;
+        }
+        if let LogRange::Tail { lines: wanted } = range {
+            let skip = lines.len().saturating_sub(wanted);
+            lines.drain(..skip);
+        }
+        let text: String = lines.iter().map(|l| format!("{}\n", l.trim_end_matches('\n'))).collect();
+        let size = text.len() as u64;
+        Ok(Some(LogChunk { text, label: "log".into(), size, offset: 0, attempts: vec![], attempt: 0 }))
+    }
+
+    fn abort(&self, run: &str, reason: &str) -> Result<Execution, SourceError> {
+        let body = serde_json::to_vec(&serde_json::json!({ "reason": reason })).expect("JSON");
+        let answer = self.call("POST", &self.route(&format!("/{run}/abort")), &[], Some(body))?;
+        Self::parse(answer["execution"].clone(), "the aborted run")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use updraft_core::proto::core::{Identifier, WorkflowPhase};
+
+    #[test]
+    fn a_filtered_cloud_list_keeps_the_runs_of_that_phase_workflow_and_time() {
+        let run = |workflow: &str, phase: WorkflowPhase, seconds: i64| Execution {
+            workflow_id: Some(Identifier { name: workflow.into(), ..Default::default() }),
+            phase: phase as i32,
+            created_at: Some(updraft_core::proto::Timestamp { seconds, nanos: 0 }),
+            ..Default::default()
+        };
+        let failed = RunQuery { phase: Some(WorkflowPhase::WorkflowFailed), ..Default::default() };
+        assert!(wanted(&run("a", WorkflowPhase::WorkflowFailed, 5), &failed));
+        assert!(!wanted(&run("a", WorkflowPhase::WorkflowSucceeded, 5), &failed));
+        let named = RunQuery { workflow: Some("a".into()), since_seconds: Some(5), ..Default::default() };
+        assert!(wanted(&run("a", WorkflowPhase::WorkflowRunning, 5), &named));
+        assert!(!wanted(&run("b", WorkflowPhase::WorkflowRunning, 5), &named));
+        assert!(!wanted(&run("a", WorkflowPhase::WorkflowRunning, 4), &named));
+    }
+}
