@@ -41,12 +41,11 @@ struct Console {
 
 impl Console {
     fn start(sandbox: &Sandbox) -> Console {
-        let mut child = sandbox
-            .command(&["console", "--port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("updraft console starts");
+        Console::spawn(sandbox.command(&["console", "--port", "0"]))
+    }
+
+    fn spawn(mut command: std::process::Command) -> Console {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("updraft console starts");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let port = line
@@ -248,4 +247,25 @@ fn local_addresses() -> Vec<std::net::IpAddr> {
         }
     }
     found
+}
+
+#[test]
+fn a_console_over_an_unreachable_stack_answers_502_naming_it_and_keeps_serving() {
+    let sandbox = Sandbox::new("console-unreachable", SPEC);
+    // A port nothing listens on: bound, then let go.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{free}/live");
+    let mut command = sandbox.command(&["console", "--remote", "--port", "0", "--endpoint", &endpoint]);
+    command
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("UPDRAFT_CONFIG", sandbox.dir.join("none.toml"));
+    let console = Console::spawn(command);
+    let about = console.json("/api/about");
+    assert_eq!((about["mode"].as_str(), about["canAbort"].as_bool()), (Some("remote"), Some(true)));
+    for _ in 0..2 {
+        let (status, _, body) = console.get("/api/runs");
+        assert!(status == 502 && body.contains("ApiUnreachable") && body.contains(&endpoint), "{status} {body}");
+    }
 }

@@ -5,8 +5,10 @@ each task a Batch job running `updraft exec` as a local process, records and the
 in DynamoDB. Tasks here are Python one-liners (no code directory needed)."""
 import json
 import os
+import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -450,6 +452,68 @@ def test_updraft_executions_abort_stops_the_jobs_and_records_who_and_why(cloud, 
     # Idempotent: again, the first abort stands and nothing more is stopped.
     status, again = signed(cloud, "POST", f"/v1/executions/cloud/development/{run}/abort", body=b'{"reason": "x"}')
     assert status == 200 and again["execution"]["error"] == error and "stoppedNodes" not in again, again
+
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+BROWSER_TESTS = os.path.join(REPO, "tests", "console")
+
+
+def console_get(url, path, headers=None, method="GET"):
+    request = urllib.request.Request(url.rstrip("/") + path, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"{}")
+
+
+def test_the_console_over_the_stack_shows_its_runs_and_aborts_one_from_the_page(cloud, aws, tmp_path):
+    """`updraft console --remote`: the views read the stack's API (signed by the CLI), and
+    the page's Abort (in Chromium where there is one) ends a running run ABORTED."""
+    done = finished(cloud, launch(cloud, "chain"))["execution"]["id"]["name"]
+    running = launch(cloud, "pair", {"run": {"string": unique("r")}})
+    running_jobs(aws, cloud, running, 2)
+    console = subprocess.Popen([UPDRAFT, "console", "--remote", "--project", "cloud", "--port", "0"],
+                               env=cloud["env"], stdout=subprocess.PIPE, text=True)
+    try:
+        url = console.stdout.readline().split()[1]
+        assert url.startswith("http://127.0.0.1:"), url
+        status, about = console_get(url, "/api/about")
+        assert (status, about["mode"], about["canAbort"]) == (200, "remote", True), about
+        status, page = console_get(url, "/api/runs?limit=100")
+        assert status == 200 and {done, running} <= {e["id"]["name"] for e in page["executions"]}, page
+        status, shown = console_get(url, f"/api/runs/{done}")
+        assert status == 200 and shown["execution"]["phase"] == "WORKFLOW_SUCCEEDED", shown
+        template = {n["id"]: n.get("upstreamNodeIds", []) for n in shown["workflow"]["template"]["nodes"]}
+        assert template == {"a": [], "b": ["a"]}, template
+        assert {n["id"]["nodeId"]: n["phase"] for n in shown["nodes"]} == {"a": "SUCCEEDED", "b": "SUCCEEDED"}
+        status, failed = console_get(url, "/api/runs?phase=WORKFLOW_FAILED&limit=100")
+        assert status == 200 and done not in {e["id"]["name"] for e in failed["executions"]}
+        status, missing = console_get(url, "/api/runs/no-such-run")
+        assert status == 404, missing
+        # A write without the page's token is refused and changes nothing.
+        status, refused = console_get(url, f"/api/runs/{running}/abort", {"Origin": url.rstrip("/")}, "POST")
+        assert status == 403, refused
+        signed_status, still = signed(cloud, "GET", f"/v1/executions/cloud/development/{running}")
+        assert still["execution"]["phase"] == "WORKFLOW_RUNNING", still
+        if shutil.which("node") and os.path.exists(os.path.join(BROWSER_TESTS, "node_modules", "playwright-core")) \
+                and os.access(os.environ.get("CHROMIUM", "/usr/bin/chromium"), os.X_OK):
+            artifacts = os.path.join(REPO, "target", "console-screenshots")
+            clicked = subprocess.run(["node", os.path.join(BROWSER_TESTS, "remote.mjs"), url, running, artifacts],
+                                     capture_output=True, text=True, timeout=180)
+            assert clicked.returncode == 0, clicked.stdout + clicked.stderr
+        else:
+            with urllib.request.urlopen(url) as answer:
+                token = answer.read().decode().split('name="updraft-token" content="')[1].split('"')[0]
+            status, aborted = console_get(url, f"/api/runs/{running}/abort",
+                                          {"Origin": url.rstrip("/"), "X-Updraft-Token": token}, "POST")
+            assert status == 200, aborted
+        answer = finished(cloud, running)
+        assert answer["execution"]["phase"] == "WORKFLOW_ABORTED", answer["execution"]
+        assert answer["execution"]["error"]["message"].endswith(": aborted from the console"), answer["execution"]["error"]
+    finally:
+        console.terminate()
+        console.wait(timeout=10)
 
 
 def test_stop_execution_from_the_aws_side_ends_the_run_aborted_with_its_jobs(cloud, aws):
