@@ -494,7 +494,7 @@ def test_the_console_over_the_stack_shows_its_runs_and_aborts_one_from_the_page(
         # A write without the page's token is refused and changes nothing.
         status, refused = console_get(url, f"/api/runs/{running}/abort", {"Origin": url.rstrip("/")}, "POST")
         assert status == 403, refused
-        signed_status, still = signed(cloud, "GET", f"/v1/executions/cloud/development/{running}")
+        _, still = signed(cloud, "GET", f"/v1/executions/cloud/development/{running}")
         assert still["execution"]["phase"] == "WORKFLOW_RUNNING", still
         if shutil.which("node") and os.path.exists(os.path.join(BROWSER_TESTS, "node_modules", "playwright-core")) \
                 and os.access(os.environ.get("CHROMIUM", "/usr/bin/chromium"), os.X_OK):
