@@ -139,6 +139,14 @@ fn the_console_lists_runs_filters_and_pages_them_and_shows_one_with_its_graph_an
     assert_eq!(node(&again, "second")["phase"], "CACHED");
     assert_eq!(node(&again, "second")["cacheKey"], node(&shown, "second")["cacheKey"]);
 
+    // A workflow's page: its newest runs with their nodes, and its graph.
+    let grid = console.json("/api/workflows/ok/runs?limit=25");
+    let grid_runs: Vec<&str> =
+        grid["runs"].as_array().unwrap().iter().map(|r| r["execution"]["id"]["name"].as_str().unwrap()).collect();
+    assert_eq!(grid_runs, [cached.as_str(), &ok]);
+    assert_eq!(grid["workflow"]["dag"]["topologicalOrder"], serde_json::json!(["first", "second"]));
+    assert_eq!(console.json("/api/workflows/none/runs")["runs"], serde_json::json!([]));
+
     // The failed run: the failure's code and message, the downstream node skipped, the stderr marker.
     let failed = console.json(&format!("/api/runs/{bad}"));
     assert_eq!(failed["execution"]["phase"], "WORKFLOW_FAILED");

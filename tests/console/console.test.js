@@ -202,6 +202,20 @@ test("a map node shows its items done, and a run whose runner is gone says so", 
   await k.done();
 });
 
+test("a workflow's page shows its graph and a runs x nodes grid of its last runs", async () => {
+  const p = await page("/workflows/diabetes", "workflow-grid");
+  await p.locator("#grid").waitFor();
+  const nodes = await p.locator("#graph [data-node]").evaluateAll((els) => els.map((e) => e.dataset.node).sort());
+  assert.deepEqual(nodes, ["fit", "predict", "score", "split"]);
+  const cells = await p.locator("#grid td.cell").evaluateAll((els) => els.map((e) => `${e.dataset.run}:${e.dataset.node}:${e.dataset.phase}`));
+  const expected = [];
+  for (const node of ["split", "fit", "predict", "score"]) {
+    expected.push(`${runs.diabetes}:${node}:SUCCEEDED`, `${runs.cached}:${node}:CACHED`); // oldest run first
+  }
+  assert.deepEqual(cells, expected);
+  await p.done();
+});
+
 test("an unknown run is a page that says so, and an empty list says how to start", async () => {
   const p = await page("/runs/no-such-run", "run-unknown");
   await p.locator('[data-status="404"]').waitFor();

@@ -117,6 +117,8 @@ fn router(console: Arc<Console>) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/runs/{name}", get(page))
+        .route("/workflows/{name}", get(page))
+        .route("/api/workflows/{name}/runs", get(workflow_runs))
         .route("/api/about", get(about))
         .route("/api/runs/{name}/abort", post(abort_run))
         .route("/assets/app.js", get(|| asset("text/javascript; charset=utf-8", include_str!("assets/app.js"))))
@@ -299,6 +301,33 @@ async fn get_run(State(console): State<Arc<Console>>, headers: HeaderMap, Path(n
         }
     }
     json_answer(&headers, &body)
+}
+
+#[derive(serde::Deserialize)]
+struct GridParams {
+    limit: Option<usize>,
+}
+
+/// The newest runs of a workflow with their nodes, and the newest one's compiled workflow:
+/// the workflow page's graph and its runs × nodes grid.
+async fn workflow_runs(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(params): Query<GridParams>,
+) -> Response {
+    let limit = params.limit.unwrap_or(25).clamp(1, 100);
+    let wanted = name.clone();
+    let runs = match read(&console, move |source| source.runs_of(&wanted, limit)).await {
+        Ok(runs) => runs,
+        Err(response) => return response,
+    };
+    let workflow = runs.iter().find_map(|run| run.workflow.clone());
+    let runs: Vec<Value> = runs
+        .into_iter()
+        .map(|run| json!({"execution": run.execution, "nodes": run.nodes, "runnerGone": run.runner_gone}))
+        .collect();
+    json_answer(&headers, &json!({"workflow": workflow, "runs": runs}))
 }
 
 #[derive(serde::Deserialize)]

@@ -102,6 +102,15 @@ pub trait RunSource: Send + Sync + 'static {
         stream: Stream,
         range: LogRange,
     ) -> Result<Option<LogChunk>, SourceError>;
+    /// The newest `limit` runs of `workflow`, each with its nodes (the workflow page's grid):
+    /// a page of the list, then each run, as both sources can.
+    fn runs_of(&self, workflow: &str, limit: usize) -> Result<Vec<RunView>, SourceError> {
+        let query = RunQuery { workflow: Some(workflow.to_string()), limit, ..Default::default() };
+        let names: Vec<String> =
+            self.list(&query)?.executions.iter().filter_map(|e| e.id.as_ref().map(|id| id.name.clone())).collect();
+        Ok(names.iter().filter_map(|name| self.run(name).transpose()).collect::<Result<_, _>>()?)
+    }
+
     /// Aborts a running run and answers it as it is then; only where `about().can_abort`.
     fn abort(&self, run: &str, reason: &str) -> Result<Execution, SourceError> {
         let _ = (run, reason);

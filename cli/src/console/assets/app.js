@@ -108,7 +108,7 @@ async function runsPage(params) {
     const wfId = e.workflowId || {};
     return h("tr", { "data-run": name, "data-phase": gone.has(name) ? "RUNNER_GONE" : short(e.phase) },
       h("td", {}, h("a", { href: `/runs/${encodeURIComponent(name)}` }, name)),
-      h("td", {}, `${wfId.name || ""}${wfId.version ? "@" + wfId.version : ""}`),
+      h("td", {}, wfId.name ? h("a", { href: `/workflows/${encodeURIComponent(wfId.name)}` }, `${wfId.name}${wfId.version ? "@" + wfId.version : ""}`) : ""),
       h("td", {}, e.launchPlanId ? e.launchPlanId.name : ""),
       h("td", {}, (e.mode || "MANUAL").toLowerCase()),
       h("td", {}, phaseText(e.phase, gone.has(name))),
@@ -159,7 +159,7 @@ async function runPage(name) {
   const wfId = e.workflowId || {};
   const facts = h("dl", { class: "facts" },
     h("dt", {}, "Phase"), h("dd", { id: "run-phase" }, phaseText(e.phase, run.runnerGone)),
-    h("dt", {}, "Workflow"), h("dd", {}, `${wfId.name || ""}${wfId.version ? "@" + wfId.version : ""}`),
+    h("dt", {}, "Workflow"), h("dd", {}, wfId.name ? h("a", { href: `/workflows/${encodeURIComponent(wfId.name)}` }, `${wfId.name}${wfId.version ? "@" + wfId.version : ""}`) : ""),
     h("dt", {}, "Started"), h("dd", {}, e.startedAt ? time(e.startedAt).toLocaleString() : ""),
     h("dt", {}, "Duration"), h("dd", {}, duration(seconds(e.duration))),
     h("dt", {}, "Mode"), h("dd", {}, (e.mode || "MANUAL").toLowerCase(), e.recoveredFrom ? [" of ", h("a", { href: `/runs/${encodeURIComponent(e.recoveredFrom)}` }, e.recoveredFrom)] : []),
@@ -235,16 +235,24 @@ function showTab(run, view, bar) {
 const byId = (run) => Object.fromEntries(run.nodes.map((n) => [nodeName(n), n]));
 
 // The DAG, one column per level (the compiler's levels), coloured by each node's phase.
-export function graph(run, select) {
+// Without a run (`still`), the workflow's shape alone: no phases, nothing to open.
+export function graph(run, select, still = false) {
   if (!run.workflow) return h("div", { class: "banner", role: "status" }, run.workflowMissing || "no workflow recorded");
   const template = run.workflow.template || {};
   const levels = ((run.workflow.dag || {}).levels || []).map((l) => l.nodeIds || []);
   const records = byId(run);
-  const W = 200, H = 46, GX = 70, GY = 18, PAD = 12;
+  const W = 200, H = 46, GX = 70, GY = 18, PAD = 12, LANE = 8, LANES = 6;
+  const column = {};
+  levels.forEach((ids, col) => ids.forEach((id) => { column[id] = col; }));
+  // An edge that skips levels is drawn over the top of the graph, in one of a few lanes,
+  // instead of straight through the nodes of the levels it skips.
+  const skipping = (template.nodes || []).some((n) => (n.upstreamNodeIds || []).some((u) => column[n.id] - column[u] > 1));
+  const TOP = PAD + (skipping ? LANE * (LANES + 1) : 0);
   const at = {};
-  levels.forEach((ids, col) => ids.forEach((id, row) => { at[id] = { x: PAD + col * (W + GX), y: PAD + row * (H + GY) }; }));
+  levels.forEach((ids, col) => ids.forEach((id, row) => { at[id] = { x: PAD + col * (W + GX), y: TOP + row * (H + GY) }; }));
   const width = PAD * 2 + Math.max(1, levels.length) * (W + GX) - GX;
-  const height = PAD * 2 + Math.max(1, ...levels.map((l) => l.length)) * (H + GY) - GY;
+  const height = TOP + PAD + Math.max(1, ...levels.map((l) => l.length)) * (H + GY) - GY;
+  let lane = 0;
   const critical = (run.workflow.dag || {}).criticalPath || [];
   const onCritical = new Set(critical.slice(1).map((id, i) => `${critical[i]}>${id}`));
   const edges = [], boxes = [];
@@ -255,22 +263,30 @@ export function graph(run, select) {
       const from = at[up];
       if (!from) continue;
       const x1 = from.x + W, y1 = from.y + H / 2, x2 = to.x, y2 = to.y + H / 2, mx = (x1 + x2) / 2;
+      let d = `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`;
+      if (column[node.id] - column[up] > 1) {
+        const top = PAD + LANE * (lane++ % LANES);
+        const half = GX / 2;
+        d = `M${x1},${y1} C${x1 + half},${y1} ${x1},${top} ${x1 + half},${top} L${x2 - half},${top} C${x2},${top} ${x2 - half},${y2} ${x2},${y2}`;
+      }
       edges.push(svg("path", { class: `edge${onCritical.has(`${up}>${node.id}`) ? " critical" : ""}`,
-        d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, "data-from": up, "data-to": node.id }));
+        d, "data-from": up, "data-to": node.id }));
     }
     const record = records[node.id] || {};
-    const phase = short(record.phase);
-    let detail = phase;
+    const phase = still ? "STATIC" : short(record.phase);
+    let detail = still ? "" : phase;
     if (node.map || record.itemsTotal) {
       detail = `${phase} ${record.itemsDone || 0}/${record.itemsTotal || 0}${record.itemsFailed ? `, ${record.itemsFailed} failed` : ""}`;
     }
     const kind = node.map ? "map" : node.branch ? "branch" : node.workflow ? "subworkflow" : "task";
-    boxes.push(svg("g", { class: `node p-${phase}`, tabindex: 0, role: "button", "data-node": node.id, "data-phase": phase, "data-kind": kind,
-      transform: `translate(${to.x},${to.y})`, "aria-label": `${node.id}: ${detail}`,
-      onclick: () => select(node.id), onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(node.id); } } },
+    if (still && (node.map || node.branch || node.workflow)) detail = "";
+    const actions = still ? { role: "img" } : { tabindex: 0, role: "button",
+      onclick: () => select(node.id), onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(node.id); } } };
+    boxes.push(svg("g", { class: `node p-${phase}`, ...actions, "data-node": node.id, "data-phase": phase, "data-kind": kind,
+      transform: `translate(${to.x},${to.y})`, "aria-label": `${node.id}: ${kind}${detail ? " " + detail : ""}` },
       svg("rect", { width: W, height: H, rx: 6 }),
       svg("text", { x: 10, y: 18 }, node.id.length > 22 ? node.id.slice(0, 21) + "…" : node.id),
-      svg("text", { x: 10, y: 36, class: "muted" }, `${kind} · ${detail}`)));
+      svg("text", { x: 10, y: 36, class: "muted" }, detail ? `${kind} · ${detail}` : kind)));
   }
   return h("div", { class: "scroll" }, svg("svg", { id: "graph", width, height, viewBox: `0 0 ${width} ${height}`, role: "group", "aria-label": "the run's graph" }, edges, boxes));
 }
@@ -358,12 +374,57 @@ async function showNode(run, id, panel) {
   logs.replaceChildren(...(blocks.length ? blocks : [h("p", { class: "muted" }, "This node left no logs (it ran no task here, or was cached).")]));
 }
 
+// ---- one workflow ---------------------------------------------------------------
+
+// Its graph and the runs × nodes grid of its last 25 runs (Airflow's grid: a flaky node
+// stands out as a row of mixed colours).
+async function workflowPage(name) {
+  stopPolling();
+  document.title = `${name} · Updraft console`;
+  let answer;
+  try {
+    answer = await api(`/api/workflows/${encodeURIComponent(name)}/runs?limit=25`);
+  } catch (e) {
+    main.replaceChildren(h("h1", {}, name), h("div", { class: "error", role: "alert", "data-status": e.status }, e.message));
+    retryLater();
+    return;
+  }
+  backoff = 2000;
+  const parts = [h("p", {}, h("a", { href: "/" }, "← Runs")), h("h1", {}, `Workflow ${name}`)];
+  if (!answer.runs.length) {
+    main.replaceChildren(...parts, h("p", { class: "empty" }, "No run of this workflow yet."));
+    return;
+  }
+  const runs = [...answer.runs].reverse(); // oldest on the left, as time reads
+  const versions = [...new Set(runs.map((r) => (r.execution.workflowId || {}).version).filter(Boolean))];
+  if (versions.length) parts.push(h("p", {}, `Versions in these runs: ${versions.join(", ")}`));
+  if (answer.workflow) {
+    parts.push(h("h2", {}, "Graph"), graph({ workflow: answer.workflow, nodes: [], execution: {} }, () => {}, true));
+  }
+  const order = ((answer.workflow || {}).dag || {}).topologicalOrder
+    || [...new Set(runs.flatMap((r) => r.nodes.map(nodeName)))];
+  const cell = (run, id) => {
+    const n = run.nodes.find((x) => nodeName(x) === id);
+    const phase = n ? short(n.phase) : "NONE";
+    const runName = run.execution.id.name;
+    return h("td", { class: "cell", "data-run": runName, "data-node": id, "data-phase": phase },
+      h("a", { href: `/runs/${encodeURIComponent(runName)}`, class: `square p-${phase}`, "aria-label": `${id} in ${runName}: ${phase}`, title: `${id} in ${runName}: ${phase}` }, ""));
+  };
+  parts.push(h("h2", {}, `The last ${runs.length} runs`), h("div", { class: "scroll" }, h("table", { id: "grid" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Node"), runs.map((r) => h("th", { scope: "col", class: "run-head" },
+      h("a", { href: `/runs/${encodeURIComponent(r.execution.id.name)}`, title: r.execution.id.name, "aria-label": r.execution.id.name }, phaseText(r.execution.phase, r.runnerGone)))))),
+    h("tbody", {}, order.map((id) => h("tr", { "data-node": id }, h("th", { scope: "row" }, id), runs.map((r) => cell(r, id))))))));
+  main.replaceChildren(...parts);
+}
+
 // ---- routing ----------------------------------------------------------------
 
 function render() {
   const path = location.pathname;
   const match = path.match(/^\/runs\/([^/]+)$/);
   if (match) return runPage(decodeURIComponent(match[1]));
+  const workflow = path.match(/^\/workflows\/([^/]+)$/);
+  if (workflow) return workflowPage(decodeURIComponent(workflow[1]));
   return runsPage(new URLSearchParams(location.search));
 }
 
