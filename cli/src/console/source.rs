@@ -108,7 +108,7 @@ pub trait RunSource: Send + Sync + 'static {
         let query = RunQuery { workflow: Some(workflow.to_string()), limit, ..Default::default() };
         let names: Vec<String> =
             self.list(&query)?.executions.iter().filter_map(|e| e.id.as_ref().map(|id| id.name.clone())).collect();
-        Ok(names.iter().filter_map(|name| self.run(name).transpose()).collect::<Result<_, _>>()?)
+        names.iter().filter_map(|name| self.run(name).transpose()).collect()
     }
 
     /// Aborts a running run and answers it as it is then; only where `about().can_abort`.
