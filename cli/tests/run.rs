@@ -303,12 +303,14 @@ workflows:
     // Item 3 fails; a ratio of 0.5 lets the map succeed with a gap.
     assert_eq!(doc["outputs"]["ys"], serde_json::json!([1, 4, null, 16]));
     assert_eq!(doc["outputs"]["size"], "big");
+    assert_eq!(node(&doc, "pick")["branchTaken"], "pick-case-0", "the record names the case that ran");
     assert_eq!(node(&doc, "sub/sq")["itemsDone"], 3);
     assert_eq!(node(&doc, "sub/sq")["itemsTotal"], 4);
     assert_eq!(node(&doc, "sub")["phase"], "SUCCEEDED");
 
     let (_, small) = json_run(&sandbox, &["main", "-i", "xs=[5]", "-i", "big=1"]);
     assert_eq!(small["outputs"]["size"], "small");
+    assert_eq!(node(&small, "pick")["branchTaken"], "pick-else");
 }
 
 #[test]

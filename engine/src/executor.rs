@@ -169,6 +169,8 @@ struct Recorder {
     positions: HashMap<String, usize>,
     /// GPUs per attempt, by node path, copied into each record of that node.
     devices: HashMap<String, Vec<AttemptDevices>>,
+    /// The node each branch ran, by the branch's path, copied into its records.
+    branches_taken: HashMap<String, String>,
     error: Option<StoreError>,
 }
 
@@ -177,6 +179,9 @@ impl Recorder {
         let id = node.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
         if let Some(devices) = self.devices.get(&id) {
             node.attempt_devices = devices.clone();
+        }
+        if let Some(taken) = self.branches_taken.get(&id) {
+            node.branch_taken = taken.clone();
         }
         let seconds = node.duration.map(|d| d.seconds as f64 + d.nanos as f64 / 1e9);
         let phase = NodePhase::try_from(node.phase).unwrap_or_default();
@@ -338,6 +343,7 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
             nodes: Vec::new(),
             positions: HashMap::new(),
             devices: HashMap::new(),
+            branches_taken: HashMap::new(),
             error: None,
         }),
         show_task_output: request.show_task_output,
@@ -525,7 +531,10 @@ fn prepare(ctx: &Arc<Ctx>, node: &Node, values: &ValueMap, path: &str) -> Result
     match target {
         node::Target::Branch(branch) => {
             let chosen = rules::choose_branch(&branch, values).map_err(failed)?;
-            ctx.progress().progress.message(&format!("{path}: branch takes {}", chosen.id));
+            let mut recorder = ctx.progress();
+            recorder.progress.message(&format!("{path}: branch takes {}", chosen.id));
+            recorder.branches_taken.insert(path.to_string(), chosen.id.clone());
+            drop(recorder);
             prepare(ctx, chosen, values, path)
         }
         node::Target::Task(t) => {

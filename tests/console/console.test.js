@@ -34,7 +34,7 @@ tasks:
     outputs: {b: int}
   slow:
     image: x
-    command: [sleep, "600"]
+    command: [sleep, "613"]
 workflows:
   failing:
     nodes:
@@ -78,7 +78,7 @@ async function killedRun() {
   process.kill(Number(watchdog), "SIGKILL");
   runner.kill("SIGKILL");
   await new Promise((r) => runner.once("exit", r));
-  spawnSync("pkill", ["-KILL", "-f", "^sleep 600$"]);
+  spawnSync("pkill", ["-KILL", "-f", "^sleep 613$"]);
   return "killed-run";
 }
 
@@ -194,7 +194,10 @@ test("a map node shows its items done, and a run whose runner is gone says so", 
   const map = p.locator('#graph [data-node="squares"]');
   await map.waitFor();
   assert.match(await map.textContent(), /100\/100/);
-  assert.equal(await p.locator('#graph [data-node="verdict"]').getAttribute("data-kind"), "branch");
+  const branch = p.locator('#graph [data-node="verdict"]');
+  assert.equal(await branch.getAttribute("data-kind"), "branch");
+  assert.equal(await branch.getAttribute("data-branch-taken"), "verdict-case-0", "the case taken (the sum is large)");
+  assert.match(await branch.textContent(), /→ case-0/);
   await p.done();
   const k = await page(`/runs/${runs.killed}`, "run-runner-gone");
   await k.locator("#run-phase [data-phase]").waitFor();

@@ -279,10 +279,11 @@ export function graph(run, select, still = false) {
       detail = `${phase} ${record.itemsDone || 0}/${record.itemsTotal || 0}${record.itemsFailed ? `, ${record.itemsFailed} failed` : ""}`;
     }
     const kind = node.map ? "map" : node.branch ? "branch" : node.workflow ? "subworkflow" : "task";
+    if (record.branchTaken) detail = `${phase} → ${record.branchTaken.replace(`${node.id}-`, "")}`;
     if (still && (node.map || node.branch || node.workflow)) detail = "";
     const actions = still ? { role: "img" } : { tabindex: 0, role: "button",
       onclick: () => select(node.id), onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(node.id); } } };
-    boxes.push(svg("g", { class: `node p-${phase}`, ...actions, "data-node": node.id, "data-phase": phase, "data-kind": kind,
+    boxes.push(svg("g", { class: `node p-${phase}`, ...actions, "data-node": node.id, "data-phase": phase, "data-kind": kind, "data-branch-taken": record.branchTaken,
       transform: `translate(${to.x},${to.y})`, "aria-label": `${node.id}: ${kind}${detail ? " " + detail : ""}` },
       svg("rect", { width: W, height: H, rx: 6 }),
       svg("text", { x: 10, y: 18 }, node.id.length > 22 ? node.id.slice(0, 21) + "…" : node.id),
