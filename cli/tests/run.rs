@@ -102,6 +102,18 @@ fn a_flaky_task_succeeds_on_retry() {
     assert_eq!(code, Some(0));
     assert_eq!(doc["outputs"]["status"], "recovered");
     assert_eq!(node(&doc, "flaky")["attempts"], 2);
+    // Each attempt on record: how the first ended, where both logged, in the order they ran.
+    let attempts = node(&doc, "flaky")["attemptRecords"].as_array().unwrap().clone();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!((&attempts[0]["attempt"], &attempts[0]["failureCode"]), (&Value::from(1), &Value::from("NonZeroExit")));
+    assert_eq!((&attempts[1]["attempt"], attempts[1].get("failureCode")), (&Value::from(2), None));
+    let time = |a: &Value, key: &str| chrono::DateTime::parse_from_rfc3339(a[key].as_str().unwrap()).unwrap();
+    for a in &attempts {
+        assert!(time(a, "queuedAt") <= time(a, "startedAt") && time(a, "startedAt") <= time(a, "endedAt"), "{a}");
+        let log = std::path::Path::new(a["logDir"].as_str().unwrap()).join(format!("attempt-{}.stderr.log", a["attempt"]));
+        assert!(log.exists(), "{}", log.display());
+    }
+    assert!(time(&attempts[0], "endedAt") <= time(&attempts[1], "queuedAt"), "the retry waited for the first to end");
 }
 
 #[test]

@@ -38,7 +38,7 @@ use updraft_core::execution::scheduler::Scheduler;
 use updraft_core::literal;
 use updraft_core::ports::{BlobStore as _, CacheStore as _, PortError};
 use updraft_core::proto::core::{
-    AttemptDevices, Blob, CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier,
+    AttemptDevices, AttemptRecord, Blob, CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier,
     LaunchMode, Literal, LiteralMap, Node, NodeExecution, NodeExecutionId, NodePhase, TaskTemplate, WorkflowPhase,
     node,
 };
@@ -171,6 +171,8 @@ struct Recorder {
     devices: HashMap<String, Vec<AttemptDevices>>,
     /// The node each branch ran, by the branch's path, copied into its records.
     branches_taken: HashMap<String, String>,
+    /// Each task attempt so far, by node path, copied into each record of that node.
+    attempts: HashMap<String, Vec<AttemptRecord>>,
     error: Option<StoreError>,
 }
 
@@ -182,6 +184,9 @@ impl Recorder {
         }
         if let Some(taken) = self.branches_taken.get(&id) {
             node.branch_taken = taken.clone();
+        }
+        if let Some(attempts) = self.attempts.get(&id) {
+            node.attempt_records = attempts.clone();
         }
         let seconds = node.duration.map(|d| d.seconds as f64 + d.nanos as f64 / 1e9);
         let phase = NodePhase::try_from(node.phase).unwrap_or_default();
@@ -196,6 +201,26 @@ impl Recorder {
             self.error.get_or_insert(e);
         }
         self.nodes[position] = node;
+    }
+}
+
+impl Recorder {
+    /// Records an attempt as it starts and again as it ends; a node with a record
+    /// (not a map's item) is written again with it, so a running node shows its attempts.
+    fn attempt(&mut self, path: &str, attempt: AttemptRecord) {
+        let attempts = self.attempts.entry(path.to_string()).or_default();
+        match attempts.iter_mut().find(|a| a.attempt == attempt.attempt) {
+            Some(known) => *known = attempt,
+            None => attempts.push(attempt),
+        }
+        if let Some(&position) = self.positions.get(path) {
+            let mut node = self.nodes[position].clone();
+            node.attempt_records = attempts.clone();
+            if let Err(e) = self.store.put_node(&node, position) {
+                self.error.get_or_insert(e);
+            }
+            self.nodes[position] = node;
+        }
     }
 }
 
@@ -344,6 +369,7 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
             positions: HashMap::new(),
             devices: HashMap::new(),
             branches_taken: HashMap::new(),
+            attempts: HashMap::new(),
             error: None,
         }),
         show_task_output: request.show_task_output,
@@ -744,12 +770,26 @@ async fn run_task(
     let mut attempt = 1;
     loop {
         // Resources are held per attempt: a retry's backoff holds no CPU, memory or GPU.
+        let queued_at = Some(now());
         let permit = ctx.pool.acquire(cpu, memory, gpus).await;
         if !permit.gpus.is_empty() {
             ctx.note_devices(path, attempt, &permit.gpus);
         }
+        let mut record = AttemptRecord {
+            attempt,
+            queued_at,
+            started_at: Some(now()),
+            log_dir: dir.display().to_string(),
+            ..Default::default()
+        };
+        ctx.progress().attempt(path, record.clone());
         let attempted = run_attempt(ctx, task, inputs, path, &dir, attempt, &permit.gpus).await;
         drop(permit);
+        record.ended_at = Some(now());
+        if let Err(failure) = &attempted {
+            record.failure_code = failure.error.code.clone();
+        }
+        ctx.progress().attempt(path, record);
         let failure = match attempted {
             Ok(outputs) => {
                 let cache = match (key, ctx.cache_mode) {

@@ -32,6 +32,7 @@ tasks:
     command: [sh, -c, 'echo "console-marker: the input was $1" >&2; exit 3', broken, "{{inputs.a}}"]
     inputs: {a: int}
     outputs: {b: int}
+    retries: 1
   slow:
     image: x
     command: [sleep, "613"]
@@ -187,6 +188,15 @@ test("a failed node shows its failure, its stderr in the log panel, and what it 
   assert.match(await panel.locator(".error").innerText(), /^\w+: .*3/);
   assert.match(await panel.locator('[data-stream="stderr"]').innerText(), /console-marker: the input was 2/);
   await p.done();
+  // Its two attempts, one row each, the retry after the first ended.
+  const t = await page(`/runs/${runs.failing}`, "run-failed-timeline");
+  await t.click("#tab-timeline");
+  await t.locator("#timeline").waitFor();
+  const tries = await t.locator('#timeline [data-node="breaks"]').evaluateAll((els) => els.map((e) => ({
+    attempt: +e.dataset.attempt, phase: e.dataset.phase, queued: +e.dataset.queued, start: +e.dataset.start, end: +e.dataset.end })));
+  assert.deepEqual(tries.map((a) => [a.attempt, a.phase]), [[1, "FAILED"], [2, "FAILED"]]);
+  assert.ok(tries[1].queued >= tries[0].end && tries[1].start >= tries[1].queued, JSON.stringify(tries));
+  await t.done();
 });
 
 test("a map node shows its items done, and a run whose runner is gone says so", async () => {

@@ -292,31 +292,52 @@ export function graph(run, select, still = false) {
   return h("div", { class: "scroll" }, svg("svg", { id: "graph", width, height, viewBox: `0 0 ${width} ${height}`, role: "group", "aria-label": "the run's graph" }, edges, boxes));
 }
 
-// One row per node that started: when it ran, relative to the run's start; the critical path outlined.
+// One row per attempt (per node where no attempts are recorded): how long it waited for
+// resources (light) and ran (its phase's colour), relative to the run's start; the
+// critical path outlined; a now line while the run runs.
 function timeline(run, select) {
   const start = time(run.execution.startedAt || run.execution.createdAt);
   const running = run.execution.phase === "WORKFLOW_RUNNING" && !run.runnerGone;
   const now = Date.now();
-  const rows = run.nodes.filter((n) => n.startedAt).map((n) => {
-    const s = (time(n.startedAt) - start) / 1000;
-    const d = seconds(n.duration) || (short(n.phase) === "RUNNING" && running ? (now - time(n.startedAt)) / 1000 : 0);
-    return { id: nodeName(n), phase: short(n.phase), s: Math.max(0, s), d, attempts: n.attempts || 0 };
-  }).sort((a, b) => a.s - b.s || a.id.localeCompare(b.id));
+  const at = (t) => (time(t) - start) / 1000;
+  const rows = [];
+  for (const n of run.nodes.filter((n) => n.startedAt)) {
+    const id = nodeName(n), phase = short(n.phase);
+    const attempts = n.attemptRecords || [];
+    if (!attempts.length) {
+      const s = Math.max(0, at(n.startedAt));
+      const d = seconds(n.duration) || (phase === "RUNNING" && running ? (now - time(n.startedAt)) / 1000 : 0);
+      rows.push({ id, label: id, phase, q: s, s, e: s + d });
+      continue;
+    }
+    for (const a of attempts) {
+      const s = Math.max(0, at(a.startedAt));
+      const ended = a.endedAt ? at(a.endedAt) : running ? (now - start) / 1000 : s;
+      const last = a.attempt === attempts[attempts.length - 1].attempt;
+      rows.push({ id, attempt: a.attempt, label: attempts.length > 1 ? `${id} #${a.attempt}` : id,
+        phase: a.failureCode ? (last ? phase : "FAILED") : (a.endedAt ? (last ? phase : "SUCCEEDED") : "RUNNING"),
+        q: Math.max(0, at(a.queuedAt || a.startedAt)), s, e: Math.max(s, ended), code: a.failureCode });
+    }
+  }
+  rows.sort((a, b) => a.s - b.s || a.id.localeCompare(b.id) || (a.attempt || 0) - (b.attempt || 0));
   if (!rows.length) return h("p", { class: "muted" }, "No node has started.");
-  const end = Math.max(...rows.map((r) => r.s + r.d), running ? (now - start) / 1000 : 0, 0.001);
+  const end = Math.max(...rows.map((r) => r.e), running ? (now - start) / 1000 : 0, 0.001);
   const critical = new Set(((run.workflow || {}).dag || {}).criticalPath || []);
   const LABEL = 190, WIDTH = 900, ROW = 24;
   const x = (t) => LABEL + (t / end) * (WIDTH - LABEL - 10);
-  const parts = rows.map((r, i) => svg("g", { "data-node": r.id, "data-phase": r.phase, "data-start": r.s.toFixed(3), "data-end": (r.s + r.d).toFixed(3),
-    tabindex: 0, role: "button", "aria-label": `${r.id}: ${r.phase}, from ${r.s.toFixed(2)} s for ${r.d.toFixed(2)} s`,
+  const parts = rows.map((r, i) => svg("g", { "data-node": r.id, "data-attempt": r.attempt, "data-phase": r.phase,
+    "data-queued": r.q.toFixed(3), "data-start": r.s.toFixed(3), "data-end": r.e.toFixed(3),
+    tabindex: 0, role: "button", "aria-label": `${r.label}: ${r.phase}, waited ${(r.s - r.q).toFixed(2)} s, ran from ${r.s.toFixed(2)} s for ${(r.e - r.s).toFixed(2)} s`,
     onclick: () => select(r.id), onkeydown: (e) => { if (e.key === "Enter") select(r.id); } },
-    svg("text", { x: 4, y: 16 + i * ROW }, r.id.length > 26 ? r.id.slice(0, 25) + "…" : r.id),
+    svg("text", { x: 4, y: 16 + i * ROW }, r.label.length > 26 ? r.label.slice(0, 25) + "…" : r.label),
+    r.s - r.q > 0 ? svg("rect", { class: "bar queued", x: x(r.q), y: 8 + i * ROW, width: Math.max(1, x(r.s) - x(r.q)), height: ROW - 16 },
+      svg("title", {}, `${r.label} waited ${duration(r.s - r.q)} for resources`)) : null,
     svg("rect", { class: `bar p-${r.phase}${critical.has(r.id) ? " critical" : ""}`, x: x(r.s), y: 4 + i * ROW,
-      width: Math.max(2, x(r.s + r.d) - x(r.s)), height: ROW - 8 }, svg("title", {}, `${r.id} ${r.phase} ${duration(r.d)}${r.attempts > 1 ? `, ${r.attempts} attempts` : ""}`))));
+      width: Math.max(2, x(r.e) - x(r.s)), height: ROW - 8 }, svg("title", {}, `${r.label} ${r.phase}${r.code ? ` (${r.code})` : ""} ${duration(r.e - r.s)}`))));
   const height = rows.length * ROW + 24;
   const axis = svg("text", { x: WIDTH - 10, y: height - 6, "text-anchor": "end", class: "muted" }, `${duration(end)} after the start`);
   const nowLine = running ? svg("line", { class: "now", x1: x((now - start) / 1000), x2: x((now - start) / 1000), y1: 0, y2: height }) : null;
-  return h("div", { class: "scroll" }, svg("svg", { id: "timeline", width: WIDTH, height, role: "group", "aria-label": "when each node ran" }, parts, axis, nowLine));
+  return h("div", { class: "scroll" }, svg("svg", { id: "timeline", width: WIDTH, height, role: "group", "aria-label": "when each node waited and ran" }, parts, axis, nowLine));
 }
 
 function nodesTable(run, select) {
