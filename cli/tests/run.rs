@@ -110,7 +110,8 @@ fn a_flaky_task_succeeds_on_retry() {
     let time = |a: &Value, key: &str| chrono::DateTime::parse_from_rfc3339(a[key].as_str().unwrap()).unwrap();
     for a in &attempts {
         assert!(time(a, "queuedAt") <= time(a, "startedAt") && time(a, "startedAt") <= time(a, "endedAt"), "{a}");
-        let log = std::path::Path::new(a["logDir"].as_str().unwrap()).join(format!("attempt-{}.stderr.log", a["attempt"]));
+        let log =
+            std::path::Path::new(a["logDir"].as_str().unwrap()).join(format!("attempt-{}.stderr.log", a["attempt"]));
         assert!(log.exists(), "{}", log.display());
     }
     assert!(time(&attempts[0], "endedAt") <= time(&attempts[1], "queuedAt"), "the retry waited for the first to end");

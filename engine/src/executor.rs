@@ -38,9 +38,9 @@ use updraft_core::execution::scheduler::Scheduler;
 use updraft_core::literal;
 use updraft_core::ports::{BlobStore as _, CacheStore as _, PortError};
 use updraft_core::proto::core::{
-    AttemptDevices, AttemptRecord, Blob, CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier,
-    LaunchMode, Literal, LiteralMap, Node, NodeExecution, NodeExecutionId, NodePhase, TaskTemplate, WorkflowPhase,
-    node,
+    AttemptDevices, AttemptRecord, Blob, CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId,
+    Identifier, LaunchMode, Literal, LiteralMap, Node, NodeExecution, NodeExecutionId, NodePhase, TaskTemplate,
+    WorkflowPhase, node,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
