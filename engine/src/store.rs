@@ -147,6 +147,17 @@ impl Store {
         Ok(())
     }
 
+    /// Every tick handled, by plan name, newest first within a plan.
+    pub fn ticks(&self) -> Result<Vec<Tick>, StoreError> {
+        let conn = self.connection();
+        let mut statement = conn
+            .prepare("SELECT plan, scheduled_time, outcome, execution FROM ticks ORDER BY plan, scheduled_time DESC")?;
+        let rows = statement.query_map([], |row| {
+            Ok(Tick { plan: row.get(0)?, scheduled_time: row.get(1)?, outcome: row.get(2)?, execution: row.get(3)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The latest tick of `plan` handled (RFC 3339), if any.
     pub fn last_tick(&self, plan: &str) -> Result<Option<String>, StoreError> {
         let conn = self.connection();
@@ -384,6 +395,15 @@ impl Store {
     }
 }
 
+/// A tick of a local scheduler (`updraft schedule`), as `record_tick` kept it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tick {
+    pub plan: String,
+    pub scheduled_time: String,
+    pub outcome: String,
+    pub execution: String,
+}
+
 /// Which executions `Store::list_where` returns (`None`: any).
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionQuery {
@@ -542,6 +562,29 @@ mod tests {
     }
 
     #[test]
+    fn ticks_are_listed_by_plan_newest_first_and_a_tick_again_replaces_itself() {
+        let dir = std::env::temp_dir().join(format!("updraft-store-ticks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("updraft.db")).unwrap();
+        store.record_tick("nightly", "2026-12-01T03:00:00Z", "LAUNCHED", "nightly-1").unwrap();
+        store.record_tick("nightly", "2026-12-02T03:00:00Z", "FAILED", "nightly-2").unwrap();
+        store.record_tick("hourly", "2026-12-02T05:00:00Z", "LAUNCHED", "hourly-5").unwrap();
+        store.record_tick("nightly", "2026-12-02T03:00:00Z", "LAUNCHED", "nightly-2").unwrap();
+        let listed: Vec<(String, String, String)> =
+            store.ticks().unwrap().into_iter().map(|t| (t.plan, t.scheduled_time, t.outcome)).collect();
+        let tick = |plan: &str, at: &str, outcome: &str| (plan.to_string(), at.to_string(), outcome.to_string());
+        assert_eq!(
+            listed,
+            [
+                tick("hourly", "2026-12-02T05:00:00Z", "LAUNCHED"),
+                tick("nightly", "2026-12-02T03:00:00Z", "LAUNCHED"),
+                tick("nightly", "2026-12-01T03:00:00Z", "LAUNCHED"),
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn an_execution_name_is_never_reused_or_merged() {
         let dir = std::env::temp_dir().join(format!("updraft-store-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -604,6 +647,7 @@ mod tests {
         assert_eq!(page(None), ["run-3", "run-2"]);
         assert_eq!(page(Some("run-2")), ["run-1", "without-workflow"]);
         assert!(page(Some("without-workflow")).is_empty());
+        assert!(reader.ticks().unwrap().is_empty());
         let refused = reader.create_execution(&execution("run-4", "someone"), None, None);
         assert!(matches!(refused, Err(StoreError::Sqlite(_))), "{refused:?}");
         drop(reader);

@@ -236,6 +236,13 @@ test("an unknown run is a page that says so, and an empty list says how to start
   await p.done(["status of 404"]);
 });
 
+test("the launch plans page says where local schedules live", async () => {
+  const p = await page("/launch-plans", "launch-plans-local");
+  await p.locator("main h1").filter({ hasText: "Launch plans" }).waitFor();
+  await p.locator("text=updraft schedule FILE").waitFor();
+  await p.done();
+});
+
 test("the console never wrote the store", () => {
   assert.equal(digest(path.join(home, "updraft.db")), storeDigest);
 });

@@ -2,10 +2,10 @@
 //! abort go to the stack's HTTPS API, signed with the CLI's own SigV4 credentials, so
 //! the browser holds no credential and the API's IAM decides what this user may see.
 
-use super::source::{About, LogChunk, LogRange, RunPage, RunQuery, RunSource, RunView, SourceError, Stream};
+use super::source::{About, LogChunk, LogRange, PlanView, RunPage, RunQuery, RunSource, RunView, SourceError, Stream};
 use crate::commands::registry::Session;
 use serde_json::Value;
-use updraft_core::proto::core::{CompiledWorkflow, Execution, NodeExecution};
+use updraft_core::proto::core::{CompiledWorkflow, Execution, LaunchPlanSpec, NodeExecution};
 
 /// Pages of the API's list read at most for one page of a filtered list (the API lists
 /// newest first without filters; the console filters what it reads).
@@ -71,6 +71,44 @@ impl RunSource for CloudRuns {
     fn about(&self) -> About {
         let location = format!("{} ({}/{})", self.session.config.endpoint, self.session.project, self.session.domain);
         About { mode: "remote", location, can_abort: true }
+    }
+
+    fn launch_plans(&self, ticks: usize) -> Result<Vec<PlanView>, SourceError> {
+        let base = format!("/v1/launch-plans/{}/{}", self.session.project, self.session.domain);
+        let names = self.call("GET", &base, &[("limit", "100")], None)?;
+        let mut plans = Vec::new();
+        for entity in names["entities"].as_array().cloned().unwrap_or_default() {
+            let name = entity["name"].as_str().unwrap_or_default().to_string();
+            let active_version = entity["activeVersion"].as_str().unwrap_or_default().to_string();
+            let versions = self.call("GET", &format!("{base}/{name}"), &[("limit", "1")], None)?;
+            let state = versions["schedule"]["state"].as_str().unwrap_or_default().to_string();
+            let version = if active_version.is_empty() {
+                entity["latestVersion"].as_str().unwrap_or_default()
+            } else {
+                &active_version
+            };
+            let plan = self.call("GET", &format!("{base}/{name}/{version}"), &[], None)?;
+            let spec: LaunchPlanSpec = Self::parse(plan["launchPlan"].clone(), "a launch plan")?;
+            let next_fires = match (&spec.schedule, active_version.is_empty()) {
+                (Some(schedule), false) => updraft_core::schedule::next_fires(schedule, None, chrono::Utc::now(), 3)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .collect(),
+                _ => vec![],
+            };
+            let limit = ticks.to_string();
+            let recent = self.call("GET", &format!("{base}/{name}/ticks"), &[("limit", limit.as_str())], None)?;
+            plans.push(PlanView {
+                name,
+                active_version,
+                schedule: spec.schedule,
+                state,
+                next_fires,
+                ticks: recent["ticks"].as_array().cloned().unwrap_or_default(),
+            });
+        }
+        Ok(plans)
     }
 
     fn list(&self, query: &RunQuery) -> Result<RunPage, SourceError> {

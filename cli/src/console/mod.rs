@@ -118,6 +118,8 @@ fn router(console: Arc<Console>) -> Router {
         .route("/", get(page))
         .route("/runs/{name}", get(page))
         .route("/workflows/{name}", get(page))
+        .route("/launch-plans", get(page))
+        .route("/api/launch-plans", get(launch_plans))
         .route("/api/workflows/{name}/runs", get(workflow_runs))
         .route("/api/about", get(about))
         .route("/api/runs/{name}/abort", post(abort_run))
@@ -301,6 +303,22 @@ async fn get_run(State(console): State<Arc<Console>>, headers: HeaderMap, Path(n
         }
     }
     json_answer(&headers, &body)
+}
+
+/// The launch plans with their schedules, next fires and last ten ticks.
+async fn launch_plans(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
+    let plans = match read(&console, move |source| source.launch_plans(10)).await {
+        Ok(plans) => plans,
+        Err(response) => return response,
+    };
+    let plans: Vec<Value> = plans
+        .into_iter()
+        .map(|p| {
+            json!({"name": p.name, "activeVersion": p.active_version, "schedule": p.schedule, "state": p.state,
+                   "nextFires": p.next_fires, "ticks": p.ticks})
+        })
+        .collect();
+    json_answer(&headers, &json!({ "launchPlans": plans }))
 }
 
 #[derive(serde::Deserialize)]

@@ -79,6 +79,21 @@ pub enum SourceError {
     Unreachable(String),
 }
 
+/// A launch plan as its page shows it: its schedule, when it fires next, what its ticks did.
+pub struct PlanView {
+    pub name: String,
+    /// The version whose schedule is active (cloud plans).
+    pub active_version: String,
+    /// Its schedule, as the registry holds it (cloud plans; a local plan's is in its spec file).
+    pub schedule: Option<updraft_core::proto::core::Schedule>,
+    /// The stack's schedule: ENABLED, DISABLED or NONE (cloud plans).
+    pub state: String,
+    /// The next three fire times (RFC 3339, UTC).
+    pub next_fires: Vec<String>,
+    /// The newest ticks first, as `ScheduleTick` JSON.
+    pub ticks: Vec<serde_json::Value>,
+}
+
 /// What the page may offer: an action is shown only where the source has it.
 pub struct About {
     /// `local` or `remote`.
@@ -110,6 +125,9 @@ pub trait RunSource: Send + Sync + 'static {
             self.list(&query)?.executions.iter().filter_map(|e| e.id.as_ref().map(|id| id.name.clone())).collect();
         names.iter().filter_map(|name| self.run(name).transpose()).collect()
     }
+
+    /// The launch plans with schedules or ticks, and the last `ticks` ticks of each.
+    fn launch_plans(&self, ticks: usize) -> Result<Vec<PlanView>, SourceError>;
 
     /// Aborts a running run and answers it as it is then; only where `about().can_abort`.
     fn abort(&self, run: &str, reason: &str) -> Result<Execution, SourceError> {
@@ -150,6 +168,32 @@ impl RunSource for LocalRuns {
     fn about(&self) -> About {
         // Aborting a local run signals its runner: the console only reads, so that stays `updraft executions abort`.
         About { mode: "local", location: self.home.root().display().to_string(), can_abort: false }
+    }
+
+    /// `updraft schedule` records each tick it handles; the plans and their schedules live in
+    /// the spec files it was given, so a local plan shows its ticks and no next fires.
+    fn launch_plans(&self, ticks: usize) -> Result<Vec<PlanView>, SourceError> {
+        let Some(store) = self.store()? else { return Ok(vec![]) };
+        let mut plans: Vec<PlanView> = Vec::new();
+        for tick in store.ticks()? {
+            if plans.last().is_none_or(|p| p.name != tick.plan) {
+                plans.push(PlanView {
+                    name: tick.plan.clone(),
+                    active_version: String::new(),
+                    schedule: None,
+                    state: String::new(),
+                    next_fires: vec![],
+                    ticks: vec![],
+                });
+            }
+            let plan = plans.last_mut().expect("pushed above");
+            if plan.ticks.len() < ticks {
+                plan.ticks.push(serde_json::json!({
+                    "scheduledTime": tick.scheduled_time, "outcome": tick.outcome, "execution": tick.execution,
+                }));
+            }
+        }
+        Ok(plans)
     }
 
     fn list(&self, query: &RunQuery) -> Result<RunPage, SourceError> {

@@ -8,6 +8,7 @@ import os
 import subprocess
 import time
 import urllib.request
+import zoneinfo
 from datetime import datetime, timezone
 
 import pytest
@@ -139,6 +140,23 @@ def test_activating_the_nightly_plan_creates_one_enabled_schedule(stack, aws):
     on = updraft(stack, "launchplan", "activate", "diabetes_nightly", "--version", "v1", "--project", "examples")
     assert on.returncode == 0, on.stderr
     assert "in sync" in updraft(stack, "get", "launch-plans", "diabetes_nightly", "--project", "examples").stdout
+
+    # The console's launch plans page: the schedule, when it fires next (03:00 in Paris), the tick's run.
+    console = subprocess.Popen([UPDRAFT, "console", "--remote", "--project", "examples", "--port", "0"],
+                               env=stack["env"], stdout=subprocess.PIPE, text=True)
+    try:
+        url = console.stdout.readline().split()[1]
+        with urllib.request.urlopen(f"{url}api/launch-plans") as answer:
+            plans = {p["name"]: p for p in json.loads(answer.read())["launchPlans"]}
+    finally:
+        console.terminate()
+        console.wait(timeout=10)
+    plan = plans["diabetes_nightly"]
+    assert (plan["activeVersion"], plan["state"]) == ("v1", "ENABLED"), plan
+    assert plan["schedule"]["cron"] == {"expression": "0 3 * * *", "timezone": "Europe/Paris"}, plan["schedule"]
+    paris = [datetime.fromisoformat(t).astimezone(zoneinfo.ZoneInfo("Europe/Paris")) for t in plan["nextFires"]]
+    assert len(paris) == 3 and all((t.hour, t.minute) == (3, 0) for t in paris), plan["nextFires"]
+    assert [(t["outcome"], t["execution"]) for t in plan["ticks"]] == [("LAUNCHED", run)], plan["ticks"]
 
     # Deactivated: the schedule is disabled, not deleted.
     off = updraft(stack, "launchplan", "deactivate", "diabetes_nightly", "--version", "v1", "--project", "examples")

@@ -439,12 +439,59 @@ async function workflowPage(name) {
   main.replaceChildren(...parts);
 }
 
+// ---- launch plans ---------------------------------------------------------------
+
+function scheduleText(schedule) {
+  if (!schedule) return "";
+  if (schedule.cron) return `cron ${schedule.cron.expression}${schedule.cron.timezone ? ` (${schedule.cron.timezone})` : " (UTC)"}`;
+  if (schedule.rate) return `every ${schedule.rate.value} ${String(schedule.rate.unit || "").toLowerCase()}`;
+  return "";
+}
+
+async function launchPlansPage() {
+  stopPolling();
+  document.title = "Launch plans · Updraft console";
+  let answer;
+  try {
+    answer = await api("/api/launch-plans");
+  } catch (e) {
+    main.replaceChildren(h("h1", {}, "Launch plans"), h("div", { class: "error", role: "alert", "data-status": e.status }, e.message));
+    retryLater();
+    return;
+  }
+  backoff = 2000;
+  const parts = [h("h1", {}, "Launch plans")];
+  if (about.mode === "local") {
+    parts.push(h("p", { class: "muted" }, "Local schedules run with ", h("code", {}, "updraft schedule FILE"),
+      "; their plans live in the spec file, so this shows the ticks it handled."));
+  }
+  if (!answer.launchPlans.length) parts.push(h("p", { class: "empty" }, "No launch plan has a schedule or a tick yet."));
+  for (const plan of answer.launchPlans) {
+    const facts = h("dl", { class: "facts" });
+    if (plan.activeVersion) facts.append(h("dt", {}, "Active version"), h("dd", {}, plan.activeVersion));
+    if (plan.schedule) facts.append(h("dt", {}, "Schedule"), h("dd", {}, scheduleText(plan.schedule)));
+    if (plan.state) facts.append(h("dt", {}, "Stack's schedule"), h("dd", {}, plan.state));
+    if (plan.nextFires.length) facts.append(h("dt", {}, "Next fires"), h("dd", {}, plan.nextFires.map((t) => new Date(t).toLocaleString()).join(", ")));
+    const ticks = plan.ticks.length
+      ? h("table", { class: "ticks" },
+        h("thead", {}, h("tr", {}, ["Scheduled for", "Version", "Outcome", "Run", "Message"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, plan.ticks.map((t) => h("tr", { "data-outcome": t.outcome },
+          h("td", {}, new Date(t.scheduledTime).toLocaleString()), h("td", {}, t.version || ""), h("td", {}, t.outcome),
+          h("td", {}, t.execution ? h("a", { href: `/runs/${encodeURIComponent(t.execution)}` }, t.execution) : ""),
+          h("td", {}, t.message || "")))))
+      : h("p", { class: "muted" }, "No tick yet.");
+    parts.push(h("section", { "data-plan": plan.name, "aria-label": `launch plan ${plan.name}` }, h("h2", {}, plan.name), facts, ticks));
+  }
+  main.replaceChildren(...parts);
+}
+
 // ---- routing ----------------------------------------------------------------
 
 function render() {
   const path = location.pathname;
   const match = path.match(/^\/runs\/([^/]+)$/);
   if (match) return runPage(decodeURIComponent(match[1]));
+  if (path === "/launch-plans") return launchPlansPage();
   const workflow = path.match(/^\/workflows\/([^/]+)$/);
   if (workflow) return workflowPage(decodeURIComponent(workflow[1]));
   return runsPage(new URLSearchParams(location.search));
