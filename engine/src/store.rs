@@ -147,11 +147,18 @@ impl Store {
         Ok(())
     }
 
-    /// Every tick handled, by plan name, newest first within a plan.
+    /// Every tick handled, by plan name, newest first within a plan (none in a store that an
+    /// older `updraft` made and a reader opened as it is).
     pub fn ticks(&self) -> Result<Vec<Tick>, StoreError> {
         let conn = self.connection();
-        let mut statement = conn
-            .prepare("SELECT plan, scheduled_time, outcome, execution FROM ticks ORDER BY plan, scheduled_time DESC")?;
+        let prepared = conn
+            .prepare("SELECT plan, scheduled_time, outcome, execution FROM ticks ORDER BY plan, scheduled_time DESC");
+        let mut statement = match prepared {
+            Err(rusqlite::Error::SqliteFailure(_, Some(message))) if message.starts_with("no such table") => {
+                return Ok(vec![]);
+            }
+            prepared => prepared?,
+        };
         let rows = statement.query_map([], |row| {
             Ok(Tick { plan: row.get(0)?, scheduled_time: row.get(1)?, outcome: row.get(2)?, execution: row.get(3)? })
         })?;
@@ -539,6 +546,7 @@ mod tests {
         // A reader of the store as it is (no workflows table yet) finds no workflow, and no error.
         let reader = Store::open_read_only(&path).unwrap();
         assert_eq!(reader.workflow_of_run("20261101-000000-00000001").unwrap(), None);
+        assert_eq!(reader.ticks().unwrap(), []);
         drop(reader);
         let store = Store::open(&path).unwrap();
         let mut newer = execution("20261102-000000-00000002", "someone");

@@ -115,19 +115,21 @@ fn open_in_browser(url: &str) {
 
 fn router(console: Arc<Console>) -> Router {
     Router::new()
+        // The page: one document for every view, which its module draws from the path.
         .route("/", get(page))
         .route("/runs/{name}", get(page))
         .route("/workflows/{name}", get(page))
         .route("/launch-plans", get(page))
-        .route("/api/launch-plans", get(launch_plans))
-        .route("/api/workflows/{name}/runs", get(workflow_runs))
-        .route("/api/about", get(about))
-        .route("/api/runs/{name}/abort", post(abort_run))
         .route("/assets/app.js", get(|| asset("text/javascript; charset=utf-8", include_str!("assets/app.js"))))
         .route("/assets/app.css", get(|| asset("text/css; charset=utf-8", include_str!("assets/app.css"))))
+        // What the page reads, and its one write.
+        .route("/api/about", get(about))
         .route("/api/runs", get(list_runs))
         .route("/api/runs/{name}", get(get_run))
         .route("/api/runs/{name}/nodes/{node}/logs", get(node_log))
+        .route("/api/runs/{name}/abort", post(abort_run))
+        .route("/api/workflows/{name}/runs", get(workflow_runs))
+        .route("/api/launch-plans", get(launch_plans))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "NotFound", "no such page") })
         .layer(middleware::from_fn_with_state(console.clone(), loopback_only))
         .with_state(console)
