@@ -227,7 +227,19 @@ fn the_console_answers_only_requests_addressed_to_its_loopback_port() {
         stream.read_to_string(&mut answer).unwrap();
         assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{headers:?}: {answer}");
     }
-    assert_eq!(console.json("/api/about")["canAbort"], false, "the page offers no abort of a local run");
+    assert_eq!(console.json("/api/about")["canAct"], false, "the page offers no action on a local run");
+    for (action, status) in [("relaunch", "405"), ("recover", "405"), ("delete", "404")] {
+        let mut stream = TcpStream::connect(("127.0.0.1", console.port)).unwrap();
+        let port = console.port;
+        write!(
+            stream,
+            "POST /api/runs/any/{action} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: {origin}\r\nX-Updraft-Token: {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{action}: {answer}");
+    }
     // It listens on 127.0.0.1 only: the machine's other addresses find no one there.
     let others: Vec<std::net::IpAddr> = local_addresses().into_iter().filter(|a| !a.is_loopback()).collect();
     for address in &others {
@@ -271,7 +283,7 @@ fn a_console_over_an_unreachable_stack_answers_502_naming_it_and_keeps_serving()
         .env("UPDRAFT_CONFIG", sandbox.dir.join("none.toml"));
     let console = Console::spawn(command);
     let about = console.json("/api/about");
-    assert_eq!((about["mode"].as_str(), about["canAbort"].as_bool()), (Some("remote"), Some(true)));
+    assert_eq!((about["mode"].as_str(), about["canAct"].as_bool()), (Some("remote"), Some(true)));
     for _ in 0..2 {
         let (status, _, body) = console.get("/api/runs");
         assert!(status == 502 && body.contains("ApiUnreachable") && body.contains(&endpoint), "{status} {body}");

@@ -2,7 +2,9 @@
 //! abort go to the stack's HTTPS API, signed with the CLI's own SigV4 credentials, so
 //! the browser holds no credential and the API's IAM decides what this user may see.
 
-use super::source::{About, LogChunk, LogRange, PlanView, RunPage, RunQuery, RunSource, RunView, SourceError, Stream};
+use super::source::{
+    About, LogChunk, LogRange, PlanView, Rerun, RunPage, RunQuery, RunSource, RunView, SourceError, Stream,
+};
 use crate::commands::registry::Session;
 use serde_json::Value;
 use updraft_core::proto::core::{CompiledWorkflow, Execution, LaunchPlanSpec, NodeExecution};
@@ -70,7 +72,7 @@ fn wanted(execution: &Execution, query: &RunQuery) -> bool {
 impl RunSource for CloudRuns {
     fn about(&self) -> About {
         let location = format!("{} ({}/{})", self.session.config.endpoint, self.session.project, self.session.domain);
-        About { mode: "remote", location, can_abort: true }
+        About { mode: "remote", location, can_act: true }
     }
 
     fn launch_plans(&self, ticks: usize) -> Result<Vec<PlanView>, SourceError> {
@@ -210,6 +212,18 @@ impl RunSource for CloudRuns {
         let text: String = lines.iter().map(|l| format!("{}\n", l.trim_end_matches('\n'))).collect();
         let size = text.len() as u64;
         Ok(Some(LogChunk { text, label: "log".into(), size, offset: 0, attempts: vec![], attempt: 0 }))
+    }
+
+    fn rerun(&self, run: &str, how: Rerun) -> Result<String, SourceError> {
+        let action = match how {
+            Rerun::Relaunch => "relaunch",
+            Rerun::Recover => "recover",
+        };
+        let answer = self.call("POST", &self.route(&format!("/{run}/{action}")), &[], Some(b"{}".to_vec()))?;
+        answer["id"]["name"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| SourceError::Unreachable(format!("the API's answer to {action} names no run: {answer}")))
     }
 
     fn abort(&self, run: &str, reason: &str) -> Result<Execution, SourceError> {

@@ -2,8 +2,8 @@
 //! loopback. The JSON API under `/api/` answers in the cloud API's IDL JSON; the page is
 //! plain ES modules and SVG embedded here (no npm, no CDN). Safe on loopback: it binds
 //! 127.0.0.1 only, answers only requests addressed to that address and port (DNS
-//! rebinding), opens the store read-only, and its one action (abort, of cloud runs)
-//! needs this process's token and a same-origin `Origin` (CSRF).
+//! rebinding), opens the store read-only, and its actions (abort, relaunch, recover, of
+//! cloud runs) need this process's token and a same-origin `Origin` (CSRF).
 
 pub mod cloud;
 pub mod source;
@@ -127,7 +127,7 @@ fn router(console: Arc<Console>) -> Router {
         .route("/api/runs", get(list_runs))
         .route("/api/runs/{name}", get(get_run))
         .route("/api/runs/{name}/nodes/{node}/logs", get(node_log))
-        .route("/api/runs/{name}/abort", post(abort_run))
+        .route("/api/runs/{name}/{action}", post(act_on_run))
         .route("/api/workflows/{name}/runs", get(workflow_runs))
         .route("/api/launch-plans", get(launch_plans))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "NotFound", "no such page") })
@@ -167,20 +167,37 @@ async fn page(State(console): State<Arc<Console>>) -> Response {
 
 async fn about(State(console): State<Arc<Console>>) -> Response {
     let about = console.source.about();
-    axum::Json(json!({"mode": about.mode, "location": about.location, "canAbort": about.can_abort})).into_response()
+    axum::Json(json!({"mode": about.mode, "location": about.location, "canAct": about.can_act})).into_response()
 }
 
-/// Aborts a run: only a request of this console's own page (its token, its origin) may.
-async fn abort_run(State(console): State<Arc<Console>>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+/// An action on a run (abort, relaunch, recover): only a request of this console's own page
+/// (its token, its origin) may.
+async fn act_on_run(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path((name, action)): Path<(String, String)>,
+) -> Response {
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()).unwrap_or("");
     let token = headers.get("x-updraft-token").and_then(|t| t.to_str().ok()).unwrap_or("");
     if !console.origins.iter().any(|o| o == origin) || !constant_time_eq(token.as_bytes(), console.token.as_bytes()) {
-        eprintln!("console: refused an abort of {name} without this console's token and origin");
+        eprintln!("console: refused a {action} of {name} without this console's token and origin");
         return problem(StatusCode::FORBIDDEN, "Forbidden", "a write needs this console's token and its own origin");
     }
-    match read(&console, move |source| source.abort(&name, "aborted from the console")).await {
-        Ok(execution) => axum::Json(json!({ "execution": execution })).into_response(),
-        Err(response) => response,
+    let how = match action.as_str() {
+        "abort" => None,
+        "relaunch" => Some(source::Rerun::Relaunch),
+        "recover" => Some(source::Rerun::Recover),
+        _ => return problem(StatusCode::NOT_FOUND, "NotFound", "a run's actions are abort, relaunch and recover"),
+    };
+    match how {
+        None => match read(&console, move |source| source.abort(&name, "aborted from the console")).await {
+            Ok(execution) => axum::Json(json!({ "execution": execution })).into_response(),
+            Err(response) => response,
+        },
+        Some(how) => match read(&console, move |source| source.rerun(&name, how)).await {
+            Ok(started) => (StatusCode::CREATED, axum::Json(json!({ "name": started }))).into_response(),
+            Err(response) => response,
+        },
     }
 }
 

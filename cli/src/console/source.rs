@@ -100,7 +100,15 @@ pub struct About {
     pub mode: &'static str,
     /// Where the runs are: the home's directory, or the API's endpoint, project and domain.
     pub location: String,
-    pub can_abort: bool,
+    /// Abort, relaunch and recover (cloud runs, through the API).
+    pub can_act: bool,
+}
+
+/// A run started from another: all again (`Relaunch`), or what did not succeed (`Recover`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rerun {
+    Relaunch,
+    Recover,
 }
 
 pub trait RunSource: Send + Sync + 'static {
@@ -129,14 +137,24 @@ pub trait RunSource: Send + Sync + 'static {
     /// The launch plans with schedules or ticks, and the last `ticks` ticks of each.
     fn launch_plans(&self, ticks: usize) -> Result<Vec<PlanView>, SourceError>;
 
-    /// Aborts a running run and answers it as it is then; only where `about().can_abort`.
+    /// Aborts a running run and answers it as it is then; only where `about().can_act`.
     fn abort(&self, run: &str, reason: &str) -> Result<Execution, SourceError> {
         let _ = (run, reason);
-        Err(SourceError::Refused {
-            status: 405,
-            code: "NotSupported".into(),
-            message: "this console cannot abort runs".into(),
-        })
+        Err(not_supported())
+    }
+
+    /// Starts a new run of `run` and names it; only where `about().can_act`.
+    fn rerun(&self, run: &str, how: Rerun) -> Result<String, SourceError> {
+        let _ = (run, how);
+        Err(not_supported())
+    }
+}
+
+fn not_supported() -> SourceError {
+    SourceError::Refused {
+        status: 405,
+        code: "NotSupported".into(),
+        message: "this console only reads local runs: use `updraft executions abort` or `updraft run --recover`".into(),
     }
 }
 
@@ -166,8 +184,8 @@ impl LocalRuns {
 
 impl RunSource for LocalRuns {
     fn about(&self) -> About {
-        // Aborting a local run signals its runner: the console only reads, so that stays `updraft executions abort`.
-        About { mode: "local", location: self.home.root().display().to_string(), can_abort: false }
+        // Acting on a local run means signalling or starting processes: the console only reads.
+        About { mode: "local", location: self.home.root().display().to_string(), can_act: false }
     }
 
     /// `updraft schedule` records each tick it handles; the plans and their schedules live in

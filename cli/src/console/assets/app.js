@@ -6,7 +6,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const TOKEN = document.querySelector('meta[name="updraft-token"]').content;
 let poll = null;
 // What the console reads (local or a stack) and which actions it has: fetched once.
-let about = { mode: "local", location: "", canAbort: false };
+let about = { mode: "local", location: "", canAct: false };
 // A failed read is retried, waiting longer each time (2 s up to 30 s), until one succeeds.
 let backoff = 2000;
 
@@ -165,18 +165,7 @@ async function runPage(name) {
     h("dt", {}, "Mode"), h("dd", {}, (e.mode || "MANUAL").toLowerCase(), e.recoveredFrom ? [" of ", h("a", { href: `/runs/${encodeURIComponent(e.recoveredFrom)}` }, e.recoveredFrom)] : []),
     e.principal ? [h("dt", {}, "By"), h("dd", {}, e.principal)] : []);
   const parts = [h("p", {}, h("a", { href: "/" }, "← Runs")), h("h1", {}, name), facts];
-  if (about.canAbort && e.phase === "WORKFLOW_RUNNING") {
-    const status = h("span", { role: "status", id: "abort-status" });
-    parts.push(h("p", {}, h("button", { id: "abort", onclick: async (event) => {
-      if (!confirm(`Abort ${name}? Its running tasks are stopped.`)) return;
-      event.target.disabled = true;
-      const answer = await fetch(`/api/runs/${encodeURIComponent(name)}/abort`, { method: "POST", headers: { "X-Updraft-Token": TOKEN } });
-      const body = await answer.json().catch(() => ({}));
-      status.textContent = answer.ok ? ` aborted: ${short(body.execution && body.execution.phase)}` : ` ${body.message || answer.status}`;
-      if (answer.ok) render();
-      else event.target.disabled = false;
-    } }, "Abort"), status));
-  }
+  if (about.canAct) parts.push(actions(name, e.phase));
   if (run.runnerGone) {
     parts.push(h("div", { class: "banner", role: "status" },
       "The `updraft run` process of this run is gone (killed): it will not finish. The next `updraft` command that opens the store marks it ABORTED."));
@@ -194,6 +183,34 @@ async function runPage(name) {
   showTab(run, view, bar);
   if (selectedNode) showNode(run, selectedNode, panel);
   if (e.phase === "WORKFLOW_RUNNING" && !run.runnerGone) poll = setTimeout(() => render(), 2000);
+}
+
+// The run's actions the stack has: abort while it runs; relaunch once it ended; recover
+// when it did not succeed. Each is a POST with the page's token.
+function actions(name, phase) {
+  const status = h("span", { role: "status", id: "action-status" });
+  const ended = phase !== "WORKFLOW_RUNNING";
+  const act = (action, question) => async (event) => {
+    if (!confirm(question)) return;
+    event.target.disabled = true;
+    const answer = await fetch(`/api/runs/${encodeURIComponent(name)}/${action}`, { method: "POST", headers: { "X-Updraft-Token": TOKEN } });
+    const body = await answer.json().catch(() => ({}));
+    if (!answer.ok) {
+      status.textContent = ` ${body.message || answer.status}`;
+      event.target.disabled = false;
+    } else if (body.name) {
+      navigate(`/runs/${encodeURIComponent(body.name)}`);
+    } else {
+      render();
+    }
+  };
+  const buttons = [];
+  if (!ended) buttons.push(h("button", { id: "abort", onclick: act("abort", `Abort ${name}? Its running tasks are stopped.`) }, "Abort"));
+  if (ended) buttons.push(h("button", { id: "relaunch", onclick: act("relaunch", `Run ${name} again on the same inputs?`) }, "Relaunch"));
+  if (["WORKFLOW_FAILED", "WORKFLOW_ABORTED", "WORKFLOW_TIMED_OUT"].includes(phase)) {
+    buttons.push(h("button", { id: "recover", onclick: act("recover", `Recover ${name}? What succeeded is kept; the rest runs.`) }, "Recover"));
+  }
+  return h("p", { class: "actions" }, buttons.flatMap((b) => [b, " "]), status);
 }
 
 function values(map) {
