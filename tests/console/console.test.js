@@ -45,6 +45,15 @@ workflows:
   sleepy:
     nodes:
       nap: {task: slow}
+  inner:
+    inputs: {a: int}
+    nodes:
+      first: {task: add, inputs: {a: $inputs.a}}
+    outputs: {sum: $first.sum}
+  nested:
+    nodes:
+      sub: {workflow: inner, inputs: {a: 4}}
+      last: {task: add, inputs: {a: $sub.sum}}
 `;
 
 let console_, url, browser, runs = {}, storeDigest;
@@ -90,6 +99,7 @@ before(async () => {
   runs.diabetes = run([path.join(root, "examples/diabetes/diabetes.yaml")]);
   runs.fanout = run([path.join(root, "examples/fanout/fanout.yaml")]);
   runs.failing = run([path.join(scratch, "failing.yaml"), "failing"]);
+  runs.nested = run([path.join(scratch, "failing.yaml"), "nested"]);
   runs.cached = run([path.join(root, "examples/diabetes/diabetes.yaml")]);
   runs.killed = await killedRun();
   storeDigest = digest(path.join(home, "updraft.db"));
@@ -208,11 +218,29 @@ test("a map node shows its items done, and a run whose runner is gone says so", 
   assert.equal(await branch.getAttribute("data-kind"), "branch");
   assert.equal(await branch.getAttribute("data-branch-taken"), "verdict-case-0", "the case taken (the sum is large)");
   assert.match(await branch.textContent(), /→ case-0/);
+  // A map's items log apart: item 0's by default, another on request.
+  await map.click();
+  await p.locator('#node-panel h3:has-text("of item 0")').first().waitFor();
+  await p.fill("#log-item", "42");
+  await p.click('#node-panel button:has-text("Show its log")');
+  await p.locator('#node-panel h3:has-text("of item 42")').first().waitFor();
   await p.done();
   const k = await page(`/runs/${runs.killed}`, "run-runner-gone");
   await k.locator("#run-phase [data-phase]").waitFor();
   assert.equal(await k.locator("#run-phase [data-phase]").getAttribute("data-phase"), "RUNNER_GONE");
   await k.done();
+});
+
+test("a subworkflow node shows the nodes it ran", async () => {
+  const p = await page(`/runs/${runs.nested}`, "run-subworkflow");
+  const sub = p.locator('#graph [data-node="sub"]');
+  await sub.waitFor();
+  assert.equal(await sub.getAttribute("data-kind"), "subworkflow");
+  await sub.click();
+  const inner = p.locator('#node-panel li[data-node="sub/first"]');
+  await inner.waitFor();
+  assert.match(await inner.innerText(), /sub\/first: SUCCEEDED/);
+  await p.done();
 });
 
 test("a workflow's page shows its graph and a runs x nodes grid of its last runs", async () => {

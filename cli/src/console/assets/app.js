@@ -380,27 +380,61 @@ async function showNode(run, id, panel) {
   const parts = [h("h2", {}, `Node ${id}`), h("p", {}, phaseText(n.phase),
     n.attempts ? ` · ${n.attempts} attempt${n.attempts > 1 ? "s" : ""}` : "", n.cacheKey ? [" · cache key ", h("code", {}, n.cacheKey)] : "")];
   if (n.error) parts.push(h("div", { class: "error", role: "alert", "data-code": n.error.code || "" }, `${n.error.code || "Error"}: ${n.error.message || ""}`));
+  // A subworkflow: locally its nodes are this run's (`sub/a`); in the cloud it is a child run named after the node.
+  const template = ((run.workflow || {}).template || {}).nodes || [];
+  if ((template.find((t) => t.id === id) || {}).workflow) {
+    const inner = run.nodes.filter((x) => nodeName(x).startsWith(`${id}/`));
+    if (about.mode === "remote") {
+      const child = `${run.execution.id.name}-${id}`;
+      parts.push(h("p", {}, "Its run: ", h("a", { href: `/runs/${encodeURIComponent(child)}`, "data-child-run": child }, child)));
+    } else if (inner.length) {
+      parts.push(h("h2", {}, "Its nodes"), h("ul", { class: "inner" }, inner.map((x) => h("li", { "data-node": nodeName(x) },
+        `${nodeName(x)}: `, phaseText(x.phase)))));
+    }
+  }
   parts.push(h("h2", {}, "Inputs"), values(n.inputs), h("h2", {}, "Outputs"), values(n.outputs));
-  const logs = h("div", { id: "logs" }, h("p", { class: "muted" }, "Loading logs…"));
+  const logs = h("div", { id: "logs" });
   parts.push(h("h2", {}, "Logs"), logs);
   panel.replaceChildren(h("section", { class: "panel", "aria-label": `node ${id}` }, parts));
+  const node = template.find((t) => t.id === id) || {};
+  // Only a task that ran has logs: a cached, skipped, recovered or subworkflow node has none to ask for.
+  if (!n.attempts || node.workflow) {
+    logs.replaceChildren(h("p", { class: "muted" }, "This node left no logs (it ran no task of its own here)."));
+    return;
+  }
+  if (node.map || n.itemsTotal) {
+    // A map's items log apart: one item at a time, the first by default.
+    const item = h("input", { id: "log-item", type: "number", min: 0, max: Math.max(0, (n.itemsTotal || 1) - 1), value: 0, size: 6 });
+    const shown = h("div", {});
+    const load = () => showLogs(run, id, Number(item.value), shown);
+    logs.replaceChildren(h("p", {}, h("label", { for: "log-item" }, "Item "), item, " ", h("button", { onclick: load }, "Show its log")), shown);
+    return load();
+  }
+  return showLogs(run, id, null, logs);
+}
+
+// The last 200 lines of each stream of a node's (or a map item's) last attempt, and
+// earlier lines by byte ranges on demand.
+async function showLogs(run, id, item, into) {
+  into.replaceChildren(h("p", { class: "muted" }, "Loading logs…"));
   const runName = run.execution.id.name;
   const blocks = [];
   for (const stream of ["stderr", "stdout"]) {
-    const url = `/api/runs/${encodeURIComponent(runName)}/nodes/${encodeURIComponent(id)}/logs?stream=${stream}&tail=200`;
-    const answer = await fetch(url);
+    const base = `/api/runs/${encodeURIComponent(runName)}/nodes/${encodeURIComponent(id)}/logs?stream=${stream}${item === null ? "" : `&item=${item}`}`;
+    const answer = await fetch(`${base}&tail=200`);
     if (!answer.ok) continue;
     const text = await answer.text();
     const offset = Number(answer.headers.get("x-log-offset") || 0);
     const pre = h("pre", { class: "log", "data-stream": stream, tabindex: 0 }, text || "(empty)");
     const label = answer.headers.get("x-log-label") || stream;
     const attempt = Number(answer.headers.get("x-log-attempt") || 0);
-    const block = h("div", {}, h("h3", {}, `${label}${attempt ? ` (attempt ${attempt}` : " ("}${attempt ? ", " : ""}${answer.headers.get("x-log-size")} bytes)`));
+    const size = answer.headers.get("x-log-size");
+    const block = h("div", {}, h("h3", {}, `${label}${item === null ? "" : ` of item ${item}`} (${attempt ? `attempt ${attempt}, ` : ""}${size} bytes)`));
     if (offset > 0) {
       let from = offset;
       const more = h("button", { onclick: async () => {
         const start = Math.max(0, from - 65536);
-        const earlier = await fetch(`${url.replace(/&tail=200$/, "")}&offset=${start}&length=${from - start}`);
+        const earlier = await fetch(`${base}&offset=${start}&length=${from - start}`);
         pre.prepend(await earlier.text());
         from = start;
         if (from === 0) more.remove();
@@ -410,7 +444,7 @@ async function showNode(run, id, panel) {
     block.append(pre);
     blocks.push(block);
   }
-  logs.replaceChildren(...(blocks.length ? blocks : [h("p", { class: "muted" }, "This node left no logs (it ran no task here, or was cached).")]));
+  into.replaceChildren(...(blocks.length ? blocks : [h("p", { class: "muted" }, "No log of it (yet).")]));
 }
 
 // ---- one workflow ---------------------------------------------------------------
