@@ -45,13 +45,14 @@ async function api(path) {
   return body;
 }
 
-const seconds = (d) => (d ? parseFloat(String(d).replace(/s$/, "")) : 0);
+// A proto3 JSON duration ("1.5s") in seconds; null when it is absent (still running).
+const seconds = (d) => (d ? parseFloat(String(d).replace(/s$/, "")) : null);
 const time = (t) => (t ? new Date(t) : null);
 const short = (phase) => (phase || "UNDEFINED").replace(/^WORKFLOW_/, "").replace(/^NODE_PHASE_/, "");
 const nodeName = (n) => (n.id && n.id.nodeId) || "";
 
 function duration(s) {
-  if (!s && s !== 0) return "";
+  if (s === null || s === undefined || Number.isNaN(s)) return "";
   if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
   const m = Math.floor(s / 60);
   return m < 60 ? `${m} min ${Math.round(s % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
