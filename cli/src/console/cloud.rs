@@ -7,7 +7,7 @@ use super::source::{
 };
 use crate::commands::registry::Session;
 use serde_json::Value;
-use updraft_core::proto::core::{CompiledWorkflow, Execution, LaunchPlanSpec, NodeExecution};
+use updraft_core::proto::core::{CompiledWorkflow, Execution, LaunchPlanSpec, NodeExecution, schedule};
 
 /// Pages of the API's list read at most for one page of a filtered list (the API lists
 /// newest first without filters; the console filters what it reads).
@@ -91,7 +91,10 @@ impl RunSource for CloudRuns {
             };
             let plan = self.call("GET", &format!("{base}/{name}/{version}"), &[], None)?;
             let spec: LaunchPlanSpec = Self::parse(plan["launchPlan"].clone(), "a launch plan")?;
-            let next_fires = match (&spec.schedule, active_version.is_empty()) {
+            // A cron's fires follow from the clock; a rate's from when Scheduler started it, which
+            // the registry does not hold, so a rate shows none rather than a guess.
+            let cron = spec.schedule.as_ref().filter(|s| matches!(s.kind, Some(schedule::Kind::Cron(_))));
+            let next_fires = match (cron, active_version.is_empty()) {
                 (Some(schedule), false) => updraft_core::schedule::next_fires(schedule, None, chrono::Utc::now(), 3)
                     .unwrap_or_default()
                     .iter()
