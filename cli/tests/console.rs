@@ -57,11 +57,26 @@ impl Console {
     }
 
     /// One HTTP/1.1 GET with this `Host`: (status, headers in lower case, body).
-    fn get_as(&self, host: &str, path: &str) -> (u16, String, String) {
+    /// One HTTP/1.1 request with this `Host` and extra header lines (each ending `\r\n`): the whole answer.
+    fn exchange(&self, method: &str, path: &str, host: &str, headers: &str) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    /// The same from this console's own page: its `Host`.
+    fn exchange_here(&self, method: &str, path: &str, headers: &str) -> String {
+        self.exchange(method, path, &format!("127.0.0.1:{}", self.port), headers)
+    }
+
+    fn get_as(&self, host: &str, path: &str) -> (u16, String, String) {
+        let answer = self.exchange("GET", path, host, "");
         let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
         let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
         (status, head.to_lowercase(), body.to_string())
@@ -179,15 +194,7 @@ fn the_console_lists_runs_filters_and_pages_them_and_shows_one_with_its_graph_an
     // Polling: the same answer again is a 304 without a body.
     let (_, head, _) = console.get("/api/runs");
     let etag = head.lines().find_map(|l| l.strip_prefix("etag: ")).unwrap().trim().to_string();
-    let mut stream = TcpStream::connect(("127.0.0.1", console.port)).unwrap();
-    write!(
-        stream,
-        "GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nIf-None-Match: {etag}\r\nConnection: close\r\n\r\n",
-        console.port
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let answer = console.exchange_here("GET", "/api/runs", &format!("If-None-Match: {etag}\r\n"));
     assert!(answer.starts_with("HTTP/1.1 304"), "{answer}");
 
     drop(console);
@@ -216,28 +223,13 @@ fn the_console_answers_only_requests_addressed_to_its_loopback_port() {
         (format!("Origin: {origin}\r\nX-Updraft-Token: {}\r\n", "0".repeat(32)), "403"),
         (format!("Origin: {origin}\r\nX-Updraft-Token: {token}\r\n"), "405"),
     ] {
-        let mut stream = TcpStream::connect(("127.0.0.1", console.port)).unwrap();
-        let port = console.port;
-        write!(
-            stream,
-            "POST /api/runs/any/abort HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
+        let answer = console.exchange_here("POST", "/api/runs/any/abort", &headers);
         assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{headers:?}: {answer}");
     }
     assert_eq!(console.json("/api/about")["canAct"], false, "the page offers no action on a local run");
     for (action, status) in [("relaunch", "405"), ("recover", "405"), ("delete", "404")] {
-        let mut stream = TcpStream::connect(("127.0.0.1", console.port)).unwrap();
-        let port = console.port;
-        write!(
-            stream,
-            "POST /api/runs/any/{action} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: {origin}\r\nX-Updraft-Token: {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
+        let trusted = format!("Origin: {origin}\r\nX-Updraft-Token: {token}\r\n");
+        let answer = console.exchange_here("POST", &format!("/api/runs/any/{action}"), &trusted);
         assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{action}: {answer}");
     }
     // It listens on 127.0.0.1 only: the machine's other addresses find no one there.

@@ -202,9 +202,7 @@ impl Recorder {
         }
         self.nodes[position] = node;
     }
-}
 
-impl Recorder {
     /// Records an attempt as it starts and again as it ends; a node with a record
     /// (not a map's item) is written again with it, so a running node shows its attempts.
     fn attempt(&mut self, path: &str, attempt: AttemptRecord) {
