@@ -144,43 +144,94 @@ impl Job {
     }
 }
 
+/// The most of a map's inputs file a strided child reads in one request: the span
+/// from its first line to its last, when no larger. A child of a map of small items
+/// then makes one request for all its lines instead of one per item (its lines lie
+/// `stride` apart, so the span is most of the file); past this, each line is read by
+/// its own range, so a child's memory does not grow with the map.
+pub const MAP_INPUTS_SPAN_MAX: u64 = 8 << 20;
+
+type Shared<T> = std::sync::Mutex<BTreeMap<String, std::sync::Arc<T>>>;
+
+/// Read once per process, by URI: a strided child runs many items of one map.
+static MANIFESTS: std::sync::OnceLock<Shared<MapManifest>> = std::sync::OnceLock::new();
+/// [`read_map_inputs_span`]'s reads: the inputs file's URI to (first byte, the bytes).
+static INPUT_SPANS: std::sync::OnceLock<Shared<(u64, Vec<u8>)>> = std::sync::OnceLock::new();
+
+fn remembered<T>(shared: &std::sync::OnceLock<Shared<T>>, key: &str) -> Option<std::sync::Arc<T>> {
+    shared.get_or_init(Default::default).lock().expect("per-process cache").get(key).cloned()
+}
+
+fn remember<T>(shared: &std::sync::OnceLock<Shared<T>>, key: String, value: T) -> std::sync::Arc<T> {
+    let value = std::sync::Arc::new(value);
+    shared.get_or_init(Default::default).lock().expect("per-process cache").insert(key, value.clone());
+    value
+}
+
+/// The manifest of the map job under `prefix`; `None` for a job started before maps
+/// had one (or whose manifest is gone: the job's own inputs object is read instead).
+async fn map_manifest(s3: &Client, prefix: &S3Uri) -> Result<Option<std::sync::Arc<MapManifest>>, Failure> {
+    let at = prefix.join(MAP_MANIFEST);
+    if let Some(manifest) = remembered(&MANIFESTS, &at.to_string()) {
+        return Ok(Some(manifest));
+    }
+    let bytes = match s3::get_bytes(s3, &at).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.is_retryable() => return Err(Failure::Data(e)),
+        Err(_) => return Ok(None),
+    };
+    let manifest: MapManifest =
+        serde_json::from_slice(&bytes).map_err(|e| Failure::BadJob(format!("{at}: not a map manifest: {e}")))?;
+    Ok(Some(remember(&MANIFESTS, at.to_string(), manifest)))
+}
+
+/// Reads, in one request, the span of the map's inputs file that holds the lines of
+/// all of `jobs` (the items of one strided child), if it is at most
+/// [`MAP_INPUTS_SPAN_MAX`]; each item's [`map_item_inputs`] then slices its line
+/// from it. Best effort: on any failure each item reads its own line, and reports
+/// what goes wrong there.
+pub async fn read_map_inputs_span(s3: &Client, jobs: &[&Job]) {
+    let Some((prefix, _)) = jobs.first().and_then(|job| job.map_item.as_ref()) else { return };
+    let Ok(Some(manifest)) = map_manifest(s3, prefix).await else { return };
+    let ranges: Option<Vec<(u64, u64)>> =
+        jobs.iter().map(|job| job.map_item.as_ref().and_then(|(_, j)| manifest.inputs_range(*j))).collect();
+    let Some(ranges) = ranges.filter(|ranges| ranges.len() > 1) else { return };
+    let start = ranges.iter().map(|r| r.0).min().unwrap_or(0);
+    let end = ranges.iter().map(|r| r.1).max().unwrap_or(0);
+    if end - start > MAP_INPUTS_SPAN_MAX {
+        return;
+    }
+    let file = prefix.join(MAP_INPUTS);
+    if let Ok(bytes) = s3::get_range(s3, &file, start, end).await
+        && bytes.len() as u64 == end - start
+    {
+        remember(&INPUT_SPANS, file.to_string(), (start, bytes));
+    }
+}
+
 /// A map item's inputs: its line of the job's inputs file, by the range its
-/// manifest gives (read once per process: a strided child runs many items).
+/// manifest gives (sliced from the span [`read_map_inputs_span`] read, if it holds it).
 /// `None` for a job whose manifest has no offsets (written before the file existed).
 async fn map_item_inputs(s3: &Client, job: &Job) -> Result<Option<(S3Uri, Vec<u8>)>, Failure> {
-    use std::sync::{Arc, Mutex, OnceLock};
-    static MANIFESTS: OnceLock<Mutex<BTreeMap<String, Arc<MapManifest>>>> = OnceLock::new();
     let Some((prefix, j)) = &job.map_item else { return Ok(None) };
-    let at = prefix.join(MAP_MANIFEST);
-    let cached = MANIFESTS.get_or_init(Default::default).lock().expect("manifest cache").get(&at.to_string()).cloned();
-    let manifest = match cached {
-        Some(manifest) => manifest,
-        None => {
-            let bytes = match s3::get_bytes(s3, &at).await {
-                Ok(bytes) => bytes,
-                Err(e) if e.is_retryable() => return Err(Failure::Data(e)),
-                Err(_) => return Ok(None),
-            };
-            let manifest: MapManifest = serde_json::from_slice(&bytes)
-                .map_err(|e| Failure::BadJob(format!("{at}: not a map manifest: {e}")))?;
-            let manifest = Arc::new(manifest);
-            MANIFESTS
-                .get()
-                .expect("initialised")
-                .lock()
-                .expect("manifest cache")
-                .insert(at.to_string(), manifest.clone());
-            manifest
-        }
-    };
+    let Some(manifest) = map_manifest(s3, prefix).await? else { return Ok(None) };
     if manifest.inputs_offsets.is_empty() {
         return Ok(None);
     }
     let Some((start, end)) = manifest.inputs_range(*j) else {
+        let at = prefix.join(MAP_MANIFEST);
         return Err(Failure::BadJob(format!("{at} has no inputs for item {j} (it names {})", manifest.items.len())));
     };
     let file = prefix.join(MAP_INPUTS);
-    let bytes = s3::get_range(s3, &file, start, end).await.map_err(Failure::Data)?;
+    let spanned = remembered(&INPUT_SPANS, &file.to_string()).and_then(|span| {
+        let (first, bytes) = &*span;
+        let (from, to) = (start.checked_sub(*first)? as usize, end.checked_sub(*first)? as usize);
+        bytes.get(from..to).map(<[u8]>::to_vec)
+    });
+    let bytes = match spanned {
+        Some(bytes) => bytes,
+        None => s3::get_range(s3, &file, start, end).await.map_err(Failure::Data)?,
+    };
     Ok(Some((S3Uri { key: format!("{}#{j}", file.key), ..file }, bytes)))
 }
 

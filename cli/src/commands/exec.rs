@@ -56,6 +56,12 @@ pub fn run(argv: Vec<String>) -> Result<ExitCode, Box<dyn std::error::Error>> {
         // failure table) decides on it; a retried child skips the items already done.
         let mut first_failure = None;
         let mut results = ChildResults::default();
+        if strided.is_some() {
+            // A first attempt runs every item of the child; a retried one may skip some,
+            // and then reads lines it does not need, a small price against a request each.
+            let jobs: Vec<&Job> = described.iter().map(|(_, job)| job).collect();
+            exec::read_map_inputs_span(&s3, &jobs).await;
+        }
         for (item, job) in &described {
             if *terminated.borrow() {
                 break;

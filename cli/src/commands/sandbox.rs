@@ -116,7 +116,10 @@ fn source_root() -> Result<PathBuf, String> {
 /// The function packages for this machine, zipped from the binaries beside this
 /// executable. They are (re)built first with cargo — a no-op in a second when they
 /// are current — so a checkout that moved on never deploys stale functions;
-/// without cargo, binaries that are there are used as they are.
+/// without cargo, binaries that are there are used as they are. The build names the
+/// same packages as `./scripts/test` (the functions and this CLI): cargo unifies
+/// dependencies' features over the packages named, so building the functions alone
+/// would compile the AWS SDK a second time with other features.
 fn packages(root: &Path) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let bin_dir = exe.parent().ok_or("cannot tell where this executable is")?.to_path_buf();
@@ -131,7 +134,17 @@ fn packages(root: &Path) -> Result<PathBuf, String> {
             eprintln!("building the Lambda functions for this machine (once; a few minutes)…");
         }
         let mut cargo = Command::new("cargo");
-        cargo.current_dir(root).args(["build", "--quiet", "-p", "updraft-functions", "--bins"]);
+        cargo.current_dir(root).args([
+            "build",
+            "--quiet",
+            "-p",
+            "updraft-functions",
+            "--bins",
+            "-p",
+            "updraft-cli",
+            "--bin",
+            "updraft",
+        ]);
         if release {
             cargo.arg("--release");
         }
