@@ -344,6 +344,37 @@ def test_racing_conditional_updates_lose_no_update(aws):
 # through a deployed stack in test_registry_api.py and test_deployed_stack.py.
 
 
+def test_a_cancelled_transaction_leaves_every_item_as_it_was_and_a_query_reads_its_partition(aws):
+    """(v) The transaction keeps copies of the items it writes, not of the table."""
+    dynamo, table = aws("dynamodb"), unique("txn")
+    dynamo.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                              {"AttributeName": "sk", "AttributeType": "S"}])
+    for pk, sk in [("run", "a"), ("run", "b"), ("other", "a")]:
+        dynamo.put_item(TableName=table, Item={"pk": {"S": pk}, "sk": {"S": sk}, "v": {"N": "1"}})
+    key = {"pk": {"S": "run"}, "sk": {"S": "a"}}
+    with pytest.raises(dynamo.exceptions.TransactionCanceledException):
+        dynamo.transact_write_items(TransactItems=[
+            {"Update": {"TableName": table, "Key": key, "UpdateExpression": "SET v = :two",
+                        "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+            {"Put": {"TableName": table, "Item": {"pk": {"S": "run"}, "sk": {"S": "c"}}}},
+            {"Delete": {"TableName": table, "Key": {"pk": {"S": "run"}, "sk": {"S": "b"}}}},
+            {"ConditionCheck": {"TableName": table, "Key": {"pk": {"S": "other"}, "sk": {"S": "a"}},
+                                "ConditionExpression": "v = :nine", "ExpressionAttributeValues": {":nine": {"N": "9"}}}}])
+    items = dynamo.query(TableName=table, KeyConditionExpression="pk = :run",
+                         ExpressionAttributeValues={":run": {"S": "run"}})["Items"]
+    assert [(i["sk"]["S"], i["v"]["N"]) for i in items] == [("a", "1"), ("b", "1")], "nothing of it stayed"
+    dynamo.transact_write_items(TransactItems=[
+        {"Update": {"TableName": table, "Key": key, "UpdateExpression": "SET v = :two",
+                    "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+        {"Put": {"TableName": table, "Item": {"pk": {"S": "run"}, "sk": {"S": "c"}, "v": {"N": "3"}}}}])
+    items = dynamo.query(TableName=table, KeyConditionExpression="pk = :run AND sk > :a", ScanIndexForward=False,
+                         ExpressionAttributeValues={":run": {"S": "run"}, ":a": {"S": "a"}})["Items"]
+    assert [(i["sk"]["S"], i["v"]["N"]) for i in items] == [("c", "3"), ("b", "1")]
+    assert dynamo.get_item(TableName=table, Key=key)["Item"]["v"] == {"N": "2"}
+
+
 def test_moto_is_the_pinned_version():
     """The patches reach into moto's internals: an upgrade must be a deliberate
     change of requirements.txt, re-run against these tests."""
