@@ -227,10 +227,15 @@ fn the_console_answers_only_requests_addressed_to_its_loopback_port() {
         assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{headers:?}: {answer}");
     }
     assert_eq!(console.json("/api/about")["canAct"], false, "the page offers no action on a local run");
+    let trusted = format!("Origin: {origin}\r\nX-Updraft-Token: {token}\r\n");
     for (action, status) in [("relaunch", "405"), ("recover", "405"), ("delete", "404")] {
-        let trusted = format!("Origin: {origin}\r\nX-Updraft-Token: {token}\r\n");
-        let answer = console.exchange_here("POST", &format!("/api/runs/any/{action}"), &trusted);
+        let answer = console.exchange_here("POST", &format!("/api/runs/any/{action}?key=0123456789abcdef"), &trusted);
         assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{action}: {answer}");
+    }
+    // A new run is named by the page's key for it (its idempotency key): none, or a malformed one, is refused.
+    for query in ["", "?key=short", "?key=0123456789abcdeg"] {
+        let answer = console.exchange_here("POST", &format!("/api/runs/any/relaunch{query}"), &trusted);
+        assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("16 hex digits"), "{query}: {answer}");
     }
     // It listens on 127.0.0.1 only: the machine's other addresses find no one there.
     let others: Vec<std::net::IpAddr> = local_addresses().into_iter().filter(|a| !a.is_loopback()).collect();

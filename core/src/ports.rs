@@ -394,14 +394,17 @@ pub struct LaunchOrigin {
 
 /// Cloud runs: launched from a registered workflow version, read back from their records.
 pub trait Runs: Send + Sync {
-    /// A page of what a node's task wrote (its last attempt; a map node's `item`, from
-    /// 0), from `token` on (empty: the start), at most `limit` lines; `None`: no such
-    /// run or node. Where logs are not kept, `Invalid`.
+    /// A page of what a node's task wrote (its `attempt`, from 1, by default its last;
+    /// a map node's `item`, from 0, on the child that ran it), from `token` on (empty:
+    /// the start), at most `limit` lines; `None`: no such run or node. An attempt the
+    /// node did not make: `NotFound`. Where logs are not kept, `Invalid`.
+    #[allow(clippy::too_many_arguments)]
     fn node_log(
         &self,
         _execution: &ExecutionId,
         node: &str,
         _item: Option<usize>,
+        _attempt: Option<u32>,
         _token: &str,
         _limit: usize,
     ) -> impl Future<Output = Result<Option<LogPage>, PortError>> + Send {

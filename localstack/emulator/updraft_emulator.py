@@ -41,7 +41,8 @@ Patches, each covered by a test in tests/test_patches.py:
     Its output goes to its job definition's awslogs-group, as AWS Batch writes
     it (moto wrote every job's to /aws/batch/job).
 (i) A job definition's retryStrategy is honoured: up to `attempts` attempts,
-    each with AWS_BATCH_JOB_ATTEMPT (from 1) and its own entry in `attempts`,
+    each with AWS_BATCH_JOB_ATTEMPT (from 1), its own entry in `attempts` and its
+    own log stream (each attempt is a new container on AWS),
     stopping early on an `evaluateOnExit` EXIT rule's exit code.
 (m) SubmitJob to a DISABLED job queue is refused (ClientException), as AWS
     refuses new jobs there; moto queued them. DescribeJobs reports a container's
@@ -318,6 +319,9 @@ def _run_job_as_process(self):
         _count("batch_jobs")
         attempts, exits = _retry_plan(self)
         for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                # (i) A retry is a new container, logging to a stream of its own, as on AWS.
+                self._stream_name = f"{self.job_definition.name}/default/{uuid.uuid4().hex}"
             self.job_started_at = datetime.now()
             self._start_attempt()
             env = {**_base_environment(), **_emulator_environment(), **environment,

@@ -197,6 +197,13 @@ test("a failed node shows its failure, its stderr in the log panel, and what it 
   await panel.locator('[data-stream="stderr"]').waitFor();
   assert.match(await panel.locator(".error").innerText(), /^\w+: .*3/);
   assert.match(await panel.locator('[data-stream="stderr"]').innerText(), /console-marker: the input was 2/);
+  // It was retried: the last attempt's log first, the first's a click away.
+  assert.equal(await panel.locator('[data-attempt="2"]').getAttribute("aria-pressed"), "true");
+  assert.match(await panel.locator("#logs h3").first().innerText(), /attempt 2,/);
+  await panel.locator('[data-attempt="1"]').click();
+  await panel.locator("#logs h3", { hasText: "attempt 1," }).first().waitFor();
+  assert.match(await panel.locator('[data-stream="stderr"]').innerText(), /console-marker: the input was 2/);
+  assert.equal(await panel.locator('[data-attempt="1"]').getAttribute("aria-pressed"), "true");
   await p.done();
   // Its two attempts, one row each, the retry after the first ended.
   const t = await page(`/runs/${runs.failing}`, "run-failed-timeline");

@@ -172,11 +172,11 @@ impl RunSource for CloudRuns {
         &self,
         run: &str,
         node: &str,
-        _attempt: Option<u32>,
+        attempt: Option<u32>,
         stream: Stream,
         range: LogRange,
     ) -> Result<Option<LogChunk>, SourceError> {
-        // A cloud job writes one stream (CloudWatch), answered as stdout; the last attempt's.
+        // A cloud job writes one stream (CloudWatch), answered as stdout; the attempt's (default: the last).
         if stream == Stream::Stderr || matches!(range, LogRange::Bytes { offset, .. } if offset > 0) {
             return Ok(None);
         }
@@ -185,12 +185,16 @@ impl RunSource for CloudRuns {
             None => (node, None),
         };
         let path = self.route(&format!("/{run}/nodes/{node}/logs"));
+        let attempt_text = attempt.map(|a| a.to_string());
         let mut lines: Vec<String> = Vec::new();
         let mut token = String::new();
         for _ in 0..MAX_LOG_PAGES {
             let mut params = vec![];
             if let Some(item) = item {
                 params.push(("item", item));
+            }
+            if let Some(attempt) = &attempt_text {
+                params.push(("attempt", attempt.as_str()));
             }
             if !token.is_empty() {
                 params.push(("token", token.as_str()));
@@ -214,15 +218,23 @@ impl RunSource for CloudRuns {
         }
         let text: String = lines.iter().map(|l| format!("{}\n", l.trim_end_matches('\n'))).collect();
         let size = text.len() as u64;
-        Ok(Some(LogChunk { text, label: "log".into(), size, offset: 0, attempts: vec![], attempt: 0 }))
+        Ok(Some(LogChunk {
+            text,
+            label: "log".into(),
+            size,
+            offset: 0,
+            attempts: vec![],
+            attempt: attempt.unwrap_or(0),
+        }))
     }
 
-    fn rerun(&self, run: &str, how: Rerun) -> Result<String, SourceError> {
+    fn rerun(&self, run: &str, how: Rerun, name: &str) -> Result<String, SourceError> {
         let action = match how {
             Rerun::Relaunch => "relaunch",
             Rerun::Recover => "recover",
         };
-        let answer = self.call("POST", &self.route(&format!("/{run}/{action}")), &[], Some(b"{}".to_vec()))?;
+        let body = serde_json::to_vec(&serde_json::json!({ "name": name })).expect("JSON");
+        let answer = self.call("POST", &self.route(&format!("/{run}/{action}")), &[], Some(body))?;
         answer["id"]["name"]
             .as_str()
             .map(str::to_string)

@@ -176,6 +176,7 @@ async fn act_on_run(
     State(console): State<Arc<Console>>,
     headers: HeaderMap,
     Path((name, action)): Path<(String, String)>,
+    Query(params): Query<ActionParams>,
 ) -> Response {
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()).unwrap_or("");
     let token = headers.get("x-updraft-token").and_then(|t| t.to_str().ok()).unwrap_or("");
@@ -194,11 +195,35 @@ async fn act_on_run(
             Ok(execution) => axum::Json(json!({ "execution": execution })).into_response(),
             Err(response) => response,
         },
-        Some(how) => match read(&console, move |source| source.rerun(&name, how)).await {
-            Ok(started) => (StatusCode::CREATED, axum::Json(json!({ "name": started }))).into_response(),
-            Err(response) => response,
-        },
+        Some(how) => {
+            // The page draws one key per button: a click sent twice (or a request retried) names
+            // the same new run, which the API answers with the run it started the first time.
+            let Some(key) = params.key.filter(|k| k.len() == 16 && k.bytes().all(|b| b.is_ascii_hexdigit())) else {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "a relaunch or recover needs `key`, 16 hex digits",
+                );
+            };
+            let new_name = rerun_name(&name, &action, &key);
+            match read(&console, move |source| source.rerun(&name, how, &new_name)).await {
+                Ok(started) => (StatusCode::CREATED, axum::Json(json!({ "name": started }))).into_response(),
+                Err(response) => response,
+            }
+        }
     }
+}
+
+#[derive(serde::Deserialize)]
+struct ActionParams {
+    key: Option<String>,
+}
+
+/// The name of a relaunch or recovery of `run` asked for with `key`: within Step Functions'
+/// 80 characters, and the same for the same request.
+fn rerun_name(run: &str, action: &str, key: &str) -> String {
+    let kept: String = run.chars().take(80 - action.len() - key.len() - 2).collect();
+    format!("{kept}-{action}-{key}")
 }
 
 /// Compares secrets in time that does not depend on where they differ.

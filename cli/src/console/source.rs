@@ -143,9 +143,10 @@ pub trait RunSource: Send + Sync + 'static {
         Err(not_supported())
     }
 
-    /// Starts a new run of `run` and names it; only where `about().can_act`.
-    fn rerun(&self, run: &str, how: Rerun) -> Result<String, SourceError> {
-        let _ = (run, how);
+    /// Starts a new run of `run` named `name` (the idempotency key: the same request
+    /// again is the same run) and answers its name; only where `about().can_act`.
+    fn rerun(&self, run: &str, how: Rerun, name: &str) -> Result<String, SourceError> {
+        let _ = (run, how, name);
         Err(not_supported())
     }
 }

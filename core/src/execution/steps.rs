@@ -72,11 +72,17 @@ pub struct NodeEnd {
     /// Where the last attempt's log is (empty: no job ran).
     pub log_uri: String,
     /// The task's cache key (empty when it is not cached): the same as a local run's.
+    /// Recorded for a cacheable task that ran and failed too, so its record says it
+    /// missed the cache rather than that it has none.
     pub cache_key: String,
+    /// A branch node: the id of the case's node it ran (empty for other nodes).
+    pub branch_taken: String,
     /// A map node's items, once it has gathered them.
     pub items: Option<MapItems>,
     /// What its job's attempts used of Batch (cost::attempt_usage).
     pub batch: crate::proto::core::RunUsage,
+    /// Each attempt of its job: when it waited, ran and ended, and how it failed.
+    pub attempt_records: Vec<crate::proto::core::AttemptRecord>,
 }
 
 /// How a map node's items ended: run here, reused or recovered, all count.
@@ -102,6 +108,8 @@ pub struct JobReport {
     pub log_uri: String,
     /// What the attempts used of Batch, as billed (zero where not known).
     pub batch: crate::proto::core::RunUsage,
+    /// Each attempt, as Batch describes the job (empty where there is no job).
+    pub attempt_records: Vec<crate::proto::core::AttemptRecord>,
 }
 
 impl NodeEnd {
@@ -314,6 +322,16 @@ fn output_names(task: &TaskTemplate) -> Vec<String> {
     task.interface.clone().unwrap_or_default().outputs.iter().map(|v| v.name.clone()).collect()
 }
 
+/// The id of the case's node that branch node `id` runs on these values; `None`
+/// for a node that is not a branch, or a branch that takes no case.
+fn branch_taken(workflow: &CompiledWorkflow, id: &str, values: &RunValues) -> Option<String> {
+    let nodes = workflow.template.as_ref().map(|t| t.nodes.as_slice()).unwrap_or_default();
+    match &nodes.iter().find(|n| n.id == id)?.target {
+        Some(Target::Branch(branch)) => node::choose_branch(branch, values).ok().map(|taken| taken.id.clone()),
+        _ => None,
+    }
+}
+
 /// What node `id` of `workflow` runs on these values (a branch: its chosen case),
 /// or why it cannot run; `None` for a node that runs nothing.
 fn invocation_in<'w>(
@@ -447,7 +465,13 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
 
     /// A node's job ended with its outputs or its failure (after Batch's retries).
     pub async fn job_ended(&self, node: &str, result: Result<Outputs, NodeFailure>) -> Result<(), PortError> {
-        let report = JobReport { result, attempts: 1, log_uri: String::new(), batch: Default::default() };
+        let report = JobReport {
+            result,
+            attempts: 1,
+            log_uri: String::new(),
+            batch: Default::default(),
+            attempt_records: Vec::new(),
+        };
         self.job_reported(node, report).await
     }
 
@@ -460,17 +484,19 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
             Ok(outputs) => NodeEnd::ok(NodePhase::Succeeded, outputs),
             Err(failure) => NodeEnd::failed(failure),
         };
-        if end.phase == NodePhase::Succeeded {
-            let values = self.store.values(Some(&reads_of(self.workflow, node, false))).await?;
-            if let Ok(Some(Invocation::Task(task, inputs))) = self.invocation(node, &values)
-                && let Some(key) = cache_key::for_task(task, &inputs)
-            {
+        let values = self.store.values(Some(&reads_of(self.workflow, node, false))).await?;
+        end.branch_taken = branch_taken(self.workflow, node, &values).unwrap_or_default();
+        if let Ok(Some(Invocation::Task(task, inputs))) = self.invocation(node, &values)
+            && let Some(key) = cache_key::for_task(task, &inputs)
+        {
+            if end.phase == NodePhase::Succeeded {
                 // A lost cache entry costs a rerun later, not this run.
                 let _ = self.cache.put_for(&key, &task.id.clone().unwrap_or_default(), &end.outputs).await;
-                end.cache_key = key;
             }
+            end.cache_key = key;
         }
         (end.attempts, end.log_uri, end.batch) = (report.attempts, report.log_uri, report.batch);
+        end.attempt_records = report.attempt_records;
         self.record_end(node, &end).await
     }
 
@@ -588,7 +614,8 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                     todo.push(Todo::Node(id, slot));
                 }
                 Claim::Won => {
-                    let started = if slot.skip { Started::Ended(NodeEnd::skipped()) } else { self.start(&id).await? };
+                    let started =
+                        if slot.skip { Started::Ended(Box::new(NodeEnd::skipped())) } else { self.start(&id).await? };
                     match started {
                         Started::Ended(end) => todo.push(Todo::Node(id.clone(), self.store.end(&id, &end).await?)),
                         Started::Job(job) => {
@@ -616,7 +643,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         if let Ok(Some(ours)) = &invocation
             && let Some(end) = self.recovered(id, ours).await?
         {
-            return Ok(Started::Ended(end));
+            return Ok(Started::Ended(Box::new(end)));
         }
         match invocation {
             Ok(Some(Invocation::Task(task, inputs))) => {
@@ -625,7 +652,8 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 {
                     let mut end = NodeEnd::ok(NodePhase::Cached, outputs);
                     end.cache_key = key;
-                    return Ok(Started::Ended(end));
+                    end.branch_taken = branch_taken(self.workflow, id, &values).unwrap_or_default();
+                    return Ok(Started::Ended(Box::new(end)));
                 }
                 Ok(Started::Job(self.jobs.submit(id, task, &inputs).await?))
             }
@@ -657,7 +685,10 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                         items.len() - misses.len(),
                         items.len()
                     );
-                    return Ok(Started::Ended(NodeEnd::failed(NodeFailure::new(FailureCode::MapInputs, message))));
+                    return Ok(Started::Ended(Box::new(NodeEnd::failed(NodeFailure::new(
+                        FailureCode::MapInputs,
+                        message,
+                    )))));
                 }
                 if !misses.is_empty() {
                     let concurrency = (map_node.concurrency > 0).then_some(map_node.concurrency as usize);
@@ -670,7 +701,12 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                     (false, true) => NodePhase::Recovered,
                     (false, false) => NodePhase::Cached,
                 };
-                Ok(Started::Ended(NodeEnd::of_map(phase, &hits, &output_names(task), map_node.min_success_ratio)))
+                Ok(Started::Ended(Box::new(NodeEnd::of_map(
+                    phase,
+                    &hits,
+                    &output_names(task),
+                    map_node.min_success_ratio,
+                ))))
             }
             Ok(Some(Invocation::Workflow(sub, inputs))) => {
                 // A child run of the subworkflow's own state machine; its end completes this node.
@@ -678,9 +714,9 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
             }
             Ok(None) => {
                 let message = format!("node {id} runs nothing (no task, map or subworkflow)");
-                Ok(Started::Ended(NodeEnd::failed(NodeFailure::new(FailureCode::BadJob, message))))
+                Ok(Started::Ended(Box::new(NodeEnd::failed(NodeFailure::new(FailureCode::BadJob, message)))))
             }
-            Err(failure) => Ok(Started::Ended(NodeEnd::failed(failure))),
+            Err(failure) => Ok(Started::Ended(Box::new(NodeEnd::failed(failure)))),
         }
     }
 
@@ -815,7 +851,7 @@ enum Todo {
 /// What starting a claimed node did.
 enum Started {
     /// It ended at once: a verified cache hit, a skip, a failure to start.
-    Ended(NodeEnd),
+    Ended(Box<NodeEnd>),
     /// Its job (or child run) runs: the id to record.
     Job(String),
 }

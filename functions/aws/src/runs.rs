@@ -796,6 +796,16 @@ impl RunStore for DynamoRun {
             expression.push_str(", log_uri = :log");
             values.push((":log", s(&end.log_uri)));
         }
+        if !end.branch_taken.is_empty() {
+            expression.push_str(", branch_taken = :branch");
+            values.push((":branch", s(&end.branch_taken)));
+        }
+        if !end.attempt_records.is_empty() {
+            // As the IDL's JSON, as the executions API shows them: a few hundred bytes an attempt.
+            let records = serde_json::to_string(&end.attempt_records).unwrap_or_default();
+            expression.push_str(", attempt_records = :records");
+            values.push((":records", s(records)));
+        }
         if end.batch.batch_attempts > 0 {
             expression.push_str(", u_vcpu_s = :vcpu_s, u_gb_s = :gb_s, u_gpu_s = :gpu_s, u_attempts = :tries");
             values.push((":vcpu_s", AttributeValue::N(format!("{}", end.batch.batch_vcpu_seconds))));

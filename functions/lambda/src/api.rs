@@ -763,7 +763,18 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
                     })?)
                 }
             };
-            let found = api.runs.node_log(&id, &node, item, &token, page.limit).await;
+            let attempt = match request.query.get("attempt") {
+                None => None,
+                Some(text) => Some(text.parse::<u32>().ok().filter(|a| *a >= 1).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "InvalidAttempt",
+                        "attempt",
+                        format!("attempt {text:.20} is not an attempt's number (from 1)"),
+                        "pass the attempt's number as the node's attemptRecords give it, or none for its last",
+                    )
+                })?),
+            };
+            let found = api.runs.node_log(&id, &node, item, attempt, &token, page.limit).await;
             let Some(log) = found.map_err(|e| ApiError::from_port(e, "path"))? else {
                 // Which is missing, the run or its node: asked only on this refusal's path.
                 let run = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;

@@ -14,8 +14,8 @@ use updraft_core::ports::{LaunchOrigin, LogPage, Page, PageRequest, PortError, R
 use updraft_core::proto::Timestamp;
 use updraft_core::proto::api::ScheduleTick;
 use updraft_core::proto::core::{
-    CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier, LaunchMode, LiteralMap,
-    NodeExecution, NodeExecutionId, NodePhase, ResourceType, RunUsage, WorkflowPhase,
+    AttemptRecord, CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId, Identifier, LaunchMode,
+    LiteralMap, NodeExecution, NodeExecutionId, NodePhase, ResourceType, RunUsage, WorkflowPhase,
 };
 use updraft_core::state_machine::state_machine_name;
 
@@ -117,7 +117,15 @@ fn node_of(id: &ExecutionId, record: &Value, run_ended: bool) -> NodeExecution {
     });
     let (started, ended) = (timestamp(text(record, "started_at")), timestamp(text(record, "ended_at")));
     let count = |name: &str| record.get(name).and_then(Value::as_u64).unwrap_or(0) as u32;
-    let cache_status = if phase == NodePhase::Cached { CacheStatus::CacheHit } else { CacheStatus::CacheDisabled };
+    // A cacheable task records its key whether it hit, ran and filled the cache, or failed.
+    let cache_key = text(record, "cache_key");
+    let cache_status = match phase {
+        NodePhase::Cached => CacheStatus::CacheHit,
+        _ if cache_key.is_empty() => CacheStatus::CacheDisabled,
+        NodePhase::Succeeded => CacheStatus::CachePopulated,
+        _ => CacheStatus::CacheMiss,
+    };
+    let attempt_records = serde_json::from_str(text(record, "attempt_records")).unwrap_or_default();
     NodeExecution {
         id: Some(NodeExecutionId { execution_id: Some(id.clone()), node_id: text(record, "node").into() }),
         phase: phase as i32,
@@ -125,7 +133,9 @@ fn node_of(id: &ExecutionId, record: &Value, run_ended: bool) -> NodeExecution {
         updated_at: ended,
         duration: between(started, ended),
         cache_status: cache_status as i32,
-        cache_key: text(record, "cache_key").into(),
+        cache_key: cache_key.into(),
+        branch_taken: text(record, "branch_taken").into(),
+        attempt_records,
         outputs: literals(record, "node_outputs"),
         attempts: count("node_attempts"),
         items_done: count("items_done"),
@@ -384,6 +394,7 @@ impl Runs for AwsRuns {
         execution: &ExecutionId,
         node: &str,
         item: Option<usize>,
+        attempt: Option<u32>,
         token: &str,
         limit: usize,
     ) -> Result<Option<LogPage>, PortError> {
@@ -415,7 +426,35 @@ impl Runs for AwsRuns {
                 (manifest.children > 1).then_some(child)
             }
         };
-        let Some((group, stream)) = self.log_stream(found, child, &logs.group).await? else {
+        let chosen = match (attempt, item) {
+            (None, _) => None,
+            (Some(_), Some(_)) => {
+                return Err(PortError::Invalid(
+                    "a map item's log is its child's last attempt: ask for the item without an attempt".into(),
+                ));
+            }
+            (Some(attempt), None) => {
+                let records: Vec<AttemptRecord> =
+                    serde_json::from_str(text(found, "attempt_records")).unwrap_or_default();
+                let record = records.iter().find(|r| r.attempt == attempt).ok_or_else(|| {
+                    PortError::NotFound(format!(
+                        "node {node} of run {} has no attempt {attempt} on record (it made {})",
+                        execution.name,
+                        records.len()
+                    ))
+                })?;
+                let recorded = record.log_uri.strip_prefix("cloudwatch:").and_then(|r| r.split_once(':'));
+                match recorded {
+                    Some((group, stream)) => Some((group.to_string(), stream.to_string())),
+                    None => return Ok(Some(LogPage { ended, ..LogPage::default() })),
+                }
+            }
+        };
+        let stream = match chosen {
+            Some(chosen) => Some(chosen),
+            None => self.log_stream(found, child, &logs.group).await?,
+        };
+        let Some((group, stream)) = stream else {
             return Ok(Some(LogPage { ended, ..LogPage::default() }));
         };
         let mut request = logs

@@ -23,8 +23,10 @@ use updraft_core::execution::stop::StopCause;
 use updraft_core::job_definition::job_definition_name;
 use updraft_core::ports::{self, BlobStore, Entity, PortError, Registry, StoredBlob};
 use updraft_core::project_access;
+use updraft_core::proto::Timestamp;
 use updraft_core::proto::core::{
-    CompiledWorkflow, ExecutionId, Identifier, Literal, LiteralMap, NodePhase, ResourceType, RunUsage, TaskTemplate,
+    AttemptRecord, CompiledWorkflow, ExecutionId, Identifier, Literal, LiteralMap, NodePhase, ResourceType, RunUsage,
+    TaskTemplate,
 };
 
 /// The node function's settings, from the variables the template sets.
@@ -86,6 +88,8 @@ pub enum NodeEvent {
         size: (f64, f64, f64),
         /// What the attempts used of Batch (an array job's children are not in its event).
         batch: RunUsage,
+        /// Each attempt: queued, started, stopped, how it failed, its log stream (as a name).
+        attempt_records: Vec<AttemptRecord>,
         /// A map node's job: how many items it ran (on however many children).
         items: Option<usize>,
         /// The queue the job ran on: only the stack's queues' jobs are nodes' jobs.
@@ -196,6 +200,7 @@ pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
             attempts: detail.get("attempts").and_then(Value::as_array).map_or(1, |a| a.len().max(1) as u32),
             size,
             batch: batch_usage(detail, size),
+            attempt_records: attempt_records(detail),
             items: p(ITEMS_PARAMETER).parse().ok(),
             queue: text(detail, "/jobQueue"),
         });
@@ -945,6 +950,45 @@ fn batch_usage(job: &Value, size: (f64, f64, f64)) -> RunUsage {
     usage
 }
 
+/// Each attempt of a job, from Batch's description of it (a state change's detail):
+/// the first waited from the job's creation, a retry from its previous attempt's
+/// stop (Batch queues it again at once); its failure code is the failure table's
+/// for its exit code (empty for a success); its `log_uri` is its log stream's name
+/// until the event is handled, where the stack's job log group is known.
+fn attempt_records(job: &Value) -> Vec<AttemptRecord> {
+    let at = |value: &Value, name: &str| {
+        value
+            .get(name)
+            .and_then(Value::as_i64)
+            .map(|ms| Timestamp { seconds: ms / 1000, nanos: (ms % 1000) as i32 * 1_000_000 })
+    };
+    let mut queued_at = at(job, "createdAt");
+    let attempts = job.get("attempts").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    attempts
+        .iter()
+        .enumerate()
+        .map(|(i, attempt)| {
+            let exit = attempt.pointer("/container/exitCode").and_then(Value::as_i64);
+            let stream = text(attempt, "/container/logStreamName");
+            let record = AttemptRecord {
+                attempt: i as u32 + 1,
+                queued_at,
+                started_at: at(attempt, "startedAt"),
+                ended_at: at(attempt, "stoppedAt"),
+                failure_code: match exit {
+                    Some(0) => String::new(),
+                    Some(exit) => failure::from_exit_code(exit.clamp(0, 255) as u8).as_str().into(),
+                    None => FailureCode::CannotStart.as_str().into(),
+                },
+                log_uri: stream,
+                ..AttemptRecord::default()
+            };
+            queued_at = record.ended_at;
+            record
+        })
+        .collect()
+}
+
 /// One attempt from `started` to `stopped` (epoch ms) at a job's size, as billed.
 fn attempt_usage(started: u64, stopped: u64, (vcpus, memory_mib, gpus): (f64, f64, f64)) -> RunUsage {
     let seconds = stopped.saturating_sub(started) as f64 / 1000.0;
@@ -1074,7 +1118,13 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
                     format!("subworkflow run {}: {}", child.execution.name, text(&error, "/Cause")),
                 ))
             };
-            let report = JobReport { result, attempts: 0, log_uri: String::new(), batch: RunUsage::default() };
+            let report = JobReport {
+                result,
+                attempts: 0,
+                log_uri: String::new(),
+                batch: RunUsage::default(),
+                attempt_records: Vec::new(),
+            };
             steps.job_reported(&node, report).await?;
         }
         NodeEvent::JobEnded { node, job, items: Some(ran), size, batch, .. } => {
@@ -1097,24 +1147,41 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
                         attempts: 1,
                         log_uri: String::new(),
                         batch: RunUsage::default(),
+                        attempt_records: Vec::new(),
                     };
                     steps.job_reported(&node, report).await?;
                 }
             }
         }
-        NodeEvent::JobEnded { node, succeeded, exit_code, reason, log_stream, attempts, batch, .. } => {
+        NodeEvent::JobEnded {
+            node,
+            succeeded,
+            exit_code,
+            reason,
+            log_stream,
+            attempts,
+            batch,
+            attempt_records,
+            ..
+        } => {
             let prefix = node_prefix(&services.config.bucket, &run, &node);
             let result = if succeeded {
                 job_outputs(&services.s3, &prefix).await?
             } else {
                 Err(job_failure(&services.s3, &prefix, exit_code, &reason, &log_stream).await?)
             };
-            let log_uri = if log_stream.is_empty() {
-                String::new()
-            } else {
-                format!("cloudwatch:{}:{log_stream}", services.config.job_log_group)
+            let log_uri = |stream: &str| {
+                if stream.is_empty() {
+                    String::new()
+                } else {
+                    format!("cloudwatch:{}:{stream}", services.config.job_log_group)
+                }
             };
-            let report = JobReport { result, attempts, log_uri, batch };
+            let mut attempt_records = attempt_records;
+            for record in &mut attempt_records {
+                record.log_uri = log_uri(&record.log_uri);
+            }
+            let report = JobReport { result, attempts, log_uri: log_uri(&log_stream), batch, attempt_records };
             steps.job_reported(&node, report).await?;
         }
     }
@@ -1201,6 +1268,31 @@ mod tests {
         let (a, b) = (child_name(&"r".repeat(100), "left"), child_name(&"r".repeat(100), "right"));
         assert!(a.len() <= 80 && b.len() <= 80, "{a} {b}");
         assert_ne!(a, b, "a digest of the whole keeps long names apart");
+    }
+
+    #[test]
+    fn a_jobs_attempts_are_read_from_its_description_each_queued_from_the_previous_end() {
+        let job = json!({"createdAt": 1_000, "attempts": [
+            {"startedAt": 3_500, "stoppedAt": 9_000, "container": {"exitCode": 3, "logStreamName": "fit/default/a"}},
+            {"startedAt": 9_250, "stoppedAt": 12_000, "container": {"exitCode": 0, "logStreamName": "fit/default/b"}},
+            {"container": {"reason": "CannotPullContainerError"}},
+        ]});
+        let records = attempt_records(&job);
+        let ms = |t: &Option<Timestamp>| t.as_ref().map(|t| t.seconds * 1000 + i64::from(t.nanos / 1_000_000));
+        let seen: Vec<_> = records
+            .iter()
+            .map(|r| (r.attempt, ms(&r.queued_at), ms(&r.started_at), ms(&r.ended_at), r.failure_code.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, Some(1_000), Some(3_500), Some(9_000), "NonZeroExit"),
+                (2, Some(9_000), Some(9_250), Some(12_000), ""),
+                (3, Some(12_000), None, None, "CannotStart"),
+            ]
+        );
+        assert_eq!(records[0].log_uri, "fit/default/a", "the stream, until the event's handler names its group");
+        assert!(attempt_records(&json!({"createdAt": 5})).is_empty(), "no attempt yet: none recorded");
     }
 
     #[test]

@@ -10,6 +10,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 
 import pytest
 
@@ -292,9 +293,12 @@ def test_values_flow_through_a_chain_and_a_relaunch_is_all_cached_without_a_job(
     assert first["execution"]["phase"] == "WORKFLOW_SUCCEEDED", first
     assert nodes(first)["b"]["outputs"]["values"]["y"] == {"integer": "42"}
     assert {n["phase"] for n in first["nodes"]} == {"SUCCEEDED"}
+    assert {n["cacheStatus"] for n in first["nodes"]} == {"CACHE_POPULATED"}, "ran, and filled the cache"
     jobs = jobs_on_queue(aws, cloud)
     again = finished(cloud, launch(cloud, "chain", {"x": {"integer": "40"}}))
     assert {n["phase"] for n in again["nodes"]} == {"CACHED"}, again
+    assert {n["cacheStatus"] for n in again["nodes"]} == {"CACHE_HIT"}
+    assert [n["cacheKey"] for n in again["nodes"]] == [n["cacheKey"] for n in first["nodes"]], "the same keys"
     assert jobs_on_queue(aws, cloud) == jobs, "a cache hit never starts a Batch job"
 
 
@@ -336,6 +340,28 @@ def test_a_failing_task_is_retried_by_its_policy_then_fails_the_run_with_its_log
     assert broken["attempts"] == 3, "retries: 2 is three attempts"
     assert broken["error"]["code"] == "NonZeroExit", broken
     assert broken["error"]["logUri"].startswith("cloudwatch:"), broken
+    # Each attempt as Batch ran it (the console's timeline and per-attempt logs): waited, ran, failed.
+    records = broken["attemptRecords"]
+    assert [(r["attempt"], r["failureCode"]) for r in records] == [(1, "NonZeroExit"), (2, "NonZeroExit"),
+                                                                    (3, "NonZeroExit")], records
+    moment = [{k: datetime.fromisoformat(r[k].replace("Z", "+00:00")) for k in ("queuedAt", "startedAt", "endedAt")}
+              for r in records]
+    for record, at in zip(records, moment):
+        assert at["queuedAt"] <= at["startedAt"] <= at["endedAt"], record
+        assert record["logUri"].startswith("cloudwatch:"), record
+    assert moment[1]["queuedAt"] == moment[0]["endedAt"], "a retry waits from its previous attempt's end"
+    assert records[-1]["logUri"] == broken["error"]["logUri"]
+    assert broken.get("cacheStatus", "CACHE_DISABLED") == "CACHE_DISABLED", "its task is not cached"
+    # Each attempt's own log, by its number; an attempt it did not make is a 404, a bad number a 400.
+    logs = f"/v1/executions/cloud/development/{answer['execution']['id']['name']}/nodes/broken/logs"
+    for record in records:
+        status, page = signed(cloud, "GET", f"{logs}?attempt={record['attempt']}")
+        assert status == 200 and record["logUri"].endswith(f":{page['logStream']}"), page
+        assert "bad data in row 7" in [e["message"].strip() for e in page["events"]], page
+    assert len({r["logUri"] for r in records}) == 3, "three attempts, three streams"
+    assert signed(cloud, "GET", f"{logs}?attempt=4")[0] == 404
+    status, refused = signed(cloud, "GET", f"{logs}?attempt=0")
+    assert (status, refused["code"]) == (400, "InvalidAttempt"), refused
     assert nodes(answer)["after"]["phase"] == "SKIPPED", "never started, as a local run records it"
     name = answer["execution"]["id"]["name"]
     status, only = signed(cloud, "GET", f"/v1/executions/cloud/development/{name}/nodes")
@@ -514,13 +540,17 @@ def test_the_console_over_the_stack_shows_its_runs_and_aborts_one_from_the_page(
         # Relaunch from the console: a new run of the same version and inputs, named in the answer.
         with urllib.request.urlopen(url) as page:
             token = page.read().decode().split('name="updraft-token" content="')[1].split('"')[0]
-        status, again = console_get(url, f"/api/runs/{done}/relaunch",
+        status, again = console_get(url, f"/api/runs/{done}/relaunch?key=00112233445566ff",
                                     {"Origin": url.rstrip("/"), "X-Updraft-Token": token}, "POST")
-        assert status == 201 and again["name"] != done, again
+        assert status == 201 and again["name"] == f"{done}-relaunch-00112233445566ff", again
+        # The same click sent again (its key is the new run's name): the same run, not a second one.
+        status, repeated = console_get(url, f"/api/runs/{done}/relaunch?key=00112233445566ff",
+                                       {"Origin": url.rstrip("/"), "X-Updraft-Token": token}, "POST")
+        assert status == 201 and repeated["name"] == again["name"], repeated
         relaunched = finished(cloud, again["name"])["execution"]
         assert (relaunched["phase"], relaunched["mode"]) == ("WORKFLOW_SUCCEEDED", "RELAUNCH"), relaunched
         # Recovering a run that succeeded is the API's 409, passed on as it is.
-        status, refused = console_get(url, f"/api/runs/{done}/recover",
+        status, refused = console_get(url, f"/api/runs/{done}/recover?key=00112233445566ff",
                                       {"Origin": url.rstrip("/"), "X-Updraft-Token": token}, "POST")
         assert status == 409, refused
     finally:
@@ -762,6 +792,7 @@ def test_a_map_of_10000_items_is_one_array_job_of_its_concurrency_and_its_histor
         "sum": {"integer": str(total)}, "verdict": {"string": f"large: {total}"}}
     squares = nodes(answer)["squares"]
     assert (squares["itemsDone"], squares["itemsTotal"]) == (WIDE, WIDE), squares
+    assert nodes(answer)["verdict"]["branchTaken"] == "verdict-case-0", "the record names the case that ran"
     # Its cost: the map's 100 children and the three other nodes' jobs, each an attempt.
     cost = answer["execution"]["cost"]
     print(f"the 10,000-item run's cost: {cost}")

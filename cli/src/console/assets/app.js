@@ -191,19 +191,23 @@ async function runPage(name) {
 function actions(name, phase) {
   const status = h("span", { role: "status", id: "action-status" });
   const ended = phase !== "WORKFLOW_RUNNING";
-  const act = (action, question) => async (event) => {
-    if (!confirm(question)) return;
-    event.target.disabled = true;
-    const answer = await fetch(`/api/runs/${encodeURIComponent(name)}/${action}`, { method: "POST", headers: { "X-Updraft-Token": TOKEN } });
-    const body = await answer.json().catch(() => ({}));
-    if (!answer.ok) {
-      status.textContent = ` ${body.message || answer.status}`;
-      event.target.disabled = false;
-    } else if (body.name) {
-      navigate(`/runs/${encodeURIComponent(body.name)}`);
-    } else {
-      render();
-    }
+  const act = (action, question) => {
+    // One key per button: the same click sent again names the same new run (idempotent).
+    const key = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("");
+    return async (event) => {
+      if (!confirm(question)) return;
+      event.target.disabled = true;
+      const answer = await fetch(`/api/runs/${encodeURIComponent(name)}/${action}?key=${key}`, { method: "POST", headers: { "X-Updraft-Token": TOKEN } });
+      const body = await answer.json().catch(() => ({}));
+      if (!answer.ok) {
+        status.textContent = ` ${body.message || answer.status}`;
+        event.target.disabled = false;
+      } else if (body.name) {
+        navigate(`/runs/${encodeURIComponent(body.name)}`);
+      } else {
+        render();
+      }
+    };
   };
   const buttons = [];
   if (!ended) buttons.push(h("button", { id: "abort", onclick: act("abort", `Abort ${name}? Its running tasks are stopped.`) }, "Abort"));
@@ -411,17 +415,33 @@ async function showNode(run, id, panel) {
     logs.replaceChildren(h("p", {}, h("label", { for: "log-item" }, "Item "), item, " ", h("button", { onclick: load }, "Show its log")), shown);
     return load();
   }
+  // A task retried: each attempt's log, the last one first.
+  const attempts = (n.attemptRecords || []).map((a) => a.attempt);
+  if (attempts.length > 1) {
+    const shown = h("div", {});
+    const buttons = attempts.map((attempt) => h("button", {
+      "data-attempt": attempt,
+      onclick: (event) => {
+        for (const b of buttons) b.setAttribute("aria-pressed", String(b === event.currentTarget));
+        showLogs(run, id, null, shown, attempt);
+      },
+    }, `Attempt ${attempt}`));
+    buttons[buttons.length - 1].setAttribute("aria-pressed", "true");
+    for (const b of buttons.slice(0, -1)) b.setAttribute("aria-pressed", "false");
+    logs.replaceChildren(h("p", { role: "group", "aria-label": "attempts" }, ...buttons), shown);
+    return showLogs(run, id, null, shown, attempts[attempts.length - 1]);
+  }
   return showLogs(run, id, null, logs);
 }
 
-// The last 200 lines of each stream of a node's (or a map item's) last attempt, and
-// earlier lines by byte ranges on demand.
-async function showLogs(run, id, item, into) {
+// The last 200 lines of each stream of a node's (or a map item's) attempt (default: its
+// last), and earlier lines by byte ranges on demand.
+async function showLogs(run, id, item, into, wanted = null) {
   into.replaceChildren(h("p", { class: "muted" }, "Loading logs…"));
   const runName = run.execution.id.name;
   const blocks = [];
   for (const stream of ["stderr", "stdout"]) {
-    const base = `/api/runs/${encodeURIComponent(runName)}/nodes/${encodeURIComponent(id)}/logs?stream=${stream}${item === null ? "" : `&item=${item}`}`;
+    const base = `/api/runs/${encodeURIComponent(runName)}/nodes/${encodeURIComponent(id)}/logs?stream=${stream}${item === null ? "" : `&item=${item}`}${wanted === null ? "" : `&attempt=${wanted}`}`;
     const answer = await fetch(`${base}&tail=200`);
     if (!answer.ok) continue;
     const text = await answer.text();

@@ -326,6 +326,8 @@ struct Run {
     answers: Vec<(String, Result<NodePhase, FailureCode>)>,
     /// Each ended node's outputs, as later nodes read them.
     outputs: BTreeMap<String, Outputs>,
+    /// Each ended node's recorded end.
+    recorded: BTreeMap<String, NodeEnd>,
     /// Nodes whose end's effects were all done.
     settled: BTreeSet<String>,
     run_failed: Option<FailureCode>,
@@ -441,6 +443,7 @@ fn simulate_faults(
         jobs: seen_jobs,
         answers,
         outputs: state.ended.iter().map(|(k, v)| (k.clone(), v.outputs.clone())).collect(),
+        recorded: state.ended.clone(),
         settled: state.slots.iter().filter(|(_, s)| s.settled).map(|(k, _)| k.clone()).collect(),
         run_failed: state.run_failed,
         failed_nodes: state.failed_nodes.clone(),
@@ -530,6 +533,18 @@ fn a_failure_fails_the_run_at_once_by_default() {
 }
 
 #[test]
+fn a_cacheable_task_that_fails_records_the_key_it_missed_and_one_that_is_not_records_none() {
+    let nodes =
+        "      bad_inc: {task: inc, inputs: {x: $inputs.x}}\n      bad: {task: fails, inputs: {x: $inputs.x}}\n";
+    let w = workflow(nodes, "    on_failure: finish_independent\n");
+    let run = simulate(&w, &[], &MemoryCache::default(), &Blobs::default());
+    assert_eq!((run.phases["bad_inc"], run.phases["bad"]), (NodePhase::Failed, NodePhase::Failed));
+    // The console and the API tell a miss (a key, not cached) from a task without a cache (no key).
+    assert!(!run.recorded["bad_inc"].cache_key.is_empty(), "{:?}", run.recorded["bad_inc"]);
+    assert_eq!(run.recorded["bad"].cache_key, "");
+}
+
+#[test]
 fn with_fail_after_executable_nodes_complete_independent_nodes_finish_and_descendants_are_skipped() {
     let w = workflow(FAILING, "    on_failure: finish_independent\n");
     let run = simulate(&w, &[("free", 3)], &MemoryCache::default(), &Blobs::default());
@@ -605,8 +620,13 @@ fn a_branch_runs_its_chosen_case_as_the_node() {
           else: {task: fails, inputs: {x: 0}}
 ";
     let w = workflow(nodes, "");
-    let run = simulate(&w, &[], &MemoryCache::default(), &Blobs::default());
+    let cache = MemoryCache::default();
+    let run = simulate(&w, &[], &cache, &Blobs::default());
     assert_eq!(run.phases["pick"], NodePhase::Succeeded, "x = 1 takes the first case, not the failing else");
+    assert_eq!(run.recorded["pick"].branch_taken, "pick-case-0", "the record names the case that ran");
+    let again = simulate(&w, &[], &cache, &Blobs::default());
+    assert_eq!(again.phases["pick"], NodePhase::Cached);
+    assert_eq!(again.recorded["pick"].branch_taken, "pick-case-0", "a hit names it too");
 }
 
 #[test]
