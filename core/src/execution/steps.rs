@@ -332,6 +332,33 @@ fn branch_taken(workflow: &CompiledWorkflow, id: &str, values: &RunValues) -> Op
     }
 }
 
+/// Node `id` of `workflow`, or the case it runs on these values if it is a branch
+/// (a branch runs its chosen case as the node itself).
+fn chosen_node<'w>(workflow: &'w CompiledWorkflow, id: &str, values: &RunValues) -> Result<&'w Node, NodeFailure> {
+    let nodes = workflow.template.as_ref().map(|t| t.nodes.as_slice()).unwrap_or_default();
+    let target = nodes
+        .iter()
+        .find(|n| n.id == id)
+        .ok_or_else(|| NodeFailure::new(FailureCode::BadJob, format!("the workflow has no node {id}")))?;
+    match &target.target {
+        Some(Target::Branch(branch)) => node::choose_branch(branch, values),
+        _ => Ok(target),
+    }
+}
+
+/// What node `id` of `workflow` runs on, resolved from a run's values as the node's
+/// start resolves them (a task's defaults filled in; a branch: its case's; a map: its
+/// lists, before they are split into items); `None` where they cannot be resolved
+/// (an upstream node has not ended, or ended without the value).
+pub fn resolved_inputs(workflow: &CompiledWorkflow, id: &str, values: &RunValues) -> Option<Outputs> {
+    match invocation_in(workflow, id, values).ok()?? {
+        Invocation::Task(_, inputs) | Invocation::Workflow(_, inputs) => Some(inputs),
+        Invocation::Map(task, _, _) => {
+            node::task_inputs(task, &chosen_node(workflow, id, values).ok()?.inputs, values).ok()
+        }
+    }
+}
+
 /// What node `id` of `workflow` runs on these values (a branch: its chosen case),
 /// or why it cannot run; `None` for a node that runs nothing.
 fn invocation_in<'w>(
@@ -340,13 +367,7 @@ fn invocation_in<'w>(
     values: &RunValues,
 ) -> Result<Option<Invocation<'w>>, NodeFailure> {
     let bad = |message: String| NodeFailure::new(FailureCode::BadJob, message);
-    let nodes = workflow.template.as_ref().map(|t| t.nodes.as_slice()).unwrap_or_default();
-    let target = nodes.iter().find(|n| n.id == id).ok_or_else(|| bad(format!("the workflow has no node {id}")))?;
-    // A branch runs its chosen case as the node itself.
-    let chosen = match &target.target {
-        Some(Target::Branch(branch)) => node::choose_branch(branch, values)?,
-        _ => target,
-    };
+    let chosen = chosen_node(workflow, id, values)?;
     let task_of = |task_id: Option<&crate::proto::core::Identifier>| {
         task_id
             .and_then(|id| {

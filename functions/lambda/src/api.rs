@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use updraft_core::cloud_resources::{self, CloudSettings, Resource};
 use updraft_core::compile::{self, Compiled, Options};
 use updraft_core::execution::node;
+use updraft_core::execution::steps::{self, RunValues};
 use updraft_core::job_definition;
 use updraft_core::ports::{CacheStore, LaunchOrigin, Runs};
 use updraft_core::ports::{Entity, PageRequest, PortError, Provisioner, Registration, Registry};
@@ -26,8 +27,8 @@ use updraft_core::proto::api::{
     ListProjectsResponse, ListVersionsResponse, RegisterRequest, RegisterResponse,
 };
 use updraft_core::proto::core::{
-    CodeBundle, ExecutionId, Identifier, LaunchMode, LaunchPlanSpec, Literal, LiteralMap, ResourceType, TaskTemplate,
-    WorkflowPhase, literal,
+    CodeBundle, CompiledWorkflow, Execution, ExecutionId, Identifier, LaunchMode, LaunchPlanSpec, Literal, LiteralMap,
+    NodeExecution, ResourceType, TaskTemplate, WorkflowPhase, literal,
 };
 use updraft_core::schedule::{
     Tick, catch_up_seconds, next_fires, schedule_drift, schedule_name, schedule_request, tick_execution_name,
@@ -797,15 +798,20 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             };
             let found = api.runs.get(&id).await.map_err(read_error)?;
             let (mut execution, nodes) = found.ok_or_else(|| no_execution(&id))?;
+            let workflow = run_workflow(registry, &execution).await?;
             if execution.outputs.is_none() {
-                execution.outputs = run_outputs(registry, &execution, &nodes).await?;
+                execution.outputs = workflow.as_ref().and_then(|w| run_outputs(w, &nodes));
             }
+            let values = run_values(&execution, &nodes); // of every node: a page's upstream may be on another
             let (mut nodes, next_token) = node_page(nodes, &page)?;
+            if let Some(workflow) = &workflow {
+                nodes_inputs(workflow, &values, &mut nodes);
+            }
             // Lists over 1,000 elements are summarised (a map's outputs grow with its width); the
             // outputs route answers a node's whole.
             for values in [&mut execution.inputs, &mut execution.outputs]
                 .into_iter()
-                .chain(nodes.iter_mut().map(|n| &mut n.outputs))
+                .chain(nodes.iter_mut().flat_map(|n| [&mut n.inputs, &mut n.outputs]))
                 .flatten()
             {
                 values.values.values_mut().for_each(updraft_core::literal::summarised);
@@ -1419,30 +1425,56 @@ async fn launch_body<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
     }
 }
 
+/// The compiled workflow a run runs (its version's, from the registry).
+async fn run_workflow<R: Registry>(registry: &R, execution: &Execution) -> Result<Option<CompiledWorkflow>, ApiError> {
+    let Some(id) = &execution.workflow_id else { return Ok(None) };
+    match registry.get(id).await.map_err(|e| ApiError::from_port(e, "path"))? {
+        Some(Entity::Workflow(workflow)) => Ok(Some(workflow)),
+        _ => Ok(None),
+    }
+}
+
+/// A run's values as far as its nodes have produced them.
+fn run_values(execution: &updraft_core::proto::core::Execution, nodes: &[NodeExecution]) -> RunValues {
+    let literals = |map: &Option<updraft_core::proto::core::LiteralMap>| {
+        map.as_ref().map(|m| m.values.clone().into_iter().collect()).unwrap_or_default()
+    };
+    RunValues {
+        inputs: literals(&execution.inputs),
+        outputs: nodes
+            .iter()
+            .map(|n| (n.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default(), literals(&n.outputs)))
+            .collect(),
+    }
+}
+
 /// A run's workflow outputs, from its nodes' outputs and the workflow's output
 /// bindings (computed on read: the run's end is recorded without a Lambda).
-async fn run_outputs<R: Registry>(
-    registry: &R,
-    execution: &updraft_core::proto::core::Execution,
-    nodes: &[updraft_core::proto::core::NodeExecution],
-) -> Result<Option<updraft_core::proto::core::LiteralMap>, ApiError> {
-    let Some(id) = &execution.workflow_id else { return Ok(None) };
-    let Some(Entity::Workflow(workflow)) = registry.get(id).await.map_err(|e| ApiError::from_port(e, "path"))? else {
-        return Ok(None);
-    };
+fn run_outputs(workflow: &CompiledWorkflow, nodes: &[NodeExecution]) -> Option<updraft_core::proto::core::LiteralMap> {
     let mut values = updraft_core::execution::resolve::ValueMap::default();
     for node in nodes {
         let name = node.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
         values.outputs.insert(name, node.outputs.clone().map(|m| m.values.into_iter().collect()).unwrap_or_default());
     }
-    let bindings = workflow.template.map(|t| t.output_bindings).unwrap_or_default();
-    let outputs: std::collections::BTreeMap<String, updraft_core::proto::core::Literal> = bindings
+    let bindings = workflow.template.as_ref().map(|t| t.output_bindings.clone()).unwrap_or_default();
+    let outputs: std::collections::BTreeMap<String, Literal> = bindings
         .iter()
         .filter_map(|b| {
             Some((b.var.clone(), updraft_core::execution::resolve::resolve(b.binding.as_ref()?, &values).ok()?))
         })
         .collect();
-    Ok((!outputs.is_empty()).then_some(updraft_core::proto::core::LiteralMap { values: outputs }))
+    (!outputs.is_empty()).then_some(LiteralMap { values: outputs })
+}
+
+/// Each node's inputs, as its start resolved them from the values upstream (computed
+/// on read, as the outputs are: the node function writes nothing more for them). A
+/// node whose upstream values are not all there yet has none.
+fn nodes_inputs(workflow: &CompiledWorkflow, values: &RunValues, nodes: &mut [NodeExecution]) {
+    for node in nodes.iter_mut().filter(|n| n.inputs.is_none()) {
+        let id = node.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
+        node.inputs = steps::resolved_inputs(workflow, &id, values)
+            .map(|inputs| LiteralMap { values: inputs.into_iter().collect() });
+    }
 }
 
 /// 32 random bits for generated execution names (from the OS, no extra crate).

@@ -292,6 +292,9 @@ def test_values_flow_through_a_chain_and_a_relaunch_is_all_cached_without_a_job(
     first = finished(cloud, launch(cloud, "chain", {"x": {"integer": "40"}}))
     assert first["execution"]["phase"] == "WORKFLOW_SUCCEEDED", first
     assert nodes(first)["b"]["outputs"]["values"]["y"] == {"integer": "42"}
+    # Each node's inputs as its start resolved them (a's from the run's, b's from a's output).
+    assert nodes(first)["a"]["inputs"]["values"] == {"x": {"integer": "40"}}
+    assert nodes(first)["b"]["inputs"]["values"] == {"x": {"integer": "41"}}
     assert {n["phase"] for n in first["nodes"]} == {"SUCCEEDED"}
     assert {n["cacheStatus"] for n in first["nodes"]} == {"CACHE_POPULATED"}, "ran, and filled the cache"
     jobs = jobs_on_queue(aws, cloud)
