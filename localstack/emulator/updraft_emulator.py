@@ -1460,7 +1460,7 @@ def patch_dynamodb_at_scale():
 
     from moto.dynamodb import models
     from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
     from moto.dynamodb.models.table import Table
 
     query = Table.query
@@ -1503,7 +1503,12 @@ def patch_dynamodb_at_scale():
             except (KeyError, TypeError, AttributeError):
                 continue  # moto refuses the entry itself
             partition = table.items.get(hash_value)
-            item = partition.get(range_value) if range_value is not None and partition else partition
+            if range_value is None:
+                item = partition
+            else:
+                item = partition.get(range_value) if partition is not None else None
+            # (moto's defaultdict leaves an empty dict where a read missed: that is no item.)
+            item = item if isinstance(item, Item) else None
             kept.append((table, hash_value, range_value, copy.deepcopy(item)))
         try:
             return transact(self, transact_items)

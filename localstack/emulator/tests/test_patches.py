@@ -373,6 +373,15 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was_and_a_query_reads_i
                          ExpressionAttributeValues={":run": {"S": "run"}, ":a": {"S": "a"}})["Items"]
     assert [(i["sk"]["S"], i["v"]["N"]) for i in items] == [("c", "3"), ("b", "1")]
     assert dynamo.get_item(TableName=table, Key=key)["Item"]["v"] == {"N": "2"}
+    # A read that missed, then a cancelled write of that key: still no item there (moto keeps an
+    # empty entry after a miss, which a careless rollback would put back as an item).
+    missed = {"pk": {"S": "gone"}, "sk": {"S": "a"}}
+    assert "Item" not in dynamo.get_item(TableName=table, Key=missed)
+    with pytest.raises(dynamo.exceptions.TransactionCanceledException):
+        dynamo.transact_write_items(TransactItems=[{"Put": {"TableName": table, "Item": missed,
+                                                            "ConditionExpression": "attribute_exists(pk)"}}])
+    assert "Item" not in dynamo.get_item(TableName=table, Key=missed)
+    assert len(dynamo.scan(TableName=table)["Items"]) == 4, "a scan reads every item, and only items"
 
 
 def test_moto_is_the_pinned_version():
