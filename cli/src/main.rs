@@ -92,6 +92,12 @@ enum Command {
         /// without running (cached task or not); the rest run.
         #[arg(long, value_name = "NAME", conflicts_with = "remote")]
         recover: Option<String>,
+        /// The launch plan whose tick this run is (`updraft schedule` sets it): recorded as
+        /// the run's plan, with `--scheduled-at` as its tick.
+        #[arg(long, value_name = "PLAN", hide = true, requires = "scheduled_at", conflicts_with_all = ["remote", "recover"])]
+        launch_plan: Option<String>,
+        #[arg(long, value_name = "TIME", hide = true, requires = "launch_plan")]
+        scheduled_at: Option<String>,
         /// Run it in the cloud instead: `updraft launch FILE --register --watch` (the version
         /// derived from the spec and its code), as `pyflyte run --remote`.
         #[arg(long, conflicts_with_all = ["no_cache", "max_parallel", "blob_store"])]
@@ -543,6 +549,8 @@ fn main() -> ExitCode {
             task_output,
             quiet,
             recover,
+            launch_plan,
+            scheduled_at,
             remote,
             namespace,
         } => {
@@ -582,6 +590,7 @@ fn main() -> ExitCode {
                 name,
                 task_output,
                 recover,
+                scheduled: launch_plan.zip(scheduled_at),
             })
         }
         Command::Executions {

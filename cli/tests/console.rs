@@ -196,9 +196,20 @@ fn the_console_lists_runs_filters_and_pages_them_and_shows_one_with_its_graph_an
     let etag = head.lines().find_map(|l| l.strip_prefix("etag: ")).unwrap().trim().to_string();
     let answer = console.exchange_here("GET", "/api/runs", &format!("If-None-Match: {etag}\r\n"));
     assert!(answer.starts_with("HTTP/1.1 304"), "{answer}");
-
-    drop(console);
     assert!(std::fs::read(&database).unwrap() == store_before, "the console left the store's file as it was");
+
+    // A run a local scheduler starts records its plan and its tick: the plan filter finds it alone.
+    let tick = ["-i", "a=5", "--launch-plan", "nightly", "--scheduled-at", "2027-03-29T01:00:00Z"];
+    let ticked = run(&sandbox, "ok", &tick);
+    assert_eq!(names(&console.json("/api/runs?plan=nightly")), [ticked.as_str()]);
+    assert_eq!(names(&console.json("/api/runs?plan=hourly")), Vec::<&str>::new());
+    let shown = console.json(&format!("/api/runs/{ticked}"));
+    let execution = &shown["execution"];
+    assert_eq!(
+        (&execution["mode"], &execution["launchPlanId"]["name"]),
+        (&serde_json::json!("SCHEDULED"), &serde_json::json!("nightly"))
+    );
+    assert_eq!(execution["scheduledAt"], "2027-03-29T01:00:00+00:00", "the tick, not the clock");
 }
 
 #[test]

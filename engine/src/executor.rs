@@ -37,10 +37,11 @@ use updraft_core::execution::retry::Backoff;
 use updraft_core::execution::scheduler::Scheduler;
 use updraft_core::literal;
 use updraft_core::ports::{BlobStore as _, CacheStore as _, PortError};
+use updraft_core::proto::Timestamp;
 use updraft_core::proto::core::{
     AttemptDevices, AttemptRecord, Blob, CacheStatus, CompiledWorkflow, Execution, ExecutionError, ExecutionId,
-    Identifier, LaunchMode, Literal, LiteralMap, Node, NodeExecution, NodeExecutionId, NodePhase, TaskTemplate,
-    WorkflowPhase, node,
+    Identifier, LaunchMode, Literal, LiteralMap, Node, NodeExecution, NodeExecutionId, NodePhase, ResourceType,
+    TaskTemplate, WorkflowPhase, node,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,8 @@ pub struct RunRequest {
     /// A run of the store this one recovers: each of its nodes that succeeded
     /// there on the same inputs ends RECOVERED here without running.
     pub recover: Option<String>,
+    /// The launch plan (its name) and the tick this run is, when a scheduler starts it.
+    pub scheduled: Option<(String, Timestamp)>,
 }
 
 pub struct RunResult {
@@ -303,8 +306,20 @@ async fn run_async(home: &Home, request: RunRequest) -> Result<RunResult, RunErr
         started_at: Some(now()),
         updated_at: Some(now()),
         principal: std::env::var("USER").unwrap_or_default(),
-        mode: if request.recover.is_some() { LaunchMode::Recover } else { LaunchMode::Manual } as i32,
+        mode: match (&request.recover, &request.scheduled) {
+            (Some(_), _) => LaunchMode::Recover,
+            (None, Some(_)) => LaunchMode::Scheduled,
+            (None, None) => LaunchMode::Manual,
+        } as i32,
         recovered_from: request.recover.clone().unwrap_or_default(),
+        launch_plan_id: request.scheduled.as_ref().map(|(plan, _)| Identifier {
+            resource_type: ResourceType::LaunchPlan as i32,
+            project: request.compiled.project.clone(),
+            domain: request.compiled.domain.clone(),
+            name: plan.clone(),
+            version: String::new(),
+        }),
+        scheduled_at: request.scheduled.as_ref().map(|(_, at)| *at),
         ..Default::default()
     };
     // Names carry 32 random bits; a collision is refused by the store and a new name drawn.

@@ -198,8 +198,9 @@ impl Store {
             None => String::new(),
         };
         let inserted = transaction.execute(
-            "INSERT INTO executions (name, created_at, record, workflow, phase, project, domain, workflow_digest) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO executions \
+             (name, created_at, record, workflow, phase, project, domain, workflow_digest, launch_plan) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (name) DO NOTHING",
             params![
                 id.name,
                 format!("{:020}.{:09}", created.0, created.1),
@@ -208,7 +209,8 @@ impl Store {
                 execution.phase,
                 id.project,
                 id.domain,
-                digest
+                digest,
+                launch_plan_of(execution)
             ],
         )?;
         if inserted == 0 {
@@ -351,6 +353,14 @@ impl Store {
         if let Some(workflow) = &query.workflow {
             add("workflow =", workflow.clone().into());
         }
+        if let Some(plan) = &query.launch_plan {
+            // A store opened read-only is not migrated: one older than the column reads the records.
+            let column = self.has_column("executions", "launch_plan")?;
+            add(
+                if column { "launch_plan =" } else { "json_extract(record, '$.launchPlanId.name') =" },
+                plan.clone().into(),
+            );
+        }
         if let Some(phase) = query.phase {
             add("phase =", i64::from(phase).into());
         }
@@ -385,6 +395,16 @@ impl Store {
         Ok(listing)
     }
 
+    fn has_column(&self, table: &str, column: &str) -> Result<bool, StoreError> {
+        let conn = self.connection();
+        let found: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, column],
+            |row| row.get(0),
+        )?;
+        Ok(found > 0)
+    }
+
     pub fn get(&self, name: &str) -> Result<Option<(Execution, Vec<NodeExecution>)>, StoreError> {
         let record: Option<String> = self
             .connection()
@@ -415,6 +435,8 @@ pub struct Tick {
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionQuery {
     pub workflow: Option<String>,
+    /// Launched by this launch plan (its name).
+    pub launch_plan: Option<String>,
     pub phase: Option<i32>,
     pub project: Option<String>,
     pub domain: Option<String>,
@@ -426,6 +448,10 @@ pub struct ExecutionQuery {
 
 fn workflow_of(execution: &Execution) -> String {
     execution.workflow_id.as_ref().map(|w| w.name.clone()).unwrap_or_default()
+}
+
+fn launch_plan_of(execution: &Execution) -> String {
+    execution.launch_plan_id.as_ref().map(|p| p.name.clone()).unwrap_or_default()
 }
 
 /// Adds the columns listing filters on to a store made before they existed, filled
@@ -460,9 +486,25 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         // Runs recorded before their workflow was kept name none: the console says so instead of a graph.
         conn.execute("ALTER TABLE executions ADD COLUMN workflow_digest TEXT NOT NULL DEFAULT ''", [])?;
     }
+    if !columns.iter().any(|c| c == "launch_plan") {
+        conn.execute("ALTER TABLE executions ADD COLUMN launch_plan TEXT NOT NULL DEFAULT ''", [])?;
+        // Only a scheduled run names a plan: the others keep the empty default.
+        let rows: Vec<(String, String)> = {
+            let mut all = conn.prepare("SELECT name, record FROM executions WHERE record LIKE '%launchPlanId%'")?;
+            all.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<Result<_, _>>()?
+        };
+        for (name, record) in rows {
+            let Ok(execution) = serde_json::from_str::<Execution>(&record) else { continue };
+            conn.execute(
+                "UPDATE executions SET launch_plan = ?2 WHERE name = ?1",
+                params![name, launch_plan_of(&execution)],
+            )?;
+        }
+    }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow, created_at);
-         CREATE INDEX IF NOT EXISTS executions_by_phase ON executions (phase, created_at);",
+         CREATE INDEX IF NOT EXISTS executions_by_phase ON executions (phase, created_at);
+         CREATE INDEX IF NOT EXISTS executions_by_launch_plan ON executions (launch_plan, created_at);",
     )?;
     Ok(())
 }
@@ -532,6 +574,8 @@ mod tests {
         .unwrap();
         let mut before = execution("20261101-000000-00000001", "someone");
         before.workflow_id = Some(updraft_core::proto::core::Identifier { name: "train".into(), ..Default::default() });
+        before.launch_plan_id =
+            Some(updraft_core::proto::core::Identifier { name: "nightly".into(), ..Default::default() });
         before.phase = WorkflowPhase::WorkflowFailed as i32;
         old.execute(
             "INSERT INTO executions (name, created_at, record) VALUES (?1, ?2, ?3)",
@@ -547,6 +591,9 @@ mod tests {
         let reader = Store::open_read_only(&path).unwrap();
         assert_eq!(reader.workflow_of_run("20261101-000000-00000001").unwrap(), None);
         assert_eq!(reader.ticks().unwrap(), []);
+        // Nor a launch plan column: the filter reads the records instead.
+        let by_plan = ExecutionQuery { launch_plan: Some("nightly".into()), ..Default::default() };
+        assert_eq!(reader.list_where(10, &by_plan).unwrap().executions.len(), 1);
         drop(reader);
         let store = Store::open(&path).unwrap();
         let mut newer = execution("20261102-000000-00000002", "someone");
@@ -563,6 +610,10 @@ mod tests {
         assert_eq!(names(failed), ["20261101-000000-00000001"]);
         let recent = ExecutionQuery { since_seconds: Some(1_796_050_000), ..Default::default() };
         assert_eq!(names(recent), ["20261102-000000-00000002"]);
+        let by_plan = ExecutionQuery { launch_plan: Some("nightly".into()), ..Default::default() };
+        assert_eq!(names(by_plan), ["20261101-000000-00000001"], "the column, filled from the record");
+        let other_plan = ExecutionQuery { launch_plan: Some("hourly".into()), ..Default::default() };
+        assert_eq!(names(other_plan), Vec::<String>::new());
         assert_eq!(names(ExecutionQuery::default()).len(), 2, "newest first, both");
         drop(store);
         Store::open(&path).unwrap(); // migrating again changes nothing

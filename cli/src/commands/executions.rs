@@ -97,6 +97,7 @@ impl Filter {
 pub fn list(limit: usize, filter: &Filter, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let query = updraft_engine::store::ExecutionQuery {
         workflow: filter.workflow.clone(),
+        launch_plan: None,
         phase: filter.phase.map(|p| p as i32),
         project: filter.project.clone(),
         domain: filter.domain.clone(),

@@ -33,6 +33,8 @@ pub struct RunArgs {
     pub task_output: TaskOutput,
     /// A local run to recover (`--recover NAME`).
     pub recover: Option<String>,
+    /// The launch plan and tick (RFC 3339) this run is, when a scheduler starts it.
+    pub scheduled: Option<(String, String)>,
 }
 
 /// `--task-output`: whether what tasks print is shown while they run.
@@ -197,6 +199,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         ));
     }
 
+    let scheduled = match &args.scheduled {
+        None => None,
+        Some((plan, at)) => match chrono::DateTime::parse_from_rfc3339(at) {
+            Ok(at) => Some((plan.clone(), updraft_core::proto::Timestamp { seconds: at.timestamp(), nanos: 0 })),
+            Err(e) => return bad_input(format!("error: --scheduled-at {at:?}: not an RFC 3339 time ({e})")),
+        },
+    };
     let home = Home::from_env()?;
     let result = match executor::run(
         &home,
@@ -221,6 +230,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             python_worker,
             name: args.name.clone(),
             recover: args.recover.clone(),
+            scheduled,
         },
     ) {
         Err(e @ RunError::BlobStore { .. }) => {

@@ -78,6 +78,12 @@ fn start_run(file: &Path, plan: &Plan, tick: DateTime<Utc>, execution: &str) -> 
     let exe = std::env::current_exe()?;
     let mut command = Command::new(exe);
     command.arg("run").arg(file).arg(&workflow).arg("--name").arg(execution);
+    // Recorded as the plan's run for this tick (its mode SCHEDULED), as the cloud records one.
+    command
+        .arg("--launch-plan")
+        .arg(&plan.name)
+        .arg("--scheduled-at")
+        .arg(tick.format("%Y-%m-%dT%H:%M:%SZ").to_string());
     let mut inputs = BTreeMap::new();
     for map in [&plan.spec.default_inputs, &plan.spec.fixed_inputs].into_iter().flatten() {
         inputs.extend(map.values.iter().map(|(k, v)| (k.clone(), input_text(v))));

@@ -63,9 +63,11 @@ impl CloudRuns {
 
 fn wanted(execution: &Execution, query: &RunQuery) -> bool {
     let workflow = execution.workflow_id.as_ref().map(|w| w.name.as_str()).unwrap_or_default();
+    let plan = execution.launch_plan_id.as_ref().map(|p| p.name.as_str()).unwrap_or_default();
     let created = execution.created_at.map(|t| t.seconds).unwrap_or_default();
     query.phase.is_none_or(|p| execution.phase == p as i32)
         && query.workflow.as_deref().is_none_or(|w| w == workflow)
+        && query.launch_plan.as_deref().is_none_or(|p| p == plan)
         && query.since_seconds.is_none_or(|s| created >= s)
 }
 

@@ -281,6 +281,7 @@ fn json_answer(request_headers: &HeaderMap, body: &Value) -> Response {
 struct ListParams {
     phase: Option<String>,
     workflow: Option<String>,
+    plan: Option<String>,
     since: Option<i64>,
     token: Option<String>,
     limit: Option<usize>,
@@ -310,6 +311,7 @@ async fn list_runs(
     let query = RunQuery {
         phase,
         workflow: params.workflow.filter(|w| !w.is_empty()),
+        launch_plan: params.plan.filter(|p| !p.is_empty()),
         since_seconds: params.since,
         after: params.token.filter(|t| !t.is_empty()),
         limit: params.limit.unwrap_or(50).clamp(1, MAX_PAGE),

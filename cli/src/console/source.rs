@@ -14,6 +14,8 @@ use updraft_engine::store::{ExecutionQuery, Store, StoreError};
 pub struct RunQuery {
     pub phase: Option<WorkflowPhase>,
     pub workflow: Option<String>,
+    /// Launched by this launch plan (a scheduled run).
+    pub launch_plan: Option<String>,
     /// Created at or after this time (epoch seconds).
     pub since_seconds: Option<i64>,
     /// The last run of the previous page.
@@ -221,6 +223,7 @@ impl RunSource for LocalRuns {
         };
         let wanted = ExecutionQuery {
             workflow: query.workflow.clone(),
+            launch_plan: query.launch_plan.clone(),
             phase: query.phase.map(|p| p as i32),
             since_seconds: query.since_seconds,
             after: query.after.clone(),

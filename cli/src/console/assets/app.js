@@ -75,10 +75,15 @@ async function runsPage(params) {
   document.title = "Runs · Updraft console";
   const phase = params.get("phase") || "";
   const workflow = params.get("workflow") || "";
+  const plan = params.get("plan") || "";
+  // A day (YYYY-MM-DD, UTC): the runs created on it or after.
+  const since = /^\d{4}-\d{2}-\d{2}$/.test(params.get("since") || "") ? params.get("since") : "";
   const token = params.get("token") || "";
   const query = new URLSearchParams({ limit: "50" });
   if (phase) query.set("phase", phase);
   if (workflow) query.set("workflow", workflow);
+  if (plan) query.set("plan", plan);
+  if (since) query.set("since", String(Date.parse(`${since}T00:00:00Z`) / 1000));
   if (token) query.set("token", token);
   let page;
   try {
@@ -99,9 +104,16 @@ async function runsPage(params) {
   const select = h("select", { id: "phase-filter", onchange: (e) => go({ phase: e.target.value, token: "" }) },
     phases.map((p) => h("option", { value: p, selected: p === phase }, p ? short(p) : "any phase")));
   const wf = h("input", { id: "workflow-filter", value: workflow, placeholder: "workflow", size: 16 });
-  const form = h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); go({ workflow: wf.value.trim(), token: "" }); } },
+  const lp = h("input", { id: "plan-filter", value: plan, placeholder: "launch plan", size: 14 });
+  const day = h("input", { id: "since-filter", type: "date", value: since });
+  const form = h("form", { class: "filters", onsubmit: (e) => {
+    e.preventDefault();
+    go({ workflow: wf.value.trim(), plan: lp.value.trim(), since: day.value, token: "" });
+  } },
     h("label", { for: "phase-filter" }, "Phase"), select,
-    h("label", { for: "workflow-filter" }, "Workflow"), wf, h("button", { type: "submit" }, "Filter"));
+    h("label", { for: "workflow-filter" }, "Workflow"), wf,
+    h("label", { for: "plan-filter" }, "Plan"), lp,
+    h("label", { for: "since-filter" }, "Since"), day, h("button", { type: "submit" }, "Filter"));
   const gone = new Set(page.runnerGone || []);
   const rows = page.executions.map((e) => {
     const name = e.id.name;
