@@ -368,7 +368,7 @@ struct LogsArgs {
     #[arg(long)]
     stderr: bool,
     /// A cloud run's (the stack's API, from CloudWatch): every node's or NODE's, `-f` until it ends.
-    #[arg(long, conflicts_with_all = ["attempt", "stdout", "stderr"])]
+    #[arg(long, conflicts_with_all = ["stdout", "stderr"])]
     remote: bool,
     #[command(flatten)]
     remote_settings: commands::registry::Remote,
@@ -635,6 +635,7 @@ fn main() -> ExitCode {
                     &args.id,
                     args.node.as_deref(),
                     args.item,
+                    args.attempt,
                     args.follow,
                     &args.remote_settings,
                 )

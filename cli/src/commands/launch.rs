@@ -201,16 +201,20 @@ fn node_log_page(
     id: &ExecutionId,
     node: &str,
     item: Option<u32>,
+    attempt: Option<u32>,
     token: &str,
 ) -> Result<LogLines, String> {
     let route = format!("/v1/executions/{}/{}/{}/nodes/{node}/logs", id.project, id.domain, id.name);
-    let item = item.map(|i| i.to_string());
+    let (item, attempt) = (item.map(|i| i.to_string()), attempt.map(|a| a.to_string()));
     let mut query = vec![("limit", "1000")];
     if !token.is_empty() {
         query.push(("token", token));
     }
     if let Some(item) = &item {
         query.push(("item", item));
+    }
+    if let Some(attempt) = &attempt {
+        query.push(("attempt", attempt));
     }
     let answer = session.send("GET", &route, &query, None)?;
     if answer.status != 200 {
@@ -264,7 +268,7 @@ impl FollowedLogs {
             // A drain reads until the node's log is exhausted (bounded: a page holds 1,000 lines).
             for _ in 0..if drain { 100 } else { 1 } {
                 let token = self.tokens.get(*node).cloned().unwrap_or_default();
-                let Ok(page) = node_log_page(session, id, node, None, &token) else { break };
+                let Ok(page) = node_log_page(session, id, node, None, None, &token) else { break };
                 for line in &page.lines {
                     println!("  {node} | {line}");
                 }
@@ -286,11 +290,16 @@ pub fn logs_remote(
     name: &str,
     node: Option<&str>,
     item: Option<u32>,
+    attempt: Option<u32>,
     follow: bool,
     remote: &Remote,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if item.is_some() && node.is_none() {
         eprintln!("error: --item needs the map node: updraft logs {name} NODE --item I --remote");
+        return Ok(ExitCode::from(crate::exit::USAGE));
+    }
+    if attempt.is_some() && node.is_none() {
+        eprintln!("error: --attempt needs the node: updraft logs {name} NODE --attempt N --remote");
         return Ok(ExitCode::from(crate::exit::USAGE));
     }
     let session = session(remote)?;
@@ -308,7 +317,7 @@ pub fn logs_remote(
         }
         let mut token = String::new();
         loop {
-            let page = match node_log_page(&session, &id, node, item, &token) {
+            let page = match node_log_page(&session, &id, node, item, attempt, &token) {
                 Ok(page) => page,
                 Err(refusal) => {
                     eprintln!("{refusal}");

@@ -363,6 +363,9 @@ def test_a_failing_task_is_retried_by_its_policy_then_fails_the_run_with_its_log
         assert "bad data in row 7" in [e["message"].strip() for e in page["events"]], page
     assert len({r["logUri"] for r in records}) == 3, "three attempts, three streams"
     assert signed(cloud, "GET", f"{logs}?attempt=4")[0] == 404
+    first = updraft(cloud, "logs", answer["execution"]["id"]["name"], "broken", "--attempt", "1", "--remote",
+                    "--project", "cloud")
+    assert first.returncode == 0 and "bad data in row 7" in first.stdout, first.stdout + first.stderr
     status, refused = signed(cloud, "GET", f"{logs}?attempt=0")
     assert (status, refused["code"]) == (400, "InvalidAttempt"), refused
     assert nodes(answer)["after"]["phase"] == "SKIPPED", "never started, as a local run records it"
