@@ -357,7 +357,12 @@ impl Store {
             // A store opened read-only is not migrated: one older than the column reads the records.
             let column = self.has_column("executions", "launch_plan")?;
             add(
-                if column { "launch_plan =" } else { "json_extract(record, '$.launchPlanId.name') =" },
+                if column {
+                    "launch_plan ="
+                } else {
+                    // (A record that does not parse matches no plan, and is skipped below as ever.)
+                    "CASE WHEN json_valid(record) THEN json_extract(record, '$.launchPlanId.name') END ="
+                },
                 plan.clone().into(),
             );
         }

@@ -323,13 +323,9 @@ fn output_names(task: &TaskTemplate) -> Vec<String> {
 }
 
 /// The id of the case's node that branch node `id` runs on these values; `None`
-/// for a node that is not a branch, or a branch that takes no case.
+/// for a node that is not a branch (it runs as itself), or a branch that takes no case.
 fn branch_taken(workflow: &CompiledWorkflow, id: &str, values: &RunValues) -> Option<String> {
-    let nodes = workflow.template.as_ref().map(|t| t.nodes.as_slice()).unwrap_or_default();
-    match &nodes.iter().find(|n| n.id == id)?.target {
-        Some(Target::Branch(branch)) => node::choose_branch(branch, values).ok().map(|taken| taken.id.clone()),
-        _ => None,
-    }
+    chosen_node(workflow, id, values).ok().filter(|chosen| chosen.id != id).map(|chosen| chosen.id.clone())
 }
 
 /// Node `id` of `workflow`, or the case it runs on these values if it is a branch

@@ -799,10 +799,11 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             let found = api.runs.get(&id).await.map_err(read_error)?;
             let (mut execution, nodes) = found.ok_or_else(|| no_execution(&id))?;
             let workflow = run_workflow(registry, &execution).await?;
+            // The run's values, from every node: a page's upstream may be on another page.
+            let values = run_values(&execution, &nodes);
             if execution.outputs.is_none() {
-                execution.outputs = workflow.as_ref().and_then(|w| run_outputs(w, &nodes));
+                execution.outputs = workflow.as_ref().and_then(|w| run_outputs(w, &values));
             }
-            let values = run_values(&execution, &nodes); // of every node: a page's upstream may be on another
             let (mut nodes, next_token) = node_page(nodes, &page)?;
             if let Some(workflow) = &workflow {
                 nodes_inputs(workflow, &values, &mut nodes);
@@ -1435,10 +1436,9 @@ async fn run_workflow<R: Registry>(registry: &R, execution: &Execution) -> Resul
 }
 
 /// A run's values as far as its nodes have produced them.
-fn run_values(execution: &updraft_core::proto::core::Execution, nodes: &[NodeExecution]) -> RunValues {
-    let literals = |map: &Option<updraft_core::proto::core::LiteralMap>| {
-        map.as_ref().map(|m| m.values.clone().into_iter().collect()).unwrap_or_default()
-    };
+fn run_values(execution: &Execution, nodes: &[NodeExecution]) -> RunValues {
+    let literals =
+        |map: &Option<LiteralMap>| map.as_ref().map(|m| m.values.clone().into_iter().collect()).unwrap_or_default();
     RunValues {
         inputs: literals(&execution.inputs),
         outputs: nodes
@@ -1450,17 +1450,12 @@ fn run_values(execution: &updraft_core::proto::core::Execution, nodes: &[NodeExe
 
 /// A run's workflow outputs, from its nodes' outputs and the workflow's output
 /// bindings (computed on read: the run's end is recorded without a Lambda).
-fn run_outputs(workflow: &CompiledWorkflow, nodes: &[NodeExecution]) -> Option<updraft_core::proto::core::LiteralMap> {
-    let mut values = updraft_core::execution::resolve::ValueMap::default();
-    for node in nodes {
-        let name = node.id.as_ref().map(|i| i.node_id.clone()).unwrap_or_default();
-        values.outputs.insert(name, node.outputs.clone().map(|m| m.values.into_iter().collect()).unwrap_or_default());
-    }
+fn run_outputs(workflow: &CompiledWorkflow, values: &RunValues) -> Option<LiteralMap> {
     let bindings = workflow.template.as_ref().map(|t| t.output_bindings.clone()).unwrap_or_default();
     let outputs: std::collections::BTreeMap<String, Literal> = bindings
         .iter()
         .filter_map(|b| {
-            Some((b.var.clone(), updraft_core::execution::resolve::resolve(b.binding.as_ref()?, &values).ok()?))
+            Some((b.var.clone(), updraft_core::execution::resolve::resolve(b.binding.as_ref()?, values).ok()?))
         })
         .collect();
     (!outputs.is_empty()).then_some(LiteralMap { values: outputs })
