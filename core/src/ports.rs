@@ -274,6 +274,30 @@ pub struct PageRequest {
     pub token: Option<String>,
 }
 
+/// Which runs a listing keeps (`None`: any); every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFilter {
+    pub phase: Option<crate::proto::core::WorkflowPhase>,
+    /// The workflow's name.
+    pub workflow: Option<String>,
+    /// The launch plan's name (runs its schedule or a launch of it started).
+    pub launch_plan: Option<String>,
+    /// Created at or after this time.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl RunFilter {
+    pub fn matches(&self, execution: &Execution) -> bool {
+        let workflow = execution.workflow_id.as_ref().map(|w| w.name.as_str()).unwrap_or_default();
+        let plan = execution.launch_plan_id.as_ref().map(|p| p.name.as_str()).unwrap_or_default();
+        let created = execution.created_at.map(|t| (t.seconds, t.nanos)).unwrap_or_default();
+        self.phase.is_none_or(|p| execution.phase == p as i32)
+            && self.workflow.as_deref().is_none_or(|w| w == workflow)
+            && self.launch_plan.as_deref().is_none_or(|p| p == plan)
+            && self.since.is_none_or(|since| created >= (since.timestamp(), since.timestamp_subsec_nanos() as i32))
+    }
+}
+
 /// One page of a listing; `next_token` is `None` on the last page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
@@ -424,11 +448,14 @@ pub trait Runs: Send + Sync {
         overwrite_cache: bool,
         origin: &LaunchOrigin,
     ) -> impl Future<Output = Result<bool, PortError>> + Send;
-    /// The runs of a project and domain, newest first.
+    /// The runs of a project and domain that `filter` keeps, newest first. A page may
+    /// hold fewer than `limit` runs while `next_token` says more may follow (a filter
+    /// reads a bounded part of the history per page).
     fn list(
         &self,
         project: &str,
         domain: &str,
+        filter: &RunFilter,
         page: &PageRequest,
     ) -> impl Future<Output = Result<Page<Execution>, PortError>> + Send;
     /// Stops a run: records it ABORTED by `by` for `reason` unless it has ended

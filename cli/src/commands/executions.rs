@@ -74,26 +74,6 @@ pub fn parse_since(text: &str, now: chrono::DateTime<chrono::Utc>) -> Result<chr
         .map_err(|_| format!("--since {text:?} is neither an age (90m, 6h, 2d) nor a time (2027-03-28T01:00:00Z)"))
 }
 
-impl Filter {
-    pub fn matches(&self, execution: &Execution) -> bool {
-        let workflow = execution.workflow_id.as_ref().map(|w| w.name.as_str()).unwrap_or_default();
-        let project = execution.id.as_ref().map(|i| i.project.as_str()).unwrap_or_default();
-        let domain = execution.id.as_ref().map(|i| i.domain.as_str()).unwrap_or_default();
-        let created = execution.created_at.map(|t| t.seconds).unwrap_or(0);
-        self.workflow.as_deref().is_none_or(|w| w == workflow)
-            && self.phase.is_none_or(|p| p as i32 == execution.phase)
-            && self.since.is_none_or(|since| created >= since.timestamp())
-            && self.project.as_deref().is_none_or(|p| p == project)
-            && self.domain.as_deref().is_none_or(|d| d == domain)
-    }
-
-    /// Whether runs older than this one (a listing is newest first) can still match.
-    pub fn older_may_match(&self, execution: &Execution) -> bool {
-        let created = execution.created_at.map(|t| t.seconds).unwrap_or(0);
-        self.since.is_none_or(|since| created >= since.timestamp())
-    }
-}
-
 pub fn list(limit: usize, filter: &Filter, output: OutputFormat) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let query = updraft_engine::store::ExecutionQuery {
         workflow: filter.workflow.clone(),

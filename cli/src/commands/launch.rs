@@ -599,8 +599,8 @@ pub fn rerun_remote(action: &'static str, args: &RerunArgs) -> Result<ExitCode, 
 }
 
 /// `updraft executions list --remote`: the stack's runs of a project and domain, newest first.
-/// Pages a filter reads through at most, so a filter that matches nothing in a
-/// long history ends (newest first; `--since` ends it sooner).
+/// The API filters (a page of a filter may be short while the history goes on); pages
+/// read at most, so a filter that matches nothing in a long history ends.
 const MAX_FILTERED_PAGES: usize = 20;
 
 pub fn list_remote(
@@ -611,11 +611,18 @@ pub fn list_remote(
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let session = session(remote)?;
     let route = format!("/v1/executions/{}/{}", session.project, session.domain);
-    let filtered = *filter != super::executions::Filter::default();
-    let page = if filtered { "1000".to_string() } else { limit.clamp(1, 1000).to_string() };
+    let phase = filter.phase.map(|p| p.as_str_name().to_string());
+    let since = filter.since.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     let (mut shown, mut token) = (Vec::new(), String::new());
     for _ in 0..MAX_FILTERED_PAGES {
+        // What is still to show: the API's token goes on after the last run shown.
+        let page = limit.saturating_sub(shown.len()).clamp(1, 1000).to_string();
         let mut query = vec![("limit", page.as_str())];
+        for (name, value) in [("phase", &phase), ("workflow", &filter.workflow), ("since", &since)] {
+            if let Some(value) = value {
+                query.push((name, value.as_str()));
+            }
+        }
         if !token.is_empty() {
             query.push(("token", token.as_str()));
         }
@@ -625,10 +632,9 @@ pub fn list_remote(
             return Ok(ExitCode::FAILURE);
         }
         let listed: ListExecutionsResponse = serde_json::from_slice(&answer.body)?;
-        let older = listed.executions.last().is_none_or(|e| filter.older_may_match(e));
-        shown.extend(listed.executions.into_iter().filter(|e| filter.matches(e)));
+        shown.extend(listed.executions);
         token = listed.next_token;
-        if shown.len() >= limit || token.is_empty() || !older || !filtered {
+        if shown.len() >= limit || token.is_empty() {
             break;
         }
     }

@@ -391,6 +391,7 @@ impl Runs for MemoryRuns {
             principal: origin.principal.clone(),
             scheduled_at: origin.scheduled_at.map(|t| crate::proto::Timestamp { seconds: t.timestamp(), nanos: 0 }),
             recovered_from: origin.recovered_from.clone(),
+            created_at: Some(crate::proto::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
             ..Default::default()
         };
         let nodes = template
@@ -409,12 +410,19 @@ impl Runs for MemoryRuns {
         Ok(true)
     }
 
-    async fn list(&self, project: &str, domain: &str, page: &PageRequest) -> Result<Page<Execution>, PortError> {
+    async fn list(
+        &self,
+        project: &str,
+        domain: &str,
+        filter: &super::RunFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Execution>, PortError> {
         let runs = self.runs.lock().expect("runs lock");
         let mut found: Vec<Execution> = runs
             .values()
             .map(|(e, _)| e.clone())
             .filter(|e| e.id.as_ref().is_some_and(|i| i.project == project && i.domain == domain))
+            .filter(|e| filter.matches(e))
             .collect();
         found.reverse(); // names sort by time in these tests
         page_of(found, page)

@@ -81,17 +81,88 @@ fn attributes_json(item: &Item) -> serde_json::Map<String, serde_json::Value> {
 }
 
 /// A project's and domain's runs, newest first: (execution name, its record) and the next page's token.
+/// Items a filtered listing reads at most for one page: a filter that matches little
+/// of a long history answers a short page and a token (reading on is the caller's
+/// choice) rather than reading the whole history within one API call.
+const FILTERED_READ_MAX: i32 = 2_000;
+
+/// A page of a project's runs that `filter` keeps, newest first, and the next page's
+/// token. `since` is a condition on the by-time index's key (created time first), so
+/// it reads only the runs it keeps; phase, workflow and plan are filters on the items
+/// read (bounded by [`FILTERED_READ_MAX`] a page).
 pub async fn list_runs(
     dynamo: &Dynamo,
     table: &str,
     project: &str,
     domain: &str,
+    filter: &updraft_core::ports::RunFilter,
     page: &updraft_core::ports::PageRequest,
 ) -> Result<(Vec<(String, serde_json::Value)>, Option<String>), PortError> {
     let partition = format!("EXECS#{project}#{domain}");
-    let (items, next) =
-        newest_first(dynamo, table, Some("by-time"), ("gsi1pk", &partition), page, "listing runs").await?;
-    let runs = items
+    let mut start =
+        page.token.as_deref().map(|t| crate::registry::decode_token(t, ("gsi1pk", &partition))).transpose()?;
+    let limit = page.limit.clamp(1, 1000);
+    let mut key_condition = "gsi1pk = :pk".to_string();
+    let mut values = vec![(":pk", s(&partition))];
+    if let Some(since) = filter.since {
+        key_condition.push_str(" AND gsi1sk >= :since");
+        values.push((":since", s(since.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())));
+    }
+    let mut conditions = Vec::new();
+    if let Some(phase) = filter.phase {
+        conditions.push("run_phase = :phase");
+        values.push((":phase", s(stored_phase(phase))));
+    }
+    if let Some(workflow) = &filter.workflow {
+        conditions.push("workflow_name = :workflow");
+        values.push((":workflow", s(workflow)));
+    }
+    if let Some(plan) = &filter.launch_plan {
+        conditions.push("plan_name = :plan");
+        values.push((":plan", s(plan)));
+    }
+    let filtered = !conditions.is_empty();
+    let (mut kept, mut read, mut next) = (Vec::new(), 0, None);
+    loop {
+        let mut query = dynamo
+            .query()
+            .table_name(table)
+            .index_name("by-time")
+            .key_condition_expression(&key_condition)
+            .scan_index_forward(false)
+            // DynamoDB's limit counts the items read, before the filter.
+            .limit(if filtered { (limit as i32).max(100) } else { limit as i32 })
+            .set_exclusive_start_key(start.take());
+        if filtered {
+            query = query.filter_expression(conditions.join(" AND "));
+        }
+        for (name, value) in &values {
+            query = query.expression_attribute_values(*name, value.clone());
+        }
+        let answer = query.send().await.map_err(|e| port_error("listing runs", &e))?;
+        read += answer.scanned_count;
+        let items = answer.items.unwrap_or_default();
+        let more = answer.last_evaluated_key.is_some();
+        let count = items.len();
+        for (index, item) in items.into_iter().enumerate() {
+            kept.push(item);
+            if kept.len() == limit {
+                // The page is full: the next one starts after its last run, unless that was the last.
+                let last = kept.last().expect("a run was kept");
+                next = if more || index + 1 < count { index_key(last) } else { None };
+                break;
+            }
+        }
+        if kept.len() == limit {
+            break;
+        }
+        start = answer.last_evaluated_key;
+        if start.is_none() || read >= FILTERED_READ_MAX {
+            next = start.as_ref().and_then(|key| crate::registry::encode_token(Some(key)));
+            break;
+        }
+    }
+    let runs = kept
         .iter()
         .map(|item| {
             let name = item.get("gsi1sk").and_then(|v| v.as_s().ok()).and_then(|k| k.split_once('#')).map(|(_, n)| n);
@@ -99,6 +170,15 @@ pub async fn list_runs(
         })
         .collect();
     Ok((runs, next))
+}
+
+/// The page token that continues a by-time listing after `item`.
+fn index_key(item: &Item) -> Option<String> {
+    let key: Item = ["pk", "sk", "gsi1pk", "gsi1sk"]
+        .into_iter()
+        .filter_map(|name| Some((name.to_string(), item.get(name)?.clone())))
+        .collect();
+    crate::registry::encode_token(Some(&key))
 }
 
 /// One page of a partition's items, newest (highest sort key) first, on the table or

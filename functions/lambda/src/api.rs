@@ -15,7 +15,7 @@ use updraft_core::execution::node;
 use updraft_core::execution::steps::{self, RunValues};
 use updraft_core::job_definition;
 use updraft_core::ports::{CacheStore, LaunchOrigin, Runs};
-use updraft_core::ports::{Entity, PageRequest, PortError, Provisioner, Registration, Registry};
+use updraft_core::ports::{Entity, PageRequest, PortError, Provisioner, Registration, Registry, RunFilter};
 use updraft_core::proto::Timestamp;
 use updraft_core::proto::api::{
     AbortExecutionRequest, AbortExecutionResponse, CacheEntry, CreateExecutionRequest, CreateExecutionResponse,
@@ -450,6 +450,50 @@ fn within_bytes(
     (kept, next)
 }
 
+/// The runs list's filters: `phase` (`WORKFLOW_FAILED` or `FAILED`), `workflow`, `plan`
+/// (a launch plan's name) and `since` (RFC 3339).
+fn run_filter(request: &ApiRequest) -> Result<RunFilter, ApiError> {
+    let text = |name: &str| request.query.get(name).filter(|v| !v.is_empty()).cloned();
+    let phase = match text("phase") {
+        None => None,
+        Some(name) => {
+            let upper = name.to_ascii_uppercase();
+            let phases = [
+                WorkflowPhase::WorkflowQueued,
+                WorkflowPhase::WorkflowRunning,
+                WorkflowPhase::WorkflowSucceeded,
+                WorkflowPhase::WorkflowFailed,
+                WorkflowPhase::WorkflowAborted,
+                WorkflowPhase::WorkflowTimedOut,
+            ];
+            let found = phases.into_iter().find(|p| {
+                let full = p.as_str_name();
+                full == upper || full.strip_prefix("WORKFLOW_") == Some(upper.as_str())
+            });
+            Some(found.ok_or_else(|| {
+                ApiError::bad_request(
+                    "InvalidPhase",
+                    "phase",
+                    format!("phase {name:.30} is not a run's phase"),
+                    "pass one of QUEUED, RUNNING, SUCCEEDED, FAILED, ABORTED, TIMED_OUT (or its WORKFLOW_ name)",
+                )
+            })?)
+        }
+    };
+    let since = match text("since") {
+        None => None,
+        Some(at) => Some(chrono::DateTime::parse_from_rfc3339(&at).map(|t| t.to_utc()).map_err(|_| {
+            ApiError::bad_request(
+                "InvalidSince",
+                "since",
+                format!("since {at:.40} is not an RFC 3339 time"),
+                "pass a time such as 2027-03-28T00:00:00Z",
+            )
+        })?),
+    };
+    Ok(RunFilter { phase, workflow: text("workflow"), launch_plan: text("plan"), since })
+}
+
 fn page_request(request: &ApiRequest) -> Result<PageRequest, ApiError> {
     let limit = match request.query.get("limit") {
         None => DEFAULT_PAGE,
@@ -736,8 +780,9 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             Ok(ok(200, &response))
         }
         Route::Executions(project, domain) => {
-            let page = page_request(request)?;
-            let runs = api.runs.list(&project, &domain, &page).await.map_err(|e| ApiError::from_port(e, "token"))?;
+            let (page, filter) = (page_request(request)?, run_filter(request)?);
+            let runs =
+                api.runs.list(&project, &domain, &filter, &page).await.map_err(|e| ApiError::from_port(e, "token"))?;
             let response =
                 ListExecutionsResponse { executions: runs.items, next_token: runs.next_token.unwrap_or_default() };
             Ok(ok(200, &response))

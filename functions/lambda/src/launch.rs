@@ -10,7 +10,7 @@ use updraft_aws::sdk_error::port_error;
 use updraft_core::cost::{self, PriceTable};
 use updraft_core::execution::node::Outputs;
 use updraft_core::execution::stop::{StopCause, Stopped};
-use updraft_core::ports::{LaunchOrigin, LogPage, Page, PageRequest, PortError, Runs};
+use updraft_core::ports::{LaunchOrigin, LogPage, Page, PageRequest, PortError, RunFilter, Runs};
 use updraft_core::proto::Timestamp;
 use updraft_core::proto::api::ScheduleTick;
 use updraft_core::proto::core::{
@@ -363,8 +363,14 @@ impl Runs for AwsRuns {
         }
     }
 
-    async fn list(&self, project: &str, domain: &str, page: &PageRequest) -> Result<Page<Execution>, PortError> {
-        let (runs, next_token) = list_runs(&self.dynamo, &self.table, project, domain, page).await?;
+    async fn list(
+        &self,
+        project: &str,
+        domain: &str,
+        filter: &RunFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Execution>, PortError> {
+        let (runs, next_token) = list_runs(&self.dynamo, &self.table, project, domain, filter, page).await?;
         let items = runs
             .iter()
             .map(|(name, record)| {

@@ -486,6 +486,42 @@ def test_updraft_executions_abort_stops_the_jobs_and_records_who_and_why(cloud, 
     assert status == 200 and again["execution"]["error"] == error and "stoppedNodes" not in again, again
 
 
+def test_the_runs_list_is_filtered_by_the_api_and_pages_through_a_filter(cloud, tmp_path):
+    # Created times are kept to the microsecond: a second back holds every run launched below.
+    since = datetime.utcfromtimestamp(time.time() - 1).strftime("%Y-%m-%dT%H:%M:%SZ")
+    first, second = launch(cloud, "chain", {"x": {"integer": "40"}}), launch(cloud, "chain", {"x": {"integer": "7"}})
+    stopped = launch(cloud, "pair", {"run": {"string": unique("r")}})
+    status, _ = signed(cloud, "POST", f"/v1/executions/cloud/development/{stopped}/abort", body=b"{}")
+    assert status == 200
+    for run in (first, second):
+        assert finished(cloud, run)["execution"]["phase"] == "WORKFLOW_SUCCEEDED"
+
+    def listed(query):
+        status, answer = signed(cloud, "GET", f"/v1/executions/cloud/development?since={since}&{query}")
+        assert status == 200, answer
+        return [e["id"]["name"] for e in answer.get("executions", [])], answer.get("nextToken", "")
+
+    assert listed("")[0] == [stopped, second, first]
+    assert listed("phase=ABORTED")[0] == [stopped]
+    assert listed("phase=WORKFLOW_SUCCEEDED&workflow=chain")[0] == [second, first]
+    assert listed("workflow=pair&phase=succeeded")[0] == []
+    # A filtered page of one goes on from its last run, and ends.
+    page, token = listed("workflow=chain&limit=1")
+    assert page == [second] and token
+    page, token = listed(f"workflow=chain&limit=1&token={token}")
+    assert page == [first]
+    if token:
+        assert listed(f"workflow=chain&limit=1&token={token}") == ([], "")
+    status, refused = signed(cloud, "GET", "/v1/executions/cloud/development?phase=DONE")
+    assert (status, refused["code"], refused["path"]) == (400, "InvalidPhase", "phase"), refused
+    # The CLI passes its filters to the API.
+    shown = updraft(cloud, "executions", "list", "--remote", "--project", "cloud", "--phase", "aborted",
+                    "--since", "10m", "--output", "json")
+    assert shown.returncode == 0, shown.stderr
+    names = [e["id"]["name"] for e in json.loads(shown.stdout)]
+    assert stopped in names and first not in names, names
+
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BROWSER_TESTS = os.path.join(REPO, "tests", "console")
 

@@ -679,6 +679,38 @@ fn an_abort_records_who_and_why_once_and_is_refused_precisely() {
 }
 
 #[test]
+fn the_runs_list_filters_by_phase_workflow_plan_and_time_and_refuses_bad_filters_precisely() {
+    let api = new_api();
+    let spec = "tasks:\n  t: {image: x, command: [t]}\nworkflows:\n  w:\n    nodes:\n      a: {task: t}\n  \
+                v:\n    nodes:\n      a: {task: t}\n";
+    assert_eq!(call(&api, &register(spec, "v1")).0, 201);
+    for (workflow, name) in [("w", "r1"), ("v", "r2"), ("w", "r3")] {
+        let body = json!({"workflow": {"project": "default", "domain": "development", "name": workflow, "version": "v1"},
+                          "name": name});
+        assert_eq!(call(&api, &post(LAUNCH, &body.to_string())).0, 201);
+    }
+    assert_eq!(call(&api, &post(&format!("{LAUNCH}/r3/abort"), "")).0, 200);
+    let names = |query: &str| {
+        let (status, listed) = call(&api, &get_request(&format!("{LAUNCH}?{query}")));
+        assert_eq!(status, 200, "{listed}");
+        let runs = listed["executions"].as_array().cloned().unwrap_or_default();
+        runs.iter().map(|e| e["id"]["name"].as_str().unwrap_or_default().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(names("phase=ABORTED"), ["r3"]);
+    assert_eq!(names("phase=WORKFLOW_RUNNING"), ["r2", "r1"]);
+    assert_eq!(names("workflow=w"), ["r3", "r1"]);
+    assert_eq!(names("workflow=w&phase=running"), ["r1"]);
+    assert!(names("plan=nightly").is_empty(), "no run came from a plan");
+    assert!(names("since=2999-01-01T00:00:00Z").is_empty());
+    assert_eq!(names("since=2000-01-01T00:00:00Z").len(), 3);
+    for (query, code) in [("phase=DONE", "InvalidPhase"), ("since=yesterday", "InvalidSince")] {
+        let (status, body) = call(&api, &get_request(&format!("{LAUNCH}?{query}")));
+        assert_eq!((status, body["code"].as_str()), (400, Some(code)), "{body}");
+        assert!(!body["hint"].as_str().unwrap_or_default().is_empty(), "{body}");
+    }
+}
+
+#[test]
 fn a_recovery_is_a_new_run_of_a_run_that_did_not_succeed_on_its_inputs() {
     let api = new_api();
     let spec = "tasks:\n  t: {image: x, command: [t, \"{{inputs.n}}\"], inputs: {n: int}}\nworkflows:\n  w:\n    \
