@@ -213,6 +213,41 @@ fn the_console_lists_runs_filters_and_pages_them_and_shows_one_with_its_graph_an
 }
 
 #[test]
+fn the_console_lists_runs_across_projects_and_scopes_every_read_to_the_one_asked() {
+    let sandbox = Sandbox::new("console-projects", SPEC);
+    std::fs::write(sandbox.dir.join("vision.yaml"), format!("project: vision\n{SPEC}")).unwrap();
+    let ours = run(&sandbox, "ok", &["-i", "a=1"]);
+    let out = sandbox.updraft(&["run", "vision.yaml", "ok", "-i", "a=2", "--output", "json", "-q"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out.stderr)));
+    let theirs = doc["execution"]["id"]["name"].as_str().unwrap().to_string();
+    let console = Console::start(&sandbox);
+
+    // Every project and domain with its newest run.
+    let listed = console.json("/api/projects");
+    let projects: Vec<(&str, &str, &str)> = listed["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (p["project"].as_str().unwrap(), p["domain"].as_str().unwrap(), p["newest"]["id"]["name"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(projects, [("default", "development", ours.as_str()), ("vision", "development", &theirs)]);
+    // Unscoped, a local console lists every project's runs; scoped, one project's.
+    assert_eq!(names(&console.json("/api/runs")), [theirs.as_str(), &ours]);
+    assert_eq!(names(&console.json("/api/runs?project=vision&domain=development")), [theirs.as_str()]);
+    assert_eq!(names(&console.json("/api/runs?project=nobody&domain=development")), Vec::<&str>::new());
+    let shown = console.json(&format!("/api/runs/{theirs}?project=vision&domain=development"));
+    assert_eq!(shown["execution"]["id"]["project"], "vision");
+    // A scope that is not a pair of names is refused before anything is read.
+    for bad in ["project=vision", "project=..&domain=development", "project=a%2Fb&domain=development"] {
+        let (status, _, body) = console.get(&format!("/api/runs?{bad}"));
+        assert!(status == 400 && body.contains("BadScope"), "{bad}: {status} {body}");
+    }
+    assert_eq!(console.get("/projects").0, 200, "the page of the list across projects");
+}
+
+#[test]
 fn the_console_answers_only_requests_addressed_to_its_loopback_port() {
     let sandbox = Sandbox::new("console-hosts", SPEC);
     let console = Console::start(&sandbox);

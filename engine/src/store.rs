@@ -341,6 +341,14 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The (project, domain) pairs that hold runs, alphabetical.
+    pub fn project_domains(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.connection();
+        let mut statement = conn.prepare("SELECT DISTINCT project, domain FROM executions ORDER BY project, domain")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The newest `limit` executions matching `query`, filtered by the indexed columns
     /// (workflow, phase, project, domain, creation time) in SQL.
     pub fn list_where(&self, limit: usize, query: &ExecutionQuery) -> Result<Listing, StoreError> {

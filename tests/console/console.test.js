@@ -264,6 +264,23 @@ test("a workflow's page shows its graph and a runs x nodes grid of its last runs
   await p.done();
 });
 
+test("the projects page lists each project with its newest run and opens one project's runs", async () => {
+  const p = await page("/projects", "projects");
+  const examples = p.locator('tr[data-project="examples"][data-domain="development"]');
+  await examples.waitFor();
+  assert.equal(await examples.locator("td").nth(2).innerText(), runs.cached, "the diabetes runs' newest");
+  await p.locator('tr[data-project="default"]').waitFor();
+  await examples.locator("a").first().click();
+  await p.locator("main h1").filter({ hasText: "Runs of examples/development" }).waitFor();
+  await p.locator(`tr[data-run="${runs.diabetes}"]`).waitFor();
+  assert.equal(await p.locator(`tr[data-run="${runs.failing}"]`).count(), 0, "another project's run is not listed");
+  // A run opened from there keeps the scope in its links.
+  await p.locator(`tr[data-run="${runs.diabetes}"] a`).first().click();
+  await p.locator("#tab-graph, [role=tab]").first().waitFor();
+  assert.match(p.url(), /project=examples&domain=development/);
+  await p.done();
+});
+
 test("an unknown run is a page that says so, and an empty list says how to start", async () => {
   const p = await page("/runs/no-such-run", "run-unknown");
   await p.locator('[data-status="404"]').waitFor();

@@ -3,10 +3,13 @@
 //! the browser holds no credential and the API's IAM decides what this user may see.
 
 use super::source::{
-    About, LogChunk, LogRange, PlanView, Rerun, RunPage, RunQuery, RunSource, RunView, SourceError, Stream,
+    About, LogChunk, LogRange, MAX_PROJECT_DOMAINS, PlanView, ProjectRuns, Rerun, RunPage, RunQuery, RunSource,
+    RunView, SourceError, Stream,
 };
 use crate::commands::registry::Session;
 use serde_json::Value;
+use std::sync::Arc;
+use updraft_core::proto::api::Project;
 use updraft_core::proto::core::{CompiledWorkflow, Execution, LaunchPlanSpec, NodeExecution, schedule};
 
 /// Pages of the API's list read at most for one page of a filtered list (each reads at
@@ -15,17 +18,28 @@ const MAX_PAGES_PER_LIST: usize = 10;
 /// Pages of a node's log read at most for one answer (each up to 10,000 lines).
 const MAX_LOG_PAGES: usize = 10;
 
+/// The runs of one project and domain of a stack (the session's, or another the page chose).
 pub struct CloudRuns {
-    session: Session,
+    session: Arc<Session>,
+    project: String,
+    domain: String,
 }
 
 impl CloudRuns {
     pub fn new(session: Session) -> CloudRuns {
-        CloudRuns { session }
+        let (project, domain) = (session.project.clone(), session.domain.clone());
+        CloudRuns { session: Arc::new(session), project, domain }
     }
 
     fn route(&self, rest: &str) -> String {
-        format!("/v1/executions/{}/{}{rest}", self.session.project, self.session.domain)
+        format!("/v1/executions/{}/{}{rest}", self.project, self.domain)
+    }
+
+    /// The newest run of a project and domain; `None` when it has none.
+    fn newest(&self, project: &str, domain: &str) -> Result<Option<Execution>, SourceError> {
+        let page = self.call("GET", &format!("/v1/executions/{project}/{domain}"), &[("limit", "1")], None)?;
+        let found = page.get("executions").cloned().unwrap_or_else(|| Value::Array(vec![]));
+        Ok(Self::parse::<Vec<Execution>>(found, "a list of runs")?.into_iter().next())
     }
 
     /// The answer's JSON when the API said yes; its refusal (status, code, message) when not.
@@ -63,12 +77,30 @@ impl CloudRuns {
 
 impl RunSource for CloudRuns {
     fn about(&self) -> About {
-        let location = format!("{} ({}/{})", self.session.config.endpoint, self.session.project, self.session.domain);
+        let location = format!("{} ({}/{})", self.session.config.endpoint, self.project, self.domain);
         About { mode: "remote", location, can_act: true }
     }
 
+    /// The registry's projects and their domains (those that hold entities), each with its newest run.
+    fn projects(&self) -> Result<Vec<ProjectRuns>, SourceError> {
+        let listed = self.call("GET", "/v1/projects", &[], None)?;
+        let projects: Vec<Project> =
+            Self::parse(listed.get("projects").cloned().unwrap_or_else(|| Value::Array(vec![])), "the projects")?;
+        let pairs = projects.into_iter().flat_map(|p| p.domains.into_iter().map(move |d| (p.name.clone(), d)));
+        let mut found = Vec::new();
+        for (project, domain) in pairs.take(MAX_PROJECT_DOMAINS) {
+            let newest = self.newest(&project, &domain)?;
+            found.push(ProjectRuns { project, domain, newest });
+        }
+        Ok(found)
+    }
+
+    fn scoped(&self, project: &str, domain: &str) -> Arc<dyn RunSource> {
+        Arc::new(CloudRuns { session: self.session.clone(), project: project.into(), domain: domain.into() })
+    }
+
     fn launch_plans(&self, ticks: usize) -> Result<Vec<PlanView>, SourceError> {
-        let base = format!("/v1/launch-plans/{}/{}", self.session.project, self.session.domain);
+        let base = format!("/v1/launch-plans/{}/{}", self.project, self.domain);
         let names = self.call("GET", &base, &[("limit", "100")], None)?;
         let mut plans = Vec::new();
         for entity in names["entities"].as_array().cloned().unwrap_or_default() {

@@ -15,7 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use source::{LogRange, RunQuery, RunSource, SourceError, Stream};
+use source::{LogRange, RunQuery, RunSource, Scope, SourceError, Stream};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -120,10 +120,12 @@ fn router(console: Arc<Console>) -> Router {
         .route("/runs/{name}", get(page))
         .route("/workflows/{name}", get(page))
         .route("/launch-plans", get(page))
+        .route("/projects", get(page))
         .route("/assets/app.js", get(|| asset("text/javascript; charset=utf-8", include_str!("assets/app.js"))))
         .route("/assets/app.css", get(|| asset("text/css; charset=utf-8", include_str!("assets/app.css"))))
         // What the page reads, and its one write.
         .route("/api/about", get(about))
+        .route("/api/projects", get(projects))
         .route("/api/runs", get(list_runs))
         .route("/api/runs/{name}", get(get_run))
         .route("/api/runs/{name}/nodes/{node}/logs", get(node_log))
@@ -174,6 +176,7 @@ async fn about(State(console): State<Arc<Console>>) -> Response {
 /// (its token, its origin) may.
 async fn act_on_run(
     State(console): State<Arc<Console>>,
+    Query(scope): Query<Scope>,
     headers: HeaderMap,
     Path((name, action)): Path<(String, String)>,
     Query(params): Query<ActionParams>,
@@ -191,7 +194,7 @@ async fn act_on_run(
         _ => return problem(StatusCode::NOT_FOUND, "NotFound", "a run's actions are abort, relaunch and recover"),
     };
     match how {
-        None => match read(&console, move |source| source.abort(&name, "aborted from the console")).await {
+        None => match read(&console, &scope, move |source| source.abort(&name, "aborted from the console")).await {
             Ok(execution) => axum::Json(json!({ "execution": execution })).into_response(),
             Err(response) => response,
         },
@@ -206,7 +209,7 @@ async fn act_on_run(
                 );
             };
             let new_name = rerun_name(&name, &action, &key);
-            match read(&console, move |source| source.rerun(&name, how, &new_name)).await {
+            match read(&console, &scope, move |source| source.rerun(&name, how, &new_name)).await {
                 Ok(started) => (StatusCode::CREATED, axum::Json(json!({ "name": started }))).into_response(),
                 Err(response) => response,
             }
@@ -240,12 +243,18 @@ fn problem(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(json!({"code": code, "message": message}))).into_response()
 }
 
-/// Runs the source's blocking read off the async workers.
+/// Runs the source's blocking read off the async workers, over the runs of the
+/// project and domain the request names (`?project=&domain=`), else the console's.
 async fn read<T: Send + 'static>(
     console: &Arc<Console>,
+    scope: &Scope,
     f: impl FnOnce(&dyn RunSource) -> Result<T, SourceError> + Send + 'static,
 ) -> Result<T, Response> {
-    let source = console.source.clone();
+    let source = match scope.parts() {
+        Ok(None) => console.source.clone(),
+        Ok(Some((project, domain))) => console.source.scoped(&project, &domain),
+        Err(message) => return Err(problem(StatusCode::BAD_REQUEST, "BadScope", &message)),
+    };
     match tokio::task::spawn_blocking(move || f(source.as_ref())).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(SourceError::Refused { status, code, message })) => {
@@ -277,6 +286,14 @@ fn json_answer(request_headers: &HeaderMap, body: &Value) -> Response {
         .into_response()
 }
 
+/// The list across projects: every project and domain that holds runs, with its newest.
+async fn projects(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
+    match read(&console, &Scope::default(), |source| source.projects()).await {
+        Ok(projects) => json_answer(&headers, &json!({ "projects": projects })),
+        Err(response) => response,
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct ListParams {
     phase: Option<String>,
@@ -289,6 +306,7 @@ struct ListParams {
 
 async fn list_runs(
     State(console): State<Arc<Console>>,
+    Query(scope): Query<Scope>,
     headers: HeaderMap,
     Query(params): Query<ListParams>,
 ) -> Response {
@@ -316,7 +334,7 @@ async fn list_runs(
         after: params.token.filter(|t| !t.is_empty()),
         limit: params.limit.unwrap_or(50).clamp(1, MAX_PAGE),
     };
-    let page = match read(&console, move |source| source.list(&query)).await {
+    let page = match read(&console, &scope, move |source| source.list(&query)).await {
         Ok(page) => page,
         Err(response) => return response,
     };
@@ -329,9 +347,14 @@ async fn list_runs(
     json_answer(&headers, &body)
 }
 
-async fn get_run(State(console): State<Arc<Console>>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+async fn get_run(
+    State(console): State<Arc<Console>>,
+    Query(scope): Query<Scope>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
     let wanted = name.clone();
-    let view = match read(&console, move |source| source.run(&wanted)).await {
+    let view = match read(&console, &scope, move |source| source.run(&wanted)).await {
         Ok(Some(view)) => view,
         Ok(None) => return problem(StatusCode::NOT_FOUND, "ExecutionNotFound", &format!("no run named {name}")),
         Err(response) => return response,
@@ -352,8 +375,8 @@ async fn get_run(State(console): State<Arc<Console>>, headers: HeaderMap, Path(n
 }
 
 /// The launch plans with their schedules, next fires and last ten ticks.
-async fn launch_plans(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
-    let plans = match read(&console, move |source| source.launch_plans(10)).await {
+async fn launch_plans(State(console): State<Arc<Console>>, Query(scope): Query<Scope>, headers: HeaderMap) -> Response {
+    let plans = match read(&console, &scope, move |source| source.launch_plans(10)).await {
         Ok(plans) => plans,
         Err(response) => return response,
     };
@@ -376,13 +399,14 @@ struct GridParams {
 /// the workflow page's graph and its runs × nodes grid.
 async fn workflow_runs(
     State(console): State<Arc<Console>>,
+    Query(scope): Query<Scope>,
     headers: HeaderMap,
     Path(name): Path<String>,
     Query(params): Query<GridParams>,
 ) -> Response {
     let limit = params.limit.unwrap_or(25).clamp(1, 100);
     let wanted = name.clone();
-    let runs = match read(&console, move |source| source.runs_of(&wanted, limit)).await {
+    let runs = match read(&console, &scope, move |source| source.runs_of(&wanted, limit)).await {
         Ok(runs) => runs,
         Err(response) => return response,
     };
@@ -408,6 +432,7 @@ struct LogParams {
 
 async fn node_log(
     State(console): State<Arc<Console>>,
+    Query(scope): Query<Scope>,
     Path((name, node)): Path<(String, String)>,
     Query(params): Query<LogParams>,
 ) -> Response {
@@ -431,7 +456,7 @@ async fn node_log(
     };
     let attempt = params.attempt;
     let (run, wanted) = (name.clone(), path.clone());
-    match read(&console, move |source| source.log(&run, &wanted, attempt, stream, range)).await {
+    match read(&console, &scope, move |source| source.log(&run, &wanted, attempt, stream, range)).await {
         Ok(Some(chunk)) => {
             let attempts: Vec<String> = chunk.attempts.iter().map(u32::to_string).collect();
             (

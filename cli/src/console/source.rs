@@ -113,8 +113,50 @@ pub enum Rerun {
     Recover,
 }
 
+/// A project and domain: where a stack keeps a run (its runs' names are unique within one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct Scope {
+    pub project: Option<String>,
+    pub domain: Option<String>,
+}
+
+impl Scope {
+    /// Both parts, each a name the API accepts as a path segment (no `/`, no `..`);
+    /// `None` for no scope; the refusal for a malformed one.
+    pub fn parts(&self) -> Result<Option<(String, String)>, String> {
+        let segment = |what: &str, text: &str| {
+            let ok = text.len() <= 128
+                && text.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && text.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                && !text.contains("..");
+            if ok { Ok(text.to_string()) } else { Err(format!("{what} {text:.40?} is not a {what} name")) }
+        };
+        match (self.project.as_deref().filter(|p| !p.is_empty()), self.domain.as_deref().filter(|d| !d.is_empty())) {
+            (None, None) => Ok(None),
+            (Some(project), Some(domain)) => Ok(Some((segment("project", project)?, segment("domain", domain)?))),
+            _ => Err("name both the project and the domain, or neither".into()),
+        }
+    }
+}
+
+/// A project and domain that holds runs, with its newest run (the list across projects).
+#[derive(serde::Serialize)]
+pub struct ProjectRuns {
+    pub project: String,
+    pub domain: String,
+    pub newest: Option<Execution>,
+}
+
+/// Project and domain pairs the list across projects reads at most (one listing each).
+pub const MAX_PROJECT_DOMAINS: usize = 100;
+
 pub trait RunSource: Send + Sync + 'static {
     fn about(&self) -> About;
+    /// Every project and domain that holds runs (or, for a stack, entities), with its
+    /// newest run, at most [`MAX_PROJECT_DOMAINS`].
+    fn projects(&self) -> Result<Vec<ProjectRuns>, SourceError>;
+    /// This source over the runs of one project and domain only.
+    fn scoped(&self, project: &str, domain: &str) -> std::sync::Arc<dyn RunSource>;
     fn list(&self, query: &RunQuery) -> Result<RunPage, SourceError>;
     /// `None`: no run of that name.
     fn run(&self, name: &str) -> Result<Option<RunView>, SourceError>;
@@ -161,14 +203,16 @@ fn not_supported() -> SourceError {
     }
 }
 
-/// The runs of this machine's `UPDRAFT_HOME`.
+/// The runs of this machine's `UPDRAFT_HOME` (of every project, or of one).
+#[derive(Clone)]
 pub struct LocalRuns {
     home: Home,
+    scope: Option<(String, String)>,
 }
 
 impl LocalRuns {
     pub fn new(home: Home) -> LocalRuns {
-        LocalRuns { home }
+        LocalRuns { home, scope: None }
     }
 
     /// The store as a reader, or `None` while no run has made one (an empty home).
@@ -189,6 +233,22 @@ impl RunSource for LocalRuns {
     fn about(&self) -> About {
         // Acting on a local run means signalling or starting processes: the console only reads.
         About { mode: "local", location: self.home.root().display().to_string(), can_act: false }
+    }
+
+    fn projects(&self) -> Result<Vec<ProjectRuns>, SourceError> {
+        let Some(store) = self.store()? else { return Ok(vec![]) };
+        let mut found = Vec::new();
+        for (project, domain) in store.project_domains()?.into_iter().take(MAX_PROJECT_DOMAINS) {
+            let query =
+                ExecutionQuery { project: Some(project.clone()), domain: Some(domain.clone()), ..Default::default() };
+            let newest = store.list_where(1, &query)?.executions.into_iter().next();
+            found.push(ProjectRuns { project, domain, newest });
+        }
+        Ok(found)
+    }
+
+    fn scoped(&self, project: &str, domain: &str) -> std::sync::Arc<dyn RunSource> {
+        std::sync::Arc::new(LocalRuns { scope: Some((project.to_string(), domain.to_string())), ..self.clone() })
     }
 
     /// `updraft schedule` records each tick it handles; the plans and their schedules live in
@@ -227,6 +287,8 @@ impl RunSource for LocalRuns {
             phase: query.phase.map(|p| p as i32),
             since_seconds: query.since_seconds,
             after: query.after.clone(),
+            project: self.scope.as_ref().map(|(project, _)| project.clone()),
+            domain: self.scope.as_ref().map(|(_, domain)| domain.clone()),
             ..Default::default()
         };
         // One more than the page: whether there is a next page, without a second query.

@@ -559,6 +559,17 @@ def test_the_console_over_the_stack_shows_its_runs_and_aborts_one_from_the_page(
         assert status == 200 and done not in {e["id"]["name"] for e in failed["executions"]}
         status, missing = console_get(url, "/api/runs/no-such-run")
         assert status == 404, missing
+        # The list across projects: the registry's projects and domains, each with its newest run.
+        status, projects = console_get(url, "/api/projects")
+        ours = [p for p in projects["projects"] if (p["project"], p["domain"]) == ("cloud", "development")]
+        assert status == 200 and len(ours) == 1 and ours[0]["newest"]["id"]["project"] == "cloud", projects
+        # Every read can name another project and domain: the API answers for that one.
+        status, shown = console_get(url, f"/api/runs/{done}?project=cloud&domain=development")
+        assert status == 200 and shown["execution"]["id"]["name"] == done, shown
+        status, elsewhere = console_get(url, f"/api/runs/{done}?project=elsewhere&domain=development")
+        assert status == 404, elsewhere
+        status, empty = console_get(url, "/api/runs?project=elsewhere&domain=development")
+        assert status == 200 and empty["executions"] == [], empty
         # A write without the page's token is refused and changes nothing.
         status, refused = console_get(url, f"/api/runs/{running}/abort", {"Origin": url.rstrip("/")}, "POST")
         assert status == 403, refused

@@ -38,8 +38,23 @@ function fill(el, attrs, children) {
   return el;
 }
 
+// The project and domain the page shows (`?project=&domain=`; none: the console's own)
+// go with every read and every link, so a run of another project opens in its own.
+function scoped(path) {
+  const current = new URLSearchParams(location.search);
+  const url = new URL(path, location.origin);
+  for (const k of ["project", "domain"]) {
+    if (current.get(k) && !url.searchParams.has(k)) url.searchParams.set(k, current.get(k));
+  }
+  return url.pathname + url.search;
+}
+
+function scopeOf(params) {
+  return params.get("project") && params.get("domain") ? `${params.get("project")}/${params.get("domain")}` : "";
+}
+
 async function api(path) {
-  const answer = await fetch(path, { headers: { Accept: "application/json" } });
+  const answer = await fetch(scoped(path), { headers: { Accept: "application/json" } });
   const body = await answer.json().catch(() => ({ code: "Unreadable", message: `HTTP ${answer.status}` }));
   if (!answer.ok) throw Object.assign(new Error(body.message || `HTTP ${answer.status}`), { status: answer.status, body });
   return body;
@@ -120,8 +135,8 @@ async function runsPage(params) {
     const started = time(e.startedAt || e.createdAt);
     const wfId = e.workflowId || {};
     return h("tr", { "data-run": name, "data-phase": gone.has(name) ? "RUNNER_GONE" : short(e.phase) },
-      h("td", {}, h("a", { href: `/runs/${encodeURIComponent(name)}` }, name)),
-      h("td", {}, wfId.name ? h("a", { href: `/workflows/${encodeURIComponent(wfId.name)}` }, `${wfId.name}${wfId.version ? "@" + wfId.version : ""}`) : ""),
+      h("td", {}, h("a", { href: scoped(`/runs/${encodeURIComponent(name)}`) }, name)),
+      h("td", {}, wfId.name ? h("a", { href: scoped(`/workflows/${encodeURIComponent(wfId.name)}`) }, `${wfId.name}${wfId.version ? "@" + wfId.version : ""}`) : ""),
       h("td", {}, e.launchPlanId ? e.launchPlanId.name : ""),
       h("td", {}, (e.mode || "MANUAL").toLowerCase()),
       h("td", {}, phaseText(e.phase, gone.has(name))),
@@ -129,7 +144,8 @@ async function runsPage(params) {
       h("td", {}, duration(seconds(e.duration))),
       h("td", {}, e.cost && e.cost.totalUsd ? `$${Number(e.cost.totalUsd).toFixed(4)}` : ""));
   });
-  const body = [h("h1", {}, "Runs"), form];
+  const scope = scopeOf(params);
+  const body = [h("h1", {}, scope ? `Runs of ${scope}` : "Runs"), form];
   for (const s of page.skipped || []) body.push(h("div", { class: "banner", role: "status" }, s));
   if (!rows.length) {
     body.push(h("p", { class: "empty" }, phase || workflow || token
@@ -141,8 +157,8 @@ async function runsPage(params) {
       h("tbody", {}, rows)));
   }
   const nav = h("p", {});
-  if (token) nav.append(h("a", { href: "/?" + new URLSearchParams({ phase, workflow }), "data-link": "" }, "Newest runs"), " ");
-  if (page.nextToken) nav.append(h("a", { href: "/?" + new URLSearchParams({ phase, workflow, token: page.nextToken }), "data-link": "" }, "Older runs"));
+  if (token) nav.append(h("a", { href: scoped("/?" + new URLSearchParams({ phase, workflow })), "data-link": "" }, "Newest runs"), " ");
+  if (page.nextToken) nav.append(h("a", { href: scoped("/?" + new URLSearchParams({ phase, workflow, token: page.nextToken })), "data-link": "" }, "Older runs"));
   body.push(nav);
   main.replaceChildren(...body);
   if (page.executions.some((e) => e.phase === "WORKFLOW_RUNNING" && !gone.has(e.id.name))) {
@@ -163,7 +179,7 @@ async function runPage(name) {
     run = await api(`/api/runs/${encodeURIComponent(name)}`);
   } catch (e) {
     main.replaceChildren(h("h1", {}, name), h("div", { class: "error", role: "alert", "data-status": e.status }, e.message),
-      h("p", {}, h("a", { href: "/" }, "All runs")));
+      h("p", {}, h("a", { href: scoped("/") }, "All runs")));
     if (e.status !== 404) retryLater();
     return;
   }
@@ -172,12 +188,12 @@ async function runPage(name) {
   const wfId = e.workflowId || {};
   const facts = h("dl", { class: "facts" },
     h("dt", {}, "Phase"), h("dd", { id: "run-phase" }, phaseText(e.phase, run.runnerGone)),
-    h("dt", {}, "Workflow"), h("dd", {}, wfId.name ? h("a", { href: `/workflows/${encodeURIComponent(wfId.name)}` }, `${wfId.name}${wfId.version ? "@" + wfId.version : ""}`) : ""),
+    h("dt", {}, "Workflow"), h("dd", {}, wfId.name ? h("a", { href: scoped(`/workflows/${encodeURIComponent(wfId.name)}`) }, `${wfId.name}${wfId.version ? "@" + wfId.version : ""}`) : ""),
     h("dt", {}, "Started"), h("dd", {}, e.startedAt ? time(e.startedAt).toLocaleString() : ""),
     h("dt", {}, "Duration"), h("dd", {}, duration(seconds(e.duration))),
-    h("dt", {}, "Mode"), h("dd", {}, (e.mode || "MANUAL").toLowerCase(), e.recoveredFrom ? [" of ", h("a", { href: `/runs/${encodeURIComponent(e.recoveredFrom)}` }, e.recoveredFrom)] : []),
+    h("dt", {}, "Mode"), h("dd", {}, (e.mode || "MANUAL").toLowerCase(), e.recoveredFrom ? [" of ", h("a", { href: scoped(`/runs/${encodeURIComponent(e.recoveredFrom)}`) }, e.recoveredFrom)] : []),
     e.principal ? [h("dt", {}, "By"), h("dd", {}, e.principal)] : []);
-  const parts = [h("p", {}, h("a", { href: "/" }, "← Runs")), h("h1", {}, name), facts];
+  const parts = [h("p", {}, h("a", { href: scoped("/") }, "← Runs")), h("h1", {}, name), facts];
   if (about.canAct) parts.push(actions(name, e.phase));
   if (run.runnerGone) {
     parts.push(h("div", { class: "banner", role: "status" },
@@ -209,7 +225,7 @@ function actions(name, phase) {
     return async (event) => {
       if (!confirm(question)) return;
       event.target.disabled = true;
-      const answer = await fetch(`/api/runs/${encodeURIComponent(name)}/${action}?key=${key}`, { method: "POST", headers: { "X-Updraft-Token": TOKEN } });
+      const answer = await fetch(scoped(`/api/runs/${encodeURIComponent(name)}/${action}?key=${key}`), { method: "POST", headers: { "X-Updraft-Token": TOKEN } });
       const body = await answer.json().catch(() => ({}));
       if (!answer.ok) {
         status.textContent = ` ${body.message || answer.status}`;
@@ -403,7 +419,7 @@ async function showNode(run, id, panel) {
     const inner = run.nodes.filter((x) => nodeName(x).startsWith(`${id}/`));
     if (about.mode === "remote") {
       const child = `${run.execution.id.name}-${id}`;
-      parts.push(h("p", {}, "Its run: ", h("a", { href: `/runs/${encodeURIComponent(child)}`, "data-child-run": child }, child)));
+      parts.push(h("p", {}, "Its run: ", h("a", { href: scoped(`/runs/${encodeURIComponent(child)}`), "data-child-run": child }, child)));
     } else if (inner.length) {
       parts.push(h("h2", {}, "Its nodes"), h("ul", { class: "inner" }, inner.map((x) => h("li", { "data-node": nodeName(x) },
         `${nodeName(x)}: `, phaseText(x.phase)))));
@@ -454,7 +470,7 @@ async function showLogs(run, id, item, into, wanted = null) {
   const blocks = [];
   for (const stream of ["stderr", "stdout"]) {
     const base = `/api/runs/${encodeURIComponent(runName)}/nodes/${encodeURIComponent(id)}/logs?stream=${stream}${item === null ? "" : `&item=${item}`}${wanted === null ? "" : `&attempt=${wanted}`}`;
-    const answer = await fetch(`${base}&tail=200`);
+    const answer = await fetch(scoped(`${base}&tail=200`));
     if (!answer.ok) continue;
     const text = await answer.text();
     const offset = Number(answer.headers.get("x-log-offset") || 0);
@@ -467,7 +483,7 @@ async function showLogs(run, id, item, into, wanted = null) {
       let from = offset;
       const more = h("button", { onclick: async () => {
         const start = Math.max(0, from - 65536);
-        const earlier = await fetch(`${base}&offset=${start}&length=${from - start}`);
+        const earlier = await fetch(scoped(`${base}&offset=${start}&length=${from - start}`));
         pre.prepend(await earlier.text());
         from = start;
         if (from === 0) more.remove();
@@ -496,7 +512,7 @@ async function workflowPage(name) {
     return;
   }
   backoff = 2000;
-  const parts = [h("p", {}, h("a", { href: "/" }, "← Runs")), h("h1", {}, `Workflow ${name}`)];
+  const parts = [h("p", {}, h("a", { href: scoped("/") }, "← Runs")), h("h1", {}, `Workflow ${name}`)];
   if (!answer.runs.length) {
     main.replaceChildren(...parts, h("p", { class: "empty" }, "No run of this workflow yet."));
     return;
@@ -514,11 +530,11 @@ async function workflowPage(name) {
     const phase = n ? short(n.phase) : "NONE";
     const runName = run.execution.id.name;
     return h("td", { class: "cell", "data-run": runName, "data-node": id, "data-phase": phase },
-      h("a", { href: `/runs/${encodeURIComponent(runName)}`, class: `square p-${phase}`, "aria-label": `${id} in ${runName}: ${phase}`, title: `${id} in ${runName}: ${phase}` }, ""));
+      h("a", { href: scoped(`/runs/${encodeURIComponent(runName)}`), class: `square p-${phase}`, "aria-label": `${id} in ${runName}: ${phase}`, title: `${id} in ${runName}: ${phase}` }, ""));
   };
   parts.push(h("h2", {}, `The last ${runs.length} runs`), h("div", { class: "scroll" }, h("table", { id: "grid" },
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Node"), runs.map((r) => h("th", { scope: "col", class: "run-head" },
-      h("a", { href: `/runs/${encodeURIComponent(r.execution.id.name)}`, title: r.execution.id.name, "aria-label": r.execution.id.name }, phaseText(r.execution.phase, r.runnerGone)))))),
+      h("a", { href: scoped(`/runs/${encodeURIComponent(r.execution.id.name)}`), title: r.execution.id.name, "aria-label": r.execution.id.name }, phaseText(r.execution.phase, r.runnerGone)))))),
     h("tbody", {}, order.map((id) => h("tr", { "data-node": id }, h("th", { scope: "row" }, id), runs.map((r) => cell(r, id))))))));
   main.replaceChildren(...parts);
 }
@@ -561,10 +577,44 @@ async function launchPlansPage() {
         h("thead", {}, h("tr", {}, ["Scheduled for", "Version", "Outcome", "Run", "Message"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, plan.ticks.map((t) => h("tr", { "data-outcome": t.outcome },
           h("td", {}, new Date(t.scheduledTime).toLocaleString()), h("td", {}, t.version || ""), h("td", {}, t.outcome),
-          h("td", {}, t.execution ? h("a", { href: `/runs/${encodeURIComponent(t.execution)}` }, t.execution) : ""),
+          h("td", {}, t.execution ? h("a", { href: scoped(`/runs/${encodeURIComponent(t.execution)}`) }, t.execution) : ""),
           h("td", {}, t.message || "")))))
       : h("p", { class: "muted" }, "No tick yet.");
     parts.push(h("section", { "data-plan": plan.name, "aria-label": `launch plan ${plan.name}` }, h("h2", {}, plan.name), facts, ticks));
+  }
+  main.replaceChildren(...parts);
+}
+
+// ---- the list across projects -------------------------------------------------
+
+async function projectsPage() {
+  stopPolling();
+  document.title = "Projects · Updraft console";
+  let answer;
+  try {
+    answer = await api("/api/projects");
+  } catch (e) {
+    main.replaceChildren(h("h1", {}, "Projects"), h("div", { class: "error", role: "alert", "data-status": e.status }, e.message));
+    retryLater();
+    return;
+  }
+  backoff = 2000;
+  const parts = [h("h1", {}, "Projects")];
+  if (!answer.projects.length) parts.push(h("p", { class: "empty" }, "No project holds a run yet."));
+  else {
+    parts.push(h("table", { id: "projects" },
+      h("thead", {}, h("tr", {}, ["Project", "Domain", "Newest run", "Phase", "Started"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, answer.projects.map((p) => {
+        const where = new URLSearchParams({ project: p.project, domain: p.domain });
+        const e = p.newest;
+        const started = e ? time(e.startedAt || e.createdAt) : null;
+        return h("tr", { "data-project": p.project, "data-domain": p.domain },
+          h("td", {}, h("a", { href: `/?${where}` }, p.project)),
+          h("td", {}, p.domain),
+          h("td", {}, e ? h("a", { href: `/runs/${encodeURIComponent(e.id.name)}?${where}` }, e.id.name) : "none yet"),
+          h("td", {}, e ? phaseText(e.phase, false) : ""),
+          h("td", {}, started ? started.toLocaleString() : ""));
+      }))));
   }
   main.replaceChildren(...parts);
 }
@@ -576,6 +626,7 @@ function render() {
   const match = path.match(/^\/runs\/([^/]+)$/);
   if (match) return runPage(decodeURIComponent(match[1]));
   if (path === "/launch-plans") return launchPlansPage();
+  if (path === "/projects") return projectsPage();
   const workflow = path.match(/^\/workflows\/([^/]+)$/);
   if (workflow) return workflowPage(decodeURIComponent(workflow[1]));
   return runsPage(new URLSearchParams(location.search));
@@ -584,7 +635,13 @@ function render() {
 function navigate(url) {
   history.pushState(null, "", url);
   selectedNode = null;
+  scopeLinks();
   render();
+}
+
+// The header's links keep the project and domain the page shows.
+function scopeLinks() {
+  for (const a of document.querySelectorAll("header nav a[data-scoped]")) a.setAttribute("href", scoped(a.dataset.scoped));
 }
 
 document.addEventListener("click", (e) => {
@@ -593,7 +650,8 @@ document.addEventListener("click", (e) => {
   e.preventDefault();
   navigate(a.getAttribute("href"));
 });
-window.addEventListener("popstate", () => render());
+window.addEventListener("popstate", () => { scopeLinks(); render(); });
+scopeLinks();
 fetch("/api/about").then((a) => a.json()).then((a) => {
   about = a;
   document.querySelector(".where").textContent = a.mode === "remote" ? `cloud runs of ${a.location}` : "runs on this machine";
