@@ -289,7 +289,6 @@ impl RunSource for LocalRuns {
             after: query.after.clone(),
             project: self.scope.as_ref().map(|(project, _)| project.clone()),
             domain: self.scope.as_ref().map(|(_, domain)| domain.clone()),
-            ..Default::default()
         };
         // One more than the page: whether there is a next page, without a second query.
         let mut listing = store.list_where(query.limit + 1, &wanted)?;
