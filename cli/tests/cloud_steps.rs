@@ -129,23 +129,9 @@ fn workflow(nodes: &str) -> CompiledWorkflow {
 fn new_run(f: &Fixture, workflow: &CompiledWorkflow, name: &str) -> DynamoRun {
     let id = ExecutionId { project: "p".into(), domain: "development".into(), name: name.into() };
     let run = DynamoRun::new(f.dynamo.clone(), &f.table, &id);
-    let counts: Vec<(String, u32)> = workflow
-        .template
-        .as_ref()
-        .unwrap()
-        .nodes
-        .iter()
-        .map(|n| (n.id.clone(), n.upstream_node_ids.len() as u32))
-        .collect();
     let (id, inputs) =
         (workflow.template.as_ref().unwrap().id.clone().unwrap(), [("x".to_string(), literal::integer(1))].into());
-    let launch = Launch {
-        workflow: &id,
-        inputs: &inputs,
-        upstream_counts: &counts,
-        overwrite_cache: false,
-        origin: &Default::default(),
-    };
+    let launch = Launch { workflow: &id, inputs: &inputs, overwrite_cache: false, origin: &Default::default() };
     f.runtime.block_on(run.create(&launch)).unwrap();
     run
 }
@@ -252,13 +238,7 @@ fn a_second_run_is_answered_from_the_dynamodb_cache_without_jobs() {
         &ExecutionId { project: "p".into(), domain: "development".into(), name: "first".into() },
     );
     let (id, none) = (workflow.template.as_ref().unwrap().id.clone().unwrap(), Outputs::new());
-    let launch = Launch {
-        workflow: &id,
-        inputs: &none,
-        upstream_counts: &[],
-        overwrite_cache: false,
-        origin: &Default::default(),
-    };
+    let launch = Launch { workflow: &id, inputs: &none, overwrite_cache: false, origin: &Default::default() };
     let created = f.runtime.block_on(again.create(&launch));
     assert!(matches!(created, Err(PortError::Conflict(_))), "execution names are never reused");
 }
@@ -272,14 +252,16 @@ fn the_dynamodb_run_store_keeps_the_protocol_contract_when_calls_repeat() {
     let run = new_run(&f, &workflow, "repeats");
     let end = |phase, failure: Option<NodeFailure>| NodeEnd { phase, failure, attempts: 1, ..NodeEnd::default() };
     f.runtime.block_on(async {
-        // An edge told twice (a replayed end) counts once.
-        assert_eq!(run.upstream_ended("c", "a", false).await.unwrap().pending, 1);
-        assert_eq!(run.upstream_ended("c", "a", false).await.unwrap().pending, 1, "the same edge again");
-        let slot = run.upstream_ended("c", "b", true).await.unwrap();
-        assert_eq!((slot.pending, slot.skip), (0, true));
+        // No node has an item before its first write; an edge told twice (a replayed end) counts once.
+        assert_eq!(run.slot("c").await.unwrap(), Default::default());
+        assert_eq!(run.upstream_ended("c", "a", false, 2).await.unwrap().ended_upstream, ["a"]);
+        assert_eq!(run.upstream_ended("c", "a", false, 2).await.unwrap().ended_upstream, ["a"], "the same edge again");
+        let slot = run.upstream_ended("c", "b", true, 2).await.unwrap();
+        assert_eq!((slot.ended_upstream.len(), slot.skip), (2, true));
 
         // A claim holds for its lease; a stale one is taken over; a recorded job holds for good.
         let t = 1_000_000;
+        run.arm("a", "ta").await.unwrap();
         assert_eq!(run.claim("a", t, 0).await.unwrap(), Claim::Won);
         assert_eq!(run.claim("a", t + 1, t + 1 - CLAIM_LEASE_MS).await.unwrap(), Claim::Held, "fresh");
         let later = t + CLAIM_LEASE_MS + 1;
@@ -291,17 +273,17 @@ fn the_dynamodb_run_store_keeps_the_protocol_contract_when_calls_repeat() {
         assert_eq!(run.claim("a", much_later, much_later - CLAIM_LEASE_MS).await.unwrap(), Claim::Held);
 
         // The first end stands; a second one reads it back.
-        let first = run.end("a", &end(NodePhase::Succeeded, None)).await.unwrap();
+        let (first, recorded) = run.end("a", &end(NodePhase::Succeeded, None)).await.unwrap();
         let failure = NodeFailure::new(FailureCode::NonZeroExit, "exit 1");
-        let second = run.end("a", &end(NodePhase::Failed, Some(failure.clone()))).await.unwrap();
-        assert_eq!(first.end.as_ref().unwrap().phase, NodePhase::Succeeded);
+        let (second, again) = run.end("a", &end(NodePhase::Failed, Some(failure.clone()))).await.unwrap();
+        assert_eq!((first.end.as_ref().unwrap().phase, recorded, again), (NodePhase::Succeeded, true, false));
         assert_eq!(second.end, first.end, "the first end is what a repeat sees");
         assert!(!second.settled);
         run.settled("a").await.unwrap();
         assert!(run.slot("a").await.unwrap().settled);
 
         // Once the run has failed, no claim starts anything (checked in the claim's own write).
-        let b_end = run.end("b", &end(NodePhase::Failed, Some(failure.clone()))).await.unwrap();
+        let (b_end, _) = run.end("b", &end(NodePhase::Failed, Some(failure.clone()))).await.unwrap();
         assert_eq!(b_end.end.unwrap().failure.unwrap().code, FailureCode::NonZeroExit, "failures read back typed");
         run.fail_run(&failure).await.unwrap();
         run.fail_run(&NodeFailure::new(FailureCode::SystemError, "later")).await.unwrap();
@@ -310,6 +292,50 @@ fn the_dynamodb_run_store_keeps_the_protocol_contract_when_calls_repeat() {
         assert_eq!(record["run_phase"], "FAILED");
         let error: serde_json::Value = serde_json::from_str(record["run_error"].as_str().unwrap()).unwrap();
         assert_eq!(error["Error"], "NonZeroExit", "the first failure stays the run's error");
+    });
+}
+
+#[test]
+fn a_root_is_armed_and_claimed_in_one_write_and_a_chain_told_and_claimed_in_one() {
+    let f = fixture();
+    let workflow = workflow("      a: {task: inc, inputs: {x: 1}}\n      b: {task: inc, inputs: {x: $a.y}}\n");
+    let run = new_run(&f, &workflow, "folds");
+    let t = 5_000_000;
+    let end = NodeEnd { phase: NodePhase::Succeeded, attempts: 1, downstream: 1, ..NodeEnd::default() };
+    f.runtime.block_on(async {
+        // The root: its arm claims it; armed again while the claim is fresh, it only stores the token.
+        let (slot, claimed) = run.arm_claiming("a", "ta", t, t - CLAIM_LEASE_MS).await.unwrap();
+        assert!(claimed && slot.claimed_at == Some(t), "{slot:?}");
+        let (slot, claimed) = run.arm_claiming("a", "ta2", t + 1, t + 1 - CLAIM_LEASE_MS).await.unwrap();
+        assert!(!claimed && slot.token.as_deref() == Some("ta2") && slot.claimed_at == Some(t), "{slot:?}");
+        run.started("a", "job-a").await.unwrap();
+        run.end("a", &end).await.unwrap();
+        // b told before its arm: the edge only (it is not armed); the arm then starts it as usual.
+        let (slot, claimed) = run.only_upstream_ended("b", "a", false, t, t - CLAIM_LEASE_MS).await.unwrap();
+        assert!(!claimed && slot.ended_upstream == ["a"] && slot.claimed_at.is_none(), "{slot:?}");
+        // Told again once armed: a repeated edge claims nothing (the first telling's converge does).
+        run.arm("b", "tb").await.unwrap();
+        let (_, claimed) = run.only_upstream_ended("b", "a", false, t, t - CLAIM_LEASE_MS).await.unwrap();
+        assert!(!claimed, "the edge was told before");
+        // a's end is settled by b once b has a job, not while b is ready and unclaimed.
+        let settled = |states: Vec<(String, updraft_core::execution::steps::NodeSlot)>| {
+            states.into_iter().find(|(n, _)| n == "a").map(|(_, s)| s.settled).unwrap()
+        };
+        assert!(!settled(run.node_states().await.unwrap()), "b could start and has not");
+        assert_eq!(run.claim("b", t, t - CLAIM_LEASE_MS).await.unwrap(), Claim::Won);
+        run.started("b", "job-b").await.unwrap();
+        assert!(settled(run.node_states().await.unwrap()), "b moved on with a's end");
+    });
+    // A fresh run's chain: armed first, then told: one write claims it; none once the run failed.
+    let run = new_run(&f, &workflow, "folds-2");
+    f.runtime.block_on(async {
+        run.arm("b", "tb").await.unwrap();
+        let (slot, claimed) = run.only_upstream_ended("b", "a", true, t, t - CLAIM_LEASE_MS).await.unwrap();
+        assert!(claimed && slot.skip && slot.claimed_at == Some(t), "{slot:?}");
+        run.fail_run(&NodeFailure::new(FailureCode::NonZeroExit, "x")).await.unwrap();
+        let (_, claimed) = run.arm_claiming("a", "ta", t, t - CLAIM_LEASE_MS).await.unwrap();
+        assert!(!claimed, "nothing starts in a failed run");
+        assert_eq!(run.slot("a").await.unwrap().token.as_deref(), Some("ta"), "the arm itself is kept");
     });
 }
 

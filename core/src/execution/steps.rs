@@ -42,11 +42,12 @@ pub struct RecordedEnd {
     pub failure: Option<NodeFailure>,
 }
 
-/// One node's coordination state in a run, as the run store holds it.
+/// One node's coordination state in a run, as the run store holds it. A node
+/// nothing has written yet (not armed, no upstream ended) has the default slot.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeSlot {
-    /// Upstream nodes that have not ended yet.
-    pub pending: u32,
+    /// Upstream nodes that have ended (each counted once, however often told).
+    pub ended_upstream: Vec<String>,
     /// The task token of the node's state, once armed.
     pub token: Option<String>,
     /// Whether an upstream node failed or was skipped: the node will be skipped.
@@ -57,7 +58,9 @@ pub struct NodeSlot {
     pub job: Option<String>,
     /// How it ended, once recorded.
     pub end: Option<RecordedEnd>,
-    /// Whether everything its end implies is done: token answered, downstream told.
+    /// Whether everything its end implies is done and marked so (`RunStore::settled`).
+    /// A node whose settle tells downstream nodes is not marked: it is settled once
+    /// each of them holds it among its ended upstream nodes ([`NodeEnd::downstream`]).
     pub settled: bool,
 }
 
@@ -83,6 +86,11 @@ pub struct NodeEnd {
     pub batch: crate::proto::core::RunUsage,
     /// Each attempt of its job: when it waited, ran and ended, and how it failed.
     pub attempt_records: Vec<crate::proto::core::AttemptRecord>,
+    /// How many downstream nodes its settle tells (0: none, or an end that fails the
+    /// run). Recorded with the end: once each holds this node among its ended
+    /// upstream nodes, the end is settled without a write of its own, since its token
+    /// is answered before the first of them is told.
+    pub downstream: u32,
 }
 
 /// How a map node's items ended: run here, reused or recovered, all count.
@@ -169,14 +177,38 @@ pub enum Claim {
 pub trait RunStore: Send + Sync {
     /// Stores `node`'s token; the slot after the write. Arming again stores the new token.
     fn arm(&self, node: &str, token: &str) -> impl Future<Output = Result<NodeSlot, PortError>> + Send;
-    /// `upstream` (an upstream node of `node`) ended (`failed`: failed or was
-    /// skipped); the slot after the write. Each edge counts once, however often told.
+    /// `upstream` (one of the `upstream_total` upstream nodes of `node`) ended (`failed`:
+    /// failed or was skipped); the slot after the write. Each edge counts once, however
+    /// often told. The first write of a node's item may be this one or its arm.
     fn upstream_ended(
         &self,
         node: &str,
         upstream: &str,
         failed: bool,
+        upstream_total: u32,
     ) -> impl Future<Output = Result<NodeSlot, PortError>> + Send;
+    /// [`arm`](RunStore::arm) of a node without upstream nodes that claims its start in
+    /// the same atomic write when [`claim`](RunStore::claim) would win: one write for
+    /// the usual arm of a root node. The slot after, and whether it claimed.
+    fn arm_claiming(
+        &self,
+        node: &str,
+        token: &str,
+        now: u64,
+        stale_before: u64,
+    ) -> impl Future<Output = Result<(NodeSlot, bool), PortError>> + Send;
+    /// [`upstream_ended`](RunStore::upstream_ended) for `upstream`, `node`'s only upstream
+    /// node, that claims `node`'s start in the same atomic write when `node` is armed
+    /// and [`claim`](RunStore::claim) would win: one write for the usual step of a chain.
+    /// The slot after, and whether it claimed.
+    fn only_upstream_ended(
+        &self,
+        node: &str,
+        upstream: &str,
+        failed: bool,
+        now: u64,
+        stale_before: u64,
+    ) -> impl Future<Output = Result<(NodeSlot, bool), PortError>> + Send;
     /// The slot as it is.
     fn slot(&self, node: &str) -> impl Future<Output = Result<NodeSlot, PortError>> + Send;
     /// Claims the start of `node` at `now` (epoch ms). `Won` while the run is
@@ -191,8 +223,8 @@ pub trait RunStore: Send + Sync {
     /// this read sees the stop).
     fn run_running(&self) -> impl Future<Output = Result<bool, PortError>> + Send;
     /// Records how `node` ended unless it had ended already; the slot after,
-    /// holding the end that was recorded first.
-    fn end(&self, node: &str, end: &NodeEnd) -> impl Future<Output = Result<NodeSlot, PortError>> + Send;
+    /// holding the end that was recorded first, and whether this call recorded it.
+    fn end(&self, node: &str, end: &NodeEnd) -> impl Future<Output = Result<(NodeSlot, bool), PortError>> + Send;
     /// Everything `node`'s end implies is done.
     fn settled(&self, node: &str) -> impl Future<Output = Result<(), PortError>> + Send;
     /// A node failed while the run lets independent nodes finish: the run will end FAILED.
@@ -203,6 +235,18 @@ pub trait RunStore: Send + Sync {
     /// of every node). A node reads only its upstream nodes' outputs, so what
     /// one node reads does not grow with the run's size.
     fn values(&self, nodes: Option<&[String]>) -> impl Future<Output = Result<RunValues, PortError>> + Send;
+}
+
+/// Whether a downstream node's slot shows that `upstream`'s end reached it and did
+/// all it had to there: it holds the edge, and it has a job or an end, or cannot start
+/// yet (not armed, or another upstream node still runs: that one's end or its arm
+/// starts it). A child claimed without a job, or ready and unclaimed, has not moved
+/// on: its start may have died, and telling it again converges it. An ended node is
+/// settled when each downstream node it tells has moved on (the node function's
+/// redeliveries and the reconciler read it so).
+pub fn moved_on(child: &NodeSlot, upstream: &str, upstream_total: u32) -> bool {
+    let startable = child.token.is_some() && child.ended_upstream.len() as u32 >= upstream_total;
+    child.ended_upstream.iter().any(|u| u == upstream) && (child.job.is_some() || child.end.is_some() || !startable)
 }
 
 /// The nodes whose outputs node `id` of `workflow` may bind (its upstream
@@ -452,6 +496,11 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
             .ok_or_else(|| PortError::Invalid(format!("the workflow has no node {id}")))
     }
 
+    /// How many upstream nodes node `id` waits for.
+    fn upstream_count(&self, id: &str) -> u32 {
+        self.node(id).map_or(0, |n| n.upstream_node_ids.len() as u32)
+    }
+
     fn downstream(&self, id: &str) -> Vec<String> {
         let nodes = self.workflow.template.as_ref().map(|t| t.nodes.as_slice()).unwrap_or_default();
         nodes.iter().filter(|n| n.upstream_node_ids.iter().any(|u| u == id)).map(|n| n.id.clone()).collect()
@@ -465,9 +514,16 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     /// A node's state armed it with `token`: starts it if its upstream nodes have
     /// all ended, or finishes what its end left undone.
     pub async fn arm(&self, node: &str, token: &str) -> Result<(), PortError> {
-        self.node(node)?;
-        let slot = self.store.arm(node, token).await?;
-        self.converge(vec![(node.to_string(), slot)]).await
+        let todo = if self.node(node)?.upstream_node_ids.is_empty() {
+            let stale_before = self.now_ms.saturating_sub(CLAIM_LEASE_MS);
+            match self.store.arm_claiming(node, token, self.now_ms, stale_before).await? {
+                (slot, true) => Todo::Claimed(node.to_string(), slot),
+                (slot, false) => Todo::Node(node.to_string(), slot),
+            }
+        } else {
+            Todo::Node(node.to_string(), self.store.arm(node, token).await?)
+        };
+        self.converge(vec![todo]).await
     }
 
     /// Whether a job-end event is about the job this node's start submitted. An event
@@ -582,8 +638,52 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     /// Records `node`'s end (the first recorded end wins: a repeat gets the recorded
     /// one back) and settles it.
     async fn record_end(&self, node: &str, end: &NodeEnd) -> Result<(), PortError> {
-        let slot = self.store.end(node, end).await?;
-        self.converge(vec![(node.to_string(), slot)]).await
+        let todo = self.end(node, end.clone()).await?;
+        self.converge(vec![todo]).await
+    }
+
+    /// Records `id`'s end (the first recorded end wins) with the count of downstream
+    /// nodes its settle will tell: what to converge next (an end this call recorded
+    /// is settled at once; one recorded before may be settled already).
+    async fn end(&self, id: &str, mut end: NodeEnd) -> Result<Todo, PortError> {
+        end.downstream = if self.fails_run(&end.recorded()).is_some() { 0 } else { self.downstream(id).len() as u32 };
+        Ok(match self.store.end(id, &end).await? {
+            (slot, true) => Todo::Ended(id.to_string(), slot),
+            (slot, false) => Todo::Node(id.to_string(), slot),
+        })
+    }
+
+    /// The downstream nodes `id`'s settle tells, with their slots, when each has moved on
+    /// with its end ([`moved_on`]): then its token was answered too (it is answered
+    /// first), and settling again would only answer it again. `None` when one has not,
+    /// or `id` is settled by a mark. Read for an end recorded before (a redelivery, an
+    /// arm after the end), so reads only.
+    async fn moved_on_children(
+        &self,
+        id: &str,
+        end: &RecordedEnd,
+    ) -> Result<Option<Vec<(String, NodeSlot)>>, PortError> {
+        let children = self.downstream(id);
+        if children.is_empty() || self.fails_run(end).is_some() {
+            return Ok(None);
+        }
+        let mut slots = Vec::new();
+        for child in children {
+            let slot = self.store.slot(&child).await?;
+            if !moved_on(&slot, id, self.upstream_count(&child)) {
+                return Ok(None);
+            }
+            slots.push((child, slot));
+        }
+        Ok(Some(slots))
+    }
+
+    /// The failure that fails the whole run now: a failed node of a fail-fast run.
+    fn fails_run<'e>(&self, end: &'e RecordedEnd) -> Option<&'e NodeFailure> {
+        match &end.failure {
+            Some(failure) if end.phase == NodePhase::Failed && self.fail_immediately() => Some(failure),
+            _ => None,
+        }
     }
 
     /// What a node runs (a branch: its chosen case), or why it cannot run.
@@ -594,11 +694,20 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     /// Brings every node in the list, and those their ends make ready, to where
     /// the store says it should be: an ended node is settled, a ready one started.
     /// A loop, not recursion: a chain of cache hits is not a deep stack.
-    async fn converge(&self, nodes: Vec<(String, NodeSlot)>) -> Result<(), PortError> {
-        let mut todo: Vec<Todo> = nodes.into_iter().map(|(id, slot)| Todo::Node(id, slot)).collect();
+    async fn converge(&self, mut todo: Vec<Todo>) -> Result<(), PortError> {
+        // Nodes walked through as settled by their downstream nodes: a diamond is walked once.
+        let mut walked = std::collections::HashSet::new();
         while let Some(next) = todo.pop() {
             let (id, slot) = match next {
                 Todo::Node(id, slot) => (id, slot),
+                Todo::Ended(id, slot) => {
+                    self.settle(&id, &slot, &mut todo).await?;
+                    continue;
+                }
+                Todo::Claimed(id, slot) => {
+                    self.start_claimed(&id, &slot, &mut todo).await?;
+                    continue;
+                }
                 Todo::MarkSettled(id) => {
                     self.store.settled(&id).await?;
                     continue;
@@ -607,11 +716,20 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
             if slot.settled {
                 continue;
             }
-            if slot.end.is_some() {
-                self.settle(&id, &slot, &mut todo).await?;
+            if let Some(end) = &slot.end {
+                match self.moved_on_children(&id, end).await? {
+                    // Settled: what may be left undone is further down (a crash there), so
+                    // its downstream nodes converge in turn, reading until the unsettled.
+                    Some(children) => {
+                        let unwalked = children.into_iter().filter(|(child, _)| walked.insert(child.clone()));
+                        todo.extend(unwalked.map(|(child, slot)| Todo::Node(child, slot)));
+                    }
+                    None => self.settle(&id, &slot, &mut todo).await?,
+                }
                 continue;
             }
-            if slot.pending > 0 || slot.token.is_none() || slot.job.is_some() {
+            let pending = self.upstream_count(&id).saturating_sub(slot.ended_upstream.len() as u32);
+            if pending > 0 || slot.token.is_none() || slot.job.is_some() {
                 continue; // not ready yet, or its job runs and its end will come
             }
             let stale_before = self.now_ms.saturating_sub(CLAIM_LEASE_MS);
@@ -630,22 +748,27 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                     }
                     todo.push(Todo::Node(id, slot));
                 }
-                Claim::Won => {
-                    let started =
-                        if slot.skip { Started::Ended(Box::new(NodeEnd::skipped())) } else { self.start(&id).await? };
-                    match started {
-                        Started::Ended(end) => todo.push(Todo::Node(id.clone(), self.store.end(&id, &end).await?)),
-                        Started::Job(job) => {
-                            self.store.started(&id, &job).await?;
-                            // A stop between the claim and this record missed the job: stop it here.
-                            if !self.store.run_running().await? {
-                                let end = NodeEnd::stopped_after_its_run();
-                                let reason = end.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default();
-                                self.jobs.cancel(&id, &job, &reason).await?;
-                                self.store.end(&id, &end).await?;
-                            }
-                        }
-                    }
+                Claim::Won => self.start_claimed(&id, &slot, &mut todo).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a node whose start this call claimed: skipped (an upstream failed), ended
+    /// at once (a verified cache hit, a start that cannot be made), or its job submitted
+    /// and recorded.
+    async fn start_claimed(&self, id: &str, slot: &NodeSlot, todo: &mut Vec<Todo>) -> Result<(), PortError> {
+        let started = if slot.skip { Started::Ended(Box::new(NodeEnd::skipped())) } else { self.start(id).await? };
+        match started {
+            Started::Ended(end) => todo.push(self.end(id, *end).await?),
+            Started::Job(job) => {
+                self.store.started(id, &job).await?;
+                // A stop between the claim and this record missed the job: stop it here.
+                if !self.store.run_running().await? {
+                    let end = NodeEnd::stopped_after_its_run();
+                    let reason = end.failure.as_ref().map(|f| f.message.clone()).unwrap_or_default();
+                    self.jobs.cancel(id, &job, &reason).await?;
+                    self.end(id, end).await?;
                 }
             }
         }
@@ -820,16 +943,15 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     /// Does what an ended node's end implies, each part idempotent so a repeat
     /// after a crash is harmless: a failure that fails the run is recorded on the
     /// run first (no claim can start anything after it), the token is answered,
-    /// each downstream node is told, and the node is marked settled once its
-    /// downstream nodes have been converged too (they go onto `todo` above the
-    /// mark), so a redelivered event still reaches a child whose start was lost.
+    /// then each downstream node is told (and a chain's next node claimed in the same
+    /// write). A node with no downstream node to tell is marked settled; one with
+    /// downstream nodes is settled once they all hold its end (the reconciler reads
+    /// that), and is never marked, so a redelivered event still reaches a child whose
+    /// start was lost.
     async fn settle(&self, id: &str, slot: &NodeSlot, todo: &mut Vec<Todo>) -> Result<(), PortError> {
         let Some(end) = &slot.end else { return Ok(()) };
         let failed = matches!(end.phase, NodePhase::Failed | NodePhase::Skipped);
-        let fails_run = match &end.failure {
-            Some(failure) if end.phase == NodePhase::Failed && self.fail_immediately() => Some(failure),
-            _ => None,
-        };
+        let fails_run = self.fails_run(end);
         match fails_run {
             Some(failure) => self.store.fail_run(failure).await?,
             None if end.phase == NodePhase::Failed => self.store.node_failed(id).await?,
@@ -845,11 +967,24 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 todo.push(Todo::MarkSettled(id.to_string()));
             }
             None => {
+                // The token first: a node whose downstream nodes all hold its end is settled.
                 self.tokens.succeed(token, id, end.phase).await?;
-                todo.push(Todo::MarkSettled(id.to_string()));
-                for child in self.downstream(id) {
-                    let child_slot = self.store.upstream_ended(&child, id, failed).await?;
-                    todo.push(Todo::Node(child, child_slot));
+                let children = self.downstream(id);
+                if children.is_empty() {
+                    todo.push(Todo::MarkSettled(id.to_string()));
+                }
+                let stale_before = self.now_ms.saturating_sub(CLAIM_LEASE_MS);
+                for child in children {
+                    // A chain's next node is told and claimed in one write.
+                    let told = if self.upstream_count(&child) == 1 {
+                        self.store.only_upstream_ended(&child, id, failed, self.now_ms, stale_before).await?
+                    } else {
+                        (self.store.upstream_ended(&child, id, failed, self.upstream_count(&child)).await?, false)
+                    };
+                    todo.push(match told {
+                        (child_slot, true) => Todo::Claimed(child, child_slot),
+                        (child_slot, false) => Todo::Node(child, child_slot),
+                    });
                 }
             }
         }
@@ -861,7 +996,12 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
 enum Todo {
     /// Bring this node to where its slot says it should be.
     Node(String, NodeSlot),
-    /// Everything this node's end implies is done (its downstream nodes were converged).
+    /// This call recorded this node's end: settle it.
+    Ended(String, NodeSlot),
+    /// This call claimed this node's start (with the write that armed it or told it
+    /// its upstream node ended): start it.
+    Claimed(String, NodeSlot),
+    /// Everything this node's end implies is done (a node with no downstream node to tell).
     MarkSettled(String),
 }
 

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use updraft_core::execution::failure::FailureCode;
 use updraft_core::execution::node::NodeFailure;
 use updraft_core::execution::node::Outputs;
-use updraft_core::execution::steps::{Claim, NodeEnd, NodeSlot, RecordedEnd, RunStore, RunValues};
+use updraft_core::execution::steps::{Claim, NodeEnd, NodeSlot, RecordedEnd, RunStore, RunValues, moved_on};
 use updraft_core::execution::stop::{LiveJob, StopCause, StoppableRun};
 use updraft_core::ports::{CacheEntry, CacheStore, Eviction, LaunchOrigin, PortError};
 use updraft_core::proto::core::{ExecutionId, Identifier, LiteralMap, NodePhase, RunUsage, WorkflowPhase};
@@ -321,7 +321,6 @@ pub struct Launch<'a> {
     pub workflow: &'a updraft_core::proto::core::Identifier,
     pub inputs: &'a Outputs,
     /// Per node, how many upstream nodes it waits for.
-    pub upstream_counts: &'a [(String, u32)],
     pub overwrite_cache: bool,
     pub origin: &'a LaunchOrigin,
 }
@@ -458,8 +457,8 @@ impl DynamoRun {
         }
     }
 
-    /// Writes a new run: its inputs and, per node, how many upstream nodes it waits
-    /// for. A run of that name exists already: `Conflict` (names are never reused),
+    /// Writes a new run: one item, its inputs (its nodes' items come with their first
+    /// writes). A run of that name exists already: `Conflict` (names are never reused),
     /// and nothing is written. Inputs its record cannot hold: `Invalid`, saying so.
     pub async fn create(&self, launch: &Launch<'_>) -> Result<(), PortError> {
         let inputs = outputs_json(launch.inputs);
@@ -530,19 +529,8 @@ impl DynamoRun {
             }
             Err(e) => return Err(port_error("creating the execution", &e)),
         }
-        let nodes: Vec<Item> = launch
-            .upstream_counts
-            .iter()
-            .map(|(node, pending)| {
-                HashMap::from([
-                    ("pk".to_string(), s(&self.partition)),
-                    ("sk".to_string(), s(node_key(node))),
-                    ("node".to_string(), s(node)),
-                    ("upstream_total".to_string(), AttributeValue::N(pending.to_string())),
-                ])
-            })
-            .collect();
-        crate::dynamo::batch_put(&self.dynamo, &self.table, nodes, "creating the nodes").await?;
+        // No node items: a node's first write (its arm, or an upstream node's end) makes its
+        // item, so a launch costs one write however many nodes the workflow has.
         Ok(())
     }
 
@@ -620,7 +608,7 @@ impl DynamoRun {
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         let flag = |name: &str| item.get(name).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
         // Each upstream node's end is one member of the set, however often it was told.
-        let ended = item.get("ended_upstream").and_then(|v| v.as_ss().ok()).map_or(0, Vec::len) as u64;
+        let ended_upstream = item.get("ended_upstream").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
         let end = text("node_phase").map(|phase| RecordedEnd {
             phase: NodePhase::from_str_name(&phase).unwrap_or(NodePhase::Failed),
             failure: text("failure_code").map(|code| {
@@ -630,7 +618,7 @@ impl DynamoRun {
             }),
         });
         NodeSlot {
-            pending: number("upstream_total").unwrap_or(0).saturating_sub(ended) as u32,
+            ended_upstream,
             token: text("task_token"),
             skip: flag("upstream_failed"),
             claimed_at: number("claimed_at"),
@@ -676,18 +664,15 @@ impl DynamoRun {
         expression: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<NodeSlot, PortError> {
-        let update = self
-            .node_update(node, expression, values)
-            // A node item exists from the run's creation: never create one here.
-            .condition_expression("attribute_exists(pk)")
-            .return_values(ReturnValue::AllNew);
-        let answer = update.send().await.map_err(|e| {
-            if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) {
-                PortError::Invalid(format!("the run {} has no node {node}", self.partition))
-            } else {
-                port_error("updating a node", &e)
-            }
-        })?;
+        // A node's first write makes its item (the run's creation writes none), naming it.
+        let answer = self
+            .node_update(node, &naming_node(expression), values)
+            .expression_attribute_names("#node_name", "node")
+            .expression_attribute_values(":node", s(node))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| port_error("updating a node", &e))?;
         Ok(answer.attributes.as_ref().map(Self::slot_of).unwrap_or_default())
     }
 
@@ -719,6 +704,74 @@ impl DynamoRun {
         self.conditional_item("updating a node", node_key(node), expression, condition, values).await
     }
 
+    /// A write of `node`'s item (`set`, a `SET` clause; `adds`, what its `ADD` clause adds)
+    /// that also claims its start, in one transaction with the check that the run is
+    /// RUNNING, when `condition` (a prefix ending in `AND `) and the claim's own hold, as
+    /// [`claim`](RunStore::claim) checks them. Whether it was made: when not, nothing was
+    /// written and the caller makes its write alone. What the invocation used goes with it.
+    #[allow(clippy::too_many_arguments)]
+    async fn claiming(
+        &self,
+        node: &str,
+        set: &str,
+        adds: &str,
+        condition: &str,
+        mut values: Vec<(&str, AttributeValue)>,
+        now: u64,
+        stale_before: u64,
+    ) -> Result<bool, PortError> {
+        use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
+        let building = |e: aws_sdk_dynamodb::error::BuildError| PortError::Permanent(format!("building a claim: {e}"));
+        let running = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(&self.partition))
+            .key("sk", s("EXEC"))
+            .condition_expression("run_phase = :running")
+            .expression_attribute_values(":running", s("RUNNING"))
+            .build()
+            .map_err(building)?;
+        let (usage, clause, metered) = self.usage_update();
+        values.extend(metered);
+        values.extend([
+            (":now", AttributeValue::N(now.to_string())),
+            (":stale", AttributeValue::N(stale_before.to_string())),
+            (":at", s(chrono::Utc::now().to_rfc3339())),
+            (":node", s(node)),
+        ]);
+        let adds = if adds.is_empty() { clause.to_string() } else { adding(adds, clause) };
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(&self.partition))
+            .key("sk", s(node_key(node)))
+            .update_expression(naming_node(&format!("{set}, claimed_at = :now, started_at = :at{adds}")))
+            .condition_expression(format!(
+                "{condition}attribute_not_exists(node_phase) AND attribute_not_exists(job_id) \
+                 AND (attribute_not_exists(claimed_at) OR claimed_at < :stale)"
+            ))
+            .expression_attribute_names("#node_name", "node");
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        let written = self
+            .dynamo
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(running).build())
+            .transact_items(TransactWriteItem::builder().update(update.build().map_err(building)?).build())
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => {
+                self.unwritten(usage);
+                Ok(false)
+            }
+            Err(e) => {
+                self.unwritten(usage);
+                Err(port_error("claiming a node", &e))
+            }
+        }
+    }
+
     /// [`conditional_item`](Self::conditional_item) on the execution item.
     async fn update_execution(
         &self,
@@ -735,19 +788,63 @@ impl RunStore for DynamoRun {
         self.update_with_usage(node, "SET task_token = :token", vec![(":token", s(token))]).await
     }
 
-    async fn upstream_ended(&self, node: &str, upstream: &str, failed: bool) -> Result<NodeSlot, PortError> {
+    async fn upstream_ended(
+        &self,
+        node: &str,
+        upstream: &str,
+        failed: bool,
+        upstream_total: u32,
+    ) -> Result<NodeSlot, PortError> {
         // A set, not a counter: telling the same edge twice (a replayed end) counts once.
-        let edge = (":edge", AttributeValue::Ss(vec![upstream.to_string()]));
-        if failed {
-            self.update(
-                node,
-                "ADD ended_upstream :edge SET upstream_failed = :yes",
-                vec![edge, (":yes", AttributeValue::Bool(true))],
-            )
-            .await
-        } else {
-            self.update(node, "ADD ended_upstream :edge", vec![edge]).await
+        let (usage, clause, mut values) = self.usage_update();
+        let set =
+            if failed { "SET upstream_total = :total, upstream_failed = :yes" } else { "SET upstream_total = :total" };
+        values.extend(edge_values(upstream, failed, upstream_total));
+        let written = self.update(node, &format!("{set}{}", adding("ended_upstream :edge", clause)), values).await;
+        if written.is_err() {
+            self.unwritten(usage);
         }
+        written
+    }
+
+    async fn arm_claiming(
+        &self,
+        node: &str,
+        token: &str,
+        now: u64,
+        stale_before: u64,
+    ) -> Result<(NodeSlot, bool), PortError> {
+        let values = vec![(":token", s(token))];
+        if self.claiming(node, "SET task_token = :token", "", "", values, now, stale_before).await? {
+            let slot = NodeSlot { token: Some(token.into()), claimed_at: Some(now), ..NodeSlot::default() };
+            return Ok((slot, true));
+        }
+        Ok((self.arm(node, token).await?, false))
+    }
+
+    async fn only_upstream_ended(
+        &self,
+        node: &str,
+        upstream: &str,
+        failed: bool,
+        now: u64,
+        stale_before: u64,
+    ) -> Result<(NodeSlot, bool), PortError> {
+        let set =
+            if failed { "SET upstream_total = :total, upstream_failed = :yes" } else { "SET upstream_total = :total" };
+        // Armed, and told for the first time (its one upstream node): this edge makes it ready.
+        let condition = "attribute_exists(task_token) AND attribute_not_exists(ended_upstream) AND ";
+        let values = edge_values(upstream, failed, 1);
+        if self.claiming(node, set, "ended_upstream :edge", condition, values, now, stale_before).await? {
+            let slot = NodeSlot {
+                ended_upstream: vec![upstream.to_string()],
+                skip: failed,
+                claimed_at: Some(now),
+                ..NodeSlot::default()
+            };
+            return Ok((slot, true));
+        }
+        Ok((self.upstream_ended(node, upstream, failed, 1).await?, false))
     }
 
     async fn slot(&self, node: &str) -> Result<NodeSlot, PortError> {
@@ -765,6 +862,7 @@ impl RunStore for DynamoRun {
     }
 
     async fn claim(&self, node: &str, now: u64, stale_before: u64) -> Result<Claim, PortError> {
+        // (The claiming writes above hold the same conditions as this one, in `claiming`.)
         use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
         // The run's phase and the node's claim in one atomic write: once a run has
         // ended, no claim can start anything.
@@ -828,7 +926,7 @@ impl RunStore for DynamoRun {
     /// A succeeded end whose outputs cannot be held by the node's item (DynamoDB's
     /// 400 KB) is recorded as a BadOutputs failure saying so: the node ends, the
     /// run with it, instead of a write that fails on every retry.
-    async fn end(&self, node: &str, end: &NodeEnd) -> Result<NodeSlot, PortError> {
+    async fn end(&self, node: &str, end: &NodeEnd) -> Result<(NodeSlot, bool), PortError> {
         let oversized;
         let size = outputs_json(&end.outputs).len();
         let limit = if self.values.is_some() { STORED_OUTPUTS_LIMIT } else { RECORD_VALUES_LIMIT };
@@ -851,9 +949,15 @@ impl RunStore for DynamoRun {
             end
         };
         let phase = end.phase.as_str_name().to_string();
-        let mut values = vec![(":phase", s(phase)), (":at", s(chrono::Utc::now().to_rfc3339()))];
+        let mut values = vec![(":phase", s(phase)), (":at", s(chrono::Utc::now().to_rfc3339())), (":node", s(node))];
         values.push((":attempts", AttributeValue::N(end.attempts.to_string())));
-        let mut expression = "SET node_phase = :phase, ended_at = :at, node_attempts = :attempts".to_string();
+        let mut expression =
+            "SET node_phase = :phase, ended_at = :at, node_attempts = :attempts, #node_name = :node".to_string();
+        if end.downstream > 0 {
+            // Settled once each of these downstream nodes has moved on with this end (the reconciler counts).
+            expression.push_str(", downstream_total = :downstream");
+            values.push((":downstream", AttributeValue::N(end.downstream.to_string())));
+        }
         let outputs = outputs_json(&end.outputs);
         match &self.values {
             // Kept by digest under the node's prefix; a repeat writes the same object again.
@@ -904,18 +1008,18 @@ impl RunStore for DynamoRun {
             values.push((":code", s(failure.code.as_str())));
             values.push((":message", s(&failure.message)));
         }
-        let condition = "attribute_exists(pk) AND attribute_not_exists(node_phase)";
         let recorded = self
             .node_update(node, &expression, values)
-            .condition_expression(condition)
+            .expression_attribute_names("#node_name", "node")
+            .condition_expression("attribute_not_exists(node_phase)")
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match recorded {
-            Ok(answer) => Ok(answer.attributes.as_ref().map(Self::slot_of).unwrap_or_default()),
+            Ok(answer) => Ok((answer.attributes.as_ref().map(Self::slot_of).unwrap_or_default(), true)),
             // Ended before: the first end stands.
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                self.slot(node).await
+                Ok((self.slot(node).await?, false))
             }
             Err(e) => Err(port_error("recording a node's end", &e)),
         }
@@ -985,6 +1089,35 @@ impl RunStore for DynamoRun {
     }
 }
 
+/// The values of an edge write: the upstream node told, whether it failed, the node's upstream count.
+fn edge_values(upstream: &str, failed: bool, upstream_total: u32) -> Vec<(&'static str, AttributeValue)> {
+    let mut values = vec![
+        (":edge", AttributeValue::Ss(vec![upstream.to_string()])),
+        (":total", AttributeValue::N(upstream_total.to_string())),
+    ];
+    if failed {
+        values.push((":yes", AttributeValue::Bool(true)));
+    }
+    values
+}
+
+/// An `ADD` clause of `adds` and of what a usage clause (`" ADD …"` or empty) adds.
+fn adding(adds: &str, usage_clause: &str) -> String {
+    match usage_clause.strip_prefix(" ADD ") {
+        Some(usage) => format!(" ADD {adds}, {usage}"),
+        None => format!(" ADD {adds}"),
+    }
+}
+
+/// `expression` that also sets the item's `node` attribute (`#node_name` = `:node`), which
+/// every write that may make a node's item carries: in its `SET` clause, or one of its own.
+fn naming_node(expression: &str) -> String {
+    match expression.split_once("SET ") {
+        Some((before, after)) => format!("{before}SET #node_name = :node, {after}"),
+        None => format!("SET #node_name = :node {expression}"),
+    }
+}
+
 /// A run's phase as the execution item stores it (`run_phase`).
 pub fn stored_phase(phase: WorkflowPhase) -> &'static str {
     match phase {
@@ -1039,14 +1172,31 @@ impl DynamoRun {
 
 impl DynamoRun {
     /// Every node's slot, read consistently in one Query.
+    /// Each node with an item, and its slot. An ended node that told downstream nodes is
+    /// `settled` when each of them has moved on with its end (`steps::moved_on`): such
+    /// an end is never marked.
     pub async fn node_states(&self) -> Result<Vec<NodeState>, PortError> {
-        Ok(self
+        let number = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_n().ok()?.parse::<u32>().ok());
+        let nodes: Vec<(String, NodeSlot, u32, u32)> = self
             .items()
             .await?
             .iter()
             .filter_map(|item| {
                 let node = item.get("node").and_then(|v| v.as_s().ok())?.clone();
-                Some((node, Self::slot_of(item)))
+                let totals =
+                    (number(item, "upstream_total").unwrap_or(0), number(item, "downstream_total").unwrap_or(0));
+                Some((node, Self::slot_of(item), totals.0, totals.1))
+            })
+            .collect();
+        let moved_on = |upstream: &str| {
+            let children = nodes.iter().filter(|(_, child, total, _)| moved_on(child, upstream, *total));
+            children.count() as u32
+        };
+        Ok(nodes
+            .iter()
+            .map(|(node, slot, _, downstream)| {
+                let settled = slot.settled || (slot.end.is_some() && *downstream > 0 && moved_on(node) >= *downstream);
+                (node.clone(), NodeSlot { settled, ..slot.clone() })
             })
             .collect())
     }

@@ -28,7 +28,7 @@ use updraft_core::proto::api::{
 };
 use updraft_core::proto::core::{
     CodeBundle, CompiledWorkflow, Execution, ExecutionId, Identifier, LaunchMode, LaunchPlanSpec, Literal, LiteralMap,
-    NodeExecution, ResourceType, TaskTemplate, WorkflowPhase, literal,
+    NodeExecution, NodeExecutionId, NodePhase, ResourceType, TaskTemplate, WorkflowPhase, literal,
 };
 use updraft_core::schedule::{
     Tick, catch_up_seconds, next_fires, schedule_drift, schedule_name, schedule_request, tick_execution_name,
@@ -844,6 +844,7 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             let found = api.runs.get(&id).await.map_err(read_error)?;
             let (mut execution, nodes) = found.ok_or_else(|| no_execution(&id))?;
             let workflow = run_workflow(registry, &execution).await?;
+            let nodes = with_unwritten_nodes(workflow.as_ref(), &execution, nodes);
             // The run's values, from every node: a page's upstream may be on another page.
             let values = run_values(&execution, &nodes);
             if execution.outputs.is_none() {
@@ -1478,6 +1479,29 @@ async fn run_workflow<R: Registry>(registry: &R, execution: &Execution) -> Resul
         Some(Entity::Workflow(workflow)) => Ok(Some(workflow)),
         _ => Ok(None),
     }
+}
+
+/// `nodes` and the workflow's nodes that nothing has written yet (a node's item comes
+/// with its arm or its first upstream node's end): waiting (QUEUED) while the run runs,
+/// SKIPPED once it has ended without them.
+fn with_unwritten_nodes(
+    workflow: Option<&CompiledWorkflow>,
+    execution: &Execution,
+    mut nodes: Vec<NodeExecution>,
+) -> Vec<NodeExecution> {
+    let Some(template) = workflow.and_then(|w| w.template.as_ref()) else { return nodes };
+    let written: std::collections::HashSet<String> =
+        nodes.iter().filter_map(|n| n.id.as_ref().map(|i| i.node_id.clone())).collect();
+    let phase =
+        if execution.phase == WorkflowPhase::WorkflowRunning as i32 { NodePhase::Queued } else { NodePhase::Skipped };
+    for node in template.nodes.iter().filter(|n| !written.contains(&n.id)) {
+        nodes.push(NodeExecution {
+            id: Some(NodeExecutionId { execution_id: execution.id.clone(), node_id: node.id.clone() }),
+            phase: phase as i32,
+            ..Default::default()
+        });
+    }
+    nodes
 }
 
 /// A run's values as far as its nodes have produced them.

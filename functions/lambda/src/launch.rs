@@ -285,7 +285,8 @@ impl AwsRuns {
         }
     }
 
-    /// Writes the run's record (its inputs and nodes); `Conflict` when one of that
+    /// Writes the run's record (its inputs; its nodes' items come with their first
+    /// writes); `Conflict` when one of that
     /// name exists. The workflow version it runs.
     async fn record(
         &self,
@@ -297,10 +298,8 @@ impl AwsRuns {
     ) -> Result<Identifier, PortError> {
         let template = workflow.template.clone().unwrap_or_default();
         let id = template.id.clone().unwrap_or_default();
-        let counts: Vec<(String, u32)> =
-            template.nodes.iter().map(|n| (n.id.clone(), n.upstream_node_ids.len() as u32)).collect();
         let run = self.run_store(execution);
-        run.create(&Launch { workflow: &id, inputs, upstream_counts: &counts, overwrite_cache, origin }).await?;
+        run.create(&Launch { workflow: &id, inputs, overwrite_cache, origin }).await?;
         Ok(id)
     }
 

@@ -73,6 +73,8 @@ struct MemoryRun {
     state: Mutex<Slots>,
     inputs: Outputs,
     faults: Arc<Faults>,
+    /// Writes made to the store (each one item, as DynamoDB bills them), crashed ones too.
+    store_writes: AtomicUsize,
 }
 
 impl MemoryRun {
@@ -83,11 +85,32 @@ impl MemoryRun {
     fn with_faults(workflow: &CompiledWorkflow, inputs: Outputs, faults: Arc<Faults>) -> MemoryRun {
         let mut state = Slots::default();
         for node in &workflow.template.as_ref().unwrap().nodes {
-            let slot = NodeSlot { pending: node.upstream_node_ids.len() as u32, ..Default::default() };
-            state.slots.insert(node.id.clone(), slot);
+            state.slots.insert(node.id.clone(), NodeSlot::default());
             state.upstream.insert(node.id.clone(), node.upstream_node_ids.len() as u32);
         }
-        MemoryRun { state: Mutex::new(state), inputs, faults }
+        MemoryRun { state: Mutex::new(state), inputs, faults, store_writes: AtomicUsize::new(0) }
+    }
+
+    /// `claim`'s decision, under the lock: claims `node` and says so when it would win.
+    fn claims(state: &mut Slots, node: &str, now: u64, stale_before: u64) -> bool {
+        let slot = state.slots.get_mut(node).unwrap();
+        let free = slot.end.is_none() && slot.job.is_none() && slot.claimed_at.is_none_or(|at| at < stale_before);
+        if state.run_failed.is_some() || !free {
+            return false;
+        }
+        slot.claimed_at = Some(now);
+        true
+    }
+
+    /// The nodes whose end is settled: marked so, or held by each downstream node it tells.
+    fn settled_nodes(state: &Slots) -> BTreeSet<String> {
+        let told = |node: &String| {
+            let children = state.ended_edges.iter().filter(|(from, _)| from == node).map(|(_, to)| to);
+            children.filter(|child| moved_on(&state.slots[*child], node, state.upstream[*child])).count() as u32
+        };
+        let by_edges =
+            |node: &String| state.ended.get(node).is_some_and(|e| e.downstream > 0 && told(node) == e.downstream);
+        state.slots.iter().filter(|(k, s)| s.settled || by_edges(k)).map(|(k, _)| k.clone()).collect()
     }
 
     fn phases(&self) -> BTreeMap<String, NodePhase> {
@@ -97,40 +120,84 @@ impl MemoryRun {
 
 impl RunStore for MemoryRun {
     async fn arm(&self, node: &str, token: &str) -> Result<NodeSlot, PortError> {
+        self.store_writes.fetch_add(1, Ordering::SeqCst);
         self.faults.write()?;
         let mut state = self.state.lock().unwrap();
         let slot = state.slots.get_mut(node).unwrap();
         slot.token = Some(token.into());
         Ok(slot.clone())
     }
-    async fn upstream_ended(&self, node: &str, upstream: &str, failed: bool) -> Result<NodeSlot, PortError> {
+    async fn upstream_ended(
+        &self,
+        node: &str,
+        upstream: &str,
+        failed: bool,
+        upstream_total: u32,
+    ) -> Result<NodeSlot, PortError> {
+        self.store_writes.fetch_add(1, Ordering::SeqCst);
         self.faults.write()?;
         let mut state = self.state.lock().unwrap();
+        assert_eq!(state.upstream[node], upstream_total);
         if state.ended_edges.insert((upstream.to_string(), node.to_string())) {
             let slot = state.slots.get_mut(node).unwrap();
-            slot.pending -= 1;
+            slot.ended_upstream.push(upstream.to_string());
             slot.skip |= failed;
         }
         Ok(state.slots[node].clone())
+    }
+    async fn arm_claiming(
+        &self,
+        node: &str,
+        token: &str,
+        now: u64,
+        stale_before: u64,
+    ) -> Result<(NodeSlot, bool), PortError> {
+        self.store_writes.fetch_add(1, Ordering::SeqCst);
+        self.faults.write()?;
+        let mut state = self.state.lock().unwrap();
+        assert_eq!(state.upstream[node], 0, "only a root node is armed claiming");
+        state.slots.get_mut(node).unwrap().token = Some(token.into());
+        let claimed = MemoryRun::claims(&mut state, node, now, stale_before);
+        Ok((state.slots[node].clone(), claimed))
+    }
+    async fn only_upstream_ended(
+        &self,
+        node: &str,
+        upstream: &str,
+        failed: bool,
+        now: u64,
+        stale_before: u64,
+    ) -> Result<(NodeSlot, bool), PortError> {
+        self.store_writes.fetch_add(1, Ordering::SeqCst);
+        self.faults.write()?;
+        let mut state = self.state.lock().unwrap();
+        assert_eq!(state.upstream[node], 1, "{node} has one upstream node");
+        let first_telling = state.ended_edges.insert((upstream.to_string(), node.to_string()));
+        if first_telling {
+            let slot = state.slots.get_mut(node).unwrap();
+            slot.ended_upstream.push(upstream.to_string());
+            slot.skip |= failed;
+        }
+        // As DynamoDB's condition does: only the first telling of an armed node claims it.
+        let armed = state.slots[node].token.is_some();
+        let claimed = first_telling && armed && MemoryRun::claims(&mut state, node, now, stale_before);
+        Ok((state.slots[node].clone(), claimed))
     }
     async fn slot(&self, node: &str) -> Result<NodeSlot, PortError> {
         self.faults.read()?;
         Ok(self.state.lock().unwrap().slots[node].clone())
     }
     async fn claim(&self, node: &str, now: u64, stale_before: u64) -> Result<Claim, PortError> {
+        self.store_writes.fetch_add(1, Ordering::SeqCst);
         self.faults.write()?;
         let mut state = self.state.lock().unwrap();
         if state.run_failed.is_some() {
             return Ok(Claim::RunEnded);
         }
-        let slot = state.slots.get_mut(node).unwrap();
-        if slot.end.is_some() || slot.job.is_some() || slot.claimed_at.is_some_and(|at| at >= stale_before) {
-            return Ok(Claim::Held);
-        }
-        slot.claimed_at = Some(now);
-        Ok(Claim::Won)
+        Ok(if MemoryRun::claims(&mut state, node, now, stale_before) { Claim::Won } else { Claim::Held })
     }
     async fn started(&self, node: &str, job: &str) -> Result<(), PortError> {
+        self.store_writes.fetch_add(1, Ordering::SeqCst);
         self.faults.write()?;
         let mut state = self.state.lock().unwrap();
         // The abort ended the run and listed its jobs: this one was not recorded yet.
@@ -144,26 +211,31 @@ impl RunStore for MemoryRun {
         let state = self.state.lock().unwrap();
         Ok(state.run_failed.is_none() && !state.stopped)
     }
-    async fn end(&self, node: &str, end: &NodeEnd) -> Result<NodeSlot, PortError> {
+    async fn end(&self, node: &str, end: &NodeEnd) -> Result<(NodeSlot, bool), PortError> {
+        self.store_writes.fetch_add(1, Ordering::SeqCst);
         self.faults.write()?;
         let mut state = self.state.lock().unwrap();
-        if !state.ended.contains_key(node) {
+        let first = !state.ended.contains_key(node);
+        if first {
             state.ended.insert(node.to_string(), end.clone());
             state.slots.get_mut(node).unwrap().end = Some(end.recorded());
         }
-        Ok(state.slots[node].clone())
+        Ok((state.slots[node].clone(), first))
     }
     async fn settled(&self, node: &str) -> Result<(), PortError> {
+        self.store_writes.fetch_add(1, Ordering::SeqCst);
         self.faults.write()?;
         self.state.lock().unwrap().slots.get_mut(node).unwrap().settled = true;
         Ok(())
     }
     async fn node_failed(&self, node: &str) -> Result<(), PortError> {
+        self.store_writes.fetch_add(1, Ordering::SeqCst);
         self.faults.write()?;
         self.state.lock().unwrap().failed_nodes.insert(node.to_string());
         Ok(())
     }
     async fn fail_run(&self, failure: &NodeFailure) -> Result<(), PortError> {
+        self.store_writes.fetch_add(1, Ordering::SeqCst);
         self.faults.write()?;
         self.state.lock().unwrap().run_failed.get_or_insert(failure.code);
         Ok(())
@@ -334,6 +406,8 @@ struct Run {
     failed_nodes: HashSet<String>,
     /// Store writes, submissions and answers made, crashed calls included.
     writes: usize,
+    /// Of those, the writes to the run store.
+    store_writes: usize,
     /// Deliveries that failed and were made again.
     redeliveries: usize,
 }
@@ -444,10 +518,11 @@ fn simulate_faults(
         answers,
         outputs: state.ended.iter().map(|(k, v)| (k.clone(), v.outputs.clone())).collect(),
         recorded: state.ended.clone(),
-        settled: state.slots.iter().filter(|(_, s)| s.settled).map(|(k, _)| k.clone()).collect(),
+        settled: MemoryRun::settled_nodes(&state),
         run_failed: state.run_failed,
         failed_nodes: state.failed_nodes.clone(),
         writes: faults.writes.load(Ordering::SeqCst),
+        store_writes: run.store_writes.load(Ordering::SeqCst),
         redeliveries,
     }
 }
@@ -755,6 +830,30 @@ fn assert_converges_under_every_crash(
         // Only a crash between SubmitJob and recording the job id can start a job twice.
         assert!(run.jobs <= base.jobs + 1, "{at}: {} jobs, {} without faults", run.jobs, base.jobs);
     }
+}
+
+#[test]
+fn a_chain_costs_four_store_writes_a_node_and_a_fan_in_one_more_an_edge() {
+    // Each node: armed (a root claimed with it), told and claimed in one write (the
+    // rest of a chain), its job recorded, its end; the last one settled by a mark.
+    let chain: String = (0..8)
+        .map(|i| {
+            if i == 0 {
+                "      n0: {task: inc, inputs: {x: 1}}\n".to_string()
+            } else {
+                format!("      n{i}: {{task: inc, inputs: {{x: $n{}.y}}}}\n", i - 1)
+            }
+        })
+        .collect();
+    let w = workflow(&chain, "");
+    let run = simulate(&w, &[], &MemoryCache::default(), &Blobs::default());
+    assert_eq!(run.phases.values().filter(|p| **p == NodePhase::Succeeded).count(), 8);
+    assert_eq!(run.store_writes, 4 * 8 - 1 + 1, "{run:?}");
+    // A node with two upstream nodes: two edges, then its claim, as writes of their own.
+    let w = workflow(N_SHAPE, "");
+    let run = simulate(&w, &[("a", 1), ("b", 5), ("c", 1), ("d", 1)], &MemoryCache::default(), &Blobs::default());
+    let (roots, chained, joined, leaves) = (2, 1, 1, 2);
+    assert_eq!(run.store_writes, roots * 3 + chained * 4 + joined * 6 + leaves, "{run:?}");
 }
 
 #[test]
