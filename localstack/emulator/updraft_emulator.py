@@ -95,7 +95,8 @@ Patches, each covered by a test in tests/test_patches.py:
     error; {"crash": [{"function": "NAME", "operation": "SendTaskSuccess"}]}
     kills the running invocations of function NAME when it makes that call (it
     dies between its previous call and this one; `match` as above; with
-    "after": true the call is made first, so it dies just after it); {"random": {"rate": 0.05,
+    "after": true the call is made first, so it dies just after it; with "skip": N
+    the rule lets its first N matching calls through); {"random": {"rate": 0.05,
     "seed": 7, "services": [...], "error": ...}} fails that share of the calls
     the stack's functions make (never the test's own); {"clear": true} disarms
     everything. GET shows what is armed and how many random faults were injected.
@@ -458,6 +459,8 @@ def _check_rules(rules, required, kind):
             return f"error is one of {_FAULT_ERRORS}: {rule}"
         if int(rule.get("count", 1)) < 1:
             return f"count is at least 1: {rule}"
+        if int(rule.get("skip", 0)) < 0:
+            return f"skip is at least 0: {rule}"
     return None
 
 
@@ -480,8 +483,9 @@ def _faults(request, full_url, headers):
                 _CRASHES.clear()
                 _RANDOM.update({"rate": 0.0, "services": [], "error": "throttle"})
             _FAULTS.update({k: int(v) for k, v in armed.items() if k in _FAULTS})
-            _FAILURES.extend({"count": 1, "error": "throttle", "match": "", **f} for f in armed.get("fail", []))
-            _CRASHES.extend({"count": 1, "match": "", "after": False, **c} for c in armed.get("crash", []))
+            _FAILURES.extend({"count": 1, "error": "throttle", "match": "", "skip": 0, **f}
+                             for f in armed.get("fail", []))
+            _CRASHES.extend({"count": 1, "match": "", "after": False, "skip": 0, **c} for c in armed.get("crash", []))
             if "random" in armed:
                 _RANDOM.update({"error": "throttle", "services": [], **armed["random"], "injected": 0})
                 _RANDOM_SOURCE.seed(armed["random"].get("seed", 0))
@@ -574,16 +578,22 @@ def _injected_fault(environ):
     def calls_from(rule):
         return not rule.get("function") or rule["function"] == caller
 
+    def hits(rule):
+        """Whether a matching call meets this rule now, past the calls it lets through."""
+        if rule["skip"] > 0:
+            rule["skip"] -= 1
+            return False
+        rule["count"] -= 1
+        return True
+
     with _FAULTS_LOCK:
         for rule in _CRASHES:
             if (rule["count"] > 0 and rule.get("service", service) == service and rule["operation"] == operation
-                    and rule["match"] in where and calls_from(rule)):
-                rule["count"] -= 1
+                    and rule["match"] in where and calls_from(rule) and hits(rule)):
                 return "crash-after" if rule["after"] else "crash", rule["function"], service, operation
         for rule in _FAILURES:
             if (rule["count"] > 0 and rule["service"] == service and rule["operation"] == operation
-                    and rule["match"] in where and calls_from(rule)):
-                rule["count"] -= 1
+                    and rule["match"] in where and calls_from(rule) and hits(rule)):
                 return "fail", rule["error"], service, operation
         # Random faults hit only what the stack's functions call, never the test's own clients.
         if (_RANDOM["rate"] > 0 and caller

@@ -189,7 +189,8 @@ pub trait RunStore: Send + Sync {
     ) -> impl Future<Output = Result<NodeSlot, PortError>> + Send;
     /// [`arm`](RunStore::arm) of a node without upstream nodes that claims its start in
     /// the same atomic write when [`claim`](RunStore::claim) would win: one write for
-    /// the usual arm of a root node. The slot after, and whether it claimed.
+    /// the usual arm of a root node. The slot after (when it claimed: what the write
+    /// set), and whether it claimed.
     fn arm_claiming(
         &self,
         node: &str,
@@ -200,7 +201,7 @@ pub trait RunStore: Send + Sync {
     /// [`upstream_ended`](RunStore::upstream_ended) for `upstream`, `node`'s only upstream
     /// node, that claims `node`'s start in the same atomic write when `node` is armed
     /// and [`claim`](RunStore::claim) would win: one write for the usual step of a chain.
-    /// The slot after, and whether it claimed.
+    /// The slot after (when it claimed: what the write set), and whether it claimed.
     fn only_upstream_ended(
         &self,
         node: &str,
@@ -945,9 +946,9 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     /// run first (no claim can start anything after it), the token is answered,
     /// then each downstream node is told (and a chain's next node claimed in the same
     /// write). A node with no downstream node to tell is marked settled; one with
-    /// downstream nodes is settled once they all hold its end (the reconciler reads
-    /// that), and is never marked, so a redelivered event still reaches a child whose
-    /// start was lost.
+    /// downstream nodes is settled once each has moved on with its end ([`moved_on`];
+    /// the reconciler reads the same), and is never marked, so a redelivered event
+    /// still reaches a child whose start was lost.
     async fn settle(&self, id: &str, slot: &NodeSlot, todo: &mut Vec<Todo>) -> Result<(), PortError> {
         let Some(end) = &slot.end else { return Ok(()) };
         let failed = matches!(end.phase, NodePhase::Failed | NodePhase::Skipped);

@@ -170,6 +170,35 @@ def test_the_node_function_dying_after_the_claim_before_submit_job(cloud, aws):
     assert unused(arm_faults(cloud)) == 0
 
 
+# (Dying after that write and dying before b's SubmitJob leave the same records — b claimed
+# without a job — and each waits out the claim's lease, two minutes: CI runs the first.)
+@pytest.mark.parametrize("service, operation, after", [
+    ("dynamodb", "TransactWriteItems", True),  # b told and claimed in one write, then the call dies
+    ("dynamodb", "TransactWriteItems", False),  # dying before it: nothing of b was written
+])
+def test_the_node_function_dying_around_the_write_that_tells_and_claims_the_next_node(cloud, aws, service, operation,
+                                                                                       after):
+    # In the chain a -> b, the first such call is a's (its arm claims it), the second is made
+    # by a's job-end event for b. a's end is recorded by then, so a repeat of that event finds
+    # it and must still reach b: b has not moved on while it is claimed without a job.
+    rule = {"function": node_function(cloud), "service": service, "operation": operation, "after": after,
+            "skip": 1}
+    arm_faults(cloud, crash=[rule])
+    x = fresh_x()
+    run = launch(cloud, "chain", {"x": x})
+    answer, seconds = converged(aws, cloud, run, timeout=300)
+    print(f"converge_s[node function dies {'after' if after else 'before'} {operation} for the next node]: "
+          f"{seconds:.1f}")
+    assert {node: n["phase"] for node, n in nodes(answer).items()} == {"a": "SUCCEEDED", "b": "SUCCEEDED"}
+    assert answer["execution"]["outputs"]["values"]["y"]["integer"] == str(int(x["integer"]) + 2)
+    assert unused(arm_faults(cloud)) == 0
+    batch = aws("batch")
+    queue = cloud["outputs"]["CpuJobQueueArn"]
+    jobs = [j["jobName"] for s in ("SUCCEEDED", "FAILED")
+            for j in batch.list_jobs(jobQueue=queue, jobStatus=s)["jobSummaryList"] if j["jobName"].startswith(f"{run}-")]
+    assert len(jobs) == 2, f"one job per node, none twice: {jobs}"
+
+
 def test_a_failed_start_of_a_subworkflow_run_is_retried(cloud, aws):
     rule = {"service": "states", "operation": "StartExecution", "count": 4, "error": "5xx",
             "function": node_function(cloud)}
