@@ -308,6 +308,12 @@ fn a_root_is_armed_and_claimed_in_one_write_and_a_chain_told_and_claimed_in_one(
         assert!(claimed && slot.claimed_at == Some(t), "{slot:?}");
         let (slot, claimed) = run.arm_claiming("a", "ta2", t + 1, t + 1 - CLAIM_LEASE_MS).await.unwrap();
         assert!(!claimed && slot.token.as_deref() == Some("ta2") && slot.claimed_at == Some(t), "{slot:?}");
+        // A claim is given back only by the start that made it, and only before a job.
+        run.release("a", t + 1).await.unwrap();
+        assert_eq!(run.slot("a").await.unwrap().claimed_at, Some(t), "another call's claim stays");
+        run.release("a", t).await.unwrap();
+        assert_eq!(run.slot("a").await.unwrap().claimed_at, None);
+        assert_eq!(run.claim("a", t, t - CLAIM_LEASE_MS).await.unwrap(), Claim::Won, "claimed again at once");
         run.started("a", "job-a").await.unwrap();
         run.end("a", &end).await.unwrap();
         // b told before its arm: the edge only (it is not armed); the arm then starts it as usual.

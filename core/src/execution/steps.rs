@@ -217,6 +217,10 @@ pub trait RunStore: Send + Sync {
     /// claim was made before `stale_before`; the run's phase is checked in the same
     /// atomic write.
     fn claim(&self, node: &str, now: u64, stale_before: u64) -> impl Future<Output = Result<Claim, PortError>> + Send;
+    /// Gives back the claim made at `claimed_at` of a start that failed before it could
+    /// submit anything: unless another claim, a job or an end came since, `node` is
+    /// unclaimed. Best effort: a claim not given back runs out with its lease.
+    fn release(&self, node: &str, claimed_at: u64) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Records the job a claimed start submitted; a job recorded before is kept.
     fn started(&self, node: &str, job: &str) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Whether the run is still RUNNING, read consistently (after [`started`](RunStore::started):
@@ -759,7 +763,22 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     /// at once (a verified cache hit, a start that cannot be made), or its job submitted
     /// and recorded.
     async fn start_claimed(&self, id: &str, slot: &NodeSlot, todo: &mut Vec<Todo>) -> Result<(), PortError> {
-        let started = if slot.skip { Started::Ended(Box::new(NodeEnd::skipped())) } else { self.start(id).await? };
+        let mut submitting = false;
+        let started = match slot.skip {
+            true => Started::Ended(Box::new(NodeEnd::skipped())),
+            false => match self.start(id, &mut submitting).await {
+                Ok(started) => started,
+                // Failed before any job could have been submitted (a throttled read, say): the
+                // claim is given back, so the retry starts it at once instead of after the lease.
+                // (A submission that failed may have been taken: its claim runs out instead.)
+                Err(e) => {
+                    if !submitting {
+                        let _ = self.store.release(id, self.now_ms).await;
+                    }
+                    return Err(e);
+                }
+            },
+        };
         match started {
             Started::Ended(end) => todo.push(self.end(id, *end).await?),
             Started::Job(job) => {
@@ -777,8 +796,9 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     }
 
     /// Starts one claimed node: it ended at once (a cache hit, a failure to
-    /// start), or its job runs.
-    async fn start(&self, id: &str) -> Result<Started, PortError> {
+    /// start), or its job runs. `submitting` is set just before a job submission,
+    /// which is not idempotent (a child run's start is: it is named for its node).
+    async fn start(&self, id: &str, submitting: &mut bool) -> Result<Started, PortError> {
         let values = self.store.values(Some(&reads_of(self.workflow, id, false))).await?;
         let invocation = self.invocation(id, &values);
         if let Ok(Some(ours)) = &invocation
@@ -796,6 +816,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                     end.branch_taken = branch_taken(self.workflow, id, &values).unwrap_or_default();
                     return Ok(Started::Ended(Box::new(end)));
                 }
+                *submitting = true;
                 Ok(Started::Job(self.jobs.submit(id, task, &inputs).await?))
             }
             Ok(Some(Invocation::Map(task, map_node, items))) => {
@@ -833,6 +854,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 }
                 if !misses.is_empty() {
                     let concurrency = (map_node.concurrency > 0).then_some(map_node.concurrency as usize);
+                    *submitting = true;
                     return Ok(Started::Job(self.jobs.submit_map(id, task, &misses, concurrency).await?));
                 }
                 // Every item a verified hit (or no item at all): no job starts.

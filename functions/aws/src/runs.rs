@@ -907,6 +907,12 @@ impl RunStore for DynamoRun {
         }
     }
 
+    async fn release(&self, node: &str, claimed_at: u64) -> Result<(), PortError> {
+        let condition = "claimed_at = :ours AND attribute_not_exists(job_id) AND attribute_not_exists(node_phase)";
+        let values = vec![(":ours", AttributeValue::N(claimed_at.to_string()))];
+        self.conditional(node, "REMOVE claimed_at, started_at", condition, values).await.map(|_| ())
+    }
+
     async fn started(&self, node: &str, job: &str) -> Result<(), PortError> {
         let condition = "attribute_exists(pk) AND attribute_not_exists(job_id)";
         let (usage, clause, mut values) = self.usage_update();

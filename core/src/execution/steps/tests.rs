@@ -66,6 +66,8 @@ struct Slots {
     stopped: bool,
     /// An abort lands just before the next job is recorded (after its claim and submission).
     abort_before_record: bool,
+    /// The next read of values fails as throttled (and the one after succeeds).
+    throttle_next_values: bool,
 }
 
 /// A run store that keeps its contract with one lock, as DynamoDB's conditional writes do.
@@ -196,6 +198,16 @@ impl RunStore for MemoryRun {
         }
         Ok(if MemoryRun::claims(&mut state, node, now, stale_before) { Claim::Won } else { Claim::Held })
     }
+    async fn release(&self, node: &str, claimed_at: u64) -> Result<(), PortError> {
+        self.store_writes.fetch_add(1, Ordering::SeqCst);
+        self.faults.write()?;
+        let mut state = self.state.lock().unwrap();
+        let slot = state.slots.get_mut(node).unwrap();
+        if slot.claimed_at == Some(claimed_at) && slot.job.is_none() && slot.end.is_none() {
+            slot.claimed_at = None;
+        }
+        Ok(())
+    }
     async fn started(&self, node: &str, job: &str) -> Result<(), PortError> {
         self.store_writes.fetch_add(1, Ordering::SeqCst);
         self.faults.write()?;
@@ -242,7 +254,10 @@ impl RunStore for MemoryRun {
     }
     async fn values(&self, nodes: Option<&[String]>) -> Result<RunValues, PortError> {
         self.faults.read()?;
-        let state = self.state.lock().unwrap();
+        let mut state = self.state.lock().unwrap();
+        if std::mem::take(&mut state.throttle_next_values) {
+            return Err(PortError::Transient("throttled".into()));
+        }
         let wanted = |node: &String| nodes.is_none_or(|nodes| nodes.contains(node));
         let outputs =
             state.ended.iter().filter(|(k, _)| wanted(k)).map(|(k, v)| (k.clone(), v.outputs.clone())).collect();
@@ -925,6 +940,31 @@ fn a_fresh_claim_without_a_job_asks_for_a_later_delivery_and_a_stale_one_is_take
     assert_eq!(block_on(run.slot("a")).unwrap().job.as_deref(), Some("job-1"), "the job id is kept with the claim");
     block_on(steps_at(10_000_000).arm("a", "t")).unwrap();
     assert_eq!(jobs.submitted.lock().unwrap().len(), 1, "a node with a job is never started again");
+}
+
+#[test]
+fn a_start_that_fails_before_submitting_gives_its_claim_back_and_one_that_fails_submitting_keeps_it() {
+    let w = workflow("      a: {task: inc, inputs: {x: $inputs.x}}\n", "");
+    let run = MemoryRun::new(&w, [("x".to_string(), literal::integer(1))].into());
+    let ports = Ports::default();
+    let steps_at = |now_ms| Steps { now_ms, ..ports.steps(&w, &run) };
+    // The read of a's inputs is throttled after its arm claimed it: the claim is given back,
+    // and the retry a moment later (Step Functions' Retry) starts it, not a lease later.
+    run.state.lock().unwrap().throttle_next_values = true;
+    assert!(matches!(block_on(steps_at(1000).arm("a", "t")), Err(PortError::Transient(_))));
+    assert_eq!(block_on(run.slot("a")).unwrap().claimed_at, None, "the claim was given back");
+    block_on(steps_at(6000).arm("a", "t")).unwrap();
+    assert_eq!(ports.jobs.submitted.lock().unwrap().len(), 1, "started by the retry");
+
+    // A submission that fails may have been taken (a lost answer): its claim stays for the lease.
+    let run = MemoryRun::new(&w, [("x".to_string(), literal::integer(1))].into());
+    let faults = Faults::crashing_after(Some(1));
+    let failing = Ports { jobs: RecordedJobs { faults: faults.clone(), ..Default::default() }, ..Ports::default() };
+    let steps = Steps { now_ms: 1000, ..failing.steps(&w, &run) };
+    // Write 0 is the arm's claiming write (the store's own counter); 1, the submission, fails.
+    faults.writes.store(1, Ordering::SeqCst);
+    assert!(block_on(steps.arm("a", "t")).is_err());
+    assert_eq!(block_on(run.slot("a")).unwrap().claimed_at, Some(1000), "kept: the job may exist");
 }
 
 /// An abort that lands between a node's claim and its job's record lists the run's
