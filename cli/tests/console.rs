@@ -190,6 +190,9 @@ fn the_console_lists_runs_filters_and_pages_them_and_shows_one_with_its_graph_an
     assert!(status == 200 && page.contains("/assets/app.js"), "{status} {page}");
     assert!(head.contains("content-security-policy: default-src 'self'"), "{head}");
     assert_eq!(console.get("/assets/app.js").0, 200);
+    let (status, head, dagre) = console.get("/assets/dagre.js");
+    assert!(status == 200 && head.contains("content-type: text/javascript"), "{status} {head}");
+    assert!(dagre.starts_with("/* @dagrejs/dagre 3.1.4") && dagre.contains("MIT License"), "its version and license");
 
     // Polling: the same answer again is a 304 without a body.
     let (_, head, _) = console.get("/api/runs");

@@ -123,6 +123,11 @@ fn router(console: Arc<Console>) -> Router {
         .route("/projects", get(page))
         .route("/assets/app.js", get(|| asset("text/javascript; charset=utf-8", include_str!("assets/app.js"))))
         .route("/assets/app.css", get(|| asset("text/css; charset=utf-8", include_str!("assets/app.css"))))
+        // The graph's layout: @dagrejs/dagre, vendored (assets/vendor: its version and license).
+        .route(
+            "/assets/dagre.js",
+            get(|| asset("text/javascript; charset=utf-8", include_str!("assets/vendor/dagre-3.1.4.esm.js"))),
+        )
         // What the page reads, and its one write.
         .route("/api/about", get(about))
         .route("/api/projects", get(projects))

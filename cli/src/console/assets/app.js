@@ -1,6 +1,9 @@
 // The console's page: plain ES module, no build step. Every element is made with
 // `h`/`svg` (never innerHTML), so a run's names and values are text, never markup.
 
+// The one vendored library: @dagrejs/dagre 3.1.4 (MIT), the graph's layout (assets/vendor).
+import { graphlib, layout as dagreLayout } from "/assets/dagre.js";
+
 const main = document.getElementById("main");
 const SVG_NS = "http://www.w3.org/2000/svg";
 const TOKEN = document.querySelector('meta[name="updraft-token"]').content;
@@ -284,25 +287,79 @@ function showTab(run, view, bar) {
 
 const byId = (run) => Object.fromEntries(run.nodes.map((n) => [nodeName(n), n]));
 
-// The DAG, one column per level (the compiler's levels), coloured by each node's phase.
-// Without a run (`still`), the workflow's shape alone: no phases, nothing to open.
+// Graphs up to this many nodes are laid out by dagre (ranks, then the order within each rank
+// that crosses fewest edges); larger ones by the compiler's levels, in linear time (dagre
+// takes seconds on 1,000 nodes and 2,000 edges).
+const DAGRE_MAX_NODES = 400;
+
+// Where each node's box goes and how each edge runs, by dagre.
+function dagrePlaces(template, box) {
+  const g = new graphlib.Graph();
+  g.setGraph({ rankdir: "LR", nodesep: box.GY, ranksep: box.GX, marginx: box.PAD, marginy: box.PAD });
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const node of template.nodes || []) g.setNode(node.id, { width: box.W, height: box.H });
+  for (const node of template.nodes || []) {
+    for (const up of node.upstreamNodeIds || []) if (g.hasNode(up)) g.setEdge(up, node.id);
+  }
+  dagreLayout(g);
+  const at = {};
+  for (const id of g.nodes()) {
+    const n = g.node(id);
+    at[id] = { x: n.x - box.W / 2, y: n.y - box.H / 2 };
+  }
+  // A smooth line through dagre's points: a quadratic bend at each inner point.
+  const route = (up, id) => {
+    const points = (g.edge(up, id) || {}).points || [];
+    const xy = (q) => `${q.x.toFixed(1)},${q.y.toFixed(1)}`;
+    if (points.length < 3) return points.length ? `M${xy(points[0])} L${xy(points[points.length - 1])}` : "";
+    let d = `M${xy(points[0])}`;
+    for (let i = 1; i < points.length - 1; i++) {
+      const next = points[i + 1];
+      const end = i === points.length - 2 ? next : { x: (points[i].x + next.x) / 2, y: (points[i].y + next.y) / 2 };
+      d += ` Q${xy(points[i])} ${xy(end)}`;
+    }
+    return d;
+  };
+  return { at, route, width: Math.ceil(g.graph().width), height: Math.ceil(g.graph().height) };
+}
+
+// The same by the compiler's levels: one column per level. An edge that skips levels is
+// drawn over the top of the graph, in one of a few lanes, instead of through the nodes of
+// the levels it skips.
+function levelPlaces(template, levels, box) {
+  const { W, H, GX, GY, PAD } = box, LANE = 8, LANES = 6;
+  const column = {};
+  levels.forEach((ids, col) => ids.forEach((id) => { column[id] = col; }));
+  const skipping = (template.nodes || []).some((n) => (n.upstreamNodeIds || []).some((u) => column[n.id] - column[u] > 1));
+  const TOP = PAD + (skipping ? LANE * (LANES + 1) : 0);
+  const at = {};
+  levels.forEach((ids, col) => ids.forEach((id, row) => { at[id] = { x: PAD + col * (W + GX), y: TOP + row * (H + GY) }; }));
+  let lane = 0;
+  const route = (up, id) => {
+    const from = at[up], to = at[id];
+    const x1 = from.x + W, y1 = from.y + H / 2, x2 = to.x, y2 = to.y + H / 2, mx = (x1 + x2) / 2;
+    if (column[id] - column[up] <= 1) return `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`;
+    const top = PAD + LANE * (lane++ % LANES);
+    const half = GX / 2;
+    return `M${x1},${y1} C${x1 + half},${y1} ${x1},${top} ${x1 + half},${top} L${x2 - half},${top} C${x2},${top} ${x2 - half},${y2} ${x2},${y2}`;
+  };
+  const width = PAD * 2 + Math.max(1, levels.length) * (W + GX) - GX;
+  const height = TOP + PAD + Math.max(1, ...levels.map((l) => l.length)) * (H + GY) - GY;
+  return { at, route, width, height };
+}
+
+// The DAG coloured by each node's phase. Without a run (`still`), the workflow's shape
+// alone: no phases, nothing to open.
 export function graph(run, select, still = false) {
   if (!run.workflow) return h("div", { class: "banner", role: "status" }, run.workflowMissing || "no workflow recorded");
   const template = run.workflow.template || {};
   const levels = ((run.workflow.dag || {}).levels || []).map((l) => l.nodeIds || []);
   const records = byId(run);
-  const W = 200, H = 46, GX = 70, GY = 18, PAD = 12, LANE = 8, LANES = 6;
-  const column = {};
-  levels.forEach((ids, col) => ids.forEach((id) => { column[id] = col; }));
-  // An edge that skips levels is drawn over the top of the graph, in one of a few lanes,
-  // instead of straight through the nodes of the levels it skips.
-  const skipping = (template.nodes || []).some((n) => (n.upstreamNodeIds || []).some((u) => column[n.id] - column[u] > 1));
-  const TOP = PAD + (skipping ? LANE * (LANES + 1) : 0);
-  const at = {};
-  levels.forEach((ids, col) => ids.forEach((id, row) => { at[id] = { x: PAD + col * (W + GX), y: TOP + row * (H + GY) }; }));
-  const width = PAD * 2 + Math.max(1, levels.length) * (W + GX) - GX;
-  const height = TOP + PAD + Math.max(1, ...levels.map((l) => l.length)) * (H + GY) - GY;
-  let lane = 0;
+  const box = { W: 200, H: 46, GX: 70, GY: 18, PAD: 12 };
+  const { W, H } = box;
+  const { at, route, width, height } = (template.nodes || []).length <= DAGRE_MAX_NODES
+    ? dagrePlaces(template, box)
+    : levelPlaces(template, levels, box);
   const critical = (run.workflow.dag || {}).criticalPath || [];
   const onCritical = new Set(critical.slice(1).map((id, i) => `${critical[i]}>${id}`));
   const edges = [], boxes = [];
@@ -310,17 +367,9 @@ export function graph(run, select, still = false) {
     const to = at[node.id];
     if (!to) continue;
     for (const up of node.upstreamNodeIds || []) {
-      const from = at[up];
-      if (!from) continue;
-      const x1 = from.x + W, y1 = from.y + H / 2, x2 = to.x, y2 = to.y + H / 2, mx = (x1 + x2) / 2;
-      let d = `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`;
-      if (column[node.id] - column[up] > 1) {
-        const top = PAD + LANE * (lane++ % LANES);
-        const half = GX / 2;
-        d = `M${x1},${y1} C${x1 + half},${y1} ${x1},${top} ${x1 + half},${top} L${x2 - half},${top} C${x2},${top} ${x2 - half},${y2} ${x2},${y2}`;
-      }
+      if (!at[up]) continue;
       edges.push(svg("path", { class: `edge${onCritical.has(`${up}>${node.id}`) ? " critical" : ""}`,
-        d, "data-from": up, "data-to": node.id }));
+        d: route(up, node.id), "data-from": up, "data-to": node.id }));
     }
     const record = records[node.id] || {};
     const phase = still ? "STATIC" : short(record.phase);
