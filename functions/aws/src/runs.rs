@@ -80,16 +80,15 @@ fn attributes_json(item: &Item) -> serde_json::Map<String, serde_json::Value> {
         .collect()
 }
 
-/// A project's and domain's runs, newest first: (execution name, its record) and the next page's token.
 /// Items a filtered listing reads at most for one page: a filter that matches little
 /// of a long history answers a short page and a token (reading on is the caller's
 /// choice) rather than reading the whole history within one API call.
 const FILTERED_READ_MAX: i32 = 2_000;
 
 /// A page of a project's runs that `filter` keeps, newest first, and the next page's
-/// token. `since` is a condition on the by-time index's key (created time first), so
-/// it reads only the runs it keeps; phase, workflow and plan are filters on the items
-/// read (bounded by [`FILTERED_READ_MAX`] a page).
+/// token: (execution name, its record) each. `since` is a condition on the by-time
+/// index's key (created time first), so it reads only the runs it keeps; phase,
+/// workflow and plan are filters on the items read (bounded by [`FILTERED_READ_MAX`] a page).
 pub async fn list_runs(
     dynamo: &Dynamo,
     table: &str,
@@ -320,7 +319,6 @@ pub type NodeState = (String, NodeSlot);
 pub struct Launch<'a> {
     pub workflow: &'a updraft_core::proto::core::Identifier,
     pub inputs: &'a Outputs,
-    /// Per node, how many upstream nodes it waits for.
     pub overwrite_cache: bool,
     pub origin: &'a LaunchOrigin,
 }
@@ -862,7 +860,6 @@ impl RunStore for DynamoRun {
     }
 
     async fn claim(&self, node: &str, now: u64, stale_before: u64) -> Result<Claim, PortError> {
-        // (The claiming writes above hold the same conditions as this one, in `claiming`.)
         use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
         // The run's phase and the node's claim in one atomic write: once a run has
         // ended, no claim can start anything.
@@ -1177,10 +1174,9 @@ impl DynamoRun {
 }
 
 impl DynamoRun {
-    /// Every node's slot, read consistently in one Query.
-    /// Each node with an item, and its slot. An ended node that told downstream nodes is
-    /// `settled` when each of them has moved on with its end (`steps::moved_on`): such
-    /// an end is never marked.
+    /// Each node with an item and its slot, read consistently in one Query. An ended node
+    /// that told downstream nodes is `settled` when each of them has moved on with its end
+    /// (`steps::moved_on`): such an end is never marked.
     pub async fn node_states(&self) -> Result<Vec<NodeState>, PortError> {
         let number = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_n().ok()?.parse::<u32>().ok());
         let nodes: Vec<(String, NodeSlot, u32, u32)> = self
@@ -1194,14 +1190,15 @@ impl DynamoRun {
                 Some((node, Self::slot_of(item), totals.0, totals.1))
             })
             .collect();
-        let moved_on = |upstream: &str| {
+        let moved_on_from = |upstream: &str| {
             let children = nodes.iter().filter(|(_, child, total, _)| moved_on(child, upstream, *total));
             children.count() as u32
         };
         Ok(nodes
             .iter()
             .map(|(node, slot, _, downstream)| {
-                let settled = slot.settled || (slot.end.is_some() && *downstream > 0 && moved_on(node) >= *downstream);
+                let settled =
+                    slot.settled || (slot.end.is_some() && *downstream > 0 && moved_on_from(node) >= *downstream);
                 (node.clone(), NodeSlot { settled, ..slot.clone() })
             })
             .collect())
