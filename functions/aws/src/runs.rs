@@ -702,6 +702,18 @@ impl DynamoRun {
         self.conditional_item("updating a node", node_key(node), expression, condition, values).await
     }
 
+    /// The check, in a claim's transaction, that the run is RUNNING.
+    fn run_is_running(&self) -> Result<aws_sdk_dynamodb::types::ConditionCheck, PortError> {
+        aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", s(&self.partition))
+            .key("sk", s("EXEC"))
+            .condition_expression("run_phase = :running")
+            .expression_attribute_values(":running", s("RUNNING"))
+            .build()
+            .map_err(building_a_claim)
+    }
+
     /// A write of `node`'s item (`set`, a `SET` clause; `adds`, what its `ADD` clause adds)
     /// that also claims its start, in one transaction with the check that the run is
     /// RUNNING, when `condition` (a prefix ending in `AND `) and the claim's own hold, as
@@ -718,16 +730,8 @@ impl DynamoRun {
         now: u64,
         stale_before: u64,
     ) -> Result<bool, PortError> {
-        use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
-        let building = |e: aws_sdk_dynamodb::error::BuildError| PortError::Permanent(format!("building a claim: {e}"));
-        let running = ConditionCheck::builder()
-            .table_name(&self.table)
-            .key("pk", s(&self.partition))
-            .key("sk", s("EXEC"))
-            .condition_expression("run_phase = :running")
-            .expression_attribute_values(":running", s("RUNNING"))
-            .build()
-            .map_err(building)?;
+        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+        let running = self.run_is_running()?;
         let (usage, clause, metered) = self.usage_update();
         values.extend(metered);
         values.extend([
@@ -754,7 +758,7 @@ impl DynamoRun {
             .dynamo
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().condition_check(running).build())
-            .transact_items(TransactWriteItem::builder().update(update.build().map_err(building)?).build())
+            .transact_items(TransactWriteItem::builder().update(update.build().map_err(building_a_claim)?).build())
             .send()
             .await;
         match written {
@@ -860,17 +864,10 @@ impl RunStore for DynamoRun {
     }
 
     async fn claim(&self, node: &str, now: u64, stale_before: u64) -> Result<Claim, PortError> {
-        use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
+        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
         // The run's phase and the node's claim in one atomic write: once a run has
         // ended, no claim can start anything.
-        let running = ConditionCheck::builder()
-            .table_name(&self.table)
-            .key("pk", s(&self.partition))
-            .key("sk", s("EXEC"))
-            .condition_expression("run_phase = :running")
-            .expression_attribute_values(":running", s("RUNNING"))
-            .build()
-            .map_err(|e| PortError::Permanent(format!("building a claim: {e}")))?;
+        let running = self.run_is_running()?;
         let claim = Update::builder()
             .table_name(&self.table)
             .key("pk", s(&self.partition))
@@ -884,7 +881,7 @@ impl RunStore for DynamoRun {
             .expression_attribute_values(":stale", AttributeValue::N(stale_before.to_string()))
             .expression_attribute_values(":at", s(chrono::Utc::now().to_rfc3339()))
             .build()
-            .map_err(|e| PortError::Permanent(format!("building a claim: {e}")))?;
+            .map_err(building_a_claim)?;
         let written = self
             .dynamo
             .transact_write_items()
@@ -1090,6 +1087,10 @@ impl RunStore for DynamoRun {
         }
         Ok(values)
     }
+}
+
+fn building_a_claim(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
+    PortError::Permanent(format!("building a claim: {e}"))
 }
 
 /// The values of an edge write: the upstream node told, whether it failed, the node's upstream count.

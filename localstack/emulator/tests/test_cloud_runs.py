@@ -379,7 +379,9 @@ def test_finish_independent_with_a_failed_branch_ends_failed_once_the_other_bran
     answer = finished(cloud, launch(cloud, "independent"))
     assert answer["execution"]["phase"] == "WORKFLOW_FAILED", "a failed node fails the run in the end"
     phases = {node: n["phase"] for node, n in nodes(answer).items()}
-    assert phases == {"broken": "FAILED", "after": "SKIPPED", "fine": "SUCCEEDED"}, phases
+    # `fine` adds 1 to 41, which an earlier run of the chain may have cached (unless evicted since).
+    assert phases.pop("fine") in ("SUCCEEDED", "CACHED"), "the independent node finished"
+    assert phases == {"broken": "FAILED", "after": "SKIPPED"}, phases
     error = answer["execution"]["error"]
     assert error["code"] == "NodesFailed" and "finish_independent" in error["message"], error
 
