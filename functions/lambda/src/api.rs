@@ -451,13 +451,13 @@ fn within_bytes(
 }
 
 /// The runs list's filters: `phase` (`WORKFLOW_FAILED` or `FAILED`), `workflow`, `plan`
-/// (a launch plan's name) and `since` (RFC 3339).
+/// (a launch plan's name) and `since` (RFC 3339). An empty phase or time is refused as
+/// the document says; an empty name filters nothing.
 fn run_filter(request: &ApiRequest) -> Result<RunFilter, ApiError> {
     let text = |name: &str| request.query.get(name).filter(|v| !v.is_empty()).cloned();
-    let phase = match text("phase") {
+    let phase = match request.query.get("phase") {
         None => None,
         Some(name) => {
-            let upper = name.to_ascii_uppercase();
             let phases = [
                 WorkflowPhase::WorkflowQueued,
                 WorkflowPhase::WorkflowRunning,
@@ -468,19 +468,20 @@ fn run_filter(request: &ApiRequest) -> Result<RunFilter, ApiError> {
             ];
             let found = phases.into_iter().find(|p| {
                 let full = p.as_str_name();
-                full == upper || full.strip_prefix("WORKFLOW_") == Some(upper.as_str())
+                full == name || full.strip_prefix("WORKFLOW_") == Some(name.as_str())
             });
             Some(found.ok_or_else(|| {
                 ApiError::bad_request(
                     "InvalidPhase",
                     "phase",
                     format!("phase {name:.30} is not a run's phase"),
-                    "pass one of QUEUED, RUNNING, SUCCEEDED, FAILED, ABORTED, TIMED_OUT (or its WORKFLOW_ name)",
+                    "pass one of QUEUED, RUNNING, SUCCEEDED, FAILED, ABORTED, TIMED_OUT (or its WORKFLOW_ name), \
+                     in capitals",
                 )
             })?)
         }
     };
-    let since = match text("since") {
+    let since = match request.query.get("since").cloned() {
         None => None,
         Some(at) => Some(chrono::DateTime::parse_from_rfc3339(&at).map(|t| t.to_utc()).map_err(|_| {
             ApiError::bad_request(

@@ -506,7 +506,7 @@ def test_the_runs_list_is_filtered_by_the_api_and_pages_through_a_filter(cloud, 
     assert listed("")[0] == [stopped, second, first]
     assert listed("phase=ABORTED")[0] == [stopped]
     assert listed("phase=WORKFLOW_SUCCEEDED&workflow=chain")[0] == [second, first]
-    assert listed("workflow=pair&phase=succeeded")[0] == []
+    assert listed("workflow=pair&phase=SUCCEEDED")[0] == []
     # A filtered page of one goes on from its last run, and ends.
     page, token = listed("workflow=chain&limit=1")
     assert page == [second] and token
