@@ -38,8 +38,13 @@ impl CloudRuns {
     /// The newest run of a project and domain; `None` when it has none.
     fn newest(&self, project: &str, domain: &str) -> Result<Option<Execution>, SourceError> {
         let page = self.call("GET", &format!("/v1/executions/{project}/{domain}"), &[("limit", "1")], None)?;
-        let found = page.get("executions").cloned().unwrap_or_else(|| Value::Array(vec![]));
-        Ok(Self::parse::<Vec<Execution>>(found, "a list of runs")?.into_iter().next())
+        Ok(Self::executions_of(&page)?.into_iter().next())
+    }
+
+    /// The runs of a page of the API's list (an empty page leaves the list out: the IDL's
+    /// JSON omits empty fields).
+    fn executions_of(page: &Value) -> Result<Vec<Execution>, SourceError> {
+        Self::parse(page.get("executions").cloned().unwrap_or_else(|| Value::Array(vec![])), "a list of runs")
     }
 
     /// The answer's JSON when the API said yes; its refusal (status, code, message) when not.
@@ -165,9 +170,7 @@ impl RunSource for CloudRuns {
                 params.push(("token", token.as_str()));
             }
             let page = self.call("GET", &self.route(""), &params, None)?;
-            // An empty page leaves the list out (the IDL's JSON omits empty fields).
-            let found = page.get("executions").cloned().unwrap_or_else(|| Value::Array(vec![]));
-            executions.extend(Self::parse::<Vec<Execution>>(found, "a list of runs")?);
+            executions.extend(Self::executions_of(&page)?);
             token = page["nextToken"].as_str().unwrap_or_default().to_string();
             if token.is_empty() || executions.len() >= query.limit {
                 break;

@@ -60,7 +60,7 @@ pub struct NodeSlot {
     pub end: Option<RecordedEnd>,
     /// Whether everything its end implies is done and marked so (`RunStore::settled`).
     /// A node whose settle tells downstream nodes is not marked: it is settled once
-    /// each of them holds it among its ended upstream nodes ([`NodeEnd::downstream`]).
+    /// each of them has moved on with its end ([`moved_on`], [`NodeEnd::downstream`]).
     pub settled: bool,
 }
 
@@ -501,6 +501,11 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
             .ok_or_else(|| PortError::Invalid(format!("the workflow has no node {id}")))
     }
 
+    /// Claims made before this are past their lease: their holders are taken to be dead.
+    fn stale_before(&self) -> u64 {
+        self.now_ms.saturating_sub(CLAIM_LEASE_MS)
+    }
+
     /// How many upstream nodes node `id` waits for.
     fn upstream_count(&self, id: &str) -> u32 {
         self.node(id).map_or(0, |n| n.upstream_node_ids.len() as u32)
@@ -520,8 +525,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     /// all ended, or finishes what its end left undone.
     pub async fn arm(&self, node: &str, token: &str) -> Result<(), PortError> {
         let todo = if self.node(node)?.upstream_node_ids.is_empty() {
-            let stale_before = self.now_ms.saturating_sub(CLAIM_LEASE_MS);
-            match self.store.arm_claiming(node, token, self.now_ms, stale_before).await? {
+            match self.store.arm_claiming(node, token, self.now_ms, self.stale_before()).await? {
                 (slot, true) => Todo::Claimed(node.to_string(), slot),
                 (slot, false) => Todo::Node(node.to_string(), slot),
             }
@@ -737,8 +741,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
             if pending > 0 || slot.token.is_none() || slot.job.is_some() {
                 continue; // not ready yet, or its job runs and its end will come
             }
-            let stale_before = self.now_ms.saturating_sub(CLAIM_LEASE_MS);
-            match self.store.claim(&id, self.now_ms, stale_before).await? {
+            match self.store.claim(&id, self.now_ms, self.stale_before()).await? {
                 Claim::RunEnded => continue,
                 Claim::Held => {
                     // A fresh claim without a job: its holder is starting it, or died
@@ -996,11 +999,10 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 if children.is_empty() {
                     todo.push(Todo::MarkSettled(id.to_string()));
                 }
-                let stale_before = self.now_ms.saturating_sub(CLAIM_LEASE_MS);
                 for child in children {
                     // A chain's next node is told and claimed in one write.
                     let told = if self.upstream_count(&child) == 1 {
-                        self.store.only_upstream_ended(&child, id, failed, self.now_ms, stale_before).await?
+                        self.store.only_upstream_ended(&child, id, failed, self.now_ms, self.stale_before()).await?
                     } else {
                         (self.store.upstream_ended(&child, id, failed, self.upstream_count(&child)).await?, false)
                     };

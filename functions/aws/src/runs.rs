@@ -180,13 +180,11 @@ fn index_key(item: &Item) -> Option<String> {
     crate::registry::encode_token(Some(&key))
 }
 
-/// One page of a partition's items, newest (highest sort key) first, on the table or
-/// one of its indexes (`key`: the partition key's attribute and value); and the next
-/// page's token.
+/// One page of a table partition's items, newest (highest sort key) first (`key`: the
+/// partition key's attribute and value); and the next page's token.
 async fn newest_first(
     dynamo: &Dynamo,
     table: &str,
-    index: Option<&str>,
     key: (&str, &str),
     page: &updraft_core::ports::PageRequest,
     what: &str,
@@ -195,7 +193,6 @@ async fn newest_first(
     let answer = dynamo
         .query()
         .table_name(table)
-        .set_index_name(index.map(str::to_string))
         .key_condition_expression("#pk = :pk")
         .expression_attribute_names("#pk", key.0)
         .expression_attribute_values(":pk", s(key.1))
@@ -246,7 +243,7 @@ pub async fn list_ticks(
     page: &updraft_core::ports::PageRequest,
 ) -> Result<(Vec<updraft_core::proto::api::ScheduleTick>, Option<String>), PortError> {
     let partition = ticks_key(plan);
-    let (items, next) = newest_first(dynamo, table, None, ("pk", &partition), page, "listing ticks").await?;
+    let (items, next) = newest_first(dynamo, table, ("pk", &partition), page, "listing ticks").await?;
     let text = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
     let ticks = items
         .iter()
@@ -799,9 +796,8 @@ impl RunStore for DynamoRun {
     ) -> Result<NodeSlot, PortError> {
         // A set, not a counter: telling the same edge twice (a replayed end) counts once.
         let (usage, clause, mut values) = self.usage_update();
-        let set =
-            if failed { "SET upstream_total = :total, upstream_failed = :yes" } else { "SET upstream_total = :total" };
-        values.extend(edge_values(upstream, failed, upstream_total));
+        let (set, edge) = edge_write(upstream, failed, upstream_total);
+        values.extend(edge);
         let written = self.update(node, &format!("{set}{}", adding("ended_upstream :edge", clause)), values).await;
         if written.is_err() {
             self.unwritten(usage);
@@ -832,11 +828,9 @@ impl RunStore for DynamoRun {
         now: u64,
         stale_before: u64,
     ) -> Result<(NodeSlot, bool), PortError> {
-        let set =
-            if failed { "SET upstream_total = :total, upstream_failed = :yes" } else { "SET upstream_total = :total" };
+        let (set, values) = edge_write(upstream, failed, 1);
         // Armed, and told for the first time (its one upstream node): this edge makes it ready.
         let condition = "attribute_exists(task_token) AND attribute_not_exists(ended_upstream) AND ";
-        let values = edge_values(upstream, failed, 1);
         if self.claiming(node, set, "ended_upstream :edge", condition, values, now, stale_before).await? {
             let slot = NodeSlot {
                 ended_upstream: vec![upstream.to_string()],
@@ -1093,16 +1087,22 @@ fn building_a_claim(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
     PortError::Permanent(format!("building a claim: {e}"))
 }
 
-/// The values of an edge write: the upstream node told, whether it failed, the node's upstream count.
-fn edge_values(upstream: &str, failed: bool, upstream_total: u32) -> Vec<(&'static str, AttributeValue)> {
+/// An edge write's `SET` clause and values (its `ADD` adds `ended_upstream :edge`): the
+/// upstream node told, whether it failed, the node's upstream count.
+fn edge_write(
+    upstream: &str,
+    failed: bool,
+    upstream_total: u32,
+) -> (&'static str, Vec<(&'static str, AttributeValue)>) {
     let mut values = vec![
         (":edge", AttributeValue::Ss(vec![upstream.to_string()])),
         (":total", AttributeValue::N(upstream_total.to_string())),
     ];
-    if failed {
-        values.push((":yes", AttributeValue::Bool(true)));
+    if !failed {
+        return ("SET upstream_total = :total", values);
     }
-    values
+    values.push((":yes", AttributeValue::Bool(true)));
+    ("SET upstream_total = :total, upstream_failed = :yes", values)
 }
 
 /// An `ADD` clause of `adds` and of what a usage clause (`" ADD …"` or empty) adds.

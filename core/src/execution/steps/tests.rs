@@ -104,6 +104,17 @@ impl MemoryRun {
         true
     }
 
+    /// Records that `upstream` ended for `node`, once per edge: whether this was the first telling.
+    fn tells(state: &mut Slots, node: &str, upstream: &str, failed: bool) -> bool {
+        let first = state.ended_edges.insert((upstream.to_string(), node.to_string()));
+        if first {
+            let slot = state.slots.get_mut(node).unwrap();
+            slot.ended_upstream.push(upstream.to_string());
+            slot.skip |= failed;
+        }
+        first
+    }
+
     /// The nodes whose end is settled: marked so, or held by each downstream node it tells.
     fn settled_nodes(state: &Slots) -> BTreeSet<String> {
         let told = |node: &String| {
@@ -140,11 +151,7 @@ impl RunStore for MemoryRun {
         self.faults.write()?;
         let mut state = self.state.lock().unwrap();
         assert_eq!(state.upstream[node], upstream_total);
-        if state.ended_edges.insert((upstream.to_string(), node.to_string())) {
-            let slot = state.slots.get_mut(node).unwrap();
-            slot.ended_upstream.push(upstream.to_string());
-            slot.skip |= failed;
-        }
+        MemoryRun::tells(&mut state, node, upstream, failed);
         Ok(state.slots[node].clone())
     }
     async fn arm_claiming(
@@ -174,12 +181,7 @@ impl RunStore for MemoryRun {
         self.faults.write()?;
         let mut state = self.state.lock().unwrap();
         assert_eq!(state.upstream[node], 1, "{node} has one upstream node");
-        let first_telling = state.ended_edges.insert((upstream.to_string(), node.to_string()));
-        if first_telling {
-            let slot = state.slots.get_mut(node).unwrap();
-            slot.ended_upstream.push(upstream.to_string());
-            slot.skip |= failed;
-        }
+        let first_telling = MemoryRun::tells(&mut state, node, upstream, failed);
         // As DynamoDB's condition does: only the first telling of an armed node claims it.
         let armed = state.slots[node].token.is_some();
         let claimed = first_telling && armed && MemoryRun::claims(&mut state, node, now, stale_before);
