@@ -84,7 +84,8 @@ Patches, each covered by a test in tests/test_patches.py:
     the "Scheduled Event" AWS sends (the stack's reconciler runs on one).
 (q) Faults, for tests: POST /moto-api/updraft/faults with any of
     {"drop_job_events": N} drops the next N "Batch Job State Change" deliveries
-    (a lost event); {"duplicate_job_events": N} delivers the next N twice;
+    (a lost event); {"duplicate_job_events": N} delivers the next N twice (both
+    count the ends of jobs and array parents, not of array children);
     {"fail": [{"service": "dynamodb", "operation": "UpdateItem", "count": 4,
     "error": "throttle"|"5xx", "match": "outputs.json", "function": "NAME"}]}
     answers the next `count` matching requests (service from the signature's
@@ -635,10 +636,12 @@ def add_request_faults():
 
 def _emit_job_state_change(job):
     """(h) The job's end, with its DescribeJobs view as detail."""
-    if _fault("drop_job_events"):
+    # The node function ignores an array child's event: a fault spent on one would test nothing.
+    child = (job.array_properties or {}).get("index") is not None
+    if not child and _fault("drop_job_events"):
         LOG.warning("fault: the state change of Batch job %s is dropped", job.job_id)
         return
-    copies = 2 if _fault("duplicate_job_events") else 1
+    copies = 2 if not child and _fault("duplicate_job_events") else 1
     try:
         _, _, _, region, account = job.job_queue.arn.split(":")[:5]
         for _ in range(copies):

@@ -221,6 +221,18 @@ pub trait RunStore: Send + Sync {
     /// submit anything: unless another claim, a job or an end came since, `node` is
     /// unclaimed. Best effort: a claim not given back runs out with its lease.
     fn release(&self, node: &str, claimed_at: u64) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Takes the lease of gathering the items of `node` (a map whose job ended) at `now`
+    /// (epoch ms): `true` while the node has no end and no gather leased since
+    /// `stale_before`. Two deliveries of a map's end then gather its items once.
+    fn lease_gather(
+        &self,
+        node: &str,
+        now: u64,
+        stale_before: u64,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Gives back the gather lease taken at `leased_at` (its gather failed); a lease
+    /// taken since is kept. Best effort: a lease not given back runs out.
+    fn release_gather(&self, node: &str, leased_at: u64) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Records the job a claimed start submitted; a job recorded before is kept.
     fn started(&self, node: &str, job: &str) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Whether the run is still RUNNING, read consistently (after [`started`](RunStore::started):
@@ -580,6 +592,31 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         (end.attempts, end.log_uri, end.batch) = (report.attempts, report.log_uri, report.batch);
         end.attempt_records = report.attempt_records;
         self.record_end(node, &end).await
+    }
+
+    /// Whether this invocation gathers the items of `node`, a map whose job ended. A
+    /// gather reads every item's result and writes each item's cache entry, so two
+    /// deliveries of the job's end — Batch's event and the reconciler's stand-in for it,
+    /// racing while a wide map gathers — must not both do it: the first takes a lease
+    /// (the claim's, past the function's timeout) and the other returns at once. If the
+    /// holder dies, the reconciler reports the end again once the lease has run out. An
+    /// end recorded already is converged from, as any redelivered end is.
+    pub async fn gathers(&self, node: &str) -> Result<bool, PortError> {
+        self.node(node)?;
+        if self.store.lease_gather(node, self.now_ms, self.stale_before()).await? {
+            return Ok(true);
+        }
+        let slot = self.store.slot(node).await?;
+        if slot.end.is_some() {
+            self.converge(vec![Todo::Node(node.to_string(), slot)]).await?;
+        }
+        Ok(false)
+    }
+
+    /// A gather that failed gives its lease back, so that the retry of its event gathers
+    /// at once rather than after the lease.
+    pub async fn gather_failed(&self, node: &str) {
+        let _ = self.store.release_gather(node, self.now_ms).await;
     }
 
     /// Every item of a map node that ran ended (after Batch's retries of each):

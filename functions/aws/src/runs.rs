@@ -56,6 +56,7 @@ fn attributes_json(item: &Item) -> serde_json::Map<String, serde_json::Value> {
                 k.as_str(),
                 "pk" | "task_token"
                     | "claimed_at"
+                    | "gathering_at"
                     | "ended_upstream"
                     | "settled"
                     | "gsi1pk"
@@ -899,6 +900,19 @@ impl RunStore for DynamoRun {
         let condition = "claimed_at = :ours AND attribute_not_exists(job_id) AND attribute_not_exists(node_phase)";
         let values = vec![(":ours", AttributeValue::N(claimed_at.to_string()))];
         self.conditional(node, "REMOVE claimed_at, started_at", condition, values).await.map(|_| ())
+    }
+
+    async fn lease_gather(&self, node: &str, now: u64, stale_before: u64) -> Result<bool, PortError> {
+        let condition = "attribute_exists(pk) AND attribute_not_exists(node_phase) \
+                         AND (attribute_not_exists(gathering_at) OR gathering_at < :stale)";
+        let values =
+            vec![(":now", AttributeValue::N(now.to_string())), (":stale", AttributeValue::N(stale_before.to_string()))];
+        self.conditional(node, "SET gathering_at = :now", condition, values).await
+    }
+
+    async fn release_gather(&self, node: &str, leased_at: u64) -> Result<(), PortError> {
+        let values = vec![(":ours", AttributeValue::N(leased_at.to_string()))];
+        self.conditional(node, "REMOVE gathering_at", "gathering_at = :ours", values).await.map(|_| ())
     }
 
     async fn started(&self, node: &str, job: &str) -> Result<(), PortError> {

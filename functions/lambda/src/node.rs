@@ -1033,6 +1033,44 @@ async fn describe_children(
 }
 
 /// Handles one event; the result is what Step Functions' `lambda:invoke` sees.
+/// Gathers the items of map node `node`, whose job `job` ended having run `ran` items.
+#[allow(clippy::too_many_arguments)]
+async fn gather<R: Registry, S: RunStore>(
+    services: &NodeServices<R>,
+    steps: &Steps<'_, S, DynamoCache, S3Blobs<'_>, BatchJobs<'_>, SfnTokens<'_>>,
+    run: &RunRef,
+    node: &str,
+    job: &str,
+    ran: usize,
+    size: (f64, f64, f64),
+    batch: RunUsage,
+) -> Result<(), PortError> {
+    let prefix = items_prefix(&services.config.bucket, run, node);
+    match item_indices(&services.s3, &prefix, ran).await? {
+        Ok((indices, children)) => {
+            // One child is a plain job, whose event has its attempts.
+            let (batch, last_attempts) = if children > 1 {
+                describe_children(&services.batch, job, children, size).await
+            } else {
+                (batch, None)
+            };
+            let results = item_results(&services.s3, &prefix, ran, children, last_attempts.as_deref()).await?;
+            let results = indices.into_iter().zip(results).collect();
+            steps.map_reported(node, results, 1, String::new(), batch).await
+        }
+        Err(failure) => {
+            let report = JobReport {
+                result: Err(failure),
+                attempts: 1,
+                log_uri: String::new(),
+                batch: RunUsage::default(),
+                attempt_records: Vec::new(),
+            };
+            steps.job_reported(node, report).await
+        }
+    }
+}
+
 pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> Result<Value, NodeError> {
     if let Some(meter) = &services.meter {
         meter.begin();
@@ -1128,30 +1166,14 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
             steps.job_reported(&node, report).await?;
         }
         NodeEvent::JobEnded { node, job, items: Some(ran), size, batch, .. } => {
-            let prefix = items_prefix(&services.config.bucket, &run, &node);
-            match item_indices(&services.s3, &prefix, ran).await? {
-                Ok((indices, children)) => {
-                    // One child is a plain job, whose event has its attempts.
-                    let (batch, last_attempts) = if children > 1 {
-                        describe_children(&services.batch, &job, children, size).await
-                    } else {
-                        (batch, None)
-                    };
-                    let results = item_results(&services.s3, &prefix, ran, children, last_attempts.as_deref()).await?;
-                    let results = indices.into_iter().zip(results).collect();
-                    steps.map_reported(&node, results, 1, String::new(), batch).await?;
-                }
-                Err(failure) => {
-                    let report = JobReport {
-                        result: Err(failure),
-                        attempts: 1,
-                        log_uri: String::new(),
-                        batch: RunUsage::default(),
-                        attempt_records: Vec::new(),
-                    };
-                    steps.job_reported(&node, report).await?;
-                }
+            if !steps.gathers(&node).await? {
+                return Ok(json!({"execution": run.execution.name, "gathered": "by another delivery of the end"}));
             }
+            let gathered = gather(services, &steps, &run, &node, &job, ran, size, batch).await;
+            if gathered.is_err() {
+                steps.gather_failed(&node).await;
+            }
+            gathered?;
         }
         NodeEvent::JobEnded {
             node,

@@ -89,6 +89,27 @@ def test_a_duplicated_job_end_event_counts_once(cloud, aws):
     assert len(jobs) == 4, f"one job per node, none twice: {[j['jobName'] for j in jobs]}"
 
 
+def test_a_maps_end_delivered_twice_is_gathered_once(cloud, aws):
+    """A map's end delivered twice (as the reconciler's stand-in, racing a wide map's
+    gather, delivers it): its items are gathered and their cache entries written once."""
+    items = 200
+    base = time.time_ns() % 1_000_000_000 * 1_000
+    xs = {"xs": {"list": {"values": [{"integer": str(base + i)} for i in range(items)]}}}
+    arm_faults(cloud, duplicate_job_events=1)
+    before = counters(cloud["endpoint"])["dynamodb_writes"]
+    run = launch(cloud, "bumps_two_at_a_time", xs)
+    answer, seconds = converged(aws, cloud, run)
+    print(f"converge_s[a map's end delivered twice]: {seconds:.1f}")
+    assert arm_faults(cloud)["duplicate_job_events"] == 0, "the map's end came twice"
+    expected = [{"integer": str(base + i + 1)} for i in range(items)]
+    assert answer["execution"]["outputs"]["values"]["ys"]["list"]["values"] == expected
+    # The second delivery ends within moments of the first (the lease, or the recorded end, stops it).
+    time.sleep(5)
+    writes = counters(cloud["endpoint"])["dynamodb_writes"] - before
+    print(f"dynamodb writes of a {items}-item map whose end came twice: {writes}")
+    assert items <= writes < 1.5 * items, f"{writes} writes: the items were gathered twice"
+
+
 @pytest.mark.parametrize("crashes", [1, 3])
 def test_the_node_function_dying_after_the_end_write_before_answering_the_token(cloud, aws, crashes):
     # Once: Lambda's asynchronous retry repeats the event. Three times (every retry dies

@@ -68,6 +68,8 @@ struct Slots {
     abort_before_record: bool,
     /// The next read of values fails as throttled (and the one after succeeds).
     throttle_next_values: bool,
+    /// When each map node's gather was leased.
+    gathering: HashMap<String, u64>,
 }
 
 /// A run store that keeps its contract with one lock, as DynamoDB's conditional writes do.
@@ -207,6 +209,25 @@ impl RunStore for MemoryRun {
         let slot = state.slots.get_mut(node).unwrap();
         if slot.claimed_at == Some(claimed_at) && slot.job.is_none() && slot.end.is_none() {
             slot.claimed_at = None;
+        }
+        Ok(())
+    }
+    async fn lease_gather(&self, node: &str, now: u64, stale_before: u64) -> Result<bool, PortError> {
+        self.store_writes.fetch_add(1, Ordering::SeqCst);
+        self.faults.write()?;
+        let mut state = self.state.lock().unwrap();
+        let free = state.slots[node].end.is_none() && state.gathering.get(node).is_none_or(|&at| at < stale_before);
+        if free {
+            state.gathering.insert(node.to_string(), now);
+        }
+        Ok(free)
+    }
+    async fn release_gather(&self, node: &str, leased_at: u64) -> Result<(), PortError> {
+        self.store_writes.fetch_add(1, Ordering::SeqCst);
+        self.faults.write()?;
+        let mut state = self.state.lock().unwrap();
+        if state.gathering.get(node) == Some(&leased_at) {
+            state.gathering.remove(node);
         }
         Ok(())
     }
@@ -750,6 +771,41 @@ fn a_map_node_runs_its_items_as_one_submission_and_a_rerun_of_all_hits_starts_no
         let expected = literal::list(vec![literal::integer(2), literal::integer(3), literal::integer(4)]);
         assert_eq!(end.outputs["y"], expected, "{run_name}");
     }
+}
+
+#[test]
+fn a_maps_end_delivered_twice_while_it_gathers_is_gathered_once() {
+    let nodes = r"      each:
+        map: {task: inc, over: [x]}
+        inputs: {x: [1, 2, 3]}
+";
+    let w = workflow(nodes, "");
+    let run = MemoryRun::new(&w, Outputs::new());
+    let ports = Ports::default();
+    let steps_at = |now_ms| Steps { now_ms, ..ports.steps(&w, &run) };
+    block_on(steps_at(1000).arm("each", "t")).unwrap();
+    let results = || (0..3).map(|i| inc_result(i, i as i64 + 1)).collect::<Vec<_>>();
+    // Batch's event takes the lease; the reconciler's stand-in, a minute into the gather, does not.
+    assert!(block_on(steps_at(2000).gathers("each")).unwrap());
+    let writes = run.store_writes.load(Ordering::SeqCst);
+    assert!(!block_on(steps_at(62_000).gathers("each")).unwrap(), "the second delivery leaves the gather alone");
+    assert_eq!(run.store_writes.load(Ordering::SeqCst), writes + 1, "its one write, the refused lease");
+    block_on(steps_at(3000).map_reported("each", results(), 1, String::new(), Default::default())).unwrap();
+    assert_eq!(run.phases()["each"], NodePhase::Succeeded);
+    assert_eq!(ports.tokens.answers.lock().unwrap().len(), 1, "answered once");
+    // Delivered again after the end: nothing is gathered, the recorded end is converged from.
+    assert!(!block_on(steps_at(500_000).gathers("each")).unwrap(), "an ended map is never gathered again");
+
+    // A gather that failed gives its lease back: the retry of its event gathers at once.
+    let (run, ports) = (MemoryRun::new(&w, Outputs::new()), Ports::default());
+    let steps_at = |now_ms| Steps { now_ms, ..ports.steps(&w, &run) };
+    block_on(steps_at(1000).arm("each", "t2")).unwrap();
+    assert!(block_on(steps_at(2000).gathers("each")).unwrap());
+    block_on(steps_at(2000).gather_failed("each"));
+    assert!(block_on(steps_at(3000).gathers("each")).unwrap(), "given back");
+    // A holder that died: the lease runs out and the next delivery gathers.
+    assert!(!block_on(steps_at(3000 + CLAIM_LEASE_MS).gathers("each")).unwrap(), "still within the lease");
+    assert!(block_on(steps_at(3001 + CLAIM_LEASE_MS).gathers("each")).unwrap(), "past the lease");
 }
 
 /// The outputs `inc` gives item `x` of a map: `y = x + 1`.
