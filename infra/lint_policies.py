@@ -42,7 +42,7 @@ ARN_OF_TYPE = {
 }
 # The property that names a resource of each type, when the template sets it.
 NAME_PROPERTY = {"AWS::S3::Bucket": "BucketName", "AWS::IAM::Role": "RoleName",
-                 "AWS::IAM::ManagedPolicy": "ManagedPolicyName"}
+                 "AWS::IAM::ManagedPolicy": "ManagedPolicyName", "AWS::Lambda::Function": "FunctionName"}
 # What `!Ref X` gives for types whose Ref is a name, not an ARN.
 REF_IS_NAME = {"AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Lambda::Function", "AWS::Logs::LogGroup",
                "AWS::IAM::Role", "AWS::ApiGateway::RestApi"}

@@ -80,6 +80,7 @@ CALLS = {
         ("states:SendTaskFailure", "*", {}),
         ("states:StartExecution", MACHINE, {}),
         ("states:StopExecution", EXECUTION, {}),
+        ("lambda:InvokeFunction", NODE_FUNCTION, {}),
     ],
     "StatusFunctionRole": [
         *[(f"dynamodb:{a}", TABLE, {}) for a in ("GetItem", "Query", "UpdateItem")],
@@ -119,6 +120,7 @@ FORBIDDEN = {
         ("batch:SubmitJob", ACCOUNT.format(service="batch", rest="job-queue/other-stack-cpu"), {}),
         ("iam:PassRole", JOB_ROLE, {}),
         ("states:StartExecution", ACCOUNT.format(service="states", rest="stateMachine:other-x"), {}),
+        ("lambda:InvokeFunction", ACCOUNT.format(service="lambda", rest="function:other-function"), {}),
     ],
     "StatusFunctionRole": [
         ("dynamodb:PutItem", TABLE, {}),

@@ -1006,8 +1006,11 @@ def _invoke_bootstrap_now(self, event=None):
     invocation["done"].set()
     if "handed_at" in invocation:
         with _COUNTERS_LOCK:
+            answer = invocation["result"] or b""
+            answer = answer.decode(errors="replace") if isinstance(answer, bytes) else str(answer)
             _INVOCATIONS.append({"function": self.function_name, "at": invocation["handed_at"],
-                                 "ms": round((time.time() - invocation["handed_at"]) * 1000, 1)})
+                                 "ms": round((time.time() - invocation["handed_at"]) * 1000, 1),
+                                 "answer": answer[:300]})
     logs = sandbox.logs_since(logs_from)
     # An environment that answered stays warm; one that timed out or died is thrown away, as Lambda does.
     if finished and process.poll() is None and _WARM:

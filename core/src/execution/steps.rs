@@ -35,6 +35,27 @@ use std::future::Future;
 /// older than 90 s has no live holder, and starting the node again is safe.
 pub const CLAIM_LEASE_MS: u64 = 90_000;
 
+/// Cache entries a gather writes between two looks at the time it has left (100
+/// BatchWriteItem requests).
+pub const GATHER_CHUNK: usize = 2_500;
+
+/// Where a map's gather starts in this invocation ([`Steps::map_gathered`]).
+pub struct Gathering<'t> {
+    /// Cache entries of the items that ran that earlier invocations wrote.
+    pub written: usize,
+    /// Whether the invocation may go on (a look at its deadline).
+    pub time_left: &'t (dyn Fn() -> bool + Send + Sync),
+}
+
+/// What one invocation's part of a gather did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gathered {
+    /// The map's end is recorded (by this gather or, first, another).
+    Ended,
+    /// Its time ran out with this many cache entries written: a follow-up goes on.
+    OutOfTime { written: usize },
+}
+
 /// How a node ended, as the run store keeps it (the outputs are read with `values`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedEnd {
@@ -223,12 +244,14 @@ pub trait RunStore: Send + Sync {
     fn release(&self, node: &str, claimed_at: u64) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Takes the lease of gathering the items of `node` (a map whose job ended) at `now`
     /// (epoch ms): `true` while the node has no end and no gather leased since
-    /// `stale_before`. Two deliveries of a map's end then gather its items once.
+    /// `stale_before` but the one taken at `ours` (a follow-up takes its predecessor's
+    /// lease over). Two deliveries of a map's end then gather its items once.
     fn lease_gather(
         &self,
         node: &str,
         now: u64,
         stale_before: u64,
+        ours: Option<u64>,
     ) -> impl Future<Output = Result<bool, PortError>> + Send;
     /// Gives back the gather lease taken at `leased_at` (its gather failed); a lease
     /// taken since is kept. Best effort: a lease not given back runs out.
@@ -600,10 +623,11 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     /// racing while a wide map gathers — must not both do it: the first takes a lease
     /// (the claim's, past the function's timeout) and the other returns at once. If the
     /// holder dies, the reconciler reports the end again once the lease has run out. An
-    /// end recorded already is converged from, as any redelivered end is.
-    pub async fn gathers(&self, node: &str) -> Result<bool, PortError> {
+    /// end recorded already is converged from, as any redelivered end is. A follow-up of
+    /// a gather out of time takes over the lease its predecessor took at `leased_at`.
+    pub async fn gathers(&self, node: &str, leased_at: Option<u64>) -> Result<bool, PortError> {
         self.node(node)?;
-        if self.store.lease_gather(node, self.now_ms, self.stale_before()).await? {
+        if self.store.lease_gather(node, self.now_ms, self.stale_before(), leased_at).await? {
             return Ok(true);
         }
         let slot = self.store.slot(node).await?;
@@ -631,6 +655,25 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
         log_uri: String,
         batch: crate::proto::core::RunUsage,
     ) -> Result<(), PortError> {
+        let whole = Gathering { written: 0, time_left: &|| true };
+        self.map_gathered(node, ran, attempts, log_uri, batch, whole).await.map(|_| ())
+    }
+
+    /// [`map_reported`](Steps::map_reported) over a gather's invocations: the cache
+    /// entries of the items that ran are written [`GATHER_CHUNK`] at a time from
+    /// `gathering.written` on, and once this invocation has written one chunk and has
+    /// no time left it stops, saying how far it got, for a follow-up to go on from
+    /// there (`ran` must be the same, in the same order, in each: item results as
+    /// stored). A map of any width so never meets the function's timeout.
+    pub async fn map_gathered(
+        &self,
+        node: &str,
+        ran: Vec<(usize, node::ItemResult)>,
+        attempts: u32,
+        log_uri: String,
+        batch: crate::proto::core::RunUsage,
+        gathering: Gathering<'_>,
+    ) -> Result<Gathered, PortError> {
         self.node(node)?;
         let values = self.store.values(Some(&reads_of(self.workflow, node, false))).await?;
         let mut end = match self.invocation(node, &values) {
@@ -648,8 +691,19 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                         *slot = Some(result);
                     }
                 }
-                // Lost entries cost a rerun later, not this run.
-                let _ = self.cache.put_many_for(&entries, &task.id.clone().unwrap_or_default()).await;
+                let task_id = task.id.clone().unwrap_or_default();
+                let mut written = gathering.written.min(entries.len());
+                for (first, chunk) in entries.chunks(GATHER_CHUNK).enumerate().map(|(i, c)| (i * GATHER_CHUNK, c)) {
+                    if first + chunk.len() <= written {
+                        continue;
+                    }
+                    if written > gathering.written && !(gathering.time_left)() {
+                        return Ok(Gathered::OutOfTime { written });
+                    }
+                    // Lost entries cost a rerun later, not this run.
+                    let _ = self.cache.put_many_for(&chunk[written - first..], &task_id).await;
+                    written = first + chunk.len();
+                }
                 // Items of a recovered run that succeeded there, then the cache's verified hits.
                 for (index, outputs) in self.recovered_items(node, &values).await? {
                     if let Some(slot @ None) = results.get_mut(index) {
@@ -678,7 +732,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
             Err(failure) => NodeEnd::failed(failure),
         };
         (end.attempts, end.log_uri, end.batch) = (attempts, log_uri, batch);
-        self.record_end(node, &end).await
+        self.record_end(node, &end).await.map(|_| Gathered::Ended)
     }
 
     /// Records `node`'s end (the first recorded end wins: a repeat gets the recorded

@@ -902,11 +902,21 @@ impl RunStore for DynamoRun {
         self.conditional(node, "REMOVE claimed_at, started_at", condition, values).await.map(|_| ())
     }
 
-    async fn lease_gather(&self, node: &str, now: u64, stale_before: u64) -> Result<bool, PortError> {
+    async fn lease_gather(
+        &self,
+        node: &str,
+        now: u64,
+        stale_before: u64,
+        ours: Option<u64>,
+    ) -> Result<bool, PortError> {
         let condition = "attribute_exists(pk) AND attribute_not_exists(node_phase) \
-                         AND (attribute_not_exists(gathering_at) OR gathering_at < :stale)";
-        let values =
-            vec![(":now", AttributeValue::N(now.to_string())), (":stale", AttributeValue::N(stale_before.to_string()))];
+                         AND (attribute_not_exists(gathering_at) OR gathering_at < :stale OR gathering_at = :ours)";
+        let values = vec![
+            (":now", AttributeValue::N(now.to_string())),
+            (":stale", AttributeValue::N(stale_before.to_string())),
+            // No lease is taken at 0 ms: without one of its own, nothing matches.
+            (":ours", AttributeValue::N(ours.unwrap_or_default().to_string())),
+        ];
         self.conditional(node, "SET gathering_at = :now", condition, values).await
     }
 

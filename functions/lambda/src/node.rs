@@ -18,7 +18,9 @@ use updraft_core::execution::failure::{self, FailureCode};
 use updraft_core::execution::node::ItemResult;
 use updraft_core::execution::node::{NodeFailure, Outputs};
 use updraft_core::execution::resolve::resolve;
-use updraft_core::execution::steps::{ItemToRun, JobReport, Jobs, Recovering, RunStore, Steps, Tokens};
+use updraft_core::execution::steps::{
+    Gathered, Gathering, ItemToRun, JobReport, Jobs, Recovering, RunStore, Steps, Tokens,
+};
 use updraft_core::execution::stop::StopCause;
 use updraft_core::job_definition::job_definition_name;
 use updraft_core::ports::{self, BlobStore, Entity, PortError, Registry, StoredBlob};
@@ -41,6 +43,13 @@ pub struct NodeConfig {
     pub job_log_group: String,
     /// `arn:<partition>:states:<region>:<account>:stateMachine:` (subworkflows' machines).
     pub state_machine_arn_prefix: String,
+    /// The node function's own name (Lambda sets it): a gather out of time goes on in
+    /// a follow-up invocation of it. Without it a gather takes whatever time it needs.
+    pub function_name: Option<String>,
+    /// The share of an invocation's time a gather may use before it goes on in a
+    /// follow-up (`UPDRAFT_GATHER_TIME_SHARE`, 0 to 0.9; 0.7 when unset). At 0 each
+    /// invocation writes one chunk of cache entries: tests make a small map go on so.
+    pub gather_time_share: f64,
 }
 
 impl NodeConfig {
@@ -54,6 +63,13 @@ impl NodeConfig {
             gpu_queue: required("UPDRAFT_GPU_QUEUE")?,
             job_log_group: required("UPDRAFT_JOB_LOG_GROUP")?,
             state_machine_arn_prefix: required("UPDRAFT_STATE_MACHINE_PREFIX")?,
+            function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok().filter(|name| !name.is_empty()),
+            gather_time_share: match std::env::var("UPDRAFT_GATHER_TIME_SHARE") {
+                Err(_) => GATHER_TIME_SHARE,
+                Ok(share) => share.parse::<f64>().ok().filter(|s| (0.0..=0.9).contains(s)).ok_or_else(|| {
+                    format!("UPDRAFT_GATHER_TIME_SHARE is {share:?}: a share of the function's time, 0 to 0.9")
+                })?,
+            },
         })
     }
 }
@@ -94,6 +110,8 @@ pub enum NodeEvent {
         items: Option<usize>,
         /// The queue the job ran on: only the stack's queues' jobs are nodes' jobs.
         queue: String,
+        /// A map's gather going on where an invocation out of time stopped.
+        follow_up: Option<GatherFollowUp>,
     },
     /// A subworkflow node's child run ended (its state machine says so).
     ChildEnded {
@@ -109,6 +127,24 @@ pub enum NodeEvent {
     /// source): dropped without side effects, logged and counted ([`refused`]).
     Refused(String),
 }
+
+/// Where a map's gather goes on: the Batch event of its job's end, sent again by the
+/// invocation that ran out of time with this under [`FOLLOW_UP`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatherFollowUp {
+    /// Cache entries of the items that ran written so far.
+    pub written: usize,
+    /// When the invocation that sends it took the gather's lease, which the follow-up takes over.
+    pub leased_at: u64,
+}
+
+/// The member of a Batch job-end event that makes it a gather's follow-up.
+const FOLLOW_UP: &str = "updraftGather";
+
+/// The share of an invocation's time a gather may use before it goes on in a
+/// follow-up invocation, unless configured ([`NodeConfig::gather_time_share`]).
+const GATHER_TIME_SHARE: f64 = 0.7;
 
 /// Drops an event that is not what it claims: a warning, and one `RefusedEvents`
 /// metric in CloudWatch's embedded metric format (a JSON line on stdout), so an
@@ -203,6 +239,12 @@ pub fn parse_event(event: &Value) -> Result<NodeEvent, String> {
             attempt_records: attempt_records(detail),
             items: p(ITEMS_PARAMETER).parse().ok(),
             queue: text(detail, "/jobQueue"),
+            follow_up: match event.get(FOLLOW_UP) {
+                None => None,
+                Some(cursor) => Some(
+                    serde_json::from_value(cursor.clone()).map_err(|e| format!("{FOLLOW_UP} is not a cursor: {e}"))?,
+                ),
+            },
         });
     }
     match event.get("action").and_then(Value::as_str) {
@@ -246,6 +288,8 @@ pub struct NodeServices<R> {
     pub s3: aws_sdk_s3::Client,
     pub batch: aws_sdk_batch::Client,
     pub sfn: aws_sdk_sfn::Client,
+    /// Sends a gather's follow-up to this function.
+    pub lambda: aws_sdk_lambda::Client,
     pub config: NodeConfig,
     /// Counts what each invocation uses, written with the run's records (docs/cost.md).
     pub meter: Option<std::sync::Arc<updraft_aws::meter::Meter>>,
@@ -541,13 +585,12 @@ pub(crate) fn items_prefix_of(bucket: &str, e: &ExecutionId, node: &str) -> S3Ur
 /// with more items to run has its children stride over them.
 const MAX_ARRAY_SIZE: usize = 10_000;
 
-/// The most items one map runs in a run. Its start reads every item's cache
-/// entry and writes their inputs file, its gather reads at most one summary per
-/// child and writes every entry, each within one node-function invocation: in
-/// the emulator a gather of 25,000 items took 9.2 s of the 60 s, and one of
-/// 100,000 did not finish (docs/limits.md). More needs a gather that goes on in
-/// a follow-up invocation.
-pub const MAX_MAP_ITEMS: usize = 25_000;
+/// The most items one map runs in a run. Its start reads every item's cache entry
+/// and writes their inputs file within one node-function invocation (100,000 items:
+/// 6.3 s of the 60 s in the emulator); its gather reads at most one summary per
+/// child and writes the entries, going on in follow-up invocations when its time
+/// runs out (docs/limits.md).
+pub const MAX_MAP_ITEMS: usize = 100_000;
 
 /// A map node's job carries its item count, which tells its end from a task's.
 const ITEMS_PARAMETER: &str = "updraft_items";
@@ -1033,7 +1076,30 @@ async fn describe_children(
 }
 
 /// Handles one event; the result is what Step Functions' `lambda:invoke` sees.
-/// Gathers the items of map node `node`, whose job `job` ended having run `ran` items.
+/// Sends the job-end event `payload` again to this function, as the follow-up of a
+/// gather out of time.
+async fn send_follow_up<R: Registry>(
+    services: &NodeServices<R>,
+    payload: &Value,
+    follow_up: GatherFollowUp,
+) -> Result<(), PortError> {
+    let function = services.config.function_name.as_deref().unwrap_or_default();
+    let mut event = payload.clone();
+    event[FOLLOW_UP] = serde_json::to_value(follow_up).expect("a cursor is JSON");
+    services
+        .lambda
+        .invoke()
+        .function_name(function)
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| port_error("sending a gather's follow-up", &e))
+}
+
+/// Gathers the items of map node `node`, whose job `job` ended having run `ran` items,
+/// from where `gathering` says.
 #[allow(clippy::too_many_arguments)]
 async fn gather<R: Registry, S: RunStore>(
     services: &NodeServices<R>,
@@ -1044,7 +1110,8 @@ async fn gather<R: Registry, S: RunStore>(
     ran: usize,
     size: (f64, f64, f64),
     batch: RunUsage,
-) -> Result<(), PortError> {
+    gathering: Gathering<'_>,
+) -> Result<Gathered, PortError> {
     let prefix = items_prefix(&services.config.bucket, run, node);
     match item_indices(&services.s3, &prefix, ran).await? {
         Ok((indices, children)) => {
@@ -1056,7 +1123,7 @@ async fn gather<R: Registry, S: RunStore>(
             };
             let results = item_results(&services.s3, &prefix, ran, children, last_attempts.as_deref()).await?;
             let results = indices.into_iter().zip(results).collect();
-            steps.map_reported(node, results, 1, String::new(), batch).await
+            steps.map_gathered(node, results, 1, String::new(), batch, gathering).await
         }
         Err(failure) => {
             let report = JobReport {
@@ -1066,16 +1133,22 @@ async fn gather<R: Registry, S: RunStore>(
                 batch: RunUsage::default(),
                 attempt_records: Vec::new(),
             };
-            steps.job_reported(node, report).await
+            steps.job_reported(node, report).await.map(|_| Gathered::Ended)
         }
     }
 }
 
-pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> Result<Value, NodeError> {
+/// Handles one event of the node function; `deadline` is the invocation's (epoch ms,
+/// as Lambda gives it), which a map's gather keeps well within.
+pub async fn handle<R: Registry>(
+    services: &NodeServices<R>,
+    payload: &Value,
+    deadline: Option<u64>,
+) -> Result<Value, NodeError> {
     if let Some(meter) = &services.meter {
         meter.begin();
     }
-    let event = parse_event(event).map_err(NodeError::Permanent)?;
+    let event = parse_event(payload).map_err(NodeError::Permanent)?;
     let run = match &event {
         NodeEvent::Arm { run, .. } | NodeEvent::JobEnded { run, .. } | NodeEvent::ChildEnded { run, .. } => run.clone(),
         NodeEvent::Ignored(why) => return Ok(json!({"ignored": why})),
@@ -1165,15 +1238,29 @@ pub async fn handle<R: Registry>(services: &NodeServices<R>, event: &Value) -> R
             };
             steps.job_reported(&node, report).await?;
         }
-        NodeEvent::JobEnded { node, job, items: Some(ran), size, batch, .. } => {
-            if !steps.gathers(&node).await? {
+        NodeEvent::JobEnded { node, job, items: Some(ran), size, batch, follow_up, .. } => {
+            if !steps.gathers(&node, follow_up.map(|f| f.leased_at)).await? {
                 return Ok(json!({"execution": run.execution.name, "gathered": "by another delivery of the end"}));
             }
-            let gathered = gather(services, &steps, &run, &node, &job, ran, size, batch).await;
+            // A follow-up can be sent only by a function that knows its own name.
+            let budget_end = services.config.function_name.as_ref().and(deadline).map(|deadline| {
+                let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+                now + (deadline.saturating_sub(now) as f64 * services.config.gather_time_share) as u64
+            });
+            let time_left = move || budget_end.is_none_or(|end| (chrono::Utc::now().timestamp_millis() as u64) < end);
+            let gathering = Gathering { written: follow_up.map_or(0, |f| f.written), time_left: &time_left };
+            let gathered = match gather(services, &steps, &run, &node, &job, ran, size, batch, gathering).await {
+                Ok(Gathered::OutOfTime { written }) => {
+                    let follow_up = GatherFollowUp { written, leased_at: steps.now_ms };
+                    send_follow_up(services, payload, follow_up).await.map(|_| json!({"goesOnFrom": written}))
+                }
+                Ok(Gathered::Ended) => Ok(json!({"gathered": ran})),
+                Err(e) => Err(e),
+            };
             if gathered.is_err() {
                 steps.gather_failed(&node).await;
             }
-            gathered?;
+            return Ok(json!({"execution": run.execution.name, "map": gathered?}));
         }
         NodeEvent::JobEnded {
             node,
@@ -1248,8 +1335,17 @@ mod tests {
         let mut with_id = job.clone();
         with_id["detail"]["jobId"] = json!("job-1");
         with_id["detail"]["jobQueue"] = json!("arn:aws:batch:us-east-1:1:job-queue/q");
-        let NodeEvent::JobEnded { job, queue, .. } = parse_event(&with_id).unwrap() else { panic!() };
+        let NodeEvent::JobEnded { job, queue, follow_up, .. } = parse_event(&with_id).unwrap() else { panic!() };
         assert_eq!((job.as_str(), queue.as_str()), ("job-1", "arn:aws:batch:us-east-1:1:job-queue/q"));
+        assert_eq!(follow_up, None, "Batch's own event starts a gather");
+        // The same event sent again by a gather out of time goes on where it stopped.
+        let mut follow_up = with_id.clone();
+        follow_up[FOLLOW_UP] = json!({"written": 2500, "leasedAt": 1_700_000_000_000u64});
+        let NodeEvent::JobEnded { follow_up, .. } = parse_event(&follow_up).unwrap() else { panic!() };
+        assert_eq!(follow_up, Some(GatherFollowUp { written: 2500, leased_at: 1_700_000_000_000 }));
+        let mut garbled = with_id.clone();
+        garbled[FOLLOW_UP] = json!({"written": "lots"});
+        assert!(parse_event(&garbled).unwrap_err().contains("updraftGather is not a cursor"));
     }
 
     #[test]

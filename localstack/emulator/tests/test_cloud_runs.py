@@ -931,6 +931,44 @@ def test_a_map_of_more_items_than_an_array_job_holds_runs_them_all(cloud, aws, e
     assert longest_ms < 0.3 * timeout_s * 1000, f"{longest_ms} ms"
 
 
+FOLLOWED = 6_000
+
+
+@pytest.fixture
+def gathers_one_chunk_an_invocation(cloud, aws):
+    """The node function with no time for a gather (UPDRAFT_GATHER_TIME_SHARE=0): each
+    invocation writes one chunk of a map's cache entries (2,500) and goes on in a
+    follow-up, as a map far wider than the emulator can run would on AWS."""
+    lam, function = aws("lambda"), f"{cloud['prefix']}-node"
+    variables = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    lam.update_function_configuration(FunctionName=function,
+                                      Environment={"Variables": {**variables, "UPDRAFT_GATHER_TIME_SHARE": "0"}})
+    try:
+        yield function
+    finally:
+        lam.update_function_configuration(FunctionName=function, Environment={"Variables": variables})
+
+
+def test_a_gather_out_of_time_goes_on_in_follow_up_invocations(cloud, aws, endpoint, gathers_one_chunk_an_invocation):
+    first, started = 2_000_000, time.time()
+    before = conftest.counters(endpoint)["dynamodb_writes"]
+    run = launch(cloud, "fanout_wide", fanout_inputs(first, FOLLOWED))
+    answer = finished(cloud, run, timeout=900)
+    assert answer["execution"]["phase"] == "WORKFLOW_SUCCEEDED", answer["execution"].get("error")
+    total = sum(i * i for i in range(first, first + FOLLOWED))
+    assert answer["execution"]["outputs"]["values"]["sum"] == {"integer": str(total)}
+    squares = nodes(answer)["squares"]
+    assert (squares["phase"], squares["itemsDone"], squares["itemsTotal"]) == ("SUCCEEDED", FOLLOWED, FOLLOWED)
+    with urllib.request.urlopen(f"{endpoint}/moto-api/updraft/invocations?since={started}") as listing:
+        answers = [i["answer"] for i in json.loads(listing.read()) if i["function"] == gathers_one_chunk_an_invocation]
+    parts = sorted(json.loads(a)["map"]["goesOnFrom"] for a in answers if "goesOnFrom" in a)
+    assert parts == [2_500, 5_000], f"two follow-ups, each going on where the last stopped: {answers}"
+    assert sum(1 for a in answers if f'"gathered":{FOLLOWED}' in a) == 1, "the last part recorded the end"
+    # Each entry written once across the three parts: about one write an item, as in one invocation.
+    writes = conftest.counters(endpoint)["dynamodb_writes"] - before
+    assert FOLLOWED <= writes <= 1.1 * FOLLOWED, writes
+
+
 def test_a_map_whose_items_all_fail_reads_their_failures_from_one_summary_per_child(cloud, aws, endpoint):
     """2,000 items on 20 children, every one failing: the failures the children's last attempts
     summed up are taken as they are, so the gather reads 20 summaries, not three objects per item."""

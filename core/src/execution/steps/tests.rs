@@ -212,11 +212,18 @@ impl RunStore for MemoryRun {
         }
         Ok(())
     }
-    async fn lease_gather(&self, node: &str, now: u64, stale_before: u64) -> Result<bool, PortError> {
+    async fn lease_gather(
+        &self,
+        node: &str,
+        now: u64,
+        stale_before: u64,
+        ours: Option<u64>,
+    ) -> Result<bool, PortError> {
         self.store_writes.fetch_add(1, Ordering::SeqCst);
         self.faults.write()?;
         let mut state = self.state.lock().unwrap();
-        let free = state.slots[node].end.is_none() && state.gathering.get(node).is_none_or(|&at| at < stale_before);
+        let free = state.slots[node].end.is_none()
+            && state.gathering.get(node).is_none_or(|&at| at < stale_before || Some(at) == ours);
         if free {
             state.gathering.insert(node.to_string(), now);
         }
@@ -786,26 +793,60 @@ fn a_maps_end_delivered_twice_while_it_gathers_is_gathered_once() {
     block_on(steps_at(1000).arm("each", "t")).unwrap();
     let results = || (0..3).map(|i| inc_result(i, i as i64 + 1)).collect::<Vec<_>>();
     // Batch's event takes the lease; the reconciler's stand-in, a minute into the gather, does not.
-    assert!(block_on(steps_at(2000).gathers("each")).unwrap());
+    assert!(block_on(steps_at(2000).gathers("each", None)).unwrap());
     let writes = run.store_writes.load(Ordering::SeqCst);
-    assert!(!block_on(steps_at(62_000).gathers("each")).unwrap(), "the second delivery leaves the gather alone");
+    assert!(!block_on(steps_at(62_000).gathers("each", None)).unwrap(), "the second delivery leaves the gather alone");
     assert_eq!(run.store_writes.load(Ordering::SeqCst), writes + 1, "its one write, the refused lease");
     block_on(steps_at(3000).map_reported("each", results(), 1, String::new(), Default::default())).unwrap();
     assert_eq!(run.phases()["each"], NodePhase::Succeeded);
     assert_eq!(ports.tokens.answers.lock().unwrap().len(), 1, "answered once");
     // Delivered again after the end: nothing is gathered, the recorded end is converged from.
-    assert!(!block_on(steps_at(500_000).gathers("each")).unwrap(), "an ended map is never gathered again");
+    assert!(!block_on(steps_at(500_000).gathers("each", None)).unwrap(), "an ended map is never gathered again");
 
     // A gather that failed gives its lease back: the retry of its event gathers at once.
     let (run, ports) = (MemoryRun::new(&w, Outputs::new()), Ports::default());
     let steps_at = |now_ms| Steps { now_ms, ..ports.steps(&w, &run) };
     block_on(steps_at(1000).arm("each", "t2")).unwrap();
-    assert!(block_on(steps_at(2000).gathers("each")).unwrap());
+    assert!(block_on(steps_at(2000).gathers("each", None)).unwrap());
     block_on(steps_at(2000).gather_failed("each"));
-    assert!(block_on(steps_at(3000).gathers("each")).unwrap(), "given back");
+    assert!(block_on(steps_at(3000).gathers("each", None)).unwrap(), "given back");
     // A holder that died: the lease runs out and the next delivery gathers.
-    assert!(!block_on(steps_at(3000 + CLAIM_LEASE_MS).gathers("each")).unwrap(), "still within the lease");
-    assert!(block_on(steps_at(3001 + CLAIM_LEASE_MS).gathers("each")).unwrap(), "past the lease");
+    assert!(!block_on(steps_at(3000 + CLAIM_LEASE_MS).gathers("each", None)).unwrap(), "still within the lease");
+    assert!(block_on(steps_at(3001 + CLAIM_LEASE_MS).gathers("each", None)).unwrap(), "past the lease");
+    // A follow-up takes over the lease its predecessor took; nobody else does.
+    let taken = 3001 + CLAIM_LEASE_MS;
+    assert!(!block_on(steps_at(taken + 1).gathers("each", Some(taken - 1))).unwrap(), "not its predecessor's");
+    assert!(block_on(steps_at(taken + 1).gathers("each", Some(taken))).unwrap(), "taken over");
+    assert!(!block_on(steps_at(taken + 2).gathers("each", None)).unwrap(), "held by the follow-up now");
+}
+
+#[test]
+fn a_gather_out_of_time_stops_after_a_chunk_and_its_follow_ups_go_on_where_it_stopped() {
+    let items = 2 * GATHER_CHUNK + 1_000;
+    let list = (0..items).map(|x| x.to_string()).collect::<Vec<_>>().join(", ");
+    let w =
+        workflow(&format!("      each:\n        map: {{task: inc, over: [x]}}\n        inputs: {{x: [{list}]}}\n"), "");
+    let run = MemoryRun::new(&w, Outputs::new());
+    let ports = Ports::default();
+    let steps = ports.steps(&w, &run);
+    block_on(steps.arm("each", "t")).unwrap();
+    let ran = || (0..items).map(|i| inc_result(i, i as i64)).collect::<Vec<_>>();
+    let entries = || block_on(ports.cache.entries(&w.tasks[0].id.clone().unwrap())).unwrap().len();
+    let out_of_time = |written| Gathering { written, time_left: &|| false };
+    let gather = |written| {
+        block_on(steps.map_gathered("each", ran(), 1, String::new(), Default::default(), out_of_time(written))).unwrap()
+    };
+    // No time left: each invocation still writes one chunk, and says where the next goes on.
+    assert_eq!(gather(0), Gathered::OutOfTime { written: GATHER_CHUNK });
+    assert_eq!((entries(), run.phases().get("each")), (GATHER_CHUNK, None), "one chunk written, no end yet");
+    assert_eq!(gather(GATHER_CHUNK), Gathered::OutOfTime { written: 2 * GATHER_CHUNK });
+    assert_eq!(entries(), 2 * GATHER_CHUNK);
+    assert_eq!(gather(2 * GATHER_CHUNK), Gathered::Ended, "the last chunk, then the end");
+    assert_eq!(entries(), items, "every item's entry, each chunk written once");
+    let end = run.state.lock().unwrap().ended["each"].clone();
+    let expected = literal::list((0..items as i64).map(|x| literal::integer(x + 1)).collect());
+    assert_eq!((end.phase, &end.outputs["y"]), (NodePhase::Succeeded, &expected), "every item gathered in order");
+    assert_eq!(ports.tokens.answers.lock().unwrap().len(), 1, "answered once, by the last part");
 }
 
 /// The outputs `inc` gives item `x` of a map: `y = x + 1`.

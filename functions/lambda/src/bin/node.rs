@@ -39,13 +39,14 @@ fn main() -> Result<(), Error> {
             s3,
             batch,
             sfn,
+            lambda: aws_sdk_lambda::Client::new(&sdk),
             config,
             meter: Some(meter),
             workflows: Default::default(),
         };
         run(service_fn(move |event: LambdaEvent<Value>| async move {
             // Its error type says whether a retry can help (`Updraft.Transient`).
-            node::handle(services, &event.payload).await
+            node::handle(services, &event.payload, Some(event.context.deadline)).await
         }))
         .await
     })
