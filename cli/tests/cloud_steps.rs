@@ -220,10 +220,13 @@ fn a_second_run_is_answered_from_the_dynamodb_cache_without_jobs() {
             recovering: None,
         };
         f.runtime.block_on(async {
-            s.arm("b", "tb").await.unwrap();
+            // b follows a in its branch: Step Functions arms it once a's token is answered.
             s.arm("a", "ta").await.unwrap();
             if expected_jobs > 0 {
                 s.job_ended("a", y(2)).await.unwrap();
+            }
+            s.arm("b", "tb").await.unwrap();
+            if expected_jobs > 0 {
                 s.job_ended("b", y(3)).await.unwrap();
             }
         });
@@ -304,9 +307,9 @@ fn a_root_is_armed_and_claimed_in_one_write_and_a_chain_told_and_claimed_in_one(
     let end = NodeEnd { phase: NodePhase::Succeeded, attempts: 1, downstream: 1, ..NodeEnd::default() };
     f.runtime.block_on(async {
         // The root: its arm claims it; armed again while the claim is fresh, it only stores the token.
-        let (slot, claimed) = run.arm_claiming("a", "ta", t, t - CLAIM_LEASE_MS).await.unwrap();
+        let (slot, claimed) = run.arm_claiming("a", "ta", None, t, t - CLAIM_LEASE_MS).await.unwrap();
         assert!(claimed && slot.claimed_at == Some(t), "{slot:?}");
-        let (slot, claimed) = run.arm_claiming("a", "ta2", t + 1, t + 1 - CLAIM_LEASE_MS).await.unwrap();
+        let (slot, claimed) = run.arm_claiming("a", "ta2", None, t + 1, t + 1 - CLAIM_LEASE_MS).await.unwrap();
         assert!(!claimed && slot.token.as_deref() == Some("ta2") && slot.claimed_at == Some(t), "{slot:?}");
         // A claim is given back only by the start that made it, and only before a job.
         run.release("a", t + 1).await.unwrap();
@@ -339,9 +342,25 @@ fn a_root_is_armed_and_claimed_in_one_write_and_a_chain_told_and_claimed_in_one(
         let (slot, claimed) = run.only_upstream_ended("b", "a", true, t, t - CLAIM_LEASE_MS).await.unwrap();
         assert!(claimed && slot.skip && slot.claimed_at == Some(t), "{slot:?}");
         run.fail_run(&NodeFailure::new(FailureCode::NonZeroExit, "x")).await.unwrap();
-        let (_, claimed) = run.arm_claiming("a", "ta", t, t - CLAIM_LEASE_MS).await.unwrap();
+        let (_, claimed) = run.arm_claiming("a", "ta", None, t, t - CLAIM_LEASE_MS).await.unwrap();
         assert!(!claimed, "nothing starts in a failed run");
         assert_eq!(run.slot("a").await.unwrap().token.as_deref(), Some("ta"), "the arm itself is kept");
+    });
+    // A chained node (b follows a in its branch): its arm tells it a ended and claims it, in one write.
+    let run = new_run(&f, &workflow, "folds-3");
+    f.runtime.block_on(async {
+        let (slot, claimed) = run.arm_claiming("b", "tb", Some(("a", true)), t, t - CLAIM_LEASE_MS).await.unwrap();
+        assert!(claimed && slot.skip && slot.ended_upstream == ["a"] && slot.claimed_at == Some(t), "{slot:?}");
+        let stored = run.slot("b").await.unwrap();
+        assert_eq!(
+            (stored.token.as_deref(), stored.ended_upstream, stored.skip),
+            (Some("tb"), vec!["a".to_string()], true)
+        );
+        // Armed again (Step Functions' retry) while the claim is fresh: token and edge kept, no claim.
+        let (slot, claimed) =
+            run.arm_claiming("b", "tb2", Some(("a", true)), t + 1, t + 1 - CLAIM_LEASE_MS).await.unwrap();
+        assert!(!claimed && slot.token.as_deref() == Some("tb2") && slot.ended_upstream == ["a"], "{slot:?}");
+        assert_eq!(slot.claimed_at, Some(t), "the first claim stands");
     });
 }
 

@@ -485,6 +485,16 @@ pub trait Runs: Send + Sync {
         &self,
         execution: &ExecutionId,
     ) -> impl Future<Output = Result<Option<(Execution, Vec<NodeExecution>)>, PortError>> + Send;
+    /// One node of the run, read alone, once it has ended (with its outputs). `None`:
+    /// not ended, no such run or node, or a store that reads runs whole — the caller
+    /// then reads the run with [`get`](Runs::get), which tells them apart.
+    fn ended_node(
+        &self,
+        _execution: &ExecutionId,
+        _node: &str,
+    ) -> impl Future<Output = Result<Option<NodeExecution>, PortError>> + Send {
+        async { Ok(None) }
+    }
 }
 
 /// What drives a workflow's DAG in the cloud (Step Functions).

@@ -1,12 +1,14 @@
 //! The Step Functions definition of a workflow version: a pure function of the
 //! compiled workflow (docs/cloud-execution.md explains the design).
 //!
-//! Every node is one `lambda:invoke.waitForTaskToken` state, all of them in one
-//! `Parallel` state: the execution holds one task token per node. The node
-//! function "arms" a node with its token; the node starts when its last upstream
-//! node completes (or at once, without upstream nodes), whichever comes second,
-//! decided by conditional writes in the metadata table; its completion answers
-//! the token. So any DAG runs without barriers (a node never waits for nodes it
+//! Every node is one `lambda:invoke.waitForTaskToken` state, all of them in the
+//! branches of one `Parallel` state: the execution holds one task token per node.
+//! A branch is a chain: a node whose only upstream node it is the first to follow
+//! comes after that node's state (`steps::chained_after`); every other node heads
+//! a branch of its own. The node function "arms" a node with its token; the node
+//! starts when its last upstream node completes (or at once, without upstream
+//! nodes), whichever comes second, decided by conditional writes in the metadata
+//! table; its completion answers the token. So any DAG runs without barriers (a node never waits for nodes it
 //! does not depend on), each node costs one state transition and at most two
 //! Lambda invocations (arm, and the completion of its job; the run's end is a
 //! DynamoDB write by Step Functions itself), and a cache hit
@@ -14,6 +16,7 @@
 //! registered workflow, which the node function reads; the definition only
 //! enumerates the nodes, which keeps it linear in their number.
 
+use crate::execution::steps::{chained_after, chained_child};
 use crate::proto::core::{CompiledWorkflow, Identifier, Node, TaskTemplate, branch_node, node};
 use serde_json::{Value, json};
 
@@ -301,17 +304,31 @@ pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Valu
     let template = workflow.template.clone().unwrap_or_default();
     let id = template.id.clone().unwrap_or_default();
     let workflow_id = workflow_constant(&id);
+    // A branch per node that heads a chain: a node chained after another follows it in
+    // its branch (`steps::chained_after`), armed once that node's state succeeded.
+    let by_id: std::collections::HashMap<&str, &Node> = template.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
     let branches: Vec<Value> = template
         .nodes
         .iter()
-        .map(|node| {
-            let name = state_name(&node.id);
-            let timeout = node_seconds(node, workflow, targets);
-            let mut states = json!({&name: node_state(&node.id, &workflow_id, targets, timeout)});
-            if let Some(seconds) = timeout {
-                states[timed_out_state_name(&node.id)] = timed_out_state(&node.id, seconds);
+        .filter(|node| chained_after(workflow, &node.id).is_none())
+        .map(|head| {
+            let mut states = serde_json::Map::new();
+            let mut next = Some(head);
+            while let Some(node) = next {
+                let name = state_name(&node.id);
+                let timeout = node_seconds(node, workflow, targets);
+                let mut state = node_state(&node.id, &workflow_id, targets, timeout);
+                next = chained_child(workflow, &node.id).and_then(|child| by_id.get(child).copied());
+                if let Some(child) = next {
+                    state.as_object_mut().expect("a state is an object").remove("End");
+                    state["Next"] = json!(state_name(&child.id));
+                }
+                states.insert(name, state);
+                if let Some(seconds) = timeout {
+                    states.insert(timed_out_state_name(&node.id), timed_out_state(&node.id, seconds));
+                }
             }
-            json!({"StartAt": name, "States": states})
+            json!({"StartAt": state_name(&head.id), "States": states})
         })
         .collect();
     let mut states = serde_json::Map::new();
@@ -320,7 +337,7 @@ pub fn definition(workflow: &CompiledWorkflow, targets: &Targets) -> Result<Valu
             "Nodes".into(),
             json!({
                 "Type": "Parallel",
-                "Comment": "one branch per node; each starts when its upstream nodes have ended",
+                "Comment": "one branch per chain of nodes; each node starts when its upstream nodes have ended",
                 "Branches": branches,
                 "ResultPath": null,
                 "Next": "Finish",
@@ -394,13 +411,21 @@ mod tests {
     fn every_node_is_one_armed_task_state_in_one_parallel_state() {
         let definition = definition(&compiled(N_SHAPE, "n"), &targets()).unwrap();
         let branches = definition["States"]["Nodes"]["Branches"].as_array().unwrap();
-        assert_eq!(branches.len(), 4);
-        for (branch, node) in branches.iter().zip(["a", "b", "c", "d"]) {
-            let state = &branch["States"][format!("node {node}")];
+        // c's only upstream node is a: it follows a in a's branch; d waits for two, in its own.
+        let chains: Vec<Vec<&str>> =
+            branches.iter().map(|b| b["States"].as_object().unwrap().keys().map(String::as_str).collect()).collect();
+        assert_eq!(chains, [vec!["node a", "node c"], vec!["node b"], vec!["node d"]]);
+        assert_eq!(branches[0]["StartAt"], "node a");
+        assert_eq!(
+            (&branches[0]["States"]["node a"]["Next"], branches[0]["States"]["node a"].get("End")),
+            (&json!("node c"), None)
+        );
+        assert_eq!(branches[0]["States"]["node c"]["End"], true);
+        for (branch, node) in [(0, "a"), (0, "c"), (1, "b"), (2, "d")] {
+            let state = &branches[branch]["States"][format!("node {node}")];
             assert_eq!(state["Resource"], "arn:aws:states:::lambda:invoke.waitForTaskToken");
             assert_eq!(state["Parameters"]["Payload"]["node"], node);
             assert_eq!(state["Parameters"]["Payload"]["token.$"], "$$.Task.Token");
-            assert_eq!(branch["States"].as_object().unwrap().len(), 1, "one state per node: one transition");
         }
         assert_eq!(definition["States"]["Nodes"]["Catch"][0]["Next"], "Record failure");
         assert_eq!(definition["States"]["Failed"]["Type"], "Fail");

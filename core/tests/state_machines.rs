@@ -55,9 +55,10 @@ fn state_machines_match_their_snapshots() {
 }
 
 #[test]
-fn each_node_has_its_own_branch_so_no_node_waits_for_a_level() {
+fn a_node_follows_only_its_one_upstream_node_so_no_node_waits_for_a_level() {
     let (_, n_shape) = definitions().into_iter().find(|(name, _)| name == "shapes-n_shape").unwrap();
     let branches = n_shape["States"]["Nodes"]["Branches"].as_array().unwrap();
     let starts: Vec<&str> = branches.iter().map(|b| b["StartAt"].as_str().unwrap()).collect();
-    assert_eq!(starts, ["node a", "node b", "node c", "node d"], "c does not sit behind b in any state");
+    assert_eq!(starts, ["node a", "node b", "node d"], "c follows a, its only upstream node, and nothing else");
+    assert_eq!(branches[0]["States"]["node a"]["Next"], "node c", "c does not sit behind b in any state");
 }

@@ -208,14 +208,17 @@ pub trait RunStore: Send + Sync {
         failed: bool,
         upstream_total: u32,
     ) -> impl Future<Output = Result<NodeSlot, PortError>> + Send;
-    /// [`arm`](RunStore::arm) of a node without upstream nodes that claims its start in
-    /// the same atomic write when [`claim`](RunStore::claim) would win: one write for
-    /// the usual arm of a root node. The slot after (when it claimed: what the write
-    /// set), and whether it claimed.
+    /// [`arm`](RunStore::arm) of a node that is ready once armed — one without upstream
+    /// nodes, or one whose arm also tells it `told` (its only upstream node, which
+    /// ended; whether it failed), as [`upstream_ended`](RunStore::upstream_ended) would
+    /// — that claims its start in the same atomic write when [`claim`](RunStore::claim)
+    /// would win: one write for the usual arm of a root or chained node. The slot after
+    /// (when it claimed: what the write set), and whether it claimed.
     fn arm_claiming(
         &self,
         node: &str,
         token: &str,
+        told: Option<(&str, bool)>,
         now: u64,
         stale_before: u64,
     ) -> impl Future<Output = Result<(NodeSlot, bool), PortError>> + Send;
@@ -275,6 +278,35 @@ pub trait RunStore: Send + Sync {
     /// of every node). A node reads only its upstream nodes' outputs, so what
     /// one node reads does not grow with the run's size.
     fn values(&self, nodes: Option<&[String]>) -> impl Future<Output = Result<RunValues, PortError>> + Send;
+}
+
+/// Whether an end counts as failed for the downstream nodes it tells: they are skipped.
+fn ends_failed(phase: NodePhase) -> bool {
+    matches!(phase, NodePhase::Failed | NodePhase::Skipped)
+}
+
+/// The nodes of `workflow` in its order.
+fn nodes_of(workflow: &CompiledWorkflow) -> &[crate::proto::core::Node] {
+    workflow.template.as_ref().map(|t| t.nodes.as_slice()).unwrap_or_default()
+}
+
+/// The node that node `id` follows in its Step Functions branch
+/// (`state_machine::definition`): its only upstream node, when `id` is the first node
+/// (in the workflow's order) whose only upstream node that is. Step Functions arms
+/// `id` once that node's state succeeded, so `id`'s arm also tells it that node ended:
+/// a chain's step costs no write of its own.
+pub fn chained_after<'w>(workflow: &'w CompiledWorkflow, id: &str) -> Option<&'w str> {
+    let node = nodes_of(workflow).iter().find(|n| n.id == id)?;
+    let [upstream] = node.upstream_node_ids.as_slice() else { return None };
+    (chained_child(workflow, upstream) == Some(id)).then_some(upstream.as_str())
+}
+
+/// The node chained after node `id` ([`chained_after`]), if any.
+pub fn chained_child<'w>(workflow: &'w CompiledWorkflow, id: &str) -> Option<&'w str> {
+    nodes_of(workflow)
+        .iter()
+        .find(|n| matches!(n.upstream_node_ids.as_slice(), [only] if only == id))
+        .map(|n| n.id.as_str())
 }
 
 /// Whether a downstream node's slot shows that `upstream`'s end reached it and did
@@ -559,8 +591,21 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     /// A node's state armed it with `token`: starts it if its upstream nodes have
     /// all ended, or finishes what its end left undone.
     pub async fn arm(&self, node: &str, token: &str) -> Result<(), PortError> {
-        let todo = if self.node(node)?.upstream_node_ids.is_empty() {
-            match self.store.arm_claiming(node, token, self.now_ms, self.stale_before()).await? {
+        let told = match chained_after(self.workflow, node) {
+            // Step Functions arms a chained node once its upstream node's state succeeded,
+            // which its settle answered after recording its end: the arm tells that end.
+            Some(upstream) => match self.store.slot(upstream).await?.end {
+                Some(end) => Some((upstream, ends_failed(end.phase))),
+                None => {
+                    return Err(PortError::Transient(format!(
+                        "node {node} is armed after {upstream}, whose end is not recorded yet"
+                    )));
+                }
+            },
+            None => None,
+        };
+        let todo = if told.is_some() || self.node(node)?.upstream_node_ids.is_empty() {
+            match self.store.arm_claiming(node, token, told, self.now_ms, self.stale_before()).await? {
                 (slot, true) => Todo::Claimed(node.to_string(), slot),
                 (slot, false) => Todo::Node(node.to_string(), slot),
             }
@@ -1067,7 +1112,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     /// still reaches a child whose start was lost.
     async fn settle(&self, id: &str, slot: &NodeSlot, todo: &mut Vec<Todo>) -> Result<(), PortError> {
         let Some(end) = &slot.end else { return Ok(()) };
-        let failed = matches!(end.phase, NodePhase::Failed | NodePhase::Skipped);
+        let failed = ends_failed(end.phase);
         let fails_run = self.fails_run(end);
         match fails_run {
             Some(failure) => self.store.fail_run(failure).await?,
@@ -1090,7 +1135,9 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 if children.is_empty() {
                     todo.push(Todo::MarkSettled(id.to_string()));
                 }
-                for child in children {
+                // The node chained after this one is told by its own arm, which the answer brings.
+                let chained = chained_child(self.workflow, id);
+                for child in children.into_iter().filter(|child| Some(child.as_str()) != chained) {
                     // A chain's next node is told and claimed in one write.
                     let told = if self.upstream_count(&child) == 1 {
                         self.store.only_upstream_ended(&child, id, failed, self.now_ms, self.stale_before()).await?

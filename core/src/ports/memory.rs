@@ -2,7 +2,7 @@
 //! them (and as the reference for each contract: the tests below state it).
 
 use super::*;
-use crate::proto::core::WorkflowPhase;
+use crate::proto::core::{NodePhase, WorkflowPhase};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -358,6 +358,8 @@ impl Provisioner for MemoryProvisioner {
 #[derive(Default)]
 pub struct MemoryRuns {
     pub runs: Mutex<BTreeMap<String, (Execution, Vec<NodeExecution>)>>,
+    /// How often a run was read whole ([`Runs::get`]).
+    pub whole_reads: std::sync::atomic::AtomicUsize,
     /// Ticks by plan name, then scheduled time.
     pub ticks: Mutex<BTreeMap<String, BTreeMap<String, crate::proto::api::ScheduleTick>>>,
 }
@@ -465,7 +467,16 @@ impl Runs for MemoryRuns {
     }
 
     async fn get(&self, execution: &ExecutionId) -> Result<Option<(Execution, Vec<NodeExecution>)>, PortError> {
+        self.whole_reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(self.runs.lock().expect("runs lock").get(&execution.name).cloned())
+    }
+
+    async fn ended_node(&self, execution: &ExecutionId, node: &str) -> Result<Option<NodeExecution>, PortError> {
+        let waiting = [NodePhase::Undefined, NodePhase::Queued, NodePhase::Running].map(|p| p as i32);
+        let runs = self.runs.lock().expect("runs lock");
+        let nodes = runs.get(&execution.name).map(|(_, nodes)| nodes.as_slice()).unwrap_or_default();
+        let found = nodes.iter().find(|n| n.id.as_ref().is_some_and(|id| id.node_id == node));
+        Ok(found.filter(|n| !waiting.contains(&n.phase)).cloned())
     }
 }
 

@@ -562,6 +562,24 @@ impl DynamoRun {
         Ok(Self::record_of(items))
     }
 
+    /// The record of one node, its values read back, or `None` before its first write.
+    pub async fn node_record(&self, node: &str) -> Result<Option<serde_json::Value>, PortError> {
+        let answer = self
+            .dynamo
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&self.partition))
+            .key("sk", s(node_key(node)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("reading a node", &e))?;
+        let Some(item) = answer.item else { return Ok(None) };
+        let mut items = [item];
+        self.resolve_values(&mut items).await?;
+        Ok(Some(serde_json::Value::Object(attributes_json(&items[0]))))
+    }
+
     /// [`record`](Self::record) without reading back the values kept in the bucket
     /// (their items only name them): for what needs phases, jobs and logs, not values.
     pub async fn record_without_values(
@@ -810,15 +828,35 @@ impl RunStore for DynamoRun {
         &self,
         node: &str,
         token: &str,
+        told: Option<(&str, bool)>,
         now: u64,
         stale_before: u64,
     ) -> Result<(NodeSlot, bool), PortError> {
-        let values = vec![(":token", s(token))];
-        if self.claiming(node, "SET task_token = :token", "", "", values, now, stale_before).await? {
-            let slot = NodeSlot { token: Some(token.into()), claimed_at: Some(now), ..NodeSlot::default() };
+        let mut values = vec![(":token", s(token))];
+        let (set, adds) = match told {
+            Some((upstream, failed)) => {
+                let (set, edge) = edge_write(upstream, failed, 1);
+                values.extend(edge);
+                (format!("{set}, task_token = :token"), "ended_upstream :edge")
+            }
+            None => ("SET task_token = :token".to_string(), ""),
+        };
+        if self.claiming(node, &set, adds, "", values, now, stale_before).await? {
+            let slot = NodeSlot {
+                ended_upstream: told.iter().map(|(upstream, _)| upstream.to_string()).collect(),
+                token: Some(token.into()),
+                skip: told.is_some_and(|(_, failed)| failed),
+                claimed_at: Some(now),
+                ..NodeSlot::default()
+            };
             return Ok((slot, true));
         }
-        Ok((self.arm(node, token).await?, false))
+        // Not claimable (a repeated arm, a fresh claim, the run ended): the plain writes.
+        let slot = self.arm(node, token).await?;
+        match told {
+            Some((upstream, failed)) => Ok((self.upstream_ended(node, upstream, failed, 1).await?, false)),
+            None => Ok((slot, false)),
+        }
     }
 
     async fn only_upstream_ended(

@@ -825,8 +825,16 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             let Some(log) = found.map_err(|e| ApiError::from_port(e, "path"))? else {
                 // Which is missing, the run or its node: asked only on this refusal's path.
                 let run = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;
-                run.ok_or_else(|| no_execution(&id))?;
-                return Err(no_node(&id, &node));
+                let (execution, _) = run.ok_or_else(|| no_execution(&id))?;
+                // A node of the workflow that nothing has written yet has no log yet: an empty page.
+                let workflow = run_workflow(registry, &execution).await?;
+                let nodes = workflow.as_ref().and_then(|w| w.template.as_ref()).map(|t| t.nodes.as_slice());
+                if !nodes.unwrap_or_default().iter().any(|n| n.id == node) {
+                    return Err(no_node(&id, &node));
+                }
+                let ended = execution.phase != WorkflowPhase::WorkflowRunning as i32;
+                let body = serde_json::json!({"events": [], "nextToken": "", "logStream": "", "ended": ended});
+                return Ok(ok(200, &body));
             };
             let events: Vec<serde_json::Value> =
                 log.events.iter().map(|(at, line)| serde_json::json!({"timestamp": at, "message": line})).collect();
@@ -870,6 +878,9 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
             Ok(ok(200, &GetExecutionResponse { execution, nodes, next_token }))
         }
         Route::NodeOutputs(id, node) => {
+            if let Some(ended) = api.runs.ended_node(&id, &node).await.map_err(read_error)? {
+                return Ok(ok(200, &GetNodeOutputsResponse { id: ended.id, outputs: ended.outputs }));
+            }
             let found = api.runs.get(&id).await.map_err(read_error)?;
             let (_, nodes) = found.ok_or_else(|| no_execution(&id))?;
             let found = nodes.into_iter().find(|n| n.id.as_ref().is_some_and(|n| n.node_id == node));

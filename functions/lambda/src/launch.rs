@@ -489,6 +489,12 @@ impl Runs for AwsRuns {
         Ok(Some(LogPage { events, next_token, stream, ended }))
     }
 
+    async fn ended_node(&self, execution: &ExecutionId, node: &str) -> Result<Option<NodeExecution>, PortError> {
+        // One GetItem (and its kept outputs), not the run's every record and its history.
+        let record = self.run_store(execution).node_record(node).await?;
+        Ok(record.filter(|r| !text(r, "node_phase").is_empty()).map(|r| node_of(execution, &r, true)))
+    }
+
     async fn get(&self, execution: &ExecutionId) -> Result<Option<(Execution, Vec<NodeExecution>)>, PortError> {
         let run = self.run_store(execution);
         let Some((record, node_records)) = run.record().await? else { return Ok(None) };

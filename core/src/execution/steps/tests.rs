@@ -160,13 +160,17 @@ impl RunStore for MemoryRun {
         &self,
         node: &str,
         token: &str,
+        told: Option<(&str, bool)>,
         now: u64,
         stale_before: u64,
     ) -> Result<(NodeSlot, bool), PortError> {
         self.store_writes.fetch_add(1, Ordering::SeqCst);
         self.faults.write()?;
         let mut state = self.state.lock().unwrap();
-        assert_eq!(state.upstream[node], 0, "only a root node is armed claiming");
+        assert_eq!(state.upstream[node], u32::from(told.is_some()), "only a root or chained node is armed claiming");
+        if let Some((upstream, failed)) = told {
+            MemoryRun::tells(&mut state, node, upstream, failed);
+        }
         state.slots.get_mut(node).unwrap().token = Some(token.into());
         let claimed = MemoryRun::claims(&mut state, node, now, stale_before);
         Ok((state.slots[node].clone(), claimed))
@@ -463,6 +467,26 @@ enum Event {
     JobEnded(String, Result<Outputs, NodeFailure>),
 }
 
+/// The chained nodes whose state Step Functions enters now: not armed yet, their
+/// predecessor's token answered with success.
+fn next_in_branches(
+    workflow: &CompiledWorkflow,
+    tokens: &RecordedTokens,
+    armed: &HashSet<String>,
+    pending: &[String],
+) -> Vec<String> {
+    let answers = tokens.answers.lock().unwrap();
+    let succeeded =
+        |node: &str| answers.iter().any(|(token, answer)| token == &format!("token-{node}") && answer.is_ok());
+    let nodes = &workflow.template.as_ref().unwrap().nodes;
+    nodes
+        .iter()
+        .filter(|n| !armed.contains(&n.id) && !pending.contains(&n.id))
+        .filter(|n| chained_after(workflow, &n.id).is_some_and(succeeded))
+        .map(|n| n.id.clone())
+        .collect()
+}
+
 /// Runs `workflow` with each node's job taking `durations[node]` time units.
 fn simulate(workflow: &CompiledWorkflow, durations: &[(&str, u64)], cache: &MemoryCache, blobs: &Blobs) -> Run {
     simulate_faults(workflow, durations, cache, blobs, None)
@@ -540,17 +564,24 @@ fn simulate_faults(
     };
     let mut ids: Vec<String> = workflow.template.as_ref().unwrap().nodes.iter().map(|n| n.id.clone()).collect();
     ids.reverse(); // Step Functions arms branches in no particular order
-    for id in &ids {
-        deliver(now, &Event::Arm(id.clone()));
-        note_new_jobs(now, &mut running, &mut starts);
-    }
-    while !running.is_empty() {
+    // Each branch's first node at once; a chained node once its predecessor's token
+    // was answered with success (its state succeeded; its branch goes on).
+    let mut armed: HashSet<String> = HashSet::new();
+    let mut pending: Vec<String> = ids.iter().filter(|id| chained_after(workflow, id).is_none()).cloned().collect();
+    loop {
+        while let Some(id) = pending.pop() {
+            armed.insert(id.clone());
+            deliver(now, &Event::Arm(id));
+            note_new_jobs(now, &mut running, &mut starts);
+            pending.extend(next_in_branches(workflow, &tokens, &armed, &pending));
+        }
         running.sort_by_key(|(end, node, _)| (std::cmp::Reverse(*end), std::cmp::Reverse(node.clone())));
-        let (end, node, result) = running.pop().unwrap();
+        let Some((end, node, result)) = running.pop() else { break };
         now = end;
         ends.insert(node.clone(), now);
         deliver(now, &Event::JobEnded(node, result));
         note_new_jobs(now, &mut running, &mut starts);
+        pending.extend(next_in_branches(workflow, &tokens, &armed, &pending));
     }
     let answers = tokens.answers.lock().unwrap().clone();
     let phases = run.phases();
@@ -610,9 +641,9 @@ fn values_flow_along_the_edges() {
     let run = MemoryRun::new(&w, [("x".to_string(), literal::integer(40))].into());
     let ports = Ports::default();
     let (steps, jobs) = (ports.steps(&w, &run), &ports.jobs);
-    block_on(steps.arm("b", "tb")).unwrap();
     block_on(steps.arm("a", "ta")).unwrap();
     block_on(steps.job_ended("a", Ok([("y".to_string(), literal::integer(41))].into()))).unwrap();
+    block_on(steps.arm("b", "tb")).unwrap();
     let submitted = jobs.submitted.lock().unwrap().clone();
     assert_eq!(submitted[1], ("b".to_string(), [("x".to_string(), literal::integer(41))].into()));
 }
@@ -687,10 +718,36 @@ fn a_completion_delivered_twice_and_an_arm_after_the_end_change_nothing() {
     assert_eq!(jobs.submitted.lock().unwrap().len(), 1, "arming twice starts once");
     let done = || Ok([("y".to_string(), literal::integer(2))].into());
     block_on(steps.job_ended("a", done())).unwrap();
+    // b follows a in its branch: Step Functions arms it once a's token is answered.
+    assert!(block_on(steps.arm("b", "tb")).is_ok());
+    assert_eq!(jobs.submitted.lock().unwrap().len(), 2, "b starts when armed after a ended");
     block_on(steps.job_ended("a", done())).unwrap();
     assert_eq!(tokens.answers.lock().unwrap().len(), 1, "one answer for two deliveries");
-    block_on(steps.arm("b", "tb")).unwrap();
-    assert_eq!(jobs.submitted.lock().unwrap().len(), 2, "b starts when armed after a ended");
+    block_on(steps.arm("a", "ta")).unwrap();
+    assert_eq!(
+        (tokens.answers.lock().unwrap().len(), jobs.submitted.lock().unwrap().len()),
+        (1, 2),
+        "an arm after the end"
+    );
+}
+
+#[test]
+fn a_chained_node_armed_before_its_predecessor_ended_is_retried_not_started() {
+    // Step Functions arms b only after a's state succeeded; an arm that comes first anyway
+    // (a's end not readable yet) is an error its state's Retry brings back.
+    let w = workflow(
+        "      a: {task: inc, inputs: {x: $inputs.x}}
+      b: {task: inc, inputs: {x: $a.y}}
+",
+        "",
+    );
+    assert_eq!((chained_after(&w, "b"), chained_child(&w, "a")), (Some("a"), Some("b")));
+    let run = MemoryRun::new(&w, [("x".to_string(), literal::integer(1))].into());
+    let ports = Ports::default();
+    let steps = ports.steps(&w, &run);
+    block_on(steps.arm("a", "ta")).unwrap();
+    assert!(matches!(block_on(steps.arm("b", "tb")), Err(PortError::Transient(_))));
+    assert_eq!(ports.jobs.submitted.lock().unwrap().len(), 1, "only a runs");
 }
 
 #[test]
@@ -947,9 +1004,10 @@ fn assert_converges_under_every_crash(
 }
 
 #[test]
-fn a_chain_costs_four_store_writes_a_node_and_a_fan_in_one_more_an_edge() {
-    // Each node: armed (a root claimed with it), told and claimed in one write (the
-    // rest of a chain), its job recorded, its end; the last one settled by a mark.
+fn a_chain_costs_three_store_writes_a_node_and_a_fan_in_more_an_edge() {
+    // Each node: armed and claimed in one write (the rest of a chain told by the arm
+    // too: Step Functions arms it after its predecessor), its job recorded, its end;
+    // the last one settled by a mark.
     let chain: String = (0..8)
         .map(|i| {
             if i == 0 {
@@ -962,12 +1020,12 @@ fn a_chain_costs_four_store_writes_a_node_and_a_fan_in_one_more_an_edge() {
     let w = workflow(&chain, "");
     let run = simulate(&w, &[], &MemoryCache::default(), &Blobs::default());
     assert_eq!(run.phases.values().filter(|p| **p == NodePhase::Succeeded).count(), 8);
-    assert_eq!(run.store_writes, 4 * 8 - 1 + 1, "{run:?}");
-    // A node with two upstream nodes: two edges, then its claim, as writes of their own.
+    assert_eq!(run.store_writes, 3 * 8 + 1, "{run:?}");
+    // A node with two upstream nodes: its arm, two edges, then its claim, as writes of their own.
     let w = workflow(N_SHAPE, "");
     let run = simulate(&w, &[("a", 1), ("b", 5), ("c", 1), ("d", 1)], &MemoryCache::default(), &Blobs::default());
     let (roots, chained, joined, leaves) = (2, 1, 1, 2);
-    assert_eq!(run.store_writes, roots * 3 + chained * 4 + joined * 6 + leaves, "{run:?}");
+    assert_eq!(run.store_writes, roots * 3 + chained * 3 + joined * 6 + leaves, "{run:?}");
 }
 
 #[test]
@@ -1115,7 +1173,10 @@ fn a_recovery_completes_what_succeeded_on_the_same_work_and_runs_the_rest() {
             ..ports.steps(version, &run)
         };
         block_on(steps.arm("a", "ra")).unwrap();
-        block_on(steps.arm("b", "rb")).unwrap();
+        // b is armed once a's state succeeded; a that runs again ends later, and b with it.
+        if run.state.lock().unwrap().ended.contains_key("a") {
+            block_on(steps.arm("b", "rb")).unwrap();
+        }
         let submitted = jobs.submitted.lock().unwrap().clone();
         let a = run.state.lock().unwrap().ended.get("a").cloned();
         (submitted, a)

@@ -1005,11 +1005,16 @@ fn lists_over_a_thousand_elements_are_summarised_and_the_node_outputs_route_answ
     assert_eq!(node["ys"]["list"]["values"][999], json!({"integer": "998001"}), "the first 1,000, in order");
     assert_eq!(node["nested"]["map"]["values"]["all"]["list"]["omitted"], json!("1500"));
 
+    // An ended node's outputs are read from its own record, not from the run read whole.
+    api.runs.runs.lock().unwrap().get_mut("wide").unwrap().1[0].phase = NodePhase::Succeeded as i32;
+    let whole_reads = || api.runs.whole_reads.load(std::sync::atomic::Ordering::SeqCst);
+    let before = whole_reads();
     let (status, whole) = call(&api, &get_request("/v1/executions/default/development/wide/nodes/n/outputs"));
     assert_eq!(status, 200, "{whole}");
     assert_eq!(whole["id"]["nodeId"], json!("n"));
     let ys = &whole["outputs"]["values"]["ys"]["list"];
     assert_eq!((ys["values"].as_array().unwrap().len(), ys.get("omitted")), (2_500, None), "whole");
+    assert_eq!(whole_reads(), before, "the run was not read whole");
     let (status, missing) = call(&api, &get_request("/v1/executions/default/development/wide/nodes/zz/outputs"));
     assert_eq!((status, missing["code"].as_str()), (404, Some("NoSuchNode")), "{missing}");
 
