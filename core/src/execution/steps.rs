@@ -579,7 +579,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
     }
 
     fn downstream(&self, id: &str) -> Vec<String> {
-        let nodes = self.workflow.template.as_ref().map(|t| t.nodes.as_slice()).unwrap_or_default();
+        let nodes = nodes_of(self.workflow);
         nodes.iter().filter(|n| n.upstream_node_ids.iter().any(|u| u == id)).map(|n| n.id.clone()).collect()
     }
 
@@ -1138,7 +1138,7 @@ impl<S: RunStore, C: CacheStore, B: BlobStore, J: Jobs, T: Tokens> Steps<'_, S, 
                 // The node chained after this one is told by its own arm, which the answer brings.
                 let chained = chained_child(self.workflow, id);
                 for child in children.into_iter().filter(|child| Some(child.as_str()) != chained) {
-                    // A chain's next node is told and claimed in one write.
+                    // Another node whose only upstream node this is: told and claimed in one write.
                     let told = if self.upstream_count(&child) == 1 {
                         self.store.only_upstream_ended(&child, id, failed, self.now_ms, self.stale_before()).await?
                     } else {

@@ -199,9 +199,10 @@ def test_the_node_function_dying_after_the_claim_before_submit_job(cloud, aws):
 ])
 def test_the_node_function_dying_around_the_write_that_tells_and_claims_the_next_node(cloud, aws, service, operation,
                                                                                        after):
-    # In the chain a -> b, the first such call is a's (its arm claims it), the second is made
-    # by a's job-end event for b. a's end is recorded by then, so a repeat of that event finds
-    # it and must still reach b: b has not moved on while it is claimed without a job.
+    # In the chain a -> b, the first such call is a's arm (it claims a); the second is b's arm,
+    # which Step Functions makes once a's token is answered (b follows a in its branch): it
+    # tells b that a ended and claims b. The state's Retry arms b again; a's end stays
+    # unsettled while b is claimed without a job, so the reconciler also reaches b.
     rule = {"function": node_function(cloud), "service": service, "operation": operation, "after": after,
             "skip": 1}
     arm_faults(cloud, crash=[rule])
