@@ -562,8 +562,8 @@ impl DynamoRun {
         Ok(Self::record_of(items))
     }
 
-    /// The record of one node, its values read back, or `None` before its first write.
-    pub async fn node_record(&self, node: &str) -> Result<Option<serde_json::Value>, PortError> {
+    /// `node`'s item, read consistently; `None` before its first write.
+    async fn node_item(&self, node: &str) -> Result<Option<Item>, PortError> {
         let answer = self
             .dynamo
             .get_item()
@@ -574,7 +574,12 @@ impl DynamoRun {
             .send()
             .await
             .map_err(|e| port_error("reading a node", &e))?;
-        let Some(item) = answer.item else { return Ok(None) };
+        Ok(answer.item)
+    }
+
+    /// The record of one node, its values read back, or `None` before its first write.
+    pub async fn node_record(&self, node: &str) -> Result<Option<serde_json::Value>, PortError> {
+        let Some(item) = self.node_item(node).await? else { return Ok(None) };
         let mut items = [item];
         self.resolve_values(&mut items).await?;
         Ok(Some(serde_json::Value::Object(attributes_json(&items[0]))))
@@ -883,17 +888,7 @@ impl RunStore for DynamoRun {
     }
 
     async fn slot(&self, node: &str) -> Result<NodeSlot, PortError> {
-        let answer = self
-            .dynamo
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(&self.partition))
-            .key("sk", s(node_key(node)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("reading a node", &e))?;
-        Ok(answer.item.as_ref().map(Self::slot_of).unwrap_or_default())
+        Ok(self.node_item(node).await?.as_ref().map(Self::slot_of).unwrap_or_default())
     }
 
     async fn claim(&self, node: &str, now: u64, stale_before: u64) -> Result<Claim, PortError> {
