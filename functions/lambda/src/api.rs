@@ -822,19 +822,21 @@ async fn answer<R: Registry, P: Provisioner, L: Runs, C: CacheStore>(
                 })?),
             };
             let found = api.runs.node_log(&id, &node, item, attempt, &token, page.limit).await;
-            let Some(log) = found.map_err(|e| ApiError::from_port(e, "path"))? else {
-                // Which is missing, the run or its node: asked only on this refusal's path.
-                let run = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;
-                let (execution, _) = run.ok_or_else(|| no_execution(&id))?;
-                // A node of the workflow that nothing has written yet has no log yet: an empty page.
-                let workflow = run_workflow(registry, &execution).await?;
-                let nodes = workflow.as_ref().and_then(|w| w.template.as_ref()).map(|t| t.nodes.as_slice());
-                if !nodes.unwrap_or_default().iter().any(|n| n.id == node) {
-                    return Err(no_node(&id, &node));
+            let log = match found.map_err(|e| ApiError::from_port(e, "path"))? {
+                Some(log) => log,
+                None => {
+                    // Which is missing, the run or its node: asked only on this refusal's path.
+                    let run = api.runs.get(&id).await.map_err(|e| ApiError::from_port(e, "path"))?;
+                    let (execution, _) = run.ok_or_else(|| no_execution(&id))?;
+                    // A node of the workflow that nothing has written yet has no log yet: an empty page.
+                    let workflow = run_workflow(registry, &execution).await?;
+                    let nodes = workflow.as_ref().and_then(|w| w.template.as_ref()).map(|t| t.nodes.as_slice());
+                    if !nodes.unwrap_or_default().iter().any(|n| n.id == node) {
+                        return Err(no_node(&id, &node));
+                    }
+                    let ended = execution.phase != WorkflowPhase::WorkflowRunning as i32;
+                    updraft_core::ports::LogPage { ended, ..Default::default() }
                 }
-                let ended = execution.phase != WorkflowPhase::WorkflowRunning as i32;
-                let body = serde_json::json!({"events": [], "nextToken": "", "logStream": "", "ended": ended});
-                return Ok(ok(200, &body));
             };
             let events: Vec<serde_json::Value> =
                 log.events.iter().map(|(at, line)| serde_json::json!({"timestamp": at, "message": line})).collect();

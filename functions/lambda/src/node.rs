@@ -1075,7 +1075,6 @@ async fn describe_children(
     (usage, Some(attempts))
 }
 
-/// Handles one event; the result is what Step Functions' `lambda:invoke` sees.
 /// Sends the job-end event `payload` again to this function, as the follow-up of a
 /// gather out of time.
 async fn send_follow_up<R: Registry>(
@@ -1086,16 +1085,7 @@ async fn send_follow_up<R: Registry>(
     let function = services.config.function_name.as_deref().unwrap_or_default();
     let mut event = payload.clone();
     event[FOLLOW_UP] = serde_json::to_value(follow_up).expect("a cursor is JSON");
-    services
-        .lambda
-        .invoke()
-        .function_name(function)
-        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| port_error("sending a gather's follow-up", &e))
+    crate::stop::invoke_async(&services.lambda, function, &event, "sending a gather's follow-up").await
 }
 
 /// Gathers the items of map node `node`, whose job `job` ended having run `ran` items,
@@ -1138,8 +1128,9 @@ async fn gather<R: Registry, S: RunStore>(
     }
 }
 
-/// Handles one event of the node function; `deadline` is the invocation's (epoch ms,
-/// as Lambda gives it), which a map's gather keeps well within.
+/// Handles one event; the result is what Step Functions' `lambda:invoke` sees.
+/// `deadline` is the invocation's (epoch ms, as Lambda gives it), which a map's
+/// gather keeps well within.
 pub async fn handle<R: Registry>(
     services: &NodeServices<R>,
     payload: &Value,

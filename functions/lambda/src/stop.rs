@@ -195,19 +195,28 @@ pub struct StatusServices {
     pub dead_letter_queue_url: String,
 }
 
-/// Sends the node function one of its events, asynchronously: Lambda retries it,
-/// then the events dead-letter queue keeps it.
-pub(crate) async fn invoke_node_function(services: &StatusServices, payload: &Value) -> Result<(), PortError> {
-    services
-        .lambda
+/// Sends `function` the event `payload`, asynchronously: Lambda retries it, then the
+/// function's dead-letter queue keeps it. `what` names the call in errors.
+pub(crate) async fn invoke_async(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    payload: &Value,
+    what: &str,
+) -> Result<(), PortError> {
+    lambda
         .invoke()
-        .function_name(&services.node_function)
+        .function_name(function)
         .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
         .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string()))
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| port_error("invoking the node function", &e))
+        .map_err(|e| port_error(what, &e))
+}
+
+/// Sends the node function one of its events, asynchronously ([`invoke_async`]).
+pub(crate) async fn invoke_node_function(services: &StatusServices, payload: &Value) -> Result<(), PortError> {
+    invoke_async(&services.lambda, &services.node_function, payload, "invoking the node function").await
 }
 
 /// Sends the node function one of its events and waits for its answer: `Ok` once
